@@ -1,0 +1,225 @@
+"""The kernel seam: every numeric kernel cygrad runs goes through here.
+
+Two backends implement one contract (csrc/README.md has the table):
+  "cython" (default)  exact kernels: every output element runs the same floating-point operations
+  "numpy"             the twin in plain numpy (matmul through BLAS): spec, oracle, baseline
+
+    cygrad.backend.use("numpy")
+    with cygrad.backend.using("numpy"): ...
+
+Inputs are validated here, once, before either backend sees them; nothing above this package
+imports a compiled module.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+
+from . import numpy_backend
+
+__all__ = [
+    "use", "current", "using", "available", "set_num_threads", "get_num_threads",
+    "gemm", "activation_forward", "activation_backward", "bias_add", "column_sum",
+    "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
+]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
+
+_backends = {"numpy": numpy_backend}
+try:
+    from . import cython_backend
+
+    _backends["cython"] = cython_backend
+    _impl = cython_backend
+except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay importable
+    _cython_error = exc
+    _impl = numpy_backend
+
+_num_threads = max(1, min(os.cpu_count() or 1, int(os.environ.get("CYGRAD_NUM_THREADS", "0"))
+                          or (os.cpu_count() or 1)))
+
+
+def available():
+    """Names of the backends this install can run."""
+    return tuple(_backends)
+
+
+def use(name):
+    """Switch every later op to backend `name` ("cython" or "numpy")."""
+    global _impl
+    if name not in ("cython", "numpy"):
+        raise ValueError(f"unknown backend {name!r}: choose 'cython' or 'numpy'")
+    if name not in _backends:
+        raise RuntimeError(f"the cython backend is not built ({_cython_error}); "
+                           "reinstall with `pip install .`")
+    _impl = _backends[name]
+
+
+def current():
+    """Name of the backend in use."""
+    return "cython" if _impl is _backends.get("cython") else "numpy"
+
+
+@contextlib.contextmanager
+def using(name):
+    """`with using("numpy"): ...` runs the block on another backend, then switches back."""
+    previous = current()
+    use(name)
+    try:
+        yield
+    finally:
+        use(previous)
+
+
+def set_num_threads(n):
+    """Threads the Cython kernels may use. Results are bitwise the same for every n."""
+    global _num_threads
+    if int(n) != n or n < 1:
+        raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    _num_threads = int(n)
+
+
+def get_num_threads():
+    return _num_threads
+
+
+# ---------------------------------------------------------------- validation (shared by both)
+
+def _check_float(name, *arrays):
+    for a in arrays:
+        if a.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name}: unsupported dtype {a.dtype}; cygrad computes in float32 "
+                            "or float64")
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) > 1:
+        raise TypeError(f"{name}: mixed dtypes {' and '.join(sorted(map(str, dtypes)))}; "
+                        "convert one operand first")
+
+
+def _check_activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
+
+
+# ---------------------------------------------------------------- the contract
+
+def gemm(a, b, trans_a=False, trans_b=False):
+    """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
+    _check_float("gemm", a, b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"gemm needs 2-D operands, got shapes {a.shape} and {b.shape}")
+    k_a = a.shape[0] if trans_a else a.shape[1]
+    k_b = b.shape[1] if trans_b else b.shape[0]
+    if k_a != k_b:
+        sa = f"{a.shape}{'.T' if trans_a else ''}"
+        sb = f"{b.shape}{'.T' if trans_b else ''}"
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not multiply ({k_a} != {k_b})")
+    return _impl.gemm(a, b, bool(trans_a), bool(trans_b), _num_threads)
+
+
+def activation_forward(name, x, slope=0.01):
+    """y = act(x) elementwise: tanh, sigmoid, relu, leaky_relu(slope)."""
+    _check_activation(name)
+    _check_float(name, x)
+    return _impl.activation_forward(name, x, slope, _num_threads)
+
+
+def activation_backward(name, grad, x, y, slope=0.01):
+    """dx from the output gradient; tanh and sigmoid read y, relu and leaky_relu read x."""
+    _check_activation(name)
+    saved = y if name in ("tanh", "sigmoid") else x
+    _check_float(name, grad, saved)
+    if grad.shape != saved.shape:
+        raise ValueError(f"{name} backward: gradient shape {grad.shape} != {saved.shape}")
+    return _impl.activation_backward(name, grad, saved, slope, _num_threads)
+
+
+def bias_add(x, b):
+    """Y := X + b, X (n, m), b (m,)."""
+    _check_float("bias_add", x, b)
+    if x.ndim != 2 or b.ndim != 1 or x.shape[1] != b.shape[0]:
+        raise ValueError(f"bias_add: shapes {x.shape} and {b.shape} do not match")
+    return _impl.bias_add(x, b, _num_threads)
+
+
+def column_sum(g):
+    """s[j] := sum_i g[i, j], in ascending i: the bias gradient."""
+    _check_float("column_sum", g)
+    if g.ndim != 2:
+        raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
+    return _impl.column_sum(g, _num_threads)
+
+
+def sum_to_shape(g, shape):
+    """Sum gradient g (a broadcast result) back down to `shape`."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead < 0 or any(s != 1 and s != gs for s, gs in zip(shape, g.shape[lead:])):
+        raise ValueError(f"cannot sum a gradient of shape {g.shape} to shape {shape}")
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
+    return _impl.sum_to_shape(g, axes, shape, _num_threads)
+
+
+def _check_targets(logits, targets):
+    targets = np.asarray(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"class targets must be integers, got dtype {targets.dtype}")
+    if logits.ndim != 2 or targets.shape != (logits.shape[0],):
+        raise ValueError(f"cross-entropy: logits of shape {logits.shape} need targets of shape "
+                         f"({logits.shape[0] if logits.ndim else '?'},), got {targets.shape}")
+    if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
+        bad = targets[(targets < 0) | (targets >= logits.shape[1])][0]
+        raise ValueError(f"class index {bad} out of range for {logits.shape[1]} classes")
+    return np.ascontiguousarray(targets, dtype=np.intp)
+
+
+def log_softmax_nll(logits, targets):
+    """(losses, logp): logp = log_softmax(logits) per row, losses[i] = -logp[i, targets[i]]."""
+    _check_float("cross_entropy", logits)
+    targets = _check_targets(logits, targets)
+    return _impl.log_softmax_nll(logits, targets, _num_threads)
+
+
+def log_softmax_nll_backward(logp, targets, g_rows):
+    """dlogits[i] := g_rows[i] * (exp(logp[i]) - onehot(targets[i]))."""
+    _check_float("cross_entropy backward", logp, g_rows)
+    targets = _check_targets(logp, targets)
+    return _impl.log_softmax_nll_backward(logp, targets, g_rows, _num_threads)
+
+
+def _conv_geometry(x_shape, kh, kw, stride, padding):
+    n, c, h, w = x_shape
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    if padding < 0:
+        raise ValueError(f"padding must be non-negative, got {padding}")
+    oh = (h + 2 * padding - kh) // stride + 1
+    ow = (w + 2 * padding - kw) // stride + 1
+    if h + 2 * padding < kh or w + 2 * padding < kw:
+        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
+                         f"{h + 2 * padding}x{w + 2 * padding}")
+    return oh, ow
+
+
+def im2col(x, kh, kw, stride=1, padding=0):
+    """Patches of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), zero padding."""
+    _check_float("im2col", x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col needs (N, C, H, W) input, got shape {x.shape}")
+    oh, ow = _conv_geometry(x.shape, kh, kw, stride, padding)
+    return _impl.im2col(x, kh, kw, stride, padding, oh, ow, _num_threads)
+
+
+def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
+    """The adjoint of im2col: scatter-add rows of patches back into an (N, C, H, W) array."""
+    _check_float("col2im", cols)
+    oh, ow = _conv_geometry(x_shape, kh, kw, stride, padding)
+    n, c = x_shape[:2]
+    if cols.shape != (n * oh * ow, c * kh * kw):
+        raise ValueError(f"col2im: columns of shape {cols.shape} do not fit input {x_shape}")
+    return _impl.col2im(cols, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)

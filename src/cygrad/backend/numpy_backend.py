@@ -1,0 +1,84 @@
+"""The numpy twin of the kernel contract: the spec, the test oracle and the benchmark baseline.
+
+matmul runs through numpy's BLAS (OpenBLAS in numpy's wheels), whose kernels may treat output
+positions differently: this backend is also the demonstration of rounding breaking symmetry.
+Inputs arrive validated by `cygrad.backend`; `num_threads` is accepted for a uniform signature
+(numpy's BLAS has its own thread pool).
+"""
+
+import numpy as np
+
+
+def gemm(a, b, trans_a, trans_b, num_threads):
+    """C := op(A) @ op(B)."""
+    return np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+
+
+def activation_forward(name, x, slope, num_threads):
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "sigmoid":
+        one = x.dtype.type(1)
+        return one / (one + np.exp(-x))
+    if name == "relu":
+        return np.maximum(x, x.dtype.type(0))
+    return np.where(x > 0, x, x * x.dtype.type(slope))
+
+
+def activation_backward(name, grad, saved, slope, num_threads):
+    """tanh, sigmoid: saved is the output y; relu, leaky_relu: saved is the input x."""
+    one = grad.dtype.type(1)
+    if name == "tanh":
+        return grad * (one - saved * saved)
+    if name == "sigmoid":
+        return grad * saved * (one - saved)
+    if name == "relu":
+        return np.where(saved > 0, grad, grad.dtype.type(0))
+    return np.where(saved > 0, grad, grad * grad.dtype.type(slope))
+
+
+def bias_add(x, b, num_threads):
+    return x + b
+
+
+def column_sum(g, num_threads):
+    return g.sum(axis=0)
+
+
+def sum_to_shape(g, axes, shape, num_threads):
+    return g.sum(axis=axes).reshape(shape)
+
+
+def log_softmax_nll(logits, targets, num_threads):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    losses = -logp[np.arange(len(targets)), targets]
+    return losses, logp
+
+
+def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
+    dx = np.exp(logp)
+    dx[np.arange(len(targets)), targets] -= 1
+    return dx * g_rows[:, None]
+
+
+def im2col(x, kh, kw, stride, padding, oh, ow, num_threads):
+    n, c = x.shape[:2]
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    cols = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+            cols[:, :, :, :, i, j] = patch.transpose(0, 2, 3, 1)
+    return cols.reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
+    n, c, h, w = x_shape
+    xp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    patches = cols.reshape(n, oh, ow, c, kh, kw)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += (
+                patches[:, :, :, :, i, j].transpose(0, 3, 1, 2))
+    return xp[:, :, padding:padding + h, padding:padding + w].copy()
