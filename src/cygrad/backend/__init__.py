@@ -37,8 +37,8 @@ except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay
     _cython_error = exc
     _impl = numpy_backend
 
-_num_threads = max(1, min(os.cpu_count() or 1, int(os.environ.get("CYGRAD_NUM_THREADS", "0"))
-                          or (os.cpu_count() or 1)))
+# Like PyTorch: every core by default; CYGRAD_NUM_THREADS overrides.
+_num_threads = int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def available():

@@ -1,0 +1,50 @@
+"""gradcheck: compare an op's analytic gradient with central finite differences in float64."""
+
+import numpy as np
+
+from .tensor import Tensor, no_grad, tensor
+
+
+class GradcheckError(AssertionError):
+    """The analytic and numerical gradients disagree."""
+
+
+def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check the gradients of fn(*inputs) with respect to every input that requires grad.
+
+    Inputs are copied to float64 first. A non-scalar output is reduced with fixed random weights,
+    so every output element is checked. Raises GradcheckError naming the input index, the
+    element and both values on a mismatch; returns True otherwise.
+    """
+    xs = [tensor(x.data, dtype=np.float64, requires_grad=x.requires_grad)
+          if isinstance(x, Tensor) else x for x in inputs]
+    out = fn(*xs)
+    weights = np.random.default_rng(seed).standard_normal(out.shape)
+    (out * Tensor(weights)).sum().backward()
+
+    def objective():
+        with no_grad():
+            return float((fn(*xs).data * weights).sum())
+
+    for index, x in enumerate(xs):
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            continue
+        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        numeric = np.zeros_like(x.data)
+        flat = x.data.reshape(-1)  # a view: writing it perturbs x
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            plus = objective()
+            flat[i] = original - eps
+            minus = objective()
+            flat[i] = original
+            numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        bad = ~np.isclose(analytic, numeric, atol=atol, rtol=rtol)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise GradcheckError(
+                f"gradient of input {index} (shape {x.shape}) differs at index {where}: "
+                f"finite differences expected {numeric[where]!r}, backward gave "
+                f"{analytic[where]!r} ({int(bad.sum())} of {bad.size} elements differ)")
+    return True

@@ -1,0 +1,349 @@
+"""Tensor and reverse-mode autodiff: the whole of backprop is `Tensor.backward` below.
+
+Each Tensor made by an op remembers the op (which knows its own backward rule, cygrad/ops/)
+and its input tensors. `backward` orders the graph topologically (iteratively, so deep graphs
+never hit Python's recursion limit) and walks it once from the output to the leaves, applying
+the chain rule. A node used several times receives the sum of its gradients over its uses:
+this is how tied weights and reused activations work.
+"""
+
+import contextlib
+import numbers
+
+import numpy as np
+
+from . import ops
+from .ops import activation, arithmetic, reduction, shape
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_default_dtype = np.dtype(np.float32)
+_grad_enabled = True
+
+
+def set_default_dtype(dtype):
+    """The dtype given to Python lists and scalars (float32 unless changed)."""
+    global _default_dtype
+    _default_dtype = _float_dtype(dtype)
+
+
+def get_default_dtype():
+    return _default_dtype
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block ops record no graph (for evaluation and optimiser updates)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in _FLOATS:
+        raise TypeError(f"unsupported dtype {dtype}: cygrad computes in float32 or float64")
+    return dtype
+
+
+def _to_array(data, dtype=None):
+    """A fresh float array from data, with cygrad's dtype rules."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = _float_dtype(dtype)
+        array = np.asarray(data)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"cannot convert an array of dtype {array.dtype} to {dtype}")
+        return np.array(array, dtype=dtype)
+    if isinstance(data, (np.ndarray, np.generic)):
+        if data.dtype not in _FLOATS:
+            raise TypeError(f"unsupported dtype {data.dtype}: cygrad computes in float32 or "
+                            "float64; convert explicitly, e.g. cygrad.tensor(x, dtype='float32')")
+        return np.array(data)
+    array = np.array(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"unsupported data of dtype {array.dtype}: cygrad computes in float32 "
+                        "or float64")
+    return array.astype(_default_dtype)
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new leaf Tensor holding a copy of data (a list, a number, an array or a Tensor).
+
+    Float numpy arrays keep their dtype; lists and numbers get the default dtype (float32).
+    """
+    return Tensor(_to_array(data, dtype), requires_grad=requires_grad)
+
+
+class Tensor:
+    """An n-dimensional float array that remembers how it was computed."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our operators: array + tensor is a Tensor
+
+    def __init__(self, data, requires_grad=False):
+        if not (isinstance(data, np.ndarray) and data.dtype in _FLOATS):
+            data = _to_array(data)
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._op = None
+        self._parents = ()
+
+    # ------------------------------------------------------------------ autodiff
+
+    def backward(self, grad=None):
+        """Add d(self)/d(leaf) into .grad of every leaf that requires grad.
+
+        grad defaults to 1 for a single-element tensor. Leaves accumulate across calls (zero
+        them between steps); intermediate tensors keep no gradient.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: no input "
+                               "of the computation had requires_grad=True")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() needs a gradient argument for a non-scalar "
+                                   f"output of shape {self.shape}; call .sum() first, or pass "
+                                   "grad=ones of that shape")
+            grad = np.ones_like(self.data)
+        else:
+            grad = _to_array(grad, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"gradient of shape {grad.shape} for an output of shape "
+                                 f"{self.shape}")
+        grads = {id(self): grad}
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._op is None:
+                node._accumulate(g)
+                continue
+            for parent, pg in zip(node._parents, node._op.backward(g)):
+                if pg is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = grads[key] + pg if key in grads else pg
+
+    def _accumulate(self, g):
+        if self.grad is None:
+            self.grad = np.array(g, dtype=self.data.dtype)
+        else:
+            self.grad += g
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    # ------------------------------------------------------------------ array facts
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def numpy(self):
+        """The data array itself (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a single element, the tensor has shape {self.shape}")
+        return self.data.item()
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", precision=4, threshold=20)
+        extra = f", grad_fn={self._op.name}" if self._op is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        dtype = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
+        return f"tensor({body}{dtype}{extra})"
+
+    # ------------------------------------------------------------------ operators
+
+    def __add__(self, other):
+        return apply(arithmetic.Add, self, _operand(other, self))
+
+    def __radd__(self, other):
+        return apply(arithmetic.Add, _operand(other, self), self)
+
+    def __sub__(self, other):
+        return apply(arithmetic.Sub, self, _operand(other, self))
+
+    def __rsub__(self, other):
+        return apply(arithmetic.Sub, _operand(other, self), self)
+
+    def __mul__(self, other):
+        return apply(arithmetic.Mul, self, _operand(other, self))
+
+    def __rmul__(self, other):
+        return apply(arithmetic.Mul, _operand(other, self), self)
+
+    def __truediv__(self, other):
+        return apply(arithmetic.Div, self, _operand(other, self))
+
+    def __rtruediv__(self, other):
+        return apply(arithmetic.Div, _operand(other, self), self)
+
+    def __neg__(self):
+        return apply(arithmetic.Neg, self)
+
+    def __pow__(self, exponent):
+        if not isinstance(exponent, numbers.Real):
+            raise TypeError(f"** takes a Python number as exponent, got {type(exponent).__name__}")
+        return apply(arithmetic.Pow, self, p=float(exponent))
+
+    def __matmul__(self, other):
+        return matmul(self, _operand(other, self))
+
+    def __rmatmul__(self, other):
+        return matmul(_operand(other, self), self)
+
+    def __getitem__(self, index):
+        if isinstance(index, Tensor):
+            index = index.data
+        return apply(shape.GetItem, self, index=index)
+
+    # ------------------------------------------------------------------ methods
+
+    def sum(self, axis=None, keepdims=False):
+        return apply(reduction.Sum, self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return apply(reduction.Mean, self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return apply(reduction.Max, self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *new_shape):
+        if len(new_shape) == 1 and isinstance(new_shape[0], (tuple, list)):
+            new_shape = tuple(new_shape[0])
+        return apply(shape.Reshape, self, shape=new_shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return apply(shape.Transpose, self, axes=axes or None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def exp(self):
+        return apply(activation.Exp, self)
+
+    def log(self):
+        return apply(activation.Log, self)
+
+    def tanh(self):
+        return apply(activation.Tanh, self)
+
+    def sigmoid(self):
+        return apply(activation.Sigmoid, self)
+
+    def relu(self):
+        return apply(activation.ReLU, self)
+
+    def leaky_relu(self, negative_slope=0.01):
+        return apply(activation.LeakyReLU, self, slope=float(negative_slope))
+
+    def softmax(self, axis=-1):
+        return apply(reduction.Softmax, self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return apply(reduction.LogSoftmax, self, axis=axis)
+
+
+def apply(op_class, *inputs, **params):
+    """Run op_class forward on the inputs' data and, if any input needs a gradient, record it."""
+    op = op_class(**params)
+    out = Tensor.__new__(Tensor)
+    out.data = op.forward(*[t.data for t in inputs])
+    out.grad = None
+    if _grad_enabled and any(t.requires_grad for t in inputs):
+        op.needs = tuple(t.requires_grad for t in inputs)
+        out.requires_grad, out._op, out._parents = True, op, inputs
+    else:
+        out.requires_grad, out._op, out._parents = False, None, ()
+    return out
+
+
+def matmul(a, b):
+    """a @ b for 2-D tensors, or batches of them (3-D)."""
+    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+        raise ValueError(f"matmul takes 2-D or 3-D tensors, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    _check_same_dtype(a, b)
+    return apply(arithmetic.MatMul, a, b)
+
+
+def _check_same_dtype(a, b):
+    if a.data.dtype != b.data.dtype:
+        raise TypeError(f"dtype mismatch: {a.data.dtype} and {b.data.dtype}; convert one "
+                        "operand (cygrad.tensor(x, dtype=...)) first")
+
+
+def _operand(other, like):
+    """The other operand of a binary op as a Tensor: Python numbers take like's dtype."""
+    if isinstance(other, Tensor):
+        _check_same_dtype(like, other)
+        if other.shape != like.shape:
+            _check_broadcast(like.shape, other.shape)
+        return other
+    if isinstance(other, numbers.Number) and not isinstance(other, complex):
+        return Tensor(np.asarray(other, dtype=like.data.dtype))
+    other = Tensor(_to_array(other))
+    _check_same_dtype(like, other)
+    _check_broadcast(like.shape, other.shape)
+    return other
+
+
+def _check_broadcast(a, b):
+    try:
+        np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"shapes {a} and {b} cannot be broadcast together") from None
+
+
+def _topological_order(root):
+    """Nodes reachable from root that need gradients, each after all of its inputs."""
+    order, seen = [], {id(root)}
+    stack = [(root, iter(root._parents))]
+    while stack:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent.requires_grad and id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent._parents)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "set_default_dtype",
+           "get_default_dtype", "apply", "matmul", "ops"]
