@@ -183,28 +183,28 @@ class Tensor:
     # ------------------------------------------------------------------ operators
 
     def __add__(self, other):
-        return apply(arithmetic.Add, self, _operand(other, self))
+        return _broadcasting(arithmetic.Add, self, _operand(other, self))
 
     def __radd__(self, other):
-        return apply(arithmetic.Add, _operand(other, self), self)
+        return _broadcasting(arithmetic.Add, _operand(other, self), self)
 
     def __sub__(self, other):
-        return apply(arithmetic.Sub, self, _operand(other, self))
+        return _broadcasting(arithmetic.Sub, self, _operand(other, self))
 
     def __rsub__(self, other):
-        return apply(arithmetic.Sub, _operand(other, self), self)
+        return _broadcasting(arithmetic.Sub, _operand(other, self), self)
 
     def __mul__(self, other):
-        return apply(arithmetic.Mul, self, _operand(other, self))
+        return _broadcasting(arithmetic.Mul, self, _operand(other, self))
 
     def __rmul__(self, other):
-        return apply(arithmetic.Mul, _operand(other, self), self)
+        return _broadcasting(arithmetic.Mul, _operand(other, self), self)
 
     def __truediv__(self, other):
-        return apply(arithmetic.Div, self, _operand(other, self))
+        return _broadcasting(arithmetic.Div, self, _operand(other, self))
 
     def __rtruediv__(self, other):
-        return apply(arithmetic.Div, _operand(other, self), self)
+        return _broadcasting(arithmetic.Div, _operand(other, self), self)
 
     def __neg__(self):
         return apply(arithmetic.Neg, self)
@@ -308,24 +308,23 @@ def _check_same_dtype(a, b):
 
 def _operand(other, like):
     """The other operand of a binary op as a Tensor: Python numbers take like's dtype."""
-    if isinstance(other, Tensor):
-        _check_same_dtype(like, other)
-        if other.shape != like.shape:
-            _check_broadcast(like.shape, other.shape)
-        return other
-    if isinstance(other, numbers.Number) and not isinstance(other, complex):
-        return Tensor(np.asarray(other, dtype=like.data.dtype))
-    other = Tensor(_to_array(other))
+    if not isinstance(other, Tensor):
+        if isinstance(other, numbers.Number) and not isinstance(other, complex):
+            return Tensor(np.asarray(other, dtype=like.data.dtype))
+        other = Tensor(_to_array(other))
     _check_same_dtype(like, other)
-    _check_broadcast(like.shape, other.shape)
     return other
 
 
-def _check_broadcast(a, b):
-    try:
-        np.broadcast_shapes(a, b)
-    except ValueError:
-        raise ValueError(f"shapes {a} and {b} cannot be broadcast together") from None
+def _broadcasting(op_class, a, b):
+    """An elementwise binary op; shapes must broadcast (checked before any arithmetic)."""
+    if a.data.shape != b.data.shape:
+        try:
+            np.broadcast_shapes(a.data.shape, b.data.shape)
+        except ValueError:
+            raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast "
+                             "together") from None
+    return apply(op_class, a, b)
 
 
 def _topological_order(root):

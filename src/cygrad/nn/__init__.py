@@ -1,0 +1,34 @@
+"""cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
+
+from . import functional, init
+from .layers import (
+    AvgPool2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .module import Module, Parameter
+
+
+def tied_parameters(model):
+    """Every parameter reachable under more than one name: {first name: [all its names]}."""
+    names = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return {group[0]: group for group in names.values() if len(group) > 1}
+
+
+__all__ = [
+    "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+    "Identity", "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Sequential", "MSELoss",
+    "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
+]

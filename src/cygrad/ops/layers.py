@@ -1,0 +1,133 @@
+"""The ops behind the layers: linear, conv2d, pooling, dropout. Every product goes through the
+backend's exact gemm, so identical units (rows of a weight) get identical outputs and gradients."""
+
+import numpy as np
+
+from .. import backend as B
+from . import Op
+
+
+class Linear(Op):
+    """y = x @ W.T + b, x (..., in), W (out, in), b (out,) or absent"""
+
+    rule = "dx = g @ W;  dW = g.T @ x;  db = g summed over rows"
+
+    def forward(self, x, w, b=None):
+        self.in_shape = x.shape
+        self.x = x.reshape(-1, w.shape[1])
+        self.w = w
+        y = B.gemm(self.x, w, trans_b=True)
+        if b is not None:
+            y = B.bias_add(y, b)
+        return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+    def backward(self, g):
+        g = g.reshape(-1, self.w.shape[0])
+        dx = B.gemm(g, self.w).reshape(self.in_shape) if self.needs[0] else None
+        dw = B.gemm(g, self.x, trans_a=True) if self.needs[1] else None
+        if len(self.needs) == 2:
+            return dx, dw
+        return dx, dw, (B.column_sum(g) if self.needs[2] else None)
+
+
+class Conv2d(Op):
+    """y[n, o] = sum_c W[o, c] * x[n, c] (cross-correlation) + b[o], through im2col + gemm
+
+    x (N, C, H, W), W (O, C, kh, kw), b (O,), stride and padding as ints.
+    """
+
+    rule = "dW = g.T @ cols;  db = g summed;  dx = col2im(g @ W)"
+
+    def forward(self, x, w, b=None):
+        n, _, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        self.x_shape, self.w = x.shape, w
+        self.cols = B.im2col(x, kh, kw, self.stride, self.padding)
+        y = B.gemm(self.cols, w.reshape(o, -1), trans_b=True)
+        if b is not None:
+            y = B.bias_add(y, b)
+        oh = (h + 2 * self.padding - kh) // self.stride + 1
+        ow = (wd + 2 * self.padding - kw) // self.stride + 1
+        self.out_hw = oh, ow
+        return np.ascontiguousarray(y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
+
+    def backward(self, g):
+        o, _, kh, kw = self.w.shape
+        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, o)
+        dx = dw = None
+        if self.needs[0]:
+            dcols = B.gemm(g, self.w.reshape(o, -1))
+            dx = B.col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
+        if self.needs[1]:
+            dw = B.gemm(g, self.cols, trans_a=True).reshape(self.w.shape)
+        if len(self.needs) == 2:
+            return dx, dw
+        return dx, dw, (B.column_sum(g) if self.needs[2] else None)
+
+
+class _Pool2d(Op):
+    """Pooling over k x k windows: every channel is treated as an image of its own."""
+
+    def _windows(self, x):
+        n, c, h, w = x.shape
+        self.x_shape = x.shape
+        k, s = self.kernel_size, self.stride
+        self.oh, self.ow = (h - k) // s + 1, (w - k) // s + 1
+        return B.im2col(x.reshape(n * c, 1, h, w), k, k, s, 0)
+
+    def _scatter(self, dcols):
+        n, c, h, w = self.x_shape
+        k, s = self.kernel_size, self.stride
+        return B.col2im(dcols, (n * c, 1, h, w), k, k, s, 0).reshape(self.x_shape)
+
+    def _out(self, rows):
+        n, c = self.x_shape[:2]
+        return rows.reshape(n, c, self.oh, self.ow)
+
+
+class MaxPool2d(_Pool2d):
+    """y = max over each k x k window (the first maximum wins a tie, as in PyTorch)"""
+
+    rule = "dx = g routed to the position of each window's maximum"
+
+    def forward(self, x):
+        cols = self._windows(x)
+        self.argmax = cols.argmax(axis=1)
+        self.rows = np.arange(cols.shape[0])
+        self.cols_shape = cols.shape
+        return self._out(cols[self.rows, self.argmax])
+
+    def backward(self, g):
+        dcols = np.zeros(self.cols_shape, dtype=g.dtype)
+        dcols[self.rows, self.argmax] = g.reshape(-1)
+        return (self._scatter(dcols),)
+
+
+class AvgPool2d(_Pool2d):
+    """y = mean over each k x k window"""
+
+    rule = "dx = g / k**2 spread over each window"
+
+    def forward(self, x):
+        cols = self._windows(x)
+        self.cols_shape = cols.shape
+        return self._out(cols.mean(axis=1))
+
+    def backward(self, g):
+        k2 = g.dtype.type(self.kernel_size ** 2)
+        dcols = np.broadcast_to((g.reshape(-1, 1) / k2), self.cols_shape)
+        return (self._scatter(np.ascontiguousarray(dcols)),)
+
+
+class Dropout(Op):
+    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p), drawn from cygrad's generator"""
+
+    rule = "dx = g * mask / (1 - p)"
+
+    def forward(self, x):
+        keep = self.generator.random(x.shape) >= self.p
+        self.scale = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        return x * self.scale
+
+    def backward(self, g):
+        return (g * self.scale,)

@@ -1,0 +1,56 @@
+"""Loss ops with a fused forward and backward."""
+
+import numpy as np
+
+from .. import backend as B
+from . import Op
+
+
+def _reduce(losses, reduction):
+    if reduction == "none":
+        return losses
+    total = losses.sum(dtype=losses.dtype)
+    return np.asarray(total / losses.dtype.type(max(losses.size, 1)) if reduction == "mean"
+                      else total)
+
+
+def _row_gradients(g, n, dtype, reduction):
+    if reduction == "none":
+        return np.ascontiguousarray(g, dtype=dtype)
+    scale = g / dtype.type(max(n, 1)) if reduction == "mean" else g
+    return np.full(n, scale, dtype=dtype)
+
+
+class CrossEntropy(Op):
+    """loss_i = -log_softmax(x_i)[t_i], fused in one kernel; x (N, C), t (N,) class indices"""
+
+    rule = "dx_i = g_i * (softmax(x_i) - onehot(t_i))"
+
+    def forward(self, logits):
+        losses, self.logp = B.log_softmax_nll(logits, self.targets)
+        return _reduce(losses, self.reduction)
+
+    def backward(self, g):
+        n, dtype = self.logp.shape[0], self.logp.dtype
+        rows = _row_gradients(g, n, dtype, self.reduction)
+        return (B.log_softmax_nll_backward(self.logp, self.targets, rows),)
+
+
+class BCEWithLogits(Op):
+    """loss = max(x, 0) - x * t + log(1 + exp(-|x|)), the stable form of BCE(sigmoid(x), t)"""
+
+    rule = "dx = g * (sigmoid(x) - t)"
+
+    def forward(self, x):
+        t = self.targets
+        self.x = x
+        losses = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        return _reduce(losses.reshape(-1), self.reduction).reshape(
+            x.shape if self.reduction == "none" else ())
+
+    def backward(self, g):
+        x, t = self.x, self.targets
+        sig = B.activation_forward("sigmoid", x)
+        if self.reduction == "mean":
+            g = g / x.dtype.type(max(x.size, 1))
+        return ((sig - t) * g,)

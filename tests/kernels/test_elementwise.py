@@ -1,0 +1,91 @@
+"""Elementwise kernels (activations, bias add) against their numpy twins, and bitwise exact."""
+
+import numpy as np
+import pytest
+from exactness import SIZES, assert_columns_identical, assert_rows_identical, on_threads
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import cygrad
+from cygrad import backend as B
+from cygrad.backend import numpy_backend
+
+pytestmark = pytest.mark.skipif("cython" not in B.available(), reason="cython backend not built")
+ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu"]
+TOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-14}
+
+float_arrays = st.sampled_from([np.float32, np.float64]).flatmap(
+    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=9),
+                          elements=st.floats(-20, 20, width=32)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=float_arrays, name=st.sampled_from(ACTIVATIONS), transposed=st.booleans())
+def test_activations_match_numpy_twin(x, name, transposed):
+    x = x.T if transposed else x  # non-contiguous input
+    g = np.linspace(-1, 1, x.size, dtype=x.dtype).reshape(x.shape)
+    with B.using("cython"):
+        y = B.activation_forward(name, x, 0.1)
+        dx = B.activation_backward(name, g, x, y, 0.1)
+    y_ref = numpy_backend.activation_forward(name, x, 0.1, 1)
+    dx_ref = numpy_backend.activation_backward(name, g, y_ref if name in ("tanh", "sigmoid")
+                                               else x, 0.1, 1)
+    assert y.dtype == x.dtype and dx.dtype == x.dtype and y.shape == x.shape
+    np.testing.assert_allclose(y, y_ref, rtol=TOL[x.dtype] * 4, atol=TOL[x.dtype])
+    np.testing.assert_allclose(dx, dx_ref, rtol=TOL[x.dtype] * 4, atol=TOL[x.dtype])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 20), m=st.integers(0, 20), dt=st.sampled_from([np.float32, np.float64]))
+def test_bias_add_matches_numpy(n, m, dt):
+    rng = np.random.default_rng(n * 31 + m)
+    x, b = rng.standard_normal((n, m)).astype(dt), rng.standard_normal(m).astype(dt)
+    with B.using("cython"):
+        assert np.array_equal(B.bias_add(x[:, ::-1], b), x[:, ::-1] + b)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_identical_units_identical_activations(size, name, dtype):
+    # A batch of 5 whose `size` units all carry the same pre-activations: duplicate columns.
+    x = np.repeat(np.random.default_rng(size).standard_normal((5, 1)).astype(dtype), size, 1)
+    g = np.repeat(np.random.default_rng(1).standard_normal((5, 1)).astype(dtype), size, 1)
+    for threads in (1, 2):
+        y = on_threads(lambda: B.activation_forward(name, x, 0.1), threads)
+        dx = on_threads(lambda: B.activation_backward(name, g, x, y, 0.1), threads)
+        assert_columns_identical(y)
+        assert_columns_identical(dx)
+    # the same rows again, now a batch: each row must not depend on where it sits
+    x_rows = np.ascontiguousarray(x.T)
+    assert_rows_identical(on_threads(lambda: B.activation_forward(name, x_rows, 0.1), 2))
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_thread_count_does_not_change_bits(name, dtype):
+    x = np.random.default_rng(3).standard_normal((257, 300)).astype(dtype)
+    one = on_threads(lambda: B.activation_forward(name, x, 0.1), 1)
+    two = on_threads(lambda: B.activation_forward(name, x, 0.1), 2)
+    assert np.array_equal(one, two)
+    g = np.ones_like(x)
+    assert np.array_equal(on_threads(lambda: B.activation_backward(name, g, x, one, 0.1), 1),
+                          on_threads(lambda: B.activation_backward(name, g, x, one, 0.1), 2))
+
+
+def test_batch_invariance_of_activations(dtype):
+    x = np.random.default_rng(4).standard_normal((100, 37)).astype(dtype)
+    with B.using("cython"):
+        whole = B.activation_forward("tanh", x, 0.0)
+        for i in (0, 50, 99):
+            assert np.array_equal(B.activation_forward("tanh", x[i:i + 1], 0.0), whole[i:i + 1])
+
+
+def test_float32_stays_float32():
+    x = np.ones((3, 3), np.float32)
+    with B.using("cython"):
+        assert B.activation_forward("sigmoid", x).dtype == np.float32
+        assert B.bias_add(x, np.ones(3, np.float32)).dtype == np.float32
+
+
+def test_cython_backend_is_built():
+    assert "cython" in cygrad.backend.available()

@@ -1,0 +1,64 @@
+"""Fused log-softmax + NLL kernel against its numpy twin, and bitwise exact per row."""
+
+import numpy as np
+import pytest
+from exactness import on_threads
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cygrad import backend as B
+from cygrad.backend import numpy_backend
+
+pytestmark = pytest.mark.skipif("cython" not in B.available(), reason="cython backend not built")
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 30), c=st.integers(1, 40), dt=st.sampled_from([np.float32, np.float64]),
+       scale=st.sampled_from([0.1, 1.0, 30.0]), transposed=st.booleans())
+def test_matches_numpy_twin(n, c, dt, scale, transposed):
+    rng = np.random.default_rng(n * 41 + c)
+    logits = (rng.standard_normal((c, n) if transposed else (n, c)) * scale).astype(dt)
+    logits = logits.T if transposed else logits
+    targets = rng.integers(0, c, n)
+    g = rng.uniform(0.1, 1, n).astype(dt)
+    with B.using("cython"):
+        losses, logp = B.log_softmax_nll(logits, targets)
+        dx = B.log_softmax_nll_backward(logp, targets, g)
+    ref_losses, ref_logp = numpy_backend.log_softmax_nll(logits, targets, 1)
+    tol = 1e-5 if dt == np.float32 else 1e-12
+    assert losses.dtype == dt and dx.dtype == dt
+    np.testing.assert_allclose(logp, ref_logp, rtol=tol, atol=tol * scale)
+    np.testing.assert_allclose(losses, ref_losses, rtol=tol, atol=tol * scale)
+    np.testing.assert_allclose(dx, numpy_backend.log_softmax_nll_backward(ref_logp, targets, g, 1),
+                               rtol=tol, atol=tol)
+
+
+def test_rows_are_batch_and_thread_invariant(dtype):
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((257, 10)).astype(dtype)
+    targets = rng.integers(0, 10, 257)
+    one = on_threads(lambda: B.log_softmax_nll(logits, targets), 1)
+    two = on_threads(lambda: B.log_softmax_nll(logits, targets), 2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+    alone = on_threads(lambda: B.log_softmax_nll(logits[100:101], targets[100:101]), 1)
+    assert np.array_equal(alone[1], one[1][100:101])
+
+
+def test_identical_logit_columns_get_identical_gradients(dtype):
+    # Two output units with the same logits and neither the target: bitwise equal gradients.
+    logits = np.random.default_rng(0).standard_normal((33, 1)).astype(dtype)
+    logits = np.concatenate([logits, logits, np.zeros((33, 1), dtype)], axis=1)
+    targets = np.full(33, 2)
+    with B.using("cython"):
+        _, logp = B.log_softmax_nll(logits, targets)
+        dx = B.log_softmax_nll_backward(logp, targets, np.ones(33, dtype))
+    assert np.array_equal(dx[:, 0], dx[:, 1])
+
+
+def test_bad_targets_are_named():
+    with pytest.raises(ValueError, match="class index 5 out of range for 3 classes"):
+        B.log_softmax_nll(np.zeros((2, 3)), [0, 5])
+    with pytest.raises(ValueError, match="targets of shape"):
+        B.log_softmax_nll(np.zeros((2, 3)), [0, 1, 2])
+    with pytest.raises(TypeError, match="integers"):
+        B.log_softmax_nll(np.zeros((2, 3)), np.array([0.0, 1.0]))
