@@ -1,0 +1,221 @@
+"""The gemm kernel: C := op(A) @ op(B) against numpy, and the exactness contract, bitwise.
+
+Every element is one fma chain in ascending k (csrc/gemm.pyx), so beyond agreeing with numpy
+to rounding the kernel must give: identical rows of A -> identical rows of C, identical columns
+of op(B) -> identical columns, a row (or column) alone == the same row inside any batch, the same
+bits for 1 and 2 threads, and the same bits from all three variants (packed, blocked, naive).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+gemm_module = pytest.importorskip("cygrad._C.gemm", reason="the gemm extension is not built")
+
+DTYPES = (np.float32, np.float64)
+TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
+KERNELS = ("packed", "blocked", "naive")
+_KERNEL_FN = {"packed": gemm_module.gemm, "blocked": gemm_module.gemm_blocked,
+              "naive": gemm_module.gemm_naive}
+
+
+def run_gemm(a, b, ta=False, tb=False, threads=1, kernel="packed"):
+    """C := op(A) @ op(B) through the compiled kernel, C allocated here as the backend does."""
+    m = a.shape[1] if ta else a.shape[0]
+    n = b.shape[0] if tb else b.shape[1]
+    c = np.full((m, n), np.nan, dtype=a.dtype)  # NaN: any element left unwritten shows up
+    _KERNEL_FN[kernel](a, b, c, ta, tb, threads)
+    return c
+
+
+def operands(rng, m, n, k, ta, tb, dtype):
+    """Random a, b stored so that op(a) is (m, k) and op(b) is (k, n)."""
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    return a, b
+
+
+def op(x, t):
+    return x.T if t else x
+
+
+def assert_close_to_numpy(c, a, b, ta, tb):
+    """|c - exact| <= 2 (K+2) eps (|op A| @ |op B|): the standard bound, for us and for BLAS."""
+    oa, ob = op(a, ta).astype(np.float64), op(b, tb).astype(np.float64)
+    k = oa.shape[1]
+    ref = oa @ ob if a.dtype == np.float32 else np.matmul(op(a, ta), op(b, tb))
+    bound = 2 * (k + 2) * np.finfo(a.dtype).eps * (np.abs(oa) @ np.abs(ob)) + 1e-300
+    assert c.shape == ref.shape and c.dtype == a.dtype
+    assert np.all(np.abs(c - ref) <= bound), np.max(np.abs(c - ref) - bound)
+
+
+def relayout(x, layout, rng):
+    """The same values as x, stored differently: the kernel must read any strides."""
+    if layout == "C":
+        return np.ascontiguousarray(x)
+    if layout == "F":  # a transposed view of a C array
+        return np.asfortranarray(x)
+    if layout == "step":  # every other row and column of a bigger array
+        big = rng.standard_normal((2 * x.shape[0], 2 * x.shape[1])).astype(x.dtype)
+        big[1::2, ::2] = x
+        return big[1::2, ::2]
+    if layout == "neg":  # negative strides on both axes
+        return np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    raise ValueError(layout)
+
+
+LAYOUTS = ("C", "F", "step", "neg")
+
+
+# ---------------------------------------------------------------- agreement with numpy
+
+@settings(max_examples=250, deadline=None)
+@given(m=st.integers(0, 70), n=st.integers(0, 70), k=st.integers(0, 70),
+       ta=st.booleans(), tb=st.booleans(), dtype=st.sampled_from(DTYPES),
+       la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**32 - 1))
+def test_matches_numpy_any_shape_and_layout(m, n, k, ta, tb, dtype, la, lb, threads, seed):
+    rng = np.random.default_rng(seed)
+    a, b = operands(rng, m, n, k, ta, tb, dtype)
+    a2, b2 = relayout(a, la, rng), relayout(b, lb, rng)
+    c = run_gemm(a2, b2, ta, tb, threads)
+    assert_close_to_numpy(c, a, b, ta, tb)
+    # the same values in another layout give the same bits, and so does the naive spec
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 1))
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (9, 33, 257), (70, 65, 600), (130, 40, 20)])
+def test_variants_match_numpy(kernel, dtype, ta, tb, m, n, k):
+    a, b = operands(np.random.default_rng(m * n + k), m, n, k, ta, tb, dtype)
+    assert_close_to_numpy(run_gemm(a, b, ta, tb, 2, kernel=kernel), a, b, ta, tb)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(0, 5, 3), (5, 0, 3), (0, 0, 0), (4, 3, 0), (1, 1, 0)])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_empty(dtype, m, n, k, kernel):
+    a, b = np.ones((m, k), dtype), np.ones((k, n), dtype)
+    c = run_gemm(a, b, threads=2, kernel=kernel)
+    assert c.shape == (m, n) and np.array_equal(c, np.zeros((m, n), dtype))
+
+
+def test_special_values_and_read_only_inputs():
+    a = np.array([[np.inf, 1.0], [2.0, np.nan], [-0.0, 0.0]], np.float32)
+    b = np.array([[1.0, 0.0], [-1.0, 2.0]], np.float32)
+    a.flags.writeable = b.flags.writeable = False
+    c = run_gemm(a, b)
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(c, a @ b, equal_nan=True)
+
+
+def test_refuses_shapes_that_do_not_fit():
+    a, b = np.ones((3, 4)), np.ones((4, 5))
+    with pytest.raises(ValueError):
+        gemm_module.gemm(a, b, np.empty((3, 4)), False, False, 1)
+    with pytest.raises(ValueError):
+        gemm_module.gemm(a, b, np.empty((3, 5)), True, False, 1)
+
+
+# ---------------------------------------------------------------- the exactness contract
+
+def tied(rng, shape_distinct, size, axis, dtype):
+    """A random matrix whose `size` rows (axis 0) or columns (axis 1) repeat a few distinct
+    ones at random positions; returns the matrix and which distinct one sits where."""
+    distinct = rng.standard_normal(shape_distinct).astype(dtype)
+    idx = rng.integers(0, distinct.shape[axis], size)
+    idx[: distinct.shape[axis]] = rng.permutation(distinct.shape[axis])[: size]
+    return np.take(distinct, idx, axis=axis), distinct, idx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("size", [1, 7, 33, 100, 257, 1000])
+def test_tied_rows_and_columns_stay_tied(dtype, ta, tb, size):
+    """C[i, j] depends only on which distinct row of A and column of op(B) it reads: so C equals
+    the 3 x 3 product of the distinct ones, spread out, bitwise, for 1 and 2 threads."""
+    rng = np.random.default_rng(size)
+    k = 300 if size <= 257 else 40  # 300 > KC: the chain continues across k-blocks
+    oa, da, ia = tied(rng, (3, k), size, 0, dtype)  # op(A): rows from 3 distinct
+    ob, db, ib = tied(rng, (k, 3), size, 1, dtype)  # op(B): columns from 3 distinct
+    a, b = (oa.T if ta else oa), (ob.T if tb else ob)
+    small = run_gemm(da, db)
+    expected = small[np.ix_(ia, ib)]
+    for threads in (1, 2):
+        assert np.array_equal(run_gemm(a, b, ta, tb, threads), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [7, 100, 1000])
+def test_broadcast_rows_stride_zero(dtype, size):
+    """A tied layer in its purest form: one row broadcast (stride 0) to every position."""
+    rng = np.random.default_rng(1)
+    row = rng.standard_normal((1, 50)).astype(dtype)
+    a = np.broadcast_to(row, (size, 50))
+    b = rng.standard_normal((50, 70)).astype(dtype)
+    c = run_gemm(a, b, threads=2)
+    assert np.array_equal(c, np.broadcast_to(run_gemm(row, b), c.shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("m", [1, 5, 64, 257])
+def test_batch_invariance(dtype, ta, tb, m):
+    """Each row of C, computed alone (M = 1), has the bits it has inside the batch."""
+    rng = np.random.default_rng(m)
+    k, n = 300, 45
+    a, b = operands(rng, m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, 2)
+    for i in range(m):
+        row = a[:, i:i + 1] if ta else a[i:i + 1]
+        assert np.array_equal(run_gemm(row, b, ta, tb, 1), c[i:i + 1]), i
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+def test_column_invariance(dtype, ta, tb):
+    """Each column of C, computed alone (N = 1), has the bits it has among all N."""
+    rng = np.random.default_rng(7)
+    m, n, k = 37, 70, 260
+    a, b = operands(rng, m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, 2)
+    for j in range(n):
+        col = b[j:j + 1] if tb else b[:, j:j + 1]
+        assert np.array_equal(run_gemm(a, col, ta, tb, 1), c[:, j:j + 1]), j
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("m,n,k", [(1000, 7, 64), (7, 1000, 64), (257, 257, 513),
+                                   (64, 256, 784), (3, 2100, 30)])
+def test_threads_and_variants_give_the_same_bits(dtype, ta, tb, m, n, k):
+    """1 or 2 threads (split over N or over M) and all three variants: one result."""
+    a, b = operands(np.random.default_rng(k), m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, 1)
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 2))
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 2, kernel="blocked"))
+    if m * n * k <= 2_000_000:
+        assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
+
+
+# ---------------------------------------------------------------- through the backend seam
+
+def test_through_the_backend_seam():
+    backend = pytest.importorskip("cygrad.backend")
+    if "cython" not in backend.available():
+        pytest.skip("the cython backend is not built")
+    rng = np.random.default_rng(3)
+    for dtype in DTYPES:
+        for ta, tb in TRANSPOSES:
+            a, b = operands(rng, 33, 70, 300, ta, tb, dtype)
+            with backend.using("cython"):
+                c = backend.gemm(a, b, ta, tb)
+            with backend.using("numpy"):
+                ref = backend.gemm(a, b, ta, tb)
+            assert c.dtype == ref.dtype == dtype
+            assert np.array_equal(c, run_gemm(a, b, ta, tb, 1))
+            assert_close_to_numpy(c, a, b, ta, tb)
