@@ -51,8 +51,9 @@ def column_sum(g, num_threads):
 
 def sum_to_shape(g, axes, shape, num_threads):
     kept = [i for i in range(g.ndim) if i not in axes]
-    rows = g.transpose(list(axes) + kept)
-    rows = np.ascontiguousarray(rows).reshape(-1, int(np.prod([g.shape[i] for i in kept])))
+    n_rows = int(np.prod([g.shape[i] for i in axes]))
+    n_cols = int(np.prod([g.shape[i] for i in kept]))
+    rows = np.ascontiguousarray(g.transpose(list(axes) + kept)).reshape(n_rows, n_cols)
     return column_sum(rows, num_threads).reshape(shape)
 
 

@@ -1,0 +1,36 @@
+"""gradcheck itself: it passes correct gradients and catches a wrong one, naming the input."""
+
+import numpy as np
+import pytest
+
+import cygrad
+from cygrad.ops import Op
+from cygrad.tensor import apply
+
+
+class WrongSquare(Op):
+    """y = x**2 with a deliberately wrong backward (dx = g * x instead of 2 g x)"""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return (g * self.x,)
+
+
+def test_passes_a_correct_gradient():
+    x = cygrad.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    assert cygrad.gradcheck(lambda t: (t * t).tanh(), x)
+
+
+def test_catches_a_wrong_gradient_and_names_the_input():
+    a = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    b = cygrad.tensor([0.5, -1.0], requires_grad=True)
+    with pytest.raises(cygrad.GradcheckError, match="input 1"):
+        cygrad.gradcheck(lambda u, v: u + apply(WrongSquare, v), a, b)
+
+
+def test_checks_float32_inputs_in_float64():
+    x = cygrad.tensor(np.array([0.3, -0.7], np.float32), requires_grad=True)
+    assert cygrad.gradcheck(lambda t: t.sigmoid() * t, x)

@@ -1,0 +1,162 @@
+"""Tensor construction, dtype rules and the semantics of backward."""
+
+import sys
+import weakref
+
+import numpy as np
+import pytest
+
+import cygrad
+
+
+def test_lists_and_numbers_take_the_default_dtype():
+    assert cygrad.tensor([1, 2, 3]).dtype == np.float32
+    assert cygrad.tensor(2.5).dtype == np.float32
+    cygrad.set_default_dtype("float64")
+    assert cygrad.tensor([[1.0]]).dtype == np.float64
+    assert cygrad.get_default_dtype() == np.float64
+
+
+def test_float_arrays_keep_their_dtype_and_are_copied():
+    a = np.arange(4.0)
+    t = cygrad.tensor(a)
+    assert t.dtype == np.float64
+    a[0] = 99
+    assert t.data[0] == 0
+    assert cygrad.tensor(a.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("array", [np.arange(3), np.ones(2, complex), np.array([None, 1]),
+                                   np.ones(2, np.float16)])
+def test_unsupported_dtypes_are_named(array):
+    with pytest.raises(TypeError, match=str(array.dtype)):
+        cygrad.tensor(array)
+
+
+def test_explicit_float_dtype_converts_integers():
+    t = cygrad.tensor(np.arange(3), dtype="float64")
+    assert t.dtype == np.float64 and t.data.tolist() == [0, 1, 2]
+    with pytest.raises(TypeError, match="int32"):
+        cygrad.tensor([1], dtype="int32")
+
+
+def test_mixing_float32_and_float64_names_both():
+    a = cygrad.tensor(np.ones(2, np.float32))
+    b = cygrad.tensor(np.ones(2, np.float64))
+    for op in (lambda: a + b, lambda: a * b, lambda: b - a, lambda: a / b):
+        with pytest.raises(TypeError, match="float32 and float64|float64 and float32"):
+            op()
+    with pytest.raises(TypeError, match="float32 and float64|float64 and float32"):
+        cygrad.tensor(np.ones((2, 2), np.float32)) @ cygrad.tensor(np.ones((2, 2)))
+
+
+def test_python_scalars_take_the_tensor_dtype():
+    a = cygrad.tensor(np.ones(3, np.float32), requires_grad=True)
+    out = (2.5 * a + 1) / 3 - 0.5
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert a.grad.dtype == np.float32
+
+
+def test_shapes_that_do_not_broadcast_or_multiply_are_named():
+    a, b = cygrad.tensor(np.ones((3, 4))), cygrad.tensor(np.ones((5, 4)))
+    with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 4\)"):
+        a + b
+    with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 4\)"):
+        a @ b
+
+
+def test_backward_on_non_scalar_needs_a_gradient():
+    x = cygrad.tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="non-scalar"):
+        (x * 2).backward()
+    (x * 2).backward(np.ones((2, 2)))
+    assert np.array_equal(x.grad, np.full((2, 2), 2.0))
+
+
+def test_backward_without_requires_grad_is_an_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        cygrad.tensor([1.0]).sum().backward()
+
+
+def test_leaves_accumulate_across_backward_calls_and_intermediates_keep_nothing():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    h = x * x
+    y = h.sum()
+    y.backward()
+    y.backward()  # as in PyTorch: a second call adds the same gradient again
+    assert np.array_equal(x.grad, 2 * 2 * x.data)
+    assert h.grad is None
+
+
+def test_a_node_used_twice_receives_the_sum_of_its_uses():
+    x = cygrad.tensor([3.0], requires_grad=True)
+    h = x * 2
+    (h * h + h).sum().backward()  # d/dx (4x^2 + 2x) = 8x + 2
+    assert x.grad.tolist() == [26.0]
+
+
+def test_none_grad_versus_zero_grad():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    unused = cygrad.tensor([1.0], requires_grad=True)
+    z = cygrad.tensor([5.0, 6.0], requires_grad=True)
+    (x * 0 + z * 0).sum().backward()
+    assert unused.grad is None  # no gradient reached it
+    assert np.array_equal(x.grad, [0, 0]) and x.grad is not None  # a zero gradient
+
+
+def test_a_chain_of_ten_thousand_ops_has_no_recursion_limit():
+    x = cygrad.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    assert sys.getrecursionlimit() < 10_000 * 2
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0001 ** 10_000], rtol=1e-3)
+
+
+def test_no_grad_records_nothing():
+    x = cygrad.tensor([1.0], requires_grad=True)
+    with cygrad.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y._op is None
+    assert cygrad.is_grad_enabled()
+
+
+def test_detach_numpy_item_and_repr():
+    x = cygrad.tensor([[1.5]], requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.item() == 3.0
+    assert x.numpy() is x.data
+    assert "requires_grad=True" in repr(x) and "grad_fn=Mul" in repr(x * 2)
+    with pytest.raises(ValueError, match="single element"):
+        cygrad.tensor([1.0, 2.0]).item()
+
+
+def test_pow_takes_only_numbers():
+    with pytest.raises(TypeError, match="exponent"):
+        cygrad.tensor([1.0]) ** cygrad.tensor([2.0])
+
+
+def test_numpy_arrays_on_the_left_give_tensors():
+    x = cygrad.tensor(np.ones(2), requires_grad=True)
+    y = np.full(2, 3.0) * x
+    assert isinstance(y, cygrad.Tensor)
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_the_graph_is_freed_when_the_output_is_dropped():
+    import gc
+
+    gc.disable()
+    try:
+        x = cygrad.tensor(np.ones((4, 4)), requires_grad=True)
+        h = (x @ x).tanh()
+        loss = h.sum()
+        ref = weakref.ref(h)
+        loss.backward()
+        del h, loss
+        assert ref() is None
+    finally:
+        gc.enable()
