@@ -32,6 +32,14 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_NR_F64
     void cg_kernel_f32(long kc, const float *a, const float *b, float *c, long ldc, int load_c)
     void cg_kernel_f64(long kc, const double *a, const double *b, double *c, long ldc, int load_c)
+    void cg_pack_a_kcont_f32(float *dst, const float *src, long ld, long kc)
+    void cg_pack_a_icont_f32(float *dst, const float *src, long ld, long kc)
+    void cg_pack_b_jcont_f32(float *dst, const float *src, long ld, long kc)
+    void cg_pack_b_kcont_f32(float *dst, const float *src, long ld, long kc)
+    void cg_pack_a_kcont_f64(double *dst, const double *src, long ld, long kc)
+    void cg_pack_a_icont_f64(double *dst, const double *src, long ld, long kc)
+    void cg_pack_b_jcont_f64(double *dst, const double *src, long ld, long kc)
+    void cg_pack_b_kcont_f64(double *dst, const double *src, long ld, long kc)
 
 # Cache blocking (performance only: results do not depend on these). A KC x NR panel of B stays in
 # L1 while the MC x KC block of A streams past it from L2; the KC x NC block of B sits in L2/L3.
@@ -42,8 +50,6 @@ cdef enum:
     KC_F64 = 256
     MC_F64 = 96
     NC_F64 = 1024
-    # rows of a transposed operand copied per pass while packing: one cache line of k
-    PACK_CHUNK = 16
     ALIGN = 64
 
 
@@ -60,54 +66,63 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t x, Py_ssize_t m) noexcept nogil:
 
 
 cdef void _pack_a(floating *dst, const char *a, Py_ssize_t rs, Py_ssize_t cs,
-                  Py_ssize_t m, Py_ssize_t kc, Py_ssize_t mr_max) noexcept nogil:
+                  Py_ssize_t m, Py_ssize_t kc) noexcept nogil:
     """dst[p][k][r] := op(A)[p*MR + r, k] (op(A)[i, k] at a + i*rs + k*cs), 0 past row m."""
-    cdef Py_ssize_t p0, p0_, r, k, mr
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef Py_ssize_t p, p0, r, k, mr
     cdef const char *src
-    for p0_ in range(_cdiv(m, mr_max)):
-        p0 = p0_ * mr_max
-        mr = min(mr_max, m - p0)
-        if _iabs(cs) <= _iabs(rs):  # k runs along memory: copy row by row
-            for r in range(mr):
-                src = a + (p0 + r) * rs
-                for k in range(kc):
-                    dst[k * mr_max + r] = (<const floating *>(src + k * cs))[0]
-        else:  # i runs along memory (a transposed A): copy k by k
+    for p in range(_cdiv(m, MR)):
+        p0 = p * MR
+        mr = min(MR, m - p0)
+        src = a + p0 * rs
+        if mr == MR and cs == isz and rs % isz == 0:  # k along memory: transposed in registers
+            if floating is float:
+                cg_pack_a_kcont_f32(dst, <const float *>src, rs // isz, kc)
+            else:
+                cg_pack_a_kcont_f64(dst, <const double *>src, rs // isz, kc)
+        elif mr == MR and rs == isz and cs % isz == 0:  # i along memory (A transposed)
+            if floating is float:
+                cg_pack_a_icont_f32(dst, <const float *>src, cs // isz, kc)
+            else:
+                cg_pack_a_icont_f64(dst, <const double *>src, cs // isz, kc)
+        else:  # any strides, or the ragged last panel: element by element, zero-padded
             for k in range(kc):
-                src = a + k * cs + p0 * rs
                 for r in range(mr):
-                    dst[k * mr_max + r] = (<const floating *>(src + r * rs))[0]
-        for k in range(kc):
-            for r in range(mr, mr_max):
-                dst[k * mr_max + r] = 0
-        dst += kc * mr_max
+                    dst[k * MR + r] = (<const floating *>(src + r * rs + k * cs))[0]
+                for r in range(mr, MR):
+                    dst[k * MR + r] = 0
+        dst += kc * MR
 
 
 cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
-                  Py_ssize_t kc, Py_ssize_t n, Py_ssize_t nr_max) noexcept nogil:
+                  Py_ssize_t kc, Py_ssize_t n) noexcept nogil:
     """dst[q][k][c] := op(B)[k, q*NR + c] (op(B)[k, j] at b + k*rs + j*cs), 0 past column n."""
-    cdef Py_ssize_t q0, q0_, c, k, k0, k0_, k1, nr
+    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef Py_ssize_t q, q0, c, k, nr
     cdef const char *src
-    for q0_ in range(_cdiv(n, nr_max)):
-        q0 = q0_ * nr_max
-        nr = min(nr_max, n - q0)
-        if _iabs(cs) <= _iabs(rs):  # j runs along memory: copy k-rows of the panel
+    for q in range(_cdiv(n, NR)):
+        q0 = q * NR
+        nr = min(NR, n - q0)
+        src = b + q0 * cs
+        if nr == NR and cs == isz and rs % isz == 0:  # j along memory: row copies
+            if floating is float:
+                cg_pack_b_jcont_f32(dst, <const float *>src, rs // isz, kc)
+            else:
+                cg_pack_b_jcont_f64(dst, <const double *>src, rs // isz, kc)
+        elif nr == NR and rs == isz and cs % isz == 0:  # k along memory (B transposed)
+            if floating is float:
+                cg_pack_b_kcont_f32(dst, <const float *>src, cs // isz, kc)
+            else:
+                cg_pack_b_kcont_f64(dst, <const double *>src, cs // isz, kc)
+        else:  # any strides, or the ragged last panel: element by element, zero-padded
             for k in range(kc):
-                src = b + k * rs + q0 * cs
                 for c in range(nr):
-                    dst[k * nr_max + c] = (<const floating *>(src + c * cs))[0]
-        else:  # k runs along memory (a transposed B): a cache line of k per column per pass
-            for k0_ in range(_cdiv(kc, PACK_CHUNK)):
-                k0 = k0_ * PACK_CHUNK
-                k1 = min(k0 + PACK_CHUNK, kc)
-                for c in range(nr):
-                    src = b + (q0 + c) * cs
-                    for k in range(k0, k1):
-                        dst[k * nr_max + c] = (<const floating *>(src + k * rs))[0]
-        for k in range(kc):
-            for c in range(nr, nr_max):
-                dst[k * nr_max + c] = 0
-        dst += kc * nr_max
+                    dst[k * NR + c] = (<const floating *>(src + k * rs + c * cs))[0]
+                for c in range(nr, NR):
+                    dst[k * NR + c] = 0
+        dst += kc * NR
 
 
 cdef inline void _kernel(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
@@ -138,11 +153,11 @@ cdef void _gemm_packed(floating *c, Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, 
             pc = pc_ * KC
             kc = min(KC, k - pc)
             more = pc > 0  # continue the chain stored in C
-            _pack_b(bbuf, b + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc, NR)
+            _pack_b(bbuf, b + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc)
             for ic_ in range(_cdiv(m, MC)):
                 ic = ic_ * MC
                 mc = min(MC, m - ic)
-                _pack_a(abuf, a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, MR)
+                _pack_a(abuf, a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc)
                 for jr_ in range(_cdiv(nc, NR)):
                     jr = jr_ * NR
                     nr = min(NR, nc - jr)

@@ -61,4 +61,85 @@ typedef double cg_vd_u __attribute__((vector_size(64), aligned(8), may_alias));
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, 16, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, 8, CG_MR_F64, CG_NV_F64)
 
+/* Packing full panels from operands with one unit stride (copies only: no arithmetic, so
+ * nothing here can touch the exactness contract). ld is the other stride, in elements.
+ *   pack_a: dst[k*MR + r] = op(A)[r, k]   pack_b: dst[k*NR + c] = op(B)[k, c]
+ * "kcont": k runs along memory, a transpose: W x W blocks go through registers. */
+typedef int cg_vi __attribute__((vector_size(64)));
+typedef long long cg_vl __attribute__((vector_size(64)));
+
+/* In-register transpose of W vectors of W lanes: log2(W) butterfly stages; the stage of
+ * width s swaps the off-diagonal s x s blocks. */
+#define CG_STAGE(V, VI, W, v, s)                                                                \
+    do {                                                                                       \
+        VI lo_, hi_;                                                                           \
+        for (int e = 0; e < W; ++e) {                                                          \
+            lo_[e] = (e & s) ? W + e - s : e;                                                  \
+            hi_[e] = (e & s) ? W + e : e + s;                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 16") for (int i = 0; i < W; ++i) if (!(i & s)) {                  \
+            V x_ = __builtin_shuffle(v[i], v[i + s], lo_);                                     \
+            v[i + s] = __builtin_shuffle(v[i], v[i + s], hi_);                                 \
+            v[i] = x_;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+#define CG_DEFINE_PACK(SFX, T, V, VU, VI, W, MR, NR)                                            \
+    static inline void cg_transpose_##SFX(V *v)                                                \
+    {                                                                                          \
+        if (W >= 16) CG_STAGE(V, VI, W, v, 8);                                                 \
+        CG_STAGE(V, VI, W, v, 4);                                                              \
+        CG_STAGE(V, VI, W, v, 2);                                                              \
+        CG_STAGE(V, VI, W, v, 1);                                                              \
+    }                                                                                          \
+    static void cg_pack_a_icont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
+                                      long kc)                                                 \
+    {                                                                                          \
+        for (long k = 0; k < kc; ++k)                                                          \
+            _Pragma("GCC unroll 16") for (int r = 0; r < MR; ++r)                             \
+                dst[k * MR + r] = src[k * ld + r];                                             \
+    }                                                                                          \
+    static void cg_pack_a_kcont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
+                                      long kc)                                                 \
+    {                                                                                          \
+        long k0 = 0;                                                                           \
+        for (; k0 + W <= kc; k0 += W) {                                                        \
+            V v[W];                                                                            \
+            _Pragma("GCC unroll 16") for (int r = 0; r < W; ++r)                              \
+                v[r] = r < MR ? (V) * (const VU *)(src + r * ld + k0) : (V){0};                \
+            cg_transpose_##SFX(v);                                                             \
+            _Pragma("GCC unroll 16") for (int k = 0; k < W; ++k)                              \
+                __builtin_memcpy(dst + (k0 + k) * MR, &v[k], MR * sizeof(T));                  \
+        }                                                                                      \
+        for (; k0 < kc; ++k0)                                                                  \
+            for (int r = 0; r < MR; ++r) dst[k0 * MR + r] = src[r * ld + k0];                  \
+    }                                                                                          \
+    static void cg_pack_b_jcont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
+                                      long kc)                                                 \
+    {                                                                                          \
+        for (long k = 0; k < kc; ++k)                                                          \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NR / W; ++v)                          \
+                *(VU *)(dst + k * NR + v * W) = *(const VU *)(src + k * ld + v * W);           \
+    }                                                                                          \
+    static void cg_pack_b_kcont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
+                                      long kc)                                                 \
+    {                                                                                          \
+        long k0 = 0;                                                                           \
+        for (; k0 + W <= kc; k0 += W) {                                                        \
+            _Pragma("GCC unroll 1") for (int c0 = 0; c0 < NR; c0 += W) {                      \
+                V v[W];                                                                        \
+                _Pragma("GCC unroll 16") for (int c = 0; c < W; ++c)                          \
+                    v[c] = *(const VU *)(src + (c0 + c) * ld + k0);                            \
+                cg_transpose_##SFX(v);                                                         \
+                _Pragma("GCC unroll 16") for (int k = 0; k < W; ++k)                          \
+                    *(VU *)(dst + (k0 + k) * NR + c0) = v[k];                                  \
+            }                                                                                  \
+        }                                                                                      \
+        for (; k0 < kc; ++k0)                                                                  \
+            for (int c = 0; c < NR; ++c) dst[k0 * NR + c] = src[c * ld + k0];                  \
+    }
+
+CG_DEFINE_PACK(f32, float, cg_vf, cg_vf_u, cg_vi, 16, CG_MR_F32, CG_NR_F32)
+CG_DEFINE_PACK(f64, double, cg_vd, cg_vd_u, cg_vl, 8, CG_MR_F64, CG_NR_F64)
+
 #endif
