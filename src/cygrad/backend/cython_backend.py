@@ -10,6 +10,14 @@ from cygrad._C import conv, elementwise, gemm as _gemm, loss, reduce
 
 _ACT = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3}
 
+# Below this many elements a second thread costs more than it saves. Only speed depends on it:
+# every kernel gives the same bits for any thread count.
+_PARALLEL_MIN = 1 << 15
+
+
+def _threads(size, num_threads):
+    return num_threads if size >= _PARALLEL_MIN else 1
+
 
 def gemm(a, b, trans_a, trans_b, num_threads):
     m = a.shape[1] if trans_a else a.shape[0]
@@ -22,7 +30,8 @@ def gemm(a, b, trans_a, trans_b, num_threads):
 def activation_forward(name, x, slope, num_threads):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    elementwise.activation_forward(_ACT[name], x.reshape(-1), y.reshape(-1), slope, num_threads)
+    elementwise.activation_forward(_ACT[name], x.reshape(-1), y.reshape(-1), slope,
+                                   _threads(x.size, num_threads))
     return y
 
 
@@ -31,21 +40,21 @@ def activation_backward(name, grad, saved, slope, num_threads):
     saved = np.ascontiguousarray(saved)
     dx = np.empty_like(grad)
     elementwise.activation_backward(_ACT[name], grad.reshape(-1), saved.reshape(-1),
-                                    dx.reshape(-1), slope, num_threads)
+                                    dx.reshape(-1), slope, _threads(dx.size, num_threads))
     return dx
 
 
 def bias_add(x, b, num_threads):
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    elementwise.bias_add(x, np.ascontiguousarray(b), y, num_threads)
+    elementwise.bias_add(x, np.ascontiguousarray(b), y, _threads(x.size, num_threads))
     return y
 
 
 def column_sum(g, num_threads):
     g = np.ascontiguousarray(g)
     s = np.empty(g.shape[1], dtype=g.dtype)
-    reduce.column_sum(g, s, num_threads)
+    reduce.column_sum(g, s, _threads(g.size, num_threads))
     return s
 
 
@@ -61,14 +70,15 @@ def log_softmax_nll(logits, targets, num_threads):
     logits = np.ascontiguousarray(logits)
     logp = np.empty_like(logits)
     losses = np.empty(logits.shape[0], dtype=logits.dtype)
-    loss.log_softmax_nll(logits, targets, logp, losses, num_threads)
+    loss.log_softmax_nll(logits, targets, logp, losses, _threads(logits.size, num_threads))
     return losses, logp
 
 
 def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
     logp = np.ascontiguousarray(logp)
     dx = np.empty_like(logp)
-    loss.log_softmax_nll_backward(logp, targets, np.ascontiguousarray(g_rows), dx, num_threads)
+    loss.log_softmax_nll_backward(logp, targets, np.ascontiguousarray(g_rows), dx,
+                                  _threads(dx.size, num_threads))
     return dx
 
 

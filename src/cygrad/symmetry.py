@@ -1,0 +1,314 @@
+"""See weight symmetry: which units of a layer are tied, how many distinct units a layer really
+has, and when (and why) a group of tied units splits.
+
+Layout as in PyTorch: a Linear weight W is (out, in), so row i is unit i's incoming weights and
+column j of the *next* layer's weight is how that layer listens to unit j. For Conv2d, row i is
+filter i. Two units are *tied* when their incoming rows and biases are equal and their outgoing
+columns in the next layer are equal; theory says tied units get identical updates forever, and
+cygrad's exact kernels keep that promise bitwise.
+
+    monitor = SymmetryMonitor(model)
+    monitor.attach(optimizer)          # records after every optimizer.step()
+    ...train...
+    print(monitor.report())
+"""
+
+import numpy as np
+
+from . import backend
+from .nn.layers import Conv2d, Dropout, Linear
+
+__all__ = ["tied_groups_of", "tied_groups", "effective_width", "weight_layers",
+           "SymmetryMonitor"]
+
+
+# ---------------------------------------------------------------- grouping
+
+def _unit_signatures(weight, bias=None, outgoing=None):
+    """One bytes key per unit: equal keys <=> bitwise-equal values (+0.0 and -0.0 count equal)."""
+    weight = np.asarray(weight)
+    n = weight.shape[0]
+    parts = [weight.reshape(n, -1)]
+    if bias is not None:
+        parts.append(np.asarray(bias).reshape(n, 1))
+    if outgoing is not None:
+        outgoing = np.asarray(outgoing)
+        if outgoing.ndim < 2 or outgoing.shape[1] % n:
+            raise ValueError(f"outgoing weights of shape {outgoing.shape} do not fit {n} units "
+                             f"(expected (next_units, {n}, ...) or (next_units, {n}*k))")
+        # (next, n*k) from a flattened conv output: unit i owns columns i*k:(i+1)*k
+        per_unit = outgoing.reshape(outgoing.shape[0], n, -1).transpose(1, 0, 2)
+        parts.append(per_unit.reshape(n, -1))
+    rows = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=1) + 0.0
+    return [row.tobytes() for row in rows]
+
+
+def tied_groups_of(weight, bias=None, outgoing=None):
+    """Partition the units (rows of `weight`) into groups that are bitwise identical.
+
+    weight (units, ...), bias (units,) or None, outgoing: the next layer's weight (next, units,
+    ...) or (next, units * k) after a flatten, or None. Returns a list of lists of unit indices,
+    ordered by their first unit. Works on plain numpy arrays from any framework.
+    """
+    groups = {}
+    for unit, key in enumerate(_unit_signatures(weight, bias, outgoing)):
+        groups.setdefault(key, []).append(unit)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def _arrays(layer):
+    if not isinstance(layer, (Linear, Conv2d)):
+        raise TypeError(f"expected a Linear or Conv2d layer, got {type(layer).__name__}")
+    return layer.weight.data, None if layer.bias is None else layer.bias.data
+
+
+def tied_groups(layer, next_layer=None):
+    """Groups of a Linear or Conv2d layer's units with identical incoming weights and bias (and,
+    with next_layer, identical outgoing columns in it)."""
+    weight, bias = _arrays(layer)
+    outgoing = None if next_layer is None else _arrays(next_layer)[0]
+    return tied_groups_of(weight, bias, outgoing)
+
+
+def effective_width(layer, next_layer=None):
+    """How many distinct units the layer has: the number of its tied groups."""
+    return len(tied_groups(layer, next_layer))
+
+
+def weight_layers(model):
+    """(name, layer) for every Linear and Conv2d in the model, in forward order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, (Linear, Conv2d))]
+
+
+# ---------------------------------------------------------------- the monitor
+
+def _grad_status(p):
+    if p is None:
+        return None
+    if p.grad is None:
+        return {"status": "none", "norm": None}
+    norm = float(np.sqrt(np.sum(np.square(p.grad, dtype=np.float64))))
+    return {"status": "zero" if norm == 0 else "nonzero", "norm": norm}
+
+
+class SymmetryMonitor:
+    """Watches a model's Linear and Conv2d layers step by step.
+
+    `record()` after each optimiser step (or `attach(optimizer)`). Step 0 is recorded at
+    construction. Per step and layer it keeps: the effective width (groups of units with
+    identical incoming weights and bias), the fully tied groups (incoming and outgoing), the
+    largest difference inside groups that were tied before, and each parameter's gradient status
+    (absent, exactly zero or non-zero, with its norm). `watch=[(layer_name, i, j), ...]` also
+    records the distance ||W_i - W_j|| of chosen unit pairs.
+    """
+
+    def __init__(self, model, watch=()):
+        self.model = model
+        self.layers = weight_layers(model)
+        if not self.layers:
+            raise ValueError("the model has no Linear or Conv2d layer to monitor")
+        self.watch = [tuple(w) for w in watch]
+        names = {n for n, _ in self.layers}
+        for name, i, j in self.watch:
+            if name not in names:
+                raise ValueError(f"watched layer {name!r} is not one of {sorted(names)}")
+        self.history = []
+        self.splits = []
+        self.first_nonzero_grad = {name: None for name, _ in self.layers}
+        self._step = 0
+        self._previous = None
+        self.record(initial=True)
+
+    # ------------------------------------------------------------ recording
+
+    def attach(self, optimizer):
+        """Make every optimizer.step() call record() afterwards. Returns the optimizer."""
+        step = optimizer.step
+
+        def step_and_record(*args, **kwargs):
+            result = step(*args, **kwargs)
+            self.record()
+            return result
+
+        optimizer.step = step_and_record
+        return optimizer
+
+    def _snapshot(self):
+        snap = {}
+        for k, (name, layer) in enumerate(self.layers):
+            nxt = self.layers[k + 1][1] if k + 1 < len(self.layers) else None
+            weight, bias = _arrays(layer)
+            snap[name] = {
+                "weight": weight.copy(),
+                "bias": None if bias is None else bias.copy(),
+                "groups": tied_groups(layer),
+                "tied": tied_groups(layer, nxt) if nxt is not None else tied_groups(layer),
+                "outgoing": None if nxt is None else _arrays(nxt)[0].copy(),
+                "is_output": nxt is None,
+            }
+        return snap
+
+    def _dropout_active(self):
+        return any(isinstance(m, Dropout) and m.training and m.p > 0
+                   for m in self.model.modules())
+
+    def record(self, initial=False):
+        """Take the measurements of the current step (call it after optimizer.step())."""
+        if not initial:
+            self._step += 1
+        step, snap = self._step, self._snapshot()
+        entry = {"step": step, "backend": backend.current(), "layers": {}}
+        for name, layer in self.layers:
+            now = snap[name]
+            layer_entry = {
+                "effective_width": len(now["groups"]),
+                "units": layer.weight.shape[0],
+                "groups": now["groups"],
+                "tied": now["tied"],
+                "max_tied_diff": 0.0,
+                "grads": {"weight": _grad_status(layer.weight), "bias": _grad_status(layer.bias)},
+            }
+            if self._previous is not None:
+                before = self._previous[name]
+                layer_entry["max_tied_diff"] = self._largest_difference(before["tied"], now)
+                self._find_splits(step, name, before, now)
+            weight_grad = layer_entry["grads"]["weight"]
+            if (not initial and weight_grad["status"] == "nonzero"
+                    and self.first_nonzero_grad[name] is None):
+                self.first_nonzero_grad[name] = step
+            entry["layers"][name] = layer_entry
+        entry["watch"] = {(n, i, j): float(np.linalg.norm(
+            (snap[n]["weight"][i] - snap[n]["weight"][j]).astype(np.float64)))
+            for n, i, j in self.watch}
+        self.history.append(entry)
+        self._previous = snap
+        return entry
+
+    @staticmethod
+    def _largest_difference(groups_before, now):
+        """max |value_i - value_j| now, over units i, j that were fully tied before."""
+        worst = 0.0
+        for group in groups_before:
+            if len(group) < 2:
+                continue
+            rows = now["weight"][group].reshape(len(group), -1).astype(np.float64)
+            if now["bias"] is not None:
+                rows = np.concatenate([rows, now["bias"][group, None]], axis=1)
+            worst = max(worst, float(np.abs(rows - rows[:1]).max()))
+        return worst
+
+    def _find_splits(self, step, name, before, now):
+        """Every group of identical units (incoming side) that is no longer one group."""
+        unit_to_group = {}
+        for g, members in enumerate(now["groups"]):
+            for u in members:
+                unit_to_group[u] = g
+        for group in before["groups"]:
+            parts = {}
+            for u in group:
+                parts.setdefault(unit_to_group[u], []).append(u)
+            if len(parts) < 2:
+                continue
+            self.splits.append({
+                "step": step, "layer": name, "units": list(group),
+                "into": sorted(parts.values(), key=lambda p: p[0]),
+                "cause": self._diagnose(group, before),
+            })
+
+    def _diagnose(self, group, before):
+        """Why a group of units with identical incoming weights separated in this step."""
+        if before["is_output"]:
+            return "output layer: the loss gives each output unit its own error"
+        outgoing = before["outgoing"]
+        per_unit = outgoing.reshape(outgoing.shape[0], before["weight"].shape[0], -1)
+        columns = per_unit[:, group]
+        if not np.array_equal(columns, np.broadcast_to(columns[:, :1], columns.shape)):
+            return "outgoing weights differed before the step"
+        if self._dropout_active():
+            return "dropout was active"
+        return f"floating-point rounding ({backend.current()} backend)"
+
+    # ------------------------------------------------------------ reading
+
+    def widths(self, layer_name):
+        """Effective width of one layer at every recorded step."""
+        return [h["layers"][layer_name]["effective_width"] for h in self.history]
+
+    def report(self, every=None):
+        """A readable text table: effective width per layer over steps, splits, the wavefront."""
+        names = [n for n, _ in self.layers]
+        rows = self.history if every is None else [
+            h for h in self.history if h["step"] % every == 0 or h is self.history[-1]]
+        header = ["step"] + [f"{n} ({self.history[0]['layers'][n]['units']})" for n in names]
+        table = [header] + [[str(h["step"])] + [str(h["layers"][n]["effective_width"])
+                                                 for n in names] for h in rows]
+        widths = [max(len(r[c]) for r in table) for c in range(len(header))]
+        lines = ["effective width per layer (distinct units; layer size in brackets)"]
+        lines += ["  " + "  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in table]
+        if self.splits:
+            lines.append(f"splits ({len(self.splits)}):")
+            for s in self.splits[:20]:
+                units = _short(s["units"])
+                lines.append(f"  step {s['step']}: {s['layer']} units {units} split into "
+                             f"{len(s['into'])} groups: {s['cause']}")
+            if len(self.splits) > 20:
+                lines.append(f"  ... and {len(self.splits) - 20} more")
+        else:
+            lines.append("splits: none")
+        lines.append("first step with a non-zero weight gradient: " + ", ".join(
+            f"{n}: {'never' if s is None else s}" for n, s in self.first_nonzero_grad.items()))
+        return "\n".join(lines)
+
+    def plot(self, path, title=None):
+        """Write PNG figures: effective width per layer against step, the gradient wavefront
+        (layers x steps), and the watched unit distances. Returns the paths written."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise RuntimeError("plotting needs matplotlib: pip install 'cygrad[plot]' "
+                               "(or pip install matplotlib)") from None
+        import os
+
+        os.makedirs(path, exist_ok=True)
+        steps = [h["step"] for h in self.history]
+        written = []
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for name, _ in self.layers:
+            ax.step(steps, self.widths(name), where="post", label=name)
+        ax.set(xlabel="step", ylabel="effective width", title=title or "effective width")
+        ax.legend(fontsize="small")
+        written.append(_save(fig, os.path.join(path, "effective_width.png")))
+        fig, ax = plt.subplots(figsize=(6, 0.6 * len(self.layers) + 1.5))
+        picture = [[1.0 if h["layers"][n]["grads"]["weight"]["status"] == "nonzero" else 0.0
+                    for h in self.history[1:]] for n, _ in self.layers]
+        ax.imshow(picture, aspect="auto", cmap="Greys", vmin=0, vmax=1,
+                  extent=(0.5, len(self.history) - 0.5, len(self.layers) - 0.5, -0.5))
+        ax.set_yticks(range(len(self.layers)), [n for n, _ in self.layers])
+        ax.set(xlabel="step", title="non-zero weight gradient (black)")
+        written.append(_save(fig, os.path.join(path, "gradient_wavefront.png")))
+        if self.watch:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            for key in self.watch:
+                values = [h["watch"][key] for h in self.history]
+                ax.plot(steps, values, label=f"{key[0]}: |W{key[1]} - W{key[2]}|")
+            ax.set(xlabel="step", ylabel="distance", yscale="symlog", title="unit distance")
+            ax.legend(fontsize="small")
+            written.append(_save(fig, os.path.join(path, "unit_distance.png")))
+        return written
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _short(units, limit=8):
+    return str(units) if len(units) <= limit else f"[{units[0]}, {units[1]}, ... {units[-1]}] " \
+        f"({len(units)} units)"
