@@ -22,8 +22,9 @@ def _threads(size, num_threads):
 def gemm(a, b, trans_a, trans_b, num_threads):
     m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
+    k = a.shape[0] if trans_a else a.shape[1]
     c = np.empty((m, n), dtype=a.dtype)
-    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads)
+    _gemm.gemm(a, b, c, trans_a, trans_b, _threads(m * n * k // 32, num_threads))
     return c
 
 

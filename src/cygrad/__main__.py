@@ -1,0 +1,78 @@
+"""The cygrad command line: `python -m cygrad demo [scenario]` (or the `cygrad` script)."""
+
+import argparse
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line and exit status 2, never a traceback."""
+
+    def error(self, message):
+        self.exit(2, f"cygrad: error: {message}\n")
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser():
+    from .demos import DEFAULT, SCENARIOS
+
+    parser = _Parser(prog="cygrad", description="cygrad: exact autodiff, and weight symmetry "
+                                                "made visible")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    demo = commands.add_parser("demo", help="run a symmetry scenario (default: spirals)")
+    demo.add_argument("scenario", nargs="?", default=DEFAULT,
+                      help=f"one of: {', '.join(SCENARIOS)}")
+    demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    demo.add_argument("--backend", choices=["cython", "numpy"], default="cython")
+    demo.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    demo.add_argument("--steps", type=_non_negative, help="training steps")
+    demo.add_argument("--width", type=_positive, help="hidden layer width")
+    demo.add_argument("--seed", type=_non_negative, default=0)
+    demo.add_argument("--plot", metavar="DIR", help="also write PNG figures to DIR")
+    return parser
+
+
+def main(argv=None):
+    from . import demos
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.list:
+        for name, (scenario, _, summary) in demos.SCENARIOS.items():
+            print(f"{scenario}  {name:14s} {summary}")
+        return 0
+    if args.scenario not in demos.SCENARIOS:
+        parser.error(f"unknown scenario {args.scenario!r}; choose from "
+                     f"{', '.join(demos.SCENARIOS)} (or --list)")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'cygrad[plot]'")
+    options = demos.Options(backend=args.backend, dtype=args.dtype, steps=args.steps,
+                            width=args.width, plot=args.plot, seed=args.seed)
+    try:
+        result = demos.run(args.scenario, options)
+    except (ValueError, RuntimeError) as exc:
+        parser.exit(1, f"cygrad: error: {exc}\n")
+    print(result.render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
