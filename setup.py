@@ -63,7 +63,8 @@ if sys.platform == "win32":  # MSVC spells these differently; keep the build bor
     base_flags, native_flags = ["/O2", "/openmp"], []
 
 extensions = [
-    Extension(f"cygrad._C.{os.path.splitext(os.path.basename(pyx))[0]}", [pyx], include_dirs=["csrc"])
+    Extension(f"cygrad._C.{os.path.splitext(os.path.basename(pyx))[0]}", [pyx],
+              include_dirs=["csrc"])
     for pyx in sorted(glob.glob("csrc/*.pyx"))
 ]
 if os.environ.get("CYGRAD_KERNELS"):

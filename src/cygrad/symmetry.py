@@ -109,7 +109,7 @@ class SymmetryMonitor:
             raise ValueError("the model has no Linear or Conv2d layer to monitor")
         self.watch = [tuple(w) for w in watch]
         names = {n for n, _ in self.layers}
-        for name, i, j in self.watch:
+        for name, *_units in self.watch:
             if name not in names:
                 raise ValueError(f"watched layer {name!r} is not one of {sorted(names)}")
         self.history = []

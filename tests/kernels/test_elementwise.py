@@ -53,7 +53,7 @@ def test_identical_units_identical_activations(size, name, dtype):
     g = np.repeat(np.random.default_rng(1).standard_normal((5, 1)).astype(dtype), size, 1)
     for threads in (1, 2):
         y = on_threads(lambda: B.activation_forward(name, x, 0.1), threads)
-        dx = on_threads(lambda: B.activation_backward(name, g, x, y, 0.1), threads)
+        dx = on_threads(lambda y=y: B.activation_backward(name, g, x, y, 0.1), threads)
         assert_columns_identical(y)
         assert_columns_identical(dx)
     # the same rows again, now a batch: each row must not depend on where it sits

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from helpers import check_op
 
 import cygrad
+from helpers import check_op
 
 
 def sigmoid(x):

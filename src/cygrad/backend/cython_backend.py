@@ -6,7 +6,8 @@ contiguous where a kernel needs it, so nothing unchecked ever reaches boundschec
 
 import numpy as np
 
-from cygrad._C import conv, elementwise, gemm as _gemm, loss, reduce
+from cygrad._C import conv, elementwise, loss, reduce
+from cygrad._C import gemm as _gemm
 
 _ACT = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3}
 

@@ -15,7 +15,8 @@ class Reshape(Op):
         try:
             return x.reshape(self.shape)
         except ValueError:
-            raise ValueError(f"cannot reshape an array of shape {x.shape} into {self.shape}")
+            raise ValueError(f"cannot reshape an array of shape {x.shape} into "
+                             f"{self.shape}") from None
 
     def backward(self, g):
         return (g.reshape(self.in_shape),)
