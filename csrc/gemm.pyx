@@ -133,31 +133,62 @@ cdef inline void _kernel(Py_ssize_t kc, const floating *a, const floating *b, fl
         cg_kernel_f64(kc, a, b, c, ldc, load_c)
 
 
-cdef void _gemm_packed(floating *c, Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                       const char *a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                       const char *b, Py_ssize_t b_rs, Py_ssize_t b_cs,
-                       floating *abuf, floating *bbuf, floating *tile) noexcept nogil:
-    """C[:m, :n] := op(A) @ op(B) on one thread, through packed panels and the micro-kernel."""
+cdef struct Operands:
+    # op(A)[i, k] at a + i*a_rs + k*a_cs and op(B)[k, j] at b + k*b_rs + j*b_cs (byte strides,
+    # any sign); C is (m, n), row i at c + i*ldc elements
+    const char *a
+    const char *b
+    char *c
+    Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
+
+
+cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
+                        bint trans_a, bint trans_b) except *:
+    """Shapes checked (the kernels run without bounds checks), pointers and strides read."""
+    cdef Operands g
+    g.m, g.n = c.shape[0], c.shape[1]
+    g.k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t am = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t bk = b.shape[1] if trans_b else b.shape[0]
+    cdef Py_ssize_t bn = b.shape[0] if trans_b else b.shape[1]
+    if am != g.m or bn != g.n or bk != g.k:
+        raise ValueError(f"gemm: op(A) {am}x{g.k} @ op(B) {bk}x{bn} does not fit C {g.m}x{g.n}")
+    g.a_rs, g.a_cs = (a.strides[1], a.strides[0]) if trans_a else (a.strides[0], a.strides[1])
+    g.b_rs, g.b_cs = (b.strides[1], b.strides[0]) if trans_b else (b.strides[0], b.strides[1])
+    g.ldc = c.strides[0] // <Py_ssize_t>sizeof(floating)
+    g.a = g.b = g.c = NULL
+    if g.m > 0 and g.n > 0:
+        g.c = <char *>&c[0, 0]
+        if g.k > 0:
+            g.a = <const char *>&a[0, 0]
+            g.b = <const char *>&b[0, 0]
+    return g
+
+
+cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *tile) noexcept nogil:
+    """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel."""
     cdef Py_ssize_t MR, NR, KC, MC, NC
     if floating is float:
         MR, NR, KC, MC, NC = CG_MR_F32, CG_NR_F32, KC_F32, MC_F32, NC_F32
     else:
         MR, NR, KC, MC, NC = CG_MR_F64, CG_NR_F64, KC_F64, MC_F64, NC_F64
+    cdef floating *c = <floating *>g.c
+    cdef Py_ssize_t ldc = g.ldc
     cdef Py_ssize_t jc, pc, ic, jr, ir, jc_, pc_, ic_, jr_, ir_, nc, kc, mc, nr, mr, i, j
     cdef floating *cp
     cdef bint more
-    for jc_ in range(_cdiv(n, NC)):
+    for jc_ in range(_cdiv(g.n, NC)):
         jc = jc_ * NC
-        nc = min(NC, n - jc)
-        for pc_ in range(_cdiv(k, KC)):
+        nc = min(NC, g.n - jc)
+        for pc_ in range(_cdiv(g.k, KC)):
             pc = pc_ * KC
-            kc = min(KC, k - pc)
+            kc = min(KC, g.k - pc)
             more = pc > 0  # continue the chain stored in C
-            _pack_b(bbuf, b + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc)
-            for ic_ in range(_cdiv(m, MC)):
+            _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc)
+            for ic_ in range(_cdiv(g.m, MC)):
                 ic = ic_ * MC
-                mc = min(MC, m - ic)
-                _pack_a(abuf, a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc)
+                mc = min(MC, g.m - ic)
+                _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
                 for jr_ in range(_cdiv(nc, NR)):
                     jr = jr_ * NR
                     nr = min(NR, nc - jr)
@@ -178,6 +209,31 @@ cdef void _gemm_packed(floating *c, Py_ssize_t ldc, Py_ssize_t m, Py_ssize_t n, 
                                     cp[i * ldc + j] = tile[i * NR + j]
 
 
+cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,
+                      Py_ssize_t t, Py_ssize_t nt, bint split_n) noexcept nogil:
+    """Thread t of nt: a contiguous run of whole column tiles of C (split_n) or of row tiles,
+    with its own packing buffers (buf: a_size + b_size + MR*NR elements)."""
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t tiles, lo, hi
+    if split_n:
+        tiles = _cdiv(g.n, NR)
+        lo = min(tiles * t // nt * NR, g.n)
+        hi = min(tiles * (t + 1) // nt * NR, g.n)
+        g.c += lo * <Py_ssize_t>sizeof(floating)
+        g.b += lo * g.b_cs
+        g.n = hi - lo
+    else:
+        tiles = _cdiv(g.m, MR)
+        lo = min(tiles * t // nt * MR, g.m)
+        hi = min(tiles * (t + 1) // nt * MR, g.m)
+        g.c += lo * g.ldc * <Py_ssize_t>sizeof(floating)
+        g.a += lo * g.a_rs
+        g.m = hi - lo
+    if g.m > 0 and g.n > 0:
+        _gemm_packed(g, buf, buf + a_size, buf + a_size + b_size)
+
+
 cdef inline char *_aligned(char *p) noexcept nogil:
     return <char *>((<uintptr_t>p + ALIGN - 1) & ~(<uintptr_t>(ALIGN - 1)))
 
@@ -188,24 +244,12 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
 
     a, b: any strides; c: (M, N) C-contiguous, overwritten. Threads split the tiles of C.
     """
-    cdef Py_ssize_t m = c.shape[0], n = c.shape[1]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    _check_shapes(a.shape[0], a.shape[1], b.shape[0], b.shape[1], m, n, trans_a, trans_b)
-    if m == 0 or n == 0:
+    cdef Operands g = _operands(a, b, c, trans_a, trans_b)
+    if g.m == 0 or g.n == 0:
         return
-    if k == 0:
+    if g.k == 0:
         c[:, :] = 0
         return
-    cdef Py_ssize_t isz = sizeof(floating)
-    cdef Py_ssize_t a_rs = a.strides[1] if trans_a else a.strides[0]
-    cdef Py_ssize_t a_cs = a.strides[0] if trans_a else a.strides[1]
-    cdef Py_ssize_t b_rs = b.strides[1] if trans_b else b.strides[0]
-    cdef Py_ssize_t b_cs = b.strides[0] if trans_b else b.strides[1]
-    cdef const char *pa = <const char *>&a[0, 0]
-    cdef const char *pb = <const char *>&b[0, 0]
-    cdef floating *pc = &c[0, 0]
-    cdef Py_ssize_t ldc = c.strides[0] // isz
-
     cdef Py_ssize_t MR, NR, KC, MC, NC
     if floating is float:
         MR, NR, KC, MC, NC = CG_MR_F32, CG_NR_F32, KC_F32, MC_F32, NC_F32
@@ -214,121 +258,78 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
 
     # Share whole tiles between threads: split N (each thread packs only its own part of B),
     # unless there are too few column tiles to go round.
-    cdef Py_ssize_t m_tiles = (m + MR - 1) // MR, n_tiles = (n + NR - 1) // NR
+    cdef Py_ssize_t m_tiles = _cdiv(g.m, MR), n_tiles = _cdiv(g.n, NR)
     cdef Py_ssize_t nt = max(1, num_threads)
-    cdef bint split_n = n_tiles >= nt * 2 or n_tiles >= m_tiles
+    cdef bint split_n = n_tiles >= 2 * nt or n_tiles >= m_tiles
     nt = min(nt, n_tiles if split_n else m_tiles)
 
-    cdef Py_ssize_t a_size = _round_up(min(MC, m), MR) * min(KC, k)
-    cdef Py_ssize_t b_size = min(KC, k) * _round_up(min(NC, n), NR)
-    a_size = _round_up(a_size, 16)  # keeps each buffer 64-byte aligned
-    b_size = _round_up(b_size, 16)
-    cdef Py_ssize_t per_thread = _round_up((a_size + b_size + MR * NR) * isz, ALIGN) + ALIGN
-    cdef char *mem = <char *>malloc(nt * per_thread)
+    # per-thread buffers: an MC x KC block of A, a KC x NC block of B, one edge tile; each
+    # 64-byte aligned (sizes rounded to 16 elements)
+    cdef Py_ssize_t a_size = _round_up(_round_up(min(MC, g.m), MR) * min(KC, g.k), 16)
+    cdef Py_ssize_t b_size = _round_up(min(KC, g.k) * _round_up(min(NC, g.n), NR), 16)
+    cdef Py_ssize_t per_thread = _round_up((a_size + b_size + MR * NR) * sizeof(floating), ALIGN)
+    cdef char *mem = <char *>malloc(nt * per_thread + ALIGN)
     if mem == NULL:
         raise MemoryError(f"gemm: cannot allocate {nt * per_thread} bytes of packing buffers")
-    cdef Py_ssize_t t, lo, hi, tiles = n_tiles if split_n else m_tiles
-    cdef floating *abuf
-    cdef floating *bbuf
-    cdef floating *tile
-    try:
-        with nogil:
+    cdef floating *buf = <floating *>_aligned(mem)
+    cdef Py_ssize_t t, step = per_thread // sizeof(floating)
+    with nogil:
+        if nt == 1:
+            _gemm_share(g, buf, a_size, b_size, 0, 1, split_n)
+        else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                abuf = <floating *>_aligned(mem + t * per_thread)
-                bbuf = abuf + a_size
-                tile = bbuf + b_size
-                lo = tiles * t // nt
-                hi = tiles * (t + 1) // nt
-                if split_n:
-                    lo, hi = lo * NR, min(hi * NR, n)
-                    _gemm_packed(pc + lo, ldc, m, hi - lo, k, pa, a_rs, a_cs,
-                                 pb + lo * b_cs, b_rs, b_cs, abuf, bbuf, tile)
-                else:
-                    lo, hi = lo * MR, min(hi * MR, m)
-                    _gemm_packed(pc + lo * ldc, ldc, hi - lo, n, k, pa + lo * a_rs, a_rs, a_cs,
-                                 pb, b_rs, b_cs, abuf, bbuf, tile)
-    finally:
-        free(mem)
+                _gemm_share(g, buf + t * step, a_size, b_size, t, nt, split_n)
+    free(mem)
 
 
-cdef _check_shapes(Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t b0, Py_ssize_t b1,
-                   Py_ssize_t m, Py_ssize_t n, bint trans_a, bint trans_b):
-    """The kernels run without bounds checks: refuse shapes that do not multiply into c."""
-    cdef Py_ssize_t am = a1 if trans_a else a0, ak = a0 if trans_a else a1
-    cdef Py_ssize_t bk = b1 if trans_b else b0, bn = b0 if trans_b else b1
-    if am != m or bn != n or ak != bk:
-        raise ValueError(f"gemm: op(A) {am}x{ak} @ op(B) {bk}x{bn} does not fit C {m}x{n}")
+cdef inline void _axpy(floating *y, floating alpha, const char *x, Py_ssize_t incx,
+                       Py_ssize_t n) noexcept nogil:
+    """y[j] := y[j] + alpha * x[j]: one link of each element's chain (x at byte stride incx)."""
+    cdef Py_ssize_t j
+    cdef const floating *xs = <const floating *>x
+    if incx == sizeof(floating):  # contiguous: let the compiler vectorise
+        for j in range(n):
+            y[j] = y[j] + alpha * xs[j]
+    else:
+        for j in range(n):
+            y[j] = y[j] + alpha * (<const floating *>(x + j * incx))[0]
 
 
 def gemm_naive(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
                bint trans_a, bint trans_b, int num_threads):
     """C := op(A) @ op(B), i-k-j loops: c[i, :] = 0, then c[i, :] += a[i, k] * b[k, :] for
     ascending k. The same chain per element as `gemm`, so the same bits."""
-    cdef Py_ssize_t m = c.shape[0], n = c.shape[1]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    _check_shapes(a.shape[0], a.shape[1], b.shape[0], b.shape[1], m, n, trans_a, trans_b)
-    if m == 0 or n == 0:
+    cdef Operands g = _operands(a, b, c, trans_a, trans_b)
+    if g.m == 0 or g.n == 0:
         return
     c[:, :] = 0
-    if k == 0:
-        return
-    cdef Py_ssize_t a_rs = a.strides[1] if trans_a else a.strides[0]
-    cdef Py_ssize_t a_cs = a.strides[0] if trans_a else a.strides[1]
-    cdef Py_ssize_t b_rs = b.strides[1] if trans_b else b.strides[0]
-    cdef Py_ssize_t b_cs = b.strides[0] if trans_b else b.strides[1]
-    cdef const char *pa = <const char *>&a[0, 0]
-    cdef const char *pb = <const char *>&b[0, 0]
-    cdef Py_ssize_t i, p, j
-    cdef floating aik
-    cdef floating *crow
-    cdef const char *brow
+    cdef Py_ssize_t i, p
     with nogil:
-        for i in prange(m, num_threads=max(1, num_threads), schedule="static"):
-            crow = &c[i, 0]
-            for p in range(k):
-                aik = (<const floating *>(pa + i * a_rs + p * a_cs))[0]
-                brow = pb + p * b_rs
-                for j in range(n):
-                    crow[j] = crow[j] + aik * (<const floating *>(brow + j * b_cs))[0]
+        for i in prange(g.m, num_threads=max(1, num_threads), schedule="static"):
+            for p in range(g.k):
+                _axpy(&c[i, 0], (<const floating *>(g.a + i * g.a_rs + p * g.a_cs))[0],
+                      g.b + p * g.b_rs, g.b_cs, g.n)
 
 
 def gemm_blocked(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
                  bint trans_a, bint trans_b, int num_threads):
     """C := op(A) @ op(B), the i-k-j loops of `gemm_naive` tiled for the caches (no packing):
-    a block of B rows stays in cache while rows of A pass. Same chain per element, same bits."""
-    cdef Py_ssize_t m = c.shape[0], n = c.shape[1]
-    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
-    _check_shapes(a.shape[0], a.shape[1], b.shape[0], b.shape[1], m, n, trans_a, trans_b)
-    if m == 0 or n == 0:
+    a KB x NB block of B stays in cache while MB rows of A pass. Same chain, same bits."""
+    cdef Operands g = _operands(a, b, c, trans_a, trans_b)
+    if g.m == 0 or g.n == 0:
         return
     c[:, :] = 0
-    if k == 0:
-        return
-    cdef Py_ssize_t a_rs = a.strides[1] if trans_a else a.strides[0]
-    cdef Py_ssize_t a_cs = a.strides[0] if trans_a else a.strides[1]
-    cdef Py_ssize_t b_rs = b.strides[1] if trans_b else b.strides[0]
-    cdef Py_ssize_t b_cs = b.strides[0] if trans_b else b.strides[1]
-    cdef const char *pa = <const char *>&a[0, 0]
-    cdef const char *pb = <const char *>&b[0, 0]
-    # rows of C per block, k per block, columns per block (a 128 x 512 block of B is <= 512 KiB)
-    cdef Py_ssize_t MB = 32, KB = 128, NB = 512
-    cdef Py_ssize_t blk, i0, k0, j0, k0_, j0_, i, p, j, j1, k1
-    cdef floating aik
-    cdef floating *crow
-    cdef const char *brow
+    cdef Py_ssize_t MB = 32, KB = 128, NB = 512  # a 128 x 512 block of B: <= 512 KiB
+    cdef Py_ssize_t blk, i0, k0, j0, k0_, j0_, i, p, nb
     with nogil:
-        for blk in prange((m + MB - 1) // MB, num_threads=max(1, num_threads), schedule="static"):
+        for blk in prange(_cdiv(g.m, MB), num_threads=max(1, num_threads), schedule="static"):
             i0 = blk * MB
-            for j0_ in range(_cdiv(n, NB)):
+            for j0_ in range(_cdiv(g.n, NB)):
                 j0 = j0_ * NB
-                j1 = min(j0 + NB, n)
-                for k0_ in range(_cdiv(k, KB)):
+                nb = min(NB, g.n - j0)
+                for k0_ in range(_cdiv(g.k, KB)):
                     k0 = k0_ * KB
-                    k1 = min(k0 + KB, k)
-                    for i in range(i0, min(i0 + MB, m)):
-                        crow = &c[i, 0]
-                        for p in range(k0, k1):
-                            aik = (<const floating *>(pa + i * a_rs + p * a_cs))[0]
-                            brow = pb + p * b_rs
-                            for j in range(j0, j1):
-                                crow[j] = crow[j] + aik * (<const floating *>(brow + j * b_cs))[0]
+                    for i in range(i0, min(i0 + MB, g.m)):
+                        for p in range(k0, min(k0 + KB, g.k)):
+                            _axpy(&c[i, j0], (<const floating *>(g.a + i * g.a_rs + p * g.a_cs))[0],
+                                  g.b + p * g.b_rs + j0 * g.b_cs, g.b_cs, nb)
