@@ -1,0 +1,218 @@
+"""cygrad.nn.init: gains, fans, bounds and spreads of each initialiser, dtypes, seeding."""
+
+import math
+
+import numpy as np
+import pytest
+
+import cygrad
+from cygrad.nn import init
+
+
+def weight(*shape, dtype="float32"):
+    return cygrad.tensor(np.zeros(shape), dtype=dtype, requires_grad=True)
+
+
+# ---------------------------------------------------------------------- gains and fans
+
+@pytest.mark.parametrize("name, expected", [
+    ("linear", 1), ("conv1d", 1), ("conv2d", 1), ("conv3d", 1), ("conv_transpose1d", 1),
+    ("conv_transpose2d", 1), ("conv_transpose3d", 1), ("sigmoid", 1), ("tanh", 5 / 3),
+    ("relu", math.sqrt(2)), ("selu", 0.75), ("leaky_relu", math.sqrt(2 / (1 + 0.01**2))),
+])
+def test_gain_table(name, expected):
+    assert init.calculate_gain(name) == pytest.approx(expected, rel=1e-15)
+
+
+def test_leaky_relu_gain_uses_slope():
+    assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04))
+    assert init.calculate_gain("leaky_relu", 0) == pytest.approx(math.sqrt(2))
+
+
+@pytest.mark.parametrize("bad", [("softplus", None), ("leaky_relu", "a"), ("leaky_relu", True)])
+def test_bad_gain_raises(bad):
+    with pytest.raises(ValueError):
+        init.calculate_gain(*bad)
+
+
+@pytest.mark.parametrize("shape, fans", [
+    ((5, 3), (3, 5)), ((16, 3, 3, 3), (27, 144)), ((8, 4, 5), (20, 40)),
+    ((2, 6, 1, 2, 3), (36, 12)),
+])
+def test_fans(shape, fans):
+    assert init._calculate_fan_in_and_fan_out(weight(*shape)) == fans
+
+
+@pytest.mark.parametrize("fn", [init.xavier_uniform_, init.xavier_normal_, init.kaiming_uniform_,
+                                init.kaiming_normal_, init.orthogonal_])
+def test_needs_two_dims(fn):
+    with pytest.raises(ValueError, match="2 dimensions"):
+        fn(weight(7))
+
+
+@pytest.mark.parametrize("fn", [init.kaiming_uniform_, init.kaiming_normal_])
+def test_kaiming_bad_mode_and_nonlinearity(fn):
+    with pytest.raises(ValueError, match="mode"):
+        fn(weight(3, 4), mode="fan_avg")
+    with pytest.raises(ValueError, match="nonlinearity"):
+        fn(weight(3, 4), nonlinearity="swish")
+
+
+def test_bad_uniform_and_normal_arguments():
+    with pytest.raises(ValueError):
+        init.uniform_(weight(3), 1.0, 0.0)
+    with pytest.raises(ValueError):
+        init.normal_(weight(3), 0.0, -1.0)
+
+
+# ---------------------------------------------------------------------- values
+
+def test_constants():
+    w = weight(3, 4)
+    assert init.constant_(w, 0.25) is w and np.all(w.data == np.float32(0.25))
+    assert np.all(init.ones_(w).data == 1) and np.all(init.zeros_(w).data == 0)
+
+
+def test_in_place_keeps_array_and_records_nothing():
+    w = weight(20, 30)
+    before = w.data
+    init.kaiming_uniform_(w)
+    assert w.data is before and w._op is None and w.grad is None and w.requires_grad
+
+
+def test_uniform_bounds_and_spread():
+    cygrad.manual_seed(0)
+    w = init.uniform_(weight(200, 200), -2.0, 3.0)
+    assert w.data.min() >= -2.0 and w.data.max() < 3.0
+    assert w.data.mean() == pytest.approx(0.5, abs=0.03)
+    assert w.data.std() == pytest.approx(5 / math.sqrt(12), rel=0.02)
+
+
+def test_normal_moments():
+    cygrad.manual_seed(1)
+    w = init.normal_(weight(200, 200), 1.0, 0.5)
+    assert w.data.mean() == pytest.approx(1.0, abs=0.01)
+    assert w.data.std() == pytest.approx(0.5, rel=0.02)
+
+
+def test_xavier_uniform_bound_and_std():
+    cygrad.manual_seed(2)
+    w = init.xavier_uniform_(weight(300, 200), gain=2.0)
+    bound = 2.0 * math.sqrt(6 / 500)
+    assert np.abs(w.data).max() <= bound and np.abs(w.data).max() > 0.99 * bound
+    assert w.data.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+
+
+def test_xavier_normal_std_on_conv_weight():
+    cygrad.manual_seed(3)
+    w = init.xavier_normal_(weight(64, 32, 3, 3))  # fans 288 and 576
+    assert w.data.std() == pytest.approx(math.sqrt(2 / (288 + 576)), rel=0.02)
+
+
+@pytest.mark.parametrize("mode, fan", [("fan_in", 32 * 9), ("fan_out", 64 * 9)])
+def test_kaiming_uniform_bound(mode, fan):
+    cygrad.manual_seed(4)
+    w = init.kaiming_uniform_(weight(64, 32, 3, 3), mode=mode, nonlinearity="relu")
+    bound = math.sqrt(2) * math.sqrt(3 / fan)
+    assert np.abs(w.data).max() <= bound and np.abs(w.data).max() > 0.99 * bound
+    assert w.data.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+
+
+def test_kaiming_uniform_default_is_torch_linear_style_with_a():
+    # torch's Linear uses kaiming_uniform_(w, a=sqrt(5)): bound = 1 / sqrt(fan_in)
+    cygrad.manual_seed(5)
+    w = init.kaiming_uniform_(weight(100, 400), a=math.sqrt(5))
+    assert np.abs(w.data).max() <= 1 / 20 and np.abs(w.data).max() > 0.99 / 20
+
+
+def test_kaiming_normal_std():
+    cygrad.manual_seed(6)
+    w = init.kaiming_normal_(weight(300, 400), nonlinearity="tanh")
+    assert w.data.std() == pytest.approx((5 / 3) / math.sqrt(400), rel=0.02)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (4, 10), (10, 4), (8, 2, 3, 3)])
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_orthogonal(shape, dtype, tol):
+    w = init.orthogonal_(weight(*shape, dtype=dtype), gain=2.0)
+    m = w.data.reshape(shape[0], -1).astype(np.float64) / 2.0
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+    np.testing.assert_allclose(gram, np.eye(len(gram)), atol=tol)
+
+
+def test_zero_element_tensors_are_left_alone():
+    w = weight(0, 3)
+    with pytest.warns(UserWarning):
+        assert init.kaiming_uniform_(w) is w
+    assert init.orthogonal_(w) is w
+
+
+# ---------------------------------------------------------------------- dtype and seeding
+
+ALL = [init.uniform_, init.normal_, init.xavier_uniform_, init.xavier_normal_,
+       init.kaiming_uniform_, init.kaiming_normal_, init.orthogonal_]
+
+
+@pytest.mark.parametrize("fn", ALL)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_kept(fn, dtype):
+    w = fn(weight(5, 4, 3, dtype=dtype))
+    assert w.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("fn", ALL)
+def test_same_seed_same_bits_float32_is_rounded_float64(fn):
+    cygrad.manual_seed(123)
+    a = fn(weight(6, 5))
+    cygrad.manual_seed(123)
+    b = fn(weight(6, 5))
+    cygrad.manual_seed(123)
+    c = fn(weight(6, 5, dtype="float64"))
+    assert np.array_equal(a.data.view(np.uint32), b.data.view(np.uint32))
+    assert np.array_equal(a.data, c.data.astype(np.float32))
+    cygrad.manual_seed(124)
+    assert not np.array_equal(a.data, fn(weight(6, 5)).data)
+
+
+# ---------------------------------------------------------------------- against PyTorch
+
+@pytest.mark.parametrize("name", ["linear", "conv2d", "sigmoid", "tanh", "relu", "selu",
+                                  "leaky_relu"])
+def test_gain_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    assert init.calculate_gain(name) == pytest.approx(torch.nn.init.calculate_gain(name))
+    if name == "leaky_relu":
+        assert init.calculate_gain(name, 0.3) == pytest.approx(
+            torch.nn.init.calculate_gain(name, 0.3))
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (16, 3, 3, 3), (4, 6, 5)])
+def test_fans_match_torch(shape):
+    torch = pytest.importorskip("torch")
+    ours = init._calculate_fan_in_and_fan_out(weight(*shape))
+    assert ours == torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+
+
+@pytest.mark.parametrize("name, kwargs, spread", [
+    ("xavier_uniform_", {"gain": 1.5}, "max"),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}, "max"),
+    ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}, "max"),
+    ("xavier_normal_", {}, "std"),
+    ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}, "std"),
+    ("orthogonal_", {"gain": 1.3}, "singular"),
+])
+def test_spread_matches_torch(name, kwargs, spread):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    cygrad.manual_seed(0)
+    shape = (96, 48, 3, 3)
+    ours = getattr(init, name)(weight(*shape), **kwargs).data.astype(np.float64)
+    theirs = getattr(torch.nn.init, name)(torch.empty(shape), **kwargs).double().numpy()
+    if spread == "max":  # the bound: both maxima sit just under it
+        assert np.abs(ours).max() == pytest.approx(np.abs(theirs).max(), rel=1e-3)
+    elif spread == "std":
+        assert ours.std() == pytest.approx(theirs.std(), rel=0.03)
+    else:  # every singular value equals the gain
+        for w in (ours, theirs):
+            s = np.linalg.svd(w.reshape(shape[0], -1), compute_uv=False)
+            np.testing.assert_allclose(s, 1.3, rtol=1e-5)

@@ -1,0 +1,220 @@
+"""cygrad.save / load: bitwise round trips, exact paths, refusal of pickles and corrupt files."""
+
+import io
+import json
+import math
+import zipfile
+
+import numpy as np
+import pytest
+
+import cygrad
+from cygrad.serialization import load, save
+
+
+def same(a, b):
+    """Equal type, dtype, shape and bytes (NaN payloads and -0.0 included)."""
+    return (type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+            and a.tobytes() == b.tobytes())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nested_round_trip_is_bitwise(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    special = np.array([np.nan, -0.0, np.inf, -np.inf, 1e-45, 5e-324], dtype=np.float64)
+    special = np.concatenate([special.astype(dtype), np.frombuffer(
+        np.array([0x7FC00001], dtype=np.uint32).tobytes() if dtype == np.float32
+        else np.array([0x7FF8000000000001], dtype=np.uint64).tobytes(), dtype=dtype)])
+    obj = {
+        "model": {"w": rng.standard_normal((3, 4)).astype(dtype), "b": special,
+                  "fortran": np.asfortranarray(rng.standard_normal((2, 3)).astype(dtype)),
+                  "strided": rng.standard_normal(10).astype(dtype)[::3]},
+        "optimizer": {"state": {0: {"step": 7, "exp_avg": np.zeros((3, 4), dtype)}},
+                      "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0, 1]}]},
+        "epoch": 3, "loss": 0.1 + 0.2, "tag": "résumé ✓", "done": False, "none": None,
+        "empty": np.zeros((0, 3), dtype), "zero_d": np.array(2.5, dtype),
+        "ints": np.arange(5, dtype=np.int64), "mask": np.array([True, False]),
+        "words": np.array(["a", "bc"]), "scalar": dtype(1.25), "flag": np.bool_(True),
+        "mixed": [1, (2.5, "x"), [], ()], "1": "string key", 1: "int key",
+    }
+    save(obj, tmp_path / "ckpt.npz")
+    back = load(tmp_path / "ckpt.npz")
+    assert back.keys() == obj.keys()
+    for name, array in obj["model"].items():
+        assert same(back["model"][name], array), name
+    assert same(back["optimizer"]["state"][0]["exp_avg"], obj["optimizer"]["state"][0]["exp_avg"])
+    assert back["optimizer"]["param_groups"] == obj["optimizer"]["param_groups"]
+    assert isinstance(back["optimizer"]["param_groups"][0]["betas"], tuple)
+    assert back["optimizer"]["state"][0]["step"] == 7
+    for key in ("epoch", "loss", "tag", "done", "none", "mixed", "1", 1):
+        assert back[key] == obj[key] and type(back[key]) is type(obj[key])
+    assert back["mixed"][1] == (2.5, "x") and back["mixed"][3] == ()
+    for key in ("empty", "zero_d", "ints", "mask", "words"):
+        assert same(back[key], obj[key]), key
+    assert type(back["scalar"]) is dtype and back["scalar"] == 1.25
+    assert type(back["flag"]) is np.bool_
+
+
+def test_python_floats_round_trip_exactly(tmp_path):
+    values = [0.1, -0.0, math.inf, -math.inf, 5e-324, 1.7976931348623157e308, 2**-40 / 3]
+    save({"v": values, "nan": math.nan, "big": 2**80}, tmp_path / "f.npz")
+    back = load(tmp_path / "f.npz")
+    assert [v.hex() for v in back["v"]] == [v.hex() for v in values]
+    assert math.isnan(back["nan"]) and back["big"] == 2**80
+
+
+def test_tensors_are_saved_as_their_data(tmp_path):
+    t = cygrad.tensor([[1.0, 2.0]], requires_grad=True)
+    save({"t": t, "list": [t]}, tmp_path / "t.npz")
+    back = load(tmp_path / "t.npz")
+    assert type(back["t"]) is np.ndarray and same(back["t"], t.data)
+    assert type(back["list"][0]) is np.ndarray
+
+
+def test_top_level_can_be_any_supported_value(tmp_path):
+    for obj in (np.arange(3.0), [1, 2], 5, "x", None):
+        save(obj, tmp_path / "x.npz")
+        back = load(tmp_path / "x.npz")
+        assert same(back, obj) if isinstance(obj, np.ndarray) else back == obj
+
+
+def test_writes_exactly_to_the_given_path(tmp_path):
+    path = tmp_path / "checkpoint.bin"
+    save({"a": np.ones(2)}, path)
+    save({"a": np.zeros(2)}, str(path))  # overwrites
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.bin"]  # no .npz, no temp
+    assert np.array_equal(load(path)["a"], np.zeros(2))
+
+
+def test_file_is_a_plain_npz(tmp_path):
+    save({"w": np.arange(4.0)}, tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
+        header = json.loads(npz["__cygrad__"].tobytes())
+        assert header["root"] == {"dict": [["w", {"array": "a0"}]]}
+        assert np.array_equal(npz["a0"], np.arange(4.0))
+
+
+def test_plain_npz_loads_as_flat_dict(tmp_path):
+    np.savez(tmp_path / "plain.npz", x=np.arange(3), y=np.eye(2, dtype=np.float32))
+    back = load(tmp_path / "plain.npz")
+    assert back.keys() == {"x", "y"} and same(back["y"], np.eye(2, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------- unsupported values
+
+@pytest.mark.parametrize("bad", [
+    {"s": {1, 2}}, {"o": object()}, {"c": 1j}, {"f": len}, {"b": b"bytes"},
+    {"obj": np.array([1, "a", None], dtype=object)}, {(1, 2): 3}, {None: 1}, {True: 1},
+    [{"deep": [1, {"x": frozenset()}]}],
+])
+def test_unsupported_values_raise_type_error_and_write_nothing(tmp_path, bad):
+    with pytest.raises(TypeError):
+        save(bad, tmp_path / "bad.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_self_containing_structure_raises(tmp_path):
+    loop = [1]
+    loop.append(loop)
+    with pytest.raises(ValueError, match="contains itself"):
+        save(loop, tmp_path / "loop.npz")
+    shared = [1]
+    save({"a": shared, "b": shared}, tmp_path / "shared.npz")  # shared, not circular: fine
+    assert load(tmp_path / "shared.npz") == {"a": [1], "b": [1]}
+
+
+# ---------------------------------------------------------------------- unsafe and broken files
+
+class MakesMarker:
+    """Unpickling this runs open(marker, "w"): the file appears iff a payload ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def pickled_npz(path, marker, with_structure=True):
+    payload = np.empty(1, dtype=object)
+    payload[0] = MakesMarker(marker)
+    entries = {"a0": payload}
+    if with_structure:
+        header = {"format": "cygrad-checkpoint", "version": 1, "root": {"array": "a0"}}
+        entries["__cygrad__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **entries)  # np.savez pickles object arrays by default
+
+
+@pytest.mark.parametrize("with_structure", [True, False])
+def test_pickled_object_array_is_refused_and_never_runs(tmp_path, with_structure):
+    # The payload is live: loading it with pickle allowed creates the marker.
+    pickled_npz(tmp_path / "probe.npz", tmp_path / "probe-marker")
+    with np.load(tmp_path / "probe.npz", allow_pickle=True) as npz:
+        npz["a0"]
+    assert (tmp_path / "probe-marker").exists()
+
+    marker = tmp_path / "marker"
+    pickled_npz(tmp_path / "evil.npz", marker, with_structure)
+    with pytest.raises(ValueError, match="evil.npz.*pickled"):
+        load(tmp_path / "evil.npz")
+    assert not marker.exists()
+
+
+def test_pickle_file_that_is_not_a_zip_is_refused(tmp_path):
+    import pickle
+
+    marker = tmp_path / "marker"
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(MakesMarker(marker)))
+    with pytest.raises(ValueError, match="evil.pkl"):
+        load(tmp_path / "evil.pkl")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 0.3, 0.5, 0.9, 0.99])
+def test_truncated_file_raises_value_error_naming_path(tmp_path, fraction):
+    save({"w": np.arange(1000.0), "step": 3}, tmp_path / "full.npz")
+    raw = (tmp_path / "full.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[:int(len(raw) * fraction)])
+    with pytest.raises(ValueError, match="cut.npz"):
+        load(tmp_path / "cut.npz")
+
+
+def test_corrupt_array_bytes_raise_value_error(tmp_path):
+    save({"w": np.arange(1000.0)}, tmp_path / "c.npz")
+    raw = bytearray((tmp_path / "c.npz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside a0's data: the zip's CRC no longer matches
+    (tmp_path / "c.npz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="c.npz"):
+        load(tmp_path / "c.npz")
+
+
+def test_npy_file_is_not_a_checkpoint(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(3))
+    with pytest.raises(ValueError, match="a.npy"):
+        load(tmp_path / "a.npy")
+
+
+@pytest.mark.parametrize("structure", [
+    b"not json", json.dumps({"format": "other"}).encode(),
+    json.dumps({"format": "cygrad-checkpoint", "version": 99, "root": None}).encode(),
+    json.dumps({"format": "cygrad-checkpoint", "version": 1, "root": {"array": "a7"}}).encode(),
+    json.dumps({"format": "cygrad-checkpoint", "version": 1, "root": {"eval": "x"}}).encode(),
+])
+def test_malformed_structure_raises_value_error(tmp_path, structure):
+    buffer = io.BytesIO()
+    np.savez(buffer, __cygrad__=np.frombuffer(structure, dtype=np.uint8))
+    (tmp_path / "m.npz").write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="m.npz"):
+        load(tmp_path / "m.npz")
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nope.npz")
+
+
+def test_zip_without_npy_entries_raises(tmp_path):
+    with zipfile.ZipFile(tmp_path / "z.npz", "w") as z:
+        z.writestr("a0.npy", b"garbage, not an npy header")
+    with pytest.raises(ValueError, match="z.npz"):
+        load(tmp_path / "z.npz")
