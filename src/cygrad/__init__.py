@@ -7,10 +7,11 @@
     x.grad
 """
 
-from . import backend, ops
+from . import backend, data, ops, optim
 from .backend import get_num_threads, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
+from .serialization import load, save
 from .tensor import (
     Tensor,
     get_default_dtype,
@@ -21,6 +22,8 @@ from .tensor import (
     tensor,
 )
 
+from .trace import trace  # noqa: E402  (after tensor: it hooks into backward)
+
 __version__ = "0.1.0"
 
 float32 = "float32"
@@ -29,5 +32,6 @@ float64 = "float64"
 __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "matmul", "gradcheck", "GradcheckError", "manual_seed", "set_num_threads",
-    "get_num_threads", "backend", "ops", "float32", "float64",
+    "get_num_threads", "backend", "ops", "float32", "float64", "save", "load", "data", "optim",
+    "trace",
 ]

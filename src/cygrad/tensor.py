@@ -18,6 +18,7 @@ from .ops import activation, arithmetic, reduction, shape
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _default_dtype = np.dtype(np.float32)
 _grad_enabled = True
+_tracer = None  # a cygrad.trace.Trace while `with cygrad.trace():` is open
 
 
 def set_default_dtype(dtype):
@@ -43,6 +44,13 @@ def no_grad():
 
 def is_grad_enabled():
     return _grad_enabled
+
+
+def _set_tracer(tracer):
+    """Install a backward tracer (cygrad.trace); returns the previous one."""
+    global _tracer
+    previous, _tracer = _tracer, tracer
+    return previous
 
 
 def _float_dtype(dtype):
@@ -120,14 +128,20 @@ class Tensor:
                 raise ValueError(f"gradient of shape {grad.shape} for an output of shape "
                                  f"{self.shape}")
         grads = {id(self): grad}
+        tracer = _tracer
         for node in reversed(_topological_order(self)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._op is None:
+                if tracer is not None:
+                    tracer.leaf(node, g)
                 node._accumulate(g)
                 continue
-            for parent, pg in zip(node._parents, node._op.backward(g)):
+            input_grads = node._op.backward(g)
+            if tracer is not None:
+                tracer.step(node, g, input_grads)
+            for parent, pg in zip(node._parents, input_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)

@@ -1,0 +1,29 @@
+"""The tutorial quotes real output: every demo block in docs/symmetry.md must match what the
+command prints now (timings aside). Regenerate with `python docs/regenerate.py`."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+spec = importlib.util.spec_from_file_location("regenerate", DOCS / "regenerate.py")
+regenerate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(regenerate)
+
+BLOCKS = regenerate.blocks(regenerate.DOC.read_text())
+
+
+def test_the_tutorial_quotes_every_scenario():
+    from cygrad.demos import SCENARIOS
+
+    quoted = {args[1] for args in (b[0] for b in BLOCKS) if args[0] == "demo" and len(args) > 1}
+    assert set(SCENARIOS) <= quoted, f"not quoted: {set(SCENARIOS) - quoted}"
+
+
+@pytest.mark.parametrize("args, quoted", BLOCKS, ids=[" ".join(b[0]) for b in BLOCKS])
+def test_quoted_output_matches_the_demo(args, quoted):
+    now = regenerate.run_cli(list(args))
+    assert regenerate.without_timings(now) == regenerate.without_timings(quoted), (
+        f"docs/symmetry.md is out of date for `cygrad {' '.join(args)}`: "
+        "run python docs/regenerate.py")
