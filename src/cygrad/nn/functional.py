@@ -1,13 +1,57 @@
-"""cygrad.nn.functional: the layers' operations as functions (PyTorch's names and arguments)."""
+"""cygrad.nn.functional: the layers' operations as functions (PyTorch's names and arguments).
+
+Arguments are checked here, before any kernel runs, and errors name the shapes, dtypes and
+values involved.
+"""
+
+import numbers
 
 import numpy as np
 
 from .. import random as _random
 from ..ops import layers as L
 from ..ops import losses
-from ..tensor import Tensor, _check_same_dtype, apply
+from ..tensor import Tensor, apply
+
+__all__ = [
+    "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "leaky_relu", "tanh",
+    "sigmoid", "softmax", "log_softmax", "mse_loss", "cross_entropy",
+    "binary_cross_entropy_with_logits",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+# ---------------------------------------------------------------------- argument checks
+
+def _size(value, name, minimum=1):
+    """An integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _pair(value, name, minimum=1):
+    """An int or a pair of ints (height, width), each >= minimum -> a tuple of two ints."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(_size(v, name, minimum) for v in pair)
+
+
+def _square(value, name, minimum):
+    """An int, or a pair of equal ints: im2col takes one stride and one padding for both axes."""
+    h, w = _pair(value, name, minimum)
+    if h != w:
+        raise ValueError(f"{name} must be the same along height and width in cygrad, got "
+                         f"{value!r}")
+    return h
+
+
+def _check_probability(p):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be a number in [0, 1), got {p!r}")
+    return float(p)
 
 
 def _tensor_input(x, name, ndim=None):
@@ -17,71 +61,96 @@ def _tensor_input(x, name, ndim=None):
         raise ValueError(f"{name} expects a {ndim}-D input, got shape {x.shape}")
 
 
+def _check_weights(name, x, weight, bias, weight_ndim):
+    """weight (and bias) are Tensors of x's dtype; bias has shape (weight.shape[0],)."""
+    for what, t in (("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: {what} must be a cygrad Tensor, got {type(t).__name__}")
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name}: input has dtype {x.dtype} but {what} has dtype {t.dtype}; "
+                            "convert one of them (e.g. build the layer with dtype=...)")
+    if weight.ndim != weight_ndim:
+        raise ValueError(f"{name}: weight must be {weight_ndim}-D, got shape {weight.shape}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{name}: bias of shape {bias.shape} does not fit weight of shape "
+                         f"{weight.shape} (expected ({weight.shape[0]},))")
+
+
+# ---------------------------------------------------------------------- layers
+
 def linear(x, weight, bias=None):
-    """y = x @ weight.T + bias; x (..., in), weight (out, in), bias (out,)."""
+    """y = x @ weight.T + bias; x (..., in), weight (out, in), bias (out,) -> (..., out)."""
     _tensor_input(x, "linear")
-    _check_same_dtype(x, weight)
-    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+    _check_weights("linear", x, weight, bias, 2)
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
-                         f"{weight.shape} (expected last dimension {weight.shape[-1]})")
-    if bias is None:
-        return apply(L.Linear, x, weight)
-    _check_same_dtype(x, bias)
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias of shape {bias.shape} for weight {weight.shape}")
-    return apply(L.Linear, x, weight, bias)
+                         f"{weight.shape} (expected last dimension {weight.shape[1]})")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return apply(L.Linear, *inputs)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw) -> (N, O, OH, OW)."""
+    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw) -> (N, O, OH, OW),
+    OH = (H + 2*padding - kh) // stride + 1 (likewise OW); bias (O,)."""
     _tensor_input(x, "conv2d")
-    _check_same_dtype(x, weight)
+    _check_weights("conv2d", x, weight, bias, 4)
+    stride, padding = _square(stride, "stride", 1), _square(padding, "padding", 0)
     if x.ndim != 4:
         raise ValueError(f"conv2d expects input (N, C, H, W), got shape {x.shape}")
-    if weight.ndim != 4 or weight.shape[1] != x.shape[1]:
+    if weight.shape[1] != x.shape[1]:
         raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {x.shape}) does not "
-                         f"fit weight of shape {weight.shape}")
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"conv2d: stride must be a positive integer, got {stride}")
-    if int(padding) != padding or padding < 0:
-        raise ValueError(f"conv2d: padding must be a non-negative integer, got {padding}")
+                         f"fit weight of shape {weight.shape} (expected {weight.shape[1]} "
+                         "channels)")
     kh, kw = weight.shape[2:]
-    if x.shape[2] + 2 * padding < kh or x.shape[3] + 2 * padding < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input "
-                         f"{x.shape[2] + 2 * padding}x{x.shape[3] + 2 * padding}")
+    h, w = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
+    if kh < 1 or kw < 1 or h < kh or w < kw:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the input of shape "
+                         f"{x.shape} padded to {h}x{w} (padding={padding})")
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"conv2d: bias of shape {bias.shape} for weight {weight.shape}")
-    return apply(L.Conv2d, *inputs, stride=int(stride), padding=int(padding))
+    return apply(L.Conv2d, *inputs, stride=stride, padding=padding)
+
+
+def _pool_geometry(kernel_size, stride, name):
+    """((kh, kw), stride) from PyTorch-style arguments; stride None means kernel_size."""
+    kernel = _pair(kernel_size, f"{name}: kernel_size")
+    stride = _square(kernel_size if stride is None else stride, f"{name}: stride", 1)
+    return kernel, stride
 
 
 def _pool(op, x, kernel_size, stride, name):
     _tensor_input(x, name, ndim=4)
-    stride = kernel_size if stride is None else stride
-    if kernel_size < 1 or stride < 1:
-        raise ValueError(f"{name}: kernel_size and stride must be >= 1, got {kernel_size}, "
-                         f"{stride}")
-    if x.shape[2] < kernel_size or x.shape[3] < kernel_size:
-        raise ValueError(f"{name}: kernel {kernel_size} is larger than the input {x.shape}")
-    return apply(op, x, kernel_size=kernel_size, stride=stride)
+    (kh, kw), stride = _pool_geometry(kernel_size, stride, name)
+    if x.shape[2] < kh or x.shape[3] < kw:
+        raise ValueError(f"{name}: kernel {kh}x{kw} is larger than the input of shape "
+                         f"{x.shape}")
+    return apply(op, x, kernel_size=(kh, kw), stride=stride)
 
 
 def max_pool2d(x, kernel_size, stride=None):
+    """Maximum over kernel_size windows of each channel of x (N, C, H, W), moved by stride
+    (default: kernel_size)."""
     return _pool(L.MaxPool2d, x, kernel_size, stride, "max_pool2d")
 
 
 def avg_pool2d(x, kernel_size, stride=None):
+    """Mean over kernel_size windows of each channel of x (N, C, H, W), moved by stride
+    (default: kernel_size)."""
     return _pool(L.AvgPool2d, x, kernel_size, stride, "avg_pool2d")
 
 
 def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    """Zero each element with probability p and scale the rest by 1/(1-p) (training only);
+    the mask comes from cygrad.random.generator()."""
+    p = _check_probability(p)
+    _tensor_input(x, "dropout")
     if not training or p == 0:
         return x
     return apply(L.Dropout, x, p=p, generator=_random.generator())
 
+
+# ---------------------------------------------------------------------- activations
 
 def relu(x):
     return x.relu()
@@ -107,27 +176,36 @@ def log_softmax(x, dim=-1):
     return x.log_softmax(dim)
 
 
+# ---------------------------------------------------------------------- losses
+
 def _check_reduction(reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
 def mse_loss(input, target, reduction="mean"):
-    """mean((input - target)**2) (or the sum, or per element)."""
+    """(input - target)**2, averaged (mean), summed (sum) or per element (none).
+    target: a Tensor of input's dtype, or an array-like (converted to input's dtype)."""
     _check_reduction(reduction)
-    target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, input.dtype))
+    _tensor_input(input, "mse_loss")
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target, dtype=input.dtype))
+    elif target.dtype != input.dtype:
+        raise TypeError(f"mse_loss: input has dtype {input.dtype} but target has dtype "
+                        f"{target.dtype}")
     if target.shape != input.shape:
         raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape "
                          f"{target.shape} differ")
-    squared = (input - target) ** 2
-    return squared.mean() if reduction == "mean" else squared.sum() if reduction == "sum" \
-        else squared
+    return apply(losses.MSE, input, target, reduction=reduction)
 
 
 def cross_entropy(input, target, reduction="mean"):
-    """-log_softmax(input)[target]; input (N, C) logits, target (N,) integer class indices."""
+    """-log_softmax(input)[i, target[i]] per row; input (N, C) logits, target (N,) integer class
+    indices (a numpy array or a list), fused in one kernel."""
     _check_reduction(reduction)
-    _tensor_input(input, "cross_entropy", ndim=2)
+    _tensor_input(input, "cross_entropy")
+    if input.ndim != 2:
+        raise ValueError(f"cross_entropy expects logits of shape (N, C), got {input.shape}")
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
@@ -137,8 +215,8 @@ def cross_entropy(input, target, reduction="mean"):
                          f"({input.shape[0]},), got {target.shape}")
     bad = (target < 0) | (target >= input.shape[1])
     if bad.any():
-        raise ValueError(f"cross_entropy: class index {target[bad][0]} out of range for "
-                         f"{input.shape[1]} classes")
+        raise ValueError(f"cross_entropy: class index {target[bad][0]} (at position "
+                         f"{int(np.argmax(bad))}) out of range for {input.shape[1]} classes")
     return apply(losses.CrossEntropy, input, targets=np.ascontiguousarray(target, np.intp),
                  reduction=reduction)
 
@@ -146,6 +224,7 @@ def cross_entropy(input, target, reduction="mean"):
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """BCE(sigmoid(input), target) in the stable form; target of input's shape, in [0, 1]."""
     _check_reduction(reduction)
+    _tensor_input(input, "binary_cross_entropy_with_logits")
     target = np.asarray(target.data if isinstance(target, Tensor) else target, input.dtype)
     if target.shape != input.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: input of shape {input.shape} and "

@@ -1,22 +1,18 @@
 """Layers, with PyTorch's constructor arguments, weight layouts and default initialisation."""
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
+from ..tensor import _float_dtype, get_default_dtype
 from . import functional as F
-from ..tensor import get_default_dtype
 from . import init
 from .module import Module, Parameter
 
 
-def _pair(value, name):
-    if isinstance(value, int):
-        return value, value
-    value = tuple(value)
-    if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {value}")
-    return value
+def _dtype(dtype):
+    return get_default_dtype() if dtype is None else _float_dtype(dtype)
 
 
 class Linear(Module):
@@ -25,17 +21,17 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
-        if in_features < 0 or out_features < 0:
-            raise ValueError(f"Linear({in_features}, {out_features}): sizes must be >= 0")
-        dtype = np.dtype(dtype or get_default_dtype())
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = F._size(in_features, "Linear: in_features", 0)
+        self.out_features = F._size(out_features, "Linear: out_features", 0)
+        dtype = _dtype(dtype)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.register_parameter("bias", Parameter(np.empty(out_features, dtype=dtype))
                                 if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
-        """PyTorch's default: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) for W, i.e. W, b ~ U(-k, k) with
+        k = 1/sqrt(in_features)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
@@ -50,75 +46,93 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """Cross-correlation of (N, C_in, H, W) with W (C_out, C_in, kh, kw): row i is filter i."""
+    """Cross-correlation of x (N, C_in, H, W) with W (C_out, C_in, kh, kw) -> (N, C_out, OH, OW),
+    OH = (H + 2*padding - kh) // stride + 1. Row i of W is filter i."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=None):
         super().__init__()
-        dtype = np.dtype(dtype or get_default_dtype())
-        kh, kw = _pair(kernel_size, "kernel_size")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        if stride < 1:
-            raise ValueError(f"stride must be at least 1, got {stride}")
-        if padding < 0:
-            raise ValueError(f"padding must be non-negative, got {padding}")
-        self.weight = Parameter(np.empty((out_channels, in_channels, kh, kw), dtype=dtype))
+        self.in_channels = F._size(in_channels, "Conv2d: in_channels")
+        self.out_channels = F._size(out_channels, "Conv2d: out_channels")
+        self.kernel_size = F._pair(kernel_size, "Conv2d: kernel_size")
+        self.stride = F._square(stride, "Conv2d: stride", 1)
+        self.padding = F._square(padding, "Conv2d: padding", 0)
+        dtype = _dtype(dtype)
+        self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size,
+                                         dtype=dtype))
         self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype))
                                 if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
+        """PyTorch's default: W, b ~ U(-k, k), k = 1/sqrt(in_channels * kh * kw)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+            init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+        s, p = self.stride, self.padding
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={(s, s)}")
+        if p:
+            text += f", padding={(p, p)}"
+        return text + ("" if self.bias is not None else ", bias=False")
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride or kernel_size
-
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        F._pool_geometry(kernel_size, stride, type(self).__name__)  # fail here, not in forward
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-class AvgPool2d(MaxPool2d):
+class MaxPool2d(_Pool2d):
+    """Maximum over kernel_size windows, moved by stride (default: kernel_size), per channel."""
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over kernel_size windows, moved by stride (default: kernel_size), per channel."""
+
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride)
 
 
 class Flatten(Module):
-    """(N, ...) -> (N, prod(...))"""
+    """Merge dimensions start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
 
-    def __init__(self, start_dim=1):
+    def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return x.reshape(x.shape[:self.start_dim] + (-1,))
+        start, end = self.start_dim % max(x.ndim, 1), self.end_dim % max(x.ndim, 1)
+        if start > end:
+            raise ValueError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) "
+                             f"does not fit an input of shape {x.shape}")
+        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Dropout(Module):
-    """Zeroes each element with probability p while training (scaling the rest by 1/(1-p))."""
+    """While training, zero each element with probability p and scale the rest by 1/(1-p);
+    the identity in eval mode. Masks come from cygrad.random.generator()."""
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
+        self.p = F._check_probability(p)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
@@ -160,19 +174,27 @@ class LeakyReLU(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order; indexable (model[0], model[-1], model[1:])."""
+    """Modules applied in order; indexable (model[0], model[-1], model[1:]). Built from modules
+    or from one OrderedDict name -> module."""
 
     def __init__(self, *modules):
         super().__init__()
-        for i, m in enumerate(modules):
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            items = list(modules[0].items())
+        else:
+            items = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in items:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {i}")
-            self._modules[str(i)] = m
+                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {name}")
+            self._modules[name] = m
 
     def __getitem__(self, index):
-        items = list(self._modules.values())
         if isinstance(index, slice):
-            return Sequential(*items[index])
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        items = list(self._modules.values())
+        if not -len(items) <= index < len(items):
+            raise IndexError(f"index {index} is out of range for a Sequential of "
+                             f"{len(items)} modules")
         return items[index]
 
     def __len__(self):
@@ -182,7 +204,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
-        self._modules[str(len(self._modules))] = module
+        self.add_module(str(len(self._modules)), module)
         return self
 
     def forward(self, x):

@@ -1,15 +1,24 @@
 """Module and Parameter, with PyTorch's names and semantics."""
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from ..tensor import Tensor, _to_array
 
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class StateDictKeyError(KeyError):
+    """load_state_dict(strict=True) met missing or unexpected keys."""
+
+    def __str__(self):  # KeyError would print the message in quotes
+        return str(self.args[0])
+
 
 class Parameter(Tensor):
-    """A Tensor that a Module trains: requires_grad=True, built from an array or a Tensor
-    (sharing its data)."""
+    """A Tensor that a Module trains: requires_grad=True, built from an array (copied) or a
+    Tensor (sharing its data, as torch.nn.Parameter does)."""
 
     __slots__ = ()
 
@@ -42,7 +51,7 @@ class Module:
         elif name in params and isinstance(value, Tensor):
             raise TypeError(f"cannot assign a plain Tensor to parameter {name!r}: wrap it in "
                             "cygrad.nn.Parameter (or assign None)")
-        elif isinstance(value, Module):
+        elif isinstance(value, Module) or (value is None and name in self._modules):
             params.pop(name, None)
             self.__dict__.pop(name, None)
             self._modules[name] = value
@@ -54,9 +63,19 @@ class Module:
     def register_parameter(self, name, param):
         """Register param (a Parameter, or None for an absent optional one such as a bias)."""
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"parameter {name!r} must be a Parameter or None")
-        self._parameters[name] = param
+            raise TypeError(f"parameter {name!r} must be a Parameter or None, got "
+                            f"{type(param).__name__}")
+        self._modules.pop(name, None)
         self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def add_module(self, name, module):
+        """Register a submodule under name (a Module, or None)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{name!r}: {type(module).__name__} is not a Module")
+        self._parameters.pop(name, None)
+        self.__dict__.pop(name, None)
+        self._modules[name] = module
 
     def __getattr__(self, name):  # only called when normal lookup fails
         for table in ("_parameters", "_modules"):
@@ -81,47 +100,49 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
 
-    def named_modules(self, prefix=""):
-        """(name, module) for this module and every submodule, each module once."""
+    def _walk(self, prefix="", remove_duplicate=True):
+        """(name, module) for self and every submodule, depth first in registration order.
+        remove_duplicate=False lists a module reached by several paths under each of them."""
         seen, stack = set(), [(prefix, self)]
         while stack:
-            name, module = stack.pop(0)
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            name, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
-            stack[0:0] = [(f"{name}.{child_name}" if name else child_name, child)
-                          for child_name, child in module._modules.items() if child is not None]
+            stack.extend(reversed([(f"{name}.{child_name}" if name else child_name, child)
+                                   for child_name, child in module._modules.items()
+                                   if child is not None]))
+
+    def named_modules(self, prefix=""):
+        """(name, module) for this module and every submodule, each module once."""
+        return self._walk(prefix)
 
     def modules(self):
-        return (m for _, m in self.named_modules())
+        return (m for _, m in self._walk())
+
+    def named_children(self):
+        return ((name, m) for name, m in self._modules.items() if m is not None)
 
     def children(self):
-        return (m for m in self._modules.values() if m is not None)
+        return (m for _, m in self.named_children())
 
-    def named_parameters(self, prefix="", remove_duplicate=True):
-        """(name, parameter) pairs; a parameter shared by several modules comes once (under
-        its first name) unless remove_duplicate=False."""
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, parameter) pairs; a parameter shared by several modules (or reached through
+        a shared module) comes once, under its first name, unless remove_duplicate=False."""
+        modules = self._walk(prefix, remove_duplicate) if recurse else [(prefix, self)]
         seen = set()
-        for module_name, module in self._all_named_modules(prefix):
+        for module_name, module in modules:
             for name, p in module._parameters.items():
                 if p is None or (remove_duplicate and id(p) in seen):
                     continue
                 seen.add(id(p))
                 yield (f"{module_name}.{name}" if module_name else name), p
 
-    def _all_named_modules(self, prefix=""):
-        """Like named_modules, but a module reached by two paths is listed under both."""
-        stack = [(prefix, self)]
-        while stack:
-            name, module = stack.pop(0)
-            yield name, module
-            stack[0:0] = [(f"{name}.{child_name}" if name else child_name, child)
-                          for child_name, child in module._modules.items() if child is not None]
-
-    def parameters(self):
+    def parameters(self, recurse=True):
         """Every parameter once, even when shared by several modules."""
-        return (p for _, p in self.named_parameters())
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
@@ -131,11 +152,13 @@ class Module:
                 p.grad.fill(0)
 
     def train(self, mode=True):
+        """Set training mode (Dropout active) on this module and every submodule."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self):
+        """Evaluation mode: train(False)."""
         return self.train(False)
 
     # ------------------------------------------------------------------ state
@@ -146,40 +169,55 @@ class Module:
                            for name, p in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into the parameters in place. strict: keys must match exactly.
-        Returns (missing_keys, unexpected_keys)."""
+        """Copy arrays (or Tensors) into the parameters in place, all or nothing.
+
+        strict: the keys must match exactly (else StateDictKeyError, a KeyError, naming them).
+        Shapes (ValueError) and dtypes (TypeError) must match in any case.
+        Returns (missing_keys, unexpected_keys).
+        """
         own = OrderedDict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
+        where = f"load_state_dict for {type(self).__name__}"
         if strict and (missing or unexpected):
             parts = []
             if missing:
-                parts.append(f"missing key(s) {missing}")
+                parts.append(f"missing key(s) {', '.join(map(repr, missing))}")
             if unexpected:
-                parts.append(f"unexpected key(s) {unexpected}")
-            raise KeyError(f"load_state_dict for {type(self).__name__}: {'; '.join(parts)}")
+                parts.append(f"unexpected key(s) {', '.join(map(repr, unexpected))}")
+            raise StateDictKeyError(f"{where}: {'; '.join(parts)}")
+        values, bad_shapes, bad_dtypes = {}, [], []
         for name, p in own.items():
             if name not in state_dict:
                 continue
-            value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
-                               else state_dict[name])
+            value = state_dict[name]
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
             if value.shape != p.shape:
-                raise ValueError(f"load_state_dict: {name!r} has shape {value.shape} in the "
-                                 f"state dict but {p.shape} in the model")
-            if value.dtype != p.dtype:
-                raise TypeError(f"load_state_dict: {name!r} has dtype {value.dtype} in the "
-                                f"state dict but {p.dtype} in the model")
-            np.copyto(p.data, value)
-        return missing, unexpected
+                bad_shapes.append(f"{name!r} has shape {value.shape} in the state dict but "
+                                  f"{p.shape} in the model")
+            elif value.dtype != p.dtype:
+                bad_dtypes.append(f"{name!r} has dtype {value.dtype} in the state dict but "
+                                  f"{p.dtype} in the model")
+            values[name] = value
+        if bad_shapes:
+            raise ValueError(f"{where}: {'; '.join(bad_shapes)}")
+        if bad_dtypes:
+            raise TypeError(f"{where}: {'; '.join(bad_dtypes)}")
+        for name, value in values.items():  # nothing is written until everything checked out
+            np.copyto(own[name].data, value)
+        return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr
 
     def extra_repr(self):
+        """The text inside the parentheses of this module's repr."""
         return ""
 
     def __repr__(self):
-        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        if not lines:
-            return head + ")"
-        return head + "\n  " + "\n  ".join(lines) + "\n)"
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        lines += [f"({name}): " + repr(m).replace("\n", "\n  ")
+                  for name, m in self._modules.items()]
+        body = lines[0] if len(lines) == 1 and not self._modules else (
+            "\n  " + "\n  ".join(lines) + "\n" if lines else "")
+        return f"{type(self).__name__}({body})"

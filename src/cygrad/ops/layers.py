@@ -66,19 +66,19 @@ class Conv2d(Op):
 
 
 class _Pool2d(Op):
-    """Pooling over k x k windows: every channel is treated as an image of its own."""
+    """Pooling over kh x kw windows moved by stride: every channel is an image of its own, so
+    im2col gives one window per row."""
 
     def _windows(self, x):
-        n, c, h, w = x.shape
-        self.x_shape = x.shape
-        k, s = self.kernel_size, self.stride
-        self.oh, self.ow = (h - k) // s + 1, (w - k) // s + 1
-        return B.im2col(x.reshape(n * c, 1, h, w), k, k, s, 0)
+        n, c, h, w = self.x_shape = x.shape
+        (kh, kw), s = self.kernel_size, self.stride
+        self.oh, self.ow = (h - kh) // s + 1, (w - kw) // s + 1
+        return B.im2col(x.reshape(n * c, 1, h, w), kh, kw, s, 0)
 
     def _scatter(self, dcols):
         n, c, h, w = self.x_shape
-        k, s = self.kernel_size, self.stride
-        return B.col2im(dcols, (n * c, 1, h, w), k, k, s, 0).reshape(self.x_shape)
+        (kh, kw), s = self.kernel_size, self.stride
+        return B.col2im(dcols, (n * c, 1, h, w), kh, kw, s, 0).reshape(self.x_shape)
 
     def _out(self, rows):
         n, c = self.x_shape[:2]
@@ -86,27 +86,27 @@ class _Pool2d(Op):
 
 
 class MaxPool2d(_Pool2d):
-    """y = max over each k x k window (the first maximum wins a tie, as in PyTorch)"""
+    """y = max over each window (the first maximum wins a tie, as in PyTorch)"""
 
     rule = "dx = g routed to the position of each window's maximum"
 
     def forward(self, x):
         cols = self._windows(x)
-        self.argmax = cols.argmax(axis=1)
-        self.rows = np.arange(cols.shape[0])
         self.cols_shape = cols.shape
-        return self._out(cols[self.rows, self.argmax])
+        # flat positions of each window's maximum in cols: one gather forward, one scatter back
+        self.flat = cols.argmax(axis=1) + np.arange(0, cols.size, cols.shape[1])
+        return self._out(cols.reshape(-1)[self.flat])
 
     def backward(self, g):
         dcols = np.zeros(self.cols_shape, dtype=g.dtype)
-        dcols[self.rows, self.argmax] = g.reshape(-1)
+        dcols.reshape(-1)[self.flat] = g.reshape(-1)
         return (self._scatter(dcols),)
 
 
 class AvgPool2d(_Pool2d):
-    """y = mean over each k x k window"""
+    """y = mean over each window of kh * kw elements"""
 
-    rule = "dx = g / k**2 spread over each window"
+    rule = "dx = g / (kh * kw) spread over each window"
 
     def forward(self, x):
         cols = self._windows(x)
@@ -114,9 +114,10 @@ class AvgPool2d(_Pool2d):
         return self._out(cols.mean(axis=1))
 
     def backward(self, g):
-        k2 = g.dtype.type(self.kernel_size ** 2)
-        dcols = np.broadcast_to((g.reshape(-1, 1) / k2), self.cols_shape)
-        return (self._scatter(np.ascontiguousarray(dcols)),)
+        size = g.dtype.type(self.cols_shape[1])
+        dcols = np.empty(self.cols_shape, dtype=g.dtype)
+        dcols[...] = g.reshape(-1, 1) / size
+        return (self._scatter(dcols),)
 
 
 class Dropout(Op):

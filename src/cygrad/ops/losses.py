@@ -21,6 +21,25 @@ def _row_gradients(g, n, dtype, reduction):
     return np.full(n, scale, dtype=dtype)
 
 
+class MSE(Op):
+    """loss = (x - t)**2 per element, then reduced; x and t of one shape"""
+
+    rule = "dx = g * 2 * (x - t);  dt = -dx  (divided by the count for the mean)"
+
+    def forward(self, x, t):
+        self.diff = x - t
+        return _reduce((self.diff * self.diff).reshape(-1), self.reduction).reshape(
+            x.shape if self.reduction == "none" else ())
+
+    def backward(self, g):
+        diff = self.diff
+        scale = g * diff.dtype.type(2)
+        if self.reduction == "mean":
+            scale = scale / diff.dtype.type(max(diff.size, 1))
+        dx = scale * diff
+        return (dx if self.needs[0] else None), (-dx if self.needs[1] else None)
+
+
 class CrossEntropy(Op):
     """loss_i = -log_softmax(x_i)[t_i], fused in one kernel; x (N, C), t (N,) class indices"""
 
