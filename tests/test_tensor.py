@@ -83,7 +83,7 @@ def test_leaves_accumulate_across_backward_calls_and_intermediates_keep_nothing(
     x = cygrad.tensor([1.0, 2.0], requires_grad=True)
     h = x * x
     y = h.sum()
-    y.backward()
+    y.backward(retain_graph=True)
     y.backward()  # as in PyTorch: a second call adds the same gradient again
     assert np.array_equal(x.grad, 2 * 2 * x.data)
     assert h.grad is None
@@ -160,3 +160,57 @@ def test_the_graph_is_freed_when_the_output_is_dropped():
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_a_second_backward_through_a_freed_graph_raises():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_arrays_saved_for_backward_are_read_only_while_the_graph_lives():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    h = x.tanh()
+    y = (h * x).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        x.data[0] = 5.0  # would make the saved x wrong for backward
+    with pytest.raises(ValueError, match="read-only"):
+        h.data[0] = 5.0  # tanh's backward reads its output
+    y.backward()
+    x.data[0] = 5.0  # the graph has freed what it saved: writing is fine again
+    h.data[0] = 1.0
+
+
+def test_dropping_a_graph_without_backward_unlocks_its_arrays():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 3).sum()
+    assert not x.data.flags.writeable
+    del y
+    x.data[0] = 4.0
+
+
+def test_optimizer_step_with_a_retained_graph_keeps_the_graph_correct():
+    from cygrad import optim
+
+    w = cygrad.tensor([2.0], requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    optim.SGD([w], lr=0.5).step()  # writes a new array: the graph keeps w = 2
+    assert w.data.tolist() == [0.0]
+    w.grad = None
+    loss.backward()
+    assert w.grad.tolist() == [4.0]  # d(w^2)/dw at the saved w = 2
+
+
+def test_detect_anomaly_names_the_op():
+    x = cygrad.tensor([0.0, 1.0], requires_grad=True)
+    with cygrad.detect_anomaly(), np.errstate(divide="ignore"):
+        with pytest.raises(FloatingPointError, match="Log produced Inf in its forward"):
+            x.log()
+        y = (x ** 0.5).sum()  # finite forward, infinite gradient at 0
+        with pytest.raises(FloatingPointError, match="Pow produced Inf in its backward"):
+            y.backward()
+    with np.errstate(divide="ignore"):
+        x.detach().log()  # outside the block: no check

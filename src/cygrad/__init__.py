@@ -14,6 +14,7 @@ from .random import manual_seed
 from .serialization import load, save
 from .tensor import (
     Tensor,
+    detect_anomaly,
     get_default_dtype,
     is_grad_enabled,
     matmul,
@@ -33,5 +34,5 @@ __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "matmul", "gradcheck", "GradcheckError", "manual_seed", "set_num_threads",
     "get_num_threads", "backend", "ops", "float32", "float64", "save", "load", "data", "optim",
-    "trace",
+    "trace", "detect_anomaly",
 ]

@@ -100,6 +100,10 @@ class Optimizer:
                 if grad.shape != p.data.shape:
                     raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape "
                                      f"{p.data.shape}")
+                if not p.data.flags.writeable:
+                    # A live graph saved this array for its backward (it is read-only while
+                    # the graph lives): update a copy and leave the graph's values intact.
+                    p.data = p.data.copy()
                 state = self.state.setdefault(p, {})
                 self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group)
         return loss

@@ -19,6 +19,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _default_dtype = np.dtype(np.float32)
 _grad_enabled = True
 _tracer = None  # a cygrad.trace.Trace while `with cygrad.trace():` is open
+_anomaly = False  # inside `with cygrad.detect_anomaly():`
 
 
 def set_default_dtype(dtype):
@@ -44,6 +45,25 @@ def no_grad():
 
 def is_grad_enabled():
     return _grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Inside this block every op checks its forward output and backward gradients and raises
+    FloatingPointError at the first NaN or Inf, naming the op."""
+    global _anomaly
+    previous, _anomaly = _anomaly, True
+    try:
+        yield
+    finally:
+        _anomaly = previous
+
+
+def _check_finite(op, what, array):
+    if array is not None and not np.isfinite(array).all():
+        bad = "NaN" if np.isnan(array).any() else "Inf"
+        raise FloatingPointError(f"{op.name} produced {bad} in its {what} "
+                                 f"(shape {np.shape(array)}); rule: {op.rule}")
 
 
 def _set_tracer(tracer):
@@ -107,11 +127,12 @@ class Tensor:
 
     # ------------------------------------------------------------------ autodiff
 
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=False):
         """Add d(self)/d(leaf) into .grad of every leaf that requires grad.
 
         grad defaults to 1 for a single-element tensor. Leaves accumulate across calls (zero
-        them between steps); intermediate tensors keep no gradient.
+        them between steps); intermediate tensors keep no gradient. Afterwards the graph's saved
+        arrays are freed (a second backward raises) unless retain_graph=True.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
@@ -129,16 +150,25 @@ class Tensor:
                                  f"{self.shape}")
         grads = {id(self): grad}
         tracer = _tracer
-        for node in reversed(_topological_order(self)):
+        order = _topological_order(self)
+        for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._op is None:
+            op = node._op
+            if op is None:
                 if tracer is not None:
                     tracer.leaf(node, g)
                 node._accumulate(g)
                 continue
-            input_grads = node._op.backward(g)
+            if op.released:
+                raise RuntimeError(f"backward through the graph a second time ({op.name} has "
+                                   "already freed its saved arrays); call backward("
+                                   "retain_graph=True) the first time to keep them")
+            input_grads = op.backward(g)
+            if _anomaly:
+                for pg in input_grads:
+                    _check_finite(op, "backward gradient", pg)
             if tracer is not None:
                 tracer.step(node, g, input_grads)
             for parent, pg in zip(node._parents, input_grads):
@@ -146,6 +176,10 @@ class Tensor:
                     continue
                 key = id(parent)
                 grads[key] = grads[key] + pg if key in grads else pg
+        if not retain_graph:
+            for node in order:
+                if node._op is not None and not node._op.released:
+                    node._op.release()
 
     def _accumulate(self, g):
         if self.grad is None:
@@ -293,13 +327,23 @@ def apply(op_class, *inputs, **params):
     """Run op_class forward on the inputs' data and, if any input needs a gradient, record it."""
     op = op_class(**params)
     out = Tensor.__new__(Tensor)
-    out.data = op.forward(*[t.data for t in inputs])
     out.grad = None
-    if _grad_enabled and any(t.requires_grad for t in inputs):
+    if not (_grad_enabled and any(t.requires_grad for t in inputs)):
+        out.data = op.forward(*[t.data for t in inputs])
+        out.requires_grad, out._op, out._parents = False, None, ()
+    else:
+        # Inputs become read-only before forward, so views made of them are read-only too.
+        locked = ops.lock([t.data for t in inputs])
+        try:
+            out.data = op.forward(*[t.data for t in inputs])
+        except BaseException:
+            ops.unlock(locked)
+            raise
+        op._locked = locked + ops.lock((out.data,))
         op.needs = tuple(t.requires_grad for t in inputs)
         out.requires_grad, out._op, out._parents = True, op, inputs
-    else:
-        out.requires_grad, out._op, out._parents = False, None, ()
+    if _anomaly:
+        _check_finite(op, "forward output", out.data)
     return out
 
 
