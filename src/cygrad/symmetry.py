@@ -16,7 +16,7 @@ cygrad's exact kernels keep that promise bitwise.
 import numpy as np
 
 from . import backend
-from .nn.layers import Conv2d, Dropout, Linear
+from .nn.layers import Conv2d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 
 __all__ = ["tied_groups_of", "tied_groups", "effective_width", "weight_layers",
            "SymmetryMonitor"]
@@ -28,7 +28,10 @@ def _unit_signatures(weight, bias=None, outgoing=None):
     """One bytes key per unit: equal keys <=> bitwise-equal values (+0.0 and -0.0 count equal)."""
     weight = np.asarray(weight)
     n = weight.shape[0]
-    parts = [weight.reshape(n, -1)]
+    if n == 0:
+        return []
+    # explicit sizes, not -1: reshape cannot infer a dimension of an empty array
+    parts = [weight.reshape(n, weight.size // n)]
     if bias is not None:
         parts.append(np.asarray(bias).reshape(n, 1))
     if outgoing is not None:
@@ -37,8 +40,9 @@ def _unit_signatures(weight, bias=None, outgoing=None):
             raise ValueError(f"outgoing weights of shape {outgoing.shape} do not fit {n} units "
                              f"(expected (next_units, {n}, ...) or (next_units, {n}*k))")
         # (next, n*k) from a flattened conv output: unit i owns columns i*k:(i+1)*k
-        per_unit = outgoing.reshape(outgoing.shape[0], n, -1).transpose(1, 0, 2)
-        parts.append(per_unit.reshape(n, -1))
+        k = outgoing.shape[1] // n * int(np.prod(outgoing.shape[2:]))
+        per_unit = outgoing.reshape(outgoing.shape[0], n, k).transpose(1, 0, 2)
+        parts.append(per_unit.reshape(n, outgoing.shape[0] * k))
     rows = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=1) + 0.0
     return [row.tobytes() for row in rows]
 
@@ -117,7 +121,28 @@ class SymmetryMonitor:
         self.first_nonzero_grad = {name: None for name, _ in self.layers}
         self._step = 0
         self._previous = None
+        self._activations = {}  # layer name -> diagnostics of its activation's last output
+        self._watch_activations()
         self.record(initial=True)
+
+    def _watch_activations(self):
+        """Wrap each activation module's forward so the monitor sees its last output. An
+        activation belongs to the weight layer before it (in module order)."""
+        layer_name = None
+        weight_layer_names = {id(m): n for n, m in self.layers}
+        for _, module in self.model.named_modules():
+            if id(module) in weight_layer_names:
+                layer_name = weight_layer_names[id(module)]
+            elif layer_name is not None and isinstance(module, (Tanh, Sigmoid, ReLU, LeakyReLU)):
+                module.forward = self._recording(module.forward, layer_name, type(module))
+
+    def _recording(self, forward, layer_name, kind):
+        def forward_and_measure(x):
+            y = forward(x)
+            self._activations[layer_name] = activation_health(y.data, kind)
+            return y
+
+        return forward_and_measure
 
     # ------------------------------------------------------------ recording
 
@@ -167,9 +192,12 @@ class SymmetryMonitor:
                 "tied": now["tied"],
                 "max_tied_diff": 0.0,
                 "grads": {"weight": _grad_status(layer.weight), "bias": _grad_status(layer.bias)},
+                "saturated": None, "dead": None, "update_ratio": None,
             }
+            layer_entry.update(self._activations.pop(name, {}))
             if self._previous is not None:
                 before = self._previous[name]
+                layer_entry["update_ratio"] = update_ratio(before["weight"], now["weight"])
                 layer_entry["max_tied_diff"] = self._largest_difference(before["tied"], now)
                 self._find_splits(step, name, before, now)
             weight_grad = layer_entry["grads"]["weight"]
@@ -255,9 +283,26 @@ class SymmetryMonitor:
                 lines.append(f"  ... and {len(self.splits) - 20} more")
         else:
             lines.append("splits: none")
+        lines += self._health_lines()
         lines.append("first step with a non-zero weight gradient: " + ", ".join(
             f"{n}: {'never' if s is None else s}" for n, s in self.first_nonzero_grad.items()))
         return "\n".join(lines)
+
+    def _health_lines(self):
+        """Saturation, dead units and update/data ratio of the last recorded step."""
+        last = self.history[-1]
+        rows = []
+        for name, _ in self.layers:
+            e = last["layers"][name]
+            if e["saturated"] is None and e["dead"] is None and e["update_ratio"] is None:
+                continue
+            rows.append(f"  {name}: saturated {_percent(e['saturated'])}, dead "
+                        f"{_percent(e['dead'])}, update/data {_ratio(e['update_ratio'])}")
+        if not rows:
+            return []
+        return [f"training health at step {last['step']} (saturated: |tanh| > 0.97 or sigmoid "
+                "within 0.03 of 0 or 1; dead: ReLU units zero on the whole batch; update/data: "
+                "std(dW) / std(W)):"] + rows
 
     def plot(self, path, title=None):
         """Write PNG figures: effective width per layer against step, the gradient wavefront
@@ -289,6 +334,22 @@ class SymmetryMonitor:
         ax.set_yticks(range(len(self.layers)), [n for n, _ in self.layers])
         ax.set(xlabel="step", title="non-zero weight gradient (black)")
         written.append(_save(fig, os.path.join(path, "gradient_wavefront.png")))
+        if any(h["layers"][n]["update_ratio"] is not None
+               for h in self.history for n, _ in self.layers):
+            fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+            for name, _ in self.layers:
+                ratios = [h["layers"][name]["update_ratio"] for h in self.history[1:]]
+                ax1.plot(steps[1:], [np.nan if r is None or r == 0 else np.log10(r)
+                                     for r in ratios], label=name)
+                health = [h["layers"][name]["saturated"] if h["layers"][name]["saturated"]
+                          is not None else h["layers"][name]["dead"] for h in self.history]
+                if any(v is not None for v in health):
+                    ax2.plot(steps, [np.nan if v is None else v for v in health], label=name)
+            ax1.set(xlabel="step", ylabel="log10 std(dW)/std(W)", title="update / data ratio")
+            ax2.set(xlabel="step", ylabel="fraction", title="saturated (tanh/sigmoid) or "
+                                                           "dead (ReLU)")
+            ax1.legend(fontsize="small")
+            written.append(_save(fig, os.path.join(path, "training_health.png")))
         if self.watch:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             for key in self.watch:
@@ -298,6 +359,38 @@ class SymmetryMonitor:
             ax.legend(fontsize="small")
             written.append(_save(fig, os.path.join(path, "unit_distance.png")))
         return written
+
+
+def activation_health(y, kind):
+    """Saturation (tanh, sigmoid) or dead units (ReLU family) of one activation output
+    y (batch, units, ...): the checks people use to judge an initialisation."""
+    y = np.asarray(y)
+    if y.size == 0:
+        return {}
+    if kind is Tanh:
+        return {"saturated": float(np.mean(np.abs(y) > 0.97))}
+    if kind is Sigmoid:
+        return {"saturated": float(np.mean((y < 0.03) | (y > 0.97)))}
+    # a unit is dead when it outputs (at most) zero for every sample of the batch
+    per_unit = np.moveaxis(y, 1, 0).reshape(y.shape[1], -1) if y.ndim > 1 else y[:, None]
+    return {"dead": float(np.mean(np.all(per_unit <= 0, axis=1)))}
+
+
+def update_ratio(before, after):
+    """std(after - before) / std(before): how large a step is relative to the weights."""
+    scale = float(np.std(np.asarray(before, dtype=np.float64)))
+    change = float(np.std(np.asarray(after, dtype=np.float64) - before))
+    if scale == 0:
+        return None if change == 0 else float("inf")
+    return change / scale
+
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2e}"
 
 
 def _save(fig, path):
