@@ -41,7 +41,40 @@ def build_parser():
     demo.add_argument("--width", type=_positive, help="hidden layer width")
     demo.add_argument("--seed", type=_non_negative, default=0)
     demo.add_argument("--plot", metavar="DIR", help="also write PNG figures to DIR")
+    trace = commands.add_parser("trace", help="print the backward trace of one training step")
+    trace.add_argument("scenario", nargs="?", default="constant-init",
+                       help=f"one of: {', '.join(SCENARIOS)} (default constant-init, S1)")
+    trace.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    trace.add_argument("--backend", choices=["cython", "numpy"], default="cython")
+    trace.add_argument("--dot", metavar="FILE", help="also write the annotated graph (DOT)")
     return parser
+
+
+def run_trace(args, parser):
+    from . import backend, viz
+    from .demos import SCENARIOS, traces
+
+    if args.scenario not in SCENARIOS:
+        parser.error(f"unknown scenario {args.scenario!r}; choose from {', '.join(SCENARIOS)}")
+    with backend.using(args.backend):
+        model, title, loss, t = traces.trace_step(args.scenario, args.dtype)
+    scenario = SCENARIOS[args.scenario][0]
+    print(f"{scenario}: one backward step of {title}")
+    if args.scenario == "constant-init":
+        print("\n".join(traces.s1_forward(model)))
+    print(f"loss = {loss.item():.6g}")
+    print()
+    print(t)
+    if args.scenario == "constant-init":
+        print()
+        print("Hand derivation against the trace:")
+        for claim, holds in traces.s1_checks(model, t):
+            print(f"  {claim}: {'yes, bitwise' if holds else 'NO'}")
+    if args.dot:
+        with open(args.dot, "w") as f:
+            f.write(viz.to_dot(loss, values=True, grads=True, model=model))
+        print(f"graph written to {args.dot} (render: dot -Tsvg {args.dot} -o graph.svg)")
+    return 0
 
 
 def main(argv=None):
@@ -52,6 +85,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "trace":
+        return run_trace(args, parser)
     if args.list:
         for name, (scenario, _, summary) in demos.SCENARIOS.items():
             print(f"{scenario}  {name:14s} {summary}")
