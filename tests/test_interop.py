@@ -1,0 +1,265 @@
+"""cygrad.interop: the same network in PyTorch and back; equal outputs, gradients and training."""
+
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import cygrad
+from cygrad import interop, nn
+from cygrad.nn import functional as F
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def mlp(dtype):
+    cygrad.manual_seed(1)
+    return nn.Sequential(nn.Linear(6, 16, dtype=dtype), nn.Tanh(),
+                         nn.Linear(16, 12, dtype=dtype), nn.LeakyReLU(0.1),
+                         nn.Dropout(0.2), nn.Linear(12, 8, bias=False, dtype=dtype),
+                         nn.Sigmoid(), nn.Identity(), nn.Linear(8, 3, dtype=dtype), nn.ReLU(),
+                         nn.Linear(3, 4, dtype=dtype))
+
+
+def conv_net(dtype):
+    cygrad.manual_seed(2)
+    features = nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(2, 4, 3, padding=1, dtype=dtype)), ("relu", nn.ReLU()),
+        ("pool1", nn.MaxPool2d(2)),
+        ("conv2", nn.Conv2d(4, 6, 3, stride=2, dtype=dtype)), ("tanh", nn.Tanh()),
+        ("pool2", nn.AvgPool2d(2, stride=1))]))
+    return nn.Sequential(OrderedDict([("features", features), ("flat", nn.Flatten()),
+                                      ("head", nn.Linear(6, 4, dtype=dtype))]))
+
+
+def data(kind, dtype, n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (n, 6) if kind == "mlp" else (n, 2, 10, 10)
+    return rng.standard_normal(shape).astype(dtype), rng.integers(0, 4, n)
+
+
+MODELS = pytest.mark.parametrize("kind", ["mlp", "conv"])
+
+
+def build(kind, dtype):
+    return (mlp if kind == "mlp" else conv_net)(dtype)
+
+
+def assert_same_outputs_and_grads(torch, model, tmodel, kind, dtype):
+    """Forward, cross-entropy, backward in both; outputs and every gradient must agree."""
+    model.eval()
+    tmodel.eval()
+    X, y = data(kind, dtype)
+    x = cygrad.tensor(X, requires_grad=True)
+    tx = torch.tensor(X, requires_grad=True)
+    out, tout = model(x), tmodel(tx)
+    assert out.dtype == dtype and tout.dtype == {np.float32: torch.float32,
+                                                  np.float64: torch.float64}[dtype]
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), **TOL[dtype])
+    F.cross_entropy(out, y).backward()
+    torch.nn.functional.cross_entropy(tout, torch.tensor(y)).backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), **TOL[dtype])
+    tparams = dict(tmodel.named_parameters())
+    names = [name for name, _ in model.named_parameters()]
+    assert names == list(tparams)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), **TOL[dtype],
+                                   err_msg=name)
+
+
+@MODELS
+@DTYPES
+def test_to_torch_same_outputs_and_gradients(torch, kind, dtype):
+    model = build(kind, dtype)
+    tmodel = interop.to_torch(model)
+    assert isinstance(tmodel, torch.nn.Sequential)
+    for name, p in model.named_parameters():
+        tp = dict(tmodel.named_parameters())[name]
+        assert tp.detach().numpy().tobytes() == p.data.tobytes()
+    assert_same_outputs_and_grads(torch, model, tmodel, kind, dtype)
+
+
+def torch_model(torch, kind, dtype):
+    torch.manual_seed(3)
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    tnn = torch.nn
+    if kind == "mlp":
+        m = tnn.Sequential(tnn.Linear(6, 16), tnn.Tanh(), tnn.Linear(16, 12), tnn.LeakyReLU(0.1),
+                           tnn.Dropout(0.2), tnn.Linear(12, 8, bias=False), tnn.Sigmoid(),
+                           tnn.Identity(), tnn.Linear(8, 4), tnn.ReLU(), tnn.Linear(4, 4))
+    else:
+        m = tnn.Sequential(tnn.Sequential(tnn.Conv2d(2, 4, 3, padding=1), tnn.ReLU(),
+                                          tnn.MaxPool2d(2), tnn.Conv2d(4, 6, 3, stride=2),
+                                          tnn.Tanh(), tnn.AvgPool2d(2, stride=1)),
+                           tnn.Flatten(), tnn.Linear(6, 4))
+    return m.to(tdtype)
+
+
+@MODELS
+@DTYPES
+def test_from_torch_same_outputs_and_gradients(torch, kind, dtype):
+    tmodel = torch_model(torch, kind, dtype)
+    model = interop.from_torch(tmodel)
+    assert isinstance(model, nn.Sequential)
+    assert all(p.dtype == dtype for p in model.parameters())
+    assert_same_outputs_and_grads(torch, model, tmodel, kind, dtype)
+
+
+@MODELS
+@DTYPES
+def test_twenty_sgd_steps_agree(torch, kind, dtype):
+    model = build(kind, dtype)
+    model.eval()  # dropout masks come from different generators
+    tmodel = interop.to_torch(model)
+    opt = cygrad.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.05, momentum=0.9)
+    for step in range(20):
+        X, y = data(kind, dtype, n=8, seed=10 + step)
+        opt.zero_grad()
+        F.cross_entropy(model(cygrad.tensor(X)), y).backward()
+        opt.step()
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(tmodel(torch.tensor(X)), torch.tensor(y)).backward()
+        topt.step()
+    tol = dict(rtol=1e-3, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-8, atol=1e-10)
+    tparams = dict(tmodel.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.data, tparams[name].detach().numpy(), **tol, err_msg=name)
+    moved = max(np.abs(p.data - q.data).max() for p, q in zip(model.parameters(),
+                                                                build(kind, dtype).parameters()))
+    assert moved > 1e-3  # the parameters did train
+
+
+@MODELS
+@DTYPES
+def test_round_trips_are_bitwise(torch, kind, dtype):
+    model = build(kind, dtype)
+    back = interop.from_torch(interop.to_torch(model))
+    assert list(back.state_dict()) == list(model.state_dict())
+    for (name, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+    assert repr(back) == repr(model)
+    tmodel = torch_model(torch, kind, dtype)
+    again = interop.to_torch(interop.from_torch(tmodel))
+    for (name, a), b in zip(tmodel.state_dict().items(), again.state_dict().values()):
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+
+
+def test_weights_are_copies(torch):
+    model = build("mlp", np.float32)
+    tmodel = interop.to_torch(model)
+    before = model[0].weight.data.copy()
+    with torch.no_grad():
+        tmodel[0].weight.add_(1.0)
+    assert model[0].weight.data.tobytes() == before.tobytes()
+
+
+class Autoencoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
+        self.body[2].weight = self.body[0].weight
+
+
+def test_tied_parameters_stay_tied(torch):
+    cygrad.manual_seed(0)
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4), nn.Tanh(), shared,
+                          nn.ReLU(), shared)
+    model[2].weight = model[0].weight  # a tied parameter
+    tmodel = interop.to_torch(model)  # and a tied layer (shared, twice)
+    assert tmodel[2].weight is tmodel[0].weight and tmodel[4] is tmodel[6]
+    assert tmodel[2].bias is not tmodel[0].bias
+    assert len(list(tmodel.parameters())) == len(list(model.parameters())) == 5
+    opt = torch.optim.SGD(tmodel.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        tmodel(torch.randn(3, 4)).square().sum().backward()
+        opt.step()
+    back = interop.from_torch(tmodel)
+    assert back[2].weight is back[0].weight and back[4] is back[6]
+    assert nn.tied_parameters(back) == nn.tied_parameters(model)
+    np.testing.assert_array_equal(back[0].weight.data, tmodel[0].weight.detach().numpy())
+
+
+def test_mode_and_requires_grad_carried_over(torch):
+    model = build("mlp", np.float64).eval()
+    model[0].bias.requires_grad = False
+    tmodel = interop.to_torch(model)
+    assert not tmodel.training and not tmodel[4].training
+    assert not tmodel[0].bias.requires_grad and tmodel[0].weight.requires_grad
+    tmodel.train()
+    back = interop.from_torch(tmodel)
+    assert back.training and back[4].training and not back[0].bias.requires_grad
+
+
+def test_single_layers_convert(torch):
+    layer = nn.Conv2d(3, 2, (2, 3), stride=2, padding=1, dtype=np.float64)
+    t = interop.to_torch(layer)
+    assert isinstance(t, torch.nn.Conv2d) and t.weight.dtype == torch.float64
+    assert t.kernel_size == (2, 3) and t.stride == (2, 2) and t.padding == (1, 1)
+    back = interop.from_torch(torch.nn.MaxPool2d((2, 3), stride=1))
+    assert isinstance(back, nn.MaxPool2d)
+
+
+def test_no_random_draws(torch):
+    cygrad.manual_seed(5)
+    state = cygrad.random.generator().bit_generator.state
+    tstate = torch.get_rng_state()
+    interop.from_torch(interop.to_torch(build("conv", np.float32)))
+    cygrad.manual_seed(5)
+    assert cygrad.random.generator().bit_generator.state == state
+    interop.to_torch(build("mlp", np.float32))
+    assert torch.equal(torch.get_rng_state(), tstate)
+    cygrad.manual_seed(5)
+    interop.from_torch(torch.nn.Linear(3, 3))
+    assert cygrad.random.generator().bit_generator.state == state
+
+
+class Custom(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_unsupported_layers_are_named(torch):
+    with pytest.raises(TypeError, match=r"unsupported layer Custom at 1\.0"):
+        interop.to_torch(nn.Sequential(nn.Linear(2, 2), nn.Sequential(Custom())))
+    with pytest.raises(TypeError, match="unsupported layer Autoencoder at the top level"):
+        interop.to_torch(Autoencoder())
+    with pytest.raises(TypeError, match=r"unsupported layer BatchNorm1d at 1"):
+        interop.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)))
+    with pytest.raises(TypeError, match="converts a cygrad nn.Module"):
+        interop.to_torch(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="converts a torch.nn.Module"):
+        interop.from_torch(nn.Linear(2, 2))
+
+
+def test_unsupported_settings_are_named(torch):
+    tnn = torch.nn
+    with pytest.raises(ValueError, match="dilation"):
+        interop.from_torch(tnn.Conv2d(1, 1, 3, dilation=2))
+    with pytest.raises(ValueError, match="groups"):
+        interop.from_torch(tnn.Conv2d(2, 2, 3, groups=2))
+    with pytest.raises(ValueError, match="padding='same'"):
+        interop.from_torch(tnn.Conv2d(2, 2, 3, padding="same"))
+    with pytest.raises(ValueError, match="ceil_mode"):
+        interop.from_torch(tnn.Sequential(tnn.MaxPool2d(2, ceil_mode=True)))
+    with pytest.raises(ValueError, match="padding=1"):
+        interop.from_torch(tnn.AvgPool2d(3, padding=1))
+    with pytest.raises(TypeError, match="dtype torch.float16"):
+        interop.from_torch(tnn.Linear(2, 2).half())
+
+
+def test_missing_torch_is_a_clear_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(ImportError, match=r"needs PyTorch.*pip install torch"):
+        interop.to_torch(nn.Linear(2, 2))
+    with pytest.raises(ImportError, match="needs PyTorch"):
+        interop.from_torch(object())
