@@ -128,6 +128,17 @@ class Module:
     def children(self):
         return (m for _, m in self.named_children())
 
+    def get_submodule(self, target):
+        """The submodule at a dotted path such as "encoder.0" ("" is self)."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule {part!r} "
+                                     f"(looking up {target!r})")
+            module = child
+        return module
+
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(name, parameter) pairs; a parameter shared by several modules (or reached through
         a shared module) comes once, under its first name, unless remove_duplicate=False."""
