@@ -294,3 +294,21 @@ def test_tied_parameters_lists_every_name():
     model[3].bias = shared.bias
     assert nn.tied_parameters(model) == {"0.weight": ["0.weight", "2.weight"],
                                          "0.bias": ["0.bias", "2.bias", "3.bias"]}
+
+
+def test_apply_visits_children_first():
+    net = Net()
+    seen = []
+    assert net.apply(lambda m: seen.append(type(m).__name__)) is net
+    assert seen == ["Linear", "Tanh", "Block", "Linear", "ReLU", "Dropout", "Linear",
+                    "Sequential", "Net"]
+    net.apply(lambda m: nn.init.zeros_(m.weight) if isinstance(m, nn.Linear) else None)
+    assert not any(m.weight.data.any() for m in net.modules() if isinstance(m, nn.Linear))
+
+
+def test_frozen_parameters_get_no_gradient():
+    net = Net()
+    net.block.requires_grad_(False)
+    net(cygrad.tensor(np.ones((2, 3), np.float32))).sum().backward()
+    assert net.block.fc.weight.grad is None and net.block.scale.grad is None
+    assert net.head[0].weight.grad is not None

@@ -155,6 +155,19 @@ class Module:
         """Every parameter once, even when shared by several modules."""
         return (p for _, p in self.named_parameters(recurse=recurse))
 
+    def apply(self, fn):
+        """Call fn(module) on every submodule, children first, then on self (custom inits)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter: frozen ones get no gradient."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
             if set_to_none:
