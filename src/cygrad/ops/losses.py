@@ -61,15 +61,15 @@ class BCEWithLogits(Op):
     rule = "dx = g * (sigmoid(x) - t)"
 
     def forward(self, x):
-        t = self.targets
         self.x = x
-        losses = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        self.e = np.exp(-np.abs(x))  # in (0, 1]: never overflows; backward reuses it
+        losses = np.maximum(x, 0) - x * self.targets + np.log1p(self.e)
         return _reduce(losses.reshape(-1), self.reduction).reshape(
             x.shape if self.reduction == "none" else ())
 
     def backward(self, g):
-        x, t = self.x, self.targets
-        sig = B.activation_forward("sigmoid", x)
+        x, e = self.x, self.e
+        sig = np.where(x >= 0, x.dtype.type(1), e) / (1 + e)  # sigmoid(x) without overflow
         if self.reduction == "mean":
             g = g / x.dtype.type(max(x.size, 1))
-        return ((sig - t) * g,)
+        return ((sig - self.targets) * g,)
