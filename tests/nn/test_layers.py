@@ -162,6 +162,13 @@ def test_max_pool_routes_a_tie_to_the_first_maximum(backend):
     assert np.array_equal(x.grad, [[[[1.0, 0.0], [0.0, 0.0]]]])
 
 
+def test_max_pool_propagates_nan(backend):
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 0] = np.nan
+    y = F.max_pool2d(cygrad.tensor(x), 2).data
+    assert np.isnan(y[0, 0, 0, 0]) and np.array_equal(y[0, 0, 1], [13.0, 15.0])
+
+
 def test_pool_modules(backend, dtype):
     x = cygrad.tensor(np.random.default_rng(1).standard_normal((2, 3, 8, 8)), dtype=dtype)
     for module, reduce in ((nn.MaxPool2d(2), np.max), (nn.AvgPool2d(3, stride=2), np.mean)):
