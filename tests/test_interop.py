@@ -185,6 +185,14 @@ def test_tied_parameters_stay_tied(torch):
         opt.step()
     back = interop.from_torch(tmodel)
     assert back[2].weight is back[0].weight and back[4] is back[6]
+    # a tied parameter's gradient is the sum over its uses, in both frameworks
+    X = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    tx = torch.tensor(X)
+    tmodel.zero_grad()
+    tmodel(tx).square().sum().backward()
+    (back(cygrad.tensor(X)) ** 2).sum().backward()
+    for p, tp in zip(back.parameters(), tmodel.parameters()):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5)
     assert nn.tied_parameters(back) == nn.tied_parameters(model)
     np.testing.assert_array_equal(back[0].weight.data, tmodel[0].weight.detach().numpy())
 
