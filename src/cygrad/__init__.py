@@ -22,8 +22,7 @@ from .tensor import (
     set_default_dtype,
     tensor,
 )
-
-from .trace import trace  # noqa: E402  (after tensor: it hooks into backward)
+from .trace import trace
 
 __version__ = "0.1.0"
 

@@ -109,5 +109,17 @@ def main(argv=None):
     return 0
 
 
+def run():
+    """Entry point: main() with a quiet exit when the reader closes the pipe (`| head`)."""
+    try:
+        return main()
+    except BrokenPipeError:
+        import os
+
+        # Point stdout at /dev/null so Python's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

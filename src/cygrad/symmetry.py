@@ -139,7 +139,7 @@ class SymmetryMonitor:
     def _recording(self, forward, layer_name, kind):
         def forward_and_measure(x):
             y = forward(x)
-            self._activations[layer_name] = activation_health(y.data, kind)
+            self._activations[layer_name] = (y.data, kind)  # measured at the next record()
             return y
 
         return forward_and_measure
@@ -194,7 +194,8 @@ class SymmetryMonitor:
                 "grads": {"weight": _grad_status(layer.weight), "bias": _grad_status(layer.bias)},
                 "saturated": None, "dead": None, "update_ratio": None,
             }
-            layer_entry.update(self._activations.pop(name, {}))
+            if name in self._activations:
+                layer_entry.update(activation_health(*self._activations.pop(name)))
             if self._previous is not None:
                 before = self._previous[name]
                 layer_entry["update_ratio"] = update_ratio(before["weight"], now["weight"])

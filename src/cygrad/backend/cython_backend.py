@@ -88,12 +88,12 @@ def im2col(x, kh, kw, stride, padding, oh, ow, num_threads):
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
     cols = np.empty((n * oh * ow, c * kh * kw), dtype=x.dtype)
-    conv.im2col(x, cols, kh, kw, stride, padding, oh, ow, num_threads)
+    conv.im2col(x, cols, kh, kw, stride, padding, oh, ow, _threads(cols.size, num_threads))
     return cols
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
     cols = np.ascontiguousarray(cols)
     x = np.empty(x_shape, dtype=cols.dtype)
-    conv.col2im(cols, x, kh, kw, stride, padding, oh, ow, num_threads)
+    conv.col2im(cols, x, kh, kw, stride, padding, oh, ow, _threads(cols.size, num_threads))
     return x

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .. import backend, data, nn, optim, tensor
+from .. import data, nn, optim, tensor
 from ..symmetry import SymmetryMonitor
 from . import Result, every, table
 
@@ -36,18 +36,6 @@ def train(model, X, y, steps, i, j, lr=0.05):
         loss.backward()
         opt.step()
     return monitor
-
-
-def one_thread(fn, *args):
-    """Run fn on one kernel thread: these convolutions are tiny, and im2col/col2im have no
-    small-size threshold, so on a busy machine two threads can be ten times slower. Results
-    are bitwise the same for any thread count."""
-    threads = backend.get_num_threads()
-    backend.set_num_threads(1)
-    try:
-        return fn(*args)
-    finally:
-        backend.set_num_threads(threads)
 
 
 def tied_at_every_step(monitor, i, j):
@@ -81,7 +69,7 @@ def run(options):
             if case == "equal":
                 out = model[3].weight.data
                 out[:, j * k:(j + 1) * k] = out[:, i * k:(i + 1) * k]
-            runs[case, eps] = one_thread(train, model, X, y, steps, i, j)
+            runs[case, eps] = train(model, X, y, steps, i, j)
 
     def distances(case, eps):
         return [h["watch"][("0", i, j)] for h in runs[case, eps].history]
