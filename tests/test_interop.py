@@ -16,7 +16,11 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float3
 
 @pytest.fixture(scope="module")
 def torch():
-    return pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: a second thread only waits on a shared machine
+    yield torch
+    torch.set_num_threads(threads)
 
 
 def mlp(dtype):
