@@ -30,6 +30,16 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_NR_F32
         CG_MR_F64
         CG_NR_F64
+        # cache blocking (performance only: results do not depend on these). A KC x NR panel of
+        # B stays in L1 while the MC x KC block of A streams past it from L2; the KC x NC block
+        # of B sits in L2/L3.
+        KC_F32 "CG_KC_F32"
+        MC_F32 "CG_MC_F32"
+        NC_F32 "CG_NC_F32"
+        KC_F64 "CG_KC_F64"
+        MC_F64 "CG_MC_F64"
+        NC_F64 "CG_NC_F64"
+        ORDER "CG_ORDER"
     void cg_kernel_f32(long kc, const float *a, const float *b, float *c, long ldc, int load_c)
     void cg_kernel_f64(long kc, const double *a, const double *b, double *c, long ldc, int load_c)
     void cg_pack_a_kcont_f32(float *dst, const float *src, long ld, long kc)
@@ -41,15 +51,7 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_pack_b_jcont_f64(double *dst, const double *src, long ld, long kc)
     void cg_pack_b_kcont_f64(double *dst, const double *src, long ld, long kc)
 
-# Cache blocking (performance only: results do not depend on these). A KC x NR panel of B stays in
-# L1 while the MC x KC block of A streams past it from L2; the KC x NC block of B sits in L2/L3.
 cdef enum:
-    KC_F32 = 256
-    MC_F32 = 128
-    NC_F32 = 2048
-    KC_F64 = 256
-    MC_F64 = 96
-    NC_F64 = 1024
     ALIGN = 64
 
 
@@ -174,8 +176,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
         MR, NR, KC, MC, NC = CG_MR_F64, CG_NR_F64, KC_F64, MC_F64, NC_F64
     cdef floating *c = <floating *>g.c
     cdef Py_ssize_t ldc = g.ldc
-    cdef Py_ssize_t jc, pc, ic, jr, ir, jc_, pc_, ic_, jr_, ir_, nc, kc, mc, nr, mr, i, j
-    cdef floating *cp
+    cdef Py_ssize_t jc, pc, ic, jc_, pc_, ic_, jr_, ir_, nc, kc, mc
     cdef bint more
     for jc_ in range(_cdiv(g.n, NC)):
         jc = jc_ * NC
@@ -189,24 +190,38 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                 ic = ic_ * MC
                 mc = min(MC, g.m - ic)
                 _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
-                for jr_ in range(_cdiv(nc, NR)):
-                    jr = jr_ * NR
-                    nr = min(NR, nc - jr)
+                if ORDER == 0:
+                    for jr_ in range(_cdiv(nc, NR)):
+                        for ir_ in range(_cdiv(mc, MR)):
+                            _tile(kc, abuf, bbuf, c + ic * ldc + jc, ldc, mc, nc,
+                                  ir_ * MR, jr_ * NR, more, tile)
+                else:
                     for ir_ in range(_cdiv(mc, MR)):
-                        ir = ir_ * MR
-                        mr = min(MR, mc - ir)
-                        cp = c + (ic + ir) * ldc + jc + jr
-                        if mr == MR and nr == NR:
-                            _kernel(kc, abuf + ir * kc, bbuf + jr * kc, cp, ldc, more)
-                        else:  # ragged edge: the same kernel on a full tile, valid part copied
-                            if more:
-                                for i in range(mr):
-                                    for j in range(nr):
-                                        tile[i * NR + j] = cp[i * ldc + j]
-                            _kernel(kc, abuf + ir * kc, bbuf + jr * kc, tile, NR, more)
-                            for i in range(mr):
-                                for j in range(nr):
-                                    cp[i * ldc + j] = tile[i * NR + j]
+                        for jr_ in range(_cdiv(nc, NR)):
+                            _tile(kc, abuf, bbuf, c + ic * ldc + jc, ldc, mc, nc,
+                                  ir_ * MR, jr_ * NR, more, tile)
+
+
+cdef inline void _tile(Py_ssize_t kc, const floating *abuf, const floating *bbuf, floating *c,
+                       Py_ssize_t ldc, Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t ir,
+                       Py_ssize_t jr, bint more, floating *tile) noexcept nogil:
+    """The tile at (ir, jr) of an mc x nc block of C from packed panels: every tile through the
+    one micro-kernel; a ragged one runs on a full scratch tile and its valid part is copied."""
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t mr = min(MR, mc - ir), nr = min(NR, nc - jr), i, j
+    cdef floating *cp = c + ir * ldc + jr
+    if mr == MR and nr == NR:
+        _kernel(kc, abuf + ir * kc, bbuf + jr * kc, cp, ldc, more)
+        return
+    if more:
+        for i in range(mr):
+            for j in range(nr):
+                tile[i * NR + j] = cp[i * ldc + j]
+    _kernel(kc, abuf + ir * kc, bbuf + jr * kc, tile, NR, more)
+    for i in range(mr):
+        for j in range(nr):
+            cp[i * ldc + j] = tile[i * NR + j]
 
 
 cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,

@@ -22,12 +22,45 @@ typedef double cg_vd __attribute__((vector_size(64)));
 typedef float cg_vf_u __attribute__((vector_size(64), aligned(4), may_alias));
 typedef double cg_vd_u __attribute__((vector_size(64), aligned(8), may_alias));
 
+/* Tile shapes: MR rows x NV vectors per row. 8 x 32 (float32) and 6 x 32 (float64) use 16 and
+ * 24 of AVX-512's 32 vector registers as accumulators. */
+#ifndef CG_MR_F32
 #define CG_MR_F32 8
-#define CG_NV_F32 2 /* vectors per tile row */
+#endif
+#ifndef CG_NV_F32
+#define CG_NV_F32 2
+#endif
 #define CG_NR_F32 (16 * CG_NV_F32)
-#define CG_MR_F64 6
-#define CG_NV_F64 4
+#ifndef CG_MR_F64
+#define CG_MR_F64 8
+#endif
+#ifndef CG_NV_F64
+#define CG_NV_F64 2
+#endif
 #define CG_NR_F64 (8 * CG_NV_F64)
+
+/* Cache blocking (performance only: the results do not depend on these). */
+#ifndef CG_KC_F32
+#define CG_KC_F32 512
+#endif
+#ifndef CG_MC_F32
+#define CG_MC_F32 128
+#endif
+#ifndef CG_NC_F32
+#define CG_NC_F32 2048
+#endif
+#ifndef CG_KC_F64
+#define CG_KC_F64 256
+#endif
+#ifndef CG_MC_F64
+#define CG_MC_F64 128
+#endif
+#ifndef CG_NC_F64
+#define CG_NC_F64 2048
+#endif
+#ifndef CG_ORDER
+#define CG_ORDER 1
+#endif
 
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
     static inline void NAME(long kc, const T *__restrict a, const T *__restrict b,            \
