@@ -22,7 +22,8 @@ import sys
 DOC = pathlib.Path(__file__).with_name("symmetry.md")
 BLOCK = re.compile(r"(<!-- cygrad (?P<args>.+?) -->\n)```text\n(?P<output>.*?)```\n(<!-- end -->)",
                    re.S)
-# Figures the tutorial shows: (scenario, extra arguments). Written to docs/figures/<scenario>/.
+# Figures the tutorial shows: (scenario, extra arguments). Each demo writes its own folder
+# under docs/figures/.
 FIGURES = [("spirals", []), ("wavefront", []), ("filters", []), ("breakers", [])]
 TIMING = re.compile(r"^\(ran in [0-9.]+ s\)$", re.M)
 
@@ -58,8 +59,8 @@ def regenerate(path=DOC):
 
     path.write_text(BLOCK.sub(fresh, text))
     for scenario, extra in FIGURES:
-        run_cli(["demo", scenario, *extra, "--plot", str(path.parent / "figures" / scenario)])
-        print(f"figures: docs/figures/{scenario}", file=sys.stderr)
+        run_cli(["demo", scenario, *extra, "--plot", str(path.parent / "figures")])
+        print(f"figures of {scenario}: docs/figures/", file=sys.stderr)
 
 
 if __name__ == "__main__":

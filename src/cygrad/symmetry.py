@@ -227,32 +227,40 @@ class SymmetryMonitor:
         return worst
 
     def _find_splits(self, step, name, before, now):
-        """Every group of identical units (incoming side) that is no longer one group."""
-        unit_to_group = {}
-        for g, members in enumerate(now["groups"]):
-            for u in members:
-                unit_to_group[u] = g
+        """Every group of identical units (incoming side) that is no longer one group, and
+        every fully tied group whose incoming side held but whose outgoing columns separated
+        (that is where rounding in the next layer's update shows first)."""
         for group in before["groups"]:
-            parts = {}
-            for u in group:
-                parts.setdefault(unit_to_group[u], []).append(u)
-            if len(parts) < 2:
-                continue
-            self.splits.append({
-                "step": step, "layer": name, "units": list(group),
-                "into": sorted(parts.values(), key=lambda p: p[0]),
-                "cause": self._diagnose(group, before),
-            })
+            parts = _partition(group, now["groups"])
+            if len(parts) > 1:
+                self.splits.append({"step": step, "layer": name, "units": list(group),
+                                    "into": parts, "cause": self._diagnose(group, before)})
+        if before["is_output"]:
+            return
+        for group in before["tied"]:
+            if len(group) < 2 or len(_partition(group, now["groups"])) > 1:
+                continue  # a single unit, or a split already reported above
+            parts = _partition(group, now["tied"])
+            if len(parts) > 1:
+                self.splits.append({
+                    "step": step, "layer": name, "units": list(group), "into": parts,
+                    "cause": "outgoing weights of tied units separated: " + self._unexplained(),
+                })
 
     def _diagnose(self, group, before):
         """Why a group of units with identical incoming weights separated in this step."""
         if before["is_output"]:
             return "output layer: the loss gives each output unit its own error"
         outgoing = before["outgoing"]
-        per_unit = outgoing.reshape(outgoing.shape[0], before["weight"].shape[0], -1)
+        n = before["weight"].shape[0]
+        per_unit = outgoing.reshape(outgoing.shape[0], n, outgoing[0].size // n)
         columns = per_unit[:, group]
         if not np.array_equal(columns, np.broadcast_to(columns[:, :1], columns.shape)):
             return "outgoing weights differed before the step"
+        return self._unexplained()
+
+    def _unexplained(self):
+        """The cause when theory says tied units get identical updates."""
         if self._dropout_active():
             return "dropout was active"
         return f"floating-point rounding ({backend.current()} backend)"
@@ -327,12 +335,16 @@ class SymmetryMonitor:
         ax.set(xlabel="step", ylabel="effective width", title=title or "effective width")
         ax.legend(fontsize="small")
         written.append(_save(fig, os.path.join(path, "effective_width.png")))
+        # The wavefront lives in the first steps: show until a few steps after the last layer
+        # woke up (at least 10), not hundreds of all-black columns.
+        woke = [s for s in self.first_nonzero_grad.values() if s is not None]
+        shown = min(len(self.history) - 1, max(10, 2 * max(woke, default=0)))
         fig, ax = plt.subplots(figsize=(6, 0.6 * len(self.layers) + 1.5))
         picture = [[1.0 if h["layers"][n]["grads"]["weight"]["status"] == "nonzero" else 0.0
-                    for h in self.history[1:]] for n, _ in self.layers]
-        ax.imshow(picture, aspect="auto", cmap="Greys", vmin=0, vmax=1,
-                  extent=(0.5, len(self.history) - 0.5, len(self.layers) - 0.5, -0.5))
-        ax.set_yticks(range(len(self.layers)), [n for n, _ in self.layers])
+                    for h in self.history[1:shown + 1]] for n, _ in self.layers]
+        ax.imshow(picture, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
+                  extent=(0.5, shown + 0.5, len(self.layers) - 0.5, -0.5))
+        ax.set_yticks(range(len(self.layers)), [f"layer {n}" for n, _ in self.layers])
         ax.set(xlabel="step", title="non-zero weight gradient (black)")
         written.append(_save(fig, os.path.join(path, "gradient_wavefront.png")))
         if any(h["layers"][n]["update_ratio"] is not None
@@ -392,6 +404,15 @@ def _percent(value):
 
 def _ratio(value):
     return "-" if value is None else f"{value:.2e}"
+
+
+def _partition(group, groups):
+    """The parts `group` falls into under the partition `groups`, ordered by first unit."""
+    owner = {u: g for g, members in enumerate(groups) for u in members}
+    parts = {}
+    for u in group:
+        parts.setdefault(owner[u], []).append(u)
+    return sorted(parts.values(), key=lambda p: p[0])
 
 
 def _save(fig, path):

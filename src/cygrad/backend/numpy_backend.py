@@ -19,7 +19,8 @@ def activation_forward(name, x, slope, num_threads):
         return np.tanh(x)
     if name == "sigmoid":
         one = x.dtype.type(1)
-        return one / (one + np.exp(-x))
+        with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x gives 0, as it should
+            return one / (one + np.exp(-x))
     if name == "relu":
         return np.maximum(x, x.dtype.type(0))
     return np.where(x > 0, x, x * x.dtype.type(slope))

@@ -11,7 +11,7 @@ through `cygrad.backend`, so switching backend switches every kernel below.
     shape.py       reshape transpose getitem
     activation.py  exp log tanh sigmoid relu leaky_relu
     layers.py      linear conv2d max_pool2d avg_pool2d dropout
-    losses.py      cross_entropy (fused log-softmax + NLL)
+    losses.py      cross_entropy (fused log-softmax + NLL), mse, bce_with_logits
 """
 
 
