@@ -5,15 +5,17 @@ Order is part of the contract. Every element is one fused multiply-add chain in 
     c[i, j] = fma(a[i, K-1], b[K-1, j], ... fma(a[i, 1], b[1, j], fma(a[i, 0], b[0, j], +0)))
 
 (separate multiply and add in a build for a target without FMA), accumulated in the input dtype.
-It does not depend on i, j, M, N, the thread count, the variant or the blocking: the k loop is cut
-into blocks of KC, but each block continues the chain from the value stored in C. So identical rows
-of A give identical rows of C, identical columns of op(B) identical columns, a row computed alone
-has the bits it has inside any batch, and `gemm`, `gemm_blocked` and `gemm_naive` agree bitwise.
+It depends on nothing but the row of op(A) and the column of op(B): not on i, j, M, N, the thread
+count, the variant or the blocking (the k loop is cut into blocks of KC, but each block continues
+the chain from the value stored in C). So identical rows of A give identical rows of C, identical
+columns of op(B) identical columns, a row computed alone has the bits it has inside any batch,
+and `gemm`, `gemm_blocked` and `gemm_naive` agree bitwise.
 
 `gemm` packs A into MR-row panels and B into NR-column panels, zero-padding ragged edges so that
-every tile of C goes through the one register-blocked micro-kernel (gemm_microkernel.h); threads
-share out whole tiles of C, never a k reduction. a and b may have any strides (transposed views,
-steps, negative strides): packing reads them through their byte strides.
+every tile of C goes through the one register-blocked micro-kernel (gemm_microkernel.h, which
+also has the tile shapes and block sizes); threads share out whole tiles of C, never a k
+reduction. a and b may have any strides (transposed views, steps, negative or zero strides):
+packing reads them through their byte strides.
 """
 
 from cython.parallel cimport prange
@@ -26,20 +28,14 @@ ctypedef fused floating:
 
 cdef extern from "gemm_microkernel.h" nogil:
     enum:
-        CG_MR_F32
+        CG_MR_F32  # tile rows and columns
         CG_NR_F32
         CG_MR_F64
         CG_NR_F64
-        # cache blocking (performance only: results do not depend on these). A KC x NR panel of
-        # B stays in L1 while the MC x KC block of A streams past it from L2; the KC x NC block
-        # of B sits in L2/L3.
-        KC_F32 "CG_KC_F32"
-        MC_F32 "CG_MC_F32"
-        NC_F32 "CG_NC_F32"
-        KC_F64 "CG_KC_F64"
-        MC_F64 "CG_MC_F64"
-        NC_F64 "CG_NC_F64"
-        ORDER "CG_ORDER"
+        CG_KC_F32  # cache blocking: performance only
+        CG_KC_F64
+        CG_MC
+        CG_NC
     void cg_kernel_f32(long kc, const float *a, const float *b, float *c, long ldc, int load_c)
     void cg_kernel_f64(long kc, const double *a, const double *b, double *c, long ldc, int load_c)
     void cg_pack_a_kcont_f32(float *dst, const float *src, long ld, long kc)
@@ -52,7 +48,8 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_pack_b_kcont_f64(double *dst, const double *src, long ld, long kc)
 
 cdef enum:
-    ALIGN = 64
+    ALIGN = 64  # packing buffers start on a cache line
+    SERIAL_MACS = 64 * 64 * 64  # below this many multiply-adds one thread beats two
 
 
 cdef inline Py_ssize_t _iabs(Py_ssize_t x) noexcept nogil:
@@ -168,60 +165,55 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
 
 
 cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *tile) noexcept nogil:
-    """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel."""
-    cdef Py_ssize_t MR, NR, KC, MC, NC
-    if floating is float:
-        MR, NR, KC, MC, NC = CG_MR_F32, CG_NR_F32, KC_F32, MC_F32, NC_F32
-    else:
-        MR, NR, KC, MC, NC = CG_MR_F64, CG_NR_F64, KC_F64, MC_F64, NC_F64
-    cdef floating *c = <floating *>g.c
-    cdef Py_ssize_t ldc = g.ldc
-    cdef Py_ssize_t jc, pc, ic, jc_, pc_, ic_, jr_, ir_, nc, kc, mc
-    cdef bint more
-    for jc_ in range(_cdiv(g.n, NC)):
-        jc = jc_ * NC
-        nc = min(NC, g.n - jc)
-        for pc_ in range(_cdiv(g.k, KC)):
-            pc = pc_ * KC
+    """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
+
+    For each KC x NC block of B (packed once) and MC x KC block of A, one A micro-panel stays in
+    L1 while the B micro-panels stream past it; blocks after the first in k continue C's chains.
+    """
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb
+    cdef floating *cblock
+    for jb in range(_cdiv(g.n, CG_NC)):
+        jc = jb * CG_NC
+        nc = min(<Py_ssize_t>CG_NC, g.n - jc)
+        for pb in range(_cdiv(g.k, KC)):
+            pc = pb * KC
             kc = min(KC, g.k - pc)
-            more = pc > 0  # continue the chain stored in C
             _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc)
-            for ic_ in range(_cdiv(g.m, MC)):
-                ic = ic_ * MC
-                mc = min(MC, g.m - ic)
+            for ib in range(_cdiv(g.m, CG_MC)):
+                ic = ib * CG_MC
+                mc = min(<Py_ssize_t>CG_MC, g.m - ic)
                 _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
-                if ORDER == 0:
-                    for jr_ in range(_cdiv(nc, NR)):
-                        for ir_ in range(_cdiv(mc, MR)):
-                            _tile(kc, abuf, bbuf, c + ic * ldc + jc, ldc, mc, nc,
-                                  ir_ * MR, jr_ * NR, more, tile)
-                else:
-                    for ir_ in range(_cdiv(mc, MR)):
-                        for jr_ in range(_cdiv(nc, NR)):
-                            _tile(kc, abuf, bbuf, c + ic * ldc + jc, ldc, mc, nc,
-                                  ir_ * MR, jr_ * NR, more, tile)
+                cblock = <floating *>g.c + ic * g.ldc + jc
+                for rb in range(_cdiv(mc, MR)):
+                    ir = rb * MR
+                    for cb in range(_cdiv(nc, NR)):
+                        jr = cb * NR
+                        _tile(kc, abuf + ir * kc, bbuf + jr * kc, cblock + ir * g.ldc + jr, g.ldc,
+                              min(MR, mc - ir), min(NR, nc - jr), pc > 0, tile)
 
 
-cdef inline void _tile(Py_ssize_t kc, const floating *abuf, const floating *bbuf, floating *c,
-                       Py_ssize_t ldc, Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t ir,
-                       Py_ssize_t jr, bint more, floating *tile) noexcept nogil:
-    """The tile at (ir, jr) of an mc x nc block of C from packed panels: every tile through the
-    one micro-kernel; a ragged one runs on a full scratch tile and its valid part is copied."""
+cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
+                       Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, bint more,
+                       floating *tile) noexcept nogil:
+    """One mr x nr tile of C from packed micro-panels a, b; with `more`, continue C's chains.
+    A ragged edge tile runs the same micro-kernel on a full scratch tile, valid part copied."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
-    cdef Py_ssize_t mr = min(MR, mc - ir), nr = min(NR, nc - jr), i, j
-    cdef floating *cp = c + ir * ldc + jr
+    cdef Py_ssize_t i, j
     if mr == MR and nr == NR:
-        _kernel(kc, abuf + ir * kc, bbuf + jr * kc, cp, ldc, more)
+        _kernel(kc, a, b, c, ldc, more)
         return
     if more:
         for i in range(mr):
             for j in range(nr):
-                tile[i * NR + j] = cp[i * ldc + j]
-    _kernel(kc, abuf + ir * kc, bbuf + jr * kc, tile, NR, more)
+                tile[i * NR + j] = c[i * ldc + j]
+    _kernel(kc, a, b, tile, NR, more)
     for i in range(mr):
         for j in range(nr):
-            cp[i * ldc + j] = tile[i * NR + j]
+            c[i * ldc + j] = tile[i * NR + j]
 
 
 cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,
@@ -249,13 +241,25 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
         _gemm_packed(g, buf, buf + a_size, buf + a_size + b_size)
 
 
+cdef bint _split_n(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t nt,
+                   Py_ssize_t MR, Py_ssize_t NR) noexcept nogil:
+    """Split the columns of C between threads, or the rows? Each thread packs all of the operand
+    that is not split: pick the cheaper of (a thread's share of tiles + what it packs), with a
+    packed element costing about as much as 16 multiply-adds (one AVX-512 FMA)."""
+    cdef Py_ssize_t m_pad = _round_up(m, MR), n_pad = _round_up(n, NR)
+    cdef Py_ssize_t n_share = _cdiv(_cdiv(n, NR), nt) * NR, m_share = _cdiv(_cdiv(m, MR), nt) * MR
+    cdef double cost_n = m_pad * n_share * k / 16.0 + m * k + k * n_share
+    cdef double cost_m = m_share * n_pad * k / 16.0 + k * n + m_share * k
+    return cost_n <= cost_m
+
+
 cdef inline char *_aligned(char *p) noexcept nogil:
     return <char *>((<uintptr_t>p + ALIGN - 1) & ~(<uintptr_t>(ALIGN - 1)))
 
 
 def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
          bint trans_a, bint trans_b, int num_threads):
-    """C := op(A) @ op(B) (packed, register-blocked, exact; see the module docstring).
+    """C := op(A) @ op(B) (packed, register-blocked, exact: see the module docstring).
 
     a, b: any strides; c: (M, N) C-contiguous, overwritten. Threads split the tiles of C.
     """
@@ -265,31 +269,29 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
     if g.k == 0:
         c[:, :] = 0
         return
-    cdef Py_ssize_t MR, NR, KC, MC, NC
-    if floating is float:
-        MR, NR, KC, MC, NC = CG_MR_F32, CG_NR_F32, KC_F32, MC_F32, NC_F32
-    else:
-        MR, NR, KC, MC, NC = CG_MR_F64, CG_NR_F64, KC_F64, MC_F64, NC_F64
-
-    # Share whole tiles between threads: split N (each thread packs only its own part of B),
-    # unless there are too few column tiles to go round.
-    cdef Py_ssize_t m_tiles = _cdiv(g.m, MR), n_tiles = _cdiv(g.n, NR)
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
     cdef Py_ssize_t nt = max(1, num_threads)
-    cdef bint split_n = n_tiles >= 2 * nt or n_tiles >= m_tiles
-    nt = min(nt, n_tiles if split_n else m_tiles)
+    if g.m * g.n * g.k <= SERIAL_MACS:
+        nt = 1
+    cdef bint split_n = _split_n(g.m, g.n, g.k, nt, MR, NR)
+    nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
-    # per-thread buffers: an MC x KC block of A, a KC x NC block of B, one edge tile; each
-    # 64-byte aligned (sizes rounded to 16 elements)
-    cdef Py_ssize_t a_size = _round_up(_round_up(min(MC, g.m), MR) * min(KC, g.k), 16)
-    cdef Py_ssize_t b_size = _round_up(min(KC, g.k) * _round_up(min(NC, g.n), NR), 16)
-    cdef Py_ssize_t per_thread = _round_up((a_size + b_size + MR * NR) * sizeof(floating), ALIGN)
-    cdef char *mem = <char *>malloc(nt * per_thread + ALIGN)
+    # per thread: an MC x KC block of A, a KC x NC block of B and a scratch tile, each rounded
+    # to 16 elements so that all three stay 64-byte aligned
+    cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m), kc = min(KC, g.k)
+    cdef Py_ssize_t nc = min(<Py_ssize_t>CG_NC, g.n)
+    cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
+    cdef Py_ssize_t b_size = _round_up(kc * _round_up(nc, NR), 16)
+    cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16)
+    cdef char *mem = <char *>malloc(nt * step * sizeof(floating) + ALIGN)
     if mem == NULL:
-        raise MemoryError(f"gemm: cannot allocate {nt * per_thread} bytes of packing buffers")
+        raise MemoryError("gemm: cannot allocate the packing buffers")
     cdef floating *buf = <floating *>_aligned(mem)
-    cdef Py_ssize_t t, step = per_thread // sizeof(floating)
+    cdef Py_ssize_t t
     with nogil:
-        if nt == 1:
+        if nt == 1:  # no OpenMP region: it costs microseconds on small products
             _gemm_share(g, buf, a_size, b_size, 0, 1, split_n)
         else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):

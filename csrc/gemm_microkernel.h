@@ -1,4 +1,5 @@
-/* The gemm micro-kernels: one MR x NR tile of C held in vector registers.
+/* The gemm micro-kernels (one MR x NR tile of C held in vector registers) and the packing
+ * routines that lay operands out for them.
  *
  *   C[0:MR, 0:NR] := (load_c ? C : 0) + sum_{k < kc} a[k, 0:MR]^T b[k, 0:NR]
  *
@@ -7,60 +8,72 @@
  * acc = c or +0, then acc = fma(a[k, r], b[k, j], acc) for k = 0, 1, ..., kc-1 in order
  * (a separate multiply and add where the target has no FMA: -ffp-contract=fast decides that
  * once, at build time). With load_c the chain continues from the value stored in C, so a k
- * loop split into blocks of any length gives exactly the one chain over all of k.
+ * loop cut into blocks of any length is exactly the one chain over all of k, and neither the
+ * tile shape nor the blocking can change a result.
  *
- * GCC vector extensions rather than intrinsics: the same source compiles to AVX-512 with
- * -march=native and to SSE2 (slowly, correctly) in a portable build, and the explicit vector
- * types keep the compiler from "re-vectorising" a fully unrolled scalar loop.
+ * GCC vector extensions rather than intrinsics: one source compiles to AVX-512 with
+ * -march=native, to AVX2 or SSE2/NEON elsewhere (the vector width follows the target), and
+ * the explicit vector types keep the compiler from "re-vectorising" a fully unrolled scalar
+ * loop. Every CG_ constant below can be overridden with -D when tuning.
  */
 #ifndef CYGRAD_GEMM_MICROKERNEL_H
 #define CYGRAD_GEMM_MICROKERNEL_H
 
-/* 64-byte vectors: 16 floats / 8 doubles. The _u types load/store at any alignment. */
-typedef float cg_vf __attribute__((vector_size(64)));
-typedef double cg_vd __attribute__((vector_size(64)));
-typedef float cg_vf_u __attribute__((vector_size(64), aligned(4), may_alias));
-typedef double cg_vd_u __attribute__((vector_size(64), aligned(8), may_alias));
+/* Vector width and tile shape (MR rows x NV vectors) per target: the accumulators use half of
+ * the vector registers or more, the rest hold a row of b and a broadcast element of a. */
+#if defined(__AVX512F__)
+#define CG_VBYTES 64 /* 32 zmm: 8 x 32 float32 / 8 x 16 float64, 16 accumulators */
+#define CG_MR_DEFAULT 8
+#define CG_NV_DEFAULT 2
+#elif defined(__AVX__)
+#define CG_VBYTES 32 /* 16 ymm: 6 x 16 / 6 x 8, 12 accumulators */
+#define CG_MR_DEFAULT 6
+#define CG_NV_DEFAULT 2
+#else
+#define CG_VBYTES 16 /* SSE2 or NEON: 4 x 8 / 4 x 4, 8 accumulators */
+#define CG_MR_DEFAULT 4
+#define CG_NV_DEFAULT 2
+#endif
+#define CG_WF (CG_VBYTES / 4) /* lanes */
+#define CG_WD (CG_VBYTES / 8)
 
-/* Tile shapes: MR rows x NV vectors per row. 8 x 32 (float32) and 6 x 32 (float64) use 16 and
- * 24 of AVX-512's 32 vector registers as accumulators. */
 #ifndef CG_MR_F32
-#define CG_MR_F32 8
+#define CG_MR_F32 CG_MR_DEFAULT
 #endif
 #ifndef CG_NV_F32
-#define CG_NV_F32 2
+#define CG_NV_F32 CG_NV_DEFAULT
 #endif
-#define CG_NR_F32 (16 * CG_NV_F32)
 #ifndef CG_MR_F64
-#define CG_MR_F64 8
+#define CG_MR_F64 CG_MR_DEFAULT
 #endif
 #ifndef CG_NV_F64
-#define CG_NV_F64 2
+#define CG_NV_F64 CG_NV_DEFAULT
 #endif
-#define CG_NR_F64 (8 * CG_NV_F64)
+#define CG_NR_F32 (CG_WF * CG_NV_F32)
+#define CG_NR_F64 (CG_WD * CG_NV_F64)
 
-/* Cache blocking (performance only: the results do not depend on these). */
+/* Cache blocking (performance only). Loop order in gemm.pyx: for each KC x NC block of B
+ * (packed once, streamed from L2/L3) and MC x KC block of A, an A micro-panel (MR x KC) stays
+ * in L1 while the B micro-panels pass. Measured on Zen 4 (1 MiB L2): see benchmarks/README.md. */
 #ifndef CG_KC_F32
 #define CG_KC_F32 512
-#endif
-#ifndef CG_MC_F32
-#define CG_MC_F32 128
-#endif
-#ifndef CG_NC_F32
-#define CG_NC_F32 2048
 #endif
 #ifndef CG_KC_F64
 #define CG_KC_F64 256
 #endif
-#ifndef CG_MC_F64
-#define CG_MC_F64 128
+#ifndef CG_MC
+#define CG_MC 120 /* a multiple of every MR above */
 #endif
-#ifndef CG_NC_F64
-#define CG_NC_F64 2048
+#ifndef CG_NC
+#define CG_NC 2048
 #endif
-#ifndef CG_ORDER
-#define CG_ORDER 1
-#endif
+
+typedef float cg_vf __attribute__((vector_size(CG_VBYTES)));
+typedef double cg_vd __attribute__((vector_size(CG_VBYTES)));
+typedef int cg_vi __attribute__((vector_size(CG_VBYTES)));        /* shuffle masks */
+typedef long long cg_vl __attribute__((vector_size(CG_VBYTES)));
+typedef float cg_vf_u __attribute__((vector_size(CG_VBYTES), aligned(4), may_alias));
+typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_alias));
 
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
     static inline void NAME(long kc, const T *__restrict a, const T *__restrict b,            \
@@ -91,18 +104,16 @@ typedef double cg_vd_u __attribute__((vector_size(64), aligned(8), may_alias));
                 *(VU *)(c + r * ldc + W * v) = acc[r][v];                                      \
     }
 
-CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, 16, CG_MR_F32, CG_NV_F32)
-CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, 8, CG_MR_F64, CG_NV_F64)
+CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
+CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
 
-/* Packing full panels from operands with one unit stride (copies only: no arithmetic, so
- * nothing here can touch the exactness contract). ld is the other stride, in elements.
- *   pack_a: dst[k*MR + r] = op(A)[r, k]   pack_b: dst[k*NR + c] = op(B)[k, c]
- * "kcont": k runs along memory, a transpose: W x W blocks go through registers. */
-typedef int cg_vi __attribute__((vector_size(64)));
-typedef long long cg_vl __attribute__((vector_size(64)));
+/* Packing full panels from operands with one unit stride: copies only, no arithmetic, so
+ * nothing here can touch the exactness contract. ld is the other stride, in elements.
+ *   pack_a: dst[k*MR + r] = op(A)[r, k]        pack_b: dst[k*NR + c] = op(B)[k, c]
+ * "kcont" (k runs along memory) is a transpose: W x W blocks go through registers. */
 
-/* In-register transpose of W vectors of W lanes: log2(W) butterfly stages; the stage of
- * width s swaps the off-diagonal s x s blocks. */
+/* In-register transpose of W vectors of W lanes in log2(W) butterfly stages; the stage of
+ * width s swaps the off-diagonal s x s blocks of every 2s x 2s block. */
 #define CG_STAGE(V, VI, W, v, s)                                                                \
     do {                                                                                       \
         VI lo_, hi_;                                                                           \
@@ -120,9 +131,9 @@ typedef long long cg_vl __attribute__((vector_size(64)));
 #define CG_DEFINE_PACK(SFX, T, V, VU, VI, W, MR, NR)                                            \
     static inline void cg_transpose_##SFX(V *v)                                                \
     {                                                                                          \
-        if (W >= 16) CG_STAGE(V, VI, W, v, 8);                                                 \
-        CG_STAGE(V, VI, W, v, 4);                                                              \
-        CG_STAGE(V, VI, W, v, 2);                                                              \
+        if (W > 8) CG_STAGE(V, VI, W, v, 8);                                                   \
+        if (W > 4) CG_STAGE(V, VI, W, v, 4);                                                   \
+        if (W > 2) CG_STAGE(V, VI, W, v, 2);                                                   \
         CG_STAGE(V, VI, W, v, 1);                                                              \
     }                                                                                          \
     static void cg_pack_a_icont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
@@ -137,12 +148,15 @@ typedef long long cg_vl __attribute__((vector_size(64)));
     {                                                                                          \
         long k0 = 0;                                                                           \
         for (; k0 + W <= kc; k0 += W) {                                                        \
-            V v[W];                                                                            \
-            _Pragma("GCC unroll 16") for (int r = 0; r < W; ++r)                              \
-                v[r] = r < MR ? (V) * (const VU *)(src + r * ld + k0) : (V){0};                \
-            cg_transpose_##SFX(v);                                                             \
-            _Pragma("GCC unroll 16") for (int k = 0; k < W; ++k)                              \
-                __builtin_memcpy(dst + (k0 + k) * MR, &v[k], MR * sizeof(T));                  \
+            _Pragma("GCC unroll 4") for (int r0 = 0; r0 < MR; r0 += W) {                      \
+                V v[W];                                                                        \
+                _Pragma("GCC unroll 16") for (int r = 0; r < W; ++r)                          \
+                    v[r] = r0 + r < MR ? (V) * (const VU *)(src + (r0 + r) * ld + k0) : (V){0}; \
+                cg_transpose_##SFX(v);                                                         \
+                const int rows = MR - r0 < W ? MR - r0 : W;                                    \
+                _Pragma("GCC unroll 16") for (int k = 0; k < W; ++k)                          \
+                    __builtin_memcpy(dst + (k0 + k) * MR + r0, &v[k], rows * sizeof(T));       \
+            }                                                                                  \
         }                                                                                      \
         for (; k0 < kc; ++k0)                                                                  \
             for (int r = 0; r < MR; ++r) dst[k0 * MR + r] = src[r * ld + k0];                  \
@@ -172,7 +186,7 @@ typedef long long cg_vl __attribute__((vector_size(64)));
             for (int c = 0; c < NR; ++c) dst[k0 * NR + c] = src[c * ld + k0];                  \
     }
 
-CG_DEFINE_PACK(f32, float, cg_vf, cg_vf_u, cg_vi, 16, CG_MR_F32, CG_NR_F32)
-CG_DEFINE_PACK(f64, double, cg_vd, cg_vd_u, cg_vl, 8, CG_MR_F64, CG_NR_F64)
+CG_DEFINE_PACK(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32, CG_NR_F32)
+CG_DEFINE_PACK(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR_F64)
 
 #endif
