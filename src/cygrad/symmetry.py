@@ -230,17 +230,19 @@ class SymmetryMonitor:
         """Every group of identical units (incoming side) that is no longer one group, and
         every fully tied group whose incoming side held but whose outgoing columns separated
         (that is where rounding in the next layer's update shows first)."""
+        group_of = _owners(now["groups"])
         for group in before["groups"]:
-            parts = _partition(group, now["groups"])
+            parts = _partition(group, group_of)
             if len(parts) > 1:
                 self.splits.append({"step": step, "layer": name, "units": list(group),
                                     "into": parts, "cause": self._diagnose(group, before)})
         if before["is_output"]:
             return
+        tied_of = _owners(now["tied"])
         for group in before["tied"]:
-            if len(group) < 2 or len(_partition(group, now["groups"])) > 1:
+            if len(group) < 2 or len(_partition(group, group_of)) > 1:
                 continue  # a single unit, or a split already reported above
-            parts = _partition(group, now["tied"])
+            parts = _partition(group, tied_of)
             if len(parts) > 1:
                 self.splits.append({
                     "step": step, "layer": name, "units": list(group), "into": parts,
@@ -406,9 +408,13 @@ def _ratio(value):
     return "-" if value is None else f"{value:.2e}"
 
 
-def _partition(group, groups):
-    """The parts `group` falls into under the partition `groups`, ordered by first unit."""
-    owner = {u: g for g, members in enumerate(groups) for u in members}
+def _owners(groups):
+    """unit -> index of its group."""
+    return {u: g for g, members in enumerate(groups) for u in members}
+
+
+def _partition(group, owner):
+    """The parts `group` falls into (owner: unit -> group index), ordered by first unit."""
     parts = {}
     for u in group:
         parts.setdefault(owner[u], []).append(u)

@@ -181,6 +181,14 @@ class Tensor:
                 if node._op is not None and not node._op.released:
                     node._op.release()
 
+    def _writable_data(self):
+        """self.data, ready for an in-place write. An array a live graph saved for backward is
+        read-only; it is replaced by a writable copy (copy-on-write), so the graph keeps the
+        values its forward saw."""
+        if not self.data.flags.writeable:
+            self.data = self.data.copy()
+        return self.data
+
     def _accumulate(self, g):
         if self.grad is None:
             self.grad = np.array(g, dtype=self.data.dtype)

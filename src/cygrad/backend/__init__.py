@@ -27,6 +27,12 @@ __all__ = [
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
 
+# GNU OpenMP's idle threads busy-wait between parallel regions by default; on a machine shared
+# with other work that made two threads 4-10x slower than one (measured here). Sleeping threads
+# cost a few microseconds to wake, small against the kernels we run in parallel. Set
+# OMP_WAIT_POLICY yourself to choose otherwise (it is read when OpenMP first loads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 _backends = {"numpy": numpy_backend}
 try:
     from . import cython_backend

@@ -115,6 +115,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 def _pool_geometry(kernel_size, stride, name):
     """((kh, kw), stride) from PyTorch-style arguments; stride None means kernel_size."""
     kernel = _pair(kernel_size, f"{name}: kernel_size")
+    if stride is None and kernel[0] != kernel[1]:
+        raise ValueError(f"{name}: stride must be the same along height and width; it defaults "
+                         f"to kernel_size {kernel}, which is not square: pass one stride "
+                         "explicitly, e.g. stride=1")
     stride = _square(kernel_size if stride is None else stride, f"{name}: stride", 1)
     return kernel, stride
 

@@ -78,7 +78,8 @@ def _calculate_correct_fan(t, mode):
 
 def _array(t):
     """The array an initialiser writes into: a Tensor's data (or a bare float array)."""
-    data = t.data if isinstance(t, Tensor) else t
+    # copy-on-write if a live graph saved the tensor's array for its backward
+    data = t._writable_data() if isinstance(t, Tensor) else t
     if not isinstance(data, np.ndarray):
         raise TypeError(f"initialisers take a Tensor, got {type(t).__name__}")
     return data

@@ -228,7 +228,7 @@ class Module:
         if bad_dtypes:
             raise TypeError(f"{where}: {'; '.join(bad_dtypes)}")
         for name, value in values.items():  # nothing is written until everything checked out
-            np.copyto(own[name].data, value)
+            np.copyto(own[name]._writable_data(), value)  # copy-on-write under a live graph
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr

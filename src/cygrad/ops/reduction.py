@@ -58,8 +58,8 @@ class Max(Op):
     def forward(self, x):
         self.x = x
         self.axes = _normalise_axis(self.axis, x.ndim)
-        if x.size == 0:
-            raise ValueError(f"max of an empty array of shape {x.shape}")
+        if any(x.shape[a] == 0 for a in self.axes):
+            raise ValueError(f"max over an empty axis of an array of shape {x.shape}")
         self.y = x.max(axis=self.axes, keepdims=True)
         return self.y if self.keepdims else np.squeeze(self.y, self.axes)
 
