@@ -136,7 +136,8 @@ def machine_info():
         info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture",
                                                 "threading_layer")} for d in threadpool_info()]
     info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                              "OMP_WAIT_POLICY")
                    if k in os.environ}
     return info
 
