@@ -104,6 +104,7 @@ def measure(name, m, n, k, ta, tb, dtype, threads, kernel, reps, target, seam):
            "dtype": np.dtype(dtype).name, "threads": threads, "kernel": kernel}
     for key, ts in times.items():
         row[f"{key}_gflops"] = flops / statistics.median(ts) / 1e9
+        row[f"{key}_gflops_best"] = flops / min(ts) / 1e9
     row["ratio"] = row["cygrad_gflops"] / row["numpy_gflops"]
     return row
 
@@ -175,6 +176,9 @@ def main(argv=None):
         if key in os.environ:
             print(f"warning: {key}={os.environ[key]} is set and may slow OpenBLAS; "
                   f"run with `env -u {key}`", file=sys.stderr)
+    if not args.child and hasattr(os, "getloadavg") and os.getloadavg()[0] > 0.5:
+        print(f"warning: load average {os.getloadavg()[0]:.2f}: other work shares the cores; "
+              "numbers (2 threads above all) will be noisy", file=sys.stderr)
     if not args.child:
         print(f"# {info['cpu']}, {info['cores']} cores; numpy {info['numpy']}; "
               f"BLAS {info.get('blas', 'unknown (no threadpoolctl)')}")

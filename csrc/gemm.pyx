@@ -36,16 +36,18 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_KC_F64
         CG_MC
         CG_NC
-    void cg_kernel_f32(long kc, const float *a, const float *b, float *c, long ldc, int load_c)
-    void cg_kernel_f64(long kc, const double *a, const double *b, double *c, long ldc, int load_c)
-    void cg_pack_a_kcont_f32(float *dst, const float *src, long ld, long kc)
-    void cg_pack_a_icont_f32(float *dst, const float *src, long ld, long kc)
-    void cg_pack_b_jcont_f32(float *dst, const float *src, long ld, long kc)
-    void cg_pack_b_kcont_f32(float *dst, const float *src, long ld, long kc)
-    void cg_pack_a_kcont_f64(double *dst, const double *src, long ld, long kc)
-    void cg_pack_a_icont_f64(double *dst, const double *src, long ld, long kc)
-    void cg_pack_b_jcont_f64(double *dst, const double *src, long ld, long kc)
-    void cg_pack_b_kcont_f64(double *dst, const double *src, long ld, long kc)
+    void cg_kernel_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
+                       Py_ssize_t ldc, int load_c)
+    void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
+                       Py_ssize_t ldc, int load_c)
+    void cg_pack_a_kcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_a_icont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_jcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_kcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_a_kcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_a_icont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_jcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_kcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
 
 cdef enum:
     ALIGN = 64  # packing buffers start on a cache line

@@ -19,6 +19,29 @@
 #ifndef CYGRAD_GEMM_MICROKERNEL_H
 #define CYGRAD_GEMM_MICROKERNEL_H
 
+#include <stddef.h>
+
+/* GCC and clang have vector types; only GCC has __builtin_shuffle (the packing transposes).
+ * Other compilers (MSVC) get plain arrays: the same operations per element, only slower. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(CG_NO_VECTOR_EXT)
+#define CG_VECTOR 1
+#if defined(__clang__)
+#define CG_SHUFFLE 0
+#else
+#define CG_SHUFFLE 1
+#endif
+#else
+#define CG_VECTOR 0
+#define CG_SHUFFLE 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CG_PRAGMA(x) _Pragma(#x)
+#else
+#define CG_PRAGMA(x)
+#endif
+#define CG_UNROLL CG_PRAGMA(GCC unroll 16)
+
 /* Vector width and tile shape (MR rows x NV vectors) per target: the accumulators use half of
  * the vector registers or more, the rest hold a row of b and a broadcast element of a. */
 #if defined(__AVX512F__)
@@ -54,7 +77,7 @@
 
 /* Cache blocking (performance only). Loop order in gemm.pyx: for each KC x NC block of B
  * (packed once, streamed from L2/L3) and MC x KC block of A, an A micro-panel (MR x KC) stays
- * in L1 while the B micro-panels pass. Measured on Zen 4 (1 MiB L2): see benchmarks/README.md. */
+ * in L1 while the B micro-panels pass. Measured on Zen 4 (1 MiB L2): benchmarks/README.md. */
 #ifndef CG_KC_F32
 #define CG_KC_F32 512
 #endif
@@ -68,50 +91,68 @@
 #define CG_NC 2048
 #endif
 
+#if CG_VECTOR
 typedef float cg_vf __attribute__((vector_size(CG_VBYTES)));
 typedef double cg_vd __attribute__((vector_size(CG_VBYTES)));
-typedef int cg_vi __attribute__((vector_size(CG_VBYTES)));        /* shuffle masks */
+typedef int cg_vi __attribute__((vector_size(CG_VBYTES))); /* shuffle masks */
 typedef long long cg_vl __attribute__((vector_size(CG_VBYTES)));
 typedef float cg_vf_u __attribute__((vector_size(CG_VBYTES), aligned(4), may_alias));
 typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_alias));
 
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
-    static inline void NAME(long kc, const T *__restrict a, const T *__restrict b,            \
-                            T *__restrict c, long ldc, int load_c)                             \
+    static inline void NAME(ptrdiff_t kc, const T *__restrict a, const T *__restrict b,       \
+                            T *__restrict c, ptrdiff_t ldc, int load_c)                        \
     {                                                                                          \
         V acc[MR][NV];                                                                         \
         if (load_c) {                                                                          \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; ++r)                             \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
+            CG_UNROLL for (int r = 0; r < MR; ++r)                                             \
+                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
                     acc[r][v] = *(const VU *)(c + r * ldc + W * v);                            \
         } else {                                                                               \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; ++r)                             \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
+            CG_UNROLL for (int r = 0; r < MR; ++r)                                             \
+                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
                     acc[r][v] = (V){0};                                                        \
         }                                                                                      \
-        for (long k = 0; k < kc; ++k) {                                                        \
+        for (ptrdiff_t k = 0; k < kc; ++k) {                                                   \
             V bv[NV];                                                                          \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                              \
+            CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
                 bv[v] = *(const VU *)(b + k * (W * NV) + W * v);                               \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; ++r) {                           \
+            CG_UNROLL for (int r = 0; r < MR; ++r) {                                           \
                 const T ar = a[k * MR + r];                                                    \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                          \
+                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
                     acc[r][v] += ar * bv[v];                                                   \
             }                                                                                  \
         }                                                                                      \
-        _Pragma("GCC unroll 16") for (int r = 0; r < MR; ++r)                                 \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; ++v)                              \
+        CG_UNROLL for (int r = 0; r < MR; ++r)                                                 \
+            CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
                 *(VU *)(c + r * ldc + W * v) = acc[r][v];                                      \
     }
-
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
+
+#else /* plain arrays, the same chain per element */
+#define CG_DEFINE_KERNEL(NAME, T, MR, NR)                                                      \
+    static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,         \
+                            int load_c)                                                        \
+    {                                                                                          \
+        T acc[MR][NR];                                                                         \
+        for (int r = 0; r < MR; ++r)                                                           \
+            for (int j = 0; j < NR; ++j) acc[r][j] = load_c ? c[r * ldc + j] : (T)0;           \
+        for (ptrdiff_t k = 0; k < kc; ++k)                                                     \
+            for (int r = 0; r < MR; ++r)                                                       \
+                for (int j = 0; j < NR; ++j) acc[r][j] += a[k * MR + r] * b[k * NR + j];       \
+        for (int r = 0; r < MR; ++r)                                                           \
+            for (int j = 0; j < NR; ++j) c[r * ldc + j] = acc[r][j];                           \
+    }
+CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
+CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
+#endif
 
 /* Packing full panels from operands with one unit stride: copies only, no arithmetic, so
  * nothing here can touch the exactness contract. ld is the other stride, in elements.
  *   pack_a: dst[k*MR + r] = op(A)[r, k]        pack_b: dst[k*NR + c] = op(B)[k, c]
- * "kcont" (k runs along memory) is a transpose: W x W blocks go through registers. */
-
+ * "kcont" (k runs along memory) is a transpose: with GCC, W x W blocks go through registers. */
+#if CG_SHUFFLE
 /* In-register transpose of W vectors of W lanes in log2(W) butterfly stages; the stage of
  * width s swaps the off-diagonal s x s blocks of every 2s x 2s block. */
 #define CG_STAGE(V, VI, W, v, s)                                                                \
@@ -121,14 +162,14 @@ CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_
             lo_[e] = (e & s) ? W + e - s : e;                                                  \
             hi_[e] = (e & s) ? W + e : e + s;                                                  \
         }                                                                                      \
-        _Pragma("GCC unroll 16") for (int i = 0; i < W; ++i) if (!(i & s)) {                  \
+        CG_UNROLL for (int i = 0; i < W; ++i) if (!(i & s)) {                                  \
             V x_ = __builtin_shuffle(v[i], v[i + s], lo_);                                     \
             v[i + s] = __builtin_shuffle(v[i], v[i + s], hi_);                                 \
             v[i] = x_;                                                                         \
         }                                                                                      \
     } while (0)
 
-#define CG_DEFINE_PACK(SFX, T, V, VU, VI, W, MR, NR)                                            \
+#define CG_DEFINE_TRANSPOSES(SFX, T, V, VU, VI, W, MR, NR)                                      \
     static inline void cg_transpose_##SFX(V *v)                                                \
     {                                                                                          \
         if (W > 8) CG_STAGE(V, VI, W, v, 8);                                                   \
@@ -136,57 +177,74 @@ CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_
         if (W > 2) CG_STAGE(V, VI, W, v, 2);                                                   \
         CG_STAGE(V, VI, W, v, 1);                                                              \
     }                                                                                          \
-    static void cg_pack_a_icont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
-                                      long kc)                                                 \
+    /* k0 += W at a time through registers; returns where the scalar tail starts */            \
+    static ptrdiff_t cg_pack_a_kcont_blocks_##SFX(T *__restrict dst, const T *__restrict src,  \
+                                                  ptrdiff_t ld, ptrdiff_t kc)                  \
     {                                                                                          \
-        for (long k = 0; k < kc; ++k)                                                          \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; ++r)                             \
-                dst[k * MR + r] = src[k * ld + r];                                             \
-    }                                                                                          \
-    static void cg_pack_a_kcont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
-                                      long kc)                                                 \
-    {                                                                                          \
-        long k0 = 0;                                                                           \
+        ptrdiff_t k0 = 0;                                                                      \
         for (; k0 + W <= kc; k0 += W) {                                                        \
-            _Pragma("GCC unroll 4") for (int r0 = 0; r0 < MR; r0 += W) {                      \
+            CG_PRAGMA(GCC unroll 4) for (int r0 = 0; r0 < MR; r0 += W) {                       \
                 V v[W];                                                                        \
-                _Pragma("GCC unroll 16") for (int r = 0; r < W; ++r)                          \
+                CG_UNROLL for (int r = 0; r < W; ++r)                                          \
                     v[r] = r0 + r < MR ? (V) * (const VU *)(src + (r0 + r) * ld + k0) : (V){0}; \
                 cg_transpose_##SFX(v);                                                         \
                 const int rows = MR - r0 < W ? MR - r0 : W;                                    \
-                _Pragma("GCC unroll 16") for (int k = 0; k < W; ++k)                          \
+                CG_UNROLL for (int k = 0; k < W; ++k)                                          \
                     __builtin_memcpy(dst + (k0 + k) * MR + r0, &v[k], rows * sizeof(T));       \
             }                                                                                  \
         }                                                                                      \
-        for (; k0 < kc; ++k0)                                                                  \
-            for (int r = 0; r < MR; ++r) dst[k0 * MR + r] = src[r * ld + k0];                  \
+        return k0;                                                                             \
     }                                                                                          \
-    static void cg_pack_b_jcont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
-                                      long kc)                                                 \
+    static ptrdiff_t cg_pack_b_kcont_blocks_##SFX(T *__restrict dst, const T *__restrict src,  \
+                                                  ptrdiff_t ld, ptrdiff_t kc)                  \
     {                                                                                          \
-        for (long k = 0; k < kc; ++k)                                                          \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NR / W; ++v)                          \
-                *(VU *)(dst + k * NR + v * W) = *(const VU *)(src + k * ld + v * W);           \
-    }                                                                                          \
-    static void cg_pack_b_kcont_##SFX(T *__restrict dst, const T *__restrict src, long ld,     \
-                                      long kc)                                                 \
-    {                                                                                          \
-        long k0 = 0;                                                                           \
+        ptrdiff_t k0 = 0;                                                                      \
         for (; k0 + W <= kc; k0 += W) {                                                        \
-            _Pragma("GCC unroll 1") for (int c0 = 0; c0 < NR; c0 += W) {                      \
+            CG_PRAGMA(GCC unroll 1) for (int c0 = 0; c0 < NR; c0 += W) {                       \
                 V v[W];                                                                        \
-                _Pragma("GCC unroll 16") for (int c = 0; c < W; ++c)                          \
+                CG_UNROLL for (int c = 0; c < W; ++c)                                          \
                     v[c] = *(const VU *)(src + (c0 + c) * ld + k0);                            \
                 cg_transpose_##SFX(v);                                                         \
-                _Pragma("GCC unroll 16") for (int k = 0; k < W; ++k)                          \
+                CG_UNROLL for (int k = 0; k < W; ++k)                                          \
                     *(VU *)(dst + (k0 + k) * NR + c0) = v[k];                                  \
             }                                                                                  \
         }                                                                                      \
-        for (; k0 < kc; ++k0)                                                                  \
-            for (int c = 0; c < NR; ++c) dst[k0 * NR + c] = src[c * ld + k0];                  \
+        return k0;                                                                             \
     }
+CG_DEFINE_TRANSPOSES(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32, CG_NR_F32)
+CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR_F64)
+#define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc)                                          \
+    cg_pack_##which##_kcont_blocks_##SFX(dst, src, ld, kc)
+#else
+#define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc) 0
+#endif
 
-CG_DEFINE_PACK(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32, CG_NR_F32)
-CG_DEFINE_PACK(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR_F64)
+#define CG_DEFINE_PACK(SFX, T, MR, NR)                                                          \
+    static void cg_pack_a_icont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
+                                      ptrdiff_t kc)                                            \
+    {                                                                                          \
+        for (ptrdiff_t k = 0; k < kc; ++k)                                                     \
+            CG_UNROLL for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[k * ld + r];          \
+    }                                                                                          \
+    static void cg_pack_a_kcont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
+                                      ptrdiff_t kc)                                            \
+    {                                                                                          \
+        for (ptrdiff_t k = CG_KCONT_BLOCKS(a, SFX, dst, src, ld, kc); k < kc; ++k)             \
+            for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * ld + k];                    \
+    }                                                                                          \
+    static void cg_pack_b_jcont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
+                                      ptrdiff_t kc)                                            \
+    {                                                                                          \
+        for (ptrdiff_t k = 0; k < kc; ++k)                                                     \
+            CG_UNROLL for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[k * ld + c];          \
+    }                                                                                          \
+    static void cg_pack_b_kcont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
+                                      ptrdiff_t kc)                                            \
+    {                                                                                          \
+        for (ptrdiff_t k = CG_KCONT_BLOCKS(b, SFX, dst, src, ld, kc); k < kc; ++k)             \
+            for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[c * ld + k];                    \
+    }
+CG_DEFINE_PACK(f32, float, CG_MR_F32, CG_NR_F32)
+CG_DEFINE_PACK(f64, double, CG_MR_F64, CG_NR_F64)
 
 #endif
