@@ -318,20 +318,21 @@ class SymmetryMonitor:
     def plot(self, path, title=None):
         """Write PNG figures: effective width per layer against step, the gradient wavefront
         (layers x steps), and the watched unit distances. Returns the paths written."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        try:  # a bare Figure, not pyplot: plotting must not switch the user's backend
+            from matplotlib.figure import Figure
         except ImportError:
             raise RuntimeError("plotting needs matplotlib: pip install 'cygrad[plot]' "
                                "(or pip install matplotlib)") from None
         import os
 
+        def subplots(*grid, figsize):
+            fig = Figure(figsize=figsize)
+            return fig, fig.subplots(*grid)
+
         os.makedirs(path, exist_ok=True)
         steps = [h["step"] for h in self.history]
         written = []
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = subplots(figsize=(6, 3.5))
         for name, _ in self.layers:
             ax.step(steps, self.widths(name), where="post", label=name)
         ax.set(xlabel="step", ylabel="effective width", title=title or "effective width")
@@ -341,7 +342,7 @@ class SymmetryMonitor:
         # woke up (at least 10), not hundreds of all-black columns.
         woke = [s for s in self.first_nonzero_grad.values() if s is not None]
         shown = min(len(self.history) - 1, max(10, 2 * max(woke, default=0)))
-        fig, ax = plt.subplots(figsize=(6, 0.6 * len(self.layers) + 1.5))
+        fig, ax = subplots(figsize=(6, 0.6 * len(self.layers) + 1.5))
         picture = [[1.0 if h["layers"][n]["grads"]["weight"]["status"] == "nonzero" else 0.0
                     for h in self.history[1:shown + 1]] for n, _ in self.layers]
         ax.imshow(picture, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
@@ -351,7 +352,7 @@ class SymmetryMonitor:
         written.append(_save(fig, os.path.join(path, "gradient_wavefront.png")))
         if any(h["layers"][n]["update_ratio"] is not None
                for h in self.history for n, _ in self.layers):
-            fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+            fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 3.5))
             for name, _ in self.layers:
                 ratios = [h["layers"][name]["update_ratio"] for h in self.history[1:]]
                 ax1.plot(steps[1:], [np.nan if r is None or r == 0 else np.log10(r)
@@ -366,7 +367,7 @@ class SymmetryMonitor:
             ax1.legend(fontsize="small")
             written.append(_save(fig, os.path.join(path, "training_health.png")))
         if self.watch:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
+            fig, ax = subplots(figsize=(6, 3.5))
             for key in self.watch:
                 values = [h["watch"][key] for h in self.history]
                 ax.plot(steps, values, label=f"{key[0]}: |W{key[1]} - W{key[2]}|")
@@ -424,9 +425,6 @@ def _partition(group, owner):
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path
 
 
