@@ -108,13 +108,11 @@ def run(options):
 
 
 def plot(distances, steps, path, i, j):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: leave the user's backend alone
 
     os.makedirs(path, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, case, title in zip(axes, ("random", "equal"),
                                ("next layer random", "next layer's columns equal")):
         for eps in EPSILONS:
@@ -126,5 +124,4 @@ def plot(distances, steps, path, i, j):
     fig.tight_layout()
     name = os.path.join(path, "filter_distance.png")
     fig.savefig(name, dpi=100)
-    plt.close(fig)
     return name

@@ -155,15 +155,13 @@ def plot_front(monitor, steps, path):
     """The first `steps` steps of the wavefront, layer 1 at the top."""
     import os
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: leave the user's backend alone
 
     names = [n for n, _ in monitor.layers]
     picture = [[h["layers"][n]["grads"]["weight"]["status"] == "nonzero"
                 for h in monitor.history[1:steps + 1]] for n in names]
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
+    fig = Figure(figsize=(6, 0.5 * len(names) + 1.5))
+    ax = fig.subplots()
     ax.imshow(np.array(picture, dtype=float), aspect="auto", cmap="Greys", vmin=0, vmax=1,
               extent=(0.5, steps + 0.5, len(names) + 0.5, 0.5))
     ax.set_yticks(range(1, len(names) + 1), [f"layer {k + 1}" for k in range(len(names))])
@@ -172,5 +170,4 @@ def plot_front(monitor, steps, path):
     fig.tight_layout()
     name = os.path.join(path, "wavefront_first_steps.png")
     fig.savefig(name, dpi=100)
-    plt.close(fig)
     return name
