@@ -188,3 +188,110 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, int kh, int kw
                     src = cbase + ((n * oh + oy) * ow * K + (c * kh + i) * kw + j)
                     for ox in range(lo, hi):
                         dst[ox * s + j - padding] = dst[ox * s + j - padding] + src[ox * K]
+
+
+def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, int kh, int kw,
+             int stride, int padding, int oh, int ow, int num_threads):
+    """im2col_t(x, cols_t, kh, kw, stride, padding, oh, ow, num_threads)
+
+    im2col's transpose, patches as columns (Caffe's layout): fill ``cols_t``
+    (C*kh*kw, N*OH*OW) with ``cols_t[(c*kh + i)*kw + j, (n*OH + oy)*OW + ox] =
+    x[n, c, oy*stride + i - padding, ox*stride + j - padding]``, +0.0 in the padding.
+
+    A pure copy, bitwise ``im2col(x).T``. Each (kernel offset, image) pair owns a run of OH*OW
+    outputs, copied a row of the image at a time; prange splits those pairs.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, stride, padding, oh, ow)
+    if num_threads < 1:
+        num_threads = 1
+    cdef Py_ssize_t tasks = C * kh * kw * N, P = oh * ow
+    cdef Py_ssize_t task, q, n, c, i, j, oy, ox, y, xx, lo, hi, t
+    cdef const floating* src
+    cdef floating* dst
+    cdef floating zero = 0
+    if tasks == 0 or P == 0:
+        return
+    for task in prange(tasks, nogil=True, num_threads=num_threads, schedule="static"):
+        q = task // N
+        n = task - q * N
+        c = q // (kh * kw)
+        i = (q // kw) % kh
+        j = q % kw
+        # ox in [lo, hi) reads inside the row: 0 <= ox*stride + j - padding < W
+        t = padding - j
+        lo = (t + stride - 1) // stride if t > 0 else 0
+        t = W - 1 + padding - j
+        hi = t // stride + 1 if t >= 0 else 0
+        if hi > ow:
+            hi = ow
+        if lo > hi:
+            lo = hi
+        for oy in range(oh):
+            dst = &cols_t[q, n * P + oy * ow]
+            y = oy * stride + i - padding
+            if y < 0 or y >= H:
+                for ox in range(ow):
+                    dst[ox] = zero
+                continue
+            src = &x[n, c, y, 0]
+            for ox in range(lo):
+                dst[ox] = zero
+            if stride == 1:
+                for ox in range(lo, hi):
+                    dst[ox] = src[ox + j - padding]
+            else:
+                for ox in range(lo, hi):
+                    dst[ox] = src[ox * stride + j - padding]
+            for ox in range(hi, ow):
+                dst[ox] = zero
+
+
+def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, int kh, int kw,
+             int stride, int padding, int oh, int ow, int num_threads):
+    """col2im_t(cols_t, x, kh, kw, stride, padding, oh, ow, num_threads)
+
+    The adjoint of im2col_t, bitwise ``col2im(cols_t.T)``: zero ``x`` (N, C, H, W), then add
+    every ``cols_t[(c*kh + i)*kw + j, (n*OH + oy)*OW + ox]`` into
+    ``x[n, c, oy*stride + i - padding, ox*stride + j - padding]`` (the padding dropped).
+
+    Summation order (col2im's): each pixel starts at +0.0 and receives its contributions in
+    ascending (i, j): the loops run i, j outermost; for fixed (i, j) each pixel gets at most one
+    contribution. Parallel over the N*C image planes, one thread per plane.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, stride, padding, oh, ow)
+    if num_threads < 1:
+        num_threads = 1
+    cdef Py_ssize_t planes = N * C, HW = H * W, P = oh * ow
+    cdef Py_ssize_t p, n, c, i, j, oy, ox, y, k, t, lo, hi
+    cdef const floating* src
+    cdef floating* plane
+    cdef floating* dst
+    cdef floating zero = 0
+    if planes == 0 or HW == 0:
+        return
+    for p in prange(planes, nogil=True, num_threads=num_threads, schedule="static"):
+        n = p // C
+        c = p - n * C
+        plane = &x[n, c, 0, 0]
+        for k in range(HW):
+            plane[k] = zero
+        if P == 0:
+            continue
+        for i in range(kh):
+            for j in range(kw):
+                t = padding - j
+                lo = (t + stride - 1) // stride if t > 0 else 0
+                t = W - 1 + padding - j
+                hi = t // stride + 1 if t >= 0 else 0
+                if hi > ow:
+                    hi = ow
+                for oy in range(oh):
+                    y = oy * stride + i - padding
+                    if y < 0 or y >= H:
+                        continue
+                    dst = plane + y * W
+                    src = &cols_t[(c * kh + i) * kw + j, n * P + oy * ow]
+                    for ox in range(lo, hi):
+                        dst[ox * stride + j - padding] = dst[ox * stride + j - padding] + src[ox]

@@ -1,15 +1,44 @@
-"""Elementwise kernels: activations forward and backward, bias add.
+"""Elementwise kernels: activations forward and backward, bias add, and the fused pair a dense
+layer needs (bias + activation forward; activation backward + bias gradient).
 
-Every element is computed on its own, so outputs never depend on position or thread count;
-prange splits the flat index range into independent chunks.
+Every element is computed on its own, so outputs never depend on position or thread count.
+tanh and sigmoid (and their gradients) run through the block functions of vmath.h: vectorised,
+and one compiled body for every element, a partial last block included (zero-padded copy).
+relu and leaky_relu are a select and at most one multiply: exact in any loop form.
+prange splits the flat index range (or the rows, or the columns for a column sum) into
+independent chunks.
+
+Arrays arrive as numpy arrays and are read through the buffer protocol (arrays.pxd): they must be
+C-contiguous, of one float dtype, and their sizes are checked here before any loop.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, tanh, tanhf
+
+from arrays cimport F32, acquire, elements, kind_of, release
 
 ctypedef fused floating:
     float
     double
+
+cdef extern from "vmath.h" nogil:
+    enum:
+        CG_BLOCK
+    ctypedef void (*cg_unary_f32)(const float *, float *)
+    ctypedef void (*cg_unary_f64)(const double *, double *)
+    ctypedef void (*cg_binary_f32)(const float *, const float *, float *)
+    ctypedef void (*cg_binary_f64)(const double *, const double *, double *)
+    void cg_tanh_block_f32(const float *, float *)
+    void cg_tanh_block_f64(const double *, double *)
+    void cg_sigmoid_block_f32(const float *, float *)
+    void cg_sigmoid_block_f64(const double *, double *)
+    void cg_tanh_grad_block_f32(const float *, const float *, float *)
+    void cg_tanh_grad_block_f64(const double *, const double *, double *)
+    void cg_sigmoid_grad_block_f32(const float *, const float *, float *)
+    void cg_sigmoid_grad_block_f64(const double *, const double *, double *)
+    void cg_map1_f32(cg_unary_f32 f, const float *x, float *y, long n)
+    void cg_map1_f64(cg_unary_f64 f, const double *x, double *y, long n)
+    void cg_map2_f32(cg_binary_f32 f, const float *a, const float *b, float *y, long n)
+    void cg_map2_f64(cg_binary_f64 f, const double *a, const double *b, double *y, long n)
 
 # Activation codes, shared with cygrad/backend/cython_backend.py.
 DEF TANH = 0
@@ -17,70 +46,295 @@ DEF SIGMOID = 1
 DEF RELU = 2
 DEF LEAKY_RELU = 3
 
-
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    if floating is float:
-        return 1.0 / (1.0 + expf(-x))
-    else:
-        return 1.0 / (1.0 + exp(-x))
+# Columns per parallel chunk of a column sum: a whole number of blocks.
+DEF COLUMN_CHUNK = 256
 
 
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
+# ---------------------------------------------------------------- one contiguous run
 
-
-def activation_forward(int kind, const floating[::1] x, floating[::1] y, double slope,
-                       int num_threads):
-    """y := act(x): tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0); leaky_relu x>0 ? x : slope*x."""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating s = <floating>slope
-    with nogil:
-        if kind == TANH:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                y[i] = _tanh(x[i])
-        elif kind == SIGMOID:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                y[i] = _sigmoid(x[i])
-        elif kind == RELU:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                y[i] = x[i] if x[i] > 0 else 0
+cdef void _forward(int kind, const floating *x, floating *y, Py_ssize_t n,
+                   floating s) noexcept nogil:
+    """y[i] := act(x[i]) for i < n."""
+    cdef Py_ssize_t i
+    if kind == TANH:
+        if floating is float:
+            cg_map1_f32(cg_tanh_block_f32, x, y, n)
         else:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                y[i] = x[i] if x[i] > 0 else s * x[i]
-
-
-def activation_backward(int kind, const floating[::1] g, const floating[::1] saved,
-                        floating[::1] dx, double slope, int num_threads):
-    """dx from the output gradient g; `saved` is y for tanh/sigmoid and x for relu/leaky_relu.
-
-    tanh: dx = g * (1 - y*y); sigmoid: dx = g * (y * (1 - y));
-    relu: dx = g if x > 0 else 0; leaky_relu: dx = g if x > 0 else slope * g.
-    """
-    cdef Py_ssize_t i, n = g.shape[0]
-    cdef floating s = <floating>slope
-    with nogil:
-        if kind == TANH:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                dx[i] = g[i] * (1 - saved[i] * saved[i])
-        elif kind == SIGMOID:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                dx[i] = g[i] * (saved[i] * (1 - saved[i]))
-        elif kind == RELU:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                dx[i] = g[i] if saved[i] > 0 else 0
+            cg_map1_f64(cg_tanh_block_f64, x, y, n)
+    elif kind == SIGMOID:
+        if floating is float:
+            cg_map1_f32(cg_sigmoid_block_f32, x, y, n)
         else:
-            for i in prange(n, num_threads=num_threads, schedule="static"):
-                dx[i] = g[i] if saved[i] > 0 else s * g[i]
+            cg_map1_f64(cg_sigmoid_block_f64, x, y, n)
+    elif kind == RELU:
+        for i in range(n):
+            y[i] = x[i] if x[i] > 0 else 0
+    else:
+        for i in range(n):
+            y[i] = x[i] if x[i] > 0 else s * x[i]
 
 
-def bias_add(const floating[:, ::1] x, const floating[::1] b, floating[:, ::1] y,
-             int num_threads):
-    """Y := X + b (b broadcast over rows)."""
-    cdef Py_ssize_t i, j, n = x.shape[0], m = x.shape[1]
-    with nogil:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
+cdef void _backward(int kind, const floating *g, const floating *saved, floating *dx,
+                    Py_ssize_t n, floating s) noexcept nogil:
+    """dx[i] from g[i] and saved[i] (the output y for tanh/sigmoid, for relu x or y: x > 0
+    exactly when relu(x) > 0; for leaky_relu the input x)."""
+    cdef Py_ssize_t i
+    if kind == TANH:
+        if floating is float:
+            cg_map2_f32(cg_tanh_grad_block_f32, g, saved, dx, n)
+        else:
+            cg_map2_f64(cg_tanh_grad_block_f64, g, saved, dx, n)
+    elif kind == SIGMOID:
+        if floating is float:
+            cg_map2_f32(cg_sigmoid_grad_block_f32, g, saved, dx, n)
+        else:
+            cg_map2_f64(cg_sigmoid_grad_block_f64, g, saved, dx, n)
+    elif kind == RELU:
+        for i in range(n):
+            dx[i] = g[i] if saved[i] > 0 else 0
+    else:
+        for i in range(n):
+            dx[i] = g[i] if saved[i] > 0 else s * g[i]
+
+
+cdef inline Py_ssize_t _chunk(Py_ssize_t n, int num_threads) noexcept nogil:
+    """Elements per thread, a whole number of blocks."""
+    cdef Py_ssize_t per = (n + num_threads - 1) // num_threads
+    return (per + CG_BLOCK - 1) // CG_BLOCK * CG_BLOCK
+
+
+cdef void _forward_flat(int kind, const floating *x, floating *y, Py_ssize_t n, floating s,
+                        int num_threads) noexcept nogil:
+    cdef Py_ssize_t t, lo, chunk
+    if num_threads <= 1:
+        _forward(kind, x, y, n, s)
+        return
+    chunk = _chunk(n, num_threads)
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        lo = t * chunk
+        if lo < n:
+            _forward(kind, x + lo, y + lo, min(chunk, n - lo), s)
+
+
+cdef void _backward_flat(int kind, const floating *g, const floating *saved, floating *dx,
+                         Py_ssize_t n, floating s, int num_threads) noexcept nogil:
+    cdef Py_ssize_t t, lo, chunk
+    if num_threads <= 1:
+        _backward(kind, g, saved, dx, n, s)
+        return
+    chunk = _chunk(n, num_threads)
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        lo = t * chunk
+        if lo < n:
+            _backward(kind, g + lo, saved + lo, dx + lo, min(chunk, n - lo), s)
+
+
+cdef void _bias_rows_serial(const floating *x, const floating *b, floating *z, floating *y,
+                            Py_ssize_t n, Py_ssize_t m, int kind, floating s) noexcept nogil:
+    """Rows 0 <= i < n: z[i, :] := x[i, :] + b (z may be x); then, for kind >= 0,
+    y := act(z) over the n*m elements as one flat run (narrow rows would waste most of
+    every block)."""
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(m):
+            z[i * m + j] = x[i * m + j] + b[j]
+    if kind >= 0:
+        _forward(kind, z, y, n * m, s)
+
+
+cdef void _bias_rows(const floating *x, const floating *b, floating *z, floating *y,
+                     Py_ssize_t n, Py_ssize_t m, int kind, floating s,
+                     int num_threads) noexcept nogil:
+    cdef Py_ssize_t t, r0, per
+    if num_threads <= 1 or n < 2:  # no OpenMP region: it costs microseconds on small arrays
+        _bias_rows_serial(x, b, z, y, n, m, kind, s)
+        return
+    per = (n + num_threads - 1) // num_threads
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        r0 = t * per
+        if r0 < n:
+            _bias_rows_serial(x + r0 * m, b, z + r0 * m, (y + r0 * m) if kind >= 0 else y,
+                              min(per, n - r0), m, kind, s)
+
+
+cdef void _columns_backward(int kind, const floating *g, const floating *saved, floating *dz,
+                            floating *db, Py_ssize_t n, Py_ssize_t m, Py_ssize_t j0,
+                            Py_ssize_t w, floating s) noexcept nogil:
+    """Columns j0 <= j < j0 + w: dz := act'(saved) * g row by row, and
+    db[j] := sum_i dz[i, j], i ascending from +0 (reduce.column_sum's order: db has its bits)."""
+    cdef Py_ssize_t i, j
+    cdef floating *out
+    for j in range(j0, j0 + w):
+        db[j] = 0
+    for i in range(n):
+        out = dz + i * m + j0
+        _backward(kind, g + i * m + j0, saved + i * m + j0, out, w, s)
+        for j in range(w):
+            db[j0 + j] = db[j0 + j] + out[j]
+
+
+cdef void _backward_column_sum(int kind, const floating *g, const floating *saved,
+                               floating *dz, floating *db, Py_ssize_t n, Py_ssize_t m,
+                               floating s, int num_threads) noexcept nogil:
+    """A column is never split between threads: they take chunks of COLUMN_CHUNK columns."""
+    cdef Py_ssize_t c, i, j, j0, n_chunks = (m + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    if num_threads <= 1 or n_chunks <= 1:  # one flat run (narrow rows waste blocks), then sum
+        _backward(kind, g, saved, dz, n * m, s)
+        for j in range(m):
+            db[j] = 0
+        for i in range(n):
             for j in range(m):
-                y[i, j] = x[i, j] + b[j]
+                db[j] = db[j] + dz[i * m + j]
+        return
+    for c in prange(n_chunks, num_threads=num_threads, schedule="static"):
+        j0 = c * COLUMN_CHUNK
+        _columns_backward(kind, g, saved, dz, db, n, m, j0, min(j0 + COLUMN_CHUNK, m) - j0, s)
+
+
+# ---------------------------------------------------------------- Python entry points
+
+cdef int _same(Py_buffer *views, int count) except -1:
+    """Every buffer has the dtype of the first."""
+    cdef int i
+    for i in range(1, count):
+        if kind_of(&views[i]) != kind_of(&views[0]):
+            raise TypeError("mixed float32 and float64 arrays")
+    return 0
+
+
+cdef int _check_rows(Py_buffer *x, Py_buffer *b, Py_ssize_t *n, Py_ssize_t *m) except -1:
+    if x.ndim != 2 or b.ndim != 1 or b.shape[0] != x.shape[1]:
+        raise ValueError("expected x of shape (n, m) and b of shape (m,)")
+    n[0], m[0] = x.shape[0], x.shape[1]
+    return 0
+
+
+def activation_forward(int kind, x, y, double slope, int num_threads):
+    """y := act(x) elementwise: tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0);
+    leaky_relu x > 0 ? x : slope*x. x, y C-contiguous, one dtype, one size (y may be x)."""
+    cdef Py_buffer v[2]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0
+    try:
+        acquire(v, &count, x, False)
+        acquire(v, &count, y, True)
+        _same(v, count)
+        n = elements(&v[0])
+        if elements(&v[1]) != n:
+            raise ValueError("activation_forward: x and y differ in size")
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _forward_flat(kind, <const float *>v[0].buf, <float *>v[1].buf, n,
+                              <float>slope, num_threads)
+            else:
+                _forward_flat(kind, <const double *>v[0].buf, <double *>v[1].buf, n, slope,
+                              num_threads)
+    finally:
+        release(v, count)
+
+
+def activation_backward(int kind, g, saved, dx, double slope, int num_threads):
+    """dx from the output gradient g; `saved` is y for tanh/sigmoid, x (or y) for relu and x
+    for leaky_relu. tanh: dx = g * (1 - y*y); sigmoid: dx = g * (y * (1 - y));
+    relu: dx = g if saved > 0 else 0; leaky_relu: dx = g if x > 0 else slope * g."""
+    cdef Py_buffer v[3]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0
+    try:
+        acquire(v, &count, g, False)
+        acquire(v, &count, saved, False)
+        acquire(v, &count, dx, True)
+        _same(v, count)
+        n = elements(&v[0])
+        if elements(&v[1]) != n or elements(&v[2]) != n:
+            raise ValueError("activation_backward: arrays differ in size")
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _backward_flat(kind, <const float *>v[0].buf, <const float *>v[1].buf,
+                               <float *>v[2].buf, n, <float>slope, num_threads)
+            else:
+                _backward_flat(kind, <const double *>v[0].buf, <const double *>v[1].buf,
+                               <double *>v[2].buf, n, slope, num_threads)
+    finally:
+        release(v, count)
+
+
+def bias_add(x, b, y, int num_threads):
+    """Y := X + b (b broadcast over rows); X, Y (n, m), b (m,). y may be x (in place)."""
+    cdef Py_buffer v[3]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, m = 0
+    try:
+        acquire(v, &count, x, False)
+        acquire(v, &count, b, False)
+        acquire(v, &count, y, True)
+        _same(v, count)
+        _check_rows(&v[0], &v[1], &n, &m)
+        if v[2].ndim != 2 or v[2].shape[0] != n or v[2].shape[1] != m:
+            raise ValueError("bias_add: y must have the shape of x")
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _bias_rows(<const float *>v[0].buf, <const float *>v[1].buf, <float *>v[2].buf,
+                           <float *>NULL, n, m, -1, 0, num_threads)
+            else:
+                _bias_rows(<const double *>v[0].buf, <const double *>v[1].buf,
+                           <double *>v[2].buf, <double *>NULL, n, m, -1, 0, num_threads)
+    finally:
+        release(v, count)
+
+
+def bias_activation(int kind, z, b, y, double slope, int num_threads):
+    """Per row, in one pass: Z := Z + b in place, then Y := act(Z). Z, Y (n, m), b (m,).
+    Z gets the bits of bias_add, Y those of activation_forward on Z."""
+    cdef Py_buffer v[3]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, m = 0
+    try:
+        acquire(v, &count, z, True)
+        acquire(v, &count, b, False)
+        acquire(v, &count, y, True)
+        _same(v, count)
+        _check_rows(&v[0], &v[1], &n, &m)
+        if v[2].ndim != 2 or v[2].shape[0] != n or v[2].shape[1] != m:
+            raise ValueError("bias_activation: y must have the shape of z")
+        if v[2].buf == v[0].buf and n * m > 0:
+            raise ValueError("bias_activation: y must not be z")
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _bias_rows(<const float *>v[0].buf, <const float *>v[1].buf, <float *>v[0].buf,
+                           <float *>v[2].buf, n, m, kind, <float>slope, num_threads)
+            else:
+                _bias_rows(<const double *>v[0].buf, <const double *>v[1].buf,
+                           <double *>v[0].buf, <double *>v[2].buf, n, m, kind, slope,
+                           num_threads)
+    finally:
+        release(v, count)
+
+
+def activation_backward_column_sum(int kind, g, saved, dz, db, double slope, int num_threads):
+    """dz := the activation's backward (as activation_backward) on (n, m) arrays, and
+    db[j] := sum_i dz[i, j] in ascending i from +0: the bias gradient, bitwise that of
+    reduce.column_sum(dz)."""
+    cdef Py_buffer v[4]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, m = 0
+    try:
+        acquire(v, &count, g, False)
+        acquire(v, &count, saved, False)
+        acquire(v, &count, dz, True)
+        acquire(v, &count, db, True)
+        _same(v, count)
+        _check_rows(&v[0], &v[3], &n, &m)
+        if elements(&v[1]) != n * m or elements(&v[2]) != n * m:
+            raise ValueError("activation_backward_column_sum: arrays differ in size")
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _backward_column_sum(kind, <const float *>v[0].buf, <const float *>v[1].buf,
+                                     <float *>v[2].buf, <float *>v[3].buf, n, m, <float>slope,
+                                     num_threads)
+            else:
+                _backward_column_sum(kind, <const double *>v[0].buf, <const double *>v[1].buf,
+                                     <double *>v[2].buf, <double *>v[3].buf, n, m, slope,
+                                     num_threads)
+    finally:
+        release(v, count)

@@ -1,22 +1,40 @@
 """Fused log-softmax + negative log-likelihood (the cross-entropy of class indices).
 
 Each row is one independent output: rows run in parallel, and inside a row the max, the sum of
-exponentials and the log run in one fixed order (j ascending).
+exponentials and the log run in one fixed order (j ascending). exp is vmath.h's vectorised
+exp (every element through one compiled block function); the one log per row is libm's.
+
+Arrays are read through the buffer protocol (arrays.pxd): C-contiguous, one float dtype;
+targets are C-contiguous intp, range-checked in Python before any call.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, log, logf
+from libc.math cimport log, logf
+
+from arrays cimport F32, acquire, kind_of, release
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyObject_GetBuffer
 
 ctypedef fused floating:
     float
     double
 
+cdef extern from "vmath.h" nogil:
+    enum:
+        CG_BLOCK
+    ctypedef void (*cg_unary_f32)(const float *, float *)
+    ctypedef void (*cg_unary_f64)(const double *, double *)
+    void cg_expneg_block_f32(const float *, float *)
+    void cg_expneg_block_f64(const double *, double *)
+    void cg_map1_f32(cg_unary_f32 f, const float *x, float *y, long n)
+    void cg_map1_f64(cg_unary_f64 f, const double *x, double *y, long n)
 
-cdef inline floating _exp(floating x) noexcept nogil:
+
+cdef inline void _exp(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    """y := exp(x) for x <= 0."""
     if floating is float:
-        return expf(x)
+        cg_map1_f32(cg_expneg_block_f32, x, y, n)
     else:
-        return exp(x)
+        cg_map1_f64(cg_expneg_block_f64, x, y, n)
 
 
 cdef inline floating _log(floating x) noexcept nogil:
@@ -26,34 +44,126 @@ cdef inline floating _log(floating x) noexcept nogil:
         return log(x)
 
 
-def log_softmax_nll(const floating[:, ::1] logits, const Py_ssize_t[::1] targets,
-                    floating[:, ::1] logp, floating[::1] losses, int num_threads):
+cdef void _forward_row(const floating *x, Py_ssize_t t, floating *logp, floating *loss,
+                       Py_ssize_t c) noexcept nogil:
+    cdef floating m = x[0], total = 0, lse
+    cdef floating e[CG_BLOCK]
+    cdef Py_ssize_t j, j0, w
+    for j in range(1, c):
+        if x[j] > m:
+            m = x[j]
+    for j in range(c):
+        logp[j] = x[j] - m
+    j0 = 0
+    while j0 < c:  # blocks of exponentials, added in ascending j
+        w = min(<Py_ssize_t>CG_BLOCK, c - j0)
+        _exp(logp + j0, e, w)
+        for j in range(w):
+            total = total + e[j]
+        j0 += CG_BLOCK
+    lse = _log(total)
+    for j in range(c):
+        logp[j] = logp[j] - lse
+    loss[0] = -logp[t]
+
+
+cdef void _backward_row(const floating *logp, Py_ssize_t t, floating g, floating *dx,
+                        Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t j
+    _exp(logp, dx, c)
+    for j in range(c):
+        dx[j] = g * (dx[j] - (1 if j == t else 0))
+
+
+cdef void _forward(const floating *x, const Py_ssize_t *t, floating *logp, floating *losses,
+                   Py_ssize_t n, Py_ssize_t c, int num_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if num_threads <= 1:  # no OpenMP region for small batches
+        for i in range(n):
+            _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
+    else:
+        for i in prange(n, num_threads=num_threads, schedule="static"):
+            _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
+
+
+cdef void _backward(const floating *logp, const Py_ssize_t *t, const floating *g,
+                    floating *dx, Py_ssize_t n, Py_ssize_t c, int num_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if num_threads <= 1:
+        for i in range(n):
+            _backward_row(logp + i * c, t[i], g[i], dx + i * c, c)
+    else:
+        for i in prange(n, num_threads=num_threads, schedule="static"):
+            _backward_row(logp + i * c, t[i], g[i], dx + i * c, c)
+
+
+cdef int _targets(Py_buffer *views, int *count, object targets, Py_ssize_t n) except -1:
+    PyObject_GetBuffer(targets, &views[count[0]], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    count[0] += 1
+    cdef Py_buffer *v = &views[count[0] - 1]
+    if v.itemsize != sizeof(Py_ssize_t) or v.format[0] not in b"lqn" or v.format[1] != 0:
+        raise TypeError("targets must be an intp array")
+    if v.len // v.itemsize != n:
+        raise ValueError("one target per row expected")
+    return 0
+
+
+def log_softmax_nll(logits, targets, logp, losses, int num_threads):
     """logp[i] := x[i] - m_i - log(sum_j exp(x[i, j] - m_i)), m_i = max_j x[i, j];
-    losses[i] := -logp[i, targets[i]]. Targets were range-checked in Python."""
-    cdef Py_ssize_t n = logits.shape[0], c = logits.shape[1]
-    cdef Py_ssize_t i, j
-    cdef floating m, total, lse
-    with nogil:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
-            m = logits[i, 0]
-            for j in range(1, c):
-                if logits[i, j] > m:
-                    m = logits[i, j]
-            total = 0
-            for j in range(c):
-                total = total + _exp(logits[i, j] - m)
-            lse = _log(total)
-            for j in range(c):
-                logp[i, j] = (logits[i, j] - m) - lse
-            losses[i] = -logp[i, targets[i]]
+    losses[i] := -logp[i, targets[i]]. Targets were range-checked in Python.
+    logits, logp (n, c) and losses (n,) C-contiguous, one dtype; targets (n,) intp."""
+    cdef Py_buffer v[4]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, c = 0
+    try:
+        acquire(v, &count, logits, False)
+        acquire(v, &count, logp, True)
+        acquire(v, &count, losses, True)
+        if kind_of(&v[0]) != kind_of(&v[1]) or kind_of(&v[0]) != kind_of(&v[2]):
+            raise TypeError("log_softmax_nll: mixed float32 and float64 arrays")
+        if (v[0].ndim != 2 or v[1].ndim != 2 or v[1].shape[0] != v[0].shape[0]
+                or v[1].shape[1] != v[0].shape[1] or v[2].len // v[2].itemsize != v[0].shape[0]):
+            raise ValueError("log_softmax_nll: expected logits and logp (n, c), losses (n,)")
+        n, c = v[0].shape[0], v[0].shape[1]
+        _targets(v, &count, targets, n)
+        if c == 0:
+            if n:
+                raise ValueError("log_softmax_nll: no classes")
+            return
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _forward(<const float *>v[0].buf, <const Py_ssize_t *>v[3].buf,
+                         <float *>v[1].buf, <float *>v[2].buf, n, c, num_threads)
+            else:
+                _forward(<const double *>v[0].buf, <const Py_ssize_t *>v[3].buf,
+                         <double *>v[1].buf, <double *>v[2].buf, n, c, num_threads)
+    finally:
+        release(v, count)
 
 
-def log_softmax_nll_backward(const floating[:, ::1] logp, const Py_ssize_t[::1] targets,
-                             const floating[::1] g, floating[:, ::1] dx, int num_threads):
-    """dx[i, j] := g[i] * (exp(logp[i, j]) - [j == targets[i]])."""
-    cdef Py_ssize_t n = logp.shape[0], c = logp.shape[1]
-    cdef Py_ssize_t i, j
-    with nogil:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
-            for j in range(c):
-                dx[i, j] = g[i] * (_exp(logp[i, j]) - (1 if j == targets[i] else 0))
+def log_softmax_nll_backward(logp, targets, g, dx, int num_threads):
+    """dx[i, j] := g[i] * (exp(logp[i, j]) - [j == targets[i]]).
+    logp, dx (n, c) and g (n,) C-contiguous, one dtype; targets (n,) intp."""
+    cdef Py_buffer v[4]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, c = 0
+    try:
+        acquire(v, &count, logp, False)
+        acquire(v, &count, g, False)
+        acquire(v, &count, dx, True)
+        if kind_of(&v[0]) != kind_of(&v[1]) or kind_of(&v[0]) != kind_of(&v[2]):
+            raise TypeError("log_softmax_nll_backward: mixed float32 and float64 arrays")
+        if (v[0].ndim != 2 or v[2].ndim != 2 or v[2].shape[0] != v[0].shape[0]
+                or v[2].shape[1] != v[0].shape[1] or v[1].len // v[1].itemsize != v[0].shape[0]):
+            raise ValueError("log_softmax_nll_backward: expected logp and dx (n, c), g (n,)")
+        n, c = v[0].shape[0], v[0].shape[1]
+        _targets(v, &count, targets, n)
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _backward(<const float *>v[0].buf, <const Py_ssize_t *>v[3].buf,
+                          <const float *>v[1].buf, <float *>v[2].buf, n, c, num_threads)
+            else:
+                _backward(<const double *>v[0].buf, <const Py_ssize_t *>v[3].buf,
+                          <const double *>v[1].buf, <double *>v[2].buf, n, c, num_threads)
+    finally:
+        release(v, count)

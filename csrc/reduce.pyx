@@ -4,9 +4,13 @@ every broadcasting backward.
 Order is part of the contract: s[j] = (((0 + g[0, j]) + g[1, j]) + ...) + g[n-1, j] for every
 column j. A column's sum never depends on its position, the other columns or the thread count
 (PyTorch's CPU column sum is not position-uniform; this is what we must not repeat).
+
+Arrays are read through the buffer protocol (arrays.pxd): C-contiguous, one float dtype.
 """
 
 from cython.parallel cimport prange
+
+from arrays cimport F32, acquire, kind_of, release
 
 ctypedef fused floating:
     float
@@ -16,17 +20,106 @@ ctypedef fused floating:
 DEF CHUNK = 256
 
 
-def column_sum(const floating[:, ::1] g, floating[::1] s, int num_threads):
-    """s[j] := sum_i g[i, j], i ascending from 0, one column never split across threads."""
-    cdef Py_ssize_t n = g.shape[0], m = g.shape[1]
-    cdef Py_ssize_t n_chunks = (m + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t c, i, j, j0, j1
-    with nogil:
-        for c in prange(n_chunks, num_threads=num_threads, schedule="static"):
-            j0 = c * CHUNK
-            j1 = min(j0 + CHUNK, m)
-            for j in range(j0, j1):
-                s[j] = 0
-            for i in range(n):
-                for j in range(j0, j1):
-                    s[j] = s[j] + g[i, j]
+cdef void _columns(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t m, Py_ssize_t j0,
+                   Py_ssize_t j1) noexcept nogil:
+    """s[j] := sum_i g[i, j] for j0 <= j < j1, i ascending from +0."""
+    cdef Py_ssize_t i, j
+    for j in range(j0, j1):
+        s[j] = 0
+    for i in range(n):
+        for j in range(j0, j1):
+            s[j] = s[j] + g[i * m + j]
+
+
+cdef void _column_sum(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t m,
+                      int num_threads) noexcept nogil:
+    cdef Py_ssize_t c, n_chunks = (m + CHUNK - 1) // CHUNK
+    if num_threads <= 1 or n_chunks <= 1:  # no OpenMP region for small sums
+        _columns(g, s, n, m, 0, m)
+        return
+    for c in prange(n_chunks, num_threads=num_threads, schedule="static"):
+        _columns(g, s, n, m, c * CHUNK, min(c * CHUNK + CHUNK, m))
+
+
+def column_sum(g, s, int num_threads):
+    """s[j] := sum_i g[i, j], i ascending from 0, one column never split across threads.
+    g (n, m) and s (m,) C-contiguous, one dtype."""
+    cdef Py_buffer v[2]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, m = 0
+    try:
+        acquire(v, &count, g, False)
+        acquire(v, &count, s, True)
+        if kind_of(&v[0]) != kind_of(&v[1]):
+            raise TypeError("column_sum: mixed float32 and float64 arrays")
+        if v[0].ndim != 2 or v[1].ndim != 1 or v[1].shape[0] != v[0].shape[1]:
+            raise ValueError("column_sum: expected g (n, m) and s (m,)")
+        n, m = v[0].shape[0], v[0].shape[1]
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _column_sum(<const float *>v[0].buf, <float *>v[1].buf, n, m, num_threads)
+            else:
+                _column_sum(<const double *>v[0].buf, <double *>v[1].buf, n, m, num_threads)
+    finally:
+        release(v, count)
+
+
+# Channels summed side by side: their independent chains overlap in the pipeline.
+DEF CHANNELS = 64
+
+
+cdef void _channels(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t c, Py_ssize_t p,
+                    Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """s[k] := sum over i ascending, then q ascending, of g[i, k, q], for c0 <= k < c1, from +0:
+    each channel one chain, CHANNELS chains advanced together."""
+    cdef floating acc[CHANNELS]
+    cdef Py_ssize_t i, q, k, k0, w
+    k0 = c0
+    while k0 < c1:
+        w = min(<Py_ssize_t>CHANNELS, c1 - k0)
+        for k in range(w):
+            acc[k] = 0
+        for i in range(n):
+            for q in range(p):
+                for k in range(w):
+                    acc[k] = acc[k] + g[(i * c + k0 + k) * p + q]
+        for k in range(w):
+            s[k0 + k] = acc[k]
+        k0 += CHANNELS
+
+
+cdef void _channel_sum(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t c,
+                       Py_ssize_t p, int num_threads) noexcept nogil:
+    cdef Py_ssize_t t, per
+    if num_threads <= 1 or c < 2:
+        _channels(g, s, n, c, p, 0, c)
+        return
+    per = (c + num_threads - 1) // num_threads
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        if t * per < c:
+            _channels(g, s, n, c, p, t * per, min(t * per + per, c))
+
+
+def channel_sum(g, s, int num_threads):
+    """s[k] := sum_i sum_q g[i, k, q] for g (n, c, p), i then q ascending from +0: the bias
+    gradient of a convolution (g of shape (N, C, OH*OW)), bitwise column_sum of the same
+    numbers laid out as (N*OH*OW, C) rows. A channel never split across threads."""
+    cdef Py_buffer v[2]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0, c = 0, p = 0
+    try:
+        acquire(v, &count, g, False)
+        acquire(v, &count, s, True)
+        if kind_of(&v[0]) != kind_of(&v[1]):
+            raise TypeError("channel_sum: mixed float32 and float64 arrays")
+        if v[0].ndim != 3 or v[1].ndim != 1 or v[1].shape[0] != v[0].shape[1]:
+            raise ValueError("channel_sum: expected g (n, c, p) and s (c,)")
+        n, c, p = v[0].shape[0], v[0].shape[1], v[0].shape[2]
+        with nogil:
+            if kind_of(&v[0]) == F32:
+                _channel_sum(<const float *>v[0].buf, <float *>v[1].buf, n, c, p, num_threads)
+            else:
+                _channel_sum(<const double *>v[0].buf, <double *>v[1].buf, n, c, p,
+                             num_threads)
+    finally:
+        release(v, count)

@@ -9,6 +9,7 @@ this is how tied weights and reused activations work.
 
 import contextlib
 import numbers
+import sys
 
 import numpy as np
 
@@ -148,9 +149,10 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"gradient of shape {grad.shape} for an output of shape "
                                  f"{self.shape}")
-        grads = {id(self): grad}
-        tracer = _tracer
         order = _topological_order(self)
+        grads = {id(self): grad}
+        summed = set()  # nodes whose gradient is a sum this loop allocated: add in place
+        tracer = _tracer
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
@@ -159,7 +161,8 @@ class Tensor:
             if op is None:
                 if tracer is not None:
                     tracer.leaf(node, g)
-                node._accumulate(g)
+                alone = sys.getrefcount(g) == _ALONE  # only `g` holds it: see _accumulate
+                node._accumulate(g, alone)
                 continue
             if op.released:
                 raise RuntimeError(f"backward through the graph a second time ({op.name} has "
@@ -175,11 +178,20 @@ class Tensor:
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
+                held = grads.get(key)
+                if held is None:
+                    grads[key] = pg
+                elif key in summed:
+                    held += pg
+                else:
+                    grads[key] = held + pg
+                    summed.add(key)
+            input_grads = pg = held = None  # keep no reference: see _accumulate
         if not retain_graph:
             for node in order:
-                if node._op is not None and not node._op.released:
-                    node._op.release()
+                op = node._op
+                if op is not None and not op.released:
+                    op.release()
 
     def _writable_data(self):
         """self.data, ready for an in-place write. An array a live graph saved for backward is
@@ -189,9 +201,14 @@ class Tensor:
             self.data = self.data.copy()
         return self.data
 
-    def _accumulate(self, g):
+    def _accumulate(self, g, alone=False):
+        """.grad += g. When nothing but backward holds g (alone: its reference count says so)
+        and g owns its memory, g itself becomes .grad: no copy of a large weight gradient."""
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype)
+            if alone and g.base is None and g.dtype == self.data.dtype and g.flags.writeable:
+                self.grad = g
+            else:
+                self.grad = np.array(g, dtype=self.data.dtype)
         else:
             self.grad += g
 
@@ -239,28 +256,28 @@ class Tensor:
     # ------------------------------------------------------------------ operators
 
     def __add__(self, other):
-        return _broadcasting(arithmetic.Add, self, _operand(other, self))
+        return _binary(arithmetic.Add, self, _operand(other, self))
 
     def __radd__(self, other):
-        return _broadcasting(arithmetic.Add, _operand(other, self), self)
+        return _binary(arithmetic.Add, _operand(other, self), self)
 
     def __sub__(self, other):
-        return _broadcasting(arithmetic.Sub, self, _operand(other, self))
+        return _binary(arithmetic.Sub, self, _operand(other, self))
 
     def __rsub__(self, other):
-        return _broadcasting(arithmetic.Sub, _operand(other, self), self)
+        return _binary(arithmetic.Sub, _operand(other, self), self)
 
     def __mul__(self, other):
-        return _broadcasting(arithmetic.Mul, self, _operand(other, self))
+        return _binary(arithmetic.Mul, self, _operand(other, self))
 
     def __rmul__(self, other):
-        return _broadcasting(arithmetic.Mul, _operand(other, self), self)
+        return _binary(arithmetic.Mul, _operand(other, self), self)
 
     def __truediv__(self, other):
-        return _broadcasting(arithmetic.Div, self, _operand(other, self))
+        return _binary(arithmetic.Div, self, _operand(other, self))
 
     def __rtruediv__(self, other):
-        return _broadcasting(arithmetic.Div, _operand(other, self), self)
+        return _binary(arithmetic.Div, _operand(other, self), self)
 
     def __neg__(self):
         return apply(arithmetic.Neg, self)
@@ -332,26 +349,30 @@ class Tensor:
 
 
 def apply(op_class, *inputs, **params):
-    """Run op_class forward on the inputs' data and, if any input needs a gradient, record it."""
-    op = op_class(**params)
+    """Run op_class forward on the inputs' data and, if any input needs a gradient, record it.
+
+    params become attributes of the op before forward (its __init__ is not called). The arrays
+    the op's backward reads (op.saves, op.saves_output) are locked read-only while it lives.
+    """
+    op = op_class.__new__(op_class)
+    if params:
+        op.__dict__.update(params)
     out = Tensor.__new__(Tensor)
     out.grad = None
-    if not (_grad_enabled and any(t.requires_grad for t in inputs)):
-        out.data = op.forward(*[t.data for t in inputs])
-        out.requires_grad, out._op, out._parents = False, None, ()
-    else:
-        # Inputs become read-only before forward, so views made of them are read-only too.
-        locked = ops.lock([t.data for t in inputs])
-        try:
-            out.data = op.forward(*[t.data for t in inputs])
-        except BaseException:
-            ops.unlock(locked)
-            raise
-        op._locked = locked + ops.lock((out.data,))
-        op.needs = tuple(t.requires_grad for t in inputs)
+    out.data = data = op.forward(*[t.data for t in inputs])
+    needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
+    if True in needs:
+        op.needs = needs
+        if op.saves or op.saves_output:
+            saved = [inputs[i].data for i in op.saves]
+            if op.saves_output:
+                saved.append(data)
+            op.lease = ops.Lease(saved)
         out.requires_grad, out._op, out._parents = True, op, inputs
+    else:
+        out.requires_grad, out._op, out._parents = False, None, ()
     if _anomaly:
-        _check_finite(op, "forward output", out.data)
+        _check_finite(op, "forward output", data)
     return out
 
 
@@ -374,23 +395,38 @@ def _check_same_dtype(a, b):
 
 def _operand(other, like):
     """The other operand of a binary op as a Tensor: Python numbers take like's dtype."""
-    if not isinstance(other, Tensor):
-        if isinstance(other, numbers.Number) and not isinstance(other, complex):
-            return Tensor(np.asarray(other, dtype=like.data.dtype))
-        other = Tensor(_to_array(other))
-    _check_same_dtype(like, other)
-    return other
+    if isinstance(other, Tensor):
+        return other
+    if isinstance(other, numbers.Number) and not isinstance(other, complex):
+        return Tensor(np.asarray(other, dtype=like.data.dtype))
+    return Tensor(_to_array(other))
 
 
-def _broadcasting(op_class, a, b):
-    """An elementwise binary op; shapes must broadcast (checked before any arithmetic)."""
-    if a.data.shape != b.data.shape:
+def _binary(op_class, a, b):
+    """An elementwise binary op; dtypes must agree and shapes broadcast (checked before any
+    arithmetic)."""
+    da, db = a.data, b.data
+    if da.dtype is not db.dtype:
+        _check_same_dtype(a, b)
+    if da.shape != db.shape:
         try:
-            np.broadcast_shapes(a.data.shape, b.data.shape)
+            np.broadcast_shapes(da.shape, db.shape)
         except ValueError:
             raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast "
                              "together") from None
     return apply(op_class, a, b)
+
+
+def _count_alone():
+    array = np.empty(0)
+    alone = sys.getrefcount(array)
+    return alone
+
+
+# sys.getrefcount(g) where one local variable g holds an array and nothing else does (the
+# calibration keeps the statement's shape: this count depends on how the interpreter holds
+# arguments, not on cygrad)
+_ALONE = _count_alone()
 
 
 def _topological_order(root):

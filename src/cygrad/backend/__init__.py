@@ -20,8 +20,9 @@ from . import numpy_backend
 
 __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
-    "gemm", "activation_forward", "activation_backward", "bias_add", "column_sum",
-    "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
+    "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
+    "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
+    "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -92,6 +93,8 @@ def get_num_threads():
 
 
 # ---------------------------------------------------------------- validation (shared by both)
+# Each check below starts with a cheap test of the common case (a few attribute reads) and only
+# builds an error message when that fails: they run on every op, so they must cost little.
 
 def _check_float(name, *arrays):
     for a in arrays:
@@ -109,53 +112,103 @@ def _check_activation(name):
         raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
 
 
+def _check_same_shape(name, a, b):
+    if a.shape != b.shape:
+        raise ValueError(f"{name} backward: gradient shape {a.shape} != {b.shape}")
+
+
+def _check_bias(name, x, b):
+    if len(x.shape) != 2 or len(b.shape) != 1 or x.shape[1] != b.shape[0]:
+        raise ValueError(f"{name}: shapes {x.shape} and {b.shape} do not match")
+
+
 # ---------------------------------------------------------------- the contract
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
-    _check_float("gemm", a, b)
+    if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES:
+        _check_float("gemm", a, b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"gemm needs 2-D operands, got shapes {a.shape} and {b.shape}")
-    k_a = a.shape[0] if trans_a else a.shape[1]
-    k_b = b.shape[1] if trans_b else b.shape[0]
-    if k_a != k_b:
+    if a.shape[0 if trans_a else 1] != b.shape[1 if trans_b else 0]:
         sa = f"{a.shape}{'.T' if trans_a else ''}"
         sb = f"{b.shape}{'.T' if trans_b else ''}"
-        raise ValueError(f"matmul: shapes {sa} and {sb} do not multiply ({k_a} != {k_b})")
-    return _impl.gemm(a, b, bool(trans_a), bool(trans_b), _num_threads)
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not multiply "
+                         f"({a.shape[0 if trans_a else 1]} != {b.shape[1 if trans_b else 0]})")
+    return _impl.gemm(a, b, trans_a, trans_b, _num_threads)
 
 
 def activation_forward(name, x, slope=0.01):
     """y = act(x) elementwise: tanh, sigmoid, relu, leaky_relu(slope)."""
     _check_activation(name)
-    _check_float(name, x)
+    if x.dtype not in FLOAT_DTYPES:
+        _check_float(name, x)
     return _impl.activation_forward(name, x, slope, _num_threads)
 
 
 def activation_backward(name, grad, x, y, slope=0.01):
-    """dx from the output gradient; tanh and sigmoid read y, relu and leaky_relu read x."""
+    """dx from the output gradient; tanh, sigmoid and relu read y (relu: y > 0 exactly when
+    x > 0), leaky_relu reads x."""
     _check_activation(name)
-    saved = y if name in ("tanh", "sigmoid") else x
-    _check_float(name, grad, saved)
-    if grad.shape != saved.shape:
-        raise ValueError(f"{name} backward: gradient shape {grad.shape} != {saved.shape}")
+    saved = x if name == "leaky_relu" else y
+    if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
+        _check_float(name, grad, saved)
+    _check_same_shape(name, grad, saved)
     return _impl.activation_backward(name, grad, saved, slope, _num_threads)
 
 
-def bias_add(x, b):
-    """Y := X + b, X (n, m), b (m,)."""
-    _check_float("bias_add", x, b)
-    if x.ndim != 2 or b.ndim != 1 or x.shape[1] != b.shape[0]:
-        raise ValueError(f"bias_add: shapes {x.shape} and {b.shape} do not match")
-    return _impl.bias_add(x, b, _num_threads)
+def bias_add(x, b, out=None):
+    """Y := X + b, X (n, m), b (m,); into `out` when given (a writable C-contiguous array of
+    x's shape and dtype; out may be x: in place)."""
+    if x.dtype is not b.dtype or x.dtype not in FLOAT_DTYPES:
+        _check_float("bias_add", x, b)
+    _check_bias("bias_add", x, b)
+    if out is not None and out.shape != x.shape:
+        raise ValueError(f"bias_add: out of shape {out.shape} for x of shape {x.shape}")
+    return _impl.bias_add(x, b, out, _num_threads)
+
+
+def bias_activation(name, z, b, slope=0.01):
+    """The fused forward of a dense layer: Z := Z + b in place, returns Y = act(Z), one pass
+    over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
+    Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
+    _check_activation(name)
+    if z.dtype is not b.dtype or z.dtype not in FLOAT_DTYPES:
+        _check_float(name, z, b)
+    _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
+    return _impl.bias_activation(name, z, b, slope, _num_threads)
+
+
+def activation_backward_bias(name, grad, saved, slope=0.01):
+    """The fused backward of a dense layer's bias and activation: (dz, db) with dz what
+    activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
+    db = column_sum(dz), both bitwise. grad, saved (n, m)."""
+    _check_activation(name)
+    if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
+        _check_float(name, grad, saved)
+    _check_same_shape(name, grad, saved)
+    if grad.ndim != 2:
+        raise ValueError(f"{name} backward with bias: 2-D gradient expected, got {grad.shape}")
+    return _impl.activation_backward_bias(name, grad, saved, slope, _num_threads)
 
 
 def column_sum(g):
     """s[j] := sum_i g[i, j], in ascending i: the bias gradient."""
-    _check_float("column_sum", g)
+    if g.dtype not in FLOAT_DTYPES:
+        _check_float("column_sum", g)
     if g.ndim != 2:
         raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
     return _impl.column_sum(g, _num_threads)
+
+
+def channel_sum(g):
+    """s[k] := sum_i sum_q g[i, k, q], g (n, c, p), i then q ascending: a convolution's bias
+    gradient, bitwise column_sum of the same numbers as (n*p, c) rows."""
+    if g.dtype not in FLOAT_DTYPES:
+        _check_float("channel_sum", g)
+    if g.ndim != 3:
+        raise ValueError(f"channel_sum needs a 3-D array, got shape {g.shape}")
+    return _impl.channel_sum(g, _num_threads)
 
 
 def sum_to_shape(g, shape):
@@ -229,3 +282,22 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     if cols.shape != (n * oh * ow, c * kh * kw):
         raise ValueError(f"col2im: columns of shape {cols.shape} do not fit input {x_shape}")
     return _impl.col2im(cols, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)
+
+
+def im2col_t(x, kh, kw, stride=1, padding=0):
+    """im2col(x).T, C-contiguous: patches as columns, (C*kh*kw, N*OH*OW)."""
+    _check_float("im2col_t", x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col_t needs (N, C, H, W) input, got shape {x.shape}")
+    oh, ow = _conv_geometry(x.shape, kh, kw, stride, padding)
+    return _impl.im2col_t(x, kh, kw, stride, padding, oh, ow, _num_threads)
+
+
+def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0):
+    """The adjoint of im2col_t: col2im(cols_t.T), bitwise."""
+    _check_float("col2im_t", cols_t)
+    oh, ow = _conv_geometry(x_shape, kh, kw, stride, padding)
+    n, c = x_shape[:2]
+    if cols_t.shape != (c * kh * kw, n * oh * ow):
+        raise ValueError(f"col2im_t: columns of shape {cols_t.shape} do not fit input {x_shape}")
+    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)

@@ -1,7 +1,8 @@
 """The exact backend: thin wrappers that allocate outputs and call the Cython kernels.
 
 Inputs arrive validated by `cygrad.backend` (dtype, shapes); here they are only made
-contiguous where a kernel needs it, so nothing unchecked ever reaches boundscheck-free code.
+contiguous where a kernel needs it (the kernels check contiguity, dtype and sizes again in C,
+so nothing unchecked ever reaches boundscheck-free code).
 """
 
 import numpy as np
@@ -20,43 +21,67 @@ def _threads(size, num_threads):
     return num_threads if size >= _PARALLEL_MIN else 1
 
 
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 def gemm(a, b, trans_a, trans_b, num_threads):
-    m = a.shape[1] if trans_a else a.shape[0]
+    m, k = a.shape[::-1] if trans_a else a.shape
     n = b.shape[0] if trans_b else b.shape[1]
-    k = a.shape[0] if trans_a else a.shape[1]
     c = np.empty((m, n), dtype=a.dtype)
-    _gemm.gemm(a, b, c, trans_a, trans_b, _threads(m * n * k // 32, num_threads))
+    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads if m * n * k >= _PARALLEL_MIN * 32 else 1)
     return c
 
 
 def activation_forward(name, x, slope, num_threads):
-    x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
-    elementwise.activation_forward(_ACT[name], x.reshape(-1), y.reshape(-1), slope,
-                                   _threads(x.size, num_threads))
+    x = _c(x)
+    y = np.empty(x.shape, x.dtype)
+    elementwise.activation_forward(_ACT[name], x, y, slope, _threads(x.size, num_threads))
     return y
 
 
 def activation_backward(name, grad, saved, slope, num_threads):
-    grad = np.ascontiguousarray(grad)
-    saved = np.ascontiguousarray(saved)
-    dx = np.empty_like(grad)
-    elementwise.activation_backward(_ACT[name], grad.reshape(-1), saved.reshape(-1),
-                                    dx.reshape(-1), slope, _threads(dx.size, num_threads))
+    grad, saved = _c(grad), _c(saved)
+    dx = np.empty(grad.shape, grad.dtype)
+    elementwise.activation_backward(_ACT[name], grad, saved, dx, slope,
+                                    _threads(dx.size, num_threads))
     return dx
 
 
-def bias_add(x, b, num_threads):
-    x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
-    elementwise.bias_add(x, np.ascontiguousarray(b), y, _threads(x.size, num_threads))
+def bias_add(x, b, out, num_threads):
+    if out is None:
+        x = _c(x)
+        out = np.empty(x.shape, x.dtype)
+    elementwise.bias_add(x, _c(b), out, _threads(x.size, num_threads))
+    return out
+
+
+def bias_activation(name, x, b, slope, num_threads):
+    y = np.empty(x.shape, x.dtype)
+    elementwise.bias_activation(_ACT[name], x, _c(b), y, slope, _threads(x.size, num_threads))
     return y
 
 
+def activation_backward_bias(name, grad, saved, slope, num_threads):
+    grad, saved = _c(grad), _c(saved)
+    dx = np.empty(grad.shape, grad.dtype)
+    db = np.empty(grad.shape[1], grad.dtype)
+    elementwise.activation_backward_column_sum(_ACT[name], grad, saved, dx, db, slope,
+                                               _threads(dx.size, num_threads))
+    return dx, db
+
+
 def column_sum(g, num_threads):
-    g = np.ascontiguousarray(g)
+    g = _c(g)
     s = np.empty(g.shape[1], dtype=g.dtype)
     reduce.column_sum(g, s, _threads(g.size, num_threads))
+    return s
+
+
+def channel_sum(g, num_threads):
+    g = _c(g)
+    s = np.empty(g.shape[1], dtype=g.dtype)
+    reduce.channel_sum(g, s, _threads(g.size, num_threads))
     return s
 
 
@@ -69,17 +94,17 @@ def sum_to_shape(g, axes, shape, num_threads):
 
 
 def log_softmax_nll(logits, targets, num_threads):
-    logits = np.ascontiguousarray(logits)
-    logp = np.empty_like(logits)
+    logits = _c(logits)
+    logp = np.empty(logits.shape, logits.dtype)
     losses = np.empty(logits.shape[0], dtype=logits.dtype)
     loss.log_softmax_nll(logits, targets, logp, losses, _threads(logits.size, num_threads))
     return losses, logp
 
 
 def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
-    logp = np.ascontiguousarray(logp)
-    dx = np.empty_like(logp)
-    loss.log_softmax_nll_backward(logp, targets, np.ascontiguousarray(g_rows), dx,
+    logp = _c(logp)
+    dx = np.empty(logp.shape, logp.dtype)
+    loss.log_softmax_nll_backward(logp, targets, _c(g_rows), dx,
                                   _threads(dx.size, num_threads))
     return dx
 
@@ -96,4 +121,19 @@ def col2im(cols, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
     cols = np.ascontiguousarray(cols)
     x = np.empty(x_shape, dtype=cols.dtype)
     conv.col2im(cols, x, kh, kw, stride, padding, oh, ow, _threads(cols.size, num_threads))
+    return x
+
+
+def im2col_t(x, kh, kw, stride, padding, oh, ow, num_threads):
+    x = _c(x)
+    n, c = x.shape[:2]
+    cols_t = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
+    conv.im2col_t(x, cols_t, kh, kw, stride, padding, oh, ow, _threads(cols_t.size, num_threads))
+    return cols_t
+
+
+def col2im_t(cols_t, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
+    cols_t = _c(cols_t)
+    x = np.empty(x_shape, dtype=cols_t.dtype)
+    conv.col2im_t(cols_t, x, kh, kw, stride, padding, oh, ow, _threads(cols_t.size, num_threads))
     return x

@@ -27,7 +27,8 @@ def activation_forward(name, x, slope, num_threads):
 
 
 def activation_backward(name, grad, saved, slope, num_threads):
-    """tanh, sigmoid: saved is the output y; relu, leaky_relu: saved is the input x."""
+    """tanh, sigmoid, relu: saved is the output y (relu: y > 0 exactly when x > 0);
+    leaky_relu: saved is the input x."""
     one = grad.dtype.type(1)
     if name == "tanh":
         return grad * (one - saved * saved)
@@ -38,12 +39,31 @@ def activation_backward(name, grad, saved, slope, num_threads):
     return np.where(saved > 0, grad, grad * grad.dtype.type(slope))
 
 
-def bias_add(x, b, num_threads):
-    return x + b
+def bias_add(x, b, out, num_threads):
+    return np.add(x, b, out=out)
+
+
+def bias_activation(name, z, b, slope, num_threads):
+    """Z := Z + b in place; returns act(Z)."""
+    np.add(z, b, out=z)
+    return activation_forward(name, z, slope, num_threads)
+
+
+def activation_backward_bias(name, grad, saved, slope, num_threads):
+    """(dz, db): dz as activation_backward, db its column sum in ascending rows (np.add.reduce
+    over axis 0 of a C-contiguous array adds row after row)."""
+    dz = np.ascontiguousarray(activation_backward(name, grad, saved, slope, num_threads))
+    return dz, column_sum(dz, num_threads)
 
 
 def column_sum(g, num_threads):
     return g.sum(axis=0)
+
+
+def channel_sum(g, num_threads):
+    """The column sum of g (n, c, p) laid out as (n*p, c) rows."""
+    return column_sum(np.ascontiguousarray(g.transpose(0, 2, 1)).reshape(-1, g.shape[1]),
+                      num_threads)
 
 
 def sum_to_shape(g, axes, shape, num_threads):
@@ -83,3 +103,11 @@ def col2im(cols, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
             xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += (
                 patches[:, :, :, :, i, j].transpose(0, 3, 1, 2))
     return xp[:, :, padding:padding + h, padding:padding + w].copy()
+
+
+def im2col_t(x, kh, kw, stride, padding, oh, ow, num_threads):
+    return np.ascontiguousarray(im2col(x, kh, kw, stride, padding, oh, ow, num_threads).T)
+
+
+def col2im_t(cols_t, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
+    return col2im(cols_t.T, x_shape, kh, kw, stride, padding, oh, ow, num_threads)

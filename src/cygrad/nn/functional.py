@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from .. import random as _random
+from ..ops import activation as A
 from ..ops import layers as L
 from ..ops import losses
 from ..tensor import Tensor, apply
@@ -80,15 +81,39 @@ def _check_weights(name, x, weight, bias, weight_ndim):
 
 # ---------------------------------------------------------------------- layers
 
-def linear(x, weight, bias=None):
-    """y = x @ weight.T + bias; x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+def _check_linear(x, weight, bias):
     _tensor_input(x, "linear")
     _check_weights("linear", x, weight, bias, 2)
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                          f"{weight.shape} (expected last dimension {weight.shape[1]})")
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return apply(L.Linear, *inputs)
+
+
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias; x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    _check_linear(x, weight, bias)
+    if bias is None:
+        return apply(L.Linear, x, weight)
+    return apply(L.Linear, x, weight, bias)
+
+
+_ACTIVATION_OPS = {"tanh": A.Tanh, "sigmoid": A.Sigmoid, "relu": A.ReLU,
+                   "leaky_relu": A.LeakyReLU}
+
+
+def _linear_activation(x, weight, bias, activation, negative_slope=0.01):
+    """activation(linear(x, weight, bias)), as nn.Sequential runs a Linear followed by its
+    activation module. The graph is that of the two calls (a Linear node, then the
+    activation's node), but the bias add and the activation run as one kernel pass, and
+    backward gets the activation's gradient and the bias gradient from one pass too."""
+    _check_linear(x, weight, bias)
+    act = _ACTIVATION_OPS[activation]
+    if bias is None or x.ndim != 2:  # nothing to fuse, or a batch of sequences: two calls
+        y = linear(x, weight, bias)
+        return apply(act, y, slope=float(negative_slope))
+    z = apply(L.Linear, x, weight, bias, fused=True)
+    return apply(act, z, slope=float(negative_slope), bias=bias.data,
+                 linear=z._op if bias.requires_grad else None)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):

@@ -208,6 +208,32 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            activation = _fusable(m, modules[i + 1]) if i + 1 < len(modules) else None
+            if activation is None:
+                x = m(x)
+                i += 1
+            else:  # Linear then its activation: one kernel pass (F._linear_activation)
+                p = m._parameters
+                x = F._linear_activation(x, p["weight"], p["bias"], activation,
+                                         getattr(modules[i + 1], "negative_slope", 0.01))
+                i += 2
         return x
+
+
+_FUSABLE = {Tanh: "tanh", Sigmoid: "sigmoid", ReLU: "relu", LeakyReLU: "leaky_relu"}
+
+
+def _fusable(module, after):
+    """The activation's name when module is a plain Linear with a bias and `after` a plain
+    activation module, neither with a forward of its own (a subclass, or one wrapped by the
+    symmetry monitor, which must see the activation's output): otherwise None."""
+    if type(module) is not Linear or "forward" in module.__dict__:
+        return None
+    name = _FUSABLE.get(type(after))
+    if name is None or "forward" in after.__dict__ or module._parameters["bias"] is None:
+        return None
+    return name

@@ -6,6 +6,11 @@ the gradient of the output and returns one gradient per input (None where an inp
 `rule` is the backward formula in words, shown by traces and docs. All heavy numerics go
 through `cygrad.backend`, so switching backend switches every kernel below.
 
+An op says which of the caller's arrays its backward reads: `saves` (input positions) and
+`saves_output`. While the graph lives those arrays are read-only (see `lock`), so an in-place
+write can never turn into a silently wrong gradient; arrays an op makes for itself (masks,
+im2col patches) are private and need no lock.
+
     arithmetic.py  add sub mul div neg pow matmul          (broadcasting)
     reduction.py   sum mean max softmax log_softmax
     shape.py       reshape transpose getitem
@@ -14,63 +19,87 @@ through `cygrad.backend`, so switching backend switches every kernel below.
     losses.py      cross_entropy (fused log-softmax + NLL), mse, bce_with_logits
 """
 
-
 import numpy as np
 
-# Arrays that a live graph saved for backward, made read-only while it lives, so an in-place
-# write can never turn into a silently wrong gradient: id(owner) -> [owner array, graphs using it]
+# Arrays that live graphs read in backward, made read-only meanwhile:
+# id(array) -> [array, number of graphs using it]
 _saved = {}
 
 
-def _owner(array):
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
+def _targets(array):
+    """The array and, for a view, the array owning its memory: both must refuse writes (the
+    owner also stops views made later, the view itself stops writes through it)."""
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    return (array,) if owner is array else (array, owner)
 
 
 def lock(arrays):
-    """Make the arrays (through the arrays owning their memory) read-only; returns the owners
-    to hand to `unlock` later. Arrays read-only for reasons of their own are left alone."""
-    owners = []
+    """Make the arrays read-only (and their owners); returns what to hand to `unlock` later.
+    Arrays that are read-only for reasons of their own are left alone."""
+    held = []
     for array in arrays:
-        owner = _owner(array)
-        entry = _saved.get(id(owner))
-        if entry is not None:
-            entry[1] += 1
-        elif owner.flags.writeable:
-            owner.flags.writeable = False
-            _saved[id(owner)] = [owner, 1]
-        else:
-            continue
-        owners.append(owner)
-    return owners
+        # the common case, an array owning its memory, has one target
+        for target in (array,) if array.base is None else _targets(array):
+            entry = _saved.get(id(target))
+            if entry is not None:
+                entry[1] += 1
+            elif target.flags.writeable:
+                target.setflags(write=False)
+                _saved[id(target)] = [target, 1]
+            else:
+                continue
+            held.append(target)
+    return held
 
 
-def unlock(owners):
-    for owner in owners:
-        entry = _saved.get(id(owner))
-        if entry is not None:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del _saved[id(owner)]
-                owner.flags.writeable = True
+def unlock(held):
+    for target in reversed(held):  # an owner before its views: numpy needs it writable first
+        entry = _saved[id(target)]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _saved[id(target)]
+            try:
+                target.setflags(write=True)
+            except ValueError:  # a view whose owner another graph still locks: it stays
+                pass            # read-only, like any view made of a read-only array
+
+
+class Lease:
+    """The locks one op holds; dropping the op (graph freed without backward) unlocks."""
+
+    __slots__ = ("held",)
+
+    def __init__(self, arrays):
+        self.held = lock(arrays)
+
+    def release(self):
+        held, self.held = self.held, ()
+        unlock(held)
+
+    def __del__(self):
+        if self.held and unlock is not None:  # unlock is None at interpreter shutdown
+            unlock(self.held)
 
 
 class Op:
-    """Base of every op. `needs` (set before backward) says which inputs want a gradient.
+    """Base of every op. Parameters arrive as attributes (set by `apply` before forward);
+    `needs` (set before backward) says which inputs want a gradient.
 
-    While an op is part of a live graph its inputs and output are read-only; `release()` (run
-    by backward, or when the graph is dropped) frees what it saved and makes them writable.
+    `release()` (run by backward, or implicitly when the graph is dropped) frees what the op
+    saved and lets the arrays it read be written again.
     """
 
     rule = ""
+    saves = ()  # positions of the inputs whose arrays backward reads
+    saves_output = False  # backward reads the output array
     needs = ()
     released = False
-    _locked = ()
+    lease = None
 
     def __init__(self, **params):
-        for name, value in params.items():
-            setattr(self, name, value)
+        self.__dict__.update(params)
 
     @property
     def name(self):
@@ -84,10 +113,8 @@ class Op:
 
     def release(self):
         """Drop the arrays saved for backward; a second backward through this op is an error."""
-        unlock(self._locked)
+        lease = self.lease
+        if lease is not None:
+            lease.release()
         self.__dict__.clear()
         self.released = True
-
-    def __del__(self):
-        if self._locked and unlock is not None:  # unlock is None at interpreter shutdown
-            unlock(self._locked)

@@ -37,6 +37,7 @@ class Mul(Op):
     """z = a * b"""
 
     rule = "da = g * b;  db = g * a"
+    saves = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -52,6 +53,7 @@ class Div(Op):
     """z = a / b"""
 
     rule = "da = g / b;  db = -g * a / b**2"
+    saves = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -80,6 +82,7 @@ class Pow(Op):
     """y = x ** p, p a Python number"""
 
     rule = "dx = g * p * x**(p - 1)"
+    saves = (0,)
 
     def forward(self, x):
         self.x = x
@@ -94,6 +97,7 @@ class MatMul(Op):
     """C = A @ B for 2-D operands, or a batch of them (3-D, a 2-D operand is shared)."""
 
     rule = "dA = g @ B.T;  dB = A.T @ g"
+    saves = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b

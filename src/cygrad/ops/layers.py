@@ -8,61 +8,80 @@ from . import Op
 
 
 class Linear(Op):
-    """y = x @ W.T + b, x (..., in), W (out, in), b (out,) or absent"""
+    """y = x @ W.T + b, x (..., in), W (out, in), b (out,) or absent
+
+    Fused with the activation that follows (`fused`, set by nn.functional's fused path): the
+    op leaves the bias to that activation op, which adds it and activates in one kernel pass,
+    and whose backward hands back the bias gradient it summed in the same pass as its own
+    (`bias_grad`). The graph keeps both nodes.
+    """
 
     rule = "dx = g @ W;  dW = g.T @ x;  db = g summed over rows"
+    saves = (0, 1)
+    fused = False
+    bias_grad = None  # (dz, db) from a fused activation's backward
 
     def forward(self, x, w, b=None):
         self.in_shape = x.shape
-        self.x = x.reshape(-1, w.shape[1])
+        self.x = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
         self.w = w
         y = B.gemm(self.x, w, trans_b=True)
-        if b is not None:
-            y = B.bias_add(y, b)
-        return y.reshape(x.shape[:-1] + (w.shape[0],))
+        if b is not None and not self.fused:
+            B.bias_add(y, b, out=y)  # in place: a fresh gemm output, no temporary
+        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
-        g = g.reshape(-1, self.w.shape[0])
+        g = g if g.ndim == 2 else g.reshape(-1, self.w.shape[0])
         dx = B.gemm(g, self.w).reshape(self.in_shape) if self.needs[0] else None
         dw = B.gemm(g, self.x, trans_a=True) if self.needs[1] else None
         if len(self.needs) == 2:
             return dx, dw
-        return dx, dw, (B.column_sum(g) if self.needs[2] else None)
+        if not self.needs[2]:
+            return dx, dw, None
+        fused, self.bias_grad = self.bias_grad, None
+        return dx, dw, (fused[1] if fused is not None and fused[0] is g else B.column_sum(g))
 
 
 class Conv2d(Op):
     """y[n, o] = sum_c W[o, c] * x[n, c] (cross-correlation) + b[o], through im2col + gemm
 
-    x (N, C, H, W), W (O, C, kh, kw), b (O,), stride and padding as ints.
+    x (N, C, H, W), W (O, C, kh, kw), b (O,), stride and padding as ints. With the patches as
+    columns, cols (C*kh*kw, N*OH*OW), y = W @ cols is one wide product (the gemm's tiles are
+    wide) giving each output one exact multiply-add chain; its (O, N, OH*OW) result is then
+    moved to (N, O, OH, OW), adding the bias on the way.
     """
 
-    rule = "dW = g.T @ cols;  db = g summed;  dx = col2im(g @ W)"
+    rule = "dW = g @ cols.T;  db = g summed;  dx = col2im(W.T @ g)  (g as (O, N*OH*OW))"
+    saves = (1,)  # and its own patches of x
 
     def forward(self, x, w, b=None):
         n, _, h, wd = x.shape
         o, _, kh, kw = w.shape
         self.x_shape, self.w = x.shape, w
-        self.cols = B.im2col(x, kh, kw, self.stride, self.padding)
-        y = B.gemm(self.cols, w.reshape(o, -1), trans_b=True)
-        if b is not None:
-            y = B.bias_add(y, b)
+        self.cols = B.im2col_t(x, kh, kw, self.stride, self.padding)
         oh = (h + 2 * self.padding - kh) // self.stride + 1
         ow = (wd + 2 * self.padding - kw) // self.stride + 1
-        self.out_hw = oh, ow
-        return np.ascontiguousarray(y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
+        self.plane = oh * ow
+        planes = B.gemm(w.reshape(o, -1), self.cols).reshape(o, n, oh * ow).transpose(1, 0, 2)
+        if b is None:
+            y = np.ascontiguousarray(planes)
+        else:  # y = planes + b, one pass, exact: the bias added as bias_add would
+            y = np.add(planes, b[:, None], order="C")
+        return y.reshape(n, o, oh, ow)
 
     def backward(self, g):
         o, _, kh, kw = self.w.shape
-        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, o)
+        g3 = g.reshape(g.shape[0], o, self.plane)
+        g_rows = np.ascontiguousarray(g3.transpose(1, 0, 2)).reshape(o, -1)  # (O, N*OH*OW)
         dx = dw = None
         if self.needs[0]:
-            dcols = B.gemm(g, self.w.reshape(o, -1))
-            dx = B.col2im(dcols, self.x_shape, kh, kw, self.stride, self.padding)
+            dcols = B.gemm(self.w.reshape(o, -1), g_rows, trans_a=True)
+            dx = B.col2im_t(dcols, self.x_shape, kh, kw, self.stride, self.padding)
         if self.needs[1]:
-            dw = B.gemm(g, self.cols, trans_a=True).reshape(self.w.shape)
+            dw = B.gemm(g_rows, self.cols, trans_b=True).reshape(self.w.shape)
         if len(self.needs) == 2:
             return dx, dw
-        return dx, dw, (B.column_sum(g) if self.needs[2] else None)
+        return dx, dw, (B.channel_sum(g3) if self.needs[2] else None)
 
 
 class _Pool2d(Op):

@@ -59,6 +59,7 @@ class BCEWithLogits(Op):
     """loss = max(x, 0) - x * t + log(1 + exp(-|x|)), the stable form of BCE(sigmoid(x), t)"""
 
     rule = "dx = g * (sigmoid(x) - t)"
+    saves = (0,)
 
     def forward(self, x):
         self.x = x

@@ -54,6 +54,7 @@ class Max(Op):
     """y = x.max(axis); ties share the gradient equally (so tied units stay tied)."""
 
     rule = "dx = g * (x == max) / (number of maxima)"
+    saves, saves_output = (0,), True
 
     def forward(self, x):
         self.x = x
@@ -73,6 +74,7 @@ class Softmax(Op):
     """y = exp(x - max) / sum(exp(x - max)) along axis"""
 
     rule = "dx = y * (g - sum(g * y, axis))"
+    saves_output = True
 
     def forward(self, x):
         e = np.exp(x - x.max(axis=self.axis, keepdims=True))
@@ -88,6 +90,7 @@ class LogSoftmax(Op):
     """y = x - max - log(sum(exp(x - max))) along axis"""
 
     rule = "dx = g - exp(y) * sum(g, axis)"
+    saves_output = True
 
     def forward(self, x):
         shifted = x - x.max(axis=self.axis, keepdims=True)

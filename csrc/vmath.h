@@ -1,0 +1,299 @@
+/* vmath.h -- exp, tanh and sigmoid that vectorise and stay exact (cygrad's contract).
+ *
+ * libm's tanhf/expf are scalar calls (20-40 ns an element); these are plain C loops over a
+ * block of CG_BLOCK elements that the compiler turns into SIMD code. Every element runs the same
+ * operations: range reduction, a fixed polynomial, a select between two formulas that are
+ * both always computed -- no branch depends on the value.
+ *
+ * Position-independence: every element goes through one of the CG_NOINLINE block functions
+ * below, a single compiled body with a constant trip count (a multiple of any vector width,
+ * so no scalar remainder loop exists). Callers run the last partial block through the same
+ * function on a zero-padded copy (cg_map_*). So an element's result depends on its value alone:
+ * not on its position, the array's length or the thread that computed it.
+ *
+ * Accuracy (max error against a correctly rounded result, measured by tests/kernels/
+ * test_vmath.py): tanh and sigmoid float32 <= 0.51 ulp (computed in double, see below),
+ * float64 <= 2.5 ulp; exp <= 1 ulp; NaN in, NaN out; +-inf and +-0 handled.
+ * The formulas (|x| = a, all arguments of exp are <= 0, so nothing overflows):
+ *   exp(-a)     2^n * e^r, n = round(-a/ln2), r = -a - n*ln2 (ln2 in two parts), e^r a
+ *               polynomial on |r| <= ln2/2; 2^n applied as two factors so that results in
+ *               the subnormal range are rounded once.
+ *   tanh(x)     a < 0.3 (float32) / 0.35 (float64): its Taylor series, odd, in x*x;
+ *               otherwise (1 - e) / (1 + e), e = exp(-2a); the sign of x copied on.
+ *   sigmoid(x)  e = exp(-a); 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0.
+ */
+#ifndef CG_VMATH_H
+#define CG_VMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define CG_BLOCK 64 /* elements per block: a multiple of every SIMD width in use */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CG_NOINLINE __attribute__((noinline, unused))
+#elif defined(_MSC_VER)
+#define CG_NOINLINE __declspec(noinline)
+#else
+#define CG_NOINLINE
+#endif
+
+/* ------------------------------------------------------------------ scalar formulas
+ * Only ever inlined into the block loops below. */
+
+static inline float cg_bits_f32(int32_t i)
+{
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+static inline double cg_bits_f64(int64_t i)
+{
+    double f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+/* e^a for a <= 0 (or NaN -> NaN). */
+static inline float cg_expneg_f32(float a)
+{
+    a = a < -104.0f ? -104.0f : a; /* e^-104 < 2^-150: rounds to +0 like anything below */
+    float n = (a * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(a / ln2) */
+    float r = a - n * 0.693359375f; /* ln2 = 0.693359375 - 2.12194440e-4; n*hi is exact */
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f; /* Cephes expf: e^r = 1 + r + r^2 p(r), |r| <= ln2/2 */
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = (r * r) * p + r + 1.0f;
+    n = n >= -150.0f ? n : -150.0f; /* NaN -> -150: keeps the integer conversion defined */
+    int32_t k = (int32_t)n, k1 = k / 2, k2 = k - k1; /* 2^k = 2^k1 * 2^k2, both normal */
+    return p * cg_bits_f32((k1 + 127) << 23) * cg_bits_f32((k2 + 127) << 23);
+}
+
+static inline double cg_expneg_f64(double a)
+{
+    a = a < -746.0 ? -746.0 : a; /* e^-746 < 2^-1075: rounds to +0 */
+    double n = (a * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+    double r = a - n * 6.93145751953125e-1; /* Cephes' two-part ln2; n*hi is exact */
+    r = r - n * 1.42860682030941723212e-6;
+    double p = 1.0 / 6227020800.0; /* Taylor to r^13: truncation < 6e-18 relative */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = (r * r) * p + r + 1.0;
+    n = n >= -1080.0 ? n : -1080.0;
+    int64_t k = (int64_t)n, k1 = k / 2, k2 = k - k1;
+    return p * cg_bits_f64((k1 + 1023) << 52) * cg_bits_f64((k2 + 1023) << 52);
+}
+
+static inline float cg_abs_f32(float x)
+{
+    uint32_t i;
+    memcpy(&i, &x, 4);
+    i &= 0x7fffffffu;
+    memcpy(&x, &i, 4);
+    return x;
+}
+
+static inline double cg_abs_f64(double x)
+{
+    uint64_t i;
+    memcpy(&i, &x, 8);
+    i &= 0x7fffffffffffffffull;
+    memcpy(&x, &i, 8);
+    return x;
+}
+
+static inline float cg_copysign_f32(float t, float x)
+{
+    uint32_t ti, xi;
+    memcpy(&ti, &t, 4);
+    memcpy(&xi, &x, 4);
+    ti = (ti & 0x7fffffffu) | (xi & 0x80000000u);
+    memcpy(&t, &ti, 4);
+    return t;
+}
+
+static inline double cg_copysign_f64(double t, double x)
+{
+    uint64_t ti, xi;
+    memcpy(&ti, &t, 8);
+    memcpy(&xi, &x, 8);
+    ti = (ti & 0x7fffffffffffffffull) | (xi & 0x8000000000000000ull);
+    memcpy(&t, &ti, 8);
+    return t;
+}
+
+/* float32 tanh and sigmoid are computed in double precision with shorter polynomials
+ * (relative error < 1e-11) and rounded once to float: the result is the correctly rounded
+ * value except when it lies within ~1e-11 relative of a rounding boundary (then it may be
+ * the other neighbour), so never more than 0.5 ulp + 2e-4 ulp off. That matters: y = tanh(x)
+ * near +-1 feeds dx = g * (1 - y*y), where each ulp of y moves dx by ~1e-5 relative. */
+
+static inline double cg_expneg_d(double a)
+{
+    /* e^a for -746 < a <= 0 (NaN -> NaN): Taylor to r^9 (truncation < 1e-11). */
+    double n = (a * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
+    double r = a - n * 6.93145751953125e-1;
+    r = r - n * 1.42860682030941723212e-6;
+    double p = 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = (r * r) * p + r + 1.0;
+    n = n >= -1080.0 ? n : -1080.0;
+    int64_t k = (int64_t)n, k1 = k / 2, k2 = k - k1;
+    return p * cg_bits_f64((k1 + 1023) << 52) * cg_bits_f64((k2 + 1023) << 52);
+}
+
+static inline float cg_tanh1_f32(float xf)
+{
+    double x = xf, a = cg_abs_f64(x), z = a * a;
+    double p = 5.9002744094558595e-04; /* Taylor to a^17 */
+    p = p * z - 1.4558343870513183e-03;
+    p = p * z + 3.5921280365724810e-03;
+    p = p * z - 8.8632355299021966e-03;
+    p = p * z + 2.1869488536155203e-02;
+    p = p * z - 5.3968253968253968e-02;
+    p = p * z + 1.3333333333333333e-01;
+    p = p * z - 3.3333333333333333e-01;
+    double small = a + (a * z) * p;
+    double e = cg_expneg_d(-2.0 * (a > 20.0 ? 20.0 : a)); /* NaN stays NaN */
+    double large = (1.0 - e) / (1.0 + e);
+    return cg_copysign_f32((float)(a < 0.3 ? small : large), xf);
+}
+
+static inline float cg_sigmoid1_f32(float xf)
+{
+    double x = xf, a = cg_abs_f64(x);
+    double e = cg_expneg_d(-(a > 745.0 ? 745.0 : a)); /* NaN stays NaN */
+    return (float)((x >= 0.0 ? 1.0 : e) / (1.0 + e));
+}
+
+static inline double cg_tanh1_f64(double x)
+{
+    double a = cg_abs_f64(x), z = a * a;
+    double p = -6.4516892156554306e-06; /* Taylor to a^27 */
+    p = p * z + 1.5918905069328964e-05;
+    p = p * z - 3.9278323883316830e-05;
+    p = p * z + 9.6915379569294506e-05;
+    p = p * z - 2.3912911424355248e-04;
+    p = p * z + 5.9002744094558595e-04;
+    p = p * z - 1.4558343870513183e-03;
+    p = p * z + 3.5921280365724810e-03;
+    p = p * z - 8.8632355299021966e-03;
+    p = p * z + 2.1869488536155203e-02;
+    p = p * z - 5.3968253968253968e-02;
+    p = p * z + 1.3333333333333333e-01;
+    p = p * z - 3.3333333333333333e-01;
+    double small = a + (a * z) * p;
+    double e = cg_expneg_f64(-2.0 * a);
+    double large = (1.0 - e) / (1.0 + e);
+    return cg_copysign_f64(a < 0.35 ? small : large, x);
+}
+
+static inline double cg_sigmoid1_f64(double x)
+{
+    double e = cg_expneg_f64(-cg_abs_f64(x));
+    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+}
+
+/* ------------------------------------------------------------------ block functions
+ * Exactly CG_BLOCK elements each. Inputs are copied to local blocks first, so in and out may
+ * be the same memory and the compiler needs no aliasing checks (which would add a second,
+ * scalar version of the loop). */
+
+#define CG_UNARY_BLOCK(name, type, formula)                                                   \
+    static CG_NOINLINE void name(const type *x, type *y)                                      \
+    {                                                                                         \
+        type xb[CG_BLOCK], yb[CG_BLOCK];                                                      \
+        memcpy(xb, x, sizeof xb);                                                             \
+        for (int i = 0; i < CG_BLOCK; i++)                                                    \
+            yb[i] = formula(xb[i]);                                                           \
+        memcpy(y, yb, sizeof yb);                                                             \
+    }
+
+CG_UNARY_BLOCK(cg_tanh_block_f32, float, cg_tanh1_f32)
+CG_UNARY_BLOCK(cg_tanh_block_f64, double, cg_tanh1_f64)
+CG_UNARY_BLOCK(cg_sigmoid_block_f32, float, cg_sigmoid1_f32)
+CG_UNARY_BLOCK(cg_sigmoid_block_f64, double, cg_sigmoid1_f64)
+CG_UNARY_BLOCK(cg_expneg_block_f32, float, cg_expneg_f32)
+CG_UNARY_BLOCK(cg_expneg_block_f64, double, cg_expneg_f64)
+
+/* dx = g * (1 - y*y) (tanh) and dx = g * (y * (1 - y)) (sigmoid), from the output y. */
+#define CG_GRAD_BLOCK(name, type, expr)                                                       \
+    static CG_NOINLINE void name(const type *g, const type *y, type *dx)                      \
+    {                                                                                         \
+        type gb[CG_BLOCK], yb[CG_BLOCK], db[CG_BLOCK];                                        \
+        memcpy(gb, g, sizeof gb);                                                             \
+        memcpy(yb, y, sizeof yb);                                                             \
+        for (int i = 0; i < CG_BLOCK; i++)                                                    \
+            db[i] = expr;                                                                     \
+        memcpy(dx, db, sizeof db);                                                            \
+    }
+
+CG_GRAD_BLOCK(cg_tanh_grad_block_f32, float, gb[i] * (1.0f - yb[i] * yb[i]))
+CG_GRAD_BLOCK(cg_tanh_grad_block_f64, double, gb[i] * (1.0 - yb[i] * yb[i]))
+CG_GRAD_BLOCK(cg_sigmoid_grad_block_f32, float, gb[i] * (yb[i] * (1.0f - yb[i])))
+CG_GRAD_BLOCK(cg_sigmoid_grad_block_f64, double, gb[i] * (yb[i] * (1.0 - yb[i])))
+
+/* ------------------------------------------------------------------ any length
+ * Whole blocks in place, then the tail through the same block function on a zero-padded
+ * copy. */
+
+typedef void (*cg_unary_f32)(const float *, float *);
+typedef void (*cg_unary_f64)(const double *, double *);
+typedef void (*cg_binary_f32)(const float *, const float *, float *);
+typedef void (*cg_binary_f64)(const double *, const double *, double *);
+
+#define CG_MAP1(name, type, ftype)                                                            \
+    static inline void name(ftype f, const type *x, type *y, long n)                          \
+    {                                                                                         \
+        long i = 0;                                                                           \
+        for (; i + CG_BLOCK <= n; i += CG_BLOCK)                                              \
+            f(x + i, y + i);                                                                  \
+        if (i < n) {                                                                          \
+            type xb[CG_BLOCK] = {0}, yb[CG_BLOCK];                                            \
+            memcpy(xb, x + i, (size_t)(n - i) * sizeof(type));                                \
+            f(xb, yb);                                                                        \
+            memcpy(y + i, yb, (size_t)(n - i) * sizeof(type));                                \
+        }                                                                                     \
+    }
+
+#define CG_MAP2(name, type, ftype)                                                            \
+    static inline void name(ftype f, const type *a, const type *b, type *y, long n)           \
+    {                                                                                         \
+        long i = 0;                                                                           \
+        for (; i + CG_BLOCK <= n; i += CG_BLOCK)                                              \
+            f(a + i, b + i, y + i);                                                           \
+        if (i < n) {                                                                          \
+            type ab[CG_BLOCK] = {0}, bb[CG_BLOCK] = {0}, yb[CG_BLOCK];                        \
+            memcpy(ab, a + i, (size_t)(n - i) * sizeof(type));                                \
+            memcpy(bb, b + i, (size_t)(n - i) * sizeof(type));                                \
+            f(ab, bb, yb);                                                                    \
+            memcpy(y + i, yb, (size_t)(n - i) * sizeof(type));                                \
+        }                                                                                     \
+    }
+
+CG_MAP1(cg_map1_f32, float, cg_unary_f32)
+CG_MAP1(cg_map1_f64, double, cg_unary_f64)
+CG_MAP2(cg_map2_f32, float, cg_binary_f32)
+CG_MAP2(cg_map2_f64, double, cg_binary_f64)
+
+#endif /* CG_VMATH_H */
