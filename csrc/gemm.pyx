@@ -51,7 +51,12 @@ cdef extern from "gemm_microkernel.h" nogil:
 
 cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
-    SERIAL_MACS = 64 * 64 * 64  # below this many multiply-adds one thread beats two
+    # Below this many multiply-adds (~200^3, ~150 us) one thread: under cygrad's passive OpenMP
+    # wait a parallel region costs ~50-200 us here (a sleeping thread's core must be woken), so
+    # two threads lost to one up to ~8-20M multiply-adds (benchmarks/README.md)
+    SERIAL_MACS = 1 << 23
+
+serial_macs = SERIAL_MACS  # for the tests: products this small always run on one thread
 
 
 cdef inline Py_ssize_t _iabs(Py_ssize_t x) noexcept nogil:
@@ -263,7 +268,8 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
          bint trans_a, bint trans_b, int num_threads):
     """C := op(A) @ op(B) (packed, register-blocked, exact: see the module docstring).
 
-    a, b: any strides; c: (M, N) C-contiguous, overwritten. Threads split the tiles of C.
+    a, b: any strides; c: (M, N) C-contiguous, overwritten, not overlapping a or b. Threads
+    split the tiles of C.
     """
     cdef Operands g = _operands(a, b, c, trans_a, trans_b)
     if g.m == 0 or g.n == 0:

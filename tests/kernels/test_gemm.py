@@ -86,6 +86,18 @@ def test_matches_numpy_any_shape_and_layout(m, n, k, ta, tb, dtype, la, lb, thre
     assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
 
 
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 300), n=st.integers(1, 300), k=st.integers(1, 700),
+       ta=st.booleans(), tb=st.booleans(), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**32 - 1))
+def test_larger_shapes_many_tiles_and_k_blocks(m, n, k, ta, tb, dtype, seed):
+    """Many tiles, ragged edges and several k-blocks: numpy's values, the naive chain's bits."""
+    a, b = operands(np.random.default_rng(seed), m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, 2)
+    assert_close_to_numpy(c, a, b, ta, tb)
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES)
@@ -190,15 +202,16 @@ def test_column_invariance(dtype, ta, tb):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES)
-@pytest.mark.parametrize("m,n,k", [(1000, 7, 64), (7, 1000, 64), (257, 257, 513),
-                                   (64, 256, 784), (3, 2100, 50)])
+@pytest.mark.parametrize("m,n,k", [(2000, 7, 700), (7, 2000, 700), (257, 257, 513),
+                                   (64, 256, 784), (100, 3000, 30)])
 def test_threads_and_variants_give_the_same_bits(dtype, ta, tb, m, n, k):
     """1 or 2 threads (split over N or over M) and all three variants: one result."""
+    assert m * n * k > gemm_module.serial_macs  # big enough to run on two threads
     a, b = operands(np.random.default_rng(k), m, n, k, ta, tb, dtype)
     c = run_gemm(a, b, ta, tb, 1)
     assert np.array_equal(c, run_gemm(a, b, ta, tb, 2))
     assert np.array_equal(c, run_gemm(a, b, ta, tb, 2, kernel="blocked"))
-    if m * n * k <= 2_000_000:
+    if m * n * k <= 15_000_000:
         assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
 
 
