@@ -1,0 +1,637 @@
+"""cygrad's performance targets, measured in one run against numpy by hand, numpy's BLAS and
+PyTorch (CPU), at 1 and 2 threads.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
+    python benchmarks/run.py --quick            # fewer repetitions, shorter memory run
+
+Every ratio is cygrad's time over an anchor system's time measured in this same run
+(interleaved: each repetition times every system once, in turn, so a noisy neighbour hits all
+alike); the anchor numbers of ../shared/docs/anchors.md are printed beside them for scale.
+Tables show medians and the interquartile range (IQR) over repetitions. Results go to
+benchmarks/results/latest.json and latest.md.
+
+Workloads (float32):
+  tiny   2-16-16-1 MLP, tanh, MSE, SGD, batch 32
+  mnist  784-256-128-10 MLP, ReLU, cross-entropy, SGD, batch 64
+  conv   8x1x28x28 -> Conv2d 1->8 3x3 -> ReLU -> flatten -> Linear 10, cross-entropy, SGD
+  op     a recorded 4x4 `a + b` (both require grad): the per-op overhead
+  gemm   the exact gemm (kernel call, preallocated output) against np.matmul and torch.matmul
+  memory peak memory of the mnist step per system (fresh process each); cygrad's RSS over
+         10,000 steps
+A step is zero_grad, forward, loss, backward and the optimiser update in every system.
+"""
+
+import argparse
+import contextlib
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+import numpy as np  # noqa: E402
+
+import cygrad  # noqa: E402
+import cygrad.nn.functional as F  # noqa: E402
+from cygrad import nn, optim  # noqa: E402
+
+try:
+    if os.environ.get("CYGRAD_BENCH_NO_TORCH"):  # a memory worker of another system
+        raise ImportError
+    import torch
+except ImportError:  # PyTorch is optional: its columns are skipped with a note
+    torch = None
+try:
+    from threadpoolctl import threadpool_info, threadpool_limits
+except ImportError:
+    threadpool_info = threadpool_limits = None
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+LR = 0.01
+
+# The anchors (µs, one thread) from ../shared/docs/anchors.md: printed for scale only.
+ANCHORS = {("tiny", "torch"): 169.0, ("tiny", "numpy"): 29.5, ("mnist", "torch"): 851.0,
+           ("mnist", "numpy"): 751.0, ("conv", "torch"): 554.0, ("conv", "numpy"): 359.0,
+           ("op", "torch"): 1.6}
+
+# (target id, workload, anchor system, bound on cygrad / anchor, what it says)
+TARGETS = [
+    ("2a", "tiny", "torch", 1 / 3, "tiny MLP step at most 1/3 of PyTorch's time"),
+    ("2b", "tiny", "numpy", 1.5, "tiny MLP step within 1.5x of numpy by hand"),
+    ("3", "mnist", "torch", 0.9, "MNIST-size MLP step at most 0.9x PyTorch's time"),
+    ("4", "conv", "torch", 0.7, "conv net step at most 0.7x PyTorch's time"),
+    ("5", "op", "torch", 1.0, "per-op overhead of a recorded 4x4 a + b no more than PyTorch's"),
+]
+
+
+# ---------------------------------------------------------------------- timing
+
+def sample(fn, calls):
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls
+
+
+def calls_for(fn, seconds):
+    """Calls making one sample of about `seconds` (at least one), after a warm-up."""
+    for _ in range(3):
+        fn()
+    return max(1, int(seconds / max(sample(fn, 3), 1e-9)))
+
+
+def interleaved(systems, reps, seconds):
+    """{name: [seconds per call, one per repetition]}, the systems timed in turn."""
+    calls = {name: calls_for(fn, seconds) for name, fn in systems.items()}
+    times = {name: [] for name in systems}
+    for _ in range(reps):
+        for name, fn in systems.items():
+            times[name].append(sample(fn, calls[name]))
+    return times
+
+
+def stats(ts):
+    q1, med, q3 = np.percentile(ts, [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1),
+            "min": float(min(ts)), "n": len(ts)}
+
+
+@contextlib.contextmanager
+def threads(n):
+    """n threads for cygrad's kernels, PyTorch's intra-op pool and numpy's BLAS."""
+    cygrad.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    limits = (threadpool_limits(limits=n, user_api="blas") if threadpool_limits is not None
+              else contextlib.nullcontext())
+    with limits:
+        yield
+
+
+# ---------------------------------------------------------------------- workloads
+
+def layer_params(sizes, rng):
+    """(W, b) float32 per layer with PyTorch's default init bounds, shared by every system."""
+    out = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        k = 1 / np.sqrt(fan_in)
+        out.append((rng.uniform(-k, k, (fan_out, fan_in)).astype(np.float32),
+                    rng.uniform(-k, k, fan_out).astype(np.float32)))
+    return out
+
+
+def cygrad_mlp(params, act):
+    layers = []
+    for i, (w, b) in enumerate(params):
+        lin = nn.Linear(w.shape[1], w.shape[0])
+        lin.load_state_dict({"weight": w, "bias": b})
+        layers.append(lin)
+        if i < len(params) - 1:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def torch_mlp(params, act):
+    layers = []
+    for i, (w, b) in enumerate(params):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(params) - 1:
+            layers.append(act())
+    return torch.nn.Sequential(*layers)
+
+
+def cygrad_step(model, loss_fn, x, t):
+    opt = optim.SGD(model.parameters(), lr=LR)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), t).backward()
+        opt.step()
+    return step
+
+
+def torch_step(model, loss_fn, x, t):
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), t).backward()
+        opt.step()
+    return step
+
+
+def numpy_mlp_step(params, x, t, act, loss):
+    """Plain numpy: forward, backward and SGD by hand (act 'tanh' or 'relu', loss 'mse' or
+    'ce'), the weights updated in place."""
+    params = [(w.copy(), b.copy()) for w, b in params]
+    lr = np.float32(LR)
+    n = np.float32(x.shape[0])
+    onehot = None
+    if loss == "ce":
+        onehot = np.zeros((x.shape[0], params[-1][0].shape[0]), np.float32)
+        onehot[np.arange(x.shape[0]), t] = 1
+
+    def step():
+        hs = [x]
+        for i, (w, b) in enumerate(params):
+            z = hs[-1] @ w.T + b
+            if i < len(params) - 1:
+                z = np.tanh(z) if act == "tanh" else np.maximum(z, 0)
+            hs.append(z)
+        out = hs[-1]
+        if loss == "mse":
+            d = out - t
+            float((d * d).mean())
+            g = d * (np.float32(2) / np.float32(d.size))
+        else:
+            e = np.exp(out - out.max(axis=1, keepdims=True))
+            s = e.sum(axis=1, keepdims=True)
+            p = e / s
+            float(-(np.log(p[np.arange(len(t)), t])).mean())
+            g = (p - onehot) / n
+        for i in range(len(params) - 1, -1, -1):
+            w, b = params[i]
+            dw, db = g.T @ hs[i], g.sum(axis=0)
+            if i > 0:
+                g = g @ w
+                h = hs[i]
+                g = g * (1 - h * h) if act == "tanh" else g * (h > 0)
+            w -= lr * dw
+            b -= lr * db
+    return step
+
+
+def tiny():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 2)).astype(np.float32)
+    y = rng.standard_normal((32, 1)).astype(np.float32)
+    params = layer_params([2, 16, 16, 1], rng)
+    systems = {"cygrad": cygrad_step(cygrad_mlp(params, nn.Tanh), F.mse_loss,
+                                     cygrad.tensor(x), cygrad.tensor(y)),
+               "numpy": numpy_mlp_step(params, x, y, "tanh", "mse")}
+    if torch is not None:
+        systems["torch"] = torch_step(torch_mlp(params, torch.nn.Tanh),
+                                      torch.nn.functional.mse_loss, torch.from_numpy(x),
+                                      torch.from_numpy(y))
+    return systems
+
+
+def mnist_data():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 784)).astype(np.float32)
+    t = rng.integers(0, 10, 64)
+    return x, t, layer_params([784, 256, 128, 10], rng)
+
+
+def mnist(only=None):
+    x, t, params = mnist_data()
+    systems = {}
+    if only in (None, "cygrad"):
+        systems["cygrad"] = cygrad_step(cygrad_mlp(params, nn.ReLU), F.cross_entropy,
+                                        cygrad.tensor(x), t)
+    if only in (None, "numpy"):
+        systems["numpy"] = numpy_mlp_step(params, x, t, "relu", "ce")
+    if torch is not None and only in (None, "torch"):
+        systems["torch"] = torch_step(torch_mlp(params, torch.nn.ReLU),
+                                      torch.nn.functional.cross_entropy, torch.from_numpy(x),
+                                      torch.from_numpy(t))
+    return systems
+
+
+def numpy_conv_step(wc, bc, wl, bl, x, t):
+    """The conv net in plain numpy: im2col by sliding windows, matmuls, by-hand backward."""
+    wc, bc, wl, bl = wc.copy(), bc.copy(), wl.copy(), bl.copy()
+    n, o = x.shape[0], wc.shape[0]
+    lr = np.float32(LR)
+    onehot = np.zeros((n, 10), np.float32)
+    onehot[np.arange(n), t] = 1
+
+    def step():
+        cols = np.lib.stride_tricks.sliding_window_view(x[:, 0], (3, 3), axis=(1, 2))
+        cols = np.ascontiguousarray(cols).reshape(n * 26 * 26, 9)  # (N*OH*OW, 9)
+        z = (cols @ wc.reshape(o, 9).T + bc).reshape(n, 26 * 26, o)  # (N, P, O)
+        h = np.maximum(z, 0)
+        flat = h.transpose(0, 2, 1).reshape(n, -1)  # (N, O*P), channel-major like Flatten
+        out = flat @ wl.T + bl
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        float(-(np.log(p[np.arange(n), t])).mean())
+        g = (p - onehot) / np.float32(n)
+        dwl, dbl = g.T @ flat, g.sum(axis=0)
+        gh = (g @ wl).reshape(n, o, -1).transpose(0, 2, 1) * (z > 0)  # (N, P, O)
+        gz = gh.reshape(-1, o)
+        dwc, dbc = gz.T @ cols, gz.sum(axis=0)
+        for param, grad in ((wl, dwl), (bl, dbl), (wc, dwc.reshape(wc.shape)), (bc, dbc)):
+            param -= lr * grad
+    return step
+
+
+def conv():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
+    t = rng.integers(0, 10, 8)
+    wc = rng.uniform(-1 / 3, 1 / 3, (8, 1, 3, 3)).astype(np.float32)
+    bc = rng.uniform(-1 / 3, 1 / 3, 8).astype(np.float32)
+    k = 1 / np.sqrt(8 * 26 * 26)
+    wl = rng.uniform(-k, k, (10, 8 * 26 * 26)).astype(np.float32)
+    bl = rng.uniform(-k, k, 10).astype(np.float32)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 26 * 26, 10))
+    model.load_state_dict({"0.weight": wc, "0.bias": bc, "3.weight": wl, "3.bias": bl})
+    systems = {"cygrad": cygrad_step(model, F.cross_entropy, cygrad.tensor(x), t),
+               "numpy": numpy_conv_step(wc, bc, wl, bl, x, t)}
+    if torch is not None:
+        tm = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(8 * 26 * 26, 10))
+        with torch.no_grad():
+            for p, v in zip(tm.parameters(), (wc, bc, wl, bl)):
+                p.copy_(torch.from_numpy(v))
+        systems["torch"] = torch_step(tm, torch.nn.functional.cross_entropy,
+                                      torch.from_numpy(x), torch.from_numpy(t))
+    return systems
+
+
+def op():
+    """A recorded 4x4 float32 a + b; the result (and its graph node) dropped at once."""
+    rng = np.random.default_rng(3)
+    a_np, b_np = rng.standard_normal((2, 4, 4)).astype(np.float32)
+    a, b = cygrad.tensor(a_np, requires_grad=True), cygrad.tensor(b_np, requires_grad=True)
+    systems = {"cygrad": lambda: a + b, "numpy": lambda: a_np + b_np}
+    if torch is not None:
+        ta = torch.from_numpy(a_np).requires_grad_()
+        tb = torch.from_numpy(b_np).requires_grad_()
+        systems["torch"] = lambda: ta + tb
+    return systems
+
+
+WORKLOADS = {"tiny": tiny, "mnist": mnist, "conv": conv, "op": op}
+
+
+# ---------------------------------------------------------------------- gemm
+
+GEMM_SHAPES = [(f"{n}x{n}x{n}", n, n, n, False, False) for n in (256, 512, 1024, 2048)] + [
+    ("fwd X@W 64x784@784x256", 64, 256, 784, False, False),
+    ("dW X.T@G 784x64@64x256", 784, 256, 64, True, False),
+    ("dX G@W.T 64x256@256x784", 64, 784, 256, False, True)]
+
+
+def gemm_rows(thread_counts, reps, seconds, quick):
+    from cygrad._C import gemm as kernel
+
+    rows = []
+    shapes = [s for s in GEMM_SHAPES if not (quick and s[1] == 2048)]
+    for dtype in (np.float32, np.float64):
+        for nt in thread_counts:
+            with threads(nt):
+                for name, m, n, k, ta, tb in shapes:
+                    rng = np.random.default_rng(0)
+                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+                    oa, ob = (a.T if ta else a), (b.T if tb else b)
+                    c, out = np.empty((m, n), dtype), np.empty((m, n), dtype)
+                    systems = {"cygrad": lambda: kernel.gemm(a, b, c, ta, tb, nt),
+                               "numpy": lambda: np.matmul(oa, ob, out=out)}
+                    if torch is not None:
+                        toa, tob = torch.from_numpy(oa), torch.from_numpy(ob)
+                        tout = torch.from_numpy(np.empty((m, n), dtype))
+                        systems["torch"] = lambda: torch.matmul(toa, tob, out=tout)
+                    times = interleaved(systems, reps, seconds)
+                    row = {"shape": name, "dtype": np.dtype(dtype).name, "threads": nt}
+                    for sys_name, ts in times.items():
+                        row[sys_name] = 2.0 * m * n * k / statistics.median(ts) / 1e9
+                    row["cygrad/numpy"] = row["cygrad"] / row["numpy"]
+                    rows.append(row)
+                    print(f"  gemm {name:26s} {row['dtype']:7s} {nt}t  " + "  ".join(
+                        f"{s} {row[s]:6.1f}" for s in systems) + " GFLOP/s", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------- memory
+
+def _status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB -> bytes
+    return None
+
+
+def memory_worker(system, steps, checkpoints):
+    """Run in a fresh process: RSS once the model and data exist (before the first step), the
+    peak RSS while the steps run (VmHWM reset to the current RSS first, Linux >= 4.0), and RSS
+    at checkpoints. Peak minus before = the memory the training steps take, allocator
+    retention included."""
+    if torch is not None:
+        torch.set_num_threads(1)
+    cygrad.set_num_threads(1)
+    step = mnist(system)[system]
+    gc.collect()
+    baseline = _status("VmRSS")
+    reset = False
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak RSS to the current RSS
+        reset = True
+    except OSError:
+        pass
+    rss = []
+    for i in range(1, steps + 1):
+        step()
+        if i in checkpoints:
+            rss.append((i, _status("VmRSS")))
+    return {"system": system, "baseline_rss": baseline, "peak_rss": _status("VmHWM"),
+            "peak_reset": reset, "rss": rss}
+
+
+def memory(quick):
+    steps = 2000 if quick else 10_000
+    out = {}
+    systems = ["cygrad", "numpy"] + (["torch"] if torch is not None else [])
+    for system in systems:
+        n = steps if system == "cygrad" else 300
+        marks = sorted({min(n, m) for m in (100, 300, 1000, n // 2, n)})
+        env = dict(os.environ)
+        if system != "torch":
+            env["CYGRAD_BENCH_NO_TORCH"] = "1"
+        res = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-worker",
+                              system, "--steps", str(n), "--marks", ",".join(map(str, marks))],
+                             capture_output=True, text=True, check=True, env=env)
+        out[system] = json.loads(res.stdout.strip().splitlines()[-1])
+    for r in out.values():
+        r["peak_over_baseline"] = r["peak_rss"] - r["baseline_rss"]
+    c = out["cygrad"]["rss"]
+    start = next(v for i, v in c if i >= min(1000, c[-1][0]))
+    out["cygrad_growth"] = {"from_step": next(i for i, v in c if i >= min(1000, c[-1][0])),
+                            "to_step": c[-1][0], "bytes": c[-1][1] - start}
+    return out
+
+
+# ---------------------------------------------------------------------- report
+
+def machine_info():
+    info = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__ if torch is not None else None,
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "command": " ".join([os.path.basename(sys.executable)] + sys.argv)}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if threadpool_info is not None:
+        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture")}
+                        for d in threadpool_info() if d.get("user_api") == "blas"]
+    info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                              "OMP_WAIT_POLICY") if k in os.environ}
+    return info
+
+
+def load():
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def evaluate(steps):
+    """One entry per target and thread count: ratio of medians, anchor, verdict."""
+    out = []
+    for tid, workload, anchor, bound, text in TARGETS:
+        for nt, res in sorted(steps.get(workload, {}).items()):
+            if anchor not in res:
+                out.append({"target": tid, "threads": nt, "text": text, "met": None,
+                            "note": f"{anchor} not installed: not measured"})
+                continue
+            ratio = res["cygrad"]["median"] / res[anchor]["median"]
+            # the ratio's spread: worst and best pairing of the quartiles
+            hi = res["cygrad"]["q3"] / res[anchor]["q1"]
+            lo = res["cygrad"]["q1"] / res[anchor]["q3"]
+            out.append({"target": tid, "threads": nt, "text": text, "anchor_system": anchor,
+                        "anchor_doc_us": ANCHORS.get((workload, anchor)),
+                        "cygrad_us": res["cygrad"]["median"] * 1e6,
+                        "anchor_us": res[anchor]["median"] * 1e6, "ratio": ratio,
+                        "ratio_iqr": [lo, hi], "bound": bound, "met": ratio <= bound})
+    return out
+
+
+NAMES = {"cygrad": "cygrad", "numpy": "numpy by hand", "torch": "PyTorch"}
+
+
+def markdown(report):
+    lines = [f"# cygrad benchmarks — {report['machine']['date']}", "",
+             f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; "
+             f"Python {report['machine']['python']}, numpy {report['machine']['numpy']}, "
+             f"PyTorch {report['machine']['torch'] or 'not installed'}. "
+             f"Load average at start / end: {fmt_load(report['load_start'])} / "
+             f"{fmt_load(report['load_end'])}. Command: `{report['machine']['command']}`.", ""]
+    if report["machine"]["env"]:
+        lines += [f"Environment: {report['machine']['env']}", ""]
+    lines += ["## Training steps and per-op overhead (µs, median [IQR])", "",
+              "| workload | threads | cygrad | numpy by hand | PyTorch |", "|---|---|---|---|---|"]
+    for workload, per in report["steps"].items():
+        for nt, res in sorted(per.items()):
+            cells = [f"{res[s]['median'] * 1e6:.1f} [{res[s]['iqr'] * 1e6:.1f}]" if s in res
+                     else "—" for s in ("cygrad", "numpy", "torch")]
+            lines.append(f"| {workload} | {nt} | " + " | ".join(cells) + " |")
+    lines += ["", "numpy's column for `op` is a plain numpy `a + b` (no graph), for scale.", "",
+              "## Targets (ratio of medians in this run; IQR range of the ratio)", "",
+              "| target | threads | ratio | bound | anchor in this run | anchor in anchors.md | met |",
+              "|---|---|---|---|---|---|---|"]
+    for t in report["targets"]:
+        if t["met"] is None:
+            lines.append(f"| {t['target']} {t['text']} | {t['threads']} | — | — | — | — | "
+                         f"{t['note']} |")
+            continue
+        lines.append(
+            f"| {t['target']} {t['text']} | {t['threads']} | {t['ratio']:.3f} "
+            f"[{t['ratio_iqr'][0]:.3f}–{t['ratio_iqr'][1]:.3f}] | {t['bound']:.3g} | "
+            f"{NAMES[t['anchor_system']]} {t['anchor_us']:.1f} µs | "
+            f"{t['anchor_doc_us']} µs | {'yes' if t['met'] else '**no**'} |")
+    mem = report.get("memory")
+    if mem:
+        lines += ["", "## Memory, MNIST-size step (1 thread, fresh process per system)", "",
+                  "| system | RSS before the first step | peak while stepping | taken by the steps |",
+                  "|---|---|---|---|"]
+        for s in ("cygrad", "numpy", "torch"):
+            if s in mem:
+                r = mem[s]
+                lines.append(f"| {NAMES[s]} | {r['baseline_rss'] / 2**20:.1f} MiB | "
+                             f"{r['peak_rss'] / 2**20:.1f} MiB | "
+                             f"{r['peak_over_baseline'] / 2**20:.2f} MiB |")
+        g = mem["cygrad_growth"]
+        lines += ["", f"cygrad RSS from step {g['from_step']} to step {g['to_step']}: "
+                  f"{g['bytes'] / 2**20:+.2f} MiB ({', '.join(f'{i}: {v / 2**20:.1f}' for i, v in mem['cygrad']['rss'])} MiB)."]
+        for t in report["memory_targets"]:
+            lines.append(f"- {t['text']}: {'yes' if t['met'] else '**no**'} ({t['detail']})")
+    if report.get("gemm"):
+        lines += ["", "## gemm (GFLOP/s, median; cygrad = the exact kernel, output "
+                  "preallocated)", "", "| shape | dtype | threads | cygrad | numpy (OpenBLAS) | "
+                  "PyTorch | cygrad / numpy |", "|---|---|---|---|---|---|---|"]
+        for r in report["gemm"]:
+            lines.append(f"| {r['shape']} | {r['dtype']} | {r['threads']} | {r['cygrad']:.1f} | "
+                         f"{r['numpy']:.1f} | {r.get('torch', float('nan')):.1f} | "
+                         f"{r['cygrad/numpy']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def fmt_load(values):
+    return "n/a" if values is None else ", ".join(f"{v:.2f}" for v in values)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, shorter runs")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--only", default="tiny,mnist,conv,op,memory,gemm",
+                   help="comma-separated parts to run")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per system")
+    p.add_argument("--out", default=RESULTS, help="directory for latest.json / latest.md")
+    p.add_argument("--memory-worker", help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, default=10_000, help=argparse.SUPPRESS)
+    p.add_argument("--marks", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_worker:
+        marks = {int(m) for m in args.marks.split(",") if m}
+        print(json.dumps(memory_worker(args.memory_worker, args.steps, marks)))
+        return 0
+
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if key in os.environ:
+            print(f"warning: {key}={os.environ[key]} is set and may slow numpy's OpenBLAS; "
+                  "run `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py`",
+                  file=sys.stderr)
+    if torch is None:
+        print("note: PyTorch is not installed: its columns and the targets against it are "
+              "skipped", file=sys.stderr)
+    if threadpool_limits is None:
+        print("note: threadpoolctl is not installed: numpy's BLAS keeps its own thread count",
+              file=sys.stderr)
+    parts = args.only.split(",")
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    reps = args.reps or (7 if args.quick else 21)
+    seconds = 0.02 if args.quick else 0.05
+    report = {"machine": machine_info(), "load_start": load(), "reps": reps,
+              "sample_seconds": seconds, "steps": {}}
+    if report["load_start"] and report["load_start"][0] > 0.5:
+        print(f"warning: load average {report['load_start'][0]:.2f}: other work shares the "
+              "cores; re-run when it is lower for cleaner numbers", file=sys.stderr)
+    print(f"# {report['machine']['cpu']}, {report['machine']['cores']} cores; numpy "
+          f"{np.__version__}; torch {report['machine']['torch']}; load {fmt_load(load())}")
+
+    for workload in [w for w in WORKLOADS if w in parts]:
+        report["steps"][workload] = {}
+        for nt in thread_counts:
+            gc.collect()
+            with threads(nt):
+                times = interleaved(WORKLOADS[workload](), reps, seconds)
+            res = {name: stats(ts) for name, ts in times.items()}
+            report["steps"][workload][nt] = res
+            print(f"{workload:6s} {nt}t  " + "  ".join(
+                f"{name} {r['median'] * 1e6:8.1f} µs [IQR {r['iqr'] * 1e6:.1f}]"
+                for name, r in res.items()), flush=True)
+    report["targets"] = evaluate(report["steps"])
+
+    if "memory" in parts and sys.platform.startswith("linux"):
+        print("memory: MNIST-size step, fresh processes ...", flush=True)
+        mem = report["memory"] = memory(args.quick)
+        growth = mem["cygrad_growth"]
+        report["memory_targets"] = []
+        if "torch" in mem:
+            ok = mem["cygrad"]["peak_over_baseline"] <= mem["torch"]["peak_over_baseline"]
+            report["memory_targets"].append({
+                "target": "6a", "text": "6 peak memory of the MNIST-size step no more than "
+                "PyTorch's", "met": ok,
+                "detail": f"peak RSS over the RSS before the first step: cygrad "
+                          f"{mem['cygrad']['peak_over_baseline'] / 2**20:.2f} MiB, PyTorch "
+                          f"{mem['torch']['peak_over_baseline'] / 2**20:.2f} MiB; whole "
+                          f"process peak: cygrad {mem['cygrad']['peak_rss'] / 2**20:.0f} MiB, "
+                          f"PyTorch {mem['torch']['peak_rss'] / 2**20:.0f} MiB"})
+        report["memory_targets"].append({
+            "target": "6b", "text": f"6 no growth over {growth['to_step']:,} steps", "met":
+            growth["bytes"] < 2**20,
+            "detail": f"RSS {growth['bytes'] / 2**20:+.2f} MiB from step {growth['from_step']} "
+                      f"to {growth['to_step']} (bound: under 1 MiB)"})
+
+    if "gemm" in parts:
+        print("gemm: GFLOP/s ...", flush=True)
+        report["gemm"] = gemm_rows(thread_counts, max(3, reps // 3), seconds, args.quick)
+
+    report["load_end"] = load()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    text = markdown(report)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(text)
+
+    print("\ntargets (ratio = cygrad / anchor system, medians of this run):")
+    for t in report["targets"]:
+        if t["met"] is None:
+            print(f"  [{t['target']}] {t['text']} ({t['threads']}t): {t['note']}")
+            continue
+        print(f"  [{t['target']}] {t['text']} ({t['threads']}t): {t['ratio']:.3f} "
+              f"(bound {t['bound']:.3g}; anchor {NAMES[t['anchor_system']]} "
+              f"{t['anchor_us']:.1f} µs here, {t['anchor_doc_us']} µs in anchors.md) -> "
+              f"{'MET' if t['met'] else 'NOT MET'}")
+    for t in report.get("memory_targets", []):
+        print(f"  [{t['target']}] {t['text']}: {'MET' if t['met'] else 'NOT MET'} "
+              f"({t['detail']})")
+    print(f"\nwrote {os.path.join(args.out, 'latest.json')} and latest.md "
+          f"(load at end {fmt_load(report['load_end'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
