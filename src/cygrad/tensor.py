@@ -114,7 +114,10 @@ def tensor(data, dtype=None, requires_grad=False):
 class Tensor:
     """An n-dimensional float array that remembers how it was computed."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "__weakref__")
+    # _g: the gradient arriving at this node while backward runs (None otherwise);
+    # _mark: backward's visit mark for the topological sort
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_g", "_mark",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: array + tensor is a Tensor
 
     def __init__(self, data, requires_grad=False):
@@ -125,6 +128,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._op = None
         self._parents = ()
+        self._g = self._mark = None
 
     # ------------------------------------------------------------------ autodiff
 
@@ -150,43 +154,47 @@ class Tensor:
                 raise ValueError(f"gradient of shape {grad.shape} for an output of shape "
                                  f"{self.shape}")
         order = _topological_order(self)
-        grads = {id(self): grad}
-        summed = set()  # nodes whose gradient is a sum this loop allocated: add in place
+        self._g = grad
+        summed = set()  # ids of nodes whose gradient is a sum this loop allocated
         tracer = _tracer
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            op = node._op
-            if op is None:
-                if tracer is not None:
-                    tracer.leaf(node, g)
-                alone = sys.getrefcount(g) == _ALONE  # only `g` holds it: see _accumulate
-                node._accumulate(g, alone)
-                continue
-            if op.released:
-                raise RuntimeError(f"backward through the graph a second time ({op.name} has "
-                                   "already freed its saved arrays); call backward("
-                                   "retain_graph=True) the first time to keep them")
-            input_grads = op.backward(g)
-            if _anomaly:
-                for pg in input_grads:
-                    _check_finite(op, "backward gradient", pg)
-            if tracer is not None:
-                tracer.step(node, g, input_grads)
-            for parent, pg in zip(node._parents, input_grads):
-                if pg is None or not parent.requires_grad:
+        try:
+            for node in reversed(order):
+                g, node._g = node._g, None
+                if g is None:
                     continue
-                key = id(parent)
-                held = grads.get(key)
-                if held is None:
-                    grads[key] = pg
-                elif key in summed:
-                    held += pg
-                else:
-                    grads[key] = held + pg
-                    summed.add(key)
-            input_grads = pg = held = None  # keep no reference: see _accumulate
+                op = node._op
+                if op is None:
+                    if tracer is not None:
+                        tracer.leaf(node, g)
+                    alone = sys.getrefcount(g) == _ALONE  # only `g` holds it: see _accumulate
+                    node._accumulate(g, alone)
+                    continue
+                if op.released:
+                    raise RuntimeError(f"backward through the graph a second time ({op.name} "
+                                       "has already freed its saved arrays); call backward("
+                                       "retain_graph=True) the first time to keep them")
+                input_grads = op.backward(g)
+                if _anomaly:
+                    for pg in input_grads:
+                        _check_finite(op, "backward gradient", pg)
+                if tracer is not None:
+                    tracer.step(node, g, input_grads)
+                for parent, pg in zip(node._parents, input_grads):
+                    if pg is None or not parent.requires_grad:
+                        continue
+                    held = parent._g
+                    if held is None:
+                        parent._g = pg
+                    elif id(parent) in summed:  # a buffer of our own: add in place
+                        held += pg
+                    else:
+                        parent._g = held + pg
+                        summed.add(id(parent))
+                input_grads = pg = held = None  # keep no reference: see _accumulate
+        except BaseException:
+            for node in order:  # leave no gradient behind on the nodes
+                node._g = None
+            raise
         if not retain_graph:
             for node in order:
                 op = node._op
@@ -358,7 +366,7 @@ def apply(op_class, *inputs, **params):
     if params:
         op.__dict__.update(params)
     out = Tensor.__new__(Tensor)
-    out.grad = None
+    out.grad = out._g = out._mark = None
     out.data = data = op.forward(*[t.data for t in inputs])
     needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
     if True in needs:
@@ -430,14 +438,15 @@ _ALONE = _count_alone()
 
 
 def _topological_order(root):
-    """Nodes reachable from root that need gradients, each after all of its inputs."""
-    order, seen = [], {id(root)}
-    stack = [(root, iter(root._parents))]
+    """Nodes reachable from root that need gradients, each after all of its inputs (an
+    iterative depth-first search: deep graphs never meet Python's recursion limit)."""
+    mark = root._mark = object()  # a fresh mark for this search: "seen" is _mark is mark
+    order, stack = [], [(root, iter(root._parents))]
     while stack:
         node, parents = stack[-1]
         for parent in parents:
-            if parent.requires_grad and id(parent) not in seen:
-                seen.add(id(parent))
+            if parent.requires_grad and parent._mark is not mark:
+                parent._mark = mark
                 stack.append((parent, iter(parent._parents)))
                 break
         else:

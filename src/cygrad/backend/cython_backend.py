@@ -12,13 +12,19 @@ from cygrad._C import gemm as _gemm
 
 _ACT = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3}
 
-# Below this many elements a second thread costs more than it saves. Only speed depends on it:
-# every kernel gives the same bits for any thread count.
-_PARALLEL_MIN = 1 << 15
+# Threads are woken only for work of about 100 µs and more: waking a sleeping OpenMP thread
+# costs microseconds on an idle machine and much more on a busy one. Only speed depends on
+# these: every kernel gives the same bits for any thread count. Elements per 100 µs:
+_CHEAP = 1 << 20  # a select or an add an element (relu, bias, sums, copies)
+_COSTLY = 1 << 16  # tanh, sigmoid, exp
+_GEMM = 1 << 22  # multiply-adds
 
 
-def _threads(size, num_threads):
-    return num_threads if size >= _PARALLEL_MIN else 1
+def _threads(size, num_threads, per=_CHEAP):
+    return num_threads if size >= per else 1
+
+
+_COST = {"tanh": _COSTLY, "sigmoid": _COSTLY, "relu": _CHEAP, "leaky_relu": _CHEAP}
 
 
 def _c(a):
@@ -26,17 +32,20 @@ def _c(a):
 
 
 def gemm(a, b, trans_a, trans_b, num_threads):
-    m, k = a.shape[::-1] if trans_a else a.shape
+    m = a.shape[1] if trans_a else a.shape[0]
     n = b.shape[0] if trans_b else b.shape[1]
-    c = np.empty((m, n), dtype=a.dtype)
-    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads if m * n * k >= _PARALLEL_MIN * 32 else 1)
+    c = np.empty((m, n), a.dtype)
+    if m * n * b.shape[1 if trans_b else 0] < _GEMM:
+        num_threads = 1
+    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads)
     return c
 
 
 def activation_forward(name, x, slope, num_threads):
     x = _c(x)
     y = np.empty(x.shape, x.dtype)
-    elementwise.activation_forward(_ACT[name], x, y, slope, _threads(x.size, num_threads))
+    elementwise.activation_forward(_ACT[name], x, y, slope,
+                                   _threads(x.size, num_threads, _COST[name]))
     return y
 
 
@@ -58,16 +67,20 @@ def bias_add(x, b, out, num_threads):
 
 def bias_activation(name, x, b, slope, num_threads):
     y = np.empty(x.shape, x.dtype)
-    elementwise.bias_activation(_ACT[name], x, _c(b), y, slope, _threads(x.size, num_threads))
+    elementwise.bias_activation(_ACT[name], x, _c(b), y, slope,
+                                _threads(x.size, num_threads, _COST[name]))
     return y
 
 
 def activation_backward_bias(name, grad, saved, slope, num_threads):
-    grad, saved = _c(grad), _c(saved)
     dx = np.empty(grad.shape, grad.dtype)
     db = np.empty(grad.shape[1], grad.dtype)
-    elementwise.activation_backward_column_sum(_ACT[name], grad, saved, dx, db, slope,
-                                               _threads(dx.size, num_threads))
+    try:  # the kernel refuses strided arrays: copy them only then
+        elementwise.activation_backward_column_sum(_ACT[name], grad, saved, dx, db, slope,
+                                                   _threads(dx.size, num_threads))
+    except BufferError:
+        elementwise.activation_backward_column_sum(_ACT[name], _c(grad), _c(saved), dx, db,
+                                                   slope, _threads(dx.size, num_threads))
     return dx, db
 
 
@@ -97,7 +110,8 @@ def log_softmax_nll(logits, targets, num_threads):
     logits = _c(logits)
     logp = np.empty(logits.shape, logits.dtype)
     losses = np.empty(logits.shape[0], dtype=logits.dtype)
-    loss.log_softmax_nll(logits, targets, logp, losses, _threads(logits.size, num_threads))
+    loss.log_softmax_nll(logits, targets, logp, losses,
+                         _threads(logits.size, num_threads, _COSTLY))
     return losses, logp
 
 
@@ -105,7 +119,7 @@ def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
     logp = _c(logp)
     dx = np.empty(logp.shape, logp.dtype)
     loss.log_softmax_nll_backward(logp, targets, _c(g_rows), dx,
-                                  _threads(dx.size, num_threads))
+                                  _threads(dx.size, num_threads, _COSTLY))
     return dx
 
 

@@ -64,6 +64,12 @@ def _tensor_input(x, name, ndim=None):
 
 def _check_weights(name, x, weight, bias, weight_ndim):
     """weight (and bias) are Tensors of x's dtype; bias has shape (weight.shape[0],)."""
+    dtype = x.data.dtype
+    if (isinstance(weight, Tensor) and weight.data.dtype == dtype
+            and weight.data.ndim == weight_ndim
+            and (bias is None or (isinstance(bias, Tensor) and bias.data.dtype == dtype
+                                  and bias.data.shape == weight.data.shape[:1]))):
+        return  # the common case, checked in one expression (this runs on every layer call)
     for what, t in (("weight", weight), ("bias", bias)):
         if t is None:
             continue
@@ -82,9 +88,10 @@ def _check_weights(name, x, weight, bias, weight_ndim):
 # ---------------------------------------------------------------------- layers
 
 def _check_linear(x, weight, bias):
-    _tensor_input(x, "linear")
+    if not isinstance(x, Tensor):
+        _tensor_input(x, "linear")
     _check_weights("linear", x, weight, bias, 2)
-    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+    if x.data.ndim < 1 or x.data.shape[-1] != weight.data.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                          f"{weight.shape} (expected last dimension {weight.shape[1]})")
 
@@ -218,11 +225,11 @@ def mse_loss(input, target, reduction="mean"):
     _check_reduction(reduction)
     _tensor_input(input, "mse_loss")
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=input.dtype))
-    elif target.dtype != input.dtype:
+        target = Tensor(np.asarray(target, dtype=input.data.dtype))
+    elif target.data.dtype != input.data.dtype:
         raise TypeError(f"mse_loss: input has dtype {input.dtype} but target has dtype "
                         f"{target.dtype}")
-    if target.shape != input.shape:
+    if target.data.shape != input.data.shape:
         raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape "
                          f"{target.shape} differ")
     return apply(losses.MSE, input, target, reduction=reduction)

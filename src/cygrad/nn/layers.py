@@ -38,7 +38,8 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        p = self._parameters  # not self.weight: Module.__getattr__ is slow
+        return F.linear(x, p["weight"], p["bias"])
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -208,20 +209,23 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        modules = list(self._modules.values())
-        i = 0
-        while i < len(modules):
-            m = modules[i]
-            activation = _fusable(m, modules[i + 1]) if i + 1 < len(modules) else None
+        modules = iter(self._modules.values())
+        m = next(modules, _END)
+        while m is not _END:
+            after = next(modules, _END)
+            activation = _fusable(m, after)
             if activation is None:
                 x = m(x)
-                i += 1
+                m = after
             else:  # Linear then its activation: one kernel pass (F._linear_activation)
                 p = m._parameters
-                x = F._linear_activation(x, p["weight"], p["bias"], activation,
-                                         getattr(modules[i + 1], "negative_slope", 0.01))
-                i += 2
+                slope = after.negative_slope if activation == "leaky_relu" else 0.01
+                x = F._linear_activation(x, p["weight"], p["bias"], activation, slope)
+                m = next(modules, _END)
         return x
+
+
+_END = object()
 
 
 _FUSABLE = {Tanh: "tanh", Sigmoid: "sigmoid", ReLU: "relu", LeakyReLU: "leaky_relu"}

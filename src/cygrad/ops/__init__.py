@@ -67,7 +67,8 @@ def unlock(held):
 
 
 class Lease:
-    """The locks one op holds; dropping the op (graph freed without backward) unlocks."""
+    """The locks one op holds (`lock` of the arrays it saved); dropping the op (a graph freed
+    without backward) unlocks them."""
 
     __slots__ = ("held",)
 

@@ -27,9 +27,14 @@ class MSE(Op):
     rule = "dx = g * 2 * (x - t);  dt = -dx  (divided by the count for the mean)"
 
     def forward(self, x, t):
-        self.diff = x - t
-        return _reduce((self.diff * self.diff).reshape(-1), self.reduction).reshape(
-            x.shape if self.reduction == "none" else ())
+        self.diff = diff = x - t
+        squares = diff * diff
+        if self.reduction == "none":
+            return squares
+        total = np.add.reduce(squares, axis=None)  # as squares.reshape(-1).sum(): same bits
+        if self.reduction == "mean":
+            total = total / x.dtype.type(max(squares.size, 1))
+        return np.asarray(total)
 
     def backward(self, g):
         diff = self.diff
