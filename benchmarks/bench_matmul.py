@@ -6,9 +6,9 @@
 Shapes: square n = 64 ... 2048 and the three products of a dense layer 784 -> 256 on a batch of 64
 (forward X @ W, weight gradient X.T @ G, input gradient G @ W.T, the transposes passed as flags,
 never copied). Each sample times a batch of calls sized to take a few milliseconds; cygrad and
-numpy samples alternate, and the table shows medians. The kernel is called directly with a
-preallocated output (no Python overhead); "seam" times `cygrad.backend.gemm` on the cython
-backend (validation and allocation included) for n >= 256.
+numpy alternate in rounds (each warmed up first: see WARM), and the table shows medians. The
+kernel is called directly with a preallocated output (no Python overhead); "seam" times
+`cygrad.backend.gemm` on the cython backend (validation and allocation included), n >= 256.
 """
 
 import argparse
@@ -37,6 +37,11 @@ from cygrad._C import gemm as gemm_module  # noqa: E402
 KERNELS = {"packed": gemm_module.gemm, "blocked": gemm_module.gemm_blocked,
            "naive": gemm_module.gemm_naive}
 SQUARE = (64, 128, 256, 512, 1024, 2048)
+# Before its samples each contender runs alone for WARM seconds. With two threads this matters:
+# after a call OpenBLAS's idle threads busy-wait ~130 ms (2^28 cycles), and a kernel started
+# meanwhile shares a core with them; and on this VM a core left idle comes back slowly (two
+# threads ran at one core's speed for ~0.3 s after a pause).
+WARM = {1: 0.05, 2: 0.4}
 # (name, M, N, K, trans_a, trans_b): a dense layer 784 -> 256, batch 64
 DENSE = (("fwd X@W 64x784@784x256", 64, 256, 784, False, False),
          ("dW X.T@G 784x64@64x256", 784, 256, 64, True, False),
@@ -59,6 +64,12 @@ def sample(fn, calls):
     for _ in range(calls):
         fn()
     return (time.perf_counter() - t) / calls
+
+
+def warm_up(fn, seconds):
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        fn()
 
 
 def calls_for(fn, target):
@@ -96,9 +107,13 @@ def measure(name, m, n, k, ta, tb, dtype, threads, kernel, reps, target, seam):
     times = {key: [] for key in contenders}
     with blas_threads(threads):
         calls = {key: calls_for(f, target) for key, f in contenders.items()}
-        for _ in range(reps):  # interleaved: a noisy neighbour hits every contender alike
+        # interleaved in rounds, so that a noisy neighbour hits every contender alike
+        rounds = 3
+        for _ in range(rounds):
             for key, f in contenders.items():
-                times[key].append(sample(f, calls[key]))
+                warm_up(f, WARM.get(threads, WARM[2]))
+                for _ in range(-(-reps // rounds)):
+                    times[key].append(sample(f, calls[key]))
     flops = 2.0 * m * n * k
     row = {"shape": name, "m": m, "n": n, "k": k, "trans_a": ta, "trans_b": tb,
            "dtype": np.dtype(dtype).name, "threads": threads, "kernel": kernel}
