@@ -295,3 +295,39 @@ def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, int kh, in
                     src = &cols_t[(c * kh + i) * kw + j, n * P + oy * ow]
                     for ox in range(lo, hi):
                         dst[ox * stride + j - padding] = dst[ox * stride + j - padding] + src[ox]
+
+
+def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
+                     floating[:, :, ::1] out, int num_threads):
+    """planes_to_images(planes, b, out, num_threads)
+
+    ``out[n, o, q] := planes[o, n*P + q] + b[o]`` (``b`` may be empty: no bias), with
+    planes (O, N*P) a convolution's gemm result and out (N, O, P): the move to image layout and
+    the bias add in one pass. One add an element (exactly bias_add's): bits independent of the
+    split, which is over the N*O output rows.
+    """
+    cdef Py_ssize_t N = out.shape[0], O = out.shape[1], P = out.shape[2]
+    if planes.shape[0] != O or planes.shape[1] != N * P:
+        raise ValueError(f"planes of shape ({planes.shape[0]}, {planes.shape[1]}) do not fit "
+                         f"output ({N}, {O}, {P})")
+    if b.shape[0] != 0 and b.shape[0] != O:
+        raise ValueError(f"bias of length {b.shape[0]} for {O} channels")
+    cdef bint bias = b.shape[0] != 0
+    cdef Py_ssize_t r, n, o, q
+    cdef const floating *src
+    cdef floating *dst
+    cdef floating add
+    if N * O * P == 0:
+        return
+    for r in prange(N * O, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+        n = r // O
+        o = r - n * O
+        src = &planes[o, n * P]
+        dst = &out[n, o, 0]
+        if bias:
+            add = b[o]
+            for q in range(P):
+                dst[q] = src[q] + add
+        else:
+            for q in range(P):
+                dst[q] = src[q]

@@ -169,3 +169,23 @@ def test_im2col_t_checks_geometry():
         B.im2col_t(x, 5, 5)
     with pytest.raises(ValueError, match="do not fit"):
         B.col2im_t(np.ones((9, 3), np.float32), x.shape, 3, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 5), o=st.integers(1, 9), p=st.integers(0, 40), dt=dtypes,
+       bias=st.booleans(), threads=st.sampled_from([1, 2]))
+def test_planes_to_images_moves_planes_and_adds_the_bias(n, o, p, dt, bias, threads):
+    planes = data((o, n * p), dt, n + o + p)
+    b = data(o, dt, 7) if bias else None
+    out = on_threads(lambda: B.planes_to_images(planes, b, n, p), threads)
+    assert out.shape == (n, o, p) and out.dtype == dt and out.flags.c_contiguous
+    images = planes.reshape(o, n, p).transpose(1, 0, 2)
+    assert np.array_equal(out, images + b[:, None] if bias else images)  # one exact add
+    assert np.array_equal(out, numpy_backend.planes_to_images(planes, b, n, p, 1))
+
+
+def test_planes_to_images_checks_its_input():
+    with pytest.raises(ValueError, match="do not split"):
+        B.planes_to_images(np.ones((2, 7), np.float32), None, 2, 3)
+    with pytest.raises(ValueError, match="bias"):
+        B.planes_to_images(np.ones((2, 8), np.float32), np.ones(3, np.float32), 2, 4)

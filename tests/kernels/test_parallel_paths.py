@@ -87,4 +87,7 @@ def test_conv_kernels(geometry, dtype):
     assert_same(both(lambda: B.col2im(cols[0], x.shape, k, k, stride, padding)))
     cols_t = both(lambda: B.im2col_t(x, k, k, stride, padding))
     assert_same(cols_t)
+    planes = cols_t[0][:4]
+    assert_same(both(lambda: B.planes_to_images(planes[:, :planes.shape[1] // 3 * 3],
+                                                np.ones(4, dtype), 3, planes.shape[1] // 3)))
     assert_same(both(lambda: B.col2im_t(cols_t[0], x.shape, k, k, stride, padding)))

@@ -22,7 +22,7 @@ __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
     "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
-    "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t",
+    "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -332,3 +332,19 @@ def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0):
     if cols_t.shape != (c * kh * kw, n * oh * ow):
         raise ValueError(f"col2im_t: columns of shape {cols_t.shape} do not fit input {x_shape}")
     return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)
+
+
+def planes_to_images(planes, bias, n, p):
+    """out[i, o, q] := planes[o, i*p + q] + bias[o] (no add when bias is None): a convolution's
+    (O, n*p) gemm result in (n, O, p) layout, with its bias. One add an element, bias_add's."""
+    if bias is not None and (planes.dtype is not bias.dtype or planes.dtype not in FLOAT_DTYPES):
+        _check_float("planes_to_images", planes, bias)
+    elif planes.dtype not in FLOAT_DTYPES:
+        _check_float("planes_to_images", planes)
+    if planes.ndim != 2 or n < 0 or p < 0 or planes.shape[1] != n * p:
+        raise ValueError(f"planes_to_images: planes of shape {planes.shape} do not split into "
+                         f"{n} images of {p} pixels")
+    if bias is not None and bias.shape != planes.shape[:1]:
+        raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
+                         f"{planes.shape[0]} channels")
+    return _impl.planes_to_images(planes, bias, n, p, _num_threads)

@@ -151,3 +151,15 @@ def col2im_t(cols_t, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
     x = np.empty(x_shape, dtype=cols_t.dtype)
     conv.col2im_t(cols_t, x, kh, kw, stride, padding, oh, ow, _threads(cols_t.size, num_threads))
     return x
+
+
+_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
+            np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def planes_to_images(planes, bias, n, p, num_threads):
+    planes = _c(planes)
+    out = np.empty((n, planes.shape[0], p), planes.dtype)
+    b = _NO_BIAS[planes.dtype] if bias is None else _c(bias)
+    conv.planes_to_images(planes, b, out, _threads(out.size, num_threads))
+    return out

@@ -111,3 +111,10 @@ def im2col_t(x, kh, kw, stride, padding, oh, ow, num_threads):
 
 def col2im_t(cols_t, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
     return col2im(cols_t.T, x_shape, kh, kw, stride, padding, oh, ow, num_threads)
+
+
+def planes_to_images(planes, bias, n, p, num_threads):
+    images = planes.reshape(planes.shape[0], n, p).transpose(1, 0, 2)
+    if bias is None:
+        return np.ascontiguousarray(images)
+    return np.add(images, bias[:, None], order="C")

@@ -62,12 +62,8 @@ class Conv2d(Op):
         oh = (h + 2 * self.padding - kh) // self.stride + 1
         ow = (wd + 2 * self.padding - kw) // self.stride + 1
         self.plane = oh * ow
-        planes = B.gemm(w.reshape(o, -1), self.cols).reshape(o, n, oh * ow).transpose(1, 0, 2)
-        if b is None:
-            y = np.ascontiguousarray(planes)
-        else:  # y = planes + b, one pass, exact: the bias added as bias_add would
-            y = np.add(planes, b[:, None], order="C")
-        return y.reshape(n, o, oh, ow)
+        planes = B.gemm(w.reshape(o, -1), self.cols)  # (O, N*OH*OW)
+        return B.planes_to_images(planes, b, n, oh * ow).reshape(n, o, oh, ow)
 
     def backward(self, g):
         o, _, kh, kw = self.w.shape
