@@ -147,7 +147,7 @@ class Tensor:
                 raise RuntimeError(f"backward() needs a gradient argument for a non-scalar "
                                    f"output of shape {self.shape}; call .sum() first, or pass "
                                    "grad=ones of that shape")
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, self.data.dtype)
         else:
             grad = _to_array(grad, self.dtype)
             if grad.shape != self.shape:

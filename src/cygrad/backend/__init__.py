@@ -157,21 +157,28 @@ def _check_bias(name, x, b):
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
-    if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES:
-        _check_float("gemm", a, b)
+    sa, sb = a.shape, b.shape
+    if (a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or len(sa) != 2 or len(sb) != 2
+            or sa[0 if trans_a else 1] != sb[1 if trans_b else 0]):
+        _check_gemm(a, b, trans_a, trans_b)  # raises, unless dtypes are merely equal objects
+    return _impl.gemm(a, b, trans_a, trans_b, _num_threads)
+
+
+def _check_gemm(a, b, trans_a, trans_b):
+    _check_float("gemm", a, b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"gemm needs 2-D operands, got shapes {a.shape} and {b.shape}")
-    if a.shape[0 if trans_a else 1] != b.shape[1 if trans_b else 0]:
+    k_a, k_b = a.shape[0 if trans_a else 1], b.shape[1 if trans_b else 0]
+    if k_a != k_b:
         sa = f"{a.shape}{'.T' if trans_a else ''}"
         sb = f"{b.shape}{'.T' if trans_b else ''}"
-        raise ValueError(f"matmul: shapes {sa} and {sb} do not multiply "
-                         f"({a.shape[0 if trans_a else 1]} != {b.shape[1 if trans_b else 0]})")
-    return _impl.gemm(a, b, trans_a, trans_b, _num_threads)
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not multiply ({k_a} != {k_b})")
 
 
 def activation_forward(name, x, slope=0.01):
     """y = act(x) elementwise: tanh, sigmoid, relu, leaky_relu(slope)."""
-    _check_activation(name)
+    if name not in ACTIVATIONS:
+        _check_activation(name)
     if x.dtype not in FLOAT_DTYPES:
         _check_float(name, x)
     return _impl.activation_forward(name, x, slope, _num_threads)
@@ -180,7 +187,8 @@ def activation_forward(name, x, slope=0.01):
 def activation_backward(name, grad, x, y, slope=0.01):
     """dx from the output gradient; tanh, sigmoid and relu read y (relu: y > 0 exactly when
     x > 0), leaky_relu reads x."""
-    _check_activation(name)
+    if name not in ACTIVATIONS:
+        _check_activation(name)
     saved = x if name == "leaky_relu" else y
     if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
         _check_float(name, grad, saved)
@@ -203,7 +211,8 @@ def bias_activation(name, z, b, slope=0.01):
     """The fused forward of a dense layer: Z := Z + b in place, returns Y = act(Z), one pass
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
-    _check_activation(name)
+    if name not in ACTIVATIONS:
+        _check_activation(name)
     if z.dtype is not b.dtype or z.dtype not in FLOAT_DTYPES:
         _check_float(name, z, b)
     _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
@@ -214,7 +223,8 @@ def activation_backward_bias(name, grad, saved, slope=0.01):
     """The fused backward of a dense layer's bias and activation: (dz, db) with dz what
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
-    _check_activation(name)
+    if name not in ACTIVATIONS:
+        _check_activation(name)
     if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
         _check_float(name, grad, saved)
     _check_same_shape(name, grad, saved)

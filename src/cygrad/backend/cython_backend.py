@@ -32,12 +32,9 @@ def _c(a):
 
 
 def gemm(a, b, trans_a, trans_b, num_threads):
-    m = a.shape[1] if trans_a else a.shape[0]
-    n = b.shape[0] if trans_b else b.shape[1]
+    (k, m), (n, k) = (a.shape if trans_a else a.shape[::-1]), (b.shape if trans_b else b.shape[::-1])
     c = np.empty((m, n), a.dtype)
-    if m * n * b.shape[1 if trans_b else 0] < _GEMM:
-        num_threads = 1
-    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads)
+    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads if m * n * k >= _GEMM else 1)
     return c
 
 

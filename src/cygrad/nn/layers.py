@@ -215,7 +215,11 @@ class Sequential(Module):
             after = next(modules, _END)
             activation = _fusable(m, after)
             if activation is None:
-                x = m(x)
+                if type(m) is Linear and "forward" not in m.__dict__:  # its forward, inlined
+                    p = m._parameters
+                    x = F.linear(x, p["weight"], p["bias"])
+                else:
+                    x = m(x)
                 m = after
             else:  # Linear then its activation: one kernel pass (F._linear_activation)
                 p = m._parameters

@@ -40,8 +40,8 @@ def lock(arrays):
     Arrays that are read-only for reasons of their own are left alone."""
     held = []
     for array in arrays:
-        # the common case, an array owning its memory, has one target
-        for target in (array,) if array.base is None else _targets(array):
+        # the common case, an array owning its memory, is its only target
+        for target in _targets(array) if array.base is not None else (array,):
             entry = _saved.get(id(target))
             if entry is not None:
                 entry[1] += 1
@@ -114,8 +114,9 @@ class Op:
 
     def release(self):
         """Drop the arrays saved for backward; a second backward through this op is an error."""
-        lease = self.lease
+        state = self.__dict__
+        lease = state.get("lease")
         if lease is not None:
             lease.release()
-        self.__dict__.clear()
-        self.released = True
+        state.clear()
+        state["released"] = True

@@ -31,12 +31,15 @@ class Linear(Op):
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
-        g = g if g.ndim == 2 else g.reshape(-1, self.w.shape[0])
-        dx = B.gemm(g, self.w).reshape(self.in_shape) if self.needs[0] else None
-        dw = B.gemm(g, self.x, trans_a=True) if self.needs[1] else None
-        if len(self.needs) == 2:
+        needs, w = self.needs, self.w
+        g = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
+        dx = B.gemm(g, w) if needs[0] else None
+        if dx is not None and len(self.in_shape) != 2:
+            dx = dx.reshape(self.in_shape)
+        dw = B.gemm(g, self.x, trans_a=True) if needs[1] else None
+        if len(needs) == 2:
             return dx, dw
-        if not self.needs[2]:
+        if not needs[2]:
             return dx, dw, None
         fused, self.bias_grad = self.bias_grad, None
         return dx, dw, (fused[1] if fused is not None and fused[0] is g else B.column_sum(g))
