@@ -147,7 +147,8 @@ class Tensor:
                 raise RuntimeError(f"backward() needs a gradient argument for a non-scalar "
                                    f"output of shape {self.shape}; call .sum() first, or pass "
                                    "grad=ones of that shape")
-            grad = np.ones(self.data.shape, self.data.dtype)
+            grad = np.empty(self.data.shape, self.data.dtype)
+            grad.fill(1)
         else:
             grad = _to_array(grad, self.dtype)
             if grad.shape != self.shape:

@@ -79,6 +79,11 @@ except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay
 _num_threads = int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1)
 
 
+# The compiled graph locks (csrc/graph.pyx), or None: cygrad.ops then uses its Python ones.
+# Not switched by use(): a process keeps one registry of locked arrays.
+compiled_lease = getattr(_backends.get("cython"), "Lease", None)
+
+
 def available():
     """Names of the backends this install can run."""
     return tuple(_backends)

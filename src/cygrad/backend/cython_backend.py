@@ -10,6 +10,11 @@ import numpy as np
 from cygrad._C import conv, elementwise, loss, reduce
 from cygrad._C import gemm as _gemm
 
+try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
+    from cygrad._C.graph import Lease
+except ImportError:  # a partial build (CYGRAD_KERNELS=...): the Python ones serve
+    Lease = None
+
 _ACT = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3}
 
 # Threads are woken only for work of about 100 µs and more: waking a sleeping OpenMP thread

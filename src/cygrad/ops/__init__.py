@@ -21,6 +21,8 @@ im2col patches) are private and need no lock.
 
 import numpy as np
 
+from .. import backend as _backend
+
 # Arrays that live graphs read in backward, made read-only meanwhile:
 # id(array) -> [array, number of graphs using it]
 _saved = {}
@@ -46,7 +48,7 @@ def lock(arrays):
             if entry is not None:
                 entry[1] += 1
             elif target.flags.writeable:
-                target.setflags(write=False)
+                target.setflags(False)  # positional: keyword parsing costs more than the call
                 _saved[id(target)] = [target, 1]
             else:
                 continue
@@ -61,14 +63,14 @@ def unlock(held):
         if entry[1] == 0:
             del _saved[id(target)]
             try:
-                target.setflags(write=True)
+                target.setflags(True)
             except ValueError:  # a view whose owner another graph still locks: it stays
                 pass            # read-only, like any view made of a read-only array
 
 
 class Lease:
     """The locks one op holds (`lock` of the arrays it saved); dropping the op (a graph freed
-    without backward) unlocks them."""
+    without backward) unlocks them. The compiled twin (csrc/graph.pyx) replaces it when built."""
 
     __slots__ = ("held",)
 
@@ -82,6 +84,10 @@ class Lease:
     def __del__(self):
         if self.held and unlock is not None:  # unlock is None at interpreter shutdown
             unlock(self.held)
+
+
+PyLease = Lease  # the spec; csrc/graph.pyx compiles the same class when built
+Lease = _backend.compiled_lease or PyLease
 
 
 class Op:

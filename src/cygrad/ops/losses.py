@@ -38,9 +38,12 @@ class MSE(Op):
 
     def backward(self, g):
         diff = self.diff
-        scale = g * diff.dtype.type(2)
+        dtype = diff.dtype.type
+        if self.reduction != "none":
+            g = dtype(g)  # a numpy scalar: the same rounding as a 0-d array, less overhead
+        scale = g * dtype(2)
         if self.reduction == "mean":
-            scale = scale / diff.dtype.type(max(diff.size, 1))
+            scale = scale / dtype(max(diff.size, 1))
         dx = scale * diff
         return (dx if self.needs[0] else None), (-dx if self.needs[1] else None)
 
