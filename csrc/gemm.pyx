@@ -53,7 +53,7 @@ cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
     # Below this many multiply-adds (~200^3, ~150 us) one thread: under cygrad's passive OpenMP
     # wait a parallel region costs ~50-200 us here (a sleeping thread's core must be woken), so
-    # two threads lost to one up to ~8-20M multiply-adds (benchmarks/README.md)
+    # two threads lost to one up to ~7-17M multiply-adds (benchmarks/README.md)
     SERIAL_MACS = 1 << 23
 
 serial_macs = SERIAL_MACS  # for the tests: products this small always run on one thread
