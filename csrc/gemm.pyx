@@ -51,12 +51,12 @@ cdef extern from "gemm_microkernel.h" nogil:
 
 cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
-    # Below this many multiply-adds (~200^3, ~150 us) one thread: under cygrad's passive OpenMP
-    # wait a parallel region costs ~50-200 us here (a sleeping thread's core must be woken), so
-    # two threads lost to one up to ~7-17M multiply-adds (benchmarks/README.md)
-    SERIAL_MACS = 1 << 23
 
-serial_macs = SERIAL_MACS  # for the tests: products this small always run on one thread
+# `gemm` runs products of at most this many multiply-adds (~200^3, ~150 us) on one thread,
+# whatever num_threads says: under cygrad's passive OpenMP wait a parallel region costs ~50-200 us
+# here (a sleeping thread's core must be woken), and two threads lost to one up to ~7-17M
+# multiply-adds (benchmarks/README.md). Set it to 0 to always use num_threads (tests do).
+serial_macs = 1 << 23
 
 
 cdef inline Py_ssize_t _iabs(Py_ssize_t x) noexcept nogil:
@@ -281,7 +281,7 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
     cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
     cdef Py_ssize_t nt = max(1, num_threads)
-    if g.m * g.n * g.k <= SERIAL_MACS:
+    if g.m * g.n * g.k <= <Py_ssize_t>serial_macs:
         nt = 1
     cdef bint split_n = _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))

@@ -21,11 +21,16 @@ _KERNEL_FN = {"packed": gemm_module.gemm, "blocked": gemm_module.gemm_blocked,
 
 
 def run_gemm(a, b, ta=False, tb=False, threads=1, kernel="packed"):
-    """C := op(A) @ op(B) through the compiled kernel, C allocated here as the backend does."""
+    """C := op(A) @ op(B) through the compiled kernel, C allocated here as the backend does.
+    With threads > 1 the threads really run, however small the product (see serial_macs)."""
     m = a.shape[1] if ta else a.shape[0]
     n = b.shape[0] if tb else b.shape[1]
     c = np.full((m, n), np.nan, dtype=a.dtype)  # NaN: any element left unwritten shows up
-    _KERNEL_FN[kernel](a, b, c, ta, tb, threads)
+    saved, gemm_module.serial_macs = gemm_module.serial_macs, 0  # no product is too small
+    try:
+        _KERNEL_FN[kernel](a, b, c, ta, tb, threads)
+    finally:
+        gemm_module.serial_macs = saved
     return c
 
 
@@ -203,14 +208,17 @@ def test_column_invariance(dtype, ta, tb):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES)
 @pytest.mark.parametrize("m,n,k", [(2000, 7, 700), (7, 2000, 700), (257, 257, 513),
-                                   (64, 256, 784), (100, 3000, 30)])
+                                   (64, 256, 784), (100, 3000, 30), (9, 33, 17), (17, 40, 3)])
 def test_threads_and_variants_give_the_same_bits(dtype, ta, tb, m, n, k):
-    """1 or 2 threads (split over N or over M) and all three variants: one result."""
-    assert m * n * k > gemm_module.serial_macs  # big enough to run on two threads
+    """1 or 2 threads (split over N or over M, uneven shares) and all three variants: one
+    result; and the default threshold sends only big products to two threads."""
     a, b = operands(np.random.default_rng(k), m, n, k, ta, tb, dtype)
     c = run_gemm(a, b, ta, tb, 1)
     assert np.array_equal(c, run_gemm(a, b, ta, tb, 2))
     assert np.array_equal(c, run_gemm(a, b, ta, tb, 2, kernel="blocked"))
+    d = np.empty_like(c)
+    gemm_module.gemm(a, b, d, ta, tb, 2)  # the default threshold
+    assert np.array_equal(c, d)
     if m * n * k <= 15_000_000:
         assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
 
