@@ -366,10 +366,19 @@ def apply(op_class, *inputs, **params):
     op = op_class.__new__(op_class)
     if params:
         op.__dict__.update(params)
+    if len(inputs) == 1:  # the usual arities spelled out: comprehensions cost more
+        (a,) = inputs
+        data = op.forward(a.data)
+        needs = (a.requires_grad,) if _grad_enabled else ()
+    elif len(inputs) == 2:
+        a, b = inputs
+        data = op.forward(a.data, b.data)
+        needs = (a.requires_grad, b.requires_grad) if _grad_enabled else ()
+    else:
+        data = op.forward(*[t.data for t in inputs])
+        needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
     out = Tensor.__new__(Tensor)
-    out.grad = out._g = out._mark = None
-    out.data = data = op.forward(*[t.data for t in inputs])
-    needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
+    out.data, out.grad, out._g, out._mark = data, None, None, None
     if True in needs:
         op.needs = needs
         if op.saves or op.saves_output:
