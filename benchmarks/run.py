@@ -38,16 +38,18 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 import numpy as np  # noqa: E402
 
-import cygrad  # noqa: E402
-import cygrad.nn.functional as F  # noqa: E402
-from cygrad import nn, optim  # noqa: E402
-
+# PyTorch first, so that the OpenMP runtime the process shares starts with PyTorch's defaults
+# (importing cygrad first would set OMP_WAIT_POLICY=PASSIVE for both: see the README).
 try:
     if os.environ.get("CYGRAD_BENCH_NO_TORCH"):  # a memory worker of another system
         raise ImportError
     import torch
 except ImportError:  # PyTorch is optional: its columns are skipped with a note
     torch = None
+
+import cygrad  # noqa: E402
+import cygrad.nn.functional as F  # noqa: E402
+from cygrad import nn, optim  # noqa: E402
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:
@@ -87,12 +89,18 @@ def calls_for(fn, seconds):
     return max(1, int(seconds / max(sample(fn, 3), 1e-9)))
 
 
-def interleaved(systems, reps, seconds):
-    """{name: [seconds per call, one per repetition]}, the systems timed in turn."""
+def interleaved(systems, reps, seconds, settle=0.0):
+    """{name: [seconds per call, one per repetition]}, the systems timed in turn. With several
+    threads each sample waits `settle` seconds first (the previous system's idle threads may
+    still be spinning: OpenBLAS's spin ~0.1 s after a call) and warms up with two calls."""
     calls = {name: calls_for(fn, seconds) for name, fn in systems.items()}
     times = {name: [] for name in systems}
     for _ in range(reps):
         for name, fn in systems.items():
+            if settle:
+                time.sleep(settle)
+                fn()
+                fn()
             times[name].append(sample(fn, calls[name]))
     return times
 
@@ -345,7 +353,7 @@ def gemm_rows(thread_counts, reps, seconds, quick):
                         toa, tob = torch.from_numpy(oa), torch.from_numpy(ob)
                         tout = torch.from_numpy(np.empty((m, n), dtype))
                         systems["torch"] = lambda: torch.matmul(toa, tob, out=tout)
-                    times = interleaved(systems, reps, seconds)
+                    times = interleaved(systems, reps, seconds, settle=0.2 if nt > 1 else 0.0)
                     row = {"shape": name, "dtype": np.dtype(dtype).name, "threads": nt}
                     for sys_name, ts in times.items():
                         row[sys_name] = 2.0 * m * n * k / statistics.median(ts) / 1e9
@@ -575,7 +583,8 @@ def main(argv=None):
         for nt in thread_counts:
             gc.collect()
             with threads(nt):
-                times = interleaved(WORKLOADS[workload](), reps, seconds)
+                times = interleaved(WORKLOADS[workload](), reps, seconds,
+                                    settle=0.2 if nt > 1 else 0.0)
             res = {name: stats(ts) for name, ts in times.items()}
             report["steps"][workload][nt] = res
             print(f"{workload:6s} {nt}t  " + "  ".join(

@@ -126,3 +126,23 @@ def test_fused_layer_in_no_grad_mode_adds_the_bias():
     ref = np.maximum(x.data @ model[0].weight.data.T + model[0].bias.data, 0)
     np.testing.assert_allclose(y.data, ref, rtol=1e-6)
     assert not y.requires_grad
+
+
+def test_a_weight_gradient_is_adopted_without_a_copy(monkeypatch):
+    import weakref
+
+    from cygrad import backend
+
+    made = []  # weak references: a strong one would (rightly) make backward copy
+    gemm = backend.gemm
+
+    def recording_gemm(*args, **kwargs):
+        out = gemm(*args, **kwargs)
+        made.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(backend, "gemm", recording_gemm)
+    w = leaf(np.ones((3, 4)))
+    x = cygrad.tensor(np.ones((5, 4)))
+    F.linear(x, w).sum().backward()
+    assert any(ref() is w.grad for ref in made)  # dW from the gemm became .grad itself

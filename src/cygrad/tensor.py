@@ -164,11 +164,13 @@ class Tensor:
                 if g is None:
                     continue
                 op = node._op
-                if op is None:
+                if op is None:  # a leaf: .grad += g
                     if tracer is not None:
                         tracer.leaf(node, g)
-                    alone = sys.getrefcount(g) == _ALONE  # only `g` holds it: see _accumulate
-                    node._accumulate(g, alone)
+                    if node.grad is None and sys.getrefcount(g) == _ALONE:
+                        node._adopt(g)  # only `g` holds it: no copy
+                    else:
+                        node._accumulate(g)
                     continue
                 if op.released:
                     raise RuntimeError(f"backward through the graph a second time ({op.name} "
@@ -191,7 +193,7 @@ class Tensor:
                     else:
                         parent._g = held + pg
                         summed.add(id(parent))
-                input_grads = pg = held = None  # keep no reference: see _accumulate
+                input_grads = pg = held = None  # keep no reference: see _adopt
         except BaseException:
             for node in order:  # leave no gradient behind on the nodes
                 node._g = None
@@ -210,16 +212,20 @@ class Tensor:
             self.data = self.data.copy()
         return self.data
 
-    def _accumulate(self, g, alone=False):
-        """.grad += g. When nothing but backward holds g (alone: its reference count says so)
-        and g owns its memory, g itself becomes .grad: no copy of a large weight gradient."""
+    def _accumulate(self, g):
+        """.grad += g (into a copy of g the first time)."""
         if self.grad is None:
-            if alone and g.base is None and g.dtype == self.data.dtype and g.flags.writeable:
-                self.grad = g
-            else:
-                self.grad = np.array(g, dtype=self.data.dtype)
+            self.grad = np.array(g, dtype=self.data.dtype)
         else:
             self.grad += g
+
+    def _adopt(self, g):
+        """.grad = g itself when backward holds the only reference to g (its reference count
+        says so) and g owns its writable memory: no copy of a large weight gradient."""
+        if g.base is None and g.dtype == self.data.dtype and g.flags.writeable:
+            self.grad = g
+        else:
+            self.grad = np.array(g, dtype=self.data.dtype)
 
     def detach(self):
         """The same data, cut from the graph."""

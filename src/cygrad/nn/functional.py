@@ -115,7 +115,7 @@ def _linear_activation(x, weight, bias, activation, negative_slope=0.01):
     backward gets the activation's gradient and the bias gradient from one pass too."""
     _check_linear(x, weight, bias)
     act = _ACTIVATION_OPS[activation]
-    if bias is None or x.ndim != 2:  # nothing to fuse, or a batch of sequences: two calls
+    if bias is None or x.data.ndim != 2:  # nothing to fuse, or a batch of sequences
         y = linear(x, weight, bias)
         return apply(act, y, slope=float(negative_slope))
     z = apply(L.Linear, x, weight, bias, fused=True)
