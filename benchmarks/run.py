@@ -47,9 +47,10 @@ try:
 except ImportError:  # PyTorch is optional: its columns are skipped with a note
     torch = None
 
-import cygrad  # noqa: E402
+import cygrad  # noqa: E402, I001
 import cygrad.nn.functional as F  # noqa: E402
 from cygrad import nn, optim  # noqa: E402
+
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:
@@ -333,26 +334,32 @@ GEMM_SHAPES = [(f"{n}x{n}x{n}", n, n, n, False, False) for n in (256, 512, 1024,
     ("dX G@W.T 64x256@256x784", 64, 784, 256, False, True)]
 
 
-def gemm_rows(thread_counts, reps, seconds, quick):
+def gemm_systems(m, n, k, ta, tb, dtype, nt):
+    """The product (m x k) @ (k x n), transposes as flags, in each system; outputs preallocated."""
     from cygrad._C import gemm as kernel
 
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    oa, ob = (a.T if ta else a), (b.T if tb else b)
+    c, out = np.empty((m, n), dtype), np.empty((m, n), dtype)
+    systems = {"cygrad": lambda: kernel.gemm(a, b, c, ta, tb, nt),
+               "numpy": lambda: np.matmul(oa, ob, out=out)}
+    if torch is not None:
+        toa, tob = torch.from_numpy(oa), torch.from_numpy(ob)
+        tout = torch.from_numpy(np.empty((m, n), dtype))
+        systems["torch"] = lambda: torch.matmul(toa, tob, out=tout)
+    return systems
+
+
+def gemm_rows(thread_counts, reps, seconds, quick):
     rows = []
     shapes = [s for s in GEMM_SHAPES if not (quick and s[1] == 2048)]
     for dtype in (np.float32, np.float64):
         for nt in thread_counts:
             with threads(nt):
                 for name, m, n, k, ta, tb in shapes:
-                    rng = np.random.default_rng(0)
-                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
-                    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
-                    oa, ob = (a.T if ta else a), (b.T if tb else b)
-                    c, out = np.empty((m, n), dtype), np.empty((m, n), dtype)
-                    systems = {"cygrad": lambda: kernel.gemm(a, b, c, ta, tb, nt),
-                               "numpy": lambda: np.matmul(oa, ob, out=out)}
-                    if torch is not None:
-                        toa, tob = torch.from_numpy(oa), torch.from_numpy(ob)
-                        tout = torch.from_numpy(np.empty((m, n), dtype))
-                        systems["torch"] = lambda: torch.matmul(toa, tob, out=tout)
+                    systems = gemm_systems(m, n, k, ta, tb, dtype, nt)
                     times = interleaved(systems, reps, seconds, settle=0.2 if nt > 1 else 0.0)
                     row = {"shape": name, "dtype": np.dtype(dtype).name, "threads": nt}
                     for sys_name, ts in times.items():
@@ -495,7 +502,8 @@ def markdown(report):
             lines.append(f"| {workload} | {nt} | " + " | ".join(cells) + " |")
     lines += ["", "numpy's column for `op` is a plain numpy `a + b` (no graph), for scale.", "",
               "## Targets (ratio of medians in this run; IQR range of the ratio)", "",
-              "| target | threads | ratio | bound | anchor in this run | anchor in anchors.md | met |",
+              "| target | threads | ratio | bound | anchor in this run | anchor in anchors.md "
+              "| met |",
               "|---|---|---|---|---|---|---|"]
     for t in report["targets"]:
         if t["met"] is None:
@@ -510,7 +518,8 @@ def markdown(report):
     mem = report.get("memory")
     if mem:
         lines += ["", "## Memory, MNIST-size step (1 thread, fresh process per system)", "",
-                  "| system | RSS before the first step | peak while stepping | taken by the steps |",
+                  "| system | RSS before the first step | peak while stepping "
+                  "| taken by the steps |",
                   "|---|---|---|---|"]
         for s in ("cygrad", "numpy", "torch"):
             if s in mem:
@@ -519,8 +528,9 @@ def markdown(report):
                              f"{r['peak_rss'] / 2**20:.1f} MiB | "
                              f"{r['peak_over_baseline'] / 2**20:.2f} MiB |")
         g = mem["cygrad_growth"]
+        marks = ", ".join(f"{i}: {v / 2**20:.1f}" for i, v in mem["cygrad"]["rss"])
         lines += ["", f"cygrad RSS from step {g['from_step']} to step {g['to_step']}: "
-                  f"{g['bytes'] / 2**20:+.2f} MiB ({', '.join(f'{i}: {v / 2**20:.1f}' for i, v in mem['cygrad']['rss'])} MiB)."]
+                  f"{g['bytes'] / 2**20:+.2f} MiB (RSS at steps {marks} MiB)."]
         for t in report["memory_targets"]:
             lines.append(f"- {t['text']}: {'yes' if t['met'] else '**no**'} ({t['detail']})")
     if report.get("gemm"):

@@ -37,7 +37,8 @@ def _c(a):
 
 
 def gemm(a, b, trans_a, trans_b, num_threads):
-    (k, m), (n, k) = (a.shape if trans_a else a.shape[::-1]), (b.shape if trans_b else b.shape[::-1])
+    k, m = a.shape if trans_a else a.shape[::-1]
+    n = b.shape[0] if trans_b else b.shape[1]
     c = np.empty((m, n), a.dtype)
     _gemm.gemm(a, b, c, trans_a, trans_b, num_threads if m * n * k >= _GEMM else 1)
     return c
