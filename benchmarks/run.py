@@ -35,6 +35,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
+ENV_KEYS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+            "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+ENV_AT_START = {k: os.environ[k] for k in ENV_KEYS if k in os.environ}  # before any import
 
 import numpy as np  # noqa: E402
 
@@ -334,6 +337,9 @@ GEMM_SHAPES = [(f"{n}x{n}x{n}", n, n, n, False, False) for n in (256, 512, 1024,
     ("dX G@W.T 64x256@256x784", 64, 784, 256, False, True)]
 
 
+GEMM_ORDER = {s[0]: i for i, s in enumerate(GEMM_SHAPES)}
+
+
 def gemm_systems(m, n, k, ta, tb, dtype, nt):
     """The product (m x k) @ (k x n), transposes as flags, in each system; outputs preallocated."""
     from cygrad._C import gemm as kernel
@@ -404,8 +410,22 @@ def memory_worker(system, steps, checkpoints):
         step()
         if i in checkpoints:
             rss.append((i, _status("VmRSS")))
-    return {"system": system, "baseline_rss": baseline, "peak_rss": _status("VmHWM"),
-            "peak_reset": reset, "rss": rss}
+    out = {"system": system, "baseline_rss": baseline, "peak_rss": _status("VmHWM"),
+           "peak_reset": reset, "rss": rss}
+    if system != "torch":  # numpy reports its arrays to tracemalloc; PyTorch's are invisible
+        import tracemalloc
+
+        tracemalloc.start()
+        for _ in range(3):
+            step()
+        between, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(10):
+            step()
+        out["traced_between_steps"] = between
+        out["traced_peak"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return out
 
 
 def memory(quick):
@@ -450,9 +470,7 @@ def machine_info():
     if threadpool_info is not None:
         info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture")}
                         for d in threadpool_info() if d.get("user_api") == "blas"]
-    info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                              "OMP_WAIT_POLICY") if k in os.environ}
+    info["env"] = ENV_AT_START
     return info
 
 
@@ -491,8 +509,13 @@ def markdown(report):
              f"PyTorch {report['machine']['torch'] or 'not installed'}. "
              f"Load average at start / end: {fmt_load(report['load_start'])} / "
              f"{fmt_load(report['load_end'])}. Command: `{report['machine']['command']}`.", ""]
-    if report["machine"]["env"]:
-        lines += [f"Environment: {report['machine']['env']}", ""]
+    if report.get("loads"):
+        lines += ["Load average (1, 5, 15 min) before / after each part: " + "; ".join(
+            f"{part} {fmt_load(v[0])} / {fmt_load(v[1])}" for part, v in report["loads"].items())
+            + ".", ""]
+    env = report["machine"]["env"] or "none of " + ", ".join(ENV_KEYS)
+    lines += [f"Environment at start: {env}. PyTorch is imported first: the process's one "
+              "OpenMP runtime starts with its defaults.", ""]
     lines += ["## Training steps and per-op overhead (µs, median [IQR])", "",
               "| workload | threads | cygrad | numpy by hand | PyTorch |", "|---|---|---|---|---|"]
     for workload, per in report["steps"].items():
@@ -527,6 +550,12 @@ def markdown(report):
                 lines.append(f"| {NAMES[s]} | {r['baseline_rss'] / 2**20:.1f} MiB | "
                              f"{r['peak_rss'] / 2**20:.1f} MiB | "
                              f"{r['peak_over_baseline'] / 2**20:.2f} MiB |")
+        traced = [f"{NAMES[s]} {mem[s]['traced_peak'] / 2**20:.2f} MiB at peak "
+                  f"({mem[s]['traced_between_steps'] / 2**20:.2f} MiB between steps)"
+                  for s in ("cygrad", "numpy") if "traced_peak" in mem.get(s, {})]
+        if traced:
+            lines += ["", "Live Python and numpy memory (tracemalloc, which does not see "
+                      "PyTorch's tensors): " + "; ".join(traced) + "."]
         g = mem["cygrad_growth"]
         marks = ", ".join(f"{i}: {v / 2**20:.1f}" for i, v in mem["cygrad"]["rss"])
         lines += ["", f"cygrad RSS from step {g['from_step']} to step {g['to_step']}: "
@@ -556,6 +585,9 @@ def main(argv=None):
                    help="comma-separated parts to run")
     p.add_argument("--reps", type=int, default=None, help="repetitions per system")
     p.add_argument("--out", default=RESULTS, help="directory for latest.json / latest.md")
+    p.add_argument("--merge", action="store_true",
+                   help="update the parts measured now in an existing latest.json (re-run a part "
+                        "that a busy machine spoiled)")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=10_000, help=argparse.SUPPRESS)
     p.add_argument("--marks", default="", help=argparse.SUPPRESS)
@@ -581,7 +613,16 @@ def main(argv=None):
     reps = args.reps or (7 if args.quick else 21)
     seconds = 0.02 if args.quick else 0.05
     report = {"machine": machine_info(), "load_start": load(), "reps": reps,
-              "sample_seconds": seconds, "steps": {}}
+              "sample_seconds": seconds, "steps": {}, "loads": {}}
+    previous = os.path.join(args.out, "latest.json")
+    if args.merge and os.path.exists(previous):
+        with open(previous) as f:
+            old = json.load(f)
+        report["steps"] = {w: {int(nt): r for nt, r in per.items()}
+                           for w, per in old.get("steps", {}).items()}
+        for key in ("memory", "memory_targets", "gemm", "loads"):
+            if key in old:
+                report[key] = old[key]
     if report["load_start"] and report["load_start"][0] > 0.5:
         print(f"warning: load average {report['load_start'][0]:.2f}: other work shares the "
               "cores; re-run when it is lower for cleaner numbers", file=sys.stderr)
@@ -589,7 +630,8 @@ def main(argv=None):
           f"{np.__version__}; torch {report['machine']['torch']}; load {fmt_load(load())}")
 
     for workload in [w for w in WORKLOADS if w in parts]:
-        report["steps"][workload] = {}
+        report["steps"].setdefault(workload, {})
+        before = load()
         for nt in thread_counts:
             gc.collect()
             with threads(nt):
@@ -600,11 +642,14 @@ def main(argv=None):
             print(f"{workload:6s} {nt}t  " + "  ".join(
                 f"{name} {r['median'] * 1e6:8.1f} µs [IQR {r['iqr'] * 1e6:.1f}]"
                 for name, r in res.items()), flush=True)
+        report["loads"][workload] = [before, load()]
     report["targets"] = evaluate(report["steps"])
 
     if "memory" in parts and sys.platform.startswith("linux"):
         print("memory: MNIST-size step, fresh processes ...", flush=True)
+        before = load()
         mem = report["memory"] = memory(args.quick)
+        report["loads"]["memory"] = [before, load()]
         growth = mem["cygrad_growth"]
         report["memory_targets"] = []
         if "torch" in mem:
@@ -625,7 +670,14 @@ def main(argv=None):
 
     if "gemm" in parts:
         print("gemm: GFLOP/s ...", flush=True)
-        report["gemm"] = gemm_rows(thread_counts, max(3, reps // 3), seconds, args.quick)
+        before = load()
+        rows = gemm_rows(thread_counts, max(3, reps // 3), seconds, args.quick)
+        fresh = {(r["shape"], r["dtype"], r["threads"]) for r in rows}
+        kept = [r for r in report.get("gemm", [])
+                if (r["shape"], r["dtype"], r["threads"]) not in fresh]
+        report["gemm"] = sorted(kept + rows, key=lambda r: (r["dtype"], r["threads"],
+                                                            GEMM_ORDER[r["shape"]]))
+        report["loads"]["gemm " + ",".join(map(str, thread_counts))] = [before, load()]
 
     report["load_end"] = load()
     os.makedirs(args.out, exist_ok=True)
