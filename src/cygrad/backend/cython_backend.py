@@ -61,8 +61,8 @@ def activation_backward(name, grad, saved, slope, num_threads):
 
 
 def bias_add(x, b, out, num_threads):
+    x = _c(x)
     if out is None:
-        x = _c(x)
         out = np.empty(x.shape, x.dtype)
     elementwise.bias_add(x, _c(b), out, _threads(x.size, num_threads))
     return out
