@@ -35,6 +35,8 @@ directives = {
 # time, once per expression, so every output element still runs the same operations.
 base_flags = ["-O3", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno"]
 native_flags = [] if _on("CYGRAD_PORTABLE") else ["-march=native", "-mprefer-vector-width=512"]
+# Families whose arithmetic must round exactly as numpy's does (csrc/optim.pyx says why).
+family_flags = {"optim": ["-ffp-contract=off"]}
 
 
 class BuildExt(build_ext):
@@ -54,7 +56,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         flags = base_flags + [f for f in native_flags if self._accepts(f)]
         for ext in self.extensions:
-            ext.extra_compile_args = flags
+            ext.extra_compile_args = flags + family_flags.get(ext.name.rsplit(".", 1)[1], [])
             ext.extra_link_args = ["-fopenmp"]
         super().build_extensions()
 

@@ -18,9 +18,19 @@ reduction. a and b may have any strides (transposed views, steps, negative or ze
 packing reads them through their byte strides.
 """
 
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE,
+                             PyObject_GetBuffer)
 from cython.parallel cimport prange
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from arrays cimport F32, kind_of, release
+
+import numpy as np
+
+cdef object _empty = np.empty
+cdef object _F32_DTYPE = np.dtype(np.float32), _F64_DTYPE = np.dtype(np.float64)
 
 ctypedef fused floating:
     float
@@ -264,19 +274,16 @@ cdef inline char *_aligned(char *p) noexcept nogil:
     return <char *>((<uintptr_t>p + ALIGN - 1) & ~(<uintptr_t>(ALIGN - 1)))
 
 
-def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
-         bint trans_a, bint trans_b, int num_threads):
-    """C := op(A) @ op(B) (packed, register-blocked, exact: see the module docstring).
-
-    a, b: any strides; c: (M, N) C-contiguous, overwritten, not overlapping a or b. Threads
-    split the tiles of C.
-    """
-    cdef Operands g = _operands(a, b, c, trans_a, trans_b)
+cdef int _run(Operands g, floating *tag, int num_threads) except -1:
+    """C := op(A) @ op(B) for checked operands (tag only picks the dtype): the packing buffers
+    and the split of C's tiles between threads."""
     if g.m == 0 or g.n == 0:
-        return
+        return 0
+    cdef Py_ssize_t i
     if g.k == 0:
-        c[:, :] = 0
-        return
+        for i in range(g.m):
+            memset(g.c + i * g.ldc * <Py_ssize_t>sizeof(floating), 0, g.n * sizeof(floating))
+        return 0
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
@@ -305,6 +312,73 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _gemm_share(g, buf + t * step, a_size, b_size, t, nt, split_n)
     free(mem)
+    return 0
+
+
+cdef str _shape(Py_buffer *v, bint trans):
+    if v.ndim != 2:
+        return "(" + ", ".join([str(v.shape[i]) for i in range(v.ndim)]) + ")"
+    return f"({v.shape[0]}, {v.shape[1]}){'.T' if trans else ''}"
+
+
+def product(a, b, bint trans_a, bint trans_b, int num_threads):
+    """A new array C = op(A) @ op(B): `gemm` with c=None (the backend's entry point)."""
+    return gemm(a, b, None, trans_a, trans_b, num_threads)
+
+
+cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads):
+    """C := op(A) @ op(B) (packed, register-blocked, exact: see the module docstring); returns C.
+
+    a, b: 2-D float arrays of one dtype, any strides. c: None (a new (M, N) array is made) or a
+    C-contiguous (M, N) array of their dtype, overwritten, not overlapping a or b. Threads split
+    the tiles of C.
+
+    Operands come through the buffer protocol, not typed memoryviews: acquiring fused-type
+    memoryviews cost ~0.6 us a call, more than a small layer's whole product.
+    """
+    cdef Py_buffer v[3]
+    cdef int count = 0, kind
+    cdef Operands g
+    try:
+        PyObject_GetBuffer(a, &v[0], PyBUF_STRIDES | PyBUF_FORMAT)
+        count = 1
+        PyObject_GetBuffer(b, &v[1], PyBUF_STRIDES | PyBUF_FORMAT)
+        count = 2
+        kind = kind_of(&v[0])
+        if kind == 0 or kind_of(&v[1]) != kind:
+            raise TypeError(f"gemm: operands must be float32 or float64 of one dtype, got "
+                            f"formats {v[0].format.decode()!r} and {v[1].format.decode()!r}")
+        if v[0].ndim != 2 or v[1].ndim != 2:
+            raise ValueError(f"gemm needs 2-D operands, got shapes {_shape(&v[0], False)} and "
+                             f"{_shape(&v[1], False)}")
+        g.m = v[0].shape[1] if trans_a else v[0].shape[0]
+        g.k = v[0].shape[0] if trans_a else v[0].shape[1]
+        g.n = v[1].shape[0] if trans_b else v[1].shape[1]
+        if (v[1].shape[1] if trans_b else v[1].shape[0]) != g.k:
+            raise ValueError(f"matmul: shapes {_shape(&v[0], trans_a)} and "
+                             f"{_shape(&v[1], trans_b)} do not multiply")
+        if c is None:
+            c = _empty((g.m, g.n), _F32_DTYPE if kind == F32 else _F64_DTYPE)
+        PyObject_GetBuffer(c, &v[2], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+        count = 3
+        if kind_of(&v[2]) != kind or v[2].ndim != 2 or v[2].shape[0] != g.m \
+                or v[2].shape[1] != g.n:
+            raise ValueError(f"gemm: c must be a ({g.m}, {g.n}) array of the operands' dtype, "
+                             f"got {_shape(&v[2], False)} format {v[2].format.decode()!r}")
+        g.a_rs, g.a_cs = v[0].strides[0], v[0].strides[1]
+        if trans_a:
+            g.a_rs, g.a_cs = g.a_cs, g.a_rs
+        g.b_rs, g.b_cs = v[1].strides[0], v[1].strides[1]
+        if trans_b:
+            g.b_rs, g.b_cs = g.b_cs, g.b_rs
+        g.a, g.b, g.c, g.ldc = <const char *>v[0].buf, <const char *>v[1].buf, <char *>v[2].buf, g.n
+        if kind == F32:
+            _run(g, <float *>NULL, num_threads)
+        else:
+            _run(g, <double *>NULL, num_threads)
+    finally:
+        release(v, count)
+    return c
 
 
 cdef inline void _axpy(floating *y, floating alpha, const char *x, Py_ssize_t incx,

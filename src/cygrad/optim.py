@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from . import backend
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
@@ -96,18 +97,28 @@ class Optimizer:
         """Update every parameter with a gradient; closure (optional) recomputes the loss."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = np.asarray(p.grad)
-                if grad.shape != p.data.shape:
-                    raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape "
-                                     f"{p.data.shape}")
-                state = self.state.setdefault(p, {})
-                # copy-on-write if a live graph saved p's array for its backward
-                param = p._writable_data()
-                self._update(param, grad.astype(param.dtype, copy=False), state, group)
+            self._step_group(group)
         return loss
+
+    def _step_group(self, group):
+        for p in group["params"]:
+            if p.grad is not None:
+                param, grad = self._pair(p)
+                self._update(param, grad, self.state.setdefault(p, {}), group)
+
+    @staticmethod
+    def _pair(p):
+        """(array to update in place, gradient in its dtype) for a parameter with a grad. The
+        array is copied first if a live graph saved it for its backward (copy-on-write)."""
+        grad, param = p.grad, p.data
+        if not (type(grad) is np.ndarray and grad.dtype is param.dtype
+                and grad.shape == param.shape):  # the common case in one test
+            grad = np.asarray(grad)
+            if grad.shape != param.shape:
+                raise ValueError(f"gradient of shape {grad.shape} for a parameter of shape "
+                                 f"{param.shape}")
+            grad = grad.astype(param.dtype, copy=False)
+        return p._writable_data(), grad
 
     def _update(self, param, grad, state, group):
         """Update param (an array) in place from its grad and state (subclasses).
@@ -232,6 +243,20 @@ class SGD(Optimizer):
             _check(group["momentum"] > 0 and group["dampening"] == 0,
                    "Nesterov momentum requires a momentum > 0 and zero dampening, got "
                    f"momentum={group['momentum']}, dampening={group['dampening']}")
+
+    def _step_group(self, group):
+        if group["momentum"] != 0 or group["weight_decay"] != 0:
+            return super()._step_group(group)
+        # plain SGD: p -= lr * g for the whole group in one kernel call (the backend's
+        # sgd_update rounds as numpy does: the same bits as _update below)
+        params, grads = [], []
+        for p in group["params"]:
+            if p.grad is not None:
+                param, grad = self._pair(p)
+                params.append(param)
+                grads.append(grad)
+                self.state.setdefault(p, {})
+        backend.sgd_update(params, grads, group["lr"])
 
     def _update(self, param, grad, state, group):
         dt = param.dtype.type

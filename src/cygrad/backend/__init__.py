@@ -23,6 +23,7 @@ __all__ = [
     "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
     "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
+    "sgd_update",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -363,3 +364,12 @@ def planes_to_images(planes, bias, n, p):
         raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
                          f"{planes.shape[0]} channels")
     return _impl.planes_to_images(planes, bias, n, p, _num_threads)
+
+
+def sgd_update(params, grads, lr):
+    """p := p - lr * g for each pair (lists of arrays), in place, lr rounded to p's dtype: two
+    roundings an element, as numpy's `p -= lr * g`. Each p writable, its g of p's dtype and
+    shape (the optimiser checks; the kernel checks again)."""
+    if len(params) != len(grads):
+        raise ValueError(f"sgd_update: {len(params)} parameters but {len(grads)} gradients")
+    _impl.sgd_update(params, grads, float(lr))

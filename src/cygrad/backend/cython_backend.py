@@ -7,7 +7,7 @@ so nothing unchecked ever reaches boundscheck-free code).
 
 import numpy as np
 
-from cygrad._C import conv, elementwise, loss, reduce
+from cygrad._C import conv, elementwise, loss, optim, reduce
 from cygrad._C import gemm as _gemm
 
 try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
@@ -22,7 +22,6 @@ _ACT = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3}
 # these: every kernel gives the same bits for any thread count. Elements per 100 µs:
 _CHEAP = 1 << 20  # a select or an add an element (relu, bias, sums, copies)
 _COSTLY = 1 << 16  # tanh, sigmoid, exp
-_GEMM = 1 << 22  # multiply-adds
 
 
 def _threads(size, num_threads, per=_CHEAP):
@@ -36,12 +35,9 @@ def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def gemm(a, b, trans_a, trans_b, num_threads):
-    k, m = a.shape if trans_a else a.shape[::-1]
-    n = b.shape[0] if trans_b else b.shape[1]
-    c = np.empty((m, n), a.dtype)
-    _gemm.gemm(a, b, c, trans_a, trans_b, num_threads if m * n * k >= _GEMM else 1)
-    return c
+# (a, b, trans_a, trans_b, num_threads) -> a new C; the kernel allocates it and runs products
+# below its `serial_macs` on one thread
+gemm = _gemm.product
 
 
 def activation_forward(name, x, slope, num_threads):
@@ -166,3 +162,9 @@ def planes_to_images(planes, bias, n, p, num_threads):
     b = _NO_BIAS[planes.dtype] if bias is None else _c(bias)
     conv.planes_to_images(planes, b, out, _threads(out.size, num_threads))
     return out
+
+
+def sgd_update(params, grads, lr):
+    for i in optim.sgd(params, grads, lr):  # a strided pair, left to numpy (same bits)
+        p, g = params[i], grads[i]
+        p -= p.dtype.type(lr) * g

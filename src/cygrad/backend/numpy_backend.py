@@ -118,3 +118,8 @@ def planes_to_images(planes, bias, n, p, num_threads):
     if bias is None:
         return np.ascontiguousarray(images)
     return np.add(images, bias[:, None], order="C")
+
+
+def sgd_update(params, grads, lr):
+    for p, g in zip(params, grads, strict=True):
+        p -= p.dtype.type(lr) * g
