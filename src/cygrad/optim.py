@@ -249,13 +249,19 @@ class SGD(Optimizer):
             return super()._step_group(group)
         # plain SGD: p -= lr * g for the whole group in one kernel call (the backend's
         # sgd_update rounds as numpy does: the same bits as _update below)
-        params, grads = [], []
+        params, grads, state = [], [], self.state
         for p in group["params"]:
-            if p.grad is not None:
-                param, grad = self._pair(p)
-                params.append(param)
-                grads.append(grad)
-                self.state.setdefault(p, {})
+            grad = p.grad
+            if grad is None:
+                continue
+            param = p.data
+            if not (type(grad) is np.ndarray and grad.dtype is param.dtype
+                    and grad.shape == param.shape and param.flags.writeable):
+                param, grad = self._pair(p)  # the checks, the conversion, the copy-on-write
+            params.append(param)
+            grads.append(grad)
+            if p not in state:
+                state[p] = {}
         backend.sgd_update(params, grads, group["lr"])
 
     def _update(self, param, grad, state, group):

@@ -161,9 +161,11 @@ class Tensor:
         try:
             for node in reversed(order):
                 g, node._g = node._g, None
-                if g is None:
-                    continue
                 op = node._op
+                if g is None:  # no gradient reached it (its consumers sent None)
+                    if op is not None and not retain_graph:
+                        op.release()
+                    continue
                 if op is None:  # a leaf: .grad += g
                     if tracer is not None:
                         tracer.leaf(node, g)
@@ -182,6 +184,8 @@ class Tensor:
                         _check_finite(op, "backward gradient", pg)
                 if tracer is not None:
                     tracer.step(node, g, input_grads)
+                if not retain_graph:  # free what it saved now: the rest of backward has room
+                    op.release()
                 for parent, pg in zip(node._parents, input_grads):
                     if pg is None or not parent.requires_grad:
                         continue
@@ -198,11 +202,6 @@ class Tensor:
             for node in order:  # leave no gradient behind on the nodes
                 node._g = None
             raise
-        if not retain_graph:
-            for node in order:
-                op = node._op
-                if op is not None and not op.released:
-                    op.release()
 
     def _writable_data(self):
         """self.data, ready for an in-place write. An array a live graph saved for backward is
@@ -380,6 +379,10 @@ def apply(op_class, *inputs, **params):
         a, b = inputs
         data = op.forward(a.data, b.data)
         needs = (a.requires_grad, b.requires_grad) if _grad_enabled else ()
+    elif len(inputs) == 3:  # a layer with a bias
+        a, b, c = inputs
+        data = op.forward(a.data, b.data, c.data)
+        needs = (a.requires_grad, b.requires_grad, c.requires_grad) if _grad_enabled else ()
     else:
         data = op.forward(*[t.data for t in inputs])
         needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
@@ -387,8 +390,11 @@ def apply(op_class, *inputs, **params):
     out.data, out.grad, out._g, out._mark = data, None, None, None
     if True in needs:
         op.needs = needs
-        if op.saves or op.saves_output:
-            saved = [inputs[i].data for i in op.saves]
+        saves = op.saves
+        if saves or op.saves_output:
+            saved = []
+            for i in saves:
+                saved.append(inputs[i].data)
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
@@ -463,6 +469,9 @@ def _topological_order(root):
         for parent in parents:
             if parent.requires_grad and parent._mark is not mark:
                 parent._mark = mark
+                if parent._op is None:  # a leaf has no inputs: it is done at once
+                    order.append(parent)
+                    continue
                 stack.append((parent, iter(parent._parents)))
                 break
         else:

@@ -1,8 +1,9 @@
 """Every kernel's parallel path gives the bits of its serial path.
 
 The backend wakes a second thread only for work of about 100 µs (cython_backend._CHEAP,
-_COSTLY, _GEMM), larger than most arrays in the other tests; here those thresholds are set to
-one element so that moderate arrays run on two threads, with uneven splits and ragged ends.
+_COSTLY and _COST; the gemm kernel's serial_macs), larger than most arrays in the other tests;
+here those thresholds are set to one element so that moderate arrays run on two threads, with
+uneven splits and ragged ends.
 """
 
 import numpy as np
@@ -16,10 +17,13 @@ ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu"]
 
 @pytest.fixture(autouse=True)
 def parallel_everything(monkeypatch):
+    from cygrad._C import gemm
     from cygrad.backend import cython_backend
 
-    for name in ("_CHEAP", "_COSTLY", "_GEMM"):
+    for name in ("_CHEAP", "_COSTLY"):
         monkeypatch.setattr(cython_backend, name, 1)
+    monkeypatch.setattr(cython_backend, "_COST", dict.fromkeys(cython_backend._COST, 1))
+    monkeypatch.setattr(gemm, "serial_macs", 0)
     with B.using("cython"):
         yield
 

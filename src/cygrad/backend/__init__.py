@@ -217,11 +217,12 @@ def bias_activation(name, z, b, slope=0.01):
     """The fused forward of a dense layer: Z := Z + b in place, returns Y = act(Z), one pass
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
-    if name not in ACTIVATIONS:
+    dtype, zs, bs = z.dtype, z.shape, b.shape
+    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+            or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case in one test
         _check_activation(name)
-    if z.dtype is not b.dtype or z.dtype not in FLOAT_DTYPES:
         _check_float(name, z, b)
-    _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
+        _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
     return _impl.bias_activation(name, z, b, slope, _num_threads)
 
 
@@ -229,13 +230,15 @@ def activation_backward_bias(name, grad, saved, slope=0.01):
     """The fused backward of a dense layer's bias and activation: (dz, db) with dz what
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
-    if name not in ACTIVATIONS:
+    dtype, shape = grad.dtype, grad.shape
+    if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+            or saved.shape != shape or len(shape) != 2):  # the common case in one test
         _check_activation(name)
-    if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
         _check_float(name, grad, saved)
-    _check_same_shape(name, grad, saved)
-    if grad.ndim != 2:
-        raise ValueError(f"{name} backward with bias: 2-D gradient expected, got {grad.shape}")
+        _check_same_shape(name, grad, saved)
+        if grad.ndim != 2:
+            raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
+                             f"{grad.shape}")
     return _impl.activation_backward_bias(name, grad, saved, slope, _num_threads)
 
 

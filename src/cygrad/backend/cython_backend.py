@@ -59,34 +59,35 @@ def activation_backward(name, grad, saved, slope, num_threads):
 def bias_add(x, b, out, num_threads):
     x = _c(x)
     if out is None:
-        out = np.empty(x.shape, x.dtype)
-    elementwise.bias_add(x, _c(b), out, _threads(x.size, num_threads))
+        out = np.empty_like(x)
+    elementwise.bias_add(x, _c(b), out, num_threads if x.size >= _CHEAP else 1)
     return out
 
 
 def bias_activation(name, x, b, slope, num_threads):
-    y = np.empty(x.shape, x.dtype)
+    y = np.empty_like(x)
     elementwise.bias_activation(_ACT[name], x, _c(b), y, slope,
-                                _threads(x.size, num_threads, _COST[name]))
+                                num_threads if x.size >= _COST[name] else 1)
     return y
 
 
 def activation_backward_bias(name, grad, saved, slope, num_threads):
     dx = np.empty(grad.shape, grad.dtype)
     db = np.empty(grad.shape[1], grad.dtype)
+    threads = num_threads if dx.size >= _CHEAP else 1
     try:  # the kernel refuses strided arrays: copy them only then
         elementwise.activation_backward_column_sum(_ACT[name], grad, saved, dx, db, slope,
-                                                   _threads(dx.size, num_threads))
+                                                   threads)
     except BufferError:
         elementwise.activation_backward_column_sum(_ACT[name], _c(grad), _c(saved), dx, db,
-                                                   slope, _threads(dx.size, num_threads))
+                                                   slope, threads)
     return dx, db
 
 
 def column_sum(g, num_threads):
     g = _c(g)
-    s = np.empty(g.shape[1], dtype=g.dtype)
-    reduce.column_sum(g, s, _threads(g.size, num_threads))
+    s = np.empty(g.shape[1], g.dtype)
+    reduce.column_sum(g, s, num_threads if g.size >= _CHEAP else 1)
     return s
 
 

@@ -88,6 +88,13 @@ def _check_weights(name, x, weight, bias, weight_ndim):
 # ---------------------------------------------------------------------- layers
 
 def _check_linear(x, weight, bias):
+    if isinstance(x, Tensor) and isinstance(weight, Tensor):
+        xd, wd = x.data, weight.data
+        if (wd.dtype is xd.dtype and wd.ndim == 2 and xd.ndim >= 1
+                and xd.shape[-1] == wd.shape[1]
+                and (bias is None or (isinstance(bias, Tensor) and bias.data.dtype is xd.dtype
+                                      and bias.data.shape == wd.shape[:1]))):
+            return  # the common case in one expression: this runs on every layer call
     if not isinstance(x, Tensor):
         _tensor_input(x, "linear")
     _check_weights("linear", x, weight, bias, 2)

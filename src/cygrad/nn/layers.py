@@ -8,7 +8,7 @@ import numpy as np
 from ..tensor import _float_dtype, get_default_dtype
 from . import functional as F
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, _layout
 
 
 def _dtype(dtype):
@@ -208,23 +208,40 @@ class Sequential(Module):
         self.add_module(str(len(self._modules)), module)
         return self
 
+    _plan = None  # (module._layout count, [(module, fused activation or None, slope)])
+
     def forward(self, x):
         """The modules in order; a Linear followed by its activation runs as one fused layer
         (F._linear_activation: the same graph nodes and bits, one kernel pass each way)."""
+        plan = self._plan
+        if plan is None or plan[0] != _layout[0]:  # first call, or some module changed since
+            plan = (_layout[0], self._fusion_plan())
+            object.__setattr__(self, "_plan", plan)  # not a module change itself
+        for module, activation, slope in plan[1]:
+            if activation is None:
+                x = module(x)
+            else:
+                p = module._parameters
+                x = F._linear_activation(x, p["weight"], p["bias"], activation, slope)
+        return x
+
+    def _fusion_plan(self):
+        """[(module, activation, slope)]: a Linear fused with the activation module after it
+        (which is then skipped), or (module, None, None) for a module run on its own."""
+        plan = []
         modules = iter(self._modules.values())
         m = next(modules, _END)
         while m is not _END:
             after = next(modules, _END)
             activation = _fusable(m, after)
             if activation is None:
-                x = m(x)
+                plan.append((m, None, None))
                 m = after
             else:
-                p = m._parameters
                 slope = after.negative_slope if activation == "leaky_relu" else 0.01
-                x = F._linear_activation(x, p["weight"], p["bias"], activation, slope)
+                plan.append((m, activation, slope))
                 m = next(modules, _END)
-        return x
+        return plan
 
 
 _END = object()  # no module is this

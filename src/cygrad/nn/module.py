@@ -30,6 +30,11 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+# Counts changes to any module's attributes, parameters and submodules: a cache of a model's
+# layout (Sequential's fusion plan) stays valid while the count it was made at is current.
+_layout = [0]
+
+
 class Module:
     """Base of every layer and model. Assigning a Parameter or a Module to an attribute
     registers it; `forward` is what `module(x)` runs."""
@@ -40,6 +45,7 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
+        _layout[0] += 1
         params = self.__dict__.get("_parameters")
         if params is None:
             raise AttributeError(f"call Module.__init__() in {type(self).__name__}.__init__ "
@@ -65,6 +71,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__}")
+        _layout[0] += 1
         self._modules.pop(name, None)
         self.__dict__.pop(name, None)
         self._parameters[name] = param
@@ -73,6 +80,7 @@ class Module:
         """Register a submodule under name (a Module, or None)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{name!r}: {type(module).__name__} is not a Module")
+        _layout[0] += 1
         self._parameters.pop(name, None)
         self.__dict__.pop(name, None)
         self._modules[name] = module
@@ -85,6 +93,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name):
+        _layout[0] += 1
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._modules:

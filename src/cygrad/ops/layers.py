@@ -20,23 +20,29 @@ class Linear(Op):
     saves = (0, 1)
     fused = False
     bias_grad = None  # (dz, db) from a fused activation's backward
+    in_shape = None  # x's shape when it is not 2-D (backward reshapes dx to it)
 
     def forward(self, x, w, b=None):
-        self.in_shape = x.shape
-        self.x = x if x.ndim == 2 else x.reshape(-1, w.shape[1])
         self.w = w
-        y = B.gemm(self.x, w, trans_b=True)
+        if x.ndim == 2:
+            self.x = x
+            y = B.gemm(x, w, False, True)
+        else:  # a batch of sequences: the rows of every sample as one batch of rows
+            self.in_shape = x.shape
+            self.x = x.reshape(-1, w.shape[1])
+            y = B.gemm(self.x, w, False, True)
         if b is not None and not self.fused:
-            B.bias_add(y, b, out=y)  # in place: a fresh gemm output, no temporary
+            B.bias_add(y, b, y)  # in place: a fresh gemm output, no temporary
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
         needs, w = self.needs, self.w
-        g = g if g.ndim == 2 else g.reshape(-1, w.shape[0])
+        if g.ndim != 2:
+            g = g.reshape(-1, w.shape[0])
         dx = B.gemm(g, w) if needs[0] else None
-        if dx is not None and len(self.in_shape) != 2:
+        if dx is not None and self.in_shape is not None:
             dx = dx.reshape(self.in_shape)
-        dw = B.gemm(g, self.x, trans_a=True) if needs[1] else None
+        dw = B.gemm(g, self.x, True, False) if needs[1] else None
         if len(needs) == 2:
             return dx, dw
         if not needs[2]:
