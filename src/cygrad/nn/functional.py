@@ -229,8 +229,10 @@ def _check_reduction(reduction):
 def mse_loss(input, target, reduction="mean"):
     """(input - target)**2, averaged (mean), summed (sum) or per element (none).
     target: a Tensor of input's dtype, or an array-like (converted to input's dtype)."""
-    _check_reduction(reduction)
-    _tensor_input(input, "mse_loss")
+    if reduction not in _REDUCTIONS:
+        _check_reduction(reduction)
+    if not isinstance(input, Tensor):
+        _tensor_input(input, "mse_loss")
     if not isinstance(target, Tensor):
         target = Tensor(np.asarray(target, dtype=input.data.dtype))
     elif target.data.dtype != input.data.dtype:

@@ -121,8 +121,5 @@ class Op:
     def release(self):
         """Drop the arrays saved for backward; a second backward through this op is an error."""
         state = self.__dict__
-        lease = state.get("lease")
-        if lease is not None:
-            lease.release()
-        state.clear()
+        state.clear()  # the lease with the rest: freeing it gives its locks back
         state["released"] = True

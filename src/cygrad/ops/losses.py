@@ -14,6 +14,16 @@ def _reduce(losses, reduction):
                       else total)
 
 
+def _count(n, dtype):
+    """max(n, 1) as the dtype holds it, as a Python float (exact below 2**24 in float32).
+
+    Quotients by it are formed in Python floats and rounded once to the dtype: a float64
+    quotient of two float32 numbers, rounded to float32, is the correctly rounded float32
+    quotient, so this gives the bits of the dtype's own division at a fraction of the cost of
+    numpy scalars."""
+    return float(n) if 0 < n < 1 << 24 else float(dtype(max(n, 1)))
+
+
 def _row_gradients(g, n, dtype, reduction):
     if reduction == "none":
         return np.ascontiguousarray(g, dtype=dtype)
@@ -31,19 +41,21 @@ class MSE(Op):
         squares = diff * diff
         if self.reduction == "none":
             return squares
-        total = np.add.reduce(squares, axis=None)  # as squares.reshape(-1).sum(): same bits
-        if self.reduction == "mean":
-            total = total / x.dtype.type(max(squares.size, 1))
+        total = np.add.reduce(squares, None)  # axis None: squares.reshape(-1).sum()'s bits
+        if self.reduction == "mean":  # the dtype's division, as in backward
+            return np.array(float(total) / _count(squares.size, x.dtype.type), x.dtype)
         return np.asarray(total)
 
     def backward(self, g):
         diff = self.diff
         dtype = diff.dtype.type
-        if self.reduction != "none":
-            g = dtype(g)  # a numpy scalar: the same rounding as a 0-d array, less overhead
-        scale = g * dtype(2)
-        if self.reduction == "mean":
-            scale = scale / dtype(max(diff.size, 1))
+        if self.reduction == "none":
+            scale = g * dtype(2)
+        else:  # g * 2 / n with the dtype's bits (g * 2 is exact; see _count)
+            scale = float(g) * 2.0
+            if self.reduction == "mean":
+                scale = scale / _count(diff.size, dtype)
+            scale = dtype(scale)
         dx = scale * diff
         return (dx if self.needs[0] else None), (-dx if self.needs[1] else None)
 
