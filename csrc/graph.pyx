@@ -8,20 +8,33 @@ for reasons of their own are left alone. cygrad/ops/__init__.py has the same cla
 (the spec, and what runs when this module is not built); only one of them is used in a process.
 """
 
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.long cimport PyLong_FromVoidPtr
+from cpython.ref cimport PyObject
+
 import numpy as np
 
-cdef dict _saved = {}  # id(array) -> [array, number of leases holding it]
+cdef dict _saved = {}  # id(array) -> _Lock
 cdef object _ndarray = np.ndarray
 
 
+cdef class _Lock:
+    """One locked array and the number of leases holding it."""
+    cdef object array
+    cdef Py_ssize_t count
+
+
 cdef int _hold(object target, list held) except -1:
-    key = id(target)
-    entry = _saved.get(key)
-    if entry is not None:
-        (<list>entry)[1] += 1
+    key = PyLong_FromVoidPtr(<void *>target)  # id(target)
+    cdef PyObject *found = PyDict_GetItem(_saved, key)
+    cdef _Lock lock
+    if found != NULL:
+        (<_Lock>found).count += 1
     elif target.flags.writeable:
         target.setflags(False)  # positional: keyword parsing costs more than the call
-        _saved[key] = [target, 1]
+        lock = _Lock.__new__(_Lock)
+        lock.array, lock.count = target, 1
+        PyDict_SetItem(_saved, key, lock)
     else:
         return 0
     held.append(target)
@@ -31,15 +44,16 @@ cdef int _hold(object target, list held) except -1:
 cdef void _unlock(list held) noexcept:
     """Owners before their views (numpy makes a view writable only under a writable owner)."""
     cdef Py_ssize_t i
+    cdef PyObject *found
     for i in range(len(held) - 1, -1, -1):
         target = held[i]
-        key = id(target)
-        entry = _saved.get(key)
-        if entry is None:
+        key = PyLong_FromVoidPtr(<void *>target)
+        found = PyDict_GetItem(_saved, key)
+        if found == NULL:
             continue
-        (<list>entry)[1] -= 1
-        if (<list>entry)[1] == 0:
-            del _saved[key]
+        (<_Lock>found).count -= 1
+        if (<_Lock>found).count == 0:
+            PyDict_DelItem(_saved, key)
             try:
                 target.setflags(True)
             except ValueError:  # a view whose owner another graph still locks: it stays

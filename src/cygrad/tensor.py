@@ -370,7 +370,7 @@ def apply(op_class, *inputs, **params):
     """
     op = op_class.__new__(op_class)
     if params:
-        op.__dict__.update(params)
+        op.__dict__ = params  # the call's own fresh dict becomes the op's: no copy
     if len(inputs) == 1:  # the usual arities spelled out: comprehensions cost more
         (a,) = inputs
         data = op.forward(a.data)

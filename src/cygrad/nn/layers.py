@@ -222,12 +222,16 @@ class Sequential(Module):
                 x = module(x)
             else:
                 p = module._parameters
-                x = F._linear_activation(x, p["weight"], p["bias"], activation, slope)
+                if activation == "identity":  # Linear.forward, without the call layers
+                    x = F.linear(x, p["weight"], p["bias"])
+                else:
+                    x = F._linear_activation(x, p["weight"], p["bias"], activation, slope)
         return x
 
     def _fusion_plan(self):
         """[(module, activation, slope)]: a Linear fused with the activation module after it
-        (which is then skipped), or (module, None, None) for a module run on its own."""
+        (which is then skipped), a plain Linear alone ("identity"), or (module, None, None)
+        for any other module, run as module(x)."""
         plan = []
         modules = iter(self._modules.values())
         m = next(modules, _END)
@@ -235,7 +239,8 @@ class Sequential(Module):
             after = next(modules, _END)
             activation = _fusable(m, after)
             if activation is None:
-                plan.append((m, None, None))
+                plain = type(m) is Linear and "forward" not in m.__dict__
+                plan.append((m, "identity" if plain else None, None))
                 m = after
             else:
                 slope = after.negative_slope if activation == "leaky_relu" else 0.01
