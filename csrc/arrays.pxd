@@ -5,7 +5,7 @@
 # C-contiguous buffer (the exporter refuses anything else) and check dtype and sizes in C before
 # any loop runs, so nothing unchecked reaches the boundscheck-free code either way.
 
-from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE,
+from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_IsContiguous,
                              PyBuffer_Release, PyObject_GetBuffer)
 
 # dtype codes
@@ -27,12 +27,18 @@ cdef inline int kind_of(Py_buffer *v) noexcept nogil:
 
 cdef inline int acquire(Py_buffer *views, int *count, object array, bint writable) except -1:
     """Fill views[count[0]] with a C-contiguous float buffer of array; count it (so that the
-    caller's `release` frees it) and check its dtype."""
-    cdef int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT
+    caller's `release` frees it) and check its dtype.
+
+    A strided array raises BufferError, which callers may answer with a contiguous copy
+    (numpy itself would refuse it with a ValueError, the same as a read-only array); a
+    read-only array asked to be written raises numpy's ValueError."""
+    cdef int flags = PyBUF_STRIDES | PyBUF_FORMAT
     if writable:
         flags |= PyBUF_WRITABLE
     PyObject_GetBuffer(array, &views[count[0]], flags)
     count[0] += 1
+    if not PyBuffer_IsContiguous(&views[count[0] - 1], b'C'):
+        raise BufferError("expected a C-contiguous array")
     if kind_of(&views[count[0] - 1]) == 0:
         raise TypeError(f"expected a float32 or float64 array, got format "
                         f"{views[count[0] - 1].format.decode()!r}")

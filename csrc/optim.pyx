@@ -10,9 +10,7 @@ value depends on its own p and g alone. That is why this family is compiled with
 -ffp-contract=off (setup.py): a fused multiply-add would round once where numpy rounds twice.
 """
 
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyObject_GetBuffer
-
-from arrays cimport F32, elements, kind_of, release
+from arrays cimport F32, acquire, elements, kind_of, release
 
 ctypedef fused floating:
     float
@@ -30,8 +28,8 @@ def sgd(params, grads, double lr):
     writable C-contiguous float array, its g a C-contiguous array of p's dtype and size.
 
     Returns the positions of the pairs it did not update because an array was not
-    C-contiguous (the caller updates those itself); any other mismatch raises, before that
-    pair is touched.
+    C-contiguous (the caller updates those itself); any other mismatch (a read-only p, mixed
+    dtypes, sizes) raises, before that pair is touched.
     """
     cdef Py_buffer v[2]
     cdef int count
@@ -43,20 +41,14 @@ def sgd(params, grads, double lr):
         count = 0
         try:
             try:
-                PyObject_GetBuffer(params[i], &v[0], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT
-                                   | PyBUF_WRITABLE)
-                count = 1
-                PyObject_GetBuffer(grads[i], &v[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-                count = 2
-            except BufferError:
-                if not params[i].flags.writeable:
-                    raise ValueError(f"sgd: parameter {i} is read-only") from None
+                acquire(v, &count, params[i], True)
+                acquire(v, &count, grads[i], False)
+            except BufferError:  # strided
                 skipped.append(i)
                 continue
-            if kind_of(&v[0]) == 0 or kind_of(&v[1]) != kind_of(&v[0]):
-                raise TypeError(f"sgd: parameter {i} and its gradient must be float32 or "
-                                f"float64 of one dtype, got formats {v[0].format.decode()!r} "
-                                f"and {v[1].format.decode()!r}")
+            if kind_of(&v[1]) != kind_of(&v[0]):
+                raise TypeError(f"sgd: parameter {i} and its gradient must have one dtype, got "
+                                f"formats {v[0].format.decode()!r} and {v[1].format.decode()!r}")
             if elements(&v[0]) != elements(&v[1]):
                 raise ValueError(f"sgd: parameter {i} has {elements(&v[0])} elements, its "
                                  f"gradient {elements(&v[1])}")

@@ -13,6 +13,8 @@ import pytest
 import cygrad
 from cygrad import nn
 from cygrad.nn import functional as F
+from cygrad.ops import Op
+from cygrad.tensor import apply
 
 
 def leaf(values, dtype=np.float64):
@@ -146,3 +148,78 @@ def test_a_weight_gradient_is_adopted_without_a_copy(monkeypatch):
     x = cygrad.tensor(np.ones((5, 4)))
     F.linear(x, w).sum().backward()
     assert any(ref() is w.grad for ref in made)  # dW from the gemm became .grad itself
+
+
+def test_fusion_plan_follows_changes_made_after_the_first_forward():
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.5))
+    x = cygrad.tensor(-np.ones((2, 3), np.float32))
+    model(x)  # the plan is made here
+    seen = []
+    forward = model[1].forward
+    model[1].forward = lambda x: seen.append(x) or forward(x)  # wrapped afterwards
+    model(x)
+    assert len(seen) == 1  # the wrapper ran: the pair is no longer fused
+    del model[1].forward
+    model[1].negative_slope = 0.25  # a new slope, seen by the fused pair
+    z = x.data @ model[0].weight.data.T + model[0].bias.data
+    np.testing.assert_allclose(model(x).data, np.where(z > 0, z, 0.25 * z), rtol=1e-6)
+    model.append(nn.Tanh())  # a new module: the plan grows
+    np.testing.assert_allclose(model(x).data, np.tanh(np.where(z > 0, z, 0.25 * z)), rtol=1e-6)
+
+
+class _StopGradient(Op):
+    """y = x, but backward sends no gradient to x (a custom op may do that)."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return (None,)
+
+
+def test_backward_gives_back_every_lock_of_the_graph_it_passes():
+    from cygrad import ops
+
+    if ops.Lease is ops.PyLease:
+        def locked():
+            return len(ops._saved)
+    else:
+        from cygrad._C.graph import locked_count as locked
+
+    before = locked()  # graphs other tests left alive may hold locks
+    w = leaf([[1.0, 2.0], [3.0, 4.0]])
+    x = cygrad.tensor(np.ones((3, 2)))
+    h = F.linear(x, w).tanh()
+    blocked = apply(_StopGradient, F.linear(x, w * 1.0).tanh())  # sends its input None
+    y = h.sum() + blocked.sum()
+    loss = y * 2.0
+    assert locked() > before
+    loss.backward()
+    starved = blocked._parents[0]  # the tanh node: no gradient ever reached it
+    for node in (h, y, loss, blocked, starved, starved._parents[0]):
+        assert node._op.released
+    assert locked() == before
+    np.testing.assert_allclose(w.grad, 2 * (1 - h.data**2).T @ x.data)  # the tanh branch only
+    h.data[0, 0] = 7.0  # writable again: no lock outlives backward
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+
+
+def test_mse_scalars_have_the_bits_of_the_dtypes_own_arithmetic(dtype):
+    rng = np.random.default_rng(5)
+    for n in (1, 3, 32, 1000, 4097):
+        x = cygrad.tensor(rng.standard_normal((n, 1)) * 7, dtype=dtype, requires_grad=True)
+        t = cygrad.tensor(rng.standard_normal((n, 1)), dtype=dtype)
+        for reduction in ("mean", "sum"):
+            x.grad = None
+            loss = F.mse_loss(x, t, reduction=reduction)
+            g = cygrad.tensor(np.array(rng.uniform(0.1, 3)), dtype=dtype)
+            loss.backward(g.data)
+            d = x.data - t.data
+            total = np.add.reduce(d * d, None)
+            scale = g.data * dtype.type(2)
+            if reduction == "mean":
+                total, scale = total / dtype.type(n), scale / dtype.type(n)
+            assert loss.data.dtype == dtype and loss.data.tobytes() == np.asarray(total).tobytes()
+            assert x.grad.tobytes() == (scale * d).tobytes()

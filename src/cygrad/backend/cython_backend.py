@@ -56,18 +56,27 @@ def activation_backward(name, grad, saved, slope, num_threads):
     return dx
 
 
+# The kernels refuse strided arrays (a BufferError before any work): those calls are made
+# again with contiguous copies, so that the common case pays for no flags check.
+
 def bias_add(x, b, out, num_threads):
-    x = _c(x)
     if out is None:
-        out = np.empty_like(x)
-    elementwise.bias_add(x, _c(b), out, num_threads if x.size >= _CHEAP else 1)
+        out = np.empty(x.shape, x.dtype)
+    threads = num_threads if x.size >= _CHEAP else 1
+    try:
+        elementwise.bias_add(x, b, out, threads)
+    except BufferError:
+        elementwise.bias_add(_c(x), _c(b), out, threads)
     return out
 
 
 def bias_activation(name, x, b, slope, num_threads):
-    y = np.empty_like(x)
-    elementwise.bias_activation(_ACT[name], x, _c(b), y, slope,
-                                num_threads if x.size >= _COST[name] else 1)
+    y = np.empty(x.shape, x.dtype)
+    threads = num_threads if x.size >= _COST[name] else 1
+    try:
+        elementwise.bias_activation(_ACT[name], x, b, y, slope, threads)
+    except BufferError:  # a strided bias (x, a fresh gemm output, is contiguous and writable)
+        elementwise.bias_activation(_ACT[name], x, _c(b), y, slope, threads)
     return y
 
 
@@ -75,7 +84,7 @@ def activation_backward_bias(name, grad, saved, slope, num_threads):
     dx = np.empty(grad.shape, grad.dtype)
     db = np.empty(grad.shape[1], grad.dtype)
     threads = num_threads if dx.size >= _CHEAP else 1
-    try:  # the kernel refuses strided arrays: copy them only then
+    try:
         elementwise.activation_backward_column_sum(_ACT[name], grad, saved, dx, db, slope,
                                                    threads)
     except BufferError:
@@ -85,9 +94,12 @@ def activation_backward_bias(name, grad, saved, slope, num_threads):
 
 
 def column_sum(g, num_threads):
-    g = _c(g)
     s = np.empty(g.shape[1], g.dtype)
-    reduce.column_sum(g, s, num_threads if g.size >= _CHEAP else 1)
+    threads = num_threads if g.size >= _CHEAP else 1
+    try:
+        reduce.column_sum(g, s, threads)
+    except BufferError:
+        reduce.column_sum(_c(g), s, threads)
     return s
 
 
