@@ -61,6 +61,8 @@ cdef extern from "gemm_microkernel.h" nogil:
 
 cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
+    SMALL_DOUBLES = 2048  # packing buffers up to this size live on the stack
+    SMALL_BUFFER = SMALL_DOUBLES * 8  # (bytes)
 
 # `gemm` runs products of at most this many multiply-adds (~200^3, ~150 us) on one thread,
 # whatever num_threads says: under cygrad's passive OpenMP wait a parallel region costs ~50-200 us
@@ -300,7 +302,9 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
     cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
     cdef Py_ssize_t b_size = _round_up(kc * _round_up(nc, NR), 16)
     cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16)
-    cdef char *mem = <char *>malloc(nt * step * sizeof(floating) + ALIGN)
+    cdef double small[SMALL_DOUBLES]  # a small product packs on the stack
+    cdef size_t need = nt * step * sizeof(floating) + ALIGN
+    cdef char *mem = <char *>small if need <= SMALL_BUFFER else <char *>malloc(need)
     if mem == NULL:
         raise MemoryError("gemm: cannot allocate the packing buffers")
     cdef floating *buf = <floating *>_aligned(mem)
@@ -311,7 +315,8 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
         else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _gemm_share(g, buf + t * step, a_size, b_size, t, nt, split_n)
-    free(mem)
+    if mem != <char *>small:
+        free(mem)
     return 0
 
 

@@ -169,9 +169,10 @@ class Tensor:
                 if op is None:  # a leaf: .grad += g
                     if tracer is not None:
                         tracer.leaf(node, g)
-                    if node.grad is None and sys.getrefcount(g) == _ALONE:
-                        node._adopt(g)  # only `g` holds it: no copy
-                    else:
+                    if (node.grad is None and _refcount(g) == _ALONE and g.base is None
+                            and g.dtype is node.data.dtype and g.flags.writeable):
+                        node.grad = g  # adopted, no copy: only `g` holds it, and it owns its
+                    else:              # memory (a large weight gradient is never copied)
                         node._accumulate(g)
                     continue
                 if op.released:
@@ -197,7 +198,7 @@ class Tensor:
                     else:
                         parent._g = held + pg
                         summed.add(id(parent))
-                input_grads = pg = held = None  # keep no reference: see _adopt
+                input_grads = pg = held = None  # keep no reference: leaves adopt g alone
         except BaseException:
             for node in order:  # leave no gradient behind on the nodes
                 node._g = None
@@ -217,14 +218,6 @@ class Tensor:
             self.grad = np.array(g, dtype=self.data.dtype)
         else:
             self.grad += g
-
-    def _adopt(self, g):
-        """.grad = g itself when backward holds the only reference to g (its reference count
-        says so) and g owns its writable memory: no copy of a large weight gradient."""
-        if g.base is None and g.dtype == self.data.dtype and g.flags.writeable:
-            self.grad = g
-        else:
-            self.grad = np.array(g, dtype=self.data.dtype)
 
     def detach(self):
         """The same data, cut from the graph."""
@@ -447,13 +440,16 @@ def _binary(op_class, a, b):
     return apply(op_class, a, b)
 
 
+_refcount = sys.getrefcount
+
+
 def _count_alone():
     array = np.empty(0)
-    alone = sys.getrefcount(array)
+    alone = _refcount(array)
     return alone
 
 
-# sys.getrefcount(g) where one local variable g holds an array and nothing else does (the
+# _refcount(g) where one local variable g holds an array and nothing else does (the
 # calibration keeps the statement's shape: this count depends on how the interpreter holds
 # arguments, not on cygrad)
 _ALONE = _count_alone()
