@@ -23,7 +23,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, Py
 from cython.parallel cimport prange
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from arrays cimport F32, kind_of, release
 
@@ -134,7 +134,17 @@ cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
                 cg_pack_b_kcont_f32(dst, <const float *>src, cs // isz, kc)
             else:
                 cg_pack_b_kcont_f64(dst, <const double *>src, cs // isz, kc)
-        else:  # any strides, or the ragged last panel: element by element, zero-padded
+        elif cs == isz:  # the ragged last panel, j along memory: part-row copies
+            for k in range(kc):
+                memcpy(&dst[k * NR], src + k * rs, nr * isz)
+                memset(&dst[k * NR + nr], 0, (NR - nr) * isz)
+        elif rs == isz:  # the ragged last panel, k along memory: column by column
+            for k in range(kc):
+                memset(&dst[k * NR + nr], 0, (NR - nr) * isz)
+            for c in range(nr):
+                for k in range(kc):
+                    dst[k * NR + c] = (<const floating *>(src + c * cs))[k]
+        else:  # any strides: element by element, zero-padded
             for k in range(kc):
                 for c in range(nr):
                     dst[k * NR + c] = (<const floating *>(src + k * rs + c * cs))[0]
@@ -227,12 +237,10 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
         return
     if more:
         for i in range(mr):
-            for j in range(nr):
-                tile[i * NR + j] = c[i * ldc + j]
+            memcpy(&tile[i * NR], &c[i * ldc], nr * sizeof(floating))
     _kernel(kc, a, b, tile, NR, more)
-    for i in range(mr):
-        for j in range(nr):
-            c[i * ldc + j] = tile[i * NR + j]
+    for i in range(mr):  # row copies: a loop over (i, j) ran as scalar code
+        memcpy(&c[i * ldc], &tile[i * NR], nr * sizeof(floating))
 
 
 cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,
