@@ -36,12 +36,25 @@ cdef inline int acquire(Py_buffer *views, int *count, object array, bint writabl
     if writable:
         flags |= PyBUF_WRITABLE
     PyObject_GetBuffer(array, &views[count[0]], flags)
-    count[0] += 1
-    if not PyBuffer_IsContiguous(&views[count[0] - 1], b'C'):
+    if not PyBuffer_IsContiguous(&views[count[0]], b'C'):
+        PyBuffer_Release(&views[count[0]])
         raise BufferError("expected a C-contiguous array")
+    count[0] += 1
     if kind_of(&views[count[0] - 1]) == 0:
         raise TypeError(f"expected a float32 or float64 array, got format "
                         f"{views[count[0] - 1].format.decode()!r}")
+    return 0
+
+
+cdef inline int acquire_input(Py_buffer *views, int *count, object array) except -1:
+    """acquire(array) for reading; a strided array is read through a C-contiguous copy (the
+    view holds the copy alive until release)."""
+    try:
+        acquire(views, count, array, False)
+    except BufferError:
+        import numpy
+
+        acquire(views, count, numpy.ascontiguousarray(array), False)
     return 0
 
 

@@ -8,13 +8,17 @@ relu and leaky_relu are a select and at most one multiply: exact in any loop for
 prange splits the flat index range (or the rows, or the columns for a column sum) into
 independent chunks.
 
-Arrays arrive as numpy arrays and are read through the buffer protocol (arrays.pxd): they must be
-C-contiguous, of one float dtype, and their sizes are checked here before any loop.
+Arrays arrive as numpy arrays and are read through the buffer protocol (arrays.pxd): inputs of
+any layout (a strided one is copied to C order first), outputs made here, one float dtype, sizes
+checked here before any loop. The entry points are the backend's own (cython_backend imports
+them): no Python layer between `cygrad.backend` and these functions.
 """
 
 from cython.parallel cimport prange
 
-from arrays cimport F32, acquire, elements, kind_of, release
+from arrays cimport F32, acquire, acquire_input, elements, kind_of, release
+
+import numpy as np
 
 ctypedef fused floating:
     float
@@ -209,132 +213,177 @@ cdef int _check_rows(Py_buffer *x, Py_buffer *b, Py_ssize_t *n, Py_ssize_t *m) e
     return 0
 
 
-def activation_forward(int kind, x, y, double slope, int num_threads):
-    """y := act(x) elementwise: tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0);
-    leaky_relu x > 0 ? x : slope*x. x, y C-contiguous, one dtype, one size (y may be x)."""
+# Threads are woken only for work of about 100 us and more (see cython_backend); module
+# attributes, so that tests can send small arrays down the parallel paths.
+cheap_serial_below = 1 << 20  # elements: relu, leaky_relu, bias adds, column sums
+costly_serial_below = 1 << 16  # elements: tanh, sigmoid
+
+cdef object _empty = np.empty
+
+
+cdef int _code(object name) except -1:
+    if name == "tanh":
+        return TANH
+    if name == "sigmoid":
+        return SIGMOID
+    if name == "relu":
+        return RELU
+    if name == "leaky_relu":
+        return LEAKY_RELU
+    raise ValueError(f"unknown activation {name!r}")
+
+
+cdef int _threads(Py_ssize_t n, int kind, int num_threads) except -1:
+    """num_threads for n elements of this kind of work, 1 below its threshold."""
+    if kind == TANH or kind == SIGMOID:
+        return num_threads if n >= costly_serial_below else 1
+    return num_threads if n >= cheap_serial_below else 1
+
+
+def activation_forward(name, x, double slope, int num_threads):
+    """A new y := act(x) elementwise: tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0);
+    leaky_relu x > 0 ? x : slope*x. x any layout (a strided x is copied first)."""
+    cdef int kind = _code(name)
     cdef Py_buffer v[2]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0
     try:
-        acquire(v, &count, x, False)
+        acquire_input(v, &count, x)
+        y = _empty(x.shape, x.dtype)
         acquire(v, &count, y, True)
-        _same(v, count)
         n = elements(&v[0])
-        if elements(&v[1]) != n:
-            raise ValueError("activation_forward: x and y differ in size")
+        threads = _threads(n, kind, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _forward_flat(kind, <const float *>v[0].buf, <float *>v[1].buf, n,
-                              <float>slope, num_threads)
+                              <float>slope, threads)
             else:
                 _forward_flat(kind, <const double *>v[0].buf, <double *>v[1].buf, n, slope,
-                              num_threads)
+                              threads)
     finally:
         release(v, count)
+    return y
 
 
-def activation_backward(int kind, g, saved, dx, double slope, int num_threads):
-    """dx from the output gradient g; `saved` is y for tanh/sigmoid, x (or y) for relu and x
-    for leaky_relu. tanh: dx = g * (1 - y*y); sigmoid: dx = g * (y * (1 - y));
-    relu: dx = g if saved > 0 else 0; leaky_relu: dx = g if x > 0 else slope * g."""
+def activation_backward(name, g, saved, double slope, int num_threads):
+    """A new dx from the output gradient g and `saved` (one shape, one dtype, any layout):
+    y for tanh/sigmoid, x (or y) for relu, x for leaky_relu. tanh: dx = g * (1 - y*y);
+    sigmoid: dx = g * (y * (1 - y)); relu: dx = g if saved > 0 else 0; leaky_relu:
+    dx = g if x > 0 else slope * g."""
+    cdef int kind = _code(name)
     cdef Py_buffer v[3]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0
     try:
-        acquire(v, &count, g, False)
-        acquire(v, &count, saved, False)
-        acquire(v, &count, dx, True)
+        acquire_input(v, &count, g)
+        acquire_input(v, &count, saved)
         _same(v, count)
         n = elements(&v[0])
-        if elements(&v[1]) != n or elements(&v[2]) != n:
+        if elements(&v[1]) != n:
             raise ValueError("activation_backward: arrays differ in size")
+        dx = _empty(g.shape, g.dtype)
+        acquire(v, &count, dx, True)
+        threads = _threads(n, RELU, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _backward_flat(kind, <const float *>v[0].buf, <const float *>v[1].buf,
-                               <float *>v[2].buf, n, <float>slope, num_threads)
+                               <float *>v[2].buf, n, <float>slope, threads)
             else:
                 _backward_flat(kind, <const double *>v[0].buf, <const double *>v[1].buf,
-                               <double *>v[2].buf, n, slope, num_threads)
+                               <double *>v[2].buf, n, slope, threads)
     finally:
         release(v, count)
+    return dx
 
 
 def bias_add(x, b, y, int num_threads):
-    """Y := X + b (b broadcast over rows); X, Y (n, m), b (m,). y may be x (in place)."""
+    """Y := X + b (b broadcast over rows); X, Y (n, m), b (m,); y None (a new array) or a
+    C-contiguous array of x's shape, which may be x (in place). Returns Y."""
     cdef Py_buffer v[3]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0, m = 0
     try:
-        acquire(v, &count, x, False)
-        acquire(v, &count, b, False)
+        acquire_input(v, &count, x)
+        acquire_input(v, &count, b)
+        if y is None:
+            y = _empty(x.shape, x.dtype)
         acquire(v, &count, y, True)
         _same(v, count)
         _check_rows(&v[0], &v[1], &n, &m)
         if v[2].ndim != 2 or v[2].shape[0] != n or v[2].shape[1] != m:
             raise ValueError("bias_add: y must have the shape of x")
+        threads = _threads(n * m, RELU, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _bias_rows(<const float *>v[0].buf, <const float *>v[1].buf, <float *>v[2].buf,
-                           <float *>NULL, n, m, -1, 0, num_threads)
+                           <float *>NULL, n, m, -1, 0, threads)
             else:
                 _bias_rows(<const double *>v[0].buf, <const double *>v[1].buf,
-                           <double *>v[2].buf, <double *>NULL, n, m, -1, 0, num_threads)
+                           <double *>v[2].buf, <double *>NULL, n, m, -1, 0, threads)
     finally:
         release(v, count)
+    return y
 
 
-def bias_activation(int kind, z, b, y, double slope, int num_threads):
-    """Per row, in one pass: Z := Z + b in place, then Y := act(Z). Z, Y (n, m), b (m,).
-    Z gets the bits of bias_add, Y those of activation_forward on Z."""
+def bias_activation(name, z, b, double slope, int num_threads):
+    """Per row, in one pass: Z := Z + b in place, then a new Y := act(Z). Z (n, m) writable
+    and C-contiguous (a fresh gemm output), b (m,). Z gets the bits of bias_add, Y those of
+    activation_forward on Z."""
+    cdef int kind = _code(name)
     cdef Py_buffer v[3]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0, m = 0
     try:
         acquire(v, &count, z, True)
-        acquire(v, &count, b, False)
+        acquire_input(v, &count, b)
+        y = _empty(z.shape, z.dtype)
         acquire(v, &count, y, True)
         _same(v, count)
         _check_rows(&v[0], &v[1], &n, &m)
-        if v[2].ndim != 2 or v[2].shape[0] != n or v[2].shape[1] != m:
-            raise ValueError("bias_activation: y must have the shape of z")
-        if v[2].buf == v[0].buf and n * m > 0:
-            raise ValueError("bias_activation: y must not be z")
+        threads = _threads(n * m, kind, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _bias_rows(<const float *>v[0].buf, <const float *>v[1].buf, <float *>v[0].buf,
-                           <float *>v[2].buf, n, m, kind, <float>slope, num_threads)
+                           <float *>v[2].buf, n, m, kind, <float>slope, threads)
             else:
                 _bias_rows(<const double *>v[0].buf, <const double *>v[1].buf,
-                           <double *>v[0].buf, <double *>v[2].buf, n, m, kind, slope,
-                           num_threads)
+                           <double *>v[0].buf, <double *>v[2].buf, n, m, kind, slope, threads)
     finally:
         release(v, count)
+    return y
 
 
-def activation_backward_column_sum(int kind, g, saved, dz, db, double slope, int num_threads):
-    """dz := the activation's backward (as activation_backward) on (n, m) arrays, and
+def activation_backward_bias(name, g, saved, double slope, int num_threads):
+    """New (dz, db): dz the activation's backward (as activation_backward) on (n, m) arrays,
     db[j] := sum_i dz[i, j] in ascending i from +0: the bias gradient, bitwise that of
     reduce.column_sum(dz)."""
+    cdef int kind = _code(name)
     cdef Py_buffer v[4]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0, m = 0
     try:
-        acquire(v, &count, g, False)
-        acquire(v, &count, saved, False)
+        acquire_input(v, &count, g)
+        acquire_input(v, &count, saved)
+        if v[0].ndim != 2:
+            raise ValueError("activation_backward_bias: g must be 2-D")
+        dz = _empty(g.shape, g.dtype)
+        db = _empty(v[0].shape[1], g.dtype)
         acquire(v, &count, dz, True)
         acquire(v, &count, db, True)
         _same(v, count)
         _check_rows(&v[0], &v[3], &n, &m)
-        if elements(&v[1]) != n * m or elements(&v[2]) != n * m:
-            raise ValueError("activation_backward_column_sum: arrays differ in size")
+        if elements(&v[1]) != n * m:
+            raise ValueError("activation_backward_bias: arrays differ in size")
+        threads = _threads(n * m, RELU, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _backward_column_sum(kind, <const float *>v[0].buf, <const float *>v[1].buf,
                                      <float *>v[2].buf, <float *>v[3].buf, n, m, <float>slope,
-                                     num_threads)
+                                     threads)
             else:
                 _backward_column_sum(kind, <const double *>v[0].buf, <const double *>v[1].buf,
                                      <double *>v[2].buf, <double *>v[3].buf, n, m, slope,
-                                     num_threads)
+                                     threads)
     finally:
         release(v, count)
+    return dz, db

@@ -5,12 +5,15 @@ Order is part of the contract: s[j] = (((0 + g[0, j]) + g[1, j]) + ...) + g[n-1,
 column j. A column's sum never depends on its position, the other columns or the thread count
 (PyTorch's CPU column sum is not position-uniform; this is what we must not repeat).
 
-Arrays are read through the buffer protocol (arrays.pxd): C-contiguous, one float dtype.
+Arrays are read through the buffer protocol (arrays.pxd): one float dtype, any layout (a strided
+input is copied to C order first); the sums are made here. The entry points are the backend's own.
 """
 
 from cython.parallel cimport prange
 
-from arrays cimport F32, acquire, kind_of, release
+from arrays cimport F32, acquire, acquire_input, kind_of, release
+
+import numpy as np
 
 ctypedef fused floating:
     float
@@ -41,27 +44,35 @@ cdef void _column_sum(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t m
         _columns(g, s, n, m, c * CHUNK, min(c * CHUNK + CHUNK, m))
 
 
-def column_sum(g, s, int num_threads):
-    """s[j] := sum_i g[i, j], i ascending from 0, one column never split across threads.
-    g (n, m) and s (m,) C-contiguous, one dtype."""
+# Threads are woken only for sums of about 100 us and more (see cython_backend); a module
+# attribute, so that tests can send small arrays down the parallel paths.
+serial_below = 1 << 20  # elements
+
+cdef object _empty = np.empty
+
+
+def column_sum(g, int num_threads):
+    """A new s[j] := sum_i g[i, j], i ascending from 0, one column never split across threads.
+    g (n, m), one float dtype, any layout (a strided g is copied to C order first)."""
     cdef Py_buffer v[2]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0, m = 0
     try:
-        acquire(v, &count, g, False)
-        acquire(v, &count, s, True)
-        if kind_of(&v[0]) != kind_of(&v[1]):
-            raise TypeError("column_sum: mixed float32 and float64 arrays")
-        if v[0].ndim != 2 or v[1].ndim != 1 or v[1].shape[0] != v[0].shape[1]:
-            raise ValueError("column_sum: expected g (n, m) and s (m,)")
+        acquire_input(v, &count, g)
+        if v[0].ndim != 2:
+            raise ValueError("column_sum: expected g (n, m)")
         n, m = v[0].shape[0], v[0].shape[1]
+        s = _empty(m, g.dtype)
+        acquire(v, &count, s, True)
+        threads = num_threads if n * m >= serial_below else 1
         with nogil:
             if kind_of(&v[0]) == F32:
-                _column_sum(<const float *>v[0].buf, <float *>v[1].buf, n, m, num_threads)
+                _column_sum(<const float *>v[0].buf, <float *>v[1].buf, n, m, threads)
             else:
-                _column_sum(<const double *>v[0].buf, <double *>v[1].buf, n, m, num_threads)
+                _column_sum(<const double *>v[0].buf, <double *>v[1].buf, n, m, threads)
     finally:
         release(v, count)
+    return s
 
 
 # A channel's chain runs over a block of Q elements before the next channel's, so each
@@ -115,26 +126,26 @@ cdef void _channel_sum(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t 
             _channels(g, s, n, c, p, t * per, min(t * per + per, c))
 
 
-def channel_sum(g, s, int num_threads):
-    """s[k] := sum_i sum_q g[i, k, q] for g (n, c, p), i then q ascending from +0: the bias
-    gradient of a convolution (g of shape (N, C, OH*OW)), bitwise column_sum of the same
+def channel_sum(g, int num_threads):
+    """A new s[k] := sum_i sum_q g[i, k, q] for g (n, c, p), i then q ascending from +0: the
+    bias gradient of a convolution (g of shape (N, C, OH*OW)), bitwise column_sum of the same
     numbers laid out as (N*OH*OW, C) rows. A channel never split across threads."""
     cdef Py_buffer v[2]
-    cdef int count = 0
+    cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0, c = 0, p = 0
     try:
-        acquire(v, &count, g, False)
-        acquire(v, &count, s, True)
-        if kind_of(&v[0]) != kind_of(&v[1]):
-            raise TypeError("channel_sum: mixed float32 and float64 arrays")
-        if v[0].ndim != 3 or v[1].ndim != 1 or v[1].shape[0] != v[0].shape[1]:
-            raise ValueError("channel_sum: expected g (n, c, p) and s (c,)")
+        acquire_input(v, &count, g)
+        if v[0].ndim != 3:
+            raise ValueError("channel_sum: expected g (n, c, p)")
         n, c, p = v[0].shape[0], v[0].shape[1], v[0].shape[2]
+        s = _empty(c, g.dtype)
+        acquire(v, &count, s, True)
+        threads = num_threads if n * c * p >= serial_below else 1
         with nogil:
             if kind_of(&v[0]) == F32:
-                _channel_sum(<const float *>v[0].buf, <float *>v[1].buf, n, c, p, num_threads)
+                _channel_sum(<const float *>v[0].buf, <float *>v[1].buf, n, c, p, threads)
             else:
-                _channel_sum(<const double *>v[0].buf, <double *>v[1].buf, n, c, p,
-                             num_threads)
+                _channel_sum(<const double *>v[0].buf, <double *>v[1].buf, n, c, p, threads)
     finally:
         release(v, count)
+    return s

@@ -1,7 +1,8 @@
 """Every kernel's parallel path gives the bits of its serial path.
 
-The backend wakes a second thread only for work of about 100 µs (cython_backend._CHEAP,
-_COSTLY and _COST; the gemm kernel's serial_macs), larger than most arrays in the other tests;
+The backend wakes a second thread only for work of about 100 µs (cython_backend._CHEAP and
+_COSTLY, the elementwise and reduce kernels' serial thresholds, the gemm kernel's serial_macs),
+larger than most arrays in the other tests;
 here those thresholds are set to one element so that moderate arrays run on two threads, with
 uneven splits and ragged ends.
 """
@@ -17,12 +18,14 @@ ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu"]
 
 @pytest.fixture(autouse=True)
 def parallel_everything(monkeypatch):
-    from cygrad._C import gemm
+    from cygrad._C import elementwise, gemm, reduce
     from cygrad.backend import cython_backend
 
     for name in ("_CHEAP", "_COSTLY"):
         monkeypatch.setattr(cython_backend, name, 1)
-    monkeypatch.setattr(cython_backend, "_COST", dict.fromkeys(cython_backend._COST, 1))
+    for name in ("cheap_serial_below", "costly_serial_below"):
+        monkeypatch.setattr(elementwise, name, 1)
+    monkeypatch.setattr(reduce, "serial_below", 1)
     monkeypatch.setattr(gemm, "serial_macs", 0)
     with B.using("cython"):
         yield

@@ -1,8 +1,10 @@
-"""The exact backend: thin wrappers that allocate outputs and call the Cython kernels.
+"""The exact backend: the Cython kernels, and thin wrappers where a kernel wants its outputs
+made for it.
 
-Inputs arrive validated by `cygrad.backend` (dtype, shapes); here they are only made
-contiguous where a kernel needs it (the kernels check contiguity, dtype and sizes again in C,
-so nothing unchecked ever reaches boundscheck-free code).
+Inputs arrive validated by `cygrad.backend` (dtype, shapes); the kernels check dtype, sizes and
+contiguity again in C, so nothing unchecked ever reaches boundscheck-free code. The hot kernels
+(gemm, elementwise, reduce) are called directly: a Python layer here cost a fifth of a small
+layer's time.
 """
 
 import numpy as np
@@ -15,20 +17,17 @@ try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
 except ImportError:  # a partial build (CYGRAD_KERNELS=...): the Python ones serve
     Lease = None
 
-_ACT = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3}
-
 # Threads are woken only for work of about 100 µs and more: waking a sleeping OpenMP thread
 # costs microseconds on an idle machine and much more on a busy one. Only speed depends on
-# these: every kernel gives the same bits for any thread count. Elements per 100 µs:
+# these: every kernel gives the same bits for any thread count. Elements per 100 µs (the
+# elementwise and reduce kernels hold the same numbers as module attributes, gemm its
+# `serial_macs`):
 _CHEAP = 1 << 20  # a select or an add an element (relu, bias, sums, copies)
 _COSTLY = 1 << 16  # tanh, sigmoid, exp
 
 
 def _threads(size, num_threads, per=_CHEAP):
     return num_threads if size >= per else 1
-
-
-_COST = {"tanh": _COSTLY, "sigmoid": _COSTLY, "relu": _CHEAP, "leaky_relu": _CHEAP}
 
 
 def _c(a):
@@ -40,74 +39,16 @@ def _c(a):
 gemm = _gemm.product
 
 
-def activation_forward(name, x, slope, num_threads):
-    x = _c(x)
-    y = np.empty(x.shape, x.dtype)
-    elementwise.activation_forward(_ACT[name], x, y, slope,
-                                   _threads(x.size, num_threads, _COST[name]))
-    return y
-
-
-def activation_backward(name, grad, saved, slope, num_threads):
-    grad, saved = _c(grad), _c(saved)
-    dx = np.empty(grad.shape, grad.dtype)
-    elementwise.activation_backward(_ACT[name], grad, saved, dx, slope,
-                                    _threads(dx.size, num_threads))
-    return dx
-
-
-# The kernels refuse strided arrays (a BufferError before any work): those calls are made
-# again with contiguous copies, so that the common case pays for no flags check.
-
-def bias_add(x, b, out, num_threads):
-    if out is None:
-        out = np.empty(x.shape, x.dtype)
-    threads = num_threads if x.size >= _CHEAP else 1
-    try:
-        elementwise.bias_add(x, b, out, threads)
-    except BufferError:
-        elementwise.bias_add(_c(x), _c(b), out, threads)
-    return out
-
-
-def bias_activation(name, x, b, slope, num_threads):
-    y = np.empty(x.shape, x.dtype)
-    threads = num_threads if x.size >= _COST[name] else 1
-    try:
-        elementwise.bias_activation(_ACT[name], x, b, y, slope, threads)
-    except BufferError:  # a strided bias (x, a fresh gemm output, is contiguous and writable)
-        elementwise.bias_activation(_ACT[name], x, _c(b), y, slope, threads)
-    return y
-
-
-def activation_backward_bias(name, grad, saved, slope, num_threads):
-    dx = np.empty(grad.shape, grad.dtype)
-    db = np.empty(grad.shape[1], grad.dtype)
-    threads = num_threads if dx.size >= _CHEAP else 1
-    try:
-        elementwise.activation_backward_column_sum(_ACT[name], grad, saved, dx, db, slope,
-                                                   threads)
-    except BufferError:
-        elementwise.activation_backward_column_sum(_ACT[name], _c(grad), _c(saved), dx, db,
-                                                   slope, threads)
-    return dx, db
-
-
-def column_sum(g, num_threads):
-    s = np.empty(g.shape[1], g.dtype)
-    threads = num_threads if g.size >= _CHEAP else 1
-    try:
-        reduce.column_sum(g, s, threads)
-    except BufferError:
-        reduce.column_sum(_c(g), s, threads)
-    return s
-
-
-def channel_sum(g, num_threads):
-    g = _c(g)
-    s = np.empty(g.shape[1], dtype=g.dtype)
-    reduce.channel_sum(g, s, _threads(g.size, num_threads))
-    return s
+# The elementwise and reduce kernels allocate their outputs, copy strided inputs and pick their
+# thread count themselves (thresholds as below, module attributes there): they are this
+# backend's functions as they stand.
+activation_forward = elementwise.activation_forward
+activation_backward = elementwise.activation_backward
+bias_add = elementwise.bias_add
+bias_activation = elementwise.bias_activation
+activation_backward_bias = elementwise.activation_backward_bias
+column_sum = reduce.column_sum
+channel_sum = reduce.channel_sum
 
 
 def sum_to_shape(g, axes, shape, num_threads):
