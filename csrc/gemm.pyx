@@ -42,6 +42,8 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_NR_F32
         CG_MR_F64
         CG_NR_F64
+        CG_NRN_F32  # narrow tiles: one vector wide
+        CG_NRN_F64
         CG_KC_F32  # cache blocking: performance only
         CG_KC_F64
         CG_MC
@@ -50,6 +52,10 @@ cdef extern from "gemm_microkernel.h" nogil:
                        Py_ssize_t ldc, int load_c)
     void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
                        Py_ssize_t ldc, int load_c)
+    void cg_kernel_narrow_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
+                              Py_ssize_t ldc, int load_c)
+    void cg_kernel_narrow_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
+                              Py_ssize_t ldc, int load_c)
     void cg_pack_a_kcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_a_icont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
@@ -114,9 +120,10 @@ cdef void _pack_a(floating *dst, const char *a, Py_ssize_t rs, Py_ssize_t cs,
 
 
 cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
-                  Py_ssize_t kc, Py_ssize_t n) noexcept nogil:
-    """dst[q][k][c] := op(B)[k, q*NR + c] (op(B)[k, j] at b + k*rs + j*cs), 0 past column n."""
-    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+                  Py_ssize_t kc, Py_ssize_t n, Py_ssize_t NR) noexcept nogil:
+    """dst[q][k][c] := op(B)[k, q*NR + c] (op(B)[k, j] at b + k*rs + j*cs), 0 past column n;
+    NR the panel width, the full tile's or the narrow one."""
+    cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t isz = sizeof(floating)
     cdef Py_ssize_t q, q0, c, k, nr
     cdef const char *src
@@ -124,21 +131,21 @@ cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
         q0 = q * NR
         nr = min(NR, n - q0)
         src = b + q0 * cs
-        if nr == NR and cs == isz and rs % isz == 0:  # j along memory: row copies
+        if nr == FULL and cs == isz and rs % isz == 0:  # j along memory: row copies
             if floating is float:
                 cg_pack_b_jcont_f32(dst, <const float *>src, rs // isz, kc)
             else:
                 cg_pack_b_jcont_f64(dst, <const double *>src, rs // isz, kc)
-        elif nr == NR and rs == isz and cs % isz == 0:  # k along memory (B transposed)
+        elif nr == FULL and rs == isz and cs % isz == 0:  # k along memory (B transposed)
             if floating is float:
                 cg_pack_b_kcont_f32(dst, <const float *>src, cs // isz, kc)
             else:
                 cg_pack_b_kcont_f64(dst, <const double *>src, cs // isz, kc)
-        elif cs == isz:  # the ragged last panel, j along memory: part-row copies
+        elif cs == isz:  # a narrow or ragged panel, j along memory: part-row copies
             for k in range(kc):
                 memcpy(&dst[k * NR], src + k * rs, nr * isz)
                 memset(&dst[k * NR + nr], 0, (NR - nr) * isz)
-        elif rs == isz:  # the ragged last panel, k along memory: column by column
+        elif rs == isz:  # a narrow or ragged panel, k along memory: column by column
             for k in range(kc):
                 memset(&dst[k * NR + nr], 0, (NR - nr) * isz)
             for c in range(nr):
@@ -154,11 +161,19 @@ cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
 
 
 cdef inline void _kernel(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
-                         Py_ssize_t ldc, bint load_c) noexcept nogil:
+                         Py_ssize_t ldc, bint load_c, bint narrow) noexcept nogil:
+    """The micro-kernel: an MR x NR tile of C, or MR x NRN with `narrow`. Both run the same
+    multiply-add chain per element."""
     if floating is float:
-        cg_kernel_f32(kc, a, b, c, ldc, load_c)
+        if narrow:
+            cg_kernel_narrow_f32(kc, a, b, c, ldc, load_c)
+        else:
+            cg_kernel_f32(kc, a, b, c, ldc, load_c)
     else:
-        cg_kernel_f64(kc, a, b, c, ldc, load_c)
+        if narrow:
+            cg_kernel_narrow_f64(kc, a, b, c, ldc, load_c)
+        else:
+            cg_kernel_f64(kc, a, b, c, ldc, load_c)
 
 
 cdef struct Operands:
@@ -168,6 +183,7 @@ cdef struct Operands:
     const char *b
     char *c
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
+    Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
 
 
 cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
@@ -184,6 +200,7 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
     g.a_rs, g.a_cs = (a.strides[1], a.strides[0]) if trans_a else (a.strides[0], a.strides[1])
     g.b_rs, g.b_cs = (b.strides[1], b.strides[0]) if trans_b else (b.strides[0], b.strides[1])
     g.ldc = c.strides[0] // <Py_ssize_t>sizeof(floating)
+    g.nr = CG_NR_F32 if floating is float else CG_NR_F64
     g.a = g.b = g.c = NULL
     if g.m > 0 and g.n > 0:
         g.c = <char *>&c[0, 0]
@@ -201,7 +218,9 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
     """
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
-    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t NR = g.nr
+    cdef bint narrow = NR != FULL
     cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb
     cdef floating *cblock
     for jb in range(_cdiv(g.n, CG_NC)):
@@ -210,7 +229,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
         for pb in range(_cdiv(g.k, KC)):
             pc = pb * KC
             kc = min(KC, g.k - pc)
-            _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc)
+            _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
             for ib in range(_cdiv(g.m, CG_MC)):
                 ic = ib * CG_MC
                 mc = min(<Py_ssize_t>CG_MC, g.m - ic)
@@ -221,24 +240,24 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     for cb in range(_cdiv(nc, NR)):
                         jr = cb * NR
                         _tile(kc, abuf + ir * kc, bbuf + jr * kc, cblock + ir * g.ldc + jr, g.ldc,
-                              min(MR, mc - ir), min(NR, nc - jr), pc > 0, tile)
+                              min(MR, mc - ir), min(NR, nc - jr), pc > 0, tile, NR, narrow)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
                        Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, bint more,
-                       floating *tile) noexcept nogil:
-    """One mr x nr tile of C from packed micro-panels a, b; with `more`, continue C's chains.
-    A ragged edge tile runs the same micro-kernel on a full scratch tile, valid part copied."""
+                       floating *tile, Py_ssize_t NR, bint narrow) noexcept nogil:
+    """One mr x nr tile of C from packed micro-panels a, b (panels NR wide); with `more`,
+    continue C's chains. A ragged edge tile runs the same micro-kernel on a full scratch tile,
+    valid part copied."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
-    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     if mr == MR and nr == NR:
-        _kernel(kc, a, b, c, ldc, more)
+        _kernel(kc, a, b, c, ldc, more, narrow)
         return
     if more:
         for i in range(mr):
             memcpy(&tile[i * NR], &c[i * ldc], nr * sizeof(floating))
-    _kernel(kc, a, b, tile, NR, more)
+    _kernel(kc, a, b, tile, NR, more, narrow)
     for i in range(mr):  # row copies: a loop over (i, j) ran as scalar code
         memcpy(&c[i * ldc], &tile[i * NR], nr * sizeof(floating))
 
@@ -248,7 +267,7 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
     """Thread t of nt: a contiguous run of whole column tiles of C (split_n) or of row tiles,
     with its own packing buffers (buf: a_size + b_size + MR*NR elements)."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
-    cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t NR = g.nr
     cdef Py_ssize_t tiles, lo, hi
     if split_n:
         tiles = _cdiv(g.n, NR)
@@ -296,7 +315,11 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
         return 0
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t NRN = CG_NRN_F32 if floating is float else CG_NRN_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    if g.n <= NRN:  # a narrow product (a small layer): one-vector tiles, no padding to NR
+        NR = NRN
+    g.nr = NR
     cdef Py_ssize_t nt = max(1, num_threads)
     if g.m * g.n * g.k <= <Py_ssize_t>serial_macs:
         nt = 1

@@ -74,6 +74,10 @@
 #endif
 #define CG_NR_F32 (CG_WF * CG_NV_F32)
 #define CG_NR_F64 (CG_WD * CG_NV_F64)
+/* Narrow tiles, one vector wide: a product with at most this many columns packs B in panels
+ * of this width and runs the narrow kernel, instead of padding every row of C to NR. */
+#define CG_NRN_F32 CG_WF
+#define CG_NRN_F64 CG_WD
 
 /* Cache blocking (performance only). Loop order in gemm.pyx: for each KC x NC block of B
  * (packed once, streamed from L2/L3) and MC x KC block of A, an A micro-panel (MR x KC) stays
@@ -129,6 +133,9 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
+/* one vector wide, for products with at most CG_NRN_* columns (a narrow layer) */
+CG_DEFINE_KERNEL(cg_kernel_narrow_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, 1)
+CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, 1)
 
 #else /* plain arrays, the same chain per element */
 #define CG_DEFINE_KERNEL(NAME, T, MR, NR)                                                      \
@@ -146,6 +153,8 @@ CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
+CG_DEFINE_KERNEL(cg_kernel_narrow_f32, float, CG_MR_F32, CG_NRN_F32)
+CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
 #endif
 
 /* Packing full panels from operands with one unit stride: copies only, no arithmetic, so
