@@ -38,6 +38,7 @@ ctypedef fused floating:
 
 cdef extern from "gemm_microkernel.h" nogil:
     enum:
+        CG_HAS_FMA
         CG_MR_F32  # tile rows and columns
         CG_NR_F32
         CG_MR_F64
@@ -69,6 +70,11 @@ cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
     SMALL_DOUBLES = 2048  # packing buffers up to this size live on the stack
     SMALL_BUFFER = SMALL_DOUBLES * 8  # (bytes)
+
+# True when each link of a chain is a fused multiply-add (this build's target has FMA): the
+# results are then those of every other FMA build, and differ in the last bits from a build
+# without (CYGRAD_PORTABLE=1 on x86-64 rounds each product and each sum).
+fused_multiply_add = bool(CG_HAS_FMA)
 
 # `gemm` runs products of at most this many multiply-adds (~200^3, ~150 us) on one thread,
 # whatever num_threads says: under cygrad's passive OpenMP wait a parallel region costs ~50-200 us

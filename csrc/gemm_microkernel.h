@@ -42,6 +42,14 @@
 #endif
 #define CG_UNROLL CG_PRAGMA(GCC unroll 16)
 
+/* Whether this build's multiply-add chains are fused (one rounding a link): the bits of a
+ * product differ in the last places from those of a build without FMA hardware. */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__FP_FAST_FMA)
+#define CG_HAS_FMA 1
+#else
+#define CG_HAS_FMA 0
+#endif
+
 /* Vector width and tile shape (MR rows x NV vectors) per target: the accumulators use half of
  * the vector registers or more, the rest hold a row of b and a broadcast element of a. */
 #if defined(__AVX512F__)
