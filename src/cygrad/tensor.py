@@ -136,8 +136,9 @@ class Tensor:
         """Add d(self)/d(leaf) into .grad of every leaf that requires grad.
 
         grad defaults to 1 for a single-element tensor. Leaves accumulate across calls (zero
-        them between steps); intermediate tensors keep no gradient. Afterwards the graph's saved
-        arrays are freed (a second backward raises) unless retain_graph=True.
+        them between steps); intermediate tensors keep no gradient. Each op frees the arrays it
+        saved (and unlocks them) as soon as backward has passed it, so a second backward raises,
+        unless retain_graph=True.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
@@ -169,10 +170,12 @@ class Tensor:
                 if op is None:  # a leaf: .grad += g
                     if tracer is not None:
                         tracer.leaf(node, g)
+                    # adopted without a copy when only `g` holds it and it owns writable
+                    # memory (a large weight gradient is never copied); else added in
                     if (node.grad is None and _refcount(g) == _ALONE and g.base is None
                             and g.dtype is node.data.dtype and g.flags.writeable):
-                        node.grad = g  # adopted, no copy: only `g` holds it, and it owns its
-                    else:              # memory (a large weight gradient is never copied)
+                        node.grad = g
+                    else:
                         node._accumulate(g)
                     continue
                 if op.released:
