@@ -233,11 +233,14 @@ cdef int _code(object name) except -1:
     raise ValueError(f"unknown activation {name!r}")
 
 
-cdef int _threads(Py_ssize_t n, int kind, int num_threads) except -1:
-    """num_threads for n elements of this kind of work, 1 below its threshold."""
-    if kind == TANH or kind == SIGMOID:
-        return num_threads if n >= costly_serial_below else 1
-    return num_threads if n >= cheap_serial_below else 1
+cdef int _threads(Py_ssize_t n, bint costly, int num_threads) except -1:
+    """num_threads for n elements (costly: a transcendental each), 1 below the threshold."""
+    return num_threads if n >= (costly_serial_below if costly else cheap_serial_below) else 1
+
+
+cdef inline bint _costly(int kind) noexcept:
+    """The forward of tanh and sigmoid computes an exp an element; every backward is cheap."""
+    return kind == TANH or kind == SIGMOID
 
 
 def activation_forward(name, x, double slope, int num_threads):
@@ -252,7 +255,7 @@ def activation_forward(name, x, double slope, int num_threads):
         y = _empty(x.shape, x.dtype)
         acquire(v, &count, y, True)
         n = elements(&v[0])
-        threads = _threads(n, kind, num_threads)
+        threads = _threads(n, _costly(kind), num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _forward_flat(kind, <const float *>v[0].buf, <float *>v[1].buf, n,
@@ -283,7 +286,7 @@ def activation_backward(name, g, saved, double slope, int num_threads):
             raise ValueError("activation_backward: arrays differ in size")
         dx = _empty(g.shape, g.dtype)
         acquire(v, &count, dx, True)
-        threads = _threads(n, RELU, num_threads)
+        threads = _threads(n, False, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _backward_flat(kind, <const float *>v[0].buf, <const float *>v[1].buf,
@@ -312,7 +315,7 @@ def bias_add(x, b, y, int num_threads):
         _check_rows(&v[0], &v[1], &n, &m)
         if v[2].ndim != 2 or v[2].shape[0] != n or v[2].shape[1] != m:
             raise ValueError("bias_add: y must have the shape of x")
-        threads = _threads(n * m, RELU, num_threads)
+        threads = _threads(n * m, False, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _bias_rows(<const float *>v[0].buf, <const float *>v[1].buf, <float *>v[2].buf,
@@ -340,7 +343,7 @@ def bias_activation(name, z, b, double slope, int num_threads):
         acquire(v, &count, y, True)
         _same(v, count)
         _check_rows(&v[0], &v[1], &n, &m)
-        threads = _threads(n * m, kind, num_threads)
+        threads = _threads(n * m, _costly(kind), num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _bias_rows(<const float *>v[0].buf, <const float *>v[1].buf, <float *>v[0].buf,
@@ -374,7 +377,7 @@ def activation_backward_bias(name, g, saved, double slope, int num_threads):
         _check_rows(&v[0], &v[3], &n, &m)
         if elements(&v[1]) != n * m:
             raise ValueError("activation_backward_bias: arrays differ in size")
-        threads = _threads(n * m, RELU, num_threads)
+        threads = _threads(n * m, False, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _backward_column_sum(kind, <const float *>v[0].buf, <const float *>v[1].buf,
