@@ -413,7 +413,8 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads):
         g.b_rs, g.b_cs = v[1].strides[0], v[1].strides[1]
         if trans_b:
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
-        g.a, g.b, g.c, g.ldc = <const char *>v[0].buf, <const char *>v[1].buf, <char *>v[2].buf, g.n
+        g.a, g.b = <const char *>v[0].buf, <const char *>v[1].buf
+        g.c, g.ldc = <char *>v[2].buf, g.n  # C-contiguous: rows n elements apart
         if kind == F32:
             _run(g, <float *>NULL, num_threads)
         else:
