@@ -8,8 +8,9 @@ through `cygrad.backend`, so switching backend switches every kernel below.
 
 An op says which of the caller's arrays its backward reads: `saves` (input positions) and
 `saves_output`. While the graph lives those arrays are read-only (see `lock`), so an in-place
-write can never turn into a silently wrong gradient; arrays an op makes for itself (masks,
-im2col patches) are private and need no lock.
+write raises instead of turning into a silently wrong gradient; arrays an op makes for itself
+(masks, im2col patches) are private and need no lock. The limit: numpy offers no way to reach the
+views of an array, so a view made before the lock keeps its write flag and can still write.
 
     arithmetic.py  add sub mul div neg pow matmul          (broadcasting)
     reduction.py   sum mean max softmax log_softmax
