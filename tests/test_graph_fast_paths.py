@@ -223,3 +223,23 @@ def test_mse_scalars_have_the_bits_of_the_dtypes_own_arithmetic(dtype):
                 total, scale = total / dtype.type(n), scale / dtype.type(n)
             assert loss.data.dtype == dtype and loss.data.tobytes() == np.asarray(total).tobytes()
             assert x.grad.tobytes() == (scale * d).tobytes()
+
+
+def test_cross_entropy_scalars_have_the_bits_of_the_dtypes_own_arithmetic(dtype):
+    rng = np.random.default_rng(6)
+    for n in (1, 3, 64, 1001):
+        logits = cygrad.tensor(rng.standard_normal((n, 5)) * 4, dtype=dtype, requires_grad=True)
+        targets = rng.integers(0, 5, n)
+        for reduction in ("mean", "sum"):
+            logits.grad = None
+            loss = F.cross_entropy(logits, targets, reduction=reduction)
+            g = np.array(rng.uniform(0.1, 3), dtype=dtype)
+            loss.backward(g)
+            losses = F.cross_entropy(cygrad.tensor(logits.data), targets, reduction="none").data
+            total, rows = losses.sum(dtype=dtype), np.full(n, g, dtype=dtype)
+            if reduction == "mean":
+                total, rows = total / dtype.type(n), np.full(n, g / dtype.type(n), dtype=dtype)
+            expected = cygrad.backend.log_softmax_nll_backward(
+                cygrad.backend.log_softmax_nll(logits.data, targets)[1], targets, rows)
+            assert loss.data.tobytes() == np.asarray(total).tobytes()
+            assert logits.grad.tobytes() == expected.tobytes()

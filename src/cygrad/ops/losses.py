@@ -6,14 +6,6 @@ from .. import backend as B
 from . import Op
 
 
-def _reduce(losses, reduction):
-    if reduction == "none":
-        return losses
-    total = losses.sum(dtype=losses.dtype)
-    return np.asarray(total / losses.dtype.type(max(losses.size, 1)) if reduction == "mean"
-                      else total)
-
-
 def _count(n, dtype):
     """max(n, 1) as the dtype holds it, as a Python float (exact below 2**24 in float32).
 
@@ -24,11 +16,20 @@ def _count(n, dtype):
     return float(n) if 0 < n < 1 << 24 else float(dtype(max(n, 1)))
 
 
+def _reduce(losses, reduction):
+    if reduction == "none":
+        return losses
+    total = losses.sum(dtype=losses.dtype)
+    if reduction == "mean":  # the dtype's division (see _count)
+        return np.array(float(total) / _count(losses.size, losses.dtype.type), losses.dtype)
+    return np.asarray(total)
+
+
 def _row_gradients(g, n, dtype, reduction):
     if reduction == "none":
         return np.ascontiguousarray(g, dtype=dtype)
-    scale = g / dtype.type(max(n, 1)) if reduction == "mean" else g
-    return np.full(n, scale, dtype=dtype)
+    scale = float(g) / _count(n, dtype.type) if reduction == "mean" else float(g)
+    return np.full(n, scale, dtype=dtype)  # rounded once to the dtype: its division's bits
 
 
 class MSE(Op):
