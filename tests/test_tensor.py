@@ -216,6 +216,21 @@ def test_detect_anomaly_names_the_op():
         x.detach().log()  # outside the block: no check
 
 
+def test_detect_anomaly_catches_a_write_through_a_view_made_before_the_graph():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    early = x.data[:]  # a view made before the graph saves x: numpy cannot lock it
+    with cygrad.detect_anomaly():
+        y = (x * x).sum()
+        with pytest.raises(ValueError, match="read-only"):
+            x.data[0] = 5.0  # the array itself is locked
+        early[0] = 5.0  # the earlier view writes past the lock
+        with pytest.raises(RuntimeError, match="Mul: an array its backward reads"):
+            y.backward(retain_graph=True)
+        early[0] = 1.0  # put back: backward runs
+        y.backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+
+
 def test_writes_into_parameters_under_a_live_graph_copy_on_write():
     from cygrad import nn
 

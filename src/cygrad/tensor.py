@@ -51,13 +51,26 @@ def is_grad_enabled():
 @contextlib.contextmanager
 def detect_anomaly():
     """Inside this block every op checks its forward output and backward gradients and raises
-    FloatingPointError at the first NaN or Inf, naming the op."""
+    FloatingPointError at the first NaN or Inf, naming the op. Ops recorded inside it also keep
+    a copy of the bytes their backward reads, and backward raises RuntimeError if those changed
+    (a write through a numpy view made before the graph saved the array, which the read-only
+    lock cannot reach)."""
     global _anomaly
     previous, _anomaly = _anomaly, True
     try:
         yield
     finally:
         _anomaly = previous
+
+
+def _check_unchanged(op):
+    """Under detect_anomaly: the arrays op's backward reads still hold the bytes its forward
+    saw."""
+    for array, seen in op.__dict__.get("snapshots", ()):
+        if array.tobytes() != seen:
+            raise RuntimeError(f"{op.name}: an array its backward reads (shape {array.shape}) "
+                               "was changed in place after the forward, through a view made "
+                               "before the graph saved it (numpy cannot lock such a view)")
 
 
 def _check_finite(op, what, array):
@@ -182,6 +195,8 @@ class Tensor:
                     raise RuntimeError(f"backward through the graph a second time ({op.name} "
                                        "has already freed its saved arrays); call backward("
                                        "retain_graph=True) the first time to keep them")
+                if _anomaly:
+                    _check_unchanged(op)
                 input_grads = op.backward(g)
                 if _anomaly:
                     for pg in input_grads:
@@ -394,6 +409,8 @@ def apply(op_class, *inputs, **params):
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
+            if _anomaly:
+                op.snapshots = [(array, array.tobytes()) for array in saved]
         out.requires_grad, out._op, out._parents = True, op, inputs
     else:
         out.requires_grad, out._op, out._parents = False, None, ()

@@ -10,7 +10,8 @@ An op says which of the caller's arrays its backward reads: `saves` (input posit
 `saves_output`. While the graph lives those arrays are read-only (see `lock`), so an in-place
 write raises instead of turning into a silently wrong gradient; arrays an op makes for itself
 (masks, im2col patches) are private and need no lock. The limit: numpy offers no way to reach the
-views of an array, so a view made before the lock keeps its write flag and can still write.
+views of an array, so a view made before the lock keeps its write flag and can still write
+(`cygrad.detect_anomaly()` compares the saved bytes at backward and catches it).
 
     arithmetic.py  add sub mul div neg pow matmul          (broadcasting)
     reduction.py   sum mean max softmax log_softmax
