@@ -190,3 +190,28 @@ def test_planes_to_images_checks_its_input():
         B.planes_to_images(np.ones((2, 7), np.float32), None, 2, 3)
     with pytest.raises(ValueError, match="bias"):
         B.planes_to_images(np.ones((2, 8), np.float32), np.ones(3, np.float32), 2, 4)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_strided_inputs_give_the_bits_of_contiguous_ones(name, dt):
+    """A strided input is copied to C order inside the kernel call (the kernels refuse strided
+    buffers with BufferError; numpy's own refusal would be a ValueError)."""
+    wide = data((9, 22), dt, 3)
+    strided, dense = wide[:, ::2], np.ascontiguousarray(wide[:, ::2])
+    b_wide = data(22, dt, 4)
+    b_strided, b_dense = b_wide[::2], np.ascontiguousarray(b_wide[::2])
+    with B.using("cython"):
+        pairs = [
+            (B.bias_add(strided, b_strided), B.bias_add(dense, b_dense)),
+            (B.column_sum(strided), B.column_sum(dense)),
+            (B.activation_forward(name, strided, 0.1), B.activation_forward(name, dense, 0.1)),
+            (B.activation_backward(name, strided, strided, strided, 0.1),
+             B.activation_backward(name, dense, dense, dense, 0.1)),
+            (B.bias_activation(name, dense.copy(), b_strided, 0.1),
+             B.bias_activation(name, dense.copy(), b_dense, 0.1)),
+            *zip(B.activation_backward_bias(name, strided, strided, 0.1),
+                 B.activation_backward_bias(name, dense, dense, 0.1)),
+        ]
+    for got, want in pairs:
+        assert np.array_equal(got, want)
