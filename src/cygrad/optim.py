@@ -16,7 +16,9 @@ Why the updates only use +, -, *, / and sqrt on arrays: these are correctly roun
 arithmetic, so each element's new value depends only on that element's own parameter, gradient
 and state, never on where it sits in the array (SIMD lane or loop tail). Two weights that are
 equal with equal gradients stay bitwise equal, which cygrad's symmetry experiments rely on.
-Powers like beta**step are Python scalars, computed once per step.
+Powers like beta**step are Python scalars, computed once per step. The arithmetic itself runs
+in the backend, a group at a time (`backend.sgd_update`, `backend.adam_update`: one kernel call
+for all the parameters, the numpy twin spelling out each operation).
 """
 
 import numbers
@@ -30,7 +32,8 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 
 class Optimizer:
-    """Base class: holds param_groups and per-parameter state; subclasses define `_update`."""
+    """Base class: holds param_groups and per-parameter state; subclasses define `_update`
+    (one parameter at a time) or `_step_group` (a group at a time)."""
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -105,6 +108,26 @@ class Optimizer:
             if p.grad is not None:
                 param, grad = self._pair(p)
                 self._update(param, grad, self.state.setdefault(p, {}), group)
+
+    def _gradients(self, group):
+        """(tensors, arrays, grads) for the group's parameters with a gradient: the arrays to
+        update in place (copied first if a live graph saved them) and the gradients in their
+        dtype, checked; each such parameter has a state dict afterwards."""
+        tensors, params, grads, state = [], [], [], self.state
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            param = p.data
+            if not (type(grad) is np.ndarray and grad.dtype is param.dtype
+                    and grad.shape == param.shape and param.flags.writeable):
+                param, grad = self._pair(p)  # the checks, the conversion, the copy-on-write
+            tensors.append(p)
+            params.append(param)
+            grads.append(grad)
+            if p not in state:
+                state[p] = {}
+        return tensors, params, grads
 
     @staticmethod
     def _pair(p):
@@ -245,39 +268,20 @@ class SGD(Optimizer):
                    f"momentum={group['momentum']}, dampening={group['dampening']}")
 
     def _step_group(self, group):
-        if group["momentum"] != 0 or group["weight_decay"] != 0:
-            return super()._step_group(group)
-        # plain SGD: p -= lr * g for the whole group in one kernel call (the backend's
-        # sgd_update rounds as numpy does: the same bits as _update below)
-        params, grads, state = [], [], self.state
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            param = p.data
-            if not (type(grad) is np.ndarray and grad.dtype is param.dtype
-                    and grad.shape == param.shape and param.flags.writeable):
-                param, grad = self._pair(p)  # the checks, the conversion, the copy-on-write
-            params.append(param)
-            grads.append(grad)
-            if p not in state:
-                state[p] = {}
-        backend.sgd_update(params, grads, group["lr"])
-
-    def _update(self, param, grad, state, group):
-        dt = param.dtype.type
-        if group["weight_decay"] != 0:
-            grad = grad + dt(group["weight_decay"]) * param
-        momentum = group["momentum"]
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()
-            else:
-                buf *= dt(momentum)
-                buf += dt(1 - group["dampening"]) * grad
-            grad = grad + dt(momentum) * buf if group["nesterov"] else buf
-        param -= dt(group["lr"]) * grad
+        # the whole group in one backend call (numpy_backend.sgd_update states the arithmetic)
+        tensors, params, grads = self._gradients(group)
+        bufs = fresh = None
+        if group["momentum"] != 0:
+            bufs, fresh = [], []
+            for p, param in zip(tensors, params):
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                fresh.append(buf is None)
+                if buf is None:  # its first step gives it the gradient
+                    buf = state["momentum_buffer"] = np.empty_like(param)
+                bufs.append(buf)
+        backend.sgd_update(params, grads, group["lr"], group["momentum"], group["dampening"],
+                           group["nesterov"], group["weight_decay"], bufs, fresh)
 
 
 class Adam(Optimizer):
@@ -302,30 +306,29 @@ class Adam(Optimizer):
         _check(0.0 <= beta2 < 1.0, f"invalid beta parameter at index 1: {beta2}")
         _check(0.0 <= group["weight_decay"], f"invalid weight_decay value: {group['weight_decay']}")
 
-    def _decay(self, param, grad, group):
-        """Adam's L2 penalty: added to the gradient."""
-        if group["weight_decay"] != 0:
-            grad = grad + param.dtype.type(group["weight_decay"]) * param
-        return grad
+    decoupled = False  # AdamW: weight decay shrinks the parameter instead
 
-    def _update(self, param, grad, state, group):
-        dt = param.dtype.type
-        grad = self._decay(param, grad, group)
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param)
-            state["exp_avg_sq"] = np.zeros_like(param)
-        state["step"] += 1
+    def _step_group(self, group):
+        # the whole group in one backend call (numpy_backend.adam_update states the arithmetic)
+        tensors, params, grads = self._gradients(group)
         beta1, beta2 = group["betas"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(m, grad, 1 - beta1)
-        v *= dt(beta2)
-        v += dt(1 - beta2) * grad * grad
-        # Bias corrections are scalars: computed in double once per step, as torch does.
-        step_size = group["lr"] / (1 - beta1 ** state["step"])
-        correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
-        denom = np.sqrt(v) / dt(correction2_sqrt) + dt(group["eps"])
-        param -= dt(step_size) * m / denom
+        exp_avgs, exp_avg_sqs, step_sizes, corrections = [], [], [], []
+        for p, param in zip(tensors, params):
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(param)
+                state["exp_avg_sq"] = np.zeros_like(param)
+            state["step"] += 1
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            # bias corrections are scalars: computed in double once per step, as torch does
+            step_sizes.append(group["lr"] / (1 - beta1 ** state["step"]))
+            corrections.append((1 - beta2 ** state["step"]) ** 0.5)
+        decay = group["weight_decay"]
+        shrink = 1 - group["lr"] * decay if self.decoupled and decay != 0 else None
+        backend.adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections,
+                            beta1, beta2, group["eps"], 0.0 if self.decoupled else decay, shrink)
 
 
 class AdamW(Adam):
@@ -337,20 +340,4 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def _decay(self, param, grad, group):
-        if group["weight_decay"] != 0:
-            param *= param.dtype.type(1 - group["lr"] * group["weight_decay"])
-        return grad
-
-
-def _lerp_(start, end, weight):
-    """start := start + weight * (end - start), in place, with torch's two-sided formula.
-
-    For weight >= 0.5 torch uses end - (end - start) * (1 - weight), which is exact at
-    weight = 1; we match it so the moments agree with torch to the last bit where possible.
-    """
-    weight = start.dtype.type(weight)
-    if abs(weight) < 0.5:
-        start += weight * (end - start)
-    else:
-        start[...] = end - (end - start) * (1 - weight)
+    decoupled = True

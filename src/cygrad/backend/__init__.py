@@ -23,7 +23,7 @@ __all__ = [
     "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
     "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
-    "sgd_update",
+    "sgd_update", "adam_update",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -373,10 +373,33 @@ def planes_to_images(planes, bias, n, p):
     return _impl.planes_to_images(planes, bias, n, p, _num_threads)
 
 
-def sgd_update(params, grads, lr):
-    """p := p - lr * g for each pair (lists of arrays), in place, lr rounded to p's dtype: two
-    roundings an element, as numpy's `p -= lr * g`. Each p writable, its g of p's dtype and
-    shape (the optimiser checks; the kernel checks again)."""
-    if len(params) != len(grads):
-        raise ValueError(f"sgd_update: {len(params)} parameters but {len(grads)} gradients")
-    _impl.sgd_update(params, grads, float(lr))
+def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
+               weight_decay=0.0, bufs=None, fresh=None):
+    """SGD for each parameter (lists of arrays, updated in place), PyTorch's algorithm as
+    optim.SGD states it. With momentum, bufs are the momentum buffers (updated) and fresh says
+    which ones start now (they take the gradient). Options are rounded to each parameter's
+    dtype and every operation rounds as numpy's would: both backends give the same bits. Each
+    array writable where written; gradients and buffers of their parameter's dtype and shape
+    (the optimiser checks; the kernel checks again)."""
+    n = len(params)
+    if len(grads) != n or (momentum != 0 and (bufs is None or fresh is None or len(bufs) != n
+                                              or len(fresh) != n)):
+        raise ValueError(f"sgd_update: {n} parameters but {len(grads)} gradients"
+                         + ("" if momentum == 0 else
+                            f" and {None if bufs is None else len(bufs)} momentum buffers"))
+    _impl.sgd_update(list(params), list(grads), float(lr), float(momentum), float(dampening),
+                     bool(nesterov), float(weight_decay),
+                     None if momentum == 0 else list(bufs), None if momentum == 0 else list(fresh))
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
+                eps, weight_decay=0.0, shrink=None):
+    """Adam for each parameter (lists of arrays; the moments exp_avgs and exp_avg_sqs are
+    updated in place), PyTorch's algorithm as optim.Adam states it: step_sizes are
+    lr / (1 - beta1**t), corrections sqrt(1 - beta2**t), one each; weight_decay is Adam's
+    (coupled into the gradient), shrink AdamW's 1 - lr * weight_decay (None for Adam). Every
+    operation rounds as numpy's would: both backends give the same bits."""
+    _impl.adam_update(list(params), list(grads), list(exp_avgs), list(exp_avg_sqs),
+                      [float(s) for s in step_sizes], [float(c) for c in corrections],
+                      float(beta1), float(beta2), float(eps), float(weight_decay),
+                      None if shrink is None else float(shrink))

@@ -12,6 +12,8 @@ import numpy as np
 from cygrad._C import conv, elementwise, loss, optim, reduce
 from cygrad._C import gemm as _gemm
 
+from . import numpy_backend
+
 try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
     from cygrad._C.graph import Lease
 except ImportError:  # a partial build (CYGRAD_KERNELS=...): the Python ones serve
@@ -118,7 +120,21 @@ def planes_to_images(planes, bias, n, p, num_threads):
     return out
 
 
-def sgd_update(params, grads, lr):
-    for i in optim.sgd(params, grads, lr):  # a strided pair, left to numpy (same bits)
-        p, g = params[i], grads[i]
-        p -= p.dtype.type(lr) * g
+def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh):
+    skipped = optim.sgd(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs,
+                        fresh)
+    if skipped:  # strided pairs, left to numpy (the same bits)
+        numpy_backend.sgd_update(
+            [params[i] for i in skipped], [grads[i] for i in skipped], lr, momentum, dampening,
+            nesterov, weight_decay, bufs and [bufs[i] for i in skipped],
+            fresh and [fresh[i] for i in skipped])
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
+                eps, weight_decay, shrink):
+    skipped = optim.adam(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1,
+                         beta2, eps, weight_decay, shrink)
+    if skipped:
+        numpy_backend.adam_update(*([arg[i] for i in skipped] for arg in (
+            params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections)), beta1, beta2, eps,
+            weight_decay, shrink)

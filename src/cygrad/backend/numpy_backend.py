@@ -120,6 +120,51 @@ def planes_to_images(planes, bias, n, p, num_threads):
     return np.add(images, bias[:, None], order="C")
 
 
-def sgd_update(params, grads, lr):
-    for p, g in zip(params, grads, strict=True):
-        p -= p.dtype.type(lr) * g
+def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh):
+    """SGD with PyTorch's options, for each parameter (optim.SGD has the formula); a fresh
+    momentum buffer takes the gradient itself. Each operation rounds in the dtype."""
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        dt = p.dtype.type
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * p
+        if momentum != 0:
+            buf = bufs[i]
+            if fresh[i]:
+                buf[...] = g
+            else:
+                buf *= dt(momentum)
+                buf += dt(1 - dampening) * g
+            g = g + dt(momentum) * buf if nesterov else buf
+        p -= dt(lr) * g
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
+                eps, weight_decay, shrink):
+    """Adam for each parameter (optim.Adam has the formula): step_sizes lr / (1 - beta1**t)
+    and corrections sqrt(1 - beta2**t), Python floats; weight_decay coupled into the gradient
+    (Adam), or shrink = 1 - lr * weight_decay applied to the parameter first (AdamW)."""
+    for p, g, m, v, step_size, correction in zip(params, grads, exp_avgs, exp_avg_sqs,
+                                                 step_sizes, corrections, strict=True):
+        dt = p.dtype.type
+        if shrink is not None:
+            p *= dt(shrink)
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * p
+        _lerp_(m, g, 1 - beta1)
+        v *= dt(beta2)
+        v += dt(1 - beta2) * g * g
+        denom = np.sqrt(v) / dt(correction) + dt(eps)
+        p -= dt(step_size) * m / denom
+
+
+def _lerp_(start, end, weight):
+    """start := start + weight * (end - start), in place, with torch's two-sided formula.
+
+    For weight >= 0.5 torch uses end - (end - start) * (1 - weight), which is exact at
+    weight = 1; we match it so the moments agree with torch to the last bit where possible.
+    """
+    weight = start.dtype.type(weight)
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
