@@ -387,9 +387,16 @@ def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
         raise ValueError(f"sgd_update: {n} parameters but {len(grads)} gradients"
                          + ("" if momentum == 0 else
                             f" and {None if bufs is None else len(bufs)} momentum buffers"))
-    _impl.sgd_update(list(params), list(grads), float(lr), float(momentum), float(dampening),
-                     bool(nesterov), float(weight_decay),
-                     None if momentum == 0 else list(bufs), None if momentum == 0 else list(fresh))
+    if momentum == 0:
+        bufs = fresh = None
+    else:
+        bufs, fresh = _list(bufs), _list(fresh)
+    _impl.sgd_update(_list(params), _list(grads), float(lr), float(momentum), float(dampening),
+                     bool(nesterov), float(weight_decay), bufs, fresh)
+
+
+def _list(items):
+    return items if type(items) is list else list(items)
 
 
 def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
@@ -399,7 +406,7 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, b
     lr / (1 - beta1**t), corrections sqrt(1 - beta2**t), one each; weight_decay is Adam's
     (coupled into the gradient), shrink AdamW's 1 - lr * weight_decay (None for Adam). Every
     operation rounds as numpy's would: both backends give the same bits."""
-    _impl.adam_update(list(params), list(grads), list(exp_avgs), list(exp_avg_sqs),
+    _impl.adam_update(_list(params), _list(grads), _list(exp_avgs), _list(exp_avg_sqs),
                       [float(s) for s in step_sizes], [float(c) for c in corrections],
                       float(beta1), float(beta2), float(eps), float(weight_decay),
                       None if shrink is None else float(shrink))
