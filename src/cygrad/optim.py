@@ -274,14 +274,15 @@ class SGD(Optimizer):
         if group["momentum"] != 0:
             bufs, fresh = [], []
             for p, param in zip(tensors, params):
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
+                buf = self.state[p].get("momentum_buffer")
                 fresh.append(buf is None)
-                if buf is None:  # its first step gives it the gradient
-                    buf = state["momentum_buffer"] = np.empty_like(param)
-                bufs.append(buf)
+                bufs.append(np.empty_like(param) if buf is None else buf)  # the first step
         backend.sgd_update(params, grads, group["lr"], group["momentum"], group["dampening"],
                            group["nesterov"], group["weight_decay"], bufs, fresh)
+        if bufs is not None:  # new buffers join the state once the update has filled them
+            for p, buf, new in zip(tensors, bufs, fresh):
+                if new:
+                    self.state[p]["momentum_buffer"] = buf
 
 
 class Adam(Optimizer):
@@ -319,16 +320,18 @@ class Adam(Optimizer):
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(param)
                 state["exp_avg_sq"] = np.zeros_like(param)
-            state["step"] += 1
+            step = state["step"] + 1
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             # bias corrections are scalars: computed in double once per step, as torch does
-            step_sizes.append(group["lr"] / (1 - beta1 ** state["step"]))
-            corrections.append((1 - beta2 ** state["step"]) ** 0.5)
+            step_sizes.append(group["lr"] / (1 - beta1 ** step))
+            corrections.append((1 - beta2 ** step) ** 0.5)
         decay = group["weight_decay"]
         shrink = 1 - group["lr"] * decay if self.decoupled and decay != 0 else None
         backend.adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections,
                             beta1, beta2, group["eps"], 0.0 if self.decoupled else decay, shrink)
+        for p in tensors:  # counted once the update is done
+            self.state[p]["step"] += 1
 
 
 class AdamW(Adam):
