@@ -20,10 +20,10 @@ ctypedef fused floating:
     double
 
 
-cdef void _sgd(floating *p, const floating *g, floating *buf, Py_ssize_t n, floating lr,
-               floating momentum, floating keep, floating decay, bint use_decay,
-               bint use_momentum, bint fresh, bint nesterov) noexcept nogil:
-    """numpy_backend.sgd_update for one pair: keep = 1 - dampening, decay = weight_decay."""
+cdef inline void _sgd_loop(floating *p, const floating *g, floating *buf, Py_ssize_t n,
+                           floating lr, floating momentum, floating keep, floating decay,
+                           bint use_decay, bint use_momentum, bint fresh,
+                           bint nesterov) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating x, b
     for i in range(n):
@@ -41,19 +41,41 @@ cdef void _sgd(floating *p, const floating *g, floating *buf, Py_ssize_t n, floa
         p[i] = p[i] - lr * x
 
 
-cdef void _adam(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t n,
-                floating weight, floating beta2, floating rest2, floating correction,
-                floating eps, floating step_size, floating decay, bint use_decay,
-                floating shrink, bint use_shrink) noexcept nogil:
-    """numpy_backend.adam_update for one pair: weight = 1 - beta1 (the lerp's), rest2 =
-    1 - beta2, shrink = AdamW's 1 - lr * weight_decay, decay = Adam's weight_decay."""
+cdef void _sgd(floating *p, const floating *g, floating *buf, Py_ssize_t n, floating lr,
+               floating momentum, floating keep, floating decay, bint use_decay,
+               bint use_momentum, bint fresh, bint nesterov) noexcept nogil:
+    """numpy_backend.sgd_update for one pair: keep = 1 - dampening, decay = weight_decay.
+    Each case calls the loop with constant flags, so that the compiler makes a branch-free,
+    vectorised loop of each (one loop testing its flags every element ran as scalar code)."""
+    if not use_momentum:
+        if use_decay:
+            _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, True, False, False, False)
+        else:
+            _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, False, False, False, False)
+    elif fresh:
+        if use_decay:
+            _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, True, True, True, nesterov)
+        else:
+            _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, False, True, True, nesterov)
+    elif nesterov:
+        if use_decay:
+            _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, True, True, False, True)
+        else:
+            _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, False, True, False, True)
+    elif use_decay:
+        _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, True, True, False, False)
+    else:
+        _sgd_loop(p, g, buf, n, lr, momentum, keep, decay, False, True, False, False)
+
+
+cdef inline void _adam_loop(floating *p, const floating *g, floating *m, floating *v,
+                            Py_ssize_t n, floating weight, floating keep, floating beta2,
+                            floating rest2, floating correction, floating eps,
+                            floating step_size, floating decay, bint use_decay,
+                            bint near) noexcept nogil:
     cdef Py_ssize_t i
-    cdef bint near = fabs(weight) < 0.5  # torch's two-sided lerp
-    cdef floating keep = 1 - weight
     cdef floating x, d, mi, vi, s
     for i in range(n):
-        if use_shrink:
-            p[i] = p[i] * shrink
         x = g[i]
         if use_decay:
             x = x + decay * p[i]
@@ -66,6 +88,35 @@ cdef void _adam(floating *p, const floating *g, floating *m, floating *v, Py_ssi
         s = sqrtf(vi) if floating is float else sqrt(vi)
         s = s / correction + eps
         p[i] = p[i] - step_size * mi / s
+
+
+cdef void _adam(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t n,
+                floating weight, floating beta2, floating rest2, floating correction,
+                floating eps, floating step_size, floating decay, bint use_decay,
+                floating shrink, bint use_shrink) noexcept nogil:
+    """numpy_backend.adam_update for one pair: weight = 1 - beta1 (the lerp's), rest2 =
+    1 - beta2, shrink = AdamW's 1 - lr * weight_decay, decay = Adam's weight_decay. AdamW's
+    shrink is a pass of its own (the parameter's first operation either way); the main loop
+    is called with constant flags, as _sgd's."""
+    cdef Py_ssize_t i
+    cdef bint near = fabs(weight) < 0.5  # torch's two-sided lerp
+    cdef floating keep = 1 - weight
+    if use_shrink:
+        for i in range(n):
+            p[i] = p[i] * shrink
+    if near:
+        if use_decay:
+            _adam_loop(p, g, m, v, n, weight, keep, beta2, rest2, correction, eps, step_size,
+                       decay, True, True)
+        else:
+            _adam_loop(p, g, m, v, n, weight, keep, beta2, rest2, correction, eps, step_size,
+                       decay, False, True)
+    elif use_decay:
+        _adam_loop(p, g, m, v, n, weight, keep, beta2, rest2, correction, eps, step_size,
+                   decay, True, False)
+    else:
+        _adam_loop(p, g, m, v, n, weight, keep, beta2, rest2, correction, eps, step_size,
+                   decay, False, False)
 
 
 def sgd(list params, list grads, double lr, double momentum, double dampening, bint nesterov,

@@ -295,6 +295,8 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
     """
 
+    decoupled = False  # AdamW: weight decay shrinks the parameter instead
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
@@ -306,8 +308,6 @@ class Adam(Optimizer):
         _check(0.0 <= beta1 < 1.0, f"invalid beta parameter at index 0: {beta1}")
         _check(0.0 <= beta2 < 1.0, f"invalid beta parameter at index 1: {beta2}")
         _check(0.0 <= group["weight_decay"], f"invalid weight_decay value: {group['weight_decay']}")
-
-    decoupled = False  # AdamW: weight decay shrinks the parameter instead
 
     def _step_group(self, group):
         # the whole group in one backend call (numpy_backend.adam_update states the arithmetic)
