@@ -10,8 +10,8 @@ import numpy as np
 
 from .. import random as _random
 from ..ops import elementwise, losses, registry  # noqa: F401  (they register the table)
-from ..ops import reduction as _reduction  # noqa: F401
 from ..ops import layers as L
+from ..ops import reduction as _reduction  # noqa: F401
 from ..tensor import Tensor, _wrap, apply
 
 # The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
