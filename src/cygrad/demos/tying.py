@@ -117,7 +117,8 @@ def check(result, label, build, loss_fn, name, uses, steps, lr, dtype):
             break
         before = param._data.copy()
         opt.step()
-        updates_once &= bool(np.array_equal(param._data, before - param._data.dtype.type(lr) * total))
+        step = param._data.dtype.type(lr) * total
+        updates_once &= bool(np.array_equal(param._data, before - step))
 
     parts, total, backward = first
     columns = [a.reshape(-1) for a in (*parts, total, backward, numeric)]

@@ -135,8 +135,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         raise ValueError(f"conv2d expects input (N, C, H, W), got shape {tuple(x.shape)}")
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {tuple(x.shape)}) "
-                         f"does not fit weight of shape {tuple(weight.shape)} (expected {weight.shape[1]} "
-                         "channels)")
+                         f"does not fit weight of shape {tuple(weight.shape)} (expected "
+                         f"{weight.shape[1]} channels)")
     kh, kw = weight.shape[2:]
     h, w = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
     if kh < 1 or kw < 1 or h < kh or w < kw:
