@@ -1,0 +1,204 @@
+"""Pooling kernels: max pooling with its indices, average pooling, and their backward passes.
+
+Layout: x (P, H, W) C-contiguous, P = N*C image planes pooled independently; outputs (P, OH, OW).
+The windows come as four int64 arrays made by the caller (cygrad/ops/conv.py): output row oy
+pools the input rows hs[oy], hs[oy] + dh, ... below he[oy], output column ox the columns
+ws[ox], ws[ox] + dw, ... below we[ox]. They are already clipped to the image (padding is never
+read), so one description serves plain, padded, dilated, ceil-mode and adaptive windows.
+
+Order is part of the contract, and none depends on the plane, the batch or the thread count:
+- max_pool scans a window in ascending (row, column) and keeps a value that is greater than
+  the running maximum or is NaN (so the first of tied maxima wins and the last NaN; the running
+  maximum starts at -inf and its index at the window's first element): PyTorch's rule.
+  Indices are flat per plane, row * W + column. A window can be empty only when dilation and
+  padding put every tap outside the image: it gives -inf, like PyTorch, and the index -1 (no
+  input; PyTorch's index there points at an unrelated element), whose gradient is dropped.
+- avg_pool sums a window from +0.0 in ascending (row, column), then divides once.
+- both backward passes zero dx and then visit the outputs of a plane in ascending (oy, ox),
+  adding each one's gradient into its pixel(s): a pixel's sum gets its terms in that order.
+Threads split whole planes. Every window and index is checked here before any loop runs.
+"""
+
+from cython.parallel cimport prange
+from cython cimport floating
+from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
+
+
+def _check_windows(const int64_t[::1] starts, const int64_t[::1] ends, Py_ssize_t extent,
+                   Py_ssize_t count, Py_ssize_t step, str axis):
+    """Every window inside [0, extent), `count` of them, a positive step."""
+    cdef Py_ssize_t o
+    if starts.shape[0] != count or ends.shape[0] != count:
+        raise ValueError(f"{axis} windows: {starts.shape[0]} starts and {ends.shape[0]} ends "
+                         f"for {count} outputs")
+    if step < 1:
+        raise ValueError(f"{axis} window step must be positive, got {step}")
+    for o in range(count):
+        if not 0 <= starts[o] <= ends[o] <= extent:
+            raise ValueError(f"{axis} window {o} is [{starts[o]}, {ends[o]}), not a range "
+                             f"inside [0, {extent})")
+
+
+def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :, ::1] idx,
+             const int64_t[::1] hs, const int64_t[::1] he, const int64_t[::1] ws,
+             const int64_t[::1] we, Py_ssize_t dh, Py_ssize_t dw, int num_threads):
+    """max_pool(x, out, idx, hs, he, ws, we, dh, dw, num_threads)
+
+    ``out[p, oy, ox] := max of x[p, y, x']`` over the window's rows y and columns x', and
+    ``idx[p, oy, ox] := y*W + x'`` of that maximum (first maximum, last NaN; see above).
+    """
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    if out.shape[0] != P or idx.shape[0] != P or idx.shape[1] != OH or idx.shape[2] != OW:
+        raise ValueError(f"outputs of shapes ({out.shape[0]}, {OH}, {OW}) and ({idx.shape[0]}, "
+                         f"{idx.shape[1]}, {idx.shape[2]}) for {P} planes")
+    _check_windows(hs, he, H, OH, dh, "row")
+    _check_windows(ws, we, W, OW, dw, "column")
+    cdef Py_ssize_t p, oy, ox, y, xx, best
+    cdef const floating *plane
+    cdef floating v, m
+    if P * OH * OW == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+        plane = &x[p, 0, 0]
+        for oy in range(OH):
+            for ox in range(OW):
+                m = -INFINITY
+                best = hs[oy] * W + ws[ox]
+                if hs[oy] == he[oy] or ws[ox] == we[ox]:
+                    best = -1
+                y = hs[oy]
+                while y < he[oy]:
+                    xx = ws[ox]
+                    while xx < we[ox]:
+                        v = plane[y * W + xx]
+                        if v > m or v != v:
+                            m = v
+                            best = y * W + xx
+                        xx = xx + dw
+                    y = y + dh
+                out[p, oy, ox] = m
+                idx[p, oy, ox] = best
+
+
+def max_pool_backward(const floating[:, :, ::1] g, const int64_t[:, :, ::1] idx,
+                      floating[:, :, ::1] dx, int num_threads):
+    """max_pool_backward(g, idx, dx, num_threads)
+
+    ``dx := 0``, then ``dx[p].flat[idx[p, q]] += g[p].flat[q]`` for q ascending; index -1 (an
+    empty window) adds nothing. Any other index outside the plane raises ValueError (nothing is
+    written there).
+    """
+    cdef Py_ssize_t P = dx.shape[0], HW = dx.shape[1] * dx.shape[2]
+    cdef Py_ssize_t Q = g.shape[1] * g.shape[2]
+    if g.shape[0] != P or idx.shape[0] != P or idx.shape[1] != g.shape[1] \
+            or idx.shape[2] != g.shape[2]:
+        raise ValueError(f"gradient of shape ({g.shape[0]}, {g.shape[1]}, {g.shape[2]}) and "
+                         f"indices of shape ({idx.shape[0]}, {idx.shape[1]}, {idx.shape[2]}) "
+                         f"for {P} planes")
+    cdef Py_ssize_t p, q, k, bad = 0
+    cdef floating *dst
+    cdef const floating *src
+    cdef const int64_t *at
+    cdef floating zero = 0
+    if P * HW == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+        dst = &dx[p, 0, 0]
+        for k in range(HW):
+            dst[k] = zero
+        if Q == 0:
+            continue
+        src = &g[p, 0, 0]
+        at = &idx[p, 0, 0]
+        for q in range(Q):
+            k = at[q]
+            if k < 0 or k >= HW:
+                if k != -1:
+                    bad += 1
+            else:
+                dst[k] = dst[k] + src[q]
+    if bad:
+        raise ValueError(f"max_pool backward: {bad} indices outside planes of {HW} elements")
+
+
+cdef inline floating _divisor(floating *tag, const int64_t[::1] hc, const int64_t[::1] wc,
+                              Py_ssize_t oy, Py_ssize_t ox, int64_t override) noexcept nogil:
+    if override != 0:
+        return <floating>override
+    return <floating>(hc[oy] * wc[ox])
+
+
+def avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, const int64_t[::1] hs,
+             const int64_t[::1] he, const int64_t[::1] ws, const int64_t[::1] we,
+             const int64_t[::1] hc, const int64_t[::1] wc, int64_t divisor_override,
+             int num_threads):
+    """avg_pool(x, out, hs, he, ws, we, hc, wc, divisor_override, num_threads)
+
+    ``out[p, oy, ox] := (sum of the window, from +0.0 in ascending (row, column)) / d`` with
+    d = divisor_override if non-zero, else hc[oy] * wc[ox] (the caller's counts: with or without
+    the padding); +0.0 for an empty window. Windows have step 1.
+    """
+    cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    if out.shape[0] != P or hc.shape[0] != OH or wc.shape[0] != OW:
+        raise ValueError(f"output of shape ({out.shape[0]}, {OH}, {OW}) with {hc.shape[0]} x "
+                         f"{wc.shape[0]} counts for {P} planes")
+    _check_windows(hs, he, H, OH, 1, "row")
+    _check_windows(ws, we, W, OW, 1, "column")
+    cdef Py_ssize_t p, oy, ox, y, xx
+    cdef const floating *plane
+    cdef floating s
+    cdef floating *tag = NULL
+    if P * OH * OW == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+        plane = &x[p, 0, 0]
+        for oy in range(OH):
+            for ox in range(OW):
+                if hs[oy] == he[oy] or ws[ox] == we[ox]:
+                    out[p, oy, ox] = 0
+                    continue
+                s = 0
+                for y in range(hs[oy], he[oy]):
+                    for xx in range(ws[ox], we[ox]):
+                        s = s + plane[y * W + xx]
+                out[p, oy, ox] = s / _divisor(tag, hc, wc, oy, ox, divisor_override)
+
+
+def avg_pool_backward(const floating[:, :, ::1] g, floating[:, :, ::1] dx,
+                      const int64_t[::1] hs, const int64_t[::1] he, const int64_t[::1] ws,
+                      const int64_t[::1] we, const int64_t[::1] hc, const int64_t[::1] wc,
+                      int64_t divisor_override, int num_threads):
+    """avg_pool_backward(g, dx, hs, he, ws, we, hc, wc, divisor_override, num_threads)
+
+    ``dx := 0``, then for each output in ascending (oy, ox): ``d := g[p, oy, ox] / divisor`` is
+    added to every pixel of its window (empty windows add nothing).
+    """
+    cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    cdef Py_ssize_t OH = g.shape[1], OW = g.shape[2]
+    if g.shape[0] != P or hc.shape[0] != OH or wc.shape[0] != OW:
+        raise ValueError(f"gradient of shape ({g.shape[0]}, {OH}, {OW}) with {hc.shape[0]} x "
+                         f"{wc.shape[0]} counts for {P} planes")
+    _check_windows(hs, he, H, OH, 1, "row")
+    _check_windows(ws, we, W, OW, 1, "column")
+    cdef Py_ssize_t p, oy, ox, y, xx, k
+    cdef floating *plane
+    cdef floating d
+    cdef floating zero = 0
+    cdef floating *tag = NULL
+    if P * H * W == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+        plane = &dx[p, 0, 0]
+        for k in range(H * W):
+            plane[k] = zero
+        for oy in range(OH):
+            for ox in range(OW):
+                if hs[oy] == he[oy] or ws[ox] == we[ox]:
+                    continue
+                d = g[p, oy, ox] / _divisor(tag, hc, wc, oy, ox, divisor_override)
+                for y in range(hs[oy], he[oy]):
+                    for xx in range(ws[ox], we[ox]):
+                        plane[y * W + xx] = plane[y * W + xx] + d
