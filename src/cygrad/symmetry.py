@@ -16,7 +16,8 @@ cygrad's exact kernels keep that promise bitwise.
 import numpy as np
 
 from . import backend
-from .nn.layers import Conv2d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from .nn.conv import Conv2d
+from .nn.layers import Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 
 __all__ = ["tied_groups_of", "tied_groups", "effective_width", "weight_layers",
            "SymmetryMonitor"]

@@ -23,8 +23,8 @@ __all__ = [
     "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
     "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
-    "add_channel_bias", "max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward",
-    "sgd_update", "adam_update",
+    "gemm_into", "add_channel_bias", "max_pool", "max_pool_backward", "avg_pool",
+    "avg_pool_backward", "sgd_update", "adam_update",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -369,15 +369,36 @@ def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     return _impl.im2col_t(x, kh, kw, *geometry, _num_threads)
 
 
-def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
-    """The adjoint of im2col_t: col2im(cols_t.T), bitwise."""
+def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None,
+             out=None):
+    """The adjoint of im2col_t: col2im(cols_t.T), bitwise; into `out` (a writable C-contiguous
+    array of x_shape and cols_t's dtype) when given."""
     _check_float("col2im_t", cols_t)
     geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
     oh, ow = geometry[-2:]
     if cols_t.shape != (c * kh * kw, n * oh * ow):
         raise ValueError(f"col2im_t: columns of shape {cols_t.shape} do not fit input {x_shape}")
-    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, *geometry, _num_threads)
+    if out is not None:
+        _check_out("col2im_t", out, tuple(x_shape), cols_t.dtype)
+    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, *geometry, _num_threads, out)
+
+
+def _check_out(name, out, shape, dtype):
+    if (out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        raise ValueError(f"{name}: out must be a writable C-contiguous {dtype} array of shape "
+                         f"{shape}, got {out.dtype} {out.shape}")
+
+
+def gemm_into(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    """out := op(A) @ op(B), or out := out + op(A) @ op(B) with accumulate (on the cython
+    backend each element's chain then continues from out's value: bitwise one product over
+    both k ranges). out: a writable C-contiguous array of the product's shape and dtype."""
+    _check_gemm(a, b, trans_a, trans_b)
+    _check_out("gemm_into", out, (a.shape[1 if trans_a else 0], b.shape[0 if trans_b else 1]),
+               a.dtype)
+    return _impl.gemm_into(a, b, out, trans_a, trans_b, accumulate, _num_threads)
 
 
 def planes_to_images(planes, bias, n, p):
@@ -458,8 +479,8 @@ def _check_counts(name, windows, hc, wc, divisor_override):
     for a, n in ((hc, len(windows[0])), (wc, len(windows[2]))):
         if not isinstance(a, np.ndarray) or a.dtype != np.int64 or a.shape != (n,):
             raise ValueError(f"{name}: window counts must be int64 arrays of the outputs' size")
-    if int(divisor_override) < 0:
-        raise ValueError(f"{name}: divisor_override must be positive (0: none)")
+    if int(divisor_override) != divisor_override:
+        raise ValueError(f"{name}: divisor_override must be an integer (0: none)")
 
 
 def avg_pool(x, hs, he, ws, we, hc, wc, divisor_override=0):

@@ -106,12 +106,16 @@ def im2col_t(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
     return cols_t
 
 
-def col2im_t(cols_t, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+def col2im_t(cols_t, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads, out=None):
     cols_t = _c(cols_t)
-    x = np.empty(x_shape, dtype=cols_t.dtype)
+    x = np.empty(x_shape, dtype=cols_t.dtype) if out is None else out
     conv.col2im_t(cols_t, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
                   _threads(cols_t.size, num_threads))
     return x
+
+
+def gemm_into(a, b, out, trans_a, trans_b, accumulate, num_threads):
+    return _gemm.gemm(a, b, out, trans_a, trans_b, num_threads, accumulate)
 
 
 _NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),

@@ -131,8 +131,22 @@ def im2col_t(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
         im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads).T)
 
 
-def col2im_t(cols_t, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
-    return col2im(cols_t.T, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+def col2im_t(cols_t, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads, out=None):
+    x = col2im(cols_t.T, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+    if out is None:
+        return x
+    out[...] = x
+    return out
+
+
+def gemm_into(a, b, out, trans_a, trans_b, accumulate, num_threads):
+    """out (+)= op(A) @ op(B); the sum with out is a separate rounding here (BLAS)."""
+    product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+    if accumulate:
+        out += product
+    else:
+        out[...] = product
+    return out
 
 
 def planes_to_images(planes, bias, n, p, num_threads):

@@ -1,15 +1,13 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
+from .conv import Conv1d, Conv2d
 from .layers import (
-    AvgPool2d,
-    Conv2d,
     Dropout,
     Flatten,
     Identity,
     LeakyReLU,
     Linear,
-    MaxPool2d,
     ReLU,
     Sequential,
     Sigmoid,
@@ -17,6 +15,16 @@ from .layers import (
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 
 
 def tied_parameters(model):
@@ -28,7 +36,9 @@ def tied_parameters(model):
 
 
 __all__ = [
-    "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+    "Module", "Parameter", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+    "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "Flatten", "Dropout",
     "Identity", "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Sequential", "MSELoss",
     "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
 ]

@@ -13,11 +13,24 @@ from ..ops import activation as A
 from ..ops import layers as L
 from ..ops import losses
 from ..tensor import Tensor, apply
+from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-exported)
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    max_pool1d,
+    max_pool2d,
+)
 
 __all__ = [
-    "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "leaky_relu", "tanh",
-    "sigmoid", "softmax", "log_softmax", "mse_loss", "cross_entropy",
-    "binary_cross_entropy_with_logits",
+    "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "dropout", "relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax", "mse_loss",
+    "cross_entropy", "binary_cross_entropy_with_logits",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -38,15 +51,6 @@ def _pair(value, name, minimum=1):
     if len(pair) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return tuple(_size(v, name, minimum) for v in pair)
-
-
-def _square(value, name, minimum):
-    """An int, or a pair of equal ints: im2col takes one stride and one padding for both axes."""
-    h, w = _pair(value, name, minimum)
-    if h != w:
-        raise ValueError(f"{name} must be the same along height and width in cygrad, got "
-                         f"{value!r}")
-    return h
 
 
 def _check_probability(p):
@@ -128,59 +132,6 @@ def _linear_activation(x, weight, bias, activation, negative_slope=0.01):
     z = apply(L.Linear, x, weight, bias, fused=True)
     return apply(act, z, slope=float(negative_slope), bias=bias._data,
                  linear=z._op if bias.requires_grad else None)
-
-
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw) -> (N, O, OH, OW),
-    OH = (H + 2*padding - kh) // stride + 1 (likewise OW); bias (O,)."""
-    _tensor_input(x, "conv2d")
-    _check_weights("conv2d", x, weight, bias, 4)
-    stride, padding = _square(stride, "stride", 1), _square(padding, "padding", 0)
-    if x.ndim != 4:
-        raise ValueError(f"conv2d expects input (N, C, H, W), got shape {x.shape}")
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {x.shape}) does not "
-                         f"fit weight of shape {weight.shape} (expected {weight.shape[1]} "
-                         "channels)")
-    kh, kw = weight.shape[2:]
-    h, w = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
-    if kh < 1 or kw < 1 or h < kh or w < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the input of shape "
-                         f"{x.shape} padded to {h}x{w} (padding={padding})")
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return apply(L.Conv2d, *inputs, stride=stride, padding=padding)
-
-
-def _pool_geometry(kernel_size, stride, name):
-    """((kh, kw), stride) from PyTorch-style arguments; stride None means kernel_size."""
-    kernel = _pair(kernel_size, f"{name}: kernel_size")
-    if stride is None and kernel[0] != kernel[1]:
-        raise ValueError(f"{name}: stride must be the same along height and width; it defaults "
-                         f"to kernel_size {kernel}, which is not square: pass one stride "
-                         "explicitly, e.g. stride=1")
-    stride = _square(kernel_size if stride is None else stride, f"{name}: stride", 1)
-    return kernel, stride
-
-
-def _pool(op, x, kernel_size, stride, name):
-    _tensor_input(x, name, ndim=4)
-    (kh, kw), stride = _pool_geometry(kernel_size, stride, name)
-    if x.shape[2] < kh or x.shape[3] < kw:
-        raise ValueError(f"{name}: kernel {kh}x{kw} is larger than the input of shape "
-                         f"{x.shape}")
-    return apply(op, x, kernel_size=(kh, kw), stride=stride)
-
-
-def max_pool2d(x, kernel_size, stride=None):
-    """Maximum over kernel_size windows of each channel of x (N, C, H, W), moved by stride
-    (default: kernel_size)."""
-    return _pool(L.MaxPool2d, x, kernel_size, stride, "max_pool2d")
-
-
-def avg_pool2d(x, kernel_size, stride=None):
-    """Mean over kernel_size windows of each channel of x (N, C, H, W), moved by stride
-    (default: kernel_size)."""
-    return _pool(L.AvgPool2d, x, kernel_size, stride, "avg_pool2d")
 
 
 def dropout(x, p=0.5, training=True):

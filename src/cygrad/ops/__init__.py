@@ -17,7 +17,8 @@ views of an array, so a view made before the lock keeps its write flag and can s
     reduction.py   sum mean max softmax log_softmax
     shape.py       reshape transpose getitem
     activation.py  exp log tanh sigmoid relu leaky_relu
-    layers.py      linear conv2d max_pool2d avg_pool2d dropout
+    layers.py      linear dropout
+    conv.py        conv1d conv2d, max/avg/adaptive pools (1-D and 2-D)
     losses.py      cross_entropy (fused log-softmax + NLL), mse, bce_with_logits
 """
 
