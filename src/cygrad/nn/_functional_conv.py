@@ -38,7 +38,8 @@ def _ints(value, n, name, fn):
 
 def _check_tensor(x, what, fn):
     if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}(): {what} must be a cygrad Tensor, got {type(x).__name__}")
+        raise TypeError(f"{fn} expects a cygrad Tensor, got {type(x).__name__}" if what == "input"
+                        else f"{fn}: {what} must be a cygrad Tensor, got {type(x).__name__}")
 
 
 def _check_dtype(fn, x, *others):
