@@ -47,6 +47,10 @@ def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :,
 
     ``out[p, oy, ox] := max of x[p, y, x']`` over the window's rows y and columns x', and
     ``idx[p, oy, ox] := y*W + x'`` of that maximum (first maximum, last NaN; see above).
+
+    A row of outputs at a time: for each window row y, then each column tap j, every output
+    of the row takes its tap, if it has one, without a branch (a compare and two selects), so
+    each output still scans its window in ascending (row, column).
     """
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
@@ -55,31 +59,39 @@ def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :,
                          f"{idx.shape[1]}, {idx.shape[2]}) for {P} planes")
     _check_windows(hs, he, H, OH, dh, "row")
     _check_windows(ws, we, W, OW, dw, "column")
-    cdef Py_ssize_t p, oy, ox, y, xx, best
+    cdef Py_ssize_t p, oy, ox, y, j, xx, taps = 0
     cdef const floating *plane
-    cdef floating v, m
+    cdef const floating *row
+    cdef floating *m
+    cdef int64_t *best
+    cdef floating v
+    cdef int take, inside
     if P * OH * OW == 0:
         return
+    for ox in range(OW):  # the most column taps of any window
+        taps = max(taps, (we[ox] - ws[ox] + dw - 1) // dw)
     for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
         plane = &x[p, 0, 0]
         for oy in range(OH):
+            m = &out[p, oy, 0]
+            best = &idx[p, oy, 0]
             for ox in range(OW):
-                m = -INFINITY
-                best = hs[oy] * W + ws[ox]
+                m[ox] = -INFINITY
+                best[ox] = hs[oy] * W + ws[ox]
                 if hs[oy] == he[oy] or ws[ox] == we[ox]:
-                    best = -1
-                y = hs[oy]
-                while y < he[oy]:
-                    xx = ws[ox]
-                    while xx < we[ox]:
-                        v = plane[y * W + xx]
-                        if v > m or v != v:
-                            m = v
-                            best = y * W + xx
-                        xx = xx + dw
-                    y = y + dh
-                out[p, oy, ox] = m
-                idx[p, oy, ox] = best
+                    best[ox] = -1
+            y = hs[oy]
+            while y < he[oy]:
+                row = plane + y * W
+                for j in range(taps):
+                    for ox in range(OW):
+                        xx = ws[ox] + j * dw
+                        inside = xx < we[ox]
+                        v = row[xx if inside else 0]  # W > 0 here: some window is not empty
+                        take = inside & ((v > m[ox]) | (v != v))
+                        m[ox] = v if take else m[ox]
+                        best[ox] = y * W + xx if take else best[ox]
+                y = y + dh
 
 
 def max_pool_backward(const floating[:, :, ::1] g, const int64_t[:, :, ::1] idx,
