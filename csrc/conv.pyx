@@ -159,6 +159,36 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
                         dst[ox * sw + off] = dst[ox * sw + off] + src[ox * K]
 
 
+cdef void _im2col_t_task(const floating *xn, floating *cols_t, Py_ssize_t q, Py_ssize_t n,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t NP, Py_ssize_t kh, Py_ssize_t kw,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                        Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    """Row q of cols_t for image n (xn: that image's channel c = q // (kh*kw))."""
+    cdef Py_ssize_t i = (q // kw) % kh, j = q % kw, oy, ox, y, lo, hi, off
+    cdef const floating *src
+    cdef floating *dst
+    _span(pw - j * dw, W, sw, ow, &lo, &hi)
+    off = j * dw - pw
+    for oy in range(oh):
+        dst = cols_t + q * NP + n * oh * ow + oy * ow
+        y = oy * sh + i * dh - ph
+        if y < 0 or y >= H:
+            for ox in range(ow):
+                dst[ox] = 0
+            continue
+        src = xn + y * W
+        for ox in range(lo):
+            dst[ox] = 0
+        if sw == 1:
+            for ox in range(lo, hi):
+                dst[ox] = src[ox + off]
+        else:
+            for ox in range(lo, hi):
+                dst[ox] = src[ox * sw + off]
+        for ox in range(hi, ow):
+            dst[ox] = 0
+
+
 def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t kh,
              Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
              Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow, int num_threads):
@@ -173,39 +203,52 @@ def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    cdef Py_ssize_t tasks = C * kh * kw * N, P = oh * ow
-    cdef Py_ssize_t task, q, n, c, i, j, oy, ox, y, lo, hi, off
-    cdef const floating* src
-    cdef floating* dst
-    cdef floating zero = 0
-    if tasks == 0 or P == 0:
+    cdef Py_ssize_t tasks = C * kh * kw * N, NP = N * oh * ow, KK = kh * kw
+    cdef Py_ssize_t task, q, n
+    if tasks == 0 or oh * ow == 0:
         return
-    for task in prange(tasks, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+    if num_threads <= 1:  # no OpenMP region: its private copies slow the loops down
+        with nogil:
+            for task in range(tasks):
+                q = task // N
+                n = task - q * N
+                _im2col_t_task(&x[n, q // KK, 0, 0], &cols_t[0, 0], q, n, H, W, NP, kh, kw, sh,
+                               sw, ph, pw, dh, dw, oh, ow)
+        return
+    for task in prange(tasks, nogil=True, num_threads=num_threads, schedule="static"):
         q = task // N
         n = task - q * N
-        c = q // (kh * kw)
-        i = (q // kw) % kh
-        j = q % kw
-        _span(pw - j * dw, W, sw, ow, &lo, &hi)
-        off = j * dw - pw
-        for oy in range(oh):
-            dst = &cols_t[q, n * P + oy * ow]
-            y = oy * sh + i * dh - ph
-            if y < 0 or y >= H:
-                for ox in range(ow):
-                    dst[ox] = zero
-                continue
-            src = &x[n, c, y, 0]
-            for ox in range(lo):
-                dst[ox] = zero
-            if sw == 1:
-                for ox in range(lo, hi):
-                    dst[ox] = src[ox + off]
-            else:
-                for ox in range(lo, hi):
-                    dst[ox] = src[ox * sw + off]
-            for ox in range(hi, ow):
-                dst[ox] = zero
+        _im2col_t_task(&x[n, q // KK, 0, 0], &cols_t[0, 0], q, n, H, W, NP, kh, kw, sh, sw, ph,
+                       pw, dh, dw, oh, ow)
+
+
+cdef void _col2im_t_plane(const floating *cols_t, floating *plane, Py_ssize_t c, Py_ssize_t n,
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t NP, Py_ssize_t kh, Py_ssize_t kw,
+                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                         Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                         Py_ssize_t ow) noexcept nogil:
+    """Plane (n, c) of col2im_t: zeroed, then its contributions in ascending (i, j)."""
+    cdef Py_ssize_t i, j, oy, ox, y, k, lo, hi, off
+    cdef const floating *src
+    cdef floating *dst
+    for k in range(H * W):
+        plane[k] = 0
+    for i in range(kh):
+        for j in range(kw):
+            _span(pw - j * dw, W, sw, ow, &lo, &hi)
+            off = j * dw - pw
+            for oy in range(oh):
+                y = oy * sh + i * dh - ph
+                if y < 0 or y >= H:
+                    continue
+                dst = plane + y * W
+                src = cols_t + ((c * kh + i) * kw + j) * NP + n * oh * ow + oy * ow
+                if sw == 1:
+                    for ox in range(lo, hi):
+                        dst[ox + off] = dst[ox + off] + src[ox]
+                else:
+                    for ox in range(lo, hi):
+                        dst[ox * sw + off] = dst[ox * sw + off] + src[ox]
 
 
 def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t kh,
@@ -223,38 +266,37 @@ def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    cdef Py_ssize_t planes = N * C, HW = H * W, P = oh * ow
-    cdef Py_ssize_t p, n, c, i, j, oy, ox, y, k, lo, hi, off
-    cdef const floating* src
-    cdef floating* plane
-    cdef floating* dst
-    cdef floating zero = 0
-    if planes == 0 or HW == 0:
+    cdef Py_ssize_t planes = N * C, NP = N * oh * ow
+    cdef Py_ssize_t p, n, c
+    if planes == 0 or H * W == 0:
         return
-    for p in prange(planes, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+    if oh * ow == 0:
+        x[...] = 0
+        return
+    if num_threads <= 1:
+        with nogil:
+            for p in range(planes):
+                n = p // C
+                c = p - n * C
+                _col2im_t_plane(&cols_t[0, 0], &x[n, c, 0, 0], c, n, H, W, NP, kh, kw, sh, sw,
+                                ph, pw, dh, dw, oh, ow)
+        return
+    for p in prange(planes, nogil=True, num_threads=num_threads, schedule="static"):
         n = p // C
         c = p - n * C
-        plane = &x[n, c, 0, 0]
-        for k in range(HW):
-            plane[k] = zero
-        if P == 0:
-            continue
-        for i in range(kh):
-            for j in range(kw):
-                _span(pw - j * dw, W, sw, ow, &lo, &hi)
-                off = j * dw - pw
-                for oy in range(oh):
-                    y = oy * sh + i * dh - ph
-                    if y < 0 or y >= H:
-                        continue
-                    dst = plane + y * W
-                    src = &cols_t[(c * kh + i) * kw + j, n * P + oy * ow]
-                    if sw == 1:
-                        for ox in range(lo, hi):
-                            dst[ox + off] = dst[ox + off] + src[ox]
-                    else:
-                        for ox in range(lo, hi):
-                            dst[ox * sw + off] = dst[ox * sw + off] + src[ox]
+        _col2im_t_plane(&cols_t[0, 0], &x[n, c, 0, 0], c, n, H, W, NP, kh, kw, sh, sw, ph, pw,
+                        dh, dw, oh, ow)
+
+
+cdef inline void _add_row(floating *dst, const floating *src, Py_ssize_t P, floating add,
+                          bint bias) noexcept nogil:
+    cdef Py_ssize_t q
+    if bias:
+        for q in range(P):
+            dst[q] = src[q] + add
+    else:
+        for q in range(P):
+            dst[q] = src[q]
 
 
 def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
@@ -273,24 +315,20 @@ def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
     if b.shape[0] != 0 and b.shape[0] != O:
         raise ValueError(f"bias of length {b.shape[0]} for {O} channels")
     cdef bint bias = b.shape[0] != 0
-    cdef Py_ssize_t r, n, o, q
-    cdef const floating *src
-    cdef floating *dst
-    cdef floating add
+    cdef Py_ssize_t r, n, o
     if N * O * P == 0:
         return
-    for r in prange(N * O, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+    if num_threads <= 1:
+        with nogil:
+            for r in range(N * O):
+                n = r // O
+                o = r - n * O
+                _add_row(&out[n, o, 0], &planes[o, n * P], P, b[o] if bias else 0, bias)
+        return
+    for r in prange(N * O, nogil=True, num_threads=num_threads, schedule="static"):
         n = r // O
         o = r - n * O
-        src = &planes[o, n * P]
-        dst = &out[n, o, 0]
-        if bias:
-            add = b[o]
-            for q in range(P):
-                dst[q] = src[q] + add
-        else:
-            for q in range(P):
-                dst[q] = src[q]
+        _add_row(&out[n, o, 0], &planes[o, n * P], P, b[o] if bias else 0, bias)
 
 
 def add_channel_bias(floating[:, :, ::1] y, const floating[::1] b, int num_threads):
@@ -303,14 +341,13 @@ def add_channel_bias(floating[:, :, ::1] y, const floating[::1] b, int num_threa
     cdef Py_ssize_t N = y.shape[0], O = y.shape[1], P = y.shape[2]
     if b.shape[0] != O:
         raise ValueError(f"bias of length {b.shape[0]} for {O} channels")
-    cdef Py_ssize_t r, o, q
-    cdef floating *dst
-    cdef floating add
+    cdef Py_ssize_t r
     if N * O * P == 0:
         return
-    for r in prange(N * O, nogil=True, num_threads=max(1, num_threads), schedule="static"):
-        o = r % O
-        dst = &y[r // O, o, 0]
-        add = b[o]
-        for q in range(P):
-            dst[q] = dst[q] + add
+    if num_threads <= 1:
+        with nogil:
+            for r in range(N * O):
+                _add_row(&y[r // O, r % O, 0], &y[r // O, r % O, 0], P, b[r % O], True)
+        return
+    for r in prange(N * O, nogil=True, num_threads=num_threads, schedule="static"):
+        _add_row(&y[r // O, r % O, 0], &y[r // O, r % O, 0], P, b[r % O], True)

@@ -40,6 +40,30 @@ def _check_windows(const int64_t[::1] starts, const int64_t[::1] ends, Py_ssize_
                              f"inside [0, {extent})")
 
 
+cdef void _max_plane(const floating *plane, floating *out, int64_t *idx, const int64_t *hs,
+                     const int64_t *he, const int64_t *ws, const int64_t *we, Py_ssize_t W,
+                     Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    """One plane of max_pool: each window scanned in ascending (row, column)."""
+    cdef Py_ssize_t oy, ox, y, xx, best
+    cdef floating v, m
+    for oy in range(OH):
+        for ox in range(OW):
+            m = -INFINITY
+            best = hs[oy] * W + ws[ox] if hs[oy] < he[oy] and ws[ox] < we[ox] else -1
+            y = hs[oy]
+            while y < he[oy]:
+                xx = ws[ox]
+                while xx < we[ox]:
+                    v = plane[y * W + xx]
+                    if v > m or v != v:
+                        m = v
+                        best = y * W + xx
+                    xx = xx + dw
+                y = y + dh
+            out[oy * OW + ox] = m
+            idx[oy * OW + ox] = best
+
+
 def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :, ::1] idx,
              const int64_t[::1] hs, const int64_t[::1] he, const int64_t[::1] ws,
              const int64_t[::1] we, Py_ssize_t dh, Py_ssize_t dw, int num_threads):
@@ -47,10 +71,6 @@ def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :,
 
     ``out[p, oy, ox] := max of x[p, y, x']`` over the window's rows y and columns x', and
     ``idx[p, oy, ox] := y*W + x'`` of that maximum (first maximum, last NaN; see above).
-
-    A row of outputs at a time: for each window row y, then each column tap j, every output
-    of the row takes its tap, if it has one, without a branch (a compare and two selects), so
-    each output still scans its window in ascending (row, column).
     """
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
@@ -59,39 +79,34 @@ def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :,
                          f"{idx.shape[1]}, {idx.shape[2]}) for {P} planes")
     _check_windows(hs, he, H, OH, dh, "row")
     _check_windows(ws, we, W, OW, dw, "column")
-    cdef Py_ssize_t p, oy, ox, y, j, xx, taps = 0
-    cdef const floating *plane
-    cdef const floating *row
-    cdef floating *m
-    cdef int64_t *best
-    cdef floating v
-    cdef int take, inside
+    cdef Py_ssize_t p
     if P * OH * OW == 0:
         return
-    for ox in range(OW):  # the most column taps of any window
-        taps = max(taps, (we[ox] - ws[ox] + dw - 1) // dw)
-    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
-        plane = &x[p, 0, 0]
-        for oy in range(OH):
-            m = &out[p, oy, 0]
-            best = &idx[p, oy, 0]
-            for ox in range(OW):
-                m[ox] = -INFINITY
-                best[ox] = hs[oy] * W + ws[ox]
-                if hs[oy] == he[oy] or ws[ox] == we[ox]:
-                    best[ox] = -1
-            y = hs[oy]
-            while y < he[oy]:
-                row = plane + y * W
-                for j in range(taps):
-                    for ox in range(OW):
-                        xx = ws[ox] + j * dw
-                        inside = xx < we[ox]
-                        v = row[xx if inside else 0]  # W > 0 here: some window is not empty
-                        take = inside & ((v > m[ox]) | (v != v))
-                        m[ox] = v if take else m[ox]
-                        best[ox] = y * W + xx if take else best[ox]
-                y = y + dh
+    if num_threads <= 1:  # no OpenMP region: its private copies slowed the loops down here
+        with nogil:
+            for p in range(P):
+                _max_plane(&x[p, 0, 0], &out[p, 0, 0], &idx[p, 0, 0], &hs[0], &he[0], &ws[0],
+                           &we[0], W, OH, OW, dh, dw)
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        _max_plane(&x[p, 0, 0], &out[p, 0, 0], &idx[p, 0, 0], &hs[0], &he[0], &ws[0], &we[0],
+                   W, OH, OW, dh, dw)
+
+
+cdef Py_ssize_t _max_plane_backward(const floating *g, const int64_t *at, floating *dst,
+                                   Py_ssize_t HW, Py_ssize_t Q) noexcept nogil:
+    """One plane of max_pool_backward; returns the number of indices outside the plane."""
+    cdef Py_ssize_t q, k, bad = 0
+    for k in range(HW):
+        dst[k] = 0
+    for q in range(Q):
+        k = at[q]
+        if k < 0 or k >= HW:
+            if k != -1:
+                bad += 1
+        else:
+            dst[k] = dst[k] + g[q]
+    return bad
 
 
 def max_pool_backward(const floating[:, :, ::1] g, const int64_t[:, :, ::1] idx,
@@ -109,37 +124,46 @@ def max_pool_backward(const floating[:, :, ::1] g, const int64_t[:, :, ::1] idx,
         raise ValueError(f"gradient of shape ({g.shape[0]}, {g.shape[1]}, {g.shape[2]}) and "
                          f"indices of shape ({idx.shape[0]}, {idx.shape[1]}, {idx.shape[2]}) "
                          f"for {P} planes")
-    cdef Py_ssize_t p, q, k, bad = 0
-    cdef floating *dst
-    cdef const floating *src
-    cdef const int64_t *at
-    cdef floating zero = 0
+    cdef Py_ssize_t p, bad = 0
     if P * HW == 0:
         return
-    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
-        dst = &dx[p, 0, 0]
-        for k in range(HW):
-            dst[k] = zero
-        if Q == 0:
-            continue
-        src = &g[p, 0, 0]
-        at = &idx[p, 0, 0]
-        for q in range(Q):
-            k = at[q]
-            if k < 0 or k >= HW:
-                if k != -1:
-                    bad += 1
-            else:
-                dst[k] = dst[k] + src[q]
+    if Q == 0:
+        dx[...] = 0
+        return
+    if num_threads <= 1:
+        with nogil:
+            for p in range(P):
+                bad += _max_plane_backward(&g[p, 0, 0], &idx[p, 0, 0], &dx[p, 0, 0], HW, Q)
+    else:
+        for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+            bad += _max_plane_backward(&g[p, 0, 0], &idx[p, 0, 0], &dx[p, 0, 0], HW, Q)
     if bad:
         raise ValueError(f"max_pool backward: {bad} indices outside planes of {HW} elements")
 
 
-cdef inline floating _divisor(floating *tag, const int64_t[::1] hc, const int64_t[::1] wc,
+cdef inline floating _divisor(floating *tag, const int64_t *hc, const int64_t *wc,
                               Py_ssize_t oy, Py_ssize_t ox, int64_t override) noexcept nogil:
     if override != 0:
         return <floating>override
     return <floating>(hc[oy] * wc[ox])
+
+
+cdef void _avg_plane(const floating *plane, floating *out, const int64_t *hs, const int64_t *he,
+                     const int64_t *ws, const int64_t *we, const int64_t *hc, const int64_t *wc,
+                     int64_t override, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx
+    cdef floating s
+    cdef floating *tag = NULL
+    for oy in range(OH):
+        for ox in range(OW):
+            if hs[oy] == he[oy] or ws[ox] == we[ox]:
+                out[oy * OW + ox] = 0
+                continue
+            s = 0
+            for y in range(hs[oy], he[oy]):
+                for xx in range(ws[ox], we[ox]):
+                    s = s + plane[y * W + xx]
+            out[oy * OW + ox] = s / _divisor(tag, hc, wc, oy, ox, override)
 
 
 def avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, const int64_t[::1] hs,
@@ -159,24 +183,38 @@ def avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, const int64_t
                          f"{wc.shape[0]} counts for {P} planes")
     _check_windows(hs, he, H, OH, 1, "row")
     _check_windows(ws, we, W, OW, 1, "column")
-    cdef Py_ssize_t p, oy, ox, y, xx
-    cdef const floating *plane
-    cdef floating s
-    cdef floating *tag = NULL
+    cdef Py_ssize_t p
     if P * OH * OW == 0:
         return
-    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
-        plane = &x[p, 0, 0]
-        for oy in range(OH):
-            for ox in range(OW):
-                if hs[oy] == he[oy] or ws[ox] == we[ox]:
-                    out[p, oy, ox] = 0
-                    continue
-                s = 0
-                for y in range(hs[oy], he[oy]):
-                    for xx in range(ws[ox], we[ox]):
-                        s = s + plane[y * W + xx]
-                out[p, oy, ox] = s / _divisor(tag, hc, wc, oy, ox, divisor_override)
+    if num_threads <= 1:
+        with nogil:
+            for p in range(P):
+                _avg_plane(&x[p, 0, 0], &out[p, 0, 0], &hs[0], &he[0], &ws[0], &we[0], &hc[0],
+                           &wc[0], divisor_override, W, OH, OW)
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        _avg_plane(&x[p, 0, 0], &out[p, 0, 0], &hs[0], &he[0], &ws[0], &we[0], &hc[0], &wc[0],
+                   divisor_override, W, OH, OW)
+
+
+cdef void _avg_plane_backward(const floating *g, floating *plane, const int64_t *hs,
+                              const int64_t *he, const int64_t *ws, const int64_t *we,
+                              const int64_t *hc, const int64_t *wc, int64_t override,
+                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH,
+                              Py_ssize_t OW) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx, k
+    cdef floating d
+    cdef floating *tag = NULL
+    for k in range(H * W):
+        plane[k] = 0
+    for oy in range(OH):
+        for ox in range(OW):
+            if hs[oy] == he[oy] or ws[ox] == we[ox]:
+                continue
+            d = g[oy * OW + ox] / _divisor(tag, hc, wc, oy, ox, override)
+            for y in range(hs[oy], he[oy]):
+                for xx in range(ws[ox], we[ox]):
+                    plane[y * W + xx] = plane[y * W + xx] + d
 
 
 def avg_pool_backward(const floating[:, :, ::1] g, floating[:, :, ::1] dx,
@@ -195,22 +233,18 @@ def avg_pool_backward(const floating[:, :, ::1] g, floating[:, :, ::1] dx,
                          f"{wc.shape[0]} counts for {P} planes")
     _check_windows(hs, he, H, OH, 1, "row")
     _check_windows(ws, we, W, OW, 1, "column")
-    cdef Py_ssize_t p, oy, ox, y, xx, k
-    cdef floating *plane
-    cdef floating d
-    cdef floating zero = 0
-    cdef floating *tag = NULL
+    cdef Py_ssize_t p
     if P * H * W == 0:
         return
-    for p in prange(P, nogil=True, num_threads=max(1, num_threads), schedule="static"):
-        plane = &dx[p, 0, 0]
-        for k in range(H * W):
-            plane[k] = zero
-        for oy in range(OH):
-            for ox in range(OW):
-                if hs[oy] == he[oy] or ws[ox] == we[ox]:
-                    continue
-                d = g[p, oy, ox] / _divisor(tag, hc, wc, oy, ox, divisor_override)
-                for y in range(hs[oy], he[oy]):
-                    for xx in range(ws[ox], we[ox]):
-                        plane[y * W + xx] = plane[y * W + xx] + d
+    if OH * OW == 0:
+        dx[...] = 0
+        return
+    if num_threads <= 1:
+        with nogil:
+            for p in range(P):
+                _avg_plane_backward(&g[p, 0, 0], &dx[p, 0, 0], &hs[0], &he[0], &ws[0], &we[0],
+                                    &hc[0], &wc[0], divisor_override, H, W, OH, OW)
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        _avg_plane_backward(&g[p, 0, 0], &dx[p, 0, 0], &hs[0], &he[0], &ws[0], &we[0], &hc[0],
+                            &wc[0], divisor_override, H, W, OH, OW)
