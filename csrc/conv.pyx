@@ -27,18 +27,34 @@ from cython cimport floating
 cdef Py_ssize_t _LIMIT = (1 << 31) - 1
 
 
-def _check(n, c, h, w, rows, ncols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """The geometry every kernel relies on, in Python integers (no overflow)."""
-    for name, value, low in (("kernel height", kh, 1), ("kernel width", kw, 1),
-                             ("stride", sh, 1), ("stride", sw, 1), ("padding", ph, 0),
-                             ("padding", pw, 0), ("dilation", dh, 1), ("dilation", dw, 1),
-                             ("output height", oh, 0), ("output width", ow, 0)):
-        if not low <= value <= _LIMIT:
-            raise ValueError(f"{name} must be in [{low}, {_LIMIT}], got {value}")
-    if rows != n * oh * ow or ncols != c * kh * kw:
+cdef int _fits(Py_ssize_t total, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) noexcept:
+    """total == a * b * c, without overflow (b, c in [0, _LIMIT]: b*c < 2^62; a >= 0)."""
+    cdef Py_ssize_t bc = b * c
+    if bc == 0:
+        return total == 0
+    return total % bc == 0 and total // bc == a
+
+
+cdef int _check(Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, Py_ssize_t rows,
+                Py_ssize_t ncols, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                Py_ssize_t ow) except -1:
+    """The geometry every kernel relies on: each number in range, the patch matrix's shape."""
+    cdef Py_ssize_t values[10]
+    cdef Py_ssize_t lows[10]
+    cdef Py_ssize_t k
+    values[:] = [kh, kw, sh, sw, ph, pw, dh, dw, oh, ow]
+    lows[:] = [1, 1, 1, 1, 0, 0, 1, 1, 0, 0]
+    for k in range(10):
+        if not lows[k] <= values[k] <= _LIMIT:
+            name = ("kernel height", "kernel width", "stride", "stride", "padding", "padding",
+                    "dilation", "dilation", "output height", "output width")[k]
+            raise ValueError(f"{name} must be in [{lows[k]}, {_LIMIT}], got {values[k]}")
+    if not (_fits(rows, n, oh, ow) and _fits(ncols, c, kh, kw)):
         raise ValueError(f"cols of shape ({rows}, {ncols}) do not fit N={n}, C={c}, "
                          f"OH={oh}, OW={ow}, kernel {kh}x{kw}: expected "
                          f"({n * oh * ow}, {c * kh * kw})")
+    return 0
 
 
 cdef inline void _span(Py_ssize_t t, Py_ssize_t extent, Py_ssize_t s, Py_ssize_t count,

@@ -309,6 +309,9 @@ def log_softmax_nll_backward(logp, targets, g_rows):
 # ---------------------------------------------------------------- convolution and pooling
 
 def _pair(value, name):
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int \
+            and type(value[1]) is int:
+        return value  # the ops' own form: one test
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -364,7 +367,8 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None
 
 def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """im2col(x).T, C-contiguous: patches as columns, (C*kh*kw, N*OH*OW)."""
-    _check_float("im2col_t", x)
+    if x.dtype not in FLOAT_DTYPES:
+        _check_float("im2col_t", x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
     return _impl.im2col_t(x, kh, kw, *geometry, _num_threads)
 
@@ -373,7 +377,8 @@ def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=
              out=None):
     """The adjoint of im2col_t: col2im(cols_t.T), bitwise; into `out` (a writable C-contiguous
     array of x_shape and cols_t's dtype) when given."""
-    _check_float("col2im_t", cols_t)
+    if cols_t.dtype not in FLOAT_DTYPES:
+        _check_float("col2im_t", cols_t)
     geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
     oh, ow = geometry[-2:]
@@ -395,10 +400,17 @@ def gemm_into(a, b, out, trans_a=False, trans_b=False, accumulate=False):
     """out := op(A) @ op(B), or out := out + op(A) @ op(B) with accumulate (on the cython
     backend each element's chain then continues from out's value: bitwise one product over
     both k ranges). out: a writable C-contiguous array of the product's shape and dtype."""
-    _check_gemm(a, b, trans_a, trans_b)
-    _check_out("gemm_into", out, (a.shape[1 if trans_a else 0], b.shape[0 if trans_b else 1]),
-               a.dtype)
-    return _impl.gemm_into(a, b, out, trans_a, trans_b, accumulate, _num_threads)
+    if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
+        _check_gemm(a, b, trans_a, trans_b)
+    shape = (a.shape[1 if trans_a else 0], b.shape[0 if trans_b else 1])
+    if (out.shape != shape or out.dtype is not a.dtype or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        _check_out("gemm_into", out, shape, a.dtype)
+    try:  # the kernel checks the inner sizes (and everything else) again
+        return _impl.gemm_into(a, b, out, trans_a, trans_b, accumulate, _num_threads)
+    except ValueError:
+        _check_gemm(a, b, trans_a, trans_b)  # the error in cygrad's words
+        raise
 
 
 def planes_to_images(planes, bias, n, p):
