@@ -21,8 +21,8 @@ NAMES = ["linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d",
 
 
 def test_every_function_is_there():
-    assert sorted(F.__all__) == sorted(NAMES)
-    assert all(callable(getattr(F, name)) for name in NAMES)
+    assert set(NAMES) <= set(F.__all__)
+    assert all(callable(getattr(F, name)) for name in F.__all__)
 
 
 def softmax(x, axis):

@@ -3,15 +3,14 @@
 from . import functional, init
 from .conv import Conv1d, Conv2d
 from .layers import (
+    ACTIVATIONS,
     Dropout,
     Flatten,
     Identity,
-    LeakyReLU,
     Linear,
-    ReLU,
+    LogSoftmax,
     Sequential,
-    Sigmoid,
-    Tanh,
+    Softmax,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
@@ -26,6 +25,8 @@ from .pooling import (
     MaxPool2d,
 )
 
+globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
+
 
 def tied_parameters(model):
     """Every parameter reachable under more than one name: {first name: [all its names]}."""
@@ -38,7 +39,7 @@ def tied_parameters(model):
 __all__ = [
     "Module", "Parameter", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
     "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d", "Flatten", "Dropout",
-    "Identity", "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Sequential", "MSELoss",
-    "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
+    "AdaptiveMaxPool2d", "Flatten", "Dropout", "Identity", "Sequential", "Softmax", "LogSoftmax",
+    "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
+    *ACTIVATIONS,
 ]

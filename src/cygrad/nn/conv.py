@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 
-from ..tensor import _float_dtype, get_default_dtype
 from . import _functional_conv as FC
 from . import functional as F
 from . import init
+from .layers import _dtype
 from .module import Module, Parameter
 
 __all__ = ["Conv1d", "Conv2d"]
@@ -68,7 +68,7 @@ class _ConvNd(Module):
             raise RuntimeError("negative padding is not supported")
         self.groups, self.padding_mode = groups, padding_mode
         self.transposed, self.output_padding = False, (0,) * d
-        dtype = get_default_dtype() if dtype is None else _float_dtype(dtype)
+        dtype = _dtype(dtype)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype))
