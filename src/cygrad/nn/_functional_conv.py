@@ -45,7 +45,8 @@ def _check_tensor(x, what, fn):
 def _check_dtype(fn, x, *others):
     for what, t in others:
         if t is not None and t._data.dtype != x._data.dtype:
-            raise TypeError(f"{fn}: input has dtype {x.dtype} but {what} has dtype {t.dtype}; "
+            raise TypeError(f"{fn}: input has dtype {x._data.dtype} but {what} has dtype "
+                            f"{t._data.dtype}; "
                             "convert one of them (e.g. build the layer with dtype=...)")
 
 
