@@ -12,23 +12,38 @@ splits independent outputs only (the OW rows of ``cols`` of one (n, oy) for im2c
 image planes for col2im), so every output element is computed by one thread with one fixed
 sequence of operations, whatever the thread count, the batch size or the element's position.
 
-The geometry is re-checked here (cheaply, before any loop) so that even a direct call with
-inconsistent arguments raises instead of touching memory out of bounds.
+The geometry is re-checked here with Python's integers (cheaply, before any loop) so that even a
+direct call with inconsistent or enormous arguments raises instead of touching memory out of
+bounds; the loops then index in 64 bits. Arrays must be aligned, and outputs may not overlap the
+inputs.
 """
 
 from cython.parallel cimport prange
 from cython cimport floating
+from libc.stdint cimport uintptr_t
+
+cdef extern from "threads.h" nogil:
+    void cg_threads_init()
+    int cg_threads(long long requested)
+
+cg_threads_init()
+
+# Sizes and offsets must stay well inside Py_ssize_t for the index arithmetic of the loops.
+_LIMIT = 1 << 62
 
 
-cdef int _check(Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, Py_ssize_t rows,
-                Py_ssize_t ncols, int kh, int kw, int stride, int padding, int oh,
-                int ow) except -1:
+def _check(n, c, h, w, rows, ncols, kh, kw, stride, padding, oh, ow):
+    """The geometry as Python integers (no overflow): raises ValueError unless it is
+    consistent; True when there is nothing to compute."""
     if kh < 1 or kw < 1:
         raise ValueError(f"kernel size must be positive, got {kh}x{kw}")
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
     if padding < 0:
         raise ValueError(f"padding must be non-negative, got {padding}")
+    if max(h, w) + 2 * padding >= _LIMIT or max(kh, kw, stride) >= _LIMIT:
+        raise ValueError(f"convolution geometry too large: input {h}x{w}, kernel {kh}x{kw}, "
+                         f"stride {stride}, padding {padding}")
     if h + 2 * padding < kh or w + 2 * padding < kw:
         raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
                          f"{h + 2 * padding}x{w + 2 * padding}")
@@ -39,6 +54,25 @@ cdef int _check(Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, Py_ssize
         raise ValueError(f"cols of shape ({rows}, {ncols}) do not fit N={n}, C={c}, "
                          f"OH={oh}, OW={ow}, kernel {kh}x{kw}: expected "
                          f"({n * oh * ow}, {c * kh * kw})")
+    return n * c * h * w == 0 or rows * ncols == 0
+
+
+cdef void _zero(floating[:, ::1] cols) noexcept:
+    """Patches of an empty image (every entry in the padding)."""
+    cdef Py_ssize_t i, j
+    for i in range(cols.shape[0]):
+        for j in range(cols.shape[1]):
+            cols[i, j] = 0
+
+
+cdef int _apart(const void *a, Py_ssize_t a_items, const void *b, Py_ssize_t b_items,
+                Py_ssize_t itemsize, str what) except -1:
+    """Two C-contiguous arrays (first element, element count) share no memory, and are aligned."""
+    cdef uintptr_t pa = <uintptr_t>a, pb = <uintptr_t>b
+    if pa % itemsize or pb % itemsize:
+        raise ValueError(f"{what}: arrays must be aligned to their element size")
+    if pa < pb + b_items * itemsize and pb < pa + a_items * itemsize:
+        raise ValueError(f"{what}: the output overlaps the input")
     return 0
 
 
@@ -63,8 +97,54 @@ cdef inline void _copy_row(floating* dst, const floating* src, Py_ssize_t k) noe
             dst[j] = src[j]
 
 
-def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, int kh, int kw, int stride,
-           int padding, int oh, int ow, int num_threads):
+cdef void _im2col_block(const floating *xbase, floating *cols, Py_ssize_t blk, Py_ssize_t C,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                        Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh,
+                        Py_ssize_t ow) noexcept nogil:
+    """The OW rows of cols of block blk = n*OH + oy."""
+    cdef Py_ssize_t n = blk // oh, oy = blk - (blk // oh) * oh, HW = H * W, KK = kh * kw
+    cdef Py_ssize_t ox, c, i, j, ilo, ihi, off, x0
+    cdef Py_ssize_t y0 = oy * stride - padding
+    cdef floating *dst
+    cdef floating zero = 0
+    # kernel rows i in [ilo, ihi) fall inside the image, the others in the padding
+    ilo = -y0 if y0 < 0 else 0
+    if ilo > kh:
+        ilo = kh
+    ihi = H - y0 if H - y0 < kh else kh
+    if ihi < ilo:
+        ihi = ilo
+    for ox in range(ow):
+        dst = cols + (blk * ow + ox) * C * KK
+        x0 = ox * stride - padding
+        off = n * C * HW + y0 * W + x0          # offset of (n, 0, y0, x0); may be outside
+        if x0 >= 0 and x0 + kw <= W:
+            # the patch lies inside the image horizontally: whole kernel rows are copied
+            for c in range(C):
+                for j in range(ilo * kw):
+                    dst[j] = zero
+                for i in range(ilo, ihi):
+                    _copy_row(dst + i * kw, xbase + (off + c * HW + i * W), kw)
+                for j in range(ihi * kw, KK):
+                    dst[j] = zero
+                dst = dst + KK
+        else:
+            for c in range(C):
+                for i in range(kh):
+                    if i < ilo or i >= ihi:
+                        for j in range(kw):
+                            dst[j] = zero
+                    else:
+                        for j in range(kw):
+                            if x0 + j < 0 or x0 + j >= W:
+                                dst[j] = zero
+                            else:
+                                dst[j] = xbase[off + c * HW + i * W + j]
+                    dst = dst + kw
+
+
+def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
+           Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh, Py_ssize_t ow, int num_threads):
     """im2col(x, cols, kh, kw, stride, padding, oh, ow, num_threads)
 
     Fill ``cols`` (N*OH*OW, C*kh*kw) with the patches of ``x`` (N, C, H, W):
@@ -75,59 +155,57 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, int kh, int kw
     N*OH blocks of OW consecutive rows (one (n, oy) each); each thread writes its own rows.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, stride, padding, oh, ow)
-    if num_threads < 1:
-        num_threads = 1
-    cdef Py_ssize_t nblocks = N * oh, HW = H * W, KK = kh * kw
-    cdef Py_ssize_t blk, n, oy, ox, c, i, j, y0, x0, ilo, ihi, off
-    cdef const floating* xbase
-    cdef floating* dst
-    cdef floating zero = 0
-    if nblocks == 0 or ow == 0 or C == 0:
+    if _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, stride, padding, oh, ow):
+        _zero(cols)
         return
-    xbase = &x[0, 0, 0, 0] if N * C * HW > 0 else NULL   # only read at in-image offsets
-    for blk in prange(nblocks, nogil=True, num_threads=num_threads, schedule="static"):
-        n = blk // oh
-        oy = blk - n * oh
-        y0 = oy * stride - padding
-        # kernel rows i in [ilo, ihi) fall inside the image, the others in the padding
-        ilo = -y0 if y0 < 0 else 0
-        if ilo > kh:
-            ilo = kh
-        ihi = H - y0 if H - y0 < kh else kh
-        if ihi < ilo:
-            ihi = ilo
-        for ox in range(ow):
-            dst = &cols[blk * ow + ox, 0]
-            x0 = ox * stride - padding
-            off = n * C * HW + y0 * W + x0          # offset of (n, 0, y0, x0); may be outside
-            if x0 >= 0 and x0 + kw <= W:
-                # the patch lies inside the image horizontally: whole kernel rows are copied
-                for c in range(C):
-                    for j in range(ilo * kw):
-                        dst[j] = zero
-                    for i in range(ilo, ihi):
-                        _copy_row(dst + i * kw, xbase + (off + c * HW + i * W), kw)
-                    for j in range(ihi * kw, KK):
-                        dst[j] = zero
-                    dst = dst + KK
-            else:
-                for c in range(C):
-                    for i in range(kh):
-                        if i < ilo or i >= ihi:
-                            for j in range(kw):
-                                dst[j] = zero
-                        else:
-                            for j in range(kw):
-                                if x0 + j < 0 or x0 + j >= W:
-                                    dst[j] = zero
-                                else:
-                                    dst[j] = xbase[off + c * HW + i * W + j]
-                        dst = dst + kw
+    _apart(&x[0, 0, 0, 0], N * C * H * W, &cols[0, 0], cols.shape[0] * cols.shape[1],
+           sizeof(floating), "im2col")
+    cdef int threads = cg_threads(num_threads)
+    cdef Py_ssize_t blk, nblocks = N * oh
+    cdef const floating *xbase = &x[0, 0, 0, 0]
+    cdef floating *out = &cols[0, 0]
+    with nogil:
+        if threads <= 1:  # no OpenMP region: it costs microseconds, and is unsafe after fork
+            for blk in range(nblocks):
+                _im2col_block(xbase, out, blk, C, H, W, kh, kw, stride, padding, oh, ow)
+        else:
+            for blk in prange(nblocks, num_threads=threads, schedule="static"):
+                _im2col_block(xbase, out, blk, C, H, W, kh, kw, stride, padding, oh, ow)
 
 
-def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, int kh, int kw, int stride,
-           int padding, int oh, int ow, int num_threads):
+cdef void _col2im_plane(const floating *cbase, floating *xbase, Py_ssize_t p, Py_ssize_t C,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t s,
+                        Py_ssize_t padding, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    """Image plane p = n*C + c of x: zeroed, then every contribution added in col2im's order."""
+    cdef Py_ssize_t n = p // C, c = p - (p // C) * C, HW = H * W, K = C * kh * kw
+    cdef Py_ssize_t oy, ox, i, j, y, k, t, lo, hi
+    cdef floating *plane = xbase + p * HW
+    cdef floating *dst
+    cdef const floating *src
+    cdef floating zero = 0
+    for k in range(HW):
+        plane[k] = zero
+    for oy in range(oh - 1, -1, -1):
+        for i in range(kh):
+            y = oy * s + i - padding
+            if y < 0 or y >= H:
+                continue
+            dst = plane + y * W
+            for j in range(kw):
+                # ox in [lo, hi) lands inside the row: 0 <= ox*s + j - padding < W
+                t = padding - j
+                lo = (t + s - 1) // s if t > 0 else 0
+                t = W - 1 + padding - j
+                hi = t // s + 1 if t >= 0 else 0
+                if hi > ow:
+                    hi = ow
+                src = cbase + ((n * oh + oy) * ow * K + (c * kh + i) * kw + j)
+                for ox in range(lo, hi):
+                    dst[ox * s + j - padding] = dst[ox * s + j - padding] + src[ox * K]
+
+
+def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
+           Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh, Py_ssize_t ow, int num_threads):
     """col2im(cols, x, kh, kw, stride, padding, oh, ow, num_threads)
 
     The adjoint of im2col: zero ``x`` (N, C, H, W), then add every entry
@@ -148,50 +226,72 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, int kh, int kw
     the same for every ``num_threads``, batch size and pixel position.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, stride, padding, oh, ow)
-    if num_threads < 1:
-        num_threads = 1
-    cdef Py_ssize_t planes = N * C, K = C * kh * kw, HW = H * W, s = stride
-    cdef Py_ssize_t p, n, c, oy, ox, i, j, y, k, t, lo, hi
-    cdef const floating* cbase
-    cdef const floating* src
-    cdef floating* xbase
-    cdef floating* plane
-    cdef floating* dst
-    cdef floating zero = 0
-    if planes == 0 or HW == 0:
+    cdef bint empty = _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, stride, padding,
+                             oh, ow)
+    if N == 0 or C == 0 or H == 0 or W == 0:
         return
-    xbase = &x[0, 0, 0, 0]
-    cbase = &cols[0, 0] if oh > 0 and ow > 0 else NULL    # never read when there are no rows
-    for p in prange(planes, nogil=True, num_threads=num_threads, schedule="static"):
-        n = p // C
-        c = p - n * C
-        plane = xbase + p * HW
-        for k in range(HW):
-            plane[k] = zero
-        if cbase == NULL:
+    cdef floating *xbase = &x[0, 0, 0, 0]
+    cdef Py_ssize_t p
+    if empty:  # no patches: the adjoint is zero
+        for p in range(N * C * H * W):
+            xbase[p] = 0
+        return
+    _apart(&cols[0, 0], cols.shape[0] * cols.shape[1], xbase, N * C * H * W, sizeof(floating),
+           "col2im")
+    cdef int threads = cg_threads(num_threads)
+    cdef const floating *cbase = &cols[0, 0]
+    with nogil:
+        if threads <= 1:
+            for p in range(N * C):
+                _col2im_plane(cbase, xbase, p, C, H, W, kh, kw, stride, padding, oh, ow)
+        else:
+            for p in prange(N * C, num_threads=threads, schedule="static"):
+                _col2im_plane(cbase, xbase, p, C, H, W, kh, kw, stride, padding, oh, ow)
+
+
+cdef void _im2col_t_task(const floating *xbase, floating *cbase, Py_ssize_t task, Py_ssize_t N,
+                         Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh,
+                         Py_ssize_t ow) noexcept nogil:
+    """The OH*OW outputs of kernel offset q = task // N and image n = task % N."""
+    cdef Py_ssize_t q = task // N, n = task - (task // N) * N, P = oh * ow
+    cdef Py_ssize_t c = q // (kh * kw), i = (q // kw) % kh, j = q % kw
+    cdef Py_ssize_t oy, ox, y, lo, hi, t
+    cdef const floating *src
+    cdef floating *dst
+    cdef floating zero = 0
+    # ox in [lo, hi) reads inside the row: 0 <= ox*stride + j - padding < W
+    t = padding - j
+    lo = (t + stride - 1) // stride if t > 0 else 0
+    t = W - 1 + padding - j
+    hi = t // stride + 1 if t >= 0 else 0
+    if hi > ow:
+        hi = ow
+    if lo > hi:
+        lo = hi
+    for oy in range(oh):
+        dst = cbase + q * (N * P) + n * P + oy * ow
+        y = oy * stride + i - padding
+        if y < 0 or y >= H:
+            for ox in range(ow):
+                dst[ox] = zero
             continue
-        for oy in range(oh - 1, -1, -1):
-            for i in range(kh):
-                y = oy * s + i - padding
-                if y < 0 or y >= H:
-                    continue
-                dst = plane + y * W
-                for j in range(kw):
-                    # ox in [lo, hi) lands inside the row: 0 <= ox*s + j - padding < W
-                    t = padding - j
-                    lo = (t + s - 1) // s if t > 0 else 0
-                    t = W - 1 + padding - j
-                    hi = t // s + 1 if t >= 0 else 0
-                    if hi > ow:
-                        hi = ow
-                    src = cbase + ((n * oh + oy) * ow * K + (c * kh + i) * kw + j)
-                    for ox in range(lo, hi):
-                        dst[ox * s + j - padding] = dst[ox * s + j - padding] + src[ox * K]
+        src = xbase + ((n * C + c) * H + y) * W
+        for ox in range(lo):
+            dst[ox] = zero
+        if stride == 1:
+            for ox in range(lo, hi):
+                dst[ox] = src[ox + j - padding]
+        else:
+            for ox in range(lo, hi):
+                dst[ox] = src[ox * stride + j - padding]
+        for ox in range(hi, ow):
+            dst[ox] = zero
 
 
-def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, int kh, int kw,
-             int stride, int padding, int oh, int ow, int num_threads):
+def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t kh,
+             Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh, Py_ssize_t ow,
+             int num_threads):
     """im2col_t(x, cols_t, kh, kw, stride, padding, oh, ow, num_threads)
 
     im2col's transpose, patches as columns (Caffe's layout): fill ``cols_t``
@@ -202,53 +302,58 @@ def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, int kh, in
     outputs, copied a row of the image at a time; prange splits those pairs.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, stride, padding, oh, ow)
-    if num_threads < 1:
-        num_threads = 1
-    cdef Py_ssize_t tasks = C * kh * kw * N, P = oh * ow
-    cdef Py_ssize_t task, q, n, c, i, j, oy, ox, y, xx, lo, hi, t
-    cdef const floating* src
-    cdef floating* dst
-    cdef floating zero = 0
-    if tasks == 0 or P == 0:
+    if _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, stride, padding, oh, ow):
+        _zero(cols_t)
         return
-    for task in prange(tasks, nogil=True, num_threads=num_threads, schedule="static"):
-        q = task // N
-        n = task - q * N
-        c = q // (kh * kw)
-        i = (q // kw) % kh
-        j = q % kw
-        # ox in [lo, hi) reads inside the row: 0 <= ox*stride + j - padding < W
-        t = padding - j
-        lo = (t + stride - 1) // stride if t > 0 else 0
-        t = W - 1 + padding - j
-        hi = t // stride + 1 if t >= 0 else 0
-        if hi > ow:
-            hi = ow
-        if lo > hi:
-            lo = hi
-        for oy in range(oh):
-            dst = &cols_t[q, n * P + oy * ow]
-            y = oy * stride + i - padding
-            if y < 0 or y >= H:
-                for ox in range(ow):
-                    dst[ox] = zero
-                continue
-            src = &x[n, c, y, 0]
-            for ox in range(lo):
-                dst[ox] = zero
-            if stride == 1:
-                for ox in range(lo, hi):
-                    dst[ox] = src[ox + j - padding]
-            else:
-                for ox in range(lo, hi):
-                    dst[ox] = src[ox * stride + j - padding]
-            for ox in range(hi, ow):
-                dst[ox] = zero
+    _apart(&x[0, 0, 0, 0], N * C * H * W, &cols_t[0, 0], cols_t.shape[0] * cols_t.shape[1],
+           sizeof(floating), "im2col_t")
+    cdef int threads = cg_threads(num_threads)
+    cdef Py_ssize_t task, tasks = C * kh * kw * N
+    cdef const floating *xbase = &x[0, 0, 0, 0]
+    cdef floating *cbase = &cols_t[0, 0]
+    with nogil:
+        if threads <= 1:
+            for task in range(tasks):
+                _im2col_t_task(xbase, cbase, task, N, C, H, W, kh, kw, stride, padding, oh, ow)
+        else:
+            for task in prange(tasks, num_threads=threads, schedule="static"):
+                _im2col_t_task(xbase, cbase, task, N, C, H, W, kh, kw, stride, padding, oh, ow)
 
 
-def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, int kh, int kw,
-             int stride, int padding, int oh, int ow, int num_threads):
+cdef void _col2im_t_plane(const floating *cbase, floating *xbase, Py_ssize_t p, Py_ssize_t N,
+                          Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                          Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh,
+                          Py_ssize_t ow) noexcept nogil:
+    """Image plane p = n*C + c: zeroed, then its contributions in ascending (i, j)."""
+    cdef Py_ssize_t n = p // C, c = p - (p // C) * C, HW = H * W, P = oh * ow
+    cdef Py_ssize_t i, j, oy, ox, y, k, t, lo, hi
+    cdef const floating *src
+    cdef floating *plane = xbase + p * HW
+    cdef floating *dst
+    cdef floating zero = 0
+    for k in range(HW):
+        plane[k] = zero
+    for i in range(kh):
+        for j in range(kw):
+            t = padding - j
+            lo = (t + stride - 1) // stride if t > 0 else 0
+            t = W - 1 + padding - j
+            hi = t // stride + 1 if t >= 0 else 0
+            if hi > ow:
+                hi = ow
+            for oy in range(oh):
+                y = oy * stride + i - padding
+                if y < 0 or y >= H:
+                    continue
+                dst = plane + y * W
+                src = cbase + ((c * kh + i) * kw + j) * (N * P) + n * P + oy * ow
+                for ox in range(lo, hi):
+                    dst[ox * stride + j - padding] = dst[ox * stride + j - padding] + src[ox]
+
+
+def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t kh,
+             Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t oh, Py_ssize_t ow,
+             int num_threads):
     """col2im_t(cols_t, x, kh, kw, stride, padding, oh, ow, num_threads)
 
     The adjoint of im2col_t, bitwise ``col2im(cols_t.T)``: zero ``x`` (N, C, H, W), then add
@@ -260,41 +365,42 @@ def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, int kh, in
     contribution. Parallel over the N*C image planes, one thread per plane.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, stride, padding, oh, ow)
-    if num_threads < 1:
-        num_threads = 1
-    cdef Py_ssize_t planes = N * C, HW = H * W, P = oh * ow
-    cdef Py_ssize_t p, n, c, i, j, oy, ox, y, k, t, lo, hi
-    cdef const floating* src
-    cdef floating* plane
-    cdef floating* dst
-    cdef floating zero = 0
-    if planes == 0 or HW == 0:
+    cdef bint empty = _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, stride,
+                             padding, oh, ow)
+    if N == 0 or C == 0 or H == 0 or W == 0:
         return
-    for p in prange(planes, nogil=True, num_threads=num_threads, schedule="static"):
-        n = p // C
-        c = p - n * C
-        plane = &x[n, c, 0, 0]
-        for k in range(HW):
-            plane[k] = zero
-        if P == 0:
-            continue
-        for i in range(kh):
-            for j in range(kw):
-                t = padding - j
-                lo = (t + stride - 1) // stride if t > 0 else 0
-                t = W - 1 + padding - j
-                hi = t // stride + 1 if t >= 0 else 0
-                if hi > ow:
-                    hi = ow
-                for oy in range(oh):
-                    y = oy * stride + i - padding
-                    if y < 0 or y >= H:
-                        continue
-                    dst = plane + y * W
-                    src = &cols_t[(c * kh + i) * kw + j, n * P + oy * ow]
-                    for ox in range(lo, hi):
-                        dst[ox * stride + j - padding] = dst[ox * stride + j - padding] + src[ox]
+    cdef floating *xbase = &x[0, 0, 0, 0]
+    cdef Py_ssize_t p
+    if empty:
+        for p in range(N * C * H * W):
+            xbase[p] = 0
+        return
+    _apart(&cols_t[0, 0], cols_t.shape[0] * cols_t.shape[1], xbase, N * C * H * W,
+           sizeof(floating), "col2im_t")
+    cdef int threads = cg_threads(num_threads)
+    cdef const floating *cbase = &cols_t[0, 0]
+    with nogil:
+        if threads <= 1:
+            for p in range(N * C):
+                _col2im_t_plane(cbase, xbase, p, N, C, H, W, kh, kw, stride, padding, oh, ow)
+        else:
+            for p in prange(N * C, num_threads=threads, schedule="static"):
+                _col2im_t_plane(cbase, xbase, p, N, C, H, W, kh, kw, stride, padding, oh, ow)
+
+
+cdef void _plane_row(const floating *planes, const floating *b, floating *out, Py_ssize_t r,
+                     Py_ssize_t N, Py_ssize_t O, Py_ssize_t P, bint bias) noexcept nogil:
+    cdef Py_ssize_t n = r // O, o = r - (r // O) * O, q
+    cdef const floating *src = planes + o * (N * P) + n * P
+    cdef floating *dst = out + (n * O + o) * P
+    cdef floating add
+    if bias:
+        add = b[o]
+        for q in range(P):
+            dst[q] = src[q] + add
+    else:
+        for q in range(P):
+            dst[q] = src[q]
 
 
 def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
@@ -307,27 +413,27 @@ def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
     split, which is over the N*O output rows.
     """
     cdef Py_ssize_t N = out.shape[0], O = out.shape[1], P = out.shape[2]
-    if planes.shape[0] != O or planes.shape[1] != N * P:
+    if planes.shape[0] != O or planes.shape[1] != (<object>N) * P:  # Python's integers
         raise ValueError(f"planes of shape ({planes.shape[0]}, {planes.shape[1]}) do not fit "
                          f"output ({N}, {O}, {P})")
     if b.shape[0] != 0 and b.shape[0] != O:
         raise ValueError(f"bias of length {b.shape[0]} for {O} channels")
-    cdef bint bias = b.shape[0] != 0
-    cdef Py_ssize_t r, n, o, q
-    cdef const floating *src
-    cdef floating *dst
-    cdef floating add
-    if N * O * P == 0:
+    if N == 0 or O == 0 or P == 0:
         return
-    for r in prange(N * O, nogil=True, num_threads=max(1, num_threads), schedule="static"):
-        n = r // O
-        o = r - n * O
-        src = &planes[o, n * P]
-        dst = &out[n, o, 0]
-        if bias:
-            add = b[o]
-            for q in range(P):
-                dst[q] = src[q] + add
+    _apart(&planes[0, 0], O * N * P, &out[0, 0, 0], N * O * P, sizeof(floating),
+           "planes_to_images")
+    cdef bint bias = b.shape[0] != 0
+    cdef const floating *bb = &b[0] if bias else NULL
+    if bias:
+        _apart(bb, O, &out[0, 0, 0], N * O * P, sizeof(floating), "planes_to_images")
+    cdef int threads = cg_threads(num_threads)
+    cdef Py_ssize_t r
+    cdef const floating *src = &planes[0, 0]
+    cdef floating *dst = &out[0, 0, 0]
+    with nogil:
+        if threads <= 1:
+            for r in range(N * O):
+                _plane_row(src, bb, dst, r, N, O, P, bias)
         else:
-            for q in range(P):
-                dst[q] = src[q]
+            for r in prange(N * O, num_threads=threads, schedule="static"):
+                _plane_row(src, bb, dst, r, N, O, P, bias)
