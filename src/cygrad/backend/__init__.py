@@ -7,12 +7,22 @@ Two backends implement one contract (csrc/README.md has the table):
     cygrad.backend.use("numpy")
     with cygrad.backend.using("numpy"): ...
 
+The backend and the kernel thread count are per thread, as PyTorch's modes are: a thread starts
+from the process defaults; `use(name)` and `set_num_threads(n)` called from the main thread set
+those defaults (what every thread that has not chosen for itself sees), called from any other
+thread they choose for that thread only; `using(name)` changes the calling thread only and
+restores exactly its previous state. (The state lives in context variables, so an asyncio task
+started inside `using` keeps its choice too.)
+
 Inputs are validated here, once, before either backend sees them; nothing above this package
 imports a compiled module.
 """
 
 import contextlib
+import contextvars
+import operator
 import os
+import threading
 
 import numpy as np
 
@@ -21,9 +31,9 @@ from . import numpy_backend
 __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
     "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
-    "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
-    "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
-    "sgd_update", "adam_update",
+    "activation_backward_bias", "column_sum", "row_sum", "sum", "channel_sum", "sum_to_shape",
+    "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t",
+    "planes_to_images", "sgd_update", "adam_update",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -76,8 +86,48 @@ except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay
     _cython_error = exc
     _impl = numpy_backend
 
+
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# The kernels use at most this many threads, whatever is asked (csrc/threads.h caps them the
+# same way): more threads than CPUs only cost the time to wake them, and tens of thousands made
+# GNU OpenMP crash. At least 2, so that the parallel paths run (and are tested) on one CPU.
+_THREAD_CAP = min(max(2, _cpus()), 1024)
+
 # Like PyTorch: every core by default; CYGRAD_NUM_THREADS overrides.
-_num_threads = int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1)
+_num_threads = max(1, int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1))
+_kernel_threads = min(_num_threads, _THREAD_CAP)  # what the kernels are handed
+
+# A thread's own choices, when it made one (unset: the process defaults above). Reading them is
+# on every op's path: ContextVar.get with the default as argument, ~30 ns (a threading.local
+# subclass read cost ~90 ns here).
+_impl_var = contextvars.ContextVar("cygrad_backend")
+_threads_var = contextvars.ContextVar("cygrad_kernel_threads")
+_requested_var = contextvars.ContextVar("cygrad_num_threads")
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()
+
+
+def _after_fork_in_child():
+    """A forked child runs its kernels on one thread: GNU OpenMP's pool does not survive fork
+    (the child's next parallel region would wait forever for threads that are gone). The
+    kernels enforce it themselves (csrc/threads.h); this makes get_num_threads() say so."""
+    global _num_threads, _kernel_threads
+    _num_threads = _kernel_threads = 1
+    if _threads_var.get(None) is not None:
+        _threads_var.set(1)
+        _requested_var.set(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # The compiled graph locks (csrc/graph.pyx), or None: cygrad.ops then uses its Python ones.
@@ -90,48 +140,94 @@ def available():
     return tuple(_backends)
 
 
-def use(name):
-    """Switch every later op to backend `name` ("cython" or "numpy")."""
-    global _impl
+def _backend(name):
     if name not in ("cython", "numpy"):
         raise ValueError(f"unknown backend {name!r}: choose 'cython' or 'numpy'")
     if name not in _backends:
         raise RuntimeError(f"the cython backend is not built ({_cython_error}); "
                            "reinstall with `pip install .`")
-    _impl = _backends[name]
+    return _backends[name]
+
+
+def use(name):
+    """Switch later ops to backend `name` ("cython" or "numpy"): from the main thread, the
+    process default (and the main thread's own choice); from another thread, that thread's."""
+    global _impl
+    impl = _backend(name)
+    if _main_thread():
+        _impl = impl
+        if _impl_var.get(None) is None:
+            return
+    _impl_var.set(impl)
+
+
+def _here():
+    """The calling thread's backend module."""
+    return _impl_var.get(_impl)
 
 
 def current():
-    """Name of the backend in use."""
-    return "cython" if _impl is _backends.get("cython") else "numpy"
+    """Name of the backend the calling thread uses."""
+    return "cython" if _impl_var.get(_impl) is _backends.get("cython") else "numpy"
 
 
 @contextlib.contextmanager
 def using(name):
-    """`with using("numpy"): ...` runs the block on another backend, then switches back."""
-    previous = current()
-    use(name)
+    """`with using("numpy"): ...` runs the block on another backend, in this thread only, then
+    restores this thread's previous state."""
+    token = _impl_var.set(_backend(name))
     try:
         yield
     finally:
-        use(previous)
+        _restore(_impl_var, token)
+
+
+def _restore(var, token):
+    try:
+        var.reset(token)
+    except ValueError:  # exited in another context than it was entered (a generator moved
+        old = token.old_value  # between tasks): restore the value itself
+        var.set(_impl if old is contextvars.Token.MISSING else old)
 
 
 def set_num_threads(n):
-    """Threads the Cython kernels may use. Results are bitwise the same for every n."""
-    global _num_threads
-    if int(n) != n or n < 1:
+    """Threads the Cython kernels may use (results are bitwise the same for every n): from the
+    main thread, the process default (and the main thread's own choice); from another thread,
+    that thread's. Kernels use at most max(2, CPUs available) whatever is asked, and one in a
+    forked child."""
+    global _num_threads, _kernel_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        if not (isinstance(n, float) and n.is_integer()):
+            raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    if n < 1:
         raise ValueError(f"number of threads must be a positive integer, got {n!r}")
-    _num_threads = int(n)
+    n = int(n)
+    kernel = min(n, _THREAD_CAP)
+    if _main_thread():
+        _num_threads, _kernel_threads = n, kernel
+        if _threads_var.get(None) is None:
+            return
+    _threads_var.set(kernel)
+    _requested_var.set(n)
 
 
 def get_num_threads():
-    return _num_threads
+    """The thread count set for the calling thread (or the process default)."""
+    return _requested_var.get(_num_threads)
 
 
 # ---------------------------------------------------------------- validation (shared by both)
-# Each check below starts with a cheap test of the common case (a few attribute reads) and only
-# builds an error message when that fails: they run on every op, so they must cost little.
+# Each check below starts with a cheap test of the common case (a few attribute reads, inside a
+# try: free unless it fails) and only builds an error message when that fails: they run on
+# every op, so they must cost little.
+
+def _not_arrays(fn, **arguments):
+    """Raise TypeError naming the first argument that is not a numpy array."""
+    for name, value in arguments.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{fn}: argument {name!r} must be a numpy array, got "
+                            f"{type(value).__name__}")
+
 
 def _check_float(name, *arrays):
     for a in arrays:
@@ -160,13 +256,19 @@ def _check_bias(name, x, b):
 
 
 # ---------------------------------------------------------------- the contract
+# Each function reads the calling thread's backend and thread count once:
+#   _impl_var.get(_impl), _threads_var.get(_kernel_threads)
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
-    if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
-        _check_gemm(a, b, trans_a, trans_b)  # raises, unless dtypes are merely equal objects
     try:
-        return _impl.gemm(a, b, trans_a, trans_b, _num_threads)
+        if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
+            _check_gemm(a, b, trans_a, trans_b)  # raises, unless dtypes are merely equal objects
+    except AttributeError:
+        _not_arrays("gemm", a=a, b=b)
+        raise
+    try:
+        return _impl_var.get(_impl).gemm(a, b, trans_a, trans_b, _threads_var.get(_kernel_threads))
     except ValueError:  # inner sizes that differ (both backends check before computing)
         _check_gemm(a, b, trans_a, trans_b)  # the error in cygrad's words
         raise
@@ -187,9 +289,14 @@ def activation_forward(name, x, slope=0.01):
     """y = act(x) elementwise: tanh, sigmoid, relu, leaky_relu(slope)."""
     if name not in ACTIVATIONS:
         _check_activation(name)
-    if x.dtype not in FLOAT_DTYPES:
-        _check_float(name, x)
-    return _impl.activation_forward(name, x, slope, _num_threads)
+    try:
+        if x.dtype not in FLOAT_DTYPES:
+            _check_float(name, x)
+    except AttributeError:
+        _not_arrays(name, x=x)
+        raise
+    return _impl_var.get(_impl).activation_forward(name, x, slope,
+                                                   _threads_var.get(_kernel_threads))
 
 
 def activation_backward(name, grad, x, y, slope=0.01):
@@ -198,84 +305,172 @@ def activation_backward(name, grad, x, y, slope=0.01):
     if name not in ACTIVATIONS:
         _check_activation(name)
     saved = x if name == "leaky_relu" else y
-    if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
-        _check_float(name, grad, saved)
-    _check_same_shape(name, grad, saved)
-    return _impl.activation_backward(name, grad, saved, slope, _num_threads)
+    try:
+        if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
+            _check_float(name, grad, saved)
+        _check_same_shape(name, grad, saved)
+    except AttributeError:
+        _not_arrays(f"{name} backward", grad=grad, **({"x": x} if name == "leaky_relu" else
+                                                      {"y": y}))
+        raise
+    return _impl_var.get(_impl).activation_backward(name, grad, saved, slope,
+                                                    _threads_var.get(_kernel_threads))
 
 
 def bias_add(x, b, out=None):
-    """Y := X + b, X (n, m), b (m,); into `out` when given (a writable C-contiguous array of
-    x's shape and dtype; out may be x: in place)."""
-    dtype, xs, bs = x.dtype, x.shape, b.shape
-    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or len(xs) != 2 or len(bs) != 1
-            or xs[1] != bs[0]):  # the common case in one test
-        _check_float("bias_add", x, b)
-        _check_bias("bias_add", x, b)
-    if out is not None and out is not x and out.shape != xs:
-        raise ValueError(f"bias_add: out of shape {out.shape} for x of shape {x.shape}")
-    return _impl.bias_add(x, b, out, _num_threads)
+    """Y := X + b, X (n, m), b (m,); into `out` when given (an array of x's shape and dtype; it
+    may be x, in place, or overlap x or b: the result is that of np.add)."""
+    try:
+        dtype, xs, bs = x.dtype, x.shape, b.shape
+        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or len(xs) != 2 or len(bs) != 1
+                or xs[1] != bs[0]):  # the common case in one test
+            _check_float("bias_add", x, b)
+            _check_bias("bias_add", x, b)
+        if out is not None and out is not x:
+            if out.shape != xs or out.dtype != dtype:
+                raise ValueError(f"bias_add: out of shape {out.shape} and dtype {out.dtype} for "
+                                 f"x of shape {x.shape} and dtype {x.dtype}")
+            flags = out.flags
+            if not (flags.c_contiguous and flags.aligned and flags.writeable):
+                out[...] = bias_add(x, b)  # numpy's copy raises for a read-only out
+                return out
+    except AttributeError:
+        _not_arrays("bias_add", x=x, b=b, **({} if out is None else {"out": out}))
+        raise
+    return _impl_var.get(_impl).bias_add(x, b, out, _threads_var.get(_kernel_threads))
 
 
 def bias_activation(name, z, b, slope=0.01):
     """The fused forward of a dense layer: Z := Z + b in place, returns Y = act(Z), one pass
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
-    dtype, zs, bs = z.dtype, z.shape, b.shape
-    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
-            or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case in one test
-        _check_activation(name)
-        _check_float(name, z, b)
-        _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
-    return _impl.bias_activation(name, z, b, slope, _num_threads)
+    try:
+        dtype, zs, bs = z.dtype, z.shape, b.shape
+        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+                or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case
+            _check_activation(name)
+            _check_float(name, z, b)
+            _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
+    except AttributeError:
+        _not_arrays("bias_activation", z=z, b=b)
+        raise
+    return _impl_var.get(_impl).bias_activation(name, z, b, slope,
+                                                _threads_var.get(_kernel_threads))
 
 
 def activation_backward_bias(name, grad, saved, slope=0.01):
     """The fused backward of a dense layer's bias and activation: (dz, db) with dz what
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
-    dtype, shape = grad.dtype, grad.shape
-    if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
-            or saved.shape != shape or len(shape) != 2):  # the common case in one test
-        _check_activation(name)
-        _check_float(name, grad, saved)
-        _check_same_shape(name, grad, saved)
-        if grad.ndim != 2:
-            raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
-                             f"{grad.shape}")
-    return _impl.activation_backward_bias(name, grad, saved, slope, _num_threads)
+    try:
+        dtype, shape = grad.dtype, grad.shape
+        if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+                or saved.shape != shape or len(shape) != 2):  # the common case in one test
+            _check_activation(name)
+            _check_float(name, grad, saved)
+            _check_same_shape(name, grad, saved)
+            if grad.ndim != 2:
+                raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
+                                 f"{grad.shape}")
+    except AttributeError:
+        _not_arrays(f"{name} backward with bias", grad=grad, saved=saved)
+        raise
+    return _impl_var.get(_impl).activation_backward_bias(name, grad, saved, slope,
+                                                         _threads_var.get(_kernel_threads))
 
 
 def column_sum(g):
-    """s[j] := sum_i g[i, j], in ascending i: the bias gradient."""
-    if g.dtype not in FLOAT_DTYPES:
-        _check_float("column_sum", g)
-    if g.ndim != 2:
-        raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
-    return _impl.column_sum(g, _num_threads)
+    """s[j] := sum_i g[i, j], by the kernels' fixed tree over i (csrc/sums.h): the bias
+    gradient."""
+    try:
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("column_sum", g)
+        if g.ndim != 2:
+            raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
+    except AttributeError:
+        _not_arrays("column_sum", g=g)
+        raise
+    return _impl_var.get(_impl).column_sum(g, _threads_var.get(_kernel_threads))
+
+
+def row_sum(g):
+    """s[i] := sum_j g[i, j], by the same tree over j: bitwise column_sum(g.T)."""
+    try:
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("row_sum", g)
+        if g.ndim != 2:
+            raise ValueError(f"row_sum needs a 2-D array, got shape {g.shape}")
+    except AttributeError:
+        _not_arrays("row_sum", g=g)
+        raise
+    return _impl_var.get(_impl).row_sum(g, _threads_var.get(_kernel_threads))
+
+
+_checked_axes = set()  # (ndim, axes) pairs found valid: the check costs a lookup afterwards
+
+
+def sum(x, axes):  # noqa: A001 (the contract's name; only cygrad.backend.sum)
+    """The sum of x (float32 or float64) over `axes`, a tuple of distinct axes in ascending
+    order (each 0 <= a < x.ndim); the result has the reduced axes removed (no axes: a copy).
+
+    Each output adds its elements in C order of the reduced axes by the kernels' fixed tree
+    (csrc/sums.h), whatever the layout: column_sum or row_sum on the array as it lies when it
+    can, a copy when it cannot. Both backends give the same bits."""
+    try:
+        if x.dtype not in FLOAT_DTYPES:
+            _check_float("sum", x)
+        ndim = x.ndim
+    except AttributeError:
+        _not_arrays("sum", x=x)
+        raise
+    if (ndim, axes) not in _checked_axes:
+        _check_axes(ndim, axes)
+    return _impl_var.get(_impl).sum(x, axes, _threads_var.get(_kernel_threads))
+
+
+def _check_axes(ndim, axes):
+    if type(axes) is not tuple:
+        raise TypeError(f"sum: axes must be a tuple of ints, got {type(axes).__name__}")
+    for a in axes:
+        if type(a) is not int:
+            raise TypeError(f"sum: axes must be ints, got {a!r} in {axes}")
+    if any(not 0 <= a < ndim for a in axes) or list(axes) != sorted(set(axes)):
+        raise ValueError(f"sum: axes {axes} must be distinct, ascending and within 0..{ndim - 1}")
+    if len(_checked_axes) < 4096:
+        _checked_axes.add((ndim, axes))
 
 
 def channel_sum(g):
-    """s[k] := sum_i sum_q g[i, k, q], g (n, c, p), i then q ascending: a convolution's bias
-    gradient, bitwise column_sum of the same numbers as (n*p, c) rows."""
-    if g.dtype not in FLOAT_DTYPES:
-        _check_float("channel_sum", g)
-    if g.ndim != 3:
-        raise ValueError(f"channel_sum needs a 3-D array, got shape {g.shape}")
-    return _impl.channel_sum(g, _num_threads)
+    """s[k] := sum_i sum_q g[i, k, q], g (n, c, p), by the tree over r = i*p + q: a
+    convolution's bias gradient, bitwise column_sum of the same numbers as (n*p, c) rows."""
+    try:
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("channel_sum", g)
+        if g.ndim != 3:
+            raise ValueError(f"channel_sum needs a 3-D array, got shape {g.shape}")
+    except AttributeError:
+        _not_arrays("channel_sum", g=g)
+        raise
+    return _impl_var.get(_impl).channel_sum(g, _threads_var.get(_kernel_threads))
 
 
 def sum_to_shape(g, shape):
-    """Sum gradient g (a broadcast result) back down to `shape`."""
-    shape = tuple(shape)
-    if g.shape == shape:
-        return g
+    """Sum gradient g (a broadcast result) back down to `shape` (sum's bits)."""
+    try:
+        shape = tuple(shape)
+        if g.shape == shape:
+            return g
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("sum_to_shape", g)
+    except AttributeError:
+        _not_arrays("sum_to_shape", g=g)
+        raise
     lead = g.ndim - len(shape)
     if lead < 0 or any(s != 1 and s != gs for s, gs in zip(shape, g.shape[lead:])):
         raise ValueError(f"cannot sum a gradient of shape {g.shape} to shape {shape}")
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
-    return _impl.sum_to_shape(g, axes, shape, _num_threads)
+    return _impl_var.get(_impl).sum_to_shape(g, axes, shape, _threads_var.get(_kernel_threads))
 
 
 def _check_targets(logits, targets):
@@ -288,89 +483,152 @@ def _check_targets(logits, targets):
     if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
         bad = targets[(targets < 0) | (targets >= logits.shape[1])][0]
         raise ValueError(f"class index {bad} out of range for {logits.shape[1]} classes")
+    # The kernel copies the targets before it reads them and checks them again: a thread
+    # writing the caller's array meanwhile cannot make it index out of bounds.
     return np.ascontiguousarray(targets, dtype=np.intp)
 
 
 def log_softmax_nll(logits, targets):
     """(losses, logp): logp = log_softmax(logits) per row, losses[i] = -logp[i, targets[i]]."""
-    _check_float("cross_entropy", logits)
+    try:
+        _check_float("cross_entropy", logits)
+    except AttributeError:
+        _not_arrays("cross_entropy", logits=logits)
+        raise
     targets = _check_targets(logits, targets)
-    return _impl.log_softmax_nll(logits, targets, _num_threads)
+    return _impl_var.get(_impl).log_softmax_nll(logits, targets,
+                                                _threads_var.get(_kernel_threads))
 
 
 def log_softmax_nll_backward(logp, targets, g_rows):
     """dlogits[i] := g_rows[i] * (exp(logp[i]) - onehot(targets[i]))."""
-    _check_float("cross_entropy backward", logp, g_rows)
+    try:
+        _check_float("cross_entropy backward", logp, g_rows)
+        if g_rows.shape != logp.shape[:1]:
+            raise ValueError(f"cross_entropy backward: row gradients of shape {g_rows.shape} "
+                             f"for log-probabilities of shape {logp.shape}")
+    except AttributeError:
+        _not_arrays("cross_entropy backward", logp=logp, g_rows=g_rows)
+        raise
     targets = _check_targets(logp, targets)
-    return _impl.log_softmax_nll_backward(logp, targets, g_rows, _num_threads)
+    return _impl_var.get(_impl).log_softmax_nll_backward(logp, targets, g_rows,
+                                                         _threads_var.get(_kernel_threads))
 
 
-def _conv_geometry(x_shape, kh, kw, stride, padding):
-    n, c, h, w = x_shape
-    if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
-    if padding < 0:
-        raise ValueError(f"padding must be non-negative, got {padding}")
-    oh = (h + 2 * padding - kh) // stride + 1
-    ow = (w + 2 * padding - kw) // stride + 1
+def _int(fn, name, value, low):
+    """value as a Python int >= low, or a ValueError/TypeError naming it."""
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}") from None
+    if i < low:
+        raise ValueError(f"{fn}: {name} must be at least {low}, got {i}")
+    return i
+
+
+def _conv_geometry(fn, x_shape, kh, kw, stride, padding):
+    """(N, C, H, W, kh, kw, stride, padding, OH, OW) as Python ints, checked."""
+    try:
+        n, c, h, w = (operator.index(s) for s in x_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{fn}: input shape must be 4 integers (N, C, H, W), got "
+                         f"{x_shape!r}") from None
+    kh, kw = _int(fn, "kernel height", kh, 1), _int(fn, "kernel width", kw, 1)
+    stride = _int(fn, "stride", stride, 1)
+    padding = _int(fn, "padding", padding, 0)
+    if min(n, c, h, w) < 0:
+        raise ValueError(f"{fn}: input shape {tuple(x_shape)} has a negative size")
     if h + 2 * padding < kh or w + 2 * padding < kw:
         raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
                          f"{h + 2 * padding}x{w + 2 * padding}")
-    return oh, ow
+    oh = (h + 2 * padding - kh) // stride + 1
+    ow = (w + 2 * padding - kw) // stride + 1
+    if max(kh, kw, stride, padding, oh, ow) >= 1 << 62 or (n * oh * ow) * (c * kh * kw) >= 1 << 62:
+        raise ValueError(f"{fn}: geometry too large (kernel {kh}x{kw}, stride {stride}, "
+                         f"padding {padding}, output {oh}x{ow})")
+    return n, c, h, w, kh, kw, stride, padding, oh, ow
+
+
+def _conv_input(fn, x):
+    try:
+        _check_float(fn, x)
+        if x.ndim != 4:
+            raise ValueError(f"{fn} needs (N, C, H, W) input, got shape {x.shape}")
+    except AttributeError:
+        _not_arrays(fn, x=x)
+        raise
 
 
 def im2col(x, kh, kw, stride=1, padding=0):
     """Patches of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), zero padding."""
-    _check_float("im2col", x)
-    if x.ndim != 4:
-        raise ValueError(f"im2col needs (N, C, H, W) input, got shape {x.shape}")
-    oh, ow = _conv_geometry(x.shape, kh, kw, stride, padding)
-    return _impl.im2col(x, kh, kw, stride, padding, oh, ow, _num_threads)
+    _conv_input("im2col", x)
+    n, c, h, w, kh, kw, stride, padding, oh, ow = _conv_geometry("im2col", x.shape, kh, kw,
+                                                                 stride, padding)
+    return _impl_var.get(_impl).im2col(x, kh, kw, stride, padding, oh, ow,
+                                       _threads_var.get(_kernel_threads))
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     """The adjoint of im2col: scatter-add rows of patches back into an (N, C, H, W) array."""
-    _check_float("col2im", cols)
-    oh, ow = _conv_geometry(x_shape, kh, kw, stride, padding)
-    n, c = x_shape[:2]
+    try:
+        _check_float("col2im", cols)
+    except AttributeError:
+        _not_arrays("col2im", cols=cols)
+        raise
+    n, c, h, w, kh, kw, stride, padding, oh, ow = _conv_geometry("col2im", x_shape, kh, kw,
+                                                                 stride, padding)
     if cols.shape != (n * oh * ow, c * kh * kw):
         raise ValueError(f"col2im: columns of shape {cols.shape} do not fit input {x_shape}")
-    return _impl.col2im(cols, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)
+    return _impl_var.get(_impl).col2im(cols, (n, c, h, w), kh, kw, stride, padding, oh, ow,
+                                       _threads_var.get(_kernel_threads))
 
 
 def im2col_t(x, kh, kw, stride=1, padding=0):
     """im2col(x).T, C-contiguous: patches as columns, (C*kh*kw, N*OH*OW)."""
-    _check_float("im2col_t", x)
-    if x.ndim != 4:
-        raise ValueError(f"im2col_t needs (N, C, H, W) input, got shape {x.shape}")
-    oh, ow = _conv_geometry(x.shape, kh, kw, stride, padding)
-    return _impl.im2col_t(x, kh, kw, stride, padding, oh, ow, _num_threads)
+    _conv_input("im2col_t", x)
+    n, c, h, w, kh, kw, stride, padding, oh, ow = _conv_geometry("im2col_t", x.shape, kh, kw,
+                                                                 stride, padding)
+    return _impl_var.get(_impl).im2col_t(x, kh, kw, stride, padding, oh, ow,
+                                         _threads_var.get(_kernel_threads))
 
 
 def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0):
     """The adjoint of im2col_t: col2im(cols_t.T), bitwise."""
-    _check_float("col2im_t", cols_t)
-    oh, ow = _conv_geometry(x_shape, kh, kw, stride, padding)
-    n, c = x_shape[:2]
+    try:
+        _check_float("col2im_t", cols_t)
+    except AttributeError:
+        _not_arrays("col2im_t", cols_t=cols_t)
+        raise
+    n, c, h, w, kh, kw, stride, padding, oh, ow = _conv_geometry("col2im_t", x_shape, kh, kw,
+                                                                 stride, padding)
     if cols_t.shape != (c * kh * kw, n * oh * ow):
         raise ValueError(f"col2im_t: columns of shape {cols_t.shape} do not fit input {x_shape}")
-    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)
+    return _impl_var.get(_impl).col2im_t(cols_t, (n, c, h, w), kh, kw, stride, padding, oh, ow,
+                                         _threads_var.get(_kernel_threads))
 
 
 def planes_to_images(planes, bias, n, p):
     """out[i, o, q] := planes[o, i*p + q] + bias[o] (no add when bias is None): a convolution's
     (O, n*p) gemm result in (n, O, p) layout, with its bias. One add an element, bias_add's."""
-    if bias is not None and (planes.dtype is not bias.dtype or planes.dtype not in FLOAT_DTYPES):
-        _check_float("planes_to_images", planes, bias)
-    elif planes.dtype not in FLOAT_DTYPES:
-        _check_float("planes_to_images", planes)
-    if planes.ndim != 2 or n < 0 or p < 0 or planes.shape[1] != n * p:
-        raise ValueError(f"planes_to_images: planes of shape {planes.shape} do not split into "
-                         f"{n} images of {p} pixels")
-    if bias is not None and bias.shape != planes.shape[:1]:
-        raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
-                         f"{planes.shape[0]} channels")
-    return _impl.planes_to_images(planes, bias, n, p, _num_threads)
+    try:
+        if bias is not None and (planes.dtype is not bias.dtype
+                                 or planes.dtype not in FLOAT_DTYPES):
+            _check_float("planes_to_images", planes, bias)
+        elif planes.dtype not in FLOAT_DTYPES:
+            _check_float("planes_to_images", planes)
+        n, p = _int("planes_to_images", "n", n, 0), _int("planes_to_images", "p", p, 0)
+        if planes.ndim != 2 or planes.shape[1] != n * p:
+            raise ValueError(f"planes_to_images: planes of shape {planes.shape} do not split "
+                             f"into {n} images of {p} pixels")
+        if bias is not None and bias.shape != planes.shape[:1]:
+            raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
+                             f"{planes.shape[0]} channels")
+    except AttributeError:
+        _not_arrays("planes_to_images", planes=planes,
+                    **({} if bias is None else {"bias": bias}))
+        raise
+    return _impl_var.get(_impl).planes_to_images(planes, bias, n, p,
+                                                 _threads_var.get(_kernel_threads))
 
 
 def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
@@ -391,7 +649,7 @@ def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
         bufs = fresh = None
     else:
         bufs, fresh = _list(bufs), _list(fresh)
-    _impl.sgd_update(_list(params), _list(grads), float(lr), float(momentum), float(dampening),
+    _here().sgd_update(_list(params), _list(grads), float(lr), float(momentum), float(dampening),
                      bool(nesterov), float(weight_decay), bufs, fresh)
 
 
@@ -406,7 +664,7 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, b
     lr / (1 - beta1**t), corrections sqrt(1 - beta2**t), one each; weight_decay is Adam's
     (coupled into the gradient), shrink AdamW's 1 - lr * weight_decay (None for Adam). Every
     operation rounds as numpy's would: both backends give the same bits."""
-    _impl.adam_update(_list(params), _list(grads), _list(exp_avgs), _list(exp_avg_sqs),
+    _here().adam_update(_list(params), _list(grads), _list(exp_avgs), _list(exp_avg_sqs),
                       [float(s) for s in step_sizes], [float(c) for c in corrections],
                       float(beta1), float(beta2), float(eps), float(weight_decay),
                       None if shrink is None else float(shrink))
