@@ -138,6 +138,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     stride, padding = _square(stride, "stride", 1), _square(padding, "padding", 0)
     if x.ndim != 4:
         raise ValueError(f"conv2d expects input (N, C, H, W), got shape {x.shape}")
+    if weight.shape[0] < 1:  # torch's error
+        raise RuntimeError(f"conv2d: expected weight to be at least 1 at dimension 0, but got "
+                           f"weight of shape {weight.shape}")
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {x.shape}) does not "
                          f"fit weight of shape {weight.shape} (expected {weight.shape[1]} "
