@@ -83,6 +83,9 @@ cdef enum:
 # without (CYGRAD_PORTABLE=1 on x86-64 rounds each product and each sum).
 fused_multiply_add = bool(CG_HAS_FMA)
 
+# The k blocks: the leaves of each element's tree (float32, float64).
+k_block = {"float32": CG_KC_F32, "float64": CG_KC_F64}
+
 # `gemm` runs products of at most this many multiply-adds (~200^3, ~150 us) on one thread,
 # whatever num_threads says: under cygrad's passive OpenMP wait a parallel region costs ~50-200 us
 # here (a sleeping thread's core must be woken), and two threads lost to one up to ~7-17M
