@@ -108,6 +108,12 @@ CASES = {
                          r"MaxPool2d: stride must be an integer >= 1, got 0"),
     "avgpool-stride-0": ("conv", f"F.avg_pool2d({T32.format('(1, 1, 4, 4)')}, 2, stride=0)",
                          ValueError, r"stride must be an integer >= 1, got 0"),
+    "conv-no-output-channels": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
+                                f"{T32.format('(0, 1, 3, 3)')})", RuntimeError,
+                                r"expected weight to be at least 1 at dimension 0"),
+    "conv-padding-too-large": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
+                               f"{T32.format('(1, 1, 3, 3)')}, padding=2**40)", ValueError,
+                               r"too large"),
     "conv-negative-padding": ("conv", "nn.Conv2d(1, 1, 3, padding=-1)", ValueError,
                               r"padding must be an integer >= 0, got -1"),
     "conv2d-negative-padding": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
