@@ -423,7 +423,7 @@ def sum(x, axes):  # noqa: A001 (the contract's name; only cygrad.backend.sum)
     except AttributeError:
         _not_arrays("sum", x=x)
         raise
-    if (ndim, axes) not in _checked_axes:
+    if type(axes) is not tuple or (ndim, axes) not in _checked_axes:
         _check_axes(ndim, axes)
     return _impl_var.get(_impl).sum(x, axes, _threads_var.get(_kernel_threads))
 
