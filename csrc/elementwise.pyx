@@ -63,7 +63,9 @@ cdef extern from "sums.h" nogil:
     void cg_finish_f32(const float *stack, Py_ssize_t w, Py_ssize_t N, float *out)
     void cg_finish_f64(const double *stack, Py_ssize_t w, Py_ssize_t N, double *out)
 
-# Activation codes, shared with cygrad/backend/cython_backend.py.
+# The kernels by name (the op table, cygrad/ops/elementwise.py, names the kernel each op runs),
+# and their codes.
+KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu")
 DEF TANH = 0
 DEF SIGMOID = 1
 DEF RELU = 2

@@ -96,7 +96,7 @@ def _encode(obj, arrays, active):
     if len(active) > _MAX_DEPTH:
         raise ValueError(f"cannot save containers nested deeper than {_MAX_DEPTH} levels")
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj._data
     # Before Python's types: np.float64 is a float subclass, yet must come back as np.float64.
     if isinstance(obj, (np.ndarray, np.generic)):
         if obj.dtype.hasobject:

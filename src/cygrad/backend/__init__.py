@@ -30,14 +30,13 @@ from . import numpy_backend
 
 __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
-    "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
-    "activation_backward_bias", "column_sum", "row_sum", "sum", "channel_sum", "sum_to_shape",
-    "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t",
-    "planes_to_images", "sgd_update", "adam_update",
+    "has_kernel", "gemm", "activation_forward", "activation_backward", "bias_add",
+    "bias_activation", "activation_backward_bias", "column_sum", "row_sum", "sum", "channel_sum",
+    "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
+    "im2col_t", "col2im_t", "planes_to_images", "sgd_update", "adam_update",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
 
 # GNU OpenMP's idle threads busy-wait between parallel regions by default; on a machine shared
 # with other work that made two threads 4-10x slower than one (measured here). Sleeping threads
@@ -241,8 +240,10 @@ def _check_float(name, *arrays):
 
 
 def _check_activation(name):
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
+    kernels = _impl_var.get(_impl).KERNELS
+    if name not in kernels:
+        raise ValueError(f"unknown elementwise kernel {name!r} on the {current()} backend; it "
+                         f"has {sorted(kernels)}")
 
 
 def _check_same_shape(name, a, b):
@@ -258,6 +259,13 @@ def _check_bias(name, x, b):
 # ---------------------------------------------------------------- the contract
 # Each function reads the calling thread's backend and thread count once:
 #   _impl_var.get(_impl), _threads_var.get(_kernel_threads)
+
+def has_kernel(name, array):
+    """Whether the backend in use has the elementwise kernel `name` for array's dtype (the
+    cython backend, float32 and float64). Ops run their numpy twin otherwise: the op table
+    (cygrad/ops/elementwise.py) states each elementwise op's math once, for both."""
+    return name in _impl_var.get(_impl).KERNELS and array.dtype in FLOAT_DTYPES
+
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
@@ -286,8 +294,10 @@ def _check_gemm(a, b, trans_a, trans_b):
 
 
 def activation_forward(name, x, slope=0.01):
-    """y = act(x) elementwise: tanh, sigmoid, relu, leaky_relu(slope)."""
-    if name not in ACTIVATIONS:
+    """y = act(x) by the elementwise kernel `name` (see has_kernel; the op table has the
+    math): tanh, sigmoid, relu (NaN kept), leaky_relu(slope)."""
+    impl = _impl_var.get(_impl)
+    if name not in impl.KERNELS:
         _check_activation(name)
     try:
         if x.dtype not in FLOAT_DTYPES:
@@ -295,26 +305,24 @@ def activation_forward(name, x, slope=0.01):
     except AttributeError:
         _not_arrays(name, x=x)
         raise
-    return _impl_var.get(_impl).activation_forward(name, x, slope,
-                                                   _threads_var.get(_kernel_threads))
+    return impl.activation_forward(name, x, slope, _threads_var.get(_kernel_threads))
 
 
-def activation_backward(name, grad, x, y, slope=0.01):
-    """dx from the output gradient; tanh, sigmoid and relu read y (relu: y > 0 exactly when
-    x > 0), leaky_relu reads x."""
-    if name not in ACTIVATIONS:
+def activation_backward(name, grad, saved, slope=0.01):
+    """dx from the output gradient and what the op saved (the op table's `saves`: y for tanh,
+    sigmoid and relu — y > 0 exactly when x > 0 —, x for leaky_relu). relu passes the gradient
+    where saved is NaN, as torch's threshold_backward does."""
+    impl = _impl_var.get(_impl)
+    if name not in impl.KERNELS:
         _check_activation(name)
-    saved = x if name == "leaky_relu" else y
     try:
         if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
             _check_float(name, grad, saved)
         _check_same_shape(name, grad, saved)
     except AttributeError:
-        _not_arrays(f"{name} backward", grad=grad, **({"x": x} if name == "leaky_relu" else
-                                                      {"y": y}))
+        _not_arrays(f"{name} backward", grad=grad, saved=saved)
         raise
-    return _impl_var.get(_impl).activation_backward(name, grad, saved, slope,
-                                                    _threads_var.get(_kernel_threads))
+    return impl.activation_backward(name, grad, saved, slope, _threads_var.get(_kernel_threads))
 
 
 def bias_add(x, b, out=None):
@@ -344,9 +352,10 @@ def bias_activation(name, z, b, slope=0.01):
     """The fused forward of a dense layer: Z := Z + b in place, returns Y = act(Z), one pass
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
+    impl = _impl_var.get(_impl)
     try:
         dtype, zs, bs = z.dtype, z.shape, b.shape
-        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in impl.KERNELS
                 or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case
             _check_activation(name)
             _check_float(name, z, b)
@@ -354,17 +363,17 @@ def bias_activation(name, z, b, slope=0.01):
     except AttributeError:
         _not_arrays("bias_activation", z=z, b=b)
         raise
-    return _impl_var.get(_impl).bias_activation(name, z, b, slope,
-                                                _threads_var.get(_kernel_threads))
+    return impl.bias_activation(name, z, b, slope, _threads_var.get(_kernel_threads))
 
 
 def activation_backward_bias(name, grad, saved, slope=0.01):
     """The fused backward of a dense layer's bias and activation: (dz, db) with dz what
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
+    impl = _impl_var.get(_impl)
     try:
         dtype, shape = grad.dtype, grad.shape
-        if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+        if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in impl.KERNELS
                 or saved.shape != shape or len(shape) != 2):  # the common case in one test
             _check_activation(name)
             _check_float(name, grad, saved)
@@ -375,8 +384,8 @@ def activation_backward_bias(name, grad, saved, slope=0.01):
     except AttributeError:
         _not_arrays(f"{name} backward with bias", grad=grad, saved=saved)
         raise
-    return _impl_var.get(_impl).activation_backward_bias(name, grad, saved, slope,
-                                                         _threads_var.get(_kernel_threads))
+    return impl.activation_backward_bias(name, grad, saved, slope,
+                                         _threads_var.get(_kernel_threads))
 
 
 def column_sum(g):
