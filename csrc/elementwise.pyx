@@ -451,9 +451,9 @@ def activation_backward_bias(name, g, saved, double slope, int num_threads):
         acquire(v, &count, dz, True)
         acquire(v, &count, db, True)
         threads = _threads(n * m, False, num_threads)
-        # scratch for the tree: the whole width on one thread, a chunk of columns on each of
-        # several (the thread count is capped, so the product is small)
-        per = cg_sums_scratch(n, m if threads <= 1 else min(m, <Py_ssize_t>COLUMN_CHUNK))
+        # scratch for the tree: a chunk of columns at a time, on each thread (the count is
+        # capped, so the product is small)
+        per = cg_sums_scratch(n, m)
         if per:
             scratch = <char *>malloc(threads * per * v[0].itemsize)
             if scratch == NULL:

@@ -77,8 +77,9 @@ cdef int _sums(const floating *x, Py_ssize_t n, Py_ssize_t rs, Py_ssize_t w, Py_
                 _run(x, n, rs, w, os, s, scratch)
             else:
                 for c in prange(chunks, num_threads=threads, schedule="static"):
-                    _run(x + c * CG_CHUNK * os, n, rs, min(<Py_ssize_t>CG_CHUNK, w - c * CG_CHUNK),
-                         os, s + c * CG_CHUNK, scratch + threadid() * per if per else NULL)
+                    _run(x + c * CG_CHUNK * os, n, rs,
+                         min(<Py_ssize_t>CG_CHUNK, w - c * CG_CHUNK), os, s + c * CG_CHUNK,
+                         scratch + threadid() * per if per else NULL)
     finally:
         free(scratch)
     return 0

