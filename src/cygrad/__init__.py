@@ -8,6 +8,7 @@
 """
 
 from . import backend, data, interop, ops, optim, viz
+from ._config import show_config as show_config  # re-exported
 from .backend import get_num_threads, set_num_threads
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
