@@ -75,6 +75,12 @@ try:
 except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay importable
     _cython_error = exc
     _impl = numpy_backend
+    import warnings
+
+    warnings.warn(f"cygrad's compiled kernels failed to import ({exc.name or 'cygrad._C'}: "
+                  f"{exc}): running on the numpy backend, without the exactness promise. "
+                  "Build them with `pip install .`; `python -m cygrad config` shows the build.",
+                  RuntimeWarning, stacklevel=2)
 
 # Like PyTorch: every core by default; CYGRAD_NUM_THREADS overrides.
 _num_threads = int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1)
