@@ -139,9 +139,12 @@ class BuildExt(build_ext):
 
         # Cython's processes are forked; elsewhere (spawn) one process does it all.
         fork = multiprocessing.get_all_start_methods()[0] == "fork"
+        # Checked (debugging) builds keep their C apart: cythonize cannot tell the directives
+        # that made an existing .c.
         generated = cythonize(
             self.extensions, compiler_directives=directives, annotate=_on("CYGRAD_ANNOTATE"),
-            nthreads=self.parallel if fork and self.parallel > 1 else 0, force=self.force)
+            nthreads=self.parallel if fork and self.parallel > 1 else 0, force=self.force,
+            build_dir=os.path.join("build", "cython-checked") if debug else None)
         c_sources = {ext.name: ext.sources for ext in generated}
         for ext in self.extensions:  # keep setuptools' own bookkeeping on these objects
             ext.sources = c_sources[ext.name]
@@ -235,7 +238,7 @@ class BuildExt(build_ext):
                 ext.include_dirs += omp[2]
                 ext.library_dirs += omp[3]
         fma, vector_bits = self._target(base_flags + level_flags)
-        self._write_config({
+        config = {
             "compiler": _compiler_version(self.compiler),
             "compiler_command": " ".join(getattr(self.compiler, "compiler_so", None) or []),
             "level": self.level, "level_flags": level_flags,
@@ -245,13 +248,23 @@ class BuildExt(build_ext):
             "kernels": sorted(ext.name.rsplit(".", 1)[1] for ext in self.extensions),
             "python": platform.python_version(), "platform": sysconfig.get_platform(),
             "cython": _cython_version(),
-        })
+        }
+        self._write_config(config)
+        # Extensions left in build/ by an earlier build count as up to date when newer than
+        # their sources, whatever flags or compiler made them: another choice rebuilds all.
+        if config != self._previous_config:
+            self.force = True
         super().build_extensions()
 
     def _write_config(self, config):
         """build_config.json beside the compiled kernels (copied into src/ by in-place builds)."""
         path = os.path.join(self.build_lib, *CONFIG)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            with open(path) as f:
+                self._previous_config = json.load(f)
+        except (OSError, ValueError):
+            self._previous_config = None
         with open(path, "w") as f:
             json.dump(config, f, indent=1, sort_keys=True)
             f.write("\n")
