@@ -5,19 +5,19 @@
     pip install --no-build-isolation .     offline: the setuptools and Cython already installed
     pip install -v .                       ...and show this build's choices and warnings
 
-Build level (which instructions the kernels may use):
-  default            x86-64: -march=x86-64-v3 (AVX2 + FMA: Intel Haswell, 2013, AMD Excavator
-                     and Zen, and later); aarch64: the compiler's default, ARMv8-A, which has FMA.
-                     Runs on every such CPU and gives the bits of every other FMA build, native
-                     ones included: each multiply-add link of a chain is one fused operation,
-                     whatever the vector width (csrc/README.md).
+Build level (which instructions the kernels may use; recorded as "default", "native", "baseline"):
+  default            portable: on x86-64 -march=x86-64-v3 (AVX2 + FMA: Intel Haswell, 2013, AMD
+                     Excavator and Zen, and later); on aarch64 the compiler's default, ARMv8-A,
+                     which has FMA. Runs on every such CPU and gives the bits of every other FMA
+                     build, native ones included: each multiply-add link of a chain is one fused
+                     operation, whatever the vector width (csrc/README.md).
   CYGRAD_NATIVE=1    -march=native (512-bit vectors where the CPU has AVX-512): this CPU only; a
-                     wheel built so crashes (SIGILL) on an older one. The same bits as the default.
-  CYGRAD_PORTABLE=1  the compiler's default target: on x86-64 that is SSE2 without FMA, for CPUs
-                     older than x86-64-v3. Each product and sum rounds apart: the same exact
+                     wheel built so crashes (SIGILL) on older ones. The same bits as the default.
+  CYGRAD_PORTABLE=1  baseline: the compiler's default target; on x86-64, SSE2 without FMA, for
+                     CPUs older than x86-64-v3. Each product and sum rounds apart: the same exact
                      outcomes (tied units stay tied), other last digits than FMA builds.
-A default build on an x86-64 CPU without AVX2/FMA falls back to CYGRAD_PORTABLE's level, with a
-warning, rather than making kernels the CPU it runs on cannot execute.
+A default build on an x86-64 CPU without AVX2/FMA falls back to the baseline, with a warning,
+rather than make kernels the CPU it runs on cannot execute.
 
 OpenMP is probed (a parallel region must compile and link), as scikit-learn does: on macOS
 Homebrew's libomp first (-Xpreprocessor -fopenmp -lomp; `brew install libomp`), then -fopenmp.
@@ -75,11 +75,12 @@ family_flags = {"optim": ["-ffp-contract=off"]}
 
 if _on("CYGRAD_NATIVE") and _on("CYGRAD_PORTABLE"):
     sys.exit("cygrad: CYGRAD_NATIVE=1 and CYGRAD_PORTABLE=1 ask for opposite builds; set one")
-level = "native" if _on("CYGRAD_NATIVE") else "baseline" if _on("CYGRAD_PORTABLE") else "x86-64-v3"
+level = "native" if _on("CYGRAD_NATIVE") else "baseline" if _on("CYGRAD_PORTABLE") else "default"
 # Each list: the first the compiler accepts wins ([] always does: the compiler's default).
 level_choices = {
     "native": [["-march=native", "-mprefer-vector-width=512"], ["-march=native"], []],
-    "x86-64-v3": [["-march=x86-64-v3"], ["-march=haswell", "-mtune=generic"], []],
+    # x86-64 compilers take the first or the second; others (aarch64: ARMv8-A has FMA) neither
+    "default": [["-march=x86-64-v3"], ["-march=haswell", "-mtune=generic"], []],
     "baseline": [[]],
 }
 
@@ -180,7 +181,7 @@ class BuildExt(build_ext):
         """The build level's flags (the first variant this compiler accepts)."""
         flags = next(f for f in level_choices[self.level]
                      if all(self._try(EMPTY, [flag]) for flag in f))
-        if self.level == "x86-64-v3" and flags and self._try(CPU_PROBE, [], [], run=True) is False:
+        if self.level == "default" and flags and self._try(CPU_PROBE, [], [], run=True) is False:
             _warn("this CPU lacks AVX2/FMA (x86-64-v3), so the kernels are built for the "
                   "x86-64 baseline (as CYGRAD_PORTABLE=1): they run here, with other last "
                   "digits than FMA builds (README, 'Building').")

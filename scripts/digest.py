@@ -6,10 +6,10 @@ steps, in float32 and in float64, on the exact (cython) backend.
     python scripts/digest.py --update   # record this build's digests
 
 The claim it checks (README, "Building"): every build whose multiply-add chains are fused (FMA)
-gives the same digest, whatever the compiler (gcc, clang), the build level (x86-64-v3, native,
-aarch64), OpenMP or not, the Python version or the thread count. Builds without FMA
-(CYGRAD_PORTABLE=1 on x86-64) round each product and each sum apart: they share another digest.
-The record holds one digest per kind; --check compares this build's kind.
+gives the same digest, whatever the compiler (gcc, clang), the build level (the default
+x86-64-v3, native, aarch64), OpenMP or not, the Python version or the thread count. Builds
+without FMA (CYGRAD_PORTABLE=1 on x86-64) round each product and each sum apart: they share
+another digest. The record holds one digest per kind; --check compares this build's kind.
 
 What it depends on: cygrad's kernels, its generator (cygrad.manual_seed) and its initialisers,
 and the summation order of its reductions. Any intended change to those changes the digest:
