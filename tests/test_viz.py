@@ -56,10 +56,12 @@ def test_mlp_nodes_edges_and_labels():
     model, x = mlp()
     loss = F.cross_entropy(model(x), [0, 1, 0, 1, 1])
     nodes, edges = parse(viz.to_dot(loss, model=model, names={x: "x"}))
-    assert len(nodes) == 9 and len(edges) == 8
+    # Sequential runs the first Linear and its ReLU as one node (ops.layers.LinearActivation)
+    assert len(nodes) == 8 and len(edges) == 7
     ops = by_class(nodes, "op")
-    assert sorted(n.rows[0] for n in ops.values()) == ["CrossEntropy", "Linear", "Linear", "ReLU"]
-    assert {n.rows[1] for n in by_title(nodes, "Linear")} == {"(5, 4)", "(5, 2)"}
+    assert sorted(n.rows[0] for n in ops.values()) == ["CrossEntropy", "Linear", "LinearRelu"]
+    assert {n.rows[1] for n in by_title(nodes, "Linear")} == {"(5, 2)"}
+    assert {n.rows[1] for n in by_title(nodes, "LinearRelu")} == {"(5, 4)"}
     params = by_class(nodes, "param")
     assert sorted(n.rows[0] for n in params.values()) == ["0.bias", "0.weight", "2.bias",
                                                            "2.weight"]
@@ -72,10 +74,10 @@ def test_mlp_nodes_edges_and_labels():
     assert nodes[out_id].rows[:2] == ["CrossEntropy", "()"]
     # edges run input -> op: the output has one input and is nobody's input
     assert [a for a, b in edges if b == out_id] and not [b for a, b in edges if a == out_id]
-    first_linear = next(k for k, n in ops.items() if n.rows[:2] == ["Linear", "(5, 4)"])
+    first_linear = next(k for k, n in ops.items() if n.rows[:2] == ["LinearRelu", "(5, 4)"])
     inputs = sorted(nodes[a].rows[0] for a, b in edges if b == first_linear)
     assert inputs == ["0.bias", "0.weight", "x"]
-    assert "dx = g @ W" in nodes[first_linear].attrs["tooltip"]
+    assert "dx = dz @ W" in nodes[first_linear].attrs["tooltip"]
 
 
 def test_unnamed_leaves_and_reuse():
@@ -129,8 +131,8 @@ def test_tied_unit_groups_listed_one_colour_each():
     model, x = mlp()
     for p in model.parameters():
         nn.init.constant_(p, 0.25)
-    model[0].weight.data[1] = -1.0  # units 1 and 3 form a second group, 0 and 2 the first
-    model[0].weight.data[3] = -1.0
+    model[0].weight.numpy()[1] = -1.0  # units 1 and 3 form a second group, 0 and 2 the first
+    model[0].weight.numpy()[3] = -1.0
     nodes, _ = parse(viz.to_dot(model(x).sum(), model=model))
     dot = viz.to_dot(model(x).sum(), model=model)
     first = by_title(nodes, "0.weight")[0]
@@ -139,7 +141,7 @@ def test_tied_unit_groups_listed_one_colour_each():
     colours = re.findall(r'<td bgcolor="(#[0-9a-f]{6})">tied units', dot)
     assert len(colours) == 3 and len(set(colours[:2])) == 2  # two groups, two colours
     assert "tied units 0, 1" in by_title(nodes, "2.weight")[0].rows  # both output units equal
-    model[0].weight.data[:] = np.arange(12, dtype=np.float32).reshape(4, 3)
+    model[0].weight.numpy()[:] = np.arange(12, dtype=np.float32).reshape(4, 3)
     nodes, _ = parse(viz.to_dot(model(x).sum(), model=model))
     assert "units: all 4 distinct" in by_title(nodes, "0.weight")[0].rows
 
@@ -153,7 +155,7 @@ def test_values_and_grads_small_and_large():
     data_row = next(r for r in bias.rows if r.startswith("data: "))
     grad_row = next(r for r in bias.rows if r.startswith("grad: "))
     shown = [float(v) for v in re.findall(r"-?\d+\.\d*(?:e-?\d+)?", data_row)]
-    np.testing.assert_allclose(shown, model[2].bias.data, atol=1e-4)
+    np.testing.assert_allclose(shown, model[2].bias.numpy(), atol=1e-4)
     np.testing.assert_allclose([float(v) for v in re.findall(r"-?\d+\.?\d*", grad_row[6:])],
                                model[2].bias.grad, atol=1e-4)
     x_node = by_title(nodes, "x")[0]
@@ -161,9 +163,10 @@ def test_values_and_grads_small_and_large():
     # 12 elements <= 16: values; an op result of 5*4=20 elements: its norm
     weight = by_title(nodes, "0.weight")[0]
     assert any(r.startswith("data: [[") for r in weight.rows)
-    hidden = next(n for n in by_class(nodes, "op").values() if n.rows[:2] == ["ReLU", "(5, 4)"])
+    hidden = next(n for n in by_class(nodes, "op").values()
+                  if n.rows[:2] == ["LinearRelu", "(5, 4)"])
     norm = float(next(r for r in hidden.rows if r.startswith("data: norm ")).split()[-1])
-    expected = np.linalg.norm(np.maximum(model[0](x).data, 0))
+    expected = np.linalg.norm(np.maximum(model[0](x).numpy(), 0))
     assert norm == pytest.approx(expected, rel=1e-3)
     assert not any(r.startswith("grad") for n in by_class(nodes, "op").values() for r in n.rows)
     # a smaller max_values turns the weight into a norm, data and grad alike

@@ -121,8 +121,8 @@ def _node_attributes(t, is_output, known, groups, shown):
     rows = []
     if t._op is not None:
         classes.append("op")
-        rows.append(f"<b>{_esc(t._op.name)}</b>")
-        tooltip = f"{t._op.name}: {t._op.rule}" if t._op.rule else t._op.name
+        rows.append(f"<b>{_esc(t._op.name())}</b>")
+        tooltip = f"{t._op.name()}: {t._op.rule}" if t._op.rule else t._op.name()
         attributes = {"shape": "box", "style": "rounded"}
     else:
         classes.append("param" if is_param else "leaf")
@@ -141,9 +141,9 @@ def _node_attributes(t, is_output, known, groups, shown):
             attributes.update(fillcolor="#fdd49e", peripheries="2")
     rows.append(_esc(_shape_text(t.shape)))
     if values:
-        rows.extend(_array_rows("data", t.data, max_values))
+        rows.extend(_array_rows("data", t._data, max_values))
     if grads and t._op is None and t.requires_grad:  # intermediates keep no gradient
-        rows.extend(_array_rows("grad", t.grad, max_values))
+        rows.extend(_array_rows("grad", None if t.grad is None else t.grad._data, max_values))
     label = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
     layers = groups.get(id(t), [])
     for layer_name, unit_groups in layers:  # a weight shared by layers: one list per layer
@@ -151,7 +151,7 @@ def _node_attributes(t, is_output, known, groups, shown):
     if is_output:
         classes.append("output")
         attributes["penwidth"] = "2"
-    attributes["tooltip"] = f"{tooltip} ({t.dtype})"
+    attributes["tooltip"] = f"{tooltip} ({t.dtype.name})"
     attributes["class"] = " ".join(classes)
     text = ", ".join(f'{key}="{_quote(value)}"' for key, value in attributes.items())
     return f'label=<<table border="0" cellborder="0" cellspacing="0">{label}</table>>, {text}'
