@@ -82,7 +82,7 @@ def digest(dtype):
     h = hashlib.sha256()
     for model in (mlp_run(dtype), conv_run(dtype)):
         for name, p in model.named_parameters():
-            data = np.ascontiguousarray(p.data)
+            data = np.ascontiguousarray(p.detach().numpy())
             h.update(f"{name} {data.dtype} {data.shape}\n".encode())
             h.update(data.tobytes())
     return h.hexdigest()
