@@ -70,6 +70,10 @@ directives = {
 # -ffp-contract=fast is pinned (never -ffast-math): FMA contraction is decided at compile time,
 # once per expression, so every output element still runs the same operations.
 base_flags = ["-O3", "-ffp-contract=fast", "-fno-math-errno", "-g" if debug else "-g0"]
+# GCC's tuning for some CPUs (-mtune=znver1-3, as -march=native picks on AMD Zen) leaves
+# loop-carried multiply-add chains unfused; pinned off, contraction depends on the instruction
+# set alone, never on tuning. (Added where the compiler knows it: GCC.)
+pinned_flags = ["--param=avoid-fma-max-bits=0"]
 # Families whose arithmetic must round exactly as numpy's does (csrc/optim.pyx says why).
 family_flags = {"optim": ["-ffp-contract=off"]}
 
@@ -229,6 +233,7 @@ class BuildExt(build_ext):
             level_flags, flags, link, omp, omp_note = [], ["/O2", "/openmp"], [], None, "on"
         else:
             level_flags = self._level_flags()
+            level_flags += [f for f in pinned_flags if self._try(EMPTY, [f, "-Werror"])]
             omp, omp_note = self._openmp()
             flags = base_flags + level_flags + (omp[0] if omp else [])
             link = omp[1] if omp else []

@@ -4,10 +4,10 @@
 
 Builds two wheels of this tree (the default level, and CYGRAD_NATIVE=1), unpacks each into a
 temporary directory and times, in child processes that alternate between the two builds (a
-noisy neighbour then slows both alike), one thread each: the exact gemm on square float32 and
-float64 products, and a training step of three models (benchmarks/run.py's tiny, mnist and
-conv workloads). Prints medians over the repetitions, native / default ratios and each build's
-training digest (scripts/digest.py): on a machine with FMA the two must be equal.
+noisy neighbour then slows both alike), on one thread and in CPU time: the exact gemm on
+square float32 and float64 products, and a training step of three models (benchmarks/run.py's
+tiny, mnist and conv workloads). Prints medians over the repetitions, native / default ratios
+and each build's training digest (scripts/digest.py): on a machine with FMA they must be equal.
 """
 
 import argparse
@@ -27,14 +27,15 @@ LEVELS = {"default": {}, "native": {"CYGRAD_NATIVE": "1"}}
 
 
 def best_of(fn, inner, rounds=5):
-    """Fastest mean time of `inner` calls, over `rounds` rounds (µs)."""
+    """Fastest mean CPU time of `inner` calls, over `rounds` rounds (µs). CPU time, not wall
+    time: on a shared machine a descheduled process does not count its wait."""
     fn()
     best = float("inf")
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(inner):
             fn()
-        best = min(best, (time.perf_counter() - t0) / inner)
+        best = min(best, (time.process_time() - t0) / inner)
     return best * 1e6
 
 
@@ -126,12 +127,14 @@ def main():
           f"{os.getloadavg()[2]:.1f}; medians of {args.reps} alternating runs, one thread")
     for level in LEVELS:
         print(f"  {level}: {runs[level][0]['build']}")
-    print(f"{'':28s} {'default':>10s} {'native':>10s} {'native/default':>15s}")
+    print(f"{'':28s} {'default':>10s} {'native':>10s} {'native/default':>15s}  "
+          "(range of the paired runs' ratios)")
     for key in runs["default"][0]:
         if key == "build":
             continue
         d, n = (statistics.median(r[key] for r in runs[level]) for level in LEVELS)
-        print(f"{key:28s} {d:10.1f} {n:10.1f} {n / d:15.3f}")
+        pairs = sorted(b[key] / a[key] for a, b in zip(runs["default"], runs["native"]))
+        print(f"{key:28s} {d:10.1f} {n:10.1f} {n / d:15.3f}  ({pairs[0]:.2f}-{pairs[-1]:.2f})")
     for level, text in digests.items():
         print(f"digest, {level} build:\n{text.rstrip()}")
     print("same training digest:", "yes" if digests["default"] == digests["native"] else "NO")
