@@ -19,6 +19,7 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
 from . import autograd, backends, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
+from ._config import show_config  # noqa: E402
 from .autograd import (  # noqa: E402  # noqa: E402
     detect_anomaly,
     enable_grad,

@@ -85,6 +85,12 @@ try:
 except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay importable
     _cython_error = exc
     _impl = numpy_backend
+    import warnings
+
+    warnings.warn(f"cygrad's compiled kernels failed to import ({exc.name or 'cygrad._C'}: "
+                  f"{exc}): running on the numpy backend, without the exactness promise. "
+                  "Build them with `pip install .`; `python -m cygrad config` shows the build.",
+                  RuntimeWarning, stacklevel=2)
 
 
 def _cpus():
