@@ -1,0 +1,5 @@
+"""cygrad.utils: hook handles (`cygrad.utils.hooks`), as torch.utils."""
+
+from . import hooks
+
+__all__ = ["hooks"]
