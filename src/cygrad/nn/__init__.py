@@ -27,6 +27,8 @@ def tied_parameters(model):
     return {group[0]: group for group in names.values() if len(group) > 1}
 
 
+from . import utils  # noqa: E402, F401  (torch.nn.utils)
+
 __all__ = [
     "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
     "Identity", "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Sequential", "MSELoss",

@@ -41,8 +41,10 @@ from itertools import chain
 
 import numpy as np
 
-from .. import tensor as _tensor
 from ..tensor import Tensor
+from ..utils._tensors import array as _array
+from ..utils._tensors import wrap as _wrap
+from ..utils._tensors import writable_array as _writable_array
 from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "register_optimizer_step_pre_hook",
@@ -397,15 +399,6 @@ def _enable_grad():
     return enable() if enable is not None else contextlib.nullcontext()
 
 
-def _array(x):
-    """The numpy array of a gradient or state value (a Tensor, or an array on older code)."""
-    if type(x) is np.ndarray:
-        return x
-    if isinstance(x, Tensor):
-        return x._data
-    return np.asarray(x)
-
-
 def _conform(g, a):
     """A gradient g for parameter array a, in a's dtype; its shape must be a's."""
     if g.shape != a.shape:
@@ -413,21 +406,6 @@ def _conform(g, a):
     if g.dtype.kind not in "fiub":
         raise TypeError(f"gradient of dtype {g.dtype} for a parameter of dtype {a.dtype}")
     return g.astype(a.dtype)
-
-
-def _writable_array(p):
-    """p's array, ready for an in-place write: copied first if a live graph saved it
-    (copy-on-write), through the Tensor's own rule."""
-    writable = getattr(p, "_writable_data", None)
-    if writable is not None:
-        return writable()
-    return _tensor._writable(p)
-
-
-def _wrap(array):
-    """A Tensor around array, not copied: the state tensors torch keeps."""
-    wrap = getattr(_tensor, "_wrap", None)
-    return wrap(array) if wrap is not None else Tensor(array)
 
 
 def _scalar_dtype():
