@@ -1,5 +1,6 @@
-"""cygrad.utils: hook handles (`cygrad.utils.hooks`), as torch.utils."""
+"""cygrad.utils: data loading (`cygrad.utils.data`) and hook handles (`cygrad.utils.hooks`),
+as torch.utils."""
 
-from . import hooks
+from . import data, hooks
 
-__all__ = ["hooks"]
+__all__ = ["data", "hooks"]
