@@ -266,7 +266,8 @@ def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, step
         if centered:
             ga = grad_avgs[i]
             _lerp_(ga, g, 1 - alpha)
-            avg = np.sqrt(sq - ga * ga)
+            with np.errstate(invalid="ignore"):  # below zero by rounding: NaN, as torch's
+                avg = np.sqrt(sq - ga * ga)
         else:
             avg = np.sqrt(sq)
         avg += dt(eps)

@@ -67,7 +67,5 @@ class Adadelta(Optimizer):
             acc_deltas.append(s["acc_delta"]._data)
             steps.append(s["step"]._data)
         self._run(backend.adadelta_update, tensors,
-                  {"params": params, "grads": grads, "square_avgs": square_avgs,
-                   "acc_deltas": acc_deltas, "steps": steps},
-                  {"lr": group["lr"], "rho": group["rho"], "eps": group["eps"],
-                   "weight_decay": group["weight_decay"], "maximize": group["maximize"]})
+                  (params, grads, square_avgs, acc_deltas, steps, group["lr"], group["rho"],
+                   group["eps"], group["weight_decay"], group["maximize"]), (1, 2, 3, 4))

@@ -79,7 +79,5 @@ class Adagrad(Optimizer):
             sums.append(s["sum"]._data)
             steps.append(s["step"]._data)
         self._run(backend.adagrad_update, tensors,
-                  {"params": params, "grads": grads, "state_sums": sums, "steps": steps},
-                  {"lr": group["lr"], "lr_decay": group["lr_decay"],
-                   "weight_decay": group["weight_decay"], "eps": group["eps"],
-                   "maximize": group["maximize"]})
+                  (params, grads, sums, steps, group["lr"], group["lr_decay"],
+                   group["weight_decay"], group["eps"], group["maximize"]), (1, 2, 3))

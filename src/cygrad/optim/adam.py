@@ -97,12 +97,9 @@ class Adam(Optimizer):
             steps.append(s["step"]._data)
         beta1, beta2 = group["betas"]
         self._run(backend.adam_update, tensors,
-                  {"params": params, "grads": grads, "exp_avgs": exp_avgs,
-                   "exp_avg_sqs": exp_avg_sqs, "max_exp_avg_sqs": maxes, "steps": steps},
-                  {"lr": group["lr"], "beta1": beta1, "beta2": beta2, "eps": group["eps"],
-                   "weight_decay": group["weight_decay"],
-                   "decoupled": group["decoupled_weight_decay"], "amsgrad": amsgrad,
-                   "maximize": group["maximize"]})
+                  (params, grads, exp_avgs, exp_avg_sqs, steps, group["lr"], beta1, beta2,
+                   group["eps"], group["weight_decay"], group["decoupled_weight_decay"],
+                   amsgrad, maxes, group["maximize"]), (1, 2, 3, 4, 12))
 
 
 class AdamW(Adam):

@@ -240,10 +240,11 @@ class Optimizer:
         return tensors, params, grads
 
     @staticmethod
-    def _run(update, tensors, arrays, options):
-        """update(**arrays, **options), a backend call over the group; the parameters it
+    def _run(update, tensors, args, lists):
+        """update(*args), a backend call over the group (args[0] the parameters' arrays;
+        `lists` the positions of all the per-parameter lists in args). The parameters it
         refuses (read-only: a live graph saved them) are retried one by one on a copy."""
-        refused = update(**arrays, **options)
+        refused = update(*args)
         tries = 0
         while refused:
             tries += 1
@@ -252,10 +253,11 @@ class Optimizer:
                                    "copy-on-write attempts")
             again = []
             for i in refused:
-                one = {name: None if items is None else [items[i]]
-                       for name, items in arrays.items()}
-                one["params"] = [_writable_array(tensors[i])]
-                if update(**one, **options):
+                one = list(args)
+                for k in lists:
+                    one[k] = None if args[k] is None else [args[k][i]]
+                one[0] = [_writable_array(tensors[i])]
+                if update(*one):
                     again.append(i)
             refused = again
 

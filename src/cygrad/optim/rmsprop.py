@@ -83,8 +83,6 @@ class RMSprop(Optimizer):
             if centered:
                 grad_avgs.append(s["grad_avg"]._data)
         self._run(backend.rmsprop_update, tensors,
-                  {"params": params, "grads": grads, "square_avgs": square_avgs,
-                   "grad_avgs": grad_avgs, "momentum_buffers": bufs, "steps": steps},
-                  {"lr": group["lr"], "alpha": group["alpha"], "eps": group["eps"],
-                   "weight_decay": group["weight_decay"], "momentum": momentum,
-                   "centered": centered, "maximize": group["maximize"]})
+                  (params, grads, square_avgs, steps, group["lr"], group["alpha"], group["eps"],
+                   group["weight_decay"], momentum, centered, grad_avgs, bufs,
+                   group["maximize"]), (1, 2, 3, 10, 11))

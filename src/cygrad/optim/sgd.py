@@ -61,11 +61,11 @@ class SGD(Optimizer):
                 buf = state[p].get("momentum_buffer")
                 fresh.append(buf is None)
                 bufs.append(np.empty_like(param) if buf is None else buf._data)
+        # backend.sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay,
+        #                    bufs, fresh, maximize): lists at 0, 1, 7, 8
         self._run(backend.sgd_update, tensors,
-                  {"params": params, "grads": grads, "bufs": bufs, "fresh": fresh},
-                  {"lr": group["lr"], "momentum": momentum, "dampening": group["dampening"],
-                   "nesterov": group["nesterov"], "weight_decay": group["weight_decay"],
-                   "maximize": group["maximize"]})
+                  (params, grads, group["lr"], momentum, group["dampening"], group["nesterov"],
+                   group["weight_decay"], bufs, fresh, group["maximize"]), (1, 7, 8))
         if fresh is not None:  # new buffers join the state once the update has filled them
             for p, buf, new in zip(tensors, bufs, fresh):
                 if new:
