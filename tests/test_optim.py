@@ -515,6 +515,24 @@ def test_hooks_wrap_a_subclass_step():
     assert calls == [2.0]
 
 
+def test_a_subclass_calling_super_step_runs_the_hooks_once():
+    class Counting(optim.SGD):
+        steps = 0
+
+        def step(self, closure=None):
+            Counting.steps += 1
+            return super().step(closure)
+
+    p = param([1.0])
+    opt = Counting([p], lr=0.5)
+    calls = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: calls.append("pre"))
+    opt.register_step_post_hook(lambda o, args, kwargs: calls.append("post"))
+    set_grad(p, [1.0])
+    opt.step()
+    assert calls == ["pre", "post"] and Counting.steps == 1 and p.item() == 0.5
+
+
 def test_state_dict_hooks():
     p = param([1.0])
     opt = optim.SGD([p], lr=0.1)
