@@ -92,7 +92,7 @@ def test_random_split_errors_and_warnings():
         data.random_split(range(10), [3, 3])
     with pytest.raises(ValueError, match="Fraction at index 0 is not between 0 and 1"):
         data.random_split(range(10), [1.5, -0.5])
-    with pytest.warns(UserWarning, match="Length of split at index 1 is 0"):
+    with pytest.warns(UserWarning, match=r"Length of split at index [12] is 0"):
         data.random_split(range(2), [0.9, 0.05, 0.05])
 
 
