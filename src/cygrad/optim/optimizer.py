@@ -73,41 +73,31 @@ def register_optimizer_step_post_hook(hook):
     return handle
 
 
-_stepping = threading.local()  # ids of the optimizers whose hooked step this thread is in
-
-
 def _hooked(step):
     """step wrapped with the step hooks: pre-hooks (global, then the optimizer's) may return
-    (new_args, new_kwargs); post-hooks run after (the optimizer's, then global). A step that
-    calls its base class's step (super().step()) runs the hooks once, not twice."""
+    (new_args, new_kwargs); post-hooks run after (the optimizer's, then global). Only the
+    step of the optimizer's own class runs them: a subclass's step calling super().step()
+    runs the hooks once, not twice."""
 
     def step_with_hooks(self, *args, **kwargs):
-        active = getattr(_stepping, "ids", None)
-        if active is None:
-            active = _stepping.ids = set()
-        key = id(self)
-        if key in active:
+        if type(self).step is not step_with_hooks:  # reached through super(): already hooked
             return step(self, *args, **kwargs)
-        active.add(key)
-        try:
-            self._opt_called = True  # read by the learning-rate schedulers' order warning
-            if self._optimizer_step_pre_hooks or _global_pre_hooks:
-                for hook in chain(tuple(_global_pre_hooks.values()),
-                                  tuple(self._optimizer_step_pre_hooks.values())):
-                    result = hook(self, args, kwargs)
-                    if result is not None:
-                        if not (isinstance(result, tuple) and len(result) == 2):
-                            raise RuntimeError(f"{step} must return None or a tuple of "
-                                               f"(new_args, new_kwargs), but got {result}.")
-                        args, kwargs = result
-            out = step(self, *args, **kwargs)
-            if self._optimizer_step_post_hooks or _global_post_hooks:
-                for hook in chain(tuple(self._optimizer_step_post_hooks.values()),
-                                  tuple(_global_post_hooks.values())):
-                    hook(self, args, kwargs)
-            return out
-        finally:
-            active.discard(key)
+        self._opt_called = True  # read by the learning-rate schedulers' order warning
+        if self._optimizer_step_pre_hooks or _global_pre_hooks:
+            for hook in chain(tuple(_global_pre_hooks.values()),
+                              tuple(self._optimizer_step_pre_hooks.values())):
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(f"{step} must return None or a tuple of "
+                                           f"(new_args, new_kwargs), but got {result}.")
+                    args, kwargs = result
+        out = step(self, *args, **kwargs)
+        if self._optimizer_step_post_hooks or _global_post_hooks:
+            for hook in chain(tuple(self._optimizer_step_post_hooks.values()),
+                              tuple(_global_post_hooks.values())):
+                hook(self, args, kwargs)
+        return out
 
     step_with_hooks.__name__, step_with_hooks.__doc__ = step.__name__, step.__doc__
     step_with_hooks.__qualname__ = getattr(step, "__qualname__", step.__name__)
