@@ -619,9 +619,11 @@ def test_same_parameter_twice_in_a_group_warns():
         optim.SGD([p, p], lr=0.1)
 
 
-def test_gradient_of_wrong_shape_raises():
+def test_gradient_of_wrong_shape_or_dtype_raises():
     p = param([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="different size"):
+        p.grad = cygrad.tensor(np.ones(3))
     opt = optim.SGD([p], lr=0.1)
-    p.grad = np.ones(3)
+    p._grad = cygrad.tensor(np.ones(3))  # past the Tensor's own check: the optimizer's
     with pytest.raises(ValueError, match="shape"):
         opt.step()

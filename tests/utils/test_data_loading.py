@@ -23,10 +23,10 @@ def arrays(n=10):
 
 def values(x):
     """A batch's content as plain Python data, for comparing cygrad's and torch's."""
+    if isinstance(x, cygrad.Tensor):
+        return ("tensor", str(x.dtype).replace("cygrad.", ""), x.numpy().tolist())
     if hasattr(x, "detach"):  # a torch tensor
         return ("tensor", str(x.dtype).replace("torch.", ""), x.detach().numpy().tolist())
-    if isinstance(x, cygrad.Tensor):
-        return ("tensor", str(x.dtype), x.numpy().tolist())
     if isinstance(x, (np.ndarray, np.generic)):  # integers while cygrad tensors hold floats
         return ("tensor", str(x.dtype), x.tolist())
     if isinstance(x, dict):

@@ -1,7 +1,5 @@
 """Parameters as one flat vector and back (torch.nn.utils.parameters_to_vector, ...)."""
 
-import numpy as np
-
 from ...tensor import Tensor
 from ...utils._tensors import wrap
 
@@ -9,18 +7,11 @@ __all__ = ["parameters_to_vector", "vector_to_parameters"]
 
 
 def parameters_to_vector(parameters):
-    """The parameters flattened and concatenated, in order, into one 1-d Tensor. With
-    cygrad.cat available it is recorded (a gradient flows back to the parameters, as in
-    torch); until then it is a plain copy."""
+    """The parameters flattened and concatenated, in order, into one 1-d Tensor (recorded: a
+    gradient flows back to the parameters, as in torch)."""
     import cygrad
 
-    params = list(parameters)
-    cat = getattr(cygrad, "cat", None)
-    if cat is not None:
-        return cat([p.reshape(-1) for p in params])
-    if not params:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
-    return wrap(np.concatenate([p._data.reshape(-1) for p in params]))
+    return cygrad.cat([p.reshape(-1) for p in parameters])
 
 
 def vector_to_parameters(vec, parameters):

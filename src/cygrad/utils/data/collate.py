@@ -11,8 +11,8 @@ one batch, recursively through tuples, lists and dicts.
 `collate(batch, collate_fn_map=...)` takes a registry {type: fn(batch, *, collate_fn_map)};
 `default_collate_fn_map` is the default one, which users may extend, as torch's.
 
-While cygrad tensors hold floats only, integer and bool data (labels, masks) stay numpy
-arrays, stacked, which cygrad's losses accept as targets.
+Numpy arrays of a dtype no cygrad Tensor holds (float16, uint16 and wider unsigned) stay numpy
+arrays, stacked.
 """
 
 import collections
@@ -33,14 +33,10 @@ default_collate_err_msg_format = (
 
 
 def _holds(dtype):
-    """Whether a cygrad Tensor can hold numpy dtype (floats always; integers and bools once
-    the Tensor has integer dtypes)."""
-    import cygrad
-
+    """Whether a cygrad Tensor can hold numpy dtype: float32/64, int8-64, uint8, bool."""
     if dtype in (np.float32, np.float64):
         return True
-    return hasattr(cygrad, "int64") and dtype.kind in "iub" and dtype.itemsize <= 8 and (
-        dtype.kind != "u" or dtype.itemsize == 1)
+    return dtype.kind in "ib" or (dtype.kind == "u" and dtype.itemsize == 1)
 
 
 def as_tensor(a):
@@ -67,7 +63,7 @@ def collate_tensor_fn(batch, *, collate_fn_map=None):
 def collate_numpy_array_fn(batch, *, collate_fn_map=None):
     if _STRINGS.search(batch[0].dtype.str) is not None:
         raise TypeError(default_collate_err_msg_format.format(batch[0].dtype))
-    if not _holds(batch[0].dtype):  # integers while Tensors hold floats only: numpy, stacked
+    if not _holds(batch[0].dtype):  # a dtype no Tensor holds: numpy, stacked
         return np.stack(batch)
     return collate([as_tensor(b) for b in batch], collate_fn_map=collate_fn_map)
 
