@@ -15,8 +15,7 @@ import operator
 
 import numpy as np
 
-from . import random
-from . import dtypes
+from . import dtypes, random
 
 __all__ = ["spirals", "moons", "xor", "blobs", "bars_and_crosses", "batches"]
 
@@ -57,7 +56,10 @@ def _class_sizes(n_samples, n_classes):
 def _finish(X, y, rng, dtype):
     """Shuffle rows together and set the dtypes."""
     order = rng.permutation(len(y))
-    dtype = (dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)).numpy
+    dtype = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
+    if not dtype.is_floating_point:
+        raise TypeError(f"task data must be float32 or float64, got {dtype}")
+    dtype = dtype.numpy
     return X[order].astype(dtype), y[order].astype(np.int64)
 
 
