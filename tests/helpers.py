@@ -36,7 +36,7 @@ def check_op(fn, reference, *shapes, torch_fn=None, positive=False, low=-2.0, hi
                 out = fn(*xs)
                 assert out.dtype == dtype, f"{name}: {dtype} in, {out.dtype} out"
                 tol = TOLERANCE[dtype] * max(1.0, float(np.abs(expected).max(initial=0)))
-                np.testing.assert_allclose(out.data, expected, rtol=tol * 10, atol=tol,
+                np.testing.assert_allclose(out.numpy(), expected, rtol=tol * 10, atol=tol,
                                            err_msg=f"forward on {name}, {dtype}")
                 out.sum().backward()
                 for i, x in enumerate(xs):
@@ -50,7 +50,7 @@ def check_op(fn, reference, *shapes, torch_fn=None, positive=False, low=-2.0, hi
         xs = [cygrad.tensor(a, requires_grad=True) for a in arrays]
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
         out, tout = fn(*xs), torch_fn(*ts)
-        np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
         out.sum().backward()
         tout.sum().backward()
         for x, t in zip(xs, ts):

@@ -62,25 +62,25 @@ def test_a_user_held_gradient_is_copied():
 def test_only_arrays_read_by_backward_are_locked():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     s = a + b  # Add reads nothing back
-    assert a.data.flags.writeable and b.data.flags.writeable
+    assert a.numpy().flags.writeable and b.numpy().flags.writeable
     p = a * b  # Mul reads both
-    assert not a.data.flags.writeable and not b.data.flags.writeable
+    assert not a.numpy().flags.writeable and not b.numpy().flags.writeable
     del p
-    assert a.data.flags.writeable
+    assert a.numpy().flags.writeable
     s.sum().backward()
 
 
 def test_a_saved_view_locks_itself_and_its_owner():
     x = leaf(np.arange(6.0))
-    v = x.reshape(2, 3)  # v.data is a view of x.data
+    v = x.reshape(2, 3)  # v.numpy() is a view of x.numpy()
     y = (v * v).sum()
     with pytest.raises(ValueError, match="read-only"):
-        v.data[0, 0] = 9.0
+        v.numpy()[0, 0] = 9.0
     with pytest.raises(ValueError, match="read-only"):
-        x.data[0] = 9.0
+        x.numpy()[0] = 9.0
     y.backward()
-    x.data[0] = 9.0
-    v.data[0, 1] = 1.0
+    x.numpy()[0] = 9.0
+    v.numpy()[0, 1] = 1.0
     assert x.grad.tolist() == (2 * np.arange(6.0)).tolist()
 
 
@@ -103,7 +103,7 @@ def test_sequential_fusion_keeps_graph_and_bits(act, dtype):
 
     model.zero_grad()
     unfused = model[2](model[1](model[0](x)))  # module by module: no fusion
-    np.testing.assert_array_equal(fused.data, unfused.data)
+    np.testing.assert_array_equal(fused.numpy(), unfused.numpy())
     F.cross_entropy(unfused, targets).backward()
     for g, p in zip(grads, model.parameters()):
         np.testing.assert_array_equal(g, p.grad)
@@ -125,8 +125,8 @@ def test_fused_layer_in_no_grad_mode_adds_the_bias():
     x = cygrad.tensor(np.ones((2, 3), np.float32))
     with cygrad.no_grad():
         y = model(x)
-    ref = np.maximum(x.data @ model[0].weight.data.T + model[0].bias.data, 0)
-    np.testing.assert_allclose(y.data, ref, rtol=1e-6)
+    ref = np.maximum(x.numpy() @ model[0].weight.numpy().T + model[0].bias.numpy(), 0)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-6)
     assert not y.requires_grad
 
 
@@ -162,10 +162,10 @@ def test_fusion_plan_follows_changes_made_after_the_first_forward():
     assert len(seen) == 1  # the wrapper ran: the pair is no longer fused
     del model[1].forward
     model[1].negative_slope = 0.25  # a new slope, seen by the fused pair
-    z = x.data @ model[0].weight.data.T + model[0].bias.data
-    np.testing.assert_allclose(model(x).data, np.where(z > 0, z, 0.25 * z), rtol=1e-6)
+    z = x.numpy() @ model[0].weight.numpy().T + model[0].bias.numpy()
+    np.testing.assert_allclose(model(x).numpy(), np.where(z > 0, z, 0.25 * z), rtol=1e-6)
     model.append(nn.Tanh())  # a new module: the plan grows
-    np.testing.assert_allclose(model(x).data, np.tanh(np.where(z > 0, z, 0.25 * z)), rtol=1e-6)
+    np.testing.assert_allclose(model(x).numpy(), np.tanh(np.where(z > 0, z, 0.25 * z)), rtol=1e-6)
 
 
 class _StopGradient(Op):
@@ -200,8 +200,8 @@ def test_backward_gives_back_every_lock_of_the_graph_it_passes():
     for node in (h, y, loss, blocked, starved, starved._parents[0]):
         assert node._op.released
     assert locked() == before
-    np.testing.assert_allclose(w.grad, 2 * (1 - h.data**2).T @ x.data)  # the tanh branch only
-    h.data[0, 0] = 7.0  # writable again: no lock outlives backward
+    np.testing.assert_allclose(w.grad, 2 * (1 - h.numpy()**2).T @ x.numpy())  # the tanh branch only
+    h.numpy()[0, 0] = 7.0  # writable again: no lock outlives backward
     with pytest.raises(RuntimeError, match="second time"):
         loss.backward()
 
@@ -215,13 +215,14 @@ def test_mse_scalars_have_the_bits_of_the_dtypes_own_arithmetic(dtype):
             x.grad = None
             loss = F.mse_loss(x, t, reduction=reduction)
             g = cygrad.tensor(np.array(rng.uniform(0.1, 3)), dtype=dtype)
-            loss.backward(g.data)
-            d = x.data - t.data
+            loss.backward(g.numpy())
+            d = x.numpy() - t.numpy()
             total = np.add.reduce(d * d, None)
-            scale = g.data * dtype.type(2)
+            scale = g.numpy() * dtype.type(2)
             if reduction == "mean":
                 total, scale = total / dtype.type(n), scale / dtype.type(n)
-            assert loss.data.dtype == dtype and loss.data.tobytes() == np.asarray(total).tobytes()
+            assert loss.numpy().dtype == dtype
+            assert loss.numpy().tobytes() == np.asarray(total).tobytes()
             assert x.grad.tobytes() == (scale * d).tobytes()
 
 
@@ -235,11 +236,12 @@ def test_cross_entropy_scalars_have_the_bits_of_the_dtypes_own_arithmetic(dtype)
             loss = F.cross_entropy(logits, targets, reduction=reduction)
             g = np.array(rng.uniform(0.1, 3), dtype=dtype)
             loss.backward(g)
-            losses = F.cross_entropy(cygrad.tensor(logits.data), targets, reduction="none").data
+            losses = F.cross_entropy(cygrad.tensor(logits.numpy()), targets,
+                                     reduction="none").numpy()
             total, rows = losses.sum(dtype=dtype), np.full(n, g, dtype=dtype)
             if reduction == "mean":
                 total, rows = total / dtype.type(n), np.full(n, g / dtype.type(n), dtype=dtype)
             expected = cygrad.backend.log_softmax_nll_backward(
-                cygrad.backend.log_softmax_nll(logits.data, targets)[1], targets, rows)
-            assert loss.data.tobytes() == np.asarray(total).tobytes()
+                cygrad.backend.log_softmax_nll(logits.numpy(), targets)[1], targets, rows)
+            assert loss.numpy().tobytes() == np.asarray(total).tobytes()
             assert logits.grad.tobytes() == expected.tobytes()

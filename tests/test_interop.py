@@ -66,7 +66,7 @@ def assert_same_outputs_and_grads(torch, model, tmodel, kind, dtype):
     out, tout = model(x), tmodel(tx)
     assert out.dtype == dtype and tout.dtype == {np.float32: torch.float32,
                                                   np.float64: torch.float64}[dtype]
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), **TOL[dtype])
     F.cross_entropy(out, y).backward()
     torch.nn.functional.cross_entropy(tout, torch.tensor(y)).backward()
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), **TOL[dtype])
@@ -86,7 +86,7 @@ def test_to_torch_same_outputs_and_gradients(torch, kind, dtype):
     assert isinstance(tmodel, torch.nn.Sequential)
     for name, p in model.named_parameters():
         tp = dict(tmodel.named_parameters())[name]
-        assert tp.detach().numpy().tobytes() == p.data.tobytes()
+        assert tp.detach().numpy().tobytes() == p.numpy().tobytes()
     assert_same_outputs_and_grads(torch, model, tmodel, kind, dtype)
 
 
@@ -135,8 +135,8 @@ def test_twenty_sgd_steps_agree(torch, kind, dtype):
     tol = dict(rtol=1e-3, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-8, atol=1e-10)
     tparams = dict(tmodel.named_parameters())
     for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.data, tparams[name].detach().numpy(), **tol, err_msg=name)
-    moved = max(np.abs(p.data - q.data).max() for p, q in zip(model.parameters(),
+        np.testing.assert_allclose(p.numpy(), tparams[name].detach().numpy(), **tol, err_msg=name)
+    moved = max(np.abs(p.numpy() - q.numpy()).max() for p, q in zip(model.parameters(),
                                                                 build(kind, dtype).parameters()))
     assert moved > 1e-3  # the parameters did train
 
@@ -159,10 +159,10 @@ def test_round_trips_are_bitwise(torch, kind, dtype):
 def test_weights_are_copies(torch):
     model = build("mlp", np.float32)
     tmodel = interop.to_torch(model)
-    before = model[0].weight.data.copy()
+    before = model[0].weight.numpy().copy()
     with torch.no_grad():
         tmodel[0].weight.add_(1.0)
-    assert model[0].weight.data.tobytes() == before.tobytes()
+    assert model[0].weight.numpy().tobytes() == before.tobytes()
 
 
 class Autoencoder(nn.Module):
@@ -198,7 +198,7 @@ def test_tied_parameters_stay_tied(torch):
     for p, tp in zip(back.parameters(), tmodel.parameters()):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5)
     assert nn.tied_parameters(back) == nn.tied_parameters(model)
-    np.testing.assert_array_equal(back[0].weight.data, tmodel[0].weight.detach().numpy())
+    np.testing.assert_array_equal(back[0].weight.numpy(), tmodel[0].weight.detach().numpy())
 
 
 def test_mode_and_requires_grad_carried_over(torch):

@@ -62,7 +62,7 @@ def test_graph_freed_after_backward_when_output_dropped(no_gc):
     assert hidden_ref() is None, "an intermediate tensor outlived its graph"
     assert op_ref() is None, "an op (and the arrays it saved) outlived its graph"
     for p in model.parameters():  # no array stays locked by a dead graph
-        assert p.data.flags.writeable
+        assert p.numpy().flags.writeable
 
 
 def test_graph_freed_without_backward(no_gc):
@@ -74,7 +74,7 @@ def test_graph_freed_without_backward(no_gc):
     del hidden, loss
     assert ref() is None
     for p in model.parameters():
-        assert p.data.flags.writeable
+        assert p.numpy().flags.writeable
 
 
 def test_graph_freed_with_retained_graph_and_reuse(no_gc):

@@ -73,7 +73,7 @@ def test_sgd_matches_reference(kwargs):
         quadratic_grad(p)
         opt.step()
     renamed = {("wd" if k == "weight_decay" else k): v for k, v in kwargs.items()}
-    np.testing.assert_allclose(p.data, reference_sgd(P0, A, C, 15, 0.05, **renamed), rtol=1e-12)
+    np.testing.assert_allclose(p.numpy(), reference_sgd(P0, A, C, 15, 0.05, **renamed), rtol=1e-12)
 
 
 @pytest.mark.parametrize("cls, wd", [(optim.Adam, 0.0), (optim.Adam, 0.1), (optim.AdamW, 0.1)])
@@ -84,7 +84,7 @@ def test_adam_matches_reference(cls, wd):
         quadratic_grad(p)
         opt.step()
     expected = reference_adam(P0, A, C, 15, 0.1, 0.8, 0.99, 1e-6, wd, cls is optim.AdamW)
-    np.testing.assert_allclose(p.data, expected, rtol=1e-12)
+    np.testing.assert_allclose(p.numpy(), expected, rtol=1e-12)
 
 
 def test_sgd_converges_on_quadratic():
@@ -93,7 +93,7 @@ def test_sgd_converges_on_quadratic():
     for _ in range(200):
         quadratic_grad(p)
         opt.step()
-    np.testing.assert_allclose(p.data, C, atol=1e-8)
+    np.testing.assert_allclose(p.numpy(), C, atol=1e-8)
 
 
 # ---------------------------------------------------------------------- against torch.optim
@@ -145,7 +145,7 @@ def test_matches_torch(name, kwargs, dtype):
     ours, theirs = run_both(torch, name, kwargs, dtype)
     for a, b in zip(ours, theirs, strict=True):
         assert a.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=TOL[dtype], atol=TOL[dtype])
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=TOL[dtype], atol=TOL[dtype])
 
 
 def test_param_groups_match_torch():
@@ -154,7 +154,7 @@ def test_param_groups_match_torch():
     ours, theirs = run_both(torch, "SGD", {"lr": 0.05, "momentum": 0.9}, "float64",
                             groups=groups)
     for a, b in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
 # ---------------------------------------------------------------------- state, dtype, skipping
@@ -184,7 +184,7 @@ def test_state_dict_round_trip_through_a_file(tmp_path, name, kwargs):
     second = getattr(optim, name)([r], lr=123.0)  # options come back from the file
     second.load_state_dict(checkpoint["optimizer"])
     steps(second, r, grads[4:])
-    assert np.array_equal(r.data, p.data) and r.dtype == np.float32
+    assert np.array_equal(r.numpy(), p.numpy()) and r.dtype == np.float32
 
 
 def test_state_dict_is_a_copy_and_load_checks_shapes():
@@ -205,12 +205,12 @@ def test_state_dict_is_a_copy_and_load_checks_shapes():
 @pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW])
 def test_float32_stays_float32(cls):
     p = param(np.linspace(-1, 1, 7), dtype="float32")
-    data = p.data
+    data = p.numpy()
     opt = cls([p], lr=0.1, **({"momentum": 0.9} if cls is optim.SGD else {}))
     for _ in range(3):
         p.grad = np.full(7, 0.5, dtype=np.float32)
         opt.step()
-    assert p.data is data and p.dtype == np.float32
+    assert p.numpy() is data and p.dtype == np.float32
     assert all(v.dtype == np.float32 for v in opt.state[p].values() if isinstance(v, np.ndarray))
 
 
@@ -220,8 +220,8 @@ def test_param_without_grad_is_untouched(cls):
     opt = cls([p, q], lr=0.1, weight_decay=0.1)
     p.grad = np.ones(2)
     opt.step()
-    assert np.array_equal(q.data, [3.0, 4.0]) and q not in opt.state
-    assert not np.array_equal(p.data, [1.0, 2.0])
+    assert np.array_equal(q.numpy(), [3.0, 4.0]) and q not in opt.state
+    assert not np.array_equal(p.numpy(), [1.0, 2.0])
 
 
 @pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW])
@@ -233,7 +233,7 @@ def test_equal_elements_stay_bitwise_equal(cls):
     for _ in range(20):
         p.grad = np.full(1001, rng.standard_normal(), dtype=np.float32)
         opt.step()
-    assert np.all(p.data == p.data[0])
+    assert np.all(p.numpy() == p.numpy()[0])
 
 
 def test_zero_grad():

@@ -22,7 +22,7 @@ def test_float_arrays_keep_their_dtype_and_are_copied():
     t = cygrad.tensor(a)
     assert t.dtype == np.float64
     a[0] = 99
-    assert t.data[0] == 0
+    assert t.numpy()[0] == 0
     assert cygrad.tensor(a.astype(np.float32)).dtype == np.float32
 
 
@@ -35,7 +35,7 @@ def test_unsupported_dtypes_are_named(array):
 
 def test_explicit_float_dtype_converts_integers():
     t = cygrad.tensor(np.arange(3), dtype="float64")
-    assert t.dtype == np.float64 and t.data.tolist() == [0, 1, 2]
+    assert t.dtype == np.float64 and t.numpy().tolist() == [0, 1, 2]
     with pytest.raises(TypeError, match="int32"):
         cygrad.tensor([1], dtype="int32")
 
@@ -85,7 +85,7 @@ def test_leaves_accumulate_across_backward_calls_and_intermediates_keep_nothing(
     y = h.sum()
     y.backward(retain_graph=True)
     y.backward()  # as in PyTorch: a second call adds the same gradient again
-    assert np.array_equal(x.grad, 2 * 2 * x.data)
+    assert np.array_equal(x.grad, 2 * 2 * x.numpy())
     assert h.grad is None
 
 
@@ -127,7 +127,7 @@ def test_detach_numpy_item_and_repr():
     x = cygrad.tensor([[1.5]], requires_grad=True)
     d = (x * 2).detach()
     assert not d.requires_grad and d.item() == 3.0
-    assert x.numpy() is x.data
+    assert x.numpy() is x.numpy()
     assert "requires_grad=True" in repr(x) and "grad_fn=Mul" in repr(x * 2)
     with pytest.raises(ValueError, match="single element"):
         cygrad.tensor([1.0, 2.0]).item()
@@ -175,20 +175,20 @@ def test_arrays_saved_for_backward_are_read_only_while_the_graph_lives():
     h = x.tanh()
     y = (h * x).sum()
     with pytest.raises(ValueError, match="read-only"):
-        x.data[0] = 5.0  # would make the saved x wrong for backward
+        x.numpy()[0] = 5.0  # would make the saved x wrong for backward
     with pytest.raises(ValueError, match="read-only"):
-        h.data[0] = 5.0  # tanh's backward reads its output
+        h.numpy()[0] = 5.0  # tanh's backward reads its output
     y.backward()
-    x.data[0] = 5.0  # the graph has freed what it saved: writing is fine again
-    h.data[0] = 1.0
+    x.numpy()[0] = 5.0  # the graph has freed what it saved: writing is fine again
+    h.numpy()[0] = 1.0
 
 
 def test_dropping_a_graph_without_backward_unlocks_its_arrays():
     x = cygrad.tensor([1.0, 2.0], requires_grad=True)
     y = (x * 3).sum()
-    assert not x.data.flags.writeable
+    assert not x.numpy().flags.writeable
     del y
-    x.data[0] = 4.0
+    x.numpy()[0] = 4.0
 
 
 def test_optimizer_step_with_a_retained_graph_keeps_the_graph_correct():
@@ -198,7 +198,7 @@ def test_optimizer_step_with_a_retained_graph_keeps_the_graph_correct():
     loss = (w * w).sum()
     loss.backward(retain_graph=True)
     optim.SGD([w], lr=0.5).step()  # writes a new array: the graph keeps w = 2
-    assert w.data.tolist() == [0.0]
+    assert w.numpy().tolist() == [0.0]
     w.grad = None
     loss.backward()
     assert w.grad.tolist() == [4.0]  # d(w^2)/dw at the saved w = 2
@@ -218,11 +218,11 @@ def test_detect_anomaly_names_the_op():
 
 def test_detect_anomaly_catches_a_write_through_a_view_made_before_the_graph():
     x = cygrad.tensor([1.0, 2.0], requires_grad=True)
-    early = x.data[:]  # a view made before the graph saves x: numpy cannot lock it
+    early = x.numpy()[:]  # a view made before the graph saves x: numpy cannot lock it
     with cygrad.detect_anomaly():
         y = (x * x).sum()
         with pytest.raises(ValueError, match="read-only"):
-            x.data[0] = 5.0  # the array itself is locked
+            x.numpy()[0] = 5.0  # the array itself is locked
         early[0] = 5.0  # the earlier view writes past the lock
         with pytest.raises(RuntimeError, match="Mul: an array its backward reads"):
             y.backward(retain_graph=True)
@@ -240,7 +240,7 @@ def test_writes_into_parameters_under_a_live_graph_copy_on_write():
     loss = (layer(x) * layer(x)).sum()  # saved weight: 2
     nn.init.zeros_(layer.weight)  # a new array; the graph keeps the one it saved
     layer.load_state_dict({"weight": np.full((1, 2), 5.0, np.float32)})
-    assert layer.weight.data.tolist() == [[5.0, 5.0]]
+    assert layer.weight.numpy().tolist() == [[5.0, 5.0]]
     loss.backward()
     # d/dW (W x)^2 = 2 (W x) x with the saved W = 2: 2 * 8 * (3, 1)
     assert layer.weight.grad.tolist() == [[48.0, 16.0]]

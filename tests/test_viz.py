@@ -129,8 +129,8 @@ def test_tied_unit_groups_listed_one_colour_each():
     model, x = mlp()
     for p in model.parameters():
         nn.init.constant_(p, 0.25)
-    model[0].weight.data[1] = -1.0  # units 1 and 3 form a second group, 0 and 2 the first
-    model[0].weight.data[3] = -1.0
+    model[0].weight.numpy()[1] = -1.0  # units 1 and 3 form a second group, 0 and 2 the first
+    model[0].weight.numpy()[3] = -1.0
     nodes, _ = parse(viz.to_dot(model(x).sum(), model=model))
     dot = viz.to_dot(model(x).sum(), model=model)
     first = by_title(nodes, "0.weight")[0]
@@ -139,7 +139,7 @@ def test_tied_unit_groups_listed_one_colour_each():
     colours = re.findall(r'<td bgcolor="(#[0-9a-f]{6})">tied units', dot)
     assert len(colours) == 3 and len(set(colours[:2])) == 2  # two groups, two colours
     assert "tied units 0, 1" in by_title(nodes, "2.weight")[0].rows  # both output units equal
-    model[0].weight.data[:] = np.arange(12, dtype=np.float32).reshape(4, 3)
+    model[0].weight.numpy()[:] = np.arange(12, dtype=np.float32).reshape(4, 3)
     nodes, _ = parse(viz.to_dot(model(x).sum(), model=model))
     assert "units: all 4 distinct" in by_title(nodes, "0.weight")[0].rows
 
@@ -153,7 +153,7 @@ def test_values_and_grads_small_and_large():
     data_row = next(r for r in bias.rows if r.startswith("data: "))
     grad_row = next(r for r in bias.rows if r.startswith("grad: "))
     shown = [float(v) for v in re.findall(r"-?\d+\.\d*(?:e-?\d+)?", data_row)]
-    np.testing.assert_allclose(shown, model[2].bias.data, atol=1e-4)
+    np.testing.assert_allclose(shown, model[2].bias.numpy(), atol=1e-4)
     np.testing.assert_allclose([float(v) for v in re.findall(r"-?\d+\.?\d*", grad_row[6:])],
                                model[2].bias.grad, atol=1e-4)
     x_node = by_title(nodes, "x")[0]
@@ -163,7 +163,7 @@ def test_values_and_grads_small_and_large():
     assert any(r.startswith("data: [[") for r in weight.rows)
     hidden = next(n for n in by_class(nodes, "op").values() if n.rows[:2] == ["ReLU", "(5, 4)"])
     norm = float(next(r for r in hidden.rows if r.startswith("data: norm ")).split()[-1])
-    expected = np.linalg.norm(np.maximum(model[0](x).data, 0))
+    expected = np.linalg.norm(np.maximum(model[0](x).numpy(), 0))
     assert norm == pytest.approx(expected, rel=1e-3)
     assert not any(r.startswith("grad") for n in by_class(nodes, "op").values() for r in n.rows)
     # a smaller max_values turns the weight into a norm, data and grad alike

@@ -16,7 +16,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     so every output element is checked. Raises GradcheckError naming the input index, the
     element and both values on a mismatch; returns True otherwise.
     """
-    xs = [tensor(x.data, dtype=np.float64, requires_grad=x.requires_grad)
+    xs = [tensor(x._data, dtype=np.float64, requires_grad=x.requires_grad)
           if isinstance(x, Tensor) else x for x in inputs]
     out = fn(*xs)
     weights = np.random.default_rng(seed).standard_normal(out.shape)
@@ -24,14 +24,14 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 
     def objective():
         with no_grad():
-            return float((fn(*xs).data * weights).sum())
+            return float((fn(*xs)._data * weights).sum())
 
     for index, x in enumerate(xs):
         if not isinstance(x, Tensor) or not x.requires_grad:
             continue
-        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
-        numeric = np.zeros_like(x.data)
-        flat = x.data.reshape(-1)  # a view: writing it perturbs x
+        analytic = x.grad if x.grad is not None else np.zeros_like(x._data)
+        numeric = np.zeros_like(x._data)
+        flat = x._data.reshape(-1)  # a view: writing it perturbs x
         for i in range(flat.size):
             original = flat[i]
             flat[i] = original + eps

@@ -66,7 +66,7 @@ class _ToTorch:
         if p is None:
             return None
         if id(p) not in self.params:
-            data = self.torch.from_numpy(np.array(p.data, copy=True))
+            data = self.torch.from_numpy(np.array(p._data, copy=True))
             self.params[id(p)] = self.tnn.Parameter(data, requires_grad=p.requires_grad)
         return self.params[id(p)]
 

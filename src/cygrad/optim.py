@@ -8,9 +8,9 @@ own "params" and any options that override the defaults:
 
     Adam([{"params": body}, {"params": head, "lr": 1e-4}], lr=1e-3)
 
-Updates are written in place into `p.data`, in the parameter's own dtype (hyperparameters are
-rounded to that dtype first, so float32 stays float32). A parameter whose `.grad` is None is
-skipped, state and all.
+Updates are written in place into the parameter's array, in the parameter's own dtype
+(hyperparameters are rounded to that dtype first, so float32 stays float32). A parameter whose
+`.grad` is None is skipped, state and all.
 
 Why the updates only use +, -, *, / and sqrt on arrays: these are correctly rounded in IEEE
 arithmetic, so each element's new value depends only on that element's own parameter, gradient
@@ -118,7 +118,7 @@ class Optimizer:
             grad = p.grad
             if grad is None:
                 continue
-            param = p.data
+            param = p._data
             if not (type(grad) is np.ndarray and grad.dtype is param.dtype
                     and grad.shape == param.shape and param.flags.writeable):
                 param, grad = self._pair(p)  # the checks, the conversion, the copy-on-write
@@ -133,7 +133,7 @@ class Optimizer:
     def _pair(p):
         """(array to update in place, gradient in its dtype) for a parameter with a grad. The
         array is copied first if a live graph saved it for its backward (copy-on-write)."""
-        grad, param = p.grad, p.data
+        grad, param = p.grad, p._data
         if not (type(grad) is np.ndarray and grad.dtype is param.dtype
                 and grad.shape == param.shape):  # the common case in one test
             grad = np.asarray(grad)
@@ -204,10 +204,10 @@ class Optimizer:
             new_state[p] = {}
             for name, value in s.items():
                 if isinstance(value, np.ndarray):
-                    if value.shape != p.data.shape:
+                    if value.shape != p._data.shape:
                         raise ValueError(f"state {name!r} of parameter {key} has shape "
-                                         f"{value.shape}, the parameter {p.data.shape}")
-                    value = value.astype(p.data.dtype, copy=True)
+                                         f"{value.shape}, the parameter {p._data.shape}")
+                    value = value.astype(p._data.dtype, copy=True)
                 new_state[p][name] = value
         for opts, group in zip(options, self.param_groups, strict=True):
             group.update(opts)

@@ -88,7 +88,7 @@ def load(path):
 def _encode(obj, arrays, active):
     """obj as a JSON-able node; its arrays go into `arrays` under fresh names."""
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj._data
     # Before Python's types: np.float64 is a float subclass, yet must come back as np.float64.
     if isinstance(obj, (np.ndarray, np.generic)):
         if obj.dtype.hasobject:

@@ -63,7 +63,7 @@ def tied_groups_of(weight, bias=None, outgoing=None):
 def _arrays(layer):
     if not isinstance(layer, (Linear, Conv2d)):
         raise TypeError(f"expected a Linear or Conv2d layer, got {type(layer).__name__}")
-    return layer.weight.data, None if layer.bias is None else layer.bias.data
+    return layer.weight._data, None if layer.bias is None else layer.bias._data
 
 
 def tied_groups(layer, next_layer=None):
@@ -139,7 +139,7 @@ class SymmetryMonitor:
     def _recording(self, forward, layer_name, kind):
         def forward_and_measure(x):
             y = forward(x)
-            self._activations[layer_name] = (y.data, kind)  # measured at the next record()
+            self._activations[layer_name] = (y._data, kind)  # measured at the next record()
             return y
 
         return forward_and_measure

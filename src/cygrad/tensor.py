@@ -97,7 +97,7 @@ def _float_dtype(dtype):
 def _to_array(data, dtype=None):
     """A fresh float array from data, with cygrad's dtype rules."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         dtype = _float_dtype(dtype)
         array = np.asarray(data)
@@ -129,14 +129,14 @@ class Tensor:
 
     # _g: the gradient arriving at this node while backward runs (None otherwise);
     # _mark: backward's visit mark for the topological sort
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_g", "_mark",
+    __slots__ = ("_data", "grad", "requires_grad", "_op", "_parents", "_g", "_mark",
                  "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: array + tensor is a Tensor
 
     def __init__(self, data, requires_grad=False):
         if not (isinstance(data, np.ndarray) and data.dtype in _FLOATS):
             data = _to_array(data)
-        self.data = data
+        self._data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._op = None
@@ -157,11 +157,11 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "of the computation had requires_grad=True")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"backward() needs a gradient argument for a non-scalar "
                                    f"output of shape {self.shape}; call .sum() first, or pass "
                                    "grad=ones of that shape")
-            grad = np.empty(self.data.shape, self.data.dtype)
+            grad = np.empty(self._data.shape, self._data.dtype)
             grad.fill(1)
         else:
             grad = _to_array(grad, self.dtype)
@@ -186,7 +186,7 @@ class Tensor:
                     # adopted without a copy when only `g` holds it and it owns writable
                     # memory (a large weight gradient is never copied); else added in
                     if (node.grad is None and _refcount(g) == _ALONE and g.base is None
-                            and g.dtype is node.data.dtype and g.flags.writeable):
+                            and g.dtype is node._data.dtype and g.flags.writeable):
                         node.grad = g
                     else:
                         node._accumulate(g)
@@ -223,56 +223,73 @@ class Tensor:
             raise
 
     def _writable_data(self):
-        """self.data, ready for an in-place write. An array a live graph saved for backward is
+        """self._data, ready for an in-place write. An array a live graph saved for backward is
         read-only; it is replaced by a writable copy (copy-on-write), so the graph keeps the
         values its forward saw."""
-        if not self.data.flags.writeable:
-            self.data = self.data.copy()
-        return self.data
+        if not self._data.flags.writeable:
+            self._data = self._data.copy()
+        return self._data
 
     def _accumulate(self, g):
         """.grad += g (into a copy of g the first time)."""
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype)
+            self.grad = np.array(g, dtype=self._data.dtype)
         else:
             self.grad += g
 
     def detach(self):
         """The same data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     # ------------------------------------------------------------------ array facts
 
     @property
+    def data(self):
+        """The same array as a new Tensor cut from the graph (as torch's `.data`): writes to it
+        change this tensor, and no gradient records them."""
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        self._data = value._data
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self._data, dtype=dtype)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def numpy(self):
         """The data array itself (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a single element, the tensor has shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", precision=4, threshold=20)
+        body = np.array2string(self._data, separator=", ", precision=4, threshold=20)
         extra = f", grad_fn={self._op.name}" if self._op is not None else (
             ", requires_grad=True" if self.requires_grad else "")
         dtype = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
@@ -320,7 +337,7 @@ class Tensor:
 
     def __getitem__(self, index):
         if isinstance(index, Tensor):
-            index = index.data
+            index = index._data
         return apply(shape.GetItem, self, index=index)
 
     # ------------------------------------------------------------------ methods
@@ -384,28 +401,28 @@ def apply(op_class, *inputs, **params):
         op.__dict__ = params  # the call's own fresh dict becomes the op's: no copy
     if len(inputs) == 1:  # the usual arities spelled out: comprehensions cost more
         (a,) = inputs
-        data = op.forward(a.data)
+        data = op.forward(a._data)
         needs = (a.requires_grad,) if _grad_enabled else ()
     elif len(inputs) == 2:
         a, b = inputs
-        data = op.forward(a.data, b.data)
+        data = op.forward(a._data, b._data)
         needs = (a.requires_grad, b.requires_grad) if _grad_enabled else ()
     elif len(inputs) == 3:  # a layer with a bias
         a, b, c = inputs
-        data = op.forward(a.data, b.data, c.data)
+        data = op.forward(a._data, b._data, c._data)
         needs = (a.requires_grad, b.requires_grad, c.requires_grad) if _grad_enabled else ()
     else:
-        data = op.forward(*[t.data for t in inputs])
+        data = op.forward(*[t._data for t in inputs])
         needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
     out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._g, out._mark = data, None, None, None
+    out._data, out.grad, out._g, out._mark = data, None, None, None
     if True in needs:
         op.needs = needs
         saves = op.saves
         if saves or op.saves_output:
             saved = []
             for i in saves:
-                saved.append(inputs[i].data)
+                saved.append(inputs[i]._data)
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
@@ -431,8 +448,8 @@ def matmul(a, b):
 
 
 def _check_same_dtype(a, b):
-    if a.data.dtype != b.data.dtype:
-        raise TypeError(f"dtype mismatch: {a.data.dtype} and {b.data.dtype}; convert one "
+    if a._data.dtype != b._data.dtype:
+        raise TypeError(f"dtype mismatch: {a._data.dtype} and {b._data.dtype}; convert one "
                         "operand (cygrad.tensor(x, dtype=...)) first")
 
 
@@ -441,14 +458,14 @@ def _operand(other, like):
     if isinstance(other, Tensor):
         return other
     if isinstance(other, numbers.Number) and not isinstance(other, complex):
-        return Tensor(np.asarray(other, dtype=like.data.dtype))
+        return Tensor(np.asarray(other, dtype=like._data.dtype))
     return Tensor(_to_array(other))
 
 
 def _binary(op_class, a, b):
     """An elementwise binary op; dtypes must agree and shapes broadcast (checked before any
     arithmetic)."""
-    da, db = a.data, b.data
+    da, db = a._data, b._data
     if da.dtype is not db.dtype:
         _check_same_dtype(a, b)
     if da.shape != db.shape:

@@ -141,7 +141,7 @@ def _node_attributes(t, is_output, known, groups, shown):
             attributes.update(fillcolor="#fdd49e", peripheries="2")
     rows.append(_esc(_shape_text(t.shape)))
     if values:
-        rows.extend(_array_rows("data", t.data, max_values))
+        rows.extend(_array_rows("data", t._data, max_values))
     if grads and t._op is None and t.requires_grad:  # intermediates keep no gradient
         rows.extend(_array_rows("grad", t.grad, max_values))
     label = "".join(f"<tr><td>{row}</td></tr>" for row in rows)

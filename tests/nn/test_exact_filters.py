@@ -23,11 +23,11 @@ def tied_net(dtype, tie_outgoing=True):
                         nn.MaxPool2d(2), nn.Flatten(),
                         nn.Linear(CHANNELS * PIXELS, 3, dtype=dtype))
     conv, linear = net[0], net[4]
-    conv.weight.data[J] = conv.weight.data[I]
-    conv.bias.data[J] = conv.bias.data[I]
+    conv.weight.numpy()[J] = conv.weight.numpy()[I]
+    conv.bias.numpy()[J] = conv.bias.numpy()[I]
     if tie_outgoing:  # channel c owns Flatten's features c*PIXELS ... (c+1)*PIXELS - 1
-        linear.weight.data[:, J * PIXELS:(J + 1) * PIXELS] = (
-            linear.weight.data[:, I * PIXELS:(I + 1) * PIXELS])
+        linear.weight.numpy()[:, J * PIXELS:(J + 1) * PIXELS] = (
+            linear.weight.numpy()[:, I * PIXELS:(I + 1) * PIXELS])
     return net
 
 
@@ -52,8 +52,8 @@ def test_identical_filters_give_identical_channels_and_gradients(dtype, threads)
     net = tied_net(dtype)
     x, y = batch(dtype)
     hidden = net[0](x)
-    assert np.array_equal(hidden.data[:, I], hidden.data[:, J])
-    assert not np.array_equal(hidden.data[:, I], hidden.data[:, I + 1])
+    assert np.array_equal(hidden.numpy()[:, I], hidden.numpy()[:, J])
+    assert not np.array_equal(hidden.numpy()[:, I], hidden.numpy()[:, I + 1])
     F.cross_entropy(net(x), y).backward()
     conv, linear = net[0], net[4]
     assert conv.weight.grad.dtype == dtype
@@ -74,10 +74,10 @@ def test_identical_filters_stay_tied_under_training(dtype, threads):
         F.cross_entropy(net(x), y).backward()
         opt.step()
     conv, linear = net[0], net[4]
-    assert np.array_equal(conv.weight.data[I], conv.weight.data[J])
-    assert np.array_equal(conv.bias.data[I], conv.bias.data[J])
-    assert np.array_equal(columns(linear.weight.data, I), columns(linear.weight.data, J))
-    assert not np.array_equal(conv.weight.data[I], conv.weight.data[I + 1])
+    assert np.array_equal(conv.weight.numpy()[I], conv.weight.numpy()[J])
+    assert np.array_equal(conv.bias.numpy()[I], conv.bias.numpy()[J])
+    assert np.array_equal(columns(linear.weight.numpy(), I), columns(linear.weight.numpy(), J))
+    assert not np.array_equal(conv.weight.numpy()[I], conv.weight.numpy()[I + 1])
 
 
 def test_different_outgoing_columns_separate_the_filters(dtype):
@@ -96,7 +96,7 @@ def test_results_do_not_depend_on_thread_count(dtype):
         x, y = batch(dtype, n=9)
         out = net(x)
         F.cross_entropy(out, y).backward()
-        results.append([out.data] + [p.grad for p in net.parameters()])
+        results.append([out.numpy()] + [p.grad for p in net.parameters()])
     for a, b in zip(*results):
         assert np.array_equal(a, b)
 
@@ -105,6 +105,6 @@ def test_a_sample_gets_the_same_bits_alone_or_in_a_batch(dtype):
     on_cython(2)
     net = tied_net(dtype)
     x, _ = batch(dtype, n=7)
-    together = net(x).data
-    alone = net(x[3:4]).data
+    together = net(x).numpy()
+    alone = net(x[3:4]).numpy()
     assert np.array_equal(together[3:4], alone)

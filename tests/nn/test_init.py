@@ -69,44 +69,44 @@ def test_bad_uniform_and_normal_arguments():
 
 def test_constants():
     w = weight(3, 4)
-    assert init.constant_(w, 0.25) is w and np.all(w.data == np.float32(0.25))
-    assert np.all(init.ones_(w).data == 1) and np.all(init.zeros_(w).data == 0)
+    assert init.constant_(w, 0.25) is w and np.all(w.numpy() == np.float32(0.25))
+    assert np.all(init.ones_(w).numpy() == 1) and np.all(init.zeros_(w).numpy() == 0)
 
 
 def test_in_place_keeps_array_and_records_nothing():
     w = weight(20, 30)
-    before = w.data
+    before = w.numpy()
     init.kaiming_uniform_(w)
-    assert w.data is before and w._op is None and w.grad is None and w.requires_grad
+    assert w.numpy() is before and w._op is None and w.grad is None and w.requires_grad
 
 
 def test_uniform_bounds_and_spread():
     cygrad.manual_seed(0)
     w = init.uniform_(weight(200, 200), -2.0, 3.0)
-    assert w.data.min() >= -2.0 and w.data.max() < 3.0
-    assert w.data.mean() == pytest.approx(0.5, abs=0.03)
-    assert w.data.std() == pytest.approx(5 / math.sqrt(12), rel=0.02)
+    assert w.numpy().min() >= -2.0 and w.numpy().max() < 3.0
+    assert w.numpy().mean() == pytest.approx(0.5, abs=0.03)
+    assert w.numpy().std() == pytest.approx(5 / math.sqrt(12), rel=0.02)
 
 
 def test_normal_moments():
     cygrad.manual_seed(1)
     w = init.normal_(weight(200, 200), 1.0, 0.5)
-    assert w.data.mean() == pytest.approx(1.0, abs=0.01)
-    assert w.data.std() == pytest.approx(0.5, rel=0.02)
+    assert w.numpy().mean() == pytest.approx(1.0, abs=0.01)
+    assert w.numpy().std() == pytest.approx(0.5, rel=0.02)
 
 
 def test_xavier_uniform_bound_and_std():
     cygrad.manual_seed(2)
     w = init.xavier_uniform_(weight(300, 200), gain=2.0)
     bound = 2.0 * math.sqrt(6 / 500)
-    assert np.abs(w.data).max() <= bound and np.abs(w.data).max() > 0.99 * bound
-    assert w.data.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    assert np.abs(w.numpy()).max() <= bound and np.abs(w.numpy()).max() > 0.99 * bound
+    assert w.numpy().std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
 
 
 def test_xavier_normal_std_on_conv_weight():
     cygrad.manual_seed(3)
     w = init.xavier_normal_(weight(64, 32, 3, 3))  # fans 288 and 576
-    assert w.data.std() == pytest.approx(math.sqrt(2 / (288 + 576)), rel=0.02)
+    assert w.numpy().std() == pytest.approx(math.sqrt(2 / (288 + 576)), rel=0.02)
 
 
 @pytest.mark.parametrize("mode, fan", [("fan_in", 32 * 9), ("fan_out", 64 * 9)])
@@ -114,28 +114,28 @@ def test_kaiming_uniform_bound(mode, fan):
     cygrad.manual_seed(4)
     w = init.kaiming_uniform_(weight(64, 32, 3, 3), mode=mode, nonlinearity="relu")
     bound = math.sqrt(2) * math.sqrt(3 / fan)
-    assert np.abs(w.data).max() <= bound and np.abs(w.data).max() > 0.99 * bound
-    assert w.data.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    assert np.abs(w.numpy()).max() <= bound and np.abs(w.numpy()).max() > 0.99 * bound
+    assert w.numpy().std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
 
 
 def test_kaiming_uniform_default_is_torch_linear_style_with_a():
     # torch's Linear uses kaiming_uniform_(w, a=sqrt(5)): bound = 1 / sqrt(fan_in)
     cygrad.manual_seed(5)
     w = init.kaiming_uniform_(weight(100, 400), a=math.sqrt(5))
-    assert np.abs(w.data).max() <= 1 / 20 and np.abs(w.data).max() > 0.99 / 20
+    assert np.abs(w.numpy()).max() <= 1 / 20 and np.abs(w.numpy()).max() > 0.99 / 20
 
 
 def test_kaiming_normal_std():
     cygrad.manual_seed(6)
     w = init.kaiming_normal_(weight(300, 400), nonlinearity="tanh")
-    assert w.data.std() == pytest.approx((5 / 3) / math.sqrt(400), rel=0.02)
+    assert w.numpy().std() == pytest.approx((5 / 3) / math.sqrt(400), rel=0.02)
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (4, 10), (10, 4), (8, 2, 3, 3)])
 @pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
 def test_orthogonal(shape, dtype, tol):
     w = init.orthogonal_(weight(*shape, dtype=dtype), gain=2.0)
-    m = w.data.reshape(shape[0], -1).astype(np.float64) / 2.0
+    m = w.numpy().reshape(shape[0], -1).astype(np.float64) / 2.0
     gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
     np.testing.assert_allclose(gram, np.eye(len(gram)), atol=tol)
 
@@ -168,10 +168,10 @@ def test_same_seed_same_bits_float32_is_rounded_float64(fn):
     b = fn(weight(6, 5))
     cygrad.manual_seed(123)
     c = fn(weight(6, 5, dtype="float64"))
-    assert np.array_equal(a.data.view(np.uint32), b.data.view(np.uint32))
-    assert np.array_equal(a.data, c.data.astype(np.float32))
+    assert np.array_equal(a.numpy().view(np.uint32), b.numpy().view(np.uint32))
+    assert np.array_equal(a.numpy(), c.numpy().astype(np.float32))
     cygrad.manual_seed(124)
-    assert not np.array_equal(a.data, fn(weight(6, 5)).data)
+    assert not np.array_equal(a.numpy(), fn(weight(6, 5)).numpy())
 
 
 # ---------------------------------------------------------------------- against PyTorch
@@ -206,7 +206,7 @@ def test_spread_matches_torch(name, kwargs, spread):
     torch.manual_seed(0)
     cygrad.manual_seed(0)
     shape = (96, 48, 3, 3)
-    ours = getattr(init, name)(weight(*shape), **kwargs).data.astype(np.float64)
+    ours = getattr(init, name)(weight(*shape), **kwargs).numpy().astype(np.float64)
     theirs = getattr(torch.nn.init, name)(torch.empty(shape), **kwargs).double().numpy()
     if spread == "max":  # the bound: both maxima sit just under it
         assert np.abs(ours).max() == pytest.approx(np.abs(theirs).max(), rel=1e-3)

@@ -116,9 +116,9 @@ def test_conv2d_module(backend, dtype):
     x = np.random.default_rng(0).standard_normal((2, 3, 7, 6)).astype(dtype)
     y = conv(cygrad.tensor(x))
     assert y.shape == (2, 4, 4, 3) and y.dtype == dtype
-    expected = conv2d_reference(x.astype(np.float64), conv.weight.data.astype(np.float64),
-                                conv.bias.data.astype(np.float64), 2, 1)
-    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
+    expected = conv2d_reference(x.astype(np.float64), conv.weight.numpy().astype(np.float64),
+                                conv.bias.numpy().astype(np.float64), 2, 1)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_conv2d_skips_the_input_gradient_when_not_needed(backend, monkeypatch):
@@ -165,7 +165,7 @@ def test_max_pool_routes_a_tie_to_the_first_maximum(backend):
 def test_max_pool_propagates_nan(backend):
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     x[0, 0, 1, 0] = np.nan
-    y = F.max_pool2d(cygrad.tensor(x), 2).data
+    y = F.max_pool2d(cygrad.tensor(x), 2).numpy()
     assert np.isnan(y[0, 0, 0, 0]) and np.array_equal(y[0, 0, 1], [13.0, 15.0])
 
 
@@ -175,7 +175,7 @@ def test_pool_modules(backend, dtype):
         y = module(x)
         k, s = module.kernel_size, module.stride
         assert y.dtype == dtype
-        np.testing.assert_allclose(y.data, pool_reference(x.data, (k, k), s, reduce),
+        np.testing.assert_allclose(y.numpy(), pool_reference(x.numpy(), (k, k), s, reduce),
                                    rtol=1e-6)
 
 
@@ -204,9 +204,9 @@ def test_flatten(backend):
     assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
     assert nn.Flatten(-2)(x).shape == (2, 3, 20)
     y = nn.Flatten()(x)
-    assert np.array_equal(y.data, x.data.reshape(2, 60))
+    assert np.array_equal(y.numpy(), x.numpy().reshape(2, 60))
     y.backward(np.arange(120.0).reshape(2, 60))
-    assert np.array_equal(x.grad, x.data)
+    assert np.array_equal(x.grad, x.numpy())
     with pytest.raises(ValueError, match="start_dim=2, end_dim=1"):
         nn.Flatten(2, 1)(x)
 
@@ -219,20 +219,20 @@ def test_dropout_zeroes_and_rescales(backend, dtype):
     drop = nn.Dropout(0.3)
     y = drop(x)
     assert y.dtype == dtype
-    kept = y.data != 0
+    kept = y.numpy() != 0
     assert abs(kept.mean() - 0.7) < 0.01
-    np.testing.assert_allclose(y.data[kept], 1 / 0.7, rtol=1e-6)
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.7, rtol=1e-6)
     y.backward(np.full(y.shape, 2.0, dtype))
-    assert np.array_equal(x.grad, 2 * y.data)  # dx = g * mask / (1 - p)
+    assert np.array_equal(x.grad, 2 * y.numpy())  # dx = g * mask / (1 - p)
 
 
 def test_dropout_masks_come_from_cygrad_generator(backend):
     x = cygrad.tensor(np.ones((10, 10), np.float32))
     cygrad.manual_seed(7)
-    first = F.dropout(x, 0.5).data
-    second = F.dropout(x, 0.5).data
+    first = F.dropout(x, 0.5).numpy()
+    second = F.dropout(x, 0.5).numpy()
     cygrad.manual_seed(7)
-    assert np.array_equal(F.dropout(x, 0.5).data, first)
+    assert np.array_equal(F.dropout(x, 0.5).numpy(), first)
     assert not np.array_equal(first, second)
 
 
@@ -264,13 +264,13 @@ def test_default_init_is_pytorchs(make, fan_in):
     cygrad.manual_seed(0)
     layer = make()
     bound = 1 / math.sqrt(fan_in)
-    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    w, b = layer.weight.numpy().astype(np.float64), layer.bias.numpy().astype(np.float64)
     assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
     assert np.abs(w).max() > 0.98 * bound  # spread over the whole interval
     assert w.std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
     assert abs(w.mean()) < 0.05 * bound
     cygrad.manual_seed(0)
-    assert np.array_equal(make().weight.data, layer.weight.data)  # reproducible from a seed
+    assert np.array_equal(make().weight.numpy(), layer.weight.numpy())  # reproducible from a seed
 
 
 def test_default_init_bounds_match_torch():
@@ -280,8 +280,8 @@ def test_default_init_bounds_match_torch():
                          (nn.Conv2d(3, 30, 3), torch.nn.Conv2d(3, 30, 3))):
         for name, p in ours.named_parameters():
             t = getattr(theirs, name).detach().numpy()
-            assert np.abs(p.data).max() <= np.abs(t).max() * 1.2
-            assert p.data.std() == pytest.approx(t.std(), rel=0.3)
+            assert np.abs(p.numpy()).max() <= np.abs(t).max() * 1.2
+            assert p.numpy().std() == pytest.approx(t.std(), rel=0.3)
 
 
 # ---------------------------------------------------------------------- against PyTorch modules
@@ -301,7 +301,7 @@ def test_small_net_matches_torch_with_the_same_weights(backend):
     x = np.random.default_rng(0).standard_normal((3, 2, 12, 12))
     xc, xt = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, yt = ours(xc), theirs(xt)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-14)
     g = np.random.default_rng(1).standard_normal(y.shape)
     y.backward(g)
     yt.backward(torch.tensor(g))

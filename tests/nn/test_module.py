@@ -35,13 +35,13 @@ def test_parameter_from_array_copies_and_requires_grad():
     p = nn.Parameter(a)
     assert p.requires_grad and p.dtype == np.float64 and isinstance(p, cygrad.Tensor)
     a[0] = 7
-    assert p.data[0] == 0
+    assert p.numpy()[0] == 0
 
 
 def test_parameter_from_tensor_shares_data():
     t = cygrad.tensor([1.0, 2.0])
     p = nn.Parameter(t)
-    assert p.data is t.data and p.dtype == np.float32
+    assert p.numpy() is t.numpy() and p.dtype == np.float32
     assert not nn.Parameter(t, requires_grad=False).requires_grad
     assert repr(p).startswith("Parameter containing:\ntensor([1., 2.]")
 
@@ -160,7 +160,7 @@ def test_train_and_eval_reach_every_submodule():
 def test_dropout_is_identity_in_eval_mode():
     net = Net().eval()
     x = cygrad.tensor(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32))
-    assert np.array_equal(net(x).data, net(x).data)
+    assert np.array_equal(net(x).numpy(), net(x).numpy())
 
 
 # ---------------------------------------------------------------------- state dicts
@@ -174,21 +174,21 @@ def test_state_dict_round_trip():
     assert list(state) == [n for n, _ in a.named_parameters()]
     assert all(isinstance(v, np.ndarray) for v in state.values())
     state["block.scale"][0] = 5  # a copy: the model is untouched
-    assert a.block.scale.data[0] == 1
+    assert a.block.scale.numpy()[0] == 1
     result = b.load_state_dict(a.state_dict())
     assert result == ([], []) and result.missing_keys == []
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
-        assert np.array_equal(p.data, q.data), name
+        assert np.array_equal(p.numpy(), q.numpy()), name
     x = cygrad.tensor(np.ones((2, 3), np.float32))
-    assert np.array_equal(a.eval()(x).data, b.eval()(x).data)
+    assert np.array_equal(a.eval()(x).numpy(), b.eval()(x).numpy())
 
 
 def test_load_state_dict_writes_in_place_and_accepts_tensors():
     m = nn.Linear(2, 2)
-    weight = m.weight.data
+    weight = m.weight.numpy()
     m.load_state_dict({"weight": cygrad.tensor(np.eye(2, dtype=np.float32)),
                        "bias": np.zeros(2, np.float32)})
-    assert m.weight.data is weight and np.array_equal(weight, np.eye(2))
+    assert m.weight.numpy() is weight and np.array_equal(weight, np.eye(2))
 
 
 def test_state_dict_lists_tied_parameter_under_every_name():
@@ -227,7 +227,7 @@ def test_failed_load_changes_nothing():
     bad = {"weight": np.zeros((2, 3), np.float32), "bias": np.zeros(5, np.float32)}
     with pytest.raises(ValueError, match="'bias'"):
         m.load_state_dict(bad)
-    assert np.array_equal(m.weight.data, before["weight"])
+    assert np.array_equal(m.weight.numpy(), before["weight"])
 
 
 # ---------------------------------------------------------------------- repr
@@ -287,7 +287,7 @@ def test_sequential_from_ordered_dict():
 
 def test_tied_parameters_lists_every_name():
     enc, dec = nn.Linear(4, 2), nn.Linear(2, 4)
-    dec.weight = nn.Parameter(enc.weight.T.data)  # a view, but another Parameter: not tied
+    dec.weight = nn.Parameter(enc.weight.T.numpy())  # a view, but another Parameter: not tied
     assert nn.tied_parameters(nn.Sequential(enc, dec)) == {}
     shared = nn.Linear(3, 3)
     model = nn.Sequential(shared, nn.Tanh(), shared, nn.Linear(3, 3))
@@ -303,7 +303,7 @@ def test_apply_visits_children_first():
     assert seen == ["Linear", "Tanh", "Block", "Linear", "ReLU", "Dropout", "Linear",
                     "Sequential", "Net"]
     net.apply(lambda m: nn.init.zeros_(m.weight) if isinstance(m, nn.Linear) else None)
-    assert not any(m.weight.data.any() for m in net.modules() if isinstance(m, nn.Linear))
+    assert not any(m.weight.numpy().any() for m in net.modules() if isinstance(m, nn.Linear))
 
 
 def test_frozen_parameters_get_no_gradient():

@@ -46,13 +46,13 @@ def test_tied_weight_is_listed_once_with_all_its_names():
 def test_tied_weight_is_updated_once_per_step(backend):
     model = square_pair()
     x = cygrad.tensor(np.random.default_rng(0).standard_normal((6, 4)))
-    before = model[0].weight.data.copy()
+    before = model[0].weight.numpy().copy()
     opt = optim.SGD(model.parameters(), lr=0.1)
     model(x).sum().backward()
     grad = model[0].weight.grad.copy()
     opt.step()
-    np.testing.assert_array_equal(model[0].weight.data, before - 0.1 * grad)
-    assert model[2].weight.data is model[0].weight.data
+    np.testing.assert_array_equal(model[0].weight.numpy(), before - 0.1 * grad)
+    assert model[2].weight.numpy() is model[0].weight.numpy()
 
 
 # ---------------------------------------------------------------------- gradient = sum over uses
@@ -69,7 +69,7 @@ def test_assigned_tie_gradcheck_and_sum_over_uses(backend):
     model(x).sum().backward()
     tied = enc.weight.grad
     # the same network with the two uses untied: one copy of W per use
-    w1, w2 = (cygrad.tensor(enc.weight.data, requires_grad=True) for _ in range(2))
+    w1, w2 = (cygrad.tensor(enc.weight.numpy(), requires_grad=True) for _ in range(2))
     F.linear(F.linear(x, w1, enc.bias).tanh(), w2, dec.bias).sum().backward()
     np.testing.assert_array_equal(tied, w1.grad + w2.grad)
 
@@ -86,11 +86,11 @@ def test_transposed_tie_gradcheck_and_sum_over_uses(backend, dtype):
     cygrad.gradcheck(loss_fn, ae.encoder.weight, ae.encoder.bias, ae.decoder_bias)
 
     ae = TiedAutoencoder(6, 3, dtype=dtype)
-    x = cygrad.tensor(x.data, dtype=dtype)
+    x = cygrad.tensor(x.numpy(), dtype=dtype)
     F.mse_loss(ae(x), target).backward()
     tied = ae.encoder.weight.grad
     assert tied.dtype == dtype
-    w = ae.encoder.weight.data
+    w = ae.encoder.weight.numpy()
     w_enc, w_dec = (cygrad.tensor(w, requires_grad=True) for _ in range(2))
     hidden = F.linear(x, w_enc, ae.encoder.bias).tanh()
     F.mse_loss(F.linear(hidden, w_dec.T, ae.decoder_bias), target).backward()
@@ -135,8 +135,8 @@ def test_tied_update_keeps_symmetric_units_tied(threads):
     cygrad.set_num_threads(threads)
     cygrad.manual_seed(0)
     ae = TiedAutoencoder(10, 4)
-    w = ae.encoder.weight.data
-    w[3], ae.encoder.bias.data[3] = w[1], ae.encoder.bias.data[1]
+    w = ae.encoder.weight.numpy()
+    w[3], ae.encoder.bias.numpy()[3] = w[1], ae.encoder.bias.numpy()[1]
     X = low_rank_data()
     opt = optim.SGD(ae.parameters(), lr=0.5)
     for _ in range(5):

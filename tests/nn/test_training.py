@@ -25,7 +25,7 @@ def fit(model, opt, X, y, epochs, batch_size):
             opt.step()
     model.eval()
     with cygrad.no_grad():
-        accuracy = float((model(cygrad.tensor(X)).data.argmax(axis=1) == y).mean())
+        accuracy = float((model(cygrad.tensor(X)).numpy().argmax(axis=1) == y).mean())
     return accuracy, time.perf_counter() - start
 
 
@@ -65,5 +65,5 @@ def test_same_seed_same_training_bits(dtype):
                               nn.Linear(8, 2, dtype=dtype))
         fit(model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9), X, y, epochs=3,
             batch_size=16)
-        runs.append([p.data for p in model.parameters()])
+        runs.append([p.numpy() for p in model.parameters()])
     assert all(np.array_equal(a, b) for a, b in zip(*runs))

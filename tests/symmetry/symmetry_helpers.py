@@ -76,9 +76,9 @@ def set_constant(model, weight, bias=0.0):
     """Every weight of a layer to one constant: `weight` (a number, or a function of the layer);
     every bias to `bias`."""
     for layer in linears(model):
-        layer.weight.data[...] = weight(layer) if callable(weight) else weight
+        layer.weight.numpy()[...] = weight(layer) if callable(weight) else weight
         if layer.bias is not None:
-            layer.bias.data[...] = bias
+            layer.bias.numpy()[...] = bias
     return model
 
 
@@ -106,7 +106,7 @@ def step(model, opt, loss_fn, x, target):
 
 
 def params(model):
-    return [p.data.copy() for p in model.parameters()]
+    return [p.numpy().copy() for p in model.parameters()]
 
 
 def all_rows_equal(a):

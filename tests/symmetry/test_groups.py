@@ -148,21 +148,21 @@ def test_groups_match_a_pairwise_oracle(layer):
 
 def test_tied_groups_of_a_linear_layer_and_its_next():
     first, second = nn.Linear(2, 4, dtype="float64"), nn.Linear(4, 3, dtype="float64")
-    first.weight.data[...] = [[1, 2], [1, 2], [3, 4], [1, 2]]
-    first.bias.data[...] = [0, 0, 0, 1]
-    second.weight.data[...] = 0.5
-    second.weight.data[1, 1] = 0.25
+    first.weight.numpy()[...] = [[1, 2], [1, 2], [3, 4], [1, 2]]
+    first.bias.numpy()[...] = [0, 0, 0, 1]
+    second.weight.numpy()[...] = 0.5
+    second.weight.numpy()[1, 1] = 0.25
     assert tied_groups(first) == [[0, 1], [2], [3]]
     assert effective_width(first) == 3
     assert tied_groups(first, second) == [[0], [1], [2], [3]]
     assert effective_width(first, second) == 4
-    second.weight.data[1, 1] = 0.5
+    second.weight.numpy()[1, 1] = 0.5
     assert tied_groups(first, second) == [[0, 1], [2], [3]]
 
 
 def test_a_layer_without_bias():
     layer = nn.Linear(3, 5, bias=False)
-    layer.weight.data[...] = 1.0
+    layer.weight.numpy()[...] = 1.0
     assert tied_groups(layer) == [[0, 1, 2, 3, 4]]
     assert effective_width(layer) == 1
 
@@ -170,11 +170,11 @@ def test_a_layer_without_bias():
 def test_conv_filters_with_a_flattened_linear_after_them():
     conv = nn.Conv2d(1, 3, 2, dtype="float64")  # 4x4 input -> 3 channels of 3x3
     head = nn.Linear(3 * 9, 2, dtype="float64")
-    conv.weight.data[2] = conv.weight.data[0]
-    conv.bias.data[2] = conv.bias.data[0]
+    conv.weight.numpy()[2] = conv.weight.numpy()[0]
+    conv.bias.numpy()[2] = conv.bias.numpy()[0]
     assert tied_groups(conv) == [[0, 2], [1]]
     assert effective_width(conv, head) == 3  # random outgoing blocks
-    head.weight.data[:, 18:27] = head.weight.data[:, 0:9]
+    head.weight.numpy()[:, 18:27] = head.weight.numpy()[:, 0:9]
     assert tied_groups(conv, head) == [[0, 2], [1]]
     assert effective_width(conv, head) == 2
 

@@ -91,8 +91,8 @@ def test_gradient_status_and_norms_follow_the_wavefront(dtype, threads):
     model = mlp([3] + [width] * (depth - 1) + [2], "tanh", dtype=dtype)
     rng = np.random.default_rng(0)
     for layer in linears(model):
-        layer.weight.data[...] = 0.0
-        layer.bias.data[...] = rng.uniform(-1, 1, layer.bias.shape)
+        layer.weight.numpy()[...] = 0.0
+        layer.bias.numpy()[...] = rng.uniform(-1, 1, layer.bias.shape)
     with exact(threads):
         monitor = train(model, depth + 1, dtype, "cross_entropy", lr=2.0, batch=40)
     names = [name for name, _ in monitor.layers]
@@ -158,8 +158,8 @@ def test_outgoing_weights_split(dtype):
     cygrad.manual_seed(1)
     model = mlp([3, 6, 4, 1], "tanh", dtype=dtype)
     first = linears(model)[0]
-    first.weight.data[...] = 0.25
-    first.bias.data[...] = 0.0
+    first.weight.numpy()[...] = 0.25
+    first.bias.numpy()[...] = 0.0
     with exact(1):
         monitor = train(model, 3, dtype)
     (split,) = [s for s in monitor.splits if s["layer"] == "0"]
@@ -240,7 +240,7 @@ def test_rounding_split_injected_by_hand(width, dtype):
     with exact(2):
         monitor = train(model, 2, dtype)
         assert monitor.splits == []
-        w = first.weight.data
+        w = first.weight.numpy()
         w[j, 1] = np.nextafter(w[j, 1], dtype.type(np.inf))
         entry = monitor.record()
     (split,) = monitor.splits
@@ -262,7 +262,7 @@ def test_rounding_on_the_outgoing_side_injected_by_hand(dtype):
     model = constant_mlp(width, dtype)
     with exact(1):
         monitor = train(model, 1, dtype)
-        w = linears(model)[1].weight.data  # layer "2": the outgoing weights of layer "0"
+        w = linears(model)[1].weight.numpy()  # layer "2": the outgoing weights of layer "0"
         w[5, j] = np.nextafter(w[5, j], dtype.type(-np.inf))
         monitor.record()
     split = [s for s in monitor.splits if s["layer"] == "0"]
@@ -279,7 +279,7 @@ def test_dropout_beats_rounding_as_the_explanation(dtype):
     with exact(1):
         monitor = train(model, 1, dtype)
         model.train()
-        w = linears(model)[0].weight.data
+        w = linears(model)[0].weight.numpy()
         w[2, 0] = np.nextafter(w[2, 0], dtype.type(np.inf))
         monitor.record()
     assert [s["cause"] for s in monitor.splits] == [DROPOUT]
@@ -294,10 +294,10 @@ def test_conv_filters_with_flattened_outgoing_weights(dtype):
         model = nn.Sequential(nn.Conv2d(1, 4, 3, dtype=dtype), nn.ReLU(), nn.Flatten(),
                               nn.Linear(4 * 16, 3, dtype=dtype))
         conv, head = model[0], model[3]
-        conv.weight.data[3] = conv.weight.data[1]
-        conv.bias.data[3] = conv.bias.data[1]
+        conv.weight.numpy()[3] = conv.weight.numpy()[1]
+        conv.bias.numpy()[3] = conv.bias.numpy()[1]
         if equal_blocks:
-            head.weight.data[:, 48:64] = head.weight.data[:, 16:32]
+            head.weight.numpy()[:, 48:64] = head.weight.numpy()[:, 16:32]
         with exact(2):
             monitor = SymmetryMonitor(model, watch=[("0", 1, 3)])
             opt = monitor.attach(optim.SGD(model.parameters(), lr=0.1))
@@ -320,8 +320,8 @@ def test_conv_to_conv_outgoing_weights(dtype):
                           nn.Conv2d(4, 2, 3, dtype=dtype), nn.Flatten(),
                           nn.Linear(2 * 4 * 4, 2, dtype=dtype))
     conv = model[0]
-    conv.weight.data[2] = conv.weight.data[0]
-    conv.bias.data[2] = conv.bias.data[0]
+    conv.weight.numpy()[2] = conv.weight.numpy()[0]
+    conv.bias.numpy()[2] = conv.bias.numpy()[0]
     X, y = cygrad.data.bars_and_crosses(8, size=6, seed=0, dtype=dtype)
     y = y % 2
     with exact(1):
@@ -342,7 +342,7 @@ def test_max_tied_diff_and_watch_while_tied(dtype):
     assert all(h["layers"][n]["max_tied_diff"] == 0.0
                for h in monitor.history for n in ("0", "2", "4"))
     watched = SymmetryMonitor(model, watch=[("2", 0, 6), ("0", 1, 2)])
-    model[0].weight.data[2, 0] += 0.5
+    model[0].weight.numpy()[2, 0] += 0.5
     entry = watched.record()
     assert entry["watch"][("2", 0, 6)] == 0.0
     assert entry["watch"][("0", 1, 2)] == pytest.approx(0.5, rel=1e-6)
@@ -380,7 +380,7 @@ def test_report_shortens_long_lists():
     cygrad.manual_seed(1)
     model = mlp([3, 50, 2], "tanh", dtype=np.float64)
     first = linears(model)[0]
-    w, b = first.weight.data, first.bias.data
+    w, b = first.weight.numpy(), first.bias.numpy()
     w[1::2], b[1::2] = w[0::2], b[0::2]  # 25 pairs of units with equal incoming weights
     monitor = SymmetryMonitor(model)
     assert monitor.widths("0") == [25]

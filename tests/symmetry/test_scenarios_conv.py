@@ -34,21 +34,21 @@ def conv_net(stride, padding, dtype, two_convs=False):
 def tie_filters(model, outgoing=True):
     """Copy filter I onto filter J; with `outgoing`, make the next layer listen to both alike."""
     conv, nxt = model[0], model[2] if isinstance(model[2], nn.Conv2d) else model[-1]
-    conv.weight.data[J] = conv.weight.data[I]
-    conv.bias.data[J] = conv.bias.data[I]
+    conv.weight.numpy()[J] = conv.weight.numpy()[I]
+    conv.bias.numpy()[J] = conv.bias.numpy()[I]
     if not outgoing:
         return
     if isinstance(nxt, nn.Conv2d):
-        nxt.weight.data[:, J] = nxt.weight.data[:, I]
+        nxt.weight.numpy()[:, J] = nxt.weight.numpy()[:, I]
     else:  # flattened: channel c owns the block of columns c*k .. (c+1)*k - 1
         k = nxt.in_features // conv.out_channels
-        nxt.weight.data[:, J * k:(J + 1) * k] = nxt.weight.data[:, I * k:(I + 1) * k]
+        nxt.weight.numpy()[:, J * k:(J + 1) * k] = nxt.weight.numpy()[:, I * k:(I + 1) * k]
 
 
 def filters_tied(model):
     conv = model[0]
-    return (np.array_equal(conv.weight.data[I], conv.weight.data[J])
-            and conv.bias.data[I] == conv.bias.data[J])
+    return (np.array_equal(conv.weight.numpy()[I], conv.weight.numpy()[J])
+            and conv.bias.numpy()[I] == conv.bias.numpy()[J])
 
 
 def data(dtype, n=64):
@@ -64,7 +64,7 @@ def test_s5_copied_filters_stay_bitwise_equal(stride, padding, two_convs, dtype,
     model = conv_net(stride, padding, dtype, two_convs)
     tie_filters(model)
     conv = model[0]
-    start = conv.weight.data.copy()
+    start = conv.weight.numpy().copy()
     x, y = data(dtype)
     with exact(threads):
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -75,8 +75,8 @@ def test_s5_copied_filters_stay_bitwise_equal(stride, padding, two_convs, dtype,
     groups = tied_groups(conv, nxt)
     assert [I, J] in groups and len(groups) == 7, "the other filters should stay distinct"
     others = [u for u in range(8) if u != J]
-    assert all_rows_distinct(conv.weight.data[others])
-    moved = (conv.weight.data != start).reshape(8, -1).any(axis=1)
+    assert all_rows_distinct(conv.weight.numpy()[others])
+    moved = (conv.weight.numpy() != start).reshape(8, -1).any(axis=1)
     assert moved.sum() >= 6, "the filters hardly learnt"  # a dead ReLU filter may not move
 
 
@@ -117,7 +117,7 @@ def test_a_conv_net_gives_a_sample_the_same_bits_alone_and_in_any_batch(dtype, t
     model = train_conv(dtype, threads, steps=3)
     X, _ = cygrad.data.bars_and_crosses(37, size=SIZE, seed=1, dtype=dtype)
     with exact(threads), cygrad.no_grad():
-        full = model(tensor(X)).data
+        full = model(tensor(X)).numpy()
         for i in (0, 5, 36):
-            assert np.array_equal(model(tensor(X[i:i + 1])).data, full[i:i + 1]), f"sample {i}"
-        assert np.array_equal(model(tensor(X[4:30])).data, full[4:30])
+            assert np.array_equal(model(tensor(X[i:i + 1])).numpy(), full[i:i + 1]), f"sample {i}"
+        assert np.array_equal(model(tensor(X[4:30])).numpy(), full[4:30])

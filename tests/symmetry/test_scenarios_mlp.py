@@ -42,10 +42,10 @@ def assert_one_unit_per_layer(model, where):
     every layer after the first has all its columns equal."""
     layers = linears(model)
     for k, layer in enumerate(layers):
-        w = layer.weight.data
+        w = layer.weight.numpy()
         if k < len(layers) - 1:
             assert all_rows_equal(w), f"{where}: hidden layer {k} rows differ"
-            assert all_rows_equal(layer.bias.data), f"{where}: hidden layer {k} biases differ"
+            assert all_rows_equal(layer.bias.numpy()), f"{where}: hidden layer {k} biases differ"
         if k > 0:
             assert all_columns_equal(w), f"{where}: layer {k} columns differ"
 
@@ -58,7 +58,7 @@ T_S1 = np.array([[0.5], [-0.3], [0.8], [0.1]])
 
 def named_weights(model):
     """(w1, ..., w10) in the scenario's names; W1 = [[w1, w3], [w2, w4]] in PyTorch's layout."""
-    w1, w2, w3 = (layer.weight.data for layer in linears(model))
+    w1, w2, w3 = (layer.weight.numpy() for layer in linears(model))
     return np.array([w1[0, 0], w1[1, 0], w1[0, 1], w1[1, 1],
                      w2[0, 0], w2[1, 0], w2[0, 1], w2[1, 1], w3[0, 0], w3[0, 1]])
 
@@ -192,16 +192,16 @@ def test_s2_zero_init_only_the_output_bias_learns(activation, width, dtype, thre
     model = set_constant(mlp([3, *hidden_sizes(width), 2], activation, dtype=dtype), 0.0)
     x, target, loss_fn = task("mse", BATCH[width], 3, 2, dtype)
     layers = linears(model)
-    output_bias = [layers[-1].bias.data.copy()]
+    output_bias = [layers[-1].bias.numpy().copy()]
     with exact(threads):
         opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
         for _ in range(max(3, steps_for(width, threads) // 4)):
             step(model, opt, loss_fn, x, target)
-            output_bias.append(layers[-1].bias.data.copy())
+            output_bias.append(layers[-1].bias.numpy().copy())
             for layer in layers:
-                assert (layer.weight.data == 0).all()
+                assert (layer.weight.numpy() == 0).all()
             for layer in layers[:-1]:
-                assert (layer.bias.data == 0).all()
+                assert (layer.bias.numpy() == 0).all()
     changes = [not np.array_equal(a, b) for a, b in zip(output_bias, output_bias[1:])]
     assert all(changes[:5]), "the output bias did not learn"
 
@@ -215,9 +215,9 @@ def test_s2_zero_init_with_any_optimizer(optimizer, dtype):
         for _ in range(50):
             step(model, opt, loss_fn, x, target)
     *hidden, out = linears(model)
-    assert all((layer.weight.data == 0).all() for layer in [*hidden, out])
-    assert all((layer.bias.data == 0).all() for layer in hidden)
-    assert (out.bias.data != 0).all()
+    assert all((layer.weight.numpy() == 0).all() for layer in [*hidden, out])
+    assert all((layer.bias.numpy() == 0).all() for layer in hidden)
+    assert (out.bias.numpy() != 0).all()
 
 
 @pytest.mark.parametrize("threads", THREADS)
@@ -230,7 +230,7 @@ def test_s2_sigmoid_zero_init_learns_as_one_unit(width, dtype, threads):
         for s in range(1, max(3, steps_for(width, threads) // 3) + 1):
             step(model, opt, loss_fn, x, target)
             assert_one_unit_per_layer(model, f"step {s}")
-    assert all((layer.weight.data != 0).any() for layer in linears(model))
+    assert all((layer.weight.numpy() != 0).any() for layer in linears(model))
 
 
 # ---------------------------------------------------------------- S3: the gradient wavefront
@@ -243,8 +243,8 @@ def test_s3_gradient_moves_back_one_layer_per_step(depth, width, dtype, threads)
     layers = linears(model)
     rng = np.random.default_rng(width)
     for layer in layers:
-        layer.weight.data[...] = 0.0
-        layer.bias.data[...] = rng.uniform(-1, 1, layer.bias.shape)
+        layer.weight.numpy()[...] = 0.0
+        layer.bias.numpy()[...] = rng.uniform(-1, 1, layer.bias.shape)
     x, target, loss_fn = task("cross_entropy", BATCH[width], 3, 2, dtype)
     with exact(threads):
         monitor = SymmetryMonitor(model)
@@ -252,7 +252,7 @@ def test_s3_gradient_moves_back_one_layer_per_step(depth, width, dtype, threads)
         # with a small learning rate the front underflows float32 before it reaches layer 1.
         opt = monitor.attach(optim.SGD(model.parameters(), lr=2.0))
         for s in range(1, depth + 2):  # one step past the front
-            out = model(x).data
+            out = model(x).numpy()
             if s <= depth:  # the first layer's weights are still zero
                 assert all_rows_equal(out), f"step {s}: inputs give different outputs"
             step(model, opt, loss_fn, x, target)
@@ -262,7 +262,7 @@ def test_s3_gradient_moves_back_one_layer_per_step(depth, width, dtype, threads)
                 assert grads[name]["grads"]["weight"]["status"] == expected, (s, name)
     names = [name for name, _ in monitor.layers]
     assert monitor.first_nonzero_grad == {name: depth - k for k, name in enumerate(names)}
-    assert (layers[0].weight.data != 0).all()
+    assert (layers[0].weight.numpy() != 0).all()
 
 
 # ---------------------------------------------------------------- S4: partial symmetry
@@ -272,20 +272,20 @@ def tie_units(model, layer_index, i, j, outgoing=True):
     """Copy unit i's incoming row and bias onto unit j (and its outgoing column, if asked)."""
     layers = linears(model)
     layer, nxt = layers[layer_index], layers[layer_index + 1]
-    layer.weight.data[j] = layer.weight.data[i]
-    layer.bias.data[j] = layer.bias.data[i]
+    layer.weight.numpy()[j] = layer.weight.numpy()[i]
+    layer.bias.numpy()[j] = layer.bias.numpy()[i]
     if outgoing:
-        nxt.weight.data[:, j] = nxt.weight.data[:, i]
+        nxt.weight.numpy()[:, j] = nxt.weight.numpy()[:, i]
     else:
-        assert not np.array_equal(nxt.weight.data[:, j], nxt.weight.data[:, i])
+        assert not np.array_equal(nxt.weight.numpy()[:, j], nxt.weight.numpy()[:, i])
 
 
 def pair_tied(model, layer_index, i, j):
     layers = linears(model)
     layer, nxt = layers[layer_index], layers[layer_index + 1]
-    return (np.array_equal(layer.weight.data[i], layer.weight.data[j])
-            and layer.bias.data[i] == layer.bias.data[j]
-            and np.array_equal(nxt.weight.data[:, i], nxt.weight.data[:, j]))
+    return (np.array_equal(layer.weight.numpy()[i], layer.weight.numpy()[j])
+            and layer.bias.numpy()[i] == layer.bias.numpy()[j]
+            and np.array_equal(nxt.weight.numpy()[:, i], nxt.weight.numpy()[:, j]))
 
 
 @pytest.mark.parametrize("threads", THREADS)
@@ -297,7 +297,7 @@ def test_s4_tied_units_stay_tied_while_the_others_evolve(width, dtype, threads):
     for layer_index, i, j in pairs:
         tie_units(model, layer_index, i, j)
     hidden = linears(model)[:2]
-    start = [layer.weight.data.copy() for layer in hidden]
+    start = [layer.weight.numpy().copy() for layer in hidden]
     x, target, loss_fn = task("cross_entropy", BATCH[width], 3, 2, dtype)
     with exact(threads):
         opt = optim.SGD(model.parameters(), lr=0.2, momentum=0.5)
@@ -308,7 +308,7 @@ def test_s4_tied_units_stay_tied_while_the_others_evolve(width, dtype, threads):
     for (layer_index, _, j), layer, w0 in zip(pairs, hidden, start):
         assert effective_width(layer) == width - 1, "other units became equal"
         others = np.delete(np.arange(width), j)
-        moved = (layer.weight.data[others] != w0[others]).any(axis=1)
+        moved = (layer.weight.numpy()[others] != w0[others]).any(axis=1)
         assert moved.all(), f"layer {layer_index}: {np.sum(~moved)} units did not learn"
 
 
@@ -325,8 +325,8 @@ def test_s4_different_outgoing_columns_separate_at_step_1(width, dtype, threads)
     with exact(threads):
         step(model, optim.SGD(model.parameters(), lr=0.1), loss_fn, x, target)
     for layer, (i, j) in zip(hidden, [(2, 5), (3, 0)]):
-        assert not np.array_equal(layer.weight.data[i], layer.weight.data[j])
-        assert layer.bias.data[i] != layer.bias.data[j]
+        assert not np.array_equal(layer.weight.numpy()[i], layer.weight.numpy()[j])
+        assert layer.bias.numpy()[i] != layer.bias.numpy()[j]
         assert effective_width(layer) == width
 
 
@@ -351,7 +351,7 @@ def test_s6_random_init_no_two_units_equal(width, dtype):
     cygrad.manual_seed(width)
     model = mlp([3, width, width, 2], "tanh", dtype=dtype)
     for layer in linears(model):
-        assert all_rows_distinct(layer.weight.data)
+        assert all_rows_distinct(layer.weight.numpy())
         assert effective_width(layer) == layer.out_features
 
 
@@ -384,10 +384,10 @@ def test_a_sample_gives_the_same_bits_alone_and_in_any_batch(width, dtype, threa
     rng = np.random.default_rng(1)
     X = rng.standard_normal((BATCH[width] + 3, 3)).astype(dtype)
     with exact(threads), cygrad.no_grad():
-        full = model(tensor(X)).data
+        full = model(tensor(X)).numpy()
         for i in (0, 1, 8, len(X) // 2, len(X) - 1):
-            assert np.array_equal(model(tensor(X[i:i + 1])).data, full[i:i + 1]), f"sample {i}"
+            assert np.array_equal(model(tensor(X[i:i + 1])).numpy(), full[i:i + 1]), f"sample {i}"
         for lo, hi in [(0, 7), (3, 36), (5, len(X))]:
-            assert np.array_equal(model(tensor(X[lo:hi])).data, full[lo:hi]), (lo, hi)
+            assert np.array_equal(model(tensor(X[lo:hi])).numpy(), full[lo:hi]), (lo, hi)
         shuffled = rng.permutation(len(X))
-        assert np.array_equal(model(tensor(X[shuffled])).data, full[shuffled])
+        assert np.array_equal(model(tensor(X[shuffled])).numpy(), full[shuffled])

@@ -27,7 +27,7 @@ class Autoencoder(nn.Module):
     def __init__(self, features, hidden, dtype, tied=True):
         super().__init__()
         self.encoder = nn.Linear(features, hidden, dtype=dtype)
-        weight = self.encoder.weight if tied else nn.Parameter(self.encoder.weight.data)
+        weight = self.encoder.weight if tied else nn.Parameter(self.encoder.weight.numpy())
         self.decoder = TiedDecoder(weight, dtype)
 
     def forward(self, x):
@@ -40,8 +40,8 @@ def twice(hidden, dtype, tied=True):
     second = layer
     if not tied:
         second = nn.Linear(hidden, hidden, dtype=dtype)
-        second.weight.data[...] = layer.weight.data
-        second.bias.data[...] = layer.bias.data
+        second.weight.numpy()[...] = layer.weight.numpy()
+        second.bias.numpy()[...] = layer.bias.numpy()
     return nn.Sequential(layer, nn.Tanh(), second)
 
 
@@ -98,14 +98,14 @@ def test_autoencoder_gradient_is_the_sum_of_both_uses(shape, dtype, threads):
     untied = Autoencoder(features, hidden, dtype, tied=False)
     for p, q in zip(tied.parameters(), [untied.encoder.weight, untied.encoder.bias,
                                          untied.decoder.bias]):
-        q.data[...] = p.data
-    untied.decoder.weight.data[...] = tied.encoder.weight.data
+        q.numpy()[...] = p.numpy()
+    untied.decoder.weight.numpy()[...] = tied.encoder.weight.numpy()
     x = tensor(np.random.default_rng(0).standard_normal((130, features)), dtype=dtype)
     with exact(threads):
         backward_mse(tied, x)
         backward_mse(untied, x)
     W = tied.encoder.weight
-    assert W.grad.dtype == W.data.dtype
+    assert W.grad.dtype == W.numpy().dtype
     assert np.array_equal(W.grad, untied.encoder.weight.grad + untied.decoder.weight.grad)
     assert np.array_equal(tied.decoder.bias.grad, untied.decoder.bias.grad)
 
@@ -115,10 +115,10 @@ def test_autoencoder_gradient_is_the_sum_of_both_uses(shape, dtype, threads):
 def test_layer_applied_twice_gradient_is_the_sum_of_both_uses(hidden, dtype, threads):
     cygrad.manual_seed(4)
     tied, untied = twice(hidden, dtype), twice(hidden, dtype, tied=False)
-    untied[0].weight.data[...] = tied[0].weight.data
-    untied[0].bias.data[...] = tied[0].bias.data
-    untied[2].weight.data[...] = tied[0].weight.data
-    untied[2].bias.data[...] = tied[0].bias.data
+    untied[0].weight.numpy()[...] = tied[0].weight.numpy()
+    untied[0].bias.numpy()[...] = tied[0].bias.numpy()
+    untied[2].weight.numpy()[...] = tied[0].weight.numpy()
+    untied[2].bias.numpy()[...] = tied[0].bias.numpy()
     x = tensor(np.random.default_rng(1).standard_normal((130, hidden)), dtype=dtype)
     with exact(threads):
         backward_mse(tied, x)
@@ -140,7 +140,7 @@ def test_one_step_updates_a_tied_parameter_once(make, opt_name, dtype):
     lr = 0.1
     opt = optim.SGD(model.parameters(), lr=lr) if opt_name == "sgd" else optim.Adam(
         model.parameters(), lr=lr)
-    before = shared.data.copy()
+    before = shared.numpy().copy()
     with exact(2):
         backward_mse(model, x)
         grad = shared.grad.copy()
@@ -151,9 +151,9 @@ def test_one_step_updates_a_tied_parameter_once(make, opt_name, dtype):
         m, v = (1 - 0.9) * grad.astype(np.float64), (1 - 0.999) * grad.astype(np.float64) ** 2
         step = lr / (1 - 0.9) * m / (np.sqrt(v) / np.sqrt(1 - 0.999) + 1e-8)
         expected = before - step
-        assert np.allclose(shared.data, expected, rtol=1e-5, atol=0)
-        expected = shared.data  # the exact rounding is optim's business, not this test's
-    assert np.array_equal(shared.data, expected)
+        assert np.allclose(shared.numpy(), expected, rtol=1e-5, atol=0)
+        expected = shared.numpy()  # the exact rounding is optim's business, not this test's
+    assert np.array_equal(shared.numpy(), expected)
     assert len(opt.state) == len(list(model.parameters()))
     if isinstance(model, Autoencoder):
         assert model.decoder.weight is model.encoder.weight

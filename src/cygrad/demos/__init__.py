@@ -135,7 +135,7 @@ def set_constant(model, weight, bias=0.0):
 
 
 def accuracy(logits, y):
-    return float((np.asarray(logits.data).argmax(axis=1) == y).mean())
+    return float((np.asarray(logits._data).argmax(axis=1) == y).mean())
 
 
 def every(steps, count=10):

@@ -16,7 +16,7 @@ TARGETS = np.array([[0.5], [-0.3], [0.8], [0.1]])
 
 def named_weights(model):
     """(w1, ..., w10) of the 2-2-2-1 net."""
-    w1, w2, w3 = (m.weight.data for m in model if isinstance(m, nn.Linear))
+    w1, w2, w3 = (m.weight._data for m in model if isinstance(m, nn.Linear))
     return (w1[0, 0], w1[1, 0], w1[0, 1], w1[1, 1],
             w2[0, 0], w2[1, 0], w2[0, 1], w2[1, 1], w3[0, 0], w3[0, 1])
 
@@ -56,7 +56,7 @@ def one_unit_per_layer(width, steps, dtype, make_optimizer):
         loss.backward()
         opt.step()
         for m in list(model)[2::2]:  # every Linear after the first
-            w = m.weight.data
+            w = m.weight._data
             columns_equal &= bool(np.array_equal(w, np.repeat(w[:, :1], w.shape[1], axis=1)))
     hidden = [name for name, _ in monitor.layers][:-1]
     widest = max(max(monitor.widths(name)) for name in hidden)

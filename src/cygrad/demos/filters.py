@@ -63,11 +63,11 @@ def run(options):
         for eps in EPSILONS:
             model = conv_net(channels, dtype)
             model.load_state_dict(base.state_dict())
-            w = model[0].weight.data
+            w = model[0].weight._data
             w[j] = w[i].astype(np.float64) + eps * noise  # rounded once to dtype
-            model[0].bias.data[j] = model[0].bias.data[i]
+            model[0].bias._data[j] = model[0].bias._data[i]
             if case == "equal":
-                out = model[3].weight.data
+                out = model[3].weight._data
                 out[:, j * k:(j + 1) * k] = out[:, i * k:(i + 1) * k]
             runs[case, eps] = train(model, X, y, steps, i, j)
 

@@ -20,9 +20,9 @@ def unit_gap(model, i, j):
     """max |row_i - row_j| over incoming weights and bias of the first layer, and
     max |column_i - column_j| of the next layer (in float64)."""
     first, second = model[0], model[2]
-    rows = np.concatenate([first.weight.data, first.bias.data[:, None]], axis=1)
+    rows = np.concatenate([first.weight._data, first.bias._data[:, None]], axis=1)
     rows = rows.astype(np.float64)
-    cols = second.weight.data.astype(np.float64)
+    cols = second.weight._data.astype(np.float64)
     return float(np.abs(rows[i] - rows[j]).max()), float(np.abs(cols[:, i] - cols[:, j]).max())
 
 
@@ -59,10 +59,10 @@ def run(options):
     for case in ("A", "B"):
         model = mlp(sizes, dtype=dtype)
         model.load_state_dict(base.state_dict())
-        model[0].weight.data[j] = model[0].weight.data[i]
-        model[0].bias.data[j] = model[0].bias.data[i]
+        model[0].weight._data[j] = model[0].weight._data[i]
+        model[0].bias._data[j] = model[0].bias._data[i]
         if case == "A":
-            model[2].weight.data[:, j] = model[2].weight.data[:, i]
+            model[2].weight._data[:, j] = model[2].weight._data[:, i]
         runs[case] = (model, *train(model, X, y, steps, i, j))
 
     layer = runs["A"][1].layers[0][0]
@@ -88,7 +88,7 @@ def run(options):
                    "largest gaps: rows {:.3g}, columns {:.3g}".format(
                        *np.max(np.array(a_gaps), axis=0)))
     others = [u for u in range(width) if u not in (i, j)]
-    moved = base[0].weight.data[others] != a_model[0].weight.data[others]
+    moved = base[0].weight._data[others] != a_model[0].weight._data[others]
     result.verdict(f"A: the layer keeps exactly {width - 1} distinct units at {n}",
                    all(w == width - 1 for w in a_monitor.widths(layer)))
     if steps:

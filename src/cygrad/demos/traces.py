@@ -35,7 +35,7 @@ def _wavefront(dtype):
     model = set_constant(mlp([2, 2, 2, 1], dtype=dtype), 0.0, lambda m: 0.5)
     for m in model.modules():
         if isinstance(m, nn.Linear):
-            m.bias.data[:] = np.linspace(-0.5, 0.5, m.bias.shape[0])
+            m.bias._data[:] = np.linspace(-0.5, 0.5, m.bias.shape[0])
     x, t = tensor([[1.0, -1.0]], dtype=dtype), tensor([[1.0]], dtype=dtype)
     return model, "2-2-2-1 tanh, zero weights, distinct biases: only the last layer gets a " \
         "weight gradient at step 1", lambda: F.mse_loss(model(x), t)
@@ -43,8 +43,8 @@ def _wavefront(dtype):
 
 def _outgoing(dtype):
     model = mlp([2, 3, 2], dtype=dtype)
-    model[0].weight.data[1] = model[0].weight.data[0]
-    model[0].bias.data[1] = model[0].bias.data[0]
+    model[0].weight._data[1] = model[0].weight._data[0]
+    model[0].bias._data[1] = model[0].bias._data[0]
     x = tensor([[0.5, -1.0]], dtype=dtype)
     return model, "2-3-2 tanh, unit 1 a copy of unit 0 (incoming), different outgoing " \
         "weights", lambda: F.cross_entropy(model(x), [1])
@@ -53,7 +53,7 @@ def _outgoing(dtype):
 def _filters(dtype):
     model = nn.Sequential(nn.Conv2d(1, 2, 2, dtype=dtype), nn.ReLU(), nn.Flatten(),
                           nn.Linear(8, 2, dtype=dtype))
-    model[0].weight.data[1] = model[0].weight.data[0]
+    model[0].weight._data[1] = model[0].weight._data[0]
     x = tensor(np.arange(9.0).reshape(1, 1, 3, 3) / 8, dtype=dtype)
     return model, "a 2-filter conv net, filter 1 a copy of filter 0", \
         lambda: F.cross_entropy(model(x), [0])
@@ -101,7 +101,7 @@ def trace_step(scenario="constant-init", dtype="float32", seed=0):
 
 def s1_forward(model):
     """Lines naming S1's weights and forward values, for reading its trace by hand."""
-    w1, w2, w3 = (m.weight.data for m in model)
+    w1, w2, w3 = (m.weight._data for m in model)
     y12 = w1 @ np.array([1.0, 2.0], dtype=w1.dtype)
     y34 = w2 @ y12
     return ["names: 0.weight = [[w1, w3], [w2, w4]], 1.weight = [[w5, w7], [w6, w8]], "
@@ -112,7 +112,7 @@ def s1_forward(model):
 
 def s1_checks(model, t):
     """The hand derivation of S1 against the traced gradients: (claim, holds) pairs, bitwise."""
-    (w1, w2, w3) = (m.weight.data for m in model)
+    (w1, w2, w3) = (m.weight._data for m in model)
     x1 = 1.0
     y1 = w1[0, 0] * 1.0 + w1[0, 1] * 2.0
     y3 = w2[0, 0] * y1 + w2[0, 1] * (w1[1, 0] * 1.0 + w1[1, 1] * 2.0)

@@ -71,7 +71,7 @@ def gradient(loss, param):
 
 def finite_difference(loss, param, eps=1e-6):
     """Central differences (L(p + eps) - L(p - eps)) / (2 eps), element by element."""
-    flat, numeric = param.data.reshape(-1), np.zeros(param.data.size)
+    flat, numeric = param._data.reshape(-1), np.zeros(param._data.size)
     for k in range(flat.size):
         original = flat[k]
         flat[k] = original + eps
@@ -87,7 +87,7 @@ def as_float64(model, build):
     """A float64 copy of `model` (same architecture from build(), same values)."""
     copy = build("float64")
     for (_, p), (_, q) in zip(model.named_parameters(), copy.named_parameters(), strict=True):
-        q.data[...] = p.data
+        q._data[...] = p._data
     return copy
 
 
@@ -115,14 +115,14 @@ def check(result, label, build, loss_fn, name, uses, steps, lr, dtype):
         first = first or (parts, total, param.grad.copy())
         if steps == 0:
             break
-        before = param.data.copy()
+        before = param._data.copy()
         opt.step()
-        updates_once &= bool(np.array_equal(param.data, before - param.dtype.type(lr) * total))
+        updates_once &= bool(np.array_equal(param._data, before - param.dtype.type(lr) * total))
 
     parts, total, backward = first
     columns = [a.reshape(-1) for a in (*parts, total, backward, numeric)]
     rows = [[str(tuple(int(i) for i in np.unravel_index(k, param.shape)))]
-            + [float(c[k]) for c in columns] for k in range(min(6, param.data.size))]
+            + [float(c[k]) for c in columns] for k in range(min(6, param._data.size))]
     result.add(f"{label}: gradient of the shared weight before training, first elements "
                f"({dtype}; finite differences on a float64 copy):",
                table(["element", f"{uses[0]} use", f"{uses[1]} use", "sum", "backward",

@@ -39,8 +39,8 @@ def train(model, X, y, steps, lr, monitored=True):
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
         losses.append(loss.item())
-        rows = np.unique(np.asarray(logits.data), axis=0)
-        outputs.append((float(np.abs(first.weight.data).max()), len(rows)))
+        rows = np.unique(np.asarray(logits._data), axis=0)
+        outputs.append((float(np.abs(first.weight._data).max()), len(rows)))
         if step == steps:
             break
         opt.zero_grad()

@@ -28,7 +28,7 @@ def train(activation, width, steps, dtype, X, t, lr=0.05):
     linears = [m for _, m in monitor.layers]
 
     def snapshot():
-        return [(m.weight.data.copy(), m.bias.data.copy()) for m in linears]
+        return [(m.weight._data.copy(), m.bias._data.copy()) for m in linears]
 
     x, history = tensor(X), [snapshot()]
     for _ in range(steps):

@@ -64,11 +64,11 @@ def _tensor_input(x, name, ndim=None):
 
 def _check_weights(name, x, weight, bias, weight_ndim):
     """weight (and bias) are Tensors of x's dtype; bias has shape (weight.shape[0],)."""
-    dtype = x.data.dtype
-    if (isinstance(weight, Tensor) and weight.data.dtype == dtype
-            and weight.data.ndim == weight_ndim
-            and (bias is None or (isinstance(bias, Tensor) and bias.data.dtype == dtype
-                                  and bias.data.shape == weight.data.shape[:1]))):
+    dtype = x._data.dtype
+    if (isinstance(weight, Tensor) and weight._data.dtype == dtype
+            and weight._data.ndim == weight_ndim
+            and (bias is None or (isinstance(bias, Tensor) and bias._data.dtype == dtype
+                                  and bias._data.shape == weight._data.shape[:1]))):
         return  # the common case, checked in one expression (this runs on every layer call)
     for what, t in (("weight", weight), ("bias", bias)):
         if t is None:
@@ -89,16 +89,16 @@ def _check_weights(name, x, weight, bias, weight_ndim):
 
 def _check_linear(x, weight, bias):
     if isinstance(x, Tensor) and isinstance(weight, Tensor):
-        xd, wd = x.data, weight.data
+        xd, wd = x._data, weight._data
         if (wd.dtype is xd.dtype and wd.ndim == 2 and xd.ndim >= 1
                 and xd.shape[-1] == wd.shape[1]
-                and (bias is None or (isinstance(bias, Tensor) and bias.data.dtype is xd.dtype
-                                      and bias.data.shape == wd.shape[:1]))):
+                and (bias is None or (isinstance(bias, Tensor) and bias._data.dtype is xd.dtype
+                                      and bias._data.shape == wd.shape[:1]))):
             return  # the common case in one expression: this runs on every layer call
     if not isinstance(x, Tensor):
         _tensor_input(x, "linear")
     _check_weights("linear", x, weight, bias, 2)
-    if x.data.ndim < 1 or x.data.shape[-1] != weight.data.shape[1]:
+    if x._data.ndim < 1 or x._data.shape[-1] != weight._data.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                          f"{weight.shape} (expected last dimension {weight.shape[1]})")
 
@@ -122,11 +122,11 @@ def _linear_activation(x, weight, bias, activation, negative_slope=0.01):
     backward gets the activation's gradient and the bias gradient from one pass too."""
     _check_linear(x, weight, bias)
     act = _ACTIVATION_OPS[activation]
-    if bias is None or x.data.ndim != 2:  # nothing to fuse, or a batch of sequences
+    if bias is None or x._data.ndim != 2:  # nothing to fuse, or a batch of sequences
         y = linear(x, weight, bias)
         return apply(act, y, slope=float(negative_slope))
     z = apply(L.Linear, x, weight, bias, fused=True)
-    return apply(act, z, slope=float(negative_slope), bias=bias.data,
+    return apply(act, z, slope=float(negative_slope), bias=bias._data,
                  linear=z._op if bias.requires_grad else None)
 
 
@@ -234,11 +234,11 @@ def mse_loss(input, target, reduction="mean"):
     if not isinstance(input, Tensor):
         _tensor_input(input, "mse_loss")
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=input.data.dtype))
-    elif target.data.dtype != input.data.dtype:
+        target = Tensor(np.asarray(target, dtype=input._data.dtype))
+    elif target._data.dtype != input._data.dtype:
         raise TypeError(f"mse_loss: input has dtype {input.dtype} but target has dtype "
                         f"{target.dtype}")
-    if target.data.shape != input.data.shape:
+    if target._data.shape != input._data.shape:
         raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape "
                          f"{target.shape} differ")
     return apply(losses.MSE, input, target, reduction=reduction)
@@ -251,7 +251,7 @@ def cross_entropy(input, target, reduction="mean"):
     _tensor_input(input, "cross_entropy")
     if input.ndim != 2:
         raise ValueError(f"cross_entropy expects logits of shape (N, C), got {input.shape}")
-    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    target = np.asarray(target._data if isinstance(target, Tensor) else target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
                         f"{target.dtype}")
@@ -270,7 +270,7 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """BCE(sigmoid(input), target) in the stable form; target of input's shape, in [0, 1]."""
     _check_reduction(reduction)
     _tensor_input(input, "binary_cross_entropy_with_logits")
-    target = np.asarray(target.data if isinstance(target, Tensor) else target, input.dtype)
+    target = np.asarray(target._data if isinstance(target, Tensor) else target, input.dtype)
     if target.shape != input.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: input of shape {input.shape} and "
                          f"target of shape {target.shape} differ")

@@ -1,8 +1,8 @@
 """Weight initialisers, with PyTorch's names, formulas and in-place convention.
 
-Each function overwrites `t.data` in place (the array object is kept, so anything that shares it
-sees the new values) and returns `t`. Nothing is recorded for autodiff: the data is written
-directly, which is what torch's `with torch.no_grad()` inside its initialisers achieves.
+Each function overwrites the tensor's array in place (the array object is kept, so anything that
+shares it sees the new values) and returns `t`. Nothing is recorded for autodiff: the data is
+written directly, which is what torch's `with torch.no_grad()` inside its initialisers achieves.
 
 Random values are drawn in float64 from `cygrad.random.generator()` and then rounded to the
 tensor's dtype, so a float32 and a float64 model built from the same seed hold the same numbers up

@@ -23,7 +23,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else _to_array(data),
+        super().__init__(data._data if isinstance(data, Tensor) else _to_array(data),
                          requires_grad=requires_grad)
 
     def __repr__(self):
@@ -198,7 +198,7 @@ class Module:
 
     def state_dict(self):
         """Name -> copy of the parameter's array; a shared parameter appears under every name."""
-        return OrderedDict((name, p.data.copy())
+        return OrderedDict((name, p._data.copy())
                            for name, p in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state_dict, strict=True):
@@ -224,7 +224,7 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            value = np.asarray(value._data if isinstance(value, Tensor) else value)
             if value.shape != p.shape:
                 bad_shapes.append(f"{name!r} has shape {value.shape} in the state dict but "
                                   f"{p.shape} in the model")
