@@ -530,3 +530,21 @@ def test_avx2_box_muller_is_accurate():
     ours = _rng_math.box_muller16_avx2(u, 0.0, 1.0).astype(np.float64)
     ref = _rng_math.box_muller16_f64(u.astype(np.float64), 0.0, 1.0)
     assert np.max(np.abs(ours - ref)) < 2.0**-19
+
+
+# ---------------------------------------------------------------------- users of the stream
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
+def test_dropout_matches_torch(torch, dtype, p):
+    """torch's CPU dropout: x * (bernoulli_(1 - p) / (1 - p)), the mask in x's memory order."""
+    from cygrad.nn import functional as F
+    x = np.random.default_rng(0).standard_normal((7, 13)).astype(dtype)
+    for view in (lambda a: a, lambda a: a.T):
+        seeded(torch, 3)
+        theirs = torch.nn.functional.dropout(view(torch.tensor(x)).requires_grad_(), p)
+        ours = F.dropout(cygrad.tensor(view(x), requires_grad=True), p)
+        assert_same_bits(theirs.detach(), ours.numpy())
+        theirs.sum().backward()
+        ours.sum().backward()
+    assert_same_bits(torch.get_rng_state(), R.get_rng_state())
