@@ -182,6 +182,7 @@ def test_randperm_matches_torch(torch, dtype):
             if np.dtype(dtype).kind == "i" and n - 1 > np.iinfo(dtype).max:
                 continue
             assert_same_bits(torch.randperm(n, dtype=tdtype(torch, dtype)), R.randperm(n, dtype))
+            assert_same_bits(torch.get_rng_state(), R.get_rng_state())  # n = 0, 1: no draw
         assert_same_bits(torch.get_rng_state(), R.get_rng_state())
 
 
@@ -311,6 +312,17 @@ def test_get_state_set_state_round_trip_with_cached_normal():
     for x, y in zip(first, again, strict=True):
         assert np.array_equal(bits(x), bits(y))
     assert np.array_equal(R.Generator().set_state(state).get_state(), state)
+
+
+def test_copies_and_pickles_carry_the_stream():
+    import copy
+    import pickle
+    g = R.Generator().manual_seed(12)
+    R.normal_(np.empty(1), generator=g)
+    for twin in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert np.array_equal(twin.get_state(), g.get_state())
+        assert np.array_equal(R.normal_(np.empty(5), generator=twin),
+                              R.normal_(np.empty(5), generator=copy.deepcopy(g)))
 
 
 def test_set_state_rejects_bad_states():

@@ -18,6 +18,18 @@ other's streams. `generator()` is the calling thread's.
 The draw functions work on numpy arrays: the in-place ones (uniform_, normal_, random_,
 bernoulli_, exponential_) fill an array and return it; randint, randperm, bernoulli and
 multinomial return new ones.
+
+Where bits can still differ from torch's (all checked against torch 2.13 on x86-64, capability
+AVX2; tests/test_random.py holds the rest bitwise):
+- float32 normal_ on a contiguous array of >= 16 elements reproduces torch's AVX2 kernel; a torch
+  that dispatches another kernel (another CPU capability or architecture) rounds differently.
+- float64 log, cos, sin, log1p come from numpy, which calls the C library on such machines; a
+  numpy with its own SIMD versions of them (AVX-512 builds) may differ by an ulp now and then.
+- randperm for n >= 2**32 / 20 follows torch's source (random64, inside-out) untested: too big.
+- multinomial without replacement breaks exact ties of p / q (zero probabilities, when more
+  samples than non-zero categories are asked for) by lower index; torch's topk order is its own.
+torch's MKL paths for bernoulli_ and exponential_ are not in 2.13's CPU wheels (no VSL random
+code in libtorch_cpu; both draw from mt19937 as above).
 """
 
 import contextlib
@@ -85,6 +97,9 @@ class Generator:
     def __repr__(self):
         return f"<cygrad.Generator (mt19937) initial_seed={self._seed}>"
 
+    def __reduce__(self):  # pickle and deepcopy carry the state bytes
+        return _restored, (self.get_state(),)
+
     def manual_seed(self, seed):
         """Reset to the stream of `seed` (an int; negative ones wrap to uint64); returns self."""
         seed = _seed_value(seed)
@@ -150,7 +165,7 @@ class Generator:
     def _random(self, n):
         """n 32-bit draws (torch's random()), as uint64."""
         with self._lock:
-            self._fresh = False
+            self._fresh = self._fresh and n == 0
             return self._bits.random_raw(n)
 
     def _random64(self, n):
@@ -163,6 +178,10 @@ class Generator:
         if dtype == np.float32:
             return (self._random(n) & np.uint64(0xFFFFFF)).astype(np.float32) * np.float32(2**-24)
         return (self._random64(n) & np.uint64((1 << 53) - 1)).astype(np.float64) * 2.0**-53
+
+
+def _restored(state):
+    return Generator().set_state(state)
 
 
 # ---------------------------------------------------------------------- the default, per thread
