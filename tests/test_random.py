@@ -554,9 +554,11 @@ def test_dropout_matches_torch(torch, dtype, p):
     x = np.random.default_rng(0).standard_normal((7, 13)).astype(dtype)
     for view in (lambda a: a, lambda a: a.T):
         seeded(torch, 3)
-        theirs = torch.nn.functional.dropout(view(torch.tensor(x)).requires_grad_(), p)
-        ours = F.dropout(cygrad.tensor(view(x), requires_grad=True), p)
+        xt, xc = view(torch.tensor(x)).requires_grad_(), cygrad.tensor(view(x), requires_grad=True)
+        theirs, ours = torch.nn.functional.dropout(xt, p), F.dropout(xc, p)
         assert_same_bits(theirs.detach(), ours.numpy())
         theirs.sum().backward()
         ours.sum().backward()
+        grad = xc.grad.numpy() if hasattr(xc.grad, "numpy") else xc.grad  # Tensor or array
+        assert_same_bits(xt.grad, np.ascontiguousarray(grad))
     assert_same_bits(torch.get_rng_state(), R.get_rng_state())
