@@ -44,7 +44,9 @@ cdef extern from "vmath.h" nogil:
     void cg_map2_f32(cg_binary_f32 f, const float *a, const float *b, float *y, long n)
     void cg_map2_f64(cg_binary_f64 f, const double *a, const double *b, double *y, long n)
 
-# Activation codes, shared with cygrad/backend/cython_backend.py.
+# The kernels by name (the op table, cygrad/ops/elementwise.py, names the kernel each op runs),
+# and their codes.
+KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu")
 DEF TANH = 0
 DEF SIGMOID = 1
 DEF RELU = 2

@@ -250,8 +250,8 @@ CG_UNARY_BLOCK(cg_expneg_block_f64, double, cg_expneg_f64)
 
 CG_GRAD_BLOCK(cg_tanh_grad_block_f32, float, gb[i] * (1.0f - yb[i] * yb[i]))
 CG_GRAD_BLOCK(cg_tanh_grad_block_f64, double, gb[i] * (1.0 - yb[i] * yb[i]))
-CG_GRAD_BLOCK(cg_sigmoid_grad_block_f32, float, gb[i] * (yb[i] * (1.0f - yb[i])))
-CG_GRAD_BLOCK(cg_sigmoid_grad_block_f64, double, gb[i] * (yb[i] * (1.0 - yb[i])))
+CG_GRAD_BLOCK(cg_sigmoid_grad_block_f32, float, gb[i] * (1.0f - yb[i]) * yb[i])
+CG_GRAD_BLOCK(cg_sigmoid_grad_block_f64, double, gb[i] * (1.0 - yb[i]) * yb[i])
 
 /* ------------------------------------------------------------------ any length
  * Whole blocks in place, then the tail through the same block function on a zero-padded

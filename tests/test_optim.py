@@ -132,7 +132,7 @@ def run_both(torch, name, kwargs, dtype, steps=20, groups=None):
     for _ in range(steps):
         for a, b, s in zip(ours, theirs, shapes, strict=True):
             g = rng.standard_normal(s).astype(dtype)
-            a.grad, b.grad = g, torch.tensor(g)
+            a.grad, b.grad = cygrad.tensor(g), torch.tensor(g)
         opt_ours.step()
         opt_theirs.step()
     return ours, theirs
@@ -168,7 +168,7 @@ def test_state_dict_round_trip_through_a_file(tmp_path, name, kwargs):
 
     def steps(opt, p, gs):
         for g in gs:
-            p.grad = g.copy()
+            p.grad = cygrad.tensor(g.copy())
             opt.step()
 
     p = cygrad.tensor(start, requires_grad=True)
@@ -190,7 +190,7 @@ def test_state_dict_round_trip_through_a_file(tmp_path, name, kwargs):
 def test_state_dict_is_a_copy_and_load_checks_shapes():
     p = param([1.0, 2.0])
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
-    p.grad = np.ones(2)
+    p.grad = cygrad.tensor(np.ones(2))
     opt.step()
     sd = opt.state_dict()
     sd["state"][0]["momentum_buffer"][:] = 7
@@ -208,7 +208,7 @@ def test_float32_stays_float32(cls):
     data = p.numpy()
     opt = cls([p], lr=0.1, **({"momentum": 0.9} if cls is optim.SGD else {}))
     for _ in range(3):
-        p.grad = np.full(7, 0.5, dtype=np.float32)
+        p.grad = cygrad.tensor(np.full(7, 0.5, dtype=np.float32))
         opt.step()
     assert p.numpy() is data and p.dtype == np.float32
     assert all(v.dtype == np.float32 for v in opt.state[p].values() if isinstance(v, np.ndarray))
@@ -218,7 +218,7 @@ def test_float32_stays_float32(cls):
 def test_param_without_grad_is_untouched(cls):
     p, q = param([1.0, 2.0]), param([3.0, 4.0])
     opt = cls([p, q], lr=0.1, weight_decay=0.1)
-    p.grad = np.ones(2)
+    p.grad = cygrad.tensor(np.ones(2))
     opt.step()
     assert np.array_equal(q.numpy(), [3.0, 4.0]) and q not in opt.state
     assert not np.array_equal(p.numpy(), [1.0, 2.0])
@@ -231,7 +231,7 @@ def test_equal_elements_stay_bitwise_equal(cls):
     opt = cls([p], lr=0.01, weight_decay=0.05)
     rng = np.random.default_rng(2)
     for _ in range(20):
-        p.grad = np.full(1001, rng.standard_normal(), dtype=np.float32)
+        p.grad = cygrad.tensor(np.full(1001, rng.standard_normal(), dtype=np.float32))
         opt.step()
     assert np.all(p.numpy() == p.numpy()[0])
 
@@ -239,7 +239,7 @@ def test_equal_elements_stay_bitwise_equal(cls):
 def test_zero_grad():
     p = param([1.0, 2.0])
     opt = optim.SGD([p], lr=0.1)
-    p.grad = np.ones(2)
+    p.grad = cygrad.tensor(np.ones(2))
     grad = p.grad
     opt.zero_grad(set_to_none=False)
     assert p.grad is grad and np.all(grad == 0)
@@ -351,6 +351,5 @@ def test_nan_lr_raises():
 def test_gradient_of_wrong_shape_raises():
     p = param([1.0, 2.0])
     opt = optim.SGD([p], lr=0.1)
-    p.grad = np.ones(3)
-    with pytest.raises(ValueError, match="shape"):
-        opt.step()
+    with pytest.raises(RuntimeError, match="different size"):
+        p.grad = cygrad.tensor(np.ones(3))  # torch refuses it at assignment

@@ -9,8 +9,10 @@ import pytest
 import cygrad
 
 
-def test_lists_and_numbers_take_the_default_dtype():
-    assert cygrad.tensor([1, 2, 3]).dtype == np.float32
+def test_lists_and_numbers_take_torchs_dtypes():
+    assert cygrad.tensor([1, 2, 3]).dtype == cygrad.int64
+    assert cygrad.tensor([True, False]).dtype == cygrad.bool
+    assert cygrad.tensor([1, 2.5]).dtype == np.float32
     assert cygrad.tensor(2.5).dtype == np.float32
     cygrad.set_default_dtype("float64")
     assert cygrad.tensor([[1.0]]).dtype == np.float64
@@ -26,7 +28,13 @@ def test_float_arrays_keep_their_dtype_and_are_copied():
     assert cygrad.tensor(a.astype(np.float32)).dtype == np.float32
 
 
-@pytest.mark.parametrize("array", [np.arange(3), np.ones(2, complex), np.array([None, 1]),
+def test_integer_arrays_keep_their_dtype():
+    assert cygrad.tensor(np.arange(3)).dtype == cygrad.int64
+    assert cygrad.tensor(np.arange(3, dtype=np.int32)).dtype == cygrad.int32
+    assert cygrad.tensor(np.arange(3, dtype=np.uint8)).dtype == cygrad.uint8
+
+
+@pytest.mark.parametrize("array", [np.ones(2, complex), np.array([None, 1]),
                                    np.ones(2, np.float16)])
 def test_unsupported_dtypes_are_named(array):
     with pytest.raises(TypeError, match=str(array.dtype)):
@@ -36,17 +44,19 @@ def test_unsupported_dtypes_are_named(array):
 def test_explicit_float_dtype_converts_integers():
     t = cygrad.tensor(np.arange(3), dtype="float64")
     assert t.dtype == np.float64 and t.numpy().tolist() == [0, 1, 2]
-    with pytest.raises(TypeError, match="int32"):
-        cygrad.tensor([1], dtype="int32")
+    assert cygrad.tensor([1.7], dtype="int32").tolist() == [1]
+    with pytest.raises(TypeError, match="float16"):
+        cygrad.tensor([1], dtype="float16")
 
 
-def test_mixing_float32_and_float64_names_both():
-    a = cygrad.tensor(np.ones(2, np.float32))
-    b = cygrad.tensor(np.ones(2, np.float64))
+def test_mixing_float32_and_float64_promotes_as_torch():
+    a = cygrad.tensor(np.ones(2, np.float32), requires_grad=True)
+    b = cygrad.tensor(np.ones(2, np.float64), requires_grad=True)
     for op in (lambda: a + b, lambda: a * b, lambda: b - a, lambda: a / b):
-        with pytest.raises(TypeError, match="float32 and float64|float64 and float32"):
-            op()
-    with pytest.raises(TypeError, match="float32 and float64|float64 and float32"):
+        assert op().dtype == cygrad.float64
+    (a * b).sum().backward()
+    assert a.grad.dtype == cygrad.float32 and b.grad.dtype == cygrad.float64
+    with pytest.raises(RuntimeError, match="same dtype"):
         cygrad.tensor(np.ones((2, 2), np.float32)) @ cygrad.tensor(np.ones((2, 2)))
 
 
@@ -60,17 +70,18 @@ def test_python_scalars_take_the_tensor_dtype():
 
 def test_shapes_that_do_not_broadcast_or_multiply_are_named():
     a, b = cygrad.tensor(np.ones((3, 4))), cygrad.tensor(np.ones((5, 4)))
-    with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 4\)"):
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(3\) must match the size of "
+                       r"tensor b \(5\) at non-singleton dimension 0"):
         a + b
-    with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 4\)"):
+    with pytest.raises(RuntimeError, match=r"3x4 and 5x4"):
         a @ b
 
 
 def test_backward_on_non_scalar_needs_a_gradient():
     x = cygrad.tensor(np.ones((2, 2)), requires_grad=True)
-    with pytest.raises(RuntimeError, match="non-scalar"):
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
         (x * 2).backward()
-    (x * 2).backward(np.ones((2, 2)))
+    (x * 2).backward(cygrad.ones(2, 2, dtype=cygrad.float64))
     assert np.array_equal(x.grad, np.full((2, 2), 2.0))
 
 
@@ -128,14 +139,17 @@ def test_detach_numpy_item_and_repr():
     d = (x * 2).detach()
     assert not d.requires_grad and d.item() == 3.0
     assert x.numpy() is x.numpy()
-    assert "requires_grad=True" in repr(x) and "grad_fn=Mul" in repr(x * 2)
-    with pytest.raises(ValueError, match="single element"):
+    assert "requires_grad=True" in repr(x) and "grad_fn=<MulBackward0>" in repr(x * 2)
+    with pytest.raises(RuntimeError, match="2 elements cannot be converted"):
         cygrad.tensor([1.0, 2.0]).item()
 
 
-def test_pow_takes_only_numbers():
-    with pytest.raises(TypeError, match="exponent"):
-        cygrad.tensor([1.0]) ** cygrad.tensor([2.0])
+def test_pow_takes_tensor_exponents():
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    e = cygrad.tensor([2.0, 3.0], requires_grad=True)
+    (x ** e).sum().backward()
+    assert x.grad.tolist() == [2.0, 12.0]
+    assert np.allclose(e.grad.numpy(), [0.0, 8.0 * np.log(2.0)])
 
 
 def test_numpy_arrays_on_the_left_give_tensors():

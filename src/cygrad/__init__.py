@@ -1,37 +1,74 @@
-"""cygrad: a small, fast, honest reverse-mode autodiff engine with exact Cython kernels.
+"""cygrad: a small, fast, honest reverse-mode autodiff engine with exact Cython kernels, and
+PyTorch's API: `import cygrad as torch` runs PyTorch programs that use what cygrad offers.
 
-    import cygrad
-    x = cygrad.tensor([[1.0, 2.0]], requires_grad=True)
+    import cygrad as torch
+    x = torch.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x @ x.T).tanh().sum()
     y.backward()
     x.grad
 """
 
-from . import backend, data, interop, ops, optim, viz
-from .backend import get_num_threads, set_num_threads
-from .gradcheck import GradcheckError, gradcheck
-from .random import manual_seed
-from .serialization import load, save
-from .tensor import (
-    Tensor,
-    detect_anomaly,
-    get_default_dtype,
+from . import _state, backend, dtypes
+from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops of your own)
+
+# The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
+from .ops import elementwise, factories, layers, linalg, losses, reduction, registry, shape
+
+registry.install(Tensor)
+globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
+                  if not name.startswith("_")})
+
+from . import autograd, cuda, random  # noqa: E402
+from .autograd import (  # noqa: E402
+    enable_grad,
+    inference_mode,
     is_grad_enabled,
-    matmul,
+    is_inference_mode_enabled,
     no_grad,
-    set_default_dtype,
-    tensor,
+    set_grad_enabled,
 )
-from .trace import trace
+from .autograd import detect_anomaly, set_detect_anomaly  # noqa: E402
+from .backend import get_num_threads, set_num_threads  # noqa: E402
+from .dtypes import (  # noqa: E402
+    can_cast,
+    finfo,
+    get_default_dtype,
+    iinfo,
+    promote_types,
+    result_type,
+    set_default_dtype,
+)
+from .gradcheck import GradcheckError, gradcheck  # noqa: E402
+from .random import manual_seed  # noqa: E402
+from .serialization import load, save  # noqa: E402
+from .trace import trace  # noqa: E402
+
+from . import backends, data, interop, nn, optim, viz  # noqa: E402, I001
 
 __version__ = "0.1.0"
 
-float32 = "float32"
-float64 = "float64"
+# dtypes under torch's names (these shadow builtins in this module only, as in torch)
+dtype = dtypes.dtype
+float32, float64 = dtypes.float32, dtypes.float64
+int64, int32, int16, int8, uint8 = dtypes.int64, dtypes.int32, dtypes.int16, dtypes.int8, \
+    dtypes.uint8
+bool = dtypes.bool_  # noqa: A001
+float, double, long, int, short = dtypes.float32, dtypes.float64, dtypes.int64, dtypes.int32, \
+    dtypes.int16  # noqa: A001
+cfloat = cdouble = half = float16 = bfloat16 = None  # named so that using one says why
+del cfloat, cdouble, half, float16, bfloat16
+strided = "strided"  # the only layout
+contiguous_format = preserve_format = "contiguous_format"
 
-__all__ = [
-    "Tensor", "tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
-    "matmul", "gradcheck", "GradcheckError", "manual_seed", "set_num_threads",
-    "get_num_threads", "backend", "ops", "float32", "float64", "save", "load", "data", "optim",
-    "trace", "detect_anomaly", "viz", "interop",
-]
+
+def is_storage(obj):
+    return False
+
+
+def __getattr__(name):
+    """A torch name cygrad does not offer: say so plainly."""
+    if name in ("float16", "half", "bfloat16", "complex64", "complex128", "cfloat", "cdouble"):
+        raise AttributeError(f"cygrad does not support the dtype {name}: it computes in float32 "
+                             "and float64 (and holds integers and bools)")
+    raise AttributeError(f"module 'cygrad' has no attribute '{name}': cygrad does not implement "
+                         f"torch.{name}")

@@ -17,7 +17,7 @@ import operator
 import numpy as np
 
 from . import random
-from .tensor import _float_dtype, get_default_dtype
+from . import dtypes
 
 __all__ = ["spirals", "moons", "xor", "blobs", "bars_and_crosses", "batches"]
 
@@ -77,7 +77,7 @@ def _class_sizes(n_samples, n_classes):
 def _finish(X, y, rng, dtype):
     """Shuffle rows together and set the dtypes."""
     order = rng.permutation(len(y))
-    dtype = get_default_dtype() if dtype is None else _float_dtype(dtype)
+    dtype = (dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)).numpy
     return X[order].astype(dtype), y[order].astype(np.int64)
 
 

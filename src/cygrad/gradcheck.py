@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from .tensor import Tensor, no_grad, tensor
+from .autograd import no_grad
+from .ops.factories import tensor
+from .tensor import Tensor, _wrap
 
 
 class GradcheckError(AssertionError):
@@ -17,10 +19,10 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     element and both values on a mismatch; returns True otherwise.
     """
     xs = [tensor(x._data, dtype=np.float64, requires_grad=x.requires_grad)
-          if isinstance(x, Tensor) else x for x in inputs]
+          if isinstance(x, Tensor) and x.is_floating_point() else x for x in inputs]
     out = fn(*xs)
     weights = np.random.default_rng(seed).standard_normal(out.shape)
-    (out * Tensor(weights)).sum().backward()
+    (out * _wrap(weights)).sum().backward()
 
     def objective():
         with no_grad():
@@ -29,7 +31,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     for index, x in enumerate(xs):
         if not isinstance(x, Tensor) or not x.requires_grad:
             continue
-        analytic = x.grad if x.grad is not None else np.zeros_like(x._data)
+        analytic = x.grad._data if x.grad is not None else np.zeros_like(x._data)
         numeric = np.zeros_like(x._data)
         flat = x._data.reshape(-1)  # a view: writing it perturbs x
         for i in range(flat.size):

@@ -94,7 +94,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad[...] = 0
+                    p.grad._data[...] = 0
 
     def step(self, closure=None):
         """Update every parameter with a gradient; closure (optional) recomputes the loss."""
@@ -115,7 +115,7 @@ class Optimizer:
         dtype, checked; each such parameter has a state dict afterwards."""
         tensors, params, grads, state = [], [], [], self.state
         for p in group["params"]:
-            grad = p.grad
+            grad = _grad_array(p)
             if grad is None:
                 continue
             param = p._data
@@ -133,7 +133,7 @@ class Optimizer:
     def _pair(p):
         """(array to update in place, gradient in its dtype) for a parameter with a grad. The
         array is copied first if a live graph saved it for its backward (copy-on-write)."""
-        grad, param = p.grad, p._data
+        grad, param = _grad_array(p), p._data
         if not (type(grad) is np.ndarray and grad.dtype is param.dtype
                 and grad.shape == param.shape):  # the common case in one test
             grad = np.asarray(grad)
@@ -219,6 +219,12 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+def _grad_array(p):
+    """The array of p's gradient."""
+    g = p.grad
+    return g._data if isinstance(g, Tensor) else g
 
 
 def _check_types(group):

@@ -91,7 +91,7 @@ def _grad_status(p):
         return None
     if p.grad is None:
         return {"status": "none", "norm": None}
-    norm = float(np.sqrt(np.sum(np.square(p.grad, dtype=np.float64))))
+    norm = float(np.sqrt(np.sum(np.square(p.grad._data, dtype=np.float64))))
     return {"status": "zero" if norm == 0 else "nonzero", "norm": norm}
 
 

@@ -1,253 +1,186 @@
-"""Tensor and reverse-mode autodiff: the whole of backprop is `Tensor.backward` below.
+"""Tensor and reverse-mode autodiff: the whole of backprop is `_backward` below.
 
 Each Tensor made by an op remembers the op (which knows its own backward rule, cygrad/ops/)
-and its input tensors. `backward` orders the graph topologically (iteratively, so deep graphs
+and its input tensors. Backward orders the graph topologically (iteratively, so deep graphs
 never hit Python's recursion limit) and walks it once from the output to the leaves, applying
 the chain rule. A node used several times receives the sum of its gradients over its uses:
 this is how tied weights and reused activations work.
+
+A Tensor holds a numpy array (`_data`, shared by `.numpy()`); its torch surface — methods such
+as `sum`, `view`, `tanh` and the operators — is derived from the op table (cygrad/ops/), which
+installs each op's method here (`ops.registry.install`).
 """
 
-import contextlib
+import math
 import numbers
 import sys
 
 import numpy as np
 
-from . import ops
-from .ops import activation, arithmetic, reduction, shape
+from . import _state, dtypes, ops
+from .dtypes import as_dtype, get_default_dtype, set_default_dtype  # noqa: F401  (re-exported)
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_default_dtype = np.dtype(np.float32)
-_grad_enabled = True
-_tracer = None  # a cygrad.trace.Trace while `with cygrad.trace():` is open
-_anomaly = False  # inside `with cygrad.detect_anomaly():`
+_local = _state.local
+_FLOAT_NP = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def set_default_dtype(dtype):
-    """The dtype given to Python lists and scalars (float32 unless changed)."""
-    global _default_dtype
-    _default_dtype = _float_dtype(dtype)
+# ---------------------------------------------------------------------- the tensor
+
+class Size(tuple):
+    """A shape, as torch.Size: a tuple of ints that prints as cygrad.Size([2, 3])."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"cygrad.Size({list(self)})"
+
+    def __getitem__(self, index):
+        item = tuple.__getitem__(self, index)
+        return Size(item) if isinstance(index, slice) else item
+
+    def __add__(self, other):
+        return Size(tuple(self) + tuple(other))
+
+    def numel(self):
+        return math.prod(self)
 
 
-def get_default_dtype():
-    return _default_dtype
+class device:
+    """A device, as torch.device. cygrad computes on the CPU only: device("cuda") can be named,
+    but a tensor asked to move there raises RuntimeError."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        type = str(type)
+        if ":" in type:
+            type, _, number = type.partition(":")
+            index = int(number)
+        self.type, self.index = type, index
+
+    def __repr__(self):
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        try:
+            other = device(other)
+        except (TypeError, ValueError):
+            return NotImplemented
+        return self.type == other.type and (self.index or 0) == (other.index or 0)
+
+    def __hash__(self):
+        return hash((self.type, self.index or 0))
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Inside this block ops record no graph (for evaluation and optimiser updates)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+CPU = device("cpu")
 
 
-def is_grad_enabled():
-    return _grad_enabled
-
-
-@contextlib.contextmanager
-def detect_anomaly():
-    """Inside this block every op checks its forward output and backward gradients and raises
-    FloatingPointError at the first NaN or Inf, naming the op. Ops recorded inside it also keep
-    a copy of the bytes their backward reads, and backward raises RuntimeError if those changed
-    (a write through a numpy view made before the graph saved the array, which the read-only
-    lock cannot reach)."""
-    global _anomaly
-    previous, _anomaly = _anomaly, True
-    try:
-        yield
-    finally:
-        _anomaly = previous
-
-
-def _check_unchanged(op):
-    """Under detect_anomaly: the arrays op's backward reads still hold the bytes its forward
-    saw."""
-    for array, seen in op.__dict__.get("snapshots", ()):
-        if array.tobytes() != seen:
-            raise RuntimeError(f"{op.name}: an array its backward reads (shape {array.shape}) "
-                               "was changed in place after the forward, through a view made "
-                               "before the graph saved it (numpy cannot lock such a view)")
-
-
-def _check_finite(op, what, array):
-    if array is not None and not np.isfinite(array).all():
-        bad = "NaN" if np.isnan(array).any() else "Inf"
-        raise FloatingPointError(f"{op.name} produced {bad} in its {what} "
-                                 f"(shape {np.shape(array)}); rule: {op.rule}")
-
-
-def _set_tracer(tracer):
-    """Install a backward tracer (cygrad.trace); returns the previous one."""
-    global _tracer
-    previous, _tracer = _tracer, tracer
-    return previous
-
-
-def _float_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in _FLOATS:
-        raise TypeError(f"unsupported dtype {dtype}: cygrad computes in float32 or float64")
-    return dtype
-
-
-def _to_array(data, dtype=None):
-    """A fresh float array from data, with cygrad's dtype rules."""
-    if isinstance(data, Tensor):
-        data = data._data
-    if dtype is not None:
-        dtype = _float_dtype(dtype)
-        array = np.asarray(data)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"cannot convert an array of dtype {array.dtype} to {dtype}")
-        return np.array(array, dtype=dtype)
-    if isinstance(data, (np.ndarray, np.generic)):
-        if data.dtype not in _FLOATS:
-            raise TypeError(f"unsupported dtype {data.dtype}: cygrad computes in float32 or "
-                            "float64; convert explicitly, e.g. cygrad.tensor(x, dtype='float32')")
-        return np.array(data)
-    array = np.array(data)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"unsupported data of dtype {array.dtype}: cygrad computes in float32 "
-                        "or float64")
-    return array.astype(_default_dtype)
-
-
-def tensor(data, dtype=None, requires_grad=False):
-    """A new leaf Tensor holding a copy of data (a list, a number, an array or a Tensor).
-
-    Float numpy arrays keep their dtype; lists and numbers get the default dtype (float32).
-    """
-    return Tensor(_to_array(data, dtype), requires_grad=requires_grad)
+def check_device(where):
+    """Accept the CPU (a device, "cpu", "cpu:0" or None); refuse any other device clearly."""
+    if where is None:
+        return
+    d = where if isinstance(where, device) else device(where)
+    if d.type != "cpu":
+        raise RuntimeError(f"cygrad runs on the CPU only: device '{d}' is not available "
+                           "(cygrad.cuda.is_available() is False)")
 
 
 class Tensor:
-    """An n-dimensional float array that remembers how it was computed."""
+    """An n-dimensional array that remembers how it was computed (torch.Tensor's surface).
 
-    # _g: the gradient arriving at this node while backward runs (None otherwise);
-    # _mark: backward's visit mark for the topological sort
-    __slots__ = ("_data", "grad", "requires_grad", "_op", "_parents", "_g", "_mark",
+    `Tensor(data)` makes a tensor of the default float dtype from a list or array, and
+    `Tensor(2, 3)` an uninitialised one of that shape, as torch.Tensor does; prefer
+    `cygrad.tensor(data)`, which keeps integer and bool data as such.
+    """
+
+    # _data: the numpy array; _grad: the gradient, a Tensor or None; _rg: requires grad;
+    # _op, _parents: the op that made it and its input tensors (None, () for a leaf);
+    # _g: the gradient arriving while backward runs; _mark: backward's visit mark;
+    # _extra: None, or a dict of rarely used per-tensor state (hooks, retain_grad, the tensor a
+    # .data or .detach() shares its array with, the base of a view);
+    # _used: an op recorded with this tensor as an input (in-place ops then refuse to rebase)
+    __slots__ = ("_data", "_grad", "_rg", "_op", "_parents", "_g", "_mark", "_extra", "_used",
                  "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: array + tensor is a Tensor
 
-    def __init__(self, data, requires_grad=False):
-        if not (isinstance(data, np.ndarray) and data.dtype in _FLOATS):
-            data = _to_array(data)
-        self._data = data
-        self.grad = None
-        self.requires_grad = bool(requires_grad)
-        self._op = None
-        self._parents = ()
-        self._g = self._mark = None
-
-    # ------------------------------------------------------------------ autodiff
-
-    def backward(self, grad=None, retain_graph=False):
-        """Add d(self)/d(leaf) into .grad of every leaf that requires grad.
-
-        grad defaults to 1 for a single-element tensor. Leaves accumulate across calls (zero
-        them between steps); intermediate tensors keep no gradient. Each op frees the arrays it
-        saved (and unlocks them) as soon as backward has passed it, so a second backward raises,
-        unless retain_graph=True.
-        """
-        if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad: no input "
-                               "of the computation had requires_grad=True")
-        if grad is None:
-            if self._data.size != 1:
-                raise RuntimeError(f"backward() needs a gradient argument for a non-scalar "
-                                   f"output of shape {self.shape}; call .sum() first, or pass "
-                                   "grad=ones of that shape")
-            grad = np.empty(self._data.shape, self._data.dtype)
-            grad.fill(1)
+    def __init__(self, *args, dtype=None, device=None, requires_grad=False):
+        check_device(device)
+        dtype = get_default_dtype() if dtype is None else as_dtype(dtype)
+        if len(args) == 1 and not isinstance(args[0], numbers.Integral):
+            data = args[0]._data if isinstance(args[0], Tensor) else args[0]
+            array = np.array(data, dtype=dtype.numpy)
+        elif all(isinstance(a, numbers.Integral) for a in args):
+            array = np.empty(tuple(int(a) for a in args), dtype=dtype.numpy)
         else:
-            grad = _to_array(grad, self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"gradient of shape {grad.shape} for an output of shape "
-                                 f"{self.shape}")
-        order = _topological_order(self)
-        self._g = grad
-        summed = set()  # ids of nodes whose gradient is a sum this loop allocated
-        tracer = _tracer
-        try:
-            for node in reversed(order):
-                g, node._g = node._g, None
-                op = node._op
-                if g is None:  # no gradient reached it (its consumers sent None)
-                    if op is not None and not retain_graph:
-                        op.release()
-                    continue
-                if op is None:  # a leaf: .grad += g
-                    if tracer is not None:
-                        tracer.leaf(node, g)
-                    # adopted without a copy when only `g` holds it and it owns writable
-                    # memory (a large weight gradient is never copied); else added in
-                    if (node.grad is None and _refcount(g) == _ALONE and g.base is None
-                            and g.dtype is node._data.dtype and g.flags.writeable):
-                        node.grad = g
-                    else:
-                        node._accumulate(g)
-                    continue
-                if op.released:
-                    raise RuntimeError(f"backward through the graph a second time ({op.name} "
-                                       "has already freed its saved arrays); call backward("
-                                       "retain_graph=True) the first time to keep them")
-                if _anomaly:
-                    _check_unchanged(op)
-                input_grads = op.backward(g)
-                if _anomaly:
-                    for pg in input_grads:
-                        _check_finite(op, "backward gradient", pg)
-                if tracer is not None:
-                    tracer.step(node, g, input_grads)
-                if not retain_graph:  # free what it saved now: the rest of backward has room
-                    op.release()
-                for parent, pg in zip(node._parents, input_grads):
-                    if pg is None or not parent.requires_grad:
-                        continue
-                    held = parent._g
-                    if held is None:
-                        parent._g = pg
-                    elif id(parent) in summed:  # a buffer of our own: add in place
-                        held += pg
-                    else:
-                        parent._g = held + pg
-                        summed.add(id(parent))
-                input_grads = pg = held = None  # keep no reference: leaves adopt g alone
-        except BaseException:
-            for node in order:  # leave no gradient behind on the nodes
-                node._g = None
-            raise
+            raise TypeError(f"Tensor() takes data or sizes, got {args!r}")
+        _init(self, array, bool(requires_grad))
 
-    def _writable_data(self):
-        """self._data, ready for an in-place write. An array a live graph saved for backward is
-        read-only; it is replaced by a writable copy (copy-on-write), so the graph keeps the
-        values its forward saw."""
-        if not self._data.flags.writeable:
-            self._data = self._data.copy()
-        return self._data
+    # ------------------------------------------------------------------ autodiff surface
 
-    def _accumulate(self, g):
-        """.grad += g (into a copy of g the first time)."""
-        if self.grad is None:
-            self.grad = np.array(g, dtype=self._data.dtype)
-        else:
-            self.grad += g
+    @property
+    def requires_grad(self):
+        return self._rg
 
-    def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self._data)
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
 
-    # ------------------------------------------------------------------ array facts
+    def requires_grad_(self, requires_grad=True):
+        """Make this leaf record (True) or stop recording (False) the ops that use it."""
+        requires_grad = bool(requires_grad)
+        if self._op is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        if requires_grad and self._data.dtype not in _FLOAT_NP:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients, "
+                               f"got {self.dtype}")
+        self._rg = requires_grad
+        return self
+
+    @property
+    def grad(self):
+        """The gradient accumulated by backward (a Tensor of this shape and dtype), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got "
+                                f"{type(value).__name__}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: "
+                                   f"{tuple(value.shape)} for a tensor of {tuple(self.shape)}")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: "
+                                   f"{value.dtype} for a tensor of {self.dtype}")
+        self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
+
+    @property
+    def is_leaf(self):
+        return self._op is None
+
+    @property
+    def grad_fn(self):
+        """The op that made this tensor (None for a leaf): `grad_fn.name()`, its `rule`."""
+        return self._op
 
     @property
     def data(self):
-        """The same array as a new Tensor cut from the graph (as torch's `.data`): writes to it
+        """The same array as a new Tensor cut from the graph (torch's `.data`): writes to it
         change this tensor, and no gradient records them."""
-        return Tensor(self._data)
+        return _shared(self)
 
     @data.setter
     def data(self, value):
@@ -255,167 +188,489 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
         self._data = value._data
 
-    def __array__(self, dtype=None, copy=None):
-        if copy:
-            return np.array(self._data, dtype=dtype)
-        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+    def detach(self):
+        """The same array as a new tensor that records nothing (writes are shared)."""
+        return _shared(self)
+
+    def detach_(self):
+        if _extra(self, "base") is not None:
+            raise RuntimeError("can't detach_ a view in place; use detach()")
+        self._op, self._parents, self._rg = None, (), False
+        return self
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in .grad during backward (leaves always do)."""
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._op is not None:
+            _extras(self)["retain"] = True
+
+    @property
+    def retains_grad(self):
+        return self._op is not None and bool(_extra(self, "retain"))
+
+    def register_hook(self, hook):
+        """hook(grad) runs when backward computes this tensor's gradient; a Tensor it returns
+        replaces the gradient. Returns a handle whose remove() unregisters it."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        hooks = _extras(self).setdefault("hooks", {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Add d(self)/d(leaf) into .grad of every leaf that requires grad (or only of
+        `inputs`). gradient defaults to 1 for a one-element tensor. Each op frees the arrays
+        it saved as backward passes it, so a second backward raises unless
+        retain_graph=True."""
+        if create_graph:
+            raise NotImplementedError("cygrad computes first derivatives only: "
+                                      "backward(create_graph=True) is not supported")
+        only = None if inputs is None else _tensor_list(inputs, "inputs")
+        _backward([self], [gradient], bool(retain_graph), only=only)
+
+    # ------------------------------------------------------------------ array facts
 
     @property
     def shape(self):
-        return self._data.shape
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        """The shape (cygrad.Size), or its length along dim."""
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_dim(dim, self._data.ndim)]
 
     @property
     def dtype(self):
-        return self._data.dtype
+        return dtypes._BY_NUMPY[self._data.dtype]
+
+    @property
+    def device(self):
+        return CPU
+
+    is_cuda = False
+    is_mps = False
+    is_sparse = False
+    is_quantized = False
+    is_meta = False
 
     @property
     def ndim(self):
         return self._data.ndim
 
-    @property
-    def size(self):
+    def dim(self):
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self):
         return self._data.size
 
-    def numpy(self):
-        """The data array itself (shared, not copied)."""
+    nelement = numel
+
+    def element_size(self):
+        return self._data.itemsize
+
+    def is_floating_point(self):
+        return self._data.dtype in _FLOAT_NP
+
+    def is_complex(self):
+        return False
+
+    def is_contiguous(self, memory_format=None):
+        return self._data.flags.c_contiguous
+
+    def stride(self, dim=None):
+        """Strides in elements, as torch reports them."""
+        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[_dim(dim, self._data.ndim)]
+
+    def data_ptr(self):
+        return self._data.ctypes.data
+
+    def numpy(self, force=False):
+        """The tensor's own array (shared, not copied). Unlike torch, this works on tensors
+        that require grad too: writing into the array is not recorded."""
         return self._data
 
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self._data, dtype=dtype)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self._data.size != 1:
-            raise ValueError(f"item() needs a single element, the tensor has shape {self.shape}")
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                               "to Scalar")
         return self._data.item()
 
+    def tolist(self):
+        return self._data.tolist()
+
     def __len__(self):
-        return len(self._data)
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
+                               f"(shape {tuple(self.shape)})")
+        return bool(self._data.reshape(-1)[0])
+
+    def __float__(self):
+        return float(self._scalar())
+
+    def __int__(self):
+        return int(self._scalar())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self._data.reshape(-1)[0])
+
+    def __complex__(self):
+        return complex(self._scalar())
+
+    def _scalar(self):
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self._data.reshape(-1)[0]
+
+    def __format__(self, spec):
+        if self._data.ndim == 0:
+            return format(self._data.item(), spec)
+        return object.__format__(self, spec)
+
+    __hash__ = object.__hash__
+
+    def __contains__(self, element):
+        if isinstance(element, (Tensor, numbers.Number)):
+            return bool((self == element).any())
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you "
+                           f"passed in a {type(element).__name__}")
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", precision=4, threshold=20)
-        extra = f", grad_fn={self._op.name}" if self._op is not None else (
-            ", requires_grad=True" if self.requires_grad else "")
-        dtype = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
-        return f"tensor({body}{dtype}{extra})"
+        from ._format import tensor_repr
 
-    # ------------------------------------------------------------------ operators
+        return tensor_repr(self)
 
-    def __add__(self, other):
-        return _binary(arithmetic.Add, self, _operand(other, self))
+    def __reduce_ex__(self, protocol):  # copy.deepcopy and pickle: a leaf copy of the data
+        return (_rebuild, (self._data.copy(), self._rg, type(self)))
 
-    def __radd__(self, other):
-        return _binary(arithmetic.Add, _operand(other, self), self)
+    def __deepcopy__(self, memo):
+        if self._op is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment")
+        out = _rebuild(self._data.copy(), self._rg, type(self))
+        if self._grad is not None:
+            out._grad = _wrap(self._grad._data.copy())
+        memo[id(self)] = out
+        return out
 
-    def __sub__(self, other):
-        return _binary(arithmetic.Sub, self, _operand(other, self))
+    # ------------------------------------------------------------------ conversions
 
-    def __rsub__(self, other):
-        return _binary(arithmetic.Sub, _operand(other, self), self)
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(other): a tensor of that dtype (self
+        when nothing changes; only the CPU exists)."""
+        target = kwargs.pop("dtype", None)
+        where = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                target = a.dtype
+            elif isinstance(a, dtypes.dtype) or (isinstance(a, type) and a in (float, int, bool)):
+                target = a
+            elif isinstance(a, (str, device)):
+                try:
+                    target = as_dtype(a) if not isinstance(a, device) else target
+                    if isinstance(a, device):
+                        where = a
+                except TypeError:
+                    where = a
+            elif isinstance(a, bool):
+                continue  # non_blocking, copy positional flags
+            else:
+                raise TypeError(f"to() received an invalid argument {a!r}")
+        check_device(where)
+        out = self if target is None else self.type(target)
+        return out.clone() if copy and out is self else out
 
-    def __mul__(self, other):
-        return _binary(arithmetic.Mul, self, _operand(other, self))
+    def cpu(self, memory_format=None):
+        return self
 
-    def __rmul__(self, other):
-        return _binary(arithmetic.Mul, _operand(other, self), self)
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        raise RuntimeError("cygrad runs on the CPU only: .cuda() is not available")
 
-    def __truediv__(self, other):
-        return _binary(arithmetic.Div, self, _operand(other, self))
+    def type(self, dtype=None, non_blocking=False):
+        """With no argument, the type's name ('cygrad.FloatTensor'); else the tensor converted
+        to that dtype."""
+        if dtype is None:
+            return f"cygrad.{_LEGACY_NAMES[self.dtype]}"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            dtype = {v: k for k, v in _LEGACY_NAMES.items()}[dtype.rsplit(".", 1)[-1]]
+        target = as_dtype(dtype)
+        if target.numpy == self._data.dtype:
+            return self
+        return ops.registry.FUNCTIONS["_cast"](self, target)
 
-    def __rtruediv__(self, other):
-        return _binary(arithmetic.Div, _operand(other, self), self)
+    def type_as(self, other):
+        return self.type(other.dtype)
 
-    def __neg__(self):
-        return apply(arithmetic.Neg, self)
+    def float(self, memory_format=None):
+        return self.type(dtypes.float32)
 
-    def __pow__(self, exponent):
-        if not isinstance(exponent, numbers.Real):
-            raise TypeError(f"** takes a Python number as exponent, got {type(exponent).__name__}")
-        return apply(arithmetic.Pow, self, p=float(exponent))
+    def double(self, memory_format=None):
+        return self.type(dtypes.float64)
 
-    def __matmul__(self, other):
-        return matmul(self, _operand(other, self))
+    def long(self, memory_format=None):
+        return self.type(dtypes.int64)
 
-    def __rmatmul__(self, other):
-        return matmul(_operand(other, self), self)
+    def int(self, memory_format=None):
+        return self.type(dtypes.int32)
 
-    def __getitem__(self, index):
-        if isinstance(index, Tensor):
-            index = index._data
-        return apply(shape.GetItem, self, index=index)
+    def short(self, memory_format=None):
+        return self.type(dtypes.int16)
 
-    # ------------------------------------------------------------------ methods
+    def char(self, memory_format=None):
+        return self.type(dtypes.int8)
 
-    def sum(self, axis=None, keepdims=False):
-        return apply(reduction.Sum, self, axis=axis, keepdims=keepdims)
+    def byte(self, memory_format=None):
+        return self.type(dtypes.uint8)
 
-    def mean(self, axis=None, keepdims=False):
-        return apply(reduction.Mean, self, axis=axis, keepdims=keepdims)
+    def bool(self, memory_format=None):
+        return self.type(dtypes.bool_)
 
-    def max(self, axis=None, keepdims=False):
-        return apply(reduction.Max, self, axis=axis, keepdims=keepdims)
+    def half(self, memory_format=None):
+        raise TypeError("cygrad does not support float16 (half)")
 
-    def reshape(self, *new_shape):
-        if len(new_shape) == 1 and isinstance(new_shape[0], (tuple, list)):
-            new_shape = tuple(new_shape[0])
-        return apply(shape.Reshape, self, shape=new_shape)
+    bfloat16 = half
 
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return apply(shape.Transpose, self, axes=axes or None)
+    # ------------------------------------------------------------------ in place
 
-    @property
-    def T(self):
-        return self.transpose()
+    def _write(self, result):
+        """Make this tensor hold `result` (a Tensor of its shape): the end of every in-place
+        op. Without a graph to record the array is written in place; with one, this tensor
+        takes result's place in the graph, as torch's in-place ops do."""
+        if not (_local.grad_enabled and (self._rg or result._rg)):
+            target = _writable(self)
+            src = result._data
+            if src.dtype != target.dtype and not _castable(src.dtype, target.dtype):
+                raise RuntimeError(f"result type {dtypes._BY_NUMPY[src.dtype]} can't be cast "
+                                   f"to the desired output type {self.dtype}")
+            np.copyto(target, src, casting="unsafe")
+            return self
+        _check_rebase(self)
+        if result._data.dtype != self._data.dtype:
+            if not _castable(result._data.dtype, self._data.dtype):
+                raise RuntimeError(f"result type {result.dtype} can't be cast to the desired "
+                                   f"output type {self.dtype}")
+            result = result.type(self.dtype)
+        target = _writable(self)
+        np.copyto(target, result._data)
+        self._op, self._parents, self._rg = result._op, result._parents, True
+        if self._op is not None:
+            _swap_output(self._op, result, self)
+        return self
 
-    def exp(self):
-        return apply(activation.Exp, self)
+    def _writable_data(self):
+        """self's array, ready for an in-place write of the library's own (see _writable)."""
+        return _writable(self)
 
-    def log(self):
-        return apply(activation.Log, self)
+    def _inplace_input(self):
+        """The tensor an in-place op computes from: self, or, when the op will be recorded, a
+        stand-in holding a copy of self's values and its place in the graph (the op's backward
+        may read them after self has been overwritten)."""
+        if not (_local.grad_enabled and self._rg):
+            return self
+        _check_rebase(self)
+        stand_in = _wrap(self._data.copy(), self._rg)
+        stand_in._op, stand_in._parents = self._op, self._parents
+        return stand_in
 
-    def tanh(self):
-        return apply(activation.Tanh, self)
 
-    def sigmoid(self):
-        return apply(activation.Sigmoid, self)
+# ---------------------------------------------------------------------- helpers
 
-    def relu(self):
-        return apply(activation.ReLU, self)
+_LEGACY_NAMES = {dtypes.float32: "FloatTensor", dtypes.float64: "DoubleTensor",
+                 dtypes.int64: "LongTensor", dtypes.int32: "IntTensor",
+                 dtypes.int16: "ShortTensor", dtypes.int8: "CharTensor",
+                 dtypes.uint8: "ByteTensor", dtypes.bool_: "BoolTensor"}
 
-    def leaky_relu(self, negative_slope=0.01):
-        return apply(activation.LeakyReLU, self, slope=float(negative_slope))
 
-    def softmax(self, axis=-1):
-        return apply(reduction.Softmax, self, axis=axis)
+def _init(t, array, requires_grad=False):
+    t._data, t._grad, t._rg, t._op, t._parents = array, None, requires_grad, None, ()
+    t._g = t._mark = t._extra = None
+    t._used = False
 
-    def log_softmax(self, axis=-1):
-        return apply(reduction.LogSoftmax, self, axis=axis)
 
+def _wrap(array, requires_grad=False):
+    """A new leaf Tensor around `array` (not copied). The library's constructor."""
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
+    t = Tensor.__new__(Tensor)
+    t._data, t._grad, t._rg, t._op, t._parents = array, None, requires_grad, None, ()
+    t._g = t._mark = t._extra = None
+    t._used = False
+    return t
+
+
+def _rebuild(array, requires_grad, cls):
+    t = cls.__new__(cls)
+    _init(t, array, requires_grad)
+    return t
+
+
+def _shared(t):
+    """A leaf sharing t's array (.data, .detach()): copy-on-write under a live graph carries
+    over to t."""
+    out = _wrap(t._data)
+    out._extra = {"owner": t}
+    return out
+
+
+def _extra(t, key):
+    return None if t._extra is None else t._extra.get(key)
+
+
+def _extras(t):
+    if t._extra is None:
+        t._extra = {}
+    return t._extra
+
+
+def _castable(src, dst):
+    """torch's in-place rule: a result may be written into a tensor of a dtype at least as
+    high in the bool < integer < float ladder."""
+    return dtypes._BY_NUMPY[src]._category <= dtypes._BY_NUMPY[dst]._category
+
+
+def _writable(t):
+    """t's array, ready for an in-place write. An array a live graph saved for backward (or one
+    read-only for a reason of its own) is replaced by a writable copy: the graph keeps the
+    values its forward saw, and a tensor sharing its array through .data or .detach() passes
+    the copy on to the tensor it came from. A view (of a tensor, or an expand()) cannot be
+    copied away from what it views: writing into a read-only one raises."""
+    array = t._data
+    if array.flags.writeable:
+        return array
+    if _extra(t, "base") is not None:
+        raise RuntimeError(f"cannot write into this tensor (shape {tuple(t.shape)}): it is a "
+                           "read-only view (an expand()ed tensor, or a view of an array a live "
+                           "graph saved for backward)")
+    t._data = copy = array.copy()
+    owner = _extra(t, "owner")
+    while owner is not None and owner._data is array:
+        owner._data = copy
+        owner = _extra(owner, "owner")
+    return copy
+
+
+def _check_rebase(t):
+    if t._op is None and t._rg:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation (wrap it in `with cygrad.no_grad():`)")
+    if _extra(t, "base") is not None:
+        raise RuntimeError("cygrad cannot record an in-place operation on a view of a tensor "
+                           "that requires grad (torch rewrites the base's history; cygrad does "
+                           "not): use an out-of-place operation, e.g. x = x.index_put(...)")
+    if t._used:
+        raise RuntimeError("cygrad cannot record this in-place operation: the tensor was "
+                           "already used by another recorded operation, whose gradient would "
+                           "then be wrong; use an out-of-place operation (x = x + y, not "
+                           "x += y)")
+
+
+def _swap_output(op, old, new):
+    """An op's output was moved from `old` to `new` (an in-place rebase): ops that hold their
+    output tensor (none do today) would be told here."""
+
+
+def _tensor_list(items, what):
+    items = [items] if isinstance(items, Tensor) else list(items)
+    for t in items:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{what} must be Tensors, got {type(t).__name__}")
+    return items
+
+
+def _dim(dim, ndim):
+    """A dim in [-ndim, ndim) as a non-negative index (a 0-d tensor takes -1 and 0)."""
+    try:
+        d = dim.__index__()
+    except AttributeError:
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}") from None
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {d})")
+    return d % n
+
+
+class RemovableHandle:
+    """What register_*_hook returns: remove() unregisters the hook."""
+
+    _next = 0
+
+    def __init__(self, hooks):
+        self.hooks = hooks
+        RemovableHandle._next += 1
+        self.id = RemovableHandle._next
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+# ---------------------------------------------------------------------- recording an op
 
 def apply(op_class, *inputs, **params):
-    """Run op_class forward on the inputs' data and, if any input needs a gradient, record it.
-
-    params become attributes of the op before forward (its __init__ is not called). The arrays
-    the op's backward reads (op.saves, op.saves_output) are locked read-only while it lives.
-    """
+    """Run op_class forward on the inputs' arrays and, if any input needs a gradient (and grad
+    mode is on), record it. params become attributes of the op before forward (its __init__
+    is not called). The arrays the op's backward reads (op.saves, op.saves_output) are locked
+    read-only while it lives."""
     op = op_class.__new__(op_class)
     if params:
         op.__dict__ = params  # the call's own fresh dict becomes the op's: no copy
+    grad = _local.grad_enabled
     if len(inputs) == 1:  # the usual arities spelled out: comprehensions cost more
         (a,) = inputs
         data = op.forward(a._data)
-        needs = (a.requires_grad,) if _grad_enabled else ()
+        needs = (a._rg,) if grad else ()
     elif len(inputs) == 2:
         a, b = inputs
         data = op.forward(a._data, b._data)
-        needs = (a.requires_grad, b.requires_grad) if _grad_enabled else ()
+        needs = (a._rg, b._rg) if grad else ()
     elif len(inputs) == 3:  # a layer with a bias
         a, b, c = inputs
         data = op.forward(a._data, b._data, c._data)
-        needs = (a.requires_grad, b.requires_grad, c.requires_grad) if _grad_enabled else ()
+        needs = (a._rg, b._rg, c._rg) if grad else ()
     else:
         data = op.forward(*[t._data for t in inputs])
-        needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
+        needs = tuple([t._rg for t in inputs]) if grad else ()
+    if type(data) is not np.ndarray:  # numpy gives scalars for 0-d results of ufuncs
+        data = np.asarray(data)
     out = Tensor.__new__(Tensor)
-    out._data, out.grad, out._g, out._mark = data, None, None, None
+    out._data, out._grad, out._g, out._mark, out._extra, out._used = data, None, None, None, \
+        None, False
     if True in needs:
         op.needs = needs
         saves = op.saves
@@ -426,55 +681,161 @@ def apply(op_class, *inputs, **params):
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
-            if _anomaly:
+            if _local.anomaly:
                 op.snapshots = [(array, array.tobytes()) for array in saved]
-        out.requires_grad, out._op, out._parents = True, op, inputs
+        for t in inputs:
+            t._used = True
+        out._rg, out._op, out._parents = True, op, inputs
     else:
-        out.requires_grad, out._op, out._parents = False, None, ()
-    if _anomaly:
+        out._rg, out._op, out._parents = False, None, ()
+    if op.view_of is not None and op.view_of < len(inputs):  # the output shares input's array
+        out._extra = {"base": inputs[op.view_of]}
+    if _local.anomaly:
         _check_finite(op, "forward output", data)
     return out
 
 
-def matmul(a, b):
-    """a @ b for 2-D tensors, or batches of them (3-D)."""
-    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
-        raise ValueError(f"matmul takes 2-D or 3-D tensors, got shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply "
-                         f"({a.shape[-1]} != {b.shape[-2]})")
-    _check_same_dtype(a, b)
-    return apply(arithmetic.MatMul, a, b)
+# ---------------------------------------------------------------------- backward
+
+def _backward(roots, grads, retain_graph, only=None, capture=None):
+    """Backpropagate from roots (with their output gradients) through the recorded graph.
+
+    Leaves that require grad accumulate into .grad (only those in `only`, when given); with
+    `capture` (a dict id -> None), the gradients of those tensors are stored there instead and
+    no .grad changes (autograd.grad)."""
+    seeds = []
+    for root, grad in zip(roots, grads, strict=True):
+        if not root._rg:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn")
+        if grad is None:
+            if root._data.size != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                                   f"(got an output of shape {tuple(root.shape)}); pass a "
+                                   "gradient of that shape")
+            g = np.empty(root._data.shape, root._data.dtype)
+            g.fill(1)
+        else:
+            g = grad._data if isinstance(grad, Tensor) else np.asarray(grad)
+            if g.shape != root._data.shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output has a shape of "
+                                   f"{tuple(g.shape)} and output has a shape of "
+                                   f"{tuple(root.shape)}")
+            g = np.array(g, dtype=root._data.dtype)
+        seeds.append((root, g))
+    order = _topological_order([r for r, _ in seeds])
+    summed = set()  # ids of nodes whose gradient is a sum this loop allocated
+    for root, g in seeds:
+        if root._g is None:
+            root._g = g
+        else:
+            root._g = root._g + g
+            summed.add(id(root))
+    only_ids = None if only is None else {id(t) for t in only}
+    tracer = _local.tracer
+    anomaly = _local.anomaly
+    try:
+        for node in reversed(order):
+            g, node._g = node._g, None
+            op = node._op
+            if g is None:  # no gradient reached it (its consumers sent None)
+                if op is not None and not retain_graph:
+                    op.release()
+                continue
+            if node._extra is not None:
+                g = _node_extras(node, g, capture)
+            if op is None:  # a leaf: .grad += g
+                if tracer is not None:
+                    tracer.leaf(node, g)
+                if capture is not None:
+                    if id(node) in capture:
+                        capture[id(node)] = g if capture[id(node)] is None else \
+                            capture[id(node)] + g
+                    continue
+                if only_ids is not None and id(node) not in only_ids:
+                    continue
+                held = node._grad
+                # adopted without a copy when only `g` holds it and it owns writable
+                # memory (a large weight gradient is never copied); else added in
+                if held is None:
+                    if (_refcount(g) == _ALONE and g.base is None
+                            and g.dtype is node._data.dtype and g.flags.writeable):
+                        node._grad = _wrap(g)
+                    else:
+                        node._grad = _wrap(np.array(g, dtype=node._data.dtype))
+                else:
+                    target = _writable(held)
+                    target += g
+                continue
+            if capture is not None and id(node) in capture:
+                capture[id(node)] = g
+            if op.released:
+                raise RuntimeError(f"Trying to backward through the graph a second time "
+                                   f"({op.name()} has already freed its saved arrays); call "
+                                   "backward(retain_graph=True) the first time to keep them")
+            if anomaly:
+                _check_unchanged(op)
+            input_grads = op.backward(g)
+            if anomaly:
+                for pg in input_grads:
+                    _check_finite(op, "backward gradient", pg)
+            if tracer is not None:
+                tracer.step(node, g, input_grads)
+            if not retain_graph:  # free what it saved now: the rest of backward has room
+                op.release()
+            for parent, pg in zip(node._parents, input_grads):
+                if pg is None or not parent._rg:
+                    continue
+                held = parent._g
+                if held is None:
+                    parent._g = pg
+                elif id(parent) in summed:  # a buffer of our own: add in place
+                    held += pg
+                else:
+                    parent._g = held + pg
+                    summed.add(id(parent))
+            input_grads = pg = held = None  # keep no reference: leaves adopt g alone
+    except BaseException:
+        for node in order:  # leave no gradient behind on the nodes
+            node._g = None
+        raise
 
 
-def _check_same_dtype(a, b):
-    if a._data.dtype != b._data.dtype:
-        raise TypeError(f"dtype mismatch: {a._data.dtype} and {b._data.dtype}; convert one "
-                        "operand (cygrad.tensor(x, dtype=...)) first")
+def _node_extras(node, g, capture):
+    """Hooks and retain_grad of one node, given the gradient arriving at it."""
+    hooks = node._extra.get("hooks")
+    if hooks:
+        for hook in list(hooks.values()):
+            out = hook(_wrap(g))
+            if out is not None:
+                if not isinstance(out, Tensor) or out._data.shape != g.shape:
+                    raise RuntimeError(f"a hook returned {out!r}: it must return None or a "
+                                       f"Tensor of shape {g.shape}")
+                g = out._data
+    if node._extra.get("retain") and node._op is not None and capture is None:
+        if node._grad is None:
+            node._grad = _wrap(np.array(g))
+        else:
+            node._grad = _wrap(node._grad._data + g)
+    return g
 
 
-def _operand(other, like):
-    """The other operand of a binary op as a Tensor: Python numbers take like's dtype."""
-    if isinstance(other, Tensor):
-        return other
-    if isinstance(other, numbers.Number) and not isinstance(other, complex):
-        return Tensor(np.asarray(other, dtype=like._data.dtype))
-    return Tensor(_to_array(other))
+def _check_unchanged(op):
+    """Under detect_anomaly: the arrays op's backward reads still hold the bytes its forward
+    saw."""
+    for array, seen in op.__dict__.get("snapshots", ()):
+        if array.tobytes() != seen:
+            raise RuntimeError(f"{op.name()}: an array its backward reads (shape "
+                               f"{array.shape}) was changed in place after the forward, through "
+                               "a view made before the graph saved it (numpy cannot lock such a "
+                               "view)")
 
 
-def _binary(op_class, a, b):
-    """An elementwise binary op; dtypes must agree and shapes broadcast (checked before any
-    arithmetic)."""
-    da, db = a._data, b._data
-    if da.dtype is not db.dtype:
-        _check_same_dtype(a, b)
-    if da.shape != db.shape:
-        try:
-            np.broadcast_shapes(da.shape, db.shape)
-        except ValueError:
-            raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast "
-                             "together") from None
-    return apply(op_class, a, b)
+def _check_finite(op, what, array):
+    if array is not None and array.dtype in _FLOAT_NP and not np.isfinite(array).all():
+        bad = "NaN" if np.isnan(array).any() else "Inf"
+        raise FloatingPointError(f"{op.name()} produced {bad} in its {what} "
+                                 f"(shape {np.shape(array)}); rule: {op.rule}")
 
 
 _refcount = sys.getrefcount
@@ -492,26 +853,33 @@ def _count_alone():
 _ALONE = _count_alone()
 
 
-def _topological_order(root):
-    """Nodes reachable from root that need gradients, each after all of its inputs (an
+def _topological_order(roots):
+    """Nodes reachable from roots that need gradients, each after all of its inputs (an
     iterative depth-first search: deep graphs never meet Python's recursion limit)."""
-    mark = root._mark = object()  # a fresh mark for this search: "seen" is _mark is mark
-    order, stack = [], [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent.requires_grad and parent._mark is not mark:
-                parent._mark = mark
-                if parent._op is None:  # a leaf has no inputs: it is done at once
-                    order.append(parent)
-                    continue
-                stack.append((parent, iter(parent._parents)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+    mark = object()  # a fresh mark for this search: "seen" is _mark is mark
+    order = []
+    for root in roots:
+        if root._mark is mark:
+            continue
+        root._mark = mark
+        if root._op is None:
+            order.append(root)
+            continue
+        stack = [(root, iter(root._parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent._rg and parent._mark is not mark:
+                    parent._mark = mark
+                    if parent._op is None:  # a leaf has no inputs: it is done at once
+                        order.append(parent)
+                        continue
+                    stack.append((parent, iter(parent._parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     return order
 
 
-__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "set_default_dtype",
-           "get_default_dtype", "apply", "matmul", "ops"]
+__all__ = ["Tensor", "Size", "device", "apply"]

@@ -16,7 +16,7 @@ import contextlib
 
 import numpy as np
 
-from .tensor import _set_tracer
+from . import _state
 
 __all__ = ["trace", "Trace"]
 
@@ -27,11 +27,11 @@ def trace(model=None, names=None, full_values=16):
     tensor -> name) names the parameters; arrays with at most `full_values` elements are shown
     in full, larger ones by shape and norm."""
     t = Trace(model=model, names=names, full_values=full_values)
-    previous = _set_tracer(t)
+    previous = _state.swap("tracer", t)
     try:
         yield t
     finally:
-        _set_tracer(previous)
+        _state.restore("tracer", previous)
 
 
 class Trace:
@@ -74,7 +74,7 @@ class Trace:
 
     def step(self, node, g, input_grads):
         index = len(self.steps) + 1
-        record = {"index": index, "kind": "op", "node": self.label(node), "op": node._op.name,
+        record = {"index": index, "kind": "op", "node": self.label(node), "op": node._op.name(),
                   "rule": node._op.rule, "shape": node.shape, "grad": np.array(g),
                   "contributions": self._arrivals(node, g), "inputs": []}
         for parent, pg in zip(node._parents, input_grads):
@@ -87,7 +87,7 @@ class Trace:
         self.steps.append(record)
 
     def leaf(self, node, g):
-        before = None if node.grad is None else node.grad.copy()
+        before = None if node.grad is None else node.grad._data.copy()
         self.steps.append({
             "index": len(self.steps) + 1, "kind": "leaf", "node": self.label(node),
             "op": "accumulate", "rule": "leaf.grad += g", "shape": node.shape,

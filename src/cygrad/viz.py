@@ -121,8 +121,8 @@ def _node_attributes(t, is_output, known, groups, shown):
     rows = []
     if t._op is not None:
         classes.append("op")
-        rows.append(f"<b>{_esc(t._op.name)}</b>")
-        tooltip = f"{t._op.name}: {t._op.rule}" if t._op.rule else t._op.name
+        rows.append(f"<b>{_esc(t._op.name())}</b>")
+        tooltip = f"{t._op.name()}: {t._op.rule}" if t._op.rule else t._op.name()
         attributes = {"shape": "box", "style": "rounded"}
     else:
         classes.append("param" if is_param else "leaf")
@@ -143,7 +143,7 @@ def _node_attributes(t, is_output, known, groups, shown):
     if values:
         rows.extend(_array_rows("data", t._data, max_values))
     if grads and t._op is None and t.requires_grad:  # intermediates keep no gradient
-        rows.extend(_array_rows("grad", t.grad, max_values))
+        rows.extend(_array_rows("grad", None if t.grad is None else t.grad._data, max_values))
     label = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
     layers = groups.get(id(t), [])
     for layer_name, unit_groups in layers:  # a weight shared by layers: one list per layer

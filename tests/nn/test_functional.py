@@ -20,8 +20,8 @@ NAMES = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "lea
 
 
 def test_every_function_is_there():
-    assert sorted(F.__all__) == sorted(NAMES)
-    assert all(callable(getattr(F, name)) for name in NAMES)
+    assert set(NAMES) <= set(F.__all__)
+    assert all(callable(getattr(F, name)) for name in F.__all__)
 
 
 def softmax(x, axis):

@@ -49,7 +49,7 @@ def test_tied_weight_is_updated_once_per_step(backend):
     before = model[0].weight.numpy().copy()
     opt = optim.SGD(model.parameters(), lr=0.1)
     model(x).sum().backward()
-    grad = model[0].weight.grad.copy()
+    grad = model[0].weight.grad.numpy().copy()
     opt.step()
     np.testing.assert_array_equal(model[0].weight.numpy(), before - 0.1 * grad)
     assert model[2].weight.numpy() is model[0].weight.numpy()

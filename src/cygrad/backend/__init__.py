@@ -20,14 +20,13 @@ from . import numpy_backend
 
 __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
-    "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
+    "has_kernel", "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
     "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
     "sgd_update", "adam_update",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
 
 # GNU OpenMP's idle threads busy-wait between parallel regions by default; on a machine shared
 # with other work that made two threads 4-10x slower than one (measured here). Sleeping threads
@@ -145,8 +144,9 @@ def _check_float(name, *arrays):
 
 
 def _check_activation(name):
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
+    if name not in _impl.KERNELS:
+        raise ValueError(f"unknown elementwise kernel {name!r} on the {current()} backend; it "
+                         f"has {sorted(_impl.KERNELS)}")
 
 
 def _check_same_shape(name, a, b):
@@ -160,6 +160,13 @@ def _check_bias(name, x, b):
 
 
 # ---------------------------------------------------------------- the contract
+
+def has_kernel(name, array):
+    """Whether the backend in use has the elementwise kernel `name` for array's dtype (the
+    cython backend, float32 and float64). Ops run their numpy twin otherwise: the op table
+    (cygrad/ops/elementwise.py) states each elementwise op's math once, for both."""
+    return name in _impl.KERNELS and array.dtype in FLOAT_DTYPES
+
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
@@ -184,20 +191,20 @@ def _check_gemm(a, b, trans_a, trans_b):
 
 
 def activation_forward(name, x, slope=0.01):
-    """y = act(x) elementwise: tanh, sigmoid, relu, leaky_relu(slope)."""
-    if name not in ACTIVATIONS:
+    """y = act(x) by the elementwise kernel `name` (see has_kernel; the op table has the
+    math): tanh, sigmoid, relu, leaky_relu(slope)."""
+    if name not in _impl.KERNELS:
         _check_activation(name)
     if x.dtype not in FLOAT_DTYPES:
         _check_float(name, x)
     return _impl.activation_forward(name, x, slope, _num_threads)
 
 
-def activation_backward(name, grad, x, y, slope=0.01):
-    """dx from the output gradient; tanh, sigmoid and relu read y (relu: y > 0 exactly when
-    x > 0), leaky_relu reads x."""
-    if name not in ACTIVATIONS:
+def activation_backward(name, grad, saved, slope=0.01):
+    """dx from the output gradient and what the op saved (the op table's `saves`: y for tanh,
+    sigmoid and relu — y > 0 exactly when x > 0 —, x for leaky_relu)."""
+    if name not in _impl.KERNELS:
         _check_activation(name)
-    saved = x if name == "leaky_relu" else y
     if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
         _check_float(name, grad, saved)
     _check_same_shape(name, grad, saved)
@@ -222,7 +229,7 @@ def bias_activation(name, z, b, slope=0.01):
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
     dtype, zs, bs = z.dtype, z.shape, b.shape
-    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in _impl.KERNELS
             or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case in one test
         _check_activation(name)
         _check_float(name, z, b)
@@ -235,7 +242,7 @@ def activation_backward_bias(name, grad, saved, slope=0.01):
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
     dtype, shape = grad.dtype, grad.shape
-    if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in ACTIVATIONS
+    if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in _impl.KERNELS
             or saved.shape != shape or len(shape) != 2):  # the common case in one test
         _check_activation(name)
         _check_float(name, grad, saved)

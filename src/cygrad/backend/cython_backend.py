@@ -44,6 +44,7 @@ gemm = _gemm.product
 # The elementwise and reduce kernels allocate their outputs, copy strided inputs and pick their
 # thread count themselves (thresholds as below, module attributes there): they are this
 # backend's functions as they stand.
+KERNELS = frozenset(elementwise.KERNELS)  # the elementwise kernels this build has
 activation_forward = elementwise.activation_forward
 activation_backward = elementwise.activation_backward
 bias_add = elementwise.bias_add

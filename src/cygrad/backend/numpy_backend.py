@@ -14,46 +14,13 @@ def gemm(a, b, trans_a, trans_b, num_threads):
     return np.matmul(a.T if trans_a else a, b.T if trans_b else b)
 
 
-def activation_forward(name, x, slope, num_threads):
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "sigmoid":
-        one = x.dtype.type(1)
-        with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x gives 0, as it should
-            return one / (one + np.exp(-x))
-    if name == "relu":
-        return np.maximum(x, x.dtype.type(0))
-    return np.where(x > 0, x, x * x.dtype.type(slope))
-
-
-def activation_backward(name, grad, saved, slope, num_threads):
-    """tanh, sigmoid, relu: saved is the output y (relu: y > 0 exactly when x > 0);
-    leaky_relu: saved is the input x."""
-    one = grad.dtype.type(1)
-    if name == "tanh":
-        return grad * (one - saved * saved)
-    if name == "sigmoid":
-        return grad * saved * (one - saved)
-    if name == "relu":
-        return np.where(saved > 0, grad, grad.dtype.type(0))
-    return np.where(saved > 0, grad, grad * grad.dtype.type(slope))
+# Elementwise ops have no numpy twin here: the op table (cygrad/ops/elementwise.py) states each
+# one's forward and backward in numpy, and ops run that where the backend has no kernel.
+KERNELS = frozenset()
 
 
 def bias_add(x, b, out, num_threads):
     return np.add(x, b, out=out)
-
-
-def bias_activation(name, z, b, slope, num_threads):
-    """Z := Z + b in place; returns act(Z)."""
-    np.add(z, b, out=z)
-    return activation_forward(name, z, slope, num_threads)
-
-
-def activation_backward_bias(name, grad, saved, slope, num_threads):
-    """(dz, db): dz as activation_backward, db its column sum in ascending rows (np.add.reduce
-    over axis 0 of a C-contiguous array adds row after row)."""
-    dz = np.ascontiguousarray(activation_backward(name, grad, saved, slope, num_threads))
-    return dz, column_sum(dz, num_threads)
 
 
 def column_sum(g, num_threads):

@@ -64,7 +64,7 @@ def gradient(loss, param):
     """param's gradient from backward of loss() alone."""
     param.grad = None
     loss().backward()
-    g = param.grad.copy()
+    g = param.grad.numpy().copy()
     param.grad = None
     return g
 
@@ -111,8 +111,8 @@ def check(result, label, build, loss_fn, name, uses, steps, lr, dtype):
         total = parts[0] + parts[1]
         opt.zero_grad()
         loss_fn(model).backward()
-        sums_equal &= bool(np.array_equal(param.grad, total))
-        first = first or (parts, total, param.grad.copy())
+        sums_equal &= bool(np.array_equal(param.grad.numpy(), total))
+        first = first or (parts, total, param.grad.numpy().copy())
         if steps == 0:
             break
         before = param._data.copy()

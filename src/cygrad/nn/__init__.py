@@ -2,21 +2,22 @@
 
 from . import functional, init
 from .layers import (
+    ACTIVATIONS,
     AvgPool2d,
     Conv2d,
     Dropout,
     Flatten,
     Identity,
-    LeakyReLU,
     Linear,
+    LogSoftmax,
     MaxPool2d,
-    ReLU,
     Sequential,
-    Sigmoid,
-    Tanh,
+    Softmax,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
+
+globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
 
 def tied_parameters(model):
@@ -29,6 +30,6 @@ def tied_parameters(model):
 
 __all__ = [
     "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
-    "Identity", "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Sequential", "MSELoss",
-    "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
+    "Identity", "Sequential", "Softmax", "LogSoftmax", "MSELoss", "CrossEntropyLoss",
+    "BCEWithLogitsLoss", "functional", "init", "tied_parameters", *ACTIVATIONS,
 ]

@@ -9,15 +9,17 @@ import numbers
 import numpy as np
 
 from .. import random as _random
-from ..ops import activation as A
+from ..ops import elementwise, reduction, registry  # noqa: F401  (they register the table)
 from ..ops import layers as L
 from ..ops import losses
-from ..tensor import Tensor, apply
+from ..tensor import Tensor, _wrap, apply
+
+# The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
+globals().update(registry.FUNCTIONAL)
 
 __all__ = [
-    "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "leaky_relu", "tanh",
-    "sigmoid", "softmax", "log_softmax", "mse_loss", "cross_entropy",
-    "binary_cross_entropy_with_logits",
+    "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "mse_loss", "cross_entropy",
+    "binary_cross_entropy_with_logits", *registry.FUNCTIONAL,
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -59,7 +61,7 @@ def _tensor_input(x, name, ndim=None):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} expects a cygrad Tensor, got {type(x).__name__}")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name} expects a {ndim}-D input, got shape {x.shape}")
+        raise ValueError(f"{name} expects a {ndim}-D input, got shape {tuple(x.shape)}")
 
 
 def _check_weights(name, x, weight, bias, weight_ndim):
@@ -79,10 +81,10 @@ def _check_weights(name, x, weight, bias, weight_ndim):
             raise TypeError(f"{name}: input has dtype {x.dtype} but {what} has dtype {t.dtype}; "
                             "convert one of them (e.g. build the layer with dtype=...)")
     if weight.ndim != weight_ndim:
-        raise ValueError(f"{name}: weight must be {weight_ndim}-D, got shape {weight.shape}")
+        raise ValueError(f"{name}: weight must be {weight_ndim}-D, got shape {tuple(weight.shape)}")
     if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{name}: bias of shape {bias.shape} does not fit weight of shape "
-                         f"{weight.shape} (expected ({weight.shape[0]},))")
+        raise ValueError(f"{name}: bias of shape {tuple(bias.shape)} does not fit weight of shape "
+                         f"{tuple(weight.shape)} (expected ({weight.shape[0]},))")
 
 
 # ---------------------------------------------------------------------- layers
@@ -99,8 +101,8 @@ def _check_linear(x, weight, bias):
         _tensor_input(x, "linear")
     _check_weights("linear", x, weight, bias, 2)
     if x._data.ndim < 1 or x._data.shape[-1] != weight._data.shape[1]:
-        raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
-                         f"{weight.shape} (expected last dimension {weight.shape[1]})")
+        raise ValueError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+                         f"{tuple(weight.shape)} (expected last dimension {weight.shape[1]})")
 
 
 def linear(x, weight, bias=None):
@@ -111,23 +113,16 @@ def linear(x, weight, bias=None):
     return apply(L.Linear, x, weight, bias)
 
 
-_ACTIVATION_OPS = {"tanh": A.Tanh, "sigmoid": A.Sigmoid, "relu": A.ReLU,
-                   "leaky_relu": A.LeakyReLU}
-
-
-def _linear_activation(x, weight, bias, activation, negative_slope=0.01):
-    """activation(linear(x, weight, bias)), as nn.Sequential runs a Linear followed by its
-    activation module. The graph is that of the two calls (a Linear node, then the
-    activation's node), but the bias add and the activation run as one kernel pass, and
-    backward gets the activation's gradient and the bias gradient from one pass too."""
+def _linear_activation(x, weight, bias, entry, params):
+    """entry's activation of linear(x, weight, bias), as nn.Sequential runs a Linear followed
+    by its activation module: one graph node (ops.layers.LinearActivation) whose kernels add
+    the bias and activate in one pass, and give the activation's and the bias's gradients in
+    one pass back. Falls back to the two ops where there is nothing to fuse."""
     _check_linear(x, weight, bias)
-    act = _ACTIVATION_OPS[activation]
-    if bias is None or x._data.ndim != 2:  # nothing to fuse, or a batch of sequences
+    if bias is None or x._data.ndim != 2:
         y = linear(x, weight, bias)
-        return apply(act, y, slope=float(negative_slope))
-    z = apply(L.Linear, x, weight, bias, fused=True)
-    return apply(act, z, slope=float(negative_slope), bias=bias._data,
-                 linear=z._op if bias.requires_grad else None)
+        return apply(entry.op, y, **params) if params else apply(entry.op, y)
+    return apply(L.linear_activation_op(entry), x, weight, bias, **params)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -137,16 +132,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     _check_weights("conv2d", x, weight, bias, 4)
     stride, padding = _square(stride, "stride", 1), _square(padding, "padding", 0)
     if x.ndim != 4:
-        raise ValueError(f"conv2d expects input (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"conv2d expects input (N, C, H, W), got shape {tuple(x.shape)}")
     if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {x.shape}) does not "
-                         f"fit weight of shape {weight.shape} (expected {weight.shape[1]} "
+        raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {tuple(x.shape)}) does not "
+                         f"fit weight of shape {tuple(weight.shape)} (expected {weight.shape[1]} "
                          "channels)")
     kh, kw = weight.shape[2:]
     h, w = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
     if kh < 1 or kw < 1 or h < kh or w < kw:
         raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the input of shape "
-                         f"{x.shape} padded to {h}x{w} (padding={padding})")
+                         f"{tuple(x.shape)} padded to {h}x{w} (padding={padding})")
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return apply(L.Conv2d, *inputs, stride=stride, padding=padding)
 
@@ -167,7 +162,7 @@ def _pool(op, x, kernel_size, stride, name):
     (kh, kw), stride = _pool_geometry(kernel_size, stride, name)
     if x.shape[2] < kh or x.shape[3] < kw:
         raise ValueError(f"{name}: kernel {kh}x{kw} is larger than the input of shape "
-                         f"{x.shape}")
+                         f"{tuple(x.shape)}")
     return apply(op, x, kernel_size=(kh, kw), stride=stride)
 
 
@@ -193,32 +188,6 @@ def dropout(x, p=0.5, training=True):
     return apply(L.Dropout, x, p=p, generator=_random.generator())
 
 
-# ---------------------------------------------------------------------- activations
-
-def relu(x):
-    return x.relu()
-
-
-def leaky_relu(x, negative_slope=0.01):
-    return x.leaky_relu(negative_slope)
-
-
-def tanh(x):
-    return x.tanh()
-
-
-def sigmoid(x):
-    return x.sigmoid()
-
-
-def softmax(x, dim=-1):
-    return x.softmax(dim)
-
-
-def log_softmax(x, dim=-1):
-    return x.log_softmax(dim)
-
-
 # ---------------------------------------------------------------------- losses
 
 def _check_reduction(reduction):
@@ -234,13 +203,13 @@ def mse_loss(input, target, reduction="mean"):
     if not isinstance(input, Tensor):
         _tensor_input(input, "mse_loss")
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=input._data.dtype))
+        target = _wrap(np.asarray(target, dtype=input._data.dtype))
     elif target._data.dtype != input._data.dtype:
         raise TypeError(f"mse_loss: input has dtype {input.dtype} but target has dtype "
                         f"{target.dtype}")
     if target._data.shape != input._data.shape:
-        raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape "
-                         f"{target.shape} differ")
+        raise ValueError(f"mse_loss: input of shape {tuple(input.shape)} and target of shape "
+                         f"{tuple(target.shape)} differ")
     return apply(losses.MSE, input, target, reduction=reduction)
 
 
@@ -250,14 +219,14 @@ def cross_entropy(input, target, reduction="mean"):
     _check_reduction(reduction)
     _tensor_input(input, "cross_entropy")
     if input.ndim != 2:
-        raise ValueError(f"cross_entropy expects logits of shape (N, C), got {input.shape}")
+        raise ValueError(f"cross_entropy expects logits of shape (N, C), got {tuple(input.shape)}")
     target = np.asarray(target._data if isinstance(target, Tensor) else target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
                         f"{target.dtype}")
     if target.shape != (input.shape[0],):
-        raise ValueError(f"cross_entropy: input of shape {input.shape} needs targets of shape "
-                         f"({input.shape[0]},), got {target.shape}")
+        raise ValueError(f"cross_entropy: input of shape {tuple(input.shape)} needs targets of shape "
+                         f"({input.shape[0]},), got {tuple(target.shape)}")
     bad = (target < 0) | (target >= input.shape[1])
     if bad.any():
         raise ValueError(f"cross_entropy: class index {target[bad][0]} (at position "
@@ -270,8 +239,9 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """BCE(sigmoid(input), target) in the stable form; target of input's shape, in [0, 1]."""
     _check_reduction(reduction)
     _tensor_input(input, "binary_cross_entropy_with_logits")
-    target = np.asarray(target._data if isinstance(target, Tensor) else target, input.dtype)
+    target = np.asarray(target._data if isinstance(target, Tensor) else target,
+                        input._data.dtype)
     if target.shape != input.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: input of shape {input.shape} and "
-                         f"target of shape {target.shape} differ")
+        raise ValueError(f"binary_cross_entropy_with_logits: input of shape {tuple(input.shape)} and "
+                         f"target of shape {tuple(target.shape)} differ")
     return apply(losses.BCEWithLogits, input, targets=target, reduction=reduction)

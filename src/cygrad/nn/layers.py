@@ -5,14 +5,21 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import _float_dtype, get_default_dtype
+from .. import dtypes
+from ..ops import registry
+from ..ops.elementwise import _bind
 from . import functional as F
 from . import init
 from .module import Module, Parameter, _layout
 
 
 def _dtype(dtype):
-    return get_default_dtype() if dtype is None else _float_dtype(dtype)
+    """The numpy dtype of a layer's parameters: the default float dtype unless given."""
+    d = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
+    if not d.is_floating_point:
+        raise TypeError(f"unsupported dtype {d.name} for layer parameters: they must be float32 "
+                        "or float64")
+    return d.numpy
 
 
 class Linear(Module):
@@ -147,31 +154,62 @@ class Identity(Module):
         return x
 
 
-class Tanh(Module):
-    def forward(self, x):
-        return x.tanh()
+def _activation_module(entry):
+    """The nn module of an elementwise entry (nn.Tanh, nn.LeakyReLU(negative_slope=0.01)...):
+    its parameters as constructor arguments in torch's order, then `inplace`."""
+    names, defaults = entry.param_names, dict(entry.params)
 
+    def __init__(self, *args, inplace=False, **kwargs):
+        Module.__init__(self)
+        if len(args) > len(names):  # inplace given positionally, after the parameters
+            inplace, args = args[len(names)], args[:len(names)]
+        params = _bind(entry, defaults, args, kwargs)
+        for name in names:
+            setattr(self, name, params[name])
+        self.inplace = bool(inplace)
 
-class Sigmoid(Module):
-    def forward(self, x):
-        return x.sigmoid()
-
-
-class ReLU(Module):
-    def forward(self, x):
-        return x.relu()
-
-
-class LeakyReLU(Module):
-    def __init__(self, negative_slope=0.01):
-        super().__init__()
-        self.negative_slope = negative_slope
-
-    def forward(self, x):
-        return x.leaky_relu(self.negative_slope)
+    def forward(self, input):
+        params = {name: self.__dict__[name] for name in names}
+        if self.inplace:
+            return entry.inplace(input, **params)
+        return entry.function(input, **params)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        parts = [f"{name}={self.__dict__[name]!r}" for name in names]
+        if self.inplace:
+            parts.append("inplace=True")
+        return ", ".join(parts)
+
+    doc = f"y = {entry.name}(x) elementwise (cygrad.{entry.name}); backward: {entry.rule}."
+    return type(entry.module, (Module,), {"__init__": __init__, "forward": forward,
+                                          "extra_repr": extra_repr, "__doc__": doc,
+                                          "entry": entry, "__module__": __name__})
+
+
+# nn.Tanh, nn.ReLU, nn.GELU ...: one module per op-table entry that names one
+ACTIVATIONS = {name: _activation_module(entry) for name, entry in registry.MODULES.items()}
+globals().update(ACTIVATIONS)
+
+
+class Softmax(Module):
+    """softmax along dim"""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.softmax(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log_softmax along dim"""
+
+    def forward(self, input):
+        return F.log_softmax(input, self.dim)
 
 
 class Sequential(Module):
@@ -217,34 +255,33 @@ class Sequential(Module):
         if plan is None or plan[0] != _layout[0]:  # first call, or some module changed since
             plan = (_layout[0], self._fusion_plan())
             object.__setattr__(self, "_plan", plan)  # not a module change itself
-        for module, activation, slope in plan[1]:
-            if activation is None:
+        for module, entry, params in plan[1]:
+            if entry is None:
                 x = module(x)
             else:
                 p = module._parameters
-                if activation == "identity":  # Linear.forward, without the call layers
+                if entry == "identity":  # Linear.forward, without the call layers
                     x = F.linear(x, p["weight"], p["bias"])
                 else:
-                    x = F._linear_activation(x, p["weight"], p["bias"], activation, slope)
+                    x = F._linear_activation(x, p["weight"], p["bias"], entry, params)
         return x
 
     def _fusion_plan(self):
-        """[(module, activation, slope)]: a Linear fused with the activation module after it
-        (which is then skipped), a plain Linear alone ("identity"), or (module, None, None)
-        for any other module, run as module(x)."""
+        """[(module, entry, params)]: a Linear fused with the activation module after it
+        (which is then skipped: entry is the activation's op-table entry), a plain Linear alone
+        ("identity"), or (module, None, None) for any other module, run as module(x)."""
         plan = []
         modules = iter(self._modules.values())
         m = next(modules, _END)
         while m is not _END:
             after = next(modules, _END)
-            activation = _fusable(m, after)
-            if activation is None:
+            entry = _fusable(m, after)
+            if entry is None:
                 plain = type(m) is Linear and "forward" not in m.__dict__
                 plan.append((m, "identity" if plain else None, None))
                 m = after
             else:
-                slope = after.negative_slope if activation == "leaky_relu" else 0.01
-                plan.append((m, activation, slope))
+                plan.append((m, entry, {k: after.__dict__[k] for k in entry.param_names}))
                 m = next(modules, _END)
         return plan
 
@@ -252,16 +289,15 @@ class Sequential(Module):
 _END = object()  # no module is this
 
 
-_FUSABLE = {Tanh: "tanh", Sigmoid: "sigmoid", ReLU: "relu", LeakyReLU: "leaky_relu"}
-
-
 def _fusable(module, after):
-    """The activation's name when module is a plain Linear with a bias and `after` a plain
-    activation module, neither with a forward of its own (a subclass, or one wrapped by the
-    symmetry monitor, which must see the activation's output): otherwise None."""
+    """The activation's op-table entry when module is a plain Linear with a bias and `after`
+    a plain activation module whose kernel has the bias-fused forms (neither with a forward of
+    its own: a subclass, or one wrapped to watch its output): otherwise None."""
     if type(module) is not Linear or "forward" in module.__dict__:
         return None
-    name = _FUSABLE.get(type(after))
-    if name is None or "forward" in after.__dict__ or module._parameters["bias"] is None:
+    entry = getattr(type(after), "entry", None)
+    if (entry is None or not entry.fusable or type(after) is not ACTIVATIONS.get(entry.module)
+            or "forward" in after.__dict__ or after.__dict__.get("inplace")
+            or module._parameters["bias"] is None):
         return None
-    return name
+    return entry

@@ -4,7 +4,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..tensor import Tensor, _to_array
+from ..ops.factories import tensor as _tensor
+from ..tensor import Tensor, _init
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -23,8 +24,12 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data._data if isinstance(data, Tensor) else _to_array(data),
-                         requires_grad=requires_grad)
+        if data is None:
+            data = _tensor([])
+        elif not isinstance(data, Tensor):
+            data = _tensor(data)
+        _init(self, data._data)
+        self.requires_grad_(requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -182,7 +187,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.fill(0)
+                p.grad.zero_()
 
     def train(self, mode=True):
         """Set training mode (Dropout active) on this module and every submodule."""
@@ -226,8 +231,8 @@ class Module:
             value = state_dict[name]
             value = np.asarray(value._data if isinstance(value, Tensor) else value)
             if value.shape != p.shape:
-                bad_shapes.append(f"{name!r} has shape {value.shape} in the state dict but "
-                                  f"{p.shape} in the model")
+                bad_shapes.append(f"{name!r} has shape {tuple(value.shape)} in the state dict but "
+                                  f"{tuple(p.shape)} in the model")
             elif value.dtype != p.dtype:
                 bad_dtypes.append(f"{name!r} has dtype {value.dtype} in the state dict but "
                                   f"{p.dtype} in the model")

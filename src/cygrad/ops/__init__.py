@@ -1,26 +1,32 @@
-"""Every differentiable operation: forward and backward side by side, one class each.
+"""The op table: every operation cygrad offers, each declared once.
 
-An op works on numpy arrays only (the autodiff bookkeeping lives in cygrad/tensor.py):
-`forward(*arrays)` returns the output array and saves what backward needs; `backward(g)` takes
-the gradient of the output and returns one gradient per input (None where an input needs none).
-`rule` is the backward formula in words, shown by traces and docs. All heavy numerics go
-through `cygrad.backend`, so switching backend switches every kernel below.
+An op is a class with `forward(*arrays)` (numpy arrays in, the output array out, saving what
+backward needs) and `backward(g)` (the gradient of the output in, one gradient per input out,
+None where an input needs none), side by side, with `rule`, the backward formula in words (shown
+by traces and docs). All heavy numerics go through `cygrad.backend`, so switching backend
+switches every kernel. The autodiff bookkeeping lives in cygrad/tensor.py (`apply`).
+
+Each op is exported under its torch names by `registry.export`: as a cygrad function
+(`cygrad.exp`), a Tensor method (`x.exp()`, `x.exp_()`), an `nn.functional` function, and, for
+activations, an `nn` module (`nn.Tanh`). Elementwise ops are declared in one line each in
+elementwise.py (numpy twin, backward, rule, kernel, torch name); everything else — methods,
+functions, modules, the fusable set, the bridge to torch, the tests' lists — is derived from
+that entry.
+
+    elementwise.py  unary and binary elementwise ops, comparisons    (one table)
+    reduction.py    sum mean prod max min var std logsumexp softmax ...
+    shape.py        view reshape permute cat stack indexing gather ...
+    linalg.py       matmul bmm einsum
+    factories.py    zeros ones full arange linspace eye ...
+    layers.py       linear dropout embedding norms attention
+    losses.py       cross_entropy nll mse bce ...
 
 An op says which of the caller's arrays its backward reads: `saves` (input positions) and
-`saves_output`. While the graph lives those arrays are read-only (see `lock`), so an in-place
-write raises instead of turning into a silently wrong gradient; arrays an op makes for itself
-(masks, im2col patches) are private and need no lock. The limit: numpy offers no way to reach the
-views of an array, so a view made before the lock keeps its write flag and can still write
-(`cygrad.detect_anomaly()` compares the saved bytes at backward and catches it).
-
-    arithmetic.py  add sub mul div neg pow matmul          (broadcasting)
-    reduction.py   sum mean max softmax log_softmax
-    shape.py       reshape transpose getitem
-    activation.py  exp log tanh sigmoid relu leaky_relu
-    layers.py      linear conv2d max_pool2d avg_pool2d dropout
-    losses.py      cross_entropy (fused log-softmax + NLL), mse, bce_with_logits
+`saves_output`; `apply` locks those arrays read-only while the graph lives (ops/locks.py).
+`view_of` names the input whose array the output is a view of (view, transpose, slicing...).
 """
 
+from . import registry  # noqa: F401
 from .locks import Lease, PyLease, lock, unlock  # noqa: F401  (re-exported)
 
 
@@ -35,6 +41,7 @@ class Op:
     rule = ""
     saves = ()  # positions of the inputs whose arrays backward reads
     saves_output = False  # backward reads the output array
+    view_of = None  # position of the input whose array the output views
     needs = ()
     released = False
     lease = None
@@ -42,9 +49,13 @@ class Op:
     def __init__(self, **params):
         self.__dict__.update(params)
 
-    @property
-    def name(self):
-        return type(self).__name__
+    @classmethod
+    def name(cls):
+        """The op's name, as torch's grad_fn.name()."""
+        return cls.__name__
+
+    def __repr__(self):
+        return f"<{type(self).__name__}Backward>"
 
     def forward(self, *arrays):
         raise NotImplementedError

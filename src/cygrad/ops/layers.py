@@ -1,4 +1,5 @@
-"""The ops behind the layers: linear, conv2d, pooling, dropout. Every product goes through the
+"""The ops behind the layers: linear (alone and fused with its activation), conv2d, pooling,
+dropout. Every product goes through the
 backend's exact gemm, so identical units (rows of a weight) get identical outputs and gradients."""
 
 import numpy as np
@@ -9,30 +10,21 @@ from . import Op
 
 
 class Linear(Op):
-    """y = x @ W.T + b, x (..., in), W (out, in), b (out,) or absent
-
-    Fused with the activation that follows (`fused`, set by nn.functional's fused path): the
-    op leaves the bias to that activation op, which adds it and activates in one kernel pass,
-    and whose backward hands back the bias gradient it summed in the same pass as its own
-    (`bias_grad`). The graph keeps both nodes.
-    """
+    """y = x @ W.T + b, x (..., in), W (out, in), b (out,) or absent"""
 
     rule = "dx = g @ W;  dW = g.T @ x;  db = g summed over rows"
     saves = (0, 1)
-    fused = False
-    bias_grad = None  # (dz, db) from a fused activation's backward
     in_shape = None  # x's shape when it is not 2-D (backward reshapes dx to it)
 
     def forward(self, x, w, b=None):
         self.w = w
         if x.ndim == 2:
             self.x = x
-            y = B.gemm(x, w, False, True)
         else:  # a batch of sequences: the rows of every sample as one batch of rows
             self.in_shape = x.shape
             self.x = x.reshape(-1, w.shape[1])
-            y = B.gemm(self.x, w, False, True)
-        if b is not None and not self.fused:
+        y = B.gemm(self.x, w, False, True)
+        if b is not None:
             B.bias_add(y, b, y)  # in place: a fresh gemm output, no temporary
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -46,10 +38,65 @@ class Linear(Op):
         dw = B.gemm(g, self.x, True, False) if needs[1] else None
         if len(needs) == 2:
             return dx, dw
-        if not needs[2]:
-            return dx, dw, None
-        fused, self.bias_grad = self.bias_grad, None
-        return dx, dw, (fused[1] if fused is not None and fused[0] is g else B.column_sum(g))
+        return dx, dw, (B.column_sum(g) if needs[2] else None)
+
+
+class LinearActivation(Op):
+    """y = act(x @ W.T + b): a Linear and the activation after it as one node, x (n, in).
+
+    One gemm, then one kernel pass adds the bias and activates; backward gets the
+    activation's gradient and the bias gradient from one pass too (the kernels' fused forms,
+    bitwise what the two ops give separately). A subclass per fusable activation of the
+    elementwise table sets `entry` (nn.Sequential runs a Linear followed by such a module this
+    way).
+    """
+
+    entry = None
+    saves = (0, 1)
+    saves_output = True
+
+    def forward(self, x, w, b):
+        e, params = self.entry, self.__dict__
+        self.x, self.w = x, w
+        z = B.gemm(x, w, False, True)
+        param = params.get(e.kernel_param, 0.0)
+        if B.has_kernel(e.kernel, z):
+            y = B.bias_activation(e.kernel, z, b, param)
+        else:
+            B.bias_add(z, b, z)
+            y = e.forward(z, **{k: params[k] for k in e.param_names})
+        self.z = z if "x" in e.saves else None
+        self.y = y
+        return y
+
+    def backward(self, g):
+        e, params, needs = self.entry, self.__dict__, self.needs
+        saved = self.z if "x" in e.saves else self.y
+        param = params.get(e.kernel_param, 0.0)
+        if B.has_kernel(e.kernel, g):
+            dz, db = B.activation_backward_bias(e.kernel, g, saved, param)
+        else:
+            dz = np.ascontiguousarray(e.grad(g, self.z, self.y,
+                                             **{k: params[k] for k in e.param_names}))
+            db = B.column_sum(dz) if needs[2] else None
+        dx = B.gemm(dz, self.w) if needs[0] else None
+        dw = B.gemm(dz, self.x, True, False) if needs[1] else None
+        return dx, dw, (db if needs[2] else None)
+
+
+def linear_activation_op(entry):
+    """The fused Linear + activation op class of a fusable elementwise entry."""
+    op = _FUSED.get(entry.name)
+    if op is None:
+        name = "Linear" + "".join(p.capitalize() for p in entry.name.split("_"))
+        op = _FUSED[entry.name] = type(name, (LinearActivation,), {
+            "entry": entry, "__module__": __name__,
+            "rule": f"dz = {entry.name}'(z) * g (kernel pass, with db = dz summed over rows);  "
+                    "dx = dz @ W;  dW = dz.T @ x"})
+    return op
+
+
+_FUSED = {}
 
 
 class Conv2d(Op):

@@ -1,53 +1,1045 @@
-"""Ops that move numbers without arithmetic."""
+"""Ops that move numbers without arithmetic: views, joins, splits, indexing, masks.
+
+Views (view, reshape where it can, permute, transpose, squeeze, unsqueeze, expand, slicing,
+narrow, select, split, chunk, unbind) share the input's memory as torch's do: writing into one
+writes into the other (`view_of`). Joins and advanced indexing copy. Every backward is a copy,
+a reshape, or a scatter-add whose contributions are summed in the index order (a fixed order:
+the same bits for any thread count).
+"""
+
+import numbers
+import operator
 
 import numpy as np
 
-from . import Op
+from .. import backend as B
+from .. import dtypes
+from ..tensor import Size, Tensor, _dim, _local, _wrap, apply
+from . import Op, registry
+from .registry import export
 
+# ---------------------------------------------------------------------- argument helpers
+
+
+def _shape_args(args, where):
+    """A shape from `*shape` or one sequence argument, -1 allowed."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
+        args = tuple(args[0])
+    shape = []
+    for s in args:
+        try:
+            shape.append(operator.index(s))
+        except TypeError:
+            raise TypeError(f"{where}(): argument 'size' must be a tuple of ints, but found an "
+                            f"element of type {type(s).__name__}") from None
+    return tuple(shape)
+
+
+def _infer_shape(shape, numel, where="view"):
+    """torch's shape check: one -1 may stand for the rest; the sizes must multiply to numel."""
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for s in shape:
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s}")
+        if s != -1:
+            known *= s
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def _dims(dims, ndim):
+    """A tuple of distinct normalised dims."""
+    if isinstance(dims, (int, np.integer)):
+        dims = (dims,)
+    out = tuple(_dim(d, ndim) for d in dims)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"dim {out} appears multiple times in the list of dims")
+    return out
+
+
+# ---------------------------------------------------------------------- views
 
 class Reshape(Op):
-    """y = x.reshape(shape)"""
+    """y = x.reshape(shape) (a view where the memory allows, as torch.reshape)"""
 
     rule = "dx = g.reshape(x.shape)"
+    view_of = 0
 
     def forward(self, x):
         self.in_shape = x.shape
-        try:
-            return x.reshape(self.shape)
-        except ValueError:
-            raise ValueError(f"cannot reshape an array of shape {x.shape} into "
-                             f"{self.shape}") from None
+        return x.reshape(self.shape)
 
     def backward(self, g):
         return (g.reshape(self.in_shape),)
 
 
-class Transpose(Op):
-    """y = x.transpose(axes)"""
-
-    rule = "dx = g.transpose(inverse axes)"
+class View(Reshape):
+    """y = x.view(shape): always a view; torch's error where the strides do not allow one"""
 
     def forward(self, x):
-        if self.axes is not None and sorted(a % max(x.ndim, 1) for a in self.axes) != list(
-                range(x.ndim)):
-            raise ValueError(f"axes {self.axes} are not a permutation for shape {x.shape}")
-        return x.transpose(self.axes)
+        self.in_shape = x.shape
+        try:
+            return np.reshape(x, self.shape, copy=False)
+        except ValueError:
+            raise RuntimeError("view size is not compatible with input tensor's size and stride "
+                               "(at least one dimension spans across two contiguous subspaces)."
+                               " Use .reshape(...) instead.") from None
+
+
+@export("view", method=True, function=False)
+def view(self, *shape):
+    """The same memory seen with another shape (one -1 may stand for the rest)."""
+    if len(shape) == 1 and isinstance(shape[0], (dtypes.dtype, type, str)):
+        raise NotImplementedError("view(dtype) (reinterpreting the bits) is not supported")
+    shape = _infer_shape(_shape_args(shape, "view"), self._data.size)
+    if shape == self._data.shape:
+        return apply(View, self, shape=shape)
+    return apply(View, self, shape=shape)
+
+
+@export("reshape", method=True)
+def reshape(input, *shape):
+    """input with another shape: a view where the memory allows, else a copy."""
+    shape = _infer_shape(_shape_args(shape, "reshape"), input._data.size, "reshape")
+    return apply(Reshape, input, shape=shape)
+
+
+@export("view_as", method=True, function=False)
+def view_as(self, other):
+    return view(self, other._data.shape)
+
+
+@export("reshape_as", method=True, function=False)
+def reshape_as(self, other):
+    return reshape(self, other._data.shape)
+
+
+@export("flatten", method=True)
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim into one."""
+    shape = input._data.shape
+    if not shape:
+        return reshape(input, (1,))
+    start, end = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    merged = 1
+    for s in shape[start:end + 1]:
+        merged *= s
+    return reshape(input, shape[:start] + (merged,) + shape[end + 1:])
+
+
+@export("unflatten", method=True)
+def unflatten(input, dim, sizes):
+    """Split dim into sizes (one -1 may stand for the rest)."""
+    shape = input._data.shape
+    d = _dim(dim, len(shape))
+    sizes = _infer_shape(tuple(sizes), shape[d], "unflatten")
+    return view(input, shape[:d] + sizes + shape[d + 1:])
+
+
+class Permute(Op):
+    """y = x.permute(dims)"""
+
+    rule = "dx = g.permute(inverse dims)"
+    view_of = 0
+
+    def forward(self, x):
+        return x.transpose(self.dims)
 
     def backward(self, g):
-        inverse = None if self.axes is None else np.argsort([a % g.ndim for a in self.axes])
-        return (g.transpose(inverse),)
+        return (g.transpose(np.argsort(self.dims)),)
 
 
-class GetItem(Op):
-    """y = x[index]"""
+@export("permute", method=True)
+def permute(input, *dims):
+    """The dims reordered: output dim i is input dim dims[i]."""
+    dims = _shape_args(dims, "permute")
+    ndim = input._data.ndim
+    if len(dims) != ndim:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
+                           f"not match the length of the desired ordering of dimensions i.e. "
+                           f"input.dim() = {ndim} is not equal to len(dims) = {len(dims)}")
+    return apply(Permute, input, dims=_dims(dims, ndim))
 
-    rule = "dx = zeros with g added at index"
+
+@export("transpose", "swapaxes", "swapdims", method=True, methods=("swapaxes", "swapdims"))
+def transpose(input, dim0, dim1):
+    """dim0 and dim1 swapped (a view)."""
+    ndim = input._data.ndim
+    d0, d1 = _dim(dim0, ndim), _dim(dim1, ndim)
+    if ndim < 2 or d0 == d1:
+        return apply(Reshape, input, shape=input._data.shape)
+    dims = list(range(ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return apply(Permute, input, dims=tuple(dims))
+
+
+@export("t", method=True)
+def t(input):
+    """The transpose of a tensor of at most 2 dims."""
+    if input._data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{input._data.ndim}D")
+    return transpose(input, 0, -1) if input._data.ndim == 2 else input
+
+
+def _T(self):
+    if self._data.ndim < 2:
+        return self
+    return apply(Permute, self, dims=tuple(range(self._data.ndim))[::-1])
+
+
+def _mT(self):
+    if self._data.ndim < 2:
+        raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
+                           f"Got {self._data.ndim}-D tensor.")
+    return transpose(self, -2, -1)
+
+
+Tensor.T = property(_T, doc="All dims reversed.")
+Tensor.mT = property(_mT, doc="The last two dims swapped.")
+
+
+@export("movedim", "moveaxis", method=True, methods=("moveaxis",))
+def movedim(input, source, destination):
+    ndim = input._data.ndim
+    src, dst = _dims(source, ndim), _dims(destination, ndim)
+    if len(src) != len(dst):
+        raise RuntimeError("movedim: Invalid source or destination dims")
+    order = [d for d in range(ndim) if d not in src]
+    for s, d in sorted(zip(dst, src)):
+        order.insert(s, d)
+    return apply(Permute, input, dims=tuple(order))
+
+
+@export("squeeze", method=True)
+def squeeze(input, dim=None):
+    """Remove size-1 dims (all of them, or those named by dim; others are left alone)."""
+    shape = input._data.shape
+    if dim is None:
+        dims = {i for i, s in enumerate(shape) if s == 1}
+    else:
+        dims = {d for d in _dims(dim, len(shape)) if shape and shape[d] == 1}
+    return apply(Reshape, input, shape=tuple(s for i, s in enumerate(shape) if i not in dims))
+
+
+@export("unsqueeze", method=True)
+def unsqueeze(input, dim):
+    """A size-1 dim inserted at dim (in [-ndim - 1, ndim])."""
+    shape = input._data.shape
+    d = _dim(dim, len(shape) + 1)
+    return apply(Reshape, input, shape=shape[:d] + (1,) + shape[d:])
+
+
+class Expand(Op):
+    """y = x broadcast to shape (a read-only view)"""
+
+    rule = "dx = g summed over the broadcast dims"
+    view_of = 0
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return np.broadcast_to(x, self.shape)
+
+    def backward(self, g):
+        return (B.sum_to_shape(np.ascontiguousarray(g), self.in_shape),)
+
+
+@export("expand", method=True, function=False)
+def expand(self, *sizes):
+    """self broadcast to sizes (-1 keeps a dim; new dims may lead)."""
+    sizes = _shape_args(sizes, "expand")
+    shape = self._data.shape
+    if len(sizes) < len(shape):
+        raise RuntimeError(f"expand(cygrad.{self.dtype.name}{{{list(shape)}}}, size={list(sizes)}"
+                           f"): the number of sizes provided ({len(sizes)}) must be greater or "
+                           f"equal to the number of dimensions in the tensor ({len(shape)})")
+    lead = len(sizes) - len(shape)
+    target = []
+    for i, s in enumerate(sizes):
+        if i < lead:
+            if s < 0:
+                raise RuntimeError(f"The expanded size of the tensor ({s}) isn't allowed in a "
+                                   "leading, non-existing dimension")
+            target.append(s)
+            continue
+        own = shape[i - lead]
+        if s == -1:
+            s = own
+        if own != s and own != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
+                               f"size ({own}) at non-singleton dimension {i}.  Target sizes: "
+                               f"{list(sizes)}.  Tensor sizes: {list(shape)}")
+        target.append(s)
+    target = tuple(target)
+    if target == shape:
+        return apply(Reshape, self, shape=shape)
+    return apply(Expand, self, shape=target)
+
+
+@export("expand_as", method=True, function=False)
+def expand_as(self, other):
+    return expand(self, other._data.shape)
+
+
+@export("broadcast_to")
+def broadcast_to(input, size):
+    return expand(input, size)
+
+
+class Repeat(Op):
+    """y = x tiled `repeats` times along each dim (torch.Tensor.repeat, numpy's tile)"""
+
+    rule = "dx = g summed over the copies"
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return np.tile(x, self.repeats)
+
+    def backward(self, g):
+        lead = len(self.repeats) - len(self.in_shape)
+        shape = (1,) * lead + self.in_shape
+        split = []
+        for r, s in zip(self.repeats, shape):
+            split += [r, s]
+        g = g.reshape(split)
+        target = tuple(1 if i % 2 == 0 else n for i, n in enumerate(split))
+        return (B.sum_to_shape(np.ascontiguousarray(g), target).reshape(self.in_shape),)
+
+
+@export("repeat", method=True, function=False)
+def repeat(self, *sizes):
+    """self tiled sizes[i] times along dim i (sizes may add leading dims)."""
+    sizes = _shape_args(sizes, "repeat")
+    if len(sizes) < self._data.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                           "of dimensions of tensor")
+    return apply(Repeat, self, repeats=sizes)
+
+
+class Slice(Op):
+    """y = x[index] with basic indexing (ints, slices, None, Ellipsis): a view"""
+
+    rule = "dx = zeros with g written at index"
+    view_of = 0
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
-        return np.array(x[self.index])
+        return x[self.index]
 
     def backward(self, g):
         dx = np.zeros(self.shape, dtype=self.dtype)
-        np.add.at(dx, self.index, g)
+        dx[self.index] = g
         return (dx,)
+
+
+class Gather(Op):
+    """y = x[index] with advanced indexing (integer or bool arrays): a copy"""
+
+    rule = "dx = zeros with g added at index (in index order)"
+
+    def forward(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, dtype=self.dtype)
+        np.add.at(dx, self.index, g)  # sequential in index order: fixed for any thread count
+        return (dx,)
+
+
+def _index(index):
+    """A torch index as a numpy one (tensors to arrays), and whether it is basic (a view)."""
+    items = index if isinstance(index, tuple) else (index,)
+    out, basic = [], True
+    for item in items:
+        if isinstance(item, Tensor):
+            array = item._data
+            if array.dtype.kind == "b":
+                basic = False
+                out.append(array)
+            elif array.dtype.kind in "iu":
+                if array.ndim == 0:
+                    out.append(int(array))
+                else:
+                    basic = False
+                    out.append(array)
+            else:
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+        elif isinstance(item, (list, np.ndarray)):
+            array = np.asarray(item)
+            if array.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+            if array.dtype.kind not in "biu" and array.size:
+                raise IndexError(f"unsupported index {item!r}")
+            basic = False
+            out.append(array.astype(np.int64) if array.size == 0 else array)
+        elif isinstance(item, range):
+            basic = False
+            out.append(np.arange(item.start, item.stop, item.step))
+        elif isinstance(item, slice):
+            out.append(slice(*(None if v is None else operator.index(v)
+                               for v in (item.start, item.stop, item.step))))
+        elif item is None or item is Ellipsis:
+            out.append(item)
+        elif isinstance(item, bool):
+            basic = False
+            out.append(np.bool_(item))
+        elif isinstance(item, (numbers.Integral, np.integer)):
+            out.append(operator.index(item))
+        else:
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
+                             f"byte Variables are valid indices (got {type(item).__name__})")
+    if basic and Ellipsis not in out:
+        out.append(Ellipsis)  # numpy then gives a 0-d view, not a scalar, for x[i, j]
+    if not isinstance(index, tuple) and len(out) == 1:
+        return out[0], basic
+    return tuple(out), basic
+
+
+def getitem(self, index):
+    index, basic = _index(index)
+    if isinstance(index, slice) and index == slice(None):
+        return apply(Slice, self, index=index)
+    if basic:
+        for i in (index if isinstance(index, tuple) else (index,)):
+            if isinstance(i, slice) and i.step is not None and i.step <= 0:
+                raise ValueError("step must be greater than zero")
+        return apply(Slice, self, index=index)
+    return apply(Gather, self, index=index)
+
+
+class IndexPut(Op):
+    """y = x with y[index] = v (a copy; x itself is written by the in-place form)"""
+
+    rule = "dx = g with zeros at index;  dv = g[index] summed to v's shape"
+
+    def forward(self, x, v):
+        self.v_shape = v.shape
+        y = x.copy()
+        y[self.index] = v
+        return y
+
+    def backward(self, g):
+        dx = dv = None
+        if self.needs[0]:
+            dx = g.copy()
+            dx[self.index] = 0
+        if self.needs[1]:
+            dv = B.sum_to_shape(np.ascontiguousarray(g[self.index]), self.v_shape)
+        return dx, dv
+
+
+def setitem(self, index, value):
+    """self[index] = value, in place (value: a number or a tensor broadcast to the slots)."""
+    np_index, _ = _index(index)
+    if not isinstance(value, Tensor):
+        value = _wrap(np.asarray(value, dtype=self._data.dtype))
+    elif value._data.dtype != self._data.dtype:
+        value = value.type(self.dtype) if value._rg and _local.grad_enabled else \
+            _wrap(value._data.astype(self._data.dtype))
+    if not (_local.grad_enabled and (self._rg or value._rg)):
+        from ..tensor import _writable
+
+        try:
+            _writable(self)[np_index] = value._data
+        except ValueError as err:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
+                               f"cannot be broadcast to indexing result ({err})") from None
+        return
+    self._write(apply(IndexPut, self._inplace_input(), value, index=np_index))
+
+
+Tensor.__getitem__ = getitem
+Tensor.__setitem__ = setitem
+
+
+@export("index_put", method=True)
+def index_put(input, indices, values, accumulate=False):
+    if accumulate:
+        raise NotImplementedError("index_put(accumulate=True) is not supported; use index_add")
+    np_index, _ = _index(tuple(indices))
+    if not isinstance(values, Tensor):
+        values = _wrap(np.asarray(values, dtype=input._data.dtype))
+    return apply(IndexPut, input, values, index=np_index)
+
+
+@export("narrow", method=True)
+def narrow(input, dim, start, length):
+    d = _dim(dim, input._data.ndim)
+    size = input._data.shape[d]
+    start = operator.index(start)
+    if start < 0:
+        start += size
+    if not 0 <= start <= size or length < 0 or start + length > size:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({size}).")
+    return apply(Slice, input, index=(slice(None),) * d + (slice(start, start + length),))
+
+
+@export("select", method=True)
+def select(input, dim, index):
+    d = _dim(dim, input._data.ndim)
+    size = input._data.shape[d]
+    i = operator.index(index)
+    if not -size <= i < size:
+        raise IndexError(f"select(): index {i} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {d}")
+    return apply(Slice, input, index=(slice(None),) * d + (i,))
+
+
+@export("unbind", method=True)
+def unbind(input, dim=0):
+    """The slices along dim, as a tuple of views."""
+    d = _dim(dim, input._data.ndim)
+    return tuple(select(input, d, i) for i in range(input._data.shape[d]))
+
+
+@export("split", method=True)
+def split(tensor, split_size_or_sections, dim=0):
+    """Views of consecutive pieces along dim: of split_size each (the last may be smaller), or
+    of the listed sizes."""
+    d = _dim(dim, tensor._data.ndim)
+    size = tensor._data.shape[d]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        if step <= 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {size}")
+        sizes = [min(step, size - s) for s in range(0, size, step)] if size else [0]
+    else:
+        sizes = [operator.index(s) for s in split_size_or_sections]
+        if sum(sizes) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
+                               f"(input tensor's size at dimension {d}), but got split_sizes="
+                               f"{sizes}")
+    pieces, start = [], 0
+    for s in sizes:
+        pieces.append(narrow(tensor, d, start, s))
+        start += s
+    return tuple(pieces)
+
+
+@export("chunk", method=True)
+def chunk(input, chunks, dim=0):
+    """At most `chunks` views along dim, each ceil(size / chunks) long (torch's rule)."""
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    size = input._data.shape[_dim(dim, input._data.ndim)]
+    step = max(-(-size // chunks), 1)
+    return split(input, step, dim)
+
+
+@export("tensor_split", method=True)
+def tensor_split(input, indices_or_sections, dim=0):
+    d = _dim(dim, input._data.ndim)
+    size = input._data.shape[d]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        n = int(indices_or_sections)
+        q, r = divmod(size, n)
+        sizes = [q + 1] * r + [q] * (n - r)
+    else:
+        bounds = [0] + [min(operator.index(i), size) for i in indices_or_sections] + [size]
+        sizes = [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
+    pieces, start = [], 0
+    for s in sizes:
+        pieces.append(narrow(input, d, start, s))
+        start += s
+    return tuple(pieces)
+
+
+# ---------------------------------------------------------------------- joins
+
+class Cat(Op):
+    """y = the inputs joined along dim"""
+
+    rule = "dx_i = the slice of g that came from x_i"
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.dim] for x in xs]
+        return np.concatenate(xs, axis=self.dim)
+
+    def backward(self, g):
+        grads, start = [], 0
+        for size, need in zip(self.sizes, self.needs):
+            index = (slice(None),) * self.dim + (slice(start, start + size),)
+            grads.append(np.ascontiguousarray(g[index]) if need else None)
+            start += size
+        return tuple(grads)
+
+
+def _tensors(tensors, where):
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{where}(): argument 'tensors' must be tuple of Tensors, not Tensor")
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError(f"{where}(): expected a non-empty list of Tensors")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}(): expected Tensor as element in argument 'tensors', but "
+                            f"got {type(t).__name__}")
+    common = dtypes.result_type(*tensors) if len({t._data.dtype for t in tensors}) > 1 else None
+    if common is not None:
+        tensors = [t.type(common) for t in tensors]
+    return tensors
+
+
+@export("cat", "concat", "concatenate")
+def cat(tensors, dim=0, *, out=None):
+    """The tensors joined along dim (their other dims must match; dtypes promote)."""
+    tensors = _tensors(tensors, "cat")
+    # torch skips 1-D empty tensors (legacy behaviour kept by torch.cat)
+    kept = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)]
+    if not kept:
+        return tensors[0].clone()
+    ref = kept[0]._data
+    d = _dim(dim, ref.ndim)
+    for i, t in enumerate(kept):
+        s = t._data.shape
+        if len(s) != ref.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} "
+                               f"and {len(s)}")
+        for k in range(ref.ndim):
+            if k != d and s[k] != ref.shape[k]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {ref.shape[k]} but got size {s[k]} for "
+                                   f"tensor number {i} in the list.")
+    result = apply(Cat, *kept, dim=d)
+    if out is not None:
+        return out._write(result)
+    return result
+
+
+@export("stack")
+def stack(tensors, dim=0, *, out=None):
+    """The tensors (all of one shape) joined along a new dim."""
+    tensors = _tensors(tensors, "stack")
+    shape = tensors[0]._data.shape
+    for i, t in enumerate(tensors):
+        if t._data.shape != shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                               f"{list(shape)} at entry 0 and {list(t.shape)} at entry {i}")
+    d = _dim(dim, len(shape) + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d, out=out)
+
+
+@export("hstack")
+def hstack(tensors):
+    tensors = _tensors(tensors, "hstack")
+    return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
+
+
+@export("vstack", "row_stack")
+def vstack(tensors):
+    tensors = [t if t._data.ndim >= 2 else t.reshape(1, -1) for t in _tensors(tensors, "vstack")]
+    return cat(tensors, 0)
+
+
+@export("column_stack")
+def column_stack(tensors):
+    tensors = [t if t._data.ndim >= 2 else t.reshape(-1, 1)
+               for t in _tensors(tensors, "column_stack")]
+    return cat(tensors, 1)
+
+
+# ---------------------------------------------------------------------- gathers and masks
+
+class GatherDim(Op):
+    """y[i][j] = x[index[i][j]][j] (dim 0; likewise for any dim): torch.gather"""
+
+    rule = "dx = zeros with g added at index along dim (in index order)"
+
+    def forward(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+        return np.take_along_axis(x, self.index, axis=self.dim)
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, dtype=self.dtype)
+        np.add.at(dx, _along(self.index, self.dim), g)
+        return (dx,)
+
+
+def _along(index, dim):
+    """numpy's full index tuple for take/put along `dim` with `index`."""
+    grids = np.indices(index.shape, sparse=True)
+    return tuple(index if k == dim else grids[k] for k in range(index.ndim))
+
+
+def _long_index(index, where):
+    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
+        raise RuntimeError(f"{where}(): Expected dtype int64 for index")
+    return index._data
+
+
+@export("gather", method=True)
+def gather(input, dim, index, *, sparse_grad=False):
+    """Values of input picked along dim by index (same number of dims as input)."""
+    idx = _long_index(index, "gather")
+    d = _dim(dim, input._data.ndim)
+    if idx.ndim != input._data.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                           "tensor")
+    size = input._data.shape[d]
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with "
+                           f"size {size}")
+    for k in range(idx.ndim):
+        if k != d and idx.shape[k] > input._data.shape[k]:
+            raise RuntimeError(f"Size does not match at dimension {k} expected index "
+                               f"{list(idx.shape)} to be smaller than self "
+                               f"{list(input.shape)} apart from dimension {d}")
+    x = input
+    if any(idx.shape[k] < input._data.shape[k] for k in range(idx.ndim) if k != d):
+        x = input[tuple(slice(0, idx.shape[k]) if k != d else slice(None)
+                        for k in range(idx.ndim))]
+    return apply(GatherDim, x, index=np.where(idx < 0, idx + size, idx), dim=d)
+
+
+class IndexSelect(Op):
+    """y = x taken at index along dim"""
+
+    rule = "dx = zeros with g added at index along dim (in index order)"
+
+    def forward(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+        return np.take(x, self.index, axis=self.dim)
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, dtype=self.dtype)
+        where = (slice(None),) * self.dim + (self.index,)
+        np.add.at(dx, where, g)
+        return (dx,)
+
+
+@export("index_select", method=True)
+def index_select(input, dim, index):
+    idx = _long_index(index, "index_select")
+    if idx.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    d = _dim(dim, input._data.ndim)
+    size = input._data.shape[d] if input._data.ndim else 1
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise IndexError(f"index out of range in self (index {int(idx.max())} for size {size})")
+    return apply(IndexSelect, input, index=idx.reshape(-1), dim=d)
+
+
+class ScatterAdd(Op):
+    """y = x with src added at index along dim (in index order)"""
+
+    rule = "dx = g;  dsrc = g gathered at index"
+
+    def forward(self, x, src):
+        y = x.copy()
+        np.add.at(y, _along(self.index, self.dim), src[tuple(slice(0, s)
+                                                             for s in self.index.shape)])
+        return y
+
+    def backward(self, g):
+        dsrc = None
+        if self.needs[1]:
+            dsrc = np.zeros(self.src_shape, g.dtype)
+            sub = tuple(slice(0, s) for s in self.index.shape)
+            dsrc[sub] = np.take_along_axis(g, self.index, axis=self.dim)
+        return g, dsrc
+
+
+class Scatter(Op):
+    """y = x with src written at index along dim"""
+
+    rule = "dx = g with zeros where written;  dsrc = g gathered at index"
+
+    def forward(self, x, src):
+        y = x.copy()
+        np.put_along_axis(y, self.index, src[tuple(slice(0, s) for s in self.index.shape)],
+                          axis=self.dim)
+        return y
+
+    def backward(self, g):
+        dx = dsrc = None
+        if self.needs[0]:
+            dx = g.copy()
+            np.put_along_axis(dx, self.index, 0, axis=self.dim)
+        if self.needs[1]:
+            dsrc = np.zeros(self.src_shape, g.dtype)
+            sub = tuple(slice(0, s) for s in self.index.shape)
+            dsrc[sub] = np.take_along_axis(g, self.index, axis=self.dim)
+        return dx, dsrc
+
+
+def _scatter(op, input, dim, index, src, where):
+    idx = _long_index(index, where)
+    d = _dim(dim, input._data.ndim)
+    if not isinstance(src, Tensor):
+        src = _wrap(np.full(idx.shape, src, dtype=input._data.dtype))
+    if src._data.dtype != input._data.dtype:
+        raise RuntimeError(f"{where}(): Expected self.dtype to be equal to src.dtype")
+    size = input._data.shape[d]
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with "
+                           f"size {size}")
+    return apply(op, input, src, index=idx, dim=d, src_shape=src._data.shape)
+
+
+@export("scatter", method=True)
+def scatter(input, dim, index, src=None, value=None, *, reduce=None):
+    if reduce is not None:
+        raise NotImplementedError("scatter(reduce=...) is not supported; use scatter_add")
+    return _scatter(Scatter, input, dim, index, value if src is None else src, "scatter")
+
+
+@export("scatter_add", method=True)
+def scatter_add(input, dim, index, src):
+    return _scatter(ScatterAdd, input, dim, index, src, "scatter_add")
+
+
+registry.METHODS["scatter_"] = lambda self, dim, index, src=None, value=None, reduce=None: \
+    self._write(scatter(self._inplace_input(), dim, index, src, value, reduce=reduce))
+registry.METHODS["scatter_add_"] = lambda self, dim, index, src: \
+    self._write(scatter_add(self._inplace_input(), dim, index, src))
+
+
+@export("index_add", method=True)
+def index_add(input, dim, index, source, *, alpha=1):
+    idx = _long_index(index, "index_add")
+    d = _dim(dim, input._data.ndim)
+    shape = [1] * source._data.ndim
+    shape[d] = idx.size
+    full = np.broadcast_to(idx.reshape(shape), source._data.shape)
+    if alpha != 1:
+        source = source * alpha
+    return _scatter(ScatterAdd, input, d, _wrap(np.ascontiguousarray(full)), source,
+                    "index_add")
+
+
+registry.METHODS["index_add_"] = lambda self, dim, index, source, *, alpha=1: \
+    self._write(index_add(self._inplace_input(), dim, index, source, alpha=alpha))
+
+
+class Where(Op):
+    """y = x where condition else other"""
+
+    rule = "dx = g where condition (else 0);  dother = g where not condition"
+
+    def forward(self, x, other):
+        self.shapes = x.shape, other.shape
+        return np.where(self.condition, x, other)
+
+    def backward(self, g):
+        zero = g.dtype.type(0)
+        dx = B.sum_to_shape(np.where(self.condition, g, zero), self.shapes[0]) \
+            if self.needs[0] else None
+        do = B.sum_to_shape(np.where(self.condition, zero, g), self.shapes[1]) \
+            if self.needs[1] else None
+        return dx, do
+
+
+@export("where", method=True)
+def where(condition, input=None, other=None, *, out=None):
+    """input where condition holds, else other (broadcast; dtypes promote). With only a
+    condition: the indices of its non-zero elements, one tensor per dim."""
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    from .elementwise import _as, _check_broadcast, _operand
+
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {dtypes._BY_NUMPY.get(cond.dtype, cond.dtype)}")
+    a, b = _operand(input), _operand(other)
+    common = dtypes.result_type(a, b)
+    a, b = _as(a, common), _as(b, common)
+    for s in (a._data.shape, b._data.shape):
+        if s != cond.shape:
+            _check_broadcast(cond.shape, s)
+    shape = np.broadcast_shapes(cond.shape, a._data.shape, b._data.shape)
+    if not common.is_floating_point:
+        return _wrap(np.where(cond, a._data, b._data))
+    out_ = apply(Where, a, b, condition=cond)
+    if out_._data.shape != shape:  # the condition broadcast the result further
+        out_ = expand(out_, shape).contiguous()
+    return out_
+
+
+@export("nonzero", method=True)
+def nonzero(input, *, as_tuple=False):
+    idx = np.nonzero(input._data) if input._data.ndim else np.nonzero(input._data.reshape(1))
+    if as_tuple:
+        return tuple(_wrap(i.astype(np.int64)) for i in idx)
+    return _wrap(np.stack(idx, axis=1).astype(np.int64) if idx else
+                 np.empty((0, 0), np.int64))
+
+
+@export("argwhere", method=True)
+def argwhere(input):
+    return nonzero(input)
+
+
+class MaskedFill(Op):
+    """y = x with value wherever mask is true"""
+
+    rule = "dx = g where not mask;  dvalue = sum of g where mask"
+
+    def forward(self, x, value):
+        self.mask_b = np.broadcast_to(self.mask, x.shape)
+        return np.where(self.mask_b, value.astype(x.dtype), x)
+
+    def backward(self, g):
+        zero = g.dtype.type(0)
+        dx = np.where(self.mask_b, zero, g) if self.needs[0] else None
+        dv = None
+        if self.needs[1]:
+            dv = B.sum_to_shape(np.where(self.mask_b, g, zero).reshape(-1, 1), (1,)).reshape(())
+        return dx, dv
+
+
+@export("masked_fill", method=True)
+def masked_fill(input, mask, value):
+    """input with value (a number or a 0-d tensor) wherever mask (bool, broadcast) is true."""
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{dtypes._BY_NUMPY.get(m.dtype, m.dtype)}")
+    try:
+        shape = np.broadcast_shapes(m.shape, input._data.shape)
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({list(input.shape)}) must match the size of "
+                           f"tensor b ({list(m.shape)})") from None
+    if shape != input._data.shape:
+        raise RuntimeError(f"masked_fill: the mask of shape {list(m.shape)} cannot broadcast to "
+                           f"the input's shape {list(input.shape)}")
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but "
+                               f"got tensor with {value._data.ndim} dimension(s).")
+        if value._data.dtype != input._data.dtype:
+            value = value.type(input.dtype)
+    else:
+        value = _wrap(np.asarray(value, dtype=input._data.dtype))
+    return apply(MaskedFill, input, value, mask=m)
+
+
+registry.METHODS["masked_fill_"] = lambda self, mask, value: \
+    self._write(masked_fill(self._inplace_input(), mask, value))
+
+
+@export("masked_select", method=True)
+def masked_select(input, mask):
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    shape = np.broadcast_shapes(m.shape, input._data.shape)
+    return expand(input, shape)[_wrap(np.broadcast_to(m, shape))]
+
+
+class Tri(Op):
+    """y = the lower (tril) or upper (triu) triangle of x's last two dims"""
+
+    rule = "dx = the same triangle of g"
+
+    def forward(self, x):
+        return self.fn(x, self.diagonal)
+
+    def backward(self, g):
+        return (self.fn(g, self.diagonal),)
+
+
+def _tri(fn, name):
+    def triangle(input, diagonal=0):
+        if input._data.ndim < 2:
+            raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
+        if not input.is_floating_point():
+            return _wrap(fn(input._data, diagonal))
+        return apply(Tri, input, fn=fn, diagonal=operator.index(diagonal))
+
+    triangle.__doc__ = f"{name}(input, diagonal=0): the {'lower' if name == 'tril' else 'upper'}" \
+                       f" triangle of the last two dims, the rest zero"
+    export(name, method=True)(triangle)
+    registry.METHODS[name + "_"] = lambda self, diagonal=0: \
+        self._write(triangle(self._inplace_input(), diagonal))
+    return triangle
+
+
+tril = _tri(np.tril, "tril")
+triu = _tri(np.triu, "triu")
+
+
+class Flip(Op):
+    """y = x reversed along dims"""
+
+    rule = "dx = g reversed along dims"
+
+    def forward(self, x):
+        return np.flip(x, self.dims).copy()
+
+    def backward(self, g):
+        return (np.flip(g, self.dims).copy(),)
+
+
+@export("flip", method=True)
+def flip(input, *dims):
+    dims = _shape_args(dims, "flip")
+    return apply(Flip, input, dims=_dims(dims, input._data.ndim))
+
+
+class Roll(Op):
+    """y = x rolled by shifts along dims"""
+
+    rule = "dx = g rolled back"
+
+    def forward(self, x):
+        return np.roll(x, self.shifts, self.dims)
+
+    def backward(self, g):
+        back = tuple(-s for s in self.shifts) if self.dims is not None else -self.shifts
+        return (np.roll(g, back, self.dims),)
+
+
+@export("roll", method=True)
+def roll(input, shifts, dims=None):
+    if dims is None:
+        return apply(Roll, input, shifts=operator.index(shifts), dims=None)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    return apply(Roll, input, shifts=shifts, dims=_dims(dims, input._data.ndim))
+
+
+class Diagonal(Op):
+    """y = the diagonal of x's dims dim1, dim2 (offset), as a copy"""
+
+    rule = "dx = zeros with g on the diagonal"
+
+    def forward(self, x):
+        self.shape = x.shape
+        return np.diagonal(x, self.offset, self.dim1, self.dim2).copy()
+
+    def backward(self, g):
+        dx = np.zeros(self.shape, g.dtype)
+        idx = np.arange(g.shape[-1])
+        rows, cols = (idx, idx + self.offset) if self.offset >= 0 else (idx - self.offset, idx)
+        moved = np.moveaxis(dx, (self.dim1, self.dim2), (-2, -1))
+        moved[..., rows, cols] = g
+        return (dx,)
+
+
+@export("diagonal", method=True)
+def diagonal_of(input, offset=0, dim1=0, dim2=1):
+    n = input._data.ndim
+    return apply(Diagonal, input, offset=offset, dim1=_dim(dim1, n), dim2=_dim(dim2, n))
+
+
+@export("diag", method=True)
+def diag(input, diagonal=0):
+    if input._data.ndim == 1:
+        n = input._data.shape[0] + abs(diagonal)
+        base = _wrap(np.zeros((n, n), input._data.dtype))
+        idx = np.arange(input._data.shape[0])
+        rows, cols = (idx, idx + diagonal) if diagonal >= 0 else (idx - diagonal, idx)
+        return index_put(base, (_wrap(rows), _wrap(cols)), input)
+    return diagonal_of(input, diagonal)

@@ -1,0 +1,55 @@
+"""Mode state, per thread: grad mode, anomaly mode, the backward tracer, the default dtype.
+
+Each thread reads its own values. A thread that has not set a value sees the process default,
+which is a class attribute of `_Local` below (a `threading.local` subclass: an instance attribute
+is the thread's own value, and a missing one falls back to the class attribute).
+
+- Context managers (`no_grad`, `enable_grad`, `set_grad_enabled`, `inference_mode`,
+  `detect_anomaly`, `trace`) change only the calling thread and restore its previous state on
+  exit, including "had no value of its own".
+- Grad mode is thread-local only, as in torch: `set_grad_enabled(False)` called as a function
+  switches the calling thread.
+- Plain setters of process-wide settings (`set_default_dtype`, `set_detect_anomaly`) called from
+  the main thread set the process default; from any other thread they set that thread's value.
+
+The backend choice and the kernels' thread count (cygrad.backend) and the random generator
+(cygrad.random) follow the same rules.
+"""
+
+import threading
+
+
+class _Local(threading.local):
+    grad_enabled = True
+    inference = False
+    anomaly = False
+    tracer = None  # a cygrad.trace.Trace while `with cygrad.trace():` is open
+    default_dtype = None  # cygrad.float32, set by cygrad.dtypes
+
+
+local = _Local()
+_MISSING = object()
+
+
+def set_default(name, value):
+    """A plain setter: the process default from the main thread, else the thread's own."""
+    if threading.current_thread() is threading.main_thread():
+        setattr(_Local, name, value)
+        local.__dict__.pop(name, None)  # the main thread follows the default it just set
+    else:
+        setattr(local, name, value)
+
+
+def swap(name, value):
+    """Give the calling thread its own `value`; returns a token that `restore` takes to put
+    back exactly what the thread had (its own value, or none)."""
+    previous = local.__dict__.get(name, _MISSING)
+    setattr(local, name, value)
+    return previous
+
+
+def restore(name, previous):
+    if previous is _MISSING:
+        local.__dict__.pop(name, None)
+    else:
+        setattr(local, name, previous)

@@ -1,0 +1,231 @@
+"""Grad mode and the autograd functions, with torch.autograd's names.
+
+    with cygrad.no_grad(): ...           # records nothing (also a decorator)
+    cygrad.autograd.grad(loss, [w, b])   # gradients returned, .grad untouched
+
+Modes are per thread (cygrad/_state.py): a context manager changes the calling thread only
+and restores what that thread had before.
+"""
+
+import functools
+
+from . import _state
+from .tensor import Tensor, _backward, _tensor_list
+
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
+           "is_inference_mode_enabled", "detect_anomaly", "set_detect_anomaly",
+           "is_anomaly_enabled", "grad", "backward"]
+
+
+class _Mode:
+    """A thread-local setting as a context manager and a decorator (torch's style): each
+    `with` pushes the thread's previous value and restores it on exit."""
+
+    name = ""
+    value = None
+
+    def __init__(self):
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append(_state.swap(self.name, self.value))
+        return self
+
+    def __exit__(self, *exc):
+        _state.restore(self.name, self._tokens.pop())
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            with type(self)(*self._args()):
+                return fn(*args, **kwargs)
+
+        return run
+
+    def _args(self):
+        return ()
+
+    def clone(self):
+        return type(self)(*self._args())
+
+
+class no_grad(_Mode):
+    """Inside this block (or decorated function) ops record no graph: for evaluation and
+    for updates of parameters."""
+
+    name, value = "grad_enabled", False
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        if callable(fn) and not isinstance(fn, bool):  # used as @no_grad without parentheses
+            self.__init__()
+            return self(fn)
+        return self
+
+    def __init__(self, fn=None):
+        super().__init__()
+
+
+class enable_grad(no_grad):
+    """Inside this block ops record again (inside a no_grad block, say)."""
+
+    value = True
+
+
+class set_grad_enabled(_Mode):
+    """set_grad_enabled(False) switches recording off for the calling thread, at once (as a
+    function) or for a block (as a context manager, restoring the previous mode)."""
+
+    name = "grad_enabled"
+
+    def __init__(self, mode):
+        super().__init__()
+        self.value = bool(mode)
+        self._outer = _state.swap(self.name, self.value)  # effective at once, as in torch
+
+    def __enter__(self):
+        self._tokens.append(self._outer)
+        self._outer = None
+        return self
+
+    def _args(self):
+        return (self.value,)
+
+
+class inference_mode(_Mode):
+    """As no_grad (cygrad has no separate inference tensors); inference_mode(False) records."""
+
+    name = "grad_enabled"
+
+    def __new__(cls, mode=True):
+        self = super().__new__(cls)
+        if callable(mode) and not isinstance(mode, bool):
+            self.__init__()
+            return self(mode)
+        return self
+
+    def __init__(self, mode=True):
+        super().__init__()
+        self.mode = bool(mode) if not callable(mode) else True
+        self.value = not self.mode
+
+    def __enter__(self):
+        token = _state.swap("inference", self.mode)
+        super().__enter__()
+        self._tokens.append(token)
+        return self
+
+    def __exit__(self, *exc):
+        _state.restore("inference", self._tokens.pop())
+        return super().__exit__(*exc)
+
+    def _args(self):
+        return (self.mode,)
+
+
+def is_grad_enabled():
+    return _state.local.grad_enabled
+
+
+def is_inference_mode_enabled():
+    return _state.local.inference
+
+
+class detect_anomaly(_Mode):
+    """Inside this block every op checks its forward output and backward gradients and raises
+    FloatingPointError at the first NaN or Inf, naming the op. Ops recorded inside it also keep
+    a copy of the bytes their backward reads, and backward raises RuntimeError if those changed
+    (a write through a numpy view made before the graph saved the array, which the read-only
+    lock cannot reach)."""
+
+    name = "anomaly"
+
+    def __init__(self, check_nan=True):
+        super().__init__()
+        self.value = bool(check_nan)
+
+    def _args(self):
+        return (self.value,)
+
+
+def set_detect_anomaly(mode, check_nan=True):
+    """Switch anomaly detection on or off: the process default from the main thread, else the
+    calling thread's (also usable as a context manager, as in torch)."""
+    return _SetAnomaly(bool(mode) and bool(check_nan))
+
+
+class _SetAnomaly(_Mode):
+    name = "anomaly"
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+        self._previous = _state.local.anomaly
+        _state.set_default("anomaly", value)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.set_default("anomaly", self._previous)
+        return False
+
+
+def is_anomaly_enabled():
+    return _state.local.anomaly
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of outputs with respect to inputs, returned as a tuple (nothing is
+    accumulated into .grad). An input that outputs do not depend on raises unless
+    allow_unused=True (then its gradient is None, or zeros with materialize_grads=True)."""
+    if create_graph:
+        raise NotImplementedError("cygrad computes first derivatives only: "
+                                  "grad(create_graph=True) is not supported")
+    if is_grads_batched:
+        raise NotImplementedError("grad(is_grads_batched=True) is not supported")
+    outputs = _tensor_list(outputs, "outputs")
+    single = isinstance(inputs, Tensor)
+    inputs = _tensor_list(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for t in inputs:
+        if not t._rg:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    capture = {id(t): None for t in inputs}
+    _backward(outputs, list(grad_outputs), bool(retain_graph), capture=capture)
+    from .tensor import _wrap
+    import numpy as np
+
+    result = []
+    for t in inputs:
+        g = capture[id(t)]
+        if g is None:
+            if materialize_grads:
+                result.append(_wrap(np.zeros_like(t._data)))
+                continue
+            if not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+            result.append(None)
+        else:
+            result.append(_wrap(np.array(g, dtype=t._data.dtype)))
+    return tuple(result) if not single or len(result) != 1 else tuple(result)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of tensors (with grad_tensors) into the leaves' .grad."""
+    if create_graph:
+        raise NotImplementedError("cygrad computes first derivatives only")
+    tensors = _tensor_list(tensors, "tensors")
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors]
+    only = None if inputs is None else _tensor_list(inputs, "inputs")
+    _backward(tensors, list(grad_tensors), bool(retain_graph), only=only)

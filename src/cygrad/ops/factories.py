@@ -1,0 +1,406 @@
+"""Making tensors: cygrad.tensor, zeros, ones, full, arange, linspace, eye, the *_like and new_*
+forms, clone, casts, and the in-place fills. torch's signatures and dtype rules: integer data
+becomes int64, bool data bool, float data the default float dtype; numpy arrays keep theirs.
+"""
+
+import numbers
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import Tensor, _local, _wrap, apply, check_device
+from . import Op, registry
+from .registry import export
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _finish(array, requires_grad):
+    t = _wrap(array)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _infer(data):
+    """A numpy array of `data` with torch's dtype inference."""
+    if isinstance(data, Tensor):
+        return np.array(data._data)
+    if isinstance(data, np.ndarray):
+        dtypes.of_array(data)  # refuses element types cygrad lacks
+        return np.array(data)
+    if isinstance(data, np.generic):
+        array = np.array(data)
+        dtypes.of_array(array)
+        return array
+    if isinstance(data, (list, tuple)) and _holds_tensors(data):
+        data = _unwrap(data)
+    array = np.array(data)
+    kind = array.dtype.kind
+    if kind == "b":
+        return array
+    if kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if kind == "f":
+        return array.astype(dtypes.get_default_dtype().numpy, copy=False)
+    if array.size == 0 and kind not in "biuf":  # [] and [[]]: the default float dtype
+        return array.astype(dtypes.get_default_dtype().numpy)
+    raise TypeError(f"could not infer a tensor dtype from {type(data).__name__} data of numpy "
+                    f"dtype {array.dtype}")
+
+
+def _holds_tensors(data):
+    return any(isinstance(d, Tensor) or (isinstance(d, (list, tuple)) and _holds_tensors(d))
+               for d in data)
+
+
+def _unwrap(data):
+    out = []
+    for d in data:
+        if isinstance(d, Tensor):
+            if d._data.size != 1:
+                raise ValueError("only one element tensors can be converted to Python scalars")
+            out.append(d._data.reshape(-1)[0])
+        elif isinstance(d, (list, tuple)):
+            out.append(_unwrap(d))
+        else:
+            out.append(d)
+    return out
+
+
+@export("tensor")
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """A new leaf tensor holding a copy of data (a number, a nested list, a numpy array or a
+    Tensor). Integer data becomes int64, bool data bool, float data the default float dtype
+    (float32); numpy arrays keep their dtype."""
+    check_device(device)
+    array = _infer(data) if dtype is None else _convert(data, dtypes.as_dtype(dtype))
+    return _finish(array, requires_grad)
+
+
+def _convert(data, dtype):
+    if isinstance(data, Tensor):
+        data = data._data
+    elif isinstance(data, (list, tuple)) and _holds_tensors(data):
+        data = _unwrap(data)
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf" and array.size:
+        raise TypeError(f"cannot make a tensor of {dtype} from data of numpy dtype "
+                        f"{array.dtype}")
+    return np.array(array, dtype=dtype.numpy)
+
+
+@export("as_tensor", "asarray")
+def as_tensor(data, dtype=None, device=None, *, copy=None, requires_grad=False):
+    """data as a tensor, sharing memory with a Tensor or numpy array when no conversion is
+    needed."""
+    check_device(device)
+    if isinstance(data, Tensor):
+        out = data if dtype is None else data.type(dtype)
+        return out.clone() if copy else out
+    if isinstance(data, np.ndarray) and not copy:
+        d = dtypes.of_array(data) if dtype is None else dtypes.as_dtype(dtype)
+        if d.numpy == data.dtype:
+            return _finish(data, requires_grad)
+        return _finish(data.astype(d.numpy), requires_grad)
+    return tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+@export("from_numpy")
+def from_numpy(ndarray):
+    """A tensor sharing the numpy array's memory (writes show on both sides)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    dtypes.of_array(ndarray)
+    return _wrap(ndarray)
+
+
+def _size(size, where):
+    """A shape from torch's size arguments: ints, or one sequence of ints."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list, np.ndarray)) or (
+            len(size) == 1 and type(size[0]).__name__ == "Size"):
+        size = tuple(size[0])
+    shape = []
+    for s in size:
+        if isinstance(s, Tensor):
+            s = s.item() if s._data.size == 1 and s._data.dtype.kind in "iu" else s
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"{where}(): size must be a sequence of ints, got {size!r}")
+        if s < 0:
+            raise RuntimeError(f"{where}(): negative dimension {s} in size {tuple(size)}")
+        shape.append(int(s))
+    return tuple(shape)
+
+
+def _dtype_or_default(dtype):
+    return dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
+
+
+def _filled(name, value):
+    def factory(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+                pin_memory=False, memory_format=None):
+        check_device(device)
+        d = _dtype_or_default(dtype)
+        array = np.full(_size(size, name), value, dtype=d.numpy) if value is not None else \
+            np.empty(_size(size, name), dtype=d.numpy)
+        if out is not None:
+            out._write(_wrap(array))
+            return out
+        return _finish(array, requires_grad)
+
+    factory.__doc__ = f"{name}(*size, dtype=None, requires_grad=False): a new tensor of " \
+                      f"that shape" + ("" if value is None else f" filled with {value}")
+    return export(name)(factory)
+
+
+zeros = _filled("zeros", 0)
+ones = _filled("ones", 1)
+empty = _filled("empty", None)
+
+
+@export("full")
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False):
+    """A tensor of `size` filled with fill_value; its dtype follows fill_value (bool, int64,
+    or the default float) unless given."""
+    check_device(device)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    d = dtypes.as_dtype(dtype) if dtype is not None else dtypes._scalar_dtype(fill_value)
+    return _finish(np.full(_size((size,), "full"), fill_value, dtype=d.numpy), requires_grad)
+
+
+def _like(name, value):
+    def factory(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+                memory_format=None):
+        check_device(device)
+        d = input.dtype if dtype is None else dtypes.as_dtype(dtype)
+        array = np.empty(input._data.shape, d.numpy) if value is None else \
+            np.full(input._data.shape, value, d.numpy)
+        return _finish(array, requires_grad)
+
+    factory.__doc__ = f"{name}(input): a new tensor of input's shape and dtype" + (
+        "" if value is None else f", filled with {value}")
+    return export(name)(factory)
+
+
+zeros_like = _like("zeros_like", 0)
+ones_like = _like("ones_like", 1)
+empty_like = _like("empty_like", None)
+
+
+@export("full_like")
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None):
+    check_device(device)
+    d = input.dtype if dtype is None else dtypes.as_dtype(dtype)
+    return _finish(np.full(input._data.shape, fill_value, d.numpy), requires_grad)
+
+
+def _new(name, value):
+    def method(self, *size, dtype=None, device=None, requires_grad=False, layout=None,
+               pin_memory=False):
+        check_device(device)
+        d = self.dtype if dtype is None else dtypes.as_dtype(dtype)
+        shape = _size(size, name)
+        array = np.empty(shape, d.numpy) if value is None else np.full(shape, value, d.numpy)
+        return _finish(array, requires_grad)
+
+    return export(name, method=True, function=False)(method)
+
+
+_new("new_zeros", 0)
+_new("new_ones", 1)
+_new("new_empty", None)
+
+
+@export("new_full", method=True, function=False)
+def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    check_device(device)
+    d = self.dtype if dtype is None else dtypes.as_dtype(dtype)
+    return _finish(np.full(_size((size,), "new_full"), fill_value, d.numpy), requires_grad)
+
+
+@export("new_tensor", method=True, function=False)
+def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+    check_device(device)
+    d = self.dtype if dtype is None else dtypes.as_dtype(dtype)
+    return tensor(data, dtype=d, requires_grad=requires_grad)
+
+
+@export("arange")
+def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+           requires_grad=False):
+    """Values start, start + step, ... below end (arange(n): 0 .. n-1). int64 unless an
+    argument is a float (then the default float dtype); each value computed in double as
+    start + i * step, then rounded to the dtype (torch's arithmetic)."""
+    check_device(device)
+    if end is None:
+        start, end = 0, start
+    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = values
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        floaty = any(isinstance(v, float) or (isinstance(v, np.floating)) for v in values)
+        d = dtypes.get_default_dtype() if floaty else dtypes.int64
+    else:
+        d = dtypes.as_dtype(dtype)
+    n = int(np.ceil((end - start) / step))
+    if n < 0 or (step > 0 and start > end) or (step < 0 and start < end):
+        raise RuntimeError(f"upper bound and larger bound inconsistent with step sign "
+                           f"(start={start}, end={end}, step={step})")
+    if d.is_floating_point:
+        array = (start + np.arange(n, dtype=np.float64) * step).astype(d.numpy)
+    else:
+        array = (int(start) + np.arange(n, dtype=np.int64) * int(step)).astype(d.numpy)
+    return _finish(array, requires_grad)
+
+
+@export("linspace")
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False):
+    """steps values from start to end, evenly spaced: torch's two-sided formula in the dtype
+    (start + step * i for the first half, end - step * (steps - 1 - i) for the second)."""
+    check_device(device)
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise RuntimeError(f"number of steps must be non-negative, got {steps!r}")
+    d = _dtype_or_default(dtype)
+    start = start.item() if isinstance(start, Tensor) else start
+    end = end.item() if isinstance(end, Tensor) else end
+    if steps == 0:
+        return _finish(np.empty(0, d.numpy), requires_grad)
+    if steps == 1:
+        return _finish(np.full(1, start, d.numpy), requires_grad)
+    if d.is_floating_point:
+        t = d.numpy.type
+        a, b = t(start), t(end)
+        step = (b - a) / t(steps - 1)
+        i = np.arange(steps)
+        half = steps // 2
+        array = np.empty(steps, d.numpy)
+        array[:half] = a + step * i[:half].astype(d.numpy)
+        array[half:] = b - step * (steps - 1 - i[half:]).astype(d.numpy)
+    else:
+        array = np.linspace(start, end, steps).astype(d.numpy)
+    return _finish(array, requires_grad)
+
+
+@export("logspace")
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
+    check_device(device)
+    d = _dtype_or_default(dtype)
+    exponents = linspace(start, end, steps, dtype=dtypes.float64)._data
+    return _finish(np.power(base, exponents).astype(d.numpy), requires_grad)
+
+
+@export("eye")
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    check_device(device)
+    d = _dtype_or_default(dtype)
+    return _finish(np.eye(n, n if m is None else m, dtype=d.numpy), requires_grad)
+
+
+# ---------------------------------------------------------------------- copies and casts
+
+class Cast(Op):
+    """y = x converted to another dtype"""
+
+    rule = "dx = g converted back to x's dtype"
+
+    def forward(self, x):
+        self.source = x.dtype
+        return x.astype(self.dtype.numpy)
+
+    def backward(self, g):
+        return (g.astype(self.source),)
+
+
+@export("_cast", function=True)
+def cast(input, dtype):
+    """input converted to dtype (recorded: gradients flow back converted)."""
+    if not dtype.is_floating_point and input._rg and _local.grad_enabled:
+        return _wrap(input._data.astype(dtype.numpy))  # an integer result records nothing
+    return apply(Cast, input, dtype=dtype)
+
+
+class Clone(Op):
+    """y = a copy of x"""
+
+    rule = "dx = g"
+
+    def forward(self, x):
+        return np.array(x, order="K" if self.order == "K" else "C")
+
+    def backward(self, g):
+        return (g,)
+
+
+@export("clone", method=True)
+def clone(input, *, memory_format=None):
+    """A copy of input with its own memory (recorded: the gradient passes through)."""
+    return apply(Clone, input, order="K")
+
+
+@export("contiguous", method=True, function=False)
+def contiguous(self, memory_format=None):
+    """self if its memory is C-contiguous, else a C-contiguous copy."""
+    if self._data.flags.c_contiguous:
+        return self
+    return apply(Clone, self, order="C")
+
+
+# ---------------------------------------------------------------------- fills in place
+
+@export("zero_", method=True, function=False)
+def zero_(self):
+    """Fill with zeros in place."""
+    return self._write(_wrap(np.zeros((), self._data.dtype)) if not self._rg else
+                       _const_like(self, 0))
+
+
+@export("fill_", method=True, function=False)
+def fill_(self, value):
+    """Fill with value (a number or a one-element tensor) in place."""
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value._data.ndim} dimensions.")
+        if value._rg and _local.grad_enabled:
+            from .shape import expand
+
+            return self._write(expand(value.type(self.dtype), self._data.shape))
+        value = value.item()
+    return self._write(_const_like(self, value))
+
+
+def _const_like(t, value):
+    return _wrap(np.full(t._data.shape, value, dtype=t._data.dtype))
+
+
+@export("copy_", method=True, function=False)
+def copy_(self, src, non_blocking=False):
+    """Copy src's values into self (broadcast to self's shape, converted to self's dtype)."""
+    if not isinstance(src, Tensor):
+        src = tensor(src)
+    if src._data.shape != self._data.shape:
+        from .shape import expand
+
+        try:
+            np.broadcast_shapes(src._data.shape, self._data.shape)
+        except ValueError:
+            raise RuntimeError(f"The size of tensor a ({self._data.shape}) must match the size "
+                               f"of tensor b ({src._data.shape})") from None
+        src = expand(src, self._data.shape)
+    if src._data.dtype != self._data.dtype:
+        src = src.type(self.dtype) if src._rg and _local.grad_enabled else \
+            _wrap(src._data.astype(self._data.dtype))
+    if not (_local.grad_enabled and (self._rg or src._rg)):
+        return self._write(src)
+    self._inplace_input()  # checks that self may take a new place in the graph
+    return self._write(apply(Clone, src, order="C"))
+
+
+registry.FUNCTIONS["is_tensor"] = lambda obj: isinstance(obj, Tensor)
+registry.FUNCTIONS["is_floating_point"] = lambda input: input.is_floating_point()
+registry.FUNCTIONS["numel"] = lambda input: input.numel()

@@ -1,0 +1,245 @@
+"""Products: matmul (1-D, 2-D and batched N-D with broadcasting on both sides), mm, bmm, mv,
+dot, outer, einsum. Every float product runs through the backend's exact gemm, so each output
+element is one fixed multiply-add chain: identical rows give identical results at any batch
+size, position and thread count.
+"""
+
+import numpy as np
+
+from .. import backend as B
+from ..tensor import Tensor, _wrap, apply
+from . import Op
+from .registry import export
+
+
+class MatMul(Op):
+    """C = A @ B, A (..., n, k), B (..., k, m), batch dims broadcast"""
+
+    rule = "dA = g @ B.T;  dB = A.T @ g  (summed over broadcast batch dims)"
+    saves = (0, 1)
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        if a.ndim == 2 and b.ndim == 2:
+            return B.gemm(a, b)
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        self.batch = batch
+        if b.ndim == 2 and a.shape[:-2] == batch:  # rows of every sample against one matrix
+            return B.gemm(a.reshape(-1, k), b).reshape(batch + (n, m))
+        a3 = np.broadcast_to(a, batch + (n, k)).reshape(-1, n, k)
+        b3 = np.broadcast_to(b, batch + (k, m)).reshape(-1, k, m)
+        out = np.empty((a3.shape[0], n, m), a.dtype)
+        for i in range(a3.shape[0]):
+            out[i] = B.gemm(a3[i], b3[i])
+        return out.reshape(batch + (n, m))
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        needs = self.needs
+        if a.ndim == 2 and b.ndim == 2:
+            da = B.gemm(g, b, trans_b=True) if needs[0] else None
+            db = B.gemm(a, g, trans_a=True) if needs[1] else None
+            return da, db
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        batch = self.batch
+        if b.ndim == 2 and a.shape[:-2] == batch:
+            rows_a, rows_g = a.reshape(-1, k), g.reshape(-1, m)
+            da = B.gemm(rows_g, b, trans_b=True).reshape(a.shape) if needs[0] else None
+            db = B.gemm(rows_a, rows_g, trans_a=True) if needs[1] else None
+            return da, db
+        a3 = np.broadcast_to(a, batch + (n, k)).reshape(-1, n, k)
+        b3 = np.broadcast_to(b, batch + (k, m)).reshape(-1, k, m)
+        g3 = g.reshape(-1, n, m)
+        da = db = None
+        if needs[0]:
+            da = np.empty(a3.shape, a.dtype)
+            for i in range(g3.shape[0]):
+                da[i] = B.gemm(g3[i], b3[i], trans_b=True)
+            da = B.sum_to_shape(da.reshape(batch + (n, k)), a.shape)
+        if needs[1]:
+            db = np.empty(b3.shape, b.dtype)
+            for i in range(g3.shape[0]):
+                db[i] = B.gemm(a3[i], g3[i], trans_a=True)
+            db = B.sum_to_shape(db.reshape(batch + (k, m)), b.shape)
+        return da, db
+
+
+def _check_pair(a, b, where):
+    for name, t in (("input", a), ("other", b)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}(): argument '{name}' must be Tensor, not "
+                            f"{type(t).__name__}")
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} "
+                           f"!= {b.dtype.name}")
+
+
+def _product(a, b):
+    """a @ b for operands of at least 2 dims (after matmul's 1-D promotion)."""
+    sa, sb = a._data.shape, b._data.shape
+    if sa[-1] != sb[-2]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                           f"({'x'.join(map(str, sa[-2:]))} and {'x'.join(map(str, sb[-2:]))})")
+    try:
+        np.broadcast_shapes(sa[:-2], sb[:-2])
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a must match the size of tensor b at a "
+                           f"non-singleton batch dimension: shapes {list(sa)} and "
+                           f"{list(sb)}") from None
+    if a._data.dtype.kind not in "f":  # integers: numpy's product is exact anyway
+        return _wrap(np.matmul(a._data, b._data))
+    return apply(MatMul, a, b)
+
+
+@export("matmul", method=True)
+def matmul(input, other, *, out=None):
+    """input @ other: 1-D operands become a row (left) or a column (right), removed after;
+    batch dims broadcast."""
+    _check_pair(input, other, "matmul")
+    a, b = input, other
+    if a._data.ndim == 0 or b._data.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a._data.ndim}D and {b._data.ndim}D")
+    squeeze = []
+    if a._data.ndim == 1:
+        a = a.unsqueeze(0)
+        squeeze.append(-2)
+    if b._data.ndim == 1:
+        b = b.unsqueeze(1)
+        squeeze.append(-1)
+    result = _product(a, b)
+    for d in sorted(squeeze):
+        result = result.squeeze(d)
+    if out is not None:
+        return out._write(result)
+    return result
+
+
+Tensor.__matmul__ = lambda self, other: matmul(self, other) if isinstance(other, Tensor) \
+    else NotImplemented
+Tensor.__rmatmul__ = lambda self, other: matmul(_wrap(np.asarray(other)), self) \
+    if isinstance(other, np.ndarray) else NotImplemented
+
+
+@export("mm", method=True)
+def mm(input, mat2):
+    _check_pair(input, mat2, "mm")
+    if input._data.ndim != 2 or mat2._data.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got {input._data.ndim}-D and "
+                           f"{mat2._data.ndim}-D")
+    return _product(input, mat2)
+
+
+@export("bmm", method=True)
+def bmm(input, mat2):
+    """Batched product of (b, n, k) and (b, k, m) (no broadcasting, as torch.bmm)."""
+    _check_pair(input, mat2, "bmm")
+    if input._data.ndim != 3 or mat2._data.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor (got {input._data.ndim}-D and "
+                           f"{mat2._data.ndim}-D)")
+    if input._data.shape[0] != mat2._data.shape[0]:
+        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got "
+                           f"{input._data.shape[0]} and {mat2._data.shape[0]}")
+    return _product(input, mat2)
+
+
+@export("mv", method=True)
+def mv(input, vec):
+    _check_pair(input, vec, "mv")
+    if input._data.ndim != 2 or vec._data.ndim != 1:
+        raise RuntimeError("vector + matrix @ vector expected, got "
+                           f"{input._data.ndim}, {vec._data.ndim}")
+    return matmul(input, vec)
+
+
+@export("dot", "inner", method=True, methods=("inner",))
+def dot(input, other):
+    _check_pair(input, other, "dot")
+    if input._data.ndim != 1 or other._data.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input._data.ndim}D and "
+                           f"{other._data.ndim}D tensors")
+    if input._data.shape != other._data.shape:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{input._data.shape[0]}]"
+                           f" and src [{other._data.shape[0]}] to have the same number of "
+                           "elements, but got {0} and {1} elements respectively".format(
+                               input._data.shape[0], other._data.shape[0]))
+    return matmul(input, other)
+
+
+@export("outer", "ger", method=True, methods=("ger",))
+def outer(input, vec2):
+    """input[i] * vec2[j] (elementwise products: exact)."""
+    return input.reshape(-1, 1) * vec2.reshape(1, -1)
+
+
+@export("einsum")
+def einsum(equation, *operands):
+    """Einstein summation for one or two operands, as products and sums of the exact kernels
+    (operands may also come as one list). Repeated indices within an operand (diagonals) are
+    not supported."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "..." in eq:
+        raise NotImplementedError("einsum with '...' is not supported")
+    if "->" in eq:
+        inputs, output = eq.split("->")
+    else:
+        inputs = eq
+        letters = inputs.replace(",", "")
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    specs = inputs.split(",")
+    if len(specs) != len(operands):
+        raise RuntimeError(f"einsum(): {len(specs)} operand subscripts for {len(operands)} "
+                           "operands")
+    for spec, t in zip(specs, operands):
+        if len(set(spec)) != len(spec):
+            raise NotImplementedError(f"einsum(): repeated index in '{spec}' (a diagonal) is not "
+                                      "supported")
+        if len(spec) != t._data.ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation "
+                               f"({len(spec)}) does not match the number of dimensions "
+                               f"({t._data.ndim}) for operand {specs.index(spec)}")
+    if len(operands) == 1:
+        (spec,), (x,) = specs, operands
+        summed = tuple(i for i, c in enumerate(spec) if c not in output)
+        if summed:
+            x = x.sum(summed)
+            spec = "".join(c for c in spec if c in output)
+        return x.permute(*[spec.index(c) for c in output]) if output else x
+    if len(operands) != 2:
+        raise NotImplementedError("einsum() supports one or two operands")
+    (sa, sb), (a, b) = specs, operands
+    # sum away indices that appear in one operand only and not in the output
+    for which in (0, 1):
+        spec, other = (sa, sb) if which == 0 else (sb, sa)
+        lone = tuple(i for i, c in enumerate(spec) if c not in other and c not in output)
+        if lone:
+            t = (a, b)[which].sum(lone)
+            spec = "".join(c for c in spec if c in other or c in output)
+            if which == 0:
+                a, sa = t, spec
+            else:
+                b, sb = t, spec
+    batch = [c for c in sa if c in sb and c in output]
+    contracted = [c for c in sa if c in sb and c not in output]
+    left = [c for c in sa if c not in sb]
+    right = [c for c in sb if c not in sa]
+    size = {c: a._data.shape[i] for i, c in enumerate(sa)}
+    size.update({c: b._data.shape[i] for i, c in enumerate(sb)})
+    for c in sa:
+        if c in sb and a._data.shape[sa.index(c)] != b._data.shape[sb.index(c)]:
+            raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes for "
+                               f"subscript '{c}'")
+    prod = 1
+    nb, nl, nc, nr = ([size[c] for c in group] for group in (batch, left, contracted, right))
+    for s in nc:
+        prod *= s
+    a3 = a.permute(*[sa.index(c) for c in batch + left + contracted]).reshape(
+        int(np.prod(nb)), int(np.prod(nl)), prod)
+    b3 = b.permute(*[sb.index(c) for c in batch + contracted + right]).reshape(
+        int(np.prod(nb)), prod, int(np.prod(nr)))
+    result = matmul(a3, b3).reshape(*nb, *nl, *nr)
+    order = batch + left + right
+    return result.permute(*[order.index(c) for c in output])

@@ -1,0 +1,221 @@
+"""Every entry of the elementwise op table (cygrad/ops/elementwise.py), walked automatically: an
+op added to the table is tested here without a line of its own.
+
+For each op: forward and backward against PyTorch (float64 and float32, where torch is
+installed), gradcheck by central differences, bitwise exactness (tied columns stay tied, a row
+computed alone equals the same row inside a batch, one thread equals two), torch's dtype for
+integer input, the in-place form, the nn module's repr.
+"""
+
+import numpy as np
+import pytest
+
+import cygrad
+from cygrad.nn import functional as F
+from cygrad.ops import registry
+from cygrad.ops.elementwise import Binary, Unary
+
+UNARY = sorted(n for n, e in registry.ENTRIES.items() if isinstance(e, Unary))
+BINARY = sorted(n for n, e in registry.ENTRIES.items() if isinstance(e, Binary))
+DIFFERENTIABLE_BINARY = [n for n in BINARY if registry.ENTRIES[n].result in ("promote", "float")
+                         and registry.ENTRIES[n].grad_a is not None and n != "floor_divide"]
+STEP = {"sign", "sgn", "floor", "ceil", "trunc", "round"}  # zero gradient everywhere
+
+
+def entry(name):
+    return registry.ENTRIES[name]
+
+
+def sample(e, shape, dtype, seed=0):
+    lo, hi = e.domain
+    return np.random.default_rng(seed).uniform(lo, hi, shape).astype(dtype)
+
+
+def torch_fn(torch, e):
+    if e.exposed == "functional":
+        return getattr(torch.nn.functional, e.name)
+    return getattr(torch, e.name)
+
+
+# ---------------------------------------------------------------------- against torch
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unary_matches_torch(name, dtype):
+    torch = pytest.importorskip("torch")
+    e = entry(name)
+    x = sample(e, (7, 5), dtype)
+    g = np.random.default_rng(1).standard_normal((7, 5)).astype(dtype)
+    cx = cygrad.tensor(x, requires_grad=True)
+    y = e.function(cx)
+    y.backward(cygrad.tensor(g))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch_fn(torch, e)(tx)
+    ty.backward(torch.tensor(g))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-6, atol=2e-6)
+    assert y.dtype == cygrad.dtypes.as_dtype(str(ty.dtype).removeprefix("torch."))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(cx.grad.numpy(), tx.grad.numpy(force=True), **tol)
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("int_dtype", ["int64", "int32", "bool"])
+def test_unary_integer_input_as_torch(name, int_dtype):
+    torch = pytest.importorskip("torch")
+    e = entry(name)
+    values = np.array([[0, 1, 2], [3, 1, 0]]) if int_dtype != "bool" else \
+        np.array([[True, False, True]])
+    fn = torch_fn(torch, e)
+    try:
+        expected = fn(torch.tensor(values, dtype=getattr(torch, int_dtype)))
+    except (RuntimeError, TypeError, NotImplementedError):
+        with pytest.raises((RuntimeError, TypeError)):
+            e.function(cygrad.tensor(values, dtype=int_dtype))
+        return
+    got = e.function(cygrad.tensor(values, dtype=int_dtype))
+    assert got.dtype.name == str(expected.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(got.numpy().astype(float), expected.numpy().astype(float),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE_BINARY)
+@pytest.mark.parametrize("shapes", [((4, 3), (4, 3)), ((4, 3), (3,)), ((4, 1), (1, 3)),
+                                    ((2, 4, 3), ()), ((), (4, 3))])
+def test_binary_matches_torch(name, shapes):
+    torch = pytest.importorskip("torch")
+    e = entry(name)
+    a = sample(e, shapes[0], np.float64, 2)
+    b = sample(e, shapes[1], np.float64, 3)
+    ca, cb = cygrad.tensor(a, requires_grad=True), cygrad.tensor(b, requires_grad=True)
+    y = e.function(ca, cb)
+    g = np.random.default_rng(4).standard_normal(y.shape)
+    y.backward(cygrad.tensor(g))
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    ty = getattr(torch, name)(ta, tb)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ca.grad.numpy(), ta.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cb.grad.numpy(), tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+OPERANDS = [
+    ("f32", lambda m: m.tensor([1.5, -2.0], dtype=m.float32)),
+    ("f64", lambda m: m.tensor([0.5, 3.0], dtype=m.float64)),
+    ("i64", lambda m: m.tensor([3, -2])),
+    ("i32", lambda m: m.tensor([4, 5], dtype=m.int32)),
+    ("u8", lambda m: m.tensor([4, 5], dtype=m.uint8)),
+    ("bool", lambda m: m.tensor([True, False])),
+    ("0d-f64", lambda m: m.tensor(2.5, dtype=m.float64)),
+    ("0d-i64", lambda m: m.tensor(3)),
+    ("int", lambda m: 3),
+    ("float", lambda m: 1.5),
+    ("True", lambda m: True),
+]
+
+
+@pytest.mark.parametrize("name", BINARY)
+@pytest.mark.parametrize("left", OPERANDS, ids=[o[0] for o in OPERANDS])
+@pytest.mark.parametrize("right", OPERANDS[:6], ids=[o[0] for o in OPERANDS[:6]])
+def test_binary_promotion_as_torch(name, left, right):
+    """Every operand kind against every tensor kind: the result dtype (or the refusal) and the
+    values are torch's."""
+    torch = pytest.importorskip("torch")
+    tl, tr = left[1](torch), right[1](torch)
+    fn = getattr(torch, name)
+    try:
+        expected = fn(tl, tr) if isinstance(tl, torch.Tensor) else fn(tr, tl)
+    except (RuntimeError, TypeError):
+        expected = None
+    cl, cr = left[1](cygrad), right[1](cygrad)
+    f = entry(name).function
+    if expected is None:
+        with pytest.raises((RuntimeError, TypeError)):
+            f(cl, cr) if isinstance(cl, cygrad.Tensor) else f(cr, cl)
+        return
+    got = f(cl, cr) if isinstance(cl, cygrad.Tensor) else f(cr, cl)
+    assert got.dtype.name == str(expected.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(got.numpy().astype(float), expected.numpy().astype(float),
+                               rtol=1e-6, equal_nan=True)
+
+
+# ---------------------------------------------------------------------- without torch
+
+@pytest.mark.parametrize("name", sorted(set(UNARY) - STEP))
+def test_unary_gradcheck(name):
+    e = entry(name)
+    x = cygrad.tensor(sample(e, (3, 4), np.float64, 5), requires_grad=True)
+    assert cygrad.gradcheck(e.function, x)
+
+
+@pytest.mark.parametrize("name", sorted(STEP))
+def test_step_functions_pass_zero_gradients(name):
+    x = cygrad.tensor(sample(entry(name), (3, 4), np.float64), requires_grad=True)
+    entry(name).function(x).sum().backward()
+    assert x.grad is not None and not x.grad.numpy().any()
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE_BINARY)
+def test_binary_gradcheck(name):
+    e = entry(name)
+    a = cygrad.tensor(sample(e, (3, 4), np.float64, 6), requires_grad=True)
+    b = cygrad.tensor(sample(e, (4,), np.float64, 7), requires_grad=True)
+    assert cygrad.gradcheck(e.function, a, b)
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_unary_exactness(name, dtype, backend):
+    """Tied columns stay tied bitwise, forward and backward; a row alone gives the bits it has
+    inside the batch; two threads give the bits of one. 70,000 elements: above every kernel's
+    threshold for running in parallel."""
+    if backend not in cygrad.backend.available():
+        pytest.skip("the cython backend is not built")
+    e = entry(name)
+    base = sample(e, (3500, 10), dtype, 8)
+    base[:, 7] = base[:, 2]  # a tied pair of columns
+    g = np.random.default_rng(9).standard_normal(base.shape).astype(dtype)
+    g[:, 7] = g[:, 2]
+
+    def run(x_array, g_array):
+        x = cygrad.tensor(x_array, requires_grad=True)
+        y = e.function(x)
+        y.backward(cygrad.tensor(g_array))
+        return y.numpy(), x.grad.numpy()
+
+    with cygrad.backend.using(backend):
+        cygrad.set_num_threads(1)
+        y1, d1 = run(base, g)
+        cygrad.set_num_threads(2)
+        y2, d2 = run(base, g)
+        row_y, row_d = run(base[1234:1235].copy(), g[1234:1235].copy())
+    assert np.array_equal(y1, y2, equal_nan=True) and np.array_equal(d1, d2, equal_nan=True)
+    assert np.array_equal(y1[:, 7], y1[:, 2]) and np.array_equal(d1[:, 7], d1[:, 2])
+    assert np.array_equal(row_y, y1[1234:1235]) and np.array_equal(row_d, d1[1234:1235])
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_inplace_form_matches(name):
+    e = entry(name)
+    x = cygrad.tensor(sample(e, (4, 3), np.float64, 10))
+    expected = e.function(x)
+    assert e.inplace(x) is x
+    assert np.array_equal(x.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("name", [n for n in UNARY if entry(n).module])
+def test_module_repr_as_torch(name):
+    torch = pytest.importorskip("torch")
+    e = entry(name)
+    assert repr(getattr(cygrad.nn, e.module)()) == repr(getattr(torch.nn, e.module)())
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_exposed_where_torch_has_it(name):
+    """torch.f, Tensor.f and F.f exist here exactly where the entry says torch has them."""
+    torch = pytest.importorskip("torch")
+    e = entry(name)
+    for module, ours in ((torch, cygrad), (torch.Tensor, cygrad.Tensor), (torch.nn.functional, F)):
+        if hasattr(module, name) != hasattr(ours, name):
+            pytest.fail(f"{name}: torch {'has' if hasattr(module, name) else 'lacks'} "
+                        f"{module.__name__}.{name}, cygrad differs")
