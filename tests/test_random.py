@@ -562,3 +562,59 @@ def test_dropout_matches_torch(torch, dtype, p):
         grad = xc.grad.numpy() if hasattr(xc.grad, "numpy") else xc.grad  # Tensor or array
         assert_same_bits(xt.grad, np.ascontiguousarray(grad))
     assert_same_bits(torch.get_rng_state(), R.get_rng_state())
+
+
+def _program(T):
+    """A makemore-style run written against torch's API, for torch and for cygrad."""
+    g = T.Generator().manual_seed(2147483647)
+    out = [T.randn((27, 10), generator=g), T.randn((30, 200), generator=g) * (5 / 3) / 30**0.5,
+           T.randint(0, 1000, (32,), generator=g)]
+    p = T.rand(27, generator=g)
+    out += [T.multinomial(p / p.sum(), num_samples=5, replacement=True, generator=g),
+            T.multinomial(p, 1, generator=g)]
+    T.manual_seed(1337)
+    e, f = T.empty(5, 7).uniform_(-1, 1), T.empty(6).normal_(2, 3)
+    h = T.empty(8, dtype=T.int64).random_(0, 100)
+    out += [T.rand(3, 4), T.randn(2, 20, dtype=T.float64), T.randint(10, (5,)),
+            T.randint(3, 9, size=(4,)), T.randperm(10), e, f, h,
+            T.empty(9).bernoulli_(0.3), T.empty(4).exponential_(), T.empty(6).random_(),
+            T.empty(6, dtype=T.int32).random_(7), T.rand_like(e), T.randn_like(f),
+            T.randint_like(h, 5), T.randint_like(h, 2, 5), T.normal(0.0, 1.0, size=(4,)),
+            T.normal(T.zeros(5), 2.0), T.normal(1.0, T.ones(3) * 0.5),
+            T.normal(T.zeros(2, 3), T.ones(2, 3)), T.bernoulli(T.full((6,), 0.4)),
+            T.full((6,), 0.4).bernoulli(0.9), T.ones(3, 5).multinomial(2),
+            T.empty(4, 3).t().normal_(), T.get_rng_state()]
+    return out
+
+
+def test_torch_programs_draw_torchs_tensors(torch):
+    """The tensor-level API (cygrad.ops.random_ops): the same program, the same bits."""
+    for theirs, ours in zip(_program(torch), _program(cygrad), strict=True):
+        assert_same_bits(theirs.contiguous(), np.ascontiguousarray(ours.numpy()))
+    assert cygrad.initial_seed() == torch.initial_seed() == 1337
+
+
+def test_tensor_level_api_shapes_dtypes_and_autograd():
+    cygrad.manual_seed(0)
+    assert cygrad.rand(2, 3).shape == (2, 3) and cygrad.randn((4,)).dtype == cygrad.float32
+    assert cygrad.randint(5, (3,)).dtype == cygrad.int64 and cygrad.randperm(4).shape == (4,)
+    assert cygrad.rand(2, dtype=cygrad.float64).dtype == cygrad.float64
+    mean = cygrad.zeros(3, requires_grad=True)
+    std = cygrad.ones(3, requires_grad=True)
+    sample = cygrad.normal(mean, std)
+    sample.sum().backward()
+    assert np.array_equal(mean.grad.numpy(), np.ones(3))
+    assert np.array_equal(std.grad.numpy(), ((sample - mean) / std).detach().numpy())
+    w = cygrad.empty(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        w.uniform_()
+    with cygrad.no_grad():
+        assert w.uniform_() is w
+    with pytest.raises(RuntimeError, match="std >= 0.0"):
+        cygrad.normal(cygrad.zeros(2), -cygrad.ones(2))
+    with pytest.raises(TypeError):
+        cygrad.randint(5)
+    state = cygrad.get_rng_state()
+    x = cygrad.rand(5)
+    cygrad.set_rng_state(state)
+    assert np.array_equal(cygrad.rand(5).numpy(), x.numpy())

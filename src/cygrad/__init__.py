@@ -13,6 +13,7 @@ from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops o
 
 # The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
 from .ops import elementwise, factories, layers, linalg, losses, reduction, registry, shape
+from .ops import random_ops  # noqa: F401, I001  (rand, randn, ..., the in-place fills)
 
 registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()

@@ -16,8 +16,7 @@ import operator
 
 import numpy as np
 
-from . import random
-from . import dtypes
+from . import dtypes, random
 
 __all__ = ["spirals", "moons", "xor", "blobs", "bars_and_crosses", "batches"]
 

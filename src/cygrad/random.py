@@ -566,7 +566,7 @@ def bernoulli_(a, p=0.5, generator=None):
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiub":
         raise TypeError(f"bernoulli_ fills a numeric numpy array, got {type(a).__name__}")
     g = _gen(generator)
-    if isinstance(p, np.ndarray) and p.ndim or isinstance(p, (list, tuple)):
+    if isinstance(p, (np.ndarray, list, tuple)):  # a tensor of probabilities, even 0-d
         p = np.asarray(p)
         if p.dtype not in (np.float32, np.float64):
             raise NotImplementedError(f'"bernoulli_tensor_cpu_p_" not implemented for {p.dtype}')
