@@ -75,9 +75,11 @@ def _class_sizes(n_samples, n_classes):
 
 def _finish(X, y, rng, dtype):
     """Shuffle rows together and set the dtypes."""
+    dtype = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
+    if not dtype.is_floating_point:
+        raise TypeError(f"the samples need a floating-point dtype, got {dtype}")
     order = rng.permutation(len(y))
-    dtype = (dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)).numpy
-    return X[order].astype(dtype), y[order].astype(np.int64)
+    return X[order].astype(dtype.numpy), y[order].astype(np.int64)
 
 
 # ---------------------------------------------------------------------- 2-D point clouds
