@@ -34,35 +34,40 @@ LINEAR_STATE = '{"weight": np.zeros((3, 2), np.float32), "bias": np.zeros(3, np.
 # id: (group, snippet, exception type, regex its message must match)
 CASES = {
     # ------------------------------------------------------------ what a tensor may hold
-    "int-array": ("dtype", "cygrad.tensor(np.arange(3))", TypeError,
-                  r"unsupported dtype int64.*float32 or float64"),
     "int-array-requires-grad": ("dtype", "cygrad.tensor(np.arange(3, dtype=np.int32), "
-                                "requires_grad=True)", TypeError, r"unsupported dtype int32"),
-    "int-parameter": ("dtype", "nn.Parameter(np.arange(3))", TypeError, r"dtype int64"),
+                                "requires_grad=True)", RuntimeError,
+                                r"only Tensors of floating point dtype can require gradients"),
+    "int-parameter": ("dtype", "nn.Parameter(np.arange(3))", RuntimeError, r"floating point"),
+    "int-inplace-float": ("dtype", "cygrad.tensor([1, 2]).add_(1.5)", RuntimeError,
+                          r"result type Float can't be cast to the desired output type Long"),
     "complex-array": ("dtype", "cygrad.tensor(np.ones(2, complex))", TypeError,
-                      r"unsupported dtype complex128"),
+                      r"no dtype for numpy arrays of complex128"),
     "complex-list": ("dtype", "cygrad.tensor([1 + 2j, 3])", TypeError, r"dtype complex128"),
     "complex-to-float": ("dtype", "cygrad.tensor(np.ones(2, complex), dtype='float32')",
-                         TypeError, r"cannot convert an array of dtype complex128 to float32"),
+                         TypeError, r"cannot make a tensor of cygrad.float32 from data of numpy "
+                         r"dtype complex128"),
     "object-array": ("dtype", "cygrad.tensor(np.array([1.0, 'a'], dtype=object))", TypeError,
-                     r"unsupported dtype object"),
+                     r"no dtype for numpy arrays of object"),
     "object-list": ("dtype", "cygrad.tensor([1.0, None])", TypeError, r"dtype object"),
     "float16": ("dtype", "cygrad.tensor(np.ones(2, np.float16))", TypeError,
-                r"unsupported dtype float16"),
+                r"no dtype for numpy arrays of float16"),
     # ------------------------------------------------------------ shapes
-    "matmul-inner": ("shapes", f"{T32.format('(2, 3)')} @ {T32.format('(4, 5)')}", ValueError,
-                     r"shapes \(2, 3\) and \(4, 5\) do not multiply \(3 != 4\)"),
-    "matmul-1d": ("shapes", f"{T32.format(3)} @ {T32.format(3)}", ValueError,
-                  r"matmul takes 2-D or 3-D tensors, got shapes \(3,\) and \(3,\)"),
-    "broadcast": ("shapes", f"{T32.format('(2, 3)')} + {T32.format(4)}", ValueError,
-                  r"shapes \(2, 3\) and \(4,\) cannot be broadcast"),
+    "matmul-inner": ("shapes", f"{T32.format('(2, 3)')} @ {T32.format('(4, 5)')}", RuntimeError,
+                     r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"),
+    "matmul-0d": ("shapes", f"{T32.format('()')} @ {T32.format(3)}", RuntimeError,
+                  r"both arguments to matmul need to be at least 1D, but they are 0D and 1D"),
+    "broadcast": ("shapes", f"{T32.format('(2, 3)')} + {T32.format(4)}", RuntimeError,
+                  r"size of tensor a \(3\) must match the size of tensor b \(4\) at "
+                  r"non-singleton dimension 1"),
     "broadcast-array": ("shapes", f"{T32.format('(2, 3)')} * np.ones((3, 2), np.float32)",
-                        ValueError, r"shapes \(2, 3\) and \(3, 2\) cannot be broadcast"),
+                        RuntimeError, r"size of tensor a \(3\) must match the size of tensor b "
+                        r"\(2\) at non-singleton dimension 1"),
     "linear-features": ("shapes", "nn.Linear(3, 2)(" + T32.format("(4, 2)") + ")", ValueError,
                         r"input of shape \(4, 2\) does not fit weight of shape \(2, 3\)"),
     "backward-grad-shape": ("shapes", "(cygrad.tensor(np.ones(3), requires_grad=True) * 2)"
-                            ".backward(np.ones(4))", ValueError,
-                            r"gradient of shape \(4,\) for an output of shape \(3,\)"),
+                            ".backward(np.ones(4))", RuntimeError,
+                            r"grad_output has a shape of \(4,\) and output has a shape of "
+                            r"\(3,\)"),
     # ------------------------------------------------------------ loss targets
     "cross-entropy-target-length": (
         "losses", f"F.cross_entropy({T32.format('(4, 3)')}, np.zeros(5, int))", ValueError,
@@ -156,30 +161,31 @@ CASES = {
                           r"\(3, 2\) in the model"),
     "state-wrong-dtype": ("state", "nn.Linear(2, 3).load_state_dict({'weight': "
                           "np.zeros((3, 2)), 'bias': np.zeros(3, np.float32)})", TypeError,
-                          r"'weight' has dtype float64 in the state dict but float32"),
+                          r"'weight' has dtype float64 in the state dict but (cygrad.)?float32"),
     "state-int-dtype": ("state", "nn.Linear(2, 3).load_state_dict({'weight': "
                         "np.zeros((3, 2), int), 'bias': np.zeros(3, np.float32)})", TypeError,
                         r"'weight' has dtype int64 in the state dict"),
     # ------------------------------------------------------------ backward
     "backward-non-scalar": ("backward", "(cygrad.tensor(np.ones(3), requires_grad=True) * 2)"
                             ".backward()", RuntimeError,
-                            r"needs a gradient argument for a non-scalar output of shape "
-                            r"\(3,\)"),
+                            r"grad can be implicitly created only for scalar outputs \(got an "
+                            r"output of shape \(3,\)\)"),
     "backward-no-grad": ("backward", f"{T32.format(3)}.sum().backward()", RuntimeError,
                          r"does not require grad"),
     # ------------------------------------------------------------ float32 with float64
-    "mixed-add": ("mixed", f"{T32.format(3)} + cygrad.tensor(np.ones(3))", TypeError,
-                  r"dtype mismatch: float32 and float64"),
-    "mixed-array": ("mixed", f"{T32.format(3)} * np.ones(3)", TypeError,
-                    r"dtype mismatch: float32 and float64"),
+    "bool-sub": ("mixed", "cygrad.tensor([True]) - cygrad.tensor([False])", RuntimeError,
+                 r"Subtraction, the `-` operator, with a bool tensor is not supported"),
     "mixed-matmul": ("mixed", f"{T32.format('(2, 2)')} @ cygrad.tensor(np.ones((2, 2)))",
-                     TypeError, r"dtype mismatch: float32 and float64"),
+                     RuntimeError, r"expected m1 and m2 to have the same dtype, but got: "
+                     r"float32 != float64"),
     "mixed-linear": ("mixed", f"nn.Linear(2, 2, dtype='float64')({T32.format('(1, 2)')})",
-                     TypeError, r"input has dtype float32 but weight has dtype float64"),
+                     TypeError, r"input has dtype (cygrad.)?float32 but weight has dtype "
+                     r"(cygrad.)?float64"),
     "mixed-conv": ("mixed", f"nn.Conv2d(1, 1, 2, dtype='float64')({T32.format('(1, 1, 3, 3)')})",
-                   TypeError, r"input has dtype float32 but weight has dtype float64"),
+                   TypeError, r"input has dtype (cygrad.)?float32 but weight has dtype "
+                   r"(cygrad.)?float64"),
     "mixed-mse": ("mixed", f"F.mse_loss({T32.format(3)}, cygrad.tensor(np.ones(3)))", TypeError,
-                  r"input has dtype float32 but target has dtype float64"),
+                  r"input has dtype (cygrad.)?float32 but target has dtype (cygrad.)?float64"),
 }
 
 # Library bugs: the case is right, the library's message is not (yet). Reported with a repro.

@@ -32,7 +32,7 @@ seeds = st.integers(0, 2**32 - 1)
 def run(backend, fn, arrays, dtype, grad_seed):
     """Forward and backward of fn on one backend: (output, [gradient of each input])."""
     with cygrad.backend.using(backend):
-        xs = [cygrad.Tensor(a, requires_grad=True) for a in arrays]  # views stay views
+        xs = [cygrad.from_numpy(np.asarray(a)).requires_grad_() for a in arrays]  # views stay
         out = fn(*xs)
         assert out.dtype == dtype, f"{backend}: {dtype} in, {out.dtype} out"
         g = np.random.default_rng(grad_seed).standard_normal(out.shape).astype(dtype)
@@ -71,7 +71,7 @@ def operand(rng, shape, dtype, layout):
     """(array, transform): an array in the given layout and the op that turns it into a tensor
     of `shape` inside the graph (a transpose for layout "T", else nothing)."""
     if layout == "T":
-        return rng.standard_normal(shape[::-1]).astype(dtype), lambda t: t.transpose()
+        return rng.standard_normal(shape[::-1]).astype(dtype), lambda t: t.T
     return arrange(rng.standard_normal(shape).astype(dtype), layout), lambda t: t
 
 
@@ -136,7 +136,7 @@ def test_broadcasting_binary(dtype, shapes, op, seed):
 
 ACTIVATIONS = {
     "tanh": lambda x: x.tanh(), "sigmoid": lambda x: x.sigmoid(), "relu": lambda x: x.relu(),
-    "leaky_relu": lambda x: x.leaky_relu(0.07), "exp": lambda x: x.exp(),
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.07), "exp": lambda x: x.exp(),
     "log": lambda x: (x * x + 0.5).log(), "pow3": lambda x: x ** 3, "neg": lambda x: -x,
     "F.relu": F.relu, "F.tanh": F.tanh, "F.sigmoid": F.sigmoid,
     "F.leaky_relu": lambda x: F.leaky_relu(x, 0.2),
@@ -172,7 +172,7 @@ def reduction_args(draw):
 
 @DTYPES
 @FUZZ
-@given(args=reduction_args(), name=st.sampled_from(["sum", "mean", "max"]),
+@given(args=reduction_args(), name=st.sampled_from(["sum", "mean", "amax"]),
        ties=st.booleans(), seed=seeds)
 def test_reductions(dtype, args, name, ties, seed):
     shape, axis, keepdims = args
@@ -284,7 +284,7 @@ def _empty_cases():
         "bias-broadcast": (lambda x, b: x + b, [w(0, 3), w(3)], (0, 3)),
         "sum-batch": (lambda x: x.sum(axis=0), [w(0, 3)], (3,)),
         "mean-all": (lambda x: x.mean(), [w(0, 3)], ()),
-        "max-features": (lambda x: x.max(axis=1), [w(0, 3)], (0,)),
+        "max-features": (lambda x: x.amax(axis=1), [w(0, 3)], (0,)),
         "cross_entropy-mean": (lambda x: F.cross_entropy(x, np.zeros(0, int)), [w(0, 3)], ()),
         "cross_entropy-none": (lambda x: F.cross_entropy(x, np.zeros(0, int), "none"),
                                [w(0, 3)], (0,)),
@@ -323,7 +323,7 @@ def test_empty_batch(dtype, name):
         np.testing.assert_array_equal(gc, gn)
 
 
-def test_empty_max_over_the_empty_axis_is_a_value_error():
+def test_empty_max_over_the_empty_axis_is_an_index_error():
     x = cygrad.tensor(np.zeros((0, 3)), requires_grad=True)
-    with pytest.raises(ValueError, match="empty"):
-        x.max(axis=0)
+    with pytest.raises(IndexError, match=r"amax\(\): Expected reduction dim 0 to have non-zero"):
+        x.amax(axis=0)

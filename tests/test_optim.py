@@ -350,6 +350,5 @@ def test_nan_lr_raises():
 
 def test_gradient_of_wrong_shape_raises():
     p = param([1.0, 2.0])
-    opt = optim.SGD([p], lr=0.1)
     with pytest.raises(RuntimeError, match="different size"):
         p.grad = cygrad.tensor(np.ones(3))  # torch refuses it at assignment

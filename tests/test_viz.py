@@ -56,10 +56,12 @@ def test_mlp_nodes_edges_and_labels():
     model, x = mlp()
     loss = F.cross_entropy(model(x), [0, 1, 0, 1, 1])
     nodes, edges = parse(viz.to_dot(loss, model=model, names={x: "x"}))
-    assert len(nodes) == 9 and len(edges) == 8
+    # Sequential runs the first Linear and its ReLU as one node (ops.layers.LinearActivation)
+    assert len(nodes) == 8 and len(edges) == 7
     ops = by_class(nodes, "op")
-    assert sorted(n.rows[0] for n in ops.values()) == ["CrossEntropy", "Linear", "Linear", "ReLU"]
-    assert {n.rows[1] for n in by_title(nodes, "Linear")} == {"(5, 4)", "(5, 2)"}
+    assert sorted(n.rows[0] for n in ops.values()) == ["CrossEntropy", "Linear", "LinearRelu"]
+    assert {n.rows[1] for n in by_title(nodes, "Linear")} == {"(5, 2)"}
+    assert {n.rows[1] for n in by_title(nodes, "LinearRelu")} == {"(5, 4)"}
     params = by_class(nodes, "param")
     assert sorted(n.rows[0] for n in params.values()) == ["0.bias", "0.weight", "2.bias",
                                                            "2.weight"]
@@ -72,10 +74,10 @@ def test_mlp_nodes_edges_and_labels():
     assert nodes[out_id].rows[:2] == ["CrossEntropy", "()"]
     # edges run input -> op: the output has one input and is nobody's input
     assert [a for a, b in edges if b == out_id] and not [b for a, b in edges if a == out_id]
-    first_linear = next(k for k, n in ops.items() if n.rows[:2] == ["Linear", "(5, 4)"])
+    first_linear = next(k for k, n in ops.items() if n.rows[:2] == ["LinearRelu", "(5, 4)"])
     inputs = sorted(nodes[a].rows[0] for a, b in edges if b == first_linear)
     assert inputs == ["0.bias", "0.weight", "x"]
-    assert "dx = g @ W" in nodes[first_linear].attrs["tooltip"]
+    assert "dx = dz @ W" in nodes[first_linear].attrs["tooltip"]
 
 
 def test_unnamed_leaves_and_reuse():
@@ -161,7 +163,8 @@ def test_values_and_grads_small_and_large():
     # 12 elements <= 16: values; an op result of 5*4=20 elements: its norm
     weight = by_title(nodes, "0.weight")[0]
     assert any(r.startswith("data: [[") for r in weight.rows)
-    hidden = next(n for n in by_class(nodes, "op").values() if n.rows[:2] == ["ReLU", "(5, 4)"])
+    hidden = next(n for n in by_class(nodes, "op").values()
+                  if n.rows[:2] == ["LinearRelu", "(5, 4)"])
     norm = float(next(r for r in hidden.rows if r.startswith("data: norm ")).split()[-1])
     expected = np.linalg.norm(np.maximum(model[0](x).numpy(), 0))
     assert norm == pytest.approx(expected, rel=1e-3)

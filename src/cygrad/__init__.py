@@ -9,26 +9,36 @@ PyTorch's API: `import cygrad as torch` runs PyTorch programs that use what cygr
 """
 
 from . import _state, backend, dtypes
-from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops of your own)
 
 # The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
-from .ops import elementwise, factories, layers, linalg, losses, reduction, registry, shape
-from .ops import random_ops  # noqa: F401, I001  (rand, randn, ..., the in-place fills)
+from .ops import (
+    elementwise,
+    factories,
+    layers,
+    linalg,
+    losses,
+    random_ops,  # noqa: F401  (rand, randn, ..., the in-place random fills)
+    reduction,
+    registry,
+    shape,
+)
+from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops of your own)
 
 registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
-from . import autograd, cuda, random  # noqa: E402
-from .autograd import (  # noqa: E402
+from . import autograd, backends, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
+from .autograd import (  # noqa: E402  # noqa: E402
+    detect_anomaly,
     enable_grad,
     inference_mode,
     is_grad_enabled,
     is_inference_mode_enabled,
     no_grad,
+    set_detect_anomaly,
     set_grad_enabled,
 )
-from .autograd import detect_anomaly, set_detect_anomaly  # noqa: E402
 from .backend import get_num_threads, set_num_threads  # noqa: E402
 from .dtypes import (  # noqa: E402
     can_cast,
@@ -43,8 +53,6 @@ from .gradcheck import GradcheckError, gradcheck  # noqa: E402
 from .random import manual_seed  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .trace import trace  # noqa: E402
-
-from . import backends, data, interop, nn, optim, viz  # noqa: E402, I001
 
 __version__ = "0.1.0"
 

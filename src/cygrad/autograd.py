@@ -198,8 +198,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     capture = {id(t): None for t in inputs}
     _backward(outputs, list(grad_outputs), bool(retain_graph), capture=capture)
-    from .tensor import _wrap
     import numpy as np
+
+    from .tensor import _wrap
 
     result = []
     for t in inputs:

@@ -5,8 +5,8 @@ cygrad's kernels are deterministic and exact whatever they say."""
 from types import SimpleNamespace
 
 mps = SimpleNamespace(is_available=lambda: False, is_built=lambda: False)
-cuda = SimpleNamespace(is_built=lambda: False,
-                       matmul=SimpleNamespace(allow_tf32=False, allow_fp16_reduced_precision_reduction=False))
+cuda = SimpleNamespace(is_built=lambda: False, matmul=SimpleNamespace(
+    allow_tf32=False, allow_fp16_reduced_precision_reduction=False))
 cudnn = SimpleNamespace(is_available=lambda: False, enabled=False, deterministic=False,
                         benchmark=False, allow_tf32=False, version=lambda: None)
 mkldnn = SimpleNamespace(is_available=lambda: False, enabled=False)

@@ -77,7 +77,7 @@ def _finish(X, y, rng, dtype):
     """Shuffle rows together and set the dtypes."""
     dtype = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
     if not dtype.is_floating_point:
-        raise TypeError(f"the samples need a floating-point dtype, got {dtype}")
+        raise TypeError(f"task data must be float32 or float64, got {dtype}")
     order = rng.permutation(len(y))
     return X[order].astype(dtype.numpy), y[order].astype(np.int64)
 

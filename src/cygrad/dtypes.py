@@ -81,6 +81,10 @@ bool_ = dtype("bool", np.bool_, 0)
 
 _state._Local.default_dtype = float32
 
+# torch's names of the element types, as its messages print them
+SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+                "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
 ALL = (float32, float64, int64, int32, int16, int8, uint8, bool_)
 FLOATS = (float32, float64)
 _BY_NUMPY = {d.numpy: d for d in ALL}

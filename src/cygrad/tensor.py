@@ -470,15 +470,16 @@ class Tensor:
             target = _writable(self)
             src = result._data
             if src.dtype != target.dtype and not _castable(src.dtype, target.dtype):
-                raise RuntimeError(f"result type {dtypes._BY_NUMPY[src.dtype]} can't be cast "
-                                   f"to the desired output type {self.dtype}")
+                raise RuntimeError(f"result type {_scalar_name(src.dtype)} can't be cast to the "
+                                   f"desired output type {_scalar_name(target.dtype)}")
             np.copyto(target, src, casting="unsafe")
             return self
         _check_rebase(self)
         if result._data.dtype != self._data.dtype:
             if not _castable(result._data.dtype, self._data.dtype):
-                raise RuntimeError(f"result type {result.dtype} can't be cast to the desired "
-                                   f"output type {self.dtype}")
+                raise RuntimeError(f"result type {_scalar_name(result._data.dtype)} can't be "
+                                   f"cast to the desired output type "
+                                   f"{_scalar_name(self._data.dtype)}")
             result = result.type(self.dtype)
         target = _writable(self)
         np.copyto(target, result._data)
@@ -550,6 +551,10 @@ def _extras(t):
     if t._extra is None:
         t._extra = {}
     return t._extra
+
+
+def _scalar_name(numpy_dtype):
+    return dtypes.SCALAR_NAMES[dtypes._BY_NUMPY[numpy_dtype].name]
 
 
 def _castable(src, dst):

@@ -151,7 +151,7 @@ def _node_attributes(t, is_output, known, groups, shown):
     if is_output:
         classes.append("output")
         attributes["penwidth"] = "2"
-    attributes["tooltip"] = f"{tooltip} ({t.dtype})"
+    attributes["tooltip"] = f"{tooltip} ({t.dtype.name})"
     attributes["class"] = " ".join(classes)
     text = ", ".join(f'{key}="{_quote(value)}"' for key, value in attributes.items())
     return f'label=<<table border="0" cellborder="0" cellspacing="0">{label}</table>>, {text}'

@@ -150,6 +150,7 @@ def test_identical_parameters_stay_identical_under_every_optimiser():
         w = Tensor(np.repeat(column, 37, axis=1), requires_grad=True)
         opt = make([w])
         for _ in range(5):
-            w.grad = cygrad.tensor(np.repeat(rng.standard_normal((5, 1)).astype(np.float32), 37, axis=1))
+            g = np.repeat(rng.standard_normal((5, 1)).astype(np.float32), 37, axis=1)
+            w.grad = cygrad.tensor(g)
             opt.step()
         assert np.array_equal(w.numpy(), np.repeat(w.numpy()[:, :1], 37, axis=1))

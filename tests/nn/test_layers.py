@@ -367,7 +367,8 @@ def test_bad_layer_arguments(make, match):
 
 def test_bad_dtypes_and_shapes_are_named():
     layer = nn.Linear(3, 2)
-    with pytest.raises(TypeError, match="input has dtype (cygrad.)?float64 but weight has dtype (cygrad.)?float32"):
+    with pytest.raises(TypeError, match="input has dtype (cygrad.)?float64 but weight has "
+                                        "dtype (cygrad.)?float32"):
         layer(cygrad.tensor(np.zeros((1, 3))))
     with pytest.raises(ValueError, match=r"input of shape \(1, 4\).*\(2, 3\).*expected last "
                                          "dimension 3"):

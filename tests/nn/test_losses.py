@@ -146,7 +146,8 @@ def test_shape_and_dtype_mismatches_are_named():
     x = cygrad.tensor(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"input of shape \(2, 3\) and target of shape \(3, 2\)"):
         F.mse_loss(x, np.zeros((3, 2)))
-    with pytest.raises(TypeError, match="input has dtype (cygrad.)?float32 but target has dtype (cygrad.)?float64"):
+    with pytest.raises(TypeError, match="input has dtype (cygrad.)?float32 but target has "
+                                        "dtype (cygrad.)?float64"):
         F.mse_loss(x, cygrad.tensor(np.zeros((2, 3))))
     with pytest.raises(ValueError, match=r"input of shape \(2, 3\) and target of shape \(6,\)"):
         F.binary_cross_entropy_with_logits(x, np.zeros(6))

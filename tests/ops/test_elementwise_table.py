@@ -214,7 +214,6 @@ def test_module_repr_as_torch(name):
 def test_exposed_where_torch_has_it(name):
     """torch.f, Tensor.f and F.f exist here exactly where the entry says torch has them."""
     torch = pytest.importorskip("torch")
-    e = entry(name)
     for module, ours in ((torch, cygrad), (torch.Tensor, cygrad.Tensor), (torch.nn.functional, F)):
         if hasattr(module, name) != hasattr(ours, name):
             pytest.fail(f"{name}: torch {'has' if hasattr(module, name) else 'lacks'} "

@@ -108,7 +108,7 @@ def test_gradient_status_and_norms_follow_the_wavefront(dtype, threads):
     last = monitor.history[-1]["layers"]
     for name, layer in monitor.layers:
         for what in ("weight", "bias"):
-            grad = getattr(layer, what).grad.astype(np.float64)
+            grad = getattr(layer, what).grad.numpy().astype(np.float64)
             assert last[name]["grads"][what]["norm"] == pytest.approx(
                 np.linalg.norm(grad), rel=1e-12)
     text = monitor.report()

@@ -20,7 +20,8 @@ from . import numpy_backend
 
 __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
-    "has_kernel", "gemm", "activation_forward", "activation_backward", "bias_add", "bias_activation",
+    "has_kernel", "gemm", "activation_forward", "activation_backward", "bias_add",
+    "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
     "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
     "sgd_update", "adam_update",

@@ -117,7 +117,8 @@ def check(result, label, build, loss_fn, name, uses, steps, lr, dtype):
             break
         before = param._data.copy()
         opt.step()
-        updates_once &= bool(np.array_equal(param._data, before - param.dtype.type(lr) * total))
+        step = param._data.dtype.type(lr) * total
+        updates_once &= bool(np.array_equal(param._data, before - step))
 
     parts, total, backward = first
     columns = [a.reshape(-1) for a in (*parts, total, backward, numeric)]
@@ -153,7 +154,7 @@ def run(options):
     target = {dt: tensor(arrays[1], dtype=dt) for dt in (dtype, "float64")}
 
     def dt(model):
-        return str(next(model.parameters()).dtype)
+        return next(model.parameters()).dtype.name
 
     def build_autoencoder(dt):
         return TiedAutoencoder(6, hidden, dt)

@@ -9,9 +9,9 @@ import numbers
 import numpy as np
 
 from .. import random as _random
-from ..ops import elementwise, reduction, registry  # noqa: F401  (they register the table)
+from ..ops import elementwise, losses, registry  # noqa: F401  (they register the table)
 from ..ops import layers as L
-from ..ops import losses
+from ..ops import reduction as _reduction  # noqa: F401
 from ..tensor import Tensor, _wrap, apply
 
 # The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
@@ -134,9 +134,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     if x.ndim != 4:
         raise ValueError(f"conv2d expects input (N, C, H, W), got shape {tuple(x.shape)}")
     if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {tuple(x.shape)}) does not "
-                         f"fit weight of shape {tuple(weight.shape)} (expected {weight.shape[1]} "
-                         "channels)")
+        raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {tuple(x.shape)}) "
+                         f"does not fit weight of shape {tuple(weight.shape)} (expected "
+                         f"{weight.shape[1]} channels)")
     kh, kw = weight.shape[2:]
     h, w = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
     if kh < 1 or kw < 1 or h < kh or w < kw:
@@ -225,8 +225,8 @@ def cross_entropy(input, target, reduction="mean"):
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
                         f"{target.dtype}")
     if target.shape != (input.shape[0],):
-        raise ValueError(f"cross_entropy: input of shape {tuple(input.shape)} needs targets of shape "
-                         f"({input.shape[0]},), got {tuple(target.shape)}")
+        raise ValueError(f"cross_entropy: input of shape {tuple(input.shape)} needs targets of "
+                         f"shape ({input.shape[0]},), got {tuple(target.shape)}")
     bad = (target < 0) | (target >= input.shape[1])
     if bad.any():
         raise ValueError(f"cross_entropy: class index {target[bad][0]} (at position "
@@ -242,6 +242,6 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     target = np.asarray(target._data if isinstance(target, Tensor) else target,
                         input._data.dtype)
     if target.shape != input.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: input of shape {tuple(input.shape)} and "
-                         f"target of shape {tuple(target.shape)} differ")
+        raise ValueError(f"binary_cross_entropy_with_logits: input of shape "
+                         f"{tuple(input.shape)} and target of shape {tuple(target.shape)} differ")
     return apply(losses.BCEWithLogits, input, targets=target, reduction=reduction)

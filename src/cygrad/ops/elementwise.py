@@ -116,7 +116,7 @@ def unary(name, forward, grad, rule, **spec):
     def inplace(self, *args, **kwargs):
         if entry.ints == "float" and self._data.dtype not in _FLOATS:
             raise RuntimeError(f"result type Float can't be cast to the desired output type "
-                               f"{self.dtype}")
+                               f"{dtypes.SCALAR_NAMES[self.dtype.name]}")
         return self._write(function(self._inplace_input(), *args, **kwargs))
 
     inplace.__doc__ = f"In place: self = {name}(self)."
@@ -173,10 +173,6 @@ def _bind(entry, defaults, args, kwargs):
     return params
 
 
-_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
-                "uint8": "Byte", "bool": "Bool"}
-
-
 def _input(x, entry):
     """x as a Tensor the op computes on: integers and bools per the entry's rules."""
     if not isinstance(x, Tensor):
@@ -193,7 +189,7 @@ def _input(x, entry):
         return x.type(dtypes.int64)
     if rule == "error":
         raise NotImplementedError(f"\"{entry.name}_cpu\" not implemented for "
-                                  f"'{_TORCH_NAMES[x.dtype.name]}'")
+                                  f"'{dtypes.SCALAR_NAMES[x.dtype.name]}'")
     return x.type(dtypes.get_default_dtype())
 
 

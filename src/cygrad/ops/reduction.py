@@ -292,9 +292,10 @@ class AmaxReduce(Op):
 
     def forward(self, x):
         self.x = x
-        if any(x.shape[a] == 0 for a in self.axes):
-            raise IndexError(f"{self.fn.__name__}(): Expected reduction dim to have non-zero "
-                             "size.")
+        for a in self.axes:
+            if x.shape[a] == 0:
+                raise IndexError(f"{self.label}(): Expected reduction dim {a} to have non-zero "
+                                 "size.")
         self.y = self.fn(x, axis=self.axes, keepdims=True)
         return self.y if self.keepdim else np.squeeze(self.y, self.axes)
 
@@ -306,11 +307,12 @@ class AmaxReduce(Op):
 
 
 def _amax(name, fn):
-    def reduce(input, dim=(), keepdim=False):
+    def reduce(input, dim=(), keepdim=False, **aliases):
+        dim, keepdim = _dim_args(dim, keepdim, aliases, name)
         axes = _axes(dim, input._data.ndim)
         if not input.is_floating_point():
             return _wrap(np.asarray(fn(input._data, axis=axes, keepdims=keepdim)))
-        return apply(AmaxReduce, input, fn=fn, axes=axes, keepdim=keepdim)
+        return apply(AmaxReduce, input, fn=fn, axes=axes, keepdim=keepdim, label=name)
 
     return export(name, method=True)(reduce)
 
