@@ -236,6 +236,12 @@ def _not_arrays(fn, **arguments):
                             f"{type(value).__name__}")
 
 
+def _float_input(fn, **arguments):
+    """Each argument a numpy array (a TypeError naming it otherwise) of float32 or float64."""
+    _not_arrays(fn, **arguments)
+    _check_float(fn, *arguments.values())
+
+
 def _check_float(name, *arrays):
     for a in arrays:
         if a.dtype not in FLOAT_DTYPES:
@@ -440,7 +446,9 @@ def sum(x, axes):  # noqa: A001 (the contract's name; only cygrad.backend.sum)
     except AttributeError:
         _not_arrays("sum", x=x)
         raise
-    if type(axes) is not tuple or (ndim, axes) not in _checked_axes:
+    # the cache compares by value (0.0 == 0): a hit counts only for axes that are Python ints
+    if type(axes) is not tuple or (ndim, axes) not in _checked_axes \
+            or not all(type(a) is int for a in axes):
         _check_axes(ndim, axes)
     return _impl_var.get(_impl).sum(x, axes, _threads_var.get(_kernel_threads))
 
@@ -603,14 +611,14 @@ def _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size):
 def im2col(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """Patches of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), zero padding. stride, padding
     (top, left), dilation: ints or pairs; out_size (OH, OW) defaults to an even padding's."""
-    _check_float("im2col", x)
+    _float_input("im2col", x=x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
     return _current().im2col(x, kh, kw, *geometry, _threads())
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """The adjoint of im2col: scatter-add rows of patches back into an (N, C, H, W) array."""
-    _check_float("col2im", cols)
+    _float_input("col2im", cols=cols)
     geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
     oh, ow = geometry[-2:]
@@ -621,8 +629,8 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None
 
 def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """im2col(x).T, C-contiguous: patches as columns, (C*kh*kw, N*OH*OW)."""
-    if x.dtype not in FLOAT_DTYPES:
-        _check_float("im2col_t", x)
+    if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:
+        _float_input("im2col_t", x=x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
     return _current().im2col_t(x, kh, kw, *geometry, _threads())
 
@@ -631,8 +639,8 @@ def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=
              out=None):
     """The adjoint of im2col_t: col2im(cols_t.T), bitwise; into `out` (a writable C-contiguous
     array of x_shape and cols_t's dtype) when given."""
-    if cols_t.dtype not in FLOAT_DTYPES:
-        _check_float("col2im_t", cols_t)
+    if type(cols_t) is not np.ndarray or cols_t.dtype not in FLOAT_DTYPES:
+        _float_input("col2im_t", cols_t=cols_t)
     geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
     oh, ow = geometry[-2:]
