@@ -8,12 +8,14 @@ units of every layer kind (filters, embedding dimensions, norm channels, attenti
     monitor = SymmetryMonitor(model)
     monitor.attach(optimizer)          # records after every optimizer.step()
     ...train...
-    print(monitor.report())
+    print(monitor.report())        # each split with its autopsy: the op that broke the tie
 """
 
+from .autopsy import Divergence, OpRecorder, first_divergence, ulps
 from .groups import (
     KINDS,
     effective_width,
+    head_modules,
     inspectable,
     tied_groups,
     tied_groups_of,
@@ -26,4 +28,5 @@ weight_layers = watched_layers  # the name the symmetry tools had before they kn
 
 __all__ = ["tied_groups_of", "tied_groups", "effective_width", "unit_slices", "watched_layers",
            "weight_layers", "inspectable", "KINDS", "SymmetryMonitor", "activation_health",
-           "update_ratio"]
+           "update_ratio", "OpRecorder", "first_divergence", "ulps", "Divergence",
+           "head_modules"]

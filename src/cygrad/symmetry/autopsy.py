@@ -45,53 +45,79 @@ def ulps(a, b):
 
 
 class Event:
-    """One thing the engine did: an op's forward or its backward."""
+    """One thing the engine did: an op's forward or its backward. Each of its arrays has a
+    role ("output", "grad of 0.weight", "grad of an input") and a tag: the module whose output
+    (or whose output's gradient) it is, found from the data flow (see OpRecorder)."""
 
-    __slots__ = ("position", "phase", "op", "module", "arrays", "roles")
+    __slots__ = ("position", "phase", "op", "module", "arrays", "roles", "tags")
 
-    def __init__(self, position, phase, op, module, arrays, roles):
+    def __init__(self, position, phase, op, module, arrays, roles, tags):
         self.position, self.phase, self.op, self.module = position, phase, op, module
-        self.arrays, self.roles = arrays, roles  # roles: what each array is ("output", an input)
+        self.arrays, self.roles, self.tags = arrays, roles, tags
 
-    def describe(self):
-        where = f" of {self.module}" if self.module else ""
-        return f"{self.phase}{where} ({self.op.name()}, {self.op.rule})"
+    def describe(self, role=None):
+        where = f" of layer {self.module}" if self.module else ""
+        return f"{self.phase}{where} ({self.op.name()}{_clause(self.op.rule, role)})"
+
+
+def _clause(rule, role):
+    """The part of a backward rule that made the array `role` ("dW = g.T @ x" for a weight's
+    gradient), or nothing for a forward output."""
+    if not rule or role is None or role == "output":
+        return ""
+    want = "dW" if role.endswith(".weight") else "db" if role.endswith(".bias") else "dx"
+    for part in rule.split(";"):
+        part = part.strip()
+        if part.startswith(want):
+            return ", " + part
+    return ", " + rule.split(";")[0].strip()
+
+
+def _common(tags):
+    """The innermost module holding every tag (dotted prefix), or None."""
+    tags = [t for t in tags if t is not None]
+    if not tags:
+        return None
+    parts = tags[0].split(".")
+    for t in tags[1:]:
+        other = t.split(".")
+        n = 0
+        while n < min(len(parts), len(other)) and parts[n] == other[n]:
+            n += 1
+        parts = parts[:n]
+    return ".".join(parts) or None
 
 
 class OpRecorder(Watcher):
     """Records every op the engine runs in this thread while active (`with recorder:`), in
-    order: forward outputs and backward gradients, and which module each op ran in (given a
-    model, through its forward hooks). copy=True keeps copies of the arrays (for comparing
-    runs); by default it keeps references, which the step's own arrays are."""
+    order: forward outputs and backward gradients, each tagged with the module it belongs to.
 
-    def __init__(self, model=None, copy=False):
+    The tag comes from the data flow, not from names or hooks: an op with a parameter of the
+    model among its inputs belongs to that parameter's module (a Linear, also when Sequential
+    fuses it with its activation); any other op belongs to the innermost module holding all
+    its inputs' tags (tanh after layer 0 belongs to layer 0; q @ k.T of head 2 to head 2;
+    the concatenation of every head to the attention layer). A gradient has the tag of the
+    tensor it is the gradient of. copy=True keeps copies of the arrays (for comparing runs);
+    by default it keeps references, which are the step's own arrays. step_scoped=True forgets
+    the previous step's events when a forward follows a backward (the monitor's mode: one
+    step's events at a time)."""
+
+    def __init__(self, model=None, copy=False, step_scoped=False):
         self.events = []
         self.copy = copy
-        self._stack = []
-        self._module_of = {}  # id(op) -> module name where it ran forward
-        self._tensor_role = {}  # id(tensor) -> (module name, "weight"/"bias"...) of parameters
-        self._handles = []
+        self.step_scoped = step_scoped
+        self._tags = {}  # id(tensor) -> (tag, tensor): the tensor is kept so its id stays its
+        self._params = {}  # id(parameter) -> (module name, parameter name)
         self._watch = None
+        self._backward_seen = False
         if model is not None:
-            self._hook(model)
-
-    def _hook(self, model):
-        for name, module in model.named_modules():
-            for pname, p in module._parameters.items():
-                if p is not None:
-                    self._tensor_role[id(p)] = (name, pname)
-            if not name or not hasattr(module, "register_forward_pre_hook"):
-                continue
-            self._handles.append(module.register_forward_pre_hook(
-                lambda m, args, name=name: self._stack.append(name)))
-            self._handles.append(module.register_forward_hook(
-                lambda m, args, out: self._stack.pop() if self._stack else None))
+            for name, module in model.named_modules():
+                for pname, p in module._parameters.items():
+                    if p is not None:
+                        self._params.setdefault(id(p), (name, pname))
 
     def close(self):
-        """Remove the recorder's module hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        """Kept for callers of the hook-based recorder: nothing to remove now."""
 
     def __enter__(self):
         self._watch = _state.watching(self)
@@ -104,73 +130,140 @@ class OpRecorder(Watcher):
 
     def clear(self):
         self.events.clear()
-        self._module_of.clear()
+        self._tags.clear()
+        self._backward_seen = False
 
     def _keep(self, array):
         return None if array is None else (np.array(array) if self.copy else array)
 
+    def _tag_of(self, t):
+        param = self._params.get(id(t))
+        if param is not None:
+            return param[0]
+        entry = self._tags.get(id(t))
+        return None if entry is None else entry[0]
+
     # ------------------------------------------------------------ the engine calls these
 
     def forward(self, op, inputs, out):
-        module = self._stack[-1] if self._stack else None
-        self._module_of[id(op)] = module
-        self.events.append(Event(len(self.events), "forward", op, module,
-                                 [self._keep(out._data)], ["output"]))
+        if self._backward_seen and self.step_scoped:
+            self.clear()
+        owners = [self._params[id(t)][0] for t in inputs if id(t) in self._params]
+        tag = owners[0] if owners else _common([self._tag_of(t) for t in inputs])
+        self._tags[id(out)] = (tag, out)
+        self.events.append(Event(len(self.events), "forward", op, tag,
+                                 [self._keep(out._data)], ["output"], [tag]))
 
     def step(self, node, g, input_grads):
-        op = node._op
-        roles = []
+        self._backward_seen = True
+        roles, tags = [], []
         for parent in node._parents:
-            role = self._tensor_role.get(id(parent))
-            roles.append(f"grad of {role[0]}.{role[1]}" if role else "grad of an input")
-        self.events.append(Event(len(self.events), "backward", op,
-                                 self._module_of.get(id(op)),
-                                 [self._keep(pg) for pg in input_grads], roles))
+            param = self._params.get(id(parent))
+            if param is not None:
+                roles.append(f"grad of {param[0]}.{param[1]}")
+                tags.append(param[0])
+            else:
+                roles.append("grad of an input")
+                tags.append(self._tag_of(parent))
+        self.events.append(Event(len(self.events), "backward", node._op, self._tag_of(node),
+                                 [self._keep(pg) for pg in input_grads], roles, tags))
 
     # ------------------------------------------------------------ reading
 
-    def autopsy(self, layer, units, width=None, optimizer=None):
-        """The first event of the recorded step whose arrays hold different slices for the
-        given units of `layer` (a module name), as a dict: step-independent fields `op`,
-        `phase`, `module`, `rule`, `position`, `ulps`, `units` (the pair that first differs)
-        and `text`; or, when every op kept the tie, the optimiser's update (`phase`
-        "update"). width: the layer's number of units (found from its recorded arrays
-        otherwise)."""
+    def autopsy(self, layer, units, width=None, optimizer=None, reader=None, unit_modules=None,
+                channels_first=None):
+        """The first array of the recorded step whose slices for the given units of `layer`
+        (a module name) differ, as a dict: `op`, `phase`, `module`, `rule`, `position`,
+        `ulps`, `units` (the pair that first differs), `array` and `text`; or, when every op
+        kept the tie, the optimiser's update (phase "update").
+
+        width: the layer's number of units; reader: the module reading the units (its weight
+        gradient's columns are compared too); unit_modules: for a layer whose units are
+        submodules (attention heads written as a list of Head modules), each unit's module
+        name: the ops of unit u are compared with the same ops of the group's first unit.
+        channels_first: units along axis 1 of arrays of 3 or more dims (conv channels); False:
+        along the last axis below 4 dims (features, a sequence's channels); None: axis 1 when
+        it has the layer's width."""
         units = list(units)
         first = units[0]
+        found = None  # (position, finding)
         for event in self.events:
-            if event.module is None or not _related(event.module, layer):
-                if not any(role.startswith(f"grad of {layer}.") for role in event.roles):
-                    continue
-            for array, role in zip(event.arrays, event.roles):
+            if found is not None and event.position >= found[0]:
+                break
+            for array, role, tag in zip(event.arrays, event.roles, event.tags):
                 if array is None or array.dtype.kind != "f":
                     continue
-                view = _unit_view(array, role, layer, width)
+                view = _unit_view(array, role, tag, layer, width, reader, unit_modules,
+                                  channels_first)
                 if view is None:
                     continue
-                ref = view[first]
                 for other in units[1:]:
-                    if not np.array_equal(ref, view[other], equal_nan=True):
-                        distance = ulps(ref, view[other])
-                        return _finding(event, role, (first, other), distance)
+                    if not np.array_equal(view[first], view[other], equal_nan=True):
+                        found = (event.position,
+                                 _finding(event, role, (first, other),
+                                          ulps(view[first], view[other])))
+                        break
+                if found is not None:
+                    break
+        if unit_modules is not None:
+            paired = self._paired(units, unit_modules)
+            if paired is not None and (found is None or paired[0] < found[0]):
+                found = paired
+        if found is not None:
+            return found[1]
         name = type(optimizer).__name__ if optimizer is not None else "the optimiser"
         return {"op": name, "phase": "update", "module": layer, "rule": "the parameter update",
-                "position": len(self.events), "ulps": None, "units": None,
+                "position": len(self.events), "ulps": None, "units": None, "array": None,
                 "text": f"update by {name}: every op of the step kept the units equal"}
 
+    def _paired(self, units, unit_modules):
+        """The first op of a unit whose arrays differ from the same op of the group's first
+        unit (units that are submodules: each runs its own ops), as (position, finding)."""
+        def inside(tag, u):
+            prefix = unit_modules[u]
+            return tag is not None and (tag == prefix or tag.startswith(prefix + "."))
 
-def _related(module, layer):
-    return module == layer or module.startswith(layer + ".") or layer.startswith(module + ".")
+        sequences = {u: [e for e in self.events if inside(e.module, u)] for u in units}
+        best = None
+        reference = sequences[units[0]]
+        for other in units[1:]:
+            for a, b in zip(reference, sequences[other]):
+                position = max(a.position, b.position)
+                if best is not None and position >= best[0]:
+                    break
+                if a.op.name() != b.op.name() or len(a.arrays) != len(b.arrays):
+                    break
+                for p, q, role in zip(a.arrays, b.arrays, a.roles):
+                    if p is None or q is None or p.dtype.kind != "f" or p.shape != q.shape:
+                        continue
+                    if not np.array_equal(p, q, equal_nan=True):
+                        later = b if b.position >= a.position else a
+                        best = (position, _finding(later, role, (units[0], other), ulps(p, q)))
+                        break
+                if best is not None and best[0] == position:
+                    break
+        return best
 
 
-def _unit_view(array, role, layer, width):
-    """array seen as (units, rest) along its unit axis for `layer`, or None when it has none
-    of the layer's width."""
-    if role == f"grad of {layer}.weight" or role == f"grad of {layer}.bias":
+def _inside(tag, layer):
+    return tag is not None and (tag == layer or tag.startswith(layer + "."))
+
+
+def _unit_view(array, role, tag, layer, width, reader, unit_modules, channels_first=None):
+    """array seen as (units, rest) along its unit axis for `layer`, or None when it is not
+    one of the layer's arrays (or has no axis of the layer's width)."""
+    if role in (f"grad of {layer}.weight", f"grad of {layer}.bias"):
         axis = 0
-    elif role.startswith("grad of ") and role.endswith(".weight") and array.ndim >= 2:
+    elif reader is not None and role == f"grad of {reader}.weight" and array.ndim >= 2:
         axis = 1  # the next layer's weight: how it reads the units (columns)
-    elif array.ndim >= 3 and (width is None or array.shape[1] == width):
+    elif role.startswith("grad of ") and role != "grad of an input":
+        return None  # another parameter's gradient: no unit axis of this layer
+    elif not _inside(tag, layer) or (reader is not None and _inside(tag, reader)):
+        return None  # not the layer's array, or made after the reader mixed the units
+    elif unit_modules is not None and any(_inside(tag, m) for m in unit_modules):
+        return None  # one unit's own array: compared op by op with its twin (_paired)
+    elif array.ndim >= 3 and (channels_first or array.ndim >= 4 or (
+            channels_first is None and (width is None or array.shape[1] == width))):
         axis = 1  # (N, C, ...) channels, (B, H, T, T) heads
     elif array.ndim >= 1:
         axis = array.ndim - 1
@@ -178,7 +271,7 @@ def _unit_view(array, role, layer, width):
         return None
     n = array.shape[axis]
     if width is not None and n != width:
-        if n % width or axis != array.ndim - 1:
+        if not n or n % width or axis != array.ndim - 1:
             return None
         # units as blocks of the last axis (after a flatten, or heads of a projection)
         moved = np.moveaxis(array, axis, 0).reshape(width, n // width, -1)
@@ -188,12 +281,13 @@ def _unit_view(array, role, layer, width):
 
 
 def _finding(event, role, pair, distance):
+    plural = "s" if distance != 1 else ""
     return {"op": event.op.name(), "phase": event.phase, "module": event.module,
             "rule": event.op.rule, "position": event.position, "ulps": distance,
             "units": pair, "array": role,
-            "text": f"{event.describe()}: units {pair[0]} and {pair[1]} first differ here "
-                    f"({role}) by {distance} ulp{'s' if distance != 1 else ''}; their inputs "
-                    "were equal"}
+            "text": f"{event.describe(role)}: units {pair[0]} and {pair[1]} first differ here "
+                    f"({'its output' if role == 'output' else 'the ' + role}) by {distance} "
+                    f"ulp{plural}; their inputs were equal"}
 
 
 class Divergence(dict):

@@ -8,6 +8,10 @@ A layer's *units* and what makes two of them the same unit:
     BatchNorm1d, BatchNorm2d channels: gain, bias and the running statistics
     MultiheadAttention       heads: their query, key and value blocks of in_proj (rows and
                              biases) and their columns of the output projection
+    attention written by hand heads: a module with a list of Head modules (each with Linear
+                             key, query and value) and a Linear `proj` reading their
+                             concatenation (Karpathy's GPT lecture); a head is its key, query
+                             and value weights (and biases) and its block of proj's columns
 
 Two units are *tied* when every array that defines them holds bitwise-equal slices for both
 (+0.0 and -0.0 count equal) and, given the next layer, it listens to both alike (equal
@@ -20,7 +24,9 @@ import numpy as np
 from .. import nn
 
 __all__ = ["tied_groups_of", "tied_groups", "effective_width", "unit_slices", "KINDS",
-           "inspectable", "watched_layers"]
+           "inspectable", "watched_layers", "head_modules"]
+
+_QKV = ("key", "query", "value")
 
 
 def _kind(layer):
@@ -28,6 +34,27 @@ def _kind(layer):
         cls = getattr(nn, name, None)
         if cls is not None and isinstance(layer, cls):
             return name
+    if head_modules(layer) is not None:
+        return "Heads"
+    return None
+
+
+def head_modules(layer):
+    """The names (relative to layer) of its attention heads when it is multi-head attention
+    written by hand: a child holding Head modules (a ModuleList, or any module whose children
+    are all of one class with Linear key, query and value) and a Linear child `proj` reading
+    their concatenation. None for any other module."""
+    modules = getattr(layer, "_modules", None)
+    proj = None if modules is None else modules.get("proj")
+    if not isinstance(proj, nn.Linear):
+        return None
+    for child_name, child in modules.items():
+        heads = list(getattr(child, "_modules", {}).items()) if child is not None else []
+        if not heads or len({type(h) for _, h in heads}) != 1:
+            continue
+        if all(h is not None and all(isinstance(h._modules.get(q), nn.Linear) for q in _QKV)
+               for _, h in heads):
+            return [f"{child_name}.{name}" for name, _ in heads]
     return None
 
 
@@ -50,7 +77,8 @@ def unit_slices(layer):
     kind = _kind(layer)
     if kind is None:
         raise TypeError(f"the symmetry tools do not understand a {type(layer).__name__} layer; "
-                        f"they inspect {', '.join(KINDS)}")
+                        f"they inspect {', '.join(KINDS)} and attention written as a list of Head "
+                        "modules with a proj")
     if kind in ("Linear", "Conv1d", "Conv2d"):
         w, b = _array(layer.weight), _array(layer.bias)
         parts = [(w.reshape(w.shape[0], -1) if w.shape[0] else w.reshape(0, 0), 0)]
@@ -65,6 +93,18 @@ def unit_slices(layer):
                  for p in (layer.weight, getattr(layer, "bias", None)) if p is not None]
         n = int(layer.normalized_shape[-1])
         return n, parts
+    if kind == "Heads":
+        heads = [layer.get_submodule(name) for name in head_modules(layer)]
+        parts = []
+        for q in _QKV:
+            parts.append((np.stack([_array(h._modules[q].weight) for h in heads]), 0))
+            if heads[0]._modules[q].bias is not None:
+                parts.append((np.stack([_array(h._modules[q].bias) for h in heads]), 0))
+        out = _array(layer.proj.weight)
+        if out.shape[1] % len(heads):
+            raise ValueError(f"proj's weight {out.shape} does not read {len(heads)} heads")
+        parts.append((out.reshape(out.shape[0], len(heads), -1), 1))
+        return len(heads), parts
     if kind in ("BatchNorm1d", "BatchNorm2d"):
         arrays = [layer.weight, layer.bias, getattr(layer, "running_mean", None),
                   getattr(layer, "running_var", None)]
@@ -107,23 +147,67 @@ def _outgoing(next_layer, n):
                     "defined; pass a Linear or Conv layer as next_layer")
 
 
-def _signatures(n, parts):
-    """One bytes key per unit: equal keys <=> bitwise-equal values in every part."""
+def _rows(n, parts):
+    """Each part as (n, -1): unit u's values in row u (views where the layout allows)."""
+    return [(np.asarray(array) if axis == 0 else np.moveaxis(np.asarray(array), axis, 0))
+            .reshape(n, -1) for array, axis in parts]
+
+
+def _same(rows, unit):
+    """For each row of `rows` (k, m): whether it equals `unit`'s row bitwise, except that +0.0
+    and -0.0 count equal and NaN equals NaN."""
+    ref = rows[unit]
+    if rows.dtype.kind not in "fc":
+        return np.all(rows == ref, axis=1)
+    return np.all((rows == ref) | (np.isnan(rows) & np.isnan(ref)), axis=1)
+
+
+def _group(n, parts):
+    """Units whose values are equal in every part ((array, axis) pairs), in groups ordered by
+    their first unit. The monitor does this for every layer at every step, so no part is
+    copied: the units are sorted by a sample of 16 values of each part first (units that
+    differ there are different: for random weights that is every pair), and whole rows are
+    compared only within the clusters the sample cannot tell apart."""
     if n == 0:
         return []
-    rows = []
-    for array, axis in parts:
-        moved = np.moveaxis(np.asarray(array), axis, 0)
-        rows.append(moved.reshape(n, -1).astype(np.float64, copy=False))
-    keys = np.concatenate(rows, axis=1) + 0.0  # -0.0 + 0.0 == +0.0: signed zeros count equal
-    return [row.tobytes() for row in keys]
-
-
-def _group(keys):
-    groups = {}
-    for unit, key in enumerate(keys):
-        groups.setdefault(key, []).append(unit)
-    return sorted(groups.values(), key=lambda g: g[0])
+    rows = [r for r in _rows(n, parts) if r.shape[1]]
+    if not rows:
+        return [list(range(n))]
+    column = rows[0][:, 0]
+    if column.dtype.kind in "fc":
+        column = column + column.dtype.type(0)
+    if np.unique(column).size == n:  # n different values in one column: n different units
+        return [[u] for u in range(n)]
+    samples = []
+    for r in rows:
+        picked = r[:, np.unique(np.linspace(0, r.shape[1] - 1, 16).astype(np.intp))]
+        if picked.dtype.kind in "fc":
+            picked = picked + picked.dtype.type(0)  # -0.0 + 0.0 == +0.0
+            picked = np.where(np.isnan(picked), np.nan, picked).astype(picked.dtype)
+        samples.append(np.ascontiguousarray(picked).view(np.uint8).reshape(n, -1))
+    sample = np.concatenate(samples + [np.zeros((n, -sum(x.shape[1] for x in samples) % 8),
+                                                np.uint8)], axis=1).view(np.uint64)
+    # one 64-bit hash per unit (wrapping arithmetic: equal samples, equal hashes; units that
+    # collide are told apart by the exact comparison below)
+    with np.errstate(over="ignore"):
+        mix = np.arange(1, 2 * sample.shape[1], 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        hashes = (sample * mix).sum(axis=1, dtype=np.uint64)
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    if len(starts) == n:
+        return [[u] for u in range(n)]
+    groups = []
+    for cluster in np.split(order, starts[1:]):
+        cluster = np.sort(cluster)
+        while len(cluster):
+            same = np.ones(len(cluster), bool)
+            for r in rows:
+                same &= _same(r[cluster], 0)
+            groups.append(cluster[same].tolist())
+            cluster = cluster[~same]
+    groups.sort(key=lambda g: g[0])
+    return groups
 
 
 def tied_groups_of(weight, bias=None, outgoing=None):
@@ -144,14 +228,14 @@ def tied_groups_of(weight, bias=None, outgoing=None):
                              f"(expected (next_units, {n}, ...) or (next_units, {n}*k))")
         k = outgoing.shape[1] // n * int(np.prod(outgoing.shape[2:])) if n else 0
         parts.append((outgoing.reshape(outgoing.shape[0], n, k), 1))
-    return _group(_signatures(n, parts))
+    return _group(n, parts)
 
 
 def tied_groups(layer, next_layer=None):
     """Groups of a layer's units (see the module docstring for each kind) with identical
     defining arrays (and, with next_layer, identical outgoing columns in it)."""
     n, parts = unit_slices(layer)
-    return _group(_signatures(n, parts + _outgoing(next_layer, n)))
+    return _group(n, parts + _outgoing(next_layer, n))
 
 
 def effective_width(layer, next_layer=None):
@@ -161,5 +245,17 @@ def effective_width(layer, next_layer=None):
 
 
 def watched_layers(model):
-    """(name, layer) for every layer of a kind the symmetry tools inspect, in module order."""
-    return [(name, m) for name, m in model.named_modules() if inspectable(m)]
+    """(name, layer) for every layer of a kind the symmetry tools inspect, in module order;
+    the Linear layers inside an attention layer are parts of its heads, not layers of their
+    own."""
+    found, inside = [], []
+    for name, m in model.named_modules():
+        if any(prefix == "" or name.startswith(prefix + ".") for prefix in inside):
+            continue
+        kind = _kind(m)
+        if kind is None:
+            continue
+        found.append((name, m))
+        if kind in ("Heads", "MultiheadAttention"):
+            inside.append(name)
+    return found

@@ -13,17 +13,33 @@ cygrad's exact kernels keep that promise bitwise.
     print(monitor.report())
 """
 
+import weakref
+
 import numpy as np
 
-from .. import backend
+from .. import _state, backend
 from ..nn.layers import Dropout
-from .groups import _outgoing, tied_groups, unit_slices, watched_layers
+from ..tensor import Watcher
+from .autopsy import OpRecorder
+from .groups import _group, _outgoing, head_modules, unit_slices, watched_layers
 
 __all__ = ["SymmetryMonitor", "activation_health", "update_ratio"]
 
 
+def _head_params(layer, what):
+    """The key, query and value weights (or biases) of every head of hand-written attention."""
+    heads = [layer.get_submodule(name) for name in head_modules(layer)]
+    return [getattr(h._modules[q], what) for h in heads for q in ("key", "query", "value")]
+
+
 def _arrays(layer):
-    """(main weight array, bias array or None) of a layer: what the monitor shows and times."""
+    """(main weight array, bias array or None) of a layer: what the monitor shows and times
+    (for hand-written attention: every head's key, query and value weights, one row per
+    head)."""
+    if head_modules(layer) is not None:
+        ws = _head_params(layer, "weight")
+        n = len(head_modules(layer))
+        return np.stack([w._data for w in ws]).reshape(n, -1), None
     w = getattr(layer, "weight", None)
     if w is None:
         w = layer.in_proj_weight if getattr(layer, "in_proj_weight", None) is not None else \
@@ -35,11 +51,15 @@ def _arrays(layer):
 
 
 def _weight_param(layer):
+    if head_modules(layer) is not None:
+        return _head_params(layer, "weight")
     w = getattr(layer, "weight", None)
     return w if w is not None else getattr(layer, "in_proj_weight", None)
 
 
 def _bias_param(layer):
+    if head_modules(layer) is not None:
+        return None
     b = getattr(layer, "bias", None)
     return b if b is not None else getattr(layer, "in_proj_bias", None)
 
@@ -87,30 +107,77 @@ def _after_step(optimizer, hook):
     return _Wrapped(optimizer, "step", step)
 
 
+class _WeakWatcher(Watcher):
+    """Passes the engine's calls to a recorder while it lives; once its monitor is gone it
+    takes itself out of the thread's watchers (a forgotten monitor costs nothing)."""
+
+    def __init__(self, recorder):
+        self.ref = weakref.ref(recorder)
+
+    def _target(self):
+        target = self.ref()
+        if target is None:
+            remaining = tuple(w for w in (_state.local.watch or ()) if w is not self)
+            _state.local.watch = remaining or None
+        return target
+
+    def forward(self, op, inputs, out):
+        target = self._target()
+        if target is not None:
+            target.forward(op, inputs, out)
+
+    def step(self, node, g, input_grads):
+        target = self._target()
+        if target is not None:
+            target.step(node, g, input_grads)
+
+
+# ops whose output is random: a split they start is their doing, not rounding's
+_RANDOM_OPS = ("Dropout", "AlphaDropout", "FeatureAlphaDropout", "Dropout1d", "Dropout2d",
+               "Dropout3d", "SDPAttentionDropout")
+
+
 def _unit_rows(parts, n, group):
     """For each (array, axis) part: the slices of the group's units, one row each (float64)."""
     for array, axis in parts:
-        moved = np.moveaxis(array, axis, 0).reshape(n, -1)
+        moved = (array if axis == 0 else np.moveaxis(array, axis, 0)).reshape(n, -1)
         yield moved[group].astype(np.float64)
 
 
 def _next_reader(layers, k):
-    """The next Linear or Conv layer after layer k (it reads layer k's units), or None."""
+    """The next Linear or Conv layer after layer k (it reads layer k's units), or None (also
+    when an attention layer or an embedding reads them first: no columns to compare)."""
     for _, layer in layers[k + 1:]:
-        if type(layer).__name__ in ("Linear", "Conv1d", "Conv2d"):
+        kind = type(layer).__name__
+        if kind in ("Linear", "Conv1d", "Conv2d"):
             return layer
+        if kind in ("MultiheadAttention", "Embedding") or head_modules(layer) is not None:
+            return None
     return None
 
 
 # ---------------------------------------------------------------- the monitor
 
 def _grad_status(p):
+    if isinstance(p, list):  # the heads of hand-written attention: their weights together
+        grads = [q.grad._data for q in p if q.grad is not None]
+        if not grads:
+            return {"status": "none", "norm": None}
+        norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
+        return {"status": "zero" if norm == 0 else "nonzero", "norm": norm}
     if p is None:
         return None
     if p.grad is None:
         return {"status": "none", "norm": None}
-    norm = float(np.sqrt(np.sum(np.square(p.grad._data, dtype=np.float64))))
-    return {"status": "zero" if norm == 0 else "nonzero", "norm": norm}
+    g = p.grad._data.ravel()
+    g = g if g.dtype == np.float64 else g.astype(np.float64)
+    norm = float(np.sqrt(np.dot(g, g)))  # in float64 (one copy and a dot: every step)
+    if norm == 0 or not np.isfinite(norm):
+        if not g.any():
+            return {"status": "zero", "norm": 0.0}
+        if norm == 0:  # entries so small their squares underflow
+            norm = float(np.linalg.norm(g))
+    return {"status": "nonzero", "norm": norm}
 
 
 class SymmetryMonitor:
@@ -143,6 +210,11 @@ class SymmetryMonitor:
         self._activations = {}  # layer name -> diagnostics of its activation's last output
         self._handles = []
         self._watch_activations()
+        # the split autopsy: every op of the step, recorded in this thread (see autopsy.py)
+        self.recorder = OpRecorder(model, step_scoped=True)
+        self._watcher = _WeakWatcher(self.recorder)
+        _state.watching(self._watcher).__enter__()
+        self._optimizer = None
         self.record(initial=True)
 
     def _watch_activations(self):
@@ -165,10 +237,13 @@ class SymmetryMonitor:
         return hook
 
     def detach(self):
-        """Remove every hook the monitor attached (activations and optimizers)."""
+        """Remove every hook the monitor attached (activations and optimizers) and stop
+        recording ops for the autopsy."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        _state.watching(self._watcher).__exit__(None, None, None)
+        self.recorder.clear()
 
     # ------------------------------------------------------------ recording
 
@@ -176,21 +251,39 @@ class SymmetryMonitor:
         """Make every optimizer.step() call record() afterwards (an optimizer step hook, which
         detach() removes). Returns the optimizer."""
         self._handles.append(_after_step(optimizer, lambda opt, args, kwargs: self.record()))
+        self._optimizer = optimizer
         return optimizer
 
     def _snapshot(self):
+        """Copies of every watched layer's arrays and their groups. Each array is copied once
+        (a layer's weight serves as its units' rows and as the previous layer's outgoing
+        columns); this runs after every step and must stay cheap."""
+        copies = {}  # id(original array) -> (original, copy)
+
+        def copy(array):
+            base = array if array.base is None else array.base
+            if id(base) not in copies:
+                copies[id(base)] = (base, np.array(base))
+            kept = copies[id(base)][1]
+            return kept if base is array else kept.reshape(array.shape)
+
         snap = {}
         for k, (name, layer) in enumerate(self.layers):
             reader = _next_reader(self.layers, k)
             n, parts = unit_slices(layer)
-            outgoing = _outgoing(reader, n) if reader is not None else []
+            parts = [(copy(a), axis) for a, axis in parts]
+            outgoing = [(copy(a), axis) for a, axis in _outgoing(reader, n)] \
+                if reader is not None else []
+            groups = _group(n, parts)
+            tied = _group(n, parts + outgoing) if outgoing and len(groups) < n else groups
+            weight = _arrays(layer)[0]
             snap[name] = {
-                "weight": _arrays(layer)[0].copy(),
+                "weight": copy(weight) if head_modules(layer) is None else weight,
                 "units": n,
-                "parts": [(np.array(a), axis) for a, axis in parts],
-                "groups": tied_groups(layer),
-                "tied": tied_groups(layer, reader) if reader is not None else tied_groups(layer),
-                "outgoing": [(np.array(a), axis) for a, axis in outgoing],
+                "parts": parts,
+                "groups": groups,
+                "tied": tied,
+                "outgoing": outgoing,
                 "is_output": reader is None,
             }
         return snap
@@ -234,6 +327,7 @@ class SymmetryMonitor:
             for n, i, j in self.watch}
         self.history.append(entry)
         self._previous = snap
+        self.recorder.clear()  # the next step's ops start afresh
         return entry
 
     @staticmethod
@@ -250,13 +344,17 @@ class SymmetryMonitor:
     def _find_splits(self, step, name, before, now):
         """Every group of identical units (incoming side) that is no longer one group, and
         every fully tied group whose incoming side held but whose outgoing columns separated
-        (that is where rounding in the next layer's update shows first)."""
+        (that is where rounding in the next layer's update shows first). Each split gets its
+        autopsy: the first op of the step whose output broke the tie (op, phase, ulps)."""
+        if len(before["groups"]) == before["units"]:
+            return  # every unit was a group of its own: nothing left to split
         group_of = _owners(now["groups"])
         for group in before["groups"]:
+            if len(group) < 2:
+                continue
             parts = _partition(group, group_of)
             if len(parts) > 1:
-                self.splits.append({"step": step, "layer": name, "units": list(group),
-                                    "into": parts, "cause": self._diagnose(group, before)})
+                self._split(step, name, group, parts, before, outgoing=False)
         if before["is_output"]:
             return
         tied_of = _owners(now["tied"])
@@ -265,22 +363,61 @@ class SymmetryMonitor:
                 continue  # a single unit, or a split already reported above
             parts = _partition(group, tied_of)
             if len(parts) > 1:
-                self.splits.append({
-                    "step": step, "layer": name, "units": list(group), "into": parts,
-                    "cause": "outgoing weights of tied units separated: " + self._unexplained(),
-                })
+                self._split(step, name, group, parts, before, outgoing=True)
 
-    def _diagnose(self, group, before):
+    def _split(self, step, name, group, parts, before, outgoing):
+        finding = self._autopsy(name, group, parts, before)
+        if outgoing:
+            cause = "outgoing weights of tied units separated: " + self._cause(finding)
+        else:
+            cause = self._diagnose(group, before, finding)
+        text = finding["text"]
+        if before["is_output"] and text.endswith("; their inputs were equal"):
+            text = text[:-len("their inputs were equal")] + "the loss gives each its own error"
+        self.splits.append({"step": step, "layer": name, "units": list(group), "into": parts,
+                            "cause": cause, "op": finding["op"], "phase": finding["phase"],
+                            "ulps": finding["ulps"], "pair": finding["units"],
+                            "autopsy": f"step {step}, {text}"})
+
+    def _autopsy(self, name, group, parts, before):
+        """What the recorder saw break the tie: two units from different parts."""
+        layer = dict(self.layers)[name]
+        k = [n for n, _ in self.layers].index(name)
+        reader = _next_reader(self.layers, k)
+        reader_name = next((n for n, m in self.layers if m is reader), None)
+        heads = head_modules(layer)
+        units = [parts[0][0]] + [p[0] for p in parts[1:]]
+        kind = type(layer).__name__
+        finding = self.recorder.autopsy(
+            name, units, width=before["units"], optimizer=self._optimizer, reader=reader_name,
+            unit_modules=None if heads is None else [".".join(filter(None, (name, h)))
+                                                     for h in heads],
+            channels_first=kind in ("Conv1d", "Conv2d", "BatchNorm2d"))
+        if heads is not None and finding.get("units") is not None:
+            finding["units"] = tuple(finding["units"])
+        return finding
+
+    def _diagnose(self, group, before, finding):
         """Why a group of units with identical incoming weights separated in this step."""
         if before["is_output"]:
             return "output layer: the loss gives each output unit its own error"
         for rows in _unit_rows(before["outgoing"], before["units"], group):
             if not np.array_equal(rows, np.broadcast_to(rows[:1], rows.shape)):
                 return "outgoing weights differed before the step"
+        return self._cause(finding)
+
+    def _cause(self, finding):
+        """The cause when theory says tied units get identical updates: the op the autopsy
+        found (a random op such as dropout, or rounding in any other op); when no op of the
+        step broke the tie (the weights were changed outside the step), the state of the
+        model says what is left."""
+        if finding["phase"] != "update":
+            if finding["op"] in _RANDOM_OPS:
+                return "dropout was active"
+            return f"floating-point rounding ({backend.current()} backend)"
         return self._unexplained()
 
     def _unexplained(self):
-        """The cause when theory says tied units get identical updates."""
         if self._dropout_active():
             return "dropout was active"
         return f"floating-point rounding ({backend.current()} backend)"
@@ -308,6 +445,7 @@ class SymmetryMonitor:
                 units = _short(s["units"])
                 lines.append(f"  step {s['step']}: {s['layer']} units {units} split into "
                              f"{len(s['into'])} groups: {s['cause']}")
+                lines.append(f"    {s['autopsy']}")
             if len(self.splits) > 20:
                 lines.append(f"  ... and {len(self.splits) - 20} more")
         else:
@@ -412,13 +550,29 @@ def activation_health(y, kind):
     return {"dead": float(np.mean(np.all(per_unit <= 0, axis=1)))}
 
 
-def update_ratio(before, after):
-    """std(after - before) / std(before): how large a step is relative to the weights."""
-    scale = float(np.std(np.asarray(before, dtype=np.float64)))
-    change = float(np.std(np.asarray(after, dtype=np.float64) - before))
+def update_ratio(before, after, scale=None):
+    """std(after - before) / std(before): how large a step is relative to the weights (in
+    the weights' dtype: a diagnostic the monitor computes at every step). scale: std(before)
+    when already known."""
+    before, after = np.asarray(before), np.asarray(after)
+    if before.dtype.kind != "f" or before.dtype.itemsize < 4:
+        before, after = before.astype(np.float64), after.astype(np.float64)
+    scale = _std(before) if scale is None else scale
+    change = _std(after - before)
     if scale == 0:
         return None if change == 0 else float("inf")
     return change / scale
+
+
+def _std(x):
+    """Standard deviation from the sum and the dot product of x - x[0] (shifting by one
+    entry keeps the two terms of the same size, and gives exactly 0 for a constant array)."""
+    x = x.ravel()
+    if x.size == 0:
+        return 0.0
+    d = x - x[0]
+    mean = float(np.sum(d)) / x.size
+    return float(np.sqrt(max(float(np.dot(d, d)) / x.size - mean * mean, 0.0)))
 
 
 def _percent(value):
