@@ -1,4 +1,4 @@
-"""The eight symmetry demos: each runs quickly with small options and every verdict holds on
+"""The symmetry demos: each runs quickly with small options and every verdict holds on
 the exact backend, in both dtypes; the command line runs them, writes figures, lists them and
 rejects bad arguments with one line and no traceback."""
 
@@ -23,6 +23,7 @@ SMALL = {
     "breakers": (5, 9),
     "tying": (3, 2),
     "spirals": (None, 16),  # "random init fits" needs the default number of steps
+    "heads": (4, 3),
 }
 
 needs_cython = pytest.mark.skipif("cython" not in cygrad.backend.available(),
@@ -98,10 +99,10 @@ def test_cli_rejects_bad_arguments_in_one_line(args):
     assert out.stdout == ""
 
 
-def test_cli_lists_all_eight_scenarios():
+def test_cli_lists_every_scenario():
     out = cli("demo", "--list", timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == 8
+    assert len(lines) == len(demos.SCENARIOS)
     for name, (scenario, _, _) in demos.SCENARIOS.items():
         assert any(line.startswith(scenario) and name in line for line in lines)

@@ -1,4 +1,4 @@
-"""The symmetry scenarios S1-S8 (../docs/symmetry.md) as runnable demos.
+"""The symmetry scenarios S1-S11 (../docs/symmetry.md) as runnable demos.
 
 Each demo is a function `run(options) -> Result` registered under a short name. A Result prints
 the claim, the evidence (tables of weights or widths over steps) and verdicts computed from the
@@ -28,6 +28,7 @@ SCENARIOS = {
     "breakers": ("S6", "breakers", "what breaks symmetry: dropout, random init, BLAS rounding"),
     "tying": ("S7", "tying", "one parameter used twice: its gradient is the sum of its uses"),
     "spirals": ("S8", "spirals", "why a layer learns different features (the main demo)"),
+    "heads": ("S9", "heads", "attention heads: tied heads stay tied; dropout splits them"),
 }
 DEFAULT = "spirals"
 

@@ -84,7 +84,7 @@ def _parts(into):
 
 def split_lines(monitor, limit=6):
     lines = [f"  step {s['step']}: layer {s['layer']}, {len(s['units'])} units split into "
-             f"{_parts(s['into'])}: {s['cause']}" for s in monitor.splits]
+             f"{_parts(s['into'])}: {s['cause']}\n    {s['autopsy']}" for s in monitor.splits]
     more = [f"  ... and {len(lines) - limit} more"] if len(lines) > limit else []
     return "\n".join(lines[:limit] + more) or "  none"
 

@@ -171,7 +171,7 @@ class OpRecorder(Watcher):
     # ------------------------------------------------------------ reading
 
     def autopsy(self, layer, units, width=None, optimizer=None, reader=None, unit_modules=None,
-                channels_first=None):
+                channels_first=None, noun="units"):
         """The first array of the recorded step whose slices for the given units of `layer`
         (a module name) differ, as a dict: `op`, `phase`, `module`, `rule`, `position`,
         `ulps`, `units` (the pair that first differs), `array` and `text`; or, when every op
@@ -183,7 +183,7 @@ class OpRecorder(Watcher):
         name: the ops of unit u are compared with the same ops of the group's first unit.
         channels_first: units along axis 1 of arrays of 3 or more dims (conv channels); False:
         along the last axis below 4 dims (features, a sequence's channels); None: axis 1 when
-        it has the layer's width."""
+        it has the layer's width. noun: what the text calls the units ("heads")."""
         units = list(units)
         first = units[0]
         found = None  # (position, finding)
@@ -201,12 +201,12 @@ class OpRecorder(Watcher):
                     if not np.array_equal(view[first], view[other], equal_nan=True):
                         found = (event.position,
                                  _finding(event, role, (first, other),
-                                          ulps(view[first], view[other])))
+                                          ulps(view[first], view[other]), noun))
                         break
                 if found is not None:
                     break
         if unit_modules is not None:
-            paired = self._paired(units, unit_modules)
+            paired = self._paired(units, unit_modules, noun)
             if paired is not None and (found is None or paired[0] < found[0]):
                 found = paired
         if found is not None:
@@ -214,9 +214,9 @@ class OpRecorder(Watcher):
         name = type(optimizer).__name__ if optimizer is not None else "the optimiser"
         return {"op": name, "phase": "update", "module": layer, "rule": "the parameter update",
                 "position": len(self.events), "ulps": None, "units": None, "array": None,
-                "text": f"update by {name}: every op of the step kept the units equal"}
+                "text": f"update by {name}: every op of the step kept the {noun} equal"}
 
-    def _paired(self, units, unit_modules):
+    def _paired(self, units, unit_modules, noun):
         """The first op of a unit whose arrays differ from the same op of the group's first
         unit (units that are submodules: each runs its own ops), as (position, finding)."""
         def inside(tag, u):
@@ -238,7 +238,8 @@ class OpRecorder(Watcher):
                         continue
                     if not np.array_equal(p, q, equal_nan=True):
                         later = b if b.position >= a.position else a
-                        best = (position, _finding(later, role, (units[0], other), ulps(p, q)))
+                        best = (position, _finding(later, role, (units[0], other), ulps(p, q),
+                                                   noun))
                         break
                 if best is not None and best[0] == position:
                     break
@@ -280,12 +281,12 @@ def _unit_view(array, role, tag, layer, width, reader, unit_modules, channels_fi
     return moved.reshape(moved.shape[0], -1)
 
 
-def _finding(event, role, pair, distance):
+def _finding(event, role, pair, distance, noun="units"):
     plural = "s" if distance != 1 else ""
     return {"op": event.op.name(), "phase": event.phase, "module": event.module,
             "rule": event.op.rule, "position": event.position, "ulps": distance,
             "units": pair, "array": role,
-            "text": f"{event.describe(role)}: units {pair[0]} and {pair[1]} first differ here "
+            "text": f"{event.describe(role)}: {noun} {pair[0]} and {pair[1]} first differ here "
                     f"({'its output' if role == 'output' else 'the ' + role}) by {distance} "
                     f"ulp{plural}; their inputs were equal"}
 

@@ -144,9 +144,17 @@ def _unit_rows(parts, n, group):
         yield moved[group].astype(np.float64)
 
 
+def _last(layers, k):
+    """Whether no layer after layer k reads units of its own (only norms follow it)."""
+    return all(type(layer).__name__ in ("LayerNorm", "BatchNorm1d", "BatchNorm2d")
+               for _, layer in layers[k + 1:])
+
+
 def _next_reader(layers, k):
     """The next Linear or Conv layer after layer k (it reads layer k's units), or None (also
     when an attention layer or an embedding reads them first: no columns to compare)."""
+    if type(layers[k][1]).__name__ == "MultiheadAttention" or head_modules(layers[k][1]):
+        return None  # its heads' outgoing columns are the projection's, part of each head
     for _, layer in layers[k + 1:]:
         kind = type(layer).__name__
         if kind in ("Linear", "Conv1d", "Conv2d"):
@@ -284,7 +292,7 @@ class SymmetryMonitor:
                 "groups": groups,
                 "tied": tied,
                 "outgoing": outgoing,
-                "is_output": reader is None,
+                "is_output": reader is None and _last(self.layers, k),
             }
         return snap
 
@@ -392,7 +400,8 @@ class SymmetryMonitor:
             name, units, width=before["units"], optimizer=self._optimizer, reader=reader_name,
             unit_modules=None if heads is None else [".".join(filter(None, (name, h)))
                                                      for h in heads],
-            channels_first=kind in ("Conv1d", "Conv2d", "BatchNorm2d"))
+            channels_first=kind in ("Conv1d", "Conv2d", "BatchNorm2d"),
+            noun="heads" if heads is not None or kind == "MultiheadAttention" else "units")
         if heads is not None and finding.get("units") is not None:
             finding["units"] = tuple(finding["units"])
         return finding
