@@ -24,6 +24,7 @@ SMALL = {
     "tying": (3, 2),
     "spirals": (None, 16),  # "random init fits" needs the default number of steps
     "heads": (4, 3),
+    "norms": (3, 5),
 }
 
 needs_cython = pytest.mark.skipif("cython" not in cygrad.backend.available(),

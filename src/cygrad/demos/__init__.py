@@ -29,6 +29,7 @@ SCENARIOS = {
     "tying": ("S7", "tying", "one parameter used twice: its gradient is the sum of its uses"),
     "spirals": ("S8", "spirals", "why a layer learns different features (the main demo)"),
     "heads": ("S9", "heads", "attention heads: tied heads stay tied; dropout splits them"),
+    "norms": ("S10", "norms", "LayerNorm, BatchNorm, embeddings, residuals keep ties"),
 }
 DEFAULT = "spirals"
 
