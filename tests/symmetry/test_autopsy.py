@@ -11,7 +11,7 @@ from test_monitor import rounding_prone
 
 import cygrad
 from cygrad import nn, optim, tensor
-from cygrad.symmetry import SymmetryMonitor, first_divergence, ulps
+from cygrad.symmetry import SymmetryMonitor, first_divergence, first_divergence_torch, ulps
 from cygrad.symmetry.autopsy import OpRecorder
 
 DROPOUT = "dropout was active"
@@ -222,3 +222,48 @@ def test_first_divergence_cython_against_numpy():
     if found is not None:
         assert found.phase in ("forward", "backward", "update") and found.position >= 0
         assert found.text
+
+
+def integer_model():
+    """Small integers everywhere (weights, inputs, targets; batch 4, lr 0.5): every product
+    and sum of the step is exact, so cygrad and torch must agree bitwise whatever their
+    summation order."""
+    model = nn.Sequential(nn.Linear(3, 4, dtype=np.float64), nn.ReLU(),
+                          nn.Linear(4, 2, dtype=np.float64))
+    rng = np.random.default_rng(0)
+    for p in model.parameters():
+        p.numpy()[...] = rng.integers(-3, 4, p.shape)
+    x = rng.integers(-2, 3, (4, 3)).astype(np.float64)
+    t = rng.integers(-2, 3, (4, 2)).astype(np.float64)
+    return model, x, t
+
+
+def test_first_divergence_torch_agrees_on_exact_arithmetic():
+    pytest.importorskip("torch")
+    model, x, t = integer_model()
+    before = [p.numpy().copy() for p in model.parameters()]
+    assert first_divergence_torch(model, x, t, lr=0.5) is None
+    assert all(np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
+
+
+def test_first_divergence_torch_finds_the_first_differing_layer():
+    torch = pytest.importorskip("torch")
+    from cygrad.interop import to_torch
+
+    model, x, t = integer_model()
+    theirs = to_torch(model)
+    with torch.no_grad():
+        theirs[2].bias[1] += 1
+    found = first_divergence_torch(model, x, t, lr=0.5, torch_model=theirs)
+    assert found.phase == "forward" and found.module == "2" and found.op == "Linear"
+    assert found.position == 2 and found.elements == 4 and found.max_ulps > 0
+
+
+def test_first_divergence_torch_reports_what_happened_on_rounding():
+    """float32 width 100: whether torch's and cygrad's kernels round alike is
+    machine-dependent; the answer is None or the first differing layer."""
+    pytest.importorskip("torch")
+    model = constant_mlp(100, np.dtype(np.float32))
+    x, t = batch(np.dtype(np.float32))
+    found = first_divergence_torch(model, x, t, lr=0.1)
+    assert found is None or (found.phase in ("forward", "backward", "update") and found.text)

@@ -11,7 +11,7 @@ units of every layer kind (filters, embedding dimensions, norm channels, attenti
     print(monitor.report())        # each split with its autopsy: the op that broke the tie
 """
 
-from .autopsy import Divergence, OpRecorder, first_divergence, ulps
+from .autopsy import Divergence, OpRecorder, first_divergence, first_divergence_torch, ulps
 from .groups import (
     KINDS,
     effective_width,
@@ -28,5 +28,5 @@ weight_layers = watched_layers  # the name the symmetry tools had before they kn
 
 __all__ = ["tied_groups_of", "tied_groups", "effective_width", "unit_slices", "watched_layers",
            "weight_layers", "inspectable", "KINDS", "SymmetryMonitor", "activation_health",
-           "update_ratio", "OpRecorder", "first_divergence", "ulps", "Divergence",
-           "head_modules"]
+           "update_ratio", "OpRecorder", "first_divergence", "first_divergence_torch", "ulps",
+           "Divergence", "head_modules"]

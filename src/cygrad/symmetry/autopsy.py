@@ -22,7 +22,7 @@ import numpy as np
 from .. import _state
 from ..tensor import Tensor, Watcher
 
-__all__ = ["OpRecorder", "ulps", "first_divergence", "Divergence"]
+__all__ = ["OpRecorder", "ulps", "first_divergence", "first_divergence_torch", "Divergence"]
 
 
 def ulps(a, b):
@@ -362,3 +362,94 @@ def _leaves(result):
     if isinstance(result, (list, tuple)):
         return [(f"{i}.{n}", a) for i, r in enumerate(result) for n, a in _leaves(r)]
     return []
+
+
+def first_divergence_torch(model, x, target, loss="mse_loss", optimizer="SGD",
+                           torch_model=None, **optimizer_args):
+    """One training step of a Sequential model in cygrad and in PyTorch (the same weights,
+    through cygrad.interop.to_torch, or `torch_model`), compared where the two correspond: the
+    output of each layer in order (forward), the loss, then going back the gradient of each
+    layer's output and of its parameters (backward), then the parameters after the
+    optimiser's step (update). Returns None when every bit agrees, else a Divergence (op: the
+    layer's class, module: its name, phase, position in that order, elements, max_ulps).
+
+    The correspondence is by layer, not by kernel: cygrad runs each layer on its own here
+    (without Sequential's fusion of Linear and activation, which gives the same bits) and
+    torch's layers may run several kernels. Needs torch; the model's parameters are left as
+    they were (the step runs on copies)."""
+    import copy
+
+    import torch
+
+    from .. import optim, tensor
+    from ..interop import to_torch
+    from ..nn import functional as F
+
+    ours = copy.deepcopy(model)
+    theirs = to_torch(ours) if torch_model is None else torch_model
+    layers = list(ours._modules.items())
+    torch_layers = list(theirs._modules.values())
+    if len(layers) != len(torch_layers):
+        raise ValueError(f"the two models have {len(layers)} and {len(torch_layers)} layers")
+    xs = np.asarray(x._data if isinstance(x, Tensor) else x)
+    ts = np.asarray(target._data if isinstance(target, Tensor) else target)
+
+    # cygrad, layer by layer, keeping each layer's output's gradient
+    h, outs = tensor(xs), []
+    for _, layer in layers:
+        h = layer(h)
+        h.retain_grad()
+        outs.append(h)
+    ours_opt = getattr(optim, optimizer)(ours.parameters(), **optimizer_args)
+    loss_ours = getattr(F, loss)(h, tensor(ts))
+    loss_ours.backward()
+    # torch, the same
+    th, touts = torch.from_numpy(xs.copy()), []
+    for layer in torch_layers:
+        th = layer(th)
+        th.retain_grad()
+        touts.append(th)
+    theirs_opt = getattr(torch.optim, optimizer)(theirs.parameters(), **optimizer_args)
+    loss_theirs = getattr(torch.nn.functional, loss)(th, torch.from_numpy(ts.copy()))
+    loss_theirs.backward()
+
+    def arr(t):
+        return None if t is None else (t.detach().numpy() if hasattr(t, "detach") and not
+                                       isinstance(t, Tensor) else np.asarray(t._data))
+
+    pairs = []  # (phase, module name, class, what, ours, theirs)
+    for (name, layer), o, to in zip(layers, outs, touts):
+        pairs.append(("forward", name, type(layer).__name__, "output", arr(o), arr(to)))
+    pairs.append(("forward", None, loss, "loss", arr(loss_ours), arr(loss_theirs)))
+    for (name, layer), tl, o, to in reversed(list(zip(layers, torch_layers, outs, touts))):
+        pairs.append(("backward", name, type(layer).__name__, "grad of output", arr(o.grad),
+                      arr(to.grad)))
+        for pname, p in layer._parameters.items():
+            if p is not None:
+                tp = getattr(tl, pname)
+                pairs.append(("backward", name, type(layer).__name__, f"grad of {pname}",
+                              arr(p.grad), arr(tp.grad)))
+    ours_opt.step()
+    theirs_opt.step()
+    for (name, layer), tl in zip(layers, torch_layers):
+        for pname, p in layer._parameters.items():
+            if p is not None:
+                pairs.append(("update", name, type(layer).__name__, pname, arr(p),
+                              arr(getattr(tl, pname))))
+    for position, (phase, name, kind, what, a, b) in enumerate(pairs):
+        if a is None or b is None or (a.shape == b.shape and a.dtype == b.dtype and
+                                      np.array_equal(a, b, equal_nan=True)):
+            continue
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return Divergence(op=kind, phase=phase, position=position, module=name,
+                              elements=None, max_ulps=None,
+                              text=f"{phase} of layer {name} ({kind}): {what} is {a.dtype}"
+                                   f"{a.shape} in cygrad, {b.dtype}{b.shape} in torch")
+        elements = int(np.count_nonzero(~((a == b) | (np.isnan(a) & np.isnan(b)))))
+        distance = ulps(a, b) if a.dtype.kind == "f" else None
+        where = f" of layer {name}" if name is not None else ""
+        return Divergence(op=kind, phase=phase, position=position, module=name,
+                          elements=elements, max_ulps=distance,
+                          text=f"{phase}{where} ({kind}, {what}): {elements} element(s) differ "
+                               f"between cygrad and torch, by at most {distance} ulp(s)")
+    return None
