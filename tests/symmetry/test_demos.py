@@ -25,6 +25,7 @@ SMALL = {
     "spirals": (None, 16),  # "random init fits" needs the default number of steps
     "heads": (4, 3),
     "norms": (3, 5),
+    "nearly": (3, 8),
 }
 
 needs_cython = pytest.mark.skipif("cython" not in cygrad.backend.available(),

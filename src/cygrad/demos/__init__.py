@@ -30,6 +30,7 @@ SCENARIOS = {
     "spirals": ("S8", "spirals", "why a layer learns different features (the main demo)"),
     "heads": ("S9", "heads", "attention heads: tied heads stay tied; dropout splits them"),
     "norms": ("S10", "norms", "LayerNorm, BatchNorm, embeddings, residuals keep ties"),
+    "nearly": ("S11", "nearly", "nearly identical units: does their distance grow or shrink?"),
 }
 DEFAULT = "spirals"
 
