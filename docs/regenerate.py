@@ -29,13 +29,14 @@ BLOCK = re.compile(r"(<!-- cygrad (?P<args>.+?) -->\n)```text\n(?P<output>.*?)``
                    re.S)
 # Figures the tutorial shows: (scenario, extra arguments). Each demo writes its own folder
 # under docs/figures/.
-FIGURES = [("spirals", []), ("wavefront", []), ("filters", []), ("breakers", [])]
+FIGURES = [("spirals", []), ("wavefront", []), ("filters", []), ("breakers", []), ("heads", []),
+           ("nearly", [])]
 TIMING = re.compile(r"^\(ran in [0-9.]+ s\)$", re.M)
 # The line naming the BLAS of the quoted numpy-backend outputs, and what it records.
 BLAS_LINE = re.compile(r"^\*numpy's BLAS in the quoted numpy-backend output: (?P<name>\S+) "
                        r"(?P<version>\S+), kernel (?P<core>[^.]+)\.\*$", re.M)
 # Demos that run the numpy backend themselves, whatever --backend says.
-BLAS_SCENARIOS = ("breakers",)
+BLAS_SCENARIOS = ("breakers", "heads")
 
 
 def run_cli(args):
