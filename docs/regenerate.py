@@ -37,6 +37,8 @@ BLAS_LINE = re.compile(r"^\*numpy's BLAS in the quoted numpy-backend output: (?P
                        r"(?P<version>\S+), kernel (?P<core>[^.]+)\.\*$", re.M)
 # Demos that run the numpy backend themselves, whatever --backend says.
 BLAS_SCENARIOS = ("breakers", "heads")
+# Demos whose output has a PyTorch part when torch is installed (the quoted output has it).
+TORCH_SCENARIOS = ("breakers",)
 
 
 def run_cli(args):
@@ -65,6 +67,11 @@ def uses_blas(args):
     pairs = [" ".join(args[i:i + 2]) for i in range(len(args))]
     on_numpy = "--backend numpy" in pairs or "--backend=numpy" in args
     return on_numpy or (len(args) > 1 and args[0] == "demo" and args[1] in BLAS_SCENARIOS)
+
+
+def uses_torch(args):
+    """True when `cygrad <args>` prints a part that only a process with torch prints."""
+    return len(args) > 1 and args[0] == "demo" and args[1] in TORCH_SCENARIOS
 
 
 def quoted_blas(text):

@@ -108,3 +108,12 @@ def test_cli_lists_every_scenario():
     assert len(lines) == len(demos.SCENARIOS)
     for name, (scenario, _, _) in demos.SCENARIOS.items():
         assert any(line.startswith(scenario) and name in line for line in lines)
+
+
+@needs_cython
+def test_breakers_has_a_pytorch_part_with_torch():
+    pytest.importorskip("torch")
+    result = demos.run("breakers", Options(steps=3, width=9))
+    headings = [h for h, _ in result.sections]
+    assert any(h.startswith("PyTorch ") for h in headings)
+    assert "torch: first differ" in result.render()

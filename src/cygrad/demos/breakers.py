@@ -7,12 +7,16 @@ leftover rows or columns with other code, so units at different positions can ro
 differently and separate (a 33-unit layer here splits 32/1). Whether that happens depends on
 width, dtype and batch: it is measured, not assumed.
 (b) Dropout gives tied units different masks. (c) Random weights leave no two units equal.
+(d) When PyTorch is installed: the same network (weights copied bitwise through cygrad.interop)
+trained by torch.optim.SGD, its tied groups computed by cygrad.symmetry.tied_groups_of on its
+arrays after every step, and the first layer where torch's step and cygrad's first differ in
+bits (first_divergence_torch).
 """
 
 import numpy as np
 
 from .. import backend, data, nn, optim, tensor
-from ..symmetry import SymmetryMonitor
+from ..symmetry import SymmetryMonitor, first_divergence_torch, tied_groups_of
 from . import Result, every, set_constant, table
 
 ROUNDING = "floating-point rounding (numpy backend)"
@@ -52,6 +56,36 @@ def train(model, X, t, steps, on, lr):
             loss.backward()
             opt.step()
     return monitor, losses
+
+
+def train_torch(model, X, t, steps, lr):
+    """The same network and steps in PyTorch; returns per step (widths, tied counts) of the
+    hidden layers as strings like the monitor's, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from ..interop import to_torch
+
+    tm = to_torch(model)
+    opt = torch.optim.SGD(tm.parameters(), lr=lr)
+    x, target = torch.from_numpy(np.array(X)), torch.from_numpy(np.array(t.numpy()))
+    linears = [m for m in tm if isinstance(m, torch.nn.Linear)]
+
+    def measure():
+        ws = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
+        widths = [len(tied_groups_of(w, b)) for w, b in ws[:-1]]
+        tied = [len(tied_groups_of(w, b, nxt[0])) for (w, b), nxt in zip(ws[:-1], ws[1:])]
+        return "/".join(map(str, widths)), "/".join(map(str, tied)), max(tied)
+
+    history = [measure()]
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(tm(x), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(measure())
+    return torch.__version__, history
 
 
 def hidden(monitor):
@@ -112,16 +146,22 @@ def run(options):
                         lr),
     }
     c, npy, drop, rand = (runs[k][0] for k in ("cython", "numpy", "dropout", "random"))
+    torch_run = train_torch(make_mlp(width, dtype), X, t, steps, lr)
+    shown = sorted(set(every(steps)) | set(range(min(steps, 6) + 1)))
     rows = [[s, widths(c, s), tied_counts(c, s), widths(npy, s), tied_counts(npy, s),
-             widths(drop, s), widths(rand, s)]
-            for s in sorted(set(every(steps)) | set(range(min(steps, 6) + 1)))]
+             widths(drop, s), widths(rand, s)] for s in shown]
+    torch_columns = []
+    if torch_run is not None:
+        torch_columns = ["torch: width", "tied"]
+        for row, s in zip(rows, shown):
+            row += list(torch_run[1][s][:2])
     result.add(f"2-{width}-{width}-1 tanh MLP, constant init (0.3, then 1/fan-in; biases 0.1), "
                f"{batch} spirals points, squared error, SGD lr {lr:.3g}, {dtype}. width = distinct "
                "units per hidden layer, tied = groups of units with equal incoming and outgoing "
                f"weights (1 = all {width} tied):",
                table(["step", "cython: width", "tied", "numpy: width", "tied",
-                      "dropout 0.2 (cython): width", f"random init ({options.backend}): width"],
-                     rows))
+                      "dropout 0.2 (cython): width", f"random init ({options.backend}): width"]
+                     + torch_columns, rows))
 
     # (a) rounding
     n = f"every one of {steps} steps"
@@ -142,6 +182,17 @@ def run(options):
                                   f"{rounding[0]['step']} (layer {rounding[0]['layer']})"
                                   if rounding else "") + ".")
     result.add("Finding:", finding)
+    if torch_run is not None:
+        version, history = torch_run
+        first_torch = next((s for s, h in enumerate(history) if h[2] > 1), None)
+        where = first_divergence_torch(make_mlp(width, dtype), X, t, lr=lr)
+        result.add(f"PyTorch {version} (the same network and SGD steps, tied groups by "
+                   "tied_groups_of on its arrays):",
+                   ("  tied units stayed tied in torch for every step" if first_torch is None
+                    else f"  tied units first differed at step {first_torch} in torch, while "
+                    "cython kept them tied")
+                   + "\n  first bits where torch's step 1 and cygrad's differ: "
+                   + ("none" if where is None else where.text))
     losses = np.array(runs["cython"][1]) - np.array(runs["numpy"][1])
     if steps:
         result.add("Loss, cython minus numpy:", f"  max |difference| over {steps} steps: "
@@ -161,10 +212,15 @@ def run(options):
                       "never" if first_w is None else first_w,
                       "never" if rounding_w is None else rounding_w, widths(m, steps),
                       "yes" if finite else "no (diverged)"])
+        if torch_run is not None:
+            history = train_torch(make_mlp(w, dtype), X, t, steps, learning_rate(w))[1]
+            first_t = next((s for s, h in enumerate(history) if h[2] > 1), None)
+            sweep[-1].append("never" if first_t is None else first_t)
     result.add(f"Where OpenBLAS rounding separates units ({dtype}, batch {batch}, {steps} "
                "steps; 'first differ' = first step with unequal weights among tied units):",
                table(["width", "lr", "cython tied throughout", "numpy: first differ",
-                      "first rounding split", "final width", "loss finite"], sweep))
+                      "first rounding split", "final width", "loss finite"]
+                     + (["torch: first differ"] if torch_run is not None else []), sweep))
     split = [row[0] for row in sweep if row[3] != "never"]
     result.add("Sweep finding:", f"  on numpy, tied units came apart at widths {split}"
                if split else f"  on numpy, no width of the sweep split in {steps} steps")
