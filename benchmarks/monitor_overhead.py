@@ -1,9 +1,10 @@
 """What the symmetry monitor costs: one training step of an MNIST-size MLP (784-256-128-10,
 ReLU, float32, batch 64, cross-entropy, SGD with momentum) with and without a SymmetryMonitor
 attached (its step hook records every step: tied groups of each layer, gradient status,
-update ratios, and the op recorder of the split autopsy), measured in the same run, the two
-alternating in rounds. Not a test: prints the fastest and the median step of each and their
-ratio (the target: at most 1.10), with the load average.
+update ratios, and the op recorder of the split autopsy; and with health=False: groups,
+splits and autopsies only), measured in the same run, the three alternating in rounds. Not a
+test: prints the fastest and the median step of each and their ratios to the unmonitored step
+(the target: at most 1.10), with the load average.
 
     python benchmarks/monitor_overhead.py [--backend numpy] [--rounds 7] [--steps 30]
 """
@@ -18,6 +19,8 @@ import cygrad
 from cygrad import nn, optim
 from cygrad.symmetry import SymmetryMonitor
 
+CONFIGS = {"without": None, "with monitor": {}, "health=False": {"health": False}}
+
 
 def setup(monitored, seed=0):
     cygrad.manual_seed(seed)
@@ -25,8 +28,8 @@ def setup(monitored, seed=0):
                           nn.Linear(128, 10))
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     monitor = None
-    if monitored:
-        monitor = SymmetryMonitor(model)
+    if monitored is not None:
+        monitor = SymmetryMonitor(model, **monitored)
         monitor.attach(opt)
     rng = np.random.default_rng(seed)
     x = cygrad.tensor(rng.standard_normal((64, 784)).astype(np.float32))
@@ -52,27 +55,27 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args(argv)
     cygrad.backend.use(args.backend)
-    runs = {False: setup(False), True: setup(True)}
-    times = {False: [], True: []}
+    runs = {name: setup(config) for name, config in CONFIGS.items()}
+    times = {name: [] for name in CONFIGS}
     for model, opt, _, x, y in runs.values():
         steps(model, opt, x, y, 3)  # warm up
+    names = list(CONFIGS)
     for r in range(args.rounds):
-        order = (False, True) if r % 2 == 0 else (True, False)
-        for monitored in order:
-            model, opt, _, x, y = runs[monitored]
-            times[monitored].append(steps(model, opt, x, y, args.steps))
-    monitor = runs[True][2]
-    assert len(monitor.history) == 1 + 3 + args.rounds * args.steps  # it recorded every step
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            model, opt, _, x, y = runs[name]
+            times[name].append(steps(model, opt, x, y, args.steps))
+    for name in names[1:]:  # each monitor recorded every step
+        assert len(runs[name][2].history) == 1 + 3 + args.rounds * args.steps
     load = os.getloadavg()
     print(f"MNIST-size MLP step (784-256-128-10 ReLU, float32, batch 64, SGD momentum), "
           f"{args.backend} backend, {args.rounds} rounds of {args.steps} steps")
-    for monitored in (False, True):
-        t = np.array(times[monitored]) * 1e3
-        print(f"  {'with monitor' if monitored else 'without':>12}: fastest {t.min():.3f} ms, "
-              f"median {np.median(t):.3f} ms")
-    fastest = min(times[True]) / min(times[False])
-    median = float(np.median(times[True]) / np.median(times[False]))
-    print(f"  ratio with/without: fastest {fastest:.3f}, median {median:.3f} (target <= 1.10)")
+    base = times["without"]
+    for name in names:
+        t = np.array(times[name]) * 1e3
+        ratio = "" if name == "without" else (
+            f"; ratio fastest {min(times[name]) / min(base):.3f}, median "
+            f"{np.median(times[name]) / np.median(base):.3f} (target <= 1.10)")
+        print(f"  {name:>13}: fastest {t.min():.3f} ms, median {np.median(t):.3f} ms{ratio}")
     print(f"  load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
 
 

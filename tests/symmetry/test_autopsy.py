@@ -267,3 +267,26 @@ def test_first_divergence_torch_reports_what_happened_on_rounding():
     x, t = batch(np.dtype(np.float32))
     found = first_divergence_torch(model, x, t, lr=0.1)
     assert found is None or (found.phase in ("forward", "backward", "update") and found.text)
+
+
+def test_health_false_keeps_groups_splits_and_autopsies(dtype):
+    cygrad.manual_seed(0)
+    full, lean = (constant_mlp(6, dtype, dropout=0.3) for _ in range(2))
+    lean.load_state_dict(full.state_dict())
+    monitors = []
+    for model, health in ((full, True), (lean, False)):
+        cygrad.manual_seed(1)
+        with exact(1):
+            monitor = SymmetryMonitor(model, health=health)
+            train(model, monitor, 3, dtype)
+        monitors.append(monitor)
+    a, b = monitors
+    assert [{k: s[k] for k in ("step", "layer", "into", "op", "phase", "ulps", "autopsy")}
+            for s in a.splits] == [{k: s[k] for k in ("step", "layer", "into", "op", "phase",
+                                                      "ulps", "autopsy")} for s in b.splits]
+    for name, _ in a.layers:
+        assert a.widths(name) == b.widths(name)
+        last = b.history[-1]["layers"][name]
+        assert last["update_ratio"] is None and last["grads"]["weight"]["norm"] is None
+        assert last["grads"]["weight"]["status"] == a.history[-1]["layers"][name]["grads"][
+            "weight"]["status"]
