@@ -112,7 +112,7 @@ def main(argv=None):
         return 0
     if args.list:
         for name, (scenario, _, summary) in demos.SCENARIOS.items():
-            print(f"{scenario}  {name:14s} {summary}")
+            print(f"{scenario:<4s} {name:14s} {summary}")
         return 0
     if args.scenario not in demos.SCENARIOS:
         parser.error(f"unknown scenario {args.scenario!r}; choose from "
