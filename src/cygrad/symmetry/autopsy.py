@@ -165,8 +165,12 @@ class OpRecorder(Watcher):
             else:
                 roles.append("grad of an input")
                 tags.append(self._tag_of(parent))
+        # a parameter's gradient is read from its .grad when the autopsy runs (holding the
+        # array here would make the engine copy it into .grad instead of adopting it)
+        arrays = [parent if (pg is not None and not self.copy and id(parent) in self._params)
+                  else self._keep(pg) for parent, pg in zip(node._parents, input_grads)]
         self.events.append(Event(len(self.events), "backward", node._op, self._tag_of(node),
-                                 [self._keep(pg) for pg in input_grads], roles, tags))
+                                 arrays, roles, tags))
 
     # ------------------------------------------------------------ reading
 
@@ -191,6 +195,7 @@ class OpRecorder(Watcher):
             if found is not None and event.position >= found[0]:
                 break
             for array, role, tag in zip(event.arrays, event.roles, event.tags):
+                array = _resolve(array)
                 if array is None or array.dtype.kind != "f":
                     continue
                 view = _unit_view(array, role, tag, layer, width, reader, unit_modules,
@@ -234,6 +239,7 @@ class OpRecorder(Watcher):
                 if a.op.name() != b.op.name() or len(a.arrays) != len(b.arrays):
                     break
                 for p, q, role in zip(a.arrays, b.arrays, a.roles):
+                    p, q = _resolve(p), _resolve(q)
                     if p is None or q is None or p.dtype.kind != "f" or p.shape != q.shape:
                         continue
                     if not np.array_equal(p, q, equal_nan=True):
@@ -244,6 +250,14 @@ class OpRecorder(Watcher):
                 if best is not None and best[0] == position:
                     break
         return best
+
+
+def _resolve(array):
+    """An event's array; for a parameter, its gradient as it is now."""
+    if isinstance(array, Tensor):
+        grad = array.grad
+        return None if grad is None else grad._data
+    return array
 
 
 def _inside(tag, layer):
