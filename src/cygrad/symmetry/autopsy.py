@@ -17,6 +17,8 @@ its rule, the phase (forward, backward, or the optimiser's update when every op 
 the distance in units in the last place.
 """
 
+import weakref
+
 import numpy as np
 
 from .. import _state
@@ -98,7 +100,8 @@ class OpRecorder(Watcher):
     its inputs' tags (tanh after layer 0 belongs to layer 0; q @ k.T of head 2 to head 2;
     the concatenation of every head to the attention layer). A gradient has the tag of the
     tensor it is the gradient of. copy=True keeps copies of the arrays (for comparing runs);
-    by default it keeps references, which are the step's own arrays. step_scoped=True forgets
+    by default it keeps references, which are the step's own arrays (given a model, only ops
+    that its parameters flow into are kept; without one, every op). step_scoped=True forgets
     the previous step's events when a forward follows a backward (the monitor's mode: one
     step's events at a time)."""
 
@@ -106,15 +109,15 @@ class OpRecorder(Watcher):
         self.events = []
         self.copy = copy
         self.step_scoped = step_scoped
-        self._tags = {}  # id(tensor) -> (tag, tensor): the tensor is kept so its id stays its
-        self._params = {}  # id(parameter) -> (module name, parameter name)
+        self._tags = {}  # id(tensor) -> (tag, weakref to it): ids of freed tensors are reused
+        self._params = {}  # id(parameter) -> (module name, parameter name, weakref to it)
         self._watch = None
         self._backward_seen = False
         if model is not None:
             for name, module in model.named_modules():
                 for pname, p in module._parameters.items():
                     if p is not None:
-                        self._params.setdefault(id(p), (name, pname))
+                        self._params.setdefault(id(p), (name, pname, weakref.ref(p)))
 
     def close(self):
         """Kept for callers of the hook-based recorder: nothing to remove now."""
@@ -136,29 +139,41 @@ class OpRecorder(Watcher):
     def _keep(self, array):
         return None if array is None else (np.array(array) if self.copy else array)
 
+    def _param(self, t):
+        """(module name, parameter name) when t is one of the model's parameters (checked by
+        identity: a freed parameter's id may be reused by another tensor)."""
+        entry = self._params.get(id(t))
+        return entry if entry is not None and entry[2]() is t else None
+
     def _tag_of(self, t):
-        param = self._params.get(id(t))
+        param = self._param(t)
         if param is not None:
             return param[0]
         entry = self._tags.get(id(t))
-        return None if entry is None else entry[0]
+        return None if entry is None or entry[1]() is not t else entry[0]
 
     # ------------------------------------------------------------ the engine calls these
 
     def forward(self, op, inputs, out):
         if self._backward_seen and self.step_scoped:
             self.clear()
-        owners = [self._params[id(t)][0] for t in inputs if id(t) in self._params]
-        tag = owners[0] if owners else _common([self._tag_of(t) for t in inputs])
-        self._tags[id(out)] = (tag, out)
+        owners = [p[0] for p in map(self._param, inputs) if p is not None]
+        tags = [self._tag_of(t) for t in inputs]
+        if self._params and not owners and all(t is None for t in tags):
+            return  # not the model's computation (given a model, only its ops are kept)
+        tag = owners[0] if owners else _common(tags)
+        self._tags[id(out)] = (tag, weakref.ref(out))  # never keeps the step's tensors alive
         self.events.append(Event(len(self.events), "forward", op, tag,
                                  [self._keep(out._data)], ["output"], [tag]))
 
     def step(self, node, g, input_grads):
+        if self._params and self._tag_of(node) is None and not any(
+                self._param(parent) is not None for parent in node._parents):
+            return  # not the model's computation
         self._backward_seen = True
         roles, tags = [], []
         for parent in node._parents:
-            param = self._params.get(id(parent))
+            param = self._param(parent)
             if param is not None:
                 roles.append(f"grad of {param[0]}.{param[1]}")
                 tags.append(param[0])
@@ -167,7 +182,8 @@ class OpRecorder(Watcher):
                 tags.append(self._tag_of(parent))
         # a parameter's gradient is read from its .grad when the autopsy runs (holding the
         # array here would make the engine copy it into .grad instead of adopting it)
-        arrays = [parent if (pg is not None and not self.copy and id(parent) in self._params)
+        arrays = [weakref.ref(parent) if (pg is not None and not self.copy and
+                                          self._param(parent) is not None)
                   else self._keep(pg) for parent, pg in zip(node._parents, input_grads)]
         self.events.append(Event(len(self.events), "backward", node._op, self._tag_of(node),
                                  arrays, roles, tags))
@@ -254,8 +270,9 @@ class OpRecorder(Watcher):
 
 def _resolve(array):
     """An event's array; for a parameter, its gradient as it is now."""
-    if isinstance(array, Tensor):
-        grad = array.grad
+    if isinstance(array, weakref.ref):
+        param = array()
+        grad = None if param is None else param.grad
         return None if grad is None else grad._data
     return array
 
