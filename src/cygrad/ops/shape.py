@@ -21,8 +21,15 @@ from .registry import export
 # ---------------------------------------------------------------------- argument helpers
 
 
+_ARG_NAMES = {"view": "size", "reshape": "shape", "permute": "dims", "expand": "size",
+              "repeat": "repeats", "flip": "dims"}
+
+
 def _shape_args(args, where):
     """A shape from `*shape` or one sequence argument, -1 allowed."""
+    if not args:
+        raise TypeError(f'{where}() missing 1 required positional arguments: '
+                        f'"{_ARG_NAMES.get(where, "size")}"')
     if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
         args = tuple(args[0])
     shape = []
@@ -125,9 +132,9 @@ def reshape_as(self, other):
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one."""
     shape = input._data.shape
+    start, end = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
     if not shape:
         return reshape(input, (1,))
-    start, end = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
     if start > end:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     merged = 1
@@ -188,24 +195,33 @@ def t(input):
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                            f"{input._data.ndim}D")
-    return transpose(input, 0, -1) if input._data.ndim == 2 else input
+    return transpose(input, 0, -1)
 
 
 def _T(self):
-    if self._data.ndim < 2:
-        return self
     return apply(Permute, self, dims=tuple(range(self._data.ndim))[::-1])
 
 
+def _H(self):
+    if self._data.ndim > 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got "
+                           f"{self._data.ndim}-D tensor.")
+    return _T(self)
+
+
 def _mT(self):
-    if self._data.ndim < 2:
+    if self._data.ndim == 1:
         raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
                            f"Got {self._data.ndim}-D tensor.")
-    return transpose(self, -2, -1)
+    return transpose(self, -2, -1) if self._data.ndim else _T(self)
 
 
-Tensor.T = property(_T, doc="All dims reversed.")
-Tensor.mT = property(_mT, doc="The last two dims swapped.")
+Tensor.T = property(_T, doc="All dims reversed (a view).")
+Tensor.mT = property(_mT, doc="The last two dims swapped (a view).")
+Tensor.H = property(_H, doc="The conjugate transpose of a matrix: for real tensors, .T.")
+Tensor.mH = property(_mT, doc="The conjugate transpose of the last two dims: for real "
+                              "tensors, .mT.")
+registry.METHODS["adjoint"] = _mT
 
 
 @export("movedim", "moveaxis", method=True, methods=("moveaxis",))
@@ -213,7 +229,11 @@ def movedim(input, source, destination):
     ndim = input._data.ndim
     src, dst = _dims(source, ndim), _dims(destination, ndim)
     if len(src) != len(dst):
-        raise RuntimeError("movedim: Invalid source or destination dims")
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} "
+                           f"dims) should contain the same number of dims as destination "
+                           f"({list(dst)} dims)")
+    if ndim == 0:
+        return apply(Reshape, input, shape=())
     order = [d for d in range(ndim) if d not in src]
     for s, d in sorted(zip(dst, src)):
         order.insert(s, d)
@@ -561,19 +581,26 @@ def tensor_split(input, indices_or_sections, dim=0):
 # ---------------------------------------------------------------------- joins
 
 class Cat(Op):
-    """y = the inputs joined along dim"""
+    """y = the inputs joined along dim (1-D empty inputs skipped, as torch.cat skips them)"""
 
     rule = "dx_i = the slice of g that came from x_i"
 
     def forward(self, *xs):
-        self.sizes = [x.shape[self.dim] for x in xs]
-        return np.concatenate(xs, axis=self.dim)
+        self.skipped = [x.shape == (0,) for x in xs]
+        joined = [x for x, skip in zip(xs, self.skipped) if not skip] or xs[:1]
+        self.sizes = [0 if skip else x.shape[self.dim] for x, skip in zip(xs, self.skipped)]
+        return np.concatenate(joined, axis=self.dim)
 
     def backward(self, g):
         grads, start = [], 0
-        for size, need in zip(self.sizes, self.needs):
-            index = (slice(None),) * self.dim + (slice(start, start + size),)
-            grads.append(np.ascontiguousarray(g[index]) if need else None)
+        for size, need, skip in zip(self.sizes, self.needs, self.skipped):
+            if not need:
+                grads.append(None)
+            elif skip:
+                grads.append(np.zeros(0, g.dtype))
+            else:
+                index = (slice(None),) * self.dim + (slice(start, start + size),)
+                grads.append(np.ascontiguousarray(g[index]))
             start += size
         return tuple(grads)
 
@@ -600,12 +627,12 @@ def cat(tensors, dim=0, *, out=None):
     tensors = _tensors(tensors, "cat")
     # torch skips 1-D empty tensors (legacy behaviour kept by torch.cat)
     kept = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)]
-    if not kept:
-        return tensors[0].clone()
-    ref = kept[0]._data
+    ref = (kept or tensors)[0]._data
     d = _dim(dim, ref.ndim)
-    for i, t in enumerate(kept):
+    for i, t in enumerate(tensors):
         s = t._data.shape
+        if s == (0,):
+            continue
         if len(s) != ref.ndim:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} "
                                f"and {len(s)}")
@@ -614,7 +641,7 @@ def cat(tensors, dim=0, *, out=None):
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                    f"Expected size {ref.shape[k]} but got size {s[k]} for "
                                    f"tensor number {i} in the list.")
-    result = apply(Cat, *kept, dim=d)
+    result = apply(Cat, *tensors, dim=d)
     if out is not None:
         return out._write(result)
     return result
@@ -1004,42 +1031,73 @@ class Roll(Op):
 
 @export("roll", method=True)
 def roll(input, shifts, dims=None):
-    if dims is None:
+    """input rolled by shifts along dims (a dim named twice rolls twice); with no dims, the
+    flattened input is rolled and reshaped back."""
+    if dims is None or (isinstance(dims, (tuple, list)) and not dims):
+        if not isinstance(shifts, (int, np.integer)):
+            if len(shifts) != 1:
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
+                                   "dims:0")
+            shifts = shifts[0]
         return apply(Roll, input, shifts=operator.index(shifts), dims=None)
-    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
-    return apply(Roll, input, shifts=shifts, dims=_dims(dims, input._data.ndim))
+    shifts = (shifts,) if isinstance(shifts, (int, np.integer)) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    ndim = input._data.ndim
+    return apply(Roll, input, shifts=tuple(operator.index(s) for s in shifts),
+                 dims=tuple(_dim(d, ndim) for d in dims))
 
 
 class Diagonal(Op):
-    """y = the diagonal of x's dims dim1, dim2 (offset), as a copy"""
+    """y = the diagonal of x's dims dim1, dim2 (offset) as the last dim: a view"""
 
     rule = "dx = zeros with g on the diagonal"
+    view_of = 0
 
     def forward(self, x):
         self.shape = x.shape
-        return np.diagonal(x, self.offset, self.dim1, self.dim2).copy()
+        return _diagonal_view(x, self.offset, self.dim1, self.dim2)
 
     def backward(self, g):
         dx = np.zeros(self.shape, g.dtype)
-        idx = np.arange(g.shape[-1])
-        rows, cols = (idx, idx + self.offset) if self.offset >= 0 else (idx - self.offset, idx)
-        moved = np.moveaxis(dx, (self.dim1, self.dim2), (-2, -1))
-        moved[..., rows, cols] = g
+        _diagonal_view(dx, self.offset, self.dim1, self.dim2)[...] = g
         return (dx,)
+
+
+def _diagonal_view(x, offset, dim1, dim2):
+    """The diagonal as a view that can be written when x can (numpy's is read-only)."""
+    moved = np.moveaxis(x, (dim1, dim2), (-2, -1))
+    rows, cols = moved.shape[-2:]
+    if offset >= 0:
+        start, n = (0, offset), max(min(rows, cols - offset), 0)
+    else:
+        start, n = (-offset, 0), max(min(rows + offset, cols), 0)
+    corner = moved[..., min(start[0], rows):, min(start[1], cols):]
+    strides = corner.strides[:-2] + (corner.strides[-2] + corner.strides[-1],)
+    return np.lib.stride_tricks.as_strided(corner, corner.shape[:-2] + (n,), strides,
+                                           writeable=x.flags.writeable)
 
 
 @export("diagonal", method=True)
 def diagonal_of(input, offset=0, dim1=0, dim2=1):
     n = input._data.ndim
-    return apply(Diagonal, input, offset=offset, dim1=_dim(dim1, n), dim2=_dim(dim2, n))
+    d1, d2 = _dim(dim1, n), _dim(dim2, n)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return apply(Diagonal, input, offset=operator.index(offset), dim1=d1, dim2=d2)
 
 
 @export("diag", method=True)
 def diag(input, diagonal=0):
+    """A 1-D input as a square matrix's diagonal (offset `diagonal`); a 2-D input's diagonal."""
+    if input._data.ndim not in (1, 2):
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input._data.ndim}D")
     if input._data.ndim == 1:
         n = input._data.shape[0] + abs(diagonal)
         base = _wrap(np.zeros((n, n), input._data.dtype))
         idx = np.arange(input._data.shape[0])
         rows, cols = (idx, idx + diagonal) if diagonal >= 0 else (idx - diagonal, idx)
         return index_put(base, (_wrap(rows), _wrap(cols)), input)
-    return diagonal_of(input, diagonal)
+    return diagonal_of(input, diagonal).clone()  # torch.diag copies (diagonal() views)
