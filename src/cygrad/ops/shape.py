@@ -378,6 +378,10 @@ class Gather(Op):
 
 def _index(index):
     """A torch index as a numpy one (tensors to arrays), and whether it is basic (a view)."""
+    if isinstance(index, list) and len(index) < 32 and any(
+            isinstance(i, (Tensor, list, tuple, slice, np.ndarray)) or i is None or
+            i is Ellipsis for i in index):
+        index = tuple(index)  # torch reads such a list as a tuple of indices (numpy < 1.23)
     items = index if isinstance(index, tuple) else (index,)
     out, basic = [], True
     for item in items:
@@ -395,8 +399,8 @@ def _index(index):
             else:
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")
-        elif isinstance(item, (list, np.ndarray)):
-            array = np.asarray(item)
+        elif isinstance(item, (list, tuple, np.ndarray)):
+            array = np.asarray(item) if len(item) else np.zeros(0, np.int64)
             if array.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")
@@ -440,23 +444,38 @@ def getitem(self, index):
 
 
 class IndexPut(Op):
-    """y = x with y[index] = v (a copy; x itself is written by the in-place form)"""
+    """y = x with y[index] = v (a copy; x itself is written by the in-place form), or, with
+    accumulate, y[index] += v (repeated indices add up, in index order)"""
 
-    rule = "dx = g with zeros at index;  dv = g[index] summed to v's shape"
+    rule = "dx = g (with zeros at index unless accumulating);  dv = g[index] summed to v's shape"
+    accumulate = False
 
     def forward(self, x, v):
         self.v_shape = v.shape
         y = x.copy()
-        y[self.index] = v
+        try:
+            if self.accumulate:
+                np.add.at(y, self.index, v)
+            else:
+                y[self.index] = v
+        except ValueError as err:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot "
+                               f"be broadcast to indexing result ({err})") from None
         return y
 
     def backward(self, g):
         dx = dv = None
         if self.needs[0]:
-            dx = g.copy()
-            dx[self.index] = 0
+            dx = g
+            if not self.accumulate:
+                dx = g.copy()
+                dx[self.index] = 0
         if self.needs[1]:
-            dv = B.sum_to_shape(np.ascontiguousarray(g[self.index]), self.v_shape)
+            picked = g[self.index]
+            lead = len(self.v_shape) - picked.ndim
+            if lead > 0:  # v had leading size-1 dims the write dropped
+                picked = picked.reshape((1,) * lead + picked.shape)
+            dv = B.sum_to_shape(np.ascontiguousarray(picked), self.v_shape)
         return dx, dv
 
 
@@ -486,12 +505,24 @@ Tensor.__setitem__ = setitem
 
 @export("index_put", method=True)
 def index_put(input, indices, values, accumulate=False):
-    if accumulate:
-        raise NotImplementedError("index_put(accumulate=True) is not supported; use index_add")
+    """input with input[indices] = values (indices: a tuple of index tensors), or += with
+    accumulate=True."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not "
+                        f"{type(indices).__name__}")
     np_index, _ = _index(tuple(indices))
     if not isinstance(values, Tensor):
-        values = _wrap(np.asarray(values, dtype=input._data.dtype))
-    return apply(IndexPut, input, values, index=np_index)
+        raise TypeError(f"index_put(): argument 'values' must be Tensor, not "
+                        f"{type(values).__name__}")
+    if values._data.dtype != input._data.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{_name(input)} for the destination and {_name(values)} for the "
+                           f"source.")
+    return apply(IndexPut, input, values, index=np_index, accumulate=bool(accumulate))
+
+
+registry.METHODS["index_put_"] = lambda self, indices, values, accumulate=False: \
+    self._write(index_put(self._inplace_input(), indices, values, accumulate))
 
 
 @export("narrow", method=True)
@@ -702,9 +733,20 @@ def _along(index, dim):
     return tuple(index if k == dim else grids[k] for k in range(index.ndim))
 
 
-def _long_index(index, where):
-    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
-        raise RuntimeError(f"{where}(): Expected dtype int64 for index")
+def _name(t):
+    return dtypes.SCALAR_NAMES[t.dtype.name]
+
+
+def _long_index(index, where, int32=False):
+    """The index tensor's array: int64 (gather, scatter), or int32 too (index_select,
+    index_add), as torch requires."""
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{where}(): argument 'index' must be Tensor, not "
+                        f"{type(index).__name__}")
+    allowed = (np.int64, np.int32) if int32 else (np.int64,)
+    if index._data.dtype not in allowed:
+        names = "int32 or int64" if int32 else "int64"
+        raise RuntimeError(f"{where}(): Expected dtype {names} for index")
     return index._data
 
 
@@ -717,9 +759,9 @@ def gather(input, dim, index, *, sparse_grad=False):
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
     size = input._data.shape[d]
-    if idx.size and (idx.min() < -size or idx.max() >= size):
-        raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with "
-                           f"size {size}")
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
     for k in range(idx.ndim):
         if k != d and idx.shape[k] > input._data.shape[k]:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "
@@ -729,7 +771,7 @@ def gather(input, dim, index, *, sparse_grad=False):
     if any(idx.shape[k] < input._data.shape[k] for k in range(idx.ndim) if k != d):
         x = input[tuple(slice(0, idx.shape[k]) if k != d else slice(None)
                         for k in range(idx.ndim))]
-    return apply(GatherDim, x, index=np.where(idx < 0, idx + size, idx), dim=d)
+    return apply(GatherDim, x, index=idx, dim=d)
 
 
 class IndexSelect(Op):
@@ -750,13 +792,16 @@ class IndexSelect(Op):
 
 @export("index_select", method=True)
 def index_select(input, dim, index):
-    idx = _long_index(index, "index_select")
+    idx = _long_index(index, "index_select", int32=True)
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = _dim(dim, input._data.ndim)
     size = input._data.shape[d] if input._data.ndim else 1
     if idx.size and (idx.min() < 0 or idx.max() >= size):
-        raise IndexError(f"index out of range in self (index {int(idx.max())} for size {size})")
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        # torch's two kernels: dim 0 raises IndexError, the others RuntimeError
+        raise (IndexError if d == 0 else RuntimeError)(
+            f"index out of range in self (index {bad} for dimension {d} of size {size})")
     return apply(IndexSelect, input, index=idx.reshape(-1), dim=d)
 
 
@@ -767,17 +812,11 @@ class ScatterAdd(Op):
 
     def forward(self, x, src):
         y = x.copy()
-        np.add.at(y, _along(self.index, self.dim), src[tuple(slice(0, s)
-                                                             for s in self.index.shape)])
+        np.add.at(y, _along(self.index, self.dim), _leading(src, self.index.shape))
         return y
 
     def backward(self, g):
-        dsrc = None
-        if self.needs[1]:
-            dsrc = np.zeros(self.src_shape, g.dtype)
-            sub = tuple(slice(0, s) for s in self.index.shape)
-            dsrc[sub] = np.take_along_axis(g, self.index, axis=self.dim)
-        return g, dsrc
+        return g, _scattered_grad(self, g) if self.needs[1] else None
 
 
 class Scatter(Op):
@@ -787,20 +826,26 @@ class Scatter(Op):
 
     def forward(self, x, src):
         y = x.copy()
-        np.put_along_axis(y, self.index, src[tuple(slice(0, s) for s in self.index.shape)],
-                          axis=self.dim)
+        y[_along(self.index, self.dim)] = _leading(src, self.index.shape)
         return y
 
     def backward(self, g):
-        dx = dsrc = None
+        dx = None
         if self.needs[0]:
             dx = g.copy()
-            np.put_along_axis(dx, self.index, 0, axis=self.dim)
-        if self.needs[1]:
-            dsrc = np.zeros(self.src_shape, g.dtype)
-            sub = tuple(slice(0, s) for s in self.index.shape)
-            dsrc[sub] = np.take_along_axis(g, self.index, axis=self.dim)
-        return dx, dsrc
+            dx[_along(self.index, self.dim)] = 0
+        return dx, _scattered_grad(self, g) if self.needs[1] else None
+
+
+def _leading(src, shape):
+    """The part of src a scatter reads: its leading block of the index's shape."""
+    return src[tuple(slice(0, s) for s in shape)]
+
+
+def _scattered_grad(op, g):
+    dsrc = np.zeros(op.src_shape, g.dtype)
+    dsrc[tuple(slice(0, s) for s in op.index.shape)] = g[_along(op.index, op.dim)]
+    return dsrc
 
 
 def _scatter(op, input, dim, index, src, where):
@@ -810,10 +855,23 @@ def _scatter(op, input, dim, index, src, where):
         src = _wrap(np.full(idx.shape, src, dtype=input._data.dtype))
     if src._data.dtype != input._data.dtype:
         raise RuntimeError(f"{where}(): Expected self.dtype to be equal to src.dtype")
-    size = input._data.shape[d]
+    shape, ndim = input._data.shape, input._data.ndim
+    if idx.ndim != ndim and not (idx.ndim <= 1 and ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self "
+                           "tensor")
+    if idx.ndim != src._data.ndim and not (idx.ndim <= 1 and src._data.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as src "
+                           "tensor")
+    idx = idx.reshape(idx.shape if ndim else ())
+    if any(idx.shape[k] > (shape[k] if k != d else idx.shape[k]) or
+           idx.shape[k] > src._data.shape[k] for k in range(idx.ndim)):
+        raise RuntimeError(f"Expected index {list(idx.shape)} to be smaller than self "
+                           f"{list(shape)} apart from dimension {d} and to be smaller size than "
+                           f"src {list(src.shape)}")
+    size = shape[d] if ndim else 1
     if idx.size and (idx.min() < 0 or idx.max() >= size):
-        raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with "
-                           f"size {size}")
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
     return apply(op, input, src, index=idx, dim=d, src_shape=src._data.shape)
 
 
@@ -837,8 +895,19 @@ registry.METHODS["scatter_add_"] = lambda self, dim, index, src: \
 
 @export("index_add", method=True)
 def index_add(input, dim, index, source, *, alpha=1):
-    idx = _long_index(index, "index_add")
+    """input with alpha * source's slices added at index along dim (in index order)."""
+    idx = _long_index(index, "index_add", int32=True)
     d = _dim(dim, input._data.ndim)
+    if source._data.dtype != input._data.dtype:
+        raise RuntimeError(f"index_add_(): self ({_name(input)}) and source ({_name(source)}) "
+                           "must have the same scalar type")
+    if idx.ndim > 1:
+        raise IndexError("index_add_(): Index is supposed to be a vector")
+    expected = input._data.shape[:d] + (idx.size,) + input._data.shape[d + 1:]
+    if source._data.shape != expected and input._data.ndim:
+        raise RuntimeError(f"index_add_(): source of shape {list(source.shape)} does not match "
+                           f"self of shape {list(input.shape)} with {idx.size} indices along "
+                           f"dim {d} (expected {list(expected)})")
     shape = [1] * source._data.ndim
     shape[d] = idx.size
     full = np.broadcast_to(idx.reshape(shape), source._data.shape)
@@ -870,7 +939,7 @@ class Where(Op):
         return dx, do
 
 
-@export("where", method=True)
+@export("where")
 def where(condition, input=None, other=None, *, out=None):
     """input where condition holds, else other (broadcast; dtypes promote). With only a
     condition: the indices of its non-zero elements, one tensor per dim."""
@@ -895,6 +964,9 @@ def where(condition, input=None, other=None, *, out=None):
     if out_._data.shape != shape:  # the condition broadcast the result further
         out_ = expand(out_, shape).contiguous()
     return out_
+
+
+registry.METHODS["where"] = lambda self, condition, other: where(condition, self, other)
 
 
 @export("nonzero", method=True)
