@@ -174,7 +174,7 @@ def diff(fn, *arrays, kinds=None, grad=True, gradcheck=False, seed=0, check_ref=
     rng = np.random.default_rng(seed)
     pairs = [(i, c, t) for i, (c, t) in enumerate(zip(c_flat, t_flat))
              if is_tensor(t) and t.requires_grad]
-    for i, c, t in pairs:
+    for i, c, _t in pairs:
         assert c.requires_grad, f"output {i}: torch's requires grad, cygrad's does not"
     if not pairs:
         return c_out

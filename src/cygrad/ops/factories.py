@@ -15,6 +15,38 @@ from .registry import export
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "int64_t",
+            "int32": "int", "int16": "short", "int8": "signed char", "uint8": "unsigned char"}
+
+
+def scalar_as(value, dtype):
+    """The Python number `value` as a numpy scalar of numpy `dtype`, with torch's checks: a
+    value outside the dtype's range (and NaN or an infinity into an integer dtype) raises
+    RuntimeError instead of wrapping; floats go into integers by truncation."""
+    dtype = np.dtype(dtype)
+    if isinstance(value, Tensor):
+        value = value.item()
+    if dtype.kind == "b" or isinstance(value, (bool, np.bool_)):
+        return dtype.type(value)
+    bad = RuntimeError(f"value cannot be converted to type {_C_NAMES.get(dtype.name, dtype.name)}"
+                       f" without overflow")
+    if dtype.kind in "iu":
+        if isinstance(value, numbers.Integral):
+            whole = int(value)
+        else:
+            if not np.isfinite(value):
+                raise bad
+            whole = int(value)  # truncation toward zero, as C's conversion
+        info = np.iinfo(dtype)
+        if not info.min <= whole <= info.max:
+            raise bad
+        return dtype.type(whole)
+    number = float(value)  # OverflowError for an int too big for a double, as torch
+    if np.isfinite(number) and abs(number) > np.finfo(dtype).max:
+        raise bad
+    return dtype.type(number)
+
+
 def _finish(array, requires_grad):
     t = _wrap(array)
     if requires_grad:
@@ -167,7 +199,8 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     d = dtypes.as_dtype(dtype) if dtype is not None else dtypes._scalar_dtype(fill_value)
-    return _finish(np.full(_size((size,), "full"), fill_value, dtype=d.numpy), requires_grad)
+    return _finish(np.full(_size((size,), "full"), scalar_as(fill_value, d.numpy),
+                           dtype=d.numpy), requires_grad)
 
 
 def _like(name, value):
@@ -194,7 +227,8 @@ def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requir
               memory_format=None):
     check_device(device)
     d = input.dtype if dtype is None else dtypes.as_dtype(dtype)
-    return _finish(np.full(input._data.shape, fill_value, d.numpy), requires_grad)
+    return _finish(np.full(input._data.shape, scalar_as(fill_value, d.numpy), d.numpy),
+                   requires_grad)
 
 
 def _new(name, value):
@@ -218,7 +252,8 @@ _new("new_empty", None)
 def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
     check_device(device)
     d = self.dtype if dtype is None else dtypes.as_dtype(dtype)
-    return _finish(np.full(_size((size,), "new_full"), fill_value, d.numpy), requires_grad)
+    return _finish(np.full(_size((size,), "new_full"), scalar_as(fill_value, d.numpy),
+                           d.numpy), requires_grad)
 
 
 @export("new_tensor", method=True, function=False)
@@ -375,7 +410,7 @@ def fill_(self, value):
 
 
 def _const_like(t, value):
-    return _wrap(np.full(t._data.shape, value, dtype=t._data.dtype))
+    return _wrap(np.full(t._data.shape, scalar_as(value, t._data.dtype), dtype=t._data.dtype))
 
 
 @export("copy_", method=True, function=False)

@@ -16,6 +16,7 @@ from .. import backend as B
 from .. import dtypes
 from ..tensor import Size, Tensor, _dim, _local, _wrap, apply
 from . import Op, registry
+from .factories import scalar_as
 from .registry import export
 
 # ---------------------------------------------------------------------- argument helpers
@@ -368,12 +369,33 @@ class Gather(Op):
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
-        return x[self.index]
+        try:
+            return x[self.index]
+        except IndexError as err:
+            self.index = _empty_result_index(x, self.index, err)
+            return x[self.index]
 
     def backward(self, g):
         dx = np.zeros(self.shape, dtype=self.dtype)
         np.add.at(dx, self.index, g)  # sequential in index order: fixed for any thread count
         return (dx,)
+
+
+def _empty_result_index(x, index, err):
+    """For an advanced index numpy refuses (an integer out of range): torch checks only the
+    elements it reads, so an index whose result is empty (another dim sliced to nothing) is
+    fine. Returns an index of the same result shape with the integer arrays zeroed, or raises
+    the original IndexError when the result has elements."""
+    items = index if isinstance(index, tuple) else (index,)
+    safe = tuple(np.zeros_like(i) if isinstance(i, np.ndarray) and i.dtype.kind in "iu" else i
+                 for i in items)
+    try:
+        empty = x[safe].size == 0
+    except IndexError:
+        empty = False
+    if not empty:
+        raise err
+    return safe if isinstance(index, tuple) else safe[0]
 
 
 def _index(index):
@@ -454,14 +476,21 @@ class IndexPut(Op):
         self.v_shape = v.shape
         y = x.copy()
         try:
-            if self.accumulate:
-                np.add.at(y, self.index, v)
-            else:
-                y[self.index] = v
+            try:
+                self._put(y, v)
+            except IndexError as err:
+                self.index = _empty_result_index(y, self.index, err)
+                self._put(y, v)
         except ValueError as err:
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot "
                                f"be broadcast to indexing result ({err})") from None
         return y
+
+    def _put(self, y, v):
+        if self.accumulate:
+            np.add.at(y, self.index, v)
+        else:
+            y[self.index] = v
 
     def backward(self, g):
         dx = dv = None
@@ -483,15 +512,19 @@ def setitem(self, index, value):
     """self[index] = value, in place (value: a number or a tensor broadcast to the slots)."""
     np_index, _ = _index(index)
     if not isinstance(value, Tensor):
-        value = _wrap(np.asarray(value, dtype=self._data.dtype))
+        value = _wrap(np.asarray(scalar_as(value, self._data.dtype)))
     elif value._data.dtype != self._data.dtype:
         value = value.type(self.dtype) if value._rg and _local.grad_enabled else \
             _wrap(value._data.astype(self._data.dtype))
     if not (_local.grad_enabled and (self._rg or value._rg)):
         from ..tensor import _writable
 
+        target = _writable(self)
         try:
-            _writable(self)[np_index] = value._data
+            try:
+                target[np_index] = value._data
+            except IndexError as err:
+                target[_empty_result_index(target, np_index, err)] = value._data
         except ValueError as err:
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
                                f"cannot be broadcast to indexing result ({err})") from None
@@ -852,7 +885,8 @@ def _scatter(op, input, dim, index, src, where):
     idx = _long_index(index, where)
     d = _dim(dim, input._data.ndim)
     if not isinstance(src, Tensor):
-        src = _wrap(np.full(idx.shape, src, dtype=input._data.dtype))
+        src = _wrap(np.full(idx.shape, scalar_as(src, input._data.dtype),
+                            dtype=input._data.dtype))
     if src._data.dtype != input._data.dtype:
         raise RuntimeError(f"{where}(): Expected self.dtype to be equal to src.dtype")
     shape, ndim = input._data.shape, input._data.ndim
@@ -1023,7 +1057,7 @@ def masked_fill(input, mask, value):
         if value._data.dtype != input._data.dtype:
             value = value.type(input.dtype)
     else:
-        value = _wrap(np.asarray(value, dtype=input._data.dtype))
+        value = _wrap(np.asarray(scalar_as(value, input._data.dtype)))
     return apply(MaskedFill, input, value, mask=m)
 
 
