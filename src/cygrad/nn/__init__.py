@@ -1,21 +1,29 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
+from .conv import Conv1d, Conv2d
 from .layers import (
     ACTIVATIONS,
-    AvgPool2d,
-    Conv2d,
     Dropout,
     Flatten,
     Identity,
     Linear,
     LogSoftmax,
-    MaxPool2d,
     Sequential,
     Softmax,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
@@ -29,7 +37,9 @@ def tied_parameters(model):
 
 
 __all__ = [
-    "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
-    "Identity", "Sequential", "Softmax", "LogSoftmax", "MSELoss", "CrossEntropyLoss",
-    "BCEWithLogitsLoss", "functional", "init", "tied_parameters", *ACTIVATIONS,
+    "Module", "Parameter", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+    "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "Flatten", "Dropout", "Identity", "Sequential", "Softmax", "LogSoftmax",
+    "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
+    *ACTIVATIONS,
 ]
