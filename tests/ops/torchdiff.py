@@ -21,7 +21,8 @@ import pytest
 
 import cygrad
 
-BUILTIN_ERRORS = (IndexError, ValueError, TypeError, NotImplementedError, RuntimeError)
+BUILTIN_ERRORS = (IndexError, ValueError, TypeError, NotImplementedError, RuntimeError,
+                  OverflowError)
 
 
 def need_torch():
