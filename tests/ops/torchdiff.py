@@ -73,7 +73,8 @@ def flat(out):
 
 def structure(out):
     if isinstance(out, (tuple, list)):
-        fields = getattr(out, "_fields", None)
+        # namedtuples (cygrad) and torch's return_types (struct sequences) name their fields
+        fields = getattr(out, "_fields", None) or getattr(type(out), "__match_args__", None)
         return (type(out).__name__ if fields else "seq", fields,
                 tuple(structure(o) for o in out))
     return "leaf"
@@ -119,11 +120,12 @@ def assert_close(cv, tv, rv=None, what="output"):
     assert np.array_equal(np.isinf(cv), np.isinf(tv)) and np.array_equal(
         cv[np.isinf(cv)], tv[np.isinf(tv)]), f"{what}: infinities differ:\n{cv}\n{tv}"
     finite = np.isfinite(tv)
+    dtype = cv.dtype
     cv, tv = cv[finite].astype(np.float64), tv[finite].astype(np.float64)
     if cv.size == 0:
         return
     scale = max(1.0, float(np.abs(tv).max()))
-    if cv.dtype == np.float64 and (rv is None):
+    if dtype == np.float64 and (rv is None):
         allowed = 1e-12 * scale
     else:
         eps = float(np.finfo(np.float32).eps)
