@@ -72,7 +72,8 @@ def _infer(data):
         data = _unwrap(data)
     array = np.array(data)
     kind = array.dtype.kind
-    if kind in "uO" and not isinstance(data, np.ndarray):  # Python ints beyond int64
+    if not isinstance(data, np.ndarray) and (kind == "u" or kind == "O" and array.size and all(
+            isinstance(v, numbers.Integral) for v in array.reshape(-1))):  # ints beyond int64
         raise ValueError("Overflow when unpacking long long: integer data must fit in int64")
     if kind == "b":
         return array
