@@ -160,8 +160,9 @@ def mv(input, vec):
 
 
 @export("dot", method=True)
-def dot(input, other):
+def dot(input, tensor):
     """The inner product of two 1-D tensors of one dtype."""
+    other = tensor
     _check_pair(input, other, "dot")
     if input._data.ndim != 1 or other._data.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input._data.ndim}D and "
@@ -189,6 +190,19 @@ def inner(input, other, *, out=None):
                     other.reshape(math.prod(sb[:-1]), sb[-1]).mT)
     result = result.reshape(sa[:-1] + sb[:-1])
     return out._write(result) if out is not None else result
+
+
+@export("trace", method=True)
+def trace(input):
+    """The sum of the main diagonal of a matrix (integers sum in int64, as torch.sum)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"trace(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input._data.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim "
+                           f"{input._data.ndim}")
+    if input._data.dtype.kind == "b":
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
+    return input.diagonal().sum()
 
 
 @export("outer", "ger", method=True, methods=("ger",))

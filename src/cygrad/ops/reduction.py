@@ -7,6 +7,7 @@ any, all and the index reductions are exact by nature. torch's `axis=`/`keepdims
 are accepted where torch accepts them.
 """
 
+import types
 from collections import namedtuple
 
 import numpy as np
@@ -562,9 +563,16 @@ class Norm(Op):
             return (x * np.abs(x) ** x.dtype.type(p - 2) * scale,)
 
 
-@export("norm", method=True)
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
-    """The p-norm (default: 2, "fro") over dim (all elements by default)."""
+@export("norm")
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+    """The p-norm (default: 2, "fro") over dim (all elements by default). (Tensor.norm has no
+    `out`: its fifth argument is dtype, as in torch.)"""
+    result = _norm(input, p, dim, keepdim, dtype)
+    return result if out is None else out._write(result)
+
+
+@export("norm", method=True, function=False)
+def _norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p in ("fro", None):
         p = 2
     if p == "nuc":
@@ -786,5 +794,10 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):
                             _wrap(edges.astype(input._data.dtype)))
 
 
-registry.FUNCTIONS["return_types"] = values_indices
+return_types = types.ModuleType("cygrad.return_types", "The (values, indices) result types, as "
+                                "torch.return_types: cygrad.return_types.max ...")
+for _name, _type in values_indices.items():
+    setattr(return_types, _name, _type)
+return_types.histogram = histogram_result
+registry.FUNCTIONS["return_types"] = return_types
 _ = _local, Tensor

@@ -178,7 +178,7 @@ def permute(input, *dims):
     return apply(Permute, input, dims=_dims(dims, ndim))
 
 
-@export("transpose", "swapaxes", "swapdims", method=True, methods=("swapaxes", "swapdims"))
+@export("transpose", "swapdims", method=True, methods=("swapdims",))
 def transpose(input, dim0, dim1):
     """dim0 and dim1 swapped (a view)."""
     ndim = input._data.ndim
@@ -188,6 +188,12 @@ def transpose(input, dim0, dim1):
     dims = list(range(ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return apply(Permute, input, dims=tuple(dims))
+
+
+@export("swapaxes", method=True)
+def swapaxes(input, axis0, axis1):
+    """transpose under numpy's argument names (torch's swapaxes)."""
+    return transpose(input, axis0, axis1)
 
 
 @export("t", method=True)
@@ -589,7 +595,7 @@ def unbind(input, dim=0):
     return tuple(select(input, d, i) for i in range(input._data.shape[d]))
 
 
-@export("split", method=True)
+@export("split")
 def split(tensor, split_size_or_sections, dim=0):
     """Views of consecutive pieces along dim: of split_size each (the last may be smaller), or
     of the listed sizes."""
@@ -612,6 +618,16 @@ def split(tensor, split_size_or_sections, dim=0):
         pieces.append(narrow(tensor, d, start, s))
         start += s
     return tuple(pieces)
+
+
+def _split_method(self, split_size, dim=0):
+    """Tensor.split(split_size, dim=0): torch.split(self, split_size, dim) (the method names
+    its argument split_size, as torch's)."""
+    return split(self, split_size, dim)
+
+
+_split_method.__name__ = _split_method.__qualname__ = "split"
+registry.METHODS["split"] = _split_method
 
 
 @export("chunk", method=True)
