@@ -149,3 +149,21 @@ def test_generator_reproducible_and_independent():
     cygrad.manual_seed(3)
     assert np.array_equal(cygrad.randn(5).numpy(), c.numpy())
     assert not math.isnan(float(c.sum()))
+
+
+COPIES = [
+    lambda m, a, b: a.detach().clone().copy_(b), lambda m, a, b: (a * 1).copy_(b),
+    lambda m, a, b: (a * 1).copy_(b[:1]), lambda m, a, b: (a * 1).copy_(b.T),
+    lambda m, a, b: (a * 1).copy_(b.double()), lambda m, a, b: (a * 1).copy_(b > 0),
+    lambda m, a, b: (a * 1).copy_(b.long()),
+]
+
+
+@pytest.mark.parametrize("i", range(len(COPIES)))
+@pytest.mark.parametrize("dtypes", [(np.float64, np.float64), (np.float32, np.float64),
+                                    (np.int64, np.float32), (np.float64, np.int64)])
+def test_copy_(i, dtypes):
+    """copy_ broadcasts and converts src; gradients reach both tensors (torch's rule)."""
+    a = np.arange(6.0).reshape(2, 3).astype(dtypes[0]) - 2
+    b = np.linspace(-1, 1, 6).reshape(2, 3).astype(dtypes[1]) * 3
+    diff(COPIES[i], a, b)

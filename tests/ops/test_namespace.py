@@ -223,6 +223,13 @@ def test_trace_is_torchs_for_tensors_and_the_tracer_otherwise():
                                                                             m.float64),
     lambda m, x: str(m.promote_types(type1=m.int32, type2=m.float32)).split(".")[1],
     lambda m, x: m.inner(x, x), lambda m, x: m.outer(x[0], x[1]),
+    # torch's argument parser takes numpy's axis= for dim= and keepdims= for keepdim=
+    lambda m, x: m.cat([x, x], axis=1), lambda m, x: m.stack([x, x], axis=-1),
+    lambda m, x: x.softmax(axis=0), lambda m, x: m.argmax(x, axis=1, keepdims=True),
+    lambda m, x: x.sort(axis=0), lambda m, x: x.gather(axis=1, index=m.tensor([[1], [0]])),
+    lambda m, x: x[:1].squeeze(axis=0), lambda m, x: x.cumsum(axis=1),
+    lambda m, x: x.max(axis=0, keepdims=True), lambda m, x: x.sum(axis=(0, 1), keepdims=True),
+    lambda m, x: x.unbind(axis=1), lambda m, x: x.index_select(axis=0, index=m.tensor([1])),
 ])
 def test_keyword_forms_as_torch(call):
     diff(call, np.arange(4.0).reshape(2, 2) + 1)

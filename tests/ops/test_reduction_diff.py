@@ -133,3 +133,13 @@ def test_unique_bincount_histc(args):
     diff(lambda m, t: t.histc(bins=5), np.array([1.0, 2.0, 2.5, 9.0]))
     if args:
         diff(lambda m, t: t.sum(*args), x.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_histogram(dtype):
+    x = np.array([0.5, 1.0, 2.5, 2.5, 3.75, -1.0], dtype)
+    diff(lambda m, t: m.histogram(t, 4), x, grad=False)
+    diff(lambda m, t: t.histogram(3, range=(0.0, 3.0)), x, grad=False)
+    diff(lambda m, t: m.histogram(t, m.tensor([0.0, 1.0, 4.0], dtype=t.dtype)), x, grad=False)
+    diff(lambda m, t, w: m.histogram(t, 2, weight=w, density=True), x, x[::-1].copy(),
+         grad=False)

@@ -352,3 +352,27 @@ def test_gradients_as_torch(name):
     array = np.random.default_rng(4).standard_normal((3, 4))
     diff(GRADCHECKED[name], array)
     diff(GRADCHECKED[name], array.astype(np.float32), kinds=["s"])
+
+
+# the aliases and the in-place and index-returning forms, on every dtype and a 0-d and an empty
+# input (each row: one call)
+ALIASES = [
+    lambda m, t: t.swapdims(0, -1), lambda m, t: m.swapdims(t, 1, 0),
+    lambda m, t: m.moveaxis(t, 0, -1), lambda m, t: t.moveaxis((0, 1), (1, 0)),
+    lambda m, t: m.concatenate([t, t], 1), lambda m, t: m.concatenate((t, t), axis=0),
+    lambda m, t: m.row_stack([t, t]), lambda m, t: t.adjoint(), lambda m, t: m.adjoint(t),
+    lambda m, t: t.nonzero(), lambda m, t: m.nonzero(t, as_tuple=True),
+    lambda m, t: m.argwhere(t), lambda m, t: t.argwhere(),
+    lambda m, t: t.clone().masked_fill_(t > 0, 7) if t.dtype != m.bool else
+    t.clone().masked_fill_(t, False),
+    lambda m, t: (t * 1).scatter_(0, m.zeros_like(t, dtype=m.int64)[:1], 2) if t.dim() else t,
+    lambda m, t: (t * 1).scatter_(-1, m.zeros(t.shape[:-1] + (1,), dtype=m.int64),
+                                  t[..., :1] * 3) if t.dim() else t,
+]
+
+
+@pytest.mark.parametrize("i", range(len(ALIASES)))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 4), (2, 0), ()])
+def test_aliases_and_inplace_forms(i, dtype, shape):
+    diff(ALIASES[i], values(shape, dtype, 5), kinds=["t" if len(shape) == 2 else "c"])

@@ -458,8 +458,21 @@ def copy_(self, src, non_blocking=False):
             _wrap(src._data.astype(self._data.dtype))
     if not (_local.grad_enabled and (self._rg or src._rg)):
         return self._write(src)
-    self._inplace_input()  # checks that self may take a new place in the graph
-    return self._write(apply(Clone, src, order="C"))
+    if not self._rg:
+        return self._write(apply(Clone, src, order="C"))
+    return self._write(apply(CopyInto, self._inplace_input(), src))  # self's gradient: zero
+
+
+class CopyInto(Op):
+    """y = src (already of x's shape and dtype): x's values are overwritten"""
+
+    rule = "dx = 0;  dsrc = g"
+
+    def forward(self, x, src):
+        return np.array(src, order="C")
+
+    def backward(self, g):
+        return (np.zeros_like(g) if self.needs[0] else None), g
 
 
 registry.FUNCTIONS["is_tensor"] = lambda obj: isinstance(obj, Tensor)

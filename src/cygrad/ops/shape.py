@@ -231,6 +231,12 @@ Tensor.mH = property(_mT, doc="The conjugate transpose of the last two dims: for
 registry.METHODS["adjoint"] = _mT
 
 
+@export("adjoint")
+def adjoint(input):
+    """The conjugate transpose of the last two dims (real tensors: mT)."""
+    return _mT(input)
+
+
 @export("movedim", "moveaxis", method=True, methods=("moveaxis",))
 def movedim(input, source, destination):
     ndim = input._data.ndim
@@ -705,6 +711,10 @@ def _tensors(tensors, where):
 def cat(tensors, dim=0, *, out=None):
     """The tensors joined along dim (their other dims must match; dtypes promote)."""
     tensors = _tensors(tensors, "cat")
+    for i, t in enumerate(tensors):
+        if t._data.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               f"concatenated")
     # torch skips 1-D empty tensors (legacy behaviour kept by torch.cat)
     kept = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)]
     ref = (kept or tensors)[0]._data
@@ -1024,6 +1034,8 @@ def nonzero(input, *, as_tuple=False):
     idx = np.nonzero(input._data) if input._data.ndim else np.nonzero(input._data.reshape(1))
     if as_tuple:
         return tuple(_wrap(i.astype(np.int64)) for i in idx)
+    if input._data.ndim == 0:  # one row per nonzero element, no index columns
+        return _wrap(np.empty((idx[0].size, 0), np.int64))
     return _wrap(np.stack(idx, axis=1).astype(np.int64) if idx else
                  np.empty((0, 0), np.int64))
 
