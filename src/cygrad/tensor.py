@@ -121,6 +121,12 @@ class Tensor:
             raise TypeError(f"Tensor() takes data or sizes, got {args!r}")
         _init(self, array, bool(requires_grad))
 
+    def __getattr__(self, name):  # only called when normal lookup fails
+        if name.startswith("_"):  # numpy's and Python's probes, unset slots: plain and fast
+            raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+        raise AttributeError(f"'Tensor' object has no attribute '{name}': cygrad does not "
+                             f"implement Tensor.{name} (if torch.Tensor has it, cygrad lacks it)")
+
     # ------------------------------------------------------------------ autodiff surface
 
     @property

@@ -662,6 +662,19 @@ binary("div", _fdiv, lambda g, a, b, z: g / b, lambda g, a, b, z: -g * ((a / b) 
 binary("pow", _pow, _pow_grad_a, _pow_grad_b,
        "da = g * b * a**(b - 1) (0 where b == 0);  db = g * z * log(a)",
        saves="abz", dunders=("__pow__", "__rpow__"), domain=(0.5, 2.0))
+
+
+@registry.export("pow", method=True)
+def _pow_function(input, exponent):
+    """pow(input, exponent): torch names the second argument exponent."""
+    return _binary(registry.ENTRIES["pow"], input, exponent)
+
+
+@registry.export("pow_", method=True, function=False)
+def _pow_inplace(self, exponent):
+    return self._write(_binary(registry.ENTRIES["pow"], self._inplace_input(), exponent))
+
+
 binary("maximum", np.maximum, lambda g, a, b, z: _tie_half(g, a, b, a > b),
        lambda g, a, b, z: _tie_half(g, a, b, b > a), "the larger operand gets g (a tie: g/2 each)",
        scalars=False)
