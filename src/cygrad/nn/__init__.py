@@ -1,21 +1,39 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .layers import (
     ACTIVATIONS,
+    AlphaDropout,
     AvgPool2d,
     Conv2d,
     Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    FeatureAlphaDropout,
     Flatten,
     Identity,
     Linear,
     LogSoftmax,
     MaxPool2d,
-    Sequential,
     Softmax,
+    Unflatten,
 )
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from .module import Module, Parameter
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CosineSimilarity,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    PairwiseDistance,
+    SmoothL1Loss,
+)
+from .module import Buffer, Module, Parameter
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
@@ -29,7 +47,11 @@ def tied_parameters(model):
 
 
 __all__ = [
-    "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
-    "Identity", "Sequential", "Softmax", "LogSoftmax", "MSELoss", "CrossEntropyLoss",
-    "BCEWithLogitsLoss", "functional", "init", "tied_parameters", *ACTIVATIONS,
+    "Module", "Parameter", "Buffer", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
+    "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+    "FeatureAlphaDropout", "Identity", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+    "ParameterDict", "Softmax", "LogSoftmax", "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss",
+    "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
+    "CosineSimilarity", "PairwiseDistance", "functional", "init", "tied_parameters",
+    *ACTIVATIONS,
 ]
