@@ -4,13 +4,14 @@
     model = cygrad.interop.from_torch(torch_model)    # and back
 
 Supported: the containers (Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict),
-Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, Unflatten, Identity, the dropouts, every
-activation module of the op table (nn.ReLU, nn.GELU, ...: the list is derived from the table),
-Softmax, LogSoftmax, the loss modules, CosineSimilarity and PairwiseDistance, nested in any of
-the containers. Parameters and buffers are copied bitwise in their own dtype (float32 or
-float64), so a round trip gives back the very same bits. A parameter (or a layer) that appears
-under several names stays one object on the other side, so tied weights stay tied. The
-training/eval mode and requires_grad are carried over. Neither direction draws random numbers.
+Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d
+(with all their arguments), Flatten, Unflatten, Identity, the dropouts, every activation module
+of the op table (nn.ReLU, nn.GELU, ...: the list is derived from the table), Softmax,
+LogSoftmax, the loss modules, CosineSimilarity and PairwiseDistance, nested in any of the
+containers. Parameters and buffers are copied bitwise in their own dtype (float32 or float64),
+so a round trip gives back the very same bits. A parameter (or a layer) that appears under
+several names stays one object on the other side, so tied weights stay tied. The training/eval
+mode and requires_grad are carried over. Neither direction draws random numbers.
 
 A layer kind joins the bridge with one `register` call: its torch class's name and a function
 giving its constructor arguments, which must have the same names and meanings in both
@@ -68,12 +69,20 @@ for _loss in (nn.L1Loss, nn.MSELoss, nn.NLLLoss, nn.CrossEntropyLoss, nn.BCELoss
 register(nn.CosineSimilarity, "CosineSimilarity", _attrs("dim", "eps"))
 register(nn.PairwiseDistance, "PairwiseDistance",
          lambda m: dict(p=m.norm, eps=m.eps, keepdim=m.keepdim))
-# Conv2d and the pools, as this bridge has always converted them
-register(nn.Conv2d, "Conv2d", lambda m: _conv2d_args(m))
-register(nn.MaxPool2d, "MaxPool2d", lambda m: _pool_args(m, padding=0, dilation=1,
-                                                          ceil_mode=False, return_indices=False))
-register(nn.AvgPool2d, "AvgPool2d", lambda m: _pool_args(m, padding=0, ceil_mode=False,
-                                                          divisor_override=None))
+_POOLS = {  # the constructor arguments of each pool, as attributes of both frameworks' modules
+    nn.MaxPool1d: ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+    nn.AvgPool1d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                   "divisor_override"),
+    nn.AdaptiveAvgPool1d: ("output_size",), nn.AdaptiveAvgPool2d: ("output_size",),
+    nn.AdaptiveMaxPool1d: ("output_size", "return_indices"),
+    nn.AdaptiveMaxPool2d: ("output_size", "return_indices"),
+}
+for _pool, _pool_names in _POOLS.items():
+    register(_pool, _pool.__name__, _attrs(*_pool_names))
+for _conv in (nn.Conv1d, nn.Conv2d):
+    register(_conv, _conv.__name__, lambda m: _conv_args(m))
 
 
 def _activation_args(entry):
@@ -91,30 +100,14 @@ for _name, _cls in nn.ACTIVATIONS.items():  # nn.Tanh, nn.LeakyReLU, nn.GELU...:
     register(_cls, _name, _activation_args(_cls.entry))
 
 
-def _conv2d_args(m):
-    _require(m, dilation=1, groups=1, padding_mode="zeros")
-    if isinstance(m.padding, str):
-        raise ValueError(f"Conv2d with padding={m.padding!r} is not supported; give the padding "
-                         "as numbers")
-    stride, padding = (_one(m.stride, "stride"), _one(m.padding, "padding"))
+def _conv_args(m):
+    """A conv layer's constructor arguments (the same in both frameworks; cygrad pads with
+    zeros only)."""
+    _require(m, padding_mode="zeros")
     return dict(in_channels=m.in_channels, out_channels=m.out_channels,
-                kernel_size=tuple(m.kernel_size), stride=stride, padding=padding,
-                bias=m.bias is not None)
-
-
-def _pool_args(m, **fixed):
-    _require(m, **{k: v for k, v in fixed.items() if hasattr(m, k)})
-    return dict(kernel_size=m.kernel_size, stride=m.stride)
-
-
-def _one(value, name):
-    """cygrad's Conv2d takes one stride and one padding for both axes."""
-    if isinstance(value, tuple):
-        if len(set(value)) != 1:
-            raise ValueError(f"Conv2d with {name}={value!r} is not supported (cygrad's Conv2d "
-                             f"takes one {name} for both axes)")
-        return value[0]
-    return value
+                kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
+                dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
+                padding_mode=m.padding_mode)
 
 
 def _require(m, **settings):

@@ -152,11 +152,9 @@ def test_im2col_t_and_col2im_t_are_the_transposed_kernels(kh, kw, stride, paddin
         back = on_threads(lambda: B.col2im_t(d, x.shape, kh, kw, stride, padding), threads)
         assert np.array_equal(back, B.col2im(np.ascontiguousarray(d.T), x.shape, kh, kw,
                                              stride, padding))
-    assert np.array_equal(cols_t, numpy_backend.im2col_t(x, kh, kw, stride, padding,
-                                                         *cols_shape(x, kh, kw, stride,
-                                                                     padding), 1))
-    ref = numpy_backend.col2im_t(d, x.shape, kh, kw, stride, padding,
-                                 *cols_shape(x, kh, kw, stride, padding), 1)
+    geometry = (stride, stride, padding, padding, 1, 1) + cols_shape(x, kh, kw, stride, padding)
+    assert np.array_equal(cols_t, numpy_backend.im2col_t(x, kh, kw, *geometry, 1))
+    ref = numpy_backend.col2im_t(d, x.shape, kh, kw, *geometry, 1)
     assert np.array_equal(back, ref)  # one add per (i, j) in the same order: bitwise
 
 

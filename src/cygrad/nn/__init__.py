@@ -2,11 +2,10 @@
 
 from . import functional, init
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .conv import Conv1d, Conv2d
 from .layers import (
     ACTIVATIONS,
     AlphaDropout,
-    AvgPool2d,
-    Conv2d,
     Dropout,
     Dropout1d,
     Dropout2d,
@@ -16,7 +15,6 @@ from .layers import (
     Identity,
     Linear,
     LogSoftmax,
-    MaxPool2d,
     Softmax,
     Unflatten,
 )
@@ -34,6 +32,16 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Buffer, Module, Parameter
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
@@ -47,11 +55,12 @@ def tied_parameters(model):
 
 
 __all__ = [
-    "Module", "Parameter", "Buffer", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
-    "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
-    "FeatureAlphaDropout", "Identity", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
-    "ParameterDict", "Softmax", "LogSoftmax", "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss",
-    "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
-    "CosineSimilarity", "PairwiseDistance", "functional", "init", "tied_parameters",
+    "Module", "Parameter", "Buffer", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
+    "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
+    "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity", "Sequential", "ModuleList",
+    "ModuleDict", "ParameterList", "ParameterDict", "Softmax", "LogSoftmax", "L1Loss", "MSELoss",
+    "SmoothL1Loss", "HuberLoss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+    "KLDivLoss", "CosineSimilarity", "PairwiseDistance", "functional", "init", "tied_parameters",
     *ACTIVATIONS,
 ]
