@@ -19,6 +19,7 @@ from .. import dtypes
 from .. import random as _random
 from ..ops import layers as _layers
 from ..ops import losses as _losses
+from ..ops.elementwise import _check_broadcast
 from ..ops.reduction import float_sum
 from ..ops.registry import FUNCTIONS as _FUNCTIONS
 from ..tensor import Tensor, _local, _wrap, apply
@@ -112,11 +113,8 @@ def _common(input, target, where):
 def _broadcast(a, b):
     if a._data.shape == b._data.shape:
         return a, b
-    try:
-        shape = np.broadcast_shapes(a._data.shape, b._data.shape)
-    except ValueError:
-        raise RuntimeError(f"The size of tensor a {tuple(a.shape)} must match the size of "
-                           f"tensor b {tuple(b.shape)} (they do not broadcast)") from None
+    _check_broadcast(a._data.shape, b._data.shape)  # torch's message, naming the dimension
+    shape = np.broadcast_shapes(a._data.shape, b._data.shape)
     return a.expand(shape), b.expand(shape)
 
 
@@ -263,7 +261,14 @@ def _class_targets(input, target, where):
                                f"{t.dtype} (class indices must be integers)")
     shape = input._data.shape
     expected = () if len(shape) == 1 else (shape[0],) + shape[2:]
+    if len(shape) == 1 and t.shape == (1,):  # torch takes a (1,) target for (C,) input too
+        t = t.reshape(())
     if t.shape != expected:
+        if len(shape) == 1 and t.ndim == 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: "
+                             f"{t.shape[0]}")
+        if len(shape) <= 2 and t.ndim > 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         if len(shape) == 2 and t.ndim == 1:
             raise ValueError(f"Expected input batch_size ({shape[0]}) to match target "
                              f"batch_size ({t.shape[0]}).")
