@@ -259,6 +259,9 @@ def _class_targets(input, target, where):
         if t.dtype.kind not in "iu":
             raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
                                f"{t.dtype} (class indices must be integers)")
+    # one snapshot of the targets: the range check and the kernel see the same values, even
+    # if another thread writes the caller's array meanwhile
+    t = np.array(t, copy=True)
     shape = input._data.shape
     expected = () if len(shape) == 1 else (shape[0],) + shape[2:]
     if len(shape) == 1 and t.shape == (1,):  # torch takes a (1,) target for (C,) input too
