@@ -22,7 +22,9 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
     max_pool1d,
     max_pool2d,
 )
-from ._functional_loss import *  # noqa: F403  (losses, dropouts, one_hot, pad, normalize...)
+from ._functional_dropout import *  # noqa: F403  (dropout, dropout2d, alpha_dropout...)
+from ._functional_dropout import __all__ as _dropout_all
+from ._functional_loss import *  # noqa: F403  (losses, one_hot, pad, normalize...)
 from ._functional_loss import __all__ as _loss_all
 
 # The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
@@ -31,7 +33,7 @@ globals().update(registry.FUNCTIONAL)
 __all__ = [
     "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-    *registry.FUNCTIONAL, *_loss_all,
+    *registry.FUNCTIONAL, *_dropout_all, *_loss_all,
 ]
 
 

@@ -9,7 +9,7 @@ from ..ops import registry
 from ..ops.elementwise import _bind
 from . import functional as F
 from . import init
-from ._functional_loss import _check_probability
+from ._functional_dropout import _check_probability
 from .module import Module, Parameter
 
 
