@@ -375,6 +375,7 @@ def test_dropout_masks_are_torchs_when_the_generator_is():
         x = np.random.default_rng(1).standard_normal((4, 6, 5)).astype(np.float32)
         ours = getattr(F, fn)(cygrad.tensor(x), 0.3, training=True).numpy()
         theirs = getattr(torch.nn.functional, fn)(torch.tensor(x), 0.3, training=True).numpy()
+        assert ours.dtype == theirs.dtype == np.float32, fn
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, err_msg=fn)
 
 

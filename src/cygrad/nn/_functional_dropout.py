@@ -7,6 +7,7 @@ ValueError by the function and by the module's constructor (torch's module accep
 its forward raises RuntimeError).
 """
 
+import math
 import numbers
 import warnings
 
@@ -131,7 +132,9 @@ def _alpha(input, p, training, inplace, feature):
     else:
         kept = apply(_layers.Dropout, _wrap(np.ones(input._data.shape, input._data.dtype)), p=p,
                      generator=_random.generator())._data != 0
-    a = 1.0 / np.sqrt((_SELU_ALPHA * _SELU_ALPHA * p + 1) * (1 - p))
+    # Python floats, so that numpy computes in the input's dtype (torch's order: b = (mask - 1)
+    # * (alpha * a) + alpha * a * p, noise = mask * a, each rounded to the dtype)
+    a = 1.0 / math.sqrt((_SELU_ALPHA * _SELU_ALPHA * p + 1) * (1 - p))
     mask = kept.astype(input._data.dtype)
     b = _wrap((mask - 1) * (_SELU_ALPHA * a) + _SELU_ALPHA * a * p)
     noise = _wrap(mask * a)
