@@ -10,50 +10,29 @@ there (and may replace grad_input). A node packs several tensors into one flat a
 so that one backward call sees all their gradients; a single tensor passes as a view.
 """
 
-import itertools
 import math
 import warnings
-import weakref
 
 import numpy as np
 
 from ..ops import Op
 from ..tensor import Tensor, _local, _wrap, apply
+from ..utils.hooks import RemovableHandle as _Handle
 
 
-class RemovableHandle:
-    """What register_*_hook returns: remove() unregisters the hook (once; again does nothing).
-    Also a context manager that removes the hook on exit. Holds its tables weakly, as torch's
-    handle does, so it keeps no module alive."""
-
-    _ids = itertools.count()
+class RemovableHandle(_Handle):
+    """What register_*_hook returns (cygrad.utils.hooks.RemovableHandle, torch's): remove()
+    unregisters the hook, once; a context manager too. on_remove, if given, runs at each
+    remove() (Module uses it to note that its layout changed)."""
 
     def __init__(self, hooks_dict, *, extra_dict=None, on_remove=None):
-        self.hooks_dict_ref = weakref.ref(hooks_dict)
-        self.id = next(RemovableHandle._ids)
-        if extra_dict is None:
-            extra_dict = ()
-        elif not isinstance(extra_dict, (list, tuple)):
-            extra_dict = (extra_dict,)
-        self.extra_dict_ref = tuple(weakref.ref(d) for d in extra_dict)
+        super().__init__(hooks_dict, extra_dict=extra_dict)
         self._on_remove = on_remove
 
     def remove(self):
-        for ref in (self.hooks_dict_ref, *self.extra_dict_ref):
-            table = ref()
-            if table is not None and self.id in table:
-                del table[self.id]
+        super().remove()
         if self._on_remove is not None:
             self._on_remove()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-    def __repr__(self):
-        return f"<RemovableHandle id={self.id}>"
 
 
 # ---------------------------------------------------------------------- backward hooks
