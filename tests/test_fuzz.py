@@ -257,7 +257,7 @@ def test_cross_entropy(dtype, n, c, reduction, big, seed):
 def test_mse(dtype, shape, reduction, seed):
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(shape), rng.standard_normal(shape)]
-    fn = lambda x, t: F.mse_loss(x, t, reduction)  # noqa: E731
+    fn = lambda x, t: F.mse_loss(x, t, reduction=reduction)  # noqa: E731
     assert_backends_agree(fn, arrays, dtype, seed, scale=np.prod(shape))
 
 
