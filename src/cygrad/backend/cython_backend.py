@@ -9,7 +9,7 @@ layer's time.
 
 import numpy as np
 
-from cygrad._C import conv, elementwise, loss, optim, reduce
+from cygrad._C import conv, elementwise, loss, optim, reduce, transformer
 from cygrad._C import gemm as _gemm
 
 from . import numpy_backend
@@ -139,3 +139,10 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, b
         numpy_backend.adam_update(*([arg[i] for i in skipped] for arg in (
             params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections)), beta1, beta2, eps,
             weight_decay, shrink)
+
+
+# the transformer layers' kernels (csrc/gemm.pyx's batched entry, csrc/transformer.pyx)
+batched_gemm = _gemm.batched_product
+embedding_backward = transformer.embedding_backward
+softmax_rows = transformer.softmax_rows
+softmax_rows_backward = transformer.softmax_rows_backward
