@@ -41,6 +41,10 @@ def build_parser():
     demo.add_argument("--width", type=_positive, help="hidden layer width")
     demo.add_argument("--seed", type=_non_negative, default=0)
     demo.add_argument("--plot", metavar="DIR", help="also write PNG figures to DIR")
+    runner = commands.add_parser("run", help="run a PyTorch program on cygrad, unedited "
+                                 "(`import torch` gives cygrad)")
+    runner.add_argument("program", help="the program's path")
+    runner.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     trace = commands.add_parser("trace", help="print the backward trace of one training step")
     trace.add_argument("scenario", nargs="?", default="constant-init",
                        help=f"one of: {', '.join(SCENARIOS)} (default constant-init, S1)")
@@ -87,6 +91,11 @@ def main(argv=None):
         return 0
     if args.command == "trace":
         return run_trace(args, parser)
+    if args.command == "run":
+        from . import as_torch
+
+        as_torch.run(args.program, args.args)
+        return 0
     if args.list:
         for name, (scenario, _, summary) in demos.SCENARIOS.items():
             print(f"{scenario}  {name:14s} {summary}")

@@ -763,11 +763,15 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 # adopted without a copy when only `g` holds it and it owns writable
                 # memory (a large weight gradient is never copied); else added in
                 if held is None:
-                    if (_refcount(g) == _ALONE and g.base is None
+                    if not (_refcount(g) == _ALONE and g.base is None
                             and g.dtype is node._data.dtype and g.flags.writeable):
-                        node._grad = _wrap(g)
-                    else:
-                        node._grad = _wrap(np.array(g, dtype=node._data.dtype))
+                        g = np.array(g, dtype=node._data.dtype)
+                    grad = _new(Tensor)  # the gradient as a leaf Tensor, made inline: a hot path
+                    grad._data, grad._grad, grad._rg, grad._op, grad._parents = g, None, False, \
+                        None, ()
+                    grad._g = grad._mark = grad._extra = None
+                    grad._used = False
+                    node._grad = grad
                 else:
                     target = _writable(held)
                     target += g
@@ -844,6 +848,7 @@ def _check_finite(op, what, array):
 
 
 _refcount = sys.getrefcount
+_new = object.__new__
 
 
 def _count_alone():

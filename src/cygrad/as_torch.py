@@ -1,0 +1,78 @@
+"""Run a PyTorch program on cygrad without editing it: `import torch` gives cygrad.
+
+    python -m cygrad run program.py [args...]
+
+or, inside Python, `cygrad.as_torch.install()` before the program imports torch. Every module
+a program can import under torch's names (torch, torch.nn, torch.nn.functional, torch.optim,
+torch.utils.data ...) resolves to cygrad's own; a torch submodule cygrad does not have raises
+ImportError naming it. It is the same as swapping the import lines by hand
+(`import cygrad as torch`, `import cygrad.nn as nn` ...).
+"""
+
+import importlib
+import importlib.abc
+import importlib.util
+import runpy
+import sys
+
+# torch's module names and the cygrad module each one is
+ALIASES = {
+    "torch": "cygrad",
+    "torch.nn": "cygrad.nn",
+    "torch.nn.functional": "cygrad.nn.functional",
+    "torch.nn.init": "cygrad.nn.init",
+    "torch.nn.utils": "cygrad.nn.utils",
+    "torch.nn.modules": "cygrad.nn",
+    "torch.nn.parameter": "cygrad.nn",
+    "torch.optim": "cygrad.optim",
+    "torch.optim.lr_scheduler": "cygrad.optim.lr_scheduler",
+    "torch.utils": "cygrad.utils",
+    "torch.utils.data": "cygrad.utils.data",
+    "torch.autograd": "cygrad.autograd",
+    "torch.cuda": "cygrad.cuda",
+    "torch.backends": "cygrad.backends",
+    "torch.random": "cygrad.random",
+}
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers imports of torch's names with cygrad's modules."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        target = ALIASES.get(spec.name)
+        if target is None:
+            raise ImportError(f"cygrad has no counterpart of the module {spec.name!r} (it offers "
+                              f"{', '.join(sorted(ALIASES))})", name=spec.name)
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise ImportError(f"{spec.name} -> {target}: {err}", name=spec.name) from err
+        self._specs[id(module)] = module.__spec__  # importlib writes the alias's spec over it
+        return module
+
+    def exec_module(self, module):
+        """The cygrad module is already executed: give it back its own spec."""
+        module.__spec__ = self._specs.pop(id(module), module.__spec__)
+
+    def __init__(self):
+        self._specs = {}
+
+
+def install():
+    """From now on, `import torch` (and its submodules) gives cygrad."""
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
+            del sys.modules[name]  # a real torch imported earlier would shadow the aliases
+        sys.meta_path.insert(0, _Finder())
+
+
+def run(path, argv=()):
+    """Run the program at `path` as __main__ with `import torch` giving cygrad."""
+    install()
+    sys.argv = [path, *argv]
+    runpy.run_path(path, run_name="__main__")
