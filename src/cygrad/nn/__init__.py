@@ -1,6 +1,8 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
+from .activation import MultiheadAttention  # noqa: I001  (after layers: it builds on Linear)
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .layers import (
     ACTIVATIONS,
     AvgPool2d,
@@ -16,6 +18,8 @@ from .layers import (
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
+from .normalization import LayerNorm
+from .sparse import Embedding
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
@@ -32,4 +36,5 @@ __all__ = [
     "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
     "Identity", "Sequential", "Softmax", "LogSoftmax", "MSELoss", "CrossEntropyLoss",
     "BCEWithLogitsLoss", "functional", "init", "tied_parameters", *ACTIVATIONS,
+    "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "MultiheadAttention",
 ]

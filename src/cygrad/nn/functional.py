@@ -16,10 +16,13 @@ from ..tensor import Tensor, _wrap, apply
 
 # The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
 globals().update(registry.FUNCTIONAL)
+from ._functional_transformer import (  # noqa: E402, I001  (the transformer layers)
+    batch_norm, embedding, layer_norm, multi_head_attention_forward, scaled_dot_product_attention)
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "mse_loss", "cross_entropy",
-    "binary_cross_entropy_with_logits", *registry.FUNCTIONAL,
+    "binary_cross_entropy_with_logits", *registry.FUNCTIONAL, "embedding", "layer_norm",
+    "batch_norm", "scaled_dot_product_attention", "multi_head_attention_forward",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")

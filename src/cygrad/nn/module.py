@@ -47,6 +47,7 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
@@ -62,6 +63,11 @@ class Module:
         elif name in params and isinstance(value, Tensor):
             raise TypeError(f"cannot assign a plain Tensor to parameter {name!r}: wrap it in "
                             "cygrad.nn.Parameter (or assign None)")
+        elif name in self.__dict__.get("_buffers", ()):  # a buffer keeps its slot
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{type(value).__name__}' object to buffer "
+                                f"'{name}' (cygrad Tensor or None required)")
+            self._buffers[name] = value
         elif isinstance(value, Module) or (value is None and name in self._modules):
             params.pop(name, None)
             self.__dict__.pop(name, None)
@@ -81,6 +87,29 @@ class Module:
         self.__dict__.pop(name, None)
         self._parameters[name] = param
 
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register tensor (or None) as a buffer: module state that is not a parameter
+        (a minimal version: the full one, with state_dict and persistence, comes with nn's
+        infrastructure)."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer "
+                            f"'{name}' (cygrad Tensor or None required)")
+        _layout[0] += 1
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+
+    def named_buffers(self, prefix="", recurse=True):
+        modules = self._walk(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, b in module.__dict__.get("_buffers", {}).items():
+                if b is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
     def add_module(self, name, module):
         """Register a submodule under name (a Module, or None)."""
         if module is not None and not isinstance(module, Module):
@@ -91,7 +120,7 @@ class Module:
         self._modules[name] = module
 
     def __getattr__(self, name):  # only called when normal lookup fails
-        for table in ("_parameters", "_modules"):
+        for table in ("_parameters", "_modules", "_buffers"):
             entries = self.__dict__.get(table)
             if entries is not None and name in entries:
                 return entries[name]
