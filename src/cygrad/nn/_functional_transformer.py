@@ -164,7 +164,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     query (..., L, E), key (..., S, E), value (..., S, Ev); attn_mask bool (True: take part)
     or float (added), broadcasting to (..., L, S); is_causal: query i attends to keys j <= i
-    (with attn_mask too, both apply); dropout_p: dropout on the weights (cygrad's generator);
+    (not together with attn_mask, as torch); dropout_p: dropout on the weights (cygrad's generator);
     enable_gqa: key/value heads (dim -3) shared by groups of query heads. A query row that
     attends to nothing gives zeros."""
     where = "scaled_dot_product_attention"
@@ -207,6 +207,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"scaled_dot_product_attention: attn_mask of shape "
                            f"{list(attn_mask.shape)} does not broadcast to (L, S) = "
                            f"{(q.shape[-2], k.shape[-2])}")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
+                           "when is_causal=True")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     p = _attention_dropout(dropout_p)
     bool_mask, float_mask = None, None
