@@ -14,6 +14,10 @@ Workloads (float32):
   tiny   2-16-16-1 MLP, tanh, MSE, SGD, batch 32
   mnist  784-256-128-10 MLP, ReLU, cross-entropy, SGD, batch 64
   conv   8x1x28x28 -> Conv2d 1->8 3x3 -> ReLU -> flatten -> Linear 10, cross-entropy, SGD
+  cnn    pytorch/examples' mnist CNN, batch 64: Conv2d(1, 32, 3), ReLU, Conv2d(32, 64, 3), ReLU,
+         max_pool2d(2), Dropout(0.25), flatten, Linear(9216, 128), ReLU, Dropout(0.5),
+         Linear(128, 10); PyTorch: log_softmax + nll_loss, cygrad: cross_entropy on the logits
+         (the same function); SGD
   op     a recorded 4x4 `a + b` (both require grad): the per-op overhead
   gemm   the exact gemm (kernel call, preallocated output) against np.matmul and torch.matmul
   memory peak memory of the mnist step per system (fresh process each); cygrad's RSS over
@@ -74,6 +78,7 @@ TARGETS = [
     ("3", "mnist", "torch", 0.9, "MNIST-size MLP step at most 0.9x PyTorch's time"),
     ("4", "conv", "torch", 0.7, "conv net step at most 0.7x PyTorch's time"),
     ("5", "op", "torch", 1.0, "per-op overhead of a recorded 4x4 a + b no more than PyTorch's"),
+    ("12", "cnn", "torch", 0.7, "pytorch/examples mnist CNN step at most 0.7x PyTorch's time"),
 ]
 
 
@@ -313,6 +318,82 @@ def conv():
     return systems
 
 
+def cnn_params(rng):
+    """The mnist CNN's parameters with PyTorch's default init bounds (float32)."""
+    shapes = {"conv1": (32, 1, 3, 3), "conv2": (64, 32, 3, 3), "fc1": (128, 9216),
+              "fc2": (10, 128)}
+    params = {}
+    for name, shape in shapes.items():
+        k = 1 / np.sqrt(np.prod(shape[1:]))
+        params[name + ".weight"] = rng.uniform(-k, k, shape).astype(np.float32)
+        params[name + ".bias"] = rng.uniform(-k, k, shape[0]).astype(np.float32)
+    return params
+
+
+class CygradCNN(nn.Module):
+    """pytorch/examples' mnist Net, written as there."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = x.reshape(x.shape[0], -1)  # torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return self.fc2(x)  # the logits: cross_entropy = log_softmax + nll_loss
+
+
+def torch_cnn():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = torch.nn.Conv2d(32, 64, 3, 1)
+            self.dropout1 = torch.nn.Dropout(0.25)
+            self.dropout2 = torch.nn.Dropout(0.5)
+            self.fc1 = torch.nn.Linear(9216, 128)
+            self.fc2 = torch.nn.Linear(128, 10)
+
+        def forward(self, x):
+            tf = torch.nn.functional
+            x = tf.relu(self.conv1(x))
+            x = tf.relu(self.conv2(x))
+            x = tf.max_pool2d(x, 2)
+            x = self.dropout1(x)
+            x = torch.flatten(x, 1)
+            x = tf.relu(self.fc1(x))
+            x = self.dropout2(x)
+            return tf.log_softmax(self.fc2(x), dim=1)
+
+    return Net()
+
+
+def cnn():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    t = rng.integers(0, 10, 64)
+    params = cnn_params(rng)
+    model = CygradCNN()
+    model.load_state_dict(params)
+    systems = {"cygrad": cygrad_step(model, F.cross_entropy, cygrad.tensor(x), t)}
+    if torch is not None:
+        tm = torch_cnn()
+        tm.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+        systems["torch"] = torch_step(tm, torch.nn.functional.nll_loss, torch.from_numpy(x),
+                                      torch.from_numpy(t))
+    return systems
+
+
 def op():
     """A recorded 4x4 float32 a + b; the result (and its graph node) dropped at once."""
     rng = np.random.default_rng(3)
@@ -326,7 +407,7 @@ def op():
     return systems
 
 
-WORKLOADS = {"tiny": tiny, "mnist": mnist, "conv": conv, "op": op}
+WORKLOADS = {"tiny": tiny, "mnist": mnist, "conv": conv, "cnn": cnn, "op": op}
 
 
 # ---------------------------------------------------------------------- gemm
@@ -581,7 +662,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions, shorter runs")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    p.add_argument("--only", default="tiny,mnist,conv,op,memory,gemm",
+    p.add_argument("--only", default="tiny,mnist,conv,cnn,op,memory,gemm",
                    help="comma-separated parts to run")
     p.add_argument("--reps", type=int, default=None, help="repetitions per system")
     p.add_argument("--out", default=RESULTS, help="directory for latest.json / latest.md")

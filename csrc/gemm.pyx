@@ -190,6 +190,7 @@ cdef struct Operands:
     char *c
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
     Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
+    bint acc  # continue the chains from the values in C (C := C + op(A) @ op(B))
 
 
 cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
@@ -207,6 +208,7 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
     g.b_rs, g.b_cs = (b.strides[1], b.strides[0]) if trans_b else (b.strides[0], b.strides[1])
     g.ldc = c.strides[0] // <Py_ssize_t>sizeof(floating)
     g.nr = CG_NR_F32 if floating is float else CG_NR_F64
+    g.acc = False
     g.a = g.b = g.c = NULL
     if g.m > 0 and g.n > 0:
         g.c = <char *>&c[0, 0]
@@ -246,7 +248,8 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     for cb in range(_cdiv(nc, NR)):
                         jr = cb * NR
                         _tile(kc, abuf + ir * kc, bbuf + jr * kc, cblock + ir * g.ldc + jr, g.ldc,
-                              min(MR, mc - ir), min(NR, nc - jr), pc > 0, tile, NR, narrow)
+                              min(MR, mc - ir), min(NR, nc - jr), pc > 0 or g.acc, tile, NR,
+                              narrow)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
@@ -316,6 +319,8 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
         return 0
     cdef Py_ssize_t i
     if g.k == 0:
+        if g.acc:
+            return 0
         for i in range(g.m):
             memset(g.c + i * g.ldc * <Py_ssize_t>sizeof(floating), 0, g.n * sizeof(floating))
         return 0
@@ -368,12 +373,14 @@ def product(a, b, bint trans_a, bint trans_b, int num_threads):
     return gemm(a, b, None, trans_a, trans_b, num_threads)
 
 
-cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads):
+cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate=False):
     """C := op(A) @ op(B) (packed, register-blocked, exact: see the module docstring); returns C.
 
     a, b: 2-D float arrays of one dtype, any strides. c: None (a new (M, N) array is made) or a
     C-contiguous (M, N) array of their dtype, overwritten, not overlapping a or b. Threads split
-    the tiles of C.
+    the tiles of C. With `accumulate`, C := C + op(A) @ op(B), each element's chain continuing
+    from the value in C: bitwise the product with the two k ranges side by side (a convolution
+    sums its weight gradient over the samples of a batch this way).
 
     Operands come through the buffer protocol, not typed memoryviews: acquiring fused-type
     memoryviews cost ~0.6 us a call, more than a small layer's whole product.
@@ -400,6 +407,8 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads):
             raise ValueError(f"matmul: shapes {_shape(&v[0], trans_a)} and "
                              f"{_shape(&v[1], trans_b)} do not multiply")
         if c is None:
+            if accumulate:
+                raise ValueError("gemm: accumulate needs an array c to add to")
             c = _empty((g.m, g.n), _F32_DTYPE if kind == F32 else _F64_DTYPE)
         PyObject_GetBuffer(c, &v[2], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
         count = 3
@@ -415,6 +424,7 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads):
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
         g.a, g.b = <const char *>v[0].buf, <const char *>v[1].buf
         g.c, g.ldc = <char *>v[2].buf, g.n  # C-contiguous: rows n elements apart
+        g.acc = accumulate
         if kind == F32:
             _run(g, <float *>NULL, num_threads)
         else:
@@ -522,6 +532,7 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
         if trans_b:
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
         g.ldc = g.n
+        g.acc = False  # each product starts its chains from zero
         sa, sb, sc = v[0].strides[0], v[1].strides[0], g.m * g.n * v[2].itemsize
         for i in range(batch):
             g.a = <const char *>v[0].buf + i * sa

@@ -92,32 +92,39 @@ CASES = {
     "mse-module-shape": ("losses", f"nn.MSELoss()({T32.format('(4, 3)')}, {T32.format(3)})",
                          ValueError, r"input of shape \(4, 3\) and target of shape \(3,\)"),
     # ------------------------------------------------------------ convolution and pooling
-    "conv-rank": ("conv", f"nn.Conv2d(3, 4, 3)({T32.format('(3, 8, 8)')})", ValueError,
-                  r"conv2d expects input \(N, C, H, W\), got shape \(3, 8, 8\)"),
-    "conv-channels": ("conv", f"nn.Conv2d(3, 4, 3)({T32.format('(2, 1, 8, 8)')})", ValueError,
-                      r"input with 1 channels .* \(expected 3 channels\)"),
+    "conv-rank": ("conv", f"nn.Conv2d(3, 4, 3)({T32.format('(8, 8)')})", RuntimeError,
+                  r"Expected 3D \(unbatched\) or 4D \(batched\) input to conv2d, but got "
+                  r"input of size: \[8, 8\]"),
+    "conv-channels": ("conv", f"nn.Conv2d(3, 4, 3)({T32.format('(2, 1, 8, 8)')})", RuntimeError,
+                      r"expected input\[2, 1, 8, 8\] to have 3 channels, but got 1 channels"),
     "conv-kernel-too-large": ("conv", f"nn.Conv2d(1, 4, 5)({T32.format('(2, 1, 3, 3)')})",
-                              ValueError, r"kernel 5x5 is larger than the input .* padded to "
-                              r"3x3 \(padding=0\)"),
+                              RuntimeError, r"padded input size per channel: \(3 x 3\). Kernel "
+                              r"size: \(5 x 5\)"),
     "conv-kernel-too-large-padded": (
-        "conv", f"nn.Conv2d(1, 4, 5, padding=1)({T32.format('(2, 1, 2, 2)')})", ValueError,
-        r"kernel 5x5 is larger than the input .* padded to 4x4 \(padding=1\)"),
+        "conv", f"nn.Conv2d(1, 4, 5, padding=1)({T32.format('(2, 1, 2, 2)')})", RuntimeError,
+        r"padded input size per channel: \(4 x 4\). Kernel size: \(5 x 5\)"),
     "pool-kernel-too-large": ("conv", f"nn.MaxPool2d(4)({T32.format('(1, 1, 3, 3)')})",
-                              ValueError, r"max_pool2d: kernel 4x4 is larger than the input"),
-    "conv-stride-0": ("conv", "nn.Conv2d(1, 1, 3, stride=0)", ValueError,
-                      r"stride must be an integer >= 1, got 0"),
+                              RuntimeError, r"max_pool2d: Given input size: \(1x3x3\). "
+                              r"Calculated output size: \(1x0x0\). Output size is too small"),
+    "conv-stride-0": ("conv", "nn.Conv2d(1, 1, 3, stride=0)", RuntimeError,
+                      r"non-positive stride is not supported"),
     "conv2d-stride-0": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
-                        f"{T32.format('(1, 1, 3, 3)')}, stride=0)", ValueError,
-                        r"stride must be an integer >= 1, got 0"),
-    "maxpool-stride-0": ("conv", "nn.MaxPool2d(2, stride=0)", ValueError,
-                         r"MaxPool2d: stride must be an integer >= 1, got 0"),
+                        f"{T32.format('(1, 1, 3, 3)')}, stride=0)", RuntimeError,
+                        r"non-positive stride is not supported"),
+    "maxpool-stride-0": ("conv", "nn.MaxPool2d(2, stride=0)", RuntimeError,
+                         r"MaxPool2d: stride should be greater than zero, but got \(0, 0\)"),
     "avgpool-stride-0": ("conv", f"F.avg_pool2d({T32.format('(1, 1, 4, 4)')}, 2, stride=0)",
-                         ValueError, r"stride must be an integer >= 1, got 0"),
-    "conv-negative-padding": ("conv", "nn.Conv2d(1, 1, 3, padding=-1)", ValueError,
-                              r"padding must be an integer >= 0, got -1"),
+                         RuntimeError, r"stride should be greater than zero"),
+    "conv-negative-padding": ("conv", "nn.Conv2d(1, 1, 3, padding=-1)", RuntimeError,
+                              r"negative padding is not supported"),
     "conv2d-negative-padding": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
-                                f"{T32.format('(1, 1, 3, 3)')}, padding=-1)", ValueError,
-                                r"padding must be an integer >= 0, got -1"),
+                                f"{T32.format('(1, 1, 3, 3)')}, padding=-1)", RuntimeError,
+                                r"negative padding is not supported"),
+    "pool-pad-over-half": ("conv", f"F.max_pool2d({T32.format('(1, 1, 4, 4)')}, 3, padding=2)",
+                           RuntimeError, r"pad should be at most half of effective kernel size, "
+                           r"but got pad=2, kernel_size=3 and dilation=1"),
+    "conv-groups": ("conv", "nn.Conv2d(3, 4, 3, groups=2)", ValueError,
+                    r"in_channels must be divisible by groups"),
     # ------------------------------------------------------------ dropout
     "dropout-1": ("layers", "nn.Dropout(1.0)", ValueError, r"dropout probability .* \[0, 1\), "
                   r"got 1.0"),

@@ -221,19 +221,18 @@ def test_conv2d(dtype, geometry, layout, seed):
 @DTYPES
 @FUZZ
 @given(n=st.integers(1, 3), c=st.integers(1, 3), kh=st.integers(1, 3), kw=st.integers(1, 3),
-       stride=st.one_of(st.none(), st.integers(1, 3)), extra=st.tuples(st.integers(0, 5),
-                                                                       st.integers(0, 5)),
-       kind=st.sampled_from(["max", "avg"]), ties=st.booleans(), seed=seeds)
-def test_pooling(dtype, n, c, kh, kw, stride, extra, kind, ties, seed):
+       stride=st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))),
+       extra=st.tuples(st.integers(0, 5), st.integers(0, 5)), pad=st.booleans(),
+       ceil_mode=st.booleans(), kind=st.sampled_from(["max", "avg"]), ties=st.booleans(),
+       seed=seeds)
+def test_pooling(dtype, n, c, kh, kw, stride, extra, pad, ceil_mode, kind, ties, seed):
     rng = np.random.default_rng(seed)
     shape = (n, c, kh + extra[0], kw + extra[1])
     x = rng.integers(-1, 2, shape) if ties else rng.standard_normal(shape)
     pool = F.max_pool2d if kind == "max" else F.avg_pool2d
-    if stride is None and kh != kw:  # cygrad's im2col takes one stride for both axes
-        with pytest.raises(ValueError, match="stride must be the same along height and width"):
-            pool(cygrad.tensor(x.astype(dtype)), (kh, kw), stride)
-        return
-    assert_backends_agree(lambda t: pool(t, (kh, kw), stride), [x], dtype, seed, scale=9)
+    padding = (kh // 2, kw // 2) if pad else 0
+    assert_backends_agree(lambda t: pool(t, (kh, kw), stride, padding, ceil_mode=ceil_mode),
+                          [x], dtype, seed, scale=9)
 
 
 # ---------------------------------------------------------------------- losses

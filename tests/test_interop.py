@@ -35,10 +35,12 @@ def mlp(dtype):
 def conv_net(dtype):
     cygrad.manual_seed(2)
     features = nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(2, 4, 3, padding=1, dtype=dtype)), ("relu", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(4, 6, 3, stride=2, dtype=dtype)), ("tanh", nn.Tanh()),
-        ("pool2", nn.AvgPool2d(2, stride=1))]))
+        ("conv1", nn.Conv2d(2, 4, 3, padding="same", dtype=dtype)), ("relu", nn.ReLU()),
+        ("pool1", nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)),
+        ("conv2", nn.Conv2d(4, 6, (3, 2), stride=(2, 1), dilation=(1, 2), groups=2,
+                            dtype=dtype)), ("tanh", nn.Tanh()),
+        ("pool2", nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False)),
+        ("pool3", nn.AdaptiveAvgPool2d(1))]))
     return nn.Sequential(OrderedDict([("features", features), ("flat", nn.Flatten()),
                                       ("head", nn.Linear(6, 4, dtype=dtype))]))
 
@@ -99,9 +101,12 @@ def torch_model(torch, kind, dtype):
                            tnn.Dropout(0.2), tnn.Linear(12, 8, bias=False), tnn.Sigmoid(),
                            tnn.Identity(), tnn.Linear(8, 4), tnn.ReLU(), tnn.Linear(4, 4))
     else:
-        m = tnn.Sequential(tnn.Sequential(tnn.Conv2d(2, 4, 3, padding=1), tnn.ReLU(),
-                                          tnn.MaxPool2d(2), tnn.Conv2d(4, 6, 3, stride=2),
-                                          tnn.Tanh(), tnn.AvgPool2d(2, stride=1)),
+        m = tnn.Sequential(tnn.Sequential(tnn.Conv2d(2, 4, 3, padding="same"), tnn.ReLU(),
+                                          tnn.MaxPool2d(3, 2, 1, ceil_mode=True),
+                                          tnn.Conv2d(4, 6, (3, 2), (2, 1), dilation=(1, 2),
+                                                     groups=2), tnn.Tanh(),
+                                          tnn.AvgPool2d(2, 1, 1, count_include_pad=False),
+                                          tnn.AdaptiveMaxPool2d(1)),
                            tnn.Flatten(), tnn.Linear(6, 4))
     return m.to(tdtype)
 
@@ -213,12 +218,51 @@ def test_mode_and_requires_grad_carried_over(torch):
 
 
 def test_single_layers_convert(torch):
-    layer = nn.Conv2d(3, 2, (2, 3), stride=2, padding=1, dtype=np.float64)
+    layer = nn.Conv2d(4, 2, (2, 3), stride=2, padding=1, dilation=(2, 1), groups=2,
+                      dtype=np.float64)
     t = interop.to_torch(layer)
     assert isinstance(t, torch.nn.Conv2d) and t.weight.dtype == torch.float64
-    assert t.kernel_size == (2, 3) and t.stride == (2, 2) and t.padding == (1, 1)
+    assert (t.kernel_size, t.stride, t.padding, t.dilation, t.groups) == (
+        (2, 3), (2, 2), (1, 1), (2, 1), 2)
     back = interop.from_torch(torch.nn.MaxPool2d((2, 3), stride=1))
     assert isinstance(back, nn.MaxPool2d)
+
+
+LAYERS = [("Conv1d", (2, 4, 3), {"stride": 2, "padding": 1, "dilation": 2}),
+          ("Conv1d", (2, 4, 4), {"padding": "same", "bias": False}),
+          ("MaxPool1d", (3, 2, 1), {"return_indices": True, "ceil_mode": True}),
+          ("MaxPool2d", ((3, 2), (2, 1), (1, 0), (1, 2)), {"return_indices": True}),
+          ("AvgPool1d", (3, 2, 1, True, False), {}),
+          ("AvgPool2d", (3, 2, 1, True, False, 5), {}),
+          ("AdaptiveAvgPool1d", (4,), {}), ("AdaptiveAvgPool2d", ((3, None),), {}),
+          ("AdaptiveMaxPool1d", (4, True), {}), ("AdaptiveMaxPool2d", ((2, 3), True), {})]
+
+
+@pytest.mark.parametrize("name, args, kwargs", LAYERS)
+def test_every_conv_and_pool_layer_converts_with_its_arguments(torch, name, args, kwargs):
+    ours = getattr(nn, name)(*args, **kwargs)
+    theirs = interop.to_torch(ours)
+    assert type(theirs) is getattr(torch.nn, name) and repr(theirs) == repr(ours)
+    back = interop.from_torch(getattr(torch.nn, name)(*args, **kwargs))
+    assert type(back) is getattr(nn, name) and repr(back) == repr(ours)
+    for attr in ("return_indices", "ceil_mode", "count_include_pad", "divisor_override",
+                 "groups", "dilation", "padding"):
+        assert getattr(back, attr, None) == getattr(ours, attr, None)
+    x = np.random.default_rng(0).standard_normal((2, 2) + (9,) * (1 + ("2d" in name)))
+    x = x.astype(np.float32)
+    out, tout = ours(cygrad.tensor(x)), theirs(torch.tensor(x))
+    if isinstance(out, tuple):
+        np.testing.assert_array_equal(out[1].numpy(), tout[1].numpy())
+        out, tout = out[0], tout[0]
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_settings_are_named(torch):
+    tnn = torch.nn
+    with pytest.raises(ValueError, match="padding_mode='reflect'"):
+        interop.from_torch(tnn.Conv2d(1, 1, 3, padding_mode="reflect"))
+    with pytest.raises(TypeError, match="dtype torch.float16"):
+        interop.from_torch(tnn.Linear(2, 2).half())
 
 
 def test_no_random_draws(torch):
@@ -251,22 +295,6 @@ def test_unsupported_layers_are_named(torch):
         interop.to_torch(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="converts a torch.nn.Module"):
         interop.from_torch(nn.Linear(2, 2))
-
-
-def test_unsupported_settings_are_named(torch):
-    tnn = torch.nn
-    with pytest.raises(ValueError, match="dilation"):
-        interop.from_torch(tnn.Conv2d(1, 1, 3, dilation=2))
-    with pytest.raises(ValueError, match="groups"):
-        interop.from_torch(tnn.Conv2d(2, 2, 3, groups=2))
-    with pytest.raises(ValueError, match="padding='same'"):
-        interop.from_torch(tnn.Conv2d(2, 2, 3, padding="same"))
-    with pytest.raises(ValueError, match="ceil_mode"):
-        interop.from_torch(tnn.Sequential(tnn.MaxPool2d(2, ceil_mode=True)))
-    with pytest.raises(ValueError, match="padding=1"):
-        interop.from_torch(tnn.AvgPool2d(3, padding=1))
-    with pytest.raises(TypeError, match="dtype torch.float16"):
-        interop.from_torch(tnn.Linear(2, 2).half())
 
 
 def test_missing_torch_is_a_clear_import_error(monkeypatch):

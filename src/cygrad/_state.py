@@ -23,8 +23,9 @@ class _Local(threading.local):
     grad_enabled = True
     inference = False
     anomaly = False
-    tracer = None  # a cygrad.trace.Trace while `with cygrad.trace():` is open
     default_dtype = None  # cygrad.float32, set by cygrad.dtypes
+    watch = None  # a tuple of the thread's watchers (tensor.Watcher), or None: the engine
+    #               calls them at every op (detect_anomaly, cygrad.trace, op recorders)
 
 
 local = _Local()
@@ -53,3 +54,21 @@ def restore(name, previous):
         local.__dict__.pop(name, None)
     else:
         setattr(local, name, previous)
+
+
+class watching:
+    """`with watching(w):` adds the watcher w (tensor.Watcher) to the calling thread's for the
+    block; nested blocks stack."""
+
+    def __init__(self, watcher):
+        self.watcher = watcher
+
+    def __enter__(self):
+        current = local.watch or ()
+        local.watch = current + (self.watcher,)
+        return self.watcher
+
+    def __exit__(self, *exc):
+        current = tuple(w for w in (local.watch or ()) if w is not self.watcher)
+        local.watch = current or None
+        return False

@@ -10,7 +10,7 @@ and restores what that thread had before.
 import functools
 
 from . import _state
-from .tensor import Tensor, _backward, _tensor_list
+from .tensor import AnomalyWatcher, Tensor, _backward, _tensor_list
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled", "detect_anomaly", "set_detect_anomaly",
@@ -144,6 +144,21 @@ class detect_anomaly(_Mode):
     def __init__(self, check_nan=True):
         super().__init__()
         self.value = bool(check_nan)
+        self._watches = []
+
+    def __enter__(self):
+        super().__enter__()
+        watch = _state.watching(AnomalyWatcher()) if self.value else None
+        if watch is not None:
+            watch.__enter__()
+        self._watches.append(watch)
+        return self
+
+    def __exit__(self, *exc):
+        watch = self._watches.pop()
+        if watch is not None:
+            watch.__exit__(*exc)
+        return super().__exit__(*exc)
 
     def _args(self):
         return (self.value,)
@@ -161,15 +176,23 @@ class _SetAnomaly(_Mode):
     def __init__(self, value):
         super().__init__()
         self.value = value
-        self._previous = _state.local.anomaly
-        _state.set_default("anomaly", value)
+        self._previous = (_state.local.anomaly, _state.local.watch)
+        _set_anomaly(value)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _state.set_default("anomaly", self._previous)
+        _state.set_default("anomaly", self._previous[0])
+        _state.set_default("watch", self._previous[1])
         return False
+
+
+def _set_anomaly(value):
+    """The anomaly flag and an AnomalyWatcher among the watchers, or neither."""
+    others = tuple(w for w in (_state.local.watch or ()) if not isinstance(w, AnomalyWatcher))
+    _state.set_default("anomaly", value)
+    _state.set_default("watch", (others + (AnomalyWatcher(),)) if value else (others or None))
 
 
 def is_anomaly_enabled():

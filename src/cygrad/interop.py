@@ -3,8 +3,9 @@
     torch_model = cygrad.interop.to_torch(model)      # a torch.nn module, weights copied
     model = cygrad.interop.from_torch(torch_model)    # and back
 
-Supported layers, nested in Sequential: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout,
-ReLU, LeakyReLU, Tanh, Sigmoid, Identity. Weights are copied bitwise in their own dtype
+Supported layers, nested in Sequential: Linear, Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d,
+AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d (with all their arguments), Flatten, Dropout, ReLU,
+LeakyReLU, Tanh, Sigmoid, Identity. Weights are copied bitwise in their own dtype
 (float32 or float64), so a round trip gives back the very same bits. A parameter (or a layer)
 that appears under several names stays one object on the other side, so tied weights stay tied.
 The training/eval mode is carried over. Neither direction draws random numbers.
@@ -21,8 +22,31 @@ from . import random as _random
 
 __all__ = ["to_torch", "from_torch"]
 
-_SUPPORTED = ("Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "ReLU",
-              "LeakyReLU", "Tanh", "Sigmoid", "Identity", "Sequential")
+_SUPPORTED = ("Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+              "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+              "Flatten", "Dropout", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Identity",
+              "Sequential")
+_CONVS = ("Conv1d", "Conv2d")
+_POOLS = {  # the constructor arguments of each pool, as attributes of both frameworks' modules
+    "MaxPool1d": ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+    "AvgPool1d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                  "divisor_override"),
+    "AdaptiveAvgPool1d": ("output_size",), "AdaptiveAvgPool2d": ("output_size",),
+    "AdaptiveMaxPool1d": ("output_size", "return_indices"),
+    "AdaptiveMaxPool2d": ("output_size", "return_indices"),
+}
+
+
+def _conv_args(m):
+    """A conv layer's constructor arguments after the channels (the same in both frameworks)."""
+    return dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
+                dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
+
+
+def _pool_args(m):
+    return {name: getattr(m, name) for name in _POOLS[type(m).__name__]}
 
 
 def _torch():
@@ -90,13 +114,12 @@ class _ToTorch:
                 for name, child in m.named_children()))
         if kind is nn.Linear:
             return self._with_weights(tnn.Linear, m, m.in_features, m.out_features)
-        if kind is nn.Conv2d:
-            return self._with_weights(tnn.Conv2d, m, m.in_channels, m.out_channels,
-                                      m.kernel_size, stride=m.stride, padding=m.padding)
-        if kind is nn.MaxPool2d:
-            return tnn.MaxPool2d(m.kernel_size, m.stride)
-        if kind is nn.AvgPool2d:
-            return tnn.AvgPool2d(m.kernel_size, m.stride)
+        name = kind.__name__
+        if kind is getattr(nn, name, None) and name in _CONVS:
+            return self._with_weights(getattr(tnn, name), m, m.in_channels, m.out_channels,
+                                      **_conv_args(m))
+        if kind is getattr(nn, name, None) and name in _POOLS:
+            return getattr(tnn, name)(**_pool_args(m))
         if kind is nn.Flatten:
             return tnn.Flatten(m.start_dim, m.end_dim)
         if kind is nn.Dropout:
@@ -170,20 +193,14 @@ class _FromTorch:
             layer = nn.Linear(m.in_features, m.out_features, m.bias is not None,
                               dtype=self.dtype(m, where))
             return self._with_weights(layer, m, where)
-        if kind is tnn.Conv2d:
-            _require(m, where, dilation=1, groups=1, padding_mode="zeros")
-            if isinstance(m.padding, str):
-                raise ValueError(f"{where or 'Conv2d'}: padding={m.padding!r} is not supported; "
-                                 "give the padding as numbers")
-            layer = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                              m.bias is not None, dtype=self.dtype(m, where))
+        name = kind.__name__
+        if kind is getattr(tnn, name, None) and name in _CONVS:
+            _require(m, where, padding_mode="zeros")
+            layer = getattr(nn, name)(m.in_channels, m.out_channels, bias=m.bias is not None,
+                                      dtype=self.dtype(m, where), **_conv_args(m))
             return self._with_weights(layer, m, where)
-        if kind is tnn.MaxPool2d:
-            _require(m, where, padding=0, dilation=1, ceil_mode=False, return_indices=False)
-            return nn.MaxPool2d(m.kernel_size, m.stride)
-        if kind is tnn.AvgPool2d:
-            _require(m, where, padding=0, ceil_mode=False, divisor_override=None)
-            return nn.AvgPool2d(m.kernel_size, m.stride)
+        if kind is getattr(tnn, name, None) and name in _POOLS:
+            return getattr(nn, name)(**_pool_args(m))
         if kind is tnn.Flatten:
             return nn.Flatten(m.start_dim, m.end_dim)
         if kind is tnn.Dropout:

@@ -686,8 +686,6 @@ def apply(op_class, *inputs, **params):
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
-            if _local.anomaly:
-                op.snapshots = [(array, array.tobytes()) for array in saved]
         for t in inputs:
             t._used = True
         out._rg, out._op, out._parents = True, op, inputs
@@ -695,8 +693,10 @@ def apply(op_class, *inputs, **params):
         out._rg, out._op, out._parents = False, None, ()
     if op.view_of is not None and op.view_of < len(inputs):  # the output shares input's array
         out._extra = {"base": inputs[op.view_of]}
-    if _local.anomaly:
-        _check_finite(op, "forward output", data)
+    watch = _local.watch
+    if watch is not None:  # detect_anomaly, trace, an op recorder: see cygrad/_state.py
+        for w in watch:
+            w.forward(op, inputs, out)
     return out
 
 
@@ -737,8 +737,7 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
             root._g = root._g + g
             summed.add(id(root))
     only_ids = None if only is None else {id(t) for t in only}
-    tracer = _local.tracer
-    anomaly = _local.anomaly
+    watch = _local.watch
     try:
         for node in reversed(order):
             g, node._g = node._g, None
@@ -750,8 +749,9 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
             if node._extra is not None:
                 g = _node_extras(node, g, capture)
             if op is None:  # a leaf: .grad += g
-                if tracer is not None:
-                    tracer.leaf(node, g)
+                if watch is not None:
+                    for w in watch:
+                        w.leaf(node, g)
                 if capture is not None:
                     if id(node) in capture:
                         capture[id(node)] = g if capture[id(node)] is None else \
@@ -782,14 +782,13 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 raise RuntimeError(f"Trying to backward through the graph a second time "
                                    f"({op.name()} has already freed its saved arrays); call "
                                    "backward(retain_graph=True) the first time to keep them")
-            if anomaly:
-                _check_unchanged(op)
+            if watch is not None:
+                for w in watch:
+                    w.before(node, g)
             input_grads = op.backward(g)
-            if anomaly:
-                for pg in input_grads:
-                    _check_finite(op, "backward gradient", pg)
-            if tracer is not None:
-                tracer.step(node, g, input_grads)
+            if watch is not None:
+                for w in watch:
+                    w.step(node, g, input_grads)
             if not retain_graph:  # free what it saved now: the rest of backward has room
                 op.release()
             for parent, pg in zip(node._parents, input_grads):
@@ -827,6 +826,44 @@ def _node_extras(node, g, capture):
         else:
             node._grad = _wrap(node._grad._data + g)
     return g
+
+
+class Watcher:
+    """Something that watches the engine in one thread (cygrad/_state.py `watching`): every
+    recorded or unrecorded op's forward, and each step of backward. Subclasses override what
+    they need: detect_anomaly, cygrad.trace, the symmetry tools' op recorder."""
+
+    def forward(self, op, inputs, out):
+        """op has just run forward: inputs (Tensors) gave out (a Tensor)."""
+
+    def before(self, node, g):
+        """backward is about to run node's op with g, the gradient of node."""
+
+    def step(self, node, g, input_grads):
+        """backward ran node's op: g in, input_grads (arrays or None) out."""
+
+    def leaf(self, node, g):
+        """backward is about to add g into the leaf node's .grad."""
+
+
+class AnomalyWatcher(Watcher):
+    """detect_anomaly: NaN and Inf in forward outputs and backward gradients raise
+    FloatingPointError naming the op; the bytes backward reads are compared at backward."""
+
+    def forward(self, op, inputs, out):
+        if out._op is op and (op.saves or op.saves_output):  # recorded: keep its bytes
+            saved = [inputs[i]._data for i in op.saves]
+            if op.saves_output:
+                saved.append(out._data)
+            op.snapshots = [(array, array.tobytes()) for array in saved]
+        _check_finite(op, "forward output", out._data)
+
+    def before(self, node, g):
+        _check_unchanged(node._op)
+
+    def step(self, node, g, input_grads):
+        for pg in input_grads:
+            _check_finite(node._op, "backward gradient", pg)
 
 
 def _check_unchanged(op):

@@ -17,6 +17,7 @@ import contextlib
 import numpy as np
 
 from . import _state
+from .tensor import Watcher
 
 __all__ = ["trace", "Trace"]
 
@@ -27,14 +28,11 @@ def trace(model=None, names=None, full_values=16):
     tensor -> name) names the parameters; arrays with at most `full_values` elements are shown
     in full, larger ones by shape and norm."""
     t = Trace(model=model, names=names, full_values=full_values)
-    previous = _state.swap("tracer", t)
-    try:
+    with _state.watching(t):
         yield t
-    finally:
-        _state.restore("tracer", previous)
 
 
-class Trace:
+class Trace(Watcher):
     """The recorded backward steps (see `trace`)."""
 
     def __init__(self, model=None, names=None, full_values=16):

@@ -1,7 +1,9 @@
-"""im2col / col2im kernels against their numpy twins, the adjoint identity, and bitwise exactness.
+"""The conv kernels (im2col / col2im, their transposes, the bias moves) against their numpy
+twins, the adjoint identity, bitwise exactness, and the geometry checks of direct calls.
 
-Most tests call `cygrad._C.conv` directly through two small helpers (so they run as soon as the
-conv family is built); one group goes through the `cygrad.backend` seam.
+Geometry: a kh x kw kernel, strides (sh, sw), padding (ph, pw) before the image, dilation
+(dh, dw), and an output of oh x ow positions (one more than the even padding gives, sometimes:
+an uneven padding, as padding="same" makes for even kernels).
 """
 
 import numpy as np
@@ -15,19 +17,18 @@ from cygrad.backend import numpy_backend
 conv = pytest.importorskip("cygrad._C.conv", reason="conv kernels not built")
 
 DTYPES = [np.float32, np.float64]
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
 
-def geometry(shape, kh, kw, stride, padding):
+def out_size(shape, kh, kw, sh=1, sw=1, ph=0, pw=0, dh=1, dw=1, extra=(0, 0)):
     _, _, h, w = shape
-    return (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    return ((h + 2 * ph - (kh - 1) * dh - 1) // sh + 1 + extra[0],
+            (w + 2 * pw - (kw - 1) * dw - 1) // sw + 1 + extra[1])
 
 
-GUARD = 12345.0  # one guard row/sample on each side of every output catches stray writes
+GUARD = 12345.0  # one guard sample on each side of every output catches stray writes
 
 
 def guarded(shape, dtype):
-    """An uninitialised-looking (NaN) C-contiguous array inside a buffer with guard slabs."""
     buf = np.full((shape[0] + 2,) + tuple(shape[1:]), GUARD, dtype=dtype)
     out = buf[1:-1]
     out[...] = np.nan  # the kernels must write (im2col) or zero (col2im) every entry
@@ -38,185 +39,218 @@ def check_guards(buf):
     assert (buf[0] == GUARD).all() and (buf[-1] == GUARD).all(), "kernel wrote out of bounds"
 
 
-def im2col(x, kh, kw, stride=1, padding=0, threads=2):
-    """The kernel called directly: allocate cols, fill it."""
-    oh, ow = geometry(x.shape, kh, kw, stride, padding)
-    n, c = x.shape[:2]
-    buf, cols = guarded((n * oh * ow, c * kh * kw), x.dtype)
-    conv.im2col(np.ascontiguousarray(x), cols, kh, kw, stride, padding, oh, ow, threads)
+def kernel_call(name, src, shape, geo, threads):
+    """Call conv.<name> directly on a guarded output of `shape`."""
+    buf, out = guarded(shape, src.dtype)
+    getattr(conv, name)(np.ascontiguousarray(src), out, *geo, threads)
     check_guards(buf)
-    return cols
-
-
-def col2im(cols, shape, kh, kw, stride=1, padding=0, threads=2):
-    oh, ow = geometry(shape, kh, kw, stride, padding)
-    buf, x = guarded(shape, cols.dtype)
-    conv.col2im(np.ascontiguousarray(cols), x, kh, kw, stride, padding, oh, ow, threads)
-    check_guards(buf)
-    return x
-
-
-def twin_im2col(x, kh, kw, stride=1, padding=0):
-    oh, ow = geometry(x.shape, kh, kw, stride, padding)
-    return numpy_backend.im2col(x, kh, kw, stride, padding, oh, ow, 1)
-
-
-def twin_col2im(cols, shape, kh, kw, stride=1, padding=0):
-    oh, ow = geometry(shape, kh, kw, stride, padding)
-    return numpy_backend.col2im(cols, shape, kh, kw, stride, padding, oh, ow, 1)
+    return out
 
 
 @st.composite
-def conv_cases(draw, max_n=3, max_c=3):
-    """(shape, kh, kw, stride, padding, dtype) with the kernel no larger than the padded input."""
+def cases(draw, max_n=3, max_c=3):
+    """(x shape, geometry (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow), dtype); the dilated kernel
+    fits the padded input."""
     n, c = draw(st.integers(0, max_n)), draw(st.integers(0, max_c))
     h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
-    padding, stride = draw(st.integers(0, 2)), draw(st.integers(1, 3))
-    kh = draw(st.integers(1, min(4, h + 2 * padding)))
-    kw = draw(st.integers(1, min(4, w + 2 * padding)))
-    dt = draw(st.sampled_from(DTYPES))
-    return (n, c, h, w), kh, kw, stride, padding, np.dtype(dt)
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh = draw(st.integers(1, max(1, min(4, (h + 2 * ph - 1) // dh + 1))))
+    kw = draw(st.integers(1, max(1, min(4, (w + 2 * pw - 1) // dw + 1))))
+    extra = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+    oh, ow = out_size((n, c, h, w), kh, kw, sh, sw, ph, pw, dh, dw, extra)
+    return (n, c, h, w), (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow), np.dtype(draw(
+        st.sampled_from(DTYPES)))
 
 
 def random(shape, dtype, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
+def cols_shape(shape, geo, transposed=False):
+    n, c = shape[:2]
+    kh, kw, oh, ow = geo[0], geo[1], geo[8], geo[9]
+    s = (n * oh * ow, c * kh * kw)
+    return s[::-1] if transposed else s
+
+
 # ---------------------------------------------------------------- against the numpy twin
 
-@settings(max_examples=200, deadline=None)
-@given(case=conv_cases(), threads=st.sampled_from([1, 2]))
-def test_kernels_match_numpy_twin(case, threads):
-    shape, kh, kw, stride, padding, dt = case
+@settings(max_examples=250, deadline=None)
+@given(case=cases(), threads=st.sampled_from([1, 2]))
+def test_kernels_are_bitwise_the_numpy_twin(case, threads):
+    shape, geo, dt = case
     x = random(shape, dt, seed=sum(shape))
-    cols = im2col(x, kh, kw, stride, padding, threads)
-    ref = twin_im2col(x, kh, kw, stride, padding)
-    assert cols.dtype == dt and cols.shape == ref.shape
-    np.testing.assert_array_equal(cols, ref)  # a copy: exact
-
-    g = random(cols.shape, dt, seed=kh * kw + stride)
-    back = col2im(g, shape, kh, kw, stride, padding, threads)
-    back_ref = twin_col2im(g, shape, kh, kw, stride, padding)
-    assert back.dtype == dt and back.shape == shape
-    np.testing.assert_allclose(back, back_ref, rtol=RTOL[dt], atol=RTOL[dt])
-
-
-@pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("shape, kh, kw, stride, padding", [
-    ((2, 3, 9, 7), 3, 3, 1, 1), ((2, 2, 8, 8), 4, 2, 2, 2), ((1, 3, 5, 6), 2, 3, 3, 0),
-    ((3, 1, 6, 6), 4, 4, 1, 2), ((1, 2, 3, 3), 1, 1, 1, 2)])
-def test_col2im_is_bitwise_the_twin(shape, kh, kw, stride, padding, dt):
-    # The documented order (ascending (i, j) per pixel) is the twin's loop order, so the two
-    # agree to the bit, not only within a tolerance.
-    g = random((shape[0] * np.prod(geometry(shape, kh, kw, stride, padding)),
-                shape[1] * kh * kw), dt, seed=3)
-    np.testing.assert_array_equal(col2im(g, shape, kh, kw, stride, padding),
-                                  twin_col2im(g, shape, kh, kw, stride, padding))
+    for name, transposed in (("im2col", False), ("im2col_t", True)):
+        cols = kernel_call(name, x, cols_shape(shape, geo, transposed), geo, threads)
+        np.testing.assert_array_equal(cols, getattr(numpy_backend, name)(x, *geo, 1))
+    g = random(cols_shape(shape, geo), dt, seed=geo[0] * geo[2] + geo[6])
+    back = kernel_call("col2im", g, shape, geo, threads)
+    # the documented order, ascending (i, j) per pixel, is the twin's loop order: bitwise
+    np.testing.assert_array_equal(back, numpy_backend.col2im(g, shape, *geo, 1))
+    back_t = kernel_call("col2im_t", g.T, shape, geo, threads)
+    np.testing.assert_array_equal(back_t, back)
 
 
 def test_col2im_adds_in_documented_order():
     # One pixel receives, in ascending (i, j): 1e8, 1, -1e8, 3 (float32, spacing 8 at 1e8). The
-    # documented order gives ((((0 + 1e8) + 1) - 1e8) + 3) = 3; row-reversed (oy ascending)
-    # gives 1, fully reversed 0, column-major (j before i) 4.
-    # A 3x3 image, 2x2 kernel, stride 1: OH = OW = 2 and the centre pixel (1, 1) receives one
-    # entry from each (i, j), at row r = oy*2 + ox with (oy, ox) = (1 - i, 1 - j), column i*2 + j.
-    x_shape = (1, 1, 3, 3)
+    # documented order gives ((((0 + 1e8) + 1) - 1e8) + 3) = 3; row-reversed gives 1, fully
+    # reversed 0, column-major (j before i) 4. A 3x3 image, 2x2 kernel, stride 1: the centre
+    # pixel gets one entry from each (i, j), at row (1 - i)*2 + (1 - j), column i*2 + j.
     g = np.zeros((4, 4), np.float32)
     values = {(0, 0): 1e8, (0, 1): 1.0, (1, 0): -1e8, (1, 1): 3.0}
     for (i, j), v in values.items():
         g[(1 - i) * 2 + (1 - j), i * 2 + j] = v
-    out = col2im(g, x_shape, 2, 2)
-    expected = np.float32(0)
-    for key in sorted(values):
-        expected = np.float32(expected + np.float32(values[key]))
-    assert out[0, 0, 1, 1] == expected == np.float32(3)
+    geo = (2, 2, 1, 1, 0, 0, 1, 1, 2, 2)
+    for name, cols in (("col2im", g), ("col2im_t", g.T)):
+        out = kernel_call(name, cols, (1, 1, 3, 3), geo, 1)
+        assert out[0, 0, 1, 1] == np.float32(3)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_dilation_reads_the_documented_pixels(dt):
+    # cols[r, q] = x[n, c, oy*sh + i*dh - ph, ox*sw + j*dw - pw], written out by hand
+    x = random((2, 2, 7, 8), dt, seed=3)
+    kh, kw, sh, sw, ph, pw, dh, dw = 2, 3, 2, 1, 1, 2, 3, 2
+    oh, ow = out_size(x.shape, kh, kw, sh, sw, ph, pw, dh, dw)
+    cols = kernel_call("im2col", x, (2 * oh * ow, 2 * kh * kw),
+                       (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow), 2)
+    for n in range(2):
+        for oy in range(oh):
+            for ox in range(ow):
+                for c in range(2):
+                    for i in range(kh):
+                        for j in range(kw):
+                            y, xx = oy * sh + i * dh - ph, ox * sw + j * dw - pw
+                            inside = 0 <= y < 7 and 0 <= xx < 8
+                            assert cols[(n * oh + oy) * ow + ox, (c * kh + i) * kw + j] == (
+                                x[n, c, y, xx] if inside else 0)
 
 
 def test_edge_geometries():
     for dt in DTYPES:
-        # kernel 1x1 with padding 2: whole rows of patches lie in the padding
-        x = random((2, 2, 3, 4), dt)
-        for kh, kw, s, p in [(1, 1, 1, 2), (1, 1, 3, 2), (5, 6, 1, 1), (3, 2, 2, 2)]:
-            np.testing.assert_array_equal(im2col(x, kh, kw, s, p), twin_im2col(x, kh, kw, s, p))
-            g = random((2 * np.prod(geometry(x.shape, kh, kw, s, p)), 2 * kh * kw), dt)
-            np.testing.assert_array_equal(col2im(g, x.shape, kh, kw, s, p),
-                                          twin_col2im(g, x.shape, kh, kw, s, p))
-        # empty image inside the padding: every patch entry is padding
+        # an empty image inside the padding: every patch entry is padding
         empty = np.zeros((2, 3, 0, 0), dt)
-        cols = im2col(empty, 1, 1, 1, 1)  # OH = OW = 0 + 2 - 1 + 1 = 2
-        assert cols.shape == (2 * 4, 3) and not cols.any()
-        np.testing.assert_array_equal(cols, twin_im2col(empty, 1, 1, 1, 1))
-        assert col2im(np.ones((8, 3), dt), empty.shape, 1, 1, 1, 1).shape == empty.shape
-        # no samples, no channels
-        assert im2col(np.zeros((0, 2, 5, 5), dt), 3, 3).shape == (0, 18)
-        assert im2col(np.zeros((2, 0, 5, 5), dt), 3, 3).shape == (18, 0)
-        assert col2im(np.zeros((18, 0), dt), (2, 0, 5, 5), 3, 3).shape == (2, 0, 5, 5)
-        out = col2im(np.zeros((0, 18), dt), (0, 2, 5, 5), 3, 3)
+        geo = (1, 1, 1, 1, 1, 1, 1, 1, 2, 2)
+        cols = kernel_call("im2col", empty, (8, 3), geo, 2)
+        assert not cols.any()
+        assert kernel_call("col2im", np.ones((8, 3), dt), empty.shape, geo, 2).shape == (2, 3,
+                                                                                          0, 0)
+        # no samples, no channels, no output positions
+        geo = (3, 3, 1, 1, 0, 0, 1, 1, 3, 3)
+        assert kernel_call("im2col", np.zeros((0, 2, 5, 5), dt), (0, 18), geo, 2).size == 0
+        assert kernel_call("im2col", np.zeros((2, 0, 5, 5), dt), (18, 0), geo, 2).size == 0
+        out = kernel_call("col2im_t", np.zeros((18, 0), dt), (0, 2, 5, 5), geo, 2)
         assert out.shape == (0, 2, 5, 5)
+        none = (3, 3, 1, 1, 0, 0, 1, 1, 0, 3)
+        assert not kernel_call("col2im", np.zeros((0, 18), dt), (2, 2, 5, 5), none, 2).any()
 
 
 def test_direct_calls_check_geometry():
-    x = np.zeros((1, 2, 5, 5))
-    cols = np.zeros((9, 18))
-    with pytest.raises(ValueError, match="output size"):
-        conv.im2col(x, cols, 3, 3, 1, 0, 4, 4, 1)
+    x, cols = np.zeros((1, 2, 5, 5)), np.zeros((9, 18))
+    ok = (3, 3, 1, 1, 0, 0, 1, 1, 3, 3)
+    conv.im2col(x, cols, *ok, 1)
     with pytest.raises(ValueError, match="cols of shape"):
-        conv.im2col(x, np.zeros((9, 17)), 3, 3, 1, 0, 3, 3, 1)
-    with pytest.raises(ValueError, match="stride"):
-        conv.col2im(cols, x, 3, 3, 0, 0, 3, 3, 1)
-    with pytest.raises(ValueError, match="larger than the padded"):
-        conv.col2im(cols, x, 6, 3, 1, 0, 0, 3, 1)
+        conv.im2col(x, np.zeros((9, 17)), *ok, 1)
+    with pytest.raises(ValueError, match="cols of shape"):  # rows for a 4x4 output
+        conv.col2im(cols, x, 3, 3, 1, 1, 0, 0, 1, 1, 4, 4, 1)
+    for k, bad in ((2, 0), (3, -1), (6, 0), (4, -2), (8, -1)):  # stride, padding, dilation, size
+        geo = list(ok)
+        geo[k] = bad
+        with pytest.raises(ValueError, match="must be in"):
+            conv.im2col_t(x, cols.T.copy(), *geo, 1)
+    # 64-bit arithmetic (2*padding overflowed a C int before): with padding and dilation
+    # 2^31 - 1 the tap (1, 1) reads pixel (0, 0) (i*dh - ph = 0) and every other one a zero
+    big = 2**31 - 1
+    x = random((1, 2, 5, 5), np.float64)
+    out = np.empty((18, 1))
+    conv.im2col_t(x, out, 3, 3, big, big, big, big, big, big, 1, 1, 1)
+    expected = np.zeros((2, 3, 3))
+    expected[:, 1, 1] = x[0, :, 0, 0]
+    assert np.array_equal(out.reshape(2, 3, 3), expected)
+    back = np.empty((1, 2, 5, 5))
+    conv.col2im_t(np.ones((18, 1)), back, 3, 3, big, big, big, big, big, big, 1, 1, 1)
+    assert back.sum() == 2 and np.array_equal(back[0, :, 0, 0], [1, 1])
+    with pytest.raises(ValueError, match="padding must be in"):
+        conv.im2col_t(x, out, 3, 3, 1, 1, 2**31, 0, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="cols of shape"):  # n*oh*ow beyond 64 bits
+        conv.im2col(x, cols, 3, 3, 1, 1, 0, 0, 1, 1, big, big, 1)
 
 
 # ---------------------------------------------------------------- the adjoint identity
 
 @settings(max_examples=60, deadline=None)
-@given(case=conv_cases())
+@given(case=cases())
 def test_col2im_is_the_adjoint(case):
-    shape, kh, kw, stride, padding, _ = case
+    shape, geo, _ = case
     x = random(shape, np.float64, seed=1)
-    g = random((shape[0] * np.prod(geometry(shape, kh, kw, stride, padding)),
-                shape[1] * kh * kw), np.float64, seed=2)
-    lhs = np.vdot(im2col(x, kh, kw, stride, padding), g)
-    rhs = np.vdot(x, col2im(g, shape, kh, kw, stride, padding))
+    g = random(cols_shape(shape, geo), np.float64, seed=2)
+    lhs = np.vdot(kernel_call("im2col", x, g.shape, geo, 1), g)
+    rhs = np.vdot(x, kernel_call("col2im", g, shape, geo, 1))
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
 # ---------------------------------------------------------------- exactness contract
 
-LARGE = [((8, 3, 28, 28), 3, 3, 1, 1), ((5, 4, 17, 13), 5, 3, 2, 2), ((3, 7, 12, 12), 2, 2, 2, 0)]
+LARGE = [((8, 3, 28, 28), (3, 3, 1, 1, 1, 1, 1, 1)), ((5, 4, 17, 13), (5, 3, 2, 1, 2, 1, 1, 2)),
+         ((3, 7, 12, 12), (2, 2, 2, 2, 0, 1, 3, 1))]
+
+
+def full_geo(shape, g):
+    return g + out_size(shape, *g)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("shape, kh, kw, stride, padding", LARGE)
-def test_thread_invariant(shape, kh, kw, stride, padding, dt):
+@pytest.mark.parametrize("shape, g", LARGE)
+def test_thread_invariant(shape, g, dt):
+    geo = full_geo(shape, g)
     x = random(shape, dt, seed=5)
-    cols = im2col(x, kh, kw, stride, padding, threads=1)
-    assert np.array_equal(cols, im2col(x, kh, kw, stride, padding, threads=2))
-    g = random(cols.shape, dt, seed=6)
-    one = col2im(g, shape, kh, kw, stride, padding, threads=1)
-    assert np.array_equal(one, col2im(g, shape, kh, kw, stride, padding, threads=2))
-    assert np.array_equal(one, col2im(g, shape, kh, kw, stride, padding, threads=7))
+    for name, transposed in (("im2col", False), ("im2col_t", True)):
+        one = kernel_call(name, x, cols_shape(shape, geo, transposed), geo, 1)
+        assert np.array_equal(one, kernel_call(name, x, one.shape, geo, 2))
+    gr = random(cols_shape(shape, geo), dt, seed=6)
+    for name, cols in (("col2im", gr), ("col2im_t", gr.T)):
+        one = kernel_call(name, cols, shape, geo, 1)
+        assert np.array_equal(one, kernel_call(name, cols, shape, geo, 2))
+        assert np.array_equal(one, kernel_call(name, cols, shape, geo, 7))
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("shape, kh, kw, stride, padding", LARGE)
-def test_identical_channels_and_samples_stay_identical(shape, kh, kw, stride, padding, dt):
+@pytest.mark.parametrize("shape, g", LARGE)
+def test_identical_channels_and_samples_stay_identical(shape, g, dt):
+    geo = full_geo(shape, g)
     n, c, h, w = shape
-    oh, ow = geometry(shape, kh, kw, stride, padding)
+    kh, kw, oh, ow = geo[0], geo[1], geo[8], geo[9]
     # identical channels -> identical column blocks
     x = np.repeat(random((n, 1, h, w), dt, seed=7), c, axis=1)
-    cols = im2col(x, kh, kw, stride, padding).reshape(n * oh * ow, c, kh * kw)
+    cols = kernel_call("im2col", x, cols_shape(shape, geo), geo, 2)
+    cols = cols.reshape(n * oh * ow, c, kh * kw)
     assert np.array_equal(cols, np.repeat(cols[:, :1], c, axis=1))
     # identical column blocks -> identical channel planes
-    g = np.repeat(random((n * oh * ow, 1, kh * kw), dt, seed=8), c, axis=1).reshape(-1, c * kh * kw)
-    planes = col2im(g, shape, kh, kw, stride, padding)
+    gr = np.repeat(random((n * oh * ow, 1, kh * kw), dt, seed=8), c, axis=1)
+    planes = kernel_call("col2im", gr.reshape(-1, c * kh * kw), shape, geo, 2)
     assert np.array_equal(planes, np.repeat(planes[:, :1], c, axis=1))
     # batch invariance: a sample's gradient has the same bits alone or inside the batch
-    g = random((n * oh * ow, c * kh * kw), dt, seed=9)
-    full = col2im(g, shape, kh, kw, stride, padding)
-    last = col2im(g[-oh * ow:], (1, c, h, w), kh, kw, stride, padding)
+    gr = random((c * kh * kw, n * oh * ow), dt, seed=9)
+    full = kernel_call("col2im_t", gr, shape, geo, 2)
+    last = kernel_call("col2im_t", gr[:, -oh * ow:], (1, c, h, w), geo, 2)
     assert np.array_equal(full[-1:], last)
+
+
+# ---------------------------------------------------------------- the bias moves
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_add_channel_bias_is_planes_to_images_bits(dt):
+    n, o, p = 3, 5, 7
+    planes, b = random((o, n * p), dt, 1), random(o, dt, 2)
+    moved = np.empty((n, o, p), dt)
+    conv.planes_to_images(planes, b, moved, 2)
+    y = np.ascontiguousarray(planes.reshape(o, n, p).transpose(1, 0, 2))
+    conv.add_channel_bias(y, b, 2)
+    assert np.array_equal(y, moved)
+    with pytest.raises(ValueError, match="bias of length 4 for 5 channels"):
+        conv.add_channel_bias(y, b[:4], 1)
 
 
 # ---------------------------------------------------------------- through the backend seam
@@ -226,24 +260,57 @@ seam = pytest.mark.skipif("cython" not in B.available(), reason="cython backend 
 
 @seam
 @settings(max_examples=60, deadline=None)
-@given(case=conv_cases(), layout=st.sampled_from(["transposed", "strided", "C"]))
+@given(case=cases(), layout=st.sampled_from(["transposed", "strided", "C"]))
 def test_seam_matches_numpy_backend(case, layout):
-    shape, kh, kw, stride, padding, dt = case
+    shape, geo, dt = case
     n, c, h, w = shape
-    if layout == "transposed":    # a (N, C, H, W) view of an (N, C, W, H) array
+    if layout == "transposed":  # a (N, C, H, W) view of an (N, C, W, H) array
         x = random((n, c, w, h), dt, seed=4).transpose(0, 1, 3, 2)
     elif layout == "strided":
         x = random((n, c, h, 2 * w), dt, seed=4)[..., ::2]
     else:
         x = random(shape, dt, seed=4)
-    assert x.shape == shape
-    with B.using("numpy"):
-        ref = B.im2col(x, kh, kw, stride, padding)
-        g = random(ref.shape, dt, seed=5)
-        back_ref = B.col2im(g.T.copy().T, shape, kh, kw, stride, padding)
-    with B.using("cython"):
-        cols = B.im2col(x, kh, kw, stride, padding)
-        back = B.col2im(g.T.copy().T, shape, kh, kw, stride, padding)  # Fortran-ordered cols
-    assert cols.dtype == dt and back.dtype == dt
-    np.testing.assert_array_equal(cols, ref)
-    np.testing.assert_allclose(back, back_ref, rtol=RTOL[dt], atol=RTOL[dt])
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = geo
+    args = (kh, kw, (sh, sw), (ph, pw), (dh, dw), (oh, ow))
+    results = {}
+    for name in ("numpy", "cython"):
+        with B.using(name):
+            cols = B.im2col_t(x, *args)
+            g = random(cols.shape, dt, seed=5)
+            results[name] = (cols, B.col2im_t(g.T.copy().T, shape, *args),  # Fortran order
+                             B.col2im(g.T, shape, *args))
+    for ours, ref in zip(results["cython"], results["numpy"]):
+        assert ours.dtype == dt
+        np.testing.assert_array_equal(ours, ref)
+
+
+@seam
+def test_seam_checks():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        B.im2col_t(x, 3, 3, dilation=2)
+    with pytest.raises(ValueError, match="stride must be at least 1"):
+        B.im2col(x, 2, 2, stride=(1, 0))
+    with pytest.raises(ValueError, match="do not fit input"):
+        B.col2im_t(np.zeros((4, 8), np.float32), x.shape, 2, 2)
+    with pytest.raises(ValueError, match="out must be"):
+        B.col2im_t(np.zeros((4, 9), np.float32), x.shape, 2, 2, out=np.zeros((1, 1, 4, 4)))
+
+
+@seam
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("m, n, k1, k2", [(64, 288, 576, 576), (5, 7, 3, 600), (17, 33, 513, 1),
+                                          (3, 9, 0, 5)])
+def test_gemm_into_accumulate_continues_the_chains(m, n, k1, k2, dt):
+    # a convolution's weight gradient, image by image: bitwise the one product over all k
+    rng = np.random.default_rng(m + k2)
+    a = rng.standard_normal((m, k1 + k2)).astype(dt)
+    b = rng.standard_normal((n, k1 + k2)).astype(dt)
+    for threads in (1, 2):
+        B.set_num_threads(threads)
+        c = np.empty((m, n), dt)
+        B.gemm_into(a[:, :k1], b[:, :k1], c, trans_b=True)
+        B.gemm_into(a[:, k1:], b[:, k1:], c, trans_b=True, accumulate=True)
+        assert np.array_equal(c, B.gemm(a, b, trans_b=True))
+    with pytest.raises(ValueError, match="out must be"):
+        B.gemm_into(a, b, np.empty((m, n + 1), dt), trans_b=True)

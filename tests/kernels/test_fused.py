@@ -105,8 +105,8 @@ def test_fused_seam_checks_its_input():
         B.bias_activation("tanh", z, np.ones(4, np.float32))
     with pytest.raises(TypeError, match="mixed dtypes"):
         B.bias_activation("tanh", z, b.astype(np.float64))
-    with pytest.raises(ValueError, match="unknown elementwise kernel 'gelu'"):
-        B.activation_backward_bias("gelu", z, z)
+    with pytest.raises(ValueError, match="unknown elementwise kernel 'erfc'"):
+        B.activation_backward_bias("erfc", z, z)
     with B.using("cython"), pytest.raises((ValueError, BufferError)):
         B.bias_activation("tanh", z.T.copy().T, np.ones(2, np.float32))  # strided z
     z.flags.writeable = False
@@ -152,11 +152,9 @@ def test_im2col_t_and_col2im_t_are_the_transposed_kernels(kh, kw, stride, paddin
         back = on_threads(lambda: B.col2im_t(d, x.shape, kh, kw, stride, padding), threads)
         assert np.array_equal(back, B.col2im(np.ascontiguousarray(d.T), x.shape, kh, kw,
                                              stride, padding))
-    assert np.array_equal(cols_t, numpy_backend.im2col_t(x, kh, kw, stride, padding,
-                                                         *cols_shape(x, kh, kw, stride,
-                                                                     padding), 1))
-    ref = numpy_backend.col2im_t(d, x.shape, kh, kw, stride, padding,
-                                 *cols_shape(x, kh, kw, stride, padding), 1)
+    geometry = (stride, stride, padding, padding, 1, 1) + cols_shape(x, kh, kw, stride, padding)
+    assert np.array_equal(cols_t, numpy_backend.im2col_t(x, kh, kw, *geometry, 1))
+    ref = numpy_backend.col2im_t(d, x.shape, kh, kw, *geometry, 1)
     assert np.array_equal(back, ref)  # one add per (i, j) in the same order: bitwise
 
 

@@ -14,9 +14,10 @@ try:
 except ImportError:  # PyTorch is an optional cross-check
     torch = None
 
-NAMES = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "relu", "leaky_relu", "tanh",
-         "sigmoid", "softmax", "log_softmax", "mse_loss", "cross_entropy",
-         "binary_cross_entropy_with_logits"]
+NAMES = ["linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+         "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+         "adaptive_max_pool2d", "dropout", "relu", "leaky_relu", "tanh", "sigmoid", "softmax",
+         "log_softmax", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
 
 
 def test_every_function_is_there():

@@ -77,7 +77,7 @@ def test_record_by_hand_counts_steps():
 
 
 def test_a_model_without_weight_layers_or_a_bad_watch_is_refused():
-    with pytest.raises(ValueError, match="no Linear or Conv2d"):
+    with pytest.raises(ValueError, match="no layer the symmetry tools inspect"):
         SymmetryMonitor(nn.Sequential(nn.Tanh()))
     with pytest.raises(ValueError, match="watched layer 'nope'"):
         SymmetryMonitor(constant_mlp(4, np.float32), watch=[("nope", 0, 1)])

@@ -24,8 +24,9 @@ __all__ = [
     "bias_activation",
     "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
     "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
-    "sgd_update", "adam_update", "batched_gemm", "embedding_backward", "softmax_rows",
-    "softmax_rows_backward",
+    "gemm_into", "add_channel_bias", "max_pool", "max_pool_backward", "avg_pool",
+    "avg_pool_backward", "sgd_update", "adam_update",
+    "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -314,56 +315,111 @@ def log_softmax_nll_backward(logp, targets, g_rows):
     return _impl.log_softmax_nll_backward(logp, targets, g_rows, _num_threads)
 
 
-def _conv_geometry(x_shape, kh, kw, stride, padding):
-    n, c, h, w = x_shape
-    if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
-    if padding < 0:
-        raise ValueError(f"padding must be non-negative, got {padding}")
-    oh = (h + 2 * padding - kh) // stride + 1
-    ow = (w + 2 * padding - kw) // stride + 1
-    if h + 2 * padding < kh or w + 2 * padding < kw:
-        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
-                         f"{h + 2 * padding}x{w + 2 * padding}")
-    return oh, ow
+# ---------------------------------------------------------------- convolution and pooling
+
+def _pair(value, name):
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int \
+            and type(value[1]) is int:
+        return value  # the ops' own form: one test
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
-def im2col(x, kh, kw, stride=1, padding=0):
-    """Patches of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), zero padding."""
+def _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size):
+    """(sh, sw, ph, pw, dh, dw, oh, ow) for the kernels: padding is (top, left); out_size
+    defaults to that of an equal padding after the image."""
+    if len(x_shape) != 4:
+        raise ValueError(f"expected an (N, C, H, W) shape, got {tuple(x_shape)}")
+    h, w = x_shape[2:]
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel size must be positive, got {kh}x{kw}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"stride must be at least 1, got {(sh, sw)}")
+    if dh < 1 or dw < 1:
+        raise ValueError(f"dilation must be at least 1, got {(dh, dw)}")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding must be non-negative, got {(ph, pw)}")
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1  # the dilated kernel's extent
+    if out_size is None:
+        if h + 2 * ph < eh or w + 2 * pw < ew:
+            raise ValueError(f"kernel {kh}x{kw} (dilation {(dh, dw)}) is larger than the padded "
+                             f"input {h + 2 * ph}x{w + 2 * pw}")
+        out_size = ((h + 2 * ph - eh) // sh + 1, (w + 2 * pw - ew) // sw + 1)
+    oh, ow = _pair(out_size, "out_size")
+    if oh < 0 or ow < 0:
+        raise ValueError(f"output size must be non-negative, got {(oh, ow)}")
+    return sh, sw, ph, pw, dh, dw, oh, ow
+
+
+def im2col(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
+    """Patches of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), zero padding. stride, padding
+    (top, left), dilation: ints or pairs; out_size (OH, OW) defaults to an even padding's."""
     _check_float("im2col", x)
-    if x.ndim != 4:
-        raise ValueError(f"im2col needs (N, C, H, W) input, got shape {x.shape}")
-    oh, ow = _conv_geometry(x.shape, kh, kw, stride, padding)
-    return _impl.im2col(x, kh, kw, stride, padding, oh, ow, _num_threads)
+    geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
+    return _impl.im2col(x, kh, kw, *geometry, _num_threads)
 
 
-def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
+def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """The adjoint of im2col: scatter-add rows of patches back into an (N, C, H, W) array."""
     _check_float("col2im", cols)
-    oh, ow = _conv_geometry(x_shape, kh, kw, stride, padding)
+    geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
+    oh, ow = geometry[-2:]
     if cols.shape != (n * oh * ow, c * kh * kw):
         raise ValueError(f"col2im: columns of shape {cols.shape} do not fit input {x_shape}")
-    return _impl.col2im(cols, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)
+    return _impl.col2im(cols, tuple(x_shape), kh, kw, *geometry, _num_threads)
 
 
-def im2col_t(x, kh, kw, stride=1, padding=0):
+def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """im2col(x).T, C-contiguous: patches as columns, (C*kh*kw, N*OH*OW)."""
-    _check_float("im2col_t", x)
-    if x.ndim != 4:
-        raise ValueError(f"im2col_t needs (N, C, H, W) input, got shape {x.shape}")
-    oh, ow = _conv_geometry(x.shape, kh, kw, stride, padding)
-    return _impl.im2col_t(x, kh, kw, stride, padding, oh, ow, _num_threads)
+    if x.dtype not in FLOAT_DTYPES:
+        _check_float("im2col_t", x)
+    geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
+    return _impl.im2col_t(x, kh, kw, *geometry, _num_threads)
 
 
-def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0):
-    """The adjoint of im2col_t: col2im(cols_t.T), bitwise."""
-    _check_float("col2im_t", cols_t)
-    oh, ow = _conv_geometry(x_shape, kh, kw, stride, padding)
+def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None,
+             out=None):
+    """The adjoint of im2col_t: col2im(cols_t.T), bitwise; into `out` (a writable C-contiguous
+    array of x_shape and cols_t's dtype) when given."""
+    if cols_t.dtype not in FLOAT_DTYPES:
+        _check_float("col2im_t", cols_t)
+    geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
+    oh, ow = geometry[-2:]
     if cols_t.shape != (c * kh * kw, n * oh * ow):
         raise ValueError(f"col2im_t: columns of shape {cols_t.shape} do not fit input {x_shape}")
-    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, stride, padding, oh, ow, _num_threads)
+    if out is not None:
+        _check_out("col2im_t", out, tuple(x_shape), cols_t.dtype)
+    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, *geometry, _num_threads, out)
+
+
+def _check_out(name, out, shape, dtype):
+    if (out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        raise ValueError(f"{name}: out must be a writable C-contiguous {dtype} array of shape "
+                         f"{shape}, got {out.dtype} {out.shape}")
+
+
+def gemm_into(a, b, out, trans_a=False, trans_b=False, accumulate=False):
+    """out := op(A) @ op(B), or out := out + op(A) @ op(B) with accumulate (on the cython
+    backend each element's chain then continues from out's value: bitwise one product over
+    both k ranges). out: a writable C-contiguous array of the product's shape and dtype."""
+    if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
+        _check_gemm(a, b, trans_a, trans_b)
+    shape = (a.shape[1 if trans_a else 0], b.shape[0 if trans_b else 1])
+    if (out.shape != shape or out.dtype is not a.dtype or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        _check_out("gemm_into", out, shape, a.dtype)
+    try:  # the kernel checks the inner sizes (and everything else) again
+        return _impl.gemm_into(a, b, out, trans_a, trans_b, accumulate, _num_threads)
+    except ValueError:
+        _check_gemm(a, b, trans_a, trans_b)  # the error in cygrad's words
+        raise
 
 
 def planes_to_images(planes, bias, n, p):
@@ -380,6 +436,94 @@ def planes_to_images(planes, bias, n, p):
         raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
                          f"{planes.shape[0]} channels")
     return _impl.planes_to_images(planes, bias, n, p, _num_threads)
+
+
+def add_channel_bias(y, b):
+    """y[i, o, q] := y[i, o, q] + b[o] in place (y (n, O, p) writable, C-contiguous): one add an
+    element, planes_to_images's bits. Returns y."""
+    _check_float("add_channel_bias", y, b)
+    if y.ndim != 3 or b.shape != y.shape[1:2]:
+        raise ValueError(f"add_channel_bias: bias of shape {b.shape} for images of shape "
+                         f"{y.shape}")
+    if not y.flags.c_contiguous or not y.flags.writeable:
+        raise ValueError("add_channel_bias: y must be a writable C-contiguous array")
+    return _impl.add_channel_bias(y, b, _num_threads)
+
+
+def _check_windows(name, x_shape, windows, steps=(1, 1)):
+    """windows (hs, he, ws, we): int64 1-D arrays, hs[o] <= he[o] within the plane's height
+    (likewise the columns)."""
+    _, h, w = x_shape
+    hs, he, ws, we = windows
+    for starts, ends, extent, step in ((hs, he, h, steps[0]), (ws, we, w, steps[1])):
+        for a in (starts, ends):
+            if not isinstance(a, np.ndarray) or a.dtype != np.int64 or a.ndim != 1:
+                raise TypeError(f"{name}: window bounds must be 1-D int64 arrays")
+        if starts.shape != ends.shape or int(step) < 1:
+            raise ValueError(f"{name}: {len(starts)} window starts, {len(ends)} ends, "
+                             f"step {step}")
+        bad = (starts < 0) | (ends > extent) | (starts > ends)
+        if bad.any():
+            o = int(np.argmax(bad))
+            raise ValueError(f"{name}: window {o} is [{starts[o]}, {ends[o]}), not a range "
+                             f"inside [0, {extent})")
+
+
+def _check_planes(name, x):
+    _check_float(name, x)
+    if x.ndim != 3:
+        raise ValueError(f"{name} needs (P, H, W) planes, got shape {x.shape}")
+
+
+def max_pool(x, hs, he, ws, we, dh=1, dw=1):
+    """(out, idx): out[p, oy, ox] the maximum of x (P, H, W) over rows hs[oy], hs[oy] + dh, ...
+    below he[oy] and the columns likewise (windows inside the plane), idx its flat index
+    y*W + x in the plane, int64; the first maximum wins a tie, NaN wins (the last NaN). An empty
+    window gives -inf and index -1."""
+    _check_planes("max_pool", x)
+    _check_windows("max_pool", x.shape, (hs, he, ws, we), (dh, dw))
+    return _impl.max_pool(x, hs, he, ws, we, int(dh), int(dw), _num_threads)
+
+
+def max_pool_backward(g, idx, in_shape):
+    """dx (P, H, W) = 0, then dx[p].flat[idx[p, q]] += g[p].flat[q] in ascending q (index -1:
+    nothing)."""
+    _check_planes("max_pool backward", g)
+    if idx.dtype != np.int64 or idx.shape != g.shape or len(in_shape) != 3 \
+            or in_shape[0] != g.shape[0]:
+        raise ValueError(f"max_pool backward: gradient {g.shape}, indices {idx.shape} "
+                         f"{idx.dtype} and input {tuple(in_shape)} do not fit")
+    return _impl.max_pool_backward(g, idx, tuple(in_shape), _num_threads)
+
+
+def _check_counts(name, windows, hc, wc, divisor_override):
+    for a, n in ((hc, len(windows[0])), (wc, len(windows[2]))):
+        if not isinstance(a, np.ndarray) or a.dtype != np.int64 or a.shape != (n,):
+            raise ValueError(f"{name}: window counts must be int64 arrays of the outputs' size")
+    if int(divisor_override) != divisor_override:
+        raise ValueError(f"{name}: divisor_override must be an integer (0: none)")
+
+
+def avg_pool(x, hs, he, ws, we, hc, wc, divisor_override=0):
+    """out[p, oy, ox] = (window sum, ascending) / (divisor_override or hc[oy] * wc[ox]); the
+    windows (step 1) inside the plane; 0 for an empty one."""
+    _check_planes("avg_pool", x)
+    _check_windows("avg_pool", x.shape, (hs, he, ws, we))
+    _check_counts("avg_pool", (hs, he, ws, we), hc, wc, divisor_override)
+    return _impl.avg_pool(x, hs, he, ws, we, hc, wc, int(divisor_override), _num_threads)
+
+
+def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override=0):
+    """dx (P, H, W) = 0, then each output's g / divisor added over its window, outputs in
+    ascending (oy, ox)."""
+    _check_planes("avg_pool backward", g)
+    if len(in_shape) != 3 or in_shape[0] != g.shape[0] or g.shape[1:] != (len(hs), len(ws)):
+        raise ValueError(f"avg_pool backward: gradient {g.shape} does not fit input "
+                         f"{tuple(in_shape)} and {len(hs)}x{len(ws)} windows")
+    _check_windows("avg_pool backward", in_shape, (hs, he, ws, we))
+    _check_counts("avg_pool backward", (hs, he, ws, we), hc, wc, divisor_override)
+    return _impl.avg_pool_backward(g, tuple(in_shape), hs, he, ws, we, hc, wc,
+                                   int(divisor_override), _num_threads)
 
 
 def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,

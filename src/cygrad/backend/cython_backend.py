@@ -9,7 +9,7 @@ layer's time.
 
 import numpy as np
 
-from cygrad._C import conv, elementwise, loss, optim, reduce, transformer
+from cygrad._C import conv, elementwise, loss, optim, pool, reduce, transformer
 from cygrad._C import gemm as _gemm
 
 from . import numpy_backend
@@ -79,34 +79,44 @@ def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
     return dx
 
 
-def im2col(x, kh, kw, stride, padding, oh, ow, num_threads):
-    x = np.ascontiguousarray(x)
+# ---------------------------------------------------------------- convolution and pooling
+
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    x = _c(x)
     n, c = x.shape[:2]
     cols = np.empty((n * oh * ow, c * kh * kw), dtype=x.dtype)
-    conv.im2col(x, cols, kh, kw, stride, padding, oh, ow, _threads(cols.size, num_threads))
+    conv.im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                _threads(cols.size, num_threads))
     return cols
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
-    cols = np.ascontiguousarray(cols)
+def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    cols = _c(cols)
     x = np.empty(x_shape, dtype=cols.dtype)
-    conv.col2im(cols, x, kh, kw, stride, padding, oh, ow, _threads(cols.size, num_threads))
+    conv.col2im(cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                _threads(cols.size, num_threads))
     return x
 
 
-def im2col_t(x, kh, kw, stride, padding, oh, ow, num_threads):
+def im2col_t(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
     x = _c(x)
     n, c = x.shape[:2]
     cols_t = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
-    conv.im2col_t(x, cols_t, kh, kw, stride, padding, oh, ow, _threads(cols_t.size, num_threads))
+    conv.im2col_t(x, cols_t, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                  _threads(cols_t.size, num_threads))
     return cols_t
 
 
-def col2im_t(cols_t, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
+def col2im_t(cols_t, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads, out=None):
     cols_t = _c(cols_t)
-    x = np.empty(x_shape, dtype=cols_t.dtype)
-    conv.col2im_t(cols_t, x, kh, kw, stride, padding, oh, ow, _threads(cols_t.size, num_threads))
+    x = np.empty(x_shape, dtype=cols_t.dtype) if out is None else out
+    conv.col2im_t(cols_t, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                  _threads(cols_t.size, num_threads))
     return x
+
+
+def gemm_into(a, b, out, trans_a, trans_b, accumulate, num_threads):
+    return _gemm.gemm(a, b, out, trans_a, trans_b, num_threads, accumulate)
 
 
 _NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
@@ -119,6 +129,40 @@ def planes_to_images(planes, bias, n, p, num_threads):
     b = _NO_BIAS[planes.dtype] if bias is None else _c(bias)
     conv.planes_to_images(planes, b, out, _threads(out.size, num_threads))
     return out
+
+
+def add_channel_bias(y, b, num_threads):
+    conv.add_channel_bias(y, _c(b), _threads(y.size, num_threads))
+    return y
+
+
+def max_pool(x, hs, he, ws, we, dh, dw, num_threads):
+    x = _c(x)
+    out = np.empty((x.shape[0], len(hs), len(ws)), x.dtype)
+    idx = np.empty(out.shape, np.int64)
+    pool.max_pool(x, out, idx, hs, he, ws, we, dh, dw, _threads(x.size, num_threads))
+    return out, idx
+
+
+def max_pool_backward(g, idx, in_shape, num_threads):
+    dx = np.empty(in_shape, g.dtype)
+    pool.max_pool_backward(_c(g), _c(idx), dx, _threads(dx.size, num_threads))
+    return dx
+
+
+def avg_pool(x, hs, he, ws, we, hc, wc, divisor_override, num_threads):
+    x = _c(x)
+    out = np.empty((x.shape[0], len(hs), len(ws)), x.dtype)
+    pool.avg_pool(x, out, hs, he, ws, we, hc, wc, divisor_override,
+                  _threads(x.size, num_threads))
+    return out
+
+
+def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override, num_threads):
+    dx = np.empty(in_shape, g.dtype)
+    pool.avg_pool_backward(_c(g), dx, hs, he, ws, we, hc, wc, divisor_override,
+                           _threads(dx.size, num_threads))
+    return dx
 
 
 def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh):

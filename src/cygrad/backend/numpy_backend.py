@@ -50,34 +50,70 @@ def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
     return dx * g_rows[:, None]
 
 
-def im2col(x, kh, kw, stride, padding, oh, ow, num_threads):
-    n, c = x.shape[:2]
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    cols = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+# ---------------------------------------------------------------- convolution and pooling
+# im2col/col2im: x[n, c, oy*sh + i*dh - ph, ox*sw + j*dw - pw] for kernel offset (i, j) and
+# output (oy, ox); csrc/conv.pyx has the layouts. col2im adds in ascending (i, j) per pixel.
+
+def _padded(x, ph, pw, height, width):
+    """x (N, C, H, W) inside zeros: ph rows above, pw columns left, at least height x width."""
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, max(height, ph + h), max(width, pw + w)), dtype=x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    return xp
+
+
+def _taps(kh, kw, sh, sw, dh, dw, oh, ow):
+    """(i, j, rows, cols): for each kernel offset the slices of the padded input it reads."""
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
-            cols[:, :, :, :, i, j] = patch.transpose(0, 2, 3, 1)
+            yield (i, j, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                   slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    n, c = x.shape[:2]
+    cols = np.zeros((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    if cols.size:
+        xp = _padded(x, ph, pw, (oh - 1) * sh + (kh - 1) * dh + 1,
+                     (ow - 1) * sw + (kw - 1) * dw + 1)
+        for i, j, rows, cs in _taps(kh, kw, sh, sw, dh, dw, oh, ow):
+            cols[:, :, :, :, i, j] = xp[:, :, rows, cs].transpose(0, 2, 3, 1)
     return cols.reshape(n * oh * ow, c * kh * kw)
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
+def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
     n, c, h, w = x_shape
-    xp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    if cols.size == 0:
+        return np.zeros(x_shape, dtype=cols.dtype)
+    xp = _padded(np.zeros(x_shape, cols.dtype), ph, pw, (oh - 1) * sh + (kh - 1) * dh + 1,
+                 (ow - 1) * sw + (kw - 1) * dw + 1)
     patches = cols.reshape(n, oh, ow, c, kh, kw)
-    for i in range(kh):
-        for j in range(kw):
-            xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += (
-                patches[:, :, :, :, i, j].transpose(0, 3, 1, 2))
-    return xp[:, :, padding:padding + h, padding:padding + w].copy()
+    for i, j, rows, cs in _taps(kh, kw, sh, sw, dh, dw, oh, ow):
+        xp[:, :, rows, cs] += patches[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return xp[:, :, ph:ph + h, pw:pw + w].copy()
 
 
-def im2col_t(x, kh, kw, stride, padding, oh, ow, num_threads):
-    return np.ascontiguousarray(im2col(x, kh, kw, stride, padding, oh, ow, num_threads).T)
+def im2col_t(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    return np.ascontiguousarray(
+        im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads).T)
 
 
-def col2im_t(cols_t, x_shape, kh, kw, stride, padding, oh, ow, num_threads):
-    return col2im(cols_t.T, x_shape, kh, kw, stride, padding, oh, ow, num_threads)
+def col2im_t(cols_t, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads, out=None):
+    x = col2im(cols_t.T, x_shape, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+    if out is None:
+        return x
+    out[...] = x
+    return out
+
+
+def gemm_into(a, b, out, trans_a, trans_b, accumulate, num_threads):
+    """out (+)= op(A) @ op(B); the sum with out is a separate rounding here (BLAS)."""
+    product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+    if accumulate:
+        out += product
+    else:
+        out[...] = product
+    return out
 
 
 def planes_to_images(planes, bias, n, p, num_threads):
@@ -85,6 +121,84 @@ def planes_to_images(planes, bias, n, p, num_threads):
     if bias is None:
         return np.ascontiguousarray(images)
     return np.add(images, bias[:, None], order="C")
+
+
+def add_channel_bias(y, b, num_threads):
+    y += b[:, None]
+    return y
+
+
+# Pools: x (P, H, W); output row oy pools rows hs[oy], hs[oy] + dh, ... < he[oy] (columns
+# likewise), windows already clipped to the image (csrc/pool.pyx states the orders).
+
+def _window_taps(x, hs, he, ws, we, dh, dw):
+    """For each offset (i, j) inside the largest window, in ascending order: the values at
+    (hs + i*dh, ws + j*dw) for every output, and whether that position is in its window."""
+    h, w = x.shape[1:]
+    rows_max = int(np.max(-(-(he - hs) // dh), initial=0))
+    cols_max = int(np.max(-(-(we - ws) // dw), initial=0))
+    for i in range(rows_max):
+        r = hs + i * dh
+        r_ok = r < he
+        r = np.minimum(r, h - 1)
+        for j in range(cols_max):
+            c = ws + j * dw
+            c_ok = c < we
+            c = np.minimum(c, w - 1)
+            yield x[:, r[:, None], c[None, :]], r_ok[:, None] & c_ok[None, :], \
+                r[:, None] * w + c[None, :]
+
+
+def max_pool(x, hs, he, ws, we, dh, dw, num_threads):
+    shape = (x.shape[0], len(hs), len(ws))
+    out = np.full(shape, -np.inf, dtype=x.dtype)
+    empty = (hs == he)[:, None] | (ws == we)[None, :]
+    first = np.where(empty, -1, hs[:, None] * x.shape[2] + ws[None, :])
+    idx = np.broadcast_to(first, shape).astype(np.int64)
+    if out.size == 0:
+        return out, idx
+    for v, ok, pos in _window_taps(x, hs, he, ws, we, dh, dw):
+        take = ok & ((v > out) | np.isnan(v))
+        out = np.where(take, v, out)
+        idx = np.where(take, pos, idx)
+    return out, idx
+
+
+def max_pool_backward(g, idx, in_shape, num_threads):
+    p, h, w = in_shape
+    dx = np.zeros((p, h * w), dtype=g.dtype)
+    planes = np.repeat(np.arange(p), g[0].size if p else 0)
+    at, keep = idx.reshape(-1), idx.reshape(-1) != -1  # -1: an empty window, no input
+    np.add.at(dx, (planes[keep], at[keep]), g.reshape(-1)[keep])  # in order: q ascending
+    return dx.reshape(in_shape)
+
+
+def _divisors(hc, wc, divisor_override, dtype):
+    if divisor_override:
+        return np.full((len(hc), len(wc)), divisor_override, dtype=dtype)
+    return (hc[:, None] * wc[None, :]).astype(dtype)
+
+
+def avg_pool(x, hs, he, ws, we, hc, wc, divisor_override, num_threads):
+    s = np.zeros((x.shape[0], len(hs), len(ws)), dtype=x.dtype)
+    if s.size == 0:
+        return s
+    for v, ok, _ in _window_taps(x, hs, he, ws, we, 1, 1):
+        s = s + np.where(ok, v, x.dtype.type(0))
+    empty = (hs == he)[:, None] | (ws == we)[None, :]
+    d = _divisors(hc, wc, divisor_override, x.dtype)
+    return np.divide(s, np.where(empty, 1, d), out=np.zeros_like(s), where=~empty)
+
+
+def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override, num_threads):
+    dx = np.zeros(in_shape, dtype=g.dtype)
+    empty = (hs == he)[:, None] | (ws == we)[None, :]
+    d = g / np.where(empty, 1, _divisors(hc, wc, divisor_override, g.dtype))
+    for oy in range(len(hs)):
+        for ox in range(len(ws)):
+            if hs[oy] < he[oy] and ws[ox] < we[ox]:
+                dx[:, hs[oy]:he[oy], ws[ox]:we[ox]] += d[:, oy, ox, None, None]
+    return dx
 
 
 def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh):

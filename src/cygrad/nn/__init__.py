@@ -1,24 +1,32 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
-from .activation import MultiheadAttention  # noqa: I001  (after layers: it builds on Linear)
+from .activation import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv1d, Conv2d
 from .layers import (
     ACTIVATIONS,
-    AvgPool2d,
-    Conv2d,
     Dropout,
     Flatten,
     Identity,
     Linear,
     LogSoftmax,
-    MaxPool2d,
     Sequential,
     Softmax,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .normalization import LayerNorm
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 from .sparse import Embedding
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
@@ -33,8 +41,10 @@ def tied_parameters(model):
 
 
 __all__ = [
-    "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
-    "Identity", "Sequential", "Softmax", "LogSoftmax", "MSELoss", "CrossEntropyLoss",
-    "BCEWithLogitsLoss", "functional", "init", "tied_parameters", *ACTIVATIONS,
+    "Module", "Parameter", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+    "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "Flatten", "Dropout", "Identity", "Sequential", "Softmax", "LogSoftmax",
+    "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "functional", "init", "tied_parameters",
+    *ACTIVATIONS,
     "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "MultiheadAttention",
 ]

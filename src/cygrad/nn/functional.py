@@ -13,6 +13,18 @@ from ..ops import elementwise, losses, registry  # noqa: F401  (they register th
 from ..ops import layers as L
 from ..ops import reduction as _reduction  # noqa: F401
 from ..tensor import Tensor, _wrap, apply
+from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-exported)
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    max_pool1d,
+    max_pool2d,
+)
 
 # The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
 globals().update(registry.FUNCTIONAL)
@@ -20,9 +32,12 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
     batch_norm, embedding, layer_norm, multi_head_attention_forward, scaled_dot_product_attention)
 
 __all__ = [
-    "linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "mse_loss", "cross_entropy",
-    "binary_cross_entropy_with_logits", *registry.FUNCTIONAL, "embedding", "layer_norm",
-    "batch_norm", "scaled_dot_product_attention", "multi_head_attention_forward",
+    "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "dropout", "mse_loss", "cross_entropy", "binary_cross_entropy_with_logits",
+    *registry.FUNCTIONAL,
+    "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
+    "multi_head_attention_forward",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -43,15 +58,6 @@ def _pair(value, name, minimum=1):
     if len(pair) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return tuple(_size(v, name, minimum) for v in pair)
-
-
-def _square(value, name, minimum):
-    """An int, or a pair of equal ints: im2col takes one stride and one padding for both axes."""
-    h, w = _pair(value, name, minimum)
-    if h != w:
-        raise ValueError(f"{name} must be the same along height and width in cygrad, got "
-                         f"{value!r}")
-    return h
 
 
 def _check_probability(p):
@@ -126,59 +132,6 @@ def _linear_activation(x, weight, bias, entry, params):
         y = linear(x, weight, bias)
         return apply(entry.op, y, **params) if params else apply(entry.op, y)
     return apply(L.linear_activation_op(entry), x, weight, bias, **params)
-
-
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw) -> (N, O, OH, OW),
-    OH = (H + 2*padding - kh) // stride + 1 (likewise OW); bias (O,)."""
-    _tensor_input(x, "conv2d")
-    _check_weights("conv2d", x, weight, bias, 4)
-    stride, padding = _square(stride, "stride", 1), _square(padding, "padding", 0)
-    if x.ndim != 4:
-        raise ValueError(f"conv2d expects input (N, C, H, W), got shape {tuple(x.shape)}")
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv2d: input with {x.shape[1]} channels (shape {tuple(x.shape)}) "
-                         f"does not fit weight of shape {tuple(weight.shape)} (expected "
-                         f"{weight.shape[1]} channels)")
-    kh, kw = weight.shape[2:]
-    h, w = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
-    if kh < 1 or kw < 1 or h < kh or w < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the input of shape "
-                         f"{tuple(x.shape)} padded to {h}x{w} (padding={padding})")
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return apply(L.Conv2d, *inputs, stride=stride, padding=padding)
-
-
-def _pool_geometry(kernel_size, stride, name):
-    """((kh, kw), stride) from PyTorch-style arguments; stride None means kernel_size."""
-    kernel = _pair(kernel_size, f"{name}: kernel_size")
-    if stride is None and kernel[0] != kernel[1]:
-        raise ValueError(f"{name}: stride must be the same along height and width; it defaults "
-                         f"to kernel_size {kernel}, which is not square: pass one stride "
-                         "explicitly, e.g. stride=1")
-    stride = _square(kernel_size if stride is None else stride, f"{name}: stride", 1)
-    return kernel, stride
-
-
-def _pool(op, x, kernel_size, stride, name):
-    _tensor_input(x, name, ndim=4)
-    (kh, kw), stride = _pool_geometry(kernel_size, stride, name)
-    if x.shape[2] < kh or x.shape[3] < kw:
-        raise ValueError(f"{name}: kernel {kh}x{kw} is larger than the input of shape "
-                         f"{tuple(x.shape)}")
-    return apply(op, x, kernel_size=(kh, kw), stride=stride)
-
-
-def max_pool2d(x, kernel_size, stride=None):
-    """Maximum over kernel_size windows of each channel of x (N, C, H, W), moved by stride
-    (default: kernel_size)."""
-    return _pool(L.MaxPool2d, x, kernel_size, stride, "max_pool2d")
-
-
-def avg_pool2d(x, kernel_size, stride=None):
-    """Mean over kernel_size windows of each channel of x (N, C, H, W), moved by stride
-    (default: kernel_size)."""
-    return _pool(L.AvgPool2d, x, kernel_size, stride, "avg_pool2d")
 
 
 def dropout(x, p=0.5, training=True):

@@ -53,69 +53,6 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Conv2d(Module):
-    """Cross-correlation of x (N, C_in, H, W) with W (C_out, C_in, kh, kw) -> (N, C_out, OH, OW),
-    OH = (H + 2*padding - kh) // stride + 1. Row i of W is filter i."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=None):
-        super().__init__()
-        self.in_channels = F._size(in_channels, "Conv2d: in_channels")
-        self.out_channels = F._size(out_channels, "Conv2d: out_channels")
-        self.kernel_size = F._pair(kernel_size, "Conv2d: kernel_size")
-        self.stride = F._square(stride, "Conv2d: stride", 1)
-        self.padding = F._square(padding, "Conv2d: padding", 0)
-        dtype = _dtype(dtype)
-        self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size,
-                                         dtype=dtype))
-        self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype))
-                                if bias else None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """PyTorch's default: W, b ~ U(-k, k), k = 1/sqrt(in_channels * kh * kw)."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-            init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-    def extra_repr(self):
-        s, p = self.stride, self.padding
-        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={(s, s)}")
-        if p:
-            text += f", padding={(p, p)}"
-        return text + ("" if self.bias is not None else ", bias=False")
-
-
-class _Pool2d(Module):
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        F._pool_geometry(kernel_size, stride, type(self).__name__)  # fail here, not in forward
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
-
-
-class MaxPool2d(_Pool2d):
-    """Maximum over kernel_size windows, moved by stride (default: kernel_size), per channel."""
-
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride)
-
-
-class AvgPool2d(_Pool2d):
-    """Mean over kernel_size windows, moved by stride (default: kernel_size), per channel."""
-
-    def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride)
-
-
 class Flatten(Module):
     """Merge dimensions start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
 

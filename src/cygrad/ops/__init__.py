@@ -19,6 +19,7 @@ that entry.
     linalg.py       matmul bmm einsum
     factories.py    zeros ones full arange linspace eye ...
     layers.py       linear dropout embedding norms attention
+    conv.py         conv1d conv2d, max/avg/adaptive pools (1-D and 2-D)
     losses.py       cross_entropy nll mse bce ...
 
 An op says which of the caller's arrays its backward reads: `saves` (input positions) and

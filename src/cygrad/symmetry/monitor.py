@@ -15,73 +15,91 @@ cygrad's exact kernels keep that promise bitwise.
 
 import numpy as np
 
-from . import backend
-from .nn.layers import Conv2d, Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from .. import backend
+from ..nn.layers import Dropout
+from .groups import _outgoing, tied_groups, unit_slices, watched_layers
 
-__all__ = ["tied_groups_of", "tied_groups", "effective_width", "weight_layers",
-           "SymmetryMonitor"]
-
-
-# ---------------------------------------------------------------- grouping
-
-def _unit_signatures(weight, bias=None, outgoing=None):
-    """One bytes key per unit: equal keys <=> bitwise-equal values (+0.0 and -0.0 count equal)."""
-    weight = np.asarray(weight)
-    n = weight.shape[0]
-    if n == 0:
-        return []
-    # explicit sizes, not -1: reshape cannot infer a dimension of an empty array
-    parts = [weight.reshape(n, weight.size // n)]
-    if bias is not None:
-        parts.append(np.asarray(bias).reshape(n, 1))
-    if outgoing is not None:
-        outgoing = np.asarray(outgoing)
-        if outgoing.ndim < 2 or outgoing.shape[1] % n:
-            raise ValueError(f"outgoing weights of shape {outgoing.shape} do not fit {n} units "
-                             f"(expected (next_units, {n}, ...) or (next_units, {n}*k))")
-        # (next, n*k) from a flattened conv output: unit i owns columns i*k:(i+1)*k
-        k = outgoing.shape[1] // n * int(np.prod(outgoing.shape[2:]))
-        per_unit = outgoing.reshape(outgoing.shape[0], n, k).transpose(1, 0, 2)
-        parts.append(per_unit.reshape(n, outgoing.shape[0] * k))
-    rows = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=1) + 0.0
-    return [row.tobytes() for row in rows]
-
-
-def tied_groups_of(weight, bias=None, outgoing=None):
-    """Partition the units (rows of `weight`) into groups that are bitwise identical.
-
-    weight (units, ...), bias (units,) or None, outgoing: the next layer's weight (next, units,
-    ...) or (next, units * k) after a flatten, or None. Returns a list of lists of unit indices,
-    ordered by their first unit. Works on plain numpy arrays from any framework.
-    """
-    groups = {}
-    for unit, key in enumerate(_unit_signatures(weight, bias, outgoing)):
-        groups.setdefault(key, []).append(unit)
-    return sorted(groups.values(), key=lambda g: g[0])
+__all__ = ["SymmetryMonitor", "activation_health", "update_ratio"]
 
 
 def _arrays(layer):
-    if not isinstance(layer, (Linear, Conv2d)):
-        raise TypeError(f"expected a Linear or Conv2d layer, got {type(layer).__name__}")
-    return layer.weight._data, None if layer.bias is None else layer.bias._data
+    """(main weight array, bias array or None) of a layer: what the monitor shows and times."""
+    w = getattr(layer, "weight", None)
+    if w is None:
+        w = layer.in_proj_weight if getattr(layer, "in_proj_weight", None) is not None else \
+            layer.q_proj_weight
+    b = getattr(layer, "bias", None)
+    if b is None:
+        b = getattr(layer, "in_proj_bias", None)
+    return w._data, None if b is None else b._data
 
 
-def tied_groups(layer, next_layer=None):
-    """Groups of a Linear or Conv2d layer's units with identical incoming weights and bias (and,
-    with next_layer, identical outgoing columns in it)."""
-    weight, bias = _arrays(layer)
-    outgoing = None if next_layer is None else _arrays(next_layer)[0]
-    return tied_groups_of(weight, bias, outgoing)
+def _weight_param(layer):
+    w = getattr(layer, "weight", None)
+    return w if w is not None else getattr(layer, "in_proj_weight", None)
 
 
-def effective_width(layer, next_layer=None):
-    """How many distinct units the layer has: the number of its tied groups."""
-    return len(tied_groups(layer, next_layer))
+def _bias_param(layer):
+    b = getattr(layer, "bias", None)
+    return b if b is not None else getattr(layer, "in_proj_bias", None)
 
 
-def weight_layers(model):
-    """(name, layer) for every Linear and Conv2d in the model, in forward order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, (Linear, Conv2d))]
+class _Wrapped:
+    """A stand-in handle for a method the monitor wrapped, where the object has no hook API."""
+
+    def __init__(self, obj, name, original):
+        self.obj, self.name, self.original = obj, name, original
+
+    def remove(self):
+        if self.obj.__dict__.get(self.name) is not None:
+            del self.obj.__dict__[self.name]
+
+
+def _on_forward(module, hook):
+    """hook(module, inputs, output) after each forward: a forward hook where the module has
+    them."""
+    if hasattr(module, "register_forward_hook"):
+        return module.register_forward_hook(hook)
+    forward = module.forward
+
+    def forward_and_hook(*args):
+        out = forward(*args)
+        hook(module, args, out)
+        return out
+
+    module.forward = forward_and_hook
+    return _Wrapped(module, "forward", forward)
+
+
+def _after_step(optimizer, hook):
+    """hook(optimizer, args, kwargs) after each step: a step post-hook where the optimizer has
+    them."""
+    if hasattr(optimizer, "register_step_post_hook"):
+        return optimizer.register_step_post_hook(hook)
+    step = optimizer.step
+
+    def step_and_hook(*args, **kwargs):
+        result = step(*args, **kwargs)
+        hook(optimizer, args, kwargs)
+        return result
+
+    optimizer.step = step_and_hook
+    return _Wrapped(optimizer, "step", step)
+
+
+def _unit_rows(parts, n, group):
+    """For each (array, axis) part: the slices of the group's units, one row each (float64)."""
+    for array, axis in parts:
+        moved = np.moveaxis(array, axis, 0).reshape(n, -1)
+        yield moved[group].astype(np.float64)
+
+
+def _next_reader(layers, k):
+    """The next Linear or Conv layer after layer k (it reads layer k's units), or None."""
+    for _, layer in layers[k + 1:]:
+        if type(layer).__name__ in ("Linear", "Conv1d", "Conv2d"):
+            return layer
+    return None
 
 
 # ---------------------------------------------------------------- the monitor
@@ -108,9 +126,10 @@ class SymmetryMonitor:
 
     def __init__(self, model, watch=()):
         self.model = model
-        self.layers = weight_layers(model)
+        self.layers = watched_layers(model)
         if not self.layers:
-            raise ValueError("the model has no Linear or Conv2d layer to monitor")
+            raise ValueError("the model has no layer the symmetry tools inspect (Linear, Conv, "
+                             "Embedding, LayerNorm, BatchNorm, MultiheadAttention)")
         self.watch = [tuple(w) for w in watch]
         names = {n for n, _ in self.layers}
         for name, *_units in self.watch:
@@ -122,54 +141,57 @@ class SymmetryMonitor:
         self._step = 0
         self._previous = None
         self._activations = {}  # layer name -> diagnostics of its activation's last output
+        self._handles = []
         self._watch_activations()
         self.record(initial=True)
 
     def _watch_activations(self):
-        """Wrap each activation module's forward so the monitor sees its last output. An
-        activation belongs to the weight layer before it (in module order)."""
+        """A forward hook on each activation module that has a health measure (the op table's
+        `health`: saturating tanh/sigmoid, dead ReLUs), so the monitor sees its last output. An
+        activation belongs to the watched layer before it (in module order)."""
         layer_name = None
-        weight_layer_names = {id(m): n for n, m in self.layers}
+        watched = {id(m): n for n, m in self.layers}
         for _, module in self.model.named_modules():
-            if id(module) in weight_layer_names:
-                layer_name = weight_layer_names[id(module)]
-            elif layer_name is not None and isinstance(module, (Tanh, Sigmoid, ReLU, LeakyReLU)):
-                module.forward = self._recording(module.forward, layer_name, type(module))
+            entry = getattr(type(module), "entry", None)
+            if id(module) in watched:
+                layer_name = watched[id(module)]
+            elif layer_name is not None and entry is not None and entry.health:
+                self._handles.append(_on_forward(module, self._measure(layer_name, entry.name)))
 
-    def _recording(self, forward, layer_name, kind):
-        def forward_and_measure(x):
-            y = forward(x)
-            self._activations[layer_name] = (y._data, kind)  # measured at the next record()
-            return y
+    def _measure(self, layer_name, kind):
+        def hook(module, inputs, output):
+            self._activations[layer_name] = (output._data, kind)  # measured at record()
 
-        return forward_and_measure
+        return hook
+
+    def detach(self):
+        """Remove every hook the monitor attached (activations and optimizers)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
     # ------------------------------------------------------------ recording
 
     def attach(self, optimizer):
-        """Make every optimizer.step() call record() afterwards. Returns the optimizer."""
-        step = optimizer.step
-
-        def step_and_record(*args, **kwargs):
-            result = step(*args, **kwargs)
-            self.record()
-            return result
-
-        optimizer.step = step_and_record
+        """Make every optimizer.step() call record() afterwards (an optimizer step hook, which
+        detach() removes). Returns the optimizer."""
+        self._handles.append(_after_step(optimizer, lambda opt, args, kwargs: self.record()))
         return optimizer
 
     def _snapshot(self):
         snap = {}
         for k, (name, layer) in enumerate(self.layers):
-            nxt = self.layers[k + 1][1] if k + 1 < len(self.layers) else None
-            weight, bias = _arrays(layer)
+            reader = _next_reader(self.layers, k)
+            n, parts = unit_slices(layer)
+            outgoing = _outgoing(reader, n) if reader is not None else []
             snap[name] = {
-                "weight": weight.copy(),
-                "bias": None if bias is None else bias.copy(),
+                "weight": _arrays(layer)[0].copy(),
+                "units": n,
+                "parts": [(np.array(a), axis) for a, axis in parts],
                 "groups": tied_groups(layer),
-                "tied": tied_groups(layer, nxt) if nxt is not None else tied_groups(layer),
-                "outgoing": None if nxt is None else _arrays(nxt)[0].copy(),
-                "is_output": nxt is None,
+                "tied": tied_groups(layer, reader) if reader is not None else tied_groups(layer),
+                "outgoing": [(np.array(a), axis) for a, axis in outgoing],
+                "is_output": reader is None,
             }
         return snap
 
@@ -187,11 +209,12 @@ class SymmetryMonitor:
             now = snap[name]
             layer_entry = {
                 "effective_width": len(now["groups"]),
-                "units": layer.weight.shape[0],
+                "units": now["units"],
                 "groups": now["groups"],
                 "tied": now["tied"],
                 "max_tied_diff": 0.0,
-                "grads": {"weight": _grad_status(layer.weight), "bias": _grad_status(layer.bias)},
+                "grads": {"weight": _grad_status(_weight_param(layer)),
+                          "bias": _grad_status(_bias_param(layer))},
                 "saturated": None, "dead": None, "update_ratio": None,
             }
             if name in self._activations:
@@ -220,10 +243,8 @@ class SymmetryMonitor:
         for group in groups_before:
             if len(group) < 2:
                 continue
-            rows = now["weight"][group].reshape(len(group), -1).astype(np.float64)
-            if now["bias"] is not None:
-                rows = np.concatenate([rows, now["bias"][group, None]], axis=1)
-            worst = max(worst, float(np.abs(rows - rows[:1]).max()))
+            for rows in _unit_rows(now["parts"], now["units"], group):
+                worst = max(worst, float(np.abs(rows - rows[:1]).max(initial=0.0)))
         return worst
 
     def _find_splits(self, step, name, before, now):
@@ -253,12 +274,9 @@ class SymmetryMonitor:
         """Why a group of units with identical incoming weights separated in this step."""
         if before["is_output"]:
             return "output layer: the loss gives each output unit its own error"
-        outgoing = before["outgoing"]
-        n = before["weight"].shape[0]
-        per_unit = outgoing.reshape(outgoing.shape[0], n, outgoing[0].size // n)
-        columns = per_unit[:, group]
-        if not np.array_equal(columns, np.broadcast_to(columns[:, :1], columns.shape)):
-            return "outgoing weights differed before the step"
+        for rows in _unit_rows(before["outgoing"], before["units"], group):
+            if not np.array_equal(rows, np.broadcast_to(rows[:1], rows.shape)):
+                return "outgoing weights differed before the step"
         return self._unexplained()
 
     def _unexplained(self):
@@ -378,14 +396,16 @@ class SymmetryMonitor:
 
 
 def activation_health(y, kind):
-    """Saturation (tanh, sigmoid) or dead units (ReLU family) of one activation output
-    y (batch, units, ...): the checks people use to judge an initialisation."""
+    """Saturation (tanh, hardtanh, sigmoid) or dead units (ReLU family) of one activation output
+    y (batch, units, ...): the checks people use to judge an initialisation. kind: the
+    activation's op-table name ("tanh") or its nn module class (nn.Tanh)."""
     y = np.asarray(y)
+    kind = getattr(getattr(kind, "entry", None), "name", kind)
     if y.size == 0:
         return {}
-    if kind is Tanh:
+    if kind in ("tanh", "hardtanh"):
         return {"saturated": float(np.mean(np.abs(y) > 0.97))}
-    if kind is Sigmoid:
+    if kind in ("sigmoid", "hardsigmoid"):
         return {"saturated": float(np.mean((y < 0.03) | (y > 0.97)))}
     # a unit is dead when it outputs (at most) zero for every sample of the batch
     per_unit = np.moveaxis(y, 1, 0).reshape(y.shape[1], -1) if y.ndim > 1 else y[:, None]

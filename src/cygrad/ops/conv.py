@@ -1,0 +1,208 @@
+"""The convolution and pooling ops (torch.nn.functional's conv1d/conv2d and the pools), forward
+and backward side by side, and the pooling windows' geometry.
+
+Every product goes through the backend's exact gemm: an output element is one multiply-add
+chain over its group's (channel, kernel row, kernel column) in ascending order, so identical
+filters give identical outputs and gradients, and a sample's output has the same bits alone or
+in any batch. The arguments arrive checked (cygrad/nn/_functional_conv.py).
+"""
+
+import numpy as np
+
+from .. import backend as B
+from . import Op
+
+# Output positions per image from which a convolution runs image by image: the patches of one
+# image stay in cache between im2col and the products, and the products write straight into
+# the output's (N, O, P) layout. Below it the whole batch makes one wide product (small images
+# would make narrow ones). Both give the same bits (tests/nn/test_conv.py runs both).
+PER_SAMPLE = 64
+
+
+class Conv2d(Op):
+    """y[n, o] = b[o] + sum over c in o's group of W[o, c] (cross-correlation) x[n, c]
+
+    Params: stride (sh, sw), padding (top, left), dilation, groups, out_size (OH, OW), and the
+    4-D views `x4` (N, C, H, W) and `w4` (O, C/groups, kh, kw) of the inputs (a 1-D or unbatched
+    convolution is this one on views) and the output's shape `y_shape`. With the patches of x as
+    columns, cols (C*kh*kw, P) per image or (C*kh*kw, N*P) for the batch, group g's outputs are
+    W_g @ cols_g, one exact product per group.
+    """
+
+    rule = "dW = g @ cols.T;  db = g summed;  dx = col2im(W.T @ g)  (per group)"
+    saves = (0, 1)
+
+    def _geometry(self):
+        return self.stride, self.padding, self.dilation, self.out_size
+
+    def forward(self, x, w, b=None):
+        self.x_shape, self.w_shape = x.shape, w.shape
+        x = self.x = x.reshape(self.x4)
+        o, cg, kh, kw = self.w4
+        w2 = self.w2 = w.reshape(o, cg * kh * kw)
+        n = x.shape[0]
+        p = self.out_size[0] * self.out_size[1]
+        geometry = self._geometry()
+        if n > 0 and p >= PER_SAMPLE:  # image by image
+            self.cols = None
+            y = np.empty((n, o, p), x.dtype)
+            for i in range(n):
+                cols = B.im2col_t(x[i:i + 1], kh, kw, *geometry)
+                for rows, ks in self._groups():
+                    B.gemm_into(w2[rows], cols[ks], y[i, rows])
+                if b is not None:
+                    B.add_channel_bias(y[i:i + 1], b)
+        else:  # the batch as one wide product, then moved to image layout
+            cols = self.cols = B.im2col_t(x, kh, kw, *geometry)
+            planes = np.empty((o, n * p), x.dtype)
+            for rows, ks in self._groups():
+                B.gemm_into(w2[rows], cols[ks], planes[rows])
+            y = B.planes_to_images(planes, b, n, p)
+        return y.reshape(self.y_shape)
+
+    def _groups(self):
+        """(rows of W and of the output, rows of the patches) of each group."""
+        o, cg, kh, kw = self.w4
+        og, kg = o // self.groups, cg * kh * kw
+        return [(slice(g * og, (g + 1) * og), slice(g * kg, (g + 1) * kg))
+                for g in range(self.groups)]
+
+    def backward(self, g):
+        needs, x, w2 = self.needs, self.x, self.w2
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = self.w4
+        p = self.out_size[0] * self.out_size[1]
+        g3 = np.ascontiguousarray(g.reshape(n, o, p))
+        geometry, groups = self._geometry(), self._groups()
+        dx = dw = None
+        if needs[1]:
+            dw = np.empty(w2.shape, w2.dtype)
+        if needs[0]:
+            dx = np.empty(x.shape, x.dtype)
+        if self.cols is None:  # image by image; dW's chains run on across the images
+            dcols = np.empty((c * kh * kw, p), x.dtype) if needs[0] else None
+            for i in range(n):
+                gi = g3[i]
+                if needs[1]:
+                    cols = B.im2col_t(x[i:i + 1], kh, kw, *geometry)
+                    for rows, ks in groups:
+                        B.gemm_into(gi[rows], cols[ks], dw[rows], trans_b=True,
+                                    accumulate=i > 0)
+                if needs[0]:
+                    for rows, ks in groups:
+                        B.gemm_into(w2[rows], gi[rows], dcols[ks], trans_a=True)
+                    B.col2im_t(dcols, (1, c, h, wd), kh, kw, *geometry, out=dx[i:i + 1])
+        else:
+            g_rows = np.ascontiguousarray(g3.transpose(1, 0, 2)).reshape(o, n * p)
+            if needs[1]:
+                for rows, ks in groups:
+                    B.gemm_into(g_rows[rows], self.cols[ks], dw[rows], trans_b=True)
+            if needs[0]:
+                dcols = np.empty((c * kh * kw, n * p), x.dtype)
+                for rows, ks in groups:
+                    B.gemm_into(w2[rows], g_rows[rows], dcols[ks], trans_a=True)
+                B.col2im_t(dcols, x.shape, kh, kw, *geometry, out=dx)
+        grads = (None if dx is None else dx.reshape(self.x_shape),
+                 None if dw is None else dw.reshape(self.w_shape))
+        if len(needs) == 2:
+            return grads
+        return grads + ((B.channel_sum(g3) if needs[2] else None),)
+
+
+class Conv1d(Conv2d):
+    """conv2d on (N, C, 1, L) views with a (O, C/groups, 1, k) kernel"""
+
+
+# ---------------------------------------------------------------------- pooling windows
+
+def pool_out_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """PyTorch's output length of a pool: floor (or ceil) of the positions that fit, and with
+    ceil_mode no window that would start in the padding after the input."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = span // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def pool_windows(size, kernel, stride, padding, dilation, out):
+    """(starts, ends, padded counts) of `out` windows along one axis: window o reads
+    start, start + dilation, ... below end, clipped to [0, size); the padded count is the
+    window's length with the zero padding but not past it (PyTorch's count_include_pad)."""
+    first = np.arange(out, dtype=np.int64) * stride - padding
+    raw_end = first + (kernel - 1) * dilation + 1
+    ends = np.minimum(raw_end, size)
+    behind = np.maximum(-first, 0)  # taps before the image: skip whole dilation steps
+    starts = np.minimum(first + (behind + dilation - 1) // dilation * dilation, ends)
+    padded = np.minimum(first + kernel, size + padding) - first
+    return starts, ends, padded
+
+
+def adaptive_windows(size, out):
+    """(starts, ends) of PyTorch's adaptive pooling: [floor(o*size/out), ceil((o+1)*size/out))."""
+    o = np.arange(out, dtype=np.int64)
+    return o * size // out, -(-(o + 1) * size // out)
+
+
+# ---------------------------------------------------------------------- pools
+
+class MaxPool2d(Op):
+    """y = max over each window; PyTorch's index (flat in the plane) of that maximum
+
+    Params: windows (hs, he, ws, we), steps (dh, dw), plane (H, W), y_shape, and `indices`
+    (None, or a list the forward appends its index array to: F.max_pool2d's return_indices).
+    x is read as its (P, H, W) planes.
+    """
+
+    rule = "dx = g added at each window's maximum, outputs in ascending order"
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        out, self.idx = B.max_pool(x.reshape((-1,) + self.plane), *self.windows, *self.steps)
+        if self.indices is not None:
+            self.indices.append(self.idx.reshape(self.y_shape))
+        return out.reshape(self.y_shape)
+
+    def backward(self, g):
+        idx = self.idx
+        dx = B.max_pool_backward(g.reshape(idx.shape), idx, (idx.shape[0],) + self.plane)
+        return (dx.reshape(self.x_shape),)
+
+
+class MaxPool1d(MaxPool2d):
+    """max_pool2d on (N*C, 1, L) planes"""
+
+
+class AdaptiveMaxPool2d(MaxPool2d):
+    """max_pool2d over adaptive windows"""
+
+
+class AvgPool2d(Op):
+    """y = (window sum) / divisor, divisor = divisor_override or the window's count
+
+    Params: windows (hs, he, ws, we), counts (hc, wc) (with or without the padding, as
+    count_include_pad says), divisor_override (0: none), plane (H, W), y_shape.
+    """
+
+    rule = "dx = g / divisor added over each window, outputs in ascending order"
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        out = B.avg_pool(x.reshape((-1,) + self.plane), *self.windows, *self.counts,
+                         self.divisor_override)
+        self.planes = out.shape[0]
+        return out.reshape(self.y_shape)
+
+    def backward(self, g):
+        g = g.reshape(self.planes, len(self.windows[0]), len(self.windows[2]))
+        dx = B.avg_pool_backward(g, (self.planes,) + self.plane, *self.windows, *self.counts,
+                                 self.divisor_override)
+        return (dx.reshape(self.x_shape),)
+
+
+class AvgPool1d(AvgPool2d):
+    """avg_pool2d on (N*C, 1, L) planes"""
+
+
+class AdaptiveAvgPool2d(AvgPool2d):
+    """avg_pool2d over adaptive windows, each divided by its own size"""
