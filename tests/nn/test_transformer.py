@@ -265,6 +265,20 @@ def test_sdpa_dropout_draws_from_cygrads_generator():
     assert q.grad is not None and v.grad is not None
 
 
+def test_sdpa_dropout_one_drops_everything_as_torch():
+    torch = pytest.importorskip("torch")
+    q, k, v = _sdpa_inputs(RNG(10))
+    cq, ck, cv = (_t(a) for a in (q, k, v))
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    y = F.scaled_dot_product_attention(cq, ck, cv, dropout_p=1.0)
+    t = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, dropout_p=1.0)
+    assert np.array_equal(y.numpy(), t.detach().numpy())
+    y.sum().backward()
+    t.sum().backward()
+    for a, b in ((cq, tq), (ck, tk), (cv, tv)):
+        assert np.array_equal(a.grad.numpy(), b.grad.numpy())
+
+
 def test_sdpa_bad_input():
     x = cygrad.zeros(2, 3, 4)
     with pytest.raises(RuntimeError, match="at least 2 dimensional"):

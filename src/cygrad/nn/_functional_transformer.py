@@ -227,6 +227,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if p == 0:
         return apply(A.Attention, query, key, value, *extra, **params)
     weights = apply(A.AttentionWeights, query, key, *extra, **params)
+    if p == 1:  # every weight dropped: zeros, and zero gradients, as torch
+        return (weights * 0.0) @ value
     weights = apply(L.Dropout, weights, p=p, generator=_random.generator())
     return weights @ value
 
@@ -234,8 +236,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 def _attention_dropout(p):
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
-    if p == 1:
-        raise NotImplementedError("scaled_dot_product_attention(dropout_p=1) is not supported")
     return float(p)
 
 
