@@ -533,3 +533,39 @@ def test_gelu_silu_ops_gradcheck_and_modules(approximate):
     assert repr(nn.GELU(approximate=approximate)) == f"GELU(approximate='{approximate}')"
     with pytest.raises(RuntimeError, match="approximate"):
         F.gelu(x, approximate="erf")
+
+
+def test_softmax_last_dim_runs_the_exact_row_kernel_with_torchs_nans(parallel_paths):
+    """F.softmax along the last dimension: a row's bits do not depend on the batch or the
+    thread count (the row kernel); masked (-inf) entries as torch, and a row of only -inf or
+    with a NaN gives torch's NaNs."""
+    torch = pytest.importorskip("torch")
+    rng = RNG(11)
+    x = rng.standard_normal((6, 7, 9))
+    x[0, 1, 3:] = -np.inf
+    g = rng.standard_normal(x.shape)
+    outs = []
+    for threads in (1, 2):
+        cygrad.set_num_threads(threads)
+        try:
+            cx = _t(x)
+            y = F.softmax(cx, dim=-1)
+            y.backward(cygrad.tensor(g))
+            alone = F.softmax(_t(x[2:3, 4:5]), dim=-1)
+            assert np.array_equal(alone.numpy(), y.numpy()[2:3, 4:5])
+            outs.append((y.numpy(), cx.grad.numpy()))
+        finally:
+            cygrad.set_num_threads(1)
+    assert all(np.array_equal(a, b) for a, b in zip(*outs))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.softmax(tx, dim=-1)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(outs[0][0], ty.detach().numpy(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(outs[0][1], tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+    x[1, 2, :] = -np.inf
+    x[3, 0, 4] = np.nan
+    with np.errstate(invalid="ignore"):
+        y = F.softmax(_t(x, False), dim=-1).numpy()
+    t = torch.softmax(torch.tensor(x), dim=-1).numpy()
+    np.testing.assert_allclose(y, t, rtol=1e-14, atol=1e-15, equal_nan=True)
+    assert np.isnan(y[1, 2]).all() and np.isnan(y[3, 0]).all()
