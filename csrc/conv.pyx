@@ -22,6 +22,12 @@ call with inconsistent arguments raises instead of touching memory out of bounds
 from cython.parallel cimport prange
 from cython cimport floating
 
+cdef extern from "threads.h" nogil:
+    void cg_threads_init()
+    int cg_threads(long long requested)
+
+cg_threads_init()
+
 # Each geometry number is below 2^31, so sums of products like oy*sh + i*dh stay far inside
 # 64-bit integers.
 cdef Py_ssize_t _LIMIT = (1 << 31) - 1
@@ -57,6 +63,17 @@ cdef int _check(Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, Py_ssize
     return 0
 
 
+cdef int _apart(const void *a, Py_ssize_t a_items, const void *b, Py_ssize_t b_items,
+                Py_ssize_t itemsize, str what) except -1:
+    """Two C-contiguous arrays (first element, element count) share no memory: a kernel that
+    wrote into its own input would read values it has already overwritten."""
+    cdef size_t pa = <size_t>a, pb = <size_t>b
+    if a_items > 0 and b_items > 0 and pa < pb + b_items * itemsize \
+            and pb < pa + a_items * itemsize:
+        raise ValueError(f"{what}: the output overlaps the input")
+    return 0
+
+
 cdef inline void _span(Py_ssize_t t, Py_ssize_t extent, Py_ssize_t s, Py_ssize_t count,
                        Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
     """The output positions o in [lo, hi) (within [0, count)) whose input coordinate
@@ -84,6 +101,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
     A pure copy, no arithmetic: bitwise the numpy twin. Parallel over the N*OH blocks of OW
     consecutive rows (one (n, oy) each); each thread writes its own rows.
     """
+    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t nblocks = N * oh, HW = H * W, KK = kh * kw
@@ -94,8 +112,11 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
     cdef floating zero = 0
     if nblocks == 0 or ow == 0 or C == 0:
         return
+    if N * C * HW > 0:
+        _apart(&x[0, 0, 0, 0], N * C * HW, &cols[0, 0], cols.shape[0] * cols.shape[1],
+               sizeof(floating), "im2col")
     xbase = &x[0, 0, 0, 0] if N * C * HW > 0 else NULL   # only read at in-image offsets
-    for blk in prange(nblocks, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+    for blk in prange(nblocks, nogil=True, num_threads=num_threads, schedule="static"):
         n = blk // oh
         oy = blk - n * oh
         y0 = oy * sh - ph
@@ -141,6 +162,7 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
     Parallel over the N*C image planes: one thread owns a whole plane (zeroing and every
     addition into it), so no pixel's sum is ever split between threads.
     """
+    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t planes = N * C, K = C * kh * kw, HW = H * W
@@ -152,8 +174,11 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
     cdef floating zero = 0
     if planes == 0 or HW == 0:
         return
+    if cols.shape[0] * cols.shape[1] > 0:
+        _apart(&cols[0, 0], cols.shape[0] * cols.shape[1], &x[0, 0, 0, 0], N * C * HW,
+               sizeof(floating), "col2im")
     cbase = &cols[0, 0] if oh > 0 and ow > 0 else NULL    # never read when there are no rows
-    for p in prange(planes, nogil=True, num_threads=max(1, num_threads), schedule="static"):
+    for p in prange(planes, nogil=True, num_threads=num_threads, schedule="static"):
         n = p // C
         c = p - n * C
         plane = &x[0, 0, 0, 0] + p * HW
@@ -217,12 +242,16 @@ def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t
     A pure copy, bitwise ``im2col(x).T``. Each (kernel offset, image) pair owns a run of OH*OW
     outputs, copied a row of the image at a time; prange splits those pairs.
     """
+    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t tasks = C * kh * kw * N, NP = N * oh * ow, KK = kh * kw
     cdef Py_ssize_t task, q, n
     if tasks == 0 or oh * ow == 0:
         return
+    if N * C * H * W > 0:
+        _apart(&x[0, 0, 0, 0], N * C * H * W, &cols_t[0, 0],
+               cols_t.shape[0] * cols_t.shape[1], sizeof(floating), "im2col_t")
     if num_threads <= 1:  # no OpenMP region: its private copies slow the loops down
         with nogil:
             for task in range(tasks):
@@ -280,12 +309,16 @@ def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t
     ascending (i, j): the loops run i, j outermost; for fixed (i, j) each pixel gets at most one
     contribution. Parallel over the N*C image planes, one thread per plane.
     """
+    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t planes = N * C, NP = N * oh * ow
     cdef Py_ssize_t p, n, c
     if planes == 0 or H * W == 0:
         return
+    if cols_t.shape[0] * cols_t.shape[1] > 0:
+        _apart(&cols_t[0, 0], cols_t.shape[0] * cols_t.shape[1], &x[0, 0, 0, 0],
+               N * C * H * W, sizeof(floating), "col2im_t")
     if oh * ow == 0:
         x[...] = 0
         return
@@ -324,6 +357,7 @@ def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
     the bias add in one pass. One add an element (exactly bias_add's): bits independent of the
     split, which is over the N*O output rows.
     """
+    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = out.shape[0], O = out.shape[1], P = out.shape[2]
     if planes.shape[0] != O or planes.shape[1] != N * P:
         raise ValueError(f"planes of shape ({planes.shape[0]}, {planes.shape[1]}) do not fit "
@@ -334,6 +368,10 @@ def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
     cdef Py_ssize_t r, n, o
     if N * O * P == 0:
         return
+    _apart(&planes[0, 0], O * N * P, &out[0, 0, 0], N * O * P, sizeof(floating),
+           "planes_to_images")
+    if bias:
+        _apart(&b[0], O, &out[0, 0, 0], N * O * P, sizeof(floating), "planes_to_images")
     if num_threads <= 1:
         with nogil:
             for r in range(N * O):
@@ -354,6 +392,7 @@ def add_channel_bias(floating[:, :, ::1] y, const floating[::1] b, int num_threa
     product was written in image layout. One add an element: planes_to_images's bits.
     Parallel over the N*O rows.
     """
+    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = y.shape[0], O = y.shape[1], P = y.shape[2]
     if b.shape[0] != O:
         raise ValueError(f"bias of length {b.shape[0]} for {O} channels")

@@ -14,11 +14,17 @@ checked here before any loop. The entry points are the backend's own (cython_bac
 them): no Python layer between `cygrad.backend` and these functions.
 """
 
-from cython.parallel cimport prange
+from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
 
-from arrays cimport F32, acquire, acquire_input, elements, kind_of, release
+from arrays cimport (F32, acquire, acquire_input, cg_threads, cg_threads_init, elements, kind_of,
+                     native_copy, overlap, release, same_layout, shape_of)
 
 import numpy as np
+
+cg_threads_init()
 
 ctypedef fused floating:
     float
@@ -57,6 +63,19 @@ cdef extern from "vmath.h" nogil:
     void cg_silu_grad_block_f32(const float *, const float *, float *)
     void cg_silu_grad_block_f64(const double *, const double *, double *)
 
+cdef extern from "sums.h" nogil:
+    enum:
+        CG_LEAF
+    Py_ssize_t cg_sums_scratch(Py_ssize_t n, Py_ssize_t w)
+    void cg_sums_f32(const float *x, Py_ssize_t n, Py_ssize_t rs, Py_ssize_t w, Py_ssize_t os,
+                     float *s, float *scratch)
+    void cg_sums_f64(const double *x, Py_ssize_t n, Py_ssize_t rs, Py_ssize_t w, Py_ssize_t os,
+                     double *s, double *scratch)
+    void cg_push_f32(float *stack, Py_ssize_t w, Py_ssize_t t, float *leaf)
+    void cg_push_f64(double *stack, Py_ssize_t w, Py_ssize_t t, double *leaf)
+    void cg_finish_f32(const float *stack, Py_ssize_t w, Py_ssize_t N, float *out)
+    void cg_finish_f64(const double *stack, Py_ssize_t w, Py_ssize_t N, double *out)
+
 # The kernels by name (the op table, cygrad/ops/elementwise.py, names the kernel each op runs),
 # and their codes.
 KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu", "gelu", "silu")
@@ -89,9 +108,9 @@ cdef void _forward(int kind, const floating *x, floating *y, Py_ssize_t n,
             cg_map1_f32(cg_sigmoid_block_f32, x, y, n)
         else:
             cg_map1_f64(cg_sigmoid_block_f64, x, y, n)
-    elif kind == RELU:
+    elif kind == RELU:  # NaN passes (as numpy's maximum, torch.relu); -0.0 gives +0.0
         for i in range(n):
-            y[i] = x[i] if x[i] > 0 else 0
+            y[i] = 0 if x[i] <= 0 else x[i]
     else:
         for i in range(n):
             y[i] = x[i] if x[i] > 0 else s * x[i]
@@ -100,7 +119,8 @@ cdef void _forward(int kind, const floating *x, floating *y, Py_ssize_t n,
 cdef void _backward(int kind, const floating *g, const floating *saved, floating *dx,
                     Py_ssize_t n, floating s) noexcept nogil:
     """dx[i] from g[i] and saved[i] (the output y for tanh/sigmoid, for relu x or y: x > 0
-    exactly when relu(x) > 0; for leaky_relu the input x)."""
+    exactly when relu(x) > 0; for leaky_relu the input x). relu passes the gradient where saved
+    is NaN, as torch's threshold_backward does."""
     cdef Py_ssize_t i
     if kind >= GELU:
         _backward_gelu_silu(kind, g, saved, dx, n, s)
@@ -116,7 +136,7 @@ cdef void _backward(int kind, const floating *g, const floating *saved, floating
             cg_map2_f64(cg_sigmoid_grad_block_f64, g, saved, dx, n)
     elif kind == RELU:
         for i in range(n):
-            dx[i] = g[i] if saved[i] > 0 else 0
+            dx[i] = 0 if saved[i] <= 0 else g[i]
     else:
         for i in range(n):
             dx[i] = g[i] if saved[i] > 0 else s * g[i]
@@ -220,38 +240,67 @@ cdef void _bias_rows(const floating *x, const floating *b, floating *z, floating
                               min(per, n - r0), m, kind, s)
 
 
+cdef inline void _push(floating *stack, Py_ssize_t w, Py_ssize_t t,
+                       floating *leaf) noexcept nogil:
+    if floating is float:
+        cg_push_f32(stack, w, t, leaf)
+    else:
+        cg_push_f64(stack, w, t, leaf)
+
+
+cdef inline void _finish(floating *stack, Py_ssize_t w, Py_ssize_t N,
+                         floating *out) noexcept nogil:
+    if floating is float:
+        cg_finish_f32(stack, w, N, out)
+    else:
+        cg_finish_f64(stack, w, N, out)
+
+
 cdef void _columns_backward(int kind, const floating *g, const floating *saved, floating *dz,
                             floating *db, Py_ssize_t n, Py_ssize_t m, Py_ssize_t j0,
-                            Py_ssize_t w, floating s) noexcept nogil:
-    """Columns j0 <= j < j0 + w: dz := act'(saved) * g row by row, and
-    db[j] := sum_i dz[i, j], i ascending from +0 (reduce.column_sum's order: db has its bits)."""
-    cdef Py_ssize_t i, j
+                            Py_ssize_t w, floating s, floating *scratch) noexcept nogil:
+    """Columns j0 <= j < j0 + w: dz := act'(saved) * g row by row, and db[j] := sum_i dz[i, j]
+    by sums.h's tree, each leaf summed as its rows are made (reduce.column_sum's bits).
+    scratch: cg_sums_scratch(n, w) elements."""
+    cdef Py_ssize_t i, j, t, r1, leaves = (n + CG_LEAF - 1) // CG_LEAF
     cdef floating *out
-    for j in range(j0, j0 + w):
-        db[j] = 0
-    for i in range(n):
-        out = dz + i * m + j0
-        _backward(kind, g + i * m + j0, saved + i * m + j0, out, w, s)
+    cdef floating *leaf = db + j0 if n <= CG_LEAF else scratch
+    for t in range(leaves):
         for j in range(w):
-            db[j0 + j] = db[j0 + j] + out[j]
+            leaf[j] = 0
+        r1 = min(t * CG_LEAF + CG_LEAF, n)
+        for i in range(t * CG_LEAF, r1):
+            out = dz + i * m + j0
+            _backward(kind, g + i * m + j0, saved + i * m + j0, out, w, s)
+            for j in range(w):
+                leaf[j] = leaf[j] + out[j]
+        if n > CG_LEAF:
+            _push(scratch + w, w, t, leaf)
+    if n > CG_LEAF:
+        _finish(scratch + w, w, leaves, db + j0)
+    elif n == 0:
+        for j in range(w):
+            db[j0 + j] = 0
 
 
 cdef void _backward_column_sum(int kind, const floating *g, const floating *saved,
                                floating *dz, floating *db, Py_ssize_t n, Py_ssize_t m,
-                               floating s, int num_threads) noexcept nogil:
-    """A column is never split between threads: they take chunks of COLUMN_CHUNK columns."""
-    cdef Py_ssize_t c, i, j, j0, n_chunks = (m + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+                               floating s, int num_threads, floating *scratch,
+                               Py_ssize_t per) noexcept nogil:
+    """A column is never split between threads: they take chunks of COLUMN_CHUNK columns,
+    each with its own `per` elements of scratch."""
+    cdef Py_ssize_t c, j0, n_chunks = (m + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     if num_threads <= 1 or n_chunks <= 1:  # one flat run (narrow rows waste blocks), then sum
         _backward(kind, g, saved, dz, n * m, s)
-        for j in range(m):
-            db[j] = 0
-        for i in range(n):
-            for j in range(m):
-                db[j] = db[j] + dz[i * m + j]
+        if floating is float:
+            cg_sums_f32(dz, n, m, m, 1, db, scratch)
+        else:
+            cg_sums_f64(dz, n, m, m, 1, db, scratch)
         return
     for c in prange(n_chunks, num_threads=num_threads, schedule="static"):
         j0 = c * COLUMN_CHUNK
-        _columns_backward(kind, g, saved, dz, db, n, m, j0, min(j0 + COLUMN_CHUNK, m) - j0, s)
+        _columns_backward(kind, g, saved, dz, db, n, m, j0, min(j0 + COLUMN_CHUNK, m) - j0, s,
+                          scratch + threadid() * per if per else NULL)
 
 
 # ---------------------------------------------------------------- Python entry points
@@ -278,6 +327,13 @@ cheap_serial_below = 1 << 20  # elements: relu, leaky_relu, bias adds, column su
 costly_serial_below = 1 << 16  # elements: tanh, sigmoid
 
 cdef object _empty = np.empty
+cdef object _F32 = np.dtype(np.float32), _F64 = np.dtype(np.float64)
+
+
+cdef inline object _new(Py_buffer *like):
+    """A new array of the buffer's own shape and dtype (never the Python object's attributes,
+    which a subclass could make lie)."""
+    return _empty(shape_of(like), _F32 if kind_of(like) == F32 else _F64)
 
 
 cdef int _code(object name) except -1:
@@ -297,8 +353,11 @@ cdef int _code(object name) except -1:
 
 
 cdef int _threads(Py_ssize_t n, bint costly, int num_threads) except -1:
-    """num_threads for n elements (costly: a transcendental each), 1 below the threshold."""
-    return num_threads if n >= (costly_serial_below if costly else cheap_serial_below) else 1
+    """num_threads (capped: threads.h) for n elements (costly: a transcendental each), 1 below
+    the threshold."""
+    if n < (costly_serial_below if costly else cheap_serial_below):
+        return 1
+    return cg_threads(num_threads)
 
 
 cdef inline bint _costly(int kind) noexcept:
@@ -307,7 +366,7 @@ cdef inline bint _costly(int kind) noexcept:
 
 
 def activation_forward(name, x, param, int num_threads):
-    """A new y := act(x) elementwise: tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0);
+    """A new y := act(x) elementwise: tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0) (NaN kept);
     leaky_relu x > 0 ? x : slope*x; gelu (param "none" or "tanh"); silu. x any layout (a
     strided x is copied first). param: leaky_relu's slope, gelu's approximate."""
     cdef int kind = _code(name)
@@ -317,7 +376,7 @@ def activation_forward(name, x, param, int num_threads):
     cdef Py_ssize_t n = 0
     try:
         acquire_input(v, &count, x)
-        y = _empty(x.shape, x.dtype)
+        y = _new(&v[0])
         acquire(v, &count, y, True)
         n = elements(&v[0])
         threads = _threads(n, _costly(kind), num_threads)
@@ -334,10 +393,11 @@ def activation_forward(name, x, param, int num_threads):
 
 
 def activation_backward(name, g, saved, param, int num_threads):
-    """A new dx from the output gradient g and `saved` (one shape, one dtype, any layout):
+    """A new dx from the output gradient g and `saved` (one size, one dtype, any layout):
     y for tanh/sigmoid, x (or y) for relu, x for leaky_relu. tanh: dx = g * (1 - y*y);
-    sigmoid: dx = g * (y * (1 - y)); relu: dx = g if saved > 0 else 0; leaky_relu:
-    dx = g if x > 0 else slope * g; gelu and silu from x (vmath.h has the formulas)."""
+    sigmoid: dx = g * (y * (1 - y)); relu: dx = 0 if saved <= 0 else g; leaky_relu:
+    dx = g if x > 0 else slope * g; gelu and silu from x (vmath.h has the formulas). dx has
+    g's shape."""
     cdef int kind = _code(name)
     cdef double slope = _param(kind, param)
     cdef Py_buffer v[3]
@@ -350,7 +410,7 @@ def activation_backward(name, g, saved, param, int num_threads):
         n = elements(&v[0])
         if elements(&v[1]) != n:
             raise ValueError("activation_backward: arrays differ in size")
-        dx = _empty(g.shape, g.dtype)
+        dx = _new(&v[0])
         acquire(v, &count, dx, True)
         threads = _threads(n, False, num_threads)
         with nogil:
@@ -367,20 +427,28 @@ def activation_backward(name, g, saved, param, int num_threads):
 
 def bias_add(x, b, y, int num_threads):
     """Y := X + b (b broadcast over rows); X, Y (n, m), b (m,); y None (a new array) or a
-    C-contiguous array of x's shape, which may be x (in place). Returns Y."""
+    C-contiguous array of x's shape. y may be x (in place); a y that overlaps x otherwise, or b,
+    gets np.add's result: what it would overwrite is read from a copy first. Returns Y."""
     cdef Py_buffer v[3]
     cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0, m = 0
     try:
         acquire_input(v, &count, x)
         acquire_input(v, &count, b)
-        if y is None:
-            y = _empty(x.shape, x.dtype)
-        acquire(v, &count, y, True)
         _same(v, count)
         _check_rows(&v[0], &v[1], &n, &m)
+        if y is None:
+            y = _new(&v[0])
+        acquire(v, &count, y, True)
+        _same(v, count)
         if v[2].ndim != 2 or v[2].shape[0] != n or v[2].shape[1] != m:
             raise ValueError("bias_add: y must have the shape of x")
+        if overlap(&v[2], &v[1]):  # b would change under the loop: add a copy of it
+            PyBuffer_Release(&v[1])
+            PyObject_GetBuffer(native_copy(b), &v[1], PyBUF_STRIDES | PyBUF_FORMAT)
+        if overlap(&v[2], &v[0]) and not same_layout(&v[2], &v[0]):  # rows would shift
+            PyBuffer_Release(&v[0])
+            PyObject_GetBuffer(native_copy(x), &v[0], PyBUF_STRIDES | PyBUF_FORMAT)
         threads = _threads(n * m, False, num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
@@ -395,9 +463,9 @@ def bias_add(x, b, y, int num_threads):
 
 
 def bias_activation(name, z, b, double slope, int num_threads):
-    """Per row, in one pass: Z := Z + b in place, then a new Y := act(Z). Z (n, m) writable
-    and C-contiguous (a fresh gemm output), b (m,). Z gets the bits of bias_add, Y those of
-    activation_forward on Z."""
+    """Per row, in one pass: Z := Z + b in place, then a new Y := act(Z). Z (n, m) writable,
+    aligned and C-contiguous (a fresh gemm output), b (m,) (copied first if it lies in Z).
+    Z gets the bits of bias_add, Y those of activation_forward on Z."""
     cdef int kind = _code(name)
     cdef Py_buffer v[3]
     cdef int count = 0, threads = 1
@@ -405,10 +473,13 @@ def bias_activation(name, z, b, double slope, int num_threads):
     try:
         acquire(v, &count, z, True)
         acquire_input(v, &count, b)
-        y = _empty(z.shape, z.dtype)
-        acquire(v, &count, y, True)
         _same(v, count)
         _check_rows(&v[0], &v[1], &n, &m)
+        if overlap(&v[0], &v[1]):
+            PyBuffer_Release(&v[1])
+            PyObject_GetBuffer(native_copy(b), &v[1], PyBUF_STRIDES | PyBUF_FORMAT)
+        y = _new(&v[0])
+        acquire(v, &count, y, True)
         threads = _threads(n * m, _costly(kind), num_threads)
         with nogil:
             if kind_of(&v[0]) == F32:
@@ -424,35 +495,44 @@ def bias_activation(name, z, b, double slope, int num_threads):
 
 def activation_backward_bias(name, g, saved, double slope, int num_threads):
     """New (dz, db): dz the activation's backward (as activation_backward) on (n, m) arrays,
-    db[j] := sum_i dz[i, j] in ascending i from +0: the bias gradient, bitwise that of
+    db[j] := sum_i dz[i, j] by sums.h's tree over i: the bias gradient, bitwise that of
     reduce.column_sum(dz)."""
     cdef int kind = _code(name)
     cdef Py_buffer v[4]
     cdef int count = 0, threads = 1
-    cdef Py_ssize_t n = 0, m = 0
+    cdef Py_ssize_t n = 0, m = 0, per = 0
+    cdef char *scratch = NULL
     try:
         acquire_input(v, &count, g)
         acquire_input(v, &count, saved)
+        _same(v, count)
         if v[0].ndim != 2:
             raise ValueError("activation_backward_bias: g must be 2-D")
-        dz = _empty(g.shape, g.dtype)
-        db = _empty(v[0].shape[1], g.dtype)
-        acquire(v, &count, dz, True)
-        acquire(v, &count, db, True)
-        _same(v, count)
-        _check_rows(&v[0], &v[3], &n, &m)
+        n, m = v[0].shape[0], v[0].shape[1]
         if elements(&v[1]) != n * m:
             raise ValueError("activation_backward_bias: arrays differ in size")
+        dz = _new(&v[0])
+        db = _empty(m, _F32 if kind_of(&v[0]) == F32 else _F64)
+        acquire(v, &count, dz, True)
+        acquire(v, &count, db, True)
         threads = _threads(n * m, False, num_threads)
+        # scratch for the tree: a chunk of columns at a time, on each thread (the count is
+        # capped, so the product is small)
+        per = cg_sums_scratch(n, m)
+        if per:
+            scratch = <char *>malloc(threads * per * v[0].itemsize)
+            if scratch == NULL:
+                raise MemoryError("activation_backward_bias: cannot allocate the partial sums")
         with nogil:
             if kind_of(&v[0]) == F32:
                 _backward_column_sum(kind, <const float *>v[0].buf, <const float *>v[1].buf,
                                      <float *>v[2].buf, <float *>v[3].buf, n, m, <float>slope,
-                                     threads)
+                                     threads, <float *>scratch, per)
             else:
                 _backward_column_sum(kind, <const double *>v[0].buf, <const double *>v[1].buf,
                                      <double *>v[2].buf, <double *>v[3].buf, n, m, slope,
-                                     threads)
+                                     threads, <double *>scratch, per)
     finally:
+        free(scratch)
         release(v, count)
     return dz, db

@@ -1,15 +1,19 @@
 """gemm: C := op(A) @ op(B), op(X) = X.T when trans_x, float32 or float64.
 
-Order is part of the contract. Every element is one fused multiply-add chain in ascending k,
+Order is part of the contract. Every element is a fixed tree over k (it depends on K alone):
+the k range is cut into blocks of KC (512 float32, 256 float64 elements); each block is one fused
+multiply-add chain in ascending k from +0,
 
-    c[i, j] = fma(a[i, K-1], b[K-1, j], ... fma(a[i, 1], b[1, j], fma(a[i, 0], b[0, j], +0)))
+    leaf = fma(a[i, k1-1], b[k1-1, j], ... fma(a[i, k0+1], b[k0+1, j], fma(a[i, k0], b[k0, j], +0)))
 
-(separate multiply and add in a build for a target without FMA), accumulated in the input dtype.
-It depends on nothing but the row of op(A) and the column of op(B): not on i, j, M, N, the thread
-count, the variant or the blocking (the k loop is cut into blocks of KC, but each block continues
-the chain from the value stored in C). So identical rows of A give identical rows of C, identical
-columns of op(B) identical columns, a row computed alone has the bits it has inside any batch,
-and `gemm`, `gemm_blocked` and `gemm_naive` agree bitwise.
+(separate multiply and add in a build for a target without FMA), accumulated in the input dtype;
+the leaves are added by the pairwise tree of csrc/sums.h (below: "the k tree"). For K <= KC that
+is the one chain; for K = 2^28 the error stays within a few ulps of a pairwise sum instead of a
+chain's 2^28 (a chain of ones stops at 2^24 in float32). The result depends on nothing but the
+row of op(A) and the column of op(B): not on i, j, M, N, the thread count, the variant or the
+blocking. So identical rows of A give identical rows of C, identical columns of op(B) identical
+columns, a row computed alone has the bits it has inside any batch, and `gemm`, `gemm_blocked`
+and `gemm_naive` agree bitwise.
 
 `gemm` packs A into MR-row panels and B into NR-column panels, zero-padding ragged edges so that
 every tile of C goes through the one register-blocked micro-kernel (gemm_microkernel.h, which
@@ -19,15 +23,18 @@ packing reads them through their byte strides.
 """
 
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE,
-                             PyObject_GetBuffer)
-from cython.parallel cimport prange
+                             PyBuffer_Release, PyObject_GetBuffer)
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from arrays cimport F32, kind_of, release
+from arrays cimport (F32, aligned, cg_threads, cg_threads_init, float_dtype_of, kind_of,
+                     native_copy, overlap, release)
 
 import numpy as np
+
+cg_threads_init()
 
 cdef object _empty = np.empty
 cdef object _F32_DTYPE = np.dtype(np.float32), _F64_DTYPE = np.dtype(np.float64)
@@ -75,6 +82,9 @@ cdef enum:
 # results are then those of every other FMA build, and differ in the last bits from a build
 # without (CYGRAD_PORTABLE=1 on x86-64 rounds each product and each sum).
 fused_multiply_add = bool(CG_HAS_FMA)
+
+# The k blocks: the leaves of each element's tree (float32, float64).
+k_block = {"float32": CG_KC_F32, "float64": CG_KC_F64}
 
 # `gemm` runs products of at most this many multiply-adds (~200^3, ~150 us) on one thread,
 # whatever num_threads says: under cygrad's passive OpenMP wait a parallel region costs ~50-200 us
@@ -190,7 +200,6 @@ cdef struct Operands:
     char *c
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
     Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
-    bint acc  # continue the chains from the values in C (C := C + op(A) @ op(B))
 
 
 cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
@@ -204,11 +213,12 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
     cdef Py_ssize_t bn = b.shape[0] if trans_b else b.shape[1]
     if am != g.m or bn != g.n or bk != g.k:
         raise ValueError(f"gemm: op(A) {am}x{g.k} @ op(B) {bk}x{bn} does not fit C {g.m}x{g.n}")
+    if np.may_share_memory(c, a) or np.may_share_memory(c, b):
+        raise ValueError("gemm: c overlaps a or b; the product needs an output of its own")
     g.a_rs, g.a_cs = (a.strides[1], a.strides[0]) if trans_a else (a.strides[0], a.strides[1])
     g.b_rs, g.b_cs = (b.strides[1], b.strides[0]) if trans_b else (b.strides[0], b.strides[1])
     g.ldc = c.strides[0] // <Py_ssize_t>sizeof(floating)
     g.nr = CG_NR_F32 if floating is float else CG_NR_F64
-    g.acc = False
     g.a = g.b = g.c = NULL
     if g.m > 0 and g.n > 0:
         g.c = <char *>&c[0, 0]
@@ -218,63 +228,136 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
     return g
 
 
-cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *tile) noexcept nogil:
+# ---------------------------------------------------------------- the k tree
+# An element of C is a tree over k, the same for every element (it depends on k alone):
+#   leaves  the fma chains of the k blocks of KC (CG_KC_F32 = 512 / CG_KC_F64 = 256), each
+#           from +0 in ascending k;
+#   tree    sums.h's tree over the N = ceil(k / KC) leaves (a binary counter: leaf t is merged
+#           with the stored partial of level l for every trailing one bit l of t, stored + leaf,
+#           and stored at the next level; the last leaf merges every stored level, lowest first).
+# Partials of level l < D live in scratch planes of C's shape (per thread share, one KC x NC
+# block of columns at a time), level D = bit length of N-1 minus 1 in C itself: a product with
+# k <= 2*KC needs no scratch at all, and k <= KC is the plain chain.
+
+cdef inline int _top(Py_ssize_t blocks) noexcept nogil:
+    """D: the highest level a partial is stored at (C itself); -1 for one block."""
+    cdef int d = -1
+    cdef Py_ssize_t x = blocks - 1
+    while x:
+        d += 1
+        x >>= 1
+    return d
+
+
+cdef inline Py_ssize_t _merges(Py_ssize_t pb, Py_ssize_t blocks, int *level) noexcept nogil:
+    """The levels leaf pb merges (a bit mask) and the level it is stored at (D for C)."""
+    cdef int t = 0
+    if pb == blocks - 1:  # the last leaf: every stored level, and the sum goes to C
+        level[0] = _top(blocks)
+        return pb
+    while (pb >> t) & 1:
+        t += 1
+    level[0] = t
+    return (<Py_ssize_t>1 << t) - 1
+
+
+cdef struct Slots:
+    # the stored partials: level l < top at plane + l*size (rows ld elements apart), level top
+    # (and the final sum) in C
+    char *plane
+    Py_ssize_t ld, size
+    int top
+
+
+cdef inline floating *_slot(Slots *s, int level, floating *c_block, Py_ssize_t ldc,
+                            Py_ssize_t *ld, Py_ssize_t row, Py_ssize_t col) noexcept nogil:
+    """Where element (row, col) of the current block of columns lies at `level`."""
+    if level >= s.top:
+        ld[0] = ldc
+        return c_block + row * ldc + col
+    ld[0] = s.ld
+    return <floating *>s.plane + level * s.size + row * s.ld + col
+
+
+cdef void _merge(floating *v, Py_ssize_t ldv, Py_ssize_t rows, Py_ssize_t cols,
+                 Py_ssize_t mask, Slots *s, floating *c_block, Py_ssize_t ldc, Py_ssize_t row,
+                 Py_ssize_t col) noexcept nogil:
+    """v := stored(l) + v for every level l in mask, lowest first (rows x cols at v)."""
+    cdef int l = 0
+    cdef Py_ssize_t i, j, ld
+    cdef const floating *src
+    while mask >> l:
+        if (mask >> l) & 1:
+            src = _slot(s, l, c_block, ldc, &ld, row, col)
+            for i in range(rows):
+                for j in range(cols):
+                    v[i * ldv + j] = src[i * ld + j] + v[i * ldv + j]
+        l += 1
+
+
+cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *tile,
+                       Slots slots) noexcept nogil:
     """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
 
     For each KC x NC block of B (packed once) and MC x KC block of A, one A micro-panel stays in
-    L1 while the B micro-panels stream past it; blocks after the first in k continue C's chains.
+    L1 while the B micro-panels stream past it; each k block is a leaf of the tree above.
     """
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
     cdef bint narrow = NR != FULL
-    cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb
+    cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb, mask, ld
+    cdef Py_ssize_t blocks = _cdiv(g.k, KC)
+    cdef int level
     cdef floating *cblock
+    cdef floating *dest
     for jb in range(_cdiv(g.n, CG_NC)):
         jc = jb * CG_NC
         nc = min(<Py_ssize_t>CG_NC, g.n - jc)
-        for pb in range(_cdiv(g.k, KC)):
+        cblock = <floating *>g.c + jc
+        for pb in range(blocks):
             pc = pb * KC
             kc = min(KC, g.k - pc)
+            mask = _merges(pb, blocks, &level)
             _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
             for ib in range(_cdiv(g.m, CG_MC)):
                 ic = ib * CG_MC
                 mc = min(<Py_ssize_t>CG_MC, g.m - ic)
                 _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
-                cblock = <floating *>g.c + ic * g.ldc + jc
                 for rb in range(_cdiv(mc, MR)):
                     ir = rb * MR
                     for cb in range(_cdiv(nc, NR)):
                         jr = cb * NR
-                        _tile(kc, abuf + ir * kc, bbuf + jr * kc, cblock + ir * g.ldc + jr, g.ldc,
-                              min(MR, mc - ir), min(NR, nc - jr), pc > 0 or g.acc, tile, NR,
-                              narrow)
+                        dest = _slot(&slots, level, cblock, g.ldc, &ld, ic + ir, jr)
+                        _tile(kc, abuf + ir * kc, bbuf + jr * kc, dest, ld, min(MR, mc - ir),
+                              min(NR, nc - jr), mask, &slots, cblock, g.ldc, ic + ir, jr, tile,
+                              NR, narrow)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
-                       Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, bint more,
-                       floating *tile, Py_ssize_t NR, bint narrow) noexcept nogil:
-    """One mr x nr tile of C from packed micro-panels a, b (panels NR wide); with `more`,
-    continue C's chains. A ragged edge tile runs the same micro-kernel on a full scratch tile,
-    valid part copied."""
+                       Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, Py_ssize_t mask,
+                       Slots *slots, floating *cblock, Py_ssize_t ldcb, Py_ssize_t row,
+                       Py_ssize_t col, floating *tile, Py_ssize_t NR, bint narrow) noexcept nogil:
+    """One mr x nr tile of a leaf from packed micro-panels a, b (panels NR wide), merged with
+    the stored partials of `mask`, into c. A ragged edge tile, or one to merge, runs the same
+    micro-kernel on a full scratch tile first."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t i
-    if mr == MR and nr == NR:
-        _kernel(kc, a, b, c, ldc, more, narrow)
+    if mr == MR and nr == NR and mask == 0:
+        _kernel(kc, a, b, c, ldc, False, narrow)
         return
-    if more:
-        for i in range(mr):
-            memcpy(&tile[i * NR], &c[i * ldc], nr * sizeof(floating))
-    _kernel(kc, a, b, tile, NR, more, narrow)
+    _kernel(kc, a, b, tile, NR, False, narrow)
+    if mask:
+        _merge(tile, NR, mr, nr, mask, slots, cblock, ldcb, row, col)
     for i in range(mr):  # row copies: a loop over (i, j) ran as scalar code
         memcpy(&c[i * ldc], &tile[i * NR], nr * sizeof(floating))
 
 
 cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,
-                      Py_ssize_t t, Py_ssize_t nt, bint split_n) noexcept nogil:
+                      Slots slots, Py_ssize_t t, Py_ssize_t nt, bint split_n) noexcept nogil:
     """Thread t of nt: a contiguous run of whole column tiles of C (split_n) or of row tiles,
-    with its own packing buffers (buf: a_size + b_size + MR*NR elements)."""
+    with its own packing buffers (buf: a_size + b_size + MR*NR elements) and partials."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t NR = g.nr
     cdef Py_ssize_t tiles, lo, hi
@@ -293,7 +376,7 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
         g.a += lo * g.a_rs
         g.m = hi - lo
     if g.m > 0 and g.n > 0:
-        _gemm_packed(g, buf, buf + a_size, buf + a_size + b_size)
+        _gemm_packed(g, buf, buf + a_size, buf + a_size + b_size, slots)
 
 
 cdef bint _split_n(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t nt,
@@ -303,8 +386,8 @@ cdef bint _split_n(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t nt,
     packed element costing about as much as 16 multiply-adds (one AVX-512 FMA)."""
     cdef Py_ssize_t m_pad = _round_up(m, MR), n_pad = _round_up(n, NR)
     cdef Py_ssize_t n_share = _cdiv(_cdiv(n, NR), nt) * NR, m_share = _cdiv(_cdiv(m, MR), nt) * MR
-    cdef double cost_n = m_pad * n_share * k / 16.0 + m * k + k * n_share
-    cdef double cost_m = m_share * n_pad * k / 16.0 + k * n + m_share * k
+    cdef double cost_n = m_pad * n_share * <double>k / 16.0 + <double>m * k + <double>k * n_share
+    cdef double cost_m = m_share * n_pad * <double>k / 16.0 + <double>k * n + <double>m_share * k
     return cost_n <= cost_m
 
 
@@ -313,14 +396,12 @@ cdef inline char *_aligned(char *p) noexcept nogil:
 
 
 cdef int _run(Operands g, floating *tag, int num_threads) except -1:
-    """C := op(A) @ op(B) for checked operands (tag only picks the dtype): the packing buffers
-    and the split of C's tiles between threads."""
+    """C := op(A) @ op(B) for checked operands (tag only picks the dtype): the packing buffers,
+    the tree's partials and the split of C's tiles between threads."""
     if g.m == 0 or g.n == 0:
         return 0
     cdef Py_ssize_t i
     if g.k == 0:
-        if g.acc:
-            return 0
         for i in range(g.m):
             memset(g.c + i * g.ldc * <Py_ssize_t>sizeof(floating), 0, g.n * sizeof(floating))
         return 0
@@ -331,32 +412,40 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
     if g.n <= NRN:  # a narrow product (a small layer): one-vector tiles, no padding to NR
         NR = NRN
     g.nr = NR
-    cdef Py_ssize_t nt = max(1, num_threads)
-    if g.m * g.n * g.k <= <Py_ssize_t>serial_macs:
+    cdef Py_ssize_t nt = cg_threads(num_threads)
+    if <double>g.m * <double>g.n * <double>g.k <= <double>serial_macs:
         nt = 1
     cdef bint split_n = _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
     # per thread: an MC x KC block of A, a KC x NC block of B and a scratch tile, each rounded
-    # to 16 elements so that all three stay 64-byte aligned
+    # to 16 elements so that all three stay 64-byte aligned; then its planes of partials
     cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m), kc = min(KC, g.k)
     cdef Py_ssize_t nc = min(<Py_ssize_t>CG_NC, g.n)
     cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
     cdef Py_ssize_t b_size = _round_up(kc * _round_up(nc, NR), 16)
-    cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16)
+    cdef Slots slots
+    slots.top = _top(_cdiv(g.k, KC))
+    slots.ld = min(<Py_ssize_t>CG_NC, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)
+    slots.size = _round_up((g.m if split_n else _cdiv(_cdiv(g.m, MR), nt) * MR) * slots.ld, 16)
+    cdef Py_ssize_t planes = max(slots.top, 0) * slots.size
+    cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16) + planes
     cdef double small[SMALL_DOUBLES]  # a small product packs on the stack
     cdef size_t need = nt * step * sizeof(floating) + ALIGN
     cdef char *mem = <char *>small if need <= SMALL_BUFFER else <char *>malloc(need)
     if mem == NULL:
-        raise MemoryError("gemm: cannot allocate the packing buffers")
+        raise MemoryError(f"gemm: cannot allocate {need} bytes of packing buffers and partials")
     cdef floating *buf = <floating *>_aligned(mem)
-    cdef Py_ssize_t t
+    cdef Py_ssize_t t, own = step - planes
     with nogil:
         if nt == 1:  # no OpenMP region: it costs microseconds on small products
-            _gemm_share(g, buf, a_size, b_size, 0, 1, split_n)
+            slots.plane = <char *>(buf + own)
+            _gemm_share(g, buf, a_size, b_size, slots, 0, 1, split_n)
         else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _gemm_share(g, buf + t * step, a_size, b_size, t, nt, split_n)
+                _gemm_share(g, buf + t * step, a_size, b_size,
+                            Slots(<char *>(buf + t * step + own), slots.ld, slots.size, slots.top),
+                            t, nt, split_n)
     if mem != <char *>small:
         free(mem)
     return 0
@@ -368,6 +457,30 @@ cdef str _shape(Py_buffer *v, bint trans):
     return f"({v.shape[0]}, {v.shape[1]}){'.T' if trans else ''}"
 
 
+cdef bint _readable(Py_buffer *v) noexcept:
+    """Native float elements on their alignment, at strides that are whole elements."""
+    cdef int i
+    if kind_of(v) == 0 or not aligned(v):
+        return False
+    for i in range(v.ndim):
+        if v.strides[i] % v.itemsize:
+            return False
+    return True
+
+
+cdef int _operand(Py_buffer *v, object x, list keep) except -1:
+    """The buffer of an operand, through a native aligned copy when its floats are byte-swapped,
+    unaligned or at odd strides (numpy handles those; the packing reads whole elements)."""
+    PyObject_GetBuffer(x, v, PyBUF_STRIDES | PyBUF_FORMAT)
+    if _readable(v) or float_dtype_of(x, v) is None:  # the caller refuses a non-float
+        return 0
+    PyBuffer_Release(v)
+    copy = native_copy(x)
+    keep.append(copy)
+    PyObject_GetBuffer(copy, v, PyBUF_STRIDES | PyBUF_FORMAT)
+    return 0
+
+
 def product(a, b, bint trans_a, bint trans_b, int num_threads):
     """A new array C = op(A) @ op(B): `gemm` with c=None (the backend's entry point)."""
     return gemm(a, b, None, trans_a, trans_b, num_threads)
@@ -377,10 +490,11 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
     """C := op(A) @ op(B) (packed, register-blocked, exact: see the module docstring); returns C.
 
     a, b: 2-D float arrays of one dtype, any strides. c: None (a new (M, N) array is made) or a
-    C-contiguous (M, N) array of their dtype, overwritten, not overlapping a or b. Threads split
-    the tiles of C. With `accumulate`, C := C + op(A) @ op(B), each element's chain continuing
-    from the value in C: bitwise the product with the two k ranges side by side (a convolution
-    sums its weight gradient over the samples of a batch this way).
+    C-contiguous, aligned (M, N) array of their dtype, overwritten; it must not overlap a or b
+    (ValueError). Threads split the tiles of C. With `accumulate`, C := C + op(A) @ op(B): the
+    product (its own k tree) is added to each element of C with one rounding, the same for every
+    element (a convolution sums its weight gradient over the images of a batch this way: a chain
+    over the images of each image's tree).
 
     Operands come through the buffer protocol, not typed memoryviews: acquiring fused-type
     memoryviews cost ~0.6 us a call, more than a small layer's whole product.
@@ -388,15 +502,26 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
     cdef Py_buffer v[3]
     cdef int count = 0, kind
     cdef Operands g
+    cdef list keep = []
+    if accumulate:
+        if c is None:
+            raise ValueError("gemm: accumulate needs an array c to add to")
+        product = gemm(a, b, None, trans_a, trans_b, num_threads)
+        if not isinstance(c, np.ndarray) or c.shape != product.shape or c.dtype != product.dtype:
+            raise ValueError(f"gemm: c must be a {product.shape} array of dtype "
+                             f"{product.dtype} to accumulate into")
+        np.add(c, product, out=c)
+        return c
     try:
-        PyObject_GetBuffer(a, &v[0], PyBUF_STRIDES | PyBUF_FORMAT)
+        _operand(&v[0], a, keep)
         count = 1
-        PyObject_GetBuffer(b, &v[1], PyBUF_STRIDES | PyBUF_FORMAT)
+        _operand(&v[1], b, keep)
         count = 2
         kind = kind_of(&v[0])
         if kind == 0 or kind_of(&v[1]) != kind:
             raise TypeError(f"gemm: operands must be float32 or float64 of one dtype, got "
-                            f"formats {v[0].format.decode()!r} and {v[1].format.decode()!r}")
+                            f"formats {(v[0].format or b'B').decode(errors='replace')!r} and "
+                            f"{(v[1].format or b'B').decode(errors='replace')!r}")
         if v[0].ndim != 2 or v[1].ndim != 2:
             raise ValueError(f"gemm needs 2-D operands, got shapes {_shape(&v[0], False)} and "
                              f"{_shape(&v[1], False)}")
@@ -407,15 +532,16 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
             raise ValueError(f"matmul: shapes {_shape(&v[0], trans_a)} and "
                              f"{_shape(&v[1], trans_b)} do not multiply")
         if c is None:
-            if accumulate:
-                raise ValueError("gemm: accumulate needs an array c to add to")
             c = _empty((g.m, g.n), _F32_DTYPE if kind == F32 else _F64_DTYPE)
         PyObject_GetBuffer(c, &v[2], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
         count = 3
         if kind_of(&v[2]) != kind or v[2].ndim != 2 or v[2].shape[0] != g.m \
-                or v[2].shape[1] != g.n:
-            raise ValueError(f"gemm: c must be a ({g.m}, {g.n}) array of the operands' dtype, "
-                             f"got {_shape(&v[2], False)} format {v[2].format.decode()!r}")
+                or v[2].shape[1] != g.n or not aligned(&v[2]):
+            raise ValueError(f"gemm: c must be an aligned ({g.m}, {g.n}) array of the operands' "
+                             f"dtype, got {_shape(&v[2], False)} format "
+                             f"{(v[2].format or b'B').decode(errors='replace')!r}")
+        if overlap(&v[2], &v[0]) or overlap(&v[2], &v[1]):
+            raise ValueError("gemm: c overlaps a or b; the product needs an output of its own")
         g.a_rs, g.a_cs = v[0].strides[0], v[0].strides[1]
         if trans_a:
             g.a_rs, g.a_cs = g.a_cs, g.a_rs
@@ -424,7 +550,6 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
         g.a, g.b = <const char *>v[0].buf, <const char *>v[1].buf
         g.c, g.ldc = <char *>v[2].buf, g.n  # C-contiguous: rows n elements apart
-        g.acc = accumulate
         if kind == F32:
             _run(g, <float *>NULL, num_threads)
         else:
@@ -433,6 +558,11 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
         release(v, count)
     return c
 
+
+# ---------------------------------------------------------------- reference variants
+# The same chains and the same tree as `gemm`, written plainly: rows of C one at a time (naive)
+# or in cache blocks (blocked). Each leaf of a block of rows is made in a buffer of its own,
+# then stored or merged exactly as the packed gemm does.
 
 cdef inline void _axpy(floating *y, floating alpha, const char *x, Py_ssize_t incx,
                        Py_ssize_t n) noexcept nogil:
@@ -447,44 +577,83 @@ cdef inline void _axpy(floating *y, floating alpha, const char *x, Py_ssize_t in
             y[j] = y[j] + alpha * (<const floating *>(x + j * incx))[0]
 
 
+cdef void _rows(Operands g, Py_ssize_t i0, Py_ssize_t rows, Py_ssize_t j0, Py_ssize_t cols,
+                Py_ssize_t KB, floating *leaf, Slots slots) noexcept nogil:
+    """Rows i0.. and columns j0.. of C: each leaf (k block of KC) made in `leaf` (rows x cols,
+    k cut into sub-blocks of KB for the caches), then stored or merged into the slots / C."""
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    cdef Py_ssize_t blocks = _cdiv(g.k, KC), pb, k0, k1, i, j, p, mask, ld
+    cdef int level
+    cdef floating *cblock = <floating *>g.c + i0 * g.ldc + j0  # the slots hold these rows only
+    cdef floating *dest
+    for pb in range(blocks):
+        mask = _merges(pb, blocks, &level)
+        for i in range(rows * cols):
+            leaf[i] = 0
+        k0 = pb * KC
+        while k0 < min(pb * KC + KC, g.k):
+            k1 = min(k0 + KB, pb * KC + KC, g.k)
+            for i in range(rows):
+                for p in range(k0, k1):
+                    _axpy(leaf + i * cols,
+                          (<const floating *>(g.a + (i0 + i) * g.a_rs + p * g.a_cs))[0],
+                          g.b + p * g.b_rs + j0 * g.b_cs, g.b_cs, cols)
+            k0 = k1
+        if mask:
+            _merge(leaf, cols, rows, cols, mask, &slots, cblock, g.ldc, 0, 0)
+        dest = _slot(&slots, level, cblock, g.ldc, &ld, 0, 0)
+        for i in range(rows):
+            for j in range(cols):
+                dest[i * ld + j] = leaf[i * cols + j]
+
+
+cdef int _reference(Operands g, Py_ssize_t MB, Py_ssize_t KB, Py_ssize_t NB, floating *tag,
+                    int num_threads) except -1:
+    """C in blocks of MB rows x NB columns, k sub-blocks of KB, one block of rows per task; the
+    slots of the tree span whole rows of the block."""
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    if g.m == 0 or g.n == 0:
+        return 0
+    cdef int top = _top(_cdiv(g.k, KC)) if g.k else -1
+    cdef Py_ssize_t nb = min(NB, g.n), tasks = _cdiv(g.m, MB)
+    cdef Py_ssize_t size = MB * nb, per = size + max(top, 0) * size
+    cdef int nt = cg_threads(num_threads)
+    cdef floating *mem = <floating *>malloc(nt * per * sizeof(floating))
+    cdef Py_ssize_t blk, j0, t
+    if mem == NULL:
+        raise MemoryError("gemm: cannot allocate the partial sums")
+    if g.k == 0:
+        for blk in range(g.m):
+            memset(g.c + blk * g.ldc * <Py_ssize_t>sizeof(floating), 0, g.n * sizeof(floating))
+        free(mem)
+        return 0
+    with nogil:
+        for blk in prange(tasks, num_threads=nt, schedule="static"):
+            t = threadid()
+            j0 = 0
+            while j0 < g.n:
+                _rows(g, blk * MB, min(MB, g.m - blk * MB), j0, min(nb, g.n - j0), KB,
+                      mem + t * per, Slots(<char *>(mem + t * per + size), nb, size, top))
+                j0 = j0 + nb
+    free(mem)
+    return 0
+
+
 def gemm_naive(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
                bint trans_a, bint trans_b, int num_threads):
-    """C := op(A) @ op(B), i-k-j loops: c[i, :] = 0, then c[i, :] += a[i, k] * b[k, :] for
-    ascending k. The same chain per element as `gemm`, so the same bits."""
+    """C := op(A) @ op(B), one row of C at a time: the i-k-j loops, c[i, :] += a[i, k] * b[k, :]
+    for ascending k in each leaf. The same chains and tree as `gemm`, so the same bits."""
     cdef Operands g = _operands(a, b, c, trans_a, trans_b)
-    if g.m == 0 or g.n == 0:
-        return
-    c[:, :] = 0
-    cdef Py_ssize_t i, p
-    with nogil:
-        for i in prange(g.m, num_threads=max(1, num_threads), schedule="static"):
-            for p in range(g.k):
-                _axpy(&c[i, 0], (<const floating *>(g.a + i * g.a_rs + p * g.a_cs))[0],
-                      g.b + p * g.b_rs, g.b_cs, g.n)
+    _reference(g, 1, 1 << 30, max(g.n, 1), <floating *>NULL, num_threads)
 
 
 def gemm_blocked(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
                  bint trans_a, bint trans_b, int num_threads):
     """C := op(A) @ op(B), the i-k-j loops of `gemm_naive` tiled for the caches (no packing):
-    a KB x NB block of B stays in cache while MB rows of A pass. Same chain, same bits."""
+    a KB x NB block of B stays in cache while MB rows of A pass. Same chains and tree, same
+    bits."""
     cdef Operands g = _operands(a, b, c, trans_a, trans_b)
-    if g.m == 0 or g.n == 0:
-        return
-    c[:, :] = 0
-    cdef Py_ssize_t MB = 32, KB = 128, NB = 512  # a 128 x 512 block of B: <= 512 KiB
-    cdef Py_ssize_t blk, i0, k0, j0, k0_, j0_, i, p, nb
-    with nogil:
-        for blk in prange(_cdiv(g.m, MB), num_threads=max(1, num_threads), schedule="static"):
-            i0 = blk * MB
-            for j0_ in range(_cdiv(g.n, NB)):
-                j0 = j0_ * NB
-                nb = min(NB, g.n - j0)
-                for k0_ in range(_cdiv(g.k, KB)):
-                    k0 = k0_ * KB
-                    for i in range(i0, min(i0 + MB, g.m)):
-                        for p in range(k0, min(k0 + KB, g.k)):
-                            _axpy(&c[i, j0], (<const floating *>(g.a + i * g.a_rs + p * g.a_cs))[0],
-                                  g.b + p * g.b_rs + j0 * g.b_cs, g.b_cs, nb)
+    _reference(g, 32, 128, 512, <floating *>NULL, num_threads)  # B block 128 x 512: <= 512 KiB
 
 
 # ---------------------------------------------------------------- batched products
@@ -501,15 +670,17 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
     cdef int count = 0, kind
     cdef Operands g
     cdef Py_ssize_t batch, i, sa, sb, sc
+    cdef list keep = []
     try:
-        PyObject_GetBuffer(a, &v[0], PyBUF_STRIDES | PyBUF_FORMAT)
+        _operand(&v[0], a, keep)  # byte-swapped or unaligned operands copied, as gemm's
         count = 1
-        PyObject_GetBuffer(b, &v[1], PyBUF_STRIDES | PyBUF_FORMAT)
+        _operand(&v[1], b, keep)
         count = 2
         kind = kind_of(&v[0])
         if kind == 0 or kind_of(&v[1]) != kind:
             raise TypeError(f"batched gemm: operands must be float32 or float64 of one dtype, "
-                            f"got formats {v[0].format.decode()!r} and {v[1].format.decode()!r}")
+                            f"got formats {(v[0].format or b'B').decode(errors='replace')!r} and "
+                            f"{(v[1].format or b'B').decode(errors='replace')!r}")
         if v[0].ndim != 3 or v[1].ndim != 3 or v[0].shape[0] != v[1].shape[0]:
             raise ValueError(f"batched gemm needs 3-D operands with one batch size, got shapes "
                              f"{_shape(&v[0], False)} and {_shape(&v[1], False)}")
@@ -531,8 +702,7 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
         g.b_rs, g.b_cs = v[1].strides[1], v[1].strides[2]
         if trans_b:
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
-        g.ldc = g.n
-        g.acc = False  # each product starts its chains from zero
+        g.ldc = g.n  # c is new: it overlaps neither operand
         sa, sb, sc = v[0].strides[0], v[1].strides[0], g.m * g.n * v[2].itemsize
         for i in range(batch):
             g.a = <const char *>v[0].buf + i * sa

@@ -7,9 +7,9 @@
  * (kc x NR, row k at b + k*NR). Every element of the tile runs the same operations:
  * acc = c or +0, then acc = fma(a[k, r], b[k, j], acc) for k = 0, 1, ..., kc-1 in order
  * (a separate multiply and add where the target has no FMA: -ffp-contract=fast decides that
- * once, at build time). With load_c the chain continues from the value stored in C, so a k
- * loop cut into blocks of any length is exactly the one chain over all of k, and neither the
- * tile shape nor the blocking can change a result.
+ * once, at build time). With load_c the chain would continue from the value stored in C;
+ * gemm.pyx starts every k block from +0 (a leaf of its k tree) and adds the leaves itself, so
+ * neither the tile shape nor the blocking can change a result.
  *
  * GCC vector extensions rather than intrinsics: one source compiles to AVX-512 with
  * -march=native, to AVX2 or SSE2/NEON elsewhere (the vector width follows the target), and

@@ -5,14 +5,20 @@ exponentials and the log run in one fixed order (j ascending). exp is vmath.h's 
 exp (every element through one compiled block function); the one log per row is libm's.
 
 Arrays are read through the buffer protocol (arrays.pxd): C-contiguous, one float dtype;
-targets are C-contiguous intp, range-checked in Python before any call.
+targets are C-contiguous intp. The kernel copies the targets and checks the copy before any
+row is computed: a check made by the caller (in Python, before the GIL is released) would not
+hold against another thread writing the caller's array meanwhile.
 """
 
 from cython.parallel cimport prange
 from libc.math cimport log, logf
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
-from arrays cimport F32, acquire, kind_of, release
+from arrays cimport F32, acquire, cg_threads, cg_threads_init, kind_of, overlap, release
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyObject_GetBuffer
+
+cg_threads_init()
 
 ctypedef fused floating:
     float
@@ -97,24 +103,53 @@ cdef void _backward(const floating *logp, const Py_ssize_t *t, const floating *g
             _backward_row(logp + i * c, t[i], g[i], dx + i * c, c)
 
 
+cdef enum:
+    STACK_TARGETS = 256  # targets of a batch up to this size are copied to the stack
+
+
 cdef int _targets(Py_buffer *views, int *count, object targets, Py_ssize_t n) except -1:
     PyObject_GetBuffer(targets, &views[count[0]], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
     count[0] += 1
     cdef Py_buffer *v = &views[count[0] - 1]
-    if v.itemsize != sizeof(Py_ssize_t) or v.format[0] not in b"lqn" or v.format[1] != 0:
+    if (v.itemsize != sizeof(Py_ssize_t) or v.format == NULL or v.format[0] == 0
+            or v.format[0] not in b"lqn" or v.format[1] != 0):
         raise TypeError("targets must be an intp array")
     if v.len // v.itemsize != n:
-        raise ValueError("one target per row expected")
+        raise ValueError(f"one target per row expected: {n} rows, {v.len // v.itemsize} targets")
+    return 0
+
+
+cdef int _copy_targets(Py_buffer *v, Py_ssize_t *copy, Py_ssize_t n, Py_ssize_t c) except -1:
+    """copy := the targets, then checked in the copy (which no other thread can reach)."""
+    cdef Py_ssize_t i
+    memcpy(copy, v.buf, n * sizeof(Py_ssize_t))
+    for i in range(n):
+        if copy[i] < 0 or copy[i] >= c:
+            raise ValueError(f"class index {copy[i]} (at position {i}) out of range for {c} "
+                             f"classes")
+    return 0
+
+
+cdef int _apart(Py_buffer *views, int first_output, int count, str name) except -1:
+    """Outputs (views[first_output:]) share no memory with any other buffer."""
+    cdef int i, j
+    for i in range(first_output, count):
+        for j in range(count):
+            if j != i and (j < first_output or j > i) and overlap(&views[i], &views[j]):
+                raise ValueError(f"{name}: an output array overlaps another argument")
     return 0
 
 
 def log_softmax_nll(logits, targets, logp, losses, int num_threads):
     """logp[i] := x[i] - m_i - log(sum_j exp(x[i, j] - m_i)), m_i = max_j x[i, j];
-    losses[i] := -logp[i, targets[i]]. Targets were range-checked in Python.
-    logits, logp (n, c) and losses (n,) C-contiguous, one dtype; targets (n,) intp."""
+    losses[i] := -logp[i, targets[i]]. logits, logp (n, c) and losses (n,) C-contiguous, one
+    dtype, the outputs apart from the inputs; targets (n,) intp, each in [0, c) (checked here,
+    on a private copy)."""
     cdef Py_buffer v[4]
-    cdef int count = 0
+    cdef int count = 0, threads = cg_threads(num_threads)
     cdef Py_ssize_t n = 0, c = 0
+    cdef Py_ssize_t small[STACK_TARGETS]
+    cdef Py_ssize_t *t = small
     try:
         acquire(v, &count, logits, False)
         acquire(v, &count, logp, True)
@@ -126,27 +161,40 @@ def log_softmax_nll(logits, targets, logp, losses, int num_threads):
             raise ValueError("log_softmax_nll: expected logits and logp (n, c), losses (n,)")
         n, c = v[0].shape[0], v[0].shape[1]
         _targets(v, &count, targets, n)
+        _apart(v, 1, 3, "log_softmax_nll")
+        if overlap(&v[1], &v[3]) or overlap(&v[2], &v[3]):
+            raise ValueError("log_softmax_nll: an output array overlaps the targets")
         if c == 0:
             if n:
                 raise ValueError("log_softmax_nll: no classes")
             return
+        if n > STACK_TARGETS:
+            t = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+            if t == NULL:
+                raise MemoryError("log_softmax_nll: cannot copy the targets")
+        _copy_targets(&v[3], t, n, c)
         with nogil:
             if kind_of(&v[0]) == F32:
-                _forward(<const float *>v[0].buf, <const Py_ssize_t *>v[3].buf,
-                         <float *>v[1].buf, <float *>v[2].buf, n, c, num_threads)
+                _forward(<const float *>v[0].buf, t, <float *>v[1].buf, <float *>v[2].buf, n, c,
+                         threads)
             else:
-                _forward(<const double *>v[0].buf, <const Py_ssize_t *>v[3].buf,
-                         <double *>v[1].buf, <double *>v[2].buf, n, c, num_threads)
+                _forward(<const double *>v[0].buf, t, <double *>v[1].buf, <double *>v[2].buf, n,
+                         c, threads)
     finally:
+        if t != small:
+            free(t)
         release(v, count)
 
 
 def log_softmax_nll_backward(logp, targets, g, dx, int num_threads):
     """dx[i, j] := g[i] * (exp(logp[i, j]) - [j == targets[i]]).
-    logp, dx (n, c) and g (n,) C-contiguous, one dtype; targets (n,) intp."""
+    logp, dx (n, c) and g (n,) C-contiguous, one dtype, dx apart from the inputs; targets (n,)
+    intp, each in [0, c) (checked here, on a private copy)."""
     cdef Py_buffer v[4]
-    cdef int count = 0
+    cdef int count = 0, threads = cg_threads(num_threads)
     cdef Py_ssize_t n = 0, c = 0
+    cdef Py_ssize_t small[STACK_TARGETS]
+    cdef Py_ssize_t *t = small
     try:
         acquire(v, &count, logp, False)
         acquire(v, &count, g, False)
@@ -158,12 +206,23 @@ def log_softmax_nll_backward(logp, targets, g, dx, int num_threads):
             raise ValueError("log_softmax_nll_backward: expected logp and dx (n, c), g (n,)")
         n, c = v[0].shape[0], v[0].shape[1]
         _targets(v, &count, targets, n)
+        if overlap(&v[2], &v[0]) or overlap(&v[2], &v[1]) or overlap(&v[2], &v[3]):
+            raise ValueError("log_softmax_nll_backward: dx overlaps another argument")
+        if n == 0:
+            return
+        if n > STACK_TARGETS:
+            t = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+            if t == NULL:
+                raise MemoryError("log_softmax_nll_backward: cannot copy the targets")
+        _copy_targets(&v[3], t, n, c)
         with nogil:
             if kind_of(&v[0]) == F32:
-                _backward(<const float *>v[0].buf, <const Py_ssize_t *>v[3].buf,
-                          <const float *>v[1].buf, <float *>v[2].buf, n, c, num_threads)
+                _backward(<const float *>v[0].buf, t, <const float *>v[1].buf,
+                          <float *>v[2].buf, n, c, threads)
             else:
-                _backward(<const double *>v[0].buf, <const Py_ssize_t *>v[3].buf,
-                          <const double *>v[1].buf, <double *>v[2].buf, n, c, num_threads)
+                _backward(<const double *>v[0].buf, t, <const double *>v[1].buf,
+                          <double *>v[2].buf, n, c, threads)
     finally:
+        if t != small:
+            free(t)
         release(v, count)

@@ -27,6 +27,12 @@ from libc.string cimport memset
 
 from arrays cimport F32, acquire, acquire_input, kind_of, release
 
+cdef extern from "threads.h" nogil:
+    void cg_threads_init()
+    int cg_threads(long long requested)
+
+cg_threads_init()
+
 import numpy as np
 
 ctypedef fused floating:
@@ -56,6 +62,7 @@ cdef enum:
 
 
 cdef int _threads(Py_ssize_t n, int num_threads) except -1:
+    num_threads = cg_threads(num_threads)  # capped; one thread after a fork (threads.h)
     return num_threads if num_threads > 1 and n >= serial_below else 1
 
 

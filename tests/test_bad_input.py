@@ -117,6 +117,12 @@ CASES = {
                          RuntimeError, r"stride should be greater than zero"),
     "conv-negative-padding": ("conv", "nn.Conv2d(1, 1, 3, padding=-1)", RuntimeError,
                               r"negative padding is not supported"),
+    "conv-no-output-channels": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
+                                f"{T32.format('(0, 1, 3, 3)')})", RuntimeError,
+                                r"expected weight to be at least 1 at dimension 0"),
+    "conv-padding-too-large": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
+                               f"{T32.format('(1, 1, 3, 3)')}, padding=2**40)", RuntimeError,
+                               r"too large"),
     "conv2d-negative-padding": ("conv", f"F.conv2d({T32.format('(1, 1, 4, 4)')}, "
                                 f"{T32.format('(1, 1, 3, 3)')}, padding=-1)", RuntimeError,
                                 r"negative padding is not supported"),

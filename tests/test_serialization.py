@@ -218,3 +218,137 @@ def test_zip_without_npy_entries_raises(tmp_path):
         z.writestr("a0.npy", b"garbage, not an npy header")
     with pytest.raises(ValueError, match="z.npz"):
         load(tmp_path / "z.npz")
+
+
+# ---------------------------------------------------------------------- crafted files (issue 14)
+
+def rss_bytes():
+    """This process's resident memory (Linux), or None."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def bomb(path, entries, declared_mb=256):
+    """A checkpoint whose structure refers to `entries` only, plus an unreferenced entry that
+    inflates to declared_mb MiB of zeros (a zip bomb, ~0.1% of that on disk)."""
+    header = {"format": "cygrad-checkpoint", "version": 1,
+              "root": {"dict": [[k, {"array": k}] for k in entries]}}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, np.frombuffer(json.dumps(header).encode(), np.uint8))
+        z.writestr("__cygrad__.npy", buffer.getvalue())
+        for name in entries:
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.arange(3.0))
+            z.writestr(f"{name}.npy", buffer.getvalue())
+        with z.open("bomb.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False,
+                                                     "shape": (declared_mb << 17,)})
+            zero = bytes(1 << 20)
+            for _ in range(declared_mb):
+                f.write(zero)
+
+
+def test_unreferenced_entries_are_never_read(tmp_path):
+    bomb(tmp_path / "bomb.npz", ["a"])
+    assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
+    before = rss_bytes()
+    back = load(tmp_path / "bomb.npz")
+    after = rss_bytes()
+    assert list(back) == ["a"] and np.array_equal(back["a"], np.arange(3.0))
+    if before is not None:
+        assert after - before < 64 << 20  # reading every entry cost 256 MiB
+
+
+def header_only(path, shape, descr="<f4", stored=True):
+    """An entry whose .npy header declares `shape` but holds 16 bytes of data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
+    buffer.write(bytes(16))
+    header = {"format": "cygrad-checkpoint", "version": 1, "root": {"array": "a0"}}
+    compression = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", compression=compression) as z:
+        structure = io.BytesIO()
+        np.lib.format.write_array(structure, np.frombuffer(json.dumps(header).encode(), np.uint8))
+        z.writestr("__cygrad__.npy", structure.getvalue())
+        z.writestr("a0.npy", buffer.getvalue())
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_declared_size_the_file_cannot_hold_is_refused_before_allocating(tmp_path, stored):
+    header_only(tmp_path / "huge.npz", (1 << 40,), stored=stored)  # 4 TiB of float32
+    with pytest.raises(ValueError, match=r"huge.npz: entry 'a0' declares .*\(1099511627776,\)"):
+        load(tmp_path / "huge.npz")
+
+
+def test_a_zip_record_that_lies_about_the_size_is_refused(tmp_path):
+    header_only(tmp_path / "lie.npz", (1 << 40,))
+    raw = bytearray((tmp_path / "lie.npz").read_bytes())
+    # make the zip records of a0 claim 4 TiB + header too: the file is then too small for it
+    info = zipfile.ZipFile(tmp_path / "lie.npz").getinfo("a0.npy")
+    size = info.file_size.to_bytes(4, "little")
+    for at in [i for i in range(len(raw) - 3) if raw[i:i + 4] == size]:
+        raw[at:at + 4] = (0xFFFFFFF0).to_bytes(4, "little")
+    (tmp_path / "lie.npz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="lie.npz"):
+        load(tmp_path / "lie.npz")
+
+
+def structure_file(path, text):
+    buffer = io.BytesIO()
+    np.savez(buffer, __cygrad__=np.frombuffer(text.encode(), dtype=np.uint8))
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.mark.parametrize("depth", [300, 900, 5000])
+def test_deeply_nested_structure_is_a_value_error(tmp_path, depth):
+    root = "[]"
+    for _ in range(depth):
+        root = '{"list": [' + root + "]}"
+    structure_file(tmp_path / "deep.npz",
+                   '{"format": "cygrad-checkpoint", "version": 1, "root": ' + root + "}")
+    with pytest.raises(ValueError, match="deep.npz"):
+        load(tmp_path / "deep.npz")
+
+
+def test_saving_a_structure_nested_too_deep_is_a_value_error(tmp_path):
+    deep = []
+    for _ in range(1000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested deeper"):
+        save(deep, tmp_path / "deep.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_huge_integer_is_a_value_error_naming_the_path(tmp_path):
+    structure_file(tmp_path / "digits.npz", '{"format": "cygrad-checkpoint", "version": 1, '
+                   '"root": ' + "9" * 5000 + "}")
+    with pytest.raises(ValueError, match="digits.npz"):
+        load(tmp_path / "digits.npz")
+
+
+def test_a_truncated_file_leaves_no_file_open(tmp_path):
+    # Under -X dev -W error an unclosed file is a ResourceWarning turned error (issue 16).
+    import subprocess
+    import sys
+
+    save({"w": np.arange(1000.0)}, tmp_path / "full.npz")
+    raw = (tmp_path / "full.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[:len(raw) // 2])
+    code = ("import gc, cygrad\n"
+            "try:\n    cygrad.load(r'%s')\nexcept ValueError:\n    pass\n"
+            "gc.collect()\nprint('clean')\n" % (tmp_path / "cut.npz"))
+    from pathlib import Path
+
+    src = str(Path(cygrad.__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-X", "dev", "-W", "error", "-c", code],
+                          capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": src})
+    assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr
+    assert "ResourceWarning" not in proc.stderr

@@ -19,6 +19,7 @@ round-trips exactly (NaN and infinities included).
 """
 
 import json
+import math
 import os
 import secrets
 import zipfile
@@ -46,7 +47,10 @@ def save(obj, path):
     arrays = {}
     root = _encode(obj, arrays, active=set())
     header = {"format": _FORMAT, "version": _VERSION, "root": root}
-    text = json.dumps(header, allow_nan=True, ensure_ascii=False)
+    try:
+        text = json.dumps(header, allow_nan=True, ensure_ascii=False)
+    except ValueError as err:  # an int beyond Python's int-to-str digit limit
+        raise ValueError(f"{os.fspath(path)}: cannot write the structure: {err}") from None
     entries = {_STRUCTURE: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
     path = os.fspath(path)
     tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -64,29 +68,33 @@ def load(path):
     """The structure saved at path, with numpy arrays where arrays or Tensors were saved.
 
     A plain .npz without cygrad's structure entry loads as a flat dict {name: array}.
-    Raises ValueError (naming path) for a truncated, corrupt or unsafe file.
+    Raises ValueError (naming path, and the entry where one is at fault) for a truncated,
+    corrupt or unsafe file. Memory stays bounded by what the file can hold: only the entries
+    the structure refers to are read, and each entry's declared size is checked against its
+    zip record and the file's size before anything is allocated.
     """
     path = os.fspath(path)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise ValueError(f"{path}: not a readable cygrad/npz file (truncated or corrupt?): "
-                         f"{err}") from err
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: holds a single .npy array, not a cygrad checkpoint (.npz)")
-    with npz:
-        arrays = {name: _read_entry(npz, name, path) for name in npz.files}
-    if _STRUCTURE not in arrays:
-        return arrays
-    return _decode_file(arrays, path)
-
-
+    with open(path, "rb") as f:  # closed on every way out (a truncated file included)
+        try:
+            archive = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            f.seek(0)
+            if f.read(6) == b"\x93NUMPY":
+                raise ValueError(f"{path}: holds a single .npy array, not a cygrad checkpoint "
+                                 "(.npz)") from None
+            raise ValueError(f"{path}: not a readable cygrad/npz file (truncated or corrupt?): "
+                             f"{err}") from err
+        with archive:
+            entries = _Entries(archive, path, os.fstat(f.fileno()).st_size)
+            if _STRUCTURE not in entries.names:
+                return {name: entries[name] for name in entries.names}
+            return _decode_file(entries, path)
 # ---------------------------------------------------------------------- writing
 
 def _encode(obj, arrays, active):
     """obj as a JSON-able node; its arrays go into `arrays` under fresh names."""
+    if len(active) > _MAX_DEPTH:
+        raise ValueError(f"cannot save containers nested deeper than {_MAX_DEPTH} levels")
     if isinstance(obj, Tensor):
         obj = obj._data
     # Before Python's types: np.float64 is a float subclass, yet must come back as np.float64.
@@ -122,59 +130,136 @@ def _encode(obj, arrays, active):
 
 # ---------------------------------------------------------------------- reading
 
-def _read_entry(npz, name, path):
-    try:
-        array = npz[name]
-    except ValueError as err:
-        # numpy's refusal to unpickle: raised before any byte of the payload is interpreted.
-        raise ValueError(f"{path}: entry {name!r} cannot be loaded safely ({err}); cygrad files "
-                         "hold only plain arrays, never pickled objects") from err
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
-        raise ValueError(f"{path}: entry {name!r} is truncated or corrupt: {err}") from err
-    if not isinstance(array, np.ndarray):  # np.load hands back raw bytes for a non-.npy member
-        raise ValueError(f"{path}: entry {name!r} is not an .npy array")
-    return array
+# The largest ratio of a deflated entry's size to its compressed size (zlib's limit is 1032:1),
+# with room for the stream's own bytes: a declared size beyond it cannot be in the file.
+_DEFLATE_RATIO = 1032
+_CHUNK = 1 << 20  # bytes read at a time
+_MAX_DEPTH = 200  # containers nested deeper than this are refused (save and load)
 
 
-def _decode_file(arrays, path):
-    raw = arrays.pop(_STRUCTURE)
+class _Entries:
+    """The .npy entries of an open zip, read on first use (each once), sizes checked first."""
+
+    def __init__(self, archive, path, file_size):
+        self.archive, self.path, self.file_size = archive, path, file_size
+        self.infos = {}
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            self.infos[name] = info
+        self.names = list(self.infos)
+        self.arrays = {}
+
+    def __getitem__(self, name):
+        if name not in self.arrays:
+            if name not in self.infos:
+                raise KeyError(f"no entry {name!r}")
+            self.arrays[name] = self._read(name, self.infos[name])
+        return self.arrays[name]
+
+    def _fail(self, name, what):
+        return ValueError(f"{self.path}: entry {name!r} {what}")
+
+    def _read(self, name, info):
+        if not info.filename.endswith(".npy"):
+            raise self._fail(name, "is not an .npy array")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise self._fail(name, f"uses zip compression method {info.compress_type}; cygrad "
+                             "reads stored or deflated entries only")
+        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED
+                                      else _DEFLATE_RATIO) + 1024
+        if info.compress_size > self.file_size or info.file_size > limit:
+            raise self._fail(name, f"declares {info.file_size} bytes in {info.compress_size} "
+                             f"compressed bytes, more than the file ({self.file_size} bytes) "
+                             "can hold")
+        try:
+            with self.archive.open(info) as stream:
+                return self._read_npy(name, info, stream)
+        except ValueError as err:
+            if str(err).startswith(self.path):
+                raise
+            raise self._fail(name, f"is not a readable .npy array: {err}") from err
+        except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error) as err:
+            raise self._fail(name, f"is truncated or corrupt: {err}") from err
+
+    def _read_npy(self, name, info, stream):
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise self._fail(name, f"has .npy format version {version}, which cygrad does "
+                             "not read")
+        if dtype.hasobject:  # refused before a byte of the payload is interpreted
+            raise self._fail(name, f"holds dtype {dtype}, which cannot be loaded safely "
+                             "(it would be unpickled); cygrad files hold only plain arrays, "
+                             "never pickled objects")
+        nbytes = math.prod(shape) * dtype.itemsize
+        header = stream.tell()
+        if header + nbytes != info.file_size:
+            raise self._fail(name, f"declares an array of shape {shape} and dtype {dtype} "
+                             f"({nbytes} bytes), but the entry holds {info.file_size - header}")
+        array = np.empty(shape, dtype, order="F" if fortran else "C")
+        raw = memoryview(array.reshape(-1, order="A").view(np.uint8)) if nbytes else b""
+        done = 0
+        while done < nbytes:
+            got = stream.readinto(raw[done:done + _CHUNK])
+            if not got:
+                raise self._fail(name, f"ends after {done} of its {nbytes} bytes")
+            done += got
+        if stream.read(1):  # also where zipfile checks the entry's CRC
+            raise self._fail(name, "holds more bytes than its header declares")
+        return array
+
+
+def _decode_file(entries, path):
+    raw = entries[_STRUCTURE]
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ValueError(f"{path}: structure entry has dtype {raw.dtype} and shape {raw.shape}, "
                          "expected 1-d uint8")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: structure entry is not valid JSON: {err}") from err
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError included,
+        # and the int-to-str digit limit (a 5000-digit number)
+        raise ValueError(f"{path}: structure entry is not valid JSON: "
+                         f"{type(err).__name__}: {str(err)[:200]}") from None
     if not isinstance(header, dict) or header.get("format") != _FORMAT:
         raise ValueError(f"{path}: not a cygrad checkpoint (unknown structure header)")
     if header.get("version") != _VERSION:
         raise ValueError(f"{path}: checkpoint format version {header.get('version')!r} is not "
                          f"supported (this cygrad reads version {_VERSION})")
     try:
-        return _decode(header["root"], arrays)
-    except (KeyError, TypeError, ValueError, IndexError) as err:
+        return _decode(header["root"], entries, 0)
+    except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"{path}: malformed structure entry: {err!r}") from err
+    except ValueError as err:
+        if str(err).startswith(path):
+            raise
+        raise ValueError(f"{path}: malformed structure entry: {err}") from err
 
 
-def _decode(node, arrays):
+def _decode(node, entries, depth):
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"containers nested deeper than {_MAX_DEPTH} levels")
     if not isinstance(node, dict) or len(node) != 1:
-        raise ValueError(f"unexpected node {node!r}")
+        raise ValueError(f"unexpected node {str(node)[:100]}")
     (kind, value), = node.items()
-    if kind == "array":
-        return arrays[value]
-    if kind == "scalar":
-        return arrays[value][()]
+    if kind in ("array", "scalar"):
+        if not isinstance(value, str) or value == _STRUCTURE:
+            raise ValueError(f"bad array name {str(value)[:100]}")
+        array = entries[value]
+        return array if kind == "array" else array[()]
     if kind == "list":
-        return [_decode(v, arrays) for v in value]
+        return [_decode(v, entries, depth + 1) for v in value]
     if kind == "tuple":
-        return tuple(_decode(v, arrays) for v in value)
+        return tuple(_decode(v, entries, depth + 1) for v in value)
     if kind == "dict":
         out = {}
         for key, v in value:
             if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise ValueError(f"bad dict key {key!r}")
-            out[key] = _decode(v, arrays)
+                raise ValueError(f"bad dict key {str(key)[:100]}")
+            out[key] = _decode(v, entries, depth + 1)
         return out
-    raise ValueError(f"unknown node kind {kind!r}")
+    raise ValueError(f"unknown node kind {str(kind)[:100]}")

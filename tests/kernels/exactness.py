@@ -38,3 +38,46 @@ def on_threads(fn, threads):
             return fn()
         finally:
             cygrad.set_num_threads(previous)
+
+
+# The numpy twins of the elementwise kernels: the op table's entries (cygrad/ops/elementwise.py)
+
+def _entry(name):
+    from cygrad.ops import registry
+
+    return registry.ENTRIES[name]
+
+
+def _params(entry, slope):
+    return {entry.kernel_param: slope} if entry.kernel_param else {}
+
+
+def twin_forward(name, x, slope=0.0):
+    """y = act(x) by the op table's numpy twin of kernel `name`."""
+    entry = _entry(name)
+    return entry.forward(x, **_params(entry, slope))
+
+
+def twin_backward(name, g, x, y, slope=0.0):
+    """dx by the op table's numpy twin of kernel `name`."""
+    entry = _entry(name)
+    return entry.grad(g, x, y, **_params(entry, slope))
+
+
+def saved_for(name, x, y):
+    """What the kernel's backward reads: x or y, as the op table's entry says."""
+    return x if _entry(name).saves == "x" else y
+
+
+def twin_bias_activation(name, z, b, slope=0.0):
+    """Z := Z + b in place (bias_add's bits); returns the twin's act(Z)."""
+    np.add(z, b, out=z)
+    return twin_forward(name, z, slope)
+
+
+def twin_backward_bias(name, g, x, y, slope=0.0):
+    """(dz, db): the twin's backward and the twin's column sum of it."""
+    from cygrad.backend import numpy_backend
+
+    dz = np.ascontiguousarray(twin_backward(name, g, x, y, slope))
+    return dz, numpy_backend.column_sum(dz, 1)

@@ -301,16 +301,21 @@ def test_seam_checks():
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("m, n, k1, k2", [(64, 288, 576, 576), (5, 7, 3, 600), (17, 33, 513, 1),
                                           (3, 9, 0, 5)])
-def test_gemm_into_accumulate_continues_the_chains(m, n, k1, k2, dt):
-    # a convolution's weight gradient, image by image: bitwise the one product over all k
+def test_gemm_into_accumulate_adds_the_product_with_one_rounding(m, n, k1, k2, dt):
+    # a convolution's weight gradient, image by image: out + (the product's own k tree), one
+    # rounding per element, the same bits at any thread count
     rng = np.random.default_rng(m + k2)
     a = rng.standard_normal((m, k1 + k2)).astype(dt)
     b = rng.standard_normal((n, k1 + k2)).astype(dt)
+    first = B.gemm(a[:, :k1], b[:, :k1], trans_b=True)
+    expected = first + B.gemm(a[:, k1:], b[:, k1:], trans_b=True)
     for threads in (1, 2):
         B.set_num_threads(threads)
         c = np.empty((m, n), dt)
         B.gemm_into(a[:, :k1], b[:, :k1], c, trans_b=True)
+        assert np.array_equal(c, first)
         B.gemm_into(a[:, k1:], b[:, k1:], c, trans_b=True, accumulate=True)
-        assert np.array_equal(c, B.gemm(a, b, trans_b=True))
+        assert np.array_equal(c, expected)
+    np.testing.assert_allclose(c, B.gemm(a, b, trans_b=True), rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="out must be"):
         B.gemm_into(a, b, np.empty((m, n + 1), dt), trans_b=True)

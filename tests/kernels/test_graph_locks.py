@@ -74,3 +74,38 @@ def test_release_twice_is_harmless(Lease):
 
 def test_the_process_uses_the_compiled_lease_when_built():
     assert ops.Lease is (backend.compiled_lease or ops.PyLease)
+
+
+def test_a_view_released_before_its_owner_becomes_writable_with_the_owner(Lease):
+    # two parameters that are views of one buffer, their graphs released in backward's order
+    owner = np.zeros((2, 3))
+    first, second = owner[0], owner[1]
+    a, b = Lease([first]), Lease([second])
+    b.release()
+    assert not second.flags.writeable  # numpy: no writable view under a read-only owner
+    a.release()
+    assert owner.flags.writeable and first.flags.writeable and second.flags.writeable
+
+
+def test_a_waiting_view_taken_again_stays_locked_until_released(Lease):
+    owner = np.zeros((2, 3))
+    first, second = owner[0], owner[1]
+    a, b = Lease([first]), Lease([second])
+    b.release()
+    again = Lease([second])  # a new graph saves the view while it waits for its owner
+    a.release()
+    assert not second.flags.writeable and not owner.flags.writeable  # `again` holds both
+    again.release()
+    assert second.flags.writeable and owner.flags.writeable and first.flags.writeable
+
+
+def test_a_view_of_a_view_and_views_freed_by_the_collector(Lease):
+    owner = np.zeros((4, 4))
+    inner = owner[1:3]
+    leaf = inner[0]
+    a, b = Lease([owner]), Lease([leaf])
+    del b  # freed without release (a graph dropped): its locks come back all the same
+    gc.collect()
+    assert not leaf.flags.writeable
+    a.release()
+    assert leaf.flags.writeable and owner.flags.writeable

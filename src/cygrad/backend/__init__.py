@@ -7,12 +7,22 @@ Two backends implement one contract (csrc/README.md has the table):
     cygrad.backend.use("numpy")
     with cygrad.backend.using("numpy"): ...
 
+The backend and the kernel thread count are per thread, as PyTorch's modes are: a thread starts
+from the process defaults; `use(name)` and `set_num_threads(n)` called from the main thread set
+those defaults (what every thread that has not chosen for itself sees), called from any other
+thread they choose for that thread only; `using(name)` changes the calling thread only and
+restores exactly its previous state. (The state lives in context variables, so an asyncio task
+started inside `using` keeps its choice too.)
+
 Inputs are validated here, once, before either backend sees them; nothing above this package
 imports a compiled module.
 """
 
 import contextlib
+import contextvars
+import operator
 import os
+import threading
 
 import numpy as np
 
@@ -21,11 +31,10 @@ from . import numpy_backend
 __all__ = [
     "use", "current", "using", "available", "set_num_threads", "get_num_threads",
     "has_kernel", "gemm", "activation_forward", "activation_backward", "bias_add",
-    "bias_activation",
-    "activation_backward_bias", "column_sum", "channel_sum", "sum_to_shape", "log_softmax_nll",
-    "log_softmax_nll_backward", "im2col", "col2im", "im2col_t", "col2im_t", "planes_to_images",
-    "gemm_into", "add_channel_bias", "max_pool", "max_pool_backward", "avg_pool",
-    "avg_pool_backward", "sgd_update", "adam_update",
+    "bias_activation", "activation_backward_bias", "column_sum", "row_sum", "sum", "channel_sum",
+    "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
+    "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "max_pool",
+    "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward",
 ]
 
@@ -78,8 +87,48 @@ except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay
     _cython_error = exc
     _impl = numpy_backend
 
+
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# The kernels use at most this many threads, whatever is asked (csrc/threads.h caps them the
+# same way): more threads than CPUs only cost the time to wake them, and tens of thousands made
+# GNU OpenMP crash. At least 2, so that the parallel paths run (and are tested) on one CPU.
+_THREAD_CAP = min(max(2, _cpus()), 1024)
+
 # Like PyTorch: every core by default; CYGRAD_NUM_THREADS overrides.
-_num_threads = int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1)
+_num_threads = max(1, int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1))
+_kernel_threads = min(_num_threads, _THREAD_CAP)  # what the kernels are handed
+
+# A thread's own choices, when it made one (unset: the process defaults above). Reading them is
+# on every op's path: ContextVar.get with the default as argument, ~30 ns (a threading.local
+# subclass read cost ~90 ns here).
+_impl_var = contextvars.ContextVar("cygrad_backend")
+_threads_var = contextvars.ContextVar("cygrad_kernel_threads")
+_requested_var = contextvars.ContextVar("cygrad_num_threads")
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()
+
+
+def _after_fork_in_child():
+    """A forked child runs its kernels on one thread: GNU OpenMP's pool does not survive fork
+    (the child's next parallel region would wait forever for threads that are gone). The
+    kernels enforce it themselves (csrc/threads.h); this makes get_num_threads() say so."""
+    global _num_threads, _kernel_threads
+    _num_threads = _kernel_threads = 1
+    if _threads_var.get(None) is not None:
+        _threads_var.set(1)
+        _requested_var.set(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # The compiled graph locks (csrc/graph.pyx), or None: cygrad.ops then uses its Python ones.
@@ -92,48 +141,94 @@ def available():
     return tuple(_backends)
 
 
-def use(name):
-    """Switch every later op to backend `name` ("cython" or "numpy")."""
-    global _impl
+def _backend(name):
     if name not in ("cython", "numpy"):
         raise ValueError(f"unknown backend {name!r}: choose 'cython' or 'numpy'")
     if name not in _backends:
         raise RuntimeError(f"the cython backend is not built ({_cython_error}); "
                            "reinstall with `pip install .`")
-    _impl = _backends[name]
+    return _backends[name]
+
+
+def use(name):
+    """Switch later ops to backend `name` ("cython" or "numpy"): from the main thread, the
+    process default (and the main thread's own choice); from another thread, that thread's."""
+    global _impl
+    impl = _backend(name)
+    if _main_thread():
+        _impl = impl
+        if _impl_var.get(None) is None:
+            return
+    _impl_var.set(impl)
+
+
+def _here():
+    """The calling thread's backend module."""
+    return _impl_var.get(_impl)
 
 
 def current():
-    """Name of the backend in use."""
-    return "cython" if _impl is _backends.get("cython") else "numpy"
+    """Name of the backend the calling thread uses."""
+    return "cython" if _impl_var.get(_impl) is _backends.get("cython") else "numpy"
 
 
 @contextlib.contextmanager
 def using(name):
-    """`with using("numpy"): ...` runs the block on another backend, then switches back."""
-    previous = current()
-    use(name)
+    """`with using("numpy"): ...` runs the block on another backend, in this thread only, then
+    restores this thread's previous state."""
+    token = _impl_var.set(_backend(name))
     try:
         yield
     finally:
-        use(previous)
+        _restore(_impl_var, token)
+
+
+def _restore(var, token):
+    try:
+        var.reset(token)
+    except ValueError:  # exited in another context than it was entered (a generator moved
+        old = token.old_value  # between tasks): restore the value itself
+        var.set(_impl if old is contextvars.Token.MISSING else old)
 
 
 def set_num_threads(n):
-    """Threads the Cython kernels may use. Results are bitwise the same for every n."""
-    global _num_threads
-    if int(n) != n or n < 1:
+    """Threads the Cython kernels may use (results are bitwise the same for every n): from the
+    main thread, the process default (and the main thread's own choice); from another thread,
+    that thread's. Kernels use at most max(2, CPUs available) whatever is asked, and one in a
+    forked child."""
+    global _num_threads, _kernel_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        if not (isinstance(n, float) and n.is_integer()):
+            raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    if n < 1:
         raise ValueError(f"number of threads must be a positive integer, got {n!r}")
-    _num_threads = int(n)
+    n = int(n)
+    kernel = min(n, _THREAD_CAP)
+    if _main_thread():
+        _num_threads, _kernel_threads = n, kernel
+        if _threads_var.get(None) is None:
+            return
+    _threads_var.set(kernel)
+    _requested_var.set(n)
 
 
 def get_num_threads():
-    return _num_threads
+    """The thread count set for the calling thread (or the process default)."""
+    return _requested_var.get(_num_threads)
 
 
 # ---------------------------------------------------------------- validation (shared by both)
-# Each check below starts with a cheap test of the common case (a few attribute reads) and only
-# builds an error message when that fails: they run on every op, so they must cost little.
+# Each check below starts with a cheap test of the common case (a few attribute reads, inside a
+# try: free unless it fails) and only builds an error message when that fails: they run on
+# every op, so they must cost little.
+
+def _not_arrays(fn, **arguments):
+    """Raise TypeError naming the first argument that is not a numpy array."""
+    for name, value in arguments.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{fn}: argument {name!r} must be a numpy array, got "
+                            f"{type(value).__name__}")
+
 
 def _check_float(name, *arrays):
     for a in arrays:
@@ -147,9 +242,10 @@ def _check_float(name, *arrays):
 
 
 def _check_activation(name):
-    if name not in _impl.KERNELS:
+    kernels = _impl_var.get(_impl).KERNELS
+    if name not in kernels:
         raise ValueError(f"unknown elementwise kernel {name!r} on the {current()} backend; it "
-                         f"has {sorted(_impl.KERNELS)}")
+                         f"has {sorted(kernels)}")
 
 
 def _check_same_shape(name, a, b):
@@ -163,20 +259,26 @@ def _check_bias(name, x, b):
 
 
 # ---------------------------------------------------------------- the contract
+# Each function reads the calling thread's backend and thread count once:
+#   _impl_var.get(_impl), _threads_var.get(_kernel_threads)
 
 def has_kernel(name, array):
     """Whether the backend in use has the elementwise kernel `name` for array's dtype (the
     cython backend, float32 and float64). Ops run their numpy twin otherwise: the op table
     (cygrad/ops/elementwise.py) states each elementwise op's math once, for both."""
-    return name in _impl.KERNELS and array.dtype in FLOAT_DTYPES
+    return name in _impl_var.get(_impl).KERNELS and array.dtype in FLOAT_DTYPES
 
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
-    if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
-        _check_gemm(a, b, trans_a, trans_b)  # raises, unless dtypes are merely equal objects
     try:
-        return _impl.gemm(a, b, trans_a, trans_b, _num_threads)
+        if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
+            _check_gemm(a, b, trans_a, trans_b)  # raises, unless dtypes are merely equal objects
+    except AttributeError:
+        _not_arrays("gemm", a=a, b=b)
+        raise
+    try:
+        return _impl_var.get(_impl).gemm(a, b, trans_a, trans_b, _threads_var.get(_kernel_threads))
     except ValueError:  # inner sizes that differ (both backends check before computing)
         _check_gemm(a, b, trans_a, trans_b)  # the error in cygrad's words
         raise
@@ -195,97 +297,191 @@ def _check_gemm(a, b, trans_a, trans_b):
 
 def activation_forward(name, x, slope=0.01):
     """y = act(x) by the elementwise kernel `name` (see has_kernel; the op table has the
-    math): tanh, sigmoid, relu, leaky_relu(slope)."""
-    if name not in _impl.KERNELS:
+    math): tanh, sigmoid, relu (NaN kept), leaky_relu(slope)."""
+    impl = _impl_var.get(_impl)
+    if name not in impl.KERNELS:
         _check_activation(name)
-    if x.dtype not in FLOAT_DTYPES:
-        _check_float(name, x)
-    return _impl.activation_forward(name, x, slope, _num_threads)
+    try:
+        if x.dtype not in FLOAT_DTYPES:
+            _check_float(name, x)
+    except AttributeError:
+        _not_arrays(name, x=x)
+        raise
+    return impl.activation_forward(name, x, slope, _threads_var.get(_kernel_threads))
 
 
 def activation_backward(name, grad, saved, slope=0.01):
     """dx from the output gradient and what the op saved (the op table's `saves`: y for tanh,
-    sigmoid and relu — y > 0 exactly when x > 0 —, x for leaky_relu)."""
-    if name not in _impl.KERNELS:
+    sigmoid and relu — y > 0 exactly when x > 0 —, x for leaky_relu). relu passes the gradient
+    where saved is NaN, as torch's threshold_backward does."""
+    impl = _impl_var.get(_impl)
+    if name not in impl.KERNELS:
         _check_activation(name)
-    if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
-        _check_float(name, grad, saved)
-    _check_same_shape(name, grad, saved)
-    return _impl.activation_backward(name, grad, saved, slope, _num_threads)
+    try:
+        if grad.dtype is not saved.dtype or grad.dtype not in FLOAT_DTYPES:
+            _check_float(name, grad, saved)
+        _check_same_shape(name, grad, saved)
+    except AttributeError:
+        _not_arrays(f"{name} backward", grad=grad, saved=saved)
+        raise
+    return impl.activation_backward(name, grad, saved, slope, _threads_var.get(_kernel_threads))
 
 
 def bias_add(x, b, out=None):
-    """Y := X + b, X (n, m), b (m,); into `out` when given (a writable C-contiguous array of
-    x's shape and dtype; out may be x: in place)."""
-    dtype, xs, bs = x.dtype, x.shape, b.shape
-    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or len(xs) != 2 or len(bs) != 1
-            or xs[1] != bs[0]):  # the common case in one test
-        _check_float("bias_add", x, b)
-        _check_bias("bias_add", x, b)
-    if out is not None and out is not x and out.shape != xs:
-        raise ValueError(f"bias_add: out of shape {out.shape} for x of shape {x.shape}")
-    return _impl.bias_add(x, b, out, _num_threads)
+    """Y := X + b, X (n, m), b (m,); into `out` when given (an array of x's shape and dtype; it
+    may be x, in place, or overlap x or b: the result is that of np.add)."""
+    try:
+        dtype, xs, bs = x.dtype, x.shape, b.shape
+        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or len(xs) != 2 or len(bs) != 1
+                or xs[1] != bs[0]):  # the common case in one test
+            _check_float("bias_add", x, b)
+            _check_bias("bias_add", x, b)
+        if out is not None and out is not x:
+            if out.shape != xs or out.dtype != dtype:
+                raise ValueError(f"bias_add: out of shape {out.shape} and dtype {out.dtype} for "
+                                 f"x of shape {x.shape} and dtype {x.dtype}")
+            flags = out.flags
+            if not (flags.c_contiguous and flags.aligned and flags.writeable):
+                out[...] = bias_add(x, b)  # numpy's copy raises for a read-only out
+                return out
+    except AttributeError:
+        _not_arrays("bias_add", x=x, b=b, **({} if out is None else {"out": out}))
+        raise
+    return _impl_var.get(_impl).bias_add(x, b, out, _threads_var.get(_kernel_threads))
 
 
 def bias_activation(name, z, b, slope=0.01):
     """The fused forward of a dense layer: Z := Z + b in place, returns Y = act(Z), one pass
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
-    dtype, zs, bs = z.dtype, z.shape, b.shape
-    if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in _impl.KERNELS
-            or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case in one test
-        _check_activation(name)
-        _check_float(name, z, b)
-        _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
-    return _impl.bias_activation(name, z, b, slope, _num_threads)
+    impl = _impl_var.get(_impl)
+    try:
+        dtype, zs, bs = z.dtype, z.shape, b.shape
+        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in impl.KERNELS
+                or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case
+            _check_activation(name)
+            _check_float(name, z, b)
+            _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
+    except AttributeError:
+        _not_arrays("bias_activation", z=z, b=b)
+        raise
+    return impl.bias_activation(name, z, b, slope, _threads_var.get(_kernel_threads))
 
 
 def activation_backward_bias(name, grad, saved, slope=0.01):
     """The fused backward of a dense layer's bias and activation: (dz, db) with dz what
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
-    dtype, shape = grad.dtype, grad.shape
-    if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in _impl.KERNELS
-            or saved.shape != shape or len(shape) != 2):  # the common case in one test
-        _check_activation(name)
-        _check_float(name, grad, saved)
-        _check_same_shape(name, grad, saved)
-        if grad.ndim != 2:
-            raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
-                             f"{grad.shape}")
-    return _impl.activation_backward_bias(name, grad, saved, slope, _num_threads)
+    impl = _impl_var.get(_impl)
+    try:
+        dtype, shape = grad.dtype, grad.shape
+        if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in impl.KERNELS
+                or saved.shape != shape or len(shape) != 2):  # the common case in one test
+            _check_activation(name)
+            _check_float(name, grad, saved)
+            _check_same_shape(name, grad, saved)
+            if grad.ndim != 2:
+                raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
+                                 f"{grad.shape}")
+    except AttributeError:
+        _not_arrays(f"{name} backward with bias", grad=grad, saved=saved)
+        raise
+    return impl.activation_backward_bias(name, grad, saved, slope,
+                                         _threads_var.get(_kernel_threads))
 
 
 def column_sum(g):
-    """s[j] := sum_i g[i, j], in ascending i: the bias gradient."""
-    if g.dtype not in FLOAT_DTYPES:
-        _check_float("column_sum", g)
-    if g.ndim != 2:
-        raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
-    return _impl.column_sum(g, _num_threads)
+    """s[j] := sum_i g[i, j], by the kernels' fixed tree over i (csrc/sums.h): the bias
+    gradient."""
+    try:
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("column_sum", g)
+        if g.ndim != 2:
+            raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
+    except AttributeError:
+        _not_arrays("column_sum", g=g)
+        raise
+    return _impl_var.get(_impl).column_sum(g, _threads_var.get(_kernel_threads))
+
+
+def row_sum(g):
+    """s[i] := sum_j g[i, j], by the same tree over j: bitwise column_sum(g.T)."""
+    try:
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("row_sum", g)
+        if g.ndim != 2:
+            raise ValueError(f"row_sum needs a 2-D array, got shape {g.shape}")
+    except AttributeError:
+        _not_arrays("row_sum", g=g)
+        raise
+    return _impl_var.get(_impl).row_sum(g, _threads_var.get(_kernel_threads))
+
+
+_checked_axes = set()  # (ndim, axes) pairs found valid: the check costs a lookup afterwards
+
+
+def sum(x, axes):  # noqa: A001 (the contract's name; only cygrad.backend.sum)
+    """The sum of x (float32 or float64) over `axes`, a tuple of distinct axes in ascending
+    order (each 0 <= a < x.ndim); the result has the reduced axes removed (no axes: a copy).
+
+    Each output adds its elements in C order of the reduced axes by the kernels' fixed tree
+    (csrc/sums.h), whatever the layout: column_sum or row_sum on the array as it lies when it
+    can, a copy when it cannot. Both backends give the same bits."""
+    try:
+        if x.dtype not in FLOAT_DTYPES:
+            _check_float("sum", x)
+        ndim = x.ndim
+    except AttributeError:
+        _not_arrays("sum", x=x)
+        raise
+    if type(axes) is not tuple or (ndim, axes) not in _checked_axes:
+        _check_axes(ndim, axes)
+    return _impl_var.get(_impl).sum(x, axes, _threads_var.get(_kernel_threads))
+
+
+def _check_axes(ndim, axes):
+    if type(axes) is not tuple:
+        raise TypeError(f"sum: axes must be a tuple of ints, got {type(axes).__name__}")
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"sum: axes must be ints, got {a!r} in {axes}")
+    if any(not 0 <= a < ndim for a in axes) or list(axes) != sorted(set(axes)):
+        raise ValueError(f"sum: axes {axes} must be distinct, ascending and within 0..{ndim - 1}")
+    if len(_checked_axes) < 4096:
+        _checked_axes.add((ndim, axes))
 
 
 def channel_sum(g):
-    """s[k] := sum_i sum_q g[i, k, q], g (n, c, p), i then q ascending: a convolution's bias
-    gradient, bitwise column_sum of the same numbers as (n*p, c) rows."""
-    if g.dtype not in FLOAT_DTYPES:
-        _check_float("channel_sum", g)
-    if g.ndim != 3:
-        raise ValueError(f"channel_sum needs a 3-D array, got shape {g.shape}")
-    return _impl.channel_sum(g, _num_threads)
+    """s[k] := sum_i sum_q g[i, k, q], g (n, c, p), by the tree over r = i*p + q: a
+    convolution's bias gradient, bitwise column_sum of the same numbers as (n*p, c) rows."""
+    try:
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("channel_sum", g)
+        if g.ndim != 3:
+            raise ValueError(f"channel_sum needs a 3-D array, got shape {g.shape}")
+    except AttributeError:
+        _not_arrays("channel_sum", g=g)
+        raise
+    return _impl_var.get(_impl).channel_sum(g, _threads_var.get(_kernel_threads))
 
 
 def sum_to_shape(g, shape):
-    """Sum gradient g (a broadcast result) back down to `shape`."""
-    shape = tuple(shape)
-    if g.shape == shape:
-        return g
+    """Sum gradient g (a broadcast result) back down to `shape` (sum's bits)."""
+    try:
+        shape = tuple(shape)
+        if g.shape == shape:
+            return g
+        if g.dtype not in FLOAT_DTYPES:
+            _check_float("sum_to_shape", g)
+    except AttributeError:
+        _not_arrays("sum_to_shape", g=g)
+        raise
     lead = g.ndim - len(shape)
     if lead < 0 or any(s != 1 and s != gs for s, gs in zip(shape, g.shape[lead:])):
         raise ValueError(f"cannot sum a gradient of shape {g.shape} to shape {shape}")
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
-    return _impl.sum_to_shape(g, axes, shape, _num_threads)
+    return _impl_var.get(_impl).sum_to_shape(g, axes, shape, _threads_var.get(_kernel_threads))
 
 
 def _check_targets(logits, targets):
@@ -295,27 +491,65 @@ def _check_targets(logits, targets):
     if logits.ndim != 2 or targets.shape != (logits.shape[0],):
         raise ValueError(f"cross-entropy: logits of shape {logits.shape} need targets of shape "
                          f"({logits.shape[0] if logits.ndim else '?'},), got {targets.shape}")
+    # A copy, checked: another thread may write the caller's array at any moment (the kernel
+    # copies and checks again, for the same reason).
+    targets = np.array(targets, dtype=np.intp)
     if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
         bad = targets[(targets < 0) | (targets >= logits.shape[1])][0]
         raise ValueError(f"class index {bad} out of range for {logits.shape[1]} classes")
-    return np.ascontiguousarray(targets, dtype=np.intp)
+    return targets
 
 
 def log_softmax_nll(logits, targets):
     """(losses, logp): logp = log_softmax(logits) per row, losses[i] = -logp[i, targets[i]]."""
-    _check_float("cross_entropy", logits)
+    try:
+        _check_float("cross_entropy", logits)
+    except AttributeError:
+        _not_arrays("cross_entropy", logits=logits)
+        raise
     targets = _check_targets(logits, targets)
-    return _impl.log_softmax_nll(logits, targets, _num_threads)
+    return _impl_var.get(_impl).log_softmax_nll(logits, targets,
+                                                _threads_var.get(_kernel_threads))
 
 
 def log_softmax_nll_backward(logp, targets, g_rows):
     """dlogits[i] := g_rows[i] * (exp(logp[i]) - onehot(targets[i]))."""
-    _check_float("cross_entropy backward", logp, g_rows)
+    try:
+        _check_float("cross_entropy backward", logp, g_rows)
+        if g_rows.shape != logp.shape[:1]:
+            raise ValueError(f"cross_entropy backward: row gradients of shape {g_rows.shape} "
+                             f"for log-probabilities of shape {logp.shape}")
+    except AttributeError:
+        _not_arrays("cross_entropy backward", logp=logp, g_rows=g_rows)
+        raise
     targets = _check_targets(logp, targets)
-    return _impl.log_softmax_nll_backward(logp, targets, g_rows, _num_threads)
+    return _impl_var.get(_impl).log_softmax_nll_backward(logp, targets, g_rows,
+                                                         _threads_var.get(_kernel_threads))
 
 
 # ---------------------------------------------------------------- convolution and pooling
+
+def _current():
+    """This thread's backend module."""
+    return _impl_var.get(_impl)
+
+
+def _threads():
+    """This thread's kernel thread count."""
+    return _threads_var.get(_kernel_threads)
+
+
+def _int(fn, name, value, low):
+    """value as a Python int >= low, or a ValueError/TypeError naming it."""
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an integer, got {value!r}") from None
+    if i < low:
+        raise ValueError(f"{fn}: {name} must be at least {low}, got {i}")
+    return i
+
+
 
 def _pair(value, name):
     if type(value) is tuple and len(value) == 2 and type(value[0]) is int \
@@ -343,6 +577,11 @@ def _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size):
         raise ValueError(f"dilation must be at least 1, got {(dh, dw)}")
     if ph < 0 or pw < 0:
         raise ValueError(f"padding must be non-negative, got {(ph, pw)}")
+    limit = (1 << 31) - 1  # the kernels' bound on each geometry number (csrc/conv.pyx)
+    for name, value in (("kernel size", max(kh, kw)), ("stride", max(sh, sw)),
+                        ("padding", max(ph, pw)), ("dilation", max(dh, dw))):
+        if value > limit:
+            raise ValueError(f"{name} must be in [0, {limit}], got {value}")
     eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1  # the dilated kernel's extent
     if out_size is None:
         if h + 2 * ph < eh or w + 2 * pw < ew:
@@ -360,7 +599,7 @@ def im2col(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     (top, left), dilation: ints or pairs; out_size (OH, OW) defaults to an even padding's."""
     _check_float("im2col", x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
-    return _impl.im2col(x, kh, kw, *geometry, _num_threads)
+    return _current().im2col(x, kh, kw, *geometry, _threads())
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
@@ -371,7 +610,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None
     oh, ow = geometry[-2:]
     if cols.shape != (n * oh * ow, c * kh * kw):
         raise ValueError(f"col2im: columns of shape {cols.shape} do not fit input {x_shape}")
-    return _impl.col2im(cols, tuple(x_shape), kh, kw, *geometry, _num_threads)
+    return _current().col2im(cols, tuple(x_shape), kh, kw, *geometry, _threads())
 
 
 def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
@@ -379,7 +618,7 @@ def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     if x.dtype not in FLOAT_DTYPES:
         _check_float("im2col_t", x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
-    return _impl.im2col_t(x, kh, kw, *geometry, _num_threads)
+    return _current().im2col_t(x, kh, kw, *geometry, _threads())
 
 
 def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None,
@@ -395,7 +634,7 @@ def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=
         raise ValueError(f"col2im_t: columns of shape {cols_t.shape} do not fit input {x_shape}")
     if out is not None:
         _check_out("col2im_t", out, tuple(x_shape), cols_t.dtype)
-    return _impl.col2im_t(cols_t, tuple(x_shape), kh, kw, *geometry, _num_threads, out)
+    return _current().col2im_t(cols_t, tuple(x_shape), kh, kw, *geometry, _threads(), out)
 
 
 def _check_out(name, out, shape, dtype):
@@ -416,7 +655,7 @@ def gemm_into(a, b, out, trans_a=False, trans_b=False, accumulate=False):
             or not out.flags.writeable):
         _check_out("gemm_into", out, shape, a.dtype)
     try:  # the kernel checks the inner sizes (and everything else) again
-        return _impl.gemm_into(a, b, out, trans_a, trans_b, accumulate, _num_threads)
+        return _current().gemm_into(a, b, out, trans_a, trans_b, accumulate, _threads())
     except ValueError:
         _check_gemm(a, b, trans_a, trans_b)  # the error in cygrad's words
         raise
@@ -425,17 +664,25 @@ def gemm_into(a, b, out, trans_a=False, trans_b=False, accumulate=False):
 def planes_to_images(planes, bias, n, p):
     """out[i, o, q] := planes[o, i*p + q] + bias[o] (no add when bias is None): a convolution's
     (O, n*p) gemm result in (n, O, p) layout, with its bias. One add an element, bias_add's."""
-    if bias is not None and (planes.dtype is not bias.dtype or planes.dtype not in FLOAT_DTYPES):
-        _check_float("planes_to_images", planes, bias)
-    elif planes.dtype not in FLOAT_DTYPES:
-        _check_float("planes_to_images", planes)
-    if planes.ndim != 2 or n < 0 or p < 0 or planes.shape[1] != n * p:
-        raise ValueError(f"planes_to_images: planes of shape {planes.shape} do not split into "
-                         f"{n} images of {p} pixels")
-    if bias is not None and bias.shape != planes.shape[:1]:
-        raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
-                         f"{planes.shape[0]} channels")
-    return _impl.planes_to_images(planes, bias, n, p, _num_threads)
+    try:
+        if bias is not None and (planes.dtype is not bias.dtype
+                                 or planes.dtype not in FLOAT_DTYPES):
+            _check_float("planes_to_images", planes, bias)
+        elif planes.dtype not in FLOAT_DTYPES:
+            _check_float("planes_to_images", planes)
+        n, p = _int("planes_to_images", "n", n, 0), _int("planes_to_images", "p", p, 0)
+        if planes.ndim != 2 or planes.shape[1] != n * p:
+            raise ValueError(f"planes_to_images: planes of shape {planes.shape} do not split "
+                             f"into {n} images of {p} pixels")
+        if bias is not None and bias.shape != planes.shape[:1]:
+            raise ValueError(f"planes_to_images: bias of shape {bias.shape} for "
+                             f"{planes.shape[0]} channels")
+    except AttributeError:
+        _not_arrays("planes_to_images", planes=planes,
+                    **({} if bias is None else {"bias": bias}))
+        raise
+    return _current().planes_to_images(planes, bias, n, p,
+                                                 _threads())
 
 
 def add_channel_bias(y, b):
@@ -447,7 +694,7 @@ def add_channel_bias(y, b):
                          f"{y.shape}")
     if not y.flags.c_contiguous or not y.flags.writeable:
         raise ValueError("add_channel_bias: y must be a writable C-contiguous array")
-    return _impl.add_channel_bias(y, b, _num_threads)
+    return _current().add_channel_bias(y, b, _threads())
 
 
 def _check_windows(name, x_shape, windows, steps=(1, 1)):
@@ -482,7 +729,7 @@ def max_pool(x, hs, he, ws, we, dh=1, dw=1):
     window gives -inf and index -1."""
     _check_planes("max_pool", x)
     _check_windows("max_pool", x.shape, (hs, he, ws, we), (dh, dw))
-    return _impl.max_pool(x, hs, he, ws, we, int(dh), int(dw), _num_threads)
+    return _current().max_pool(x, hs, he, ws, we, int(dh), int(dw), _threads())
 
 
 def max_pool_backward(g, idx, in_shape):
@@ -493,7 +740,7 @@ def max_pool_backward(g, idx, in_shape):
             or in_shape[0] != g.shape[0]:
         raise ValueError(f"max_pool backward: gradient {g.shape}, indices {idx.shape} "
                          f"{idx.dtype} and input {tuple(in_shape)} do not fit")
-    return _impl.max_pool_backward(g, idx, tuple(in_shape), _num_threads)
+    return _current().max_pool_backward(g, idx, tuple(in_shape), _threads())
 
 
 def _check_counts(name, windows, hc, wc, divisor_override):
@@ -510,7 +757,7 @@ def avg_pool(x, hs, he, ws, we, hc, wc, divisor_override=0):
     _check_planes("avg_pool", x)
     _check_windows("avg_pool", x.shape, (hs, he, ws, we))
     _check_counts("avg_pool", (hs, he, ws, we), hc, wc, divisor_override)
-    return _impl.avg_pool(x, hs, he, ws, we, hc, wc, int(divisor_override), _num_threads)
+    return _current().avg_pool(x, hs, he, ws, we, hc, wc, int(divisor_override), _threads())
 
 
 def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override=0):
@@ -522,8 +769,8 @@ def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override=0):
                          f"{tuple(in_shape)} and {len(hs)}x{len(ws)} windows")
     _check_windows("avg_pool backward", in_shape, (hs, he, ws, we))
     _check_counts("avg_pool backward", (hs, he, ws, we), hc, wc, divisor_override)
-    return _impl.avg_pool_backward(g, tuple(in_shape), hs, he, ws, we, hc, wc,
-                                   int(divisor_override), _num_threads)
+    return _current().avg_pool_backward(g, tuple(in_shape), hs, he, ws, we, hc, wc,
+                                   int(divisor_override), _threads())
 
 
 def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
@@ -544,7 +791,7 @@ def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
         bufs = fresh = None
     else:
         bufs, fresh = _list(bufs), _list(fresh)
-    _impl.sgd_update(_list(params), _list(grads), float(lr), float(momentum), float(dampening),
+    _here().sgd_update(_list(params), _list(grads), float(lr), float(momentum), float(dampening),
                      bool(nesterov), float(weight_decay), bufs, fresh)
 
 
@@ -559,7 +806,7 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, b
     lr / (1 - beta1**t), corrections sqrt(1 - beta2**t), one each; weight_decay is Adam's
     (coupled into the gradient), shrink AdamW's 1 - lr * weight_decay (None for Adam). Every
     operation rounds as numpy's would: both backends give the same bits."""
-    _impl.adam_update(_list(params), _list(grads), _list(exp_avgs), _list(exp_avg_sqs),
+    _here().adam_update(_list(params), _list(grads), _list(exp_avgs), _list(exp_avg_sqs),
                       [float(s) for s in step_sizes], [float(c) for c in corrections],
                       float(beta1), float(beta2), float(eps), float(weight_decay),
                       None if shrink is None else float(shrink))
@@ -582,7 +829,8 @@ def batched_gemm(a, b, trans_a=False, trans_b=False):
         ta, tb = ".T" if trans_a else "", ".T" if trans_b else ""
         raise ValueError(f"batched matmul: matrices of shapes {a.shape[1:]}{ta} and "
                          f"{b.shape[1:]}{tb} do not multiply ({k_a} != {k_b})")
-    return _impl.batched_gemm(a, b, trans_a, trans_b, _num_threads)
+    return _impl_var.get(_impl).batched_gemm(a, b, trans_a, trans_b,
+                                             _threads_var.get(_kernel_threads))
 
 
 def embedding_backward(g, indices, num_weights, padding_idx=-1, scale_grad_by_freq=False):
@@ -598,8 +846,9 @@ def embedding_backward(g, indices, num_weights, padding_idx=-1, scale_grad_by_fr
         if indices.dtype.kind not in "iu":
             raise TypeError(f"embedding_backward: indices must be integers, got {indices.dtype}")
         indices = np.ascontiguousarray(indices, dtype=np.intp)
-    return _impl.embedding_backward(g, indices, int(num_weights), int(padding_idx),
-                                    bool(scale_grad_by_freq), _num_threads)
+    return _impl_var.get(_impl).embedding_backward(g, indices, int(num_weights),
+                                                   int(padding_idx), bool(scale_grad_by_freq),
+                                                   _threads_var.get(_kernel_threads))
 
 
 def softmax_rows(x, scale=1.0, causal=0, shift=0):
@@ -611,7 +860,8 @@ def softmax_rows(x, scale=1.0, causal=0, shift=0):
         _check_float("softmax_rows", x)
     if x.ndim < 1:
         raise ValueError("softmax_rows needs at least a 1-D array")
-    return _impl.softmax_rows(x, float(scale), int(causal), int(shift), _num_threads)
+    return _impl_var.get(_impl).softmax_rows(x, float(scale), int(causal), int(shift),
+                                             _threads_var.get(_kernel_threads))
 
 
 def softmax_rows_backward(y, g, scale=1.0):
@@ -620,4 +870,5 @@ def softmax_rows_backward(y, g, scale=1.0):
     if y.dtype is not g.dtype or y.dtype not in FLOAT_DTYPES:
         _check_float("softmax_rows_backward", y, g)
     _check_same_shape("softmax_rows", g, y)
-    return _impl.softmax_rows_backward(y, g, float(scale), _num_threads)
+    return _impl_var.get(_impl).softmax_rows_backward(y, g, float(scale),
+                                                      _threads_var.get(_kernel_threads))

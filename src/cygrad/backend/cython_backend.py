@@ -7,6 +7,8 @@ contiguity again in C, so nothing unchecked ever reaches boundscheck-free code. 
 layer's time.
 """
 
+import math
+
 import numpy as np
 
 from cygrad._C import conv, elementwise, loss, optim, pool, reduce, transformer
@@ -33,7 +35,9 @@ def _threads(size, num_threads, per=_CHEAP):
 
 
 def _c(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    """a as the kernels read it: C-contiguous and aligned (a copy when it is not)."""
+    flags = a.flags
+    return a if flags.c_contiguous and flags.aligned else np.array(a, order="C")
 
 
 # (a, b, trans_a, trans_b, num_threads) -> a new C; the kernel allocates it and runs products
@@ -51,15 +55,42 @@ bias_add = elementwise.bias_add
 bias_activation = elementwise.bias_activation
 activation_backward_bias = elementwise.activation_backward_bias
 column_sum = reduce.column_sum
+row_sum = reduce.row_sum
 channel_sum = reduce.channel_sum
 
 
+def sum(x, axes, num_threads):
+    """The sum over `axes` (sorted) by the tree over the reduced elements in C order of those
+    axes, on the array as it lies where a kernel reads that order: column_sum when the reduced
+    axes lead in memory, row_sum when they trail, channel_sum when they surround the kept ones;
+    otherwise column_sum of a copy with the reduced axes moved first."""
+    if not axes:
+        return x.copy()
+    shape, ndim, k = x.shape, x.ndim, len(axes)
+    kept = tuple(shape[i] for i in range(ndim) if i not in axes)
+    reduced, size = math.prod(shape[a] for a in axes), math.prod(kept)
+    flags = x.flags
+    if flags.c_contiguous:
+        if axes[-1] == k - 1:  # the leading axes: (reduced, kept) rows
+            return column_sum(x.reshape(reduced, size), num_threads).reshape(kept)
+        if axes[0] == ndim - k:  # the trailing axes: one row a sum
+            return row_sum(x.reshape(size, reduced), num_threads).reshape(kept)
+        lead = next(i for i in range(ndim) if i not in axes)
+        if axes == tuple(range(lead)) + tuple(range(lead + ndim - k, ndim)):
+            # the kept axes form one block between reduced ones: (A, kept, P), summed over
+            # r = a*P + p, the C order of the reduced axes (a convolution's channel sum)
+            return channel_sum(x.reshape(math.prod(shape[:lead]), size,
+                                         math.prod(shape[lead + ndim - k:])),
+                               num_threads).reshape(kept)
+    elif flags.f_contiguous and ndim == 2 and k == 1:  # x.T is C-contiguous
+        return (row_sum if axes == (0,) else column_sum)(x.T, num_threads)
+    kept_axes = [i for i in range(ndim) if i not in axes]
+    rows = np.ascontiguousarray(x.transpose(list(axes) + kept_axes)).reshape(reduced, size)
+    return column_sum(rows, num_threads).reshape(kept)
+
+
 def sum_to_shape(g, axes, shape, num_threads):
-    kept = [i for i in range(g.ndim) if i not in axes]
-    n_rows = int(np.prod([g.shape[i] for i in axes]))
-    n_cols = int(np.prod([g.shape[i] for i in kept]))
-    rows = np.ascontiguousarray(g.transpose(list(axes) + kept)).reshape(n_rows, n_cols)
-    return column_sum(rows, num_threads).reshape(shape)
+    return sum(g, axes, num_threads).reshape(shape)
 
 
 def log_softmax_nll(logits, targets, num_threads):

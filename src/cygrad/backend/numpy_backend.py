@@ -6,7 +6,12 @@ Inputs arrive validated by `cygrad.backend`; `num_threads` is accepted for a uni
 (numpy's BLAS has its own thread pool).
 """
 
+import math
+
 import numpy as np
+
+# The length of the summation tree's leaf chains (csrc/sums.h: CG_LEAF).
+LEAF = 32
 
 
 def gemm(a, b, trans_a, trans_b, num_threads):
@@ -23,8 +28,45 @@ def bias_add(x, b, out, num_threads):
     return np.add(x, b, out=out)
 
 
+def tree_sum(g):
+    """The sum down axis 0 of g (n, ...) by the kernels' fixed tree (csrc/sums.h):
+
+    leaves  P[t] = (((+0 + g[tL]) + g[tL+1]) + ...) + g[min(tL+L, n) - 1], t < N = ceil(n/L);
+    tree    N = 2^e1 + 2^e2 + ... (e1 > e2 > ...): consecutive groups of 2^e1, 2^e2, ... leaves,
+            each a perfect binary tree (first half + second half); S = G1 + (G2 + (G3 + ...));
+    n = 0   S = +0.
+    """
+    n, rest = g.shape[0], g.shape[1:]
+    if n == 0:
+        return np.zeros(rest, g.dtype)
+    leaves = -(-n // LEAF)
+    h = np.zeros((leaves * LEAF,) + rest, g.dtype)  # +0 after the end: exact in any chain
+    h[:n] = g
+    h = h.reshape((leaves, LEAF) + rest)
+    h[:, 0] += g.dtype.type(0)  # the chain starts from +0: +0 + (-0.0) is +0.0
+    chains = np.add.accumulate(h, axis=1)[:, -1]  # running sums: the chain, in order
+    groups, start = [], 0
+    for e in reversed(range(leaves.bit_length())):
+        if leaves >> e & 1:
+            block = chains[start:start + (1 << e)]
+            start += 1 << e
+            while len(block) > 1:  # a perfect tree, level by level: adjacent pairs
+                block = block[0::2] + block[1::2]
+            groups.append(block[0])
+    total = groups[-1]
+    for group in reversed(groups[:-1]):
+        total = group + total
+    return np.asarray(total, g.dtype)
+
+
 def column_sum(g, num_threads):
-    return g.sum(axis=0)
+    """s[j] := sum_i g[i, j] by the tree over i."""
+    return tree_sum(g)
+
+
+def row_sum(g, num_threads):
+    """s[i] := sum_j g[i, j] by the tree over j: bitwise column_sum(g.T)."""
+    return tree_sum(g.T)
 
 
 def channel_sum(g, num_threads):
@@ -33,8 +75,19 @@ def channel_sum(g, num_threads):
                       num_threads)
 
 
+def sum(x, axes, num_threads):
+    """The sum of x over `axes` (sorted), by the tree over the reduced elements in C order of the
+    reduced axes; the reduced axes removed. No axes: a copy of x."""
+    if not axes:
+        return x.copy()
+    kept = [i for i in range(x.ndim) if i not in axes]
+    moved = x.transpose(list(axes) + kept)
+    reduced = math.prod(x.shape[a] for a in axes)
+    return tree_sum(moved.reshape((reduced,) + moved.shape[len(axes):]))
+
+
 def sum_to_shape(g, axes, shape, num_threads):
-    return g.sum(axis=axes).reshape(shape)
+    return sum(g, axes, num_threads).reshape(shape)
 
 
 def log_softmax_nll(logits, targets, num_threads):

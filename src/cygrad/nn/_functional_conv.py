@@ -7,6 +7,7 @@ TypeError for non-integer sizes and (cygrad's rule) for mixed dtypes. The ops ar
 cygrad/ops/conv.py.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -89,10 +90,10 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, dims, fn):
     n, c = (x.shape[:2] if batched else (1, x.shape[0]))
     spatial = x.shape[-dims:]
     o, cg, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
-    if o < 1 or o % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 and "
-                           f"divisible by {groups} at dimension 0, but got weight of size "
-                           f"{list(weight.shape)} instead")
+    if o < 1 or o % groups:  # torch's two messages
+        need = "at least 1" if groups == 1 else f"divisible by {groups}"
+        raise RuntimeError(f"Given groups={groups}, expected weight to be {need} at dimension "
+                           f"0, but got weight of size {list(weight.shape)} instead")
     if cg * groups != c:
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
                            f"expected input{list(x.shape)} to have {cg * groups} channels, but "
@@ -119,6 +120,12 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, dims, fn):
                            f"({' x '.join(map(str, extent))}). Kernel size can't be greater "
                            "than actual input size")
     out = tuple((p - e) // s + 1 for p, e, s in zip(padded, extent, stride))
+    # one output position along an axis: its stride never moves the window (so a stride past
+    # the kernels' 2^31 - 1 limit works, as in torch)
+    stride = tuple(1 if o_ == 1 else s for o_, s in zip(out, stride))
+    if max(padded) >= 1 << 31 or n * o * math.prod(out) >= 1 << 48:
+        raise RuntimeError(f"{fn}: padded input {list(padded)} (output {list(out)}) is too large "
+                           "to allocate")
     if dims == 1:  # a row of one: (N, C, 1, L) with a (1, k) kernel
         stride, before, dilation, out, kernel = ((1,) + stride, (0,) + before,
                                                  (1,) + dilation, (1,) + out, (1,) + kernel)

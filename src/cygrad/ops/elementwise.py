@@ -251,7 +251,7 @@ unary("sigmoid", lambda x: 1 / (1 + np.exp(-x)), lambda g, x, y: g * (1 - y) * y
       "dx = g * (1 - y) * y", saves="y", kernel="sigmoid", fusable=True, module="Sigmoid",
       functional=True, health="saturating")
 unary("relu", lambda x: np.maximum(x, _z(x)),
-      lambda g, x, y: np.where(y > 0, g, _z(g)), "dx = g * (y > 0)", saves="y",
+      lambda g, x, y: np.where(y <= 0, _z(g), g), "dx = g * (y > 0)", saves="y",
       kernel="relu", fusable=True, ints="keep", module="ReLU", functional=True,
       health="dead", domain=(-2.0, 2.0))
 unary("leaky_relu", lambda x, negative_slope: np.where(x > 0, x, x * _t(x, negative_slope)),

@@ -77,7 +77,10 @@ class CrossEntropy(Op):
 
 
 class BCEWithLogits(Op):
-    """loss = max(x, 0) - x * t + log(1 + exp(-|x|)), the stable form of BCE(sigmoid(x), t)"""
+    """loss = (1 - t) * x - log_sigmoid(x), log_sigmoid(x) = min(x, 0) - log(1 + exp(-|x|)):
+    the stable form of BCE(sigmoid(x), t), torch's. At x = +inf with t = 0 the loss is inf (the
+    form max(x, 0) - x * t would give inf - inf * 0 = NaN); at the other infinite corners it is
+    NaN, as torch's is."""
 
     rule = "dx = g * (sigmoid(x) - t)"
     saves = (0,)
@@ -85,7 +88,8 @@ class BCEWithLogits(Op):
     def forward(self, x):
         self.x = x
         self.e = np.exp(-np.abs(x))  # in (0, 1]: never overflows; backward reuses it
-        losses = np.maximum(x, 0) - x * self.targets + np.log1p(self.e)
+        with np.errstate(invalid="ignore"):  # NaN at the infinite corners is the answer
+            losses = (1 - self.targets) * x - np.minimum(x, 0) + np.log1p(self.e)
         return _reduce(losses.reshape(-1), self.reduction).reshape(
             x.shape if self.reduction == "none" else ())
 
