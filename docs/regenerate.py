@@ -10,6 +10,11 @@ Every quoted output sits between a marker naming the command and an end marker:
 
 Run `python docs/regenerate.py` after changing a demo; tests/test_docs.py fails when the
 document and the demos disagree (timings aside).
+
+Outputs of the numpy backend (S6, `breakers`) show where numpy's BLAS rounds tied units apart,
+which depends on the BLAS kernel chosen for the CPU (OpenBLAS's Haswell, SkylakeX, ...). The
+document records the BLAS it quotes in one line (BLAS_LINE), rewritten here on each run;
+tests/test_docs.py checks those blocks only under that BLAS and skips them elsewhere.
 """
 
 import contextlib
@@ -26,6 +31,11 @@ BLOCK = re.compile(r"(<!-- cygrad (?P<args>.+?) -->\n)```text\n(?P<output>.*?)``
 # under docs/figures/.
 FIGURES = [("spirals", []), ("wavefront", []), ("filters", []), ("breakers", [])]
 TIMING = re.compile(r"^\(ran in [0-9.]+ s\)$", re.M)
+# The line naming the BLAS of the quoted numpy-backend outputs, and what it records.
+BLAS_LINE = re.compile(r"^\*numpy's BLAS in the quoted numpy-backend output: (?P<name>\S+) "
+                       r"(?P<version>\S+), kernel (?P<core>[^.]+)\.\*$", re.M)
+# Demos that run the numpy backend themselves, whatever --backend says.
+BLAS_SCENARIOS = ("breakers",)
 
 
 def run_cli(args):
@@ -49,6 +59,33 @@ def without_timings(output):
     return TIMING.sub("(ran in ... s)", output)
 
 
+def uses_blas(args):
+    """True when `cygrad <args>` prints numpy-backend results (BLAS-dependent bits)."""
+    pairs = [" ".join(args[i:i + 2]) for i in range(len(args))]
+    on_numpy = "--backend numpy" in pairs or "--backend=numpy" in args
+    return on_numpy or (len(args) > 1 and args[0] == "demo" and args[1] in BLAS_SCENARIOS)
+
+
+def quoted_blas(text):
+    """(name, core) of the BLAS the document's numpy-backend outputs came from."""
+    match = BLAS_LINE.search(text)
+    if match is None:
+        raise ValueError("docs/symmetry.md lacks its BLAS line (see docs/regenerate.py)")
+    return match["name"], match["core"]
+
+
+def blas_line():
+    """The BLAS line for numpy's BLAS in this process."""
+    from cygrad._config import blas
+
+    info = blas()
+    if info["core"] is None:
+        raise RuntimeError("cannot tell which BLAS kernel numpy runs here (pip install "
+                           "threadpoolctl), so the quoted numpy outputs could not be labelled")
+    return (f"*numpy's BLAS in the quoted numpy-backend output: {info['name']} "
+            f"{info['version']}, kernel {info['core']}.*")
+
+
 def regenerate(path=DOC):
     text = path.read_text()
 
@@ -57,6 +94,9 @@ def regenerate(path=DOC):
         print(f"regenerated: cygrad {match['args']}", file=sys.stderr)
         return f"{match[1]}```text\n{output}```\n{match[4]}"
 
+    quoted_blas(text)  # the line must be there to be rewritten
+    line = blas_line()
+    text = BLAS_LINE.sub(lambda _: line, text)
     path.write_text(BLOCK.sub(fresh, text))
     for scenario, extra in FIGURES:
         run_cli(["demo", scenario, *extra, "--plot", str(path.parent / "figures")])

@@ -171,6 +171,38 @@ def test_batches_shuffle_is_seeded():
     assert np.array_equal(a, order()) and not np.array_equal(a, np.arange(100))
 
 
+@pytest.mark.parametrize("seed", [None, 0, 7])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batches_are_torch_dataloaders_batches(seed, shuffle):
+    """One epoch of DataLoader(TensorDataset(X, y), batch_size, shuffle, generator): the same
+    batches, and the same draws from the shared stream (its state afterwards)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+    X, y = data.blobs(50, seed=0)
+    torch.manual_seed(11)
+    cygrad.manual_seed(11)
+    for epoch in range(2):
+        g = None if seed is None else torch.Generator().manual_seed(seed + epoch)
+        loader = DataLoader(TensorDataset(torch.tensor(X), torch.tensor(y)), batch_size=8,
+                            shuffle=shuffle, generator=g)
+        theirs = [yb.numpy() for _, yb in loader]
+        ours = [yb for _, yb in data.batches(X, y, 8, shuffle, None if seed is None
+                                             else seed + epoch)]
+        assert all(np.array_equal(a, b) for a, b in zip(theirs, ours, strict=True))
+        assert np.array_equal(torch.get_rng_state().numpy(), cygrad.random.get_rng_state())
+
+
+def test_seed_none_tasks_draw_from_cygrads_stream():
+    cygrad.manual_seed(4)
+    before = cygrad.random.get_rng_state()
+    data.spirals(30, seed=None)
+    assert not np.array_equal(before, cygrad.random.get_rng_state())
+    data.spirals(30, seed=3)  # an explicit seed leaves the stream alone
+    after = cygrad.random.get_rng_state()
+    data.spirals(30, seed=3)
+    assert np.array_equal(after, cygrad.random.get_rng_state())
+
+
 # ---------------------------------------------------------------------- bad arguments
 
 @pytest.mark.parametrize("call", [

@@ -29,13 +29,34 @@ def _fma_build():
     return gemm.fused_multiply_add
 
 
-# The quoted numbers come from a build with fused multiply-adds (-march=native on this machine
-# kind). A build without FMA (CYGRAD_PORTABLE=1 on x86-64) computes every chain with separate
-# roundings: the same exact outcomes (tests/symmetry), other last digits.
+def _blas_here():
+    from cygrad._config import blas
+
+    info = blas()
+    return info["name"], info["core"]
+
+
+QUOTED_BLAS = regenerate.quoted_blas(regenerate.DOC.read_text())
+
+
+def test_the_tutorial_names_the_blas_it_quotes():
+    name, core = QUOTED_BLAS
+    assert name and core and core != "None"
+
+
+# The quoted numbers come from a build with fused multiply-adds (every default build on x86-64
+# and aarch64). A build without FMA (CYGRAD_PORTABLE=1 on x86-64) computes every chain with
+# separate roundings: the same exact outcomes (tests/symmetry), other last digits.
 @pytest.mark.skipif(not _fma_build(), reason="the tutorial quotes an FMA build's numbers; this "
                     "build rounds each product and each sum")
 @pytest.mark.parametrize("args, quoted", BLOCKS, ids=[" ".join(b[0]) for b in BLOCKS])
 def test_quoted_output_matches_the_demo(args, quoted):
+    if regenerate.uses_blas(args) and _blas_here() != QUOTED_BLAS:
+        name, core = _blas_here()
+        pytest.skip(f"the tutorial quotes numpy's BLAS {QUOTED_BLAS[0]} with kernel "
+                    f"{QUOTED_BLAS[1]}, whose rounding decides where tied units split; numpy's "
+                    f"BLAS here is {name} with kernel "
+                    f"{core or 'unknown (pip install threadpoolctl)'}")
     now = regenerate.run_cli(list(args))
     assert regenerate.without_timings(now) == regenerate.without_timings(quoted), (
         f"docs/symmetry.md is out of date for `cygrad {' '.join(args)}`: "

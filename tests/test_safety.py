@@ -119,13 +119,14 @@ def test_an_absurd_thread_count_is_capped_in_every_kernel_family():
     # a 256x256 tanh take over a second. Every family now caps what it is handed.
     code = parallel_everywhere() + """
         import time
-        from cygrad._C import conv, elementwise, gemm, loss, reduce
+        from cygrad._C import conv, elementwise, gemm, loss, pool, reduce
         expected = workload()
         cygrad.set_num_threads(100000)
         start = time.perf_counter()
         same = np.array_equal(workload(), expected)
         x = np.ones((8, 3, 10, 10), np.float32)
         cols = np.empty((8 * 64, 27), np.float32)
+        windows = (np.arange(0, 8, 2), np.arange(2, 10, 2))  # 2x2 windows, stride 2
         direct = [
             lambda: gemm.gemm(np.ones((40, 30)), np.ones((30, 20)), None, False, False, 100000),
             lambda: gemm.gemm_naive(np.ones((40, 30)), np.ones((30, 20)), np.empty((40, 20)),
@@ -137,6 +138,11 @@ def test_an_absurd_thread_count_is_capped_in_every_kernel_family():
             lambda: loss.log_softmax_nll(np.ones((5, 3)), np.zeros(5, np.intp),
                                          np.empty((5, 3)), np.empty(5), 100000),
             lambda: gemm.gemm(np.ones((4, 4)), np.ones((4, 4)), None, False, False, -5),
+            lambda: pool.max_pool(np.ones((64, 8, 8)), np.empty((64, 4, 4)),
+                                  np.empty((64, 4, 4), np.int64), *windows, *windows, 1, 1,
+                                  100000),
+            lambda: pool.avg_pool(np.ones((64, 8, 8)), np.empty((64, 4, 4)), *windows, *windows,
+                                  np.full(4, 2), np.full(4, 2), 0, 100000),
         ]
         for call in direct:
             call()
@@ -288,10 +294,10 @@ HOSTILE = {
     "graph-not-arrays": ("graph.Lease([1, 'x'])", AttributeError, r""),
     "optim-short-grad": (
         "optim.sgd([np.ones(4, np.float32)], [np.ones(2, np.float32)], 0.1, 0.0, 0.0, False, "
-        "0.0, None, None)", ValueError, r"elements"),
+        "0.0, None, None, False)", ValueError, r"elements"),
     "optim-missing-buffers": (
-        "optim.sgd([np.ones(4)], [np.ones(4)], 0.1, 0.9, 0.0, False, 0.0, None, None)",
-        TypeError, r""),
+        "optim.sgd([np.ones(4)], [np.ones(4)], 0.1, 0.9, 0.0, False, 0.0, None, None, False)",
+        (TypeError, ValueError), r""),
 }
 
 HOSTILE_RUNNER = """

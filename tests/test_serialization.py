@@ -150,7 +150,7 @@ def test_pickled_object_array_is_refused_and_never_runs(tmp_path, with_structure
     # The payload is live: loading it with pickle allowed creates the marker.
     pickled_npz(tmp_path / "probe.npz", tmp_path / "probe-marker")
     with np.load(tmp_path / "probe.npz", allow_pickle=True) as npz:
-        npz["a0"]
+        npz["a0"][0].close()  # what the payload returned: the marker, opened
     assert (tmp_path / "probe-marker").exists()
 
     marker = tmp_path / "marker"

@@ -11,7 +11,17 @@ PyTorch's API: `import cygrad as torch` runs PyTorch programs that use what cygr
 from . import _state, backend, dtypes
 
 # The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
-from .ops import elementwise, factories, layers, linalg, losses, reduction, registry, shape
+from .ops import (
+    elementwise,
+    factories,
+    layers,
+    linalg,
+    losses,
+    random_ops,  # noqa: F401  (rand, randn, ..., the in-place random fills)
+    reduction,
+    registry,
+    shape,
+)
 from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops of your own)
 
 registry.install(Tensor)
@@ -19,6 +29,7 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
 from . import autograd, backends, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
+from ._config import show_config  # noqa: E402
 from .autograd import (  # noqa: E402  # noqa: E402
     detect_anomaly,
     enable_grad,

@@ -1,4 +1,5 @@
-"""The cygrad command line: `python -m cygrad demo [scenario]` (or the `cygrad` script)."""
+"""The cygrad command line: `python -m cygrad demo [scenario]` (or the `cygrad` script), `trace`,
+`config`."""
 
 import argparse
 import sys
@@ -51,6 +52,9 @@ def build_parser():
     trace.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     trace.add_argument("--backend", choices=["cython", "numpy"], default="cython")
     trace.add_argument("--dot", metavar="FILE", help="also write the annotated graph (DOT)")
+    config = commands.add_parser("config", help="show how cygrad was built (compiler, flags, "
+                                                "OpenMP, FMA) and numpy's BLAS")
+    config.add_argument("--json", action="store_true", help="print it as JSON")
     return parser
 
 
@@ -91,6 +95,16 @@ def main(argv=None):
         return 0
     if args.command == "trace":
         return run_trace(args, parser)
+    if args.command == "config":
+        from ._config import show_config
+
+        if args.json:
+            import json
+
+            print(json.dumps(show_config(mode="dicts"), indent=1))
+        else:
+            show_config()
+        return 0
     if args.command == "run":
         from . import as_torch
 

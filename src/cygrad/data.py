@@ -4,7 +4,8 @@ Each generator returns `(X, y)`: X a float array of `dtype` (default: cygrad's d
 y int64 class indices. Samples are shuffled, classes are balanced (their sizes differ by at
 most one), and the same seed gives the same arrays bitwise. Values are computed in float64 and
 rounded once to dtype, so float32 and float64 versions of a task agree to rounding.
-A seed of None draws from `cygrad.random.generator()` (reset by `cygrad.manual_seed`).
+An integer seed draws from a numpy generator of its own (PCG64); a seed of None draws from
+cygrad's stream (`cygrad.random.generator()`, reset by `cygrad.manual_seed`).
 
     X, y = cygrad.data.spirals(300, n_classes=3)
     for Xb, yb in cygrad.data.batches(X, y, batch_size=32): ...
@@ -41,10 +42,29 @@ def _check_nonnegative(name, value):
 
 
 def _rng(seed):
-    """A generator of its own for an explicit seed; cygrad's shared one for None."""
+    """A numpy generator of its own for an explicit seed; cygrad's stream for None."""
     if seed is None:
-        return random.generator()
+        return _CygradStream(random.generator())
     return np.random.default_rng(_check_int("seed", seed, 0))
+
+
+class _CygradStream:
+    """The four numpy Generator draws the tasks use, taken from a cygrad (torch) generator."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def standard_normal(self, size):
+        return random.normal_(np.empty(size), generator=self.generator)
+
+    def uniform(self, low, high, size):
+        return random.uniform_(np.empty(size), low, high, generator=self.generator)
+
+    def integers(self, low, high, size):
+        return random.randint(low, high, size, generator=self.generator)
+
+    def permutation(self, n):
+        return random.randperm(n, generator=self.generator)
 
 
 def _class_sizes(n_samples, n_classes):
@@ -55,12 +75,11 @@ def _class_sizes(n_samples, n_classes):
 
 def _finish(X, y, rng, dtype):
     """Shuffle rows together and set the dtypes."""
-    order = rng.permutation(len(y))
     dtype = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
     if not dtype.is_floating_point:
         raise TypeError(f"task data must be float32 or float64, got {dtype}")
-    dtype = dtype.numpy
-    return X[order].astype(dtype), y[order].astype(np.int64)
+    order = rng.permutation(len(y))
+    return X[order].astype(dtype.numpy), y[order].astype(np.int64)
 
 
 # ---------------------------------------------------------------------- 2-D point clouds
@@ -181,8 +200,12 @@ def batches(X, y, batch_size, shuffle=True, seed=None):
     """Yield (X[idx], y[idx]) for consecutive blocks idx of a (shuffled) order of the samples.
 
     Every sample appears exactly once; the last batch holds the remainder (it may be smaller).
-    The order is drawn when batches() is called: from np.random.default_rng(seed), or from
-    cygrad.random.generator() when seed is None.
+    The order is drawn when batches() is called, as one epoch of torch's
+    `DataLoader(TensorDataset(X, y), batch_size, shuffle=shuffle, generator=g)` draws it, so the
+    batches are torch's whenever the streams agree. g is cygrad's stream for seed=None (the
+    loader's default), else `cygrad.random.Generator().manual_seed(seed)`. The loader draws an
+    int64 base seed from g; shuffling, its sampler takes randperm(n) from g, or with g the
+    default from a generator seeded with a second int64 drawn from it.
     """
     X, y = np.asarray(X), np.asarray(y)
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -190,7 +213,15 @@ def batches(X, y, batch_size, shuffle=True, seed=None):
         raise ValueError(f"X and y need the same number of samples (first dimension), got "
                          f"shapes {X.shape} and {y.shape}")
     n = len(y)
-    order = _rng(seed).permutation(n) if shuffle else np.arange(n)
+    g = (random.generator() if seed is None
+         else random.Generator().manual_seed(_check_int("seed", seed, 0)))
+    random.draw_seed(g)  # the loader's base seed for its workers
+    if not shuffle:
+        order = np.arange(n)
+    elif seed is None:
+        order = random.randperm(n, generator=random.Generator().manual_seed(random.draw_seed(g)))
+    else:
+        order = random.randperm(n, generator=g)
     return _batches(X, y, order, batch_size)
 
 

@@ -140,12 +140,8 @@ def from_torch(module):
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch converts a torch.nn.Module, got {type(module).__name__}")
-    generator = _random.generator()
-    state = generator.bit_generator.state  # layer constructors draw initial weights: undo it
-    try:
+    with _random.fork_rng():  # layer constructors draw initial weights: undo it
         return _FromTorch(torch).module(module, "")
-    finally:
-        generator.bit_generator.state = state
 
 
 class _FromTorch:

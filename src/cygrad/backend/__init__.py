@@ -35,6 +35,7 @@ __all__ = [
     "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
     "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
+    "rmsprop_update", "adagrad_update", "adadelta_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward",
 ]
 
@@ -86,6 +87,12 @@ try:
 except ImportError as exc:  # an uncompiled source tree: say so loudly, but stay importable
     _cython_error = exc
     _impl = numpy_backend
+    import warnings
+
+    warnings.warn(f"cygrad's compiled kernels failed to import ({exc.name or 'cygrad._C'}: "
+                  f"{exc}): running on the numpy backend, without the exactness promise. "
+                  "Build them with `pip install .`; `python -m cygrad config` shows the build.",
+                  RuntimeWarning, stacklevel=2)
 
 
 def _cpus():
@@ -228,6 +235,12 @@ def _not_arrays(fn, **arguments):
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{fn}: argument {name!r} must be a numpy array, got "
                             f"{type(value).__name__}")
+
+
+def _float_input(fn, **arguments):
+    """Each argument a numpy array (a TypeError naming it otherwise) of float32 or float64."""
+    _not_arrays(fn, **arguments)
+    _check_float(fn, *arguments.values())
 
 
 def _check_float(name, *arrays):
@@ -434,7 +447,9 @@ def sum(x, axes):  # noqa: A001 (the contract's name; only cygrad.backend.sum)
     except AttributeError:
         _not_arrays("sum", x=x)
         raise
-    if type(axes) is not tuple or (ndim, axes) not in _checked_axes:
+    # the cache compares by value (0.0 == 0): a hit counts only for axes that are Python ints
+    if type(axes) is not tuple or (ndim, axes) not in _checked_axes \
+            or not all(type(a) is int for a in axes):
         _check_axes(ndim, axes)
     return _impl_var.get(_impl).sum(x, axes, _threads_var.get(_kernel_threads))
 
@@ -597,14 +612,14 @@ def _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size):
 def im2col(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """Patches of x (N, C, H, W) as rows: (N*OH*OW, C*kh*kw), zero padding. stride, padding
     (top, left), dilation: ints or pairs; out_size (OH, OW) defaults to an even padding's."""
-    _check_float("im2col", x)
+    _float_input("im2col", x=x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
     return _current().im2col(x, kh, kw, *geometry, _threads())
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """The adjoint of im2col: scatter-add rows of patches back into an (N, C, H, W) array."""
-    _check_float("col2im", cols)
+    _float_input("col2im", cols=cols)
     geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
     oh, ow = geometry[-2:]
@@ -615,8 +630,8 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=None
 
 def im2col_t(x, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
     """im2col(x).T, C-contiguous: patches as columns, (C*kh*kw, N*OH*OW)."""
-    if x.dtype not in FLOAT_DTYPES:
-        _check_float("im2col_t", x)
+    if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:
+        _float_input("im2col_t", x=x)
     geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
     return _current().im2col_t(x, kh, kw, *geometry, _threads())
 
@@ -625,8 +640,8 @@ def col2im_t(cols_t, x_shape, kh, kw, stride=1, padding=0, dilation=1, out_size=
              out=None):
     """The adjoint of im2col_t: col2im(cols_t.T), bitwise; into `out` (a writable C-contiguous
     array of x_shape and cols_t's dtype) when given."""
-    if cols_t.dtype not in FLOAT_DTYPES:
-        _check_float("col2im_t", cols_t)
+    if type(cols_t) is not np.ndarray or cols_t.dtype not in FLOAT_DTYPES:
+        _float_input("col2im_t", cols_t=cols_t)
     geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation, out_size)
     n, c = x_shape[:2]
     oh, ow = geometry[-2:]
@@ -773,14 +788,19 @@ def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override=0):
                                    int(divisor_override), _threads())
 
 
+# ---------------------------------------------------------------- optimisers
+# Each updates a whole parameter group in place, torch.optim's algorithm as the numpy twin
+# states it (numpy_backend, "optimisers"): lists of arrays, one entry per parameter; options
+# are rounded to each parameter's dtype and every operation rounds as numpy's would, so both
+# backends give the same bits. Gradients and state have their parameter's dtype and shape
+# (the optimiser checks; the kernel checks again); step counters are 0-d float arrays,
+# advanced in place. Each returns the positions of the parameters it refused because they
+# were read-only, with nothing of theirs written (the optimiser retries them on a copy).
+
 def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
-               weight_decay=0.0, bufs=None, fresh=None):
-    """SGD for each parameter (lists of arrays, updated in place), PyTorch's algorithm as
-    optim.SGD states it. With momentum, bufs are the momentum buffers (updated) and fresh says
-    which ones start now (they take the gradient). Options are rounded to each parameter's
-    dtype and every operation rounds as numpy's would: both backends give the same bits. Each
-    array writable where written; gradients and buffers of their parameter's dtype and shape
-    (the optimiser checks; the kernel checks again)."""
+               weight_decay=0.0, bufs=None, fresh=None, maximize=False):
+    """SGD: with momentum, bufs are the momentum buffers (updated) and fresh says which ones
+    start now (they take the gradient)."""
     n = len(params)
     if len(grads) != n or (momentum != 0 and (bufs is None or fresh is None or len(bufs) != n
                                               or len(fresh) != n)):
@@ -791,25 +811,62 @@ def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
         bufs = fresh = None
     else:
         bufs, fresh = _list(bufs), _list(fresh)
-    _here().sgd_update(_list(params), _list(grads), float(lr), float(momentum), float(dampening),
-                     bool(nesterov), float(weight_decay), bufs, fresh)
+    return _here().sgd_update(_list(params), _list(grads), float(lr), float(momentum),
+                            float(dampening), bool(nesterov), float(weight_decay), bufs, fresh,
+                            bool(maximize))
 
 
 def _list(items):
     return items if type(items) is list else list(items)
 
 
-def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
-                eps, weight_decay=0.0, shrink=None):
-    """Adam for each parameter (lists of arrays; the moments exp_avgs and exp_avg_sqs are
-    updated in place), PyTorch's algorithm as optim.Adam states it: step_sizes are
-    lr / (1 - beta1**t), corrections sqrt(1 - beta2**t), one each; weight_decay is Adam's
-    (coupled into the gradient), shrink AdamW's 1 - lr * weight_decay (None for Adam). Every
-    operation rounds as numpy's would: both backends give the same bits."""
-    _here().adam_update(_list(params), _list(grads), _list(exp_avgs), _list(exp_avg_sqs),
-                      [float(s) for s in step_sizes], [float(c) for c in corrections],
-                      float(beta1), float(beta2), float(eps), float(weight_decay),
-                      None if shrink is None else float(shrink))
+def _lists(*items):
+    return [None if x is None else _list(x) for x in items]
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                weight_decay=0.0, decoupled=False, amsgrad=False, max_exp_avg_sqs=None,
+                maximize=False):
+    """Adam (decoupled=False: weight decay coupled into the gradient) or AdamW
+    (decoupled=True: the parameter shrinks by 1 - lr * weight_decay first); amsgrad keeps
+    the running maximum of the second moment in max_exp_avg_sqs."""
+    if amsgrad and max_exp_avg_sqs is None:
+        raise ValueError("adam_update: amsgrad needs max_exp_avg_sqs")
+    return _here().adam_update(*_lists(params, grads, exp_avgs, exp_avg_sqs,
+                                     max_exp_avg_sqs if amsgrad else None, steps),
+                             float(lr), float(beta1), float(beta2), float(eps),
+                             float(weight_decay), bool(decoupled), bool(amsgrad),
+                             bool(maximize))
+
+
+def rmsprop_update(params, grads, square_avgs, steps, lr, alpha, eps, weight_decay=0.0,
+                   momentum=0.0, centered=False, grad_avgs=None, momentum_buffers=None,
+                   maximize=False):
+    """RMSprop: grad_avgs when centered, momentum_buffers when momentum > 0."""
+    if (centered and grad_avgs is None) or (momentum > 0 and momentum_buffers is None):
+        raise ValueError("rmsprop_update: centered needs grad_avgs, momentum needs "
+                         "momentum_buffers")
+    return _here().rmsprop_update(*_lists(params, grads, square_avgs,
+                                        grad_avgs if centered else None,
+                                        momentum_buffers if momentum > 0 else None, steps),
+                                float(lr), float(alpha), float(eps), float(weight_decay),
+                                float(momentum), bool(centered), bool(maximize))
+
+
+def adagrad_update(params, grads, state_sums, steps, lr, lr_decay=0.0, weight_decay=0.0,
+                   eps=1e-10, maximize=False):
+    """Adagrad (dense gradients)."""
+    return _here().adagrad_update(*_lists(params, grads, state_sums, steps), float(lr),
+                                float(lr_decay), float(weight_decay), float(eps),
+                                bool(maximize))
+
+
+def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
+                    weight_decay=0.0, maximize=False):
+    """Adadelta."""
+    return _here().adadelta_update(*_lists(params, grads, square_avgs, acc_deltas, steps),
+                                 float(lr), float(rho), float(eps), float(weight_decay),
+                                 bool(maximize))
 
 
 # ---------------------------------------------------------------- the transformer layers

@@ -196,24 +196,84 @@ def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override, num
     return dx
 
 
-def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh):
-    skipped = optim.sgd(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs,
-                        fresh)
-    if skipped:  # strided pairs, left to numpy (the same bits)
-        numpy_backend.sgd_update(
-            [params[i] for i in skipped], [grads[i] for i in skipped], lr, momentum, dampening,
-            nesterov, weight_decay, bufs and [bufs[i] for i in skipped],
-            fresh and [fresh[i] for i in skipped])
+# The optimiser kernels return (strided, refused): strided pairs are left to the numpy twin (the
+# same bits; it makes its own read-only claim), refused ones (read-only parameters) go back to
+# the optimiser, which retries them on a copy.
+
+def _pick(positions):
+    return lambda items: None if items is None else [items[i] for i in positions]
 
 
-def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
-                eps, weight_decay, shrink):
-    skipped = optim.adam(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1,
-                         beta2, eps, weight_decay, shrink)
-    if skipped:
-        numpy_backend.adam_update(*([arg[i] for i in skipped] for arg in (
-            params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections)), beta1, beta2, eps,
-            weight_decay, shrink)
+def _refused(refused, strided, again):
+    return refused + [strided[j] for j in again] if again else refused
+
+
+def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh,
+               maximize):
+    strided, refused = optim.sgd(params, grads, lr, momentum, dampening, nesterov,
+                                 weight_decay, bufs, fresh, maximize)
+    if strided:
+        pick = _pick(strided)
+        again = numpy_backend.sgd_update(pick(params), pick(grads), lr, momentum, dampening,
+                                         nesterov, weight_decay, pick(bufs), pick(fresh),
+                                         maximize)
+        refused = _refused(refused, strided, again)
+    return refused
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
+                eps, weight_decay, decoupled, amsgrad, maximize):
+    strided, refused = optim.adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
+                                  lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad,
+                                  maximize)
+    if strided:
+        pick = _pick(strided)
+        again = numpy_backend.adam_update(
+            pick(params), pick(grads), pick(exp_avgs), pick(exp_avg_sqs),
+            pick(max_exp_avg_sqs), pick(steps), lr, beta1, beta2, eps, weight_decay, decoupled,
+            amsgrad, maximize)
+        refused = _refused(refused, strided, again)
+    return refused
+
+
+def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, steps, lr, alpha,
+                   eps, weight_decay, momentum, centered, maximize):
+    strided, refused = optim.rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers,
+                                     steps, lr, alpha, eps, weight_decay, momentum, centered,
+                                     maximize)
+    if strided:
+        pick = _pick(strided)
+        again = numpy_backend.rmsprop_update(
+            pick(params), pick(grads), pick(square_avgs), pick(grad_avgs),
+            pick(momentum_buffers), pick(steps), lr, alpha, eps, weight_decay, momentum,
+            centered, maximize)
+        refused = _refused(refused, strided, again)
+    return refused
+
+
+def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay, eps, maximize):
+    strided, refused = optim.adagrad(params, grads, state_sums, steps, lr, lr_decay,
+                                     weight_decay, eps, maximize)
+    if strided:
+        pick = _pick(strided)
+        again = numpy_backend.adagrad_update(pick(params), pick(grads), pick(state_sums),
+                                             pick(steps), lr, lr_decay, weight_decay, eps,
+                                             maximize)
+        refused = _refused(refused, strided, again)
+    return refused
+
+
+def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,
+                    maximize):
+    strided, refused = optim.adadelta(params, grads, square_avgs, acc_deltas, steps, lr, rho,
+                                      eps, weight_decay, maximize)
+    if strided:
+        pick = _pick(strided)
+        again = numpy_backend.adadelta_update(pick(params), pick(grads), pick(square_avgs),
+                                              pick(acc_deltas), pick(steps), lr, rho, eps,
+                                              weight_decay, maximize)
+        refused = _refused(refused, strided, again)
+    return refused
 
 
 # the transformer layers' kernels (csrc/gemm.pyx's batched entry, csrc/transformer.pyx)

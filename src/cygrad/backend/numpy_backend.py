@@ -254,11 +254,72 @@ def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override, num
     return dx
 
 
-def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh):
-    """SGD with PyTorch's options, for each parameter (optim.SGD has the formula); a fresh
-    momentum buffer takes the gradient itself. Each operation rounds in the dtype."""
-    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-        dt = p.dtype.type
+# ---------------------------------------------------------------- optimisers
+# Each update follows torch.optim's single-tensor CPU path (`_single_tensor_sgd`, ...) operation
+# by operation, in its order, each rounded in the parameter's dtype, with torch's scalar options
+# rounded to that dtype first. Where torch's CPU kernels fuse a multiply and an add into one
+# rounding (add(alpha=), addcmul, lerp run as fused multiply-adds), numpy rounds the product and
+# the sum separately, and so do the kernels (csrc/optim.pyx): those elements may differ from
+# torch's in the last place. A step counter (torch's `state["step"]`, a 0-d float array) is
+# advanced in place and read as a Python float, as torch's `step_t += 1; step_t.item()`.
+#
+# Every function returns the positions of the parameters it refused because they were
+# read-only (a live graph saved them): nothing of theirs, state included, is written, and the
+# optimiser retries them on a copy. Writes go through a view taken at the start (`_claim`): it
+# keeps the write flag of that moment, as the kernel's buffer does, so another thread locking
+# the array meanwhile cannot fail an update halfway.
+
+
+def _claim(params):
+    """(targets, refused): a writable view of each parameter (None where it is read-only) and
+    the positions of the read-only ones. A view's write flag is copied when it is made, in one
+    step: the check and the claim cannot be separated by another thread."""
+    targets, refused = [], []
+    for i, p in enumerate(params):
+        view = p.view()
+        if view.flags.writeable:
+            targets.append(view)
+        else:
+            targets.append(None)
+            refused.append(i)
+    return targets, refused
+
+
+def _count(step):
+    """torch's `step_t += 1; step = step_t.item()`: the 0-d counter advances in its own dtype."""
+    step += 1
+    return float(step)
+
+
+def _lerp_(start, end, weight):
+    """start := start + weight * (end - start), in place, with torch's two-sided formula: for
+    |weight| >= 0.5 torch computes end - (end - start) * (1 - weight), exact at weight = 1.
+    weight is rounded to the dtype first, and 1 - weight is formed in the dtype."""
+    weight = start.dtype.type(weight)
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
+def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh,
+               maximize):
+    """SGD (torch's `_single_tensor_sgd`) for each parameter; a fresh momentum buffer takes the
+    gradient itself (after weight decay):
+
+        g = -grad if maximize else grad
+        g = g + weight_decay * p                     (weight_decay != 0)
+        buf = g  (fresh)  or  buf = buf * momentum + (1 - dampening) * g
+        g = g + momentum * buf  (nesterov)  or  g = buf          (momentum != 0)
+        p = p - lr * g
+    """
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, dt = grads[i], p.dtype.type
+        if maximize:
+            g = -g
         if weight_decay != 0:
             g = g + dt(weight_decay) * p
         if momentum != 0:
@@ -270,38 +331,146 @@ def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, b
                 buf += dt(1 - dampening) * g
             g = g + dt(momentum) * buf if nesterov else buf
         p -= dt(lr) * g
+    return refused
 
 
-def adam_update(params, grads, exp_avgs, exp_avg_sqs, step_sizes, corrections, beta1, beta2,
-                eps, weight_decay, shrink):
-    """Adam for each parameter (optim.Adam has the formula): step_sizes lr / (1 - beta1**t)
-    and corrections sqrt(1 - beta2**t), Python floats; weight_decay coupled into the gradient
-    (Adam), or shrink = 1 - lr * weight_decay applied to the parameter first (AdamW)."""
-    for p, g, m, v, step_size, correction in zip(params, grads, exp_avgs, exp_avg_sqs,
-                                                 step_sizes, corrections, strict=True):
-        dt = p.dtype.type
-        if shrink is not None:
-            p *= dt(shrink)
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
+                eps, weight_decay, decoupled, amsgrad, maximize):
+    """Adam / AdamW (torch's `_single_tensor_adam`) for each parameter:
+
+        t = step + 1                                 (the counter, advanced in place)
+        g = -grad if maximize else grad
+        p = p * (1 - lr * weight_decay)   (decoupled)   or   g = g + weight_decay * p
+        m = lerp(m, g, 1 - beta1)
+        v = v * beta2 + (1 - beta2) * g * g
+        vmax = maximum(vmax, v); use vmax for v    (amsgrad)
+        p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    The bias corrections are Python floats (double), as torch forms them; sqrt(1 - beta2**t) is
+    `(1 - beta2**t) ** 0.5`.
+    """
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, m, v, dt = grads[i], exp_avgs[i], exp_avg_sqs[i], p.dtype.type
+        t = _count(steps[i])
+        if maximize:
+            g = -g
         if weight_decay != 0:
-            g = g + dt(weight_decay) * p
+            if decoupled:
+                p *= dt(1 - lr * weight_decay)
+            else:
+                g = g + dt(weight_decay) * p
         _lerp_(m, g, 1 - beta1)
         v *= dt(beta2)
         v += dt(1 - beta2) * g * g
+        step_size = lr / (1 - beta1 ** t)
+        correction = (1 - beta2 ** t) ** 0.5
+        if amsgrad:
+            v = np.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
         denom = np.sqrt(v) / dt(correction) + dt(eps)
         p -= dt(step_size) * m / denom
+    return refused
 
 
-def _lerp_(start, end, weight):
-    """start := start + weight * (end - start), in place, with torch's two-sided formula.
+def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, steps, lr, alpha,
+                   eps, weight_decay, momentum, centered, maximize):
+    """RMSprop (torch's `_single_tensor_rmsprop`) for each parameter:
 
-    For weight >= 0.5 torch uses end - (end - start) * (1 - weight), which is exact at
-    weight = 1; we match it so the moments agree with torch to the last bit where possible.
+        g = -grad if maximize else grad;  g = g + weight_decay * p   (weight_decay != 0)
+        sq = sq * alpha + (1 - alpha) * g * g
+        avg = sqrt(sq - ga * ga) with ga = lerp(ga, g, 1 - alpha)  (centered)  or  sqrt(sq)
+        avg = avg + eps
+        buf = buf * momentum + g / avg;  p = p - lr * buf           (momentum > 0)
+        p = p - lr * g / avg                                         (otherwise)
     """
-    weight = start.dtype.type(weight)
-    if abs(weight) < 0.5:
-        start += weight * (end - start)
-    else:
-        start[...] = end - (end - start) * (1 - weight)
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, sq, dt = grads[i], square_avgs[i], p.dtype.type
+        _count(steps[i])
+        if maximize:
+            g = -g
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * p
+        sq *= dt(alpha)
+        sq += dt(1 - alpha) * g * g
+        if centered:
+            ga = grad_avgs[i]
+            _lerp_(ga, g, 1 - alpha)
+            with np.errstate(invalid="ignore"):  # below zero by rounding: NaN, as torch's
+                avg = np.sqrt(sq - ga * ga)
+        else:
+            avg = np.sqrt(sq)
+        avg += dt(eps)
+        if momentum > 0:
+            buf = momentum_buffers[i]
+            buf *= dt(momentum)
+            buf += g / avg
+            p -= dt(lr) * buf
+        else:
+            p -= dt(lr) * g / avg
+    return refused
+
+
+def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay, eps, maximize):
+    """Adagrad (torch's `_single_tensor_adagrad`, dense gradients) for each parameter:
+
+        t = step + 1;  g = -grad if maximize else grad;  g = g + weight_decay * p
+        clr = lr / (1 + (t - 1) * lr_decay)            (a Python float)
+        s = s + g * g
+        p = p - clr * g / (sqrt(s) + eps)
+    """
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, s, dt = grads[i], state_sums[i], p.dtype.type
+        t = _count(steps[i])
+        if maximize:
+            g = -g
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * p
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s += g * g
+        std = np.sqrt(s)
+        std += dt(eps)
+        p -= dt(clr) * g / std
+    return refused
+
+
+def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,
+                    maximize):
+    """Adadelta (torch's `_single_tensor_adadelta`) for each parameter:
+
+        g = -grad if maximize else grad;  g = g + weight_decay * p   (weight_decay != 0)
+        sq = sq * rho + (1 - rho) * g * g
+        delta = sqrt(acc + eps) / sqrt(sq + eps) * g
+        acc = acc * rho + (1 - rho) * delta * delta
+        p = p - lr * delta
+    """
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, sq, acc, dt = grads[i], square_avgs[i], acc_deltas[i], p.dtype.type
+        _count(steps[i])
+        if maximize:
+            g = -g
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * p
+        sq *= dt(rho)
+        sq += dt(1 - rho) * g * g
+        std = np.sqrt(sq + dt(eps))
+        delta = np.sqrt(acc + dt(eps))
+        delta /= std
+        delta *= g
+        acc *= dt(rho)
+        acc += dt(1 - rho) * delta * delta
+        p -= dt(lr) * delta
+    return refused
 
 
 # ---------------------------------------------------------------- the transformer layers

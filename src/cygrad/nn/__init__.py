@@ -40,6 +40,8 @@ def tied_parameters(model):
     return {group[0]: group for group in names.values() if len(group) > 1}
 
 
+from . import utils  # noqa: E402, F401  (torch.nn.utils)
+
 __all__ = [
     "Module", "Parameter", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
     "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",

@@ -5,6 +5,7 @@ units (rows of a weight) get identical outputs and gradients."""
 import numpy as np
 
 from .. import backend as B
+from .. import random
 from . import Op
 
 
@@ -104,8 +105,13 @@ class Dropout(Op):
     rule = "dx = g * mask / (1 - p)"
 
     def forward(self, x):
-        keep = self.generator.random(x.shape) >= self.p
-        self.scale = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        # torch's CPU dropout: noise = empty_like(x).bernoulli_(1 - p) (drawn in x's memory
+        # order), noise /= 1 - p in x's dtype, y = x * noise; p = 1 draws nothing
+        if self.p == 1:
+            self.scale = np.zeros_like(x)
+        else:
+            keep = random.bernoulli_(np.empty_like(x), 1 - self.p, generator=self.generator)
+            self.scale = keep / x.dtype.type(1 - self.p)
         return x * self.scale
 
     def backward(self, g):

@@ -1,0 +1,19 @@
+"""cygrad.optim: torch.optim's optimisers and learning-rate schedulers.
+
+    SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta      (cygrad.optim.<name>)
+    lr_scheduler.StepLR, CosineAnnealingLR, ...        (cygrad.optim.lr_scheduler)
+
+Each optimiser has torch's signature, options, error messages, state and state_dict layout,
+and updates a whole parameter group in one exact kernel call (optimizer.py says how).
+"""
+
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
+           "lr_scheduler"]

@@ -1,0 +1,32 @@
+"""cygrad.utils.data: datasets, samplers, collation and the DataLoader (torch.utils.data).
+
+    from cygrad.utils.data import DataLoader, TensorDataset, random_split
+    train, test = random_split(TensorDataset(X, y), [0.8, 0.2])
+    for xb, yb in DataLoader(train, batch_size=64, shuffle=True): ...
+
+cygrad.data (the small task generators: spirals, ...) is a different module and stays.
+"""
+
+from .collate import collate, default_collate, default_convert
+from .dataloader import DataLoader, get_worker_info
+from .dataset import (
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
+from .sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+)
+
+__all__ = ["Dataset", "IterableDataset", "TensorDataset", "ConcatDataset", "ChainDataset",
+           "Subset", "random_split", "Sampler", "SequentialSampler", "RandomSampler",
+           "SubsetRandomSampler", "BatchSampler", "DataLoader", "default_collate",
+           "default_convert", "collate", "get_worker_info"]
