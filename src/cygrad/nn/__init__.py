@@ -2,6 +2,8 @@
 
 from . import functional, init
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .activation import MultiheadAttention
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv1d, Conv2d
 from .layers import (
     ACTIVATIONS,
@@ -32,6 +34,7 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Buffer, Module, Parameter
+from .normalization import LayerNorm
 from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -42,6 +45,7 @@ from .pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from .sparse import Embedding
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
@@ -65,4 +69,5 @@ __all__ = [
     "SmoothL1Loss", "HuberLoss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
     "KLDivLoss", "CosineSimilarity", "PairwiseDistance", "functional", "init", "tied_parameters",
     *ACTIVATIONS,
+    "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "MultiheadAttention",
 ]

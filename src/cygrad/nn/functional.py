@@ -29,11 +29,15 @@ from ._functional_loss import __all__ as _loss_all
 
 # The activations and the softmax family come from the op table: F.relu, F.gelu, F.softmax...
 globals().update(registry.FUNCTIONAL)
+from ._functional_transformer import (  # noqa: E402, I001  (the transformer layers)
+    batch_norm, embedding, layer_norm, multi_head_attention_forward, scaled_dot_product_attention)
 
 __all__ = [
     "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     *registry.FUNCTIONAL, *_dropout_all, *_loss_all,
+    "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
+    "multi_head_attention_forward",
 ]
 
 

@@ -279,12 +279,13 @@ unary("selu", lambda x: _t(x, 1.0507009873554804934193349852946) * np.where(
 unary("gelu", lambda x, approximate: _gelu(x, approximate),
       lambda g, x, y, approximate: _gelu_grad(g, x, approximate),
       "dx = g * (Phi(x) + x phi(x))  (tanh form with approximate='tanh')",
-      params=(("approximate", "none"),), module="GELU", functional=True, exposed="functional",
+      params=(("approximate", "none"),), kernel="gelu", kernel_param="approximate",
+      module="GELU", functional=True, exposed="functional",
       extra={"check": lambda p: _check_choice("approximate", p["approximate"],
                                                ("none", "tanh"))}, ints="error")
 unary("silu", lambda x: x / (1 + np.exp(-x)),
       lambda g, x, y: _silu_grad(g, x), "dx = g * s * (1 + x (1 - s)), s = sigmoid(x)",
-      module="SiLU", functional=True, exposed="functional", ints="error")
+      kernel="silu", module="SiLU", functional=True, exposed="functional", ints="error")
 unary("mish", lambda x: x * np.tanh(np.logaddexp(x, 0).astype(x.dtype)),
       lambda g, x, y: _mish_grad(g, x), "dx = g * (tanh(sp) + x sigmoid(x) (1 - tanh(sp)**2))",
       module="Mish", functional=True, exposed="functional", ints="error")

@@ -32,10 +32,7 @@ class MatMul(Op):
             return B.gemm(a.reshape(count * n, k), b).reshape(batch + (n, m))
         a3 = np.broadcast_to(a, batch + (n, k)).reshape(count, n, k)
         b3 = np.broadcast_to(b, batch + (k, m)).reshape(count, k, m)
-        out = np.empty((a3.shape[0], n, m), a.dtype)
-        for i in range(a3.shape[0]):
-            out[i] = B.gemm(a3[i], b3[i])
-        return out.reshape(batch + (n, m))
+        return B.batched_gemm(a3, b3).reshape(batch + (n, m))  # one exact gemm per matrix
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -57,14 +54,10 @@ class MatMul(Op):
         g3 = g.reshape(count, n, m)
         da = db = None
         if needs[0]:
-            da = np.empty(a3.shape, a.dtype)
-            for i in range(g3.shape[0]):
-                da[i] = B.gemm(g3[i], b3[i], trans_b=True)
+            da = B.batched_gemm(g3, b3, False, True)
             da = B.sum_to_shape(da.reshape(batch + (n, k)), a.shape)
         if needs[1]:
-            db = np.empty(b3.shape, b.dtype)
-            for i in range(g3.shape[0]):
-                db[i] = B.gemm(a3[i], g3[i], trans_a=True)
+            db = B.batched_gemm(a3, g3, True, False)
             db = B.sum_to_shape(db.reshape(batch + (k, m)), b.shape)
         return da, db
 

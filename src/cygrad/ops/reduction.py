@@ -601,12 +601,23 @@ class Softmax(Op):
         if x.size == 0:
             self.y = x.copy()
             return self.y
-        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        m = x.max(axis=self.dim, keepdims=True)
+        if self._rows(x) and np.isfinite(m).all():
+            # along the last dimension the exact row kernel (the sum in ascending order); rows
+            # with a NaN, +inf or nothing but -inf keep numpy's path (torch's NaNs)
+            self.y = B.softmax_rows(x)
+            return self.y
+        e = np.exp(x - m)
         self.y = e / e.sum(axis=self.dim, keepdims=True)
         return self.y
 
+    def _rows(self, x):
+        return self.dim == x.ndim - 1 and x.dtype in B.FLOAT_DTYPES
+
     def backward(self, g):
         y = self.y
+        if self._rows(y) and g.dtype == y.dtype:
+            return (B.softmax_rows_backward(y, g),)
         return (y * (g - (g * y).sum(axis=self.dim, keepdims=True)),)
 
 
