@@ -1,9 +1,9 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
-from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .activation import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d
 from .layers import (
     ACTIVATIONS,
