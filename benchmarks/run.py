@@ -18,6 +18,9 @@ Workloads (float32):
          max_pool2d(2), Dropout(0.25), flatten, Linear(9216, 128), ReLU, Dropout(0.5),
          Linear(128, 10); PyTorch: log_softmax + nll_loss, cygrad: cross_entropy on the logits
          (the same function); SGD
+  gpt    the GPT lecture's model (vocab 65, n_embd 64, 4 heads of 16, 2 layers, block 32,
+         dropout 0.2), batch 16, cross-entropy, AdamW(lr 3e-4); one builder writes it for both
+         libraries (heads by add_module where the lecture has ModuleList), torch's weights copied
   op     a recorded 4x4 `a + b` (both require grad): the per-op overhead
   gemm   the exact gemm (kernel call, preallocated output) against np.matmul and torch.matmul
   memory peak memory of the mnist step per system (fresh process each); cygrad's RSS over
@@ -79,6 +82,7 @@ TARGETS = [
     ("4", "conv", "torch", 0.7, "conv net step at most 0.7x PyTorch's time"),
     ("5", "op", "torch", 1.0, "per-op overhead of a recorded 4x4 a + b no more than PyTorch's"),
     ("12", "cnn", "torch", 0.7, "pytorch/examples mnist CNN step at most 0.7x PyTorch's time"),
+    ("12b", "gpt", "torch", 0.8, "GPT-lecture model step (AdamW) at most 0.8x PyTorch's time"),
 ]
 
 
@@ -407,7 +411,100 @@ def op():
     return systems
 
 
-WORKLOADS = {"tiny": tiny, "mnist": mnist, "conv": conv, "cnn": cnn, "op": op}
+GPT = {"vocab": 65, "n_embd": 64, "n_head": 4, "n_layer": 2, "block": 32, "batch": 16,
+       "dropout": 0.2}
+
+
+def gpt_model(lib):
+    """Karpathy's GPT lecture model written against `lib` (cygrad or torch), as there."""
+    tnn, tf = lib.nn, lib.nn.functional
+    d, nh, block, p = GPT["n_embd"], GPT["n_head"], GPT["block"], GPT["dropout"]
+
+    class Head(tnn.Module):
+        def __init__(self, hs):
+            super().__init__()
+            self.key = tnn.Linear(d, hs, bias=False)
+            self.query = tnn.Linear(d, hs, bias=False)
+            self.value = tnn.Linear(d, hs, bias=False)
+            self.register_buffer("tril", lib.tril(lib.ones(block, block)))
+            self.dropout = tnn.Dropout(p)
+
+        def forward(self, x):
+            _, T, _ = x.shape
+            k, q = self.key(x), self.query(x)
+            wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+            wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+            wei = self.dropout(tf.softmax(wei, dim=-1))
+            return wei @ self.value(x)
+
+    class MultiHeadAttention(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            for i in range(nh):
+                self.add_module(f"h{i}", Head(d // nh))
+            self.proj = tnn.Linear(d, d)
+            self.dropout = tnn.Dropout(p)
+
+        def forward(self, x):
+            out = lib.cat([getattr(self, f"h{i}")(x) for i in range(nh)], dim=-1)
+            return self.dropout(self.proj(out))
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sa = MultiHeadAttention()
+            self.ffwd = tnn.Sequential(tnn.Linear(d, 4 * d), tnn.ReLU(), tnn.Linear(4 * d, d),
+                                       tnn.Dropout(p))
+            self.ln1, self.ln2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+
+        def forward(self, x):
+            x = x + self.sa(self.ln1(x))
+            return x + self.ffwd(self.ln2(x))
+
+    class GPTLanguageModel(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token_embedding_table = tnn.Embedding(GPT["vocab"], d)
+            self.position_embedding_table = tnn.Embedding(block, d)
+            self.blocks = tnn.Sequential(*[Block() for _ in range(GPT["n_layer"])])
+            self.ln_f = tnn.LayerNorm(d)
+            self.lm_head = tnn.Linear(d, GPT["vocab"])
+
+        def forward(self, idx, targets):
+            B, T = idx.shape
+            x = self.token_embedding_table(idx) + self.position_embedding_table(lib.arange(T))
+            logits = self.lm_head(self.ln_f(self.blocks(x)))
+            return tf.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+
+    return GPTLanguageModel()
+
+
+def adamw_step(opt, model, x, t):
+    def step():
+        opt.zero_grad()
+        model(x, t).backward()
+        opt.step()
+    return step
+
+
+def gpt():
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, GPT["vocab"], (GPT["batch"], GPT["block"] + 1))
+    x, t = np.ascontiguousarray(idx[:, :-1]), np.ascontiguousarray(idx[:, 1:])
+    model = gpt_model(cygrad)
+    systems = {"cygrad": adamw_step(optim.AdamW(model.parameters(), lr=3e-4), model,
+                                    cygrad.tensor(x), cygrad.tensor(t))}
+    if torch is not None:
+        tm = gpt_model(torch)
+        with cygrad.no_grad():  # the same weights in both
+            for p, q in zip(model.parameters(), tm.parameters()):
+                p.copy_(cygrad.tensor(q.detach().numpy()))
+        systems["torch"] = adamw_step(torch.optim.AdamW(tm.parameters(), lr=3e-4), tm,
+                                      torch.from_numpy(x), torch.from_numpy(t))
+    return systems
+
+
+WORKLOADS = {"tiny": tiny, "mnist": mnist, "conv": conv, "cnn": cnn, "gpt": gpt, "op": op}
 
 
 # ---------------------------------------------------------------------- gemm
@@ -662,7 +759,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions, shorter runs")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    p.add_argument("--only", default="tiny,mnist,conv,cnn,op,memory,gemm",
+    p.add_argument("--only", default="tiny,mnist,conv,cnn,gpt,op,memory,gemm",
                    help="comma-separated parts to run")
     p.add_argument("--reps", type=int, default=None, help="repetitions per system")
     p.add_argument("--out", default=RESULTS, help="directory for latest.json / latest.md")

@@ -49,6 +49,19 @@ cdef extern from "vmath.h" nogil:
     void cg_map1_f64(cg_unary_f64 f, const double *x, double *y, long n)
     void cg_map2_f32(cg_binary_f32 f, const float *a, const float *b, float *y, long n)
     void cg_map2_f64(cg_binary_f64 f, const double *a, const double *b, double *y, long n)
+    # gelu and silu (the transformer activations; see _forward_gelu_silu)
+    void cg_gelu_block_f32(const float *, float *)
+    void cg_gelu_block_f64(const double *, double *)
+    void cg_gelu_tanh_block_f32(const float *, float *)
+    void cg_gelu_tanh_block_f64(const double *, double *)
+    void cg_silu_block_f32(const float *, float *)
+    void cg_silu_block_f64(const double *, double *)
+    void cg_gelu_grad_block_f32(const float *, const float *, float *)
+    void cg_gelu_grad_block_f64(const double *, const double *, double *)
+    void cg_gelu_tanh_grad_block_f32(const float *, const float *, float *)
+    void cg_gelu_tanh_grad_block_f64(const double *, const double *, double *)
+    void cg_silu_grad_block_f32(const float *, const float *, float *)
+    void cg_silu_grad_block_f64(const double *, const double *, double *)
 
 cdef extern from "sums.h" nogil:
     enum:
@@ -65,11 +78,13 @@ cdef extern from "sums.h" nogil:
 
 # The kernels by name (the op table, cygrad/ops/elementwise.py, names the kernel each op runs),
 # and their codes.
-KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu")
+KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu", "gelu", "silu")
 DEF TANH = 0
 DEF SIGMOID = 1
 DEF RELU = 2
 DEF LEAKY_RELU = 3
+DEF GELU = 4  # the parameter picks the form: 0 erf, 1 tanh (torch's approximate="tanh")
+DEF SILU = 5
 
 # Columns per parallel chunk of a column sum: a whole number of blocks.
 DEF COLUMN_CHUNK = 256
@@ -81,7 +96,9 @@ cdef void _forward(int kind, const floating *x, floating *y, Py_ssize_t n,
                    floating s) noexcept nogil:
     """y[i] := act(x[i]) for i < n."""
     cdef Py_ssize_t i
-    if kind == TANH:
+    if kind >= GELU:
+        _forward_gelu_silu(kind, x, y, n, s)
+    elif kind == TANH:
         if floating is float:
             cg_map1_f32(cg_tanh_block_f32, x, y, n)
         else:
@@ -105,7 +122,9 @@ cdef void _backward(int kind, const floating *g, const floating *saved, floating
     exactly when relu(x) > 0; for leaky_relu the input x). relu passes the gradient where saved
     is NaN, as torch's threshold_backward does."""
     cdef Py_ssize_t i
-    if kind == TANH:
+    if kind >= GELU:
+        _backward_gelu_silu(kind, g, saved, dx, n, s)
+    elif kind == TANH:
         if floating is float:
             cg_map2_f32(cg_tanh_grad_block_f32, g, saved, dx, n)
         else:
@@ -121,6 +140,44 @@ cdef void _backward(int kind, const floating *g, const floating *saved, floating
     else:
         for i in range(n):
             dx[i] = g[i] if saved[i] > 0 else s * g[i]
+
+
+# ---------------------------------------------------------------- gelu and silu
+# (the transformer activations: vmath.h has their formulas; the op table runs them with the
+# parameter `approximate` as 0.0 for "none" and 1.0 for "tanh", see _param)
+
+cdef void _forward_gelu_silu(int kind, const floating *x, floating *y, Py_ssize_t n,
+                             floating s) noexcept nogil:
+    if floating is float:
+        cg_map1_f32(cg_silu_block_f32 if kind == SILU else
+                    (cg_gelu_tanh_block_f32 if s != 0 else cg_gelu_block_f32), x, y, n)
+    else:
+        cg_map1_f64(cg_silu_block_f64 if kind == SILU else
+                    (cg_gelu_tanh_block_f64 if s != 0 else cg_gelu_block_f64), x, y, n)
+
+
+cdef void _backward_gelu_silu(int kind, const floating *g, const floating *x, floating *dx,
+                              Py_ssize_t n, floating s) noexcept nogil:
+    """dx from g and the input x."""
+    if floating is float:
+        cg_map2_f32(cg_silu_grad_block_f32 if kind == SILU else
+                    (cg_gelu_tanh_grad_block_f32 if s != 0 else cg_gelu_grad_block_f32),
+                    g, x, dx, n)
+    else:
+        cg_map2_f64(cg_silu_grad_block_f64 if kind == SILU else
+                    (cg_gelu_tanh_grad_block_f64 if s != 0 else cg_gelu_grad_block_f64),
+                    g, x, dx, n)
+
+
+cdef double _param(int kind, object param) except? -1.0:
+    """The kernel's one float: gelu's `approximate` ("none" / "tanh") as 0 / 1, else a number."""
+    if kind == GELU and isinstance(param, str):
+        if param == "tanh":
+            return 1.0
+        if param == "none":
+            return 0.0
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {param!r}")
+    return param
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int num_threads) noexcept nogil:
@@ -288,6 +345,10 @@ cdef int _code(object name) except -1:
         return RELU
     if name == "leaky_relu":
         return LEAKY_RELU
+    if name == "gelu":
+        return GELU
+    if name == "silu":
+        return SILU
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -300,14 +361,16 @@ cdef int _threads(Py_ssize_t n, bint costly, int num_threads) except -1:
 
 
 cdef inline bint _costly(int kind) noexcept:
-    """The forward of tanh and sigmoid computes an exp an element; every backward is cheap."""
-    return kind == TANH or kind == SIGMOID
+    """The forward of tanh, sigmoid, gelu and silu computes a transcendental an element."""
+    return kind == TANH or kind == SIGMOID or kind >= GELU
 
 
-def activation_forward(name, x, double slope, int num_threads):
+def activation_forward(name, x, param, int num_threads):
     """A new y := act(x) elementwise: tanh; sigmoid 1/(1+exp(-x)); relu max(x, 0) (NaN kept);
-    leaky_relu x > 0 ? x : slope*x. x any layout (a strided x is copied first)."""
+    leaky_relu x > 0 ? x : slope*x; gelu (param "none" or "tanh"); silu. x any layout (a
+    strided x is copied first). param: leaky_relu's slope, gelu's approximate."""
     cdef int kind = _code(name)
+    cdef double slope = _param(kind, param)
     cdef Py_buffer v[2]
     cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0
@@ -329,12 +392,14 @@ def activation_forward(name, x, double slope, int num_threads):
     return y
 
 
-def activation_backward(name, g, saved, double slope, int num_threads):
+def activation_backward(name, g, saved, param, int num_threads):
     """A new dx from the output gradient g and `saved` (one size, one dtype, any layout):
     y for tanh/sigmoid, x (or y) for relu, x for leaky_relu. tanh: dx = g * (1 - y*y);
     sigmoid: dx = g * (y * (1 - y)); relu: dx = 0 if saved <= 0 else g; leaky_relu:
-    dx = g if x > 0 else slope * g. dx has g's shape."""
+    dx = g if x > 0 else slope * g; gelu and silu from x (vmath.h has the formulas). dx has
+    g's shape."""
     cdef int kind = _code(name)
+    cdef double slope = _param(kind, param)
     cdef Py_buffer v[3]
     cdef int count = 0, threads = 1
     cdef Py_ssize_t n = 0

@@ -654,3 +654,64 @@ def gemm_blocked(const floating[:, :] a, const floating[:, :] b, floating[:, ::1
     bits."""
     cdef Operands g = _operands(a, b, c, trans_a, trans_b)
     _reference(g, 32, 128, 512, <floating *>NULL, num_threads)  # B block 128 x 512: <= 512 KiB
+
+
+# ---------------------------------------------------------------- batched products
+# (the transformer layers' entry: attention's many small products in one call)
+
+def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
+    """A new C (batch, M, N) with C[i] := op(A[i]) @ op(B[i]) for each i, by `gemm`'s chains:
+    each product has the bits `product` gives it alone, whatever the batch size.
+
+    a (batch, ., .), b (batch, ., .): 3-D float arrays of one dtype, any strides (a batch
+    stride of 0 repeats one matrix). The products run one after another, each on up to
+    num_threads threads (small ones on one, as `product`'s)."""
+    cdef Py_buffer v[3]
+    cdef int count = 0, kind
+    cdef Operands g
+    cdef Py_ssize_t batch, i, sa, sb, sc
+    cdef list keep = []
+    try:
+        _operand(&v[0], a, keep)  # byte-swapped or unaligned operands copied, as gemm's
+        count = 1
+        _operand(&v[1], b, keep)
+        count = 2
+        kind = kind_of(&v[0])
+        if kind == 0 or kind_of(&v[1]) != kind:
+            raise TypeError(f"batched gemm: operands must be float32 or float64 of one dtype, "
+                            f"got formats {(v[0].format or b'B').decode(errors='replace')!r} and "
+                            f"{(v[1].format or b'B').decode(errors='replace')!r}")
+        if v[0].ndim != 3 or v[1].ndim != 3 or v[0].shape[0] != v[1].shape[0]:
+            raise ValueError(f"batched gemm needs 3-D operands with one batch size, got shapes "
+                             f"{_shape(&v[0], False)} and {_shape(&v[1], False)}")
+        batch = v[0].shape[0]
+        g.m = v[0].shape[2] if trans_a else v[0].shape[1]
+        g.k = v[0].shape[1] if trans_a else v[0].shape[2]
+        g.n = v[1].shape[1] if trans_b else v[1].shape[2]
+        if (v[1].shape[2] if trans_b else v[1].shape[1]) != g.k:
+            raise ValueError(f"batched matmul: matrices of shapes "
+                             f"({v[0].shape[1]}, {v[0].shape[2]}){'.T' if trans_a else ''} and "
+                             f"({v[1].shape[1]}, {v[1].shape[2]}){'.T' if trans_b else ''} do "
+                             "not multiply")
+        c = _empty((batch, g.m, g.n), _F32_DTYPE if kind == F32 else _F64_DTYPE)
+        PyObject_GetBuffer(c, &v[2], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE)
+        count = 3
+        g.a_rs, g.a_cs = v[0].strides[1], v[0].strides[2]
+        if trans_a:
+            g.a_rs, g.a_cs = g.a_cs, g.a_rs
+        g.b_rs, g.b_cs = v[1].strides[1], v[1].strides[2]
+        if trans_b:
+            g.b_rs, g.b_cs = g.b_cs, g.b_rs
+        g.ldc = g.n  # c is new: it overlaps neither operand
+        sa, sb, sc = v[0].strides[0], v[1].strides[0], g.m * g.n * v[2].itemsize
+        for i in range(batch):
+            g.a = <const char *>v[0].buf + i * sa
+            g.b = <const char *>v[1].buf + i * sb
+            g.c = <char *>v[2].buf + i * sc
+            if kind == F32:
+                _run(g, <float *>NULL, num_threads)
+            else:
+                _run(g, <double *>NULL, num_threads)
+    finally:
+        release(v, count)
+    return c

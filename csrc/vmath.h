@@ -296,4 +296,96 @@ CG_MAP1(cg_map1_f64, double, cg_unary_f64)
 CG_MAP2(cg_map2_f32, float, cg_binary_f32)
 CG_MAP2(cg_map2_f64, double, cg_binary_f64)
 
+/* ------------------------------------------------------------------ gelu and silu
+ * (the transformer activations; elementwise.pyx's "gelu" and "silu" kernels)
+ *
+ * torch's formulas, term by term:
+ *   gelu        x * 0.5 * (1 + erf(x / sqrt 2)),   dx = g * (cdf + x * pdf),
+ *               cdf = 0.5 * (1 + erf(x / sqrt 2)), pdf = exp(-x*x / 2) / sqrt(2 pi)
+ *   gelu_tanh   0.5 * x * (1 + tanh(u)), u = sqrt(2/pi) * (x + 0.044715 x^3),
+ *               dx = g * (0.5 (1 + t) + 0.5 x (1 - t*t) sqrt(2/pi) (1 + 3 * 0.044715 x^2))
+ *   silu        x * sigmoid(x),                    dx = g * s * (1 + x (1 - s))
+ * float32 runs each formula in double and rounds once (as tanh and sigmoid above); erf is
+ * libm's (a call an element: the same function of the value for every element, so exact in
+ * cygrad's sense, though not vectorised), tanh, sigmoid and exp are this file's. */
+
+#include <math.h>
+
+#define CG_SQRT1_2 0.70710678118654752440
+#define CG_SQRT_2_PI 0.79788456080286535588   /* sqrt(2 / pi) */
+#define CG_INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+#define CG_KAPPA 0.044715
+
+static inline double cg_sigmoid_d(double x)
+{
+    double e = cg_expneg_f64(-cg_abs_f64(x));
+    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+}
+
+static inline double cg_gelu_d(double x) { return x * 0.5 * (1.0 + erf(x * CG_SQRT1_2)); }
+
+static inline double cg_gelu_tanh_d(double x)
+{
+    double u = CG_SQRT_2_PI * (x + CG_KAPPA * (x * x * x));
+    return 0.5 * x * (1.0 + cg_tanh1_f64(u));
+}
+
+static inline double cg_gelu_grad_d(double g, double x)
+{
+    double cdf = 0.5 * (1.0 + erf(x * CG_SQRT1_2));
+    double pdf = cg_expneg_f64(-0.5 * (x * x)) * CG_INV_SQRT_2PI;
+    return g * (cdf + x * pdf);
+}
+
+static inline double cg_gelu_tanh_grad_d(double g, double x)
+{
+    double x2 = x * x;
+    double t = cg_tanh1_f64(CG_SQRT_2_PI * (x + CG_KAPPA * (x2 * x)));
+    double left = 0.5 * (1.0 + t);
+    double right = 0.5 * x * ((1.0 - t * t) * (CG_SQRT_2_PI * (1.0 + 3.0 * CG_KAPPA * x2)));
+    return g * (left + right);
+}
+
+static inline double cg_silu_d(double x) { return x * cg_sigmoid_d(x); }
+
+static inline double cg_silu_grad_d(double g, double x)
+{
+    double s = cg_sigmoid_d(x);
+    return g * (s * (1.0 + x * (1.0 - s)));
+}
+
+#define CG_UNARY_BLOCK_D(name, type, formula)                                                 \
+    static CG_NOINLINE void name(const type *x, type *y)                                      \
+    {                                                                                         \
+        type xb[CG_BLOCK], yb[CG_BLOCK];                                                      \
+        memcpy(xb, x, sizeof xb);                                                             \
+        for (int i = 0; i < CG_BLOCK; i++)                                                    \
+            yb[i] = (type)formula((double)xb[i]);                                             \
+        memcpy(y, yb, sizeof yb);                                                             \
+    }
+
+#define CG_BINARY_BLOCK_D(name, type, formula)                                                \
+    static CG_NOINLINE void name(const type *g, const type *x, type *dx)                      \
+    {                                                                                         \
+        type gb[CG_BLOCK], xb[CG_BLOCK], db[CG_BLOCK];                                        \
+        memcpy(gb, g, sizeof gb);                                                             \
+        memcpy(xb, x, sizeof xb);                                                             \
+        for (int i = 0; i < CG_BLOCK; i++)                                                    \
+            db[i] = (type)formula((double)gb[i], (double)xb[i]);                              \
+        memcpy(dx, db, sizeof db);                                                            \
+    }
+
+CG_UNARY_BLOCK_D(cg_gelu_block_f32, float, cg_gelu_d)
+CG_UNARY_BLOCK_D(cg_gelu_block_f64, double, cg_gelu_d)
+CG_UNARY_BLOCK_D(cg_gelu_tanh_block_f32, float, cg_gelu_tanh_d)
+CG_UNARY_BLOCK_D(cg_gelu_tanh_block_f64, double, cg_gelu_tanh_d)
+CG_UNARY_BLOCK_D(cg_silu_block_f32, float, cg_silu_d)
+CG_UNARY_BLOCK_D(cg_silu_block_f64, double, cg_silu_d)
+CG_BINARY_BLOCK_D(cg_gelu_grad_block_f32, float, cg_gelu_grad_d)
+CG_BINARY_BLOCK_D(cg_gelu_grad_block_f64, double, cg_gelu_grad_d)
+CG_BINARY_BLOCK_D(cg_gelu_tanh_grad_block_f32, float, cg_gelu_tanh_grad_d)
+CG_BINARY_BLOCK_D(cg_gelu_tanh_grad_block_f64, double, cg_gelu_tanh_grad_d)
+CG_BINARY_BLOCK_D(cg_silu_grad_block_f32, float, cg_silu_grad_d)
+CG_BINARY_BLOCK_D(cg_silu_grad_block_f64, double, cg_silu_grad_d)
+
 #endif /* CG_VMATH_H */

@@ -246,7 +246,7 @@ def test_cross_entropy(dtype, n, c, reduction, big, seed):
     rng = np.random.default_rng(seed)
     logits = rng.standard_normal((n, c)) * (40 if big else 1)
     targets = rng.integers(0, c, n)
-    fn = lambda t: F.cross_entropy(t, targets, reduction)  # noqa: E731
+    fn = lambda t: F.cross_entropy(t, targets, reduction=reduction)  # noqa: E731
     assert_backends_agree(fn, [logits], dtype, seed, scale=40 if big else 1)
 
 
@@ -257,7 +257,7 @@ def test_cross_entropy(dtype, n, c, reduction, big, seed):
 def test_mse(dtype, shape, reduction, seed):
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(shape), rng.standard_normal(shape)]
-    fn = lambda x, t: F.mse_loss(x, t, reduction)  # noqa: E731
+    fn = lambda x, t: F.mse_loss(x, t, reduction=reduction)  # noqa: E731
     assert_backends_agree(fn, arrays, dtype, seed, scale=np.prod(shape))
 
 
@@ -285,7 +285,7 @@ def _empty_cases():
         "mean-all": (lambda x: x.mean(), [w(0, 3)], ()),
         "max-features": (lambda x: x.amax(axis=1), [w(0, 3)], (0,)),
         "cross_entropy-mean": (lambda x: F.cross_entropy(x, np.zeros(0, int)), [w(0, 3)], ()),
-        "cross_entropy-none": (lambda x: F.cross_entropy(x, np.zeros(0, int), "none"),
+        "cross_entropy-none": (lambda x: F.cross_entropy(x, np.zeros(0, int), reduction="none"),
                                [w(0, 3)], (0,)),
         "mse": (lambda x, t: F.mse_loss(x, t), [w(0, 3), w(0, 3)], ()),
     }

@@ -153,6 +153,7 @@ def test_round_trips_are_bitwise(torch, kind, dtype):
     back = interop.from_torch(interop.to_torch(model))
     assert list(back.state_dict()) == list(model.state_dict())
     for (name, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        a, b = a.numpy(), b.numpy()
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
     assert repr(back) == repr(model)
     tmodel = torch_model(torch, kind, dtype)
@@ -282,6 +283,121 @@ def test_no_random_draws(torch):
 class Custom(nn.Module):
     def forward(self, x):
         return x
+
+
+# ---------------------------------------------------------------------- beyond Sequential MLPs
+
+def test_every_activation_of_the_op_table_converts(torch):
+    """Derived from the op table: every activation module, with non-default parameters."""
+    for name, cls in nn.ACTIVATIONS.items():
+        entry = cls.entry
+        params = {p: (v * 0.5 if isinstance(v, float) else v) for p, v in entry.params}
+        if name == "GELU":
+            params = {"approximate": "tanh"}
+        ours = cls(**params)
+        theirs = interop.to_torch(ours)
+        assert type(theirs) is getattr(torch.nn, name) and repr(theirs) == repr(ours), name
+        back = interop.from_torch(theirs)
+        assert type(back) is cls and repr(back) == repr(ours), name
+        x = np.linspace(-3, 3, 13)
+        np.testing.assert_allclose(ours(cygrad.tensor(x)).numpy(),
+                                   theirs(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-14,
+                                   err_msg=name)
+    inplace = interop.to_torch(nn.LeakyReLU(0.2, inplace=True))
+    assert inplace.inplace and inplace.negative_slope == 0.2
+
+
+def test_small_layers_and_losses_convert(torch):
+    weight = cygrad.tensor([1.0, 2.0, 0.5])
+    layers = [nn.Flatten(0, 1), nn.Unflatten(1, (2, 3)), nn.Identity(), nn.Dropout(0.3),
+              nn.Dropout1d(0.2, inplace=True), nn.Dropout2d(), nn.Dropout3d(0.1),
+              nn.AlphaDropout(0.4), nn.FeatureAlphaDropout(0.3), nn.Softmax(dim=1),
+              nn.LogSoftmax(dim=0), nn.CosineSimilarity(0, 1e-6), nn.PairwiseDistance(1.0),
+              nn.L1Loss(reduction="sum"), nn.MSELoss(), nn.SmoothL1Loss(beta=0.5),
+              nn.HuberLoss(delta=2.0), nn.NLLLoss(weight, ignore_index=1),
+              nn.CrossEntropyLoss(weight, label_smoothing=0.1, reduction="none"),
+              nn.BCELoss(weight), nn.BCEWithLogitsLoss(pos_weight=weight),
+              nn.KLDivLoss(reduction="batchmean", log_target=True)]
+    for layer in layers:
+        theirs = interop.to_torch(layer)
+        assert type(theirs).__name__ == type(layer).__name__ and repr(theirs) == repr(layer)
+        state = theirs.state_dict()
+        assert list(state) == list(layer.state_dict())
+        for name, value in layer.state_dict().items():
+            assert state[name].numpy().tobytes() == value.numpy().tobytes()
+        back = interop.from_torch(theirs)
+        assert type(back) is type(layer) and repr(back) == repr(layer)
+        assert list(back.state_dict()) == list(layer.state_dict())
+    x = cygrad.tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    t = np.array([0, 2, 1, 1])
+    for loss in (layers[17], layers[18]):
+        theirs = interop.to_torch(loss)
+        np.testing.assert_allclose(loss(x, t).numpy(), theirs(torch.tensor(x.numpy()),
+                                                              torch.tensor(t)).numpy(),
+                                   rtol=1e-6)
+
+
+def test_containers_and_buffers_convert(torch):
+    cygrad.manual_seed(0)
+    blocks = nn.ModuleList([nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 3)])
+    blocks[2].weight = blocks[0].weight  # tied across the list
+    heads = nn.ModuleDict({"a": nn.Linear(3, 2), "b": nn.Sequential(nn.Linear(3, 1))})
+    plist = nn.ParameterList([cygrad.ones(2), cygrad.zeros(3, dtype=cygrad.float64)])
+    pdict = nn.ParameterDict({"scale": cygrad.ones(1)})
+    seq = nn.Sequential(nn.Linear(3, 3))
+    seq.register_buffer("steps", cygrad.tensor(7))
+    seq.register_buffer("scratch", cygrad.zeros(2), persistent=False)
+    for module in (blocks, heads, plist, pdict, seq):
+        theirs = interop.to_torch(module)
+        assert type(theirs).__name__ == type(module).__name__
+        assert [n for n, _ in theirs.named_parameters()] == \
+            [n for n, _ in module.named_parameters()]
+        assert list(theirs.state_dict()) == list(module.state_dict())
+        for name, p in module.named_parameters():
+            assert theirs.get_parameter(name).detach().numpy().tobytes() == p.numpy().tobytes()
+        back = interop.from_torch(theirs)
+        assert type(back) is type(module) and list(back.state_dict()) == \
+            list(module.state_dict())
+    converted = interop.to_torch(blocks)
+    assert converted[2].weight is converted[0].weight
+    theirs = interop.to_torch(seq)
+    assert theirs.steps.item() == 7 and "scratch" in dict(theirs.named_buffers())
+    assert "scratch" not in theirs.state_dict()
+    back = interop.from_torch(theirs)
+    assert back.steps.item() == 7 and back.steps.dtype == cygrad.int64
+    assert list(back.state_dict()) == ["steps", "0.weight", "0.bias"]
+
+
+class MiniNorm(nn.Module):
+    """A stand-in for a layer another part of cygrad adds: parameters, buffers, arguments."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(cygrad.ones(num_features, dtype=dtype))
+        self.bias = nn.Parameter(cygrad.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_mean", cygrad.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", cygrad.ones(num_features, dtype=dtype))
+        self.register_buffer("num_batches_tracked", cygrad.tensor(0))
+
+
+def test_register_is_the_extension_point(torch):
+    interop.register(MiniNorm, "BatchNorm1d", lambda m: dict(
+        num_features=m.num_features, eps=m.eps, momentum=m.momentum))
+    try:
+        tbn = torch.nn.BatchNorm1d(4, momentum=0.2).double()
+        tbn(torch.randn(8, 4, dtype=torch.float64))  # running statistics move
+        ours = interop.from_torch(torch.nn.Sequential(tbn))[0]
+        assert type(ours) is MiniNorm and ours.momentum == 0.2
+        for name, value in tbn.state_dict().items():
+            mine = ours.state_dict()[name].numpy()
+            assert mine.dtype == value.numpy().dtype and mine.tobytes() == \
+                value.numpy().tobytes(), name
+        again = interop.to_torch(ours)
+        assert type(again) is torch.nn.BatchNorm1d
+        assert all(torch.equal(again.state_dict()[k], v) for k, v in tbn.state_dict().items())
+    finally:
+        interop._LAYERS.pop(MiniNorm)
 
 
 def test_unsupported_layers_are_named(torch):

@@ -40,7 +40,7 @@ else:
                           nn.Flatten(), nn.Dropout(0.2), nn.Linear(16 * 6 * 6, 3))
     opt = cygrad.optim.Adam(model.parameters(), lr=1e-3)
     batch_size = 64
-initial = model.state_dict()
+initial = {k: v.clone() for k, v in model.state_dict().items()}  # it shares memory
 step = 0
 while step < 200:
     for xb, yb in cygrad.data.batches(X, y, batch_size):  # shuffled by cygrad's generator

@@ -53,7 +53,7 @@ from .dtypes import (  # noqa: E402
 from .gradcheck import GradcheckError, gradcheck  # noqa: E402
 from .random import manual_seed  # noqa: E402
 from .serialization import load, save  # noqa: E402
-from .trace import trace  # noqa: E402
+from .trace import trace as _trace_tool  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -69,6 +69,15 @@ cfloat = cdouble = half = float16 = bfloat16 = None  # named so that using one s
 del cfloat, cdouble, half, float16, bfloat16
 strided = "strided"  # the only layout
 contiguous_format = preserve_format = "contiguous_format"
+
+
+def trace(input=None, *args, **kwargs):
+    """torch.trace(input) for a Tensor: the sum of a matrix's diagonal. Called with anything
+    else (a model, names=..., or nothing) it is cygrad's backward tracer (cygrad/trace.py):
+    `with cygrad.trace(model) as t: ...`."""
+    if isinstance(input, Tensor):
+        return registry.FUNCTIONS["trace"](input, *args, **kwargs)
+    return _trace_tool(input, *args, **kwargs)
 
 
 def is_storage(obj):

@@ -132,10 +132,10 @@ def as_dtype(value):
     return found
 
 
-def promote_types(a, b):
-    """torch.promote_types: the smallest dtype both a and b convert to without losing their
-    category (bool < integer < float)."""
-    a, b = as_dtype(a), as_dtype(b)
+def promote_types(type1, type2):
+    """torch.promote_types: the smallest dtype both type1 and type2 convert to without losing
+    their category (bool < integer < float)."""
+    a, b = as_dtype(type1), as_dtype(type2)
     if a is b:
         return a
     if a.is_floating_point or b.is_floating_point:

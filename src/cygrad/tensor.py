@@ -121,6 +121,12 @@ class Tensor:
             raise TypeError(f"Tensor() takes data or sizes, got {args!r}")
         _init(self, array, bool(requires_grad))
 
+    def __getattr__(self, name):  # only called when normal lookup fails
+        if name.startswith("_"):  # numpy's and Python's probes, unset slots: plain and fast
+            raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+        raise AttributeError(f"'Tensor' object has no attribute '{name}': cygrad does not "
+                             f"implement Tensor.{name} (if torch.Tensor has it, cygrad lacks it)")
+
     # ------------------------------------------------------------------ autodiff surface
 
     @property
@@ -481,6 +487,13 @@ class Tensor:
                                    f"cast to the desired output type "
                                    f"{_scalar_name(self._data.dtype)}")
             result = result.type(self.dtype)
+        if self._used:
+            stand_in = self._extra.pop("stand_in", None) if self._extra else None
+            if stand_in is None:
+                stand_in = _wrap(self._data, self._rg)
+                stand_in._op, stand_in._parents = self._op, self._parents
+            stand_in._used = True
+            _rebase(self, stand_in)
         target = _writable(self)
         np.copyto(target, result._data)
         self._op, self._parents, self._rg = result._op, result._parents, True
@@ -501,6 +514,8 @@ class Tensor:
         _check_rebase(self)
         stand_in = _wrap(self._data.copy(), self._rg)
         stand_in._op, stand_in._parents = self._op, self._parents
+        if self._used:  # _write makes it the history earlier consumers keep reaching
+            _extras(self)["stand_in"] = stand_in
         return stand_in
 
 
@@ -592,11 +607,43 @@ def _check_rebase(t):
         raise RuntimeError("cygrad cannot record an in-place operation on a view of a tensor "
                            "that requires grad (torch rewrites the base's history; cygrad does "
                            "not): use an out-of-place operation, e.g. x = x.index_put(...)")
-    if t._used:
-        raise RuntimeError("cygrad cannot record this in-place operation: the tensor was "
-                           "already used by another recorded operation, whose gradient would "
-                           "then be wrong; use an out-of-place operation (x = x + y, not "
-                           "x += y)")
+
+
+# True once an in-place op has rebased a tensor other ops had taken as an input: from then on
+# the graph walks resolve such edges (see _rebase and _parents_of).
+_stale_possible = False
+
+
+def _rebase(t, stand_in):
+    """t is about to take an in-place op's place in the graph. Ops recorded before took the
+    Tensor t as an input and must keep reaching t's history before the write: `stand_in` (a
+    Tensor holding that history) becomes version k of t, and those ops' edges to t resolve to
+    it (torch keeps separate graph nodes; cygrad's nodes are the Tensors, hence this table).
+    An op that saved t's array for backward keeps the old values: a saved array is read-only,
+    so the write went to a copy."""
+    global _stale_possible
+    extra = _extras(t)
+    history = extra.setdefault("history", [])
+    history.append(stand_in)
+    _stale_possible = True
+
+
+def _parents_of(node):
+    """node's inputs, each edge to a tensor rebased since node's op took it resolved to the
+    version the op took."""
+    parents = node._parents
+    if not _stale_possible:
+        return parents
+    seen = node._extra.get("versions") if node._extra is not None else None
+    resolved = []
+    for parent in parents:
+        history = parent._extra.get("history") if parent._extra is not None else None
+        if history:
+            version = seen.get(id(parent), 0) if seen else 0
+            if version < len(history):
+                parent = history[version]
+        resolved.append(parent)
+    return tuple(resolved)
 
 
 def _swap_output(op, old, new):
@@ -686,13 +733,22 @@ def apply(op_class, *inputs, **params):
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
+        versions = None
         for t in inputs:
             t._used = True
+            if t._extra is not None and "history" in t._extra:  # rebased before: remember
+                versions = versions or {}
+                versions[id(t)] = len(t._extra["history"])
         out._rg, out._op, out._parents = True, op, inputs
+        if versions:
+            out._extra = {"versions": versions}
     else:
         out._rg, out._op, out._parents = False, None, ()
     if op.view_of is not None and op.view_of < len(inputs):  # the output shares input's array
-        out._extra = {"base": inputs[op.view_of]}
+        if out._extra is None:
+            out._extra = {"base": inputs[op.view_of]}
+        else:
+            out._extra["base"] = inputs[op.view_of]
     watch = _local.watch
     if watch is not None:  # detect_anomaly, trace, an op recorder: see cygrad/_state.py
         for w in watch:
@@ -791,7 +847,7 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                     w.step(node, g, input_grads)
             if not retain_graph:  # free what it saved now: the rest of backward has room
                 op.release()
-            for parent, pg in zip(node._parents, input_grads):
+            for parent, pg in zip(_parents_of(node), input_grads):
                 if pg is None or not parent._rg:
                     continue
                 held = parent._g
@@ -912,7 +968,7 @@ def _topological_order(roots):
         if root._op is None:
             order.append(root)
             continue
-        stack = [(root, iter(root._parents))]
+        stack = [(root, iter(_parents_of(root)))]
         while stack:
             node, parents = stack[-1]
             for parent in parents:
@@ -921,7 +977,7 @@ def _topological_order(roots):
                     if parent._op is None:  # a leaf has no inputs: it is done at once
                         order.append(parent)
                         continue
-                    stack.append((parent, iter(parent._parents)))
+                    stack.append((parent, iter(_parents_of(parent))))
                     break
             else:
                 stack.pop()

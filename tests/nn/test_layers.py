@@ -205,10 +205,46 @@ def test_flatten(backend):
     assert nn.Flatten(-2)(x).shape == (2, 3, 20)
     y = nn.Flatten()(x)
     assert np.array_equal(y.numpy(), x.numpy().reshape(2, 60))
-    y.backward(np.arange(120.0).reshape(2, 60))
-    assert np.array_equal(x.grad, x.numpy())
-    with pytest.raises(ValueError, match="start_dim=2, end_dim=1"):
-        nn.Flatten(2, 1)(x)
+    y.backward(cygrad.tensor(np.arange(120.0).reshape(2, 60)))
+    assert np.array_equal(x.grad.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("args, shape, error", [
+    ((4,), (2, 3, 4, 5), IndexError),  # it used to wrap around silently
+    ((1, 4), (2, 3, 4, 5), IndexError),
+    ((-5,), (2, 3, 4, 5), IndexError),
+    ((2, 1), (2, 3, 4, 5), RuntimeError),
+    ((1,), (3,), IndexError),
+])
+def test_flatten_bad_dims_raise_as_torch(args, shape, error):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(error) as ours:
+        nn.Flatten(*args)(cygrad.zeros(*shape))
+    with pytest.raises(error) as theirs:
+        torch.nn.Flatten(*args)(torch.zeros(*shape))
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_unflatten(backend):
+    x = cygrad.tensor(np.arange(24.0).reshape(2, 12), requires_grad=True)
+    y = nn.Unflatten(1, (3, -1, 2))(x)
+    assert y.shape == (2, 3, 2, 2) and np.array_equal(y.numpy(), x.numpy().reshape(2, 3, 2, 2))
+    y.backward(cygrad.ones(2, 3, 2, 2))
+    assert np.array_equal(x.grad.numpy(), np.ones((2, 12)))
+    assert nn.Unflatten(-1, [4, 3])(x).shape == (2, 4, 3)
+    assert repr(nn.Unflatten(1, (3, 4))) == "Unflatten(dim=1, unflattened_size=(3, 4))"
+    with pytest.raises(RuntimeError):
+        nn.Unflatten(1, (5, 2))(x)
+    with pytest.raises(TypeError, match="unflattened_size must be tuple of ints"):
+        nn.Unflatten(1, (3.0, 4))
+    with pytest.raises(TypeError, match="unflattened_size must be tuple of ints"):
+        nn.Unflatten(1, 12)
+
+
+def test_identity_takes_any_arguments():
+    x = cygrad.ones(2)
+    assert nn.Identity(54, unused="argument")(x) is x
+    assert repr(nn.Identity(3)) == "Identity()"
 
 
 # ---------------------------------------------------------------------- Dropout
@@ -222,8 +258,8 @@ def test_dropout_zeroes_and_rescales(backend, dtype):
     kept = y.numpy() != 0
     assert abs(kept.mean() - 0.7) < 0.01
     np.testing.assert_allclose(y.numpy()[kept], 1 / 0.7, rtol=1e-6)
-    y.backward(np.full(y.shape, 2.0, dtype))
-    assert np.array_equal(x.grad, 2 * y.numpy())  # dx = g * mask / (1 - p)
+    y.backward(cygrad.full(y.shape, 2.0, dtype=dtype))
+    assert np.array_equal(x.grad.numpy(), 2 * y.numpy())  # dx = g * mask / (1 - p)
 
 
 def test_dropout_masks_come_from_cygrad_generator(backend):
@@ -241,6 +277,106 @@ def test_dropout_identity_in_eval_mode_and_for_p0():
     assert nn.Dropout(0.5).eval()(x) is x
     assert F.dropout(x, 0.5, training=False) is x
     assert nn.Dropout(0.0)(x) is x
+    for make, shape in ((nn.Dropout1d, (2, 3, 4)), (nn.Dropout2d, (2, 3, 4, 4)),
+                        (nn.Dropout3d, (1, 2, 3, 4, 4)), (nn.AlphaDropout, (3,))):
+        y = cygrad.ones(*shape)
+        assert make(0.5).eval()(y) is y
+    assert F.alpha_dropout(x, 0.5) is x  # training=False by default, as torch's
+
+
+def test_dropout_with_p_1_zeroes_everything_and_draws_nothing():
+    x = cygrad.tensor(np.random.default_rng(0).standard_normal((4, 5)), requires_grad=True)
+    cygrad.manual_seed(3)
+    y = nn.Dropout(1.0)(x)
+    assert not y.numpy().any() and y.dtype == x.dtype
+    y.sum().backward()
+    assert not x.grad.numpy().any()
+    after = F.dropout(cygrad.ones(6), 0.5).numpy()
+    cygrad.manual_seed(3)
+    assert np.array_equal(F.dropout(cygrad.ones(6), 0.5).numpy(), after)  # no numbers drawn
+    assert not nn.Dropout2d(1.0)(cygrad.ones(2, 3, 4, 4)).numpy().any()
+
+
+def test_dropout_inplace():
+    cygrad.manual_seed(1)
+    x = cygrad.ones(50, 40)
+    y = F.dropout(x, 0.5, inplace=True)
+    assert y is x and set(np.unique(x.numpy())) == {0.0, 2.0}
+    leaf = cygrad.ones(3, requires_grad=True)
+    h = leaf * 1
+    out = nn.Dropout(0.5, inplace=True)(h)
+    assert out is h
+    out.sum().backward()
+    assert np.array_equal(leaf.grad.numpy(), h.numpy())  # dx = mask / (1 - p)
+    with pytest.raises(RuntimeError, match="leaf"):
+        F.dropout(cygrad.ones(3, requires_grad=True), 0.5, inplace=True)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (nn.Dropout1d, (6, 40, 7)), (nn.Dropout1d, (40, 7)), (nn.Dropout2d, (6, 40, 3, 3)),
+    (nn.Dropout3d, (6, 40, 2, 2, 2)), (nn.Dropout3d, (40, 2, 2, 2)),
+])
+def test_channel_dropout_zeroes_whole_channels(make, shape):
+    cygrad.manual_seed(0)
+    x = cygrad.tensor(np.random.default_rng(0).uniform(1, 2, shape), requires_grad=True)
+    y = make(0.4)(x)
+    batched = len(shape) == {nn.Dropout1d: 3, nn.Dropout2d: 4, nn.Dropout3d: 5}[make]
+    channels = shape[0] * shape[1] if batched else shape[0]
+    flat = y.numpy().reshape(channels, -1)  # one row per channel
+    dropped = (flat == 0).all(axis=1)
+    assert dropped.any() and not dropped.all() and ((flat == 0) == dropped[:, None]).all()
+    kept = ~dropped
+    np.testing.assert_allclose(flat[kept], (x.numpy().reshape(flat.shape) / 0.6)[kept])
+    y.sum().backward()
+    grad = x.grad.numpy().reshape(flat.shape)
+    assert (grad[dropped] == 0).all()
+    np.testing.assert_allclose(grad[kept], 1 / 0.6)
+
+
+def test_channel_dropout_draws_through_the_dropout_op():
+    x = cygrad.ones(3, 5, 4, 4)
+    cygrad.manual_seed(11)
+    y = F.dropout2d(x, 0.5)
+    cygrad.manual_seed(11)
+    noise = F.dropout(cygrad.ones(3, 5, 1, 1), 0.5)  # the same draws: torch's noise shape
+    assert np.array_equal(y.numpy(), np.broadcast_to(noise.numpy(), (3, 5, 4, 4)))
+
+
+def test_channel_dropout_dims_as_torch():
+    with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input, but received a "
+                                           "4D input"):
+        F.dropout1d(cygrad.ones(1, 2, 3, 4))
+    with pytest.warns(UserWarning, match="Received a 3D input to dropout2d"):
+        F.dropout2d(cygrad.ones(2, 3, 4))
+    with pytest.warns(UserWarning, match="Received a 2-D input to dropout3d"):
+        F.dropout3d(cygrad.ones(2, 3))
+
+
+def test_alpha_dropout_keeps_mean_and_variance():
+    cygrad.manual_seed(0)
+    x = cygrad.tensor(np.random.default_rng(0).standard_normal(200_000))
+    y = F.alpha_dropout(x, 0.2, training=True).numpy()
+    assert abs(y.mean()) < 0.01 and abs(y.var() - 1) < 0.02
+    assert len(np.unique(y[np.abs(y - y.min()) < 1e-12])) == 1  # one value where dropped
+    z = nn.FeatureAlphaDropout(0.5)(cygrad.ones(4, 50, 3)).numpy()
+    assert all(len(np.unique(channel)) == 1 for channel in z.reshape(200, 3))
+
+
+def test_dropout_masks_are_torchs_when_the_generator_is():
+    torch = pytest.importorskip("torch")
+    cygrad.manual_seed(5)
+    torch.manual_seed(5)
+    rand = getattr(cygrad, "rand", None)
+    if rand is None or not np.array_equal(rand(8).numpy(), torch.rand(8).numpy()):
+        pytest.skip("cygrad's generator does not draw torch's numbers in this build")
+    for fn in ("dropout", "dropout1d", "dropout2d", "alpha_dropout"):
+        cygrad.manual_seed(5)
+        torch.manual_seed(5)
+        x = np.random.default_rng(1).standard_normal((4, 6, 5)).astype(np.float32)
+        ours = getattr(F, fn)(cygrad.tensor(x), 0.3, training=True).numpy()
+        theirs = getattr(torch.nn.functional, fn)(torch.tensor(x), 0.3, training=True).numpy()
+        assert ours.dtype == theirs.dtype == np.float32, fn
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, err_msg=fn)
 
 
 def test_dropout_gradcheck():
@@ -297,7 +433,7 @@ def test_small_net_matches_torch_with_the_same_weights(backend):
         torch.nn.Conv2d(4, 3, 2, stride=2), torch.nn.Tanh(),
         torch.nn.AvgPool2d(2, stride=1), torch.nn.Flatten(), torch.nn.Linear(12, 5),
         torch.nn.Sigmoid()).double()
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((3, 2, 12, 12))
     xc, xt = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, yt = ours(xc), theirs(xt)
@@ -354,10 +490,14 @@ def test_bad_conv_and_pool_input(make, x_shape, match):
     (lambda: nn.AvgPool2d(0), RuntimeError, "kernel size should be greater than zero"),
     (lambda: nn.Linear(-1, 2), ValueError, "in_features must be an integer >= 0, got -1"),
     (lambda: nn.Linear(2, 2.5), ValueError, "out_features must be an integer >= 0, got 2.5"),
-    (lambda: nn.Dropout(1.0), ValueError, r"\[0, 1\), got 1.0"),
-    (lambda: nn.Dropout(-0.1), ValueError, r"\[0, 1\), got -0.1"),
-    (lambda: nn.Dropout("half"), ValueError, r"\[0, 1\), got 'half'"),
-    (lambda: F.dropout(conv_input(2), 1.5), ValueError, r"\[0, 1\), got 1.5"),
+    (lambda: nn.Dropout(1.5), ValueError,
+     "dropout probability has to be between 0 and 1, but got 1.5"),
+    (lambda: nn.Dropout(-0.1), ValueError,
+     "dropout probability has to be between 0 and 1, but got -0.1"),
+    (lambda: nn.Dropout("half"), ValueError,
+     "dropout probability has to be between 0 and 1, but got half"),
+    (lambda: F.dropout(conv_input(2), 1.5), ValueError, "between 0 and 1, but got 1.5"),
+    (lambda: F.dropout2d(conv_input(1, 2, 2, 2), -1), ValueError, "between 0 and 1, but got -1"),
     (lambda: F.conv2d(conv_input(1, 1, 4, 4), conv_input(1, 1, 2, 2), stride=0),
      RuntimeError, "non-positive stride is not supported"),
     (lambda: F.conv2d(conv_input(1, 1, 4, 4), conv_input(1, 1, 2, 2), padding=-2),

@@ -36,6 +36,7 @@ __all__ = [
     "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update",
+    "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -866,3 +867,65 @@ def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
     return _here().adadelta_update(*_lists(params, grads, square_avgs, acc_deltas, steps),
                                  float(lr), float(rho), float(eps), float(weight_decay),
                                  bool(maximize))
+
+
+# ---------------------------------------------------------------- the transformer layers
+# (batched products, the embedding's scatter-add and the attention softmax: csrc/gemm.pyx's
+# batched entry and csrc/transformer.pyx)
+
+def batched_gemm(a, b, trans_a=False, trans_b=False):
+    """C[i] := op(A[i]) @ op(B[i]) for a (batch, ., .) and b (batch, ., .), one float dtype,
+    any strides (a batch stride of 0 repeats a matrix): each product has gemm's bits."""
+    if (a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 3 or b.ndim != 3
+            or a.shape[0] != b.shape[0]):
+        _check_float("batched_gemm", a, b)
+        raise ValueError(f"batched_gemm needs 3-D operands with one batch size, got shapes "
+                         f"{a.shape} and {b.shape}")
+    k_a, k_b = a.shape[1 if trans_a else 2], b.shape[2 if trans_b else 1]
+    if k_a != k_b:
+        ta, tb = ".T" if trans_a else "", ".T" if trans_b else ""
+        raise ValueError(f"batched matmul: matrices of shapes {a.shape[1:]}{ta} and "
+                         f"{b.shape[1:]}{tb} do not multiply ({k_a} != {k_b})")
+    return _impl_var.get(_impl).batched_gemm(a, b, trans_a, trans_b,
+                                             _threads_var.get(_kernel_threads))
+
+
+def embedding_backward(g, indices, num_weights, padding_idx=-1, scale_grad_by_freq=False):
+    """dW (num_weights, d): dW[k] := sum of s_k * g[i] over the positions i holding index k,
+    in ascending i (s_k = 1, or 1/count(k) with scale_grad_by_freq); row padding_idx (-1: none)
+    gets nothing. g (n, d) float, indices (n,) integers in [0, num_weights)."""
+    if g.dtype not in FLOAT_DTYPES:
+        _check_float("embedding_backward", g)
+    if g.ndim != 2 or indices.shape != (g.shape[0],):
+        raise ValueError(f"embedding_backward: gradient rows of shape {g.shape} need one index "
+                         f"each, got indices of shape {indices.shape}")
+    if indices.dtype != np.intp or not indices.flags.c_contiguous:
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"embedding_backward: indices must be integers, got {indices.dtype}")
+        indices = np.ascontiguousarray(indices, dtype=np.intp)
+    return _impl_var.get(_impl).embedding_backward(g, indices, int(num_weights),
+                                                   int(padding_idx), bool(scale_grad_by_freq),
+                                                   _threads_var.get(_kernel_threads))
+
+
+def softmax_rows(x, scale=1.0, causal=0, shift=0):
+    """softmax(scale * x) along the last dimension, the sum of exponentials in ascending order;
+    a row of only -inf gives zeros. causal > 0: row r is query q = r % causal and attends to
+    columns j <= q + shift only (the rest get 0): attention's causal mask without a mask
+    array."""
+    if x.dtype not in FLOAT_DTYPES:
+        _check_float("softmax_rows", x)
+    if x.ndim < 1:
+        raise ValueError("softmax_rows needs at least a 1-D array")
+    return _impl_var.get(_impl).softmax_rows(x, float(scale), int(causal), int(shift),
+                                             _threads_var.get(_kernel_threads))
+
+
+def softmax_rows_backward(y, g, scale=1.0):
+    """dx := scale * y * (g - sum(g * y)) along the last dimension (the sum in ascending
+    order): softmax's backward from its output y, with the scale its input was multiplied by."""
+    if y.dtype is not g.dtype or y.dtype not in FLOAT_DTYPES:
+        _check_float("softmax_rows_backward", y, g)
+    _check_same_shape("softmax_rows", g, y)
+    return _impl_var.get(_impl).softmax_rows_backward(y, g, float(scale),
+                                                      _threads_var.get(_kernel_threads))

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from cygrad._C import conv, elementwise, loss, optim, pool, reduce
+from cygrad._C import conv, elementwise, loss, optim, pool, reduce, transformer
 from cygrad._C import gemm as _gemm
 
 from . import numpy_backend
@@ -274,3 +274,10 @@ def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
                                               weight_decay, maximize)
         refused = _refused(refused, strided, again)
     return refused
+
+
+# the transformer layers' kernels (csrc/gemm.pyx's batched entry, csrc/transformer.pyx)
+batched_gemm = _gemm.batched_product
+embedding_backward = transformer.embedding_backward
+softmax_rows = transformer.softmax_rows
+softmax_rows_backward = transformer.softmax_rows_backward

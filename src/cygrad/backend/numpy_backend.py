@@ -471,3 +471,56 @@ def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
         acc += dt(1 - rho) * delta * delta
         p -= dt(lr) * delta
     return refused
+
+
+# ---------------------------------------------------------------- the transformer layers
+
+def batched_gemm(a, b, trans_a, trans_b, num_threads):
+    """C[i] := op(A[i]) @ op(B[i])."""
+    return np.matmul(a.transpose(0, 2, 1) if trans_a else a, b.transpose(0, 2, 1) if trans_b
+                     else b)
+
+
+def embedding_backward(g, indices, num_weights, padding_idx, scale_grad_by_freq, num_threads):
+    """dW[k] := sum over positions i holding k, ascending i, of s_k * g[i] (s_k = 1, or
+    1/count(k) rounded to the dtype); the padding row gets nothing. np.add.at adds in index
+    order. (The kernel may fuse s_k * g + dW into one rounding: with scale_grad_by_freq the
+    two agree to rounding, without it bitwise.)"""
+    if indices.size and (indices.min() < 0 or indices.max() >= num_weights):
+        bad = indices[(indices < 0) | (indices >= num_weights)][0]
+        raise IndexError(f"index {bad} is out of range for an embedding of {num_weights} rows")
+    dw = np.zeros((num_weights, g.shape[1]), g.dtype)
+    keep = indices != padding_idx
+    rows, idx = g[keep], indices[keep]
+    if scale_grad_by_freq:
+        counts = np.bincount(indices, minlength=num_weights)
+        rows = rows * (1.0 / counts[idx]).astype(g.dtype)[:, None]
+    np.add.at(dw, idx, rows)
+    return dw
+
+
+def _chain_sum(x):
+    """Sums along the last axis, in ascending order from +0 (the kernels' order)."""
+    if x.shape[-1] == 0:
+        return np.zeros(x.shape[:-1] + (1,), x.dtype)
+    return np.cumsum(x, axis=-1, dtype=x.dtype)[..., -1:]
+
+
+def softmax_rows(x, scale, causal, shift, num_threads):
+    """softmax(scale * x) along the last axis, zeros where the causal limit masks, and for a
+    row of only -inf."""
+    z = x * x.dtype.type(scale)
+    if causal > 0:
+        q = (np.arange(int(np.prod(x.shape[:-1]))) % causal).reshape(x.shape[:-1] + (1,))
+        z = np.where(np.arange(x.shape[-1]) <= q + shift, z, x.dtype.type(-np.inf))
+    m = z.max(axis=-1, keepdims=True) if z.shape[-1] else np.full(z.shape[:-1] + (1,), -np.inf)
+    empty = m == -np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(z - np.where(empty, x.dtype.type(0), m))
+        y = e / _chain_sum(e)
+    return np.where(empty, x.dtype.type(0), y).astype(x.dtype, copy=False)
+
+
+def softmax_rows_backward(y, g, scale, num_threads):
+    """scale * y * (g - sum(g * y)) along the last axis."""
+    return y.dtype.type(scale) * (y * (g - _chain_sum(g * y)))

@@ -1,7 +1,6 @@
 """Layers, with PyTorch's constructor arguments, weight layouts and default initialisation."""
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 
@@ -10,7 +9,8 @@ from ..ops import registry
 from ..ops.elementwise import _bind
 from . import functional as F
 from . import init
-from .module import Module, Parameter, _layout
+from ._functional_dropout import _check_probability
+from .module import Module, Parameter
 
 
 def _dtype(dtype):
@@ -54,41 +54,108 @@ class Linear(Module):
 
 
 class Flatten(Module):
-    """Merge dimensions start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
+    """Merge dimensions start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default
+    (input.flatten(start_dim, end_dim): IndexError for a dim out of range)."""
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
-        start, end = self.start_dim % max(x.ndim, 1), self.end_dim % max(x.ndim, 1)
-        if start > end:
-            raise ValueError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) "
-                             f"does not fit an input of shape {x.shape}")
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+    def forward(self, input):
+        return input.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-class Dropout(Module):
-    """While training, zero each element with probability p and scale the rest by 1/(1-p);
-    the identity in eval mode. Masks come from cygrad.random.generator()."""
+class Unflatten(Module):
+    """Split dimension dim into unflattened_size: Unflatten(1, (C, H, W)) turns (N, C*H*W)
+    into (N, C, H, W) (input.unflatten(dim, unflattened_size); one size may be -1)."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, dim, unflattened_size):
         super().__init__()
-        self.p = F._check_probability(p)
+        if isinstance(dim, str):
+            raise TypeError("Unflatten: named dimensions are not supported in cygrad; give dim "
+                            "as an int")
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            raise TypeError(f"invalid argument 'dim': expected an int, got {type(dim).__name__}")
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError("unflattened_size must be tuple of ints, but found type "
+                            f"{type(unflattened_size).__name__}")
+        for size in unflattened_size:
+            if not isinstance(size, int) or isinstance(size, bool):
+                raise TypeError("unflattened_size must be tuple of ints, but found element of "
+                                f"type {type(size).__name__} at pos {unflattened_size.index(size)}")
+        self.dim, self.unflattened_size = dim, unflattened_size
 
-    def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+    def forward(self, input):
+        return input.unflatten(self.dim, self.unflattened_size)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class _DropoutNd(Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p = _check_probability(p)
+        self.inplace = inplace
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout(_DropoutNd):
+    """While training, zero each element with probability p and scale the rest by 1/(1-p)
+    (p = 1 zeroes everything); the identity in eval mode. Masks come from cygrad's generator."""
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace)
+
+
+class Dropout1d(_DropoutNd):
+    """Dropout of whole channels of (N, C, L) or (C, L) inputs."""
+
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout2d(_DropoutNd):
+    """Dropout of whole channels of (N, C, H, W) or (C, H, W) inputs."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training, self.inplace)
+
+
+class Dropout3d(_DropoutNd):
+    """Dropout of whole channels of (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    def forward(self, input):
+        return F.dropout3d(input, self.p, self.training, self.inplace)
+
+
+class AlphaDropout(_DropoutNd):
+    """Dropout that keeps a SELU network's mean and variance (F.alpha_dropout)."""
+
+    def forward(self, input):
+        return F.alpha_dropout(input, self.p, self.training)
+
+
+class FeatureAlphaDropout(_DropoutNd):
+    """Alpha dropout of whole channels (F.feature_alpha_dropout)."""
+
+    def forward(self, input):
+        return F.feature_alpha_dropout(input, self.p, self.training)
 
 
 class Identity(Module):
-    def forward(self, x):
-        return x
+    """y = x; any constructor arguments are accepted and ignored (as torch's)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
 
 
 def _activation_module(entry):
@@ -149,92 +216,46 @@ class LogSoftmax(Softmax):
         return F.log_softmax(input, self.dim)
 
 
-class Sequential(Module):
-    """Modules applied in order; indexable (model[0], model[-1], model[1:]). Built from modules
-    or from one OrderedDict name -> module."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            items = list(modules[0].items())
+def _fusion_plan(modules):
+    """[(module, entry, params)] for nn.Sequential's forward: a Linear fused with the
+    activation module after it (which is then skipped: entry is the activation's op-table
+    entry), a plain Linear alone ("identity"), or (module, None, None) for any other module,
+    run as module(x) (through its hooks)."""
+    plan = []
+    modules = iter(modules)
+    m = next(modules, _END)
+    while m is not _END:
+        after = next(modules, _END)
+        entry = _fusable(m, after)
+        if entry is None:
+            plan.append((m, "identity" if _plain(m, Linear) else None, None))
+            m = after
         else:
-            items = [(str(i), m) for i, m in enumerate(modules)]
-        for name, m in items:
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {name}")
-            self._modules[name] = m
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[index]))
-        items = list(self._modules.values())
-        if not -len(items) <= index < len(items):
-            raise IndexError(f"index {index} is out of range for a Sequential of "
-                             f"{len(items)} modules")
-        return items[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    _plan = None  # (module._layout count, [(module, fused activation or None, slope)])
-
-    def forward(self, x):
-        """The modules in order; a Linear followed by its activation runs as one fused layer
-        (F._linear_activation: the same graph nodes and bits, one kernel pass each way)."""
-        plan = self._plan
-        if plan is None or plan[0] != _layout[0]:  # first call, or some module changed since
-            plan = (_layout[0], self._fusion_plan())
-            object.__setattr__(self, "_plan", plan)  # not a module change itself
-        for module, entry, params in plan[1]:
-            if entry is None:
-                x = module(x)
-            else:
-                p = module._parameters
-                if entry == "identity":  # Linear.forward, without the call layers
-                    x = F.linear(x, p["weight"], p["bias"])
-                else:
-                    x = F._linear_activation(x, p["weight"], p["bias"], entry, params)
-        return x
-
-    def _fusion_plan(self):
-        """[(module, entry, params)]: a Linear fused with the activation module after it
-        (which is then skipped: entry is the activation's op-table entry), a plain Linear alone
-        ("identity"), or (module, None, None) for any other module, run as module(x)."""
-        plan = []
-        modules = iter(self._modules.values())
-        m = next(modules, _END)
-        while m is not _END:
-            after = next(modules, _END)
-            entry = _fusable(m, after)
-            if entry is None:
-                plain = type(m) is Linear and "forward" not in m.__dict__
-                plan.append((m, "identity" if plain else None, None))
-                m = after
-            else:
-                plan.append((m, entry, {k: after.__dict__[k] for k in entry.param_names}))
-                m = next(modules, _END)
-        return plan
+            plan.append((m, entry, {k: after.__dict__[k] for k in entry.param_names}))
+            m = next(modules, _END)
+    return plan
 
 
 _END = object()  # no module is this
 
 
+def _plain(module, kind):
+    """module is of exactly this class, with no forward of its own (a wrapper watching it)
+    and no hooks: running its arithmetic directly is the same as calling it."""
+    state = module.__dict__
+    return (type(module) is kind and "forward" not in state
+            and not (state["_forward_pre_hooks"] or state["_forward_hooks"]
+                     or state["_backward_pre_hooks"] or state["_backward_hooks"]))
+
+
 def _fusable(module, after):
     """The activation's op-table entry when module is a plain Linear with a bias and `after`
-    a plain activation module whose kernel has the bias-fused forms (neither with a forward of
-    its own: a subclass, or one wrapped to watch its output): otherwise None."""
-    if type(module) is not Linear or "forward" in module.__dict__:
+    a plain activation module (not in place) whose kernel has the bias-fused forms; otherwise
+    None."""
+    if not _plain(module, Linear) or module._parameters["bias"] is None:
         return None
     entry = getattr(type(after), "entry", None)
-    if (entry is None or not entry.fusable or type(after) is not ACTIVATIONS.get(entry.module)
-            or "forward" in after.__dict__ or after.__dict__.get("inplace")
-            or module._parameters["bias"] is None):
+    if (entry is None or not entry.fusable or not _plain(after, ACTIVATIONS.get(entry.module))
+            or after.__dict__.get("inplace")):
         return None
     return entry

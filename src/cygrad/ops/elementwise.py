@@ -279,12 +279,13 @@ unary("selu", lambda x: _t(x, 1.0507009873554804934193349852946) * np.where(
 unary("gelu", lambda x, approximate: _gelu(x, approximate),
       lambda g, x, y, approximate: _gelu_grad(g, x, approximate),
       "dx = g * (Phi(x) + x phi(x))  (tanh form with approximate='tanh')",
-      params=(("approximate", "none"),), module="GELU", functional=True, exposed="functional",
+      params=(("approximate", "none"),), kernel="gelu", kernel_param="approximate",
+      module="GELU", functional=True, exposed="functional",
       extra={"check": lambda p: _check_choice("approximate", p["approximate"],
                                                ("none", "tanh"))}, ints="error")
 unary("silu", lambda x: x / (1 + np.exp(-x)),
       lambda g, x, y: _silu_grad(g, x), "dx = g * s * (1 + x (1 - s)), s = sigmoid(x)",
-      module="SiLU", functional=True, exposed="functional", ints="error")
+      kernel="silu", module="SiLU", functional=True, exposed="functional", ints="error")
 unary("mish", lambda x: x * np.tanh(np.logaddexp(x, 0).astype(x.dtype)),
       lambda g, x, y: _mish_grad(g, x), "dx = g * (tanh(sp) + x sigmoid(x) (1 - tanh(sp)**2))",
       module="Mish", functional=True, exposed="functional", ints="error")
@@ -662,6 +663,19 @@ binary("div", _fdiv, lambda g, a, b, z: g / b, lambda g, a, b, z: -g * ((a / b) 
 binary("pow", _pow, _pow_grad_a, _pow_grad_b,
        "da = g * b * a**(b - 1) (0 where b == 0);  db = g * z * log(a)",
        saves="abz", dunders=("__pow__", "__rpow__"), domain=(0.5, 2.0))
+
+
+@registry.export("pow", method=True)
+def _pow_function(input, exponent):
+    """pow(input, exponent): torch names the second argument exponent."""
+    return _binary(registry.ENTRIES["pow"], input, exponent)
+
+
+@registry.export("pow_", method=True, function=False)
+def _pow_inplace(self, exponent):
+    return self._write(_binary(registry.ENTRIES["pow"], self._inplace_input(), exponent))
+
+
 binary("maximum", np.maximum, lambda g, a, b, z: _tie_half(g, a, b, a > b),
        lambda g, a, b, z: _tie_half(g, a, b, b > a), "the larger operand gets g (a tie: g/2 each)",
        scalars=False)

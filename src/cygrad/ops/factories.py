@@ -15,6 +15,41 @@ from .registry import export
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "int64_t",
+            "int32": "int", "int16": "short", "int8": "signed char", "uint8": "unsigned char"}
+
+
+def scalar_as(value, dtype):
+    """The Python number `value` as a numpy scalar of numpy `dtype`, with torch's checks: a
+    value outside the dtype's range (and NaN or an infinity into an integer dtype) raises
+    RuntimeError instead of wrapping; floats go into integers by truncation."""
+    dtype = np.dtype(dtype)
+    if isinstance(value, Tensor):
+        value = value.item()
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and \
+            not -2 ** 63 <= int(value) < 2 ** 63:
+        raise OverflowError("int too big to convert")  # torch reads Python ints as int64
+    if dtype.kind == "b" or isinstance(value, (bool, np.bool_)):
+        return dtype.type(value)
+    bad = RuntimeError(f"value cannot be converted to type {_C_NAMES.get(dtype.name, dtype.name)}"
+                       f" without overflow")
+    if dtype.kind in "iu":
+        if isinstance(value, numbers.Integral):
+            whole = int(value)
+        else:
+            if not np.isfinite(value):
+                raise bad
+            whole = int(value)  # truncation toward zero, as C's conversion
+        info = np.iinfo(dtype)
+        if not info.min <= whole <= info.max:
+            raise bad
+        return dtype.type(whole)
+    number = float(value)  # OverflowError for an int too big for a double, as torch
+    if np.isfinite(number) and abs(number) > np.finfo(dtype).max:
+        raise bad
+    return dtype.type(number)
+
+
 def _finish(array, requires_grad):
     t = _wrap(array)
     if requires_grad:
@@ -37,6 +72,9 @@ def _infer(data):
         data = _unwrap(data)
     array = np.array(data)
     kind = array.dtype.kind
+    if not isinstance(data, np.ndarray) and (kind == "u" or kind == "O" and array.size and all(
+            isinstance(v, numbers.Integral) for v in array.reshape(-1))):  # ints beyond int64
+        raise ValueError("Overflow when unpacking long long: integer data must fit in int64")
     if kind == "b":
         return array
     if kind in "iu":
@@ -167,7 +205,8 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     d = dtypes.as_dtype(dtype) if dtype is not None else dtypes._scalar_dtype(fill_value)
-    return _finish(np.full(_size((size,), "full"), fill_value, dtype=d.numpy), requires_grad)
+    return _finish(np.full(_size((size,), "full"), scalar_as(fill_value, d.numpy),
+                           dtype=d.numpy), requires_grad)
 
 
 def _like(name, value):
@@ -194,7 +233,8 @@ def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requir
               memory_format=None):
     check_device(device)
     d = input.dtype if dtype is None else dtypes.as_dtype(dtype)
-    return _finish(np.full(input._data.shape, fill_value, d.numpy), requires_grad)
+    return _finish(np.full(input._data.shape, scalar_as(fill_value, d.numpy), d.numpy),
+                   requires_grad)
 
 
 def _new(name, value):
@@ -218,7 +258,8 @@ _new("new_empty", None)
 def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
     check_device(device)
     d = self.dtype if dtype is None else dtypes.as_dtype(dtype)
-    return _finish(np.full(_size((size,), "new_full"), fill_value, d.numpy), requires_grad)
+    return _finish(np.full(_size((size,), "new_full"), scalar_as(fill_value, d.numpy),
+                           d.numpy), requires_grad)
 
 
 @export("new_tensor", method=True, function=False)
@@ -239,13 +280,15 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     start, end, step = values
-    if step == 0:
-        raise RuntimeError("step must be nonzero")
     if dtype is None:
         floaty = any(isinstance(v, float) or (isinstance(v, np.floating)) for v in values)
         d = dtypes.get_default_dtype() if floaty else dtypes.int64
     else:
         d = dtypes.as_dtype(dtype)
+    if not d.is_floating_point:  # torch computes an integer range in integers (truncated)
+        start, end, step = (int(v) for v in (start, end, step))
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
     n = int(np.ceil((end - start) / step))
     if n < 0 or (step > 0 and start > end) or (step < 0 and start < end):
         raise RuntimeError(f"upper bound and larger bound inconsistent with step sign "
@@ -263,7 +306,9 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     """steps values from start to end, evenly spaced: torch's two-sided formula in the dtype
     (start + step * i for the first half, end - step * (steps - 1 - i) for the second)."""
     check_device(device)
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise TypeError(f"linspace(): argument 'steps' must be int, not {type(steps).__name__}")
+    if steps < 0:
         raise RuntimeError(f"number of steps must be non-negative, got {steps!r}")
     d = _dtype_or_default(dtype)
     start = start.item() if isinstance(start, Tensor) else start
@@ -298,7 +343,13 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     check_device(device)
     d = _dtype_or_default(dtype)
-    return _finish(np.eye(n, n if m is None else m, dtype=d.numpy), requires_grad)
+    m = n if m is None else m
+    for name, v in (("n", n), ("m", m)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"eye(): argument '{name}' must be int, not {type(v).__name__}")
+        if v < 0:
+            raise RuntimeError(f"{name} must be greater or equal to 0, got {v}")
+    return _finish(np.eye(n, m, dtype=d.numpy), requires_grad)
 
 
 # ---------------------------------------------------------------------- copies and casts
@@ -352,11 +403,22 @@ def contiguous(self, memory_format=None):
 
 # ---------------------------------------------------------------------- fills in place
 
+class Fill(Op):
+    """y = value everywhere (the in-place fills of a tensor in the graph)"""
+
+    rule = "dx = 0"
+
+    def forward(self, x):
+        return np.full(x.shape, self.value, x.dtype)
+
+    def backward(self, g):
+        return (np.zeros_like(g),)
+
+
 @export("zero_", method=True, function=False)
 def zero_(self):
     """Fill with zeros in place."""
-    return self._write(_wrap(np.zeros((), self._data.dtype)) if not self._rg else
-                       _const_like(self, 0))
+    return fill_(self, 0)
 
 
 @export("fill_", method=True, function=False)
@@ -371,11 +433,10 @@ def fill_(self, value):
 
             return self._write(expand(value.type(self.dtype), self._data.shape))
         value = value.item()
-    return self._write(_const_like(self, value))
-
-
-def _const_like(t, value):
-    return _wrap(np.full(t._data.shape, value, dtype=t._data.dtype))
+    value = scalar_as(value, self._data.dtype)
+    if self._rg and _local.grad_enabled:  # self stays in the graph; its gradient is zero
+        return self._write(apply(Fill, self._inplace_input(), value=value))
+    return self._write(_wrap(np.asarray(value, self._data.dtype)))  # broadcast by the write
 
 
 @export("copy_", method=True, function=False)
@@ -397,8 +458,21 @@ def copy_(self, src, non_blocking=False):
             _wrap(src._data.astype(self._data.dtype))
     if not (_local.grad_enabled and (self._rg or src._rg)):
         return self._write(src)
-    self._inplace_input()  # checks that self may take a new place in the graph
-    return self._write(apply(Clone, src, order="C"))
+    if not self._rg:
+        return self._write(apply(Clone, src, order="C"))
+    return self._write(apply(CopyInto, self._inplace_input(), src))  # self's gradient: zero
+
+
+class CopyInto(Op):
+    """y = src (already of x's shape and dtype): x's values are overwritten"""
+
+    rule = "dx = 0;  dsrc = g"
+
+    def forward(self, x, src):
+        return np.array(src, order="C")
+
+    def backward(self, g):
+        return (np.zeros_like(g) if self.needs[0] else None), g
 
 
 registry.FUNCTIONS["is_tensor"] = lambda obj: isinstance(obj, Tensor)

@@ -4,6 +4,8 @@ element is one fixed multiply-add chain: identical rows give identical results a
 size, position and thread count.
 """
 
+import math
+
 import numpy as np
 
 from .. import backend as B
@@ -25,14 +27,12 @@ class MatMul(Op):
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         self.batch = batch
+        count = math.prod(batch)  # (explicit sizes: -1 is ambiguous for empty arrays)
         if b.ndim == 2 and a.shape[:-2] == batch:  # rows of every sample against one matrix
-            return B.gemm(a.reshape(-1, k), b).reshape(batch + (n, m))
-        a3 = np.broadcast_to(a, batch + (n, k)).reshape(-1, n, k)
-        b3 = np.broadcast_to(b, batch + (k, m)).reshape(-1, k, m)
-        out = np.empty((a3.shape[0], n, m), a.dtype)
-        for i in range(a3.shape[0]):
-            out[i] = B.gemm(a3[i], b3[i])
-        return out.reshape(batch + (n, m))
+            return B.gemm(a.reshape(count * n, k), b).reshape(batch + (n, m))
+        a3 = np.broadcast_to(a, batch + (n, k)).reshape(count, n, k)
+        b3 = np.broadcast_to(b, batch + (k, m)).reshape(count, k, m)
+        return B.batched_gemm(a3, b3).reshape(batch + (n, m))  # one exact gemm per matrix
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -43,24 +43,21 @@ class MatMul(Op):
             return da, db
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         batch = self.batch
+        count = math.prod(batch)
         if b.ndim == 2 and a.shape[:-2] == batch:
-            rows_a, rows_g = a.reshape(-1, k), g.reshape(-1, m)
+            rows_a, rows_g = a.reshape(count * n, k), g.reshape(count * n, m)
             da = B.gemm(rows_g, b, trans_b=True).reshape(a.shape) if needs[0] else None
             db = B.gemm(rows_a, rows_g, trans_a=True) if needs[1] else None
             return da, db
-        a3 = np.broadcast_to(a, batch + (n, k)).reshape(-1, n, k)
-        b3 = np.broadcast_to(b, batch + (k, m)).reshape(-1, k, m)
-        g3 = g.reshape(-1, n, m)
+        a3 = np.broadcast_to(a, batch + (n, k)).reshape(count, n, k)
+        b3 = np.broadcast_to(b, batch + (k, m)).reshape(count, k, m)
+        g3 = g.reshape(count, n, m)
         da = db = None
         if needs[0]:
-            da = np.empty(a3.shape, a.dtype)
-            for i in range(g3.shape[0]):
-                da[i] = B.gemm(g3[i], b3[i], trans_b=True)
+            da = B.batched_gemm(g3, b3, False, True)
             da = B.sum_to_shape(da.reshape(batch + (n, k)), a.shape)
         if needs[1]:
-            db = np.empty(b3.shape, b.dtype)
-            for i in range(g3.shape[0]):
-                db[i] = B.gemm(a3[i], g3[i], trans_a=True)
+            db = B.batched_gemm(a3, g3, True, False)
             db = B.sum_to_shape(db.reshape(batch + (k, m)), b.shape)
         return da, db
 
@@ -147,14 +144,18 @@ def bmm(input, mat2):
 @export("mv", method=True)
 def mv(input, vec):
     _check_pair(input, vec, "mv")
+    if input._data.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     if input._data.ndim != 2 or vec._data.ndim != 1:
         raise RuntimeError("vector + matrix @ vector expected, got "
                            f"{input._data.ndim}, {vec._data.ndim}")
     return matmul(input, vec)
 
 
-@export("dot", "inner", method=True, methods=("inner",))
-def dot(input, other):
+@export("dot", method=True)
+def dot(input, tensor):
+    """The inner product of two 1-D tensors of one dtype."""
+    other = tensor
     _check_pair(input, other, "dot")
     if input._data.ndim != 1 or other._data.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input._data.ndim}D and "
@@ -167,9 +168,46 @@ def dot(input, other):
     return matmul(input, other)
 
 
+@export("inner", method=True)
+def inner(input, other, *, out=None):
+    """sum_k input[..., k] * other[..., k]: shape input.shape[:-1] + other.shape[:-1] (a 0-d
+    operand multiplies the other)."""
+    _check_pair(input, other, "inner")
+    if input._data.ndim == 0 or other._data.ndim == 0:
+        return input * other
+    sa, sb = input._data.shape, other._data.shape
+    if sa[-1] != sb[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but "
+                           f"got shapes {list(sa)} and {list(sb)}")
+    result = matmul(input.reshape(math.prod(sa[:-1]), sa[-1]),
+                    other.reshape(math.prod(sb[:-1]), sb[-1]).mT)
+    result = result.reshape(sa[:-1] + sb[:-1])
+    return out._write(result) if out is not None else result
+
+
+@export("trace", method=True)
+def trace(input):
+    """The sum of the main diagonal of a matrix (integers sum in int64, as torch.sum)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"trace(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input._data.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim "
+                           f"{input._data.ndim}")
+    if input._data.dtype.kind == "b":
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
+    return input.diagonal().sum()
+
+
 @export("outer", "ger", method=True, methods=("ger",))
 def outer(input, vec2):
-    """input[i] * vec2[j] (elementwise products: exact)."""
+    """input[i] * vec2[j] for 1-D tensors (elementwise products: exact; dtypes promote)."""
+    for name, t in (("self", input), ("vec2", vec2)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"outer(): argument '{name}' must be Tensor, not "
+                            f"{type(t).__name__}")
+        if t._data.ndim != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {name}, but got "
+                               f"{t._data.ndim}-D")
     return input.reshape(-1, 1) * vec2.reshape(1, -1)
 
 
@@ -190,6 +228,13 @@ def einsum(equation, *operands):
         letters = inputs.replace(",", "")
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     specs = inputs.split(",")
+    for c in output:
+        if c not in inputs:
+            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation "
+                               f"for any input operand")
+        if output.count(c) > 1:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the "
+                               f"output")
     if len(specs) != len(operands):
         raise RuntimeError(f"einsum(): {len(specs)} operand subscripts for {len(operands)} "
                            "operands")
@@ -240,6 +285,6 @@ def einsum(equation, *operands):
         int(np.prod(nb)), int(np.prod(nl)), prod)
     b3 = b.permute(*[sb.index(c) for c in batch + contracted + right]).reshape(
         int(np.prod(nb)), prod, int(np.prod(nr)))
-    result = matmul(a3, b3).reshape(*nb, *nl, *nr)
+    result = matmul(a3, b3).reshape(tuple(nb + nl + nr))
     order = batch + left + right
-    return result.permute(*[order.index(c) for c in output])
+    return result.permute(*[order.index(c) for c in output]) if output else result

@@ -7,6 +7,7 @@ any, all and the index reductions are exact by nature. torch's `axis=`/`keepdims
 are accepted where torch accepts them.
 """
 
+import types
 from collections import namedtuple
 
 import numpy as np
@@ -170,6 +171,8 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     target = _out_dtype(input, dtype)
     x = input if input._data.dtype == target.numpy else input.type(target)
     axis = None if dim is None else _dim(dim, input._data.ndim)
+    if input._data.ndim == 0:
+        axis = None  # a 0-d tensor's dim 0 is the tensor itself
     if not target.is_floating_point:
         return _wrap(np.asarray(np.prod(x._data, axis=axis, keepdims=keepdim and
                                         axis is not None)))
@@ -257,6 +260,8 @@ def _extreme(name, fn, argfn, pairwise):
             values = np.take_along_axis(x._data, idx, axis=d)
             if not keepdim:
                 values, idx = np.squeeze(values, d), np.squeeze(idx, d)
+            if input._data.ndim == 0:
+                values, idx = values.reshape(()), idx.reshape(())
             return values_indices[name](_wrap(values), _wrap(idx.astype(np.int64)))
         values = apply(DimReduce, x, argfn=argfn, dim=d, keepdim=keepdim)
         idx = values._op.idx if values._op is not None else argfn(x._data, axis=d, keepdims=True)
@@ -292,10 +297,6 @@ class AmaxReduce(Op):
 
     def forward(self, x):
         self.x = x
-        for a in self.axes:
-            if x.shape[a] == 0:
-                raise IndexError(f"{self.label}(): Expected reduction dim {a} to have non-zero "
-                                 "size.")
         self.y = self.fn(x, axis=self.axes, keepdims=True)
         return self.y if self.keepdim else np.squeeze(self.y, self.axes)
 
@@ -310,6 +311,15 @@ def _amax(name, fn):
     def reduce(input, dim=(), keepdim=False, **aliases):
         dim, keepdim = _dim_args(dim, keepdim, aliases, name)
         axes = _axes(dim, input._data.ndim)
+        if input._data.size == 0:
+            if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                                   f"input.numel() == 0. Specify the reduction dim with the "
+                                   f"'dim' argument.")
+            for a in axes:
+                if input._data.shape[a] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {a} to have non-zero "
+                                     f"size.")
         if not input.is_floating_point():
             return _wrap(np.asarray(fn(input._data, axis=axes, keepdims=keepdim)))
         return apply(AmaxReduce, input, fn=fn, axes=axes, keepdim=keepdim, label=name)
@@ -324,10 +334,12 @@ amin = _amax("amin", np.min)
 def _argreduce(name, argfn):
     def reduce(input, dim=None, keepdim=False):
         x = input._data
+        if x.dtype.kind == "b":
+            raise RuntimeError(f"{name}(): does not support bool input")
         if dim is None:
             if x.size == 0:
-                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
-                                   "input.numel() == 0.")
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                                 "input.numel() == 0.")
             idx = argfn(x.reshape(-1), axis=0)
             return _wrap(np.asarray(idx, np.int64).reshape((1,) * x.ndim if keepdim else ()))
         d = _dim(dim, x.ndim)
@@ -346,19 +358,26 @@ argmax = _argreduce("argmax", _argmax)
 argmin = _argreduce("argmin", _argmin)
 
 
+def _logical_axes(dim, ndim):
+    """all/any read an empty dim list as no dims (sum and the others: all dims)."""
+    if isinstance(dim, (tuple, list)) and not dim:
+        return ()
+    return _axes(dim, ndim)
+
+
 @export("all", method=True)
 def reduce_all(input, dim=None, keepdim=False, *, out=None, **aliases):
-    """Whether every element (along dim) is true."""
+    """Whether every element (along dim) is true (dim=(): each element, unreduced)."""
     dim, keepdim = _dim_args(dim, keepdim, aliases, "all")
-    axes = _axes(dim, input._data.ndim)
+    axes = _logical_axes(dim, input._data.ndim)
     return _wrap(np.asarray(np.all(input._data, axis=axes, keepdims=keepdim)))
 
 
 @export("any", method=True)
 def reduce_any(input, dim=None, keepdim=False, *, out=None, **aliases):
-    """Whether any element (along dim) is true."""
+    """Whether any element (along dim) is true (dim=(): each element, unreduced)."""
     dim, keepdim = _dim_args(dim, keepdim, aliases, "any")
-    axes = _axes(dim, input._data.ndim)
+    axes = _logical_axes(dim, input._data.ndim)
     return _wrap(np.asarray(np.any(input._data, axis=axes, keepdims=keepdim)))
 
 
@@ -544,17 +563,30 @@ class Norm(Op):
             return (x * np.abs(x) ** x.dtype.type(p - 2) * scale,)
 
 
-@export("norm", method=True)
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
-    """The p-norm (default: 2, "fro") over dim (all elements by default)."""
+@export("norm")
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+    """The p-norm (default: 2, "fro") over dim (all elements by default). (Tensor.norm has no
+    `out`: its fifth argument is dtype, as in torch.)"""
+    result = _norm(input, p, dim, keepdim, dtype)
+    return result if out is None else out._write(result)
+
+
+@export("norm", method=True, function=False)
+def _norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p in ("fro", None):
         p = 2
     if p == "nuc":
         raise NotImplementedError("the nuclear norm is not supported")
-    x = input if input.is_floating_point() else input.type(dtypes.get_default_dtype())
-    if dtype is not None:
-        x = x.type(dtype)
-    return apply(Norm, x, p=float(p), axes=_axes(dim, x._data.ndim), keepdim=bool(keepdim))
+    if not input.is_floating_point():
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {dtypes.SCALAR_NAMES[input.dtype.name]}")
+    x = input if dtype is None else input.type(dtype)
+    axes = _axes(dim, x._data.ndim)
+    if abs(float(p)) == float("inf") and x._data.size == 0 and (
+            not x._data.ndim or any(x._data.shape[a] == 0 for a in axes)):
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {p} norm on an empty "
+                           f"tensor because the operation does not have an identity")
+    return apply(Norm, x, p=float(p), axes=axes, keepdim=bool(keepdim))
 
 
 # ---------------------------------------------------------------------- softmax family
@@ -569,12 +601,23 @@ class Softmax(Op):
         if x.size == 0:
             self.y = x.copy()
             return self.y
-        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        m = x.max(axis=self.dim, keepdims=True)
+        if self._rows(x) and np.isfinite(m).all():
+            # along the last dimension the exact row kernel (the sum in ascending order); rows
+            # with a NaN, +inf or nothing but -inf keep numpy's path (torch's NaNs)
+            self.y = B.softmax_rows(x)
+            return self.y
+        e = np.exp(x - m)
         self.y = e / e.sum(axis=self.dim, keepdims=True)
         return self.y
 
+    def _rows(self, x):
+        return self.dim == x.ndim - 1 and x.dtype in B.FLOAT_DTYPES
+
     def backward(self, g):
         y = self.y
+        if self._rows(y) and g.dtype == y.dtype:
+            return (B.softmax_rows_backward(y, g),)
         return (y * (g - (g * y).sum(axis=self.dim, keepdims=True)),)
 
 
@@ -605,12 +648,14 @@ def _softmax_dim(input, dim, where):
 def _softmax(name, op):
     def function(input, dim=None, _stacklevel=3, dtype=None):
         x = input
+        d = _softmax_dim(x, dim, name)
         if dtype is not None:
             x = x.type(dtype)
-        elif not x.is_floating_point():
-            raise RuntimeError(f"\"{name}_lastdim_kernel_impl\" not implemented for "
-                               f"'{x.dtype.name}'")
-        d = _softmax_dim(x, dim, name)
+        elif not x.is_floating_point():  # (torch's dispatcher raises NotImplementedError)
+            if x._data.size == 0:
+                return _wrap(x._data.copy())
+            raise NotImplementedError(f"\"{name}_lastdim_kernel_impl\" not implemented for "
+                                      f"'{dtypes.SCALAR_NAMES[x.dtype.name]}'")
         if x._data.ndim == 0:
             return apply(op, x.reshape(1), dim=0).reshape(())
         return apply(op, x, dim=d)
@@ -670,7 +715,12 @@ def argsort(input, dim=-1, descending=False, stable=False):
 @export("topk", method=True)
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """(values, indices) of the k largest (or smallest) along dim."""
+    if input._data.dtype.kind == "b":
+        raise RuntimeError("topk does not support bool dtypes on CPU")
     d = _dim(dim, input._data.ndim)
+    if input._data.ndim == 0:
+        out = topk(input.reshape(1), k, 0, largest, sorted)
+        return values_indices["topk"](out.values.reshape(()), out.indices.reshape(()))
     size = input._data.shape[d] if input._data.ndim else 1
     if not 0 <= k <= size:
         raise RuntimeError(f"selected index k out of range (k={k}, size {size})")
@@ -684,11 +734,26 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 @export("median", method=True)
 def median(input, dim=None, keepdim=False):
     """The lower median (torch's: no averaging of the two middle values)."""
+    if dim is not None:
+        d = _dim(dim, input._data.ndim)
+        if input._data.ndim and input._data.shape[d] == 0:
+            raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size.")
+    kind = input._data.dtype.kind
+    if dim is None and input._data.size == 0:  # torch: nan, or its integer kernel's start
+        if kind == "f":
+            return input.sum() * float("nan")
+        return _wrap(np.asarray(True if kind == "b" else np.iinfo(input._data.dtype).min,
+                                input._data.dtype))
+    if kind == "b":
+        raise NotImplementedError(f"\"median_{'cpu' if dim is None else 'out'}\" not "
+                                  f"implemented for 'Bool'")
     if dim is None:
         flat = input.reshape(-1)
         n = flat._data.size
         return sort(flat).values[(n - 1) // 2]
     d = _dim(dim, input._data.ndim)
+    if input._data.ndim == 0:
+        return median(input.reshape(1), 0)
     n = input._data.shape[d]
     s = sort(input, d)
     k = (n - 1) // 2
@@ -740,5 +805,10 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):
                             _wrap(edges.astype(input._data.dtype)))
 
 
-registry.FUNCTIONS["return_types"] = values_indices
+return_types = types.ModuleType("cygrad.return_types", "The (values, indices) result types, as "
+                                "torch.return_types: cygrad.return_types.max ...")
+for _name, _type in values_indices.items():
+    setattr(return_types, _name, _type)
+return_types.histogram = histogram_result
+registry.FUNCTIONS["return_types"] = return_types
 _ = _local, Tensor

@@ -9,6 +9,9 @@ methods on Tensor; cygrad, cygrad.nn.functional and cygrad.nn read FUNCTIONS, FU
 MODULES. Nothing here knows any op: the ops register themselves when their modules load.
 """
 
+import functools
+import inspect
+
 FUNCTIONS = {}  # cygrad.<name>
 METHODS = {}  # Tensor.<name>
 FUNCTIONAL = {}  # cygrad.nn.functional.<name>
@@ -24,6 +27,7 @@ def export(*names, method=False, methods=(), function=True, functional=False):
     def register(fn):
         name = names[0] if names else fn.__name__
         fn.__name__ = fn.__qualname__ = name
+        fn = _numpy_aliases(fn)
         if function:
             for n in names or (name,):
                 FUNCTIONS[n] = fn
@@ -36,6 +40,25 @@ def export(*names, method=False, methods=(), function=True, functional=False):
         return fn
 
     return register
+
+
+def _numpy_aliases(fn):
+    """fn taking torch's numpy-style keyword aliases, axis= for dim and keepdims= for keepdim,
+    as torch's argument parser does for every `dim` (fn itself when it has no dim or takes
+    **kwargs)."""
+    params = inspect.signature(fn).parameters
+    if "dim" not in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return fn
+
+    @functools.wraps(fn)
+    def aliased(*args, **kwargs):
+        if "axis" in kwargs:
+            kwargs["dim"] = kwargs.pop("axis")
+        if "keepdims" in kwargs:
+            kwargs["keepdim"] = kwargs.pop("keepdims")
+        return fn(*args, **kwargs)
+
+    return aliased
 
 
 def install(cls):

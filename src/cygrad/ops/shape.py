@@ -16,13 +16,21 @@ from .. import backend as B
 from .. import dtypes
 from ..tensor import Size, Tensor, _dim, _local, _wrap, apply
 from . import Op, registry
+from .factories import scalar_as
 from .registry import export
 
 # ---------------------------------------------------------------------- argument helpers
 
 
+_ARG_NAMES = {"view": "size", "reshape": "shape", "permute": "dims", "expand": "size",
+              "repeat": "repeats", "flip": "dims"}
+
+
 def _shape_args(args, where):
     """A shape from `*shape` or one sequence argument, -1 allowed."""
+    if not args:
+        raise TypeError(f'{where}() missing 1 required positional arguments: '
+                        f'"{_ARG_NAMES.get(where, "size")}"')
     if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
         args = tuple(args[0])
     shape = []
@@ -125,9 +133,9 @@ def reshape_as(self, other):
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one."""
     shape = input._data.shape
+    start, end = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
     if not shape:
         return reshape(input, (1,))
-    start, end = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
     if start > end:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     merged = 1
@@ -170,7 +178,7 @@ def permute(input, *dims):
     return apply(Permute, input, dims=_dims(dims, ndim))
 
 
-@export("transpose", "swapaxes", "swapdims", method=True, methods=("swapaxes", "swapdims"))
+@export("transpose", "swapdims", method=True, methods=("swapdims",))
 def transpose(input, dim0, dim1):
     """dim0 and dim1 swapped (a view)."""
     ndim = input._data.ndim
@@ -182,30 +190,51 @@ def transpose(input, dim0, dim1):
     return apply(Permute, input, dims=tuple(dims))
 
 
+@export("swapaxes", method=True)
+def swapaxes(input, axis0, axis1):
+    """transpose under numpy's argument names (torch's swapaxes)."""
+    return transpose(input, axis0, axis1)
+
+
 @export("t", method=True)
 def t(input):
     """The transpose of a tensor of at most 2 dims."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                            f"{input._data.ndim}D")
-    return transpose(input, 0, -1) if input._data.ndim == 2 else input
+    return transpose(input, 0, -1)
 
 
 def _T(self):
-    if self._data.ndim < 2:
-        return self
     return apply(Permute, self, dims=tuple(range(self._data.ndim))[::-1])
 
 
+def _H(self):
+    if self._data.ndim > 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got "
+                           f"{self._data.ndim}-D tensor.")
+    return _T(self)
+
+
 def _mT(self):
-    if self._data.ndim < 2:
+    if self._data.ndim == 1:
         raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
                            f"Got {self._data.ndim}-D tensor.")
-    return transpose(self, -2, -1)
+    return transpose(self, -2, -1) if self._data.ndim else _T(self)
 
 
-Tensor.T = property(_T, doc="All dims reversed.")
-Tensor.mT = property(_mT, doc="The last two dims swapped.")
+Tensor.T = property(_T, doc="All dims reversed (a view).")
+Tensor.mT = property(_mT, doc="The last two dims swapped (a view).")
+Tensor.H = property(_H, doc="The conjugate transpose of a matrix: for real tensors, .T.")
+Tensor.mH = property(_mT, doc="The conjugate transpose of the last two dims: for real "
+                              "tensors, .mT.")
+registry.METHODS["adjoint"] = _mT
+
+
+@export("adjoint")
+def adjoint(input):
+    """The conjugate transpose of the last two dims (real tensors: mT)."""
+    return _mT(input)
 
 
 @export("movedim", "moveaxis", method=True, methods=("moveaxis",))
@@ -213,7 +242,11 @@ def movedim(input, source, destination):
     ndim = input._data.ndim
     src, dst = _dims(source, ndim), _dims(destination, ndim)
     if len(src) != len(dst):
-        raise RuntimeError("movedim: Invalid source or destination dims")
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} "
+                           f"dims) should contain the same number of dims as destination "
+                           f"({list(dst)} dims)")
+    if ndim == 0:
+        return apply(Reshape, input, shape=())
     order = [d for d in range(ndim) if d not in src]
     for s, d in sorted(zip(dst, src)):
         order.insert(s, d)
@@ -348,7 +381,11 @@ class Gather(Op):
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
-        return x[self.index]
+        try:
+            return x[self.index]
+        except IndexError as err:
+            self.index = _empty_result_index(x, self.index, err)
+            return x[self.index]
 
     def backward(self, g):
         dx = np.zeros(self.shape, dtype=self.dtype)
@@ -356,8 +393,29 @@ class Gather(Op):
         return (dx,)
 
 
+def _empty_result_index(x, index, err):
+    """For an advanced index numpy refuses (an integer out of range): torch checks only the
+    elements it reads, so an index whose result is empty (another dim sliced to nothing) is
+    fine. Returns an index of the same result shape with the integer arrays zeroed, or raises
+    the original IndexError when the result has elements."""
+    items = index if isinstance(index, tuple) else (index,)
+    safe = tuple(np.zeros_like(i) if isinstance(i, np.ndarray) and i.dtype.kind in "iu" else i
+                 for i in items)
+    try:
+        empty = x[safe].size == 0
+    except IndexError:
+        empty = False
+    if not empty:
+        raise err
+    return safe if isinstance(index, tuple) else safe[0]
+
+
 def _index(index):
     """A torch index as a numpy one (tensors to arrays), and whether it is basic (a view)."""
+    if isinstance(index, list) and len(index) < 32 and any(
+            isinstance(i, (Tensor, list, tuple, slice, np.ndarray)) or i is None or
+            i is Ellipsis for i in index):
+        index = tuple(index)  # torch reads such a list as a tuple of indices (numpy < 1.23)
     items = index if isinstance(index, tuple) else (index,)
     out, basic = [], True
     for item in items:
@@ -375,8 +433,8 @@ def _index(index):
             else:
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")
-        elif isinstance(item, (list, np.ndarray)):
-            array = np.asarray(item)
+        elif isinstance(item, (list, tuple, np.ndarray)):
+            array = np.asarray(item) if len(item) else np.zeros(0, np.int64)
             if array.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")
@@ -420,23 +478,45 @@ def getitem(self, index):
 
 
 class IndexPut(Op):
-    """y = x with y[index] = v (a copy; x itself is written by the in-place form)"""
+    """y = x with y[index] = v (a copy; x itself is written by the in-place form), or, with
+    accumulate, y[index] += v (repeated indices add up, in index order)"""
 
-    rule = "dx = g with zeros at index;  dv = g[index] summed to v's shape"
+    rule = "dx = g (with zeros at index unless accumulating);  dv = g[index] summed to v's shape"
+    accumulate = False
 
     def forward(self, x, v):
         self.v_shape = v.shape
         y = x.copy()
-        y[self.index] = v
+        try:
+            try:
+                self._put(y, v)
+            except IndexError as err:
+                self.index = _empty_result_index(y, self.index, err)
+                self._put(y, v)
+        except ValueError as err:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot "
+                               f"be broadcast to indexing result ({err})") from None
         return y
+
+    def _put(self, y, v):
+        if self.accumulate:
+            np.add.at(y, self.index, v)
+        else:
+            y[self.index] = v
 
     def backward(self, g):
         dx = dv = None
         if self.needs[0]:
-            dx = g.copy()
-            dx[self.index] = 0
+            dx = g
+            if not self.accumulate:
+                dx = g.copy()
+                dx[self.index] = 0
         if self.needs[1]:
-            dv = B.sum_to_shape(np.ascontiguousarray(g[self.index]), self.v_shape)
+            picked = g[self.index]
+            lead = len(self.v_shape) - picked.ndim
+            if lead > 0:  # v had leading size-1 dims the write dropped
+                picked = picked.reshape((1,) * lead + picked.shape)
+            dv = B.sum_to_shape(np.ascontiguousarray(picked), self.v_shape)
         return dx, dv
 
 
@@ -444,15 +524,19 @@ def setitem(self, index, value):
     """self[index] = value, in place (value: a number or a tensor broadcast to the slots)."""
     np_index, _ = _index(index)
     if not isinstance(value, Tensor):
-        value = _wrap(np.asarray(value, dtype=self._data.dtype))
+        value = _wrap(np.asarray(scalar_as(value, self._data.dtype)))
     elif value._data.dtype != self._data.dtype:
         value = value.type(self.dtype) if value._rg and _local.grad_enabled else \
             _wrap(value._data.astype(self._data.dtype))
     if not (_local.grad_enabled and (self._rg or value._rg)):
         from ..tensor import _writable
 
+        target = _writable(self)
         try:
-            _writable(self)[np_index] = value._data
+            try:
+                target[np_index] = value._data
+            except IndexError as err:
+                target[_empty_result_index(target, np_index, err)] = value._data
         except ValueError as err:
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
                                f"cannot be broadcast to indexing result ({err})") from None
@@ -466,12 +550,24 @@ Tensor.__setitem__ = setitem
 
 @export("index_put", method=True)
 def index_put(input, indices, values, accumulate=False):
-    if accumulate:
-        raise NotImplementedError("index_put(accumulate=True) is not supported; use index_add")
+    """input with input[indices] = values (indices: a tuple of index tensors), or += with
+    accumulate=True."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put(): argument 'indices' must be tuple of Tensors, not "
+                        f"{type(indices).__name__}")
     np_index, _ = _index(tuple(indices))
     if not isinstance(values, Tensor):
-        values = _wrap(np.asarray(values, dtype=input._data.dtype))
-    return apply(IndexPut, input, values, index=np_index)
+        raise TypeError(f"index_put(): argument 'values' must be Tensor, not "
+                        f"{type(values).__name__}")
+    if values._data.dtype != input._data.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{_name(input)} for the destination and {_name(values)} for the "
+                           f"source.")
+    return apply(IndexPut, input, values, index=np_index, accumulate=bool(accumulate))
+
+
+registry.METHODS["index_put_"] = lambda self, indices, values, accumulate=False: \
+    self._write(index_put(self._inplace_input(), indices, values, accumulate))
 
 
 @export("narrow", method=True)
@@ -505,7 +601,7 @@ def unbind(input, dim=0):
     return tuple(select(input, d, i) for i in range(input._data.shape[d]))
 
 
-@export("split", method=True)
+@export("split")
 def split(tensor, split_size_or_sections, dim=0):
     """Views of consecutive pieces along dim: of split_size each (the last may be smaller), or
     of the listed sizes."""
@@ -528,6 +624,16 @@ def split(tensor, split_size_or_sections, dim=0):
         pieces.append(narrow(tensor, d, start, s))
         start += s
     return tuple(pieces)
+
+
+def _split_method(self, split_size, dim=0):
+    """Tensor.split(split_size, dim=0): torch.split(self, split_size, dim) (the method names
+    its argument split_size, as torch's)."""
+    return split(self, split_size, dim)
+
+
+_split_method.__name__ = _split_method.__qualname__ = "split"
+registry.METHODS["split"] = _split_method
 
 
 @export("chunk", method=True)
@@ -561,19 +667,26 @@ def tensor_split(input, indices_or_sections, dim=0):
 # ---------------------------------------------------------------------- joins
 
 class Cat(Op):
-    """y = the inputs joined along dim"""
+    """y = the inputs joined along dim (1-D empty inputs skipped, as torch.cat skips them)"""
 
     rule = "dx_i = the slice of g that came from x_i"
 
     def forward(self, *xs):
-        self.sizes = [x.shape[self.dim] for x in xs]
-        return np.concatenate(xs, axis=self.dim)
+        self.skipped = [x.shape == (0,) for x in xs]
+        joined = [x for x, skip in zip(xs, self.skipped) if not skip] or xs[:1]
+        self.sizes = [0 if skip else x.shape[self.dim] for x, skip in zip(xs, self.skipped)]
+        return np.concatenate(joined, axis=self.dim)
 
     def backward(self, g):
         grads, start = [], 0
-        for size, need in zip(self.sizes, self.needs):
-            index = (slice(None),) * self.dim + (slice(start, start + size),)
-            grads.append(np.ascontiguousarray(g[index]) if need else None)
+        for size, need, skip in zip(self.sizes, self.needs, self.skipped):
+            if not need:
+                grads.append(None)
+            elif skip:
+                grads.append(np.zeros(0, g.dtype))
+            else:
+                index = (slice(None),) * self.dim + (slice(start, start + size),)
+                grads.append(np.ascontiguousarray(g[index]))
             start += size
         return tuple(grads)
 
@@ -598,14 +711,18 @@ def _tensors(tensors, where):
 def cat(tensors, dim=0, *, out=None):
     """The tensors joined along dim (their other dims must match; dtypes promote)."""
     tensors = _tensors(tensors, "cat")
+    for i, t in enumerate(tensors):
+        if t._data.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               f"concatenated")
     # torch skips 1-D empty tensors (legacy behaviour kept by torch.cat)
     kept = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)]
-    if not kept:
-        return tensors[0].clone()
-    ref = kept[0]._data
+    ref = (kept or tensors)[0]._data
     d = _dim(dim, ref.ndim)
-    for i, t in enumerate(kept):
+    for i, t in enumerate(tensors):
         s = t._data.shape
+        if s == (0,):
+            continue
         if len(s) != ref.ndim:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} "
                                f"and {len(s)}")
@@ -614,7 +731,7 @@ def cat(tensors, dim=0, *, out=None):
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                    f"Expected size {ref.shape[k]} but got size {s[k]} for "
                                    f"tensor number {i} in the list.")
-    result = apply(Cat, *kept, dim=d)
+    result = apply(Cat, *tensors, dim=d)
     if out is not None:
         return out._write(result)
     return result
@@ -675,9 +792,20 @@ def _along(index, dim):
     return tuple(index if k == dim else grids[k] for k in range(index.ndim))
 
 
-def _long_index(index, where):
-    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
-        raise RuntimeError(f"{where}(): Expected dtype int64 for index")
+def _name(t):
+    return dtypes.SCALAR_NAMES[t.dtype.name]
+
+
+def _long_index(index, where, int32=False):
+    """The index tensor's array: int64 (gather, scatter), or int32 too (index_select,
+    index_add), as torch requires."""
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{where}(): argument 'index' must be Tensor, not "
+                        f"{type(index).__name__}")
+    allowed = (np.int64, np.int32) if int32 else (np.int64,)
+    if index._data.dtype not in allowed:
+        names = "int32 or int64" if int32 else "int64"
+        raise RuntimeError(f"{where}(): Expected dtype {names} for index")
     return index._data
 
 
@@ -690,9 +818,9 @@ def gather(input, dim, index, *, sparse_grad=False):
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
     size = input._data.shape[d]
-    if idx.size and (idx.min() < -size or idx.max() >= size):
-        raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with "
-                           f"size {size}")
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
     for k in range(idx.ndim):
         if k != d and idx.shape[k] > input._data.shape[k]:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "
@@ -702,7 +830,7 @@ def gather(input, dim, index, *, sparse_grad=False):
     if any(idx.shape[k] < input._data.shape[k] for k in range(idx.ndim) if k != d):
         x = input[tuple(slice(0, idx.shape[k]) if k != d else slice(None)
                         for k in range(idx.ndim))]
-    return apply(GatherDim, x, index=np.where(idx < 0, idx + size, idx), dim=d)
+    return apply(GatherDim, x, index=idx, dim=d)
 
 
 class IndexSelect(Op):
@@ -723,13 +851,16 @@ class IndexSelect(Op):
 
 @export("index_select", method=True)
 def index_select(input, dim, index):
-    idx = _long_index(index, "index_select")
+    idx = _long_index(index, "index_select", int32=True)
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = _dim(dim, input._data.ndim)
     size = input._data.shape[d] if input._data.ndim else 1
     if idx.size and (idx.min() < 0 or idx.max() >= size):
-        raise IndexError(f"index out of range in self (index {int(idx.max())} for size {size})")
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        # torch's two kernels: dim 0 raises IndexError, the others RuntimeError
+        raise (IndexError if d == 0 else RuntimeError)(
+            f"index out of range in self (index {bad} for dimension {d} of size {size})")
     return apply(IndexSelect, input, index=idx.reshape(-1), dim=d)
 
 
@@ -740,17 +871,11 @@ class ScatterAdd(Op):
 
     def forward(self, x, src):
         y = x.copy()
-        np.add.at(y, _along(self.index, self.dim), src[tuple(slice(0, s)
-                                                             for s in self.index.shape)])
+        np.add.at(y, _along(self.index, self.dim), _leading(src, self.index.shape))
         return y
 
     def backward(self, g):
-        dsrc = None
-        if self.needs[1]:
-            dsrc = np.zeros(self.src_shape, g.dtype)
-            sub = tuple(slice(0, s) for s in self.index.shape)
-            dsrc[sub] = np.take_along_axis(g, self.index, axis=self.dim)
-        return g, dsrc
+        return g, _scattered_grad(self, g) if self.needs[1] else None
 
 
 class Scatter(Op):
@@ -760,33 +885,53 @@ class Scatter(Op):
 
     def forward(self, x, src):
         y = x.copy()
-        np.put_along_axis(y, self.index, src[tuple(slice(0, s) for s in self.index.shape)],
-                          axis=self.dim)
+        y[_along(self.index, self.dim)] = _leading(src, self.index.shape)
         return y
 
     def backward(self, g):
-        dx = dsrc = None
+        dx = None
         if self.needs[0]:
             dx = g.copy()
-            np.put_along_axis(dx, self.index, 0, axis=self.dim)
-        if self.needs[1]:
-            dsrc = np.zeros(self.src_shape, g.dtype)
-            sub = tuple(slice(0, s) for s in self.index.shape)
-            dsrc[sub] = np.take_along_axis(g, self.index, axis=self.dim)
-        return dx, dsrc
+            dx[_along(self.index, self.dim)] = 0
+        return dx, _scattered_grad(self, g) if self.needs[1] else None
+
+
+def _leading(src, shape):
+    """The part of src a scatter reads: its leading block of the index's shape."""
+    return src[tuple(slice(0, s) for s in shape)]
+
+
+def _scattered_grad(op, g):
+    dsrc = np.zeros(op.src_shape, g.dtype)
+    dsrc[tuple(slice(0, s) for s in op.index.shape)] = g[_along(op.index, op.dim)]
+    return dsrc
 
 
 def _scatter(op, input, dim, index, src, where):
     idx = _long_index(index, where)
     d = _dim(dim, input._data.ndim)
     if not isinstance(src, Tensor):
-        src = _wrap(np.full(idx.shape, src, dtype=input._data.dtype))
+        src = _wrap(np.full(idx.shape, scalar_as(src, input._data.dtype),
+                            dtype=input._data.dtype))
     if src._data.dtype != input._data.dtype:
         raise RuntimeError(f"{where}(): Expected self.dtype to be equal to src.dtype")
-    size = input._data.shape[d]
+    shape, ndim = input._data.shape, input._data.ndim
+    if idx.ndim != ndim and not (idx.ndim <= 1 and ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self "
+                           "tensor")
+    if idx.ndim != src._data.ndim and not (idx.ndim <= 1 and src._data.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as src "
+                           "tensor")
+    idx = idx.reshape(idx.shape if ndim else ())
+    if any(idx.shape[k] > (shape[k] if k != d else idx.shape[k]) or
+           idx.shape[k] > src._data.shape[k] for k in range(idx.ndim)):
+        raise RuntimeError(f"Expected index {list(idx.shape)} to be smaller than self "
+                           f"{list(shape)} apart from dimension {d} and to be smaller size than "
+                           f"src {list(src.shape)}")
+    size = shape[d] if ndim else 1
     if idx.size and (idx.min() < 0 or idx.max() >= size):
-        raise RuntimeError(f"index {int(idx.max())} is out of bounds for dimension {d} with "
-                           f"size {size}")
+        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
     return apply(op, input, src, index=idx, dim=d, src_shape=src._data.shape)
 
 
@@ -810,8 +955,19 @@ registry.METHODS["scatter_add_"] = lambda self, dim, index, src: \
 
 @export("index_add", method=True)
 def index_add(input, dim, index, source, *, alpha=1):
-    idx = _long_index(index, "index_add")
+    """input with alpha * source's slices added at index along dim (in index order)."""
+    idx = _long_index(index, "index_add", int32=True)
     d = _dim(dim, input._data.ndim)
+    if source._data.dtype != input._data.dtype:
+        raise RuntimeError(f"index_add_(): self ({_name(input)}) and source ({_name(source)}) "
+                           "must have the same scalar type")
+    if idx.ndim > 1:
+        raise IndexError("index_add_(): Index is supposed to be a vector")
+    expected = input._data.shape[:d] + (idx.size,) + input._data.shape[d + 1:]
+    if source._data.shape != expected and input._data.ndim:
+        raise RuntimeError(f"index_add_(): source of shape {list(source.shape)} does not match "
+                           f"self of shape {list(input.shape)} with {idx.size} indices along "
+                           f"dim {d} (expected {list(expected)})")
     shape = [1] * source._data.ndim
     shape[d] = idx.size
     full = np.broadcast_to(idx.reshape(shape), source._data.shape)
@@ -843,7 +999,7 @@ class Where(Op):
         return dx, do
 
 
-@export("where", method=True)
+@export("where")
 def where(condition, input=None, other=None, *, out=None):
     """input where condition holds, else other (broadcast; dtypes promote). With only a
     condition: the indices of its non-zero elements, one tensor per dim."""
@@ -870,11 +1026,16 @@ def where(condition, input=None, other=None, *, out=None):
     return out_
 
 
+registry.METHODS["where"] = lambda self, condition, other: where(condition, self, other)
+
+
 @export("nonzero", method=True)
 def nonzero(input, *, as_tuple=False):
     idx = np.nonzero(input._data) if input._data.ndim else np.nonzero(input._data.reshape(1))
     if as_tuple:
         return tuple(_wrap(i.astype(np.int64)) for i in idx)
+    if input._data.ndim == 0:  # one row per nonzero element, no index columns
+        return _wrap(np.empty((idx[0].size, 0), np.int64))
     return _wrap(np.stack(idx, axis=1).astype(np.int64) if idx else
                  np.empty((0, 0), np.int64))
 
@@ -924,7 +1085,7 @@ def masked_fill(input, mask, value):
         if value._data.dtype != input._data.dtype:
             value = value.type(input.dtype)
     else:
-        value = _wrap(np.asarray(value, dtype=input._data.dtype))
+        value = _wrap(np.asarray(scalar_as(value, input._data.dtype)))
     return apply(MaskedFill, input, value, mask=m)
 
 
@@ -1004,42 +1165,73 @@ class Roll(Op):
 
 @export("roll", method=True)
 def roll(input, shifts, dims=None):
-    if dims is None:
+    """input rolled by shifts along dims (a dim named twice rolls twice); with no dims, the
+    flattened input is rolled and reshaped back."""
+    if dims is None or (isinstance(dims, (tuple, list)) and not dims):
+        if not isinstance(shifts, (int, np.integer)):
+            if len(shifts) != 1:
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
+                                   "dims:0")
+            shifts = shifts[0]
         return apply(Roll, input, shifts=operator.index(shifts), dims=None)
-    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
-    return apply(Roll, input, shifts=shifts, dims=_dims(dims, input._data.ndim))
+    shifts = (shifts,) if isinstance(shifts, (int, np.integer)) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    ndim = input._data.ndim
+    return apply(Roll, input, shifts=tuple(operator.index(s) for s in shifts),
+                 dims=tuple(_dim(d, ndim) for d in dims))
 
 
 class Diagonal(Op):
-    """y = the diagonal of x's dims dim1, dim2 (offset), as a copy"""
+    """y = the diagonal of x's dims dim1, dim2 (offset) as the last dim: a view"""
 
     rule = "dx = zeros with g on the diagonal"
+    view_of = 0
 
     def forward(self, x):
         self.shape = x.shape
-        return np.diagonal(x, self.offset, self.dim1, self.dim2).copy()
+        return _diagonal_view(x, self.offset, self.dim1, self.dim2)
 
     def backward(self, g):
         dx = np.zeros(self.shape, g.dtype)
-        idx = np.arange(g.shape[-1])
-        rows, cols = (idx, idx + self.offset) if self.offset >= 0 else (idx - self.offset, idx)
-        moved = np.moveaxis(dx, (self.dim1, self.dim2), (-2, -1))
-        moved[..., rows, cols] = g
+        _diagonal_view(dx, self.offset, self.dim1, self.dim2)[...] = g
         return (dx,)
+
+
+def _diagonal_view(x, offset, dim1, dim2):
+    """The diagonal as a view that can be written when x can (numpy's is read-only)."""
+    moved = np.moveaxis(x, (dim1, dim2), (-2, -1))
+    rows, cols = moved.shape[-2:]
+    if offset >= 0:
+        start, n = (0, offset), max(min(rows, cols - offset), 0)
+    else:
+        start, n = (-offset, 0), max(min(rows + offset, cols), 0)
+    corner = moved[..., min(start[0], rows):, min(start[1], cols):]
+    strides = corner.strides[:-2] + (corner.strides[-2] + corner.strides[-1],)
+    return np.lib.stride_tricks.as_strided(corner, corner.shape[:-2] + (n,), strides,
+                                           writeable=x.flags.writeable)
 
 
 @export("diagonal", method=True)
 def diagonal_of(input, offset=0, dim1=0, dim2=1):
     n = input._data.ndim
-    return apply(Diagonal, input, offset=offset, dim1=_dim(dim1, n), dim2=_dim(dim2, n))
+    d1, d2 = _dim(dim1, n), _dim(dim2, n)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return apply(Diagonal, input, offset=operator.index(offset), dim1=d1, dim2=d2)
 
 
 @export("diag", method=True)
 def diag(input, diagonal=0):
+    """A 1-D input as a square matrix's diagonal (offset `diagonal`); a 2-D input's diagonal."""
+    if input._data.ndim not in (1, 2):
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input._data.ndim}D")
     if input._data.ndim == 1:
         n = input._data.shape[0] + abs(diagonal)
         base = _wrap(np.zeros((n, n), input._data.dtype))
         idx = np.arange(input._data.shape[0])
         rows, cols = (idx, idx + diagonal) if diagonal >= 0 else (idx - diagonal, idx)
         return index_put(base, (_wrap(rows), _wrap(cols)), input)
-    return diagonal_of(input, diagonal)
+    return diagonal_of(input, diagonal).clone()  # torch.diag copies (diagonal() views)

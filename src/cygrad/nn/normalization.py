@@ -1,0 +1,52 @@
+"""nn.LayerNorm, with torch's arguments, init and repr."""
+
+import numbers
+
+import numpy as np
+
+from ..tensor import check_device
+from . import init
+from ._functional_transformer import layer_norm
+from .layers import _dtype
+from .module import Module, Parameter
+
+
+class LayerNorm(Module):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims
+    (var biased); weight ones and bias zeros of normalized_shape (elementwise_affine; bias
+    optional). Statistics are exact sums: tied channels stay tied (F.layer_norm)."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 device=None, dtype=None):
+        super().__init__()
+        check_device(device)
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = _dtype(dtype)
+        if elementwise_affine:
+            self.weight = Parameter(np.empty(self.normalized_shape, dtype))
+            if bias:
+                self.bias = Parameter(np.empty(self.normalized_shape, dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        p = self._parameters
+        return layer_norm(input, self.normalized_shape, p["weight"], p["bias"], self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
