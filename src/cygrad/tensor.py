@@ -847,7 +847,8 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                     w.step(node, g, input_grads)
             if not retain_graph:  # free what it saved now: the rest of backward has room
                 op.release()
-            for parent, pg in zip(_parents_of(node), input_grads):
+            for parent, pg in zip(_parents_of(node) if _stale_possible else node._parents,
+                                  input_grads):
                 if pg is None or not parent._rg:
                     continue
                 held = parent._g
@@ -968,7 +969,7 @@ def _topological_order(roots):
         if root._op is None:
             order.append(root)
             continue
-        stack = [(root, iter(_parents_of(root)))]
+        stack = [(root, iter(_parents_of(root) if _stale_possible else root._parents))]
         while stack:
             node, parents = stack[-1]
             for parent in parents:
@@ -977,7 +978,8 @@ def _topological_order(roots):
                     if parent._op is None:  # a leaf has no inputs: it is done at once
                         order.append(parent)
                         continue
-                    stack.append((parent, iter(_parents_of(parent))))
+                    stack.append((parent, iter(_parents_of(parent) if _stale_possible
+                                                else parent._parents)))
                     break
             else:
                 stack.pop()

@@ -91,6 +91,13 @@ def _camel(name):
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+def _sinc_slope(x, y):
+    """d sinc(x) / dx = (cos(pi x) - sinc(x)) / x, and its limit 0 at x = 0 (torch's)."""
+    zero = x == 0
+    safe = np.where(zero, np.ones_like(x), x)
+    return np.where(zero, np.zeros_like(x), (np.cos(_t(x, math.pi) * x) - y) / safe)
+
+
 def unary(name, forward, grad, rule, **spec):
     """Declare an elementwise op: the entry, its op class and its frontends."""
     entry = Unary(name, forward, grad, rule, **spec)
@@ -311,6 +318,8 @@ unary("hardswish", lambda x: x * (np.clip(x + 3, 0, 6) / 6),
 unary("erf", lambda x: _erf(x), lambda g, x, y: g * (_t(g, 2 / math.sqrt(math.pi)) *
                                                   np.exp(-(x * x))),
       "dx = g * 2/sqrt(pi) * exp(-x**2)")
+unary("sinc", np.sinc, lambda g, x, y: g * _sinc_slope(x, y),
+      "dx = g * (cos(pi x) - y) / x  (0 at x = 0)", saves="xy")
 unary("sign", lambda x: _sign(x), _zeros, "dx = 0", saves="", ints="keep", bools="keep")
 unary("sgn", lambda x: _sign(x), _zeros, "dx = 0", saves="", ints="keep", bools="keep")
 unary("floor", np.floor, _zeros, "dx = 0", saves="", ints="keep")

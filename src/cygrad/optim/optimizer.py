@@ -198,11 +198,11 @@ class Optimizer:
         """Reset every parameter's .grad: to None (default) or to zeros in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                grad = p.grad
+                grad = p._grad  # (the property's value, read directly: a hot path)
                 if grad is None:
                     continue
                 if set_to_none:
-                    p.grad = None
+                    p._grad = None
                 elif isinstance(grad, np.ndarray):
                     grad[...] = 0
                 elif hasattr(grad, "zero_"):
@@ -231,10 +231,10 @@ class Optimizer:
         their arrays and their gradients' arrays (of the parameter's dtype and shape)."""
         tensors, params, grads = [], [], []
         for p in group["params"]:
-            g = p.grad
+            g = p._grad  # (the property's value, read directly: a hot path)
             if g is None:
                 continue
-            g = _array(g)
+            g = g._data if type(g) is Tensor else _array(g)
             a = p._data
             if g.dtype is not a.dtype or g.shape != a.shape:
                 g = _conform(g, a)
