@@ -77,3 +77,29 @@ def test_softmax_output_written_in_place_without_backward_is_allowed():
     d /= 3
     assert d.shape == (3, 4)
     np.testing.assert_allclose(d.detach().numpy().sum(1), 0.0, atol=1e-6)
+
+
+def writes_through_views(torch):
+    # makemore part 4's embedding gradient, dC[ix] += demb[k, j], then a slice written in place
+    torch.manual_seed(0)
+    w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    demb = w * 3
+    dc = torch.zeros_like(w)
+    for k in range(2):
+        dc[torch.tensor(k + 1)] += demb[k]
+    v = dc[0:2]
+    v *= 2
+    ((dc * dc).sum() + (v * 5).sum()).backward()
+    return [w.grad, dc]
+
+
+def test_in_place_ops_on_slices_write_the_base_as_in_torch():
+    torch = pytest.importorskip("torch")
+    for ours, theirs in zip(run(cygrad, writes_through_views), run(torch, writes_through_views)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_a_slice_of_a_leaf_that_requires_grad_cannot_be_written():
+    w = cygrad.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        w[0:2] += 1

@@ -492,11 +492,16 @@ class Tensor:
             if stand_in is None:
                 stand_in = _wrap(self._data, self._rg)
                 stand_in._op, stand_in._parents = self._op, self._parents
+                _keep_versions(self, stand_in)
             stand_in._used = True
             _rebase(self, stand_in)
+        if _slice_view(self) is not None:
+            return _write_view(self, result)
         target = _writable(self)
         np.copyto(target, result._data)
         self._op, self._parents, self._rg = result._op, result._parents, True
+        if self._extra is not None or result._extra is not None:
+            _move_versions(result, self)
         if self._op is not None:
             _swap_output(self._op, result, self)
         return self
@@ -514,6 +519,7 @@ class Tensor:
         _check_rebase(self)
         stand_in = _wrap(self._data.copy(), self._rg)
         stand_in._op, stand_in._parents = self._op, self._parents
+        _keep_versions(self, stand_in)
         if self._used:  # _write makes it the history earlier consumers keep reaching
             _extras(self)["stand_in"] = stand_in
         return stand_in
@@ -603,7 +609,7 @@ def _check_rebase(t):
     if t._op is None and t._rg:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation (wrap it in `with cygrad.no_grad():`)")
-    if _extra(t, "base") is not None:
+    if _extra(t, "base") is not None and not _slice_view(t):
         raise RuntimeError("cygrad cannot record an in-place operation on a view of a tensor "
                            "that requires grad (torch rewrites the base's history; cygrad does "
                            "not): use an out-of-place operation, e.g. x = x.index_put(...)")
@@ -644,6 +650,44 @@ def _parents_of(node):
                 parent = history[version]
         resolved.append(parent)
     return tuple(resolved)
+
+
+def _keep_versions(t, stand_in):
+    """stand_in takes t's place in the graph: the versions of t's inputs its op took too."""
+    versions = _extra(t, "versions")
+    if versions is not None:
+        _extras(stand_in)["versions"] = versions
+
+
+def _move_versions(result, t):
+    """t takes result's op: the versions of its inputs go with it."""
+    versions = _extra(result, "versions")
+    if versions is not None:
+        _extras(t)["versions"] = versions
+    elif t._extra is not None:
+        t._extra.pop("versions", None)
+
+
+def _slice_view(t):
+    """The Slice op that made view t (basic indexing of its base), or None."""
+    op = _extra(t, "view_op")
+    return op if op is not None and type(op).__name__ == "Slice" else None
+
+
+def _write_view(view, result):
+    """An in-place op on a view made by basic indexing, recorded: as torch's CopySlices, the
+    base takes the write into its own history (base = index_put(base, index, result)), then
+    the view, re-made from the base's array, takes result's history."""
+    from .ops.shape import IndexPut
+
+    base, op = view._extra["base"], _slice_view(view)
+    # the view takes result's place in the graph (one node for the op), then goes into base
+    view._op, view._parents, view._rg = result._op, result._parents, True
+    _move_versions(result, view)
+    view._data = result._data
+    base._write(apply(IndexPut, base._inplace_input(), view, index=op.index))
+    view._data = base._data[op.index]
+    return view
 
 
 def _swap_output(op, old, new):
@@ -746,9 +790,10 @@ def apply(op_class, *inputs, **params):
         out._rg, out._op, out._parents = False, None, ()
     if op.view_of is not None and op.view_of < len(inputs):  # the output shares input's array
         if out._extra is None:
-            out._extra = {"base": inputs[op.view_of]}
+            out._extra = {"base": inputs[op.view_of], "view_op": op}
         else:
             out._extra["base"] = inputs[op.view_of]
+            out._extra["view_op"] = op
     watch = _local.watch
     if watch is not None:  # detect_anomaly, trace, an op recorder: see cygrad/_state.py
         for w in watch:
