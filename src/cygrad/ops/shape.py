@@ -93,12 +93,12 @@ class View(Reshape):
 
     def forward(self, x):
         self.in_shape = x.shape
-        try:
-            return np.reshape(x, self.shape, copy=False)
-        except ValueError:
+        y = np.reshape(x, self.shape)  # (numpy 2.0's reshape has no copy=False)
+        if y.size and not np.may_share_memory(y, x):  # reshape had to copy: no view exists
             raise RuntimeError("view size is not compatible with input tensor's size and stride "
                                "(at least one dimension spans across two contiguous subspaces)."
-                               " Use .reshape(...) instead.") from None
+                               " Use .reshape(...) instead.")
+        return y
 
 
 @export("view", method=True, function=False)
