@@ -188,6 +188,10 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
             continue
         for i in range(kh):
             for j in range(kw):
+                # assigned here so that Cython makes them private to each thread: a variable
+                # only written through its address (&lo) is shared by the prange, a data race
+                lo = 0
+                hi = 0
                 _span(pw - j * dw, W, sw, ow, &lo, &hi)
                 off = j * dw - pw
                 for oy in range(oh):

@@ -319,3 +319,16 @@ def test_gemm_into_accumulate_adds_the_product_with_one_rounding(m, n, k1, k2, d
     np.testing.assert_allclose(c, B.gemm(a, b, trans_b=True), rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="out must be"):
         B.gemm_into(a, b, np.empty((m, n + 1), dt), trans_b=True)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_col2im_threads_never_race(dt):
+    # col2im's prange once shared two variables its body set only through their addresses (the
+    # column span of a kernel offset): two threads raced on them now and then. Many calls, so
+    # that a race shows.
+    shape, g = LARGE[1]
+    geo = full_geo(shape, g)
+    gr = random(cols_shape(shape, geo), dt, seed=6)
+    one = kernel_call("col2im", gr, shape, geo, 1)
+    for _ in range(100):
+        assert np.array_equal(one, kernel_call("col2im", gr, shape, geo, 2))
