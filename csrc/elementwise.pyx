@@ -536,3 +536,74 @@ def activation_backward_bias(name, g, saved, double slope, int num_threads):
         free(scratch)
         release(v, count)
     return dz, db
+
+
+# ---------------------------------------------------------------- dropout's mask
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* numpy's bitgen_t (numpy/random/bitgen.h, a stable ABI): the C face of a BitGenerator,
+       reached through its capsule "BitGenerator". */
+    typedef struct cg_bitgen {
+        void *state;
+        uint64_t (*next_uint64)(void *st);
+        uint32_t (*next_uint32)(void *st);
+        double (*next_double)(void *st);
+        uint64_t (*next_raw)(void *st);
+    } cg_bitgen;
+    """
+    ctypedef unsigned long long uint64_t
+    ctypedef unsigned int uint32_t
+    ctypedef struct cg_bitgen:
+        void *state
+        uint32_t (*next_uint32)(void *st) noexcept nogil
+
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+
+cdef void _dropout(cg_bitgen *bits, const floating *x, floating *y, floating *scale,
+                   Py_ssize_t n, double keep, floating kept) noexcept nogil:
+    """In memory order: u = 53 bits of two 32-bit draws (the first the high half) times 2^-53,
+    scale[i] = kept if u < keep else 0, y[i] = x[i] * scale[i] (torch's bernoulli_ with a
+    number p: random64()'s 53 bits)."""
+    cdef Py_ssize_t i
+    cdef uint64_t hi, lo
+    cdef double u
+    for i in range(n):
+        hi = bits.next_uint32(bits.state)
+        lo = bits.next_uint32(bits.state)
+        u = <double>(((hi << 32) | lo) & ((<uint64_t>1 << 53) - 1)) * (1.0 / 9007199254740992.0)
+        scale[i] = kept if u < keep else 0
+        y[i] = x[i] * scale[i]
+
+
+def dropout(bit_generator, x, double keep, double kept):
+    """(y, scale), both new, of x's shape and dtype: scale[i] = kept where a draw u < keep
+    (u as torch's bernoulli_(keep) draws it, from `bit_generator`, numpy's MT19937 holding
+    torch's stream), else 0; y = x * scale. One pass in x's (C) memory order; the draws are
+    sequential, so one thread; the bit generator's own lock is held while drawing, as numpy's
+    random_raw holds it. kept: 1 / (1 - p) rounded in x's dtype (exact as a double)."""
+    cdef Py_buffer v[3]
+    cdef int count = 0
+    cdef Py_ssize_t n = 0
+    cdef cg_bitgen *bits = <cg_bitgen *>PyCapsule_GetPointer(bit_generator.capsule,
+                                                              "BitGenerator")
+    try:
+        acquire(v, &count, x, False)
+        y = _new(&v[0])
+        acquire(v, &count, y, True)
+        scale = _new(&v[0])
+        acquire(v, &count, scale, True)
+        n = elements(&v[0])
+        with bit_generator.lock:
+            with nogil:
+                if kind_of(&v[0]) == F32:
+                    _dropout(bits, <const float *>v[0].buf, <float *>v[1].buf,
+                             <float *>v[2].buf, n, keep, <float>kept)
+                else:
+                    _dropout(bits, <const double *>v[0].buf, <double *>v[1].buf,
+                             <double *>v[2].buf, n, keep, kept)
+    finally:
+        release(v, count)
+    return y, scale

@@ -180,43 +180,69 @@ cdef inline void _exp(const floating *x, floating *y, Py_ssize_t n) noexcept nog
         cg_map1_f64(cg_expneg_block_f64, x, y, n)
 
 
-cdef void _softmax_row(const floating *x, floating *y, Py_ssize_t s, Py_ssize_t lim,
-                       floating scale) noexcept nogil:
-    """y[j] := exp(z[j] - m) / sum_j' exp(z[j'] - m) for j < lim, z = scale * x, m = max z;
-    y[j] := 0 for j >= lim, and for every j when the row holds only -inf."""
+cdef enum:
+    SOFTMAX_CHUNK = 64  # rows whose exponentials are taken in one call (short rows fill blocks)
+
+
+cdef void _softmax_shift(const floating *x, floating *y, Py_ssize_t s, Py_ssize_t lim,
+                         floating scale) noexcept nogil:
+    """y[j] := z[j] - m for j < lim (z = scale * x rounded first, m = max z), -inf for j >= lim;
+    a row with m = -inf (nothing to attend to) is left all -inf, which exp turns into zeros.
+    z is stored before m is subtracted: never one fused multiply-add."""
     cdef Py_ssize_t j
-    cdef floating m = -INFINITY, total = 0
+    cdef floating m = -INFINITY
     for j in range(lim):
         y[j] = scale * x[j]
-        if y[j] > m:
-            m = y[j]
-    for j in range(lim, s):
-        y[j] = 0
-    if m == -INFINITY:  # nothing to attend to (or an empty row): zeros, as torch
-        for j in range(lim):
-            y[j] = 0
-        return
+        m = y[j] if y[j] > m else m
+    if m == -INFINITY:
+        lim = 0
     for j in range(lim):
         y[j] = y[j] - m
-    _exp(y, y, lim)
+    for j in range(lim, s):
+        y[j] = -INFINITY
+
+
+cdef void _softmax_normalise(floating *y, Py_ssize_t lim) noexcept nogil:
+    """y[j] := e[j] / sum_j' e[j'] over j < lim, the sum in ascending j from +0 (a row whose
+    exponentials are all +0, the empty ones, stays +0)."""
+    cdef Py_ssize_t j
+    cdef floating total = 0
     for j in range(lim):
         total = total + y[j]
+    if total == 0:
+        return
     for j in range(lim):
         y[j] = y[j] / total
+
+
+cdef void _softmax_chunk(const floating *x, floating *y, Py_ssize_t r0, Py_ssize_t r1,
+                         Py_ssize_t s, Py_ssize_t causal, Py_ssize_t shift,
+                         floating scale) noexcept nogil:
+    """Rows r0 <= r < r1: shifted logits row by row, one exp over the whole chunk (each
+    element through vmath's one block function: its value alone decides its result), then
+    each row's sum and division."""
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        _softmax_shift(x + r * s, y + r * s, s, _limit(r, s, causal, shift), scale)
+    _exp(y + r0 * s, y + r0 * s, (r1 - r0) * s)
+    for r in range(r0, r1):
+        _softmax_normalise(y + r * s, _limit(r, s, causal, shift))
 
 
 cdef void _softmax(const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t s,
                    Py_ssize_t causal, Py_ssize_t shift, floating scale,
                    int num_threads) noexcept nogil:
     """Row r (query position q = r % causal) attends to its first min(s, q + 1 + shift)
-    columns when causal > 0, else to all s."""
-    cdef Py_ssize_t r
+    columns when causal > 0, else to all s. Threads split the chunks of rows."""
+    cdef Py_ssize_t c, chunks = (rows + SOFTMAX_CHUNK - 1) // SOFTMAX_CHUNK
     if num_threads <= 1:
-        for r in range(rows):
-            _softmax_row(x + r * s, y + r * s, s, _limit(r, s, causal, shift), scale)
+        for c in range(chunks):
+            _softmax_chunk(x, y, c * SOFTMAX_CHUNK, min(rows, (c + 1) * SOFTMAX_CHUNK), s,
+                           causal, shift, scale)
     else:
-        for r in prange(rows, num_threads=num_threads, schedule="static"):
-            _softmax_row(x + r * s, y + r * s, s, _limit(r, s, causal, shift), scale)
+        for c in prange(chunks, num_threads=num_threads, schedule="static"):
+            _softmax_chunk(x, y, c * SOFTMAX_CHUNK, min(rows, (c + 1) * SOFTMAX_CHUNK), s,
+                           causal, shift, scale)
 
 
 cdef inline Py_ssize_t _limit(Py_ssize_t r, Py_ssize_t s, Py_ssize_t causal,

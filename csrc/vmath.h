@@ -25,6 +25,7 @@
 #ifndef CG_VMATH_H
 #define CG_VMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -53,6 +54,29 @@ static inline double cg_bits_f64(int64_t i)
     double f;
     memcpy(&f, &i, sizeof f);
     return f;
+}
+
+/* 2^n1 * 2^n2 as the two factors, n = n1 + n2 an integer-valued double in [-1080, 0] with
+ * n1 = trunc(n / 2): each factor's exponent field is written from the bits of n_i + 1.5 * 2^52,
+ * whose low bits hold n_i. No double -> int64 conversion: AVX2 has none, and with one the
+ * compiler leaves the whole block loop scalar. The factors are those of (int64_t)n split as
+ * k1 = k / 2, k2 = k - k1, so the result is the same. A NaN n gives some factor; the caller
+ * multiplies it by a NaN, which stays NaN. */
+static inline double cg_pow2_pair_f64(double p, double n)
+{
+    const double magic = 6755399441055744.0;
+    double n1 = trunc(n * 0.5), n2 = n - n1;
+    uint64_t m, b1, b2;
+    double t1 = n1 + magic, t2 = n2 + magic;
+    memcpy(&m, &magic, 8);
+    memcpy(&b1, &t1, 8);
+    memcpy(&b2, &t2, 8);
+    b1 = (b1 - m + 1023u) << 52;
+    b2 = (b2 - m + 1023u) << 52;
+    double f1, f2;
+    memcpy(&f1, &b1, 8);
+    memcpy(&f2, &b2, 8);
+    return p * f1 * f2;
 }
 
 /* e^a for a <= 0 (or NaN -> NaN). */
@@ -93,9 +117,7 @@ static inline double cg_expneg_f64(double a)
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
     p = (r * r) * p + r + 1.0;
-    n = n >= -1080.0 ? n : -1080.0;
-    int64_t k = (int64_t)n, k1 = k / 2, k2 = k - k1;
-    return p * cg_bits_f64((k1 + 1023) << 52) * cg_bits_f64((k2 + 1023) << 52);
+    return cg_pow2_pair_f64(p, n);
 }
 
 static inline float cg_abs_f32(float x)
@@ -157,9 +179,7 @@ static inline double cg_expneg_d(double a)
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
     p = (r * r) * p + r + 1.0;
-    n = n >= -1080.0 ? n : -1080.0;
-    int64_t k = (int64_t)n, k1 = k / 2, k2 = k - k1;
-    return p * cg_bits_f64((k1 + 1023) << 52) * cg_bits_f64((k2 + 1023) << 52);
+    return cg_pow2_pair_f64(p, n);
 }
 
 static inline float cg_tanh1_f32(float xf)

@@ -588,6 +588,19 @@ def bernoulli_(a, p=0.5, generator=None):
     return a
 
 
+def dropout_mask(x, p, generator=None):
+    """(x * scale, scale) with scale = bernoulli_(1 - p) / (1 - p) in x's dtype, drawn as
+    torch's CPU dropout draws it (x C-contiguous float, 0 <= p < 1): one kernel pass."""
+    from . import backend
+
+    g = _gen(generator)
+    keep = 1.0 - float(p)
+    kept = float(x.dtype.type(1) / x.dtype.type(keep))
+    with g._lock:
+        g._fresh = g._fresh and x.size == 0
+        return backend.dropout(g._bits, x, keep, kept)
+
+
 def bernoulli(p, generator=None):
     """A new array of p's dtype and layout: 1 with probability p, elementwise (torch.bernoulli)."""
     p = np.asarray(p)

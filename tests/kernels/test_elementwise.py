@@ -90,3 +90,41 @@ def test_float32_stays_float32():
 
 def test_cython_backend_is_built():
     assert "cython" in cygrad.backend.available()
+
+
+# ---------------------------------------------------------------- dropout's mask kernel
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0,), (1,), (7, 13), (3, 64, 65)])
+@pytest.mark.parametrize("keep", [0.0, 0.3, 0.8, 1.0])
+def test_dropout_kernel_is_its_twins_bit_for_bit(dtype, shape, keep):
+    """The one-pass dropout kernel draws the stream as the numpy twin does (two 32-bit draws an
+    element, 53 bits), keeps where u < keep, and leaves the generator in the same state."""
+    from cygrad.backend import cython_backend, numpy_backend
+
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    kept = float(dtype(1) / dtype(keep)) if keep else 0.0
+    results = []
+    for impl in (cython_backend, numpy_backend):
+        bits = np.random.MT19937(7)
+        y, scale = impl.dropout(bits, x, keep, kept)
+        results.append((y, scale, bits.random_raw(3)))
+    (y1, s1, r1), (y2, s2, r2) = results
+    assert y1.dtype == s1.dtype == dtype and y1.shape == s1.shape == shape
+    assert np.array_equal(y1.view(np.uint8), y2.view(np.uint8))
+    assert np.array_equal(s1.view(np.uint8), s2.view(np.uint8))
+    assert np.array_equal(r1, r2)  # the same number of draws
+    if x.size:
+        assert np.all((s1 == 0) | (s1 == dtype(kept)))
+        if keep == 1.0:
+            assert np.all(s1 == dtype(kept))
+        if keep == 0.0:
+            assert not s1.any()
+
+
+def test_dropout_kernel_refuses_strided_input():
+    from cygrad import backend
+
+    x = np.zeros((4, 6), np.float32).T
+    with pytest.raises(ValueError, match="C-contiguous"):
+        backend.dropout(np.random.MT19937(0), x, 0.5, 2.0)

@@ -36,7 +36,7 @@ __all__ = [
     "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update",
-    "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward",
+    "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -929,3 +929,18 @@ def softmax_rows_backward(y, g, scale=1.0):
     _check_same_shape("softmax_rows", g, y)
     return _impl_var.get(_impl).softmax_rows_backward(y, g, float(scale),
                                                       _threads_var.get(_kernel_threads))
+
+
+def dropout(bit_generator, x, keep, kept):
+    """(y, scale), new arrays of x's shape and dtype: scale = kept where u < keep, else 0, with
+    u = (53 bits of two 32-bit draws, the first the high half) * 2^-53 drawn from
+    `bit_generator` (numpy's MT19937 holding torch's stream) in x's C order, and y = x * scale:
+    torch's dropout mask, bernoulli_(keep) / (1 - p), in one pass. x C-contiguous float;
+    kept = 1 / (1 - p) rounded in x's dtype. The caller holds cygrad's generator lock."""
+    if x.dtype not in FLOAT_DTYPES:
+        _check_float("dropout", x)
+    if not x.flags.c_contiguous:
+        raise ValueError(f"dropout: x must be C-contiguous, got strides {x.strides}")
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"dropout: keep must be in [0, 1], got {keep}")
+    return _impl_var.get(_impl).dropout(bit_generator, x, float(keep), float(kept))

@@ -54,6 +54,7 @@ activation_backward = elementwise.activation_backward
 bias_add = elementwise.bias_add
 bias_activation = elementwise.bias_activation
 activation_backward_bias = elementwise.activation_backward_bias
+dropout = elementwise.dropout
 column_sum = reduce.column_sum
 row_sum = reduce.row_sum
 channel_sum = reduce.channel_sum

@@ -524,3 +524,13 @@ def softmax_rows(x, scale, causal, shift, num_threads):
 def softmax_rows_backward(y, g, scale, num_threads):
     """scale * y * (g - sum(g * y)) along the last axis."""
     return y.dtype.type(scale) * (y * (g - _chain_sum(g * y)))
+
+
+def dropout(bit_generator, x, keep, kept):
+    """(y, scale): scale = kept where u < keep, else 0, u from 53 bits of two 32-bit draws of
+    bit_generator (the first the high half) in x's C order; y = x * scale."""
+    r = bit_generator.random_raw(2 * x.size)
+    u = (((r[0::2] << np.uint64(32)) | r[1::2]) & np.uint64((1 << 53) - 1)).astype(np.float64)
+    u *= 2.0 ** -53
+    scale = np.where(u < keep, x.dtype.type(kept), x.dtype.type(0)).reshape(x.shape)
+    return x * scale, scale

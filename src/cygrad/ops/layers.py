@@ -109,6 +109,9 @@ class Dropout(Op):
         # order), noise /= 1 - p in x's dtype, y = x * noise; p = 1 draws nothing
         if self.p == 1:
             self.scale = np.zeros_like(x)
+        elif x.flags.c_contiguous and x.dtype in B.FLOAT_DTYPES:  # the same draws, one pass
+            y, self.scale = random.dropout_mask(x, self.p, self.generator)
+            return y
         else:
             keep = random.bernoulli_(np.empty_like(x), 1 - self.p, generator=self.generator)
             self.scale = keep / x.dtype.type(1 - self.p)
