@@ -29,7 +29,9 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
 from . import autograd, backends, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
+from . import compiler  # noqa: E402
 from ._config import show_config  # noqa: E402
+from .compiler import compile  # noqa: E402, A001
 from .autograd import (  # noqa: E402  # noqa: E402
     detect_anomaly,
     enable_grad,
