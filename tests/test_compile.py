@@ -478,3 +478,61 @@ def test_plan_lists_kernels_with_shapes_and_times():
     fn.reset()
     fn(*batches[0])
     assert fn.counts["captures"] == 3
+
+
+# ---------------------------------------------------------------------- optimizers and buffers
+
+def test_optimizer_hook_added_later_runs_at_every_replay():
+    model, opt, step, batches = tiny_mlp()()
+    fn = cygrad.compile(step)
+    for _ in range(3):
+        fn(*batches[0])
+    seen = []
+    handle = opt.register_step_post_hook(lambda o, args, kwargs: seen.append(1))
+    for _ in range(3):
+        fn(*batches[0])
+    handle.remove()
+    assert seen == [1, 1, 1] and fn.counts["replays"] == 4
+
+
+def test_optimizer_state_reset_and_loaded():
+    """Adam's state emptied (a fresh state_dict loaded) between replays: the replay's step
+    makes it again, as eager's does."""
+    results = []
+    for compiled in (False, True):
+        model, opt, step, batches = mnist_mlp()()
+        fresh = optim.Adam(model.parameters(), lr=1e-2).state_dict()
+        fn = cygrad.compile(step) if compiled else step
+        for i in range(7):
+            if i == 4:
+                opt.load_state_dict(fresh)
+            fn(*batches[i % 4])
+        results.append(_state(model, opt))
+    assert results[0] == results[1]
+
+
+def test_batchnorm_buffers_loaded_or_replaced_between_calls():
+    results = []
+    for compiled in (False, True):
+        model, opt, step, batches = conv_net()
+        fn = cygrad.compile(step) if compiled else step
+        for i in range(8):
+            if i == 4:
+                model.load_state_dict({k: v * 0 + 1 for k, v in model.state_dict().items()
+                                       if "running" in k}, strict=False)
+            if i == 6:
+                model[3].running_var.data = cygrad.full((4,), 2.0)
+            fn(*batches[i % 3])
+        results.append(_state(model, opt))
+    assert results[0] == results[1]
+
+
+def test_keyword_and_number_arguments_are_guarded():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 2)
+    fn = cygrad.compile(lambda x, *, scale=1.0: model(x) * scale)
+    x = cygrad.randn(4, 3)
+    for scale in (2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 2.0):
+        assert np.array_equal(fn(x, scale=scale)._data, (model(x) * scale)._data)
+    assert fn.counts == {"captures": 4, "replays": 3, "eager": 0}
+    assert np.array_equal(fn(x)._data, model(x)._data)

@@ -218,7 +218,7 @@ class CompiledStep:
         else:
             entry.first = None
             plan.status = "verified"
-            plan.timed = self.profile
+            plan.ready().timed = self.profile
             plan.capture_seconds += first.capture_seconds
             entry.plans.insert(0, plan)
             del entry.plans[8:]

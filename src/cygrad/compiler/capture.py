@@ -17,7 +17,9 @@ step hook. It keeps the events in order:
 No gradient array is kept: backward adopts an array as a leaf's .grad without a copy only when
 nothing else holds it, and the recorder must not change what eager does.
     ("write", tensor, before, after, src)                  an in-place write outside autograd
-    ("opt", optimizer, args, kwargs)                       optimizer.step(*args, **kwargs) ran
+    ("opt", optimizer, args, kwargs, gathered)             optimizer.step(*args, **kwargs) ran
+                                                           (gathered: per group, the parameters
+                                                           that had a gradient)
 
 and the problems: what makes a replay impossible (a Python read of a value, an in-place op in a
 graph, a tensor hook...). A second capture (`checks=` the first one's plan) also snapshots the
@@ -202,6 +204,8 @@ class Recorder(Watcher):
         self._flush()
         if self._snap is not None:
             self._snap.check_before_step(self, opt)
+        self._gathered = [[p for p in g["params"] if p._grad is not None]
+                          for g in opt.param_groups]
         last = {id(e[1]): e for e in self.events if e[0] == "leaf"}
         if any(e[1]._grad is not e[4] for e in last.values()):
             self.problem("a .grad was replaced between backward and the optimizer step outside "
@@ -217,7 +221,7 @@ class Recorder(Watcher):
         if args or kwargs:
             self.problem(f"{type(opt).__name__}.step() was given arguments (a closure?): "
                          "replay cannot run Python")
-        self.events.append(("opt", opt, args, kwargs))
+        self.events.append(("opt", opt, args, kwargs, self._gathered))
         self.stepped[opt] = _options(opt)
         if self._snap is not None:
             self._snap.after_step(opt)
@@ -250,6 +254,7 @@ class _Snapshot:
             grad = t._grad
             self.grads_in[id(t)] = (t, grad, None if grad is None else grad._data.copy())
         self.optimizers = {opt: (_options(opt), _state_copy(opt)) for opt in plan.optimizers()}
+        self.owners = plan.owners
 
     def _unexplained(self, recorder):
         """Tensors whose values changed since their copy, with no recorded write into them."""
@@ -308,7 +313,16 @@ class _Snapshot:
 
 
 def _written(recorder):
-    return {id(e[1]) for e in recorder.events if e[0] == "write"}
+    """Tensors recorded steps may change in place: written into, or whose array an op took as a
+    parameter (BatchNorm's running statistics, updated by its forward)."""
+    out = {id(e[1]) for e in recorder.events if e[0] == "write"}
+    params = {id(a) for e in recorder.events if e[0] == "op" for value in e[2].values()
+              for a in (value if isinstance(value, (tuple, list)) else (value,))
+              if isinstance(a, np.ndarray)}
+    if params:
+        snap = recorder._snap
+        out.update(key for key, (t, _) in snap.values.items() if id(t._data) in params)
+    return out
 
 
 def _meta(array):

@@ -17,11 +17,16 @@ Where each variable comes from:
     g<n>        a gradient
 """
 
+import gc
 import time
 
 import numpy as np
 
+from .. import _state, random
+from .. import backend as B
+from ..nn import module
 from ..tensor import Tensor, _new, _writable
+from .updates import fast_update
 
 _MISS = object()  # a replay's guard failed: capture again
 
@@ -96,6 +101,14 @@ class Plan:
     def optimizers(self):
         return list(self.opts)
 
+    def ready(self):
+        """Compile the generated functions (a plan that is only compared never needs them)."""
+        if self.replay is None:
+            exec(compile(self.source, "<cygrad.compile plan>", "exec"), self.ns)
+            exec(compile(self.timed_source, "<cygrad.compile plan>", "exec"), self.ns)
+            self.replay, self.replay_timed = self.ns["replay"], self.ns["replay_timed"]
+        return self
+
     def run(self, leaves):
         self.replays += 1
         if self.timed:
@@ -169,6 +182,8 @@ class Builder:
         self.step_lines = []  # per plan step: its lines
         self.leaves = leaves
         self.last_backward = {}
+        self.owner = _owners(recorder.events, getattr(snapshot, "owners", None))
+        self.plan.owners = self.owner
         self._pending_seed = None
         for i, e in enumerate(recorder.events):
             if e[0] == "backward":
@@ -284,6 +299,12 @@ class Builder:
     def _param(self, value, lines):
         """(expression or None: unchanged, signature) for one op parameter."""
         if isinstance(value, np.ndarray):
+            owner = self.owner.get(id(value))
+            if owner is not None and id(value) not in self.var_of:  # a buffer's array (a
+                ref = self._tensor_ref(owner)  # BatchNorm's running statistics): read live,
+                # as the functional read it (copied first if a live graph saved it)
+                expr = f"_writable({ref})" if value.flags.writeable else f"{ref}._data"
+                return expr, ("owned", ref)
             var = self.value(value, lines=lines)
             if var.startswith("C") and self.ns.get(var) is value:
                 return None, ("pin", var)
@@ -325,7 +346,7 @@ class Builder:
             elif kind == "write":
                 self._write(i, *e[1:])
             elif kind == "opt":
-                self._opt(i, *e[1:])
+                self._opt(i, *e[1:5])
         self._grads_at_end()
         result = self._output(out)
         self._generate(result)
@@ -508,13 +529,20 @@ class Builder:
             self._sig("write", "write", ref, s)
         self._step(event, "write", "in-place write", f"{_shape(src)} -> {_shape(after)}", lines)
 
-    def _opt(self, event, opt, args, kwargs):
+    def _opt(self, event, opt, args, kwargs, gathered):
         name = self._const(opt, "OPT")
         self.plan.opts.append(opt)
         self._sig(f"{type(opt).__name__}.step()", "opt", opt)
         n = sum(len(g["params"]) for g in opt.param_groups)
-        self._step(event, "step", f"{type(opt).__name__}.step()", f"{n} parameters",
-                   [f"{name}.step()"])
+        given = {id(t) for t in self.plan.leaf_tensors}
+        fast = None
+        if all(id(p) in given for tensors in gathered for p in tensors):
+            fast = fast_update(opt, gathered)  # the backend's update called directly
+        if fast is None:
+            line = f"{name}.step()"
+        else:
+            line = f"if not {self._const(fast, 'UPD')}(): {name}.step()"
+        self._step(event, "step", f"{type(opt).__name__}.step()", f"{n} parameters", [line])
 
     # ------------------------------------------------------------------ the result
 
@@ -543,11 +571,6 @@ class Builder:
     def _argument_guards(self):
         """Lines checking the modes and the arguments against this capture's (the guard key of
         compiler/__init__.py, as code: a replay starts with them)."""
-        from .. import _state
-        from .. import backend as B
-        from .. import random
-        from ..nn import module
-
         local = _state.local
         self.ns.update(_L=local, _B=B, _IV=B._impl_var, _TV=B._threads_var, _LAY=module._layout,
                        _gen=random.generator, _Tensor=Tensor)
@@ -612,11 +635,9 @@ class Builder:
             return "\n".join(out)
 
         plan.source = function("replay", False)
+        plan.timed_source = function("replay_timed", True)
         self.ns["_clock"] = time.perf_counter
         self.ns["_relive"] = self._relive
-        exec(compile(plan.source, "<cygrad.compile plan>", "exec"), self.ns)
-        exec(compile(function("replay_timed", True), "<cygrad.compile plan>", "exec"), self.ns)
-        plan.replay, plan.replay_timed = self.ns["replay"], self.ns["replay_timed"]
         plan.keep = self.keep
 
     def _relive(self, i, array):
@@ -629,6 +650,37 @@ class Builder:
         self.plan.live[i] = (t, array, rg)
         self.ns[f"A{i}"] = array
         return True
+
+
+def _owners(events, known_owners=None):
+    """The tensor owning each float array an op received as a parameter that no recorded step
+    made and no op input holds (a module buffer's array, passed by nn.functional: BatchNorm's
+    running statistics): found among the tensors referring to it, in one scan of the
+    collector's objects (the first capture's answers are reused)."""
+    known = set()
+    candidates = {}
+    for e in events:
+        if e[0] != "op":
+            continue
+        known.update(id(a) for a in e[4])
+        known.add(id(e[6]))
+        for value in e[2].values():
+            for a in (value if isinstance(value, (tuple, list)) else (value,)):
+                if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.base is None:
+                    candidates[id(a)] = a
+    owners = {}
+    for key in list(candidates):
+        t = (known_owners or {}).get(key)
+        if t is not None and t._data is candidates[key]:
+            owners[key] = [t]
+            del candidates[key]
+    arrays = [a for key, a in candidates.items() if key not in known]
+    if not arrays:
+        return {key: ts[0] for key, ts in owners.items()}
+    for r in gc.get_referrers(*arrays):
+        if isinstance(r, Tensor) and id(r._data) in candidates and id(r._data) not in known:
+            owners.setdefault(id(r._data), []).append(r)
+    return {key: ts[0] for key, ts in owners.items() if len(ts) == 1}
 
 
 def _extent(a):
