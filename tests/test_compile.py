@@ -536,3 +536,11 @@ def test_keyword_and_number_arguments_are_guarded():
         assert np.array_equal(fn(x, scale=scale)._data, (model(x) * scale)._data)
     assert fn.counts == {"captures": 4, "replays": 3, "eager": 0}
     assert np.array_equal(fn(x)._data, model(x)._data)
+
+
+def test_bench_command_prints_the_table(capsys):
+    from cygrad.__main__ import main
+
+    assert main(["bench", "--only", "op", "--quick", "--threads", "1", "--reps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| op | 1 |" in out and "## Targets" in out
