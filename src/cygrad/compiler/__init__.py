@@ -79,13 +79,14 @@ class CompileWarning(UserWarning):
 
 def compile(model=None, *, fullgraph=False, dynamic=None, backend=None, mode=None,
             options=None, name=None, disable=False, recompile_limit=None,
-            isolate_recompiles=False, shapes_spec=None, profile=3):
+            isolate_recompiles=False, shapes_spec=None, profile=6):
     """Capture `model` (a training step: forward, loss, backward, optimizer step; any
     callable) once and replay it from the third call on (torch.compile's signature; see the
     module docstring for what is guarded). Usable as a decorator, with or without arguments.
 
     fullgraph: raise CompileError where fn cannot be replayed, instead of running it eagerly
-    with a warning. profile: time each step of the first `profile` replays (`step.plan`).
+    with a warning. profile: time each step of `profile` replays, the 2nd, 4th, 8th... after
+    capture (`print(step.plan)` shows the best of them; 0: none).
     disable: return fn unchanged. dynamic, backend, mode, options, name, recompile_limit,
     isolate_recompiles, shapes_spec: accepted for torch's signature and ignored (a new shape
     always captures again)."""
@@ -113,7 +114,7 @@ class _Entry:
 class CompiledStep:
     """A compiled training step (cygrad.compile): call it as fn; `plan` shows the last plan."""
 
-    def __init__(self, fn, fullgraph=False, profile=3):
+    def __init__(self, fn, fullgraph=False, profile=6):
         self.fn = fn
         self.fullgraph = bool(fullgraph)
         self.profile = int(profile)

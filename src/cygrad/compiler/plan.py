@@ -26,6 +26,7 @@ from .. import _state, random
 from .. import backend as B
 from ..nn import module
 from ..tensor import Tensor, _new, _writable
+from .direct import lower
 from .updates import fast_update
 
 _MISS = object()  # a replay's guard failed: capture again
@@ -85,7 +86,8 @@ class Plan:
         self.replay = self.replay_timed = None
         self.capture_seconds = 0.0
         self.replays = 0
-        self.timed = 0
+        self.timed = 0  # replays still to time: the 2nd, 4th, 8th... (warm ones)
+        self.next_timed = 2
         self.call_times = []
         self.guards = ""
         self.status = "captured"
@@ -111,8 +113,9 @@ class Plan:
 
     def run(self, leaves):
         self.replays += 1
-        if self.timed:
+        if self.timed and self.replays == self.next_timed:
             self.timed -= 1
+            self.next_timed *= 2
             stamps = [0.0] * (len(self.steps) + 1)
             start = time.perf_counter()
             out = self.replay_timed(stamps, *leaves)
@@ -147,11 +150,12 @@ class Plan:
         if self.call_times:
             total = min(self.call_times)
             steps = sum(s.time or 0.0 for s in self.steps)
-            lines.append(f"replay: {total * 1e6:.1f} µs (best of {len(self.call_times)} timed), "
+            lines.append(f"replay: {total * 1e6:.1f} µs (best of {len(self.call_times)} timed "
+                         f"replays: the 2nd, 4th, 8th...), "
                          f"steps {steps * 1e6:.1f} µs, guards and glue "
                          f"{(total - steps) * 1e6:.1f} µs")
         else:
-            lines.append("replay: not timed yet (the first replays after capture are)")
+            lines.append("replay: not timed yet (the 2nd, 4th, 8th... replays are)")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -175,6 +179,7 @@ class Builder:
         self.ref_of = {}  # id(tensor) -> an expression for the tensor in the replay
         self.gvar = {}  # id(tensor) -> the variable of its gradient while backward runs
         self.op_index = {}
+        self.lowered = {}  # id(op) -> its backward as lines (an op replayed as its kernels)
         self.keep = []
         self.inputs = []  # (variable, array) of the arguments
         self.count = 0
@@ -370,19 +375,24 @@ class Builder:
             if expr is not None:
                 bound.append((key, expr))
         o, p, f = f"O{k}", f"P{k}", f"F{k}"
-        self.ns[o], self.ns[p], self.ns[f] = op, params, op.forward
-        self.ns[f"B{k}"] = op.backward
-        if bound:
-            lines.append(f"_d = {p}.copy()")
-            lines.extend(f"_d[{key!r}] = {expr}" for key, expr in bound)
-            lines.append(f"{o}.__dict__ = _d")
-        else:
-            lines.append(f"{o}.__dict__ = {p}.copy()")
         var = self._new("v")
-        lines.append(f"{var} = {f}({', '.join(args)})")
-        lines.append(f"if type({var}) is not _nd: {var} = _asarray({var})")
+        direct = None if bound else lower(self, op, params, args, arrays, var)
+        if direct is not None:  # its kernel calls, written out (compiler/direct.py)
+            lines.extend(direct[0])
+            self.lowered[id(op)] = direct[1]
+        else:
+            self.ns[o], self.ns[p], self.ns[f] = op, params, op.forward
+            self.ns[f"B{k}"] = op.backward
+            if bound:
+                lines.append(f"_d = {p}.copy()")
+                lines.extend(f"_d[{key!r}] = {expr}" for key, expr in bound)
+                lines.append(f"{o}.__dict__ = _d")
+            else:
+                lines.append(f"{o}.__dict__ = {p}.copy()")
+            lines.append(f"{var} = {f}({', '.join(args)})")
+            lines.append(f"if type({var}) is not _nd: {var} = _asarray({var})")
         self._name(out_array, var)
-        name = type(op).__name__
+        name = type(op).__name__ + (" [kernels]" if direct is not None else "")
         shapes = f"{' '.join(_shape(a) for a in arrays)} -> {_shape(out_array)}"
         self._sig(f"forward {name}", "op", type(op), tuple(args), var, tuple(signature))
         self._step(event, "forward", name, shapes, lines)
@@ -416,7 +426,11 @@ class Builder:
         if gv is None:
             self.problems.append("a gradient arrived from outside the recorded backward")
             return
-        lines.append(f"_r = B{k}({gv})")
+        direct = self.lowered.get(id(op))
+        if direct is not None:
+            lines.extend(direct(gv))
+        else:
+            lines.append(f"_r = B{k}({gv})")
         sends = []
         for i, (parent, pg) in enumerate(zip(parents, input_grads)):
             if pg is None or not parent._rg:
@@ -430,13 +444,13 @@ class Builder:
                 var = held
                 lines.append(f"{var} = {var} + _r[{i}]")
             sends.append((i, var))
-        if self.last_backward.get(id(op)) == event:
+        if self.last_backward.get(id(op)) == event and direct is None:
             lines.append(f"O{k}.__dict__ = P{k}")
         del self.gvar[id(node)]  # backward hands each node's sum on once
-        name = type(op).__name__
+        name = f"{type(op).__name__} backward" + (" [kernels]" if direct is not None else "")
         shapes = f"{_shape(g)} -> " + " ".join(_shape(pg) for pg in input_grads if pg is not None)
         self._sig(f"backward {name}", "backward", k, gv, tuple(sends))
-        self._step(event, "backward", f"{name} backward", shapes, lines)
+        self._step(event, "backward", name, shapes, lines)
 
     def _tensor_ref(self, tensor):
         """An expression for the tensor object itself (an argument, or one read live)."""
