@@ -202,7 +202,6 @@ class CompiledStep:
                 reason = ("two calls recorded different steps: " + reason + " (fn's Python "
                           "depends on something the guards do not see: the data, a counter)")
         if plan is not None:
-            plan.arguments = leaves  # objects guarded by identity stay alive
             plan.arity = (len(args), tuple(kwargs))
             plan.capture_seconds = time.perf_counter() - start
             plan.guards = _describe_key(leaves)
@@ -217,7 +216,7 @@ class CompiledStep:
             entry.first = plan
             plan.status = "captured once (the next call checks it)"
         else:
-            entry.first = None
+            entry.first, entry.retried = None, False
             plan.status = "verified"
             plan.ready().timed = self.profile
             plan.capture_seconds += first.capture_seconds
@@ -241,7 +240,9 @@ def _key(leaves, args, kwargs):
     parts = [local.grad_enabled, local.inference, local.default_dtype,
              _backend._impl_var.get(_backend._impl),
              _backend._threads_var.get(_backend._kernel_threads),
-             _module._layout[0], _random.generator(), len(args), tuple(kwargs)]
+             _random.generator(), len(args), tuple(kwargs)]
+    # (the module layout is a guard of each plan, read after its capture ran: a step that
+    # calls model.train() changes it at every call, the same way)
     for a in leaves:
         if isinstance(a, Tensor):
             d = a._data

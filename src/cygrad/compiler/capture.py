@@ -170,7 +170,14 @@ class Recorder(Watcher):
         self._flush()
         self._hooks(node)
         self._sent.discard(id(node))
-        self._leaf = ["leaf", node, id(g), node._grad, None, g.shape]
+        held = node._grad
+        if self._snap is not None and held is not None:  # backward adds into it: it must
+            entry = self._snap.grads_in.get(id(node))  # hold what it held, or what recorded
+            if entry is not None and entry[1] is held and id(held) not in _written(self) \
+                    and not _same_bits(held._data, entry[2]):  # writes made
+                self.problem("a .grad was changed in place outside any op before backward "
+                             "added into it: replay cannot repeat it")
+        self._leaf = ["leaf", node, id(g), held, None, g.shape]
         self.events.append(self._leaf)
 
     def write(self, tensor, before, src, recorded):

@@ -27,7 +27,7 @@ from .. import backend as B
 from ..nn import module
 from ..tensor import Tensor, _new, _writable
 from .direct import lower
-from .updates import fast_update
+from .updates import update_lines
 
 _MISS = object()  # a replay's guard failed: capture again
 
@@ -549,14 +549,11 @@ class Builder:
         self._sig(f"{type(opt).__name__}.step()", "opt", opt)
         n = sum(len(g["params"]) for g in opt.param_groups)
         given = {id(t) for t in self.plan.leaf_tensors}
-        fast = None
         if all(id(p) in given for tensors in gathered for p in tensors):
-            fast = fast_update(opt, gathered)  # the backend's update called directly
-        if fast is None:
-            line = f"{name}.step()"
+            lines = update_lines(self, opt, name, gathered)  # the backend's update, directly
         else:
-            line = f"if not {self._const(fast, 'UPD')}(): {name}.step()"
-        self._step(event, "step", f"{type(opt).__name__}.step()", f"{n} parameters", [line])
+            lines = [f"{name}.step()"]
+        self._step(event, "step", f"{type(opt).__name__}.step()", f"{n} parameters", lines)
 
     # ------------------------------------------------------------------ the result
 
@@ -629,6 +626,17 @@ class Builder:
         plan = self.plan
         params = ", ".join(f"a{k}" for k in range(len(self.leaves)))
         checks = []
+        given = {id(t) for t in plan.leaf_tensors}
+        for opt in plan.opts:  # an optimizer's other parameters: no gradient for step() to use
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if id(p) in given:
+                        continue
+                    given.add(id(p))
+                    if self.snap is not None and p._grad is not None:
+                        self.problems.append("a parameter of the optimizer holds a gradient "
+                                             "the step does not compute")
+                    checks.append(f"if {self._const(p, 'T')}._grad is not None: return _MISS")
         for ref, kind, obj in plan.grad_checks:
             if kind == "none":
                 checks.append(f"if {ref}._grad is not None: return _MISS")
@@ -651,19 +659,9 @@ class Builder:
         plan.source = function("replay", False)
         plan.timed_source = function("replay_timed", True)
         self.ns["_clock"] = time.perf_counter
-        self.ns["_relive"] = self._relive
-        plan.keep = self.keep
+        self.ns["_relive"] = _relive(plan)  # (nothing of the builder stays: its events hold
+        # every array of the captured step)
 
-    def _relive(self, i, array):
-        """A live tensor's array is another object than at capture (its .data was set, or it
-        was copied on write): fine if shape, dtype and layout are the same."""
-        t, old, rg = self.plan.live[i]
-        if t._rg is not rg or array.shape != old.shape or array.dtype != old.dtype \
-                or array.strides != old.strides:
-            return False
-        self.plan.live[i] = (t, array, rg)
-        self.ns[f"A{i}"] = array
-        return True
 
 
 def _owners(events, known_owners=None):
@@ -695,6 +693,20 @@ def _owners(events, known_owners=None):
         if isinstance(r, Tensor) and id(r._data) in candidates and id(r._data) not in known:
             owners.setdefault(id(r._data), []).append(r)
     return {key: ts[0] for key, ts in owners.items() if len(ts) == 1}
+
+
+def _relive(plan):
+    def relive(i, array):
+        """A live tensor's array is another object than at capture (its .data was set, or it
+        was copied on write): fine if shape, dtype and layout are the same."""
+        t, old, rg = plan.live[i]
+        if t._rg is not rg or array.shape != old.shape or array.dtype != old.dtype \
+                or array.strides != old.strides:
+            return False
+        plan.live[i] = (t, array, rg)
+        plan.ns[f"A{i}"] = array
+        return True
+    return relive
 
 
 def _extent(a):
