@@ -279,6 +279,51 @@ def jax_mlp_step(params, x, t, act, loss):
     return step
 
 
+def kernels_mlp_step(params, x, t, act, loss):
+    """The MLP step as its kernel calls alone, in a plain function: the backend implementation
+    functions a compiled step calls (the same kernels, in the same order), plus the loss's few
+    numpy operations. No framework: the floor under a replay, whose time subtracted from the
+    compiled step's, per kernel call, is the replay's overhead per kernel."""
+    from cygrad import backend as B
+
+    impl, nt = B._impl_var.get(B._impl), B._threads_var.get(B._kernel_threads)
+    params = [(w.copy(), b.copy()) for w, b in params]
+    flat = [a for wb in params for a in wb]
+    targets = None if loss == "mse" else np.ascontiguousarray(t, np.intp)
+    n = x.shape[0]
+
+    def step():
+        hs, outs = [x], []
+        for i, (w, b) in enumerate(params):
+            z = impl.gemm(hs[-1], w, False, True, nt)
+            if i < len(params) - 1:
+                hs.append(impl.bias_activation(act, z, b, 0.0, nt))
+            else:
+                impl.bias_add(z, b, z, nt)
+                outs.append(z)
+        out = outs[0]
+        if loss == "mse":
+            diff = out - t
+            float(np.add.reduce(diff * diff, None)) / diff.size
+            g = np.float32(2.0 / diff.size) * diff
+        else:
+            losses, logp = impl.log_softmax_nll(out, targets, nt)
+            float(losses.sum(dtype=losses.dtype)) / n
+            g = impl.log_softmax_nll_backward(logp, targets, np.full(n, 1.0 / n, np.float32), nt)
+        grads = []
+        for i in range(len(params) - 1, -1, -1):
+            w, b = params[i]
+            if i == len(params) - 1:
+                db = impl.column_sum(g, nt)
+            else:
+                g, db = impl.activation_backward_bias(act, g, hs[i + 1], 0.0, nt)
+            grads[:0] = [impl.gemm(g, hs[i], True, False, nt), db]
+            if i > 0:
+                g = impl.gemm(g, w, False, False, nt)
+        impl.sgd_update(flat, grads, LR, 0.0, 0.0, False, 0.0, None, None, False)
+    return step
+
+
 def tiny():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 2)).astype(np.float32)
@@ -288,6 +333,7 @@ def tiny():
                                      cygrad.tensor(x), cygrad.tensor(y)),
                "compiled": cygrad.compile(cygrad_step(cygrad_mlp(params, nn.Tanh), F.mse_loss,
                                                       cygrad.tensor(x), cygrad.tensor(y))),
+               "kernels": kernels_mlp_step(params, x, y, "tanh", "mse"),
                "numpy": numpy_mlp_step(params, x, y, "tanh", "mse")}
     if torch is not None:
         systems["torch"] = torch_step(torch_mlp(params, torch.nn.Tanh),
@@ -314,6 +360,8 @@ def mnist(only=None):
     if only in (None, "compiled"):
         systems["compiled"] = cygrad.compile(cygrad_step(cygrad_mlp(params, nn.ReLU),
                                                          F.cross_entropy, cygrad.tensor(x), t))
+    if only is None:
+        systems["kernels"] = kernels_mlp_step(params, x, t, "relu", "ce")
     if only in (None, "numpy"):
         systems["numpy"] = numpy_mlp_step(params, x, t, "relu", "ce")
     if torch is not None and only in (None, "torch"):
@@ -757,9 +805,9 @@ def evaluate(steps):
     return out
 
 
-NAMES = {"cygrad": "cygrad", "compiled": "cygrad.compile", "numpy": "numpy by hand",
-         "torch": "PyTorch", "jax": "JAX jit"}
-COLUMNS = ("cygrad", "compiled", "numpy", "torch", "jax")
+NAMES = {"cygrad": "cygrad", "compiled": "cygrad.compile", "kernels": "cygrad kernels by hand",
+         "numpy": "numpy by hand", "torch": "PyTorch", "jax": "JAX jit"}
+COLUMNS = ("cygrad", "compiled", "kernels", "numpy", "torch", "jax")
 
 
 def markdown(report):
@@ -794,6 +842,16 @@ def markdown(report):
                   + "; ".join(f"{w} {c['capture_ms']:.1f} ms ({c['steps']} plan steps, "
                               f"{c['kernels']} kernel calls)"
                               for w, c in report["compile"].items()) + ".", ""]
+        overheads = []
+        for workload, per in report["steps"].items():
+            c = report["compile"].get(workload)
+            for nt, res in sorted(per.items()):
+                if c and "kernels" in res and "compiled" in res and c["kernels"]:
+                    extra = res["compiled"]["median"] - res["kernels"]["median"]
+                    overheads.append(f"{workload} {nt}t {extra / c['kernels'] * 1e6:.2f} µs")
+        if overheads:
+            lines += ["Replay overhead per kernel call, (compiled − kernels by hand) / kernel "
+                      "calls: " + "; ".join(overheads) + ".", ""]
     lines += ["",
               "## Targets (ratio of medians in this run; IQR range of the ratio)", "",
               "| target | threads | ratio | bound | anchor in this run | anchor in anchors.md "
