@@ -15,6 +15,17 @@ from cygrad.symmetry import SymmetryMonitor
 STEPS = 6
 
 
+@pytest.fixture(autouse=True)
+def _no_watchers():
+    """Each test starts with no watcher in the thread: a monitor another test left attached
+    (and alive) would make every compiled step run eagerly, as it should."""
+    from cygrad import _state
+
+    token = _state.swap("watch", None)
+    yield
+    _state.restore("watch", token)
+
+
 def _bits(arrays):
     return [(a.shape, a.dtype.str, a.tobytes()) for a in arrays]
 
@@ -638,3 +649,23 @@ def test_gradient_zeroed_through_numpy_runs_eagerly():
         opt.step()
 
     _warns(cygrad.compile(zeroed_by_hand), batches[0], calls=4, match="changed in place")
+
+
+def test_targets_the_capture_did_not_see_raise_at_replay():
+    """cross_entropy chose its fused kernel on the captured targets; a replay given an
+    out-of-range target raises before any update (the kernel checks), and the step's eager
+    form, step.__wrapped__, still runs."""
+    model, opt, step, batches = mnist_mlp()()
+    fn = cygrad.compile(step)
+    for i in range(3):
+        fn(*batches[i])
+    x, t = batches[0]
+    bad = cygrad.tensor(np.where(np.arange(16) == 3, 12, t._data))
+    before = _state(model, opt)
+    with pytest.raises((ValueError, IndexError)) as info:
+        fn(x, bad)
+    assert _state(model, opt) == before
+    if hasattr(info.value, "__notes__"):
+        assert "cygrad.compile" in info.value.__notes__[0]
+    with pytest.raises(IndexError):
+        fn.__wrapped__(x, bad)

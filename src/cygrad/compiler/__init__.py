@@ -39,9 +39,10 @@ raises CompileError instead, after the call that found it has completed eagerly)
   tensor hook or retain_grad(); a module backward hook; `optimizer.step(closure)`; a graph made
   before the call; options changed inside fn (a scheduler's step); state changed in place
   outside any op (numpy writes through `.data`), when the second capture can see it;
-- while any Watcher is active in the thread (a SymmetryMonitor, cygrad.trace, the split
-  autopsy's recorder) or anomaly detection is on, calls run eagerly, so the watcher sees every
-  op: a monitored compiled step records exactly what an eager one records.
+- while any Watcher is active in the thread (a SymmetryMonitor until its detach(), whatever
+  model it watches; cygrad.trace; the split autopsy's recorder) or anomaly detection is on,
+  calls run eagerly, so the watcher sees every op: a monitored compiled step records exactly
+  what an eager one records.
 
 What is not guarded (documented limits): Python side effects of fn (appending to a list,
 counters, printing) happen at the two capturing calls only; values fn computes from data in
@@ -49,7 +50,12 @@ Python without reading a tensor (a numpy array argument turned into a tensor by 
 are caught only if the first two calls see different data; an integer array an op receives as
 a parameter (class targets, indices) is followed when it equals a copy of an argument, else it
 is a constant — if the first two calls pass the same targets, later different ones would be
-missed. The results a replay returns are new leaf tensors without a graph.
+missed. A branch nn.functional takes on the data itself is the captured one: cross_entropy's
+fused kernel assumes targets in range and no ignore_index, so a replay given such targets
+raises (the kernel checks them) where eager would take its other path; `step.__wrapped__(...)`
+runs such a call eagerly. An exception from a replay may leave the .grad of parameters set and
+the generator advanced (optimizer updates come after forward and backward). The
+results a replay returns are new leaf tensors without a graph.
 """
 
 import threading
@@ -152,7 +158,7 @@ class CompiledStep:
         with self._lock:
             plan = self._recent
             if plan is not None and plan.arity == (len(args), tuple(kwargs)):
-                out = plan.run(leaves)
+                out = self._replay(plan, leaves)
                 if out is not _MISS:
                     self.counts["replays"] += 1
                     return out
@@ -166,7 +172,7 @@ class CompiledStep:
                     self.counts["eager"] += 1
                     return self.fn(*args, **kwargs)
                 for plan in entry.plans:
-                    out = plan.run(leaves)
+                    out = self._replay(plan, leaves)
                     if out is not _MISS:
                         self.counts["replays"] += 1
                         self._last = self._recent = plan
@@ -179,6 +185,17 @@ class CompiledStep:
             if entry is None:
                 entry = self._entries[key] = _Entry()
             return self._capture(entry, leaves, args, kwargs)
+
+    def _replay(self, plan, leaves):
+        try:
+            return plan.run(leaves)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):  # Python 3.11
+                exc.add_note(f"(raised by a replay of cygrad.compile's plan of {self.__name__}: "
+                             "the plan may not hold for these inputs, e.g. class targets out of "
+                             "range or equal to ignore_index where the capture saw none; "
+                             f"{self.__name__}.__wrapped__(...) runs the step eagerly)")
+            raise
 
     def _capture(self, entry, leaves, args, kwargs):
         first = entry.first
