@@ -104,11 +104,11 @@ class Plan:
         return list(self.opts)
 
     def ready(self):
-        """Compile the generated functions (a plan that is only compared never needs them)."""
+        """Compile the generated function (a plan that is only compared never needs it; the
+        timed twin is compiled by the first timed replay)."""
         if self.replay is None:
             exec(compile(self.source, "<cygrad.compile plan>", "exec"), self.ns)
-            exec(compile(self.timed_source, "<cygrad.compile plan>", "exec"), self.ns)
-            self.replay, self.replay_timed = self.ns["replay"], self.ns["replay_timed"]
+            self.replay = self.ns["replay"]
         return self
 
     def run(self, leaves):
@@ -116,6 +116,9 @@ class Plan:
         if self.timed and self.replays == self.next_timed:
             self.timed -= 1
             self.next_timed *= 2
+            if self.replay_timed is None:
+                exec(compile(self.timed_source, "<cygrad.compile plan>", "exec"), self.ns)
+                self.replay_timed = self.ns["replay_timed"]
             stamps = [0.0] * (len(self.steps) + 1)
             start = time.perf_counter()
             out = self.replay_timed(stamps, *leaves)
