@@ -156,9 +156,19 @@ class CompiledStep:
             return self.fn(*args, **kwargs)
         leaves = args if not kwargs else args + tuple(kwargs.values())
         with self._lock:
-            plan = self._recent
-            if plan is not None and plan.arity == (len(args), tuple(kwargs)):
-                out = self._replay(plan, leaves)
+            plan = self._recent  # the plan that replayed last (its guards are its first lines)
+            if plan is not None and plan.nargs == len(args) and \
+                    plan.kwnames == (tuple(kwargs) if kwargs else ()):
+                if plan.timed:
+                    out = self._replay(plan, leaves)
+                else:
+                    try:
+                        out = plan.replay(*leaves)
+                    except Exception as exc:
+                        self._note(exc)
+                        raise
+                    if out is not _MISS:
+                        plan.replays += 1
                 if out is not _MISS:
                     self.counts["replays"] += 1
                     return out
@@ -190,12 +200,16 @@ class CompiledStep:
         try:
             return plan.run(leaves)
         except Exception as exc:
-            if hasattr(exc, "add_note"):  # Python 3.11
-                exc.add_note(f"(raised by a replay of cygrad.compile's plan of {self.__name__}: "
-                             "the plan may not hold for these inputs, e.g. class targets out of "
-                             "range or equal to ignore_index where the capture saw none; "
-                             f"{self.__name__}.__wrapped__(...) runs the step eagerly)")
+            self._note(exc)
             raise
+
+    def _note(self, exc):
+        """Say where an exception from a replay comes from (Python >= 3.11)."""
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"(raised by a replay of cygrad.compile's plan of {self.__name__}: "
+                         "the plan may not hold for these inputs, e.g. class targets out of "
+                         "range or equal to ignore_index where the capture saw none; "
+                         f"{self.__name__}.__wrapped__(...) runs the step eagerly)")
 
     def _capture(self, entry, leaves, args, kwargs):
         first = entry.first
@@ -219,7 +233,7 @@ class CompiledStep:
                 reason = ("two calls recorded different steps: " + reason + " (fn's Python "
                           "depends on something the guards do not see: the data, a counter)")
         if plan is not None:
-            plan.arity = (len(args), tuple(kwargs))
+            plan.nargs, plan.kwnames = len(args), tuple(kwargs)
             plan.capture_seconds = time.perf_counter() - start
             plan.guards = _describe_key(leaves)
             self._last = plan

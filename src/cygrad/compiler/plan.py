@@ -11,10 +11,15 @@ Where each variable comes from:
     a<k>        the k-th argument (a Tensor; x<k> its array), or the array itself
     v<n>        an op's output, or a tensor read live (T<n>: parameters, buffers, constants;
                 A<n> the array it had, checked at each call)
+    w<n>        a tensor's array read where it is needed (an argument's, a .grad's)
+    z<n>        a dense layer's pre-activation (compiler/direct.py)
     d<n>        an array derived from another: a view of it, or an integer copy of an
                 argument (class targets, indices: what nn.functional snapshots)
     C<n>        an array parameter kept as it is (by identity)
     g<n>        a gradient
+    K, S, G, L, H, OPT<n>   constants: dtypes and numbers, the guards' values, an optimizer's
+                param group and list, a .grad object a guard expects, an optimizer
+`print(plan.source)` shows the function; `print(plan)` the steps for people.
 """
 
 import gc
@@ -32,17 +37,9 @@ from .updates import update_lines
 _MISS = object()  # a replay's guard failed: capture again
 
 
-def _gradient_tensor(array):
-    """A gradient as a leaf Tensor, made as backward makes it."""
-    t = _new(Tensor)
-    t._data, t._grad, t._rg, t._op, t._parents = array, None, False, None, ()
-    t._g = t._mark = t._extra = None
-    t._used = False
-    return t
-
-
-def _result(array):
-    """A replay's result: a leaf Tensor around the array (no graph: backward is done)."""
+def _leaf_tensor(array):
+    """A leaf Tensor around the array, made as backward makes a gradient: the .grad a replay
+    sets, and the results it returns (no graph: backward is done)."""
     t = _new(Tensor)
     t._data, t._grad, t._rg, t._op, t._parents = array, None, False, None, ()
     t._g = t._mark = t._extra = None
@@ -125,8 +122,11 @@ class Plan:
             end = time.perf_counter()
             if out is not _MISS:
                 self._times(stamps, end - start)
-            return out
-        return self.replay(*leaves)
+        else:
+            out = self.replay(*leaves)
+        if out is _MISS:
+            self.replays -= 1
+        return out
 
     def _times(self, stamps, total):
         for i, step in enumerate(self.steps):
@@ -173,7 +173,7 @@ class Builder:
         self.plan = Plan()
         self.ns = self.plan.ns
         self.ns.update(_nd=np.ndarray, _asarray=np.asarray, _np=np, _MISS=_MISS,
-                       _gradt=_gradient_tensor, _wrap=_result, _writable=_writable,
+                       _gradt=_leaf_tensor, _wrap=_leaf_tensor, _writable=_writable,
                        _copyto=np.copyto, _view=_view)
         self.head = []  # the guards and the live reads
         self.body = []
