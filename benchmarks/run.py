@@ -1,5 +1,6 @@
-"""cygrad's performance targets, measured in one run against numpy by hand, numpy's BLAS and
-PyTorch (CPU), at 1 and 2 threads.
+"""cygrad's performance targets, measured in one run against numpy by hand, numpy's BLAS,
+PyTorch (CPU) and, where it is installed, JAX (jit), at 1 and 2 threads; cygrad eager and
+cygrad.compile ("compiled": the same step captured once and replayed).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
     python benchmarks/run.py --quick            # fewer repetitions, shorter memory run
@@ -26,6 +27,10 @@ Workloads (float32):
   memory peak memory of the mnist step per system (fresh process each); cygrad's RSS over
          10,000 steps
 A step is zero_grad, forward, loss, backward and the optimiser update in every system.
+"compiled" is cygrad.compile of the cygrad step, on its own copy of the model (its first two
+calls capture, in the warm-up); JAX (tiny and mnist only) is a jit-compiled step of the same
+arithmetic (XLA's own threads: not limited by --threads). The JAX columns are skipped, with a
+note, when jax is not installed.
 """
 
 import argparse
@@ -62,6 +67,14 @@ import cygrad.nn.functional as F  # noqa: E402
 from cygrad import nn, optim  # noqa: E402
 
 try:
+    if os.environ.get("CYGRAD_BENCH_NO_TORCH"):
+        raise ImportError
+    import jax
+    import jax.numpy as jnp
+except ImportError:  # JAX is optional too: its columns and targets are skipped
+    jax = jnp = None
+
+try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:
     threadpool_info = threadpool_limits = None
@@ -72,9 +85,10 @@ LR = 0.01
 # The anchors (µs, one thread) from ../shared/docs/anchors.md: printed for scale only.
 ANCHORS = {("tiny", "torch"): 169.0, ("tiny", "numpy"): 29.5, ("mnist", "torch"): 851.0,
            ("mnist", "numpy"): 751.0, ("conv", "torch"): 554.0, ("conv", "numpy"): 359.0,
-           ("op", "torch"): 1.6}
+           ("op", "torch"): 1.6, ("tiny", "jax"): 39.0, ("mnist", "jax"): 745.0}
 
-# (target id, workload, anchor system, bound on cygrad / anchor, what it says)
+# (target id, workload, anchor system, bound on cygrad / anchor, what it says[, the cygrad
+# system measured: "cygrad" (eager) unless given])
 TARGETS = [
     ("2a", "tiny", "torch", 1 / 3, "tiny MLP step at most 1/3 of PyTorch's time"),
     ("2b", "tiny", "numpy", 1.5, "tiny MLP step within 1.5x of numpy by hand"),
@@ -83,6 +97,10 @@ TARGETS = [
     ("5", "op", "torch", 1.0, "per-op overhead of a recorded 4x4 a + b no more than PyTorch's"),
     ("12", "cnn", "torch", 0.7, "pytorch/examples mnist CNN step at most 0.7x PyTorch's time"),
     ("12b", "gpt", "torch", 0.8, "GPT-lecture model step (AdamW) at most 0.8x PyTorch's time"),
+    ("15a", "tiny", "jax", 0.5, "tiny MLP step compiled at most 0.5x JAX jit's time",
+     "compiled"),
+    ("15b", "mnist", "jax", 0.9, "MNIST-size MLP step compiled at most 0.9x JAX jit's time",
+     "compiled"),
 ]
 
 
@@ -233,6 +251,79 @@ def numpy_mlp_step(params, x, t, act, loss):
     return step
 
 
+def jax_mlp_step(params, x, t, act, loss):
+    """The same MLP step in JAX, jit-compiled: forward, loss, gradients and the SGD update in
+    one XLA computation (parameters passed in and returned, as JAX programs do)."""
+    state = [[(jnp.asarray(w), jnp.asarray(b)) for w, b in params]]
+    xj, tj = jnp.asarray(x), jnp.asarray(t)
+
+    def loss_fn(ps):
+        h = xj
+        for i, (w, b) in enumerate(ps):
+            h = h @ w.T + b
+            if i < len(ps) - 1:
+                h = jnp.tanh(h) if act == "tanh" else jax.nn.relu(h)
+        if loss == "mse":
+            return jnp.mean((h - tj) ** 2)
+        logp = jax.nn.log_softmax(h, axis=1)
+        return -jnp.mean(jnp.take_along_axis(logp, tj[:, None], axis=1))
+
+    @jax.jit
+    def update(ps):
+        value, grads = jax.value_and_grad(loss_fn)(ps)
+        return jax.tree_util.tree_map(lambda p, g: p - LR * g, ps, grads), value
+
+    def step():
+        state[0], value = update(state[0])
+        value.block_until_ready()
+    return step
+
+
+def kernels_mlp_step(params, x, t, act, loss):
+    """The MLP step as its kernel calls alone, in a plain function: the backend implementation
+    functions a compiled step calls (the same kernels, in the same order), plus the loss's few
+    numpy operations. No framework: the floor under a replay, whose time subtracted from the
+    compiled step's, per kernel call, is the replay's overhead per kernel."""
+    from cygrad import backend as B
+
+    impl, nt = B._impl_var.get(B._impl), B._threads_var.get(B._kernel_threads)
+    params = [(w.copy(), b.copy()) for w, b in params]
+    flat = [a for wb in params for a in wb]
+    targets = None if loss == "mse" else np.ascontiguousarray(t, np.intp)
+    n = x.shape[0]
+
+    def step():
+        hs, outs = [x], []
+        for i, (w, b) in enumerate(params):
+            z = impl.gemm(hs[-1], w, False, True, nt)
+            if i < len(params) - 1:
+                hs.append(impl.bias_activation(act, z, b, 0.0, nt))
+            else:
+                impl.bias_add(z, b, z, nt)
+                outs.append(z)
+        out = outs[0]
+        if loss == "mse":
+            diff = out - t
+            float(np.add.reduce(diff * diff, None)) / diff.size
+            g = np.float32(2.0 / diff.size) * diff
+        else:
+            losses, logp = impl.log_softmax_nll(out, targets, nt)
+            float(losses.sum(dtype=losses.dtype)) / n
+            g = impl.log_softmax_nll_backward(logp, targets, np.full(n, 1.0 / n, np.float32), nt)
+        grads = []
+        for i in range(len(params) - 1, -1, -1):
+            w, b = params[i]
+            if i == len(params) - 1:
+                db = impl.column_sum(g, nt)
+            else:
+                g, db = impl.activation_backward_bias(act, g, hs[i + 1], 0.0, nt)
+            grads[:0] = [impl.gemm(g, hs[i], True, False, nt), db]
+            if i > 0:
+                g = impl.gemm(g, w, False, False, nt)
+        impl.sgd_update(flat, grads, LR, 0.0, 0.0, False, 0.0, None, None, False)
+    return step
+
+
 def tiny():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 2)).astype(np.float32)
@@ -240,11 +331,16 @@ def tiny():
     params = layer_params([2, 16, 16, 1], rng)
     systems = {"cygrad": cygrad_step(cygrad_mlp(params, nn.Tanh), F.mse_loss,
                                      cygrad.tensor(x), cygrad.tensor(y)),
+               "compiled": cygrad.compile(cygrad_step(cygrad_mlp(params, nn.Tanh), F.mse_loss,
+                                                      cygrad.tensor(x), cygrad.tensor(y))),
+               "kernels": kernels_mlp_step(params, x, y, "tanh", "mse"),
                "numpy": numpy_mlp_step(params, x, y, "tanh", "mse")}
     if torch is not None:
         systems["torch"] = torch_step(torch_mlp(params, torch.nn.Tanh),
                                       torch.nn.functional.mse_loss, torch.from_numpy(x),
                                       torch.from_numpy(y))
+    if jax is not None:
+        systems["jax"] = jax_mlp_step(params, x, y, "tanh", "mse")
     return systems
 
 
@@ -261,12 +357,19 @@ def mnist(only=None):
     if only in (None, "cygrad"):
         systems["cygrad"] = cygrad_step(cygrad_mlp(params, nn.ReLU), F.cross_entropy,
                                         cygrad.tensor(x), t)
+    if only in (None, "compiled"):
+        systems["compiled"] = cygrad.compile(cygrad_step(cygrad_mlp(params, nn.ReLU),
+                                                         F.cross_entropy, cygrad.tensor(x), t))
+    if only is None:
+        systems["kernels"] = kernels_mlp_step(params, x, t, "relu", "ce")
     if only in (None, "numpy"):
         systems["numpy"] = numpy_mlp_step(params, x, t, "relu", "ce")
     if torch is not None and only in (None, "torch"):
         systems["torch"] = torch_step(torch_mlp(params, torch.nn.ReLU),
                                       torch.nn.functional.cross_entropy, torch.from_numpy(x),
                                       torch.from_numpy(t))
+    if jax is not None and only is None:
+        systems["jax"] = jax_mlp_step(params, x, t, "relu", "ce")
     return systems
 
 
@@ -307,9 +410,15 @@ def conv():
     k = 1 / np.sqrt(8 * 26 * 26)
     wl = rng.uniform(-k, k, (10, 8 * 26 * 26)).astype(np.float32)
     bl = rng.uniform(-k, k, 10).astype(np.float32)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 26 * 26, 10))
-    model.load_state_dict({"0.weight": wc, "0.bias": bc, "3.weight": wl, "3.bias": bl})
-    systems = {"cygrad": cygrad_step(model, F.cross_entropy, cygrad.tensor(x), t),
+    models = []
+    for _ in range(2):
+        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(8 * 26 * 26, 10))
+        model.load_state_dict({"0.weight": wc, "0.bias": bc, "3.weight": wl, "3.bias": bl})
+        models.append(model)
+    systems = {"cygrad": cygrad_step(models[0], F.cross_entropy, cygrad.tensor(x), t),
+               "compiled": cygrad.compile(cygrad_step(models[1], F.cross_entropy,
+                                                      cygrad.tensor(x), t)),
                "numpy": numpy_conv_step(wc, bc, wl, bl, x, t)}
     if torch is not None:
         tm = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
@@ -387,9 +496,12 @@ def cnn():
     x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
     t = rng.integers(0, 10, 64)
     params = cnn_params(rng)
-    model = CygradCNN()
+    model, twin = CygradCNN(), CygradCNN()
     model.load_state_dict(params)
-    systems = {"cygrad": cygrad_step(model, F.cross_entropy, cygrad.tensor(x), t)}
+    twin.load_state_dict(params)
+    systems = {"cygrad": cygrad_step(model, F.cross_entropy, cygrad.tensor(x), t),
+               "compiled": cygrad.compile(cygrad_step(twin, F.cross_entropy, cygrad.tensor(x),
+                                                      t))}
     if torch is not None:
         tm = torch_cnn()
         tm.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
@@ -491,14 +603,17 @@ def gpt():
     rng = np.random.default_rng(5)
     idx = rng.integers(0, GPT["vocab"], (GPT["batch"], GPT["block"] + 1))
     x, t = np.ascontiguousarray(idx[:, :-1]), np.ascontiguousarray(idx[:, 1:])
-    model = gpt_model(cygrad)
+    model, twin = gpt_model(cygrad), gpt_model(cygrad)
     systems = {"cygrad": adamw_step(optim.AdamW(model.parameters(), lr=3e-4), model,
-                                    cygrad.tensor(x), cygrad.tensor(t))}
+                                    cygrad.tensor(x), cygrad.tensor(t)),
+               "compiled": cygrad.compile(adamw_step(optim.AdamW(twin.parameters(), lr=3e-4),
+                                                     twin, cygrad.tensor(x), cygrad.tensor(t)))}
     if torch is not None:
         tm = gpt_model(torch)
-        with cygrad.no_grad():  # the same weights in both
-            for p, q in zip(model.parameters(), tm.parameters()):
+        with cygrad.no_grad():  # the same weights in all
+            for p, q, r in zip(model.parameters(), tm.parameters(), twin.parameters()):
                 p.copy_(cygrad.tensor(q.detach().numpy()))
+                r.copy_(cygrad.tensor(q.detach().numpy()))
         systems["torch"] = adamw_step(torch.optim.AdamW(tm.parameters(), lr=3e-4), tm,
                                       torch.from_numpy(x), torch.from_numpy(t))
     return systems
@@ -629,6 +744,17 @@ def memory(quick):
     return out
 
 
+def compile_info(workload):
+    """The two capturing calls of a fresh cygrad.compile of the workload's step: their time,
+    and the plan's size."""
+    step = WORKLOADS[workload]()["compiled"]
+    for _ in range(2):
+        step()
+    plan = step.plan
+    return {"capture_ms": plan.capture_seconds * 1e3, "steps": len(plan.steps),
+            "kernels": sum(len(s.kernels) for s in plan.steps), "status": plan.status}
+
+
 # ---------------------------------------------------------------------- report
 
 def machine_info():
@@ -659,25 +785,29 @@ def load():
 def evaluate(steps):
     """One entry per target and thread count: ratio of medians, anchor, verdict."""
     out = []
-    for tid, workload, anchor, bound, text in TARGETS:
+    for tid, workload, anchor, bound, text, *system in TARGETS:
+        ours = system[0] if system else "cygrad"
         for nt, res in sorted(steps.get(workload, {}).items()):
-            if anchor not in res:
+            if anchor not in res or ours not in res:
+                missing = anchor if anchor not in res else ours
                 out.append({"target": tid, "threads": nt, "text": text, "met": None,
-                            "note": f"{anchor} not installed: not measured"})
+                            "note": f"{missing} not installed: not measured"})
                 continue
-            ratio = res["cygrad"]["median"] / res[anchor]["median"]
+            ratio = res[ours]["median"] / res[anchor]["median"]
             # the ratio's spread: worst and best pairing of the quartiles
-            hi = res["cygrad"]["q3"] / res[anchor]["q1"]
-            lo = res["cygrad"]["q1"] / res[anchor]["q3"]
+            hi = res[ours]["q3"] / res[anchor]["q1"]
+            lo = res[ours]["q1"] / res[anchor]["q3"]
             out.append({"target": tid, "threads": nt, "text": text, "anchor_system": anchor,
-                        "anchor_doc_us": ANCHORS.get((workload, anchor)),
-                        "cygrad_us": res["cygrad"]["median"] * 1e6,
+                        "anchor_doc_us": ANCHORS.get((workload, anchor)), "system": ours,
+                        "cygrad_us": res[ours]["median"] * 1e6,
                         "anchor_us": res[anchor]["median"] * 1e6, "ratio": ratio,
                         "ratio_iqr": [lo, hi], "bound": bound, "met": ratio <= bound})
     return out
 
 
-NAMES = {"cygrad": "cygrad", "numpy": "numpy by hand", "torch": "PyTorch"}
+NAMES = {"cygrad": "cygrad", "compiled": "cygrad.compile", "kernels": "cygrad kernels by hand",
+         "numpy": "numpy by hand", "torch": "PyTorch", "jax": "JAX jit"}
+COLUMNS = ("cygrad", "compiled", "kernels", "numpy", "torch", "jax")
 
 
 def markdown(report):
@@ -695,13 +825,34 @@ def markdown(report):
     lines += [f"Environment at start: {env}. PyTorch is imported first: the process's one "
               "OpenMP runtime starts with its defaults.", ""]
     lines += ["## Training steps and per-op overhead (µs, median [IQR])", "",
-              "| workload | threads | cygrad | numpy by hand | PyTorch |", "|---|---|---|---|---|"]
+              "| workload | threads | " + " | ".join(NAMES[c] for c in COLUMNS)
+              + " | compiled / eager |", "|---|---|" + "---|" * (len(COLUMNS) + 1)]
     for workload, per in report["steps"].items():
         for nt, res in sorted(per.items()):
             cells = [f"{res[s]['median'] * 1e6:.1f} [{res[s]['iqr'] * 1e6:.1f}]" if s in res
-                     else "—" for s in ("cygrad", "numpy", "torch")]
-            lines.append(f"| {workload} | {nt} | " + " | ".join(cells) + " |")
-    lines += ["", "numpy's column for `op` is a plain numpy `a + b` (no graph), for scale.", "",
+                     else "—" for s in COLUMNS]
+            ratio = (f"{res['compiled']['median'] / res['cygrad']['median']:.2f}"
+                     if "compiled" in res else "—")
+            lines.append(f"| {workload} | {nt} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", "numpy's column for `op` is a plain numpy `a + b` (no graph), for scale. "
+              "JAX: " + ("XLA's own thread pool (not limited to the row's thread count)."
+                         if jax is not None else "not installed."), ""]
+    if report.get("compile"):
+        lines += ["cygrad.compile, time of the two capturing calls (the check included): "
+                  + "; ".join(f"{w} {c['capture_ms']:.1f} ms ({c['steps']} plan steps, "
+                              f"{c['kernels']} kernel calls)"
+                              for w, c in report["compile"].items()) + ".", ""]
+        overheads = []
+        for workload, per in report["steps"].items():
+            c = report["compile"].get(workload)
+            for nt, res in sorted(per.items()):
+                if c and "kernels" in res and "compiled" in res and c["kernels"]:
+                    extra = res["compiled"]["median"] - res["kernels"]["median"]
+                    overheads.append(f"{workload} {nt}t {extra / c['kernels'] * 1e6:.2f} µs")
+        if overheads:
+            lines += ["Replay overhead per kernel call, (compiled − kernels by hand) / kernel "
+                      "calls: " + "; ".join(overheads) + ".", ""]
+    lines += ["",
               "## Targets (ratio of medians in this run; IQR range of the ratio)", "",
               "| target | threads | ratio | bound | anchor in this run | anchor in anchors.md "
               "| met |",
@@ -712,7 +863,8 @@ def markdown(report):
                          f"{t['note']} |")
             continue
         lines.append(
-            f"| {t['target']} {t['text']} | {t['threads']} | {t['ratio']:.3f} "
+            f"| {t['target']} {t['text']} ({NAMES[t['system']]}) | {t['threads']} | "
+            f"{t['ratio']:.3f} "
             f"[{t['ratio_iqr'][0]:.3f}–{t['ratio_iqr'][1]:.3f}] | {t['bound']:.3g} | "
             f"{NAMES[t['anchor_system']]} {t['anchor_us']:.1f} µs | "
             f"{t['anchor_doc_us']} µs | {'yes' if t['met'] else '**no**'} |")
@@ -783,6 +935,9 @@ def main(argv=None):
     if torch is None:
         print("note: PyTorch is not installed: its columns and the targets against it are "
               "skipped", file=sys.stderr)
+    if jax is None:
+        print("note: JAX is not installed: its columns and the targets against it (15a, 15b) "
+              "are skipped", file=sys.stderr)
     if threadpool_limits is None:
         print("note: threadpoolctl is not installed: numpy's BLAS keeps its own thread count",
               file=sys.stderr)
@@ -817,6 +972,9 @@ def main(argv=None):
                                     settle=0.2 if nt > 1 else 0.0)
             res = {name: stats(ts) for name, ts in times.items()}
             report["steps"][workload][nt] = res
+            compiled = None if "compiled" not in res else compile_info(workload)
+            if compiled is not None:
+                report.setdefault("compile", {})[workload] = compiled
             print(f"{workload:6s} {nt}t  " + "  ".join(
                 f"{name} {r['median'] * 1e6:8.1f} µs [IQR {r['iqr'] * 1e6:.1f}]"
                 for name, r in res.items()), flush=True)

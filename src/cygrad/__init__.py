@@ -28,7 +28,7 @@ registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
-from . import autograd, backends, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
+from . import autograd, backends, compiler, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
 from ._config import show_config  # noqa: E402
 from .autograd import (  # noqa: E402  # noqa: E402
     detect_anomaly,
@@ -41,6 +41,7 @@ from .autograd import (  # noqa: E402  # noqa: E402
     set_grad_enabled,
 )
 from .backend import get_num_threads, set_num_threads  # noqa: E402
+from .compiler import compile  # noqa: E402, A001
 from .dtypes import (  # noqa: E402
     can_cast,
     finfo,

@@ -1,5 +1,5 @@
 """The cygrad command line: `python -m cygrad demo [scenario]` (or the `cygrad` script), `trace`,
-`config`."""
+`config`, `bench`."""
 
 import argparse
 import sys
@@ -55,7 +55,46 @@ def build_parser():
     config = commands.add_parser("config", help="show how cygrad was built (compiler, flags, "
                                                 "OpenMP, FMA) and numpy's BLAS")
     config.add_argument("--json", action="store_true", help="print it as JSON")
+    bench = commands.add_parser("bench", help="print the benchmark table: training steps, eager "
+                                "and compiled, against numpy, PyTorch and JAX where installed, "
+                                "and gemm GFLOP/s against OpenBLAS (benchmarks/run.py of a "
+                                "source checkout)")
+    bench.add_argument("options", nargs=argparse.REMAINDER,
+                       help=f"benchmarks/run.py's options (default: {' '.join(BENCH_DEFAULT)}; "
+                            "results go to a temporary directory unless --out is given)")
     return parser
+
+
+BENCH_DEFAULT = ("--quick", "--threads", "1", "--only", "tiny,mnist,conv,op,gemm")
+
+
+def run_bench(options, parser):
+    """benchmarks/run.py's measurements, then its markdown table."""
+    import importlib.util
+    import os
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(root, "benchmarks", "run.py")
+    if not os.path.exists(path):
+        parser.exit(1, "cygrad: error: the benchmarks ship with cygrad's source tree, not its "
+                       "wheel: run `python -m cygrad bench` from a checkout (pip install -e .)\n")
+    spec = importlib.util.spec_from_file_location("cygrad_benchmarks", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    options = list(options) or list(BENCH_DEFAULT)
+    with tempfile.TemporaryDirectory() as tmp:
+        if "--out" not in options:
+            options += ["--out", tmp]
+        status = bench.main(options)
+        out = options[options.index("--out") + 1]
+        with open(os.path.join(out, "latest.md")) as f:
+            print()
+            print(f.read())
+    print("(through `python -m cygrad`, cygrad was imported before PyTorch, whose OpenMP runtime "
+          "then starts with OMP_WAIT_POLICY=PASSIVE; `python benchmarks/run.py` imports PyTorch "
+          "first)")
+    return status
 
 
 def run_trace(args, parser):
@@ -89,6 +128,9 @@ def main(argv=None):
     from . import demos
 
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
+        return run_bench(argv[1:], parser)  # its options are benchmarks/run.py's
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -299,9 +299,13 @@ class Tensor:
     def numpy(self, force=False):
         """The tensor's own array (shared, not copied). Unlike torch, this works on tensors
         that require grad too: writing into the array is not recorded."""
+        if _local.watch is not None:
+            _read(self, "numpy()")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if _local.watch is not None:
+            _read(self, "numpy's __array__")
         if copy:
             return np.array(self._data, dtype=dtype)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
@@ -311,9 +315,13 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
                                "to Scalar")
+        if _local.watch is not None:
+            _read(self, "item()")
         return self._data.item()
 
     def tolist(self):
+        if _local.watch is not None:
+            _read(self, "tolist()")
         return self._data.tolist()
 
     def __len__(self):
@@ -330,6 +338,8 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
                                f"(shape {tuple(self.shape)})")
+        if _local.watch is not None:
+            _read(self, "bool()")
         return bool(self._data.reshape(-1)[0])
 
     def __float__(self):
@@ -342,6 +352,8 @@ class Tensor:
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an "
                             "index")
+        if _local.watch is not None:
+            _read(self, "__index__")
         return int(self._data.reshape(-1)[0])
 
     def __complex__(self):
@@ -350,9 +362,13 @@ class Tensor:
     def _scalar(self):
         if self._data.size != 1:
             raise ValueError("only one element tensors can be converted to Python scalars")
+        if _local.watch is not None:
+            _read(self, "float(), int() or complex()")
         return self._data.reshape(-1)[0]
 
     def __format__(self, spec):
+        if _local.watch is not None:
+            _read(self, "format()")
         if self._data.ndim == 0:
             return format(self._data.item(), spec)
         return object.__format__(self, spec)
@@ -368,6 +384,8 @@ class Tensor:
     def __repr__(self):
         from ._format import tensor_repr
 
+        if _local.watch is not None:
+            _read(self, "repr() or print()")
         return tensor_repr(self)
 
     def __reduce_ex__(self, protocol):  # copy.deepcopy and pickle: a leaf copy of the data
@@ -472,13 +490,20 @@ class Tensor:
         op. Without a graph to record the array is written in place; with one, this tensor
         takes result's place in the graph, as torch's in-place ops do."""
         if not (_local.grad_enabled and (self._rg or result._rg)):
+            before = self._data
             target = _writable(self)
             src = result._data
             if src.dtype != target.dtype and not _castable(src.dtype, target.dtype):
                 raise RuntimeError(f"result type {_scalar_name(src.dtype)} can't be cast to the "
                                    f"desired output type {_scalar_name(target.dtype)}")
             np.copyto(target, src, casting="unsafe")
+            if _local.watch is not None:
+                for w in _local.watch:
+                    w.write(self, before, src, False)
             return self
+        if _local.watch is not None:
+            for w in _local.watch:
+                w.write(self, self._data, result._data, True)
         _check_rebase(self)
         if result._data.dtype != self._data.dtype:
             if not _castable(result._data.dtype, self._data.dtype):
@@ -673,6 +698,11 @@ def _slice_view(t):
     return op if op is not None and type(op).__name__ == "Slice" else None
 
 
+def _read(t, how):
+    for w in _local.watch:
+        w.read(t, how)
+
+
 def _write_view(view, result):
     """An in-place op on a view made by basic indexing, recorded: as torch's CopySlices, the
     base takes the write into its own history (base = index_put(base, index, result)), then
@@ -746,6 +776,10 @@ def apply(op_class, *inputs, **params):
     if params:
         op.__dict__ = params  # the call's own fresh dict becomes the op's: no copy
     grad = _local.grad_enabled
+    watch = _local.watch
+    if watch is not None:  # detect_anomaly, trace, an op recorder: see cygrad/_state.py
+        for w in watch:
+            w.begin(op, inputs)
     if len(inputs) == 1:  # the usual arities spelled out: comprehensions cost more
         (a,) = inputs
         data = op.forward(a._data)
@@ -793,11 +827,21 @@ def apply(op_class, *inputs, **params):
         else:
             out._extra["base"] = inputs[op.view_of]
             out._extra["view_op"] = op
-    watch = _local.watch
-    if watch is not None:  # detect_anomaly, trace, an op recorder: see cygrad/_state.py
+    if watch is not None:
         for w in watch:
             w.forward(op, inputs, out)
     return out
+
+
+def apply_unrecorded(op_class, *inputs, **params):
+    """apply() that records nothing, even in grad mode: for results without a gradient (a
+    comparison, integer arithmetic) that the library computes directly for speed, when a
+    watcher must see them as ops (a compiled step's capture replays what it sees)."""
+    token = _state.swap("grad_enabled", False)
+    try:
+        return apply(op_class, *inputs, **params)
+    finally:
+        _state.restore("grad_enabled", token)
 
 
 # ---------------------------------------------------------------------- backward
@@ -940,8 +984,19 @@ class Watcher:
     recorded or unrecorded op's forward, and each step of backward. Subclasses override what
     they need: detect_anomaly, cygrad.trace, the symmetry tools' op recorder."""
 
+    def begin(self, op, inputs):
+        """op is about to run forward on inputs (Tensors); its parameters are its attributes."""
+
     def forward(self, op, inputs, out):
         """op has just run forward: inputs (Tensors) gave out (a Tensor)."""
+
+    def write(self, tensor, before, src, recorded):
+        """An in-place op wrote the array src into tensor, whose array was `before` (tensor._data
+        is now before, or a copy of it when a live graph had saved it). recorded: the write
+        joined the autograd graph (grad mode, a tensor that requires grad)."""
+
+    def read(self, tensor, how):
+        """Python read tensor's values (`how`: "item()", "bool()", ...)."""
 
     def before(self, node, g):
         """backward is about to run node's op with g, the gradient of node."""

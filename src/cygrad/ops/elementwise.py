@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import dtypes
-from ..tensor import Tensor, _wrap, apply
+from ..tensor import Tensor, _local, _wrap, apply, apply_unrecorded
 from . import Op, registry
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -536,8 +536,10 @@ def _binary_general(entry, a, b):
     a, b = _as(a, common), _as(b, common)
     if a._data.shape != b._data.shape:
         _check_broadcast(a._data.shape, b._data.shape)
-    if entry.result == "bool" or not common.is_floating_point:
-        return _wrap(np.asarray(entry.forward(a._data, b._data)))  # no gradient to record
+    if entry.result == "bool" or not common.is_floating_point:  # no gradient to record
+        if _local.watch is not None:  # but an op to show (a compiled step replays it)
+            return apply_unrecorded(entry.op, a, b)
+        return _wrap(np.asarray(entry.forward(a._data, b._data)))
     return apply(entry.op, a, b)
 
 

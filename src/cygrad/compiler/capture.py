@@ -1,0 +1,358 @@
+"""Capture: run a training step eagerly once, watching everything a replay must repeat.
+
+The recorder is a `tensor.Watcher` (the engine calls it at every op's forward, at every step of
+backward, at in-place writes and at Python reads of a tensor's values) plus a global optimizer
+step hook. It keeps the events in order:
+
+    ("op", op, params, inputs, arrays, out, out_array)   an op ran forward (params: its attributes
+                                                           before forward; arrays: its inputs')
+    ("before", node, seed)                                 backward is about to run node's op
+                                                           (seed: (shape, dtype, all ones) of
+                                                           the gradient of a root, else None)
+    ("backward", node, g, input_grads, parents)            ...and ran it (g and input_grads as
+                                                           (shape, dtype) or None)
+    [ "leaf", node, id(g), held, after, shape ]            g went into a leaf's .grad (held: the
+                                                           .grad before, after: the .grad made)
+
+No gradient array is kept: backward adopts an array as a leaf's .grad without a copy only when
+nothing else holds it, and the recorder must not change what eager does.
+    ("write", tensor, before, after, src)                  an in-place write outside autograd
+    ("opt", optimizer, args, kwargs, gathered)             optimizer.step(*args, **kwargs) ran
+                                                           (gathered: per group, the parameters
+                                                           that had a gradient)
+
+and the problems: what makes a replay impossible (a Python read of a value, an in-place op in a
+graph, a tensor hook...). A second capture (`checks=` the first one's plan) also snapshots the
+state the first one found (parameters, their gradients, optimizer options and state) and checks
+that nothing changed it behind the recorder's back.
+"""
+
+import sys
+import threading
+
+import numpy as np
+
+from .. import backend as _backend
+from ..optim import optimizer as _optimizer
+from ..tensor import Watcher, _parents_of
+
+_BACKEND_GLOBALS = vars(_backend)
+_KERNELS = frozenset(_backend.__all__) - {"use", "current", "using", "available",
+                                          "set_num_threads", "get_num_threads", "has_kernel"}
+_OPTIONS_SKIP = ("params", "param_names")
+
+
+def _options(optimizer):
+    """A comparable copy of an optimizer's options (every group's, without the params)."""
+    return [{k: v for k, v in group.items() if k not in _OPTIONS_SKIP}
+            for group in optimizer.param_groups]
+
+
+def _describe(array):
+    if isinstance(array, np.ndarray):
+        return tuple(array.shape)
+    if isinstance(array, (list, tuple)) and array and all(isinstance(a, np.ndarray)
+                                                         for a in array):
+        return f"[{len(array)} arrays]"
+    return None
+
+
+class Recorder(Watcher):
+    """Records one eager run of a step (see the module docstring). `checks`: the plan of a
+    first capture, whose state this one verifies; `kernels`: also list the backend kernels
+    each event ran (through sys.setprofile, when no profiler is active)."""
+
+    def __init__(self, checks=None, kernels=False):
+        self.events = []
+        self.problems = []
+        self.kernels = {}  # event index -> [(kernel name, argument shapes)]
+        self._thread = threading.get_ident()
+        self._pending = {}
+        self._leaf = None
+        self._sent = set()  # ids of the tensors backward sent a gradient to
+        self._suspended = 0  # inside optimizer.step(): what runs there runs again at replay
+        self._checks = checks
+        self._snap = None
+        self._profile = kernels
+        self._handles = []
+        self.stepped = {}  # optimizer -> options after its step (checked again at the end)
+
+    # ------------------------------------------------------------------ the block
+
+    def __enter__(self):
+        if self._checks is not None:
+            self._snap = _Snapshot(self._checks)
+        self._handles = [_optimizer.register_optimizer_step_pre_hook(self._pre_step),
+                         _optimizer.register_optimizer_step_post_hook(self._post_step)]
+        if self._profile and sys.getprofile() is None:
+            sys.setprofile(self._kernel_call)
+        else:
+            self._profile = False
+        return self
+
+    def __exit__(self, *exc):
+        if self._profile:
+            sys.setprofile(None)
+        for handle in self._handles:
+            handle.remove()
+        self._flush()
+        if exc[0] is None:
+            if self._suspended:
+                self.problem("optimizer.step() did not return")
+            for opt, options in self.stepped.items():
+                if _options(opt) != options:
+                    self.problem(f"fn changes {type(opt).__name__}'s options after its step (an "
+                                 "lr scheduler stepping inside the compiled step? call "
+                                 "scheduler.step() outside it: replays read the options live)")
+            if self._snap is not None:
+                self._snap.check_end(self)
+        return False
+
+    def problem(self, text):
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def _mine(self):
+        return threading.get_ident() == self._thread
+
+    def _flush(self):
+        """The leaf event waiting to see which .grad backward made."""
+        leaf, self._leaf = self._leaf, None
+        if leaf is not None:
+            grad = leaf[4] = leaf[1]._grad
+            if self._snap is not None:  # the values backward left, for the end's check
+                leaf.append(None if grad is None else grad._data.copy())
+
+    # ------------------------------------------------------------------ the engine's calls
+
+    def begin(self, op, inputs):
+        if self._suspended:
+            return
+        self._flush()
+        self._pending[id(op)] = (dict(op.__dict__), [t._data for t in inputs])
+
+    def forward(self, op, inputs, out):
+        if self._suspended:
+            return
+        params, arrays = self._pending.pop(id(op))
+        if "needs" in op.__dict__:
+            params["needs"] = op.needs
+        for key, value in params.items():
+            if callable(value) and not isinstance(value, type) and not hasattr(value, "dtype"):
+                self.problem(f"{type(op).__name__} carries a Python callable ({key}): a module "
+                             "or tensor hook, which replay cannot run in its place")
+        self.events.append(("op", op, params, tuple(inputs), arrays, out, out._data))
+
+    def before(self, node, g):
+        if self._suspended:
+            return
+        self._flush()
+        self._hooks(node)
+        seed = None
+        if id(node) not in self._sent:  # a root: its gradient is backward's seed
+            seed = (g.shape, g.dtype, bool((g == 1).all()))
+        self.events.append(("before", node, seed))
+
+    def step(self, node, g, input_grads):
+        if self._suspended:
+            return
+        parents = tuple(_parents_of(node))
+        for parent, pg in zip(parents, input_grads):
+            if pg is not None and parent._rg:
+                self._sent.add(id(parent))
+        self._sent.discard(id(node))
+        self.events.append(("backward", node, _meta(g), tuple(map(_meta, input_grads)),
+                            parents))
+
+    def leaf(self, node, g):
+        if self._suspended:
+            return
+        self._flush()
+        self._hooks(node)
+        self._sent.discard(id(node))
+        held = node._grad
+        if self._snap is not None and held is not None:  # backward adds into it: it must
+            entry = self._snap.grads_in.get(id(node))  # hold what it held, or what recorded
+            if entry is not None and entry[1] is held and id(held) not in _written(self) \
+                    and not _same_bits(held._data, entry[2]):  # writes made
+                self.problem("a .grad was changed in place outside any op before backward "
+                             "added into it: replay cannot repeat it")
+        self._leaf = ["leaf", node, id(g), held, None, g.shape]
+        self.events.append(self._leaf)
+
+    def write(self, tensor, before, src, recorded):
+        if self._suspended:
+            return
+        self._flush()
+        if recorded:
+            self.problem("an in-place op on a tensor in the autograd graph (x.relu_(), x += y, "
+                         "inplace=True...): use the out-of-place form inside a compiled step")
+            return
+        self.events.append(("write", tensor, before, tensor._data, src))
+
+    def read(self, tensor, how):
+        if self._suspended:
+            return
+        self.problem(f"fn reads a tensor's values in Python ({how}): a replay cannot repeat "
+                     "what Python did with them (return the tensor and read it outside the "
+                     "compiled step, e.g. step(x, y).item())")
+
+    def _hooks(self, node):
+        extra = node._extra
+        if extra is not None and (extra.get("hooks") or extra.get("retain")):
+            self.problem("a tensor hook or retain_grad() in the graph: replay cannot run "
+                         "Python in backward")
+
+    # ------------------------------------------------------------------ optimizers
+
+    def _pre_step(self, opt, args, kwargs):
+        if not self._mine():
+            return
+        self._flush()
+        if self._snap is not None:
+            self._snap.check_before_step(self, opt)
+        self._gathered = [[p for p in g["params"] if p._grad is not None]
+                          for g in opt.param_groups]
+        last = {id(e[1]): e for e in self.events if e[0] == "leaf"}
+        if any(e[1]._grad is not e[4] for e in last.values()):
+            self.problem("a .grad was replaced between backward and the optimizer step outside "
+                         "any op: replay cannot repeat it")
+        self._suspended += 1
+
+    def _post_step(self, opt, args, kwargs):
+        if not self._mine():
+            return
+        self._suspended -= 1
+        if self._suspended:
+            return
+        if args or kwargs:
+            self.problem(f"{type(opt).__name__}.step() was given arguments (a closure?): "
+                         "replay cannot run Python")
+        self.events.append(("opt", opt, args, kwargs, self._gathered))
+        self.stepped[opt] = _options(opt)
+        if self._snap is not None:
+            self._snap.after_step(opt)
+
+    # ------------------------------------------------------------------ kernels
+
+    def _kernel_call(self, frame, event, arg):
+        if event != "call" or frame.f_globals is not _BACKEND_GLOBALS:
+            return
+        name = frame.f_code.co_name
+        if name not in _KERNELS:
+            return
+        code = frame.f_code
+        values = frame.f_locals
+        shapes = [_describe(values.get(v)) for v in code.co_varnames[:code.co_argcount]]
+        self.kernels.setdefault(len(self.events), []).append(
+            (name, tuple(s for s in shapes if s is not None)))
+
+
+class _Snapshot:
+    """The state a first capture's plan found, copied when the second capture starts: every
+    tensor it read live (parameters, buffers, constants) and its gradient, the optimizers'
+    options and state. The second capture checks that only recorded steps changed them."""
+
+    def __init__(self, plan):
+        self.values = {}  # id(t) -> (t, copy of its values: at entry, or after its update)
+        self.grads_in = {}  # id(t) -> (t, its .grad at entry, a copy of that grad's values)
+        for t in plan.live_tensors():
+            self.values[id(t)] = (t, t._data.copy())
+            grad = t._grad
+            self.grads_in[id(t)] = (t, grad, None if grad is None else grad._data.copy())
+        self.optimizers = {opt: (_options(opt), _state_copy(opt)) for opt in plan.optimizers()}
+        self.owners = plan.owners
+
+    def _unexplained(self, recorder):
+        """Tensors whose values changed since their copy, with no recorded write into them."""
+        written = _written(recorder)
+        return [t for t, copy in self.values.values()
+                if id(t) not in written and not _same_bits(t._data, copy)]
+
+    def check_before_step(self, recorder, opt):
+        if opt in self.optimizers and _options(opt) != self.optimizers[opt][0]:
+            recorder.problem(f"fn changes {type(opt).__name__}'s options before its step (an "
+                             "lr schedule set inside the compiled step? set it outside: replays "
+                             "read the options live)")
+        for t in self._unexplained(recorder):
+            recorder.problem(f"a tensor of shape {tuple(t.shape)} was changed in place outside "
+                             "any op (numpy writes through .data or ._data?): replay cannot "
+                             "repeat it")
+
+    def after_step(self, opt):
+        """The parameters the step updated: their new values are the reference from now on."""
+        for group in opt.param_groups:
+            for p in group["params"]:
+                if id(p) in self.values:
+                    self.values[id(p)] = (p, p._data.copy())
+
+    def check_end(self, recorder):
+        for t in self._unexplained(recorder):
+            recorder.problem(f"a tensor of shape {tuple(t.shape)} was changed in place outside "
+                             "any op (numpy writes through .data or ._data?): replay cannot "
+                             "repeat it")
+        for opt, (_, state) in self.optimizers.items():
+            if opt not in recorder.stepped and _state_copy(opt) != state:
+                recorder.problem(f"{type(opt).__name__}'s state changed without a step")
+        last = {}
+        for e in recorder.events:
+            if e[0] == "leaf":
+                last[id(e[1])] = e
+        written = _written(recorder)
+        for key, (t, grad, copy) in self.grads_in.items():
+            e = last.get(key)
+            now = t._grad
+            if e is not None:  # backward made this .grad: nothing else may touch it, but fn
+                # may set it to None after the updates (zero_grad at the end: replayed there)
+                if now is not e[4] and now is not None:
+                    recorder.problem("a .grad was replaced after backward outside any op "
+                                     "(zero_grad() after backward?): replay cannot repeat it")
+                elif now is not None and id(now) not in written and \
+                        not _same_bits(now._data, e[6]):
+                    recorder.problem("a .grad was changed in place after backward outside any "
+                                     "op (clipping through numpy?): replay cannot repeat it")
+            elif now is not None and now is not grad:
+                recorder.problem("fn set a .grad outside backward: replay cannot repeat it")
+            elif now is not None and id(now) not in written and \
+                    not _same_bits(now._data, copy):
+                recorder.problem("a .grad was changed in place outside any op: replay cannot "
+                                 "repeat it")
+
+
+def _written(recorder):
+    """Tensors recorded steps may change in place: written into, or whose array an op took as a
+    parameter (BatchNorm's running statistics, updated by its forward)."""
+    out = {id(e[1]) for e in recorder.events if e[0] == "write"}
+    params = {id(a) for e in recorder.events if e[0] == "op" for value in e[2].values()
+              for a in (value if isinstance(value, (tuple, list)) else (value,))
+              if isinstance(a, np.ndarray)}
+    if params:
+        snap = recorder._snap
+        out.update(key for key, (t, _) in snap.values.items() if id(t._data) in params)
+    return out
+
+
+def _meta(array):
+    return None if array is None else (array.shape, array.dtype)
+
+
+def _state_copy(opt):
+    """A comparable summary of an optimizer's state: per parameter, each value's bytes."""
+    out = []
+    for group in opt.param_groups:
+        for p in group["params"]:
+            s = opt.state.get(p)
+            if not s:
+                out.append(None)
+                continue
+            out.append(tuple(sorted((k, _bytes(v)) for k, v in s.items())))
+    return out
+
+
+def _bytes(value):
+    data = getattr(value, "_data", value)
+    return data.tobytes() if isinstance(data, np.ndarray) else repr(data)
+
+
+def _same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()

@@ -1,0 +1,97 @@
+"""Optimizer steps in a replay, without optimizer.step()'s Python where that is safe.
+
+`optimizer.step()` runs the step hooks, takes the update lock, gathers each group's parameters
+with a gradient, looks up their state and calls the backend's fused update (one kernel a
+group). A replay already knows the parameters and their gradients, so for SGD and Adam/AdamW
+the plan writes that backend call out, with the lists spelled out: the same function with the
+same arguments in the same order (`_step_group` of optim/sgd.py and optim/adam.py), so the same
+bits. It takes this path only when nothing else would have happened: no step hook anywhere,
+the parameter groups and their parameter lists still the captured objects, no parameter outside
+the captured ones holding a gradient, and every parameter's state already made (the first step
+makes it, inside optimizer.step()), for an optimizer with one parameter group. Otherwise the
+replay calls optimizer.step() itself.
+"""
+
+from .. import backend
+from ..optim import optimizer as _optimizer
+from ..optim.adam import Adam, AdamW
+from ..optim.sgd import SGD
+
+
+def update_lines(builder, opt, name, gathered):
+    """Lines replaying opt.step() (the optimizer is the plan's constant `name`); gathered: per
+    param group, the tensors that had a gradient at capture, in group order."""
+    kind = type(opt)
+    fallback = [f"{name}.step()"]
+    if kind not in (SGD, Adam, AdamW) or kind.step is not _optimizer.Optimizer.step \
+            or len(gathered) != 1 or len(opt.param_groups) != 1:
+        return fallback  # (one group only: a fallback after a group's update would repeat it)
+    ns = builder.ns
+    ns.update(_GPRE=_optimizer._global_pre_hooks, _GPOST=_optimizer._global_post_hooks,
+              _LOCK=_optimizer._update_lock, _RUN=_optimizer.Optimizer._run,
+              _SGD=backend.sgd_update, _ADAM=backend.adam_update)
+    checks = [f"_GPRE or _GPOST or {name}._optimizer_step_pre_hooks or "
+              f"{name}._optimizer_step_post_hooks",
+              f"len({name}.param_groups) != {len(gathered)}"]
+    calls = []
+    for i, (group, tensors) in enumerate(zip(opt.param_groups, gathered)):
+        g, params = builder._const(group, "G"), builder._const(group["params"], "L")
+        checks.append(f"{name}.param_groups[{i}] is not {g} or {g}['params'] is not {params}")
+        others = [p for p in group["params"] if not any(p is t for t in tensors)]
+        if others:
+            checks.append(f"any(_p._grad is not None for _p in {builder._const(others, 'L')})")
+        refs = [builder._tensor_ref(t) for t in tensors]
+        listed = builder._const(list(tensors), "L")
+        arrays = "[" + ", ".join(f"{r}._data" for r in refs) + "]"
+        grads = "[" + ", ".join(f"{r}._grad._data" for r in refs) + "]"
+        if kind is SGD:
+            calls += _sgd(name, g, listed, refs, arrays, grads)
+        else:
+            calls += _adam(name, g, listed, refs, arrays, grads)
+    lines = [f"if {' or '.join(f'({c})' for c in checks)}:", f"    {name}.step()", "else:"]
+    lines += [f"    {line}" for line in calls]
+    return lines
+
+
+def _sgd(name, g, listed, refs, arrays, grads):
+    """SGD._step_group's backend call: momentum buffers from the state (none yet: step())."""
+    bufs = "[" + ", ".join(f"_S[{r}]['momentum_buffer']._data" for r in refs) + "]"
+    return [f"_m = {g}['momentum']",
+            "_bufs = _fresh = None",
+            "if _m != 0:",
+            f"    _S = {name}.state",
+            "    try:",
+            f"        _bufs = {bufs}",
+            f"        _fresh = [False] * {len(refs)}",
+            "    except (KeyError, AttributeError, TypeError):",
+            "        _bufs = False",
+            "if _bufs is False:",
+            f"    {name}.step()",
+            "else:",
+            "    with _LOCK:",
+            f"        _RUN(_SGD, {listed}, ({arrays}, {grads}, {g}['lr'], _m, "
+            f"{g}['dampening'], {g}['nesterov'], {g}['weight_decay'], _bufs, _fresh, "
+            f"{g}['maximize']), (1, 7, 8))"]
+
+
+def _adam(name, g, listed, refs, arrays, grads):
+    """Adam._step_group's backend call (Adam and AdamW); no state yet: step()."""
+    states = "[" + ", ".join(f"_S.get({r})" for r in refs) + "]"
+    return [f"_S = {name}.state",
+            f"_ams = {g}['amsgrad']",
+            "try:",
+            f"    _st = {states}",
+            "    _ea = [_s['exp_avg']._data for _s in _st]",
+            "    _eq = [_s['exp_avg_sq']._data for _s in _st]",
+            "    _mx = [_s['max_exp_avg_sq']._data for _s in _st] if _ams else None",
+            "    _sc = [_s['step']._data for _s in _st]",
+            "except (KeyError, AttributeError, TypeError):",
+            "    _st = None",
+            "if _st is None:",
+            f"    {name}.step()",
+            "else:",
+            f"    _b1, _b2 = {g}['betas']",
+            "    with _LOCK:",
+            f"        _RUN(_ADAM, {listed}, ({arrays}, {grads}, _ea, _eq, _sc, {g}['lr'], _b1, "
+            f"_b2, {g}['eps'], {g}['weight_decay'], {g}['decoupled_weight_decay'], _ams, _mx, "
+            f"{g}['maximize']), (1, 2, 3, 4, 12))"]

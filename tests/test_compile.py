@@ -1,0 +1,671 @@
+"""cygrad.compile: a replayed step gives eager's bits, its guards capture again, and what it
+cannot replay runs eagerly with a warning (or raises with fullgraph=True)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import cygrad
+import cygrad.nn.functional as F
+from cygrad import nn, optim
+from cygrad.compiler import CompileError, CompileWarning
+from cygrad.symmetry import SymmetryMonitor
+
+STEPS = 6
+
+
+@pytest.fixture(autouse=True)
+def _no_watchers():
+    """Each test starts with no watcher in the thread: a monitor another test left attached
+    (and alive) would make every compiled step run eagerly, as it should."""
+    from cygrad import _state
+
+    token = _state.swap("watch", None)
+    yield
+    _state.restore("watch", token)
+
+
+def _bits(arrays):
+    return [(a.shape, a.dtype.str, a.tobytes()) for a in arrays]
+
+
+def _state(model, opt=None):
+    arrays = [t._data for t in model.state_dict().values()]
+    if opt is not None:
+        for s in opt.state.values():
+            arrays += [v._data for v in s.values() if hasattr(v, "_data")]
+    return _bits(arrays)
+
+
+def _run(make, compiled, steps=STEPS, **compile_args):
+    """Train a fresh model (make() -> model, opt, step, batches) eagerly or compiled; return
+    its final parameters, buffers and optimizer state, the losses, and the step."""
+    model, opt, step, batches = make()
+    fn = cygrad.compile(step, **compile_args) if compiled else step
+    losses = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        for i in range(steps):
+            out = fn(*batches[i % len(batches)])
+            losses.append(np.array(out._data if isinstance(out, cygrad.Tensor) else out))
+    return _state(model, opt), _bits(losses), fn
+
+
+def _same_as_eager(make, steps=STEPS):
+    eager = _run(make, False, steps)
+    compiled = _run(make, True, steps)
+    assert compiled[1] == eager[1], "losses differ"
+    assert compiled[0] == eager[0], "parameters, buffers or optimizer state differ"
+    step = compiled[2]
+    assert step.counts["captures"] == 2 and step.counts["replays"] == steps - 2
+    return step
+
+
+# ---------------------------------------------------------------------- models
+
+def tiny_mlp(opt_class=optim.SGD, **opt_args):
+    def make():
+        cygrad.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(),
+                              nn.Linear(16, 1))
+        opt = opt_class(model.parameters(), **(opt_args or {"lr": 0.1}))
+        rng = np.random.default_rng(0)
+        batches = [(cygrad.tensor(rng.standard_normal((32, 2)).astype(np.float32)),
+                    cygrad.tensor(rng.standard_normal((32, 1)).astype(np.float32)))
+                   for _ in range(3)]
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return model, opt, step, batches
+    return make
+
+
+def mnist_mlp(targets="tensor"):
+    def make():
+        cygrad.manual_seed(1)
+        model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
+                              nn.Linear(16, 10))
+        opt = optim.Adam(model.parameters(), lr=1e-2)
+        rng = np.random.default_rng(1)
+        batches = []
+        for _ in range(4):
+            x = cygrad.tensor(rng.standard_normal((16, 64)).astype(np.float32))
+            t = rng.integers(0, 10, 16)
+            batches.append((x, cygrad.tensor(t) if targets == "tensor" else t))
+
+        def step(x, t):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), t)
+            loss.backward()
+            opt.step()
+            return loss
+        return model, opt, step, batches
+    return make
+
+
+def conv_net():
+    cygrad.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(4),
+                          nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * 6 * 6, 10))
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(2)
+    batches = [(cygrad.tensor(rng.standard_normal((8, 1, 14, 14)).astype(np.float32)),
+                cygrad.tensor(rng.integers(0, 10, 8))) for _ in range(3)]
+
+    def step(x, t):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), t)
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, step, batches
+
+
+class Block(nn.Module):
+    """Token and position embeddings, a causal self-attention layer and a feed-forward layer,
+    each behind a LayerNorm, with dropout: a small GPT."""
+
+    def __init__(self, vocab=11, d=16, heads=2, block=8):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(block, d)
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, dropout=0.1, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d),
+                                nn.Dropout(0.1))
+        self.q = nn.Linear(d, d)
+        self.head = nn.Linear(d, vocab)
+        self.register_buffer("mask", cygrad.triu(cygrad.ones(block, block), 1).bool())
+
+    def forward(self, idx):
+        t = idx.shape[1]
+        x = self.tok(idx) + self.pos(cygrad.arange(t))
+        h = self.ln1(x)
+        a, _ = self.attn(h, h, h, attn_mask=self.mask[:t, :t], need_weights=False)
+        x = x + a
+        q = self.q(self.ln3(x)).view(x.shape[0], t, 2, -1).transpose(1, 2)
+        x = x + F.scaled_dot_product_attention(q, q, q, is_causal=True, dropout_p=0.1) \
+            .transpose(1, 2).reshape(x.shape)
+        x = x + self.ff(self.ln2(x))
+        return self.head(x)
+
+
+def transformer():
+    cygrad.manual_seed(3)
+    model = Block()
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(3)
+    batches = [(cygrad.tensor(rng.integers(0, 11, (4, 8))),
+                cygrad.tensor(rng.integers(0, 11, (4, 8)))) for _ in range(3)]
+
+    def step(idx, targets):
+        logits = model(idx)
+        loss = F.cross_entropy(logits.view(-1, 11), targets.view(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, step, batches
+
+
+# ---------------------------------------------------------------------- bitwise equal to eager
+
+def test_tiny_mlp_bitwise(backend):
+    _same_as_eager(tiny_mlp())
+
+
+@pytest.mark.parametrize("targets", ["tensor", "numpy"])
+def test_mnist_mlp_adam_bitwise(targets):
+    """Class targets change every batch: the integer copy cross_entropy makes of them is
+    followed back to the argument."""
+    step = _same_as_eager(mnist_mlp(targets))
+    assert "derived" in step.plan.source or "d" in step.plan.source
+
+
+def test_conv_batchnorm_dropout_bitwise():
+    _same_as_eager(conv_net)
+
+
+def test_transformer_bitwise():
+    """Embeddings, LayerNorm, attention (MultiheadAttention with a mask, causal
+    scaled_dot_product_attention), GELU, dropout masks drawn anew at every replay, AdamW."""
+    _same_as_eager(transformer)
+
+
+@pytest.mark.parametrize("opt_class, args", [
+    (optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    (optim.RMSprop, {"lr": 1e-2, "centered": True}),
+    (optim.Adagrad, {"lr": 0.1}),
+    (optim.Adadelta, {}),
+    (optim.Adam, {"lr": 1e-2, "amsgrad": True, "weight_decay": 1e-3}),
+    (optim.AdamW, {"lr": 1e-2, "maximize": True}),
+])
+def test_optimizers_bitwise(opt_class, args):
+    _same_as_eager(tiny_mlp(opt_class, **args))
+
+
+@pytest.mark.parametrize("make", [conv_net, transformer])
+def test_thread_counts_give_the_same_bits(make):
+    cygrad.set_num_threads(1)
+    eager = _run(make, False)
+    cygrad.set_num_threads(2)
+    compiled = _run(make, True)
+    assert compiled[:2] == eager[:2]
+
+
+def test_decorator_forms_and_results():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = cygrad.randn(5, 3)
+
+    @cygrad.compile
+    def step(x):
+        out = model(x)
+        loss = (out * out).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss, "out": out, "n": 5}, model.weight
+
+    @cygrad.compile(fullgraph=True)
+    def forward(x):
+        return model(x).sum()
+
+    for _ in range(4):
+        values, weight = step(x)
+        assert weight is model.weight and values["n"] == 5
+        expected = model(x)
+        assert np.array_equal(forward(x)._data, expected.sum()._data)
+    assert step.counts["replays"] == 2 and not values["loss"].requires_grad
+    assert values["out"].shape == (5, 2)
+
+
+def test_inference_under_no_grad():
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    step = cygrad.compile(lambda x: model(x).softmax(1))
+    x = cygrad.randn(6, 4)
+    with cygrad.no_grad():
+        outs = [step(x)._data.copy() for _ in range(4)]
+    assert all(np.array_equal(o, model(x).softmax(1)._data) for o in outs)
+    assert step.counts["replays"] == 2
+
+
+# ---------------------------------------------------------------------- guards
+
+def test_new_shape_captures_again_and_old_plans_stay():
+    model, opt, step, batches = tiny_mlp()()
+    fn = cygrad.compile(step)
+    small = (batches[0][0][:8], batches[0][1][:8])
+    eager_model, eager_opt, eager_step, _ = tiny_mlp()()
+    for args in [batches[0]] * 3 + [small] * 3 + [batches[1]] * 2:
+        fn(*args)
+        eager_step(*args)
+    assert _state(model, opt) == _state(eager_model, eager_opt)
+    assert fn.counts == {"captures": 4, "replays": 4, "eager": 0}
+
+
+def test_dtype_and_grad_mode_are_guarded():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 1).double()
+    fn = cygrad.compile(lambda x: model(x).sum())
+    x64 = cygrad.randn(4, 3, dtype=cygrad.float64)
+    for _ in range(3):
+        fn(x64)
+    with cygrad.no_grad():
+        out = fn(x64)
+    assert not out.requires_grad and fn.counts["captures"] == 3
+    model.float()
+    x32 = x64.float()
+    assert np.array_equal(fn(x32)._data, model(x32).sum()._data)
+
+
+def test_eval_mode_and_replaced_parameters_capture_again():
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    fn = cygrad.compile(lambda x: model(x))
+    x = cygrad.ones(2, 4)
+    for _ in range(3):
+        fn(x)
+    model.eval()
+    assert np.array_equal(fn(x)._data, model(x)._data)  # no dropout now
+    captures = fn.counts["captures"]
+    model[0].weight = nn.Parameter(cygrad.zeros(4, 4))
+    assert np.array_equal(fn(x)._data, np.broadcast_to(model[0].bias._data, (2, 4)))
+    assert fn.counts["captures"] == captures + 1
+
+
+def test_parameter_data_replaced_in_place_is_read_live():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 2)
+    fn = cygrad.compile(lambda x: model(x))
+    x = cygrad.randn(4, 3)
+    for _ in range(3):
+        fn(x)
+    model.weight.data = cygrad.zeros(2, 3)
+    assert np.array_equal(fn(x)._data, np.broadcast_to(model.bias._data, (4, 2)))
+    with cygrad.no_grad():
+        model.bias.fill_(1.0)
+    assert np.array_equal(fn(x)._data, np.ones((4, 2), np.float32))
+    assert fn.counts["captures"] == 2
+
+
+def test_lr_scheduler_outside_the_step():
+    def make():
+        model, opt, step, batches = tiny_mlp()()
+        sched = optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+
+        def outer(x, y):
+            return step(x, y)
+        return model, opt, outer, batches, sched
+
+    results = []
+    for compiled in (False, True):
+        model, opt, step, batches, sched = make()
+        fn = cygrad.compile(step) if compiled else step
+        for i in range(8):
+            fn(*batches[i % 3])
+            sched.step()
+        results.append(_state(model, opt))
+    assert results[0] == results[1]
+
+
+def test_gradient_accumulation_and_zero_grad_patterns():
+    """No zero_grad in the step (accumulating, zeroed outside every other call), zero_grad
+    after the update, and zero_grad(set_to_none=False)."""
+    def variant(kind):
+        def make():
+            model, opt, _, batches = tiny_mlp()()
+
+            def step(x, y):
+                if kind == "zero in place":
+                    opt.zero_grad(set_to_none=False)
+                F.mse_loss(model(x), y).backward()
+                opt.step()
+                if kind == "zero after":
+                    opt.zero_grad()
+                return model[0].weight
+            return model, opt, step, batches
+        return make
+
+    for kind in ("accumulate", "zero after", "zero in place"):
+        results = []
+        for compiled in (False, True):
+            model, opt, step, batches = variant(kind)()
+            fn = cygrad.compile(step) if compiled else step
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", CompileWarning)
+                for i in range(8):
+                    if kind == "accumulate" and i % 2 == 0:
+                        opt.zero_grad()
+                    fn(*batches[i % 3])
+            grads = [p.grad._data for p in model.parameters() if p.grad is not None]
+            results.append((_state(model, opt), _bits(grads)))
+        assert results[0] == results[1], kind
+
+
+def test_tensor_made_from_a_numpy_argument_inside_the_step():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 1)
+    def step(x):
+        return model(cygrad.tensor(x, dtype=cygrad.float32)).sum()
+
+    fn = cygrad.compile(step)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.standard_normal((4, 3))  # float64, converted to float32 inside
+        assert np.array_equal(fn(x)._data, step(x)._data)
+    assert fn.counts["replays"] == 3
+
+
+# ---------------------------------------------------------------------- what runs eagerly
+
+def _warns(fn, args, calls=3, match=None):
+    with pytest.warns(CompileWarning, match=match):
+        for _ in range(calls):
+            fn(*args)
+
+
+def test_python_read_of_a_value_runs_eagerly():
+    model, opt, step, batches = tiny_mlp()()
+
+    def logged(x, y):
+        return step(x, y).item()
+
+    fn = cygrad.compile(logged)
+    _warns(fn, batches[0], match=r"item\(\)")
+    assert fn.counts == {"captures": 1, "replays": 0, "eager": 2}
+    eager_model, eager_opt, eager_step, _ = tiny_mlp()()
+    for _ in range(3):
+        eager_step(*batches[0])
+    assert _state(model, opt) == _state(eager_model, eager_opt)
+
+
+def test_fullgraph_raises_after_the_eager_call():
+    model, opt, step, batches = tiny_mlp()()
+    fn = cygrad.compile(lambda x, y: bool(step(x, y) > 1), fullgraph=True)
+    before = model[0].weight._data.copy()
+    with pytest.raises(CompileError, match=r"bool\(\)"):
+        fn(*batches[0])
+    assert not np.array_equal(before, model[0].weight._data)  # the step itself ran
+
+
+def test_a_branch_on_python_state_is_caught_by_the_second_capture():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 1)
+    calls = []
+
+    def step(x):
+        calls.append(1)
+        return model(x) * 2 if len(calls) % 2 else model(x) * 3
+
+    fn = cygrad.compile(step)
+    _warns(fn, (cygrad.randn(2, 3),), calls=4, match="two calls recorded different steps")
+    assert fn.counts == {"captures": 3, "replays": 0, "eager": 1}
+
+
+def test_in_place_op_in_the_graph_runs_eagerly():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 4)
+    fn = cygrad.compile(lambda x: model(x).relu_().sum().backward())
+    _warns(fn, (cygrad.randn(2, 3),), match="in-place op")
+
+
+def test_scheduler_inside_the_step_runs_eagerly():
+    model, opt, step, batches = tiny_mlp()()
+    sched = optim.lr_scheduler.ExponentialLR(opt, 0.9)
+
+    def with_schedule(x, y):
+        loss = step(x, y)
+        sched.step()
+        return loss
+
+    _warns(cygrad.compile(with_schedule), batches[0], match="options after its step")
+
+
+def test_graph_built_outside_the_step_runs_eagerly():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x = cygrad.randn(2, 3)
+    fn = cygrad.compile(lambda loss: loss.backward())
+    with pytest.warns(CompileWarning, match="graph built outside"):
+        for _ in range(3):
+            fn(model(x).sum())
+
+
+def test_monitor_attached_runs_eagerly_and_records_every_step():
+    histories = []
+    for compiled in (False, True):
+        model, opt, step, batches = tiny_mlp()()
+        monitor = SymmetryMonitor(model)
+        monitor.attach(opt)
+        fn = cygrad.compile(step) if compiled else step
+        for i in range(4):
+            fn(*batches[i % 3])
+        monitor.detach()
+        histories.append(([h["layers"]["0"]["effective_width"] for h in monitor.history],
+                          _state(model, opt)))
+        if compiled:
+            assert fn.counts == {"captures": 0, "replays": 0, "eager": 4}
+    assert histories[0] == histories[1]
+
+
+# ---------------------------------------------------------------------- the plan
+
+def test_plan_lists_kernels_with_shapes_and_times():
+    model, opt, step, batches = tiny_mlp()()
+    fn = cygrad.compile(step)
+    assert fn.plan is None
+    for _ in range(4):
+        fn(*batches[0])
+    text = str(fn.plan)
+    assert "verified" in text and "gemm(32x2, 16x2)" in text and "bias_activation" in text
+    assert "SGD.step()" in text and "sgd_update" in text and "µs" in text
+    assert "LinearTanh backward" in text
+    assert fn.plan.source.startswith("def replay(")
+    fn.reset()
+    fn(*batches[0])
+    assert fn.counts["captures"] == 3
+
+
+# ---------------------------------------------------------------------- optimizers and buffers
+
+def test_optimizer_hook_added_later_runs_at_every_replay():
+    model, opt, step, batches = tiny_mlp()()
+    fn = cygrad.compile(step)
+    for _ in range(3):
+        fn(*batches[0])
+    seen = []
+    handle = opt.register_step_post_hook(lambda o, args, kwargs: seen.append(1))
+    for _ in range(3):
+        fn(*batches[0])
+    handle.remove()
+    assert seen == [1, 1, 1] and fn.counts["replays"] == 4
+
+
+def test_optimizer_state_reset_and_loaded():
+    """Adam's state emptied (a fresh state_dict loaded) between replays: the replay's step
+    makes it again, as eager's does."""
+    results = []
+    for compiled in (False, True):
+        model, opt, step, batches = mnist_mlp()()
+        fresh = optim.Adam(model.parameters(), lr=1e-2).state_dict()
+        fn = cygrad.compile(step) if compiled else step
+        for i in range(7):
+            if i == 4:
+                opt.load_state_dict(fresh)
+            fn(*batches[i % 4])
+        results.append(_state(model, opt))
+    assert results[0] == results[1]
+
+
+def test_batchnorm_buffers_loaded_or_replaced_between_calls():
+    results = []
+    for compiled in (False, True):
+        model, opt, step, batches = conv_net()
+        fn = cygrad.compile(step) if compiled else step
+        for i in range(8):
+            if i == 4:
+                model.load_state_dict({k: v * 0 + 1 for k, v in model.state_dict().items()
+                                       if "running" in k}, strict=False)
+            if i == 6:
+                model[3].running_var.data = cygrad.full((4,), 2.0)
+            fn(*batches[i % 3])
+        results.append(_state(model, opt))
+    assert results[0] == results[1]
+
+
+def test_keyword_and_number_arguments_are_guarded():
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 2)
+    fn = cygrad.compile(lambda x, *, scale=1.0: model(x) * scale)
+    x = cygrad.randn(4, 3)
+    for scale in (2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 2.0):
+        assert np.array_equal(fn(x, scale=scale)._data, (model(x) * scale)._data)
+    assert fn.counts == {"captures": 4, "replays": 3, "eager": 0}
+    assert np.array_equal(fn(x)._data, model(x)._data)
+
+
+def test_bench_command_prints_the_table(capsys):
+    from cygrad.__main__ import main
+
+    assert main(["bench", "--only", "op", "--quick", "--threads", "1", "--reps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| op | 1 |" in out and "## Targets" in out
+
+
+def _two_groups(compiled):
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    spare = nn.Parameter(cygrad.ones(2))
+    opt = optim.SGD([{"params": model[0].parameters()},
+                     {"params": list(model[2].parameters()) + [spare], "lr": 0.05}],
+                    lr=0.1, momentum=0.5)
+    single = optim.Adam(model.parameters(), lr=1e-2)
+    x, y = cygrad.randn(5, 3), cygrad.randn(5, 1)
+
+    def step(x, y):
+        opt.zero_grad()
+        single.zero_grad()
+        F.mse_loss(model(x), y).backward()
+        opt.step()
+        single.step()
+
+    fn = cygrad.compile(step) if compiled else step
+    for i in range(7):
+        if i == 5:
+            spare.grad = cygrad.ones(2)
+        fn(x, y)
+    assert spare.grad is None
+    return _state(model, opt) + _bits([spare._data])
+
+
+def test_two_param_groups_and_a_stale_gradient_outside_the_step():
+    """A second param group (the replay calls step()), and a parameter of the optimizer the
+    step never uses, given a gradient from outside: eager's step (after zero_grad) leaves it
+    alone, and so must the replay's."""
+    assert _two_groups(False) == _two_groups(True)
+
+
+def test_the_captured_steps_arrays_are_freed():
+    """A plan keeps the parameters and constants it reads, not the activations of the calls
+    that captured it."""
+    import gc
+    import weakref
+
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+
+    def step(x):
+        hidden = model[1](model[0](x))
+        seen.append(weakref.ref(hidden._data))
+        opt.zero_grad()
+        model[2](hidden).sum().backward()
+        opt.step()
+
+    fn = cygrad.compile(step)
+    for _ in range(5):
+        fn(cygrad.randn(4, 3))
+    gc.collect()
+    assert len(seen) == 2 and all(r() is None for r in seen)
+
+
+def test_train_mode_set_inside_the_step():
+    """model.train() inside the step changes the modules' layout count at every call: the
+    plan checks it after its capture, so replays follow."""
+    model, opt, step, batches = tiny_mlp()()
+
+    def train_step(x, y):
+        model.train()
+        return step(x, y)
+
+    fn = cygrad.compile(train_step)
+    for _ in range(5):
+        fn(*batches[0])
+    assert fn.counts == {"captures": 2, "replays": 3, "eager": 0}
+    model.eval()
+    fn(*batches[0])
+    assert fn.counts["captures"] == 3
+
+
+def test_gradient_zeroed_through_numpy_runs_eagerly():
+    """zero_grad written by hand into the arrays (no op sees it): the checking capture
+    finds the .grad changed before backward added into it."""
+    model, opt, step, batches = tiny_mlp()()
+
+    def zeroed_by_hand(x, y):
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad._data[...] = 0
+        F.mse_loss(model(x), y).backward()
+        opt.step()
+
+    _warns(cygrad.compile(zeroed_by_hand), batches[0], calls=4, match="changed in place")
+
+
+def test_targets_the_capture_did_not_see_raise_at_replay():
+    """cross_entropy chose its fused kernel on the captured targets; a replay given an
+    out-of-range target raises before any update (the kernel checks), and the step's eager
+    form, step.__wrapped__, still runs."""
+    model, opt, step, batches = mnist_mlp()()
+    fn = cygrad.compile(step)
+    for i in range(3):
+        fn(*batches[i])
+    x, t = batches[0]
+    bad = cygrad.tensor(np.where(np.arange(16) == 3, 12, t._data))
+    before = _state(model, opt)
+    with pytest.raises((ValueError, IndexError)) as info:
+        fn(x, bad)
+    assert _state(model, opt) == before
+    if hasattr(info.value, "__notes__"):
+        assert "cygrad.compile" in info.value.__notes__[0]
+    with pytest.raises(IndexError):
+        fn.__wrapped__(x, bad)
