@@ -189,13 +189,20 @@ def _distinct(column):
 
 def _split_exactly(cluster, rows, groups, n):
     """Split `cluster` (sorted unit indices) into groups of units equal in every array of
-    `rows` (unit u at [u]; bitwise: _same), appended to `groups`."""
+    `rows` (unit u at [u]; bitwise: _same), appended to `groups`. A cluster that holds (tied
+    units) is seen at once: each unit == the next in every array (no NaN, then, and == is
+    transitive)."""
+    picked = [r if len(cluster) == n else r[cluster] for r in rows]  # all units: no copy
+    if all((p[1:] == p[:-1]).all() for p in picked):
+        groups.append(cluster.tolist())
+        return
     while len(cluster):
         same = np.ones(len(cluster), bool)
-        for r in rows:  # the whole array when the cluster is every unit: no copy
-            same &= _same(r if len(cluster) == n else r[cluster], 0)
+        for p in picked:
+            same &= _same(p, 0)
         groups.append(cluster[same].tolist())
         cluster = cluster[~same]
+        picked = [p[~same] for p in picked]
 
 
 def _group(n, parts, shortcut=True, alone=None):

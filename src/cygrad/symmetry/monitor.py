@@ -193,6 +193,18 @@ def _any(g, sample=True):
     return bool(g.any())
 
 
+def _quick_status(p):
+    """_grad_status(p, norm=False) of one parameter, from its gradient's first and last
+    entries where one of them is non-zero."""
+    grad = p._grad
+    if grad is None:
+        return {"status": "none", "norm": None}
+    g = grad._data
+    if g.size and (g.item(0) or g.item(-1)):
+        return {"status": "nonzero", "norm": None}
+    return _grad_status(p, False)
+
+
 def _grad_status(p, norm=True, sample=True):
     if isinstance(p, list):  # the heads of hand-written attention: their weights together
         grads = [q.grad._data for q in p if q.grad is not None]
@@ -294,12 +306,18 @@ class SymmetryMonitor:
         output."""
         if on == bool(self._activation_handles) or (on and self._detached):
             return
+        layout = _layout[0]
         if on:
             self._watch_activations()
         else:
             for handle in self._activation_handles:
                 handle.remove()
             self._activation_handles.clear()
+        # hooks change no parameter: what was kept at the count before them still holds
+        self._cache = [(_layout[0],) + c[1:] if c is not None and c[0] == layout else c
+                       for c in self._cache]
+        if self._quick is not None and self._quick[0] == layout:
+            self._quick = (_layout[0],) + self._quick[1:]
 
     def _watch_activations(self):
         """A forward hook on each activation module that has a health measure (the op table's
@@ -503,7 +521,7 @@ class SymmetryMonitor:
             cached, now = self._cache[k], snap[name]
             if cached is None or cached[0] != _layout[0] or now["units"] == 0:
                 return None
-            column = _a_column(now["units"], now["parts"])
+            column = _a_column(now["units"], now["parts"], contiguous=True)
             if column is None:
                 return None
             columns.append(column)
@@ -519,22 +537,33 @@ class SymmetryMonitor:
         layer distinct (nothing could split in it; no op was recorded): when the units still
         all differ (one column of each layer, sorted together), the entry is made here, with
         what record() would give: the groups of single units and the gradients' status. Else
-        (or when a layer's parameters changed) None: record() does it all."""
+        (or when a layer's parameters changed) None: record() does it all. Right after a
+        training step little of the interpreter's and numpy's state is in the CPU's caches:
+        this makes few numpy calls."""
         layout, arrays, columns, layers, snap = self._quick
-        if layout != _layout[0] or not all(p._data is data for p, data in arrays):
+        if layout != _layout[0]:
             self._quick = None
             return None
-        if not _all_differ(np.concatenate(columns)):
-            return None
+        for p, data in arrays:
+            if p._data is not data:
+                self._quick = None
+                return None
+        values = np.concatenate(columns)
+        values.sort()  # equal values side by side, NaNs last
+        last = values.item(-1)
+        if last != last or not (values[1:] != values[:-1]).all():
+            return None  # some value twice (or a NaN): record() groups each layer
         entry = {"step": step, "backend": backend.current(), "layers": {}}
+        first_nonzero = self.first_nonzero_grad
         for name, n, alone, weight, bias in layers:
-            status = _grad_status(weight, False)
-            if status["status"] == "nonzero" and self.first_nonzero_grad[name] is None:
-                self.first_nonzero_grad[name] = step
+            status = _quick_status(weight)
+            if status["status"] == "nonzero" and first_nonzero[name] is None:
+                first_nonzero[name] = step
             entry["layers"][name] = {
                 "effective_width": n, "units": n, "groups": alone, "tied": alone,
                 "max_tied_diff": 0.0,
-                "grads": {"weight": status, "bias": _grad_status(bias, False)},
+                "grads": {"weight": status, "bias": None if bias is None else
+                          _quick_status(bias)},
                 "saturated": None, "dead": None, "update_ratio": None,
             }
         entry["watch"] = {}
@@ -831,9 +860,17 @@ def _owners(groups):
     return {u: g for g, members in enumerate(groups) for u in members}
 
 
-def _a_column(n, parts):
+def _a_column(n, parts, contiguous=False):
     """One column of a layer's unit rows (its values for every unit): the first of the first
-    part that has one, or None."""
+    part that has one, or None. contiguous: rather a part that is one value per unit (a bias:
+    n values side by side, where a weight's column takes a cache line each) whose values all
+    differ, where there is one."""
+    if contiguous:
+        for array, axis in parts:
+            array = np.asarray(array)
+            if (axis == 0 and array.shape == (n,) and array.strides == (array.itemsize,)
+                    and _all_differ(np.array(array))):
+                return array
     for array, axis in parts:
         array = np.asarray(array)
         if array.ndim == 2 and axis == 0 and array.shape[1]:
