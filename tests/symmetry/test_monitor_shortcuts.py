@@ -225,6 +225,27 @@ def test_health_every_measures_what_every_step_measures_at_its_steps(health_ever
     assert f"training health at step {last + 1} " in every.report()
 
 
+def test_health_every_changed_midway_never_compares_weights_it_did_not_keep():
+    cygrad.manual_seed(0)
+    model = random_mlp(activation="tanh")()
+    monitor = SymmetryMonitor(model, health_every=10)
+    opt = monitor.attach(optim.SGD(model.parameters(), lr=0.1))
+    x, target, loss_fn = task("mse", 8, 5, 3, np.float32)
+    for _ in range(3):
+        step(model, opt, loss_fn, x, target)
+    monitor.health_every = 1  # step 4 is measured, but step 3 kept no weights and did not
+    for _ in range(2):  # have the activations of step 4 watched
+        step(model, opt, loss_fn, x, target)
+    at_4, at_5 = (monitor.history[s]["layers"]["0"] for s in (4, 5))
+    assert at_4["update_ratio"] is None and at_4["saturated"] is None
+    assert at_4["grads"]["weight"]["norm"] > 0
+    assert at_5["update_ratio"] > 0 and at_5["saturated"] is not None
+    assert "training health at step 5 " in monitor.report()
+    monitor.detach()
+    monitor.record()
+    assert not model[1]._forward_hooks  # detached: no hook comes back
+
+
 def test_health_every_is_a_positive_integer():
     model = random_mlp()()
     for bad in (0, -1, 2.5):

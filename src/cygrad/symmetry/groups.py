@@ -178,13 +178,13 @@ def _same(rows, unit):
 
 
 def _distinct(column):
-    """Whether the n values of one column are n different values (+0.0 and -0.0 count equal,
-    as == has them; a column holding a NaN is not decided here): then the n units are n
-    different units."""
+    """Whether the n values of one column (n >= 1) are n different values (+0.0 and -0.0 count
+    equal, as == has them; a column holding a NaN is not decided here: False): then the n
+    units are n different units. Few numpy calls: the monitor makes one right after each
+    training step, when numpy's code is out of the CPU's caches."""
     ordered = np.sort(column)  # equal values side by side, NaNs last
-    if ordered[-1] != ordered[-1]:
-        return False
-    return bool((ordered[1:] != ordered[:-1]).all())
+    last = ordered.item(-1)
+    return last == last and bool((ordered[1:] != ordered[:-1]).all())
 
 
 def _split_exactly(cluster, rows, groups, n):

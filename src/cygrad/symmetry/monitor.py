@@ -23,6 +23,7 @@ from ..nn.module import _layout
 from ..tensor import Watcher
 from .autopsy import OpRecorder
 from .groups import (
+    _distinct,
     _group,
     _outgoing,
     _refine,
@@ -238,20 +239,25 @@ class SymmetryMonitor:
     largest difference inside groups that were tied before, and each parameter's gradient status
     (absent, exactly zero or non-zero). `watch=[(layer_name, i, j), ...]` also records the
     distance ||W_i - W_j|| of chosen unit pairs. All of that, and every split with its autopsy,
-    is exact at every step.
+    is exact at every step. (History entries of steps whose units all differ share one list of
+    single-unit groups: read the history, do not edit it.)
 
     The training-health diagnostics read every weight: gradient norms, the update/data ratio
-    std(dW)/std(W) and the activations' health (saturated tanh/sigmoid, dead ReLUs). They are
-    measured at every `health_every`-th step (steps 0, health_every, 2*health_every, ...;
-    None at the others, and the report shows the last step that has them); health_every=1
-    measures them at every step, health=False never.
+    std(dW)/std(W) (against the weights of the step before) and the activations' health
+    (saturated tanh/sigmoid, dead ReLUs). They are measured at every `health_every`-th step:
+    steps 0, health_every, 2*health_every, ... (default 50, PyTorch Lightning's logging
+    interval); at the other steps they are None (a gradient's norm too; its status is kept),
+    and report() shows the last step that has them. health_every=1 measures them at every
+    step, health=False never.
 
-    What it costs (benchmarks/monitor_overhead.py): the groups of each layer from a few values
-    where its units are all distinct; the op recorder of the split autopsy runs only in steps
-    that begin with a group of two or more units (a group that does not exist cannot split),
-    and so do the forward hooks on activations (which keep nn.Sequential from fusing a Linear
-    with its activation, the same bits either way) except in steps whose activations the
-    health diagnostics measure.
+    What it costs (benchmarks/monitor_overhead.py): where a layer's units all differ, one
+    sorted column of every layer shows that they still do; a tied group is compared against
+    itself, not hashed. The op recorder of the split autopsy runs only in steps that begin
+    with a group of two or more units (a group that does not exist cannot split), and so do the
+    forward hooks on activations (which keep nn.Sequential from fusing a Linear with its
+    activation: the same bits either way, and the recorder sees the two ops it always saw),
+    except that the hooks also run in the steps whose activations are measured. The weights
+    are copied only before a measured step.
     """
 
     # False: take none of the shortcuts (record every op of every step, group every layer the
@@ -290,6 +296,7 @@ class SymmetryMonitor:
         self._handles = []  # the optimizers' step hooks
         self._activation_handles = []  # forward hooks on activations, while installed
         self._detached = False
+        self._measured_steps = set()  # the steps whose health diagnostics were measured
         # the split autopsy: every op of the step, recorded in this thread (see autopsy.py)
         self.recorder = OpRecorder(model, step_scoped=True)
         self._watcher = _WeakWatcher(self.recorder)
@@ -411,7 +418,7 @@ class SymmetryMonitor:
             layers.append((name, layer, structure, n, parts, groups))
         # The units of those layers still all differ when the values of the columns, all
         # together, do (one sort for every layer); else each layer is grouped by itself.
-        together = bool(columns) and _all_differ(np.concatenate(columns))
+        together = bool(columns) and _distinct(np.concatenate(columns))
         snap = {}
         for name, layer, (reader, is_output, heads), n, parts, groups in layers:
             if groups is None or not together:
@@ -466,6 +473,8 @@ class SymmetryMonitor:
             if entry is not None:
                 return entry
         health = self._health_at(step)
+        if health:
+            self._measured_steps.add(step)
         snap = self._snapshot(keep_weights=self._health_at(step + 1) or not self._shortcuts,
                               weights=health or self.watch)
         entry = {"step": step, "backend": backend.current(), "layers": {}}
@@ -548,10 +557,7 @@ class SymmetryMonitor:
             if p._data is not data:
                 self._quick = None
                 return None
-        values = np.concatenate(columns)
-        values.sort()  # equal values side by side, NaNs last
-        last = values.item(-1)
-        if last != last or not (values[1:] != values[:-1]).all():
+        if not _distinct(np.concatenate(columns)):
             return None  # some value twice (or a NaN): record() groups each layer
         entry = {"step": step, "backend": backend.current(), "layers": {}}
         first_nonzero = self.first_nonzero_grad
@@ -716,7 +722,7 @@ class SymmetryMonitor:
 
     def _measured(self):
         """The history entries of the steps whose health diagnostics were measured."""
-        return [h for h in self.history if self._health_at(h["step"])]
+        return [h for h in self.history if h["step"] in self._measured_steps]
 
     def _health_lines(self):
         """Saturation, dead units and update/data ratio of the last step that measured them."""
@@ -869,7 +875,7 @@ def _a_column(n, parts, contiguous=False):
         for array, axis in parts:
             array = np.asarray(array)
             if (axis == 0 and array.shape == (n,) and array.strides == (array.itemsize,)
-                    and _all_differ(np.array(array))):
+                    and _distinct(array)):
                 return array
     for array, axis in parts:
         array = np.asarray(array)
@@ -879,13 +885,6 @@ def _a_column(n, parts, contiguous=False):
         if rows.shape[1]:
             return rows[:, 0]
     return None
-
-
-def _all_differ(values):
-    """Whether no two of the values are equal (+0.0 and -0.0 are; an array holding a NaN is
-    not decided: False)."""
-    values.sort()  # equal values side by side, NaNs last
-    return not values[-1] != values[-1] and bool((values[1:] != values[:-1]).all())
 
 
 def _labels(groups, n):
