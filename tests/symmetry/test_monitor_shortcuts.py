@@ -115,6 +115,8 @@ def tie_first_layer(model):
 SCENARIOS = {
     "random init": dict(make_model=random_mlp(), steps=12),
     "random init, tanh": dict(make_model=random_mlp(activation="tanh"), steps=12),
+    "random init, health at every step": dict(make_model=random_mlp(activation="tanh"),
+                                              steps=6, health_every=1),
     "constant init": dict(make_model=constant_mlp(), steps=12),
     "constant init, relu": dict(make_model=constant_mlp(activation="relu"), steps=12),
     "dropout splits": dict(make_model=constant_mlp(dropout=0.3), steps=6),

@@ -797,6 +797,18 @@ def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override=0):
 # advanced in place. Each returns the positions of the parameters it refused because they
 # were read-only, with nothing of theirs written (the optimiser retries them on a copy).
 
+def all_differ(columns):
+    """Whether no two of the values of `columns` (a list of 1-d float32/float64 arrays, any
+    stride), all together, are equal: +0.0 and -0.0 are equal, a NaN anywhere gives False, no
+    values True. The symmetry monitor's check after every step that each layer's units still all
+    differ (one value per unit); comparisons only."""
+    columns = list(columns)
+    for c in columns:
+        if getattr(c, "dtype", None) is None or c.dtype.kind != "f" or c.ndim != 1:
+            raise TypeError(f"all_differ takes 1-d float arrays, got {c!r:.80}")
+    return _impl_var.get(_impl).all_differ(columns)
+
+
 def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
                weight_decay=0.0, bufs=None, fresh=None, maximize=False):
     """SGD: with momentum, bufs are the momentum buffers (updated) and fresh says which ones

@@ -21,6 +21,11 @@ try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
 except ImportError:  # a partial build (CYGRAD_KERNELS=...): the Python ones serve
     Lease = None
 
+try:  # the symmetry monitor's check that values all differ, compiled
+    from cygrad._C.symmetry import all_differ as _all_differ
+except ImportError:  # a partial build: the numpy twin serves
+    _all_differ = None
+
 # Threads are woken only for work of about 100 µs and more: waking a sleeping OpenMP thread
 # costs microseconds on an idle machine and much more on a busy one. Only speed depends on
 # these: every kernel gives the same bits for any thread count. Elements per 100 µs (the
@@ -281,3 +286,14 @@ batched_gemm = _gemm.batched_product
 embedding_backward = transformer.embedding_backward
 softmax_rows = transformer.softmax_rows
 softmax_rows_backward = transformer.softmax_rows_backward
+
+
+def all_differ(columns):
+    """Whether no two values of the 1-d float arrays, all together, are equal (numpy_backend's
+    spec); arrays the kernel refuses (byte-swapped, unaligned) go to the numpy twin."""
+    if _all_differ is not None:
+        try:
+            return _all_differ(columns)
+        except (TypeError, ValueError, BufferError):
+            pass
+    return numpy_backend.all_differ(columns)

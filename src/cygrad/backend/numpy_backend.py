@@ -524,3 +524,14 @@ def softmax_rows(x, scale, causal, shift, num_threads):
 def softmax_rows_backward(y, g, scale, num_threads):
     """scale * y * (g - sum(g * y)) along the last axis."""
     return y.dtype.type(scale) * (y * (g - _chain_sum(g * y)))
+
+
+def all_differ(columns):
+    """Whether no two of the values of the 1-d arrays `columns`, all together, are equal (+0.0
+    and -0.0 are equal; a NaN anywhere gives False; no values: True): the symmetry monitor's
+    check that a layer's units still all differ."""
+    values = np.concatenate([np.asarray(c, np.float64) for c in columns]) if columns else ()
+    if len(values) == 0:
+        return True
+    values.sort()  # equal values side by side, NaNs last
+    return not np.isnan(values[-1]) and bool((values[1:] != values[:-1]).all())

@@ -245,10 +245,11 @@ class SymmetryMonitor:
     The training-health diagnostics read every weight: gradient norms, the update/data ratio
     std(dW)/std(W) (against the weights of the step before) and the activations' health
     (saturated tanh/sigmoid, dead ReLUs). They are measured at every `health_every`-th step:
-    steps 0, health_every, 2*health_every, ... (default 50, PyTorch Lightning's logging
-    interval); at the other steps they are None (a gradient's norm too; its status is kept),
-    and report() shows the last step that has them. health_every=1 measures them at every
-    step, health=False never.
+    steps 0, health_every, 2*health_every, ... (default 100: measuring them costs about as much
+    as a training step of an MNIST-size MLP); at the other steps they are None (a gradient's
+    norm too; its status is kept), and report() shows the last step that has them.
+    health_every=1 measures them at every step (as the monitor did before it had the option),
+    health=False never.
 
     What it costs (benchmarks/monitor_overhead.py): where a layer's units all differ, one
     sorted column of every layer shows that they still do; a tied group is compared against
@@ -264,7 +265,7 @@ class SymmetryMonitor:
     # long way, compare every group): the same answers, slowly; tests check that they agree
     _shortcuts = True
 
-    def __init__(self, model, watch=(), health=True, health_every=50):
+    def __init__(self, model, watch=(), health=True, health_every=100):
         self.model = model
         self.health = bool(health)
         if int(health_every) != health_every or health_every < 1:
@@ -418,7 +419,7 @@ class SymmetryMonitor:
             layers.append((name, layer, structure, n, parts, groups))
         # The units of those layers still all differ when the values of the columns, all
         # together, do (one sort for every layer); else each layer is grouped by itself.
-        together = bool(columns) and _distinct(np.concatenate(columns))
+        together = bool(columns) and _all_differ(columns)
         snap = {}
         for name, layer, (reader, is_output, heads), n, parts, groups in layers:
             if groups is None or not together:
@@ -467,8 +468,7 @@ class SymmetryMonitor:
         if not initial:
             self._step += 1
         step = self._step
-        if (self._quick is not None and not self._health_at(step)
-                and not self._health_at(step + 1)):
+        if self._quick is not None:
             entry = self._record_quickly(step)
             if entry is not None:
                 return entry
@@ -531,7 +531,7 @@ class SymmetryMonitor:
             if cached is None or cached[0] != _layout[0] or now["units"] == 0:
                 return None
             column = _a_column(now["units"], now["parts"], contiguous=True)
-            if column is None:
+            if column is None or column.dtype.kind != "f":
                 return None
             columns.append(column)
             weight, bias = cached[3]
@@ -542,13 +542,13 @@ class SymmetryMonitor:
         return _layout[0], arrays, columns, layers, snap
 
     def _record_quickly(self, step):
-        """record() of a step that measures no health and begins with every unit of every
-        layer distinct (nothing could split in it; no op was recorded): when the units still
-        all differ (one column of each layer, sorted together), the entry is made here, with
-        what record() would give: the groups of single units and the gradients' status. Else
-        (or when a layer's parameters changed) None: record() does it all. Right after a
-        training step little of the interpreter's and numpy's state is in the CPU's caches:
-        this makes few numpy calls."""
+        """record() of a step that begins with every unit of every layer distinct (nothing
+        could split in it; no op was recorded): when the units still all differ (one column of
+        each layer, all checked in one call), the entry is made here, with what record() would
+        give: the groups of single units, the gradients' status, and at a measured step the
+        health diagnostics. Else (or when a layer's parameters changed) None: record() does it
+        all. Right after a training step little of the interpreter's and numpy's state is in the
+        CPU's caches: this makes few numpy calls."""
         layout, arrays, columns, layers, snap = self._quick
         if layout != _layout[0]:
             self._quick = None
@@ -557,27 +557,44 @@ class SymmetryMonitor:
             if p._data is not data:
                 self._quick = None
                 return None
-        if not _distinct(np.concatenate(columns)):
+        if not backend.all_differ(columns):  # one compiled call for every layer
             return None  # some value twice (or a NaN): record() groups each layer
+        health, keep = self._health_at(step), self._health_at(step + 1)
+        before = self._previous
+        activations = self._activations
+        if activations:
+            self._activations = {}
+        if health:
+            self._measured_steps.add(step)
         entry = {"step": step, "backend": backend.current(), "layers": {}}
         first_nonzero = self.first_nonzero_grad
         for name, n, alone, weight, bias in layers:
-            status = _quick_status(weight)
+            if health:
+                status = _grad_status(weight, True)
+                bias_status = _grad_status(bias, True)
+            else:
+                status = _quick_status(weight)
+                bias_status = None if bias is None else _quick_status(bias)
             if status["status"] == "nonzero" and first_nonzero[name] is None:
                 first_nonzero[name] = step
-            entry["layers"][name] = {
+            entry["layers"][name] = layer_entry = {
                 "effective_width": n, "units": n, "groups": alone, "tied": alone,
-                "max_tied_diff": 0.0,
-                "grads": {"weight": status, "bias": None if bias is None else
-                          _quick_status(bias)},
+                "max_tied_diff": 0.0, "grads": {"weight": status, "bias": bias_status},
                 "saturated": None, "dead": None, "update_ratio": None,
             }
+            if health:
+                if name in activations:
+                    layer_entry.update(activation_health(*activations[name]))
+                if before[name]["kept"]:
+                    layer_entry["update_ratio"] = update_ratio(before[name]["weight"],
+                                                               weight._data)
         entry["watch"] = {}
         self.history.append(entry)
+        if keep:  # the weights of this step, for the next step's update ratio
+            snap = {name: dict(now, weight=np.array(weights._data), kept=True)
+                    for (name, now), (_, _, _, weights, _) in zip(snap.items(), layers)}
         self._previous = snap
-        if self._activations:
-            self._activations = {}
-        self._hook_activations(self._health_at(step + 1))
+        self._hook_activations(keep)
         return entry
 
     def _largest_difference(self, groups_before, now):
@@ -885,6 +902,14 @@ def _a_column(n, parts, contiguous=False):
         if rows.shape[1]:
             return rows[:, 0]
     return None
+
+
+def _all_differ(columns):
+    """Whether the values of the columns, all together, all differ (backend.all_differ, for
+    float columns)."""
+    if all(c.dtype.kind == "f" for c in columns):
+        return backend.all_differ(columns)
+    return _distinct(np.concatenate(columns))
 
 
 def _labels(groups, n):
