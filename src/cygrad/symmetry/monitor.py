@@ -293,6 +293,7 @@ class SymmetryMonitor:
         self._activations = {}  # layer name -> (its activation's last output, kind)
         self._alone = {}  # layer name -> [[0], [1], ...]: its groups when its units all differ
         self._cache = [None] * len(self.layers)  # see _layer
+        self._out_cache = [None] * len(self.layers)  # see _outgoing_of
         self._quick = None  # see _record_quickly
         self._handles = []  # the optimizers' step hooks
         self._activation_handles = []  # forward hooks on activations, while installed
@@ -324,6 +325,8 @@ class SymmetryMonitor:
         # hooks change no parameter: what was kept at the count before them still holds
         self._cache = [(_layout[0],) + c[1:] if c is not None and c[0] == layout else c
                        for c in self._cache]
+        self._out_cache = [(_layout[0],) + c[1:] if c is not None and c[0] == layout else c
+                           for c in self._out_cache]
         if self._quick is not None and self._quick[0] == layout:
             self._quick = (_layout[0],) + self._quick[1:]
 
@@ -385,6 +388,20 @@ class SymmetryMonitor:
                               params)
         return slices, params
 
+    def _outgoing_of(self, k, reader, n):
+        """_outgoing(reader, n) for layer k, kept as _layer keeps its slices (a plain Linear or
+        Conv reader whose weight holds the same array)."""
+        cached = self._out_cache[k]
+        if (cached is not None and cached[0] == _layout[0] and cached[1]._data is cached[2]
+                and cached[3] == n):
+            return cached[4]
+        layout = _layout[0]
+        outgoing = _outgoing(reader, n)
+        if type(reader) in _PLAIN:
+            weight = reader.weight
+            self._out_cache[k] = (layout, weight, weight._data, n, outgoing)
+        return outgoing
+
     def _snapshot(self, keep_weights, weights):
         """Every watched layer's groups, and copies of the arrays read after the next step:
         each weight when keep_weights (the update ratio of the next step), the outgoing columns
@@ -421,7 +438,7 @@ class SymmetryMonitor:
         # together, do (one sort for every layer); else each layer is grouped by itself.
         together = bool(columns) and _all_differ(columns)
         snap = {}
-        for name, layer, (reader, is_output, heads), n, parts, groups in layers:
+        for k, (name, layer, (reader, is_output, heads), n, parts, groups) in enumerate(layers):
             if groups is None or not together:
                 alone = None
                 if shortcuts:  # every unit its own group: one list of them serves every step
@@ -438,7 +455,7 @@ class SymmetryMonitor:
             # next layer that does not fit the units raises)
             outgoing = []
             if reader is not None and (grouped or not shortcuts or self._previous is None):
-                outgoing = _outgoing(reader, n)
+                outgoing = self._outgoing_of(k, reader, n) if shortcuts else _outgoing(reader, n)
             if grouped:  # the next step changes them: _diagnose reads them after it
                 outgoing = [(copy(a), axis) for a, axis in outgoing]
             if outgoing and grouped:
