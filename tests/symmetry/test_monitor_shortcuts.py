@@ -248,6 +248,20 @@ def test_health_every_changed_midway_never_compares_weights_it_did_not_keep():
     assert not model[1]._forward_hooks  # detached: no hook comes back
 
 
+def test_pairs_watched_later_are_measured_from_then_on():
+    cygrad.manual_seed(0)
+    model = random_mlp()()
+    monitor = SymmetryMonitor(model)
+    opt = monitor.attach(optim.SGD(model.parameters(), lr=0.1))
+    x, target, loss_fn = task("mse", 8, 5, 3, np.float32)
+    step(model, opt, loss_fn, x, target)
+    monitor.watch.append(("0", 1, 2))
+    step(model, opt, loss_fn, x, target)
+    w = linears(model)[0].weight.numpy()
+    distance = float(np.linalg.norm((w[1] - w[2]).astype(np.float64)))
+    assert monitor.history[-1]["watch"] == {("0", 1, 2): distance}
+
+
 def test_health_every_is_a_positive_integer():
     model = random_mlp()()
     for bad in (0, -1, 2.5):

@@ -21,7 +21,7 @@ try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
 except ImportError:  # a partial build (CYGRAD_KERNELS=...): the Python ones serve
     Lease = None
 
-try:  # the symmetry monitor's check that values all differ, compiled
+try:  # the symmetry monitor's check that values all differ, compiled (backend.all_differ)
     from cygrad._C.symmetry import all_differ as _all_differ
 except ImportError:  # a partial build: the numpy twin serves
     _all_differ = None
@@ -286,14 +286,3 @@ batched_gemm = _gemm.batched_product
 embedding_backward = transformer.embedding_backward
 softmax_rows = transformer.softmax_rows
 softmax_rows_backward = transformer.softmax_rows_backward
-
-
-def all_differ(columns):
-    """Whether no two values of the 1-d float arrays, all together, are equal (numpy_backend's
-    spec); arrays the kernel refuses (byte-swapped, unaligned) go to the numpy twin."""
-    if _all_differ is not None:
-        try:
-            return _all_differ(columns)
-        except (TypeError, ValueError, BufferError):
-            pass
-    return numpy_backend.all_differ(columns)

@@ -207,13 +207,14 @@ def _split_exactly(cluster, rows, groups, n):
 
 def _group(n, parts, shortcut=True, alone=None):
     """Units whose values are equal in every part ((array, axis) pairs), in groups ordered by
-    their first unit. The monitor does this for every layer at every step, so no part is
-    copied: n different values in the first column are n different units (for random weights
-    the answer, from n values); otherwise the units are sorted by a sample of 16 values of each
-    part (units that differ there are different), and whole rows are compared only within the
-    clusters the sample cannot tell apart. shortcut=False skips the first-column test (the
-    same groups, found the long way: for tests). alone: the list to return when every unit is
-    a group of its own (the monitor passes one list for every step, rather than make n new
+    their first unit. The monitor needs groups at every step (it calls this where it cannot
+    start from the last step's groups: _regroup), so no part is copied: n different values
+    in the first column are n different units (for random weights the answer, from n
+    values); otherwise the units are sorted by a sample of 16 values of each part (units
+    that differ there are different), and whole rows are compared only within the clusters
+    the sample cannot tell apart. shortcut=False skips the first-column test (the same
+    groups, found the long way: for tests). alone: the list to return when every unit is a
+    group of its own (the monitor passes one list for every step, rather than make n new
     lists that its history keeps)."""
     if n == 0:
         return []
@@ -267,7 +268,7 @@ def _regroup(n, parts, previous, alone=None):
         if len(group) < 2:
             pieces.append(group)
         else:
-            _split_exactly(np.asarray(group, dtype=np.intp), views, pieces, n)
+            _split_exactly(np.sort(np.asarray(group, dtype=np.intp)), views, pieces, n)
     if len(pieces) == n:
         return _group(n, parts, alone=alone)
     if len(pieces) > 1:  # pieces whose first units are equal merge
@@ -291,7 +292,7 @@ def _refine(n, groups, parts):
         if len(group) < 2:
             refined.append(group)
         else:
-            _split_exactly(np.asarray(group, dtype=np.intp), views, refined, n)
+            _split_exactly(np.sort(np.asarray(group, dtype=np.intp)), views, refined, n)
     refined.sort(key=lambda g: g[0])
     return refined
 

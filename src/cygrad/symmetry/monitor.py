@@ -184,6 +184,9 @@ def _next_reader(layers, k):
 # ---------------------------------------------------------------- the monitor
 
 _PLAIN = tuple(getattr(nn, name) for name in ("Linear", "Conv1d", "Conv2d") if hasattr(nn, name))
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# whether values all differ: the compiled check when built (columns as _quick_plan makes them)
+_ALL_DIFFER = backend.compiled_all_differ or backend.all_differ
 
 
 def _any(g, sample=True):
@@ -245,15 +248,16 @@ class SymmetryMonitor:
     The training-health diagnostics read every weight: gradient norms, the update/data ratio
     std(dW)/std(W) (against the weights of the step before) and the activations' health
     (saturated tanh/sigmoid, dead ReLUs). They are measured at every `health_every`-th step:
-    steps 0, health_every, 2*health_every, ... (default 100: measuring them costs about as much
-    as a training step of an MNIST-size MLP); at the other steps they are None (a gradient's
-    norm too; its status is kept), and report() shows the last step that has them.
+    steps 0, health_every, 2*health_every, ... (default 100: measuring them costs one to two
+    training steps of an MNIST-size MLP); at the other steps they are None (a gradient's norm
+    too; its status is kept), and report() shows the last step that has them.
     health_every=1 measures them at every step (as the monitor did before it had the option),
     health=False never.
 
-    What it costs (benchmarks/monitor_overhead.py): where a layer's units all differ, one
-    sorted column of every layer shows that they still do; a tied group is compared against
-    itself, not hashed. The op recorder of the split autopsy runs only in steps that begin
+    What it costs (benchmarks/monitor_overhead.py): where every layer's units all differ, one
+    value per unit of every layer (a bias, or a weight column), checked in one call
+    (backend.all_differ), shows that they still do; a tied group is compared against itself,
+    not hashed. The op recorder of the split autopsy runs only in steps that begin
     with a group of two or more units (a group that does not exist cannot split), and so do the
     forward hooks on activations (which keep nn.Sequential from fusing a Linear with its
     activation: the same bits either way, and the recorder sees the two ops it always saw),
@@ -548,7 +552,7 @@ class SymmetryMonitor:
             if cached is None or cached[0] != _layout[0] or now["units"] == 0:
                 return None
             column = _a_column(now["units"], now["parts"], contiguous=True)
-            if column is None or column.dtype.kind != "f":
+            if column is None or column.dtype not in _FLOATS or not column.flags.aligned:
                 return None
             columns.append(column)
             weight, bias = cached[3]
@@ -567,14 +571,18 @@ class SymmetryMonitor:
         all. Right after a training step little of the interpreter's and numpy's state is in the
         CPU's caches: this makes few numpy calls."""
         layout, arrays, columns, layers, snap = self._quick
-        if layout != _layout[0]:
+        if layout != _layout[0] or self.watch:  # (pairs to watch given since: record())
             self._quick = None
             return None
         for p, data in arrays:
             if p._data is not data:
                 self._quick = None
                 return None
-        if not backend.all_differ(columns):  # one compiled call for every layer
+        try:  # one compiled call for every layer (its columns are checked in _quick_plan)
+            differ = _ALL_DIFFER(columns)
+        except (TypeError, ValueError, BufferError):  # an array changed since
+            differ = backend.all_differ(columns)
+        if not differ:
             return None  # some value twice (or a NaN): record() groups each layer
         health, keep = self._health_at(step), self._health_at(step + 1)
         before = self._previous
