@@ -439,7 +439,7 @@ class SymmetryMonitor:
                     groups = self._alone[name]  # if the columns below all differ
             layers.append((name, layer, structure, n, parts, groups))
         # The units of those layers still all differ when the values of the columns, all
-        # together, do (one sort for every layer); else each layer is grouped by itself.
+        # together, do (one call for every layer); else each layer is grouped by itself.
         together = bool(columns) and _all_differ(columns)
         snap = {}
         for k, (name, layer, (reader, is_output, heads), n, parts, groups) in enumerate(layers):
