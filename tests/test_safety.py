@@ -294,6 +294,12 @@ HOSTILE = {
         "p = np.ones((2, 6)); conv.planes_to_images(p, np.empty(0), p.reshape(3, 2, 2)[:1], 1)",
         ValueError, r"do not fit|overlaps"),
     "graph-not-arrays": ("graph.Lease([1, 'x'])", AttributeError, r""),
+    "symmetry-not-arrays": ("symmetry.all_differ([1, 'x'])", TypeError, r""),
+    "symmetry-2d": ("symmetry.all_differ([np.ones((2, 2))])", ValueError, r"1-d"),
+    "symmetry-integers": ("symmetry.all_differ([np.arange(3)])", TypeError, r"float32"),
+    "symmetry-unaligned": (
+        "m = memoryview(bytearray(41))[1:].cast('f'); symmetry.all_differ([m])", TypeError,
+        r"aligned"),
     "optim-short-grad": (
         "optim.sgd([np.ones(4, np.float32)], [np.ones(2, np.float32)], 0.1, 0.0, 0.0, False, "
         "0.0, None, None, False)", ValueError, r"elements"),
@@ -304,12 +310,13 @@ HOSTILE = {
 
 HOSTILE_RUNNER = """
 import numpy as np
-from cygrad._C import conv, elementwise, gemm, graph, loss, optim, reduce
+from cygrad._C import conv, elementwise, gemm, graph, loss, optim, reduce, symmetry
 for name, snippet in CASES:
     print("start", name, flush=True)
     try:
         exec(snippet, {"np": np, "conv": conv, "elementwise": elementwise, "gemm": gemm,
-                       "graph": graph, "loss": loss, "optim": optim, "reduce": reduce})
+                       "graph": graph, "loss": loss, "optim": optim, "reduce": reduce,
+                       "symmetry": symmetry})
     except Exception as e:
         print("raised", name, type(e).__name__, str(e).replace("\\n", " "), flush=True)
     else:

@@ -27,7 +27,7 @@ def test_update_ratio():
 
 
 def _train(model, x, y, lr, steps=2):
-    monitor = SymmetryMonitor(model)
+    monitor = SymmetryMonitor(model, health_every=1)  # measured at every step
     opt = monitor.attach(optim.SGD(model.parameters(), lr=lr))
     for _ in range(steps):
         loss = nn.functional.cross_entropy(model(x), y)

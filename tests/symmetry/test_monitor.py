@@ -95,7 +95,8 @@ def test_gradient_status_and_norms_follow_the_wavefront(dtype, threads):
         layer.weight.numpy()[...] = 0.0
         layer.bias.numpy()[...] = rng.uniform(-1, 1, layer.bias.shape)
     with exact(threads):
-        monitor = train(model, depth + 1, dtype, "cross_entropy", lr=2.0, batch=40)
+        monitor = train(model, depth + 1, dtype, "cross_entropy", lr=2.0, batch=40,
+                        monitor=SymmetryMonitor(model, health_every=1))
     names = [name for name, _ in monitor.layers]
     assert names == ["0", "2", "4", "6"]
     assert monitor.first_nonzero_grad == {"0": 4, "2": 3, "4": 2, "6": 1}

@@ -142,6 +142,10 @@ if hasattr(os, "register_at_fork"):
 # Not switched by use(): a process keeps one registry of locked arrays.
 compiled_lease = getattr(_backends.get("cython"), "Lease", None)
 
+# The compiled all_differ (csrc/symmetry.pyx), or None. Comparisons, no arithmetic: like the
+# locks, not switched by use() (numpy_backend.all_differ is its spec and fallback).
+compiled_all_differ = getattr(_backends.get("cython"), "_all_differ", None)
+
 
 def available():
     """Names of the backends this install can run."""
@@ -796,6 +800,24 @@ def avg_pool_backward(g, in_shape, hs, he, ws, we, hc, wc, divisor_override=0):
 # (the optimiser checks; the kernel checks again); step counters are 0-d float arrays,
 # advanced in place. Each returns the positions of the parameters it refused because they
 # were read-only, with nothing of theirs written (the optimiser retries them on a copy).
+
+def all_differ(columns):
+    """Whether no two of the values of `columns` (a list of 1-d float32/float64 arrays, any
+    stride), all together, are equal: +0.0 and -0.0 are equal, a NaN anywhere gives False, no
+    values True. The symmetry monitor's check after every step that each layer's units still all
+    differ (one value per unit). Comparisons only: the compiled kernel whatever the backend
+    (csrc/symmetry.pyx), numpy's twin where it is not built or refuses an array."""
+    columns = list(columns)
+    for c in columns:
+        if getattr(c, "dtype", None) is None or c.dtype.kind != "f" or c.ndim != 1:
+            raise TypeError(f"all_differ takes 1-d float arrays, got {c!r:.80}")
+    if compiled_all_differ is not None:
+        try:
+            return compiled_all_differ(columns)
+        except (TypeError, ValueError, BufferError):  # byte-swapped, unaligned, float16
+            pass
+    return numpy_backend.all_differ(columns)
+
 
 def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
                weight_decay=0.0, bufs=None, fresh=None, maximize=False):

@@ -21,6 +21,11 @@ try:  # the graph's array locks, compiled (cygrad.ops has them in Python too)
 except ImportError:  # a partial build (CYGRAD_KERNELS=...): the Python ones serve
     Lease = None
 
+try:  # the symmetry monitor's check that values all differ, compiled (backend.all_differ)
+    from cygrad._C.symmetry import all_differ as _all_differ
+except ImportError:  # a partial build: the numpy twin serves
+    _all_differ = None
+
 # Threads are woken only for work of about 100 µs and more: waking a sleeping OpenMP thread
 # costs microseconds on an idle machine and much more on a busy one. Only speed depends on
 # these: every kernel gives the same bits for any thread count. Elements per 100 µs (the

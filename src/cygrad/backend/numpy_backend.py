@@ -534,3 +534,14 @@ def dropout(bit_generator, x, keep, kept):
     u *= 2.0 ** -53
     scale = np.where(u < keep, x.dtype.type(kept), x.dtype.type(0)).reshape(x.shape)
     return x * scale, scale
+
+
+def all_differ(columns):
+    """Whether no two of the values of the 1-d arrays `columns`, all together, are equal (+0.0
+    and -0.0 are equal; a NaN anywhere gives False; no values: True): the symmetry monitor's
+    check that a layer's units still all differ."""
+    values = np.concatenate([np.asarray(c, np.float64) for c in columns]) if columns else ()
+    if len(values) == 0:
+        return True
+    values.sort()  # equal values side by side, NaNs last
+    return not np.isnan(values[-1]) and bool((values[1:] != values[:-1]).all())

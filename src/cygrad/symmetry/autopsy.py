@@ -110,14 +110,16 @@ class OpRecorder(Watcher):
         self.copy = copy
         self.step_scoped = step_scoped
         self._tags = {}  # id(tensor) -> (tag, weakref to it): ids of freed tensors are reused
-        self._params = {}  # id(parameter) -> (module name, parameter name, weakref to it)
+        # id(parameter) -> (module name, parameter name, weakref to it, its gradient's role)
+        self._params = {}
         self._watch = None
         self._backward_seen = False
         if model is not None:
             for name, module in model.named_modules():
                 for pname, p in module._parameters.items():
                     if p is not None:
-                        self._params.setdefault(id(p), (name, pname, weakref.ref(p)))
+                        self._params.setdefault(id(p), (name, pname, weakref.ref(p),
+                                                        f"grad of {name}.{pname}"))
 
     def close(self):
         """Kept for callers of the hook-based recorder: nothing to remove now."""
@@ -157,8 +159,9 @@ class OpRecorder(Watcher):
     def forward(self, op, inputs, out):
         if self._backward_seen and self.step_scoped:
             self.clear()
-        owners = [p[0] for p in map(self._param, inputs) if p is not None]
-        tags = [self._tag_of(t) for t in inputs]
+        params = [self._param(t) for t in inputs]
+        owners = [p[0] for p in params if p is not None]
+        tags = [self._tag_of(t) if p is None else p[0] for t, p in zip(inputs, params)]
         if self._params and not owners and all(t is None for t in tags):
             return  # not the model's computation (given a model, only its ops are kept)
         tag = owners[0] if owners else _common(tags)
@@ -167,26 +170,26 @@ class OpRecorder(Watcher):
                                  [self._keep(out._data)], ["output"], [tag]))
 
     def step(self, node, g, input_grads):
-        if self._params and self._tag_of(node) is None and not any(
-                self._param(parent) is not None for parent in node._parents):
+        parents = node._parents
+        params = [self._param(parent) for parent in parents]
+        tag = self._tag_of(node)
+        if self._params and tag is None and all(p is None for p in params):
             return  # not the model's computation
         self._backward_seen = True
         roles, tags = [], []
-        for parent in node._parents:
-            param = self._param(parent)
+        for parent, param in zip(parents, params):
             if param is not None:
-                roles.append(f"grad of {param[0]}.{param[1]}")
+                roles.append(param[3])  # "grad of <module>.<parameter>"
                 tags.append(param[0])
             else:
                 roles.append("grad of an input")
                 tags.append(self._tag_of(parent))
         # a parameter's gradient is read from its .grad when the autopsy runs (holding the
         # array here would make the engine copy it into .grad instead of adopting it)
-        arrays = [weakref.ref(parent) if (pg is not None and not self.copy and
-                                          self._param(parent) is not None)
-                  else self._keep(pg) for parent, pg in zip(node._parents, input_grads)]
-        self.events.append(Event(len(self.events), "backward", node._op, self._tag_of(node),
-                                 arrays, roles, tags))
+        arrays = [weakref.ref(parent) if (pg is not None and not self.copy and param is not None)
+                  else self._keep(pg) for parent, param, pg in zip(parents, params, input_grads)]
+        self.events.append(Event(len(self.events), "backward", node._op, tag, arrays, roles,
+                                 tags))
 
     # ------------------------------------------------------------ reading
 

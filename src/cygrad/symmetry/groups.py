@@ -153,31 +153,76 @@ def _rows(n, parts):
             .reshape(n, -1) for array, axis in parts]
 
 
+def _views(n, parts):
+    """Each part with unit u's values at [u] (views: nothing is copied), leaving out parts
+    that hold no values."""
+    views = []
+    for array, axis in parts:
+        array = np.asarray(array)
+        view = array if axis == 0 else np.moveaxis(array, axis, 0)
+        if view.size:
+            views.append(view if view.ndim > 1 else view[:, None])
+    return views
+
+
 def _same(rows, unit):
-    """For each row of `rows` (k, m): whether it equals `unit`'s row bitwise, except that +0.0
-    and -0.0 count equal and NaN equals NaN."""
+    """For each row of `rows` (k, ...): whether it equals `unit`'s row bitwise, except that
+    +0.0 and -0.0 count equal and NaN equals NaN."""
     ref = rows[unit]
-    if rows.dtype.kind not in "fc":
-        return np.all(rows == ref, axis=1)
-    return np.all((rows == ref) | (np.isnan(rows) & np.isnan(ref)), axis=1)
+    same = rows == ref
+    if rows.dtype.kind in "fc":
+        nan = np.isnan(ref)
+        if nan.any():  # where ref has no NaN, (NaN in rows) & (NaN in ref) adds nothing
+            same |= np.isnan(rows) & nan
+    return np.all(same, axis=tuple(range(1, same.ndim)))
 
 
-def _group(n, parts):
+def _distinct(column):
+    """Whether the n values of one column (n >= 1) are n different values (+0.0 and -0.0 count
+    equal, as == has them; a column holding a NaN is not decided here: False): then the n
+    units are n different units. Few numpy calls: the monitor makes one right after each
+    training step, when numpy's code is out of the CPU's caches."""
+    ordered = np.sort(column)  # equal values side by side, NaNs last
+    last = ordered.item(-1)
+    return last == last and bool((ordered[1:] != ordered[:-1]).all())
+
+
+def _split_exactly(cluster, rows, groups, n):
+    """Split `cluster` (sorted unit indices) into groups of units equal in every array of
+    `rows` (unit u at [u]; bitwise: _same), appended to `groups`. A cluster that holds (tied
+    units) is seen at once: each unit == the next in every array (no NaN, then, and == is
+    transitive)."""
+    picked = [r if len(cluster) == n else r[cluster] for r in rows]  # all units: no copy
+    if all((p[1:] == p[:-1]).all() for p in picked):
+        groups.append(cluster.tolist())
+        return
+    while len(cluster):
+        same = np.ones(len(cluster), bool)
+        for p in picked:
+            same &= _same(p, 0)
+        groups.append(cluster[same].tolist())
+        cluster = cluster[~same]
+        picked = [p[~same] for p in picked]
+
+
+def _group(n, parts, shortcut=True, alone=None):
     """Units whose values are equal in every part ((array, axis) pairs), in groups ordered by
-    their first unit. The monitor does this for every layer at every step, so no part is
-    copied: the units are sorted by a sample of 16 values of each part first (units that
-    differ there are different: for random weights that is every pair), and whole rows are
-    compared only within the clusters the sample cannot tell apart."""
+    their first unit. The monitor needs groups at every step (it calls this where it cannot
+    start from the last step's groups: _regroup), so no part is copied: n different values
+    in the first column are n different units (for random weights the answer, from n
+    values); otherwise the units are sorted by a sample of 16 values of each part (units
+    that differ there are different), and whole rows are compared only within the clusters
+    the sample cannot tell apart. shortcut=False skips the first-column test (the same
+    groups, found the long way: for tests). alone: the list to return when every unit is a
+    group of its own (the monitor passes one list for every step, rather than make n new
+    lists that its history keeps)."""
     if n == 0:
         return []
     rows = [r for r in _rows(n, parts) if r.shape[1]]
     if not rows:
         return [list(range(n))]
-    column = rows[0][:, 0]
-    if column.dtype.kind in "fc":
-        column = column + column.dtype.type(0)
-    if np.unique(column).size == n:  # n different values in one column: n different units
-        return [[u] for u in range(n)]
+    if shortcut and _distinct(rows[0][:, 0]):  # n different values: n different units
+        return [[u] for u in range(n)] if alone is None else alone
     samples = []
     for r in rows:
         picked = r[:, np.unique(np.linspace(0, r.shape[1] - 1, 16).astype(np.intp))]
@@ -196,18 +241,60 @@ def _group(n, parts):
     ordered = hashes[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     if len(starts) == n:
-        return [[u] for u in range(n)]
+        return [[u] for u in range(n)] if alone is None else alone
     groups = []
     for cluster in np.split(order, starts[1:]):
-        cluster = np.sort(cluster)
-        while len(cluster):
-            same = np.ones(len(cluster), bool)
-            for r in rows:
-                same &= _same(r[cluster], 0)
-            groups.append(cluster[same].tolist())
-            cluster = cluster[~same]
+        _split_exactly(np.sort(cluster), rows, groups, n)
     groups.sort(key=lambda g: g[0])
     return groups
+
+
+def _regroup(n, parts, previous, alone=None):
+    """_group(n, parts) given `previous`, the groups of the same units at an earlier time (the
+    monitor's last step): each previous group of two or more units is compared row by row
+    against its first unit (does it still hold, or how does it split?), then the first units
+    of the pieces are grouped (have pieces merged?). The same groups as _group, without
+    hashing a layer whose units are tied: for constant weights, one comparison of each array
+    against its first row."""
+    if n == 0:
+        return []
+    if len(previous) == n:  # every unit its own group: nothing to split
+        return _group(n, parts, alone=alone)
+    views = _views(n, parts)
+    if not views:
+        return [list(range(n))]
+    pieces = []
+    for group in previous:
+        if len(group) < 2:
+            pieces.append(group)
+        else:
+            _split_exactly(np.sort(np.asarray(group, dtype=np.intp)), views, pieces, n)
+    if len(pieces) == n:
+        return _group(n, parts, alone=alone)
+    if len(pieces) > 1:  # pieces whose first units are equal merge
+        firsts = np.array([p[0] for p in pieces], dtype=np.intp)
+        merged = _group(len(pieces), [(v[firsts], 0) for v in views])
+        if len(merged) < len(pieces):
+            pieces = [sorted(u for k in group for u in pieces[k]) for group in merged]
+    pieces.sort(key=lambda g: g[0])
+    return pieces
+
+
+def _refine(n, groups, parts):
+    """The groups (of _group) split further by the units' values in more parts: _group(n, p +
+    parts) when `groups` is _group(n, p), comparing only the new parts, and only inside groups
+    of two or more units."""
+    views = _views(n, parts)
+    if not views or all(len(g) < 2 for g in groups):
+        return groups
+    refined = []
+    for group in groups:
+        if len(group) < 2:
+            refined.append(group)
+        else:
+            _split_exactly(np.sort(np.asarray(group, dtype=np.intp)), views, refined, n)
+    refined.sort(key=lambda g: g[0])
+    return refined
 
 
 def tied_groups_of(weight, bias=None, outgoing=None):

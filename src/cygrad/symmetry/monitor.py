@@ -17,11 +17,21 @@ import weakref
 
 import numpy as np
 
-from .. import _state, backend
+from .. import _state, backend, nn
 from ..nn.layers import Dropout
+from ..nn.module import _layout
 from ..tensor import Watcher
 from .autopsy import OpRecorder
-from .groups import _group, _outgoing, head_modules, unit_slices, watched_layers
+from .groups import (
+    _distinct,
+    _group,
+    _outgoing,
+    _refine,
+    _regroup,
+    head_modules,
+    unit_slices,
+    watched_layers,
+)
 
 __all__ = ["SymmetryMonitor", "activation_health", "update_ratio"]
 
@@ -50,15 +60,16 @@ def _arrays(layer):
     return w._data, None if b is None else b._data
 
 
-def _weight_param(layer):
-    if head_modules(layer) is not None:
+def _weight_param(layer, heads=None):
+    """heads: whether the layer is hand-written attention (head_modules), when known."""
+    if heads if heads is not None else head_modules(layer) is not None:
         return _head_params(layer, "weight")
     w = getattr(layer, "weight", None)
     return w if w is not None else getattr(layer, "in_proj_weight", None)
 
 
-def _bias_param(layer):
-    if head_modules(layer) is not None:
+def _bias_param(layer, heads=None):
+    if heads if heads is not None else head_modules(layer) is not None:
         return None
     b = getattr(layer, "bias", None)
     return b if b is not None else getattr(layer, "in_proj_bias", None)
@@ -108,11 +119,13 @@ def _after_step(optimizer, hook):
 
 
 class _WeakWatcher(Watcher):
-    """Passes the engine's calls to a recorder while it lives; once its monitor is gone it
-    takes itself out of the thread's watchers (a forgotten monitor costs nothing)."""
+    """Passes the engine's calls to a recorder while it lives and `on` is true (the monitor
+    turns it off for steps in which nothing can split); once its monitor is gone it takes
+    itself out of the thread's watchers (a forgotten monitor costs nothing)."""
 
     def __init__(self, recorder):
         self.ref = weakref.ref(recorder)
+        self.on = True
 
     def _target(self):
         target = self.ref()
@@ -122,11 +135,15 @@ class _WeakWatcher(Watcher):
         return target
 
     def forward(self, op, inputs, out):
+        if not self.on:
+            return
         target = self._target()
         if target is not None:
             target.forward(op, inputs, out)
 
     def step(self, node, g, input_grads):
+        if not self.on:
+            return
         target = self._target()
         if target is not None:
             target.step(node, g, input_grads)
@@ -166,7 +183,33 @@ def _next_reader(layers, k):
 
 # ---------------------------------------------------------------- the monitor
 
-def _grad_status(p, norm=True):
+_PLAIN = tuple(getattr(nn, name) for name in ("Linear", "Conv1d", "Conv2d") if hasattr(nn, name))
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# whether values all differ: the compiled check when built (columns as _quick_plan makes them)
+_ALL_DIFFER = backend.compiled_all_differ or backend.all_differ
+
+
+def _any(g, sample=True):
+    """g.any() for a flat array, answered from its first and last entries, or every 1024th,
+    where one of them is non-zero (a gradient that is not zero mostly is non-zero there)."""
+    if sample and g.size and (g[0] or g[-1] or (g.size > 8192 and g[::1024].any())):
+        return True
+    return bool(g.any())
+
+
+def _quick_status(p):
+    """_grad_status(p, norm=False) of one parameter, from its gradient's first and last
+    entries where one of them is non-zero."""
+    grad = p._grad
+    if grad is None:
+        return {"status": "none", "norm": None}
+    g = grad._data
+    if g.size and (g.item(0) or g.item(-1)):
+        return {"status": "nonzero", "norm": None}
+    return _grad_status(p, False)
+
+
+def _grad_status(p, norm=True, sample=True):
     if isinstance(p, list):  # the heads of hand-written attention: their weights together
         grads = [q.grad._data for q in p if q.grad is not None]
         if not grads:
@@ -179,7 +222,7 @@ def _grad_status(p, norm=True):
         return {"status": "none", "norm": None}
     g = p.grad._data.ravel()
     if not norm:
-        return {"status": "nonzero" if g.any() else "zero", "norm": None}
+        return {"status": "nonzero" if _any(g, sample) else "zero", "norm": None}
     # einsum, not np.dot: BLAS's threads make a dot product 40x slower on a busy machine
     norm = float(np.sqrt(np.einsum("i,i->", g, g, dtype=np.float64))) if g.size else 0.0
     if norm == 0 or not np.isfinite(norm):
@@ -197,17 +240,41 @@ class SymmetryMonitor:
     construction. Per step and layer it keeps: the effective width (groups of units with
     identical incoming weights and bias), the fully tied groups (incoming and outgoing), the
     largest difference inside groups that were tied before, and each parameter's gradient status
-    (absent, exactly zero or non-zero, with its norm). `watch=[(layer_name, i, j), ...]` also
-    records the distance ||W_i - W_j|| of chosen unit pairs. health=False leaves out the
-    diagnostics that read every weight at every step (update/data ratios, gradient norms:
-    gradients get their status only, activation health): the symmetry itself (groups,
-    splits, autopsies) costs little more than the groups, and a layer whose units are all
-    distinct is not even copied.
+    (absent, exactly zero or non-zero). `watch=[(layer_name, i, j), ...]` also records the
+    distance ||W_i - W_j|| of chosen unit pairs. All of that, and every split with its autopsy,
+    is exact at every step. (History entries of steps whose units all differ share one list of
+    single-unit groups: read the history, do not edit it.)
+
+    The training-health diagnostics read every weight: gradient norms, the update/data ratio
+    std(dW)/std(W) (against the weights of the step before) and the activations' health
+    (saturated tanh/sigmoid, dead ReLUs). They are measured at every `health_every`-th step:
+    steps 0, health_every, 2*health_every, ... (default 100: measuring them costs one to two
+    training steps of an MNIST-size MLP); at the other steps they are None (a gradient's norm
+    too; its status is kept), and report() shows the last step that has them.
+    health_every=1 measures them at every step (as the monitor did before it had the option),
+    health=False never.
+
+    What it costs (benchmarks/monitor_overhead.py): where every layer's units all differ, one
+    value per unit of every layer (a bias, or a weight column), checked in one call
+    (backend.all_differ), shows that they still do; a tied group is compared against itself,
+    not hashed. The op recorder of the split autopsy runs only in steps that begin
+    with a group of two or more units (a group that does not exist cannot split), and so do the
+    forward hooks on activations (which keep nn.Sequential from fusing a Linear with its
+    activation: the same bits either way, and the recorder sees the two ops it always saw),
+    except that the hooks also run in the steps whose activations are measured. The weights
+    are copied only before a measured step.
     """
 
-    def __init__(self, model, watch=(), health=True):
+    # False: take none of the shortcuts (record every op of every step, group every layer the
+    # long way, compare every group): the same answers, slowly; tests check that they agree
+    _shortcuts = True
+
+    def __init__(self, model, watch=(), health=True, health_every=100):
         self.model = model
         self.health = bool(health)
+        if int(health_every) != health_every or health_every < 1:
+            raise ValueError(f"health_every must be a positive integer, got {health_every!r}")
+        self.health_every = int(health_every)
         self.layers = watched_layers(model)
         if not self.layers:
             raise ValueError("the model has no layer the symmetry tools inspect (Linear, Conv, "
@@ -222,15 +289,50 @@ class SymmetryMonitor:
         self.first_nonzero_grad = {name: None for name, _ in self.layers}
         self._step = 0
         self._previous = None
-        self._activations = {}  # layer name -> diagnostics of its activation's last output
-        self._handles = []
-        self._watch_activations()
+        # per layer: the layer reading its units (or None), whether it is the output layer,
+        # whether its units are attention heads written by hand
+        self._structure = [(_next_reader(self.layers, k), _last(self.layers, k),
+                            head_modules(layer) is not None)
+                           for k, (_, layer) in enumerate(self.layers)]
+        self._activations = {}  # layer name -> (its activation's last output, kind)
+        self._alone = {}  # layer name -> [[0], [1], ...]: its groups when its units all differ
+        self._cache = [None] * len(self.layers)  # see _layer
+        self._out_cache = [None] * len(self.layers)  # see _outgoing_of
+        self._quick = None  # see _record_quickly
+        self._handles = []  # the optimizers' step hooks
+        self._activation_handles = []  # forward hooks on activations, while installed
+        self._detached = False
+        self._measured_steps = set()  # the steps whose health diagnostics were measured
         # the split autopsy: every op of the step, recorded in this thread (see autopsy.py)
         self.recorder = OpRecorder(model, step_scoped=True)
         self._watcher = _WeakWatcher(self.recorder)
         _state.watching(self._watcher).__enter__()
         self._optimizer = None
         self.record(initial=True)
+
+    def _health_at(self, step):
+        """Whether the health diagnostics are measured at this step."""
+        return self.health and step % self.health_every == 0
+
+    def _hook_activations(self, on):
+        """Install (or remove) the forward hooks that show the monitor each activation's
+        output."""
+        if on == bool(self._activation_handles) or (on and self._detached):
+            return
+        layout = _layout[0]
+        if on:
+            self._watch_activations()
+        else:
+            for handle in self._activation_handles:
+                handle.remove()
+            self._activation_handles.clear()
+        # hooks change no parameter: what was kept at the count before them still holds
+        self._cache = [(_layout[0],) + c[1:] if c is not None and c[0] == layout else c
+                       for c in self._cache]
+        self._out_cache = [(_layout[0],) + c[1:] if c is not None and c[0] == layout else c
+                           for c in self._out_cache]
+        if self._quick is not None and self._quick[0] == layout:
+            self._quick = (_layout[0],) + self._quick[1:]
 
     def _watch_activations(self):
         """A forward hook on each activation module that has a health measure (the op table's
@@ -243,7 +345,8 @@ class SymmetryMonitor:
             if id(module) in watched:
                 layer_name = watched[id(module)]
             elif layer_name is not None and entry is not None and entry.health:
-                self._handles.append(_on_forward(module, self._measure(layer_name, entry.name)))
+                self._activation_handles.append(
+                    _on_forward(module, self._measure(layer_name, entry.name)))
 
     def _measure(self, layer_name, kind):
         def hook(module, inputs, output):
@@ -257,6 +360,8 @@ class SymmetryMonitor:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._hook_activations(False)
+        self._detached = True
         _state.watching(self._watcher).__exit__(None, None, None)
         self.recorder.clear()
 
@@ -269,11 +374,47 @@ class SymmetryMonitor:
         self._optimizer = optimizer
         return optimizer
 
-    def _snapshot(self):
-        """Copies of every watched layer's arrays and their groups. Each array is copied once
-        (a layer's weight serves as its units' rows and as the previous layer's outgoing
-        columns); this runs after every step and must stay cheap."""
+    def _layer(self, k, layer):
+        """((n, parts) of unit_slices, (weight, bias) parameters) of layer k. For a plain
+        Linear or Conv they are kept while no module changed (nn.module._layout counts every
+        assignment of a parameter, a module or a hook) and each parameter holds the same
+        array (the optimisers update them in place)."""
+        cached = self._cache[k]
+        if cached is not None and cached[0] == _layout[0] and all(
+                p._data is data for p, data in cached[1]):
+            return cached[2], cached[3]
+        layout = _layout[0]
+        heads = self._structure[k][2]
+        slices = unit_slices(layer)
+        params = (_weight_param(layer, heads), _bias_param(layer, heads))
+        if type(layer) in _PLAIN:
+            self._cache[k] = (layout, [(p, p._data) for p in params if p is not None], slices,
+                              params)
+        return slices, params
+
+    def _outgoing_of(self, k, reader, n):
+        """_outgoing(reader, n) for layer k, kept as _layer keeps its slices (a plain Linear or
+        Conv reader whose weight holds the same array)."""
+        cached = self._out_cache[k]
+        if (cached is not None and cached[0] == _layout[0] and cached[1]._data is cached[2]
+                and cached[3] == n):
+            return cached[4]
+        layout = _layout[0]
+        outgoing = _outgoing(reader, n)
+        if type(reader) in _PLAIN:
+            weight = reader.weight
+            self._out_cache[k] = (layout, weight, weight._data, n, outgoing)
+        return outgoing
+
+    def _snapshot(self, keep_weights, weights):
+        """Every watched layer's groups, and copies of the arrays read after the next step:
+        each weight when keep_weights (the update ratio of the next step), the outgoing columns
+        of layers with groups (whether they were equal before a split). Each array is copied
+        once (a layer's weight serves as its units' rows and as the previous layer's outgoing
+        columns); this runs after every step and must stay cheap. weights: whether the entries
+        need their layer's weight (else None: the update ratio and `watch` read it)."""
         copies = {}  # id(original array) -> (original, copy)
+        shortcuts = self._shortcuts
 
         def copy(array):
             base = array if array.base is None else array.base
@@ -282,28 +423,60 @@ class SymmetryMonitor:
             kept = copies[id(base)][1]
             return kept if base is array else kept.reshape(array.shape)
 
+        layers = []  # (name, layer, structure, n, parts, groups or None)
+        columns = []  # a column of each layer whose units all differed at the last step
+        self._params = []  # (weight, bias) parameters of each layer, for record()
+        for k, ((name, layer), structure) in enumerate(zip(self.layers, self._structure)):
+            (n, parts), params = self._layer(k, layer)
+            self._params.append(params)
+            previous = None if self._previous is None else self._previous[name]
+            groups = None
+            if shortcuts and previous is not None and previous["units"] == n == len(
+                    previous["groups"]) and n:
+                column = _a_column(n, parts)
+                if column is not None:
+                    columns.append(column)
+                    groups = self._alone[name]  # if the columns below all differ
+            layers.append((name, layer, structure, n, parts, groups))
+        # The units of those layers still all differ when the values of the columns, all
+        # together, do (one call for every layer); else each layer is grouped by itself.
+        together = bool(columns) and _all_differ(columns)
         snap = {}
-        for k, (name, layer) in enumerate(self.layers):
-            reader = _next_reader(self.layers, k)
-            n, parts = unit_slices(layer)
-            outgoing = _outgoing(reader, n) if reader is not None else []
-            groups = _group(n, parts)
-            # the next step changes these arrays: keep copies where something reads them
-            # later (update ratios; the outgoing columns of groups that may split)
-            if self.health or len(groups) < n:
-                parts = [(copy(a), axis) for a, axis in parts]
+        for k, (name, layer, (reader, is_output, heads), n, parts, groups) in enumerate(layers):
+            if groups is None or not together:
+                alone = None
+                if shortcuts:  # every unit its own group: one list of them serves every step
+                    alone = self._alone.get(name)
+                    if alone is None or len(alone) != n:
+                        alone = self._alone[name] = [[u] for u in range(n)]
+                previous = None if self._previous is None else self._previous[name]
+                if shortcuts and previous is not None and previous["units"] == n:
+                    groups = _regroup(n, parts, previous["groups"], alone=alone)
+                else:
+                    groups = _group(n, parts, shortcut=shortcuts, alone=alone)
+            grouped = len(groups) < n
+            # the outgoing columns matter to groups (checked at step 0 for every layer: a
+            # next layer that does not fit the units raises)
+            outgoing = []
+            if reader is not None and (grouped or not shortcuts or self._previous is None):
+                outgoing = self._outgoing_of(k, reader, n) if shortcuts else _outgoing(reader, n)
+            if grouped:  # the next step changes them: _diagnose reads them after it
                 outgoing = [(copy(a), axis) for a, axis in outgoing]
-            tied = _group(n, parts + outgoing) if outgoing and len(groups) < n else groups
-            weight = _arrays(layer)[0]
+            if outgoing and grouped:
+                tied = _refine(n, groups, outgoing) if shortcuts else \
+                    _group(n, parts + outgoing, shortcut=False)
+            else:
+                tied = groups
+            weight = _arrays(layer)[0] if weights or keep_weights or not shortcuts else None
             snap[name] = {
-                "weight": copy(weight) if self.health and head_modules(layer) is None
-                else weight,
+                "weight": copy(weight) if keep_weights and not heads else weight,
+                "kept": keep_weights,
                 "units": n,
                 "parts": parts,
                 "groups": groups,
                 "tied": tied,
                 "outgoing": outgoing,
-                "is_output": reader is None and _last(self.layers, k),
+                "is_output": reader is None and is_output,
             }
         return snap
 
@@ -315,9 +488,20 @@ class SymmetryMonitor:
         """Take the measurements of the current step (call it after optimizer.step())."""
         if not initial:
             self._step += 1
-        step, snap = self._step, self._snapshot()
+        step = self._step
+        if self._quick is not None:
+            entry = self._record_quickly(step)
+            if entry is not None:
+                return entry
+        health = self._health_at(step)
+        if health:
+            self._measured_steps.add(step)
+        snap = self._snapshot(keep_weights=self._health_at(step + 1) or not self._shortcuts,
+                              weights=health or self.watch)
         entry = {"step": step, "backend": backend.current(), "layers": {}}
-        for name, layer in self.layers:
+        activations, self._activations = self._activations, {}
+        sample = self._shortcuts
+        for (name, _), (weight, bias) in zip(self.layers, self._params):
             now = snap[name]
             layer_entry = {
                 "effective_width": len(now["groups"]),
@@ -325,15 +509,15 @@ class SymmetryMonitor:
                 "groups": now["groups"],
                 "tied": now["tied"],
                 "max_tied_diff": 0.0,
-                "grads": {"weight": _grad_status(_weight_param(layer), self.health),
-                          "bias": _grad_status(_bias_param(layer), self.health)},
+                "grads": {"weight": _grad_status(weight, health, sample),
+                          "bias": _grad_status(bias, health, sample)},
                 "saturated": None, "dead": None, "update_ratio": None,
             }
-            if name in self._activations and self.health:
-                layer_entry.update(activation_health(*self._activations.pop(name)))
+            if name in activations and health:
+                layer_entry.update(activation_health(*activations[name]))
             if self._previous is not None:
                 before = self._previous[name]
-                if self.health:
+                if health and before["kept"]:
                     layer_entry["update_ratio"] = update_ratio(before["weight"], now["weight"])
                 layer_entry["max_tied_diff"] = self._largest_difference(before["tied"], now)
                 self._find_splits(step, name, before, now)
@@ -348,14 +532,106 @@ class SymmetryMonitor:
         self.history.append(entry)
         self._previous = snap
         self.recorder.clear()  # the next step's ops start afresh
+        # The next step: a split needs a group of two or more units at its start, so the
+        # autopsy's recorder runs only then; the activation hooks run then too (the recorder
+        # sees the ops it always saw: Linear and activation apart) and where the next step's
+        # activations are measured.
+        splittable = not self._shortcuts or any(
+            len(s["groups"]) < s["units"] for s in snap.values())
+        self._watcher.on = splittable
+        self._hook_activations(splittable or self._health_at(step + 1))
+        self._quick = None if splittable or self.watch else self._quick_plan(snap)
         return entry
 
-    @staticmethod
-    def _largest_difference(groups_before, now):
-        """max |value_i - value_j| now, over units i, j that were fully tied before."""
+    def _quick_plan(self, snap):
+        """What _record_quickly needs, when every layer is a plain Linear or Conv whose units
+        all differ (else None)."""
+        columns, layers = [], []
+        for k, (name, _) in enumerate(self.layers):
+            cached, now = self._cache[k], snap[name]
+            if cached is None or cached[0] != _layout[0] or now["units"] == 0:
+                return None
+            column = _a_column(now["units"], now["parts"], contiguous=True)
+            if column is None or column.dtype not in _FLOATS or not column.flags.aligned:
+                return None
+            columns.append(column)
+            weight, bias = cached[3]
+            layers.append((name, now["units"], now["groups"], weight, bias))
+        arrays = [pair for cached in self._cache for pair in cached[1]]
+        snap = {name: dict(now, weight=None, kept=False, outgoing=[])
+                for name, now in snap.items()}
+        return _layout[0], arrays, columns, layers, snap
+
+    def _record_quickly(self, step):
+        """record() of a step that begins with every unit of every layer distinct (nothing
+        could split in it; no op was recorded): when the units still all differ (one column of
+        each layer, all checked in one call), the entry is made here, with what record() would
+        give: the groups of single units, the gradients' status, and at a measured step the
+        health diagnostics. Else (or when a layer's parameters changed) None: record() does it
+        all. Right after a training step little of the interpreter's and numpy's state is in the
+        CPU's caches: this makes few numpy calls."""
+        layout, arrays, columns, layers, snap = self._quick
+        if layout != _layout[0] or self.watch:  # (pairs to watch given since: record())
+            self._quick = None
+            return None
+        for p, data in arrays:
+            if p._data is not data:
+                self._quick = None
+                return None
+        try:  # one compiled call for every layer (its columns are checked in _quick_plan)
+            differ = _ALL_DIFFER(columns)
+        except (TypeError, ValueError, BufferError):  # an array changed since
+            differ = backend.all_differ(columns)
+        if not differ:
+            return None  # some value twice (or a NaN): record() groups each layer
+        health, keep = self._health_at(step), self._health_at(step + 1)
+        before = self._previous
+        activations = self._activations
+        if activations:
+            self._activations = {}
+        if health:
+            self._measured_steps.add(step)
+        entry = {"step": step, "backend": backend.current(), "layers": {}}
+        first_nonzero = self.first_nonzero_grad
+        for name, n, alone, weight, bias in layers:
+            if health:
+                status = _grad_status(weight, True)
+                bias_status = _grad_status(bias, True)
+            else:
+                status = _quick_status(weight)
+                bias_status = None if bias is None else _quick_status(bias)
+            if status["status"] == "nonzero" and first_nonzero[name] is None:
+                first_nonzero[name] = step
+            entry["layers"][name] = layer_entry = {
+                "effective_width": n, "units": n, "groups": alone, "tied": alone,
+                "max_tied_diff": 0.0, "grads": {"weight": status, "bias": bias_status},
+                "saturated": None, "dead": None, "update_ratio": None,
+            }
+            if health:
+                if name in activations:
+                    layer_entry.update(activation_health(*activations[name]))
+                if before[name]["kept"]:
+                    layer_entry["update_ratio"] = update_ratio(before[name]["weight"],
+                                                               weight._data)
+        entry["watch"] = {}
+        self.history.append(entry)
+        if keep:  # the weights of this step, for the next step's update ratio
+            snap = {name: dict(now, weight=np.array(weights._data), kept=True)
+                    for (name, now), (_, _, _, weights, _) in zip(snap.items(), layers)}
+        self._previous = snap
+        self._hook_activations(keep)
+        return entry
+
+    def _largest_difference(self, groups_before, now):
+        """max |value_i - value_j| now, over units i, j that were fully tied before (units
+        still in one group of equal values add nothing: their differences are 0, or NaN where
+        both hold NaN or the same infinity, which max() passes over)."""
         worst = 0.0
+        if self._shortcuts and len(groups_before) == now["units"]:
+            return worst  # no two units were tied
+        held = _Membership(now["groups"], now["units"]) if self._shortcuts else None
         for group in groups_before:
-            if len(group) < 2:
+            if len(group) < 2 or (held is not None and held.together(group)):
                 continue
             for rows in _unit_rows(now["parts"], now["units"], group):
                 worst = max(worst, float(np.abs(rows - rows[:1]).max(initial=0.0)))
@@ -368,20 +644,30 @@ class SymmetryMonitor:
         autopsy: the first op of the step whose output broke the tie (op, phase, ulps)."""
         if len(before["groups"]) == before["units"]:
             return  # every unit was a group of its own: nothing left to split
-        group_of = _owners(now["groups"])
+        if self._shortcuts:  # groups that held are passed over without building unit -> group
+            groups = _Membership(now["groups"], now["units"])
+            tied = _Membership(now["tied"], now["units"])
+        else:
+            groups = tied = None
+        group_of = _owners(now["groups"]) if groups is None else None
         for group in before["groups"]:
-            if len(group) < 2:
+            if len(group) < 2 or (groups is not None and groups.together(group)):
                 continue
-            parts = _partition(group, group_of)
+            parts = _partition(group, group_of if groups is None else groups.labels())
             if len(parts) > 1:
                 self._split(step, name, group, parts, before, outgoing=False)
         if before["is_output"]:
             return
-        tied_of = _owners(now["tied"])
+        tied_of = _owners(now["tied"]) if tied is None else None
         for group in before["tied"]:
-            if len(group) < 2 or len(_partition(group, group_of)) > 1:
-                continue  # a single unit, or a split already reported above
-            parts = _partition(group, tied_of)
+            if len(group) < 2 or (tied is not None and tied.together(group)):
+                continue
+            if groups is not None:
+                if not groups.together(group):
+                    continue  # a split already reported above
+            elif len(_partition(group, group_of)) > 1:
+                continue
+            parts = _partition(group, tied_of if tied is None else tied.labels())
             if len(parts) > 1:
                 self._split(step, name, group, parts, before, outgoing=True)
 
@@ -476,9 +762,16 @@ class SymmetryMonitor:
             f"{n}: {'never' if s is None else s}" for n, s in self.first_nonzero_grad.items()))
         return "\n".join(lines)
 
+    def _measured(self):
+        """The history entries of the steps whose health diagnostics were measured."""
+        return [h for h in self.history if h["step"] in self._measured_steps]
+
     def _health_lines(self):
-        """Saturation, dead units and update/data ratio of the last recorded step."""
-        last = self.history[-1]
+        """Saturation, dead units and update/data ratio of the last step that measured them."""
+        measured = self._measured()
+        if not measured:
+            return []
+        last = measured[-1]
         rows = []
         for name, _ in self.layers:
             e = last["layers"][name]
@@ -530,14 +823,17 @@ class SymmetryMonitor:
         if any(h["layers"][n]["update_ratio"] is not None
                for h in self.history for n, _ in self.layers):
             fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 3.5))
+            measured = self._measured()  # every health_every-th step
+            at = [h["step"] for h in measured]
             for name, _ in self.layers:
-                ratios = [h["layers"][name]["update_ratio"] for h in self.history[1:]]
-                ax1.plot(steps[1:], [np.nan if r is None or r == 0 else np.log10(r)
-                                     for r in ratios], label=name)
+                ratios = [h["layers"][name]["update_ratio"] for h in measured]
+                ax1.plot(at, [np.nan if r is None or r == 0 else np.log10(r) for r in ratios],
+                         label=name, marker="." if self.health_every > 1 else None)
                 health = [h["layers"][name]["saturated"] if h["layers"][name]["saturated"]
-                          is not None else h["layers"][name]["dead"] for h in self.history]
+                          is not None else h["layers"][name]["dead"] for h in measured]
                 if any(v is not None for v in health):
-                    ax2.plot(steps, [np.nan if v is None else v for v in health], label=name)
+                    ax2.plot(at, [np.nan if v is None else v for v in health], label=name,
+                             marker="." if self.health_every > 1 else None)
             ax1.set(xlabel="step", ylabel="log10 std(dW)/std(W)", title="update / data ratio")
             ax2.set(xlabel="step", ylabel="fraction", title="saturated (tanh/sigmoid) or "
                                                            "dead (ReLU)")
@@ -566,9 +862,11 @@ def activation_health(y, kind):
         return {"saturated": float(np.mean(np.abs(y) > 0.97))}
     if kind in ("sigmoid", "hardsigmoid"):
         return {"saturated": float(np.mean((y < 0.03) | (y > 0.97)))}
-    # a unit is dead when it outputs (at most) zero for every sample of the batch
-    per_unit = np.moveaxis(y, 1, 0).reshape(y.shape[1], -1) if y.ndim > 1 else y[:, None]
-    return {"dead": float(np.mean(np.all(per_unit <= 0, axis=1)))}
+    # a unit is dead when it outputs (at most) zero for every sample of the batch (units:
+    # axis 1, or each entry of a 1-d output)
+    dead = np.all(y <= 0, axis=tuple(a for a in range(y.ndim) if a != 1)) if y.ndim > 1 \
+        else y <= 0
+    return {"dead": float(np.mean(dead))}
 
 
 def update_ratio(before, after, scale=None):
@@ -608,6 +906,67 @@ def _ratio(value):
 def _owners(groups):
     """unit -> index of its group."""
     return {u: g for g, members in enumerate(groups) for u in members}
+
+
+def _a_column(n, parts, contiguous=False):
+    """One column of a layer's unit rows (its values for every unit): the first of the first
+    part that has one, or None. contiguous: rather a part that is one value per unit (a bias:
+    n values side by side, where a weight's column takes a cache line each) whose values all
+    differ, where there is one."""
+    if contiguous:
+        for array, axis in parts:
+            array = np.asarray(array)
+            if (axis == 0 and array.shape == (n,) and array.strides == (array.itemsize,)
+                    and _distinct(array)):
+                return array
+    for array, axis in parts:
+        array = np.asarray(array)
+        if array.ndim == 2 and axis == 0 and array.shape[1]:
+            return array[:, 0]
+        rows = (array if axis == 0 else np.moveaxis(array, axis, 0)).reshape(n, -1)
+        if rows.shape[1]:
+            return rows[:, 0]
+    return None
+
+
+def _all_differ(columns):
+    """Whether the values of the columns, all together, all differ (backend.all_differ, for
+    float columns)."""
+    if all(c.dtype.kind == "f" for c in columns):
+        return backend.all_differ(columns)
+    return _distinct(np.concatenate(columns))
+
+
+def _labels(groups, n):
+    """unit -> index of its group, as an array (indexable like _owners' dict)."""
+    if len(groups) == n:  # every unit a group of its own, in order
+        return np.arange(n)
+    labels = np.empty(n, np.intp)
+    for g, members in enumerate(groups):
+        labels[members] = g
+    return labels
+
+
+class _Membership:
+    """The groups of one step, asked whether a group of units lies inside one of them: first
+    whether it is one of them (a tied group that held), else from unit -> group."""
+
+    def __init__(self, groups, n):
+        self.groups, self.n = groups, n
+        self._exact = self._labels = None
+
+    def labels(self):
+        if self._labels is None:
+            self._labels = _labels(self.groups, self.n)
+        return self._labels
+
+    def together(self, group):
+        if self._exact is None:
+            self._exact = {tuple(g) for g in self.groups if len(g) > 1}
+        if tuple(group) in self._exact:
+            return True
+        owners = self.labels()[group]
+        return bool(np.all(owners == owners[0]))
 
 
 def _partition(group, owner):
