@@ -553,8 +553,10 @@ def test_keyword_and_number_arguments_are_guarded():
 
 
 def test_bench_command_prints_the_table(capsys):
-    from cygrad.__main__ import main
+    from cygrad.__main__ import bench_script, main
 
+    if bench_script() is None:
+        pytest.skip("no benchmarks/run.py here (an installed cygrad run outside a checkout)")
     assert main(["bench", "--only", "op", "--quick", "--threads", "1", "--reps", "1"]) == 0
     out = capsys.readouterr().out
     assert "| op | 1 |" in out and "## Targets" in out

@@ -68,17 +68,30 @@ def build_parser():
 BENCH_DEFAULT = ("--quick", "--threads", "1", "--only", "tiny,mnist,conv,op,gemm")
 
 
+def bench_script():
+    """benchmarks/run.py of the source tree this cygrad runs from (an editable install), else
+    of the current directory (a checkout with cygrad installed from it), else None."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for base in (root, os.getcwd()):
+        path = os.path.join(base, "benchmarks", "run.py")
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def run_bench(options, parser):
     """benchmarks/run.py's measurements, then its markdown table."""
     import importlib.util
     import os
     import tempfile
 
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(root, "benchmarks", "run.py")
-    if not os.path.exists(path):
+    path = bench_script()
+    if path is None:
         parser.exit(1, "cygrad: error: the benchmarks ship with cygrad's source tree, not its "
-                       "wheel: run `python -m cygrad bench` from a checkout (pip install -e .)\n")
+                       "wheel: run `python -m cygrad bench` in a checkout (or after pip install "
+                       "-e .)\n")
     spec = importlib.util.spec_from_file_location("cygrad_benchmarks", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
