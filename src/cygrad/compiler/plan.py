@@ -23,6 +23,7 @@ Where each variable comes from:
 """
 
 import gc
+import re
 import time
 
 import numpy as np
@@ -730,34 +731,59 @@ def _strip(expr):
 
 def compare(a, b):
     """None when plans a and b (two captures of one step under the same guards) do the same
-    thing, else the first difference, in words."""
+    thing, else the first difference, in words. The variables a plan names (g12, T3, ...) are
+    compared up to a consistent renaming: a capture may number them differently (a gradient
+    backward copied in one call and adopted in the other, as reference counts decide, named
+    one more array) and still do the same."""
     if len(a.signature) != len(b.signature):
         for i, (x, y) in enumerate(zip(a.descriptions, b.descriptions)):
             if x != y:
                 return f"step {i}: {x} the first time, {y} the second"
         return (f"{len(a.signature)} recorded steps the first time, {len(b.signature)} the "
                 "second")
+    names = ({}, {})
     for i, (x, y) in enumerate(zip(a.signature, b.signature)):
-        if not _same(x, y, a.ns, b.ns):
+        if not _same(x, y, a.ns, b.ns, names):
             return f"{b.descriptions[i]} (recorded step {i}) differs between the two calls"
     return None
 
 
-def _same(x, y, ns_a, ns_b):
+_VARIABLE = re.compile(r"([a-zA-Z]+)(\d+)")
+
+
+def _same_name(x, y, names):
+    """Whether variable names x (of the first plan) and y (of the second) correspond: the
+    first pairing of each decides (a one-to-one renaming), or None when they are no variable
+    names."""
+    mx, my = _VARIABLE.fullmatch(x), _VARIABLE.fullmatch(y)
+    if mx is None or my is None or mx.group(1) != my.group(1):
+        return None
+    forward, backward = names
+    if x in forward or y in backward:
+        return forward.get(x) == y and backward.get(y) == x
+    forward[x], backward[y] = y, x
+    return True
+
+
+def _same(x, y, ns_a, ns_b, names=None):
     if x is y:
         return True
     if isinstance(x, tuple) and isinstance(y, tuple):
         if len(x) != len(y):
             return False
         if len(x) == 2 and x[0] == "pin" and y[0] == "pin" and isinstance(x[1], str):
-            return _same(ns_a[x[1]], ns_b[y[1]], ns_a, ns_b)
-        return all(_same(u, v, ns_a, ns_b) for u, v in zip(x, y))
+            return _same(ns_a[x[1]], ns_b[y[1]], ns_a, ns_b, names)
+        return all(_same(u, v, ns_a, ns_b, names) for u, v in zip(x, y))
+    if names is not None and isinstance(x, str) and isinstance(y, str) and x != y:
+        same = _same_name(x, y, names)
+        if same is not None:
+            return same
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape
                 and x.dtype == y.dtype and x.tobytes() == y.tobytes())
     if isinstance(x, Tensor) or isinstance(y, Tensor):  # a tensor made inside fn: its values
         return isinstance(x, Tensor) and isinstance(y, Tensor) and _same(x._data, y._data,
-                                                                         ns_a, ns_b)
+                                                                         ns_a, ns_b, names)
     if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
         return True
     if type(x) is not type(y):
