@@ -29,8 +29,8 @@ Workloads (float32):
 A step is zero_grad, forward, loss, backward and the optimiser update in every system.
 "compiled" is cygrad.compile of the cygrad step, on its own copy of the model (its first two
 calls capture, in the warm-up); JAX (tiny and mnist only) is a jit-compiled step of the same
-arithmetic (XLA's own threads: not limited by --threads). The JAX columns are skipped, with a
-note, when jax is not installed.
+arithmetic, on one XLA thread (XLA_FLAGS as below, unless set already: every JAX target is a
+one-thread one). The JAX columns are skipped, with a note, when jax is not installed.
 """
 
 import argparse
@@ -69,6 +69,10 @@ from cygrad import nn, optim  # noqa: E402
 try:
     if os.environ.get("CYGRAD_BENCH_NO_TORCH"):
         raise ImportError
+    # XLA's CPU backend runs on its own thread pool, which --threads does not reach: one thread,
+    # as cygrad's and PyTorch's in the one-thread rows the targets compare (read at jax import)
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1")
     import jax
     import jax.numpy as jnp
 except ImportError:  # JAX is optional too: its columns and targets are skipped
@@ -835,7 +839,7 @@ def markdown(report):
                      if "compiled" in res else "—")
             lines.append(f"| {workload} | {nt} | " + " | ".join(cells) + f" | {ratio} |")
     lines += ["", "numpy's column for `op` is a plain numpy `a + b` (no graph), for scale. "
-              "JAX: " + ("XLA's own thread pool (not limited to the row's thread count)."
+              "JAX: " + (f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}."
                          if jax is not None else "not installed."), ""]
     if report.get("compile"):
         lines += ["cygrad.compile, time of the two capturing calls (the check included): "
