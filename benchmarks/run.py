@@ -674,6 +674,63 @@ def gemm_rows(thread_counts, reps, seconds, quick):
     return rows
 
 
+def peak_gflops(dtype, reps):
+    """The measured arithmetic peak of one core in dtype, GFLOP/s: the best of `reps` timed runs
+    of the kernels' FMA loop (cygrad._C.gemm.fma_peak: 12 register-held multiply-add chains,
+    no memory traffic), each of about 0.1 s."""
+    from cygrad._C import gemm as kernel
+
+    kernel.fma_peak(dtype, 10_000)  # warm up (and wake the core's vector units)
+    flops = kernel.fma_peak(dtype, 1)[0]
+    links = max(1, int(0.1 * 50e9 / flops))  # ~0.1 s at 50 GFLOP/s
+    best = 0.0
+    for _ in range(reps):
+        start = time.perf_counter()
+        done, _ = kernel.fma_peak(dtype, links)
+        best = max(best, done / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+GEMM_NAMES = {"cygrad": "cygrad", "numpy": "numpy (OpenBLAS)", "torch": "PyTorch"}
+
+
+def plot_gemm(report, path):
+    """GFLOP/s against size (the square products, one thread) per dtype, each system a line,
+    with the measured peak of one core as a dashed line: a PNG at path (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dtypes = [d for d in ("float32", "float64")
+              if any(r["dtype"] == d and r["threads"] == 1 for r in report.get("gemm", []))]
+    if not dtypes:
+        raise ValueError("no one-thread gemm rows to plot: run the gemm part with --threads 1")
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(5.5 * len(dtypes), 4), squeeze=False)
+    for ax, dtype in zip(axes[0], dtypes):
+        rows = [r for r in report["gemm"] if r["dtype"] == dtype and r["threads"] == 1
+                and r["shape"].count("x") == 2 and len(set(r["shape"].split("x"))) == 1]
+        sizes = [int(r["shape"].split("x")[0]) for r in rows]
+        for system in ("cygrad", "numpy", "torch"):
+            if all(system in r for r in rows):
+                ax.plot(sizes, [r[system] for r in rows], marker="o", label=GEMM_NAMES[system])
+        peak = report.get("peak", {}).get(dtype)
+        if peak:
+            ax.axhline(peak, color="black", linestyle="--", linewidth=1,
+                       label=f"peak of one core ({peak:.0f})")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("n (n x n x n product)")
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(f"gemm {dtype}, one thread")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------------- memory
 
 def _status(field):
@@ -897,14 +954,27 @@ def markdown(report):
         for t in report["memory_targets"]:
             lines.append(f"- {t['text']}: {'yes' if t['met'] else '**no**'} ({t['detail']})")
     if report.get("gemm"):
-        lines += ["", "## gemm (GFLOP/s, median; cygrad = the exact kernel, output "
-                  "preallocated)", "", "| shape | dtype | threads | cygrad | numpy (OpenBLAS) | "
-                  "PyTorch | cygrad / numpy |", "|---|---|---|---|---|---|---|"]
-        for r in report["gemm"]:
-            lines.append(f"| {r['shape']} | {r['dtype']} | {r['threads']} | {r['cygrad']:.1f} | "
-                         f"{r['numpy']:.1f} | {r.get('torch', float('nan')):.1f} | "
-                         f"{r['cygrad/numpy']:.2f} |")
+        lines += gemm_table(report)
     return "\n".join(lines) + "\n"
+
+
+def gemm_table(report):
+    """The markdown lines of the gemm rows, with the measured peak where there is one."""
+    peak = report.get("peak", {})
+    lines = ["", "## gemm (GFLOP/s, median; cygrad = the exact kernel, output preallocated)", ""]
+    if peak:
+        lines += ["Measured peak of one core (12 register-held FMA chains, no memory traffic): "
+                  + ", ".join(f"{d} {v:.1f} GFLOP/s" for d, v in peak.items())
+                  + "; `cygrad / peak` is a one-thread row's share of it.", ""]
+    lines += ["| shape | dtype | threads | cygrad | numpy (OpenBLAS) | PyTorch | cygrad / numpy | "
+              "cygrad / peak |", "|---|---|---|---|---|---|---|---|"]
+    for r in report["gemm"]:
+        share = (f"{r['cygrad'] / peak[r['dtype']]:.2f}"
+                 if r["threads"] == 1 and r["dtype"] in peak else "—")
+        lines.append(f"| {r['shape']} | {r['dtype']} | {r['threads']} | {r['cygrad']:.1f} | "
+                     f"{r['numpy']:.1f} | {r.get('torch', float('nan')):.1f} | "
+                     f"{r['cygrad'] / r['numpy']:.2f} | {share} |")
+    return lines
 
 
 def fmt_load(values):
@@ -922,10 +992,18 @@ def main(argv=None):
     p.add_argument("--merge", action="store_true",
                    help="update the parts measured now in an existing latest.json (re-run a part "
                         "that a busy machine spoiled)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="also draw GFLOP/s against size (gemm part, one thread) with the peak "
+                        "line into PNG (needs matplotlib)")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=10_000, help=argparse.SUPPRESS)
     p.add_argument("--marks", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            p.error("--plot needs matplotlib: pip install matplotlib")
     if args.memory_worker:
         marks = {int(m) for m in args.marks.split(",") if m}
         print(json.dumps(memory_worker(args.memory_worker, args.steps, marks)))
@@ -957,7 +1035,7 @@ def main(argv=None):
             old = json.load(f)
         report["steps"] = {w: {int(nt): r for nt, r in per.items()}
                            for w, per in old.get("steps", {}).items()}
-        for key in ("memory", "memory_targets", "gemm", "loads"):
+        for key in ("memory", "memory_targets", "gemm", "peak", "loads"):
             if key in old:
                 report[key] = old[key]
     if report["load_start"] and report["load_start"][0] > 0.5:
@@ -1017,6 +1095,9 @@ def main(argv=None):
                 if (r["shape"], r["dtype"], r["threads"]) not in fresh]
         report["gemm"] = sorted(kept + rows, key=lambda r: (r["dtype"], r["threads"],
                                                             GEMM_ORDER[r["shape"]]))
+        report["peak"] = {np.dtype(d).name: peak_gflops(d, 5) for d in (np.float32, np.float64)}
+        print("  peak of one core (FMA loop): " + ", ".join(
+            f"{d} {v:.1f}" for d, v in report["peak"].items()) + " GFLOP/s", flush=True)
         report["loads"]["gemm " + ",".join(map(str, thread_counts))] = [before, load()]
 
     report["load_end"] = load()
@@ -1026,6 +1107,8 @@ def main(argv=None):
     text = markdown(report)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write(text)
+    if args.plot:
+        print(f"wrote {plot_gemm(report, args.plot)}")
 
     print("\ntargets (ratio = cygrad / anchor system, medians of this run):")
     for t in report["targets"]:

@@ -72,6 +72,12 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_pack_a_icont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_kcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    enum:
+        CG_PEAK_CHAINS
+        CG_WF  # vector lanes
+        CG_WD
+    float cg_fma_peak_f32(Py_ssize_t n, float x, float y)
+    double cg_fma_peak_f64(Py_ssize_t n, double x, double y)
 
 cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
@@ -715,3 +721,24 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
     finally:
         release(v, count)
     return c
+
+
+def fma_peak(dtype, Py_ssize_t n):
+    """(flops, checksum) of n links of the peak loop (gemm_microkernel.h cg_fma_peak) in dtype
+    (numpy float32 or float64), run without the GIL: time a call to get the core's peak rate.
+    Not an op: a measurement for the benchmarks."""
+    cdef double total
+    if n < 0:
+        raise ValueError(f"fma_peak: n must be >= 0, got {n}")
+    kind = np.dtype(dtype)
+    if kind == np.float32:
+        with nogil:
+            total = cg_fma_peak_f32(n, 0.999, 0.001)
+        lanes = CG_WF
+    elif kind == np.float64:
+        with nogil:
+            total = cg_fma_peak_f64(n, 0.999, 0.001)
+        lanes = CG_WD
+    else:
+        raise TypeError(f"fma_peak: dtype must be float32 or float64, got {kind}")
+    return 2.0 * lanes * CG_PEAK_CHAINS * n, total

@@ -264,4 +264,46 @@ CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR
 CG_DEFINE_PACK(f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_PACK(f64, double, CG_MR_F64, CG_NR_F64)
 
+/* The measured peak of one core (python -m cygrad bench): 12 independent chains of vector
+ * multiply-adds acc = acc * x + y held in registers, n links each, no memory traffic. With FMA
+ * each link is one instruction, and 12 chains cover the latency of two FMA units (4 cycles x 2
+ * per cycle = 8 in flight): the rate of 2 * lanes * 12 * n flops is the core's arithmetic peak,
+ * the line a gemm's GFLOP/s is read against. Returns the sum of every lane (so the chains are
+ * computed); x < 1 keeps them finite. */
+#define CG_PEAK_CHAINS 12
+#if CG_VECTOR
+#define CG_DEFINE_PEAK(SFX, T, V, W)                                                           \
+    static T cg_fma_peak_##SFX(ptrdiff_t n, T x, T y)                                           \
+    {                                                                                          \
+        V acc[CG_PEAK_CHAINS], xv = (V){0} + x, yv = (V){0} + y;                               \
+        CG_UNROLL for (int c = 0; c < CG_PEAK_CHAINS; ++c) acc[c] = (V){0} + (T)c;             \
+        for (ptrdiff_t i = 0; i < n; ++i)                                                      \
+            CG_UNROLL for (int c = 0; c < CG_PEAK_CHAINS; ++c) acc[c] = acc[c] * xv + yv;      \
+        T total = 0;                                                                           \
+        for (int c = 0; c < CG_PEAK_CHAINS; ++c)                                               \
+            for (int l = 0; l < W; ++l) total += acc[c][l];                                    \
+        return total;                                                                          \
+    }
+CG_DEFINE_PEAK(f32, float, cg_vf, CG_WF)
+CG_DEFINE_PEAK(f64, double, cg_vd, CG_WD)
+#else
+#define CG_DEFINE_PEAK(SFX, T, W)                                                              \
+    static T cg_fma_peak_##SFX(ptrdiff_t n, T x, T y)                                           \
+    {                                                                                          \
+        T acc[CG_PEAK_CHAINS][W];                                                              \
+        for (int c = 0; c < CG_PEAK_CHAINS; ++c)                                               \
+            for (int l = 0; l < W; ++l) acc[c][l] = (T)c;                                      \
+        for (ptrdiff_t i = 0; i < n; ++i)                                                      \
+            for (int c = 0; c < CG_PEAK_CHAINS; ++c)                                           \
+                for (int l = 0; l < W; ++l) acc[c][l] = acc[c][l] * x + y;                     \
+        T total = 0;                                                                           \
+        for (int c = 0; c < CG_PEAK_CHAINS; ++c)                                               \
+            for (int l = 0; l < W; ++l) total += acc[c][l];                                    \
+        return total;                                                                          \
+    }
+CG_DEFINE_PEAK(f32, float, CG_WF)
+CG_DEFINE_PEAK(f64, double, CG_WD)
+#endif
+
+
 #endif

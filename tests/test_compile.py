@@ -562,6 +562,35 @@ def test_bench_command_prints_the_table(capsys):
     assert "| op | 1 |" in out and "## Targets" in out
 
 
+def test_bench_plot_draws_gflops_against_size_with_the_peak(tmp_path):
+    """benchmarks/run.py --plot: the one-thread square gemm rows against size, a line per
+    system and the measured peak dashed (drawn from a report, not a measurement)."""
+    pytest.importorskip("matplotlib")
+    import importlib.util
+
+    from cygrad.__main__ import bench_script
+
+    path = bench_script()
+    if path is None:
+        pytest.skip("no benchmarks/run.py here (an installed cygrad run outside a checkout)")
+    spec = importlib.util.spec_from_file_location("cygrad_bench_plot", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [{"shape": f"{n}x{n}x{n}", "dtype": d, "threads": t, "cygrad": g, "numpy": g * 0.9}
+            for d in ("float32", "float64") for t in (1, 2)
+            for n, g in ((256, 40.0), (512, 50.0), (1024, 55.0))]
+    rows.append({"shape": "fwd X@W 64x784@784x256", "dtype": "float32", "threads": 1,
+                 "cygrad": 30.0, "numpy": 20.0})
+    report = {"gemm": rows, "peak": {"float32": 96.0, "float64": 48.0}}
+    out = tmp_path / "gemm.png"
+    assert bench.plot_gemm(report, str(out)) == str(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figure = "\n".join(bench.gemm_table(report))
+    assert "| 512x512x512 | float32 | 1 | 50.0 | 45.0 |" in figure and "| 0.52 |" in figure
+    with pytest.raises(ValueError, match="no one-thread gemm rows"):
+        bench.plot_gemm({"gemm": [dict(rows[3])], "peak": {}}, str(out))
+
+
 def _two_groups(compiled):
     cygrad.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))

@@ -57,7 +57,8 @@ def build_parser():
     config.add_argument("--json", action="store_true", help="print it as JSON")
     bench = commands.add_parser("bench", help="print the benchmark table: training steps, eager "
                                 "and compiled, against numpy, PyTorch and JAX where installed, "
-                                "and gemm GFLOP/s against OpenBLAS (benchmarks/run.py of a "
+                                "and gemm GFLOP/s against OpenBLAS and the measured peak of "
+                                "one core; --plot PNG draws them (benchmarks/run.py of a "
                                 "source checkout)")
     bench.add_argument("options", nargs=argparse.REMAINDER,
                        help=f"benchmarks/run.py's options (default: {' '.join(BENCH_DEFAULT)}; "

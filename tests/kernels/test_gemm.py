@@ -240,3 +240,31 @@ def test_through_the_backend_seam():
             assert c.dtype == ref.dtype == dtype
             assert np.array_equal(c, run_gemm(a, b, ta, tb, 1))
             assert_close_to_numpy(c, a, b, ta, tb)
+
+
+# ---------------------------------------------------------------------- the peak loop
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fma_peak_counts_its_flops_and_computes_its_chains(dtype):
+    """fma_peak (the benchmarks' peak of one core): 2 * lanes * chains flops a link, and the
+    chains really computed: chain c after n links of acc * 0.999 + 0.001 from c."""
+    f = gemm_module.fma_peak
+    flops0, total0 = f(dtype, 0)
+    assert flops0 == 0.0
+    chains = 12
+    lanes = total0 / sum(range(chains))  # n = 0: each lane holds its chain's start
+    assert lanes == int(lanes) and lanes in (1, 2, 4, 8, 16)
+    for n in (1, 5, 1000):
+        flops, total = f(dtype, n)
+        assert flops == 2 * lanes * chains * n
+        x = np.float64(np.float32(0.999) if dtype == np.float32 else 0.999)
+        y = np.float64(np.float32(0.001) if dtype == np.float32 else 0.001)
+        expected = lanes * sum(c * x**n + y * (1 - x**n) / (1 - x) for c in range(chains))
+        assert total == pytest.approx(expected, rel=1e-4 if dtype == np.float32 else 1e-10)
+
+
+def test_fma_peak_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gemm_module.fma_peak(np.int64, 10)
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        gemm_module.fma_peak(np.float32, -1)
