@@ -502,14 +502,28 @@ def _is_operand(x):
 
 
 def _binary(entry, a, b):
-    """Promote, broadcast-check and record one binary op (the operators' path)."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        da, db = a._data, b._data
-        if da.dtype is db.dtype and da.dtype in _FLOATS and entry.result != "bool":
-            if da.shape != db.shape:
-                _check_broadcast(da.shape, db.shape)
-            return apply(entry.op, a, b)
+    """Promote, broadcast-check and record one binary op (the operators' path). The usual
+    cases first: two float tensors of one dtype, and a float tensor with a Python int or float
+    (a 'wrapped number': the tensor's dtype, as torch.result_type gives), which the general
+    path below would bring to the same op on the same arrays."""
+    if isinstance(a, Tensor):
+        da = a._data
+        if isinstance(b, Tensor):
+            db = b._data
+            if da.dtype is db.dtype and da.dtype in _FLOATS and entry.result != "bool":
+                if da.shape != db.shape:
+                    _check_broadcast(da.shape, db.shape)
+                return apply(entry.op, a, b)
+        elif (type(b) is float or type(b) is int) and da.dtype in _FLOATS and entry.scalars \
+                and entry.result in _SCALAR_FAST:
+            return apply(entry.op, a, _wrap(np.asarray(b, da.dtype)))
+    elif (type(a) is float or type(a) is int) and isinstance(b, Tensor) and entry.scalars \
+            and entry.result in _SCALAR_FAST and b._data.dtype in _FLOATS:
+        return apply(entry.op, _wrap(np.asarray(a, b._data.dtype)), b)
     return _binary_general(entry, a, b)
+
+
+_SCALAR_FAST = ("promote", "float")  # results a float tensor's dtype with a number keeps
 
 
 def _binary_general(entry, a, b):
@@ -564,18 +578,14 @@ def _as(x, dtype):
 
 
 def _check_broadcast(sa, sb):
-    try:
-        np.broadcast_shapes(sa, sb)
-    except ValueError:
-        la, lb = len(sa), len(sb)
-        n = max(la, lb)
-        for i in range(1, n + 1):
-            x = sa[-i] if i <= la else 1
-            y = sb[-i] if i <= lb else 1
-            if x != y and x != 1 and y != 1:
-                raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
-                                   f"({y}) at non-singleton dimension {n - i}") from None
-        raise
+    """torch's error for shapes that do not broadcast (compared here: numpy's broadcast_shapes
+    costs microseconds a call, on every broadcasting op)."""
+    n = max(len(sa), len(sb))
+    for i in range(1, min(len(sa), len(sb)) + 1):
+        x, y = sa[-i], sb[-i]
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
+                               f"({y}) at non-singleton dimension {n - i}")
 
 
 def _fdiv(a, b):

@@ -3,6 +3,7 @@ forms, clone, casts, and the in-place fills. torch's signatures and dtype rules:
 becomes int64, bool data bool, float data the default float dtype; numpy arrays keep theirs.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -31,23 +32,32 @@ def scalar_as(value, dtype):
         raise OverflowError("int too big to convert")  # torch reads Python ints as int64
     if dtype.kind == "b" or isinstance(value, (bool, np.bool_)):
         return dtype.type(value)
-    bad = RuntimeError(f"value cannot be converted to type {_C_NAMES.get(dtype.name, dtype.name)}"
-                       f" without overflow")
     if dtype.kind in "iu":
         if isinstance(value, numbers.Integral):
             whole = int(value)
         else:
             if not np.isfinite(value):
-                raise bad
+                raise _overflow(dtype)
             whole = int(value)  # truncation toward zero, as C's conversion
         info = np.iinfo(dtype)
         if not info.min <= whole <= info.max:
-            raise bad
+            raise _overflow(dtype)
         return dtype.type(whole)
     number = float(value)  # OverflowError for an int too big for a double, as torch
-    if np.isfinite(number) and abs(number) > np.finfo(dtype).max:
-        raise bad
+    largest = _LARGEST.get(dtype)
+    if largest is None:
+        largest = _LARGEST[dtype] = float(np.finfo(dtype).max)
+    if abs(number) > largest and math.isfinite(number):
+        raise _overflow(dtype)
     return dtype.type(number)
+
+
+_LARGEST = {}  # the largest finite value of each float dtype, as a Python float
+
+
+def _overflow(dtype):
+    return RuntimeError(f"value cannot be converted to type {_C_NAMES.get(dtype.name, dtype.name)}"
+                        f" without overflow")
 
 
 def _finish(array, requires_grad):
