@@ -1004,6 +1004,9 @@ def main(argv=None):
             import matplotlib  # noqa: F401
         except ImportError:
             p.error("--plot needs matplotlib: pip install matplotlib")
+        if "gemm" not in args.only.split(",") and not args.merge:
+            p.error("--plot draws the gemm part's rows: add gemm to --only (or --merge into "
+                    "results that have them)")
     if args.memory_worker:
         marks = {int(m) for m in args.marks.split(",") if m}
         print(json.dumps(memory_worker(args.memory_worker, args.steps, marks)))

@@ -589,6 +589,8 @@ def test_bench_plot_draws_gflops_against_size_with_the_peak(tmp_path):
     assert "| 512x512x512 | float32 | 1 | 50.0 | 45.0 |" in figure and "| 0.52 |" in figure
     with pytest.raises(ValueError, match="no one-thread gemm rows"):
         bench.plot_gemm({"gemm": [dict(rows[3])], "peak": {}}, str(out))
+    with pytest.raises(SystemExit):  # refused before measuring anything
+        bench.main(["--only", "op", "--plot", str(out), "--out", str(tmp_path)])
 
 
 def _two_groups(compiled):

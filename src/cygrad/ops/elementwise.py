@@ -523,7 +523,7 @@ def _binary(entry, a, b):
     return _binary_general(entry, a, b)
 
 
-_SCALAR_FAST = ("promote", "float")  # results a float tensor's dtype with a number keeps
+_SCALAR_FAST = ("promote", "float")  # results where a float tensor with a number keeps its dtype
 
 
 def _binary_general(entry, a, b):
