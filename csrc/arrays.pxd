@@ -9,6 +9,7 @@
 
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_IsContiguous,
                              PyBuffer_Release, PyObject_GetBuffer)
+from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uintptr_t
 
 cdef extern from "threads.h" nogil:
@@ -153,3 +154,28 @@ cdef inline bint same_layout(Py_buffer *a, Py_buffer *b) noexcept nogil:
         if a.shape[i] != b.shape[i]:
             return False
     return True  # both C-contiguous, one itemsize: the same shape means the same strides
+
+
+# ---------------------------------------------------------------- replayable kernels
+# A kernel call as data (program.h): the families' exec functions take one, csrc/program.pyx
+# runs a list of them.
+
+cdef extern from "program.h":
+    enum:
+        CG_OPERANDS
+        CG_SIZES
+    ctypedef struct cg_instr:
+        void *run
+        int kind
+        int threads
+        int code
+        int slot[6]
+        char *p[6]
+        Py_ssize_t n[6]
+        double x
+    const char *CG_EXEC_CAPSULE
+
+
+cdef inline object exec_capsule(void *fn):
+    """An exec function, for a family's EXEC dict."""
+    return PyCapsule_New(fn, CG_EXEC_CAPSULE, NULL)

@@ -19,7 +19,7 @@ from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release,
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 
-from arrays cimport (F32, acquire, acquire_input, cg_threads, cg_threads_init, elements, kind_of,
+from arrays cimport (F32, acquire, acquire_input, cg_instr, cg_threads, exec_capsule, cg_threads_init, elements, kind_of,
                      native_copy, overlap, release, same_layout, shape_of)
 
 import numpy as np
@@ -536,6 +536,69 @@ def activation_backward_bias(name, g, saved, double slope, int num_threads):
         free(scratch)
         release(v, count)
     return dz, db
+
+
+# ---------------------------------------------------------------- replayed calls
+# The dense layer's kernels as program.h instructions (cygrad.compile's native tier): each the
+# internal function its entry point above calls, with the threads that entry point would pick.
+
+cdef int _exec_bias_add(cg_instr *ins) except -1:
+    """bias_add: p = x, b, y (y may be x); n = rows, columns."""
+    cdef Py_ssize_t n = ins.n[0], m = ins.n[1]
+    cdef int threads = _threads(n * m, False, ins.threads)
+    if ins.kind == F32:
+        _bias_rows(<const float *>ins.p[0], <const float *>ins.p[1], <float *>ins.p[2],
+                   <float *>NULL, n, m, -1, 0, threads)
+    else:
+        _bias_rows(<const double *>ins.p[0], <const double *>ins.p[1], <double *>ins.p[2],
+                   <double *>NULL, n, m, -1, 0, threads)
+    return 0
+
+
+cdef int _exec_bias_activation(cg_instr *ins) except -1:
+    """bias_activation: p = z (written in place), b, y; n = rows, columns; code the
+    activation, x its slope."""
+    cdef Py_ssize_t n = ins.n[0], m = ins.n[1]
+    cdef int threads = _threads(n * m, _costly(ins.code), ins.threads)
+    if ins.kind == F32:
+        _bias_rows(<const float *>ins.p[0], <const float *>ins.p[1], <float *>ins.p[0],
+                   <float *>ins.p[2], n, m, ins.code, <float>ins.x, threads)
+    else:
+        _bias_rows(<const double *>ins.p[0], <const double *>ins.p[1], <double *>ins.p[0],
+                   <double *>ins.p[2], n, m, ins.code, ins.x, threads)
+    return 0
+
+
+cdef int _exec_activation_backward_bias(cg_instr *ins) except -1:
+    """activation_backward_bias: p = g, saved, dz, db; n = rows, columns; code the
+    activation, x its slope."""
+    cdef Py_ssize_t n = ins.n[0], m = ins.n[1], per = cg_sums_scratch(n, m)
+    cdef int threads = _threads(n * m, False, ins.threads)
+    cdef char *scratch = NULL
+    if per:
+        scratch = <char *>malloc(threads * per * (4 if ins.kind == F32 else 8))
+        if scratch == NULL:
+            raise MemoryError("activation_backward_bias: cannot allocate the partial sums")
+    if ins.kind == F32:
+        _backward_column_sum(ins.code, <const float *>ins.p[0], <const float *>ins.p[1],
+                             <float *>ins.p[2], <float *>ins.p[3], n, m, <float>ins.x, threads,
+                             <float *>scratch, per)
+    else:
+        _backward_column_sum(ins.code, <const double *>ins.p[0], <const double *>ins.p[1],
+                             <double *>ins.p[2], <double *>ins.p[3], n, m, ins.x, threads,
+                             <double *>scratch, per)
+    free(scratch)
+    return 0
+
+
+def activation_code(name):
+    """The code an instruction carries for activation `name` (ValueError for others)."""
+    return _code(name)
+
+
+EXEC = {"bias_add": exec_capsule(<void *>_exec_bias_add),
+        "bias_activation": exec_capsule(<void *>_exec_bias_activation),
+        "activation_backward_bias": exec_capsule(<void *>_exec_activation_backward_bias)}
 
 
 # ---------------------------------------------------------------- dropout's mask

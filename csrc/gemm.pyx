@@ -29,7 +29,7 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from arrays cimport (F32, aligned, cg_threads, cg_threads_init, float_dtype_of, kind_of,
+from arrays cimport (F32, aligned, cg_instr, exec_capsule, cg_threads, cg_threads_init, float_dtype_of, kind_of,
                      native_copy, overlap, release)
 
 import numpy as np
@@ -563,6 +563,31 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
     finally:
         release(v, count)
     return c
+
+
+cdef int _exec_gemm(cg_instr *ins) except -1:
+    """A replayed `gemm` (program.h): p = a, b, c, C-contiguous; n = m, n, k, a's columns, b's
+    columns; code bit 0 trans_a, bit 1 trans_b. The operands the entry point would build from
+    the same arrays, then the same _run: eager's bits."""
+    cdef Operands g
+    cdef Py_ssize_t size = 4 if ins.kind == F32 else 8
+    g.m, g.n, g.k = ins.n[0], ins.n[1], ins.n[2]
+    g.a_rs, g.a_cs = ins.n[3] * size, size
+    if ins.code & 1:
+        g.a_rs, g.a_cs = g.a_cs, g.a_rs
+    g.b_rs, g.b_cs = ins.n[4] * size, size
+    if ins.code & 2:
+        g.b_rs, g.b_cs = g.b_cs, g.b_rs
+    g.a, g.b = <const char *>ins.p[0], <const char *>ins.p[1]
+    g.c, g.ldc = ins.p[2], g.n
+    if ins.kind == F32:
+        _run(g, <float *>NULL, ins.threads)
+    else:
+        _run(g, <double *>NULL, ins.threads)
+    return 0
+
+
+EXEC = {"gemm": exec_capsule(<void *>_exec_gemm)}
 
 
 # ---------------------------------------------------------------- reference variants

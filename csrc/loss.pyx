@@ -15,7 +15,7 @@ from libc.math cimport log, logf
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from arrays cimport F32, acquire, cg_threads, cg_threads_init, kind_of, overlap, release
+from arrays cimport F32, acquire, cg_instr, cg_threads, exec_capsule, cg_threads_init, kind_of, overlap, release
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyObject_GetBuffer
 
 cg_threads_init()
@@ -226,3 +226,178 @@ def log_softmax_nll_backward(logp, targets, g, dx, int num_threads):
         if t != small:
             free(t)
         release(v, count)
+
+
+# ---------------------------------------------------------------- replayed calls
+# The losses of a dense net as program.h instructions (cygrad.compile's native tier), forward
+# and backward, with eager's arithmetic: cygrad/ops/losses.py's MSE and CrossEntropy, whose
+# reductions are reduce.column_sum's tree (here the same sums.h tree) and whose means divide in
+# double and round once to the dtype.
+
+cdef extern from "sums.h" nogil:
+    Py_ssize_t cg_sums_scratch(Py_ssize_t n, Py_ssize_t w)
+    void cg_sums_f32(const float *x, Py_ssize_t n, Py_ssize_t rs, Py_ssize_t w, Py_ssize_t os,
+                     float *s, float *scratch)
+    void cg_sums_f64(const double *x, Py_ssize_t n, Py_ssize_t rs, Py_ssize_t w, Py_ssize_t os,
+                     double *s, double *scratch)
+
+cdef extern from *:
+    """
+    /* diff := x - t, sq := diff * diff: one rounding each, as numpy's two ufuncs. Out of line,
+       so that no sum reading sq can be fused with the products. */
+    __attribute__((noinline)) static void cg_mse_squares_f32(const float *x, const float *t,
+                                                           float *d, float *sq, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i++) { float v = x[i] - t[i]; d[i] = v; sq[i] = v * v; }
+    }
+    __attribute__((noinline)) static void cg_mse_squares_f64(const double *x, const double *t,
+                                                           double *d, double *sq, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i++) { double v = x[i] - t[i]; d[i] = v; sq[i] = v * v; }
+    }
+    """
+    void cg_mse_squares_f32(const float *x, const float *t, float *d, float *sq, Py_ssize_t n)
+    void cg_mse_squares_f64(const double *x, const double *t, double *d, double *sq,
+                            Py_ssize_t n)
+
+cdef enum:
+    MEAN = 1
+    SUM = 2
+
+
+cdef double _count(int kind, Py_ssize_t n) noexcept:
+    """n as the dtype holds it (losses.py's _count)."""
+    if 0 < n < (1 << 24) or kind != F32:
+        return <double>n
+    return <double>(<float>n)
+
+
+cdef int _reduced(int kind, const char *x, Py_ssize_t n, int reduction, char *out) except -1:
+    """out (0-d) := the tree sum of x's n elements (column_sum of x as (n, 1)), divided by n in
+    double and rounded once to the dtype for the mean (losses.py's _reduce)."""
+    cdef Py_ssize_t per = cg_sums_scratch(n, 1)
+    cdef char *scratch = NULL
+    cdef float s32
+    cdef double s64
+    if per:
+        scratch = <char *>malloc(per * (4 if kind == F32 else 8))
+        if scratch == NULL:
+            raise MemoryError("loss: cannot allocate the partial sums")
+    if kind == F32:
+        cg_sums_f32(<const float *>x, n, 1, 1, 1, &s32, <float *>scratch)
+        s64 = s32
+    else:
+        cg_sums_f64(<const double *>x, n, 1, 1, 1, &s64, <double *>scratch)
+    free(scratch)
+    if reduction == MEAN:
+        s64 = s64 / _count(kind, n) if n else s64 * 0.0 / 0.0
+    if kind == F32:
+        (<float *>out)[0] = <float>s64
+    else:
+        (<double *>out)[0] = s64
+    return 0
+
+
+cdef int _exec_mse(cg_instr *ins) except -1:
+    """MSE forward: p = x, t, diff, squares, loss (0-d); n = elements; code the reduction."""
+    cdef Py_ssize_t n = ins.n[0]
+    if ins.kind == F32:
+        cg_mse_squares_f32(<const float *>ins.p[0], <const float *>ins.p[1],
+                           <float *>ins.p[2], <float *>ins.p[3], n)
+    else:
+        cg_mse_squares_f64(<const double *>ins.p[0], <const double *>ins.p[1],
+                           <double *>ins.p[2], <double *>ins.p[3], n)
+    return _reduced(ins.kind, ins.p[3], n, ins.code, ins.p[4])
+
+
+cdef int _exec_mse_backward(cg_instr *ins) except -1:
+    """MSE backward from the seed 1: p = diff, dx, dt (or NULL); n = elements; code the
+    reduction. dx = scale * diff with scale = 2 / n (mean) or 2, rounded once to the dtype."""
+    cdef Py_ssize_t i, n = ins.n[0]
+    cdef double scale = 2.0
+    if ins.code == MEAN:
+        scale = scale / _count(ins.kind, max(n, 1))
+    cdef float s32 = <float>scale
+    if ins.kind == F32:
+        for i in range(n):
+            (<float *>ins.p[1])[i] = s32 * (<const float *>ins.p[0])[i]
+        if ins.p[2] != NULL:
+            for i in range(n):
+                (<float *>ins.p[2])[i] = -(<float *>ins.p[1])[i]
+    else:
+        for i in range(n):
+            (<double *>ins.p[1])[i] = scale * (<const double *>ins.p[0])[i]
+        if ins.p[2] != NULL:
+            for i in range(n):
+                (<double *>ins.p[2])[i] = -(<double *>ins.p[1])[i]
+    return 0
+
+
+cdef int _exec_cross_entropy(cg_instr *ins) except -1:
+    """CrossEntropy forward: p = logits, targets (intp), logp, losses, loss (0-d); n = rows,
+    classes; code the reduction; the targets checked on a private copy, as in
+    log_softmax_nll."""
+    cdef Py_ssize_t n = ins.n[0], c = ins.n[1]
+    cdef Py_ssize_t small[STACK_TARGETS]
+    cdef Py_ssize_t *t = small
+    if n > STACK_TARGETS:
+        t = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+        if t == NULL:
+            raise MemoryError("log_softmax_nll: cannot copy the targets")
+    try:
+        _copy_targets_from(<const Py_ssize_t *>ins.p[1], t, n, c)
+        if ins.kind == F32:
+            _forward(<const float *>ins.p[0], t, <float *>ins.p[2], <float *>ins.p[3], n, c,
+                     cg_threads(ins.threads))
+        else:
+            _forward(<const double *>ins.p[0], t, <double *>ins.p[2], <double *>ins.p[3], n, c,
+                     cg_threads(ins.threads))
+    finally:
+        if t != small:
+            free(t)
+    return _reduced(ins.kind, ins.p[3], n, ins.code, ins.p[4])
+
+
+cdef int _exec_cross_entropy_backward(cg_instr *ins) except -1:
+    """CrossEntropy backward from the seed 1: p = logp, targets, dx; n = rows, classes; code
+    the reduction (each row's gradient 1/n rounded to the dtype, or 1)."""
+    cdef Py_ssize_t i, n = ins.n[0], c = ins.n[1]
+    cdef double scale = 1.0
+    cdef Py_ssize_t *t = NULL
+    cdef char *rows = NULL
+    if ins.code == MEAN:
+        scale = scale / _count(ins.kind, max(n, 1))
+    t = <Py_ssize_t *>malloc(max(n, 1) * (sizeof(Py_ssize_t) + 8))
+    if t == NULL:
+        raise MemoryError("log_softmax_nll_backward: cannot copy the targets")
+    rows = <char *>(t + max(n, 1))
+    try:
+        _copy_targets_from(<const Py_ssize_t *>ins.p[1], t, n, c)
+        if ins.kind == F32:
+            for i in range(n):
+                (<float *>rows)[i] = <float>scale
+            _backward(<const float *>ins.p[0], t, <const float *>rows, <float *>ins.p[2], n, c,
+                      cg_threads(ins.threads))
+        else:
+            for i in range(n):
+                (<double *>rows)[i] = scale
+            _backward(<const double *>ins.p[0], t, <const double *>rows, <double *>ins.p[2], n,
+                      c, cg_threads(ins.threads))
+    finally:
+        free(t)
+    return 0
+
+
+cdef int _copy_targets_from(const Py_ssize_t *src, Py_ssize_t *copy, Py_ssize_t n,
+                            Py_ssize_t c) except -1:
+    cdef Py_ssize_t i
+    memcpy(copy, src, n * sizeof(Py_ssize_t))
+    for i in range(n):
+        if copy[i] < 0 or copy[i] >= c:
+            raise ValueError(f"class index {copy[i]} (at position {i}) out of range for {c} "
+                             f"classes")
+    return 0
+
+
+EXEC = {"mse": exec_capsule(<void *>_exec_mse),
+        "mse_backward": exec_capsule(<void *>_exec_mse_backward),
+        "cross_entropy": exec_capsule(<void *>_exec_cross_entropy),
+        "cross_entropy_backward": exec_capsule(<void *>_exec_cross_entropy_backward)}

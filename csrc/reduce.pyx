@@ -15,7 +15,7 @@ input is copied to C order first); the sums are made here. The entry points are 
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 
-from arrays cimport (F32, acquire, acquire_input, cg_threads, cg_threads_init, kind_of, release)
+from arrays cimport (F32, acquire, acquire_input, cg_instr, cg_threads, exec_capsule, cg_threads_init, kind_of, release)
 
 import numpy as np
 
@@ -125,6 +125,20 @@ def row_sum(g, int num_threads):
     """A new s[i] := sum_j g[i, j] for g (n, m), by sums.h's tree over j: bitwise
     column_sum(g.T). A row is never split across threads."""
     return _matrix_sum(g, False, num_threads)
+
+
+cdef int _exec_column_sum(cg_instr *ins) except -1:
+    """column_sum as a program.h instruction: p = g (n, m), s (m,); n = n, m."""
+    cdef Py_ssize_t n = ins.n[0], m = ins.n[1]
+    cdef int threads = cg_threads(ins.threads) if n * m >= serial_below else 1
+    if ins.kind == F32:
+        _sums(<const float *>ins.p[0], n, m, m, 1, <float *>ins.p[1], threads)
+    else:
+        _sums(<const double *>ins.p[0], n, m, m, 1, <double *>ins.p[1], threads)
+    return 0
+
+
+EXEC = {"column_sum": exec_capsule(<void *>_exec_column_sum)}
 
 
 cdef void _channel_sum(const floating *g, floating *s, Py_ssize_t n, Py_ssize_t c,

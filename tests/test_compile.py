@@ -494,6 +494,67 @@ def test_plan_lists_kernels_with_shapes_and_times():
     assert fn.counts["captures"] == 3
 
 
+# ---------------------------------------------------------------------- the native tier
+
+@pytest.mark.parametrize("make", [tiny_mlp(), mnist_mlp("tensor"), mnist_mlp("numpy"),
+                                  tiny_mlp(optim.SGD, lr=0.1, momentum=0.9)],
+                         ids=["tiny", "mnist", "mnist-numpy-targets", "tiny-momentum"])
+def test_dense_steps_replay_as_one_program_with_eagers_bits(make):
+    if "cython" not in cygrad.backend.available():
+        pytest.skip("the native tier runs the cython kernels")
+    step = _same_as_eager(make, steps=7)
+    plan = step.plan
+    assert plan.native is not None, plan.native_why
+    names = plan.native.names
+    assert names.count("gemm") == 8 and ("mse" in names or "cross_entropy" in names)
+    assert "native: forward and backward as one program" in str(plan)
+    assert "_PRG.run((" in plan.source
+
+
+def test_steps_without_instructions_say_why_and_replay_in_python(backend):
+    fn = _run(conv_net, True, steps=4)[2]
+    assert fn.plan.native is None
+    expected = "Conv2d" if backend == "cython" else "the cython backend is not in use"
+    assert expected in fn.plan.native_why and expected in str(fn.plan)
+
+
+def test_a_held_gradient_or_loss_keeps_its_values_across_native_replays():
+    """The program reuses its output arrays only when nothing holds them: a .grad or a loss
+    kept from an earlier step never changes under the user."""
+    model, opt, step, batches = tiny_mlp()()
+    fn = cygrad.compile(step)
+    for i in range(3):
+        fn(*batches[i % 3])
+    assert fn.plan.native is not None
+    kept, copies = [], []
+    for i in range(4):
+        loss = fn(*batches[i % 3])
+        grad = model[0].weight.grad
+        kept.append((loss, grad))
+        copies.append((loss.numpy().copy(), grad.numpy().copy()))
+    for (loss, grad), (l0, g0) in zip(kept, copies):
+        assert loss.numpy().tobytes() == l0.tobytes() and grad.numpy().tobytes() == g0.tobytes()
+    assert len({id(g._data) for _, g in kept}) == 4
+    del kept, loss, grad
+    fn(*batches[0])
+    before = id(model[2].bias.grad._data)
+    fn(*batches[1])  # zero_grad dropped the last step's gradient: its array serves again
+    assert id(model[2].bias.grad._data) == before
+
+
+def test_a_native_replay_checks_the_targets_it_reads():
+    model, opt, step, batches = mnist_mlp("numpy")()
+    fn = cygrad.compile(step)
+    for i in range(3):
+        fn(*batches[i])
+    assert fn.plan.native is not None
+    x, t = batches[0]
+    bad = t.copy()
+    bad[3] = 10
+    with pytest.raises((ValueError, IndexError), match="10"):
+        fn(x, bad)
+
+
 # ---------------------------------------------------------------------- optimizers and buffers
 
 def test_optimizer_hook_added_later_runs_at_every_replay():

@@ -303,6 +303,23 @@ HOSTILE = {
     "optim-short-grad": (
         "optim.sgd([np.ones(4, np.float32)], [np.ones(2, np.float32)], 0.1, 0.0, 0.0, False, "
         "0.0, None, None, False)", ValueError, r"elements"),
+    "program-bad-capsule": (
+        "p = program.Program(); p.add('x', object(), np.float32, 1, 0, [], [], 0.0, ())",
+        TypeError, r"not an exec capsule"),
+    "program-writes-a-bound-slot": (
+        "p = program.Program(); a = p.slot((2, 2), np.float32, 'bound'); "
+        "p.add('gemm', gemm.EXEC['gemm'], np.float32, 1, 0, [a, a, a], [2, 2, 2, 2, 2], 0.0, (2,))",
+        ValueError, r"not a slot it may write"),
+    "program-slot-out-of-range": (
+        "p = program.Program(); p.add('gemm', gemm.EXEC['gemm'], np.float32, 1, 0, [0, 1, 99], "
+        "[2, 2, 2, 2, 2], 0.0, ())", ValueError, r"no slot"),
+    "program-wrong-argument": (
+        "p = program.Program(); a = p.slot((2, 2), np.float32, 'bound'); "
+        "c = p.slot((2, 2), np.float32, 'output'); "
+        "p.add('gemm', gemm.EXEC['gemm'], np.float32, 1, 0, [a, a, c], [2, 2, 2, 2, 2], 0.0, "
+        "(2,)); p.run((np.ones((1 << 20, 2), np.float32),))", ValueError, r"shape"),
+    "program-negative-shape": ("program.Program().slot((-1, 2), np.float32, 'internal')",
+                               ValueError, r"negative"),
     "optim-missing-buffers": (
         "optim.sgd([np.ones(4)], [np.ones(4)], 0.1, 0.9, 0.0, False, 0.0, None, None, False)",
         (TypeError, ValueError), r""),
@@ -310,13 +327,13 @@ HOSTILE = {
 
 HOSTILE_RUNNER = """
 import numpy as np
-from cygrad._C import conv, elementwise, gemm, graph, loss, optim, reduce, symmetry
+from cygrad._C import conv, elementwise, gemm, graph, loss, optim, program, reduce, symmetry
 for name, snippet in CASES:
     print("start", name, flush=True)
     try:
         exec(snippet, {"np": np, "conv": conv, "elementwise": elementwise, "gemm": gemm,
-                       "graph": graph, "loss": loss, "optim": optim, "reduce": reduce,
-                       "symmetry": symmetry})
+                       "graph": graph, "loss": loss, "optim": optim, "program": program,
+                       "reduce": reduce, "symmetry": symmetry})
     except Exception as e:
         print("raised", name, type(e).__name__, str(e).replace("\\n", " "), flush=True)
     else:

@@ -15,7 +15,11 @@ between two calls (a value computed in Python from the data, a branch taken diff
 up here, and fn then runs eagerly from then on, with a warning. From the third call on, the
 plan replays. Replays run the same ops, kernels and optimizer code in the same order as eager,
 with dropout masks drawn from the same generator: parameters after N replayed steps are
-bitwise those of N eager steps.
+bitwise those of N eager steps. When every op of the forward and backward has kernel
+instructions (dense layers, mse_loss, cross_entropy: compiler/native.py), those steps replay
+as one call into C (csrc/program.pyx: the kernels' own C functions on arrays made once; an
+array handed out, a .grad or the loss, is reused only when nothing holds it any more);
+`plan.native` is that program, or None with `plan.native_why` naming what kept it in Python.
 
 What is guarded (checked at every call; a change captures again, twice):
 - the arguments' structure, and per tensor (or numpy array) argument its shape, dtype, strides

@@ -33,6 +33,7 @@ from .. import backend as B
 from ..nn import module
 from ..tensor import Tensor, _new, _writable
 from .direct import lower
+from .native import Native
 from .updates import update_lines
 
 _MISS = object()  # a replay's guard failed: capture again
@@ -89,6 +90,8 @@ class Plan:
         self.call_times = []
         self.guards = ""
         self.status = "captured"
+        self.native = None  # the Program running forward and backward (compiler/native.py)
+        self.native_why = None  # or why there is none
 
     def live_tensors(self):
         seen, out = set(), []
@@ -141,7 +144,10 @@ class Plan:
         lines = [f"cygrad.compile plan ({self.status}): {len(self.steps)} steps, "
                  f"{sum(len(s.kernels) for s in self.steps)} kernel calls; "
                  f"captured in {self.capture_seconds * 1e3:.1f} ms; {self.replays} replays",
-                 f"guards: {self.guards}"]
+                 f"guards: {self.guards}",
+                 (f"native: forward and backward as one program of {len(self.native)} kernel "
+                  "calls (csrc/program.pyx)" if self.native is not None else
+                  f"native: no ({self.native_why}); the Python replay runs every step")]
         width = max([len(s.name) for s in self.steps] + [4])
         lines.append(f"{'#':>4}  {'step':<{width}}  {'time':>9}  shapes / kernels")
         for i, s in enumerate(self.steps):
@@ -189,6 +195,9 @@ class Builder:
         self.count = 0
         self.problems = []
         self.step_lines = []  # per plan step: its lines
+        self.step_native = []  # per plan step: None, or the lines before its kernels (native)
+        self.nat = Native()
+        self.cleared = []  # .grad that fn set to None before backward set it
         self.leaves = leaves
         self.last_backward = {}
         self.owner = _owners(recorder.events, getattr(snapshot, "owners", None))
@@ -362,9 +371,12 @@ class Builder:
         self.plan.problems = self.problems
         return self.plan
 
-    def _step(self, event, kind, name, shapes, lines):
+    def _step(self, event, kind, name, shapes, lines, native=None):
         self.plan.steps.append(Step(kind, name, shapes, self.rec.kernels.get(event, ())))
         self.step_lines.append(lines)
+        self.step_native.append(native)
+        if native is None and kind not in ("grad",):
+            self.nat.boundary(len(self.step_lines) - 1)
 
     def _op(self, event, op, params, inputs, arrays, out, out_array):
         k = len(self.op_index)
@@ -380,6 +392,13 @@ class Builder:
                 bound.append((key, expr))
         o, p, f = f"O{k}", f"P{k}", f"F{k}"
         var = self._new("v")
+        prefix = list(lines)  # the arrays it reads, made ready (derived, read from a .grad)
+        named = dict(bound)  # the array parameters' variables (bound, or kept as they are)
+        for key, value in params.items():
+            if isinstance(value, np.ndarray) and id(value) in self.var_of:
+                named.setdefault(key, self.var_of[id(value)])
+        native = prefix if self.nat.forward(op, params, args, arrays, var, out_array,
+                                            named) else None
         direct = None if bound else lower(self, op, params, args, arrays, var)
         if direct is not None:  # its kernel calls, written out (compiler/direct.py)
             lines.extend(direct[0])
@@ -399,7 +418,7 @@ class Builder:
         name = type(op).__name__ + (" [kernels]" if direct is not None else "")
         shapes = f"{' '.join(_shape(a) for a in arrays)} -> {_shape(out_array)}"
         self._sig(f"forward {name}", "op", type(op), tuple(args), var, tuple(signature))
-        self._step(event, "forward", name, shapes, lines)
+        self._step(event, "forward", name, shapes, lines, native)
 
     def _seed(self, node, seed):
         if seed is None or id(node) in self.gvar or node._op is None:
@@ -423,7 +442,8 @@ class Builder:
             return
         lines = []
         seed = self._pending_seed
-        if seed is not None and seed[0] == self.gvar.get(id(node)):
+        is_seed = seed is not None and seed[0] == self.gvar.get(id(node))
+        if is_seed:
             lines.append(seed[1])
             self._pending_seed = None
         gv = self.gvar.get(id(node))
@@ -436,6 +456,7 @@ class Builder:
         else:
             lines.append(f"_r = B{k}({gv})")
         sends = []
+        outs = [None] * len(input_grads)
         for i, (parent, pg) in enumerate(zip(parents, input_grads)):
             if pg is None or not parent._rg:
                 continue
@@ -444,17 +465,20 @@ class Builder:
                 var = self._new("g")
                 self.gvar[id(parent)] = var
                 lines.append(f"{var} = _r[{i}]")
+                outs[i] = var
             else:
                 var = held
                 lines.append(f"{var} = {var} + _r[{i}]")
+                self.nat.fail("a gradient summed from two consumers")
             sends.append((i, var))
+        self.nat.backward(op, gv, is_seed, outs)
         if self.last_backward.get(id(op)) == event and direct is None:
             lines.append(f"O{k}.__dict__ = P{k}")
         del self.gvar[id(node)]  # backward hands each node's sum on once
         name = f"{type(op).__name__} backward" + (" [kernels]" if direct is not None else "")
         shapes = f"{_shape(g)} -> " + " ".join(_shape(pg) for pg in input_grads if pg is not None)
         self._sig(f"backward {name}", "backward", k, gv, tuple(sends))
-        self._step(event, "backward", name, shapes, lines)
+        self._step(event, "backward", name, shapes, lines, [] if self.nat.ok else None)
 
     def _tensor_ref(self, tensor):
         """An expression for the tensor object itself (an argument, or one read live)."""
@@ -505,6 +529,7 @@ class Builder:
             return
         entry = None if self.snap is None else self.snap.grads_in.get(id(node))
         if entry is not None and entry[1] is not None:
+            self.cleared.append(ref)  # (a native replay clears it first, as zero_grad did)
             return  # fn itself set the .grad to None before backward (zero_grad): any will do
         self.plan.grad_checks.append((ref, "none", None))
 
@@ -558,6 +583,40 @@ class Builder:
         else:
             lines = [f"{name}.step()"]
         self._step(event, "step", f"{type(opt).__name__}.step()", f"{n} parameters", lines)
+
+    def _native(self, result):
+        """Forward and backward as one Program call (compiler/native.py), when every one of
+        their steps has instructions: their lines give way to it."""
+        nat, plan = self.nat, self.plan
+        steps = [i for i, n in enumerate(self.step_native) if n is not None]
+        if nat.ok and not steps:
+            nat.fail("no forward or backward steps")
+        if nat.ok and self.problems:
+            nat.fail("the plan has problems")
+        defined = set(nat.defined)
+        others = [line for i, lines in enumerate(self.step_lines) if self.step_native[i] is None
+                  for line in lines] + [result]
+        prefix = [line for i in steps for line in self.step_native[i]]
+        if nat.ok and defined & _names(prefix):
+            nat.fail("an array read before the kernels is made by them")
+        if not nat.ok:
+            plan.native_why = nat.why
+            return
+        try:
+            program, bound, outputs = nat.build(_names(others))
+        except (ValueError, TypeError, MemoryError) as e:
+            plan.native_why = f"the program could not be built ({e})"
+            return
+        self.ns["_PRG"] = program
+        call = f"_PRG.run(({', '.join(bound)}{',' if len(bound) == 1 else ''}))"
+        run = [f"{', '.join(outputs)}, = {call}" if outputs else call]
+        # the .grad fn's zero_grad dropped, dropped first (as eager): their arrays, held by
+        # nothing else, are the program's outputs again (csrc/program.pyx)
+        prefix = prefix + [f"{ref}._grad = None" for ref in self.cleared]
+        for n, i in enumerate(steps):
+            self.step_lines[i] = prefix + run if n == 0 else []
+            self.plan.steps[i].name += " [native]"
+        plan.native = program
 
     # ------------------------------------------------------------------ the result
 
@@ -647,6 +706,7 @@ class Builder:
             else:
                 checks.append(f"if {ref}._grad is not {self._const(obj, 'H')}: return _MISS")
         head = self._argument_guards() + self.head + checks
+        self._native(result)
 
         def function(name, timed):
             out = [f"def {name}({'_T, ' if timed else ''}{params}):"]
@@ -711,6 +771,14 @@ def _relive(plan):
         plan.ns[f"A{i}"] = array
         return True
     return relive
+
+
+_NAME = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+def _names(lines):
+    """The identifiers in some lines of code."""
+    return {m for line in lines for m in _NAME.findall(line)}
 
 
 def _extent(a):

@@ -68,7 +68,7 @@ class UnaryOp(Op):
         if e.kernel is not None and B.has_kernel(e.kernel, x):
             y = B.activation_forward(e.kernel, x, params.get(e.kernel_param, 0.0))
         else:
-            y = e.forward(x, **params)
+            y = e.forward(x, **{k: params[k] for k in e.param_names if k in params})
         if e.saves:
             if "x" in e.saves:
                 self.x = x

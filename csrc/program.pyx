@@ -1,0 +1,247 @@
+"""A captured step's kernel calls replayed from C: cygrad.compile's native tier.
+
+A Program is a list of instructions (program.h: an exec function of a kernel family, the slots
+of its operands, its sizes) and a table of slots, each an array:
+
+    internal  made here at build, used by the instructions alone (a layer's pre-activation, a
+              gradient passed down): never seen outside, its address fixed for good;
+    output    made here, handed out after each run (a .grad, a loss): reused by the next run
+              only when nothing else holds it any more (its reference count says so), else
+              replaced by a new array, so no one ever sees an array they hold change;
+    bound     an argument of each run (a parameter's array, the input batch, the targets),
+              checked then: exact dtype, shape, C-contiguous and aligned, or ValueError.
+
+run() holds the GIL from the first kernel to the last (a kernel may release it inside, as its
+eager entry point does: the gemm), keeps a buffer of every bound and output array for the
+whole run, and refuses to be entered again while it runs (another thread calling the same
+compiled step during a gemm): RuntimeError. Each exec function is the eager entry point's own
+internal C on the same operands, so a replay has eager's bits; which operands an instruction
+writes is stated when it is added and must be internal or output slots.
+"""
+
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from cpython.list cimport PyList_GET_ITEM
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.ref cimport PyObject
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport calloc, free, realloc
+
+from arrays cimport CG_EXEC_CAPSULE, cg_instr
+
+import numpy as np
+
+cdef extern from "Python.h":
+    Py_ssize_t _refcount "Py_REFCNT"(PyObject *o)
+
+ctypedef int (*cg_exec)(cg_instr *) except -1
+
+cdef enum:
+    INTERNAL = 0
+    OUTPUT = 1
+    BOUND = 2
+
+# a slot's element kind: F32 = 1, F64 = 2 (arrays.pxd), INTP = 3
+_KINDS = {np.dtype(np.float32): 1, np.dtype(np.float64): 2, np.dtype(np.intp): 3}
+
+
+cdef int _kind(Py_buffer *v) noexcept:
+    if v.format == NULL or v.format[0] == 0 or v.format[1] != 0:
+        return 0
+    if v.format[0] == b'f' and v.itemsize == 4:
+        return 1
+    if v.format[0] == b'd' and v.itemsize == 8:
+        return 2
+    if v.format[0] in b"lqn" and v.itemsize == sizeof(Py_ssize_t):
+        return 3
+    return 0
+
+
+cdef class Program:
+    """See the module docstring. Built by cygrad/compiler/native.py."""
+
+    cdef cg_instr *ins
+    cdef Py_ssize_t n_ins
+    cdef list arrays  # per slot: its array (None for a bound slot)
+    cdef list shapes  # per slot: its shape (a tuple)
+    cdef list dtypes
+    cdef int *kinds  # per slot: INTERNAL, OUTPUT or BOUND
+    cdef int *elems  # per slot: 1, 2, 3 (see _KINDS)
+    cdef char **ptr
+    cdef Py_buffer *held  # the internal slots' buffers, held for the program's life
+    cdef Py_buffer *views  # this run's bound and output buffers
+    cdef Py_ssize_t n_slots, n_bound
+    cdef list bound  # slot of each run() argument, in order
+    cdef list outputs  # slot of each value run() returns, in order
+    cdef bint busy
+    cdef public list names  # per instruction: its kernel's name (for people)
+    cdef list capsules
+
+    def __cinit__(self):
+        self.ins = NULL
+        self.kinds = self.elems = NULL
+        self.ptr = NULL
+        self.held = self.views = NULL
+        self.n_ins = self.n_slots = self.n_bound = 0
+        self.arrays, self.shapes, self.dtypes = [], [], []
+        self.bound, self.outputs, self.names, self.capsules = [], [], [], []
+        self.busy = False
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.held != NULL:
+            for i in range(self.n_slots):
+                if self.kinds[i] == INTERNAL and self.ptr[i] != NULL:
+                    PyBuffer_Release(&self.held[i])
+        free(self.held)
+        free(self.views)
+        free(self.ins)
+        free(self.kinds)
+        free(self.elems)
+        free(self.ptr)
+
+    def slot(self, shape, dtype, role):
+        """A new slot of this shape and dtype (float32, float64, or intp for a bound slot);
+        role "internal", "output" or "bound". Returns its index."""
+        dtype = np.dtype(dtype)
+        if dtype not in _KINDS or (_KINDS[dtype] == 3 and role != "bound"):
+            raise TypeError(f"a program slot holds float32, float64 or (bound) intp, not {dtype}")
+        codes = {"internal": INTERNAL, "output": OUTPUT, "bound": BOUND}
+        if role not in codes:
+            raise ValueError(f"unknown slot role {role!r}")
+        shape = tuple(int(s) for s in shape)
+        if any(s < 0 for s in shape):
+            raise ValueError(f"negative size in shape {shape}")
+        cdef Py_ssize_t i = self.n_slots
+        cdef void *grown
+        grown = realloc(self.kinds, (i + 1) * sizeof(int))
+        if grown != NULL:
+            self.kinds = <int *>grown
+            grown = realloc(self.elems, (i + 1) * sizeof(int))
+        if grown != NULL:
+            self.elems = <int *>grown
+            grown = realloc(self.ptr, (i + 1) * sizeof(char *))
+        if grown != NULL:
+            self.ptr = <char **>grown
+            grown = realloc(self.held, (i + 1) * sizeof(Py_buffer))
+        if grown == NULL:
+            raise MemoryError("program: cannot grow the slot table")
+        self.held = <Py_buffer *>grown
+        if self.busy:
+            raise RuntimeError("program: a slot added while it runs")
+        free(self.views)  # sized at the next run
+        self.views = NULL
+        self.kinds[i], self.elems[i], self.ptr[i] = codes[role], _KINDS[dtype], NULL
+        self.n_slots += 1
+        self.shapes.append(shape)
+        self.dtypes.append(dtype)
+        if role == "bound":
+            self.arrays.append(None)
+            self.bound.append(i)
+            self.n_bound += 1
+            return i
+        array = np.zeros(shape, dtype)
+        self.arrays.append(array)
+        if role == "internal":
+            PyObject_GetBuffer(array, &self.held[i], PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+            self.ptr[i] = <char *>self.held[i].buf
+        else:
+            self.outputs.append(i)
+        return i
+
+    def add(self, name, capsule, dtype, int threads, int code, slots, sizes, double x,
+            writes):
+        """Append an instruction: the exec function in `capsule` (a family's EXEC entry), its
+        operands' slots (-1: none), sizes, parameter; `writes`: the operands it writes, which
+        must be internal or output slots of the instruction's dtype."""
+        if not PyCapsule_IsValid(capsule, CG_EXEC_CAPSULE):
+            raise TypeError(f"{name}: not an exec capsule")
+        slots, sizes = list(slots), list(sizes)
+        if len(slots) > 6 or len(sizes) > 6:
+            raise ValueError(f"{name}: at most 6 operands and 6 sizes")
+        for s in slots:
+            if not -1 <= s < self.n_slots:
+                raise ValueError(f"{name}: no slot {s}")
+        for w in writes:
+            s = slots[w]
+            if s < 0 or self.kinds[s] == BOUND or self.dtypes[s] != np.dtype(dtype):
+                raise ValueError(f"{name}: operand {w} (slot {s}) is not a slot it may write")
+        cdef cg_instr *grown = <cg_instr *>realloc(self.ins, (self.n_ins + 1) * sizeof(cg_instr))
+        if grown == NULL:
+            raise MemoryError("program: cannot grow the instruction list")
+        self.ins = grown
+        cdef cg_instr *ins = &self.ins[self.n_ins]
+        cdef int i
+        ins.run = PyCapsule_GetPointer(capsule, CG_EXEC_CAPSULE)
+        ins.kind = _KINDS[np.dtype(dtype)]
+        ins.threads, ins.code, ins.x = threads, code, x
+        for i in range(6):
+            ins.slot[i] = slots[i] if i < len(slots) else -1
+            ins.p[i] = NULL
+            ins.n[i] = sizes[i] if i < len(sizes) else 0
+        self.n_ins += 1
+        self.names.append(name)
+        self.capsules.append(capsule)
+
+    def __len__(self):
+        return self.n_ins
+
+    @property
+    def slots(self):
+        """(role, shape, dtype) of each slot."""
+        roles = ("internal", "output", "bound")
+        return [(roles[self.kinds[i]], self.shapes[i], self.dtypes[i])
+                for i in range(self.n_slots)]
+
+    def run(self, tuple args):
+        """Run every instruction, the bound slots given by args (in the order they were made);
+        returns the output slots' arrays, in the order they were made."""
+        if self.busy:
+            raise RuntimeError("this compiled step is running in another thread: a captured "
+                               "step replays in one thread at a time")
+        if len(args) != self.n_bound:
+            raise TypeError(f"program: {self.n_bound} arrays expected, got {len(args)}")
+        cdef Py_ssize_t n_views = self.n_bound + len(self.outputs), count = 0, i, j, s
+        cdef Py_buffer *v
+        cdef PyObject *item
+        cdef cg_instr *ins
+        if self.views == NULL and n_views:
+            self.views = <Py_buffer *>calloc(n_views, sizeof(Py_buffer))
+            if self.views == NULL:
+                raise MemoryError("program: cannot allocate its buffer table")
+        self.busy = True
+        try:
+            for i in range(self.n_bound):
+                s = self.bound[i]
+                v = &self.views[count]
+                PyObject_GetBuffer(args[i], v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+                count += 1
+                if _kind(v) != self.elems[s] or v.ndim != len(self.shapes[s]) \
+                        or (<uintptr_t>v.buf) % <uintptr_t>v.itemsize:
+                    raise ValueError(f"program: argument {i} is not an aligned "
+                                     f"{self.dtypes[s]} array")
+                for j in range(v.ndim):
+                    if v.shape[j] != self.shapes[s][j]:
+                        raise ValueError(f"program: argument {i} has shape "
+                                         f"{tuple([v.shape[k] for k in range(v.ndim)])}, "
+                                         f"expected {self.shapes[s]}")
+                self.ptr[s] = <char *>v.buf
+            for s in self.outputs:
+                item = PyList_GET_ITEM(self.arrays, s)
+                if _refcount(item) != 1:  # held outside since the last run: a new one
+                    self.arrays[s] = np.empty(self.shapes[s], self.dtypes[s])
+                v = &self.views[count]
+                PyObject_GetBuffer(self.arrays[s], v, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+                count += 1
+                self.ptr[s] = <char *>v.buf
+            for i in range(self.n_ins):
+                ins = &self.ins[i]
+                for j in range(6):
+                    ins.p[j] = self.ptr[ins.slot[j]] if ins.slot[j] >= 0 else NULL
+            for i in range(self.n_ins):
+                (<cg_exec>self.ins[i].run)(&self.ins[i])
+            return tuple([self.arrays[s] for s in self.outputs])
+        finally:
+            for i in range(count):
+                PyBuffer_Release(&self.views[i])
+            self.busy = False
