@@ -173,6 +173,7 @@ cdef extern from "program.h":
         char *p[6]
         Py_ssize_t n[6]
         double x
+        const double *s
     const char *CG_EXEC_CAPSULE
 
 

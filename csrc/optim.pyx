@@ -29,7 +29,7 @@ from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuff
                              PyObject_GetBuffer)
 from libc.math cimport fabs, pow, sqrt, sqrtf
 
-from arrays cimport F32, acquire, elements, kind_of, release
+from arrays cimport F32, acquire, cg_instr, elements, exec_capsule, kind_of, release
 
 ctypedef fused floating:
     float
@@ -149,6 +149,32 @@ def sgd(list params, list grads, double lr, double momentum, double dampening, b
         finally:
             release(v, count)
     return strided, refused
+
+
+cdef int _exec_sgd(cg_instr *ins) except -1:
+    """SGD for one parameter as a program.h instruction (a compiled step's update, its
+    momentum buffer already made): p = param (written), grad, buffer (written; NULL without
+    momentum); n = elements; s = lr, momentum, dampening, nesterov, weight_decay, maximize,
+    read at each run. `sgd`'s arithmetic and casts: the same bits."""
+    cdef double lr = ins.s[0], momentum = ins.s[1], dampening = ins.s[2]
+    cdef double weight_decay = ins.s[4]
+    cdef bint nesterov = ins.s[3] != 0, maximize = ins.s[5] != 0, use_decay = weight_decay != 0
+    cdef int mode = PLAIN
+    if momentum != 0:
+        if ins.p[2] == NULL:
+            raise ValueError("sgd: momentum without a buffer")
+        mode = MOMENTUM_NESTEROV if nesterov else MOMENTUM
+    if ins.kind == F32:
+        _sgd(<float *>ins.p[0], <const float *>ins.p[1], <float *>ins.p[2], ins.n[0],
+             <float>lr, <float>momentum, <float>(1 - dampening), <float>weight_decay, maximize,
+             use_decay, mode)
+    else:
+        _sgd(<double *>ins.p[0], <const double *>ins.p[1], <double *>ins.p[2], ins.n[0], lr,
+             momentum, 1 - dampening, weight_decay, maximize, use_decay, mode)
+    return 0
+
+
+EXEC = {"sgd": exec_capsule(<void *>_exec_sgd)}
 
 
 # ---------------------------------------------------------------------- Adam, AdamW

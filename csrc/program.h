@@ -29,6 +29,7 @@ struct cg_instr {
     char *p[CG_OPERANDS];       /* their addresses for this run */
     Py_ssize_t n[CG_SIZES];     /* sizes, per kernel */
     double x;                   /* a parameter: an activation's slope */
+    const double *s;            /* the scalars of this run (an optimizer's lr, ...) */
 };
 
 #endif

@@ -9,7 +9,11 @@ of its operands, its sizes) and a table of slots, each an array:
               only when nothing else holds it any more (its reference count says so), else
               replaced by a new array, so no one ever sees an array they hold change;
     bound     an argument of each run (a parameter's array, the input batch, the targets),
-              checked then: exact dtype, shape, C-contiguous and aligned, or ValueError.
+              checked then: exact dtype, shape, C-contiguous and aligned, and writable when
+              the slot was made writable (an optimizer's parameters), or ValueError.
+
+A run may also pass up to 8 numbers (an optimizer's options, read afresh each step): every
+instruction sees them (program.h's `s`).
 
 run() holds the GIL from the first kernel to the last (a kernel may release it inside, as its
 eager entry point does: the gemm), keeps a buffer of every bound and output array for the
@@ -67,6 +71,8 @@ cdef class Program:
     cdef list dtypes
     cdef int *kinds  # per slot: INTERNAL, OUTPUT or BOUND
     cdef int *elems  # per slot: 1, 2, 3 (see _KINDS)
+    cdef int *writable  # per slot: a bound slot's instructions write it
+    cdef double scalars[8]
     cdef char **ptr
     cdef Py_buffer *held  # the internal slots' buffers, held for the program's life
     cdef Py_buffer *views  # this run's bound and output buffers
@@ -79,7 +85,7 @@ cdef class Program:
 
     def __cinit__(self):
         self.ins = NULL
-        self.kinds = self.elems = NULL
+        self.kinds = self.elems = self.writable = NULL
         self.ptr = NULL
         self.held = self.views = NULL
         self.n_ins = self.n_slots = self.n_bound = 0
@@ -98,11 +104,13 @@ cdef class Program:
         free(self.ins)
         free(self.kinds)
         free(self.elems)
+        free(self.writable)
         free(self.ptr)
 
-    def slot(self, shape, dtype, role):
+    def slot(self, shape, dtype, role, bint writable=False):
         """A new slot of this shape and dtype (float32, float64, or intp for a bound slot);
-        role "internal", "output" or "bound". Returns its index."""
+        role "internal", "output" or "bound" (`writable`: each run's array must be, and
+        instructions may write it). Returns its index."""
         dtype = np.dtype(dtype)
         if dtype not in _KINDS or (_KINDS[dtype] == 3 and role != "bound"):
             raise TypeError(f"a program slot holds float32, float64 or (bound) intp, not {dtype}")
@@ -123,6 +131,9 @@ cdef class Program:
             grown = realloc(self.ptr, (i + 1) * sizeof(char *))
         if grown != NULL:
             self.ptr = <char **>grown
+            grown = realloc(self.writable, (i + 1) * sizeof(int))
+        if grown != NULL:
+            self.writable = <int *>grown
             grown = realloc(self.held, (i + 1) * sizeof(Py_buffer))
         if grown == NULL:
             raise MemoryError("program: cannot grow the slot table")
@@ -132,6 +143,7 @@ cdef class Program:
         free(self.views)  # sized at the next run
         self.views = NULL
         self.kinds[i], self.elems[i], self.ptr[i] = codes[role], _KINDS[dtype], NULL
+        self.writable[i] = writable and role == "bound"
         self.n_slots += 1
         self.shapes.append(shape)
         self.dtypes.append(dtype)
@@ -164,7 +176,8 @@ cdef class Program:
                 raise ValueError(f"{name}: no slot {s}")
         for w in writes:
             s = slots[w]
-            if s < 0 or self.kinds[s] == BOUND or self.dtypes[s] != np.dtype(dtype):
+            if s < 0 or (self.kinds[s] == BOUND and not self.writable[s]) \
+                    or self.dtypes[s] != np.dtype(dtype):
                 raise ValueError(f"{name}: operand {w} (slot {s}) is not a slot it may write")
         cdef cg_instr *grown = <cg_instr *>realloc(self.ins, (self.n_ins + 1) * sizeof(cg_instr))
         if grown == NULL:
@@ -175,6 +188,7 @@ cdef class Program:
         ins.run = PyCapsule_GetPointer(capsule, CG_EXEC_CAPSULE)
         ins.kind = _KINDS[np.dtype(dtype)]
         ins.threads, ins.code, ins.x = threads, code, x
+        ins.s = self.scalars
         for i in range(6):
             ins.slot[i] = slots[i] if i < len(slots) else -1
             ins.p[i] = NULL
@@ -193,14 +207,17 @@ cdef class Program:
         return [(roles[self.kinds[i]], self.shapes[i], self.dtypes[i])
                 for i in range(self.n_slots)]
 
-    def run(self, tuple args):
-        """Run every instruction, the bound slots given by args (in the order they were made);
-        returns the output slots' arrays, in the order they were made."""
+    def run(self, tuple args, tuple scalars=()):
+        """Run every instruction, the bound slots given by args (in the order they were made)
+        and `scalars` (up to 8 numbers) as their `s`; returns the output slots' arrays, in the
+        order they were made."""
         if self.busy:
             raise RuntimeError("this compiled step is running in another thread: a captured "
                                "step replays in one thread at a time")
         if len(args) != self.n_bound:
             raise TypeError(f"program: {self.n_bound} arrays expected, got {len(args)}")
+        if len(scalars) > 8:
+            raise TypeError(f"program: at most 8 scalars, got {len(scalars)}")
         cdef Py_ssize_t n_views = self.n_bound + len(self.outputs), count = 0, i, j, s
         cdef Py_buffer *v
         cdef PyObject *item
@@ -209,12 +226,15 @@ cdef class Program:
             self.views = <Py_buffer *>calloc(n_views, sizeof(Py_buffer))
             if self.views == NULL:
                 raise MemoryError("program: cannot allocate its buffer table")
+        for i in range(len(scalars)):
+            self.scalars[i] = scalars[i]
         self.busy = True
         try:
             for i in range(self.n_bound):
                 s = self.bound[i]
                 v = &self.views[count]
-                PyObject_GetBuffer(args[i], v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+                PyObject_GetBuffer(args[i], v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT
+                                   | (PyBUF_WRITABLE if self.writable[s] else 0))
                 count += 1
                 if _kind(v) != self.elems[s] or v.ndim != len(self.shapes[s]) \
                         or (<uintptr_t>v.buf) % <uintptr_t>v.itemsize:

@@ -509,6 +509,8 @@ def test_dense_steps_replay_as_one_program_with_eagers_bits(make):
     assert names.count("gemm") == 8 and ("mse" in names or "cross_entropy" in names)
     assert "native: forward and backward as one program" in str(plan)
     assert "_PRG.run((" in plan.source
+    if isinstance(plan.opts[0], optim.SGD):  # its update a program too
+        assert "SGD.step() [native]" in str(plan) and ".run((v" in plan.source
 
 
 def test_steps_without_instructions_say_why_and_replay_in_python(backend):

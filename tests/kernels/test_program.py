@@ -196,3 +196,49 @@ def test_instructions_are_checked_when_added():
     with pytest.raises(ValueError, match="unknown slot role"):
         p.slot((2,), np.float32, "scratch")
     assert len(p) == 0 and [s[0] for s in p.slots] == ["bound", "output"]
+
+
+@pytest.mark.parametrize("momentum, dampening, nesterov, weight_decay, maximize", [
+    (0.0, 0.0, False, 0.0, False), (0.0, 0.0, False, 0.01, True), (0.9, 0.0, False, 0.0, False),
+    (0.9, 0.1, False, 0.01, False), (0.9, 0.0, True, 0.0, True)])
+def test_sgd_instruction_is_the_entry_points_bits(momentum, dampening, nesterov, weight_decay,
+                                                  maximize, dtype):
+    from cygrad._C import optim
+
+    shapes = [(3, 5), (40,), (1,)]
+    params = [_rng(i, *s, dtype=dtype) for i, s in enumerate(shapes)]
+    grads = [_rng(10 + i, *s, dtype=dtype) for i, s in enumerate(shapes)]
+    bufs = [_rng(20 + i, *s, dtype=dtype) for i, s in enumerate(shapes)]
+    p = program.Program()
+    sp = [p.slot(s, dtype, "bound", True) for s in shapes]
+    sg = [p.slot(s, dtype, "bound") for s in shapes]
+    sb = [p.slot(s, dtype, "bound", True) if momentum else -1 for s in shapes]
+    for s, a, g, b in zip(shapes, sp, sg, sb):
+        p.add("sgd", optim.EXEC["sgd"], dtype, 1, 0, [a, g, b], [int(np.prod(s))], 0.0,
+              (0, 2) if momentum else (0,))
+    mine = [a.copy() for a in params + bufs]
+    for _ in range(3):  # three steps: the buffers' update too
+        p.run(tuple(mine[:3]) + tuple(grads) + (tuple(mine[3:]) if momentum else ()),
+              (0.1, momentum, dampening, nesterov, weight_decay, maximize))
+    theirs = [a.copy() for a in params + bufs]
+    for _ in range(3):
+        optim.sgd(theirs[:3], grads, 0.1, momentum, dampening, nesterov, weight_decay,
+                  theirs[3:] if momentum else None, [False] * 3 if momentum else None, maximize)
+    assert [a.tobytes() for a in mine] == [a.tobytes() for a in theirs]
+
+
+def test_a_writable_slot_refuses_a_read_only_array_before_any_write():
+    from cygrad._C import optim
+
+    p = program.Program()
+    a, b = p.slot((4,), np.float32, "bound", True), p.slot((4,), np.float32, "bound", True)
+    g = p.slot((4,), np.float32, "bound")
+    for s in (a, b):
+        p.add("sgd", optim.EXEC["sgd"], np.float32, 1, 0, [s, g, -1], [4], 0.0, (0,))
+    first, second = np.ones(4, np.float32), np.ones(4, np.float32)
+    second.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        p.run((first, second, np.ones(4, np.float32)), (0.5, 0, 0, 0, 0, 0))
+    assert first.tolist() == [1.0] * 4  # the first parameter was not updated either
+    with pytest.raises(TypeError, match="at most 8 scalars"):
+        p.run((first, first, first), (0.0,) * 9)

@@ -30,11 +30,11 @@ def _families():
     if impl is None or B._impl_var.get(B._impl) is not impl:
         return None
     try:
-        from .._C import elementwise, gemm, loss, program, reduce
+        from .._C import elementwise, gemm, loss, optim, program, reduce
     except ImportError:  # an older build without the program family
         return None
     ex = {}
-    for family in (gemm, elementwise, reduce, loss):
+    for family in (gemm, elementwise, reduce, loss, optim):
         ex.update(family.EXEC)
     return program, ex, elementwise
 
@@ -321,3 +321,26 @@ def _check(kernel, dtype, code, operands, sizes):
         raise ValueError(f"no instruction {kernel!r}")
     if not ok:
         raise ValueError(f"{kernel}: sizes {sizes} do not fit operands {shapes}")
+
+
+def sgd_program(pairs, momentum):
+    """A Program of SGD's update (csrc/optim.pyx `_exec_sgd`, one instruction a parameter) for
+    (parameter array, gradient array) pairs as captured; bound per run: the parameters
+    (written), the gradients, and with momentum the buffers (written); scalars lr, momentum,
+    dampening, nesterov, weight_decay, maximize. None where the kernels cannot take them."""
+    families = _families()
+    if families is None:
+        return None
+    program_module, ex, _ = families
+    for a, g in pairs:
+        if a.dtype not in (np.float32, np.float64) or g.dtype != a.dtype or g.shape != a.shape \
+                or not all(x.flags.c_contiguous and x.flags.aligned for x in (a, g)):
+            return None
+    program = program_module.Program()
+    params = [program.slot(a.shape, a.dtype, "bound", True) for a, _ in pairs]
+    grads = [program.slot(g.shape, g.dtype, "bound") for _, g in pairs]
+    bufs = [program.slot(a.shape, a.dtype, "bound", True) if momentum else -1 for a, _ in pairs]
+    for (a, _), p, g, b in zip(pairs, params, grads, bufs):
+        program.add("sgd", ex["sgd"], a.dtype, 1, 0, [p, g, b], [a.size], 0.0,
+                    (0, 2) if momentum else (0,))
+    return program

@@ -198,6 +198,9 @@ class Builder:
         self.step_native = []  # per plan step: None, or the lines before its kernels (native)
         self.nat = Native()
         self.cleared = []  # .grad that fn set to None before backward set it
+        self.live_var = {}  # id(tensor) -> (variable of its array read live, that array)
+        self.grad_var = {}  # id(tensor) -> the variable its .grad was set to (adopted)
+        self.updates = []  # (plan step, native form of an optimizer update: updates.py)
         self.leaves = leaves
         self.last_backward = {}
         self.owner = _owners(recorder.events, getattr(snapshot, "owners", None))
@@ -270,6 +273,7 @@ class Builder:
         self.head.append(f"    if not _relive({i}, {var}): return _MISS")
         self.plan.live.append((tensor, array, tensor._rg))
         self.ref_of[id(tensor)] = ref
+        self.live_var[id(tensor)] = (var, array)
         self._name(array, var)
         self._sig(f"tensor {ref} {tuple(array.shape)}", "live", tensor)
         return var
@@ -499,6 +503,7 @@ class Builder:
         if held is None:
             if after is not None and id(after._data) == g:  # backward adopted it
                 lines.append(f"{ref}._grad = _gradt({gv})")
+                self.grad_var[id(node)] = (gv, after._data)
             else:
                 lines.append(f"{ref}._grad = _gradt(_np.array({gv}, "
                              f"dtype={self._const(node._data.dtype)}))")
@@ -618,6 +623,18 @@ class Builder:
             self.plan.steps[i].name += " [native]"
         plan.native = program
 
+    def _native_updates(self):
+        """Optimizer updates as a Program of their own (compiler/updates.py), where each
+        parameter is an array read live and each gradient one backward set."""
+        writes = [i for i, st in enumerate(self.plan.steps) if st.kind == "write"]
+        for index, native in self.updates:
+            if any(i < index for i in writes):  # a write may have replaced an array read
+                continue
+            lines = native(self)
+            if lines is not None:
+                self.step_lines[index] = lines
+                self.plan.steps[index].name += " [native]"
+
     # ------------------------------------------------------------------ the result
 
     def _output(self, value):
@@ -707,6 +724,7 @@ class Builder:
                 checks.append(f"if {ref}._grad is not {self._const(obj, 'H')}: return _MISS")
         head = self._argument_guards() + self.head + checks
         self._native(result)
+        self._native_updates()
 
         def function(name, timed):
             out = [f"def {name}({'_T, ' if timed else ''}{params}):"]

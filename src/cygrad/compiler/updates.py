@@ -10,12 +10,20 @@ the parameter groups and their parameter lists still the captured objects, no pa
 the captured ones holding a gradient, and every parameter's state already made (the first step
 makes it, inside optimizer.step()), for an optimizer with one parameter group. Otherwise the
 replay calls optimizer.step() itself.
+
+SGD's update goes one step further where every parameter is an array the replay reads live and
+every gradient one backward set: its kernel runs as a Program (compiler/native.py,
+csrc/optim.pyx `_exec_sgd`: `sgd`'s own loop), on those arrays, its options read from the group
+at each replay as before.
 """
+
+import functools
 
 from .. import backend
 from ..optim import optimizer as _optimizer
 from ..optim.adam import Adam, AdamW
 from ..optim.sgd import SGD
+from .native import sgd_program
 
 
 def update_lines(builder, opt, name, gathered):
@@ -46,6 +54,11 @@ def update_lines(builder, opt, name, gathered):
         grads = "[" + ", ".join(f"{r}._grad._data" for r in refs) + "]"
         if kind is SGD:
             calls += _sgd(name, g, listed, refs, arrays, grads)
+            head = [f"if {' or '.join(f'({c})' for c in checks)}:", f"    {name}.step()", "else:"]
+            momentum = group["momentum"] != 0
+            builder.updates.append((len(builder.plan.steps), functools.partial(
+                _native_sgd, head=head, name=name, g=g, listed=listed, refs=refs,
+                tensors=tensors, arrays=arrays, grads=grads, momentum=momentum)))
         else:
             calls += _adam(name, g, listed, refs, arrays, grads)
     lines = [f"if {' or '.join(f'({c})' for c in checks)}:", f"    {name}.step()", "else:"]
@@ -72,6 +85,38 @@ def _sgd(name, g, listed, refs, arrays, grads):
             f"        _RUN(_SGD, {listed}, ({arrays}, {grads}, {g}['lr'], _m, "
             f"{g}['dampening'], {g}['nesterov'], {g}['weight_decay'], _bufs, _fresh, "
             f"{g}['maximize']), (1, 7, 8))"]
+
+
+def _native_sgd(builder, head, name, g, listed, refs, tensors, arrays, grads, momentum):
+    """The SGD update's lines with its kernels as a Program (compiler/native.py) on the arrays
+    the replay already holds (each parameter's array read live, each gradient as backward set
+    it), or None. The Program runs when the momentum is as captured (zero or not); a parameter
+    it refuses (read-only: a live graph saved it) sends the update down the usual path, which
+    copies it first; nothing is written before that check."""
+    live = [builder.live_var.get(id(t)) for t in tensors]
+    given = [builder.grad_var.get(id(t)) for t in tensors]
+    if any(x is None for x in live + given):
+        return None
+    program = sgd_program([(a, ga) for (_, a), (_, ga) in zip(live, given)], momentum)
+    if program is None:
+        return None
+    prg = builder._const(program, "PRG")
+    args = "(" + ", ".join([v for v, _ in live] + [v for v, _ in given]) + ",)"
+    if momentum:
+        args += " + tuple(_bufs)"
+    scalars = (f"({g}['lr'], _m, {g}['dampening'], {g}['nesterov'], {g}['weight_decay'], "
+               f"{g}['maximize'])")
+    lines = _sgd(name, g, listed, refs, arrays, grads)
+    run = lines[-1].strip()
+    assert run.startswith("_RUN(_SGD") and lines[-2] == "    with _LOCK:"
+    lines[-1:] = [f"        if (_m != 0) is {momentum}:",
+                  "            try:",
+                  f"                {prg}.run({args}, {scalars})",
+                  "            except (ValueError, BufferError):  # read-only: copied first",
+                  f"                {run}",
+                  "        else:",
+                  f"            {run}"]
+    return head + [f"    {line}" for line in lines]
 
 
 def _adam(name, g, listed, refs, arrays, grads):
