@@ -55,9 +55,13 @@ def test_identical_logit_columns_get_identical_gradients(dtype):
     assert np.array_equal(dx[:, 0], dx[:, 1])
 
 
-def test_bad_targets_are_named():
-    with pytest.raises(ValueError, match="class index 5 out of range for 3 classes"):
+@pytest.mark.parametrize("name", B.available())
+def test_bad_targets_are_named(name):
+    with B.using(name), pytest.raises(ValueError, match=r"class index 5 \(at position 1\) "
+                                                        "out of range for 3 classes"):
         B.log_softmax_nll(np.zeros((2, 3)), [0, 5])
+    with B.using(name), pytest.raises(ValueError, match=r"class index -1 \(at position 0\)"):
+        B.log_softmax_nll_backward(np.zeros((2, 3)), [-1, 0], np.ones(2))
     with pytest.raises(ValueError, match="targets of shape"):
         B.log_softmax_nll(np.zeros((2, 3)), [0, 1, 2])
     with pytest.raises(TypeError, match="integers"):

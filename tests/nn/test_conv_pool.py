@@ -281,21 +281,25 @@ def test_a_sample_has_the_same_bits_alone_and_in_a_batch(dtype, size):
         assert np.array_equal(y3, seen[0][0]) and np.array_equal(dx3, seen[0][1])
 
 
-def test_both_paths_give_the_same_bits(monkeypatch):
+def test_every_path_gives_the_same_bits(monkeypatch):
     x, w, b = twin_filters(np.float32, 2, 12)
+    x = np.concatenate([x, x[::-1] * 0.5])  # 2n images: chunks of 1, 3 and all of them
+    patches = 2 * 9 * 10 * 6 * 4  # (C/groups * kh * kw) * P * itemsize of one image
     runs = []
-    for threshold in (1, 10**9):  # image by image / one wide product
-        monkeypatch.setattr(conv_ops, "PER_SAMPLE", threshold)
+    for limit in (1, 3 * patches, 10**12):  # image by image / 3 images / one wide product
+        monkeypatch.setattr(conv_ops, "BATCH_BYTES", limit)
         xt, wt, bt = (cygrad.tensor(a, requires_grad=True) for a in (x, w, b))
         y = F.conv2d(xt, wt, bt, stride=(1, 2), padding=1, dilation=(2, 1), groups=2)
+        assert y.grad_fn is not None and y.shape[2:] == (10, 6)
         (y * cygrad.tensor(rand(y.shape, 6, np.float32))).sum().backward()
         runs.append((y.numpy(), grad(xt), grad(wt), grad(bt)))
-    (y1, dx1, dw1, db1), (y2, dx2, dw2, db2) = runs
-    for a, b_ in ((y1, y2), (dx1, dx2), (db1, db2)):
-        assert np.array_equal(a, b_)
-    # dW: image by image it is a chain over the images of each image's k tree, in one product
-    # the tree over all n*p positions: both exact (the same for every filter), equal to rounding
-    np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-4)
+    for y2, dx2, dw2, db2 in runs[1:]:
+        y1, dx1, dw1, db1 = runs[0]
+        for a, b_ in ((y1, y2), (dx1, dx2), (db1, db2)):
+            assert np.array_equal(a, b_)
+        # dW: a chain over the chunks of each chunk's k tree (one product: the tree over all
+        # n*p positions): each exact (the same for every filter), equal to rounding
+        np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

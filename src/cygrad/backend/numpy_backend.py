@@ -90,7 +90,16 @@ def sum_to_shape(g, axes, shape, num_threads):
     return sum(g, axes, num_threads).reshape(shape)
 
 
+def check_classes(targets, classes):
+    """Every target a class index in [0, classes): the kernel's own check and message."""
+    if targets.size and (targets.min() < 0 or targets.max() >= classes):
+        i = int(np.flatnonzero((targets < 0) | (targets >= classes))[0])
+        raise ValueError(f"class index {targets[i]} (at position {i}) out of range for "
+                         f"{classes} classes")
+
+
 def log_softmax_nll(logits, targets, num_threads):
+    check_classes(targets, logits.shape[1])
     shifted = logits - logits.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     losses = -logp[np.arange(len(targets)), targets]
@@ -98,6 +107,7 @@ def log_softmax_nll(logits, targets, num_threads):
 
 
 def log_softmax_nll_backward(logp, targets, g_rows, num_threads):
+    check_classes(targets, logp.shape[1])
     dx = np.exp(logp)
     dx[np.arange(len(targets)), targets] -= 1
     return dx * g_rows[:, None]

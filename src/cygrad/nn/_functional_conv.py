@@ -70,12 +70,43 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+def _plain(v):
+    """An int, a string or a tuple of ints (a geometry argument a cache key can stand for)."""
+    t = type(v)
+    return t is int or t is str or (t is tuple and all(type(e) is int for e in v))
+
+
+# (shapes and geometry arguments) -> the op's parameters: what _conv_geometry decides from
+# them alone, every check included, so a hit skips nothing that could fail (a layer calls with
+# the same ones at every step).
+_GEOMETRY = {}
+
+
 def _conv(x, weight, bias, stride, padding, dilation, groups, dims, fn):
     _check_tensor(x, "input", fn)
     _check_tensor(weight, "weight", fn)
     if bias is not None:
         _check_tensor(bias, "bias", fn)
     _check_dtype(fn, x, ("weight", weight), ("bias", bias))
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    op = C.Conv2d if dims == 2 else C.Conv1d
+    if type(groups) is int and _plain(stride) and _plain(padding) and _plain(dilation):
+        key = (x._data.shape, weight._data.shape, None if bias is None else bias._data.shape,
+               stride, padding, dilation, groups, dims, fn)
+        params = _GEOMETRY.get(key)
+        if params is None:
+            params = _conv_geometry(x, weight, bias, stride, padding, dilation, groups, dims, fn)
+            if len(_GEOMETRY) > 512:
+                _GEOMETRY.clear()
+            _GEOMETRY[key] = params
+        return apply(op, *inputs, **params)
+    return apply(op, *inputs, **_conv_geometry(x, weight, bias, stride, padding, dilation,
+                                               groups, dims, fn))
+
+
+def _conv_geometry(x, weight, bias, stride, padding, dilation, groups, dims, fn):
+    """The Conv2d op's parameters for these shapes and arguments, every check made (torch's
+    errors)."""
     if x.ndim not in (dims + 1, dims + 2):
         raise RuntimeError(f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
                            f"{fn}, but got input of size: {list(x.shape)}")
@@ -129,11 +160,9 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, dims, fn):
     if dims == 1:  # a row of one: (N, C, 1, L) with a (1, k) kernel
         stride, before, dilation, out, kernel = ((1,) + stride, (0,) + before,
                                                  (1,) + dilation, (1,) + out, (1,) + kernel)
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return apply(C.Conv2d if dims == 2 else C.Conv1d, *inputs, stride=stride, padding=before,
-                 dilation=dilation, groups=groups, out_size=out,
-                 x4=(n, c) + ((1,) + spatial if dims == 1 else spatial), w4=(o, cg) + kernel,
-                 y_shape=((n,) if batched else ()) + (o,) + out[-dims:])
+    return dict(stride=stride, padding=before, dilation=dilation, groups=groups, out_size=out,
+                x4=(n, c) + ((1,) + spatial if dims == 1 else spatial), w4=(o, cg) + kernel,
+                y_shape=((n,) if batched else ()) + (o,) + out[-dims:])
 
 
 def _conv_padding(padding, dims, stride, dilation, kernel, fn):

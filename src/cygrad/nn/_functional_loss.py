@@ -234,8 +234,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     flat = targets.reshape(-1)
     rows = _rows(input)
     classes = rows._data.shape[1]
-    if (w is None and label_smoothing == 0 and flat.size and 0 <= flat.min()
-            and flat.max() < classes and not (flat == ignore_index).any()):  # the fused kernel
+    lo, hi = (flat.min(), flat.max()) if flat.size else (0, -1)
+    if (w is None and label_smoothing == 0 and flat.size and 0 <= lo and hi < classes
+            and not (lo <= ignore_index <= hi and (flat == ignore_index).any())):  # fused
         out = apply(_losses.CrossEntropy, rows, targets=np.ascontiguousarray(flat, np.intp),
                     reduction=reduction)
         return out.reshape(targets.shape) if reduction == "none" else out

@@ -12,11 +12,19 @@ import numpy as np
 from .. import backend as B
 from . import Op
 
-# Output positions per image from which a convolution runs image by image: the patches of one
-# image stay in cache between im2col and the products, and the products write straight into
-# the output's (N, O, P) layout. Below it the whole batch makes one wide product (small images
-# would make narrow ones). Both give the same bits (tests/nn/test_conv.py runs both).
-PER_SAMPLE = 64
+# Bytes of patches (im2col's columns) one product takes at most: a batch whose patches fit
+# makes one wide product (small images would make narrow ones, and a Python loop per image
+# costs more than the arithmetic of a small layer); a larger one runs in chunks of as many
+# images as fit (one image at least), so that the patches stay in cache between im2col and the
+# products. Every path gives the same bits for the output and dx, and dW's elements are exact
+# (the same chain for every filter) on each: a chain over the chunks of each chunk's k tree
+# (tests/nn/test_conv_pool.py runs them all).
+BATCH_BYTES = 1 << 20
+
+
+def images_per_product(n, patch_bytes):
+    """Images whose patches one product takes: all n, or a chunk of them (at least one)."""
+    return n if n * patch_bytes <= BATCH_BYTES else max(1, BATCH_BYTES // max(patch_bytes, 1))
 
 
 class Conv2d(Op):
@@ -43,15 +51,23 @@ class Conv2d(Op):
         n = x.shape[0]
         p = self.out_size[0] * self.out_size[1]
         geometry = self._geometry()
-        if n > 0 and p >= PER_SAMPLE:  # image by image
+        m = self.chunk = images_per_product(n, w2.shape[1] * p * x.itemsize)
+        if m < n:  # chunk by chunk (an image alone writes straight into the output)
             self.cols = None
             y = np.empty((n, o, p), x.dtype)
-            for i in range(n):
-                cols = B.im2col_t(x[i:i + 1], kh, kw, *geometry)
+            for i in range(0, n, m):
+                k = min(m, n - i)
+                cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
+                if k == 1:
+                    for rows, ks in self._groups():
+                        B.gemm_into(w2[rows], cols[ks], y[i, rows])
+                    if b is not None:
+                        B.add_channel_bias(y[i:i + 1], b)
+                    continue
+                planes = np.empty((o, k * p), x.dtype)
                 for rows, ks in self._groups():
-                    B.gemm_into(w2[rows], cols[ks], y[i, rows])
-                if b is not None:
-                    B.add_channel_bias(y[i:i + 1], b)
+                    B.gemm_into(w2[rows], cols[ks], planes[rows])
+                y[i:i + k] = B.planes_to_images(planes, b, k, p)
         else:  # the batch as one wide product, then moved to image layout
             cols = self.cols = B.im2col_t(x, kh, kw, *geometry)
             planes = np.empty((o, n * p), x.dtype)
@@ -79,19 +95,22 @@ class Conv2d(Op):
             dw = np.empty(w2.shape, w2.dtype)
         if needs[0]:
             dx = np.empty(x.shape, x.dtype)
-        if self.cols is None:  # image by image; dW's chains run on across the images
-            dcols = np.empty((c * kh * kw, p), x.dtype) if needs[0] else None
-            for i in range(n):
-                gi = g3[i]
+        if self.cols is None:  # chunk by chunk; dW's chains run on across the chunks
+            m = self.chunk
+            for i in range(0, n, m):
+                k = min(m, n - i)
+                gi = g3[i] if k == 1 else \
+                    np.ascontiguousarray(g3[i:i + k].transpose(1, 0, 2)).reshape(o, k * p)
                 if needs[1]:
-                    cols = B.im2col_t(x[i:i + 1], kh, kw, *geometry)
+                    cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                     for rows, ks in groups:
                         B.gemm_into(gi[rows], cols[ks], dw[rows], trans_b=True,
                                     accumulate=i > 0)
                 if needs[0]:
+                    dcols = np.empty((c * kh * kw, k * p), x.dtype)
                     for rows, ks in groups:
                         B.gemm_into(w2[rows], gi[rows], dcols[ks], trans_a=True)
-                    B.col2im_t(dcols, (1, c, h, wd), kh, kw, *geometry, out=dx[i:i + 1])
+                    B.col2im_t(dcols, (k, c, h, wd), kh, kw, *geometry, out=dx[i:i + k])
         else:
             g_rows = np.ascontiguousarray(g3.transpose(1, 0, 2)).reshape(o, n * p)
             if needs[1]:
