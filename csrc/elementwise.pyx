@@ -328,6 +328,7 @@ costly_serial_below = 1 << 16  # elements: tanh, sigmoid
 
 cdef object _empty = np.empty
 cdef object _F32 = np.dtype(np.float32), _F64 = np.dtype(np.float64)
+cdef object _MT19937 = np.random.MT19937
 
 
 cdef inline object _new(Py_buffer *like):
@@ -624,6 +625,52 @@ cdef extern from *:
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
+cdef extern from *:
+    """
+    /* numpy's MT19937 state (numpy/random/src/mt19937/mt19937.h) and its block generation,
+       as numpy writes them; _mt_checked() verifies both against numpy's own generator before
+       the first use, and dropout keeps to numpy's next_uint32 if they differ. */
+    #define CG_MT_N 624
+    #define CG_MT_M 397
+    typedef struct cg_mt_state { uint32_t key[CG_MT_N]; int pos; } cg_mt_state;
+
+    static void cg_mt_gen(cg_mt_state *s) {
+        uint32_t y;
+        int i;
+        for (i = 0; i < CG_MT_N - CG_MT_M; i++) {
+            y = (s->key[i] & 0x80000000U) | (s->key[i + 1] & 0x7fffffffU);
+            s->key[i] = s->key[i + CG_MT_M] ^ (y >> 1) ^ (-(y & 1) & 0x9908b0dfU);
+        }
+        for (; i < CG_MT_N - 1; i++) {
+            y = (s->key[i] & 0x80000000U) | (s->key[i + 1] & 0x7fffffffU);
+            s->key[i] = s->key[i + (CG_MT_M - CG_MT_N)] ^ (y >> 1) ^ (-(y & 1) & 0x9908b0dfU);
+        }
+        y = (s->key[CG_MT_N - 1] & 0x80000000U) | (s->key[0] & 0x7fffffffU);
+        s->key[CG_MT_N - 1] = s->key[CG_MT_M - 1] ^ (y >> 1) ^ (-(y & 1) & 0x9908b0dfU);
+        s->pos = 0;
+    }
+
+    static inline uint32_t cg_mt_temper(uint32_t y) {
+        y ^= (y >> 11);
+        y ^= (y << 7) & 0x9d2c5680U;
+        y ^= (y << 15) & 0xefc60000U;
+        y ^= (y >> 18);
+        return y;
+    }
+
+    /* next_uint32 of numpy's MT19937, inline */
+    static inline uint32_t cg_mt_next(cg_mt_state *s) {
+        if (s->pos >= CG_MT_N) cg_mt_gen(s);
+        return cg_mt_temper(s->key[s->pos++]);
+    }
+    """
+    ctypedef struct cg_mt_state:
+        uint32_t key[624]
+        int pos
+    void cg_mt_gen(cg_mt_state *s) noexcept nogil
+    uint32_t cg_mt_temper(uint32_t y) noexcept nogil
+    uint32_t cg_mt_next(cg_mt_state *s) noexcept nogil
+
 
 cdef void _dropout(cg_bitgen *bits, const floating *x, floating *y, floating *scale,
                    Py_ssize_t n, double keep, floating kept) noexcept nogil:
@@ -641,6 +688,77 @@ cdef void _dropout(cg_bitgen *bits, const floating *x, floating *y, floating *sc
         y[i] = x[i] * scale[i]
 
 
+cdef void _dropout_mt(cg_mt_state *s, const floating *x, floating *y, floating *scale,
+                      Py_ssize_t n, double keep, floating kept) noexcept nogil:
+    """_dropout's draws and arithmetic, the generator inline: each block of MT19937's state
+    tempered in one loop, then consumed two words an element (a pair split across two blocks
+    drawn one word at a time). The same u, masks and state as _dropout."""
+    cdef uint32_t buf[624]
+    cdef Py_ssize_t i = 0, j, pairs
+    cdef uint64_t hi, lo
+    cdef double u
+    cdef int pos
+    # u = m * 2^-53 < keep  <=>  m < keep * 2^53 (exact: a power-of-two scaling)  <=>  m < T,
+    # T = ceil(keep * 2^53), for the integers m < 2^53: one integer comparison an element
+    cdef double limit = keep * 9007199254740992.0
+    cdef uint64_t threshold = <uint64_t>limit
+    if <double>threshold < limit:
+        threshold += 1
+    while i < n:
+        if s.pos >= 624:
+            cg_mt_gen(s)
+        pos = s.pos
+        pairs = min((624 - pos) // 2, n - i)
+        if pairs == 0:  # one word left in the block
+            hi = cg_mt_next(s)
+            lo = cg_mt_next(s)
+            u = <double>(((hi << 32) | lo) & ((<uint64_t>1 << 53) - 1)) * (1.0 / 9007199254740992.0)
+            scale[i] = kept if u < keep else 0
+            y[i] = x[i] * scale[i]
+            i += 1
+            continue
+        for j in range(2 * pairs):
+            buf[j] = cg_mt_temper(s.key[pos + j])
+        for j in range(pairs):
+            hi, lo = buf[2 * j], buf[2 * j + 1]
+            scale[i + j] = kept if (((hi & 0x1fffff) << 32) | lo) < threshold else 0
+            y[i + j] = x[i + j] * scale[i + j]
+        s.pos = pos + <int>(2 * pairs)
+        i += pairs
+
+
+_mt_state = [None]  # whether numpy's MT19937 state is cg_mt_state (checked once)
+
+
+def _mt_checked():
+    """numpy's MT19937 state laid out as cg_mt_state, and cg_mt_next drawing as numpy's
+    next_uint32: a scratch generator's memory against its Python-visible state, then 2000
+    draws each way from two equal generators (crossing several blocks)."""
+    if _mt_state[0] is not None:
+        return _mt_state[0]
+    cdef cg_bitgen *a
+    cdef cg_bitgen *b
+    cdef cg_mt_state *s
+    cdef int i
+    ok = True
+    gens = [np.random.MT19937(20261202), np.random.MT19937(20261202)]
+    a = <cg_bitgen *>PyCapsule_GetPointer(gens[0].capsule, "BitGenerator")
+    b = <cg_bitgen *>PyCapsule_GetPointer(gens[1].capsule, "BitGenerator")
+    for i in range(700):
+        a.next_uint32(a.state)
+        b.next_uint32(b.state)
+    state = gens[0].state["state"]
+    s = <cg_mt_state *>a.state
+    ok = s.pos == state["pos"] and all(s.key[i] == state["key"][i] for i in range(624))
+    if ok:
+        for i in range(2000):
+            if cg_mt_next(<cg_mt_state *>b.state) != a.next_uint32(a.state):
+                ok = False
+                break
+    _mt_state[0] = ok
+    return ok
+
+
 def dropout(bit_generator, x, double keep, double kept):
     """(y, scale), both new, of x's shape and dtype: scale[i] = kept where a draw u < keep
     (u as torch's bernoulli_(keep) draws it, from `bit_generator`, numpy's MT19937 holding
@@ -650,6 +768,7 @@ def dropout(bit_generator, x, double keep, double kept):
     cdef Py_buffer v[3]
     cdef int count = 0
     cdef Py_ssize_t n = 0
+    cdef bint inline
     cdef cg_bitgen *bits = <cg_bitgen *>PyCapsule_GetPointer(bit_generator.capsule,
                                                               "BitGenerator")
     try:
@@ -659,9 +778,16 @@ def dropout(bit_generator, x, double keep, double kept):
         scale = _new(&v[0])
         acquire(v, &count, scale, True)
         n = elements(&v[0])
+        inline = type(bit_generator) is _MT19937 and bool(_mt_checked())
         with bit_generator.lock:
             with nogil:
-                if kind_of(&v[0]) == F32:
+                if inline and kind_of(&v[0]) == F32:
+                    _dropout_mt(<cg_mt_state *>bits.state, <const float *>v[0].buf,
+                                <float *>v[1].buf, <float *>v[2].buf, n, keep, <float>kept)
+                elif inline:
+                    _dropout_mt(<cg_mt_state *>bits.state, <const double *>v[0].buf,
+                                <double *>v[1].buf, <double *>v[2].buf, n, keep, kept)
+                elif kind_of(&v[0]) == F32:
                     _dropout(bits, <const float *>v[0].buf, <float *>v[1].buf,
                              <float *>v[2].buf, n, keep, <float>kept)
                 else:

@@ -122,6 +122,31 @@ def test_dropout_kernel_is_its_twins_bit_for_bit(dtype, shape, keep):
             assert not s1.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keep", [0.0, 2.0**-53, 0.3, 0.8, 1 - 2.0**-53, 1.0])
+def test_dropout_inline_generator_is_numpys_at_every_block_edge(dtype, keep):
+    """The kernel draws MT19937 inline (numpy's state, tempered a block at a time, an integer
+    threshold for u < keep): the same masks and the same state after as through numpy's own
+    next_uint32, from every start in a block and across blocks, three calls running on."""
+    from cygrad._C import elementwise
+
+    assert elementwise._mt_checked()  # numpy's layout, verified against numpy itself
+    try:
+        for n in (1, 311, 312, 313, 623, 624, 625, 2000):
+            x = np.random.default_rng(n).standard_normal(n).astype(dtype)
+            runs = []
+            for inline in (True, False):
+                elementwise._mt_state[0] = inline
+                bits = np.random.MT19937(11)
+                bits.random_raw(n % 7)  # a start at various positions of the block
+                outs = [elementwise.dropout(bits, x, keep, 2.0) for _ in range(3)]
+                runs.append(([y.tobytes() + s.tobytes() for y, s in outs],
+                             bits.state["state"]["pos"], bits.random_raw(2).tolist()))
+            assert runs[0] == runs[1], n
+    finally:
+        elementwise._mt_state[0] = None  # checked again at the next use
+
+
 def test_dropout_kernel_refuses_strided_input():
     from cygrad import backend
 
