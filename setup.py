@@ -81,7 +81,7 @@ base_flags = ["-O3", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-mat
 # set alone, never on tuning. (Added where the compiler knows it: GCC.)
 pinned_flags = ["--param=avoid-fma-max-bits=0"]
 # Families whose arithmetic must round exactly as numpy's does (csrc/optim.pyx says why).
-family_flags = {"optim": ["-ffp-contract=off"]}
+family_flags = {"optim": ["-ffp-contract=off"], "norms": ["-ffp-contract=off"]}
 
 if _on("CYGRAD_NATIVE") and _on("CYGRAD_PORTABLE"):
     sys.exit("cygrad: CYGRAD_NATIVE=1 and CYGRAD_PORTABLE=1 ask for opposite builds; set one")

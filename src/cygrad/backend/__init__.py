@@ -37,6 +37,7 @@ __all__ = [
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
+    "layer_norm", "layer_norm_backward",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -963,3 +964,37 @@ def dropout(bit_generator, x, keep, kept):
     if not 0.0 <= keep <= 1.0:
         raise ValueError(f"dropout: keep must be in [0, 1], got {keep}")
     return _impl_var.get(_impl).dropout(bit_generator, x, float(keep), float(kept))
+
+
+def layer_norm(x, w, b, eps):
+    """(y, xhat, rstd): layer normalisation of the rows of x (r, n), y = xhat [* w] [+ b],
+    xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) (r,), var biased; w, b (n,) or None.
+    Sums by the kernels' tree, each elementwise step rounded once (csrc/norms.pyx)."""
+    arrays = {"x": x} | ({} if w is None else {"w": w}) | ({} if b is None else {"b": b})
+    try:
+        _check_float("layer_norm", *arrays.values())
+    except AttributeError:
+        _not_arrays("layer_norm", **arrays)
+        raise
+    if x.ndim != 2 or any(a.shape != x.shape[1:] for a in (w, b) if a is not None):
+        raise ValueError(f"layer_norm: rows of shape {x.shape} with w "
+                         f"{None if w is None else w.shape}, b {None if b is None else b.shape}")
+    return _impl_var.get(_impl).layer_norm(x, w, b, float(eps), _threads_var.get(_kernel_threads))
+
+
+def layer_norm_backward(g, xhat, rstd, w, need_dx=True, need_dw=True, need_db=True):
+    """(dx, dw, db) of layer_norm from the output gradient g (r, n), each None unless needed
+    (dw and db sum over the rows)."""
+    arrays = {"g": g, "xhat": xhat, "rstd": rstd} | ({} if w is None else {"w": w})
+    try:
+        _check_float("layer_norm backward", *arrays.values())
+    except AttributeError:
+        _not_arrays("layer_norm backward", **arrays)
+        raise
+    if g.ndim != 2 or xhat.shape != g.shape or rstd.shape != g.shape[:1] or (
+            w is not None and w.shape != g.shape[1:]):
+        raise ValueError(f"layer_norm backward: g {g.shape}, xhat {xhat.shape}, rstd "
+                         f"{rstd.shape}, w {None if w is None else w.shape}")
+    return _impl_var.get(_impl).layer_norm_backward(g, xhat, rstd, w, bool(need_dx),
+                                                    bool(need_dw), bool(need_db),
+                                                    _threads_var.get(_kernel_threads))

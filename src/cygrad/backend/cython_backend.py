@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from cygrad._C import conv, elementwise, loss, optim, pool, reduce, transformer
+from cygrad._C import conv, elementwise, loss, norms, optim, pool, reduce, transformer
 from cygrad._C import gemm as _gemm
 
 from . import numpy_backend
@@ -287,3 +287,16 @@ batched_gemm = _gemm.batched_product
 embedding_backward = transformer.embedding_backward
 softmax_rows = transformer.softmax_rows
 softmax_rows_backward = transformer.softmax_rows_backward
+
+
+# ---------------------------------------------------------------- layer normalisation
+
+def layer_norm(x, w, b, eps, num_threads):
+    if x.shape[1] == 0:  # rows of nothing: the twin's zeros
+        return numpy_backend.layer_norm(x, w, b, eps, num_threads)
+    return norms.layer_norm(_c(x), w, b, eps, num_threads)
+
+
+def layer_norm_backward(g, xhat, rstd, w, need_dx, need_dw, need_db, num_threads):
+    return norms.layer_norm_backward(_c(g), xhat, rstd, w, need_dx, need_dw, need_db,
+                                     num_threads)

@@ -555,3 +555,38 @@ def all_differ(columns):
         return True
     values.sort()  # equal values side by side, NaNs last
     return not np.isnan(values[-1]) and bool((values[1:] != values[:-1]).all())
+
+
+# ---------------------------------------------------------------- layer normalisation
+# csrc/norms.pyx's spec: numpy's elementwise operations, each rounded once, and the trees of
+# row_sum / column_sum.
+
+def layer_norm(x, w, b, eps, num_threads):
+    r, n = x.shape
+    t = x.dtype.type
+    mean = row_sum(x, 1) / t(n) if n else np.zeros(r, x.dtype)
+    xc = x - mean[:, None]
+    var = row_sum(xc * xc, 1) / t(n) if n else np.zeros(r, x.dtype)
+    rstd = 1 / np.sqrt(var + t(eps))
+    y = xhat = xc * rstd[:, None]
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return np.ascontiguousarray(y), xhat, rstd
+
+
+def layer_norm_backward(g, xhat, rstd, w, need_dx, need_dw, need_db, num_threads):
+    r, n = g.shape
+    t = g.dtype.type
+    dx = dw = db = None
+    if need_dx:
+        gw = g * w if w is not None else g
+        a = row_sum(gw, 1)[:, None] / t(n)
+        c = row_sum(gw * xhat, 1)[:, None] / t(n)
+        dx = (gw - a - xhat * c) * rstd[:, None]
+    if need_dw:
+        dw = column_sum(np.ascontiguousarray(g * xhat), 1)
+    if need_db:
+        db = column_sum(np.ascontiguousarray(g), 1)
+    return dx, dw, db

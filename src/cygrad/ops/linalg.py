@@ -25,13 +25,14 @@ class MatMul(Op):
         if a.ndim == 2 and b.ndim == 2:
             return B.gemm(a, b)
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        batch = a.shape[:-2]
+        if batch != b.shape[:-2]:
+            batch = np.broadcast_shapes(batch, b.shape[:-2])
         self.batch = batch
         count = math.prod(batch)  # (explicit sizes: -1 is ambiguous for empty arrays)
         if b.ndim == 2 and a.shape[:-2] == batch:  # rows of every sample against one matrix
             return B.gemm(a.reshape(count * n, k), b).reshape(batch + (n, m))
-        a3 = np.broadcast_to(a, batch + (n, k)).reshape(count, n, k)
-        b3 = np.broadcast_to(b, batch + (k, m)).reshape(count, k, m)
+        a3, b3 = _batched(a, batch, count), _batched(b, batch, count)
         return B.batched_gemm(a3, b3).reshape(batch + (n, m))  # one exact gemm per matrix
 
     def backward(self, g):
@@ -49,8 +50,7 @@ class MatMul(Op):
             da = B.gemm(rows_g, b, trans_b=True).reshape(a.shape) if needs[0] else None
             db = B.gemm(rows_a, rows_g, trans_a=True) if needs[1] else None
             return da, db
-        a3 = np.broadcast_to(a, batch + (n, k)).reshape(count, n, k)
-        b3 = np.broadcast_to(b, batch + (k, m)).reshape(count, k, m)
+        a3, b3 = _batched(a, batch, count), _batched(b, batch, count)
         g3 = g.reshape(count, n, m)
         da = db = None
         if needs[0]:
@@ -60,6 +60,14 @@ class MatMul(Op):
             db = B.batched_gemm(a3, g3, True, False)
             db = B.sum_to_shape(db.reshape(batch + (k, m)), b.shape)
         return da, db
+
+
+def _batched(a, batch, count):
+    """a's matrices as (count, rows, columns), broadcast to the batch dims `batch` (a view,
+    or a copy when a's layout needs one)."""
+    if a.shape[:-2] != batch:
+        a = np.broadcast_to(a, batch + a.shape[-2:])
+    return a.reshape((count,) + a.shape[-2:])
 
 
 def _check_pair(a, b, where):

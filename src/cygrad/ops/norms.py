@@ -1,12 +1,15 @@
 """Layer and batch normalisation, forward and backward side by side.
 
 Every statistic is an exact sum (`float_sum` and `column_sum`: the backend's fixed summation
-order, the same for every output): the mean and variance of a row (LayerNorm) or of a channel
+order, the same for every output; LayerNorm runs as one kernel, backend.layer_norm, with the
+numpy twin's bits): the mean and variance of a row (LayerNorm) or of a channel
 (BatchNorm), and the sums their backward passes need. The rest is elementwise numpy, one
 rounding per operation whatever the position. So channels that are tied (equal inputs, gains
 and biases) stay bitwise tied although the normalisation mixes all channels of a row: each
 shares the row's statistics and computes its own numbers by the same operations.
 """
+
+import math
 
 import numpy as np
 
@@ -23,41 +26,27 @@ class LayerNorm(Op):
 
     def forward(self, x, *affine):
         self.shape = x.shape
-        n = int(np.prod(x.shape[x.ndim - self.dims:]))
-        rows = x.reshape(-1, n)
+        n = math.prod(x.shape[x.ndim - self.dims:])
         self.n = n
-        t = x.dtype.type
-        mean = float_sum(rows, (1,)) / t(n) if n else np.zeros(rows.shape[0], x.dtype)
-        xc = rows - mean[:, None]
-        var = float_sum(xc * xc, (1,)) / t(n) if n else np.zeros(rows.shape[0], x.dtype)
-        self.rstd = (1 / np.sqrt(var + t(self.eps)))[:, None]
-        self.xhat = y = xc * self.rstd
-        self.w = None
+        self.w = w = affine[0].reshape(-1) if self.has_w else None
+        b = affine[-1].reshape(-1) if self.has_b else None
         if self.has_w:
             self.w_shape = affine[0].shape
-            self.w = w = affine[0].reshape(-1)
-            y = y * w
         if self.has_b:
             self.b_shape = affine[-1].shape
-            y = y + affine[-1].reshape(-1)
+        y, self.xhat, self.rstd = B.layer_norm(x.reshape(-1, n), w, b, self.eps)
         return y.reshape(x.shape)
 
     def backward(self, g):
-        needs, xhat, n = self.needs, self.xhat, self.n
-        g = g.reshape(-1, n)
-        t = g.dtype.type
-        grads = [None]
-        if needs[0]:
-            gw = g * self.w if self.w is not None else g
-            a = float_sum(gw, (1,))[:, None] / t(n)
-            b = float_sum(gw * xhat, (1,))[:, None] / t(n)
-            grads[0] = ((gw - a - xhat * b) * self.rstd).reshape(self.shape)
+        needs, n = self.needs, self.n
+        dx, dw, db = B.layer_norm_backward(
+            g.reshape(-1, n), self.xhat, self.rstd, self.w, needs[0],
+            self.has_w and needs[1], self.has_b and needs[-1])
+        grads = [None if dx is None else dx.reshape(self.shape)]
         if self.has_w:
-            grads.append(B.column_sum(np.ascontiguousarray(g * xhat)).reshape(self.w_shape)
-                         if needs[1] else None)
+            grads.append(None if dw is None else dw.reshape(self.w_shape))
         if self.has_b:
-            grads.append(B.column_sum(np.ascontiguousarray(g)).reshape(self.b_shape)
-                         if needs[-1] else None)
+            grads.append(None if db is None else db.reshape(self.b_shape))
         return tuple(grads)
 
 
