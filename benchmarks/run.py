@@ -900,11 +900,15 @@ def compile_targets(report):
     out = []
     compiled = report.get("compile", {})
     if compiled:
-        worst = max(compiled.items(), key=lambda kv: kv[1]["capture_ms"])
-        out.append({"target": "15e", "text": "compile time of a step at most 20 ms",
-                    "met": worst[1]["capture_ms"] <= 20,
-                    "detail": "the two capturing calls: " + ", ".join(
-                        f"{w} {c['capture_ms']:.1f} ms" for w, c in compiled.items())})
+        # the two capturing calls run the step eagerly, twice: the compile time is what they
+        # take beyond that (one thread's eager median)
+        net = {w: c["capture_ms"] - 2e3 * report["steps"][w][1]["cygrad"]["median"]
+               for w, c in compiled.items() if 1 in report["steps"].get(w, {})}
+        out.append({"target": "15e", "text": "compile time of a step at most 20 ms (the two "
+                    "capturing calls beyond their two eager runs)",
+                    "met": bool(net) and max(net.values()) <= 20,
+                    "detail": ", ".join(f"{w} {net[w]:.1f} ms ({c['capture_ms']:.1f} ms in all)"
+                                        for w, c in compiled.items() if w in net)})
     per_kernel = []
     for w in ("tiny", "mnist"):
         res, c = report["steps"].get(w, {}).get(1, {}), compiled.get(w)
