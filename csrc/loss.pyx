@@ -15,7 +15,10 @@ from libc.math cimport log, logf
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from arrays cimport F32, acquire, cg_instr, cg_threads, exec_capsule, cg_threads_init, kind_of, overlap, release
+from arrays cimport (F32, acquire, cg_instr, cg_threads, cg_threads_init, exec_capsule, kind_of,
+                     overlap, release)
+
+import numpy as np
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyObject_GetBuffer
 
 cg_threads_init()
@@ -395,6 +398,48 @@ cdef int _copy_targets_from(const Py_ssize_t *src, Py_ssize_t *copy, Py_ssize_t 
             raise ValueError(f"class index {copy[i]} (at position {i}) out of range for {c} "
                              f"classes")
     return 0
+
+
+def mse(x, t, int reduction):
+    """(diff, loss): diff = x - t (a new array of x's shape), loss a new 0-d array: the tree
+    sum of diff * diff (reduce.column_sum's bits), divided by the count in double and rounded
+    once for the mean (reduction 1), or the sum (2). x, t C-contiguous, one float dtype, one
+    shape; at least one element. ops/losses.py's MSE forward in one pass (the instruction
+    `_exec_mse` runs the same)."""
+    cdef Py_buffer v[4]
+    cdef int count = 0, kind
+    cdef Py_ssize_t n
+    cdef char *sq = NULL
+    if reduction != MEAN and reduction != SUM:
+        raise ValueError(f"mse: reduction must be 1 (mean) or 2 (sum), got {reduction}")
+    try:
+        acquire(v, &count, x, False)
+        acquire(v, &count, t, False)
+        kind = kind_of(&v[0])
+        if kind_of(&v[1]) != kind:
+            raise TypeError("mse: mixed float32 and float64 arrays")
+        n = v[0].len // v[0].itemsize
+        if v[1].len // v[1].itemsize != n or n == 0:
+            raise ValueError(f"mse: x and t must hold the same number (> 0) of elements, got "
+                             f"{n} and {v[1].len // v[1].itemsize}")
+        diff = np.empty(tuple([v[0].shape[i] for i in range(v[0].ndim)]), x.dtype)
+        value = np.empty((), x.dtype)
+        acquire(v, &count, diff, True)
+        acquire(v, &count, value, True)
+        sq = <char *>malloc(n * v[0].itemsize)
+        if sq == NULL:
+            raise MemoryError("mse: cannot allocate the squares")
+        if kind == F32:
+            cg_mse_squares_f32(<const float *>v[0].buf, <const float *>v[1].buf,
+                               <float *>v[2].buf, <float *>sq, n)
+        else:
+            cg_mse_squares_f64(<const double *>v[0].buf, <const double *>v[1].buf,
+                               <double *>v[2].buf, <double *>sq, n)
+        _reduced(kind, sq, n, reduction, <char *>v[3].buf)
+        return diff, value
+    finally:
+        free(sq)
+        release(v, count)
 
 
 EXEC = {"mse": exec_capsule(<void *>_exec_mse),

@@ -66,3 +66,34 @@ def test_bad_targets_are_named(name):
         B.log_softmax_nll(np.zeros((2, 3)), [0, 1, 2])
     with pytest.raises(TypeError, match="integers"):
         B.log_softmax_nll(np.zeros((2, 3)), np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("reduction", [1, 2])
+@pytest.mark.parametrize("shape", [(1,), (32, 1), (33, 7), (3, 4, 5), (70000,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mse_kernel_is_its_twins_bit_for_bit(shape, reduction, dtype):
+    """One pass: diff = x - t and the tree sum of its squares (the mean divided in double and
+    rounded once), as the numpy twin computes them."""
+    from cygrad.backend import cython_backend, numpy_backend
+
+    rng = np.random.default_rng(len(shape) + reduction)
+    x, t = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    (d1, v1), (d2, v2) = (impl.mse(x, t, reduction) for impl in (cython_backend, numpy_backend))
+    assert d1.shape == shape and v1.shape == () and v1.dtype == dtype
+    assert d1.tobytes() == d2.tobytes() and v1.tobytes() == v2.tobytes()
+    expected = ((x.astype(np.float64) - t) ** 2).sum() / (x.size if reduction == 1 else 1)
+    np.testing.assert_allclose(float(v1), expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_mse_kernel_refuses_bad_arguments():
+    from cygrad._C import loss
+
+    x = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="reduction"):
+        loss.mse(x, x, 0)
+    with pytest.raises(ValueError, match="same number"):
+        loss.mse(x, np.ones(4, np.float32), 1)
+    with pytest.raises(ValueError, match="same number"):
+        loss.mse(np.ones(0, np.float32), np.ones(0, np.float32), 1)
+    with pytest.raises(TypeError, match="mixed"):
+        loss.mse(x, np.ones(3), 1)

@@ -37,7 +37,7 @@ __all__ = [
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
-    "layer_norm", "layer_norm_backward",
+    "layer_norm", "layer_norm_backward", "mse",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -998,3 +998,16 @@ def layer_norm_backward(g, xhat, rstd, w, need_dx=True, need_dw=True, need_db=Tr
     return _impl_var.get(_impl).layer_norm_backward(g, xhat, rstd, w, bool(need_dx),
                                                     bool(need_dw), bool(need_db),
                                                     _threads_var.get(_kernel_threads))
+
+
+def mse(x, t, reduction):
+    """(x - t, the mean (reduction 1) or sum (2) of its squares as a 0-d array): the tree sum,
+    the mean divided in double and rounded once. x, t one float dtype and shape, not empty."""
+    _check_float("mse_loss", x, t)
+    if x.shape != t.shape or x.size == 0:
+        raise ValueError(f"mse_loss: shapes {x.shape} and {t.shape} (one shape, not empty)")
+    return _impl_var.get(_impl).mse(_contiguous(x), _contiguous(t), reduction)
+
+
+def _contiguous(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)

@@ -300,3 +300,6 @@ def layer_norm(x, w, b, eps, num_threads):
 def layer_norm_backward(g, xhat, rstd, w, need_dx, need_dw, need_db, num_threads):
     return norms.layer_norm_backward(_c(g), xhat, rstd, w, need_dx, need_dw, need_db,
                                      num_threads)
+
+
+mse = loss.mse

@@ -590,3 +590,14 @@ def layer_norm_backward(g, xhat, rstd, w, need_dx, need_dw, need_db, num_threads
     if need_db:
         db = column_sum(np.ascontiguousarray(g), 1)
     return dx, dw, db
+
+
+def mse(x, t, reduction):
+    """csrc/loss.pyx's mse: diff, and the tree sum of its squares (mean: divided in double,
+    rounded once)."""
+    diff = x - t
+    total = column_sum((diff * diff).reshape(-1, 1), 1)[0]
+    if reduction == 1:
+        total = float(total) / (diff.size if diff.size < 1 << 24 or diff.dtype == np.float64
+                                else float(diff.dtype.type(diff.size)))
+    return diff, np.array(total, diff.dtype)

@@ -355,4 +355,13 @@ def _bytes(value):
 
 
 def _same_bits(a, b):
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind in "fiub" and a.dtype.itemsize in _UINT:
+        # the bits compared as unsigned integers, without two copies of a large parameter
+        u = _UINT[a.dtype.itemsize]
+        return bool(np.array_equal(a.view(u), b.view(u)))
+    return a.tobytes() == b.tobytes()
+
+
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
