@@ -544,6 +544,22 @@ def test_a_held_gradient_or_loss_keeps_its_values_across_native_replays():
     assert id(model[2].bias.grad._data) == before
 
 
+def test_two_backwards_in_one_step_update_with_the_summed_gradient():
+    """The second backward adds into .grad: SGD's update reads the sum, not the first
+    gradient's array (the native update takes only gradients backward set alone)."""
+    def make():
+        model, opt, _, batches = tiny_mlp()()
+
+        def step(x, y):
+            opt.zero_grad()
+            F.mse_loss(model(x), y).backward()
+            F.mse_loss(model(x * 2), y).backward()
+            opt.step()
+            return model[0].weight.grad
+        return model, opt, step, batches
+    _same_as_eager(make, steps=6)
+
+
 def test_a_native_replay_checks_the_targets_it_reads():
     model, opt, step, batches = mnist_mlp("numpy")()
     fn = cygrad.compile(step)

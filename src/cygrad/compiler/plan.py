@@ -198,6 +198,7 @@ class Builder:
         self.step_native = []  # per plan step: None, or the lines before its kernels (native)
         self.nat = Native()
         self.cleared = []  # .grad that fn set to None before backward set it
+        self.grad_decided = set()  # refs whose first leaf action decided their .grad check
         self.live_var = {}  # id(tensor) -> (variable of its array read live, that array)
         self.grad_var = {}  # id(tensor) -> the variable its .grad was set to (adopted)
         self.updates = []  # (plan step, native form of an optimizer update: updates.py)
@@ -512,6 +513,7 @@ class Builder:
             lines.append(f"_t = _writable({ref}._grad)")
             lines.append(f"_t += {gv}")
             action = "add"
+            self.grad_var.pop(id(node), None)  # (the sum may live in a copy: read it live)
         if after is not None:
             self.ref_of[id(after)] = f"{ref}._grad"
         del self.gvar[id(node)]  # a later backward starts this leaf's sum afresh
@@ -525,8 +527,9 @@ class Builder:
     def _grad_check(self, node, ref, held):
         """What the tensor's .grad must be when a replay starts, for this capture's leaf
         action to be eager's: the first action on each tensor decides."""
-        if any(r == ref for r, _, _ in self.plan.grad_checks):
+        if ref in self.grad_decided:  # (a later action on it, e.g. a second backward's add)
             return
+        self.grad_decided.add(ref)
         if held is not None:
             if self.snap is not None and ref.startswith("a"):
                 self.problems.append("gradients accumulate into an argument across calls")
@@ -600,7 +603,7 @@ class Builder:
             nat.fail("the plan has problems")
         defined = set(nat.defined)
         others = [line for i, lines in enumerate(self.step_lines) if self.step_native[i] is None
-                  for line in lines] + [result]
+                  for line in lines] + self.body + [result]
         prefix = [line for i in steps for line in self.step_native[i]]
         if nat.ok and defined & _names(prefix):
             nat.fail("an array read before the kernels is made by them")
@@ -735,6 +738,7 @@ class Builder:
                 out += [f"    {line}" for line in lines]
                 if timed:
                     out.append(f"    _T[{i + 1}] = _clock()")
+            out += [f"    {line}" for line in self.body]  # what the result reads
             out.append(f"    return {result}")
             return "\n".join(out)
 
