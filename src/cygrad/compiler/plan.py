@@ -201,6 +201,7 @@ class Builder:
         self.grad_decided = set()  # refs whose first leaf action decided their .grad check
         self.live_var = {}  # id(tensor) -> (variable of its array read live, that array)
         self.grad_var = {}  # id(tensor) -> the variable its .grad was set to (adopted)
+        self.grad_copy = {}  # ref -> (tensor, variable, array) of a .grad set to a copy
         self.updates = []  # (plan step, native form of an optimizer update: updates.py)
         self.leaves = leaves
         self.last_backward = {}
@@ -508,12 +509,15 @@ class Builder:
             else:
                 lines.append(f"{ref}._grad = _gradt(_np.array({gv}, "
                              f"dtype={self._const(node._data.dtype)}))")
+                if after is not None:  # (a native replay hands its own array out instead)
+                    self.grad_copy[ref] = (node, gv, after._data)
             action = "set"
         else:
             lines.append(f"_t = _writable({ref}._grad)")
             lines.append(f"_t += {gv}")
             action = "add"
             self.grad_var.pop(id(node), None)  # (the sum may live in a copy: read it live)
+            self.grad_copy.pop(ref, None)
         if after is not None:
             self.ref_of[id(after)] = f"{ref}._grad"
         del self.gvar[id(node)]  # a later backward starts this leaf's sum afresh
@@ -625,6 +629,18 @@ class Builder:
             self.step_lines[i] = prefix + run if n == 0 else []
             self.plan.steps[i].name += " [native]"
         plan.native = program
+        # A gradient eager copied into .grad (backward keeps a copy when something else may
+        # hold its array: the count of references decides, and it differs between Python
+        # versions) is the program's own output here, never written while held: handed out.
+        for i, lines in enumerate(self.step_lines):
+            for j, line in enumerate(lines if self.step_native[i] is None else ()):
+                m = _COPIED.fullmatch(line)
+                if m is None or m.group(1) not in self.grad_copy:
+                    continue
+                node, gv, array = self.grad_copy[m.group(1)]
+                if gv == m.group(2) and gv in outputs and nat.meta[gv][1] == node._data.dtype:
+                    lines[j] = f"{m.group(1)}._grad = _gradt({gv})"
+                    self.grad_var[id(node)] = (gv, array)
 
     def _native_updates(self):
         """Optimizer updates as a Program of their own (compiler/updates.py), where each
@@ -796,6 +812,7 @@ def _relive(plan):
 
 
 _NAME = re.compile(r"\b[A-Za-z_]\w*\b")
+_COPIED = re.compile(r"(\S+)\._grad = _gradt\(_np\.array\((\w+), dtype=\w+\)\)")
 
 
 def _names(lines):
