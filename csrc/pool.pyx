@@ -86,10 +86,44 @@ cdef void _max_plane(const floating *plane, floating *out, int64_t *idx, const i
             _max_window(plane, m + ox, best + ox, hs[oy], he[oy], ws[ox], we[ox], W, dh, dw)
         if a == b:
             continue
-        if sw == 2 and taps == 2 and dw == 1:  # 2x2 windows, stride 2: constants inlined
+        if sw == 2 and taps == 2 and dw == 1 and dh == 1 and he[oy] - hs[oy] == 2:
+            # 2x2 windows at stride 2 (most CNNs): each output's four taps in registers
+            _max_2x2(plane + hs[oy] * W + ws[a], m + a, best + a, hs[oy] * W + ws[a], W, b - a)
+        elif sw == 2 and taps == 2 and dw == 1:  # 2-column windows, stride 2: constants inlined
             _max_run(plane, m, best, hs[oy], he[oy], ws[a], W, a, b, dh, 2, 2, 1)
         else:
             _max_run(plane, m, best, hs[oy], he[oy], ws[a], W, a, b, dh, sw, taps, dw)
+
+
+cdef inline void _max_2x2(const floating *r0, floating *m, int64_t *best, int64_t base,
+                          Py_ssize_t W, Py_ssize_t n) noexcept nogil:
+    """n outputs of 2x2 windows spaced 2 apart, the first at r0 (flat index base): output ox
+    takes r0[2ox], r0[2ox + 1], r1[2ox], r1[2ox + 1] (r1 = r0 + W) in that order, by
+    _max_window's rule (its first tap always replaces the running -inf or keeps -inf with the
+    same index, so it is taken as it is)."""
+    cdef const floating *r1 = r0 + W
+    cdef Py_ssize_t ox, k
+    cdef floating v, mm
+    cdef int64_t bi
+    cdef int take
+    for ox in range(n):
+        k = 2 * ox
+        mm = r0[k]
+        bi = base + k
+        v = r0[k + 1]
+        take = (v > mm) | (v != v)
+        mm = v if take else mm
+        bi = base + k + 1 if take else bi
+        v = r1[k]
+        take = (v > mm) | (v != v)
+        mm = v if take else mm
+        bi = base + W + k if take else bi
+        v = r1[k + 1]
+        take = (v > mm) | (v != v)
+        mm = v if take else mm
+        bi = base + W + k + 1 if take else bi
+        m[ox] = mm
+        best[ox] = bi
 
 
 cdef inline void _max_run(const floating *plane, floating *m, int64_t *best, Py_ssize_t y0,

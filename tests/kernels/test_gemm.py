@@ -223,6 +223,33 @@ def test_threads_and_variants_give_the_same_bits(dtype, ta, tb, m, n, k):
         assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
 
 
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("dtype,m,n,k", [
+    (np.float32, 32, 9, 600), (np.float32, 300, 4, 100), (np.float32, 64, 10, 128),
+    (np.float32, 16, 20, 40), (np.float32, 100, 3, 1100), (np.float64, 32, 9, 600),
+    (np.float64, 64, 10, 300), (np.float64, 40, 5, 300), (np.float64, 13, 9, 50)])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_transposed_run_gives_the_same_bits(dtype, ta, tb, m, n, k, layout):
+    """Few columns and more rows: the product runs as C.T = op(B).T @ op(A).T and is copied
+    back; every element is the same chain (fma is symmetric in its factors), so the bits are
+    the naive variant's, at 1 and 2 threads, whatever the operands' strides."""
+    assert gemm_module.swaps(m, n, k, dtype)
+    rng = np.random.default_rng(m + n + k)
+    a, b = operands(rng, m, n, k, ta, tb, dtype)
+    a, b = relayout(a, layout, rng), relayout(b, layout, rng)
+    c = run_gemm(a, b, ta, tb, 1, kernel="naive")
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 1))
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 2))
+    assert_close_to_numpy(c, a, b, ta, tb)
+
+
+def test_transposed_run_is_only_for_ragged_narrow_products():
+    assert not gemm_module.swaps(512, 512, 512, np.float32)
+    assert not gemm_module.swaps(9, 32, 600, np.float32)  # already the better way round
+    assert not gemm_module.swaps(32, 9, 8, np.float32)  # k too short to pay for the copy
+    assert not gemm_module.swaps(40000, 9, 600, np.float32)  # C too big for a scratch copy
+
+
 # ---------------------------------------------------------------- through the backend seam
 
 def test_through_the_backend_seam():

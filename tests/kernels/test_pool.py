@@ -98,6 +98,24 @@ def test_adaptive_windows_are_bitwise_the_twin(dt):
                           numpy_backend.avg_pool_backward(g, x.shape, *args, 1))
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("padding,ceil_mode", [(0, False), (1, False), (0, True), (1, True)])
+@pytest.mark.parametrize("values", ["normal", "ties", "nans", "infs"])
+def test_two_by_two_stride_two_path_is_bitwise_the_twin(dt, padding, ceil_mode, values):
+    """2x2 windows at stride 2 (most CNNs) take their own loop: its rows, edge windows (padding,
+    ceil mode, odd sizes) and PyTorch's tie / NaN rule against the twin."""
+    shape = (3, 7, 9)
+    hs, he, ws, we, _, _ = windows(7, 9, (2, 2), (2, 2), (padding, padding), (1, 1), ceil_mode)
+    x = data(shape, dt, 11, ties=values == "ties", nans=values == "nans")
+    if values == "infs":
+        x[np.random.default_rng(3).random(shape) < 0.5] = -np.inf
+    for threads in (1, 2):
+        out, idx = cython_backend.max_pool(x, hs, he, ws, we, 1, 1, threads)
+        ref, ref_idx = numpy_backend.max_pool(x, hs, he, ws, we, 1, 1, 1)
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_array_equal(idx, ref_idx)
+
+
 # ---------------------------------------------------------------- PyTorch's rule, our orders
 
 def one_window(values):
