@@ -30,6 +30,7 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
 
 from . import autograd, backends, compiler, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
 from ._config import show_config  # noqa: E402
+from ._format import set_printoptions  # noqa: E402
 from .autograd import (  # noqa: E402  # noqa: E402
     detect_anomaly,
     enable_grad,

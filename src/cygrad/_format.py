@@ -46,19 +46,15 @@ class _Formatter:
         a = np.abs(finite)
         lo, hi = a.min(), a.max()
         self.int_mode = bool(np.all(finite == np.ceil(finite)))
-        if self.int_mode:
-            if hi / lo > 1000.0 or hi > 1.0e8:
-                self.sci_mode = True
-                self.max_width = max(len(f"{v:.{p}e}") for v in finite.tolist())
-            else:
-                self.max_width = max(len(f"{v:.0f}") + 1 for v in finite.tolist())
-        elif hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4:
-            self.sci_mode = True
+        # the mode first (set_printoptions(sci_mode=...) forces it), then the widths in it
+        self.sci_mode = bool(hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4) \
+            if PRINT_OPTS.sci_mode is None else bool(PRINT_OPTS.sci_mode)
+        if self.sci_mode:
             self.max_width = max(len(f"{v:.{p}e}") for v in finite.tolist())
+        elif self.int_mode:
+            self.max_width = max(len(f"{v:.0f}") + 1 for v in finite.tolist())
         else:
             self.max_width = max(len(f"{v:.{p}f}") for v in finite.tolist())
-        if PRINT_OPTS.sci_mode is not None:
-            self.sci_mode = PRINT_OPTS.sci_mode
 
     def format(self, value):
         p = PRINT_OPTS.precision

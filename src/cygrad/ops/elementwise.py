@@ -219,7 +219,7 @@ def _z(a):
 # Gradients as torch's derivatives.yaml writes them (grad, self, result -> g, x, y).
 
 unary("abs", np.abs, lambda g, x, y: g * np.sign(x), "dx = g * sign(x)", ints="keep",
-      domain=(0.1, 2.0))
+      domain=(0.1, 2.0), aliases=("absolute",))
 unary("neg", np.negative, lambda g, x, y: -g, "dx = -g", saves="", ints="keep",
       aliases=("negative",))
 unary("exp", np.exp, lambda g, x, y: g * y, "dx = g * y", saves="y")

@@ -362,6 +362,36 @@ def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_g
     return _finish(np.eye(n, m, dtype=d.numpy), requires_grad)
 
 
+def _triangle_indices(row, col, offset, dtype, device, lower):
+    check_device(device)
+    d = dtypes.int64 if dtype is None else dtypes.as_dtype(dtype)
+    if d.numpy.kind not in "iu":
+        raise RuntimeError(f"\"{'tril' if lower else 'triu'}_indices\" not implemented for "
+                           f"'{dtypes.SCALAR_NAMES[d.name]}'")
+    for name, v in (("row", row), ("col", col), ("offset", offset)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{'tril' if lower else 'triu'}_indices(): argument '{name}' must "
+                            f"be int, not {type(v).__name__}")
+    if row < 0 or col < 0:
+        raise RuntimeError(f"row must be non-negative, got {row}" if row < 0 else
+                           f"col must be non-negative, got {col}")
+    rows, cols = (np.tril_indices if lower else np.triu_indices)(row, offset, col)
+    return _finish(np.stack([rows, cols]).astype(d.numpy).reshape(2, -1), False)
+
+
+@export("tril_indices")
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    """The (row, column) indices of the lower triangle of a row x col matrix (offset: the
+    diagonal it stops at), a 2 x N int64 tensor in row-major order."""
+    return _triangle_indices(row, col, offset, dtype, device, True)
+
+
+@export("triu_indices")
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    """The (row, column) indices of the upper triangle, as tril_indices."""
+    return _triangle_indices(row, col, offset, dtype, device, False)
+
+
 # ---------------------------------------------------------------------- copies and casts
 
 class Cast(Op):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import backend as B
 from ..tensor import Tensor, _wrap, apply
-from . import Op
+from . import Op, registry
 from .registry import export
 
 
@@ -296,3 +296,136 @@ def einsum(equation, *operands):
     result = matmul(a3, b3).reshape(tuple(nb + nl + nr))
     order = batch + left + right
     return result.permute(*[order.index(c) for c in output]) if output else result
+
+
+# ---------------------------------------------------------------------- composites
+# Made of the products above and elementwise ops: their gradients and bits are those ops'.
+
+def _where(condition, input, other):
+    return registry.FUNCTIONS["where"](condition, input, other)
+
+
+def _scaled_sum(input, product, beta, alpha, where):
+    """beta * input + alpha * product (torch's addmm family: with beta == 0 input is not read,
+    so its NaN and inf do not propagate; it must still broadcast to the product)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{where}(): argument 'input' must be Tensor, not "
+                        f"{type(input).__name__}")
+    shape = product._data.shape
+    lead = len(shape) - input._data.ndim
+    if lead < 0 or any(s not in (1, t) for s, t in zip(input._data.shape, shape[lead:])):
+        raise RuntimeError(f"The expanded size of the tensor must match the existing size: "
+                           f"{where} of input {list(input.shape)} and a product of "
+                           f"{list(shape)}")
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:  # the product's values, input in the graph with a zero gradient (as torch)
+        return _where(_wrap(np.zeros(shape, np.bool_)), input, product)
+    return (input if beta == 1 else input * beta) + product
+
+
+def _no_out_dtype(out_dtype, where):
+    if out_dtype is not None:
+        raise NotImplementedError(f"{where} with out_dtype: torch runs it on CUDA only, "
+                                  "cygrad not at all")
+
+
+@export("addmm", method=True)
+def addmm(input, mat1, mat2, out_dtype=None, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2), 2-D matrices."""
+    _no_out_dtype(out_dtype, "addmm")
+    for name, t in (("mat1", mat1), ("mat2", mat2)):
+        if isinstance(t, Tensor) and t._data.ndim != 2:
+            raise RuntimeError(f"{name} must be a matrix, got {t._data.ndim}-D tensor")
+    return _scaled_sum(input, mm(mat1, mat2), beta, alpha, "addmm")
+
+
+@export("addmv", method=True)
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat @ vec)."""
+    return _scaled_sum(input, mv(mat, vec), beta, alpha, "addmv")
+
+
+@export("baddbmm", method=True)
+def baddbmm(input, batch1, batch2, out_dtype=None, *, beta=1, alpha=1):
+    """beta * input + alpha * bmm(batch1, batch2)."""
+    _no_out_dtype(out_dtype, "baddbmm")
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha, "baddbmm")
+
+
+@export("addbmm", method=True)
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * (the sum over the batch of bmm(batch1, batch2))."""
+    return _scaled_sum(input, bmm(batch1, batch2).sum(0), beta, alpha, "addbmm")
+
+
+@export("kron", method=True)
+def kron(input, other):
+    """The Kronecker product: out[i * b + j] = input[i] * other[j] in every dim (the fewer
+    dims of one operand padded with leading 1s); elementwise products, exact."""
+    for name, t in (("input", input), ("other", other)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"kron(): argument '{name}' must be Tensor, not "
+                            f"{type(t).__name__}")
+    n = max(input._data.ndim, other._data.ndim)
+    a = (1,) * (n - input._data.ndim) + input._data.shape
+    b = (1,) * (n - other._data.ndim) + other._data.shape
+    left = input.reshape(tuple(x for s in a for x in (s, 1)))
+    right = other.reshape(tuple(x for s in b for x in (1, s)))
+    return (left * right).reshape(tuple(x * y for x, y in zip(a, b)))
+
+
+@export("tensordot")
+def tensordot(a, b, dims=2, out=None):
+    """Contract a's dims dims[0] with b's dims[1] (an int n: a's last n with b's first n):
+    both laid out as matrices, one exact product, reshaped back."""
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        da = list(range(a._data.ndim - dims, a._data.ndim))
+        db = list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        if isinstance(dims, Tensor):
+            raise TypeError("tensordot: dims as a tensor is not supported; pass lists")
+    if len(da) != len(db):
+        raise RuntimeError(f"both dimension lists should have same length, got {len(da)} and "
+                           f"{len(db)}")
+    da = [d % a._data.ndim if a._data.ndim else d for d in da]
+    db = [d % b._data.ndim if b._data.ndim else d for d in db]
+    for x, y in zip(da, db):
+        if a._data.shape[x] != b._data.shape[y]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size "
+                               f"{a._data.shape[x]} in dim {x} and second has size "
+                               f"{b._data.shape[y]} in dim {y}")
+    free_a = [d for d in range(a._data.ndim) if d not in da]
+    free_b = [d for d in range(b._data.ndim) if d not in db]
+    k = math.prod(a._data.shape[d] for d in da)
+    left = a.permute(free_a + da).reshape(-1, k) if a._data.ndim else a.reshape(1, 1)
+    right = b.permute(db + free_b).reshape(k, -1) if b._data.ndim else b.reshape(1, 1)
+    shape = [a._data.shape[d] for d in free_a] + [b._data.shape[d] for d in free_b]
+    result = matmul(left, right).reshape(shape)
+    return result if out is None else out._write(result)
+
+
+@export("dist", method=True)
+def dist(input, other, p=2):
+    """The p-norm of input - other (broadcast)."""
+    return (input - other).norm(p)
+
+
+@export("cdist")
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """The p-norm distance between each row of x1 (..., P, M) and each row of x2 (..., R, M):
+    (..., P, R), from the differences directly (torch may use a product form for p = 2 on
+    large inputs: equal to rounding)."""
+    for name, t in (("x1", x1), ("x2", x2)):
+        if t._data.ndim < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: "
+                               f"{t._data.ndim}D")
+    if x1._data.shape[-1] != x2._data.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: "
+                           f"{x1._data.shape[-1]} X2: {x2._data.shape[-1]}")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    return (x1.unsqueeze(-2) - x2.unsqueeze(-3)).norm(p, dim=-1)

@@ -137,6 +137,48 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, **aliases):
     return apply(Mean, x, axes=_axes(dim, input._data.ndim), keepdim=keepdim)
 
 
+class NanToZero(Op):
+    """y = 0 where x is NaN, else x"""
+
+    rule = "dx = g * (x is not NaN)  (a product, as torch's nansum: inf * 0 is NaN)"
+
+    def forward(self, x):
+        self.keep = ~np.isnan(x)
+        return np.where(self.keep, x, x.dtype.type(0))
+
+    def backward(self, g):
+        with np.errstate(invalid="ignore"):  # inf * 0: NaN, as torch gives
+            return (g * self.keep,)
+
+
+def _not_nan(input, where):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{where}(): argument 'input' must be Tensor, not "
+                        f"{type(input).__name__}")
+    if input.is_floating_point():
+        return apply(NanToZero, input)
+    return input
+
+
+@export("nansum", method=True)
+def nansum(input, dim=None, keepdim=False, *, dtype=None, **aliases):
+    """The sum with NaN counted as zero (its gradient there is zero)."""
+    dim, keepdim = _dim_args(dim, keepdim, aliases, "nansum")
+    return reduce_sum(_not_nan(input, "nansum"), dim, keepdim, dtype=dtype)
+
+
+@export("nanmean", method=True)
+def nanmean(input, dim=None, keepdim=False, *, dtype=None, **aliases):
+    """The mean of the elements that are not NaN (nan where there is none)."""
+    dim, keepdim = _dim_args(dim, keepdim, aliases, "nanmean")
+    if not input.is_floating_point() and dtype is None:
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype "
+                           f"but got {dtypes.SCALAR_NAMES[input.dtype.name]}")
+    total = nansum(input, dim, keepdim, dtype=dtype)
+    count = reduce_sum(~input.isnan(), dim, keepdim)
+    return total / count
+
+
 class Prod(Op):
     """y = product of x over dim"""
 

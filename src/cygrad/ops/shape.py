@@ -355,6 +355,10 @@ def repeat(self, *sizes):
     if len(sizes) < self._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
                            "of dimensions of tensor")
+    if any(s < 0 for s in sizes):
+        lead = (1,) * (len(sizes) - self._data.ndim) + self._data.shape
+        raise RuntimeError(f"Trying to create tensor with negative dimension "
+                           f"{min(sizes)}: {[a * b for a, b in zip(lead, sizes)]}")
     return apply(Repeat, self, repeats=sizes)
 
 
@@ -1235,3 +1239,274 @@ def diag(input, diagonal=0):
         rows, cols = (idx, idx + diagonal) if diagonal >= 0 else (idx - diagonal, idx)
         return index_put(base, (_wrap(rows), _wrap(cols)), input)
     return diagonal_of(input, diagonal).clone()  # torch.diag copies (diagonal() views)
+
+
+# ---------------------------------------------------------------------- composites
+# torch functions made of the ops above (views, expand, flip, index_select, gather, cat and
+# the elementwise ops): their gradients are those ops' gradients, their bits those ops' bits.
+
+def _broadcast_shape(shapes, where):
+    """torch's broadcast of several shapes (right-aligned, 1 stretches), or RuntimeError."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(ndim):
+        sizes = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
+        if len(sizes) > 1:
+            raise RuntimeError(f"{where}: shape mismatch: objects cannot be broadcast to a "
+                               f"single shape; shapes {[list(s) for s in shapes]}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+@export("broadcast_shapes")
+def broadcast_shapes(*shapes):
+    """The shape the given shapes (ints or sequences of ints) broadcast to, as a Size."""
+    normal = []
+    for s in shapes:
+        s = (s,) if isinstance(s, (int, np.integer)) else tuple(s)
+        for n in s:
+            if operator.index(n) < 0:
+                raise RuntimeError(f"Trying to create tensor with negative dimension {n}: "
+                                   f"{list(s)}")
+        normal.append(tuple(operator.index(n) for n in s))
+    return Size(_broadcast_shape(normal, "broadcast_shapes"))
+
+
+@export("broadcast_tensors")
+def broadcast_tensors(*tensors):
+    """The tensors expanded to their common shape (views), as a tuple."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"broadcast_tensors(): expected Tensor as element in argument "
+                            f"'tensors', but got {type(t).__name__}")
+    shape = _broadcast_shape([t._data.shape for t in tensors], "broadcast_tensors")
+    return tuple(expand(t, shape) for t in tensors)
+
+
+@export("tile", method=True)
+def tile(input, *dims):
+    """input repeated dims[i] times along dim i (torch.tile): with fewer dims than input has,
+    leading 1s are assumed; with more, input gains leading dims (Tensor.repeat after that)."""
+    dims = _shape_args(dims, "tile")
+    nd = input._data.ndim
+    if len(dims) < nd:
+        dims = (1,) * (nd - len(dims)) + tuple(dims)
+    return repeat(input, dims)
+
+
+@export("repeat_interleave", method=True)
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Each element (each slice along dim; of the flattened input when dim is None) repeated
+    `repeats` times in place: an int, or a tensor of one count per element. With a single
+    tensor argument, torch.repeat_interleave(repeats): its indices repeated. An index_select,
+    whose gradient sums each element's copies in order."""
+    if repeats is None:  # torch.repeat_interleave(repeats)
+        counts = input
+        if not isinstance(counts, Tensor) or counts._data.ndim > 1:
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        reps = _counts(counts)
+        return _wrap(np.repeat(np.arange(reps.size, dtype=np.int64), reps))
+    if dim is None:
+        x, d = input.reshape(-1), 0
+    else:
+        x, d = input, _dim(dim, input._data.ndim)
+    size = x._data.shape[d] if x._data.ndim else 1
+    if isinstance(repeats, Tensor):
+        if repeats._data.ndim > 1:
+            raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
+        reps = _counts(repeats)
+        if reps.size == 1:
+            reps = np.full(size, reps[0], np.int64)
+        elif reps.size != size:
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                               f"repeats.size(0) = {reps.size} and input.size({d}) = {size}")
+    else:
+        n = operator.index(repeats)
+        if n < 0:
+            raise RuntimeError("repeats can not be negative")
+        reps = np.full(size, n, np.int64)
+    index = np.repeat(np.arange(size, dtype=np.int64), reps)
+    if output_size is not None and output_size != index.size:
+        raise RuntimeError(f"allocated size does not match required size: output_size "
+                           f"{output_size}, required {index.size}")
+    if x._data.ndim == 0:
+        x = x.reshape(1)
+    return index_select(x, d, _wrap(index))
+
+
+def _counts(counts):
+    if counts._data.dtype.kind not in "iu":
+        raise RuntimeError("repeat_interleave: repeats has to be Long or Int tensor")
+    reps = counts._data.reshape(-1).astype(np.int64)
+    if reps.size and reps.min() < 0:
+        raise RuntimeError("repeats can not be negative")
+    return reps
+
+
+@export("meshgrid")
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids of 0-D or 1-D tensors (expanded views): indexing "ij" (the default,
+    with torch's warning when not given) or "xy" (the first two dims swapped)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        import warnings
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                      "indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but '
+                           f'received: {indexing}')
+    if not tensors:
+        raise RuntimeError("torch.meshgrid: Expected at least one tensor in the tensor list")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"meshgrid(): expected Tensor as element in argument 'tensors', but "
+                            f"got {type(t).__name__}")
+        if t._data.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but "
+                               f"got: {t._data.ndim}D")
+    if len({t._data.dtype for t in tensors}) > 1:
+        raise RuntimeError("meshgrid expects all tensors to have the same dtype")
+    order = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        order[0], order[1] = 1, 0
+    sizes = [tensors[i]._data.size for i in order]
+    out = []
+    for i, t in enumerate(tensors):
+        place = order.index(i)
+        shape = [1] * len(tensors)
+        shape[place] = sizes[place]
+        out.append(t.reshape(shape).expand(sizes))
+    return tuple(out)
+
+
+def _atleast(ndim, tensors, where):
+    single = len(tensors) == 1 and isinstance(tensors[0], Tensor)
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    out = []
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}(): argument 'tensors' must be tuple of Tensors, not "
+                            f"{type(t).__name__}")
+        n = t._data.ndim
+        if n >= ndim:
+            out.append(t)
+        elif ndim == 3 and n == 2:
+            out.append(t.unsqueeze(-1))
+        elif ndim == 3 and n == 1:
+            out.append(t.reshape(1, -1, 1))
+        else:
+            out.append(t.reshape((1,) * (ndim - max(n, 1)) + (t._data.shape or (1,))))
+    return out[0] if single else tuple(out)
+
+
+@export("atleast_1d")
+def atleast_1d(*tensors):
+    return _atleast(1, tensors, "atleast_1d")
+
+
+@export("atleast_2d")
+def atleast_2d(*tensors):
+    return _atleast(2, tensors, "atleast_2d")
+
+
+@export("atleast_3d")
+def atleast_3d(*tensors):
+    return _atleast(3, tensors, "atleast_3d")
+
+
+@export("take_along_dim", method=True)
+def take_along_dim(input, indices, dim=None):
+    """input's values at indices along dim (input and indices broadcast in the other dims), or
+    of the flattened input at the flattened indices when dim is None: a gather."""
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"take_along_dim(): argument 'indices' must be Tensor, not "
+                        f"{type(indices).__name__}")
+    if dim is None:  # (torch takes int32 indices here too)
+        if indices._data.dtype.kind not in "iu":
+            raise RuntimeError("take(): Expected a long tensor for index, but got "
+                               f"{dtypes.SCALAR_NAMES[indices.dtype.name]}")
+        return gather(input.reshape(-1), 0, indices.reshape(-1).long())
+    if indices._data.dtype != np.int64:
+        raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got "
+                           f"{dtypes.SCALAR_NAMES[indices.dtype.name]}")
+    n = input._data.ndim
+    d = _dim(dim, n)
+    if indices._data.ndim != n:
+        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same "
+                           f"number of dimensions, but got {n} dimensions for input, and "
+                           f"{indices._data.ndim} dimensions for indices")
+    xs, ks = list(input._data.shape), list(indices._data.shape)
+    xs[d] = ks[d] = 1
+    common = list(_broadcast_shape([tuple(xs), tuple(ks)], "take_along_dim"))
+    xs, ks = common.copy(), common.copy()
+    xs[d], ks[d] = input._data.shape[d], indices._data.shape[d]
+    return gather(expand(input, xs), d, expand(indices, ks))
+
+
+@export("diff", method=True)
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """The n-th forward difference along dim (x[i+1] - x[i], repeated n times; for bool
+    x[i+1] != x[i]), after prepend and append are joined on."""
+    if input._data.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    n = operator.index(n)
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = _dim(dim, input._data.ndim)
+    parts = [t for t in (prepend, input, append) if t is not None]
+    for t in parts:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"diff(): argument 'prepend' must be Tensor, not {type(t).__name__}")
+        if t._data.ndim != input._data.ndim:
+            raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+    x = cat(parts, d) if len(parts) > 1 else input
+    for _ in range(n):
+        length = x._data.shape[d]
+        if length == 0:
+            break
+        hi, lo = narrow(x, d, 1, length - 1), narrow(x, d, 0, length - 1)
+        x = hi != lo if x._data.dtype == np.bool_ else hi - lo
+    return x
+
+
+@export("fliplr")
+def fliplr(input):
+    if input._data.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, 1)
+
+
+@export("flipud")
+def flipud(input):
+    if input._data.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, 0)
+
+
+@export("rot90", method=True)
+def rot90(input, k=1, dims=(0, 1)):
+    """input rotated by k quarter turns in the plane of dims, from the first towards the
+    second (flips and a transpose: views and copies only)."""
+    dims = tuple(dims)
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    n = input._data.ndim
+    if n < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {n}")
+    a, b = _dim(dims[0], n), _dim(dims[1], n)
+    if a == b:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {a} and "
+                           f"dim1 = {b}")
+    k = operator.index(k) % 4
+    if k == 1:
+        return flip(input, b).transpose(a, b)
+    if k == 2:
+        return flip(input, a, b)
+    if k == 3:
+        return flip(input, a).transpose(a, b)
+    return input.clone()
