@@ -33,6 +33,7 @@ code in libtorch_cpu; both draw from mt19937 as above).
 """
 
 import contextlib
+import math
 import secrets
 import threading
 import warnings
@@ -312,9 +313,10 @@ def _normal_pairs(g, n, mean, std):
     need = n - len(z)
     if need:
         u = g._uniform(2 * ((need + 1) // 2), np.float64)
-        r = np.sqrt(-2.0 * np.log1p(-u[1::2]))
+        r = np.sqrt(-2.0 * _rng_math.libm(math.log1p, -u[1::2]))
         theta = (2.0 * np.pi) * u[0::2]
-        pairs = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1).reshape(-1)
+        pairs = np.stack([r * _rng_math.libm(math.cos, theta),
+                          r * _rng_math.libm(math.sin, theta)], axis=1).reshape(-1)
         if need % 2:
             g._next_double = float(pairs[-1])
             pairs = pairs[:-1]
@@ -371,7 +373,7 @@ def exponential_(a, lambd=1.0, generator=None):
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     if a.size:
         u = _gen(generator)._uniform(a.size, np.float64)
-        _fill(a, ((-1.0 / lambd) * np.log1p(-u)).astype(a.dtype))
+        _fill(a, ((-1.0 / lambd) * _rng_math.libm(math.log1p, -u)).astype(a.dtype))
     return a
 
 
