@@ -384,7 +384,7 @@ def test_messages_name_shapes_and_values():
         F.conv2d(x, cygrad.tensor(np.zeros((1, 2, 5, 5), np.float32)), dilation=2)
     with pytest.raises(RuntimeError, match="pad=2, kernel_size=3 and dilation=1"):
         F.avg_pool2d(x, 3, padding=2)
-    with pytest.raises(TypeError, match="input has dtype float32 but weight has dtype float64"):
+    with pytest.raises(RuntimeError, match="input has dtype float32 but weight has dtype float64"):
         nn.Conv2d(2, 2, 3, dtype="float64")(x)
 
 

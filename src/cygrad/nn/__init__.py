@@ -1,7 +1,17 @@
 """cygrad.nn: modules, layers, losses, initialisers — PyTorch's names, shapes and semantics."""
 
 from . import functional, init
-from .activation import MultiheadAttention
+from .activation import (
+    CELU,
+    GLU,
+    Hardshrink,
+    MultiheadAttention,
+    PReLU,
+    Softmin,
+    Softshrink,
+    Tanhshrink,
+    Threshold,
+)
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d
@@ -34,7 +44,7 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Buffer, Module, Parameter
-from .normalization import LayerNorm
+from .normalization import GroupNorm, LayerNorm, RMSNorm
 from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -45,6 +55,7 @@ from .pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding
 
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
@@ -70,4 +81,7 @@ __all__ = [
     "KLDivLoss", "CosineSimilarity", "PairwiseDistance", "functional", "init", "tied_parameters",
     *ACTIVATIONS,
     "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "MultiheadAttention",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+    "GroupNorm", "RMSNorm", "CELU", "GLU", "Softmin", "PReLU", "Threshold", "Tanhshrink",
+    "Hardshrink", "Softshrink",
 ]

@@ -46,9 +46,9 @@ def _check_tensor(x, what, fn):
 def _check_dtype(fn, x, *others):
     for what, t in others:
         if t is not None and t._data.dtype != x._data.dtype:
-            raise TypeError(f"{fn}: input has dtype {x._data.dtype} but {what} has dtype "
-                            f"{t._data.dtype}; "
-                            "convert one of them (e.g. build the layer with dtype=...)")
+            raise RuntimeError(f"{fn}: input has dtype {x._data.dtype} but {what} has dtype "
+                               f"{t._data.dtype}; convert one of them (e.g. build the layer "
+                               "with dtype=...)")  # (torch: RuntimeError, "Input type ...")
 
 
 # ---------------------------------------------------------------------- convolution

@@ -24,6 +24,8 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
 )
 from ._functional_dropout import *  # noqa: F403  (dropout, dropout2d, alpha_dropout...)
 from ._functional_dropout import __all__ as _dropout_all
+from ._functional_extra import *  # noqa: F403  (celu, glu, prelu, group_norm, rms_norm...)
+from ._functional_extra import __all__ as _extra_all
 from ._functional_loss import *  # noqa: F403  (losses, one_hot, pad, normalize...)
 from ._functional_loss import __all__ as _loss_all
 
@@ -35,7 +37,7 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
 __all__ = [
     "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-    *registry.FUNCTIONAL, *_dropout_all, *_loss_all,
+    *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_extra_all,
     "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
     "multi_head_attention_forward",
 ]
@@ -78,14 +80,16 @@ def _check_weights(name, x, weight, bias, weight_ndim):
             continue
         if not isinstance(t, Tensor):
             raise TypeError(f"{name}: {what} must be a cygrad Tensor, got {type(t).__name__}")
-        if t.dtype != x.dtype:
-            raise TypeError(f"{name}: input has dtype {x.dtype} but {what} has dtype {t.dtype}; "
-                            "convert one of them (e.g. build the layer with dtype=...)")
+        if t.dtype != x.dtype:  # (torch: RuntimeError, "mat1 and mat2 must have the same dtype")
+            raise RuntimeError(f"{name}: input has dtype {x.dtype} but {what} has dtype "
+                               f"{t.dtype}; convert one of them (e.g. build the layer with "
+                               "dtype=...)")
     if weight.ndim != weight_ndim:
-        raise ValueError(f"{name}: weight must be {weight_ndim}-D, got shape {tuple(weight.shape)}")
+        raise RuntimeError(f"{name}: weight must be {weight_ndim}-D, got shape "
+                           f"{tuple(weight.shape)}")
     if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{name}: bias of shape {tuple(bias.shape)} does not fit weight of shape "
-                         f"{tuple(weight.shape)} (expected ({weight.shape[0]},))")
+        raise RuntimeError(f"{name}: bias of shape {tuple(bias.shape)} does not fit weight of "
+                           f"shape {tuple(weight.shape)} (expected ({weight.shape[0]},))")
 
 
 # ---------------------------------------------------------------------- layers
@@ -102,8 +106,9 @@ def _check_linear(x, weight, bias):
         _tensor_input(x, "linear")
     _check_weights("linear", x, weight, bias, 2)
     if x._data.ndim < 1 or x._data.shape[-1] != weight._data.shape[1]:
-        raise ValueError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
-                         f"{tuple(weight.shape)} (expected last dimension {weight.shape[1]})")
+        raise RuntimeError(f"linear: input of shape {tuple(x.shape)} does not fit weight of "
+                           f"shape {tuple(weight.shape)} (expected last dimension "
+                           f"{weight.shape[1]})")
 
 
 def linear(x, weight, bias=None):

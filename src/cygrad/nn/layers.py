@@ -7,6 +7,7 @@ import numpy as np
 from .. import dtypes
 from ..ops import registry
 from ..ops.elementwise import _bind
+from ..tensor import check_device
 from . import functional as F
 from . import init
 from ._functional_dropout import _check_probability
@@ -16,9 +17,10 @@ from .module import Module, Parameter
 def _dtype(dtype):
     """The numpy dtype of a layer's parameters: the default float dtype unless given."""
     d = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
-    if not d.is_floating_point:
-        raise TypeError(f"unsupported dtype {d.name} for layer parameters: they must be float32 "
-                        "or float64")
+    if not d.is_floating_point:  # (torch: RuntimeError, as its parameters must require grad)
+        raise RuntimeError(f"unsupported dtype {d.name} for layer parameters: they must be "
+                           "float32 or float64 (only floating point tensors can require "
+                           "gradients)")
     return d.numpy
 
 
@@ -26,8 +28,9 @@ class Linear(Module):
     """y = x @ W.T + b; x (..., in_features) -> (..., out_features). W (out, in): row i is
     unit i's incoming weights."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        check_device(device)
         self.in_features = F._size(in_features, "Linear: in_features", 0)
         self.out_features = F._size(out_features, "Linear: out_features", 0)
         dtype = _dtype(dtype)
