@@ -1,0 +1,373 @@
+"""torch.nn.functional's vision layers, made of cygrad's ops: pixel_shuffle and pixel_unshuffle
+(reshape, permute), interpolate in modes 'nearest', 'nearest-exact' (index_select along each
+spatial dim) and 'linear', 'bilinear' (two index_selects and a weighted sum per dim, torch's
+source indices and weights computed as its CPU kernels do, in float32 for float32 inputs), and
+unfold / fold (ops/fold.py, the convolution's im2col/col2im kernels). Their gradients are those
+ops' gradients; every output element is computed the same way wherever it sits, so an image
+gives the same bits alone or in a batch.
+"""
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import dtypes
+from ..ops import fold as _fold
+from ..tensor import Tensor, _wrap, apply
+
+__all__ = ["pixel_shuffle", "pixel_unshuffle", "interpolate", "upsample", "upsample_nearest",
+           "upsample_bilinear", "unfold", "fold"]
+
+
+def _tensor(t, name, where, position=1):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{where}(): argument '{name}' (position {position}) must be Tensor, "
+                        f"not {type(t).__name__}")
+
+
+def _int(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}(): argument '{name}' must be int, not {type(value).__name__}")
+    return int(value)
+
+
+# ---------------------------------------------------------------------- pixel shuffle
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r): out[..., c, h*r + i, w*r + j] =
+    in[..., c*r*r + i*r + j, h, w]."""
+    _tensor(input, "input", "pixel_shuffle")
+    r = _int(upscale_factor, "upscale_factor", "pixel_shuffle")
+    if input.dim() < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got "
+                           f"input with {input.dim()} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    *lead, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be "
+                           f"divisible by the square of upscale_factor, but input.size(-3)={c} "
+                           f"is not divisible by {r * r}")
+    k = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H*r, W*r) -> (*, C*r*r, H, W), the inverse of pixel_shuffle."""
+    _tensor(input, "input", "pixel_unshuffle")
+    r = _int(downscale_factor, "downscale_factor", "pixel_unshuffle")
+    if input.dim() < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but "
+                           f"got input with {input.dim()} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    *lead, c, h, w = input.shape
+    for what, size in (("height", h), ("width", w)):
+        if size % r:
+            raise RuntimeError(f"pixel_unshuffle expects {what} to be divisible by "
+                               f"downscale_factor, but input.size({-2 if what == 'height' else -1})"
+                               f"={size} is not divisible by {r}")
+    k = len(lead)
+    x = input.reshape(*lead, c, h // r, r, w // r, r)
+    x = x.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)
+    return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+# ---------------------------------------------------------------------- interpolate
+
+_NEAREST = ("nearest", "nearest-exact")
+_F32 = np.float32
+
+
+def _scale_value(scale, in_size, out_size, ft):
+    """torch's compute_scales_value<ft>: 1 / scale when a positive scale was given, else
+    in_size / out_size, in ft arithmetic."""
+    if scale is not None and scale > 0:
+        return ft(1.0 / scale)
+    return ft(in_size) / ft(out_size)
+
+
+def _nearest_index(mode, in_size, out_size, scale):
+    """The source index of each output position, as torch's CPU kernel computes it
+    (nearest_neighbor_[exact_]compute_source_index, the scale in float32 for every dtype)."""
+    i = np.arange(out_size, dtype=np.int64)
+    s = _scale_value(scale, in_size, out_size, _F32)
+    if mode == "nearest":
+        src = np.floor(i.astype(_F32) * s)
+    else:
+        src = np.floor(((i + 0.5) * np.float64(s)).astype(_F32))
+    return np.minimum(src.astype(np.int64), in_size - 1)
+
+
+def _linear_weights(in_size, out_size, align_corners, scale, ft):
+    """torch's compute_source_index_and_lambda for each output position, in ft arithmetic:
+    (index0, index1, lambda0, lambda1)."""
+    i = np.arange(out_size, dtype=np.int64)
+    if out_size == in_size:
+        return i, i, np.ones(out_size, ft), np.zeros(out_size, ft)
+    if align_corners:
+        ratio = ft(in_size - 1) / ft(out_size - 1) if out_size > 1 else ft(0)
+        real = ratio * i.astype(ft)
+    else:
+        ratio = _scale_value(scale, in_size, out_size, ft)
+        real = np.float64(ratio) * (i + 0.5) - 0.5  # (double literals: double arithmetic)
+        real = np.where(real < 0, 0.0, real).astype(ft)
+    i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
+    lambda1 = np.minimum(np.maximum(real - i0.astype(ft), ft(0)), ft(1)).astype(ft)
+    i1 = i0 + (i0 < in_size - 1)
+    return i0, i1, (ft(1) - lambda1).astype(ft), lambda1
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) or (
+        isinstance(v, Tensor) and v.dim() == 0 and not v.is_floating_point())
+
+
+def _float_scale(s):
+    if isinstance(s, Tensor) or isinstance(s, bool) or not isinstance(s, numbers.Real):
+        raise TypeError(f"interpolate(): scale_factor must be a float or a sequence of floats, "
+                        f"not {type(s).__name__}")
+    return float(s)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resample the spatial dims (all but the first two) of input to `size` or by
+    `scale_factor`. Modes 'nearest' and 'nearest-exact' (3-D, 4-D, 5-D input), 'linear' (3-D)
+    and 'bilinear' (4-D), with torch's source indices and weights; other modes and antialias
+    raise NotImplementedError."""
+    _tensor(input, "input", "interpolate")
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating "
+                             "modes: linear | bilinear | bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    dim = input.dim() - 2
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        scale_factors = None
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(f"Input and output must have the same number of spatial "
+                                 f"dimensions, but got input with spatial dimensions of "
+                                 f"{list(input.shape[2:])} and output size of {size}. Please "
+                                 f"provide input tensor in (N, C, d1, d2, ...,dK) format and "
+                                 f"output size in (o1, o2, ...,oK) format.")
+            if not all(_is_int(s) for s in size):
+                raise TypeError(f"expected size to be one of int or Tuple[int] or Tuple[int, "
+                                f"int] or Tuple[int, int, int], but got size with types "
+                                f"{[type(s) for s in size]}")
+            output_size = [int(s) for s in size]
+        else:
+            output_size = [int(size)] * dim
+    elif scale_factor is not None:
+        output_size = None
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial "
+                                 f"dimensions, but got input with spatial dimensions of "
+                                 f"{list(input.shape[2:])} and scale_factor of shape "
+                                 f"{scale_factor}. Please provide input tensor in (N, C, d1, "
+                                 f"d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) "
+                                 f"format.")
+            scale_factors = [_float_scale(s) for s in scale_factor]
+        else:
+            scale_factors = [_float_scale(scale_factor)] * dim
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if mode == "area" and output_size is None:
+        recompute_scale_factor = True
+    if recompute_scale_factor:
+        output_size = [math.floor(float(input.shape[i + 2]) * scale_factors[i])
+                       for i in range(dim)]
+        scale_factors = None
+    if antialias and not (mode in ("bilinear", "bicubic") and input.dim() == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes and "
+                         "requires a 4-D tensor as input")
+    if antialias:
+        raise NotImplementedError("cygrad does not implement interpolate(antialias=True)")
+    supported = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,),
+                 "bilinear": (4,)}
+    if mode in ("linear", "bilinear", "trilinear") and input.dim() in (3, 4, 5) and \
+            input.dim() not in {"linear": (3,), "bilinear": (4,), "trilinear": (5,)}[mode]:
+        need = {"linear": 3, "bilinear": 4, "trilinear": 5}[mode]
+        raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D "
+                                  f"input")
+    if mode not in supported:
+        if input.dim() in (3, 4, 5) and mode in ("bicubic", "trilinear", "area", "lanczos"):
+            raise NotImplementedError(f"cygrad does not implement interpolate(mode={mode!r})")
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
+                                  f"(got {input.dim()}D) for the modes: nearest | linear | "
+                                  f"bilinear | bicubic | trilinear | area | nearest-exact (got "
+                                  f"{mode}); cygrad implements interpolate(mode=...) for "
+                                  f"nearest, nearest-exact, linear and bilinear")
+    if input.dim() not in supported[mode]:
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
+                                  f"(got {input.dim()}D) for the modes: nearest | linear | "
+                                  f"bilinear | bicubic | trilinear | area | nearest-exact (got "
+                                  f"{mode})")
+    in_sizes = list(input.shape[2:])
+    if output_size is None:
+        output_size = [int(in_sizes[i] * scale_factors[i]) for i in range(dim)]
+    for a, b in zip(in_sizes, output_size):
+        if a <= 0 or b <= 0:
+            axes = "DHW"[3 - dim:]
+            raise RuntimeError(
+                "Input and output sizes should be greater than 0, but got input ("
+                + ", ".join(f"{axes[j]}: {in_sizes[j]}" for j in range(dim)) + ") and output ("
+                + ", ".join(f"{axes[j]}: {output_size[j]}" for j in range(dim)) + ")")
+    if 0 in input.shape[1:]:
+        raise RuntimeError(f"Non-empty {input.dim()}D data tensor expected but got a tensor with "
+                           f"sizes {list(input.shape)}")
+    name = dtypes.SCALAR_NAMES[input.dtype.name]
+    scales = scale_factors or [None] * dim
+    if mode in _NEAREST:
+        if not (input.is_floating_point() or input.dtype.name == "uint8"):
+            raise NotImplementedError(f"\"compute_indices_weights_nearest\" not implemented "
+                                      f"for '{name}'")
+        x = input
+        for d in range(dim - 1, -1, -1):
+            idx = _nearest_index(mode, in_sizes[d], output_size[d], scales[d])
+            x = x.index_select(d + 2, _wrap(idx))
+        return x
+    if not input.is_floating_point():
+        raise NotImplementedError(f"\"upsample_{mode}{dim}d_out_frame\" not implemented for "
+                                  f"'{name}'")
+    ft = input._data.dtype.type
+    x = input
+    for d in range(dim - 1, -1, -1):  # the last dim first: torch's innermost sum
+        i0, i1, l0, l1 = _linear_weights(in_sizes[d], output_size[d], align_corners,
+                                         scales[d], ft)
+        shape = (-1,) + (1,) * (dim - 1 - d)
+        w0, w1 = _wrap(l0.reshape(shape)), _wrap(l1.reshape(shape))
+        x = x.index_select(d + 2, _wrap(i0)) * w0 + x.index_select(d + 2, _wrap(i1)) * w1
+    return x
+
+
+def _deprecated(name):
+    warnings.warn(f"`nn.functional.{name}` is deprecated. Use `nn.functional.interpolate` "
+                  "instead.", stacklevel=3)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Deprecated in torch: interpolate(input, size, scale_factor, mode, align_corners)."""
+    _deprecated("upsample")
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Deprecated in torch: interpolate(input, size, scale_factor, mode='nearest')."""
+    _deprecated("upsample_nearest")
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated in torch: interpolate(..., mode='bilinear', align_corners=True)."""
+    _deprecated("upsample_bilinear")
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+# ---------------------------------------------------------------------- unfold / fold
+
+def _pair(value, name, where):
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise RuntimeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
+    return tuple(_int(v, name, where) for v in pair)
+
+
+def _block_geometry(where, kernel_size, dilation, padding, stride):
+    k = _pair(kernel_size, "kernel_size", where)
+    d = _pair(dilation, "dilation", where)
+    p = _pair(padding, "padding", where)
+    s = _pair(stride, "stride", where)
+    if min(k) <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kernel_height: "
+                           f"{k[0]} kernel_width: {k[1]}")
+    if min(s) <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got stride_height: {s[0]} "
+                           f"stride_width: {s[1]}")
+    if min(d) <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation_height: "
+                           f"{d[0]} dilation_width: {d[1]}")
+    if min(p) < 0:
+        raise RuntimeError(f"padding should be non-negative, but got pad_height: {p[0]} "
+                           f"pad_width: {p[1]}")
+    return k, d, p, s
+
+
+def _blocks(size, k, d, p, s):
+    return tuple((size[i] + 2 * p[i] - (d[i] * (k[i] - 1) + 1)) // s[i] + 1 for i in range(2))
+
+
+def _float(input, where):
+    if not input.is_floating_point():
+        raise NotImplementedError(f"\"{where}\" not implemented for "
+                                  f"'{dtypes.SCALAR_NAMES[input.dtype.name]}'")
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """The sliding blocks of input (N, C, H, W) or (C, H, W) as columns: (N, C*kh*kw, L), L the
+    number of blocks, entry (c, i, j) of block (oy, ox) the pixel
+    (oy*sh + i*dh - ph, ox*sw + j*dw - pw) of channel c (0 in the padding)."""
+    _tensor(input, "input", "unfold")
+    k, d, p, s = _block_geometry("unfold", kernel_size, dilation, padding, stride)
+    if input.dim() < 3:
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-input.dim()}, {input.dim() - 1}], but got {input.dim()})")
+    if input.dim() > 4 or 0 in input.shape[1:]:
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with possibly 0 batch size "
+                           f"and other non-zero dimensions for input, but got: "
+                           f"{list(input.shape)}")
+    if input.dtype.name == "bool":  # 0/1 blocks: exact in float64
+        return unfold(input.double(), kernel_size, dilation, padding, stride) != 0
+    _float(input, "im2col")
+    x = input if input.dim() == 4 else input.unsqueeze(0)
+    out = _blocks(x.shape[2:], k, d, p, s)
+    if min(out) < 1:
+        raise RuntimeError(f"Given input with spatial size {tuple(x.shape[2:])}, kernel_size="
+                           f"{k}, dilation={d}, padding={p}, calculated shape of the array of "
+                           f"sliding blocks as {out}, but its components must be at least one.")
+    y = apply(_fold.Unfold, x, kernel=k, stride=s, padding=p, dilation=d, out_size=out)
+    return y if input.dim() == 4 else y.squeeze(0)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """The adjoint of unfold: block columns (N, C*kh*kw, L) or (C*kh*kw, L) summed back into an
+    image (N, C, H, W) or (C, H, W) of output_size (H, W)."""
+    _tensor(input, "input", "fold")
+    size = _pair(output_size, "output_size", "fold")
+    k, d, p, s = _block_geometry("fold", kernel_size, dilation, padding, stride)
+    if min(size) <= 0:
+        raise RuntimeError(f"Expected output spatial size to be positive, but got: "
+                           f"output_height={size[0]}, output_width={size[1]}")
+    if input.dim() not in (2, 3) or 0 in input.shape[-2:]:
+        raise RuntimeError(f"Expected 2D or 3D (batch mode) tensor for input with possibly 0 "
+                           f"batch size and non-zero dimensions for input, but got: "
+                           f"{list(input.shape)}")
+    if input.dtype.name == "bool":  # torch's bool sum: any of the entries
+        return fold(input.double(), output_size, kernel_size, dilation, padding, stride) != 0
+    _float(input, "col2im")
+    x = input if input.dim() == 3 else input.unsqueeze(0)
+    n, ck, length = x.shape
+    if ck % (k[0] * k[1]):
+        raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product "
+                           f"of kernel_size, but got input.size(1)={ck} and kernel_size={k}.")
+    out = _blocks(size, k, d, p, s)
+    if min(out) < 1 or out[0] * out[1] != length:
+        raise RuntimeError(f"Given output_size={size}, kernel_size={k}, dilation={d}, padding="
+                           f"{p}, stride={s}, expected size of input's dimension 2 to match the "
+                           f"calculated number of sliding blocks {out[0]} * {out[1]} = "
+                           f"{out[0] * out[1]}, but got input.size(2)={length}.")
+    y = apply(_fold.Fold, x, kernel=k, stride=s, padding=p, dilation=d, out_size=out,
+              y_shape=(n, ck // (k[0] * k[1])) + size)
+    return y if input.dim() == 3 else y.squeeze(0)
+
