@@ -228,7 +228,9 @@ def swapping_shapes(dtype, k):
     tile shape: AVX2, AVX-512 and SSE builds pick different ones), spread over n."""
     found = [(m, n) for n in range(1, 33) for m in range(n + 1, 320, 7)
              if gemm_module.swaps(m, n, k, dtype)]
-    assert found, "no product runs transposed in this build"
+    if not found:  # (SSE2 float64 tiles, 4 x 4: no transposed run wastes 20% less)
+        pytest.skip(f"this build's {np.dtype(dtype).name} tiles never gain from a transposed "
+                    "run")
     return found[::max(1, len(found) // 4)][:4]
 
 
