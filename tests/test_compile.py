@@ -316,6 +316,25 @@ def test_parameter_data_replaced_in_place_is_read_live():
     assert fn.counts["captures"] == 2
 
 
+def test_live_tensor_guards_other_shape_or_requires_grad_capture_again():
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    fn = cygrad.compile(lambda x: model(x).sum())
+    x = cygrad.randn(5, 3)
+    for _ in range(3):
+        fn(x)
+    assert fn.counts["captures"] == 2
+    model[2].weight.data = cygrad.ones(2, 4)  # same layout: read live, no capture
+    assert fn(x).item() == model(x).sum().item()
+    assert fn.counts["captures"] == 2
+    model[0].weight.requires_grad_(False)  # requires_grad of one live tensor: capture again
+    assert fn(x).item() == model(x).sum().item()
+    assert fn.counts["captures"] == 3
+    model[2].weight.data = cygrad.randn(4, 2).t()  # another layout (strides): again
+    assert fn(x).item() == model(x).sum().item()
+    assert fn.counts["captures"] == 4
+
+
 def test_lr_scheduler_outside_the_step():
     def make():
         model, opt, step, batches = tiny_mlp()()

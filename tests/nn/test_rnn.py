@@ -548,9 +548,61 @@ def test_input_size_error_text():
         nn.LSTM(10, 20)(cygrad.zeros(5, 3, 7))
 
 
-def test_proj_size_is_not_implemented():
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        nn.LSTM(10, 20, proj_size=5)
+@pytest.mark.parametrize("config", ["batched", "batched-hx", "layers2-bidirectional-hx",
+                                    "bidirectional-batch_first-nobias-hx",
+                                    "unbatched-layers2-hx"])
+def test_lstm_projection_matches_torch(config, dtype):
+    torch = _torch()
+    kwargs, batched, given = CONFIGS[config]
+    kwargs = {**kwargs, "proj_size": 3}
+    input_size, hidden, length, batch = 4, 5, 3, 2
+    rng = RNG(8)
+    shape = ((batch, length, input_size) if kwargs.get("batch_first") else
+             (length, batch, input_size)) if batched else (length, input_size)
+    x = rng.standard_normal(shape).astype(dtype)
+    hx = None
+    if given:
+        states = (2 if kwargs.get("bidirectional") else 1) * kwargs.get("num_layers", 1)
+        lead = (states, batch) if batched else (states,)
+        hx = (rng.standard_normal(lead + (3,)).astype(dtype),
+              rng.standard_normal(lead + (hidden,)).astype(dtype))
+    _compare_with_torch(torch, "LSTM", dtype, (input_size, hidden), kwargs, x, hx)
+
+
+def test_lstm_projection_layout_init_gradcheck_and_errors():
+    torch = _torch()
+    torch.manual_seed(4)
+    theirs = torch.nn.LSTM(3, 5, 2, bidirectional=True, proj_size=2)
+    cygrad.manual_seed(4)
+    ours = nn.LSTM(3, 5, 2, bidirectional=True, proj_size=2)
+    assert repr(ours) == repr(theirs)
+    assert ours._flat_weights_names == theirs._flat_weights_names
+    for (name, t), (cname, c) in zip(theirs.named_parameters(), ours.named_parameters()):
+        assert cname == name and np.array_equal(c.numpy(), t.detach().numpy()), name
+    out, (h, c) = ours(cygrad.zeros(4, 3, 3))
+    assert out.shape == (4, 3, 4) and h.shape == (4, 3, 2) and c.shape == (4, 3, 5)
+    for bad in ((cygrad.zeros(4, 3, 5), cygrad.zeros(4, 3, 5)),  # h with H, not proj_size
+                (cygrad.zeros(4, 3, 2), cygrad.zeros(4, 3, 2))):  # c with proj_size
+        t_bad = tuple(torch.zeros(*b.shape) for b in bad)
+        with pytest.raises(RuntimeError) as theirs_err:
+            theirs(torch.zeros(4, 3, 3), t_bad)
+        with pytest.raises(RuntimeError) as ours_err:
+            ours(cygrad.zeros(4, 3, 3), bad)
+        assert str(ours_err.value) == str(theirs_err.value)
+    cygrad.manual_seed(2)
+    module = nn.LSTM(2, 3, proj_size=2, dtype=cygrad.float64)
+    names = [n for n, _ in module.named_parameters()]
+    rng = RNG(9)
+    x = cygrad.tensor(rng.standard_normal((3, 2, 2)), requires_grad=True)
+    h0 = cygrad.tensor(rng.standard_normal((1, 2, 2)), requires_grad=True)
+    c0 = cygrad.tensor(rng.standard_normal((1, 2, 3)), requires_grad=True)
+    params = [cygrad.tensor(p.numpy(), requires_grad=True) for p in module.parameters()]
+
+    def fn(x, h0, c0, *params):
+        outs = _outputs(_functional_call(module, dict(zip(names, params)), x, (h0, c0)))
+        return cygrad.cat([o.flatten() for o in outs])
+
+    assert cygrad.gradcheck(fn, x, h0, c0, *params)
 
 
 def test_other_devices_are_refused():

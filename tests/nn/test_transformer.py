@@ -450,6 +450,30 @@ def test_multihead_attention_module_as_torch():
         ours(x.unsqueeze(1), x, x)
 
 
+def test_multihead_attention_mismatched_mask_types_warn_as_torch():
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    x = RNG(15).standard_normal((2, 4, 6)).astype(np.float32)
+    pad = np.array([[False, False, True, False], [False, True, False, False]])
+    causal = np.triu(np.ones((4, 4), bool), 1)
+    outs = []
+    for lib in (cygrad, torch):
+        lib.manual_seed(0)
+        mha = lib.nn.MultiheadAttention(6, 2, batch_first=True)
+        q = lib.tensor(x)
+        float_mask = lib.zeros(4, 4).masked_fill(lib.tensor(causal), float("-inf"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out, _ = mha(q, q, q, key_padding_mask=lib.tensor(pad), attn_mask=float_mask)
+            mha(q, q, q, key_padding_mask=lib.tensor(pad), attn_mask=lib.tensor(causal))
+        outs.append(out.detach().numpy())
+        texts = [str(w.message) for w in caught]
+        assert texts.count("Support for mismatched key_padding_mask and attn_mask is "
+                           "deprecated. Use same type for both instead.") == 1, (lib, texts)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+
+
 @CYTHON
 def test_multihead_attention_tied_heads(parallel_paths):
     """Heads with equal query/key/value blocks and equal output-projection columns: bitwise

@@ -23,6 +23,7 @@ Where each variable comes from:
 """
 
 import gc
+import operator
 import re
 import time
 
@@ -37,6 +38,8 @@ from .native import Native
 from .updates import update_lines
 
 _MISS = object()  # a replay's guard failed: capture again
+_get_data = operator.attrgetter("_data")
+_get_rg = operator.attrgetter("_rg")
 
 
 def _leaf_tensor(array):
@@ -200,6 +203,7 @@ class Builder:
         self.cleared = []  # .grad that fn set to None before backward set it
         self.grad_decided = set()  # refs whose first leaf action decided their .grad check
         self.live_var = {}  # id(tensor) -> (variable of its array read live, that array)
+        self.live_names = []  # the variables of plan.live's arrays, in its order
         self.grad_var = {}  # id(tensor) -> the variable its .grad was set to (adopted)
         self.grad_copy = {}  # ref -> (tensor, variable, array) of a .grad set to a copy
         self.updates = []  # (plan step, native form of an optimizer update: updates.py)
@@ -268,11 +272,8 @@ class Builder:
 
     def _live(self, tensor, array):
         var, ref = self._new("v"), self._new("T")
-        i = len(self.plan.live)
-        self.ns[ref], self.ns[f"A{i}"], self.ns[f"R{i}"] = tensor, array, tensor._rg
-        self.head.append(f"{var} = {ref}._data")
-        self.head.append(f"if {var} is not A{i} or {ref}._rg is not R{i}:")
-        self.head.append(f"    if not _relive({i}, {var}): return _MISS")
+        self.ns[ref] = tensor
+        self.live_names.append(var)  # read with the others at the start (_live_lines)
         self.plan.live.append((tensor, array, tensor._rg))
         self.ref_of[id(tensor)] = ref
         self.live_var[id(tensor)] = (var, array)
@@ -419,7 +420,9 @@ class Builder:
             else:
                 lines.append(f"{o}.__dict__ = {p}.copy()")
             lines.append(f"{var} = {f}({', '.join(args)})")
-            lines.append(f"if type({var}) is not _nd: {var} = _asarray({var})")
+            if out_array.ndim == 0:  # (numpy gives a scalar for a 0-d result; apply() too
+                # makes it an array: only 0-d outputs can be anything else)
+                lines.append(f"if type({var}) is not _nd: {var} = _asarray({var})")
         self._name(out_array, var)
         name = type(op).__name__ + (" [kernels]" if direct is not None else "")
         shapes = f"{' '.join(_shape(a) for a in arrays)} -> {_shape(out_array)}"
@@ -461,6 +464,8 @@ class Builder:
             lines.extend(direct(gv))
         else:
             lines.append(f"_r = B{k}({gv})")
+        call = len(lines) - 1  # its gradients unpacked in the same line when none is a sum
+        unpack = ["_"] * len(input_grads)
         sends = []
         outs = [None] * len(input_grads)
         for i, (parent, pg) in enumerate(zip(parents, input_grads)):
@@ -472,11 +477,16 @@ class Builder:
                 self.gvar[id(parent)] = var
                 lines.append(f"{var} = _r[{i}]")
                 outs[i] = var
+                if unpack is not None:
+                    unpack[i] = var
             else:
                 var = held
                 lines.append(f"{var} = {var} + _r[{i}]")
                 self.nat.fail("a gradient summed from two consumers")
+                unpack = None
             sends.append((i, var))
+        if unpack is not None and lines[call].startswith("_r = "):
+            lines[call:] = [f"{', '.join(unpack)}, = {lines[call][5:]}"]
         self.nat.backward(op, gv, is_seed, outs)
         if self.last_backward.get(id(op)) == event and direct is None:
             lines.append(f"O{k}.__dict__ = P{k}")
@@ -721,6 +731,22 @@ class Builder:
                 lines.append(f"if {x} is {'not ' if alias else ''}{y}: return _MISS")
         return lines
 
+    def _live_lines(self):
+        """The live tensors' arrays read in one go (C loops over tuples: a line per tensor made
+        the plan's source, and Python's compile() of it, much longer); a replay goes on when
+        each is the array (and requires_grad) seen last, or one of the same layout."""
+        names = self.live_names
+        if not names:
+            return []
+        live = self.plan.live
+        self.ns.update(_LT=tuple(t for t, _, _ in live), _LA=[a for _, a, _ in live],
+                       _LR=tuple(rg for _, _, rg in live), _GD=_get_data, _GR=_get_rg,
+                       _isnot=operator.is_not, _any=any, _map=map, _tuple=tuple)
+        return ["_lv = _tuple(_map(_GD, _LT))",
+                "if _any(_map(_isnot, _lv, _LA)) or _any(_map(_isnot, _map(_GR, _LT), _LR)):",
+                "    if not _relive(_lv): return _MISS",
+                f"{', '.join(names)}, = _lv"]
+
     def _generate(self, result):
         plan = self.plan
         params = ", ".join(f"a{k}" for k in range(len(self.leaves)))
@@ -741,7 +767,7 @@ class Builder:
                 checks.append(f"if {ref}._grad is not None: return _MISS")
             else:
                 checks.append(f"if {ref}._grad is not {self._const(obj, 'H')}: return _MISS")
-        head = self._argument_guards() + self.head + checks
+        head = self._argument_guards() + self.head + self._live_lines() + checks
         self._native(result)
         self._native_updates()
 
@@ -798,15 +824,22 @@ def _owners(events, known_owners=None):
 
 
 def _relive(plan):
-    def relive(i, array):
-        """A live tensor's array is another object than at capture (its .data was set, or it
-        was copied on write): fine if shape, dtype and layout are the same."""
-        t, old, rg = plan.live[i]
-        if t._rg is not rg or array.shape != old.shape or array.dtype != old.dtype \
-                or array.strides != old.strides:
-            return False
-        plan.live[i] = (t, array, rg)
-        plan.ns[f"A{i}"] = array
+    def relive(arrays):
+        """Some live tensor's array is another object than at capture (its .data was set, or
+        it was copied on write), or its requires_grad changed: fine if every such array has
+        the shape, dtype and layout seen, and requires_grad is as it was."""
+        seen = plan.ns["_LA"]
+        for i, array in enumerate(arrays):
+            t, old, rg = plan.live[i]
+            if t._rg is not rg:
+                return False
+            if array is not old and (array.shape != old.shape or array.dtype != old.dtype
+                                     or array.strides != old.strides):
+                return False
+        for i, array in enumerate(arrays):
+            t, old, rg = plan.live[i]
+            plan.live[i] = (t, array, rg)
+            seen[i] = array
         return True
     return relive
 

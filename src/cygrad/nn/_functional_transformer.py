@@ -8,6 +8,7 @@ attention.py) hold the math.
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -247,16 +248,20 @@ def _repeat_heads(t, times):
     return grown.reshape(*shape[:-3], shape[-3] * times, *shape[-2:])
 
 
-def _canonical_mask(mask, name, dtype):
-    """A bool mask (True: masked out) as a float one with -inf there; a float mask as it is."""
+def _canonical_mask(mask, name, dtype, other=None, other_name=""):
+    """A bool mask (True: masked out) as a float one with -inf there; a float mask as it is.
+    other: a second mask whose dtype should match (torch warns that mixing is deprecated)."""
     if mask is None:
         return None
     _tensor(mask, name, "multi_head_attention_forward")
     m = mask._data
+    if m.dtype != np.bool_ and m.dtype not in _FLOATS:
+        raise AssertionError(f"only bool and floating types of {name} are supported")
+    if isinstance(other, Tensor) and other._data.dtype != m.dtype:
+        warnings.warn(f"Support for mismatched {name} and {other_name} is deprecated. Use same "
+                      "type for both instead.", stacklevel=3)
     if m.dtype == np.bool_:
         return _wrap(np.where(m, dtype.type(-np.inf), dtype.type(0)))
-    if m.dtype not in _FLOATS:
-        raise AssertionError(f"only bool and floating types of {name} are supported")
     return mask
 
 
@@ -287,7 +292,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     tgt_len, bsz, embed_dim = query.shape
     src_len = key.shape[0]
     dtype = query._data.dtype
-    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", dtype)
+    key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", dtype, attn_mask,
+                                       "attn_mask")
     if is_causal and attn_mask is None:
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
                            "Transformer module method `generate_square_subsequent_mask` to "

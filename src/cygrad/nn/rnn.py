@@ -15,7 +15,11 @@ slices' backward writes a zero gradient of the input's full size (cygrad has no 
 unbind node), O(L^2 * N * H_in) memory traffic. Dropout between layers draws torch's mask over
 the (L, N, D * H) layer output, in torch's order, so the same seed drops the same elements.
 
-Not offered: PackedSequence inputs, LSTM(proj_size > 0) (NotImplementedError).
+An LSTM with proj_size > 0 projects each step's h by weight_hr (proj_size, H), no bias, as
+torch does: h_t = (o * tanh(c_t)) W_hr^T, so h (and the output) has proj_size features while c
+keeps H.
+
+Not offered: PackedSequence inputs (NotImplementedError).
 """
 
 import math
@@ -64,11 +68,12 @@ def _rnn_relu_step(x, h, w_ih, w_hh, b_ih, b_hh):
     return (F.linear(h, w_hh, b_hh) + F.linear(x, w_ih, b_ih)).relu()
 
 
-def _lstm_step(x, state, w_ih, w_hh, b_ih, b_hh):
+def _lstm_step(x, state, w_ih, w_hh, b_ih, b_hh, w_hr=None):
     h, c = state
     i, f, g, o = (F.linear(h, w_hh, b_hh) + F.linear(x, w_ih, b_ih)).chunk(4, 1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    return o.sigmoid() * c.tanh(), c
+    h = o.sigmoid() * c.tanh()
+    return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
 def _gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
@@ -102,7 +107,8 @@ class RNNBase(Module):
     """The multi-layer recurrent modules' common part (torch's nn.RNNBase): parameters
     weight_ih_l{k}{_reverse} (G*H, in), weight_hh_l{k}{_reverse} (G*H, H), bias_ih_l{k}...,
     bias_hh_l{k}... (G*H,), G = 4 (LSTM), 3 (GRU) or 1 (RNN), registered layer by layer and
-    direction by direction; all ~ U(-1/sqrt(H), 1/sqrt(H)) in that order."""
+    direction by direction; all ~ U(-1/sqrt(H), 1/sqrt(H)) in that order. An LSTM with
+    proj_size P > 0 also has weight_hr_l{k}{_reverse} (P, H), and weight_hh (G*H, P)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0, device=None,
@@ -140,24 +146,26 @@ class RNNBase(Module):
                              "projections")
         if proj_size >= hidden_size:
             raise ValueError("proj_size has to be smaller than hidden_size")
-        if proj_size > 0:
-            raise NotImplementedError(f"LSTM(proj_size={proj_size}): LSTM projections are not "
-                                      "implemented in cygrad; use proj_size=0")
+        if proj_size > 0 and mode != "LSTM":  # (torch's message)
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         if mode not in _GATES:
             raise ValueError("Unrecognized RNN mode: " + mode)
         gate_size = _GATES[mode] * hidden_size
         dt = _param_dtype(dtype)
         directions = 2 if bidirectional else 1
+        real_hidden_size = proj_size if proj_size > 0 else hidden_size
         self._flat_weights_names = []
         self._all_weights = []
         for layer in range(num_layers):
-            layer_input_size = input_size if layer == 0 else hidden_size * directions
+            layer_input_size = input_size if layer == 0 else real_hidden_size * directions
             for direction in range(directions):
                 suffix = "_reverse" if direction == 1 else ""
                 shapes = [("weight_ih", (gate_size, layer_input_size)),
-                          ("weight_hh", (gate_size, hidden_size))]
+                          ("weight_hh", (gate_size, real_hidden_size))]
                 if bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if proj_size > 0:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
                 names = []
                 for name, shape in shapes:
                     names.append(f"{name}_l{layer}{suffix}")
@@ -216,7 +224,8 @@ class RNNBase(Module):
         _no_packed(batch_sizes)
         mini_batch = input.size(0) if self.batch_first else input.size(1)
         directions = 2 if self.bidirectional else 1
-        return (self.num_layers * directions, mini_batch, self.hidden_size)
+        return (self.num_layers * directions, mini_batch,
+                self.proj_size if self.proj_size > 0 else self.hidden_size)
 
     def check_hidden_size(self, hx, expected_hidden_size,
                           msg="Expected hidden size {}, got {}"):
@@ -276,13 +285,14 @@ class RNNBase(Module):
                                        f"input has dtype {input.dtype}; they must match")
         step = _STEPS[self.mode]
         lstm = self.mode == "LSTM"
+        used = 5 if self.proj_size > 0 else 4  # [w_ih, w_hh, b_ih, b_hh(, w_hr)]
         directions = 2 if self.bidirectional else 1
         p = self._parameters
         finals = []
         for layer, names in enumerate(self._layer_names()):
             outputs = []
             for direction in range(directions):
-                weights = [p[name] if name else None for name in names[direction]]
+                weights = [p[name] if name else None for name in names[direction][:used]]
                 state = initial[layer * directions + direction]
                 hs = []
                 for x in (steps if direction == 0 else reversed(steps)):
@@ -303,12 +313,15 @@ class RNNBase(Module):
         return (output.transpose(0, 1) if self.batch_first else output), finals
 
     def _layer_names(self):
-        """Per layer, per direction: the names of [w_ih, w_hh, b_ih, b_hh] (biases None when
-        absent)."""
+        """Per layer, per direction: the names of [w_ih, w_hh, b_ih, b_hh, w_hr] (None where
+        absent: the biases without bias, w_hr without a projection)."""
         directions = 2 if self.bidirectional else 1
         for layer in range(self.num_layers):
-            yield [names + [None, None] if len(names) == 2 else names
-                   for names in self._all_weights[layer * directions:(layer + 1) * directions]]
+            out = []
+            for names in self._all_weights[layer * directions:(layer + 1) * directions]:
+                biases = names[2:4] if self.bias else [None, None]
+                out.append(names[:2] + biases + [names[-1] if self.proj_size > 0 else None])
+            yield out
 
     def _forward_hidden(self, input, hx):
         """RNN's and GRU's forward: one hidden state."""
@@ -322,10 +335,11 @@ class RNNBase(Module):
             return output.squeeze(0 if self.batch_first else 1), h_n.squeeze(1)
         return output, h_n
 
-    def _zeros(self, input):
+    def _zeros(self, input, size=None):
         directions = 2 if self.bidirectional else 1
         batch = input.size(0) if self.batch_first else input.size(1)
-        return input.new_zeros((self.num_layers * directions, batch, self.hidden_size))
+        return input.new_zeros((self.num_layers * directions, batch,
+                                self.hidden_size if size is None else size))
 
 
 def _no_packed(batch_sizes):
@@ -371,8 +385,9 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """Long short-term memory: gates (i, f, g, o) = chunks of x_t W_ih^T + b_ih + h W_hh^T +
     b_hh; c_t = sigmoid(f) * c + sigmoid(i) * tanh(g), h_t = sigmoid(o) * tanh(c_t).
-    forward(input, hx=None) -> (output, (h_n, c_n)); hx = (h_0, c_0), shapes as RNN's.
-    proj_size > 0 raises NotImplementedError."""
+    forward(input, hx=None) -> (output, (h_n, c_n)); hx = (h_0, c_0), shapes as RNN's. With
+    proj_size P > 0, h_t = (sigmoid(o) * tanh(c_t)) W_hr^T: h_0, h_n and the output have P
+    features (c_0, c_n keep H)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
@@ -380,7 +395,10 @@ class LSTM(RNNBase):
                          dropout, bidirectional, proj_size, device, dtype)
 
     def get_expected_cell_size(self, input, batch_sizes):
-        return self.get_expected_hidden_size(input, batch_sizes)
+        _no_packed(batch_sizes)
+        mini_batch = input.size(0) if self.batch_first else input.size(1)
+        directions = 2 if self.bidirectional else 1
+        return (self.num_layers * directions, mini_batch, self.hidden_size)
 
     def check_forward_args(self, input, hidden, batch_sizes):
         self.check_input(input, batch_sizes)
@@ -393,7 +411,7 @@ class LSTM(RNNBase):
         input, hx, batched = self._batched(input, hx, lstm=True)
         if hx is None:
             zeros = self._zeros(input)
-            hx = (zeros, zeros)
+            hx = (self._zeros(input, self.proj_size) if self.proj_size > 0 else zeros, zeros)
         self.check_forward_args(input, hx, None)
         output, finals = self._run(input, list(zip(hx[0].unbind(0), hx[1].unbind(0))))
         h_n = stack([h for h, _ in finals], 0)
