@@ -414,9 +414,8 @@ class Builder:
             self.ns[o], self.ns[p], self.ns[f] = op, params, op.forward
             self.ns[f"B{k}"] = op.backward
             if bound:
-                lines.append(f"_d = {p}.copy()")
-                lines.extend(f"_d[{key!r}] = {expr}" for key, expr in bound)
-                lines.append(f"{o}.__dict__ = _d")
+                items = ", ".join(f"{key!r}: {expr}" for key, expr in bound)
+                lines.append(f"{o}.__dict__ = {{**{p}, {items}}}")
             else:
                 lines.append(f"{o}.__dict__ = {p}.copy()")
             lines.append(f"{var} = {f}({', '.join(args)})")
