@@ -28,6 +28,12 @@ cdef extern from "threads.h" nogil:
 
 cg_threads_init()
 
+# Elements (patches copied, pixels summed, outputs written) below which a kernel runs on one
+# thread whatever it is given: an OpenMP region costs ~50-200 us under cygrad's passive wait (a
+# sleeping thread must be woken), more than a copy of this size takes (the elementwise kernels'
+# cheap_serial_below). 0 sends everything down the parallel paths (tests do).
+serial_below = 1 << 20
+
 # Each geometry number is below 2^31, so sums of products like oy*sh + i*dh stay far inside
 # 64-bit integers.
 cdef Py_ssize_t _LIMIT = (1 << 31) - 1
@@ -105,6 +111,8 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t nblocks = N * oh, HW = H * W, KK = kh * kw
+    if cols.shape[0] * cols.shape[1] < serial_below:
+        num_threads = 1
     cdef Py_ssize_t blk, n, oy, ox, c, i, j, y0, x0, y, xx
     cdef const floating* xbase
     cdef const floating* src
@@ -166,6 +174,8 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t planes = N * C, K = C * kh * kw, HW = H * W
+    if cols.shape[0] * cols.shape[1] < serial_below:
+        num_threads = 1
     cdef Py_ssize_t p, n, c, oy, ox, i, j, y, k, lo, hi, off
     cdef const floating* cbase
     cdef const floating* src
@@ -250,6 +260,8 @@ def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t tasks = C * kh * kw * N, NP = N * oh * ow, KK = kh * kw
+    if cols_t.shape[0] * cols_t.shape[1] < serial_below:
+        num_threads = 1
     cdef Py_ssize_t task, q, n
     if tasks == 0 or oh * ow == 0:
         return
@@ -317,6 +329,8 @@ def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t planes = N * C, NP = N * oh * ow
+    if cols_t.shape[0] * cols_t.shape[1] < serial_below:
+        num_threads = 1
     cdef Py_ssize_t p, n, c
     if planes == 0 or H * W == 0:
         return
@@ -363,6 +377,8 @@ def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
     """
     num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = out.shape[0], O = out.shape[1], P = out.shape[2]
+    if N * O * P < serial_below:
+        num_threads = 1
     if planes.shape[0] != O or planes.shape[1] != N * P:
         raise ValueError(f"planes of shape ({planes.shape[0]}, {planes.shape[1]}) do not fit "
                          f"output ({N}, {O}, {P})")
@@ -398,6 +414,8 @@ def add_channel_bias(floating[:, :, ::1] y, const floating[::1] b, int num_threa
     """
     num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = y.shape[0], O = y.shape[1], P = y.shape[2]
+    if N * O * P < serial_below:
+        num_threads = 1
     if b.shape[0] != O:
         raise ValueError(f"bias of length {b.shape[0]} for {O} channels")
     cdef Py_ssize_t r

@@ -23,6 +23,19 @@ from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyObject_GetBuffer
 
 cg_threads_init()
 
+# Logits (rows x classes) below which cross-entropy runs on one thread whatever it is given: an
+# OpenMP region costs ~50-200 us under cygrad's passive wait, more than this many exps take (the
+# elementwise kernels' costly_serial_below). `set_serial_below(0)`: every size takes the
+# parallel path (tests do).
+cdef Py_ssize_t _serial_below = 1 << 16
+
+
+def set_serial_below(Py_ssize_t n):
+    """Set the size below which cross-entropy runs on one thread; returns the old one."""
+    global _serial_below
+    old, _serial_below = _serial_below, n
+    return old
+
 ctypedef fused floating:
     float
     double
@@ -87,7 +100,7 @@ cdef void _backward_row(const floating *logp, Py_ssize_t t, floating g, floating
 cdef void _forward(const floating *x, const Py_ssize_t *t, floating *logp, floating *losses,
                    Py_ssize_t n, Py_ssize_t c, int num_threads) noexcept nogil:
     cdef Py_ssize_t i
-    if num_threads <= 1:  # no OpenMP region for small batches
+    if num_threads <= 1 or n * c < _serial_below:  # no OpenMP region for small batches
         for i in range(n):
             _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
     else:
@@ -98,7 +111,7 @@ cdef void _forward(const floating *x, const Py_ssize_t *t, floating *logp, float
 cdef void _backward(const floating *logp, const Py_ssize_t *t, const floating *g,
                     floating *dx, Py_ssize_t n, Py_ssize_t c, int num_threads) noexcept nogil:
     cdef Py_ssize_t i
-    if num_threads <= 1:
+    if num_threads <= 1 or n * c < _serial_below:
         for i in range(n):
             _backward_row(logp + i * c, t[i], g[i], dx + i * c, c)
     else:

@@ -29,6 +29,11 @@ from libc.math cimport INFINITY
 
 cg_threads_init()
 
+# Pixels of the planes below which a pool runs on one thread whatever it is given (an OpenMP
+# region costs ~50-200 us under cygrad's passive wait; conv.pyx's serial_below). 0: every size
+# takes the parallel path (tests do).
+serial_below = 1 << 20
+
 
 def _check_windows(const int64_t[::1] starts, const int64_t[::1] ends, Py_ssize_t extent,
                    Py_ssize_t count, Py_ssize_t step, str axis):
@@ -165,6 +170,8 @@ def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :,
     num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    if P * H * W < serial_below:
+        num_threads = 1
     if out.shape[0] != P or idx.shape[0] != P or idx.shape[1] != OH or idx.shape[2] != OW:
         raise ValueError(f"outputs of shapes ({out.shape[0]}, {OH}, {OW}) and ({idx.shape[0]}, "
                          f"{idx.shape[1]}, {idx.shape[2]}) for {P} planes")
@@ -225,6 +232,8 @@ def max_pool_backward(const floating[:, :, ::1] g, const int64_t[:, :, ::1] idx,
     """
     num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = dx.shape[0], HW = dx.shape[1] * dx.shape[2]
+    if P * HW < serial_below:
+        num_threads = 1
     cdef Py_ssize_t Q = g.shape[1] * g.shape[2]
     if g.shape[0] != P or idx.shape[0] != P or idx.shape[1] != g.shape[1] \
             or idx.shape[2] != g.shape[2]:
@@ -286,6 +295,8 @@ def avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, const int64_t
     num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    if P * H * W < serial_below:
+        num_threads = 1
     if out.shape[0] != P or hc.shape[0] != OH or wc.shape[0] != OW:
         raise ValueError(f"output of shape ({out.shape[0]}, {OH}, {OW}) with {hc.shape[0]} x "
                          f"{wc.shape[0]} counts for {P} planes")
@@ -336,6 +347,8 @@ def avg_pool_backward(const floating[:, :, ::1] g, floating[:, :, ::1] dx,
     """
     num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    if P * H * W < serial_below:
+        num_threads = 1
     cdef Py_ssize_t OH = g.shape[1], OW = g.shape[2]
     if g.shape[0] != P or hc.shape[0] != OH or wc.shape[0] != OW:
         raise ValueError(f"gradient of shape ({g.shape[0]}, {OH}, {OW}) with {hc.shape[0]} x "

@@ -32,3 +32,22 @@ def dtype(request):
 
 def pytest_report_header(config):
     return f"cygrad backends: {', '.join(cygrad.backend.available())}"
+
+
+@pytest.fixture
+def parallel_small(monkeypatch):
+    """Every kernel's size thresholds lowered, so that small arrays given 2 threads run down
+    the parallel paths (a kernel opens an OpenMP region only for work of ~100 µs otherwise)."""
+    try:
+        from cygrad._C import conv, elementwise, gemm, loss, pool, reduce
+    except ImportError:
+        pytest.skip("the compiled kernels are not built")
+    monkeypatch.setattr(gemm, "serial_macs", 0)
+    monkeypatch.setattr(elementwise, "cheap_serial_below", 1)
+    monkeypatch.setattr(elementwise, "costly_serial_below", 1)
+    monkeypatch.setattr(reduce, "serial_below", 1)
+    monkeypatch.setattr(conv, "serial_below", 0)
+    monkeypatch.setattr(pool, "serial_below", 0)
+    old = loss.set_serial_below(0)
+    yield
+    loss.set_serial_below(old)

@@ -48,12 +48,14 @@ def parallel_everywhere():
     return """
         import numpy as np
         import cygrad
-        from cygrad._C import elementwise, gemm, reduce
+        from cygrad._C import conv, elementwise, gemm, loss, pool, reduce
         from cygrad.backend import cython_backend
         cython_backend._CHEAP = cython_backend._COSTLY = 1
         elementwise.cheap_serial_below = elementwise.costly_serial_below = 1
         reduce.serial_below = 1
         gemm.serial_macs = 0
+        conv.serial_below = pool.serial_below = 0
+        loss.set_serial_below(0)
         cygrad.set_num_threads(2)
         B = cygrad.backend
 

@@ -106,8 +106,8 @@ def run_bench(options, parser):
             print()
             print(f.read())
     print("(through `python -m cygrad`, cygrad was imported before PyTorch, whose OpenMP runtime "
-          "then starts with OMP_WAIT_POLICY=PASSIVE; `python benchmarks/run.py` imports PyTorch "
-          "first)")
+          "then starts with cygrad's OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=30000; `python "
+          "benchmarks/run.py` imports PyTorch first)")
     return status
 
 

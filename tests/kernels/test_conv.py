@@ -16,6 +16,11 @@ from cygrad.backend import numpy_backend
 
 conv = pytest.importorskip("cygrad._C.conv", reason="conv kernels not built")
 
+
+@pytest.fixture(autouse=True)
+def _small_arrays_on_two_threads(parallel_small):
+    """Two threads really split these tests' small arrays (conftest's parallel_small)."""
+
 DTYPES = [np.float32, np.float64]
 
 

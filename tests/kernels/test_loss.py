@@ -12,6 +12,11 @@ from cygrad.backend import numpy_backend
 pytestmark = pytest.mark.skipif("cython" not in B.available(), reason="cython backend not built")
 
 
+@pytest.fixture(autouse=True)
+def _small_arrays_on_two_threads(parallel_small):
+    """Two threads really split these tests' small arrays (conftest's parallel_small)."""
+
+
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(0, 30), c=st.integers(1, 40), dt=st.sampled_from([np.float32, np.float64]),
        scale=st.sampled_from([0.1, 1.0, 30.0]), transposed=st.booleans())

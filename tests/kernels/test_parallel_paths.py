@@ -18,7 +18,7 @@ ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu"]
 
 
 @pytest.fixture(autouse=True)
-def parallel_everything(monkeypatch):
+def parallel_everything(monkeypatch, parallel_small):
     from cygrad._C import elementwise, gemm, reduce
     from cygrad.backend import cython_backend
 

@@ -13,6 +13,11 @@ from cygrad.ops.conv import adaptive_windows, pool_out_size, pool_windows
 pool = pytest.importorskip("cygrad._C.pool", reason="pool kernels not built")
 cython_backend = pytest.importorskip("cygrad.backend.cython_backend")
 
+
+@pytest.fixture(autouse=True)
+def _small_arrays_on_two_threads(parallel_small):
+    """Two threads really split these tests' small arrays (conftest's parallel_small)."""
+
 DTYPES = [np.float32, np.float64]
 
 

@@ -243,7 +243,7 @@ def twin_filters(dtype, groups=1, size=12, per_group=4):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("size", [5, 12])  # one wide product / image by image
-def test_identical_filters_give_identical_bits(dtype, groups, size):
+def test_identical_filters_give_identical_bits(dtype, groups, size, parallel_small):
     x, w, b = twin_filters(dtype, groups, size)
     pairs = [(0, 1)] + ([(0, 5)] if groups > 1 else [])
     results = []

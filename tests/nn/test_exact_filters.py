@@ -47,7 +47,8 @@ def columns(array, c):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_identical_filters_give_identical_channels_and_gradients(dtype, threads):
+def test_identical_filters_give_identical_channels_and_gradients(dtype, threads,
+                                                               parallel_small):
     on_cython(threads)
     net = tied_net(dtype)
     x, y = batch(dtype)
@@ -64,7 +65,7 @@ def test_identical_filters_give_identical_channels_and_gradients(dtype, threads)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_identical_filters_stay_tied_under_training(dtype, threads):
+def test_identical_filters_stay_tied_under_training(dtype, threads, parallel_small):
     on_cython(threads)
     net = tied_net(dtype)
     opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)

@@ -42,11 +42,17 @@ __all__ = [
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# GNU OpenMP's idle threads busy-wait between parallel regions by default; on a machine shared
-# with other work that made two threads 4-10x slower than one (measured here). Sleeping threads
-# cost a few microseconds to wake, small against the kernels we run in parallel. Set
-# OMP_WAIT_POLICY yourself to choose otherwise (it is read when OpenMP first loads).
+# How OpenMP's idle threads wait between parallel regions (both read when OpenMP first loads;
+# set them yourself to choose otherwise). GNU OpenMP's default busy-waits about 3 ms after each
+# region: on a machine shared with other work that made two threads 4-10x slower than one. But
+# a thread that sleeps at once (OMP_WAIT_POLICY=PASSIVE alone) must be woken for the next region,
+# and on some VMs that costs 100-200 us: a 12.8M multiply-add product on two threads after a
+# 0.3 ms pause took 1.09x its one-thread time, and the MNIST-size step's two threads gained
+# nothing. So GNU OpenMP's threads spin a bounded while (30000 turns, ~0.3 ms: the gaps between
+# a training step's parallel kernels), then sleep: that product 0.62x, the step 0.70-0.72x
+# (benchmarks/README.md). Other OpenMP runtimes ignore GOMP_SPINCOUNT and sleep at once.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
 
 def _tune_malloc():

@@ -56,20 +56,27 @@ def _view(base, shape, dtype, offset, strides):
     return np.ndarray(shape, dtype, buffer=base, offset=offset, strides=strides)
 
 
-def _shape(a):
-    """'32x16' for an array or its (shape, dtype)."""
-    shape = a[0] if isinstance(a, tuple) else a.shape
+def _shape(shape):
+    """'32x16' for a shape."""
     return "x".join(map(str, shape)) if shape else "()"
 
 
 class Step:
-    """One line of the plan, for people: what it does, on which shapes, with which kernels."""
+    """One line of the plan, for people: what it does, on which shapes, with which kernels.
+    shapes: a text, or (inputs, outputs), each a tuple of shapes, written out when shown."""
 
-    __slots__ = ("kind", "name", "shapes", "kernels", "time")
+    __slots__ = ("kind", "name", "_shapes", "kernels", "time")
 
     def __init__(self, kind, name, shapes="", kernels=()):
-        self.kind, self.name, self.shapes, self.kernels = kind, name, shapes, list(kernels)
+        self.kind, self.name, self._shapes, self.kernels = kind, name, shapes, list(kernels)
         self.time = None
+
+    @property
+    def shapes(self):
+        if isinstance(self._shapes, str):
+            return self._shapes
+        ins, outs = self._shapes
+        return f"{' '.join(map(_shape, ins))} -> {' '.join(map(_shape, outs))}"
 
 
 class Plan:
@@ -374,7 +381,10 @@ class Builder:
                 self._opt(i, *e[1:5])
         self._grads_at_end()
         result = self._output(out)
-        self._generate(result)
+        if self.snap is not None:  # (a first capture is only compared with the second: it is
+            self._generate(result)  # never replayed, so it needs no code)
+        else:
+            self.plan.native_why = "not decided before the second call verifies the capture"
         self.plan.problems = self.problems
         return self.plan
 
@@ -424,7 +434,7 @@ class Builder:
                 lines.append(f"if type({var}) is not _nd: {var} = _asarray({var})")
         self._name(out_array, var)
         name = type(op).__name__ + (" [kernels]" if direct is not None else "")
-        shapes = f"{' '.join(_shape(a) for a in arrays)} -> {_shape(out_array)}"
+        shapes = (tuple([a.shape for a in arrays]), (out_array.shape,))
         self._sig(f"forward {name}", "op", type(op), tuple(args), var, tuple(signature))
         self._step(event, "forward", name, shapes, lines, native)
 
@@ -491,7 +501,7 @@ class Builder:
             lines.append(f"O{k}.__dict__ = P{k}")
         del self.gvar[id(node)]  # backward hands each node's sum on once
         name = f"{type(op).__name__} backward" + (" [kernels]" if direct is not None else "")
-        shapes = f"{_shape(g)} -> " + " ".join(_shape(pg) for pg in input_grads if pg is not None)
+        shapes = ((g[0],), tuple([pg[0] for pg in input_grads if pg is not None]))
         self._sig(f"backward {name}", "backward", k, gv, tuple(sends))
         self._step(event, "backward", name, shapes, lines, [] if self.nat.ok else None)
 
@@ -534,7 +544,7 @@ class Builder:
             self.plan.leaf_tensors.append(node)
         self._grad_check(node, ref, held)
         self._sig(f"gradient of {ref}", "leaf", ref, gv)
-        self._step(event, "grad", f".grad {action}", f"{ref} {_shape(node._data)}", lines)
+        self._step(event, "grad", f".grad {action}", f"{ref} {_shape(node._data.shape)}", lines)
         del shape
 
     def _grad_check(self, node, ref, held):
@@ -591,7 +601,7 @@ class Builder:
                 lines.append(f"{var} = _t")
                 self._name(after, var)
             self._sig("write", "write", ref, s)
-        self._step(event, "write", "in-place write", f"{_shape(src)} -> {_shape(after)}", lines)
+        self._step(event, "write", "in-place write", ((src.shape,), (after.shape,)), lines)
 
     def _opt(self, event, opt, args, kwargs, gathered):
         name = self._const(opt, "OPT")
