@@ -1,7 +1,9 @@
 """torch.nn.functional's vision layers, made of cygrad's ops: pixel_shuffle and pixel_unshuffle
 (reshape, permute), interpolate in modes 'nearest', 'nearest-exact' (index_select along each
-spatial dim) and 'linear', 'bilinear' (two index_selects and a weighted sum per dim, torch's
-source indices and weights computed as its CPU kernels do, in float32 for float32 inputs), and
+spatial dim), 'linear', 'bilinear', 'trilinear' (two index_selects and a weighted sum per dim,
+last dim first, as torch's kernel nests them; torch's
+source indices and weights computed as its CPU kernels do, in float32 for float32 inputs),
+'area' (adaptive average pooling, as torch), and
 unfold / fold (ops/fold.py, the convolution's im2col/col2im kernels). Their gradients are those
 ops' gradients; every output element is computed the same way wherever it sits, so an image
 gives the same bits alone or in a batch.
@@ -137,9 +139,10 @@ def _float_scale(s):
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """Resample the spatial dims (all but the first two) of input to `size` or by
-    `scale_factor`. Modes 'nearest' and 'nearest-exact' (3-D, 4-D, 5-D input), 'linear' (3-D)
-    and 'bilinear' (4-D), with torch's source indices and weights; other modes and antialias
-    raise NotImplementedError."""
+    `scale_factor`. Modes 'nearest' and 'nearest-exact' (3-D, 4-D, 5-D input), 'linear' (3-D),
+    'bilinear' (4-D) and 'trilinear' (5-D), with torch's source indices and weights, and 'area'
+    (3-D, 4-D: adaptive average pooling, as torch); 'bicubic', 'area' on 5-D input and
+    antialias raise NotImplementedError."""
     _tensor(input, "input", "interpolate")
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
@@ -195,20 +198,24 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if antialias:
         raise NotImplementedError("cygrad does not implement interpolate(antialias=True)")
     supported = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,),
-                 "bilinear": (4,)}
+                 "bilinear": (4,), "trilinear": (5,), "area": (3, 4)}
     if mode in ("linear", "bilinear", "trilinear") and input.dim() in (3, 4, 5) and \
             input.dim() not in {"linear": (3,), "bilinear": (4,), "trilinear": (5,)}[mode]:
         need = {"linear": 3, "bilinear": 4, "trilinear": 5}[mode]
         raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D "
                                   f"input")
     if mode not in supported:
-        if input.dim() in (3, 4, 5) and mode in ("bicubic", "trilinear", "area", "lanczos"):
+        if input.dim() in (3, 4, 5) and mode in ("bicubic", "lanczos"):
             raise NotImplementedError(f"cygrad does not implement interpolate(mode={mode!r})")
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
                                   f"(got {input.dim()}D) for the modes: nearest | linear | "
                                   f"bilinear | bicubic | trilinear | area | nearest-exact (got "
                                   f"{mode}); cygrad implements interpolate(mode=...) for "
-                                  f"nearest, nearest-exact, linear and bilinear")
+                                  f"nearest, nearest-exact, linear, bilinear, trilinear and "
+                                  f"area")
+    if mode == "area" and input.dim() == 5:
+        raise NotImplementedError("cygrad does not implement interpolate(mode='area') on 5-D "
+                                  "input (adaptive_avg_pool3d)")
     if input.dim() not in supported[mode]:
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
                                   f"(got {input.dim()}D) for the modes: nearest | linear | "
@@ -229,6 +236,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                            f"sizes {list(input.shape)}")
     name = dtypes.SCALAR_NAMES[input.dtype.name]
     scales = scale_factors or [None] * dim
+    if mode == "area":  # torch: adaptive average pooling to the output size
+        from ._functional_conv import adaptive_avg_pool1d, adaptive_avg_pool2d
+
+        pool = adaptive_avg_pool1d if dim == 1 else adaptive_avg_pool2d
+        return pool(input, output_size[0] if dim == 1 else tuple(output_size))
     if mode in _NEAREST:
         if not (input.is_floating_point() or input.dtype.name == "uint8"):
             raise NotImplementedError(f"\"compute_indices_weights_nearest\" not implemented "
