@@ -1,6 +1,6 @@
 """nn.functional's pixel_shuffle, pixel_unshuffle, interpolate (nearest, nearest-exact, linear,
-bilinear, trilinear, area), unfold, fold and the vision modules (PixelShuffle, Upsample..., the padding layers,
-Fold, Unfold) against PyTorch (values, dtypes, shapes, gradients, exception types;
+bilinear, trilinear, area), unfold, fold and the vision modules (PixelShuffle, Upsample..., the
+padding layers, Fold, Unfold) against PyTorch (values, dtypes, shapes, gradients, exception types;
 tests/ops/torchdiff.py), gradchecked in float64; an image alone gives the same bits as inside
 its batch.
 """
