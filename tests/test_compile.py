@@ -800,3 +800,42 @@ def test_targets_the_capture_did_not_see_raise_at_replay():
         assert "cygrad.compile" in info.value.__notes__[0]
     with pytest.raises(IndexError):
         fn.__wrapped__(x, bad)
+
+
+def test_plans_of_the_same_step_on_other_objects_share_their_code():
+    def make(width, seed, deeper=False):
+        cygrad.manual_seed(seed)
+        layers = [nn.Linear(3, width), nn.Tanh(), nn.Linear(width, 1)]
+        model = nn.Sequential(*(layers[:2] + [nn.Linear(width, width), nn.Tanh()] + layers[2:]
+                                if deeper else layers))
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        x, y = cygrad.randn(8, 3), cygrad.randn(8, 1)
+
+        @cygrad.compile
+        def step():
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        for _ in range(3):
+            step()
+        return step, model
+
+    cygrad.compiler.clear_code_cache()
+    a, model_a = make(4, 0)
+    b, model_b = make(4, 1)  # other parameters: the same source
+    c, _ = make(5, 0)  # other shapes too (they are guards' constants, not in the text)
+    e, _ = make(4, 0, deeper=True)  # another structure: another source
+    assert a.plan.source == b.plan.source == c.plan.source != e.plan.source
+    assert a.plan.replay.__code__ is b.plan.replay.__code__ is c.plan.replay.__code__
+    assert a.plan.replay.__code__ is not e.plan.replay.__code__
+    assert not np.array_equal(model_a[0].weight.numpy(), model_b[0].weight.numpy())
+    for _ in range(2):  # each replays on its own objects
+        before = model_b[0].weight.numpy().copy()
+        b()
+        assert not np.array_equal(before, model_b[0].weight.numpy())
+    cygrad.compiler.clear_code_cache()
+    d, _ = make(4, 2)
+    assert d.plan.source == a.plan.source and d.plan.replay.__code__ is not a.plan.replay.__code__

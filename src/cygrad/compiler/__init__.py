@@ -74,9 +74,9 @@ from .. import random as _random
 from ..nn import module as _module
 from ..tensor import Tensor
 from .capture import Recorder
-from .plan import _MISS, Builder, compare
+from .plan import _MISS, Builder, clear_code_cache, compare
 
-__all__ = ["compile", "CompiledStep", "CompileError", "CompileWarning"]
+__all__ = ["compile", "CompiledStep", "CompileError", "CompileWarning", "clear_code_cache"]
 
 
 class CompileError(RuntimeError):

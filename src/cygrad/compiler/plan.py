@@ -38,6 +38,30 @@ from .native import Native
 from .updates import update_lines
 
 _MISS = object()  # a replay's guard failed: capture again
+
+# Code objects of recent plans' sources: a plan's source names its own namespace's constants
+# (parameters, ops, the guards' shapes), so a capture of the same step on other objects (a fresh
+# model of the same structure: a sweep over seeds, widths or learning rates) yields the same
+# text, and Python's compile() of a large step (10 ms for the GPT-lecture model's 600 lines)
+# runs once. Each plan runs the code in its own namespace.
+_CODES = {}
+_CODES_KEPT = 16
+
+
+def _code(source):
+    code = _CODES.get(source)
+    if code is None:
+        code = compile(source, "<cygrad.compile plan>", "exec")
+        while len(_CODES) >= _CODES_KEPT:
+            _CODES.pop(next(iter(_CODES)), None)
+        _CODES[source] = code
+    return code
+
+
+def clear_code_cache():
+    """Forget the compiled code of earlier plans (the next capture compiles its source anew:
+    what a first compile in a fresh process costs)."""
+    _CODES.clear()
 _get_data = operator.attrgetter("_data")
 _get_rg = operator.attrgetter("_rg")
 
@@ -118,7 +142,7 @@ class Plan:
         """Compile the generated function (a plan that is only compared never needs it; the
         timed twin is compiled by the first timed replay)."""
         if self.replay is None:
-            exec(compile(self.source, "<cygrad.compile plan>", "exec"), self.ns)
+            exec(_code(self.source), self.ns)
             self.replay = self.ns["replay"]
         return self
 
@@ -128,7 +152,7 @@ class Plan:
             self.timed -= 1
             self.next_timed *= 2
             if self.replay_timed is None:
-                exec(compile(self.timed_source, "<cygrad.compile plan>", "exec"), self.ns)
+                exec(_code(self.timed_source), self.ns)
                 self.replay_timed = self.ns["replay_timed"]
             stamps = [0.0] * (len(self.steps) + 1)
             start = time.perf_counter()
