@@ -19,7 +19,12 @@ An LSTM with proj_size > 0 projects each step's h by weight_hr (proj_size, H), n
 torch does: h_t = (o * tanh(c_t)) W_hr^T, so h (and the output) has proj_size features while c
 keeps H.
 
-Not offered: PackedSequence inputs (NotImplementedError).
+A PackedSequence input (nn.utils.rnn) runs step by step on the rows still going: at step t the
+first batch_sizes[t] sequences (longest first). Forward, a sequence's final state is the state
+after its last step (the rows that end are set aside as the batch shrinks); in reverse, a
+sequence starts from its initial state at its own last step (rows join as the batch grows).
+hx is taken, and h_n given, in the batch's original order (torch's permute_hidden); dropout
+between layers draws its mask over the packed (total steps, D * H) output, as torch does.
 """
 
 import math
@@ -34,6 +39,7 @@ from ..tensor import Tensor, check_device
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .utils.rnn import PackedSequence
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -208,21 +214,20 @@ class RNNBase(Module):
     # ------------------------------------------------------------------ checks (torch's)
 
     def check_input(self, input, batch_sizes):
-        _no_packed(batch_sizes)
         weight = self._parameters["weight_ih_l0"]
         if input.dtype != weight.dtype:
             raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype "
                              f"({weight.dtype}). Convert input: input.to({weight.dtype}), or "
                              f"convert model: model.to({input.dtype})")
-        if input.dim() != 3:
-            raise RuntimeError(f"input must have 3 dimensions, got {input.dim()}")
+        expected = 2 if batch_sizes is not None else 3
+        if input.dim() != expected:
+            raise RuntimeError(f"input must have {expected} dimensions, got {input.dim()}")
         if self.input_size != input.size(-1):
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {input.size(-1)}")
 
     def get_expected_hidden_size(self, input, batch_sizes):
-        _no_packed(batch_sizes)
-        mini_batch = input.size(0) if self.batch_first else input.size(1)
+        mini_batch = _mini_batch(self, input, batch_sizes)
         directions = 2 if self.bidirectional else 1
         return (self.num_layers * directions, mini_batch,
                 self.proj_size if self.proj_size > 0 else self.hidden_size)
@@ -237,10 +242,10 @@ class RNNBase(Module):
         self.check_hidden_size(hidden, self.get_expected_hidden_size(input, batch_sizes))
 
     def permute_hidden(self, hx, permutation):
+        """hx with its batch (dim 1) in the given order (a packed batch's sorting)."""
         if permutation is None:
             return hx
-        raise NotImplementedError("RNN.permute_hidden: PackedSequence inputs are not "
-                                  "implemented in cygrad")
+        return hx.index_select(1, permutation)
 
     # ------------------------------------------------------------------ running
 
@@ -272,10 +277,14 @@ class RNNBase(Module):
             hx = hx if batched else hx.unsqueeze(1)
         return input, hx, batched
 
-    def _run(self, input, initial):
-        """The layers over a batched input; initial: one state per (layer, direction), each
-        (N, H) or, for the LSTM, an (h, c) pair. Returns (output, final states)."""
-        steps = (input.transpose(0, 1) if self.batch_first else input).unbind(0)
+    def _run(self, input, initial, sizes=None):
+        """The layers over a batched input, or a packed one's data (sizes: its batch sizes);
+        initial: one state per (layer, direction), each (N, H) or, for the LSTM, an (h, c)
+        pair. Returns (output, final states)."""
+        if sizes is None:
+            steps = (input.transpose(0, 1) if self.batch_first else input).unbind(0)
+        else:
+            steps = input.split(sizes, 0)
         if not steps:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         for state in initial:
@@ -294,6 +303,12 @@ class RNNBase(Module):
             for direction in range(directions):
                 weights = [p[name] if name else None for name in names[direction][:used]]
                 state = initial[layer * directions + direction]
+                if sizes is not None:
+                    hs, state = _packed_direction(step, steps, state, weights, sizes,
+                                                  direction, lstm)
+                    outputs.append(hs)
+                    finals.append(state)
+                    continue
                 hs = []
                 for x in (steps if direction == 0 else reversed(steps)):
                     state = step(x, state, *weights)
@@ -305,10 +320,18 @@ class RNNBase(Module):
             steps = outputs[0] if directions == 1 else [cat(pair, -1) for pair in
                                                         zip(*outputs)]
             if self.dropout and self.training and layer < self.num_layers - 1:
-                # torch's mask, drawn over the whole (L, N, D * H) layer output
-                shape = (len(steps),) + tuple(steps[0].shape)
-                noise = F.dropout(steps[0].new_ones(shape), self.dropout, True)
-                steps = [s * m for s, m in zip(steps, noise.unbind(0))]
+                # torch's mask, drawn over the whole (L, N, D * H) layer output (a packed
+                # sequence's: over its (total steps, D * H) data)
+                if sizes is None:
+                    shape = (len(steps),) + tuple(steps[0].shape)
+                    noise = F.dropout(steps[0].new_ones(shape), self.dropout, True).unbind(0)
+                else:
+                    shape = (sum(sizes),) + tuple(steps[0].shape[1:])
+                    noise = F.dropout(steps[0].new_ones(shape), self.dropout, True).split(
+                        sizes, 0)
+                steps = [s * m for s, m in zip(steps, noise)]
+        if sizes is not None:
+            return cat(steps, 0), finals
         output = stack(steps, 0)
         return (output.transpose(0, 1) if self.batch_first else output), finals
 
@@ -325,6 +348,16 @@ class RNNBase(Module):
 
     def _forward_hidden(self, input, hx):
         """RNN's and GRU's forward: one hidden state."""
+        if isinstance(input, PackedSequence):
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            if hx is None:
+                hx = _packed_zeros(self, data, batch_sizes, self.hidden_size)
+            else:
+                hx = self.permute_hidden(hx, sorted_indices)
+            self.check_forward_args(data, hx, batch_sizes)
+            output, finals = self._run(data, hx.unbind(0), _sizes(batch_sizes))
+            h_n = self.permute_hidden(stack(finals, 0), unsorted_indices)
+            return input._replace(data=output), h_n
         input, hx, batched = self._batched(input, hx, lstm=False)
         if hx is None:
             hx = self._zeros(input)
@@ -342,9 +375,62 @@ class RNNBase(Module):
                                 self.hidden_size if size is None else size))
 
 
-def _no_packed(batch_sizes):
+def _mini_batch(module, input, batch_sizes):
     if batch_sizes is not None:
-        raise NotImplementedError("PackedSequence inputs are not implemented in cygrad")
+        return int(batch_sizes[0])
+    return input.size(0) if module.batch_first else input.size(1)
+
+
+def _sizes(batch_sizes):
+    return [int(b) for b in np.asarray(batch_sizes._data if isinstance(batch_sizes, Tensor)
+                                       else batch_sizes)]
+
+
+def _packed_zeros(module, data, batch_sizes, size):
+    directions = 2 if module.bidirectional else 1
+    return data.new_zeros((module.num_layers * directions, int(batch_sizes[0]), size))
+
+
+def _rows(state, start, stop, lstm):
+    if lstm:
+        return tuple(s[start:stop] for s in state)
+    return state[start:stop]
+
+
+def _join(parts, lstm):
+    if lstm:
+        return tuple(cat([p[i] for p in parts], 0) for i in range(2))
+    return cat(parts, 0)
+
+
+def _packed_direction(step, steps, state, weights, sizes, direction, lstm):
+    """One direction of one layer over a packed batch: (per-step outputs in time order, final
+    state of every sequence, rows in the packed order). Forward, the rows that end at a step
+    are set aside before it; in reverse, a sequence starts from its initial state at its last
+    step, joining the rows already running."""
+    hs = []
+    if direction == 0:
+        done = []
+        for t, x in enumerate(steps):
+            rows = sizes[t]
+            running = (state[0] if lstm else state).shape[0]
+            if rows < running:
+                done.append(_rows(state, rows, running, lstm))
+                state = _rows(state, 0, rows, lstm)
+            state = step(x, state, *weights)
+            hs.append(state[0] if lstm else state)
+        return hs, (_join([state] + done[::-1], lstm) if done else state)
+    initial = state
+    state = _rows(initial, 0, sizes[-1], lstm)
+    for t in range(len(steps) - 1, -1, -1):
+        rows = sizes[t]
+        running = (state[0] if lstm else state).shape[0]
+        if rows > running:
+            state = _join([state, _rows(initial, running, rows, lstm)], lstm)
+        state = step(steps[t], state, *weights)
+        hs.append(state[0] if lstm else state)
+    hs.reverse()
+    return hs, state
 
 
 def _init_kwargs(cls, kwargs):
@@ -395,8 +481,7 @@ class LSTM(RNNBase):
                          dropout, bidirectional, proj_size, device, dtype)
 
     def get_expected_cell_size(self, input, batch_sizes):
-        _no_packed(batch_sizes)
-        mini_batch = input.size(0) if self.batch_first else input.size(1)
+        mini_batch = _mini_batch(self, input, batch_sizes)
         directions = 2 if self.bidirectional else 1
         return (self.num_layers * directions, mini_batch, self.hidden_size)
 
@@ -407,7 +492,28 @@ class LSTM(RNNBase):
         self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
                                "Expected hidden[1] size {}, got {}")
 
+    def permute_hidden(self, hx, permutation):
+        if permutation is None:
+            return hx
+        return tuple(h.index_select(1, permutation) for h in hx)
+
     def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            if hx is None:
+                c = _packed_zeros(self, data, batch_sizes, self.hidden_size)
+                h = _packed_zeros(self, data, batch_sizes, self.proj_size) if \
+                    self.proj_size > 0 else c
+                hx = (h, c)
+            else:
+                hx = self.permute_hidden(hx, sorted_indices)
+            self.check_forward_args(data, hx, batch_sizes)
+            output, finals = self._run(data, list(zip(hx[0].unbind(0), hx[1].unbind(0))),
+                                       _sizes(batch_sizes))
+            h_n = stack([h for h, _ in finals], 0)
+            c_n = stack([c for _, c in finals], 0)
+            return input._replace(data=output), self.permute_hidden((h_n, c_n),
+                                                                    unsorted_indices)
         input, hx, batched = self._batched(input, hx, lstm=True)
         if hx is None:
             zeros = self._zeros(input)

@@ -1,5 +1,7 @@
-"""cygrad.nn.utils: gradient clipping and parameter/vector conversion (torch.nn.utils)."""
+"""cygrad.nn.utils: gradient clipping, parameter/vector conversion and packed sequences
+(torch.nn.utils, torch.nn.utils.rnn)."""
 
+from . import rnn
 from .clip_grad import (
     clip_grad_norm,
     clip_grad_norm_,
@@ -10,4 +12,4 @@ from .clip_grad import (
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
-           "get_total_norm", "parameters_to_vector", "vector_to_parameters"]
+           "get_total_norm", "parameters_to_vector", "vector_to_parameters", "rnn"]
