@@ -100,35 +100,79 @@ cdef void _max_plane(const floating *plane, floating *out, int64_t *idx, const i
             _max_run(plane, m, best, hs[oy], he[oy], ws[a], W, a, b, dh, sw, taps, dw)
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* n outputs of 2x2 windows spaced 2 apart, the first at r0 (flat index base), rows r0 and
+       r1 = r0 + W: output ox takes r0[2ox], r0[2ox + 1], r1[2ox], r1[2ox + 1] in that order by
+       _max_window's rule (a tap replaces the running maximum when it is greater or NaN; the
+       first tap always replaces the running -inf or keeps -inf with the same index, so it is
+       taken as it is). Selects, not branches (the data decide them: branches mispredicted
+       about every other output); restrict lets the compiler vectorize across outputs. */
+    /* One output by integer selects on the values' bits: the compiler keeps them as selects
+       (it turned float selects back into branches). */
+    #define CG_TAKE(T, U, v, vb)                                                             \\
+        take = -(U)((v > mm) | (v != v));                                                    \\
+        mb = (vb & take) | (mb & ~take);                                                     \\
+        memcpy(&mm, &mb, sizeof(T))
+    #define CG_MAX_2X2_ONE(T, U, ox)                                                         \\
+        do {                                                                                 \\
+            T mm = r0[2 * (ox)], v1 = r0[2 * (ox) + 1], v2 = r1[2 * (ox)],                   \\
+              v3 = r1[2 * (ox) + 1];                                                         \\
+            U mb, b1, b2, b3, take;                                                          \\
+            int64_t at;                                                                      \\
+            memcpy(&mb, &mm, sizeof(T));                                                     \\
+            memcpy(&b1, &v1, sizeof(T));                                                     \\
+            memcpy(&b2, &v2, sizeof(T));                                                     \\
+            memcpy(&b3, &v3, sizeof(T));                                                     \\
+            CG_TAKE(T, U, v1, b1);                                                           \\
+            at = (int64_t)take & 1;                                                          \\
+            CG_TAKE(T, U, v2, b2);                                                           \\
+            at = ((int64_t)take & W) | (at & ~(int64_t)take);                                \\
+            CG_TAKE(T, U, v3, b3);                                                           \\
+            at = ((int64_t)take & (W + 1)) | (at & ~(int64_t)take);                          \\
+            m[ox] = mm;                                                                      \\
+            best[ox] = base + 2 * (ox) + at;                                                 \\
+        } while (0)
+    /* Blocks of 8 outputs (a fixed count the compiler turns into vector selects), the last
+       block ending at n (it may redo a few outputs of the one before: the same values); a row
+       of fewer than 8 outputs goes one by one. */
+    #define CG_MAX_2X2(NAME, T, U)                                                           \\
+    static void NAME(const T *restrict r0, const T *restrict r1, T *restrict m,              \\
+                     int64_t *restrict best, int64_t base, int64_t W, Py_ssize_t n)          \\
+    {                                                                                        \\
+        Py_ssize_t ox, k;                                                                    \\
+        if (n < 8) {                                                                         \\
+            for (ox = 0; ox < n; ox++)                                                       \\
+                CG_MAX_2X2_ONE(T, U, ox);                                                    \\
+            return;                                                                          \\
+        }                                                                                    \\
+        for (ox = 0;; ox += 8) {                                                             \\
+            if (ox > n - 8)                                                                  \\
+                ox = n - 8;                                                                  \\
+            for (k = 0; k < 8; k++)                                                          \\
+                CG_MAX_2X2_ONE(T, U, ox + k);                                                \\
+            if (ox == n - 8)                                                                 \\
+                break;                                                                       \\
+        }                                                                                    \\
+    }
+    CG_MAX_2X2(cg_max_2x2_f32, float, uint32_t)
+    CG_MAX_2X2(cg_max_2x2_f64, double, uint64_t)
+    """
+    void cg_max_2x2_f32(const float *r0, const float *r1, float *m, int64_t *best, int64_t base,
+                        int64_t W, Py_ssize_t n) noexcept nogil
+    void cg_max_2x2_f64(const double *r0, const double *r1, double *m, int64_t *best,
+                        int64_t base, int64_t W, Py_ssize_t n) noexcept nogil
+
+
 cdef inline void _max_2x2(const floating *r0, floating *m, int64_t *best, int64_t base,
                           Py_ssize_t W, Py_ssize_t n) noexcept nogil:
-    """n outputs of 2x2 windows spaced 2 apart, the first at r0 (flat index base): output ox
-    takes r0[2ox], r0[2ox + 1], r1[2ox], r1[2ox + 1] (r1 = r0 + W) in that order, by
-    _max_window's rule (its first tap always replaces the running -inf or keeps -inf with the
-    same index, so it is taken as it is)."""
-    cdef const floating *r1 = r0 + W
-    cdef Py_ssize_t ox, k
-    cdef floating v, mm
-    cdef int64_t bi
-    cdef int take
-    for ox in range(n):
-        k = 2 * ox
-        mm = r0[k]
-        bi = base + k
-        v = r0[k + 1]
-        take = (v > mm) | (v != v)
-        mm = v if take else mm
-        bi = base + k + 1 if take else bi
-        v = r1[k]
-        take = (v > mm) | (v != v)
-        mm = v if take else mm
-        bi = base + W + k if take else bi
-        v = r1[k + 1]
-        take = (v > mm) | (v != v)
-        mm = v if take else mm
-        bi = base + W + k + 1 if take else bi
-        m[ox] = mm
-        best[ox] = bi
+    """n outputs of 2x2 windows spaced 2 apart (cg_max_2x2 above)."""
+    if floating is float:
+        cg_max_2x2_f32(r0, r0 + W, m, best, base, W, n)
+    else:
+        cg_max_2x2_f64(r0, r0 + W, m, best, base, W, n)
 
 
 cdef inline void _max_run(const floating *plane, floating *m, int64_t *best, Py_ssize_t y0,

@@ -106,11 +106,14 @@ def test_adaptive_windows_are_bitwise_the_twin(dt):
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("padding,ceil_mode", [(0, False), (1, False), (0, True), (1, True)])
 @pytest.mark.parametrize("values", ["normal", "ties", "nans", "infs"])
-def test_two_by_two_stride_two_path_is_bitwise_the_twin(dt, padding, ceil_mode, values):
-    """2x2 windows at stride 2 (most CNNs) take their own loop: its rows, edge windows (padding,
-    ceil mode, odd sizes) and PyTorch's tie / NaN rule against the twin."""
-    shape = (3, 7, 9)
-    hs, he, ws, we, _, _ = windows(7, 9, (2, 2), (2, 2), (padding, padding), (1, 1), ceil_mode)
+@pytest.mark.parametrize("width", [9, 16, 21, 35])
+def test_two_by_two_stride_two_path_is_bitwise_the_twin(dt, padding, ceil_mode, values, width):
+    """2x2 windows at stride 2 (most CNNs) take their own loop: its rows (one by one below 8
+    outputs, else blocks of 8, the last one overlapping), edge windows (padding, ceil mode, odd
+    sizes) and PyTorch's tie / NaN rule against the twin."""
+    shape = (3, 7, width)
+    hs, he, ws, we, _, _ = windows(7, width, (2, 2), (2, 2), (padding, padding), (1, 1),
+                                   ceil_mode)
     x = data(shape, dt, 11, ties=values == "ties", nans=values == "nans")
     if values == "infs":
         x[np.random.default_rng(3).random(shape) < 0.5] = -np.inf
