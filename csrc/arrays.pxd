@@ -15,6 +15,7 @@ from libc.stdint cimport uintptr_t
 cdef extern from "threads.h" nogil:
     void cg_threads_init()
     int cg_threads(long long requested)
+    int cg_threads_for(long long requested, long long work, long long serial_below)
 
 # dtype codes
 cdef enum:

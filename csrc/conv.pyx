@@ -24,7 +24,7 @@ from cython cimport floating
 
 cdef extern from "threads.h" nogil:
     void cg_threads_init()
-    int cg_threads(long long requested)
+    int cg_threads_for(long long requested, long long work, long long serial_below)
 
 cg_threads_init()
 
@@ -107,12 +107,10 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
     A pure copy, no arithmetic: bitwise the numpy twin. Parallel over the N*OH blocks of OW
     consecutive rows (one (n, oy) each); each thread writes its own rows.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t nblocks = N * oh, HW = H * W, KK = kh * kw
-    if cols.shape[0] * cols.shape[1] < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, cols.shape[0] * cols.shape[1], serial_below)
     cdef Py_ssize_t blk, n, oy, ox, c, i, j, y0, x0, y, xx
     cdef const floating* xbase
     cdef const floating* src
@@ -170,12 +168,10 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
     Parallel over the N*C image planes: one thread owns a whole plane (zeroing and every
     addition into it), so no pixel's sum is ever split between threads.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols.shape[0], cols.shape[1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t planes = N * C, K = C * kh * kw, HW = H * W
-    if cols.shape[0] * cols.shape[1] < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, cols.shape[0] * cols.shape[1], serial_below)
     cdef Py_ssize_t p, n, c, oy, ox, i, j, y, k, lo, hi, off
     cdef const floating* cbase
     cdef const floating* src
@@ -256,12 +252,10 @@ def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t
     A pure copy, bitwise ``im2col(x).T``. Each (kernel offset, image) pair owns a run of OH*OW
     outputs, copied a row of the image at a time; prange splits those pairs.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t tasks = C * kh * kw * N, NP = N * oh * ow, KK = kh * kw
-    if cols_t.shape[0] * cols_t.shape[1] < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, cols_t.shape[0] * cols_t.shape[1], serial_below)
     cdef Py_ssize_t task, q, n
     if tasks == 0 or oh * ow == 0:
         return
@@ -325,12 +319,10 @@ def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t
     ascending (i, j): the loops run i, j outermost; for fixed (i, j) each pixel gets at most one
     contribution. Parallel over the N*C image planes, one thread per plane.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     _check(N, C, H, W, cols_t.shape[1], cols_t.shape[0], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     cdef Py_ssize_t planes = N * C, NP = N * oh * ow
-    if cols_t.shape[0] * cols_t.shape[1] < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, cols_t.shape[0] * cols_t.shape[1], serial_below)
     cdef Py_ssize_t p, n, c
     if planes == 0 or H * W == 0:
         return
@@ -375,10 +367,8 @@ def planes_to_images(const floating[:, ::1] planes, const floating[::1] b,
     the bias add in one pass. One add an element (exactly bias_add's): bits independent of the
     split, which is over the N*O output rows.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = out.shape[0], O = out.shape[1], P = out.shape[2]
-    if N * O * P < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, N * O * P, serial_below)
     if planes.shape[0] != O or planes.shape[1] != N * P:
         raise ValueError(f"planes of shape ({planes.shape[0]}, {planes.shape[1]}) do not fit "
                          f"output ({N}, {O}, {P})")
@@ -412,10 +402,8 @@ def add_channel_bias(floating[:, :, ::1] y, const floating[::1] b, int num_threa
     product was written in image layout. One add an element: planes_to_images's bits.
     Parallel over the N*O rows.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t N = y.shape[0], O = y.shape[1], P = y.shape[2]
-    if N * O * P < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, N * O * P, serial_below)
     if b.shape[0] != O:
         raise ValueError(f"bias of length {b.shape[0]} for {O} channels")
     cdef Py_ssize_t r

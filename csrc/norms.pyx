@@ -18,7 +18,7 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, sqrtf
 from libc.stdlib cimport free, malloc
 
-from arrays cimport F32, acquire, cg_threads, cg_threads_init, kind_of, release
+from arrays cimport F32, acquire, cg_threads_for, cg_threads_init, kind_of, release
 
 import numpy as np
 
@@ -164,7 +164,7 @@ def layer_norm(x, w, b, double eps, int num_threads):
         y, xhat, rstd = _empty((r, n), dtype), _empty((r, n), dtype), _empty(r, dtype)
         if r == 0:
             return y, xhat, rstd
-        threads = min(<int>(cg_threads(num_threads) if r * n >= serial_below else 1),
+        threads = min(cg_threads_for(num_threads, r * n, serial_below),
                       <int>((r + BLOCK - 1) // BLOCK))
         per = BLOCK * n + cg_sums_scratch(n, BLOCK)  # a tile and the tree's partials, a thread
         work = <char *>malloc(threads * per * v[0].itemsize)
@@ -242,7 +242,7 @@ def layer_norm_backward(g, xhat, rstd, w, bint need_dx, bint need_dw, bint need_
         dx = _empty((r, n), dtype) if need_dx else None
         dw = _empty(n, dtype) if need_dw else None
         db = _empty(n, dtype) if need_db else None
-        threads = min(<int>(cg_threads(num_threads) if r * n >= serial_below else 1),
+        threads = min(cg_threads_for(num_threads, r * n, serial_below),
                       <int>max((r + BLOCK - 1) // BLOCK, 1))
         if kind == F32:
             _backward(<const float *>v[0].buf, <const float *>v[1].buf,

@@ -21,7 +21,7 @@ Threads split whole planes. Every window and index is checked here before any lo
 
 from cython.parallel cimport prange
 
-from arrays cimport cg_threads, cg_threads_init
+from arrays cimport cg_threads_for, cg_threads_init
 from cython cimport floating
 from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
@@ -211,11 +211,9 @@ def max_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, int64_t[:, :,
     ``out[p, oy, ox] := max of x[p, y, x']`` over the window's rows y and columns x', and
     ``idx[p, oy, ox] := y*W + x'`` of that maximum (first maximum, last NaN; see above).
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
-    if P * H * W < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, P * H * W, serial_below)
     if out.shape[0] != P or idx.shape[0] != P or idx.shape[1] != OH or idx.shape[2] != OW:
         raise ValueError(f"outputs of shapes ({out.shape[0]}, {OH}, {OW}) and ({idx.shape[0]}, "
                          f"{idx.shape[1]}, {idx.shape[2]}) for {P} planes")
@@ -274,10 +272,8 @@ def max_pool_backward(const floating[:, :, ::1] g, const int64_t[:, :, ::1] idx,
     empty window) adds nothing. Any other index outside the plane raises ValueError (nothing is
     written there).
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = dx.shape[0], HW = dx.shape[1] * dx.shape[2]
-    if P * HW < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, P * HW, serial_below)
     cdef Py_ssize_t Q = g.shape[1] * g.shape[2]
     if g.shape[0] != P or idx.shape[0] != P or idx.shape[1] != g.shape[1] \
             or idx.shape[2] != g.shape[2]:
@@ -336,11 +332,9 @@ def avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out, const int64_t
     d = divisor_override if non-zero, else hc[oy] * wc[ox] (the caller's counts: with or without
     the padding); +0.0 for an empty window. Windows have step 1.
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
-    if P * H * W < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, P * H * W, serial_below)
     if out.shape[0] != P or hc.shape[0] != OH or wc.shape[0] != OW:
         raise ValueError(f"output of shape ({out.shape[0]}, {OH}, {OW}) with {hc.shape[0]} x "
                          f"{wc.shape[0]} counts for {P} planes")
@@ -389,10 +383,8 @@ def avg_pool_backward(const floating[:, :, ::1] g, floating[:, :, ::1] dx,
     ``dx := 0``, then for each output in ascending (oy, ox): ``d := g[p, oy, ox] / divisor`` is
     added to every pixel of its window (empty windows add nothing).
     """
-    num_threads = cg_threads(num_threads)
     cdef Py_ssize_t P = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
-    if P * H * W < serial_below:
-        num_threads = 1
+    num_threads = cg_threads_for(num_threads, P * H * W, serial_below)
     cdef Py_ssize_t OH = g.shape[1], OW = g.shape[2]
     if g.shape[0] != P or hc.shape[0] != OH or wc.shape[0] != OW:
         raise ValueError(f"gradient of shape ({g.shape[0]}, {OH}, {OW}) with {hc.shape[0]} x "

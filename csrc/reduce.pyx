@@ -15,7 +15,8 @@ input is copied to C order first); the sums are made here. The entry points are 
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 
-from arrays cimport (F32, acquire, acquire_input, cg_instr, cg_threads, exec_capsule, cg_threads_init, kind_of, release)
+from arrays cimport (F32, acquire, acquire_input, cg_instr, cg_threads_for, cg_threads_init,
+                     exec_capsule, kind_of, release)
 
 import numpy as np
 
@@ -97,7 +98,7 @@ cdef object _matrix_sum(object g, bint columns, int num_threads):
         n, m = v[0].shape[0], v[0].shape[1]
         s = _empty(m if columns else n, _F32 if kind_of(&v[0]) == F32 else _F64)
         acquire(v, &count, s, True)
-        threads = cg_threads(num_threads) if n * m >= serial_below else 1
+        threads = cg_threads_for(num_threads, n * m, serial_below)
         # columns: m outputs side by side (stride 1), each a sum down the rows (stride m);
         # rows: n outputs m apart, each a sum along its row
         if kind_of(&v[0]) == F32:
@@ -130,7 +131,7 @@ def row_sum(g, int num_threads):
 cdef int _exec_column_sum(cg_instr *ins) except -1:
     """column_sum as a program.h instruction: p = g (n, m), s (m,); n = n, m."""
     cdef Py_ssize_t n = ins.n[0], m = ins.n[1]
-    cdef int threads = cg_threads(ins.threads) if n * m >= serial_below else 1
+    cdef int threads = cg_threads_for(ins.threads, n * m, serial_below)
     if ins.kind == F32:
         _sums(<const float *>ins.p[0], n, m, m, 1, <float *>ins.p[1], threads)
     else:
@@ -174,7 +175,7 @@ def channel_sum(g, int num_threads):
         n, c, p = v[0].shape[0], v[0].shape[1], v[0].shape[2]
         s = _empty(c, _F32 if kind_of(&v[0]) == F32 else _F64)
         acquire(v, &count, s, True)
-        threads = cg_threads(num_threads) if n * c * p >= serial_below else 1
+        threads = cg_threads_for(num_threads, n * c * p, serial_below)
         with nogil:
             if kind_of(&v[0]) == F32:
                 _channel_sum(<const float *>v[0].buf, <float *>v[1].buf, n, c, p, threads)

@@ -65,4 +65,13 @@ static inline int cg_threads(long long requested)
     return requested < cg_thread_cap ? (int)requested : cg_thread_cap;
 }
 
+/* The thread count for a kernel call over `work` elements: 1 below `serial_below` (an OpenMP
+ * region costs more than it saves on small work: tens of microseconds to wake a sleeping
+ * worker), else cg_threads(requested). Each family keeps its own threshold, a module global
+ * that tests lower so that small arrays still take the parallel paths. */
+static inline int cg_threads_for(long long requested, long long work, long long serial_below)
+{
+    return work < serial_below ? 1 : cg_threads(requested);
+}
+
 #endif

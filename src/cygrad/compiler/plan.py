@@ -62,6 +62,8 @@ def clear_code_cache():
     """Forget the compiled code of earlier plans (the next capture compiles its source anew:
     what a first compile in a fresh process costs)."""
     _CODES.clear()
+
+
 _get_data = operator.attrgetter("_data")
 _get_rg = operator.attrgetter("_rg")
 
