@@ -56,6 +56,7 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_KC_F64
         CG_MC
         CG_NC
+        CG_PACKED_B
     void cg_kernel_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
                        Py_ssize_t ldc, int load_c)
     void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
@@ -206,6 +207,7 @@ cdef struct Operands:
     char *c
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
     Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
+    Py_ssize_t nc  # the columns of C a pass takes: CG_NC, fewer when B's k blocks would not fit
 
 
 cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
@@ -305,38 +307,48 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                        Slots slots) noexcept nogil:
     """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
 
-    For each KC x NC block of B (packed once) and MC x KC block of A, one A micro-panel stays in
-    L1 while the B micro-panels stream past it; each k block is a leaf of the tree above.
+    For each block of g.nc columns, every k block of B is packed once (k x nc); then for each
+    MC x KC block of A, in ascending k blocks, one A micro-panel stays in L1 while that k
+    block's B micro-panels stream past it. Each k block is a leaf of the tree above, and the
+    leaves of MC rows are done before the next rows start, so the stored partials in use are
+    MC rows wide (they stay in cache: with the k blocks outermost, the partials of every row
+    of C went out to memory and back when C was large).
     """
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
     cdef bint narrow = NR != FULL
-    cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb, mask, ld
+    cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb, mask, ld, ncr
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
     cdef floating *cblock
     cdef floating *dest
-    for jb in range(_cdiv(g.n, CG_NC)):
-        jc = jb * CG_NC
-        nc = min(<Py_ssize_t>CG_NC, g.n - jc)
+    cdef floating *bblock
+    for jb in range(_cdiv(g.n, g.nc)):
+        jc = jb * g.nc
+        nc = min(g.nc, g.n - jc)
+        ncr = _round_up(nc, NR)
         cblock = <floating *>g.c + jc
         for pb in range(blocks):
             pc = pb * KC
-            kc = min(KC, g.k - pc)
-            mask = _merges(pb, blocks, &level)
-            _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
-            for ib in range(_cdiv(g.m, CG_MC)):
-                ic = ib * CG_MC
-                mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+            _pack_b(bbuf + pc * ncr, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs,
+                    min(KC, g.k - pc), nc, NR)
+        for ib in range(_cdiv(g.m, CG_MC)):
+            ic = ib * CG_MC
+            mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+            for pb in range(blocks):
+                pc = pb * KC
+                kc = min(KC, g.k - pc)
+                mask = _merges(pb, blocks, &level)
+                bblock = bbuf + pc * ncr
                 _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
                 for rb in range(_cdiv(mc, MR)):
                     ir = rb * MR
                     for cb in range(_cdiv(nc, NR)):
                         jr = cb * NR
                         dest = _slot(&slots, level, cblock, g.ldc, &ld, ic + ir, jr)
-                        _tile(kc, abuf + ir * kc, bbuf + jr * kc, dest, ld, min(MR, mc - ir),
+                        _tile(kc, abuf + ir * kc, bblock + jr * kc, dest, ld, min(MR, mc - ir),
                               min(NR, nc - jr), mask, &slots, cblock, g.ldc, ic + ir, jr, tile,
                               NR, narrow)
 
@@ -479,13 +491,17 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads) except -1:
 
     # per thread: an MC x KC block of A, a KC x NC block of B and a scratch tile, each rounded
     # to 16 elements so that all three stay 64-byte aligned; then its planes of partials
+    # every k block of B for g.nc columns is packed at once: CG_PACKED_B bytes at most, but
+    # 256 columns at least (A is packed again for every block of columns)
+    g.nc = min(<Py_ssize_t>CG_NC,
+               max(256, <Py_ssize_t>(CG_PACKED_B // (g.k * sizeof(floating))) // NR * NR))
     cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m), kc = min(KC, g.k)
-    cdef Py_ssize_t nc = min(<Py_ssize_t>CG_NC, g.n)
+    cdef Py_ssize_t nc = min(g.nc, g.n)
     cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
-    cdef Py_ssize_t b_size = _round_up(kc * _round_up(nc, NR), 16)
+    cdef Py_ssize_t b_size = _round_up(g.k * _round_up(nc, NR), 16)
     cdef Slots slots
     slots.top = _top(_cdiv(g.k, KC))
-    slots.ld = min(<Py_ssize_t>CG_NC, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)
+    slots.ld = min(g.nc, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)
     slots.size = _round_up((g.m if split_n else _cdiv(_cdiv(g.m, MR), nt) * MR) * slots.ld, 16)
     cdef Py_ssize_t planes = max(slots.top, 0) * slots.size
     cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16) + planes

@@ -87,9 +87,10 @@
 #define CG_NRN_F32 CG_WF
 #define CG_NRN_F64 CG_WD
 
-/* Cache blocking (performance only). Loop order in gemm.pyx: for each KC x NC block of B
- * (packed once, streamed from L2/L3) and MC x KC block of A, an A micro-panel (MR x KC) stays
- * in L1 while the B micro-panels pass. Measured on Zen 4 (1 MiB L2): benchmarks/README.md. */
+/* Cache blocking (performance only). Loop order in gemm.pyx: for each block of NC columns, B
+ * packed (all its k blocks, streamed from L2/L3); then for each MC x KC block of A, in
+ * ascending k, an A micro-panel (MR x KC) stays in L1 while the B micro-panels pass. Measured
+ * on Zen 4 (1 MiB L2): benchmarks/README.md. */
 #ifndef CG_KC_F32
 #define CG_KC_F32 512
 #endif
@@ -101,6 +102,13 @@
 #endif
 #ifndef CG_NC
 #define CG_NC 2048
+#endif
+/* Bytes of B packed at once: every k block of a block of columns, fewer than CG_NC columns
+ * when k is long (but 256 at least). 2048^3 float64 on Zen 5 (1 MiB L2), one / two threads:
+ * 2 MiB 0.97 / 0.97 of OpenBLAS, 4 MiB 1.05 / 0.98, 8 MiB 0.97 / 0.81 (B's k blocks one at a
+ * time, the partials of all of C in memory: 0.82 / 0.79). */
+#ifndef CG_PACKED_B
+#define CG_PACKED_B (4 << 20)
 #endif
 
 #if CG_VECTOR
