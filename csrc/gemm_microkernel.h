@@ -104,11 +104,12 @@
 #define CG_NC 2048
 #endif
 /* Bytes of B packed at once: every k block of a block of columns, fewer than CG_NC columns
- * when k is long (but 256 at least). 2048^3 float64 on Zen 5 (1 MiB L2), one / two threads:
- * 2 MiB 0.97 / 0.97 of OpenBLAS, 4 MiB 1.05 / 0.98, 8 MiB 0.97 / 0.81 (B's k blocks one at a
- * time, the partials of all of C in memory: 0.82 / 0.79). */
+ * when k is long (but 256 at least). 2048^3 on Zen 5 (1 MiB L2), medians of 5 alternating
+ * rounds against OpenBLAS, one / two threads: float64 2 MiB 1.03 / 1.02, 4 MiB 1.05 / 0.98,
+ * 8 MiB 0.97 / 0.81; float32 2 MiB 0.94 / 0.94, 4 MiB 0.92 / 0.97, 8 MiB 0.92 / 0.71 (B's k
+ * blocks one at a time, with the partials of all of C in memory: float64 0.82 / 0.79). */
 #ifndef CG_PACKED_B
-#define CG_PACKED_B (4 << 20)
+#define CG_PACKED_B (2 << 20)
 #endif
 
 #if CG_VECTOR
