@@ -98,6 +98,11 @@ k_block = {"float32": CG_KC_F32, "float64": CG_KC_F64}
 # here (a sleeping thread's core must be woken), and two threads lost to one up to ~7-17M
 # multiply-adds (benchmarks/README.md). Set it to 0 to always use num_threads (tests do).
 serial_macs = 1 << 23
+# The same bound for a product replayed in a compiled step's native program (_exec_gemm): its
+# kernels run back to back, so the workers are still spinning from the last parallel region
+# (GOMP_SPINCOUNT) and a region costs microseconds. The MNIST-size step at two threads: 0.64 of
+# its one-thread time with 2^20 (its 64x256x128 products split), 0.69-0.97 with 2^23.
+program_serial_macs = 1 << 20
 
 
 cdef inline Py_ssize_t _iabs(Py_ssize_t x) noexcept nogil:
@@ -440,7 +445,7 @@ def swaps(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, dtype):
     return _swap(&g, CG_MR_F64, CG_NR_F64, CG_NRN_F64)
 
 
-cdef int _run(Operands g, floating *tag, int num_threads) except -1:
+cdef int _run(Operands g, floating *tag, int num_threads, double serial) except -1:
     """C := op(A) @ op(B) for checked operands (tag only picks the dtype): the packing buffers,
     the tree's partials and the split of C's tiles between threads."""
     if g.m == 0 or g.n == 0:
@@ -463,7 +468,7 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
         t.b, t.b_rs, t.b_cs = g.a, g.a_cs, g.a_rs
         t.c, t.ldc, t.m, t.n, t.k = <char *>ct, g.m, g.n, g.m, g.k
         try:
-            _run_direct(t, tag, num_threads)
+            _run_direct(t, tag, num_threads, serial)
             with nogil:
                 for i in range(g.m):
                     for j in range(g.n):
@@ -471,10 +476,10 @@ cdef int _run(Operands g, floating *tag, int num_threads) except -1:
         finally:
             free(ct)
         return 0
-    return _run_direct(g, tag, num_threads)
+    return _run_direct(g, tag, num_threads, serial)
 
 
-cdef int _run_direct(Operands g, floating *tag, int num_threads) except -1:
+cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) except -1:
     """_run's product as it is laid out (m, n, k > 0)."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
@@ -484,7 +489,7 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads) except -1:
         NR = NRN
     g.nr = NR
     cdef Py_ssize_t nt = cg_threads(num_threads)
-    if <double>g.m * <double>g.n * <double>g.k <= <double>serial_macs:
+    if <double>g.m * <double>g.n * <double>g.k <= serial:
         nt = 1
     cdef bint split_n = _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
@@ -626,9 +631,9 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
         g.a, g.b = <const char *>v[0].buf, <const char *>v[1].buf
         g.c, g.ldc = <char *>v[2].buf, g.n  # C-contiguous: rows n elements apart
         if kind == F32:
-            _run(g, <float *>NULL, num_threads)
+            _run(g, <float *>NULL, num_threads, <double>serial_macs)
         else:
-            _run(g, <double *>NULL, num_threads)
+            _run(g, <double *>NULL, num_threads, <double>serial_macs)
     finally:
         release(v, count)
     return c
@@ -650,9 +655,9 @@ cdef int _exec_gemm(cg_instr *ins) except -1:
     g.a, g.b = <const char *>ins.p[0], <const char *>ins.p[1]
     g.c, g.ldc = ins.p[2], g.n
     if ins.kind == F32:
-        _run(g, <float *>NULL, ins.threads)
+        _run(g, <float *>NULL, ins.threads, <double>program_serial_macs)
     else:
-        _run(g, <double *>NULL, ins.threads)
+        _run(g, <double *>NULL, ins.threads, <double>program_serial_macs)
     return 0
 
 
@@ -809,9 +814,9 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
             g.b = <const char *>v[1].buf + i * sb
             g.c = <char *>v[2].buf + i * sc
             if kind == F32:
-                _run(g, <float *>NULL, num_threads)
+                _run(g, <float *>NULL, num_threads, <double>serial_macs)
             else:
-                _run(g, <double *>NULL, num_threads)
+                _run(g, <double *>NULL, num_threads, <double>serial_macs)
     finally:
         release(v, count)
     return c

@@ -43,6 +43,7 @@ def parallel_small(monkeypatch):
     except ImportError:
         pytest.skip("the compiled kernels are not built")
     monkeypatch.setattr(gemm, "serial_macs", 0)
+    monkeypatch.setattr(gemm, "program_serial_macs", 0)
     monkeypatch.setattr(elementwise, "cheap_serial_below", 1)
     monkeypatch.setattr(elementwise, "costly_serial_below", 1)
     monkeypatch.setattr(reduce, "serial_below", 1)
