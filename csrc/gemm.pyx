@@ -57,6 +57,7 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_MC
         CG_NC
         CG_PACKED_B
+        CG_PACKED_B_MAX
     void cg_kernel_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
                        Py_ssize_t ldc, int load_c)
     void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
@@ -213,6 +214,7 @@ cdef struct Operands:
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
     Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
     Py_ssize_t nc  # the columns of C a pass takes: CG_NC, fewer when B's k blocks would not fit
+    bint whole_b  # B's k blocks packed at once for those columns (else one k block at a time)
 
 
 cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
@@ -312,50 +314,73 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                        Slots slots) noexcept nogil:
     """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
 
-    For each block of g.nc columns, every k block of B is packed once (k x nc); then for each
-    MC x KC block of A, in ascending k blocks, one A micro-panel stays in L1 while that k
-    block's B micro-panels stream past it. Each k block is a leaf of the tree above, and the
-    leaves of MC rows are done before the next rows start, so the stored partials in use are
-    MC rows wide (they stay in cache: with the k blocks outermost, the partials of every row
-    of C went out to memory and back when C was large).
+    For each block of g.nc columns, every k block of B is packed once (k x nc: g.whole_b);
+    then for each MC x KC block of A, in ascending k blocks, one A micro-panel stays in L1
+    while that k block's B micro-panels stream past it. Each k block is a leaf of the tree
+    above, and the leaves of MC rows are done before the next rows start, so the stored
+    partials in use are MC rows wide (they stay in cache: with the k blocks outermost, the
+    partials of every row of C went out to memory and back when C was large). When even 256
+    columns of B's k blocks would not fit in CG_PACKED_B_MAX bytes (a very long k), the k
+    blocks go outermost, one packed at a time. The same leaves and tree either way.
     """
-    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
-    cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
-    cdef bint narrow = NR != FULL
-    cdef Py_ssize_t jc, pc, ic, ir, jr, nc, kc, mc, jb, pb, ib, rb, cb, mask, ld, ncr
+    cdef Py_ssize_t jc, pc, ic, kc, nc, mc, jb, pb, ib, mask, ncr
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
     cdef floating *cblock
-    cdef floating *dest
-    cdef floating *bblock
     for jb in range(_cdiv(g.n, g.nc)):
         jc = jb * g.nc
         nc = min(g.nc, g.n - jc)
         ncr = _round_up(nc, NR)
         cblock = <floating *>g.c + jc
-        for pb in range(blocks):
-            pc = pb * KC
-            _pack_b(bbuf + pc * ncr, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs,
-                    min(KC, g.k - pc), nc, NR)
-        for ib in range(_cdiv(g.m, CG_MC)):
-            ic = ib * CG_MC
-            mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+        if g.whole_b:
+            for pb in range(blocks):
+                pc = pb * KC
+                _pack_b(bbuf + pc * ncr, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs,
+                        min(KC, g.k - pc), nc, NR)
+            for ib in range(_cdiv(g.m, CG_MC)):
+                ic = ib * CG_MC
+                mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+                for pb in range(blocks):
+                    pc = pb * KC
+                    kc = min(KC, g.k - pc)
+                    mask = _merges(pb, blocks, &level)
+                    _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
+                    _block(g, abuf, bbuf + pc * ncr, tile, &slots, cblock, ic, mc, kc, nc,
+                           mask, level)
+        else:
             for pb in range(blocks):
                 pc = pb * KC
                 kc = min(KC, g.k - pc)
                 mask = _merges(pb, blocks, &level)
-                bblock = bbuf + pc * ncr
-                _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
-                for rb in range(_cdiv(mc, MR)):
-                    ir = rb * MR
-                    for cb in range(_cdiv(nc, NR)):
-                        jr = cb * NR
-                        dest = _slot(&slots, level, cblock, g.ldc, &ld, ic + ir, jr)
-                        _tile(kc, abuf + ir * kc, bblock + jr * kc, dest, ld, min(MR, mc - ir),
-                              min(NR, nc - jr), mask, &slots, cblock, g.ldc, ic + ir, jr, tile,
-                              NR, narrow)
+                _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
+                for ib in range(_cdiv(g.m, CG_MC)):
+                    ic = ib * CG_MC
+                    mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+                    _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
+                    _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level)
+
+
+cdef inline void _block(Operands g, const floating *abuf, const floating *bblock,
+                        floating *tile, Slots *slots, floating *cblock, Py_ssize_t ic,
+                        Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t mask,
+                        int level) noexcept nogil:
+    """One leaf of an mc x nc block of C (rows ic.. of the columns at cblock) from a packed
+    MC x KC block of A and KC x nc block of B: its tiles, each merged and stored at `level`."""
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t NR = g.nr
+    cdef bint narrow = NR != FULL
+    cdef Py_ssize_t rb, cb, ir, jr, ld
+    cdef floating *dest
+    for rb in range(_cdiv(mc, MR)):
+        ir = rb * MR
+        for cb in range(_cdiv(nc, NR)):
+            jr = cb * NR
+            dest = _slot(slots, level, cblock, g.ldc, &ld, ic + ir, jr)
+            _tile(kc, abuf + ir * kc, bblock + jr * kc, dest, ld, min(MR, mc - ir),
+                  min(NR, nc - jr), mask, slots, cblock, g.ldc, ic + ir, jr, tile, NR, narrow)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
@@ -494,16 +519,20 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     cdef bint split_n = _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
-    # per thread: an MC x KC block of A, a KC x NC block of B and a scratch tile, each rounded
-    # to 16 elements so that all three stay 64-byte aligned; then its planes of partials
-    # every k block of B for g.nc columns is packed at once: CG_PACKED_B bytes at most, but
-    # 256 columns at least (A is packed again for every block of columns)
-    g.nc = min(<Py_ssize_t>CG_NC,
-               max(256, <Py_ssize_t>(CG_PACKED_B // (g.k * sizeof(floating))) // NR * NR))
+    # B's k blocks for g.nc columns packed at once: CG_PACKED_B bytes of them, but 256 columns
+    # at least (A is packed again for every block of columns), unless 256 columns (or all of
+    # them) would take more than CG_PACKED_B_MAX bytes: then one k block at a time, CG_NC wide
+    cdef Py_ssize_t isz = sizeof(floating)
+    g.whole_b = g.k * _round_up(min(g.n, <Py_ssize_t>256), NR) * isz <= CG_PACKED_B_MAX
+    g.nc = min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(CG_PACKED_B // (g.k * isz)) // NR * NR)) \
+        if g.whole_b else CG_NC
+    # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, else KC x nc) and a
+    # scratch tile, each rounded to 16 elements so that all three stay 64-byte aligned; then
+    # its planes of partials
     cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m), kc = min(KC, g.k)
     cdef Py_ssize_t nc = min(g.nc, g.n)
     cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
-    cdef Py_ssize_t b_size = _round_up(g.k * _round_up(nc, NR), 16)
+    cdef Py_ssize_t b_size = _round_up((g.k if g.whole_b else kc) * _round_up(nc, NR), 16)
     cdef Slots slots
     slots.top = _top(_cdiv(g.k, KC))
     slots.ld = min(g.nc, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)

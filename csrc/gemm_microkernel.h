@@ -111,6 +111,11 @@
 #ifndef CG_PACKED_B
 #define CG_PACKED_B (2 << 20)
 #endif
+/* ... and when even 256 columns of them would take more than this (a very long k), B is packed
+ * one k block at a time (KC x NC) with the k blocks outermost, as before: memory stays bounded */
+#ifndef CG_PACKED_B_MAX
+#define CG_PACKED_B_MAX (16 << 20)
+#endif
 
 #if CG_VECTOR
 typedef float cg_vf __attribute__((vector_size(CG_VBYTES)));

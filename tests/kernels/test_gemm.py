@@ -103,6 +103,20 @@ def test_larger_shapes_many_tiles_and_k_blocks(m, n, k, ta, tb, dtype, seed):
     assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (3, 260, 16500), (2, 16, 270000)])
+def test_both_orders_of_the_k_blocks(dtype, m, n, k):
+    """B's k blocks packed at once for blocks of 256+ columns (a block of rows through all its
+    k blocks), or, when that would not fit CG_PACKED_B_MAX (16 MiB: k x 256 x 4 bytes past
+    k = 16384 in float32; 270000 x 16 narrow columns), one k block at a time outermost: the
+    same leaves and tree, the naive chain's bits, at one and two threads."""
+    a, b = operands(np.random.default_rng(k), m, n, k, False, False, dtype)
+    c = run_gemm(a, b, False, False, 2)
+    assert_close_to_numpy(c, a, b, False, False)
+    assert np.array_equal(c, run_gemm(a, b, False, False, 1))
+    assert np.array_equal(c, run_gemm(a, b, False, False, 1, kernel="naive"))
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES)
