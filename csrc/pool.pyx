@@ -108,30 +108,28 @@ cdef extern from *:
        r1 = r0 + W: output ox takes r0[2ox], r0[2ox + 1], r1[2ox], r1[2ox + 1] in that order by
        _max_window's rule (a tap replaces the running maximum when it is greater or NaN; the
        first tap always replaces the running -inf or keeps -inf with the same index, so it is
-       taken as it is). Selects, not branches (the data decide them: branches mispredicted
-       about every other output); restrict lets the compiler vectorize across outputs. */
-    /* One output by integer selects on the values' bits: the compiler keeps them as selects
-       (it turned float selects back into branches). */
-    #define CG_TAKE(T, U, v, vb)                                                             \\
+       taken as it is). Integer selects on the values' bits and on the index, with all-ones or
+       zero masks: the compiler keeps them as selects and vectorizes across outputs (float
+       selects had become branches, mispredicted about every other output). */
+    #define CG_TAKE(T, U, v, vb, offset)                                                     \\
         take = -(U)((v > mm) | (v != v));                                                    \\
         mb = (vb & take) | (mb & ~take);                                                     \\
-        memcpy(&mm, &mb, sizeof(T))
+        memcpy(&mm, &mb, sizeof(T));                                                         \\
+        take64 = -(int64_t)(take & 1);                                                       \\
+        at = ((offset) & take64) | (at & ~take64)
     #define CG_MAX_2X2_ONE(T, U, ox)                                                         \\
         do {                                                                                 \\
             T mm = r0[2 * (ox)], v1 = r0[2 * (ox) + 1], v2 = r1[2 * (ox)],                   \\
               v3 = r1[2 * (ox) + 1];                                                         \\
             U mb, b1, b2, b3, take;                                                          \\
-            int64_t at;                                                                      \\
+            int64_t at = 0, take64;                                                          \\
             memcpy(&mb, &mm, sizeof(T));                                                     \\
             memcpy(&b1, &v1, sizeof(T));                                                     \\
             memcpy(&b2, &v2, sizeof(T));                                                     \\
             memcpy(&b3, &v3, sizeof(T));                                                     \\
-            CG_TAKE(T, U, v1, b1);                                                           \\
-            at = (int64_t)take & 1;                                                          \\
-            CG_TAKE(T, U, v2, b2);                                                           \\
-            at = ((int64_t)take & W) | (at & ~(int64_t)take);                                \\
-            CG_TAKE(T, U, v3, b3);                                                           \\
-            at = ((int64_t)take & (W + 1)) | (at & ~(int64_t)take);                          \\
+            CG_TAKE(T, U, v1, b1, 1);                                                        \\
+            CG_TAKE(T, U, v2, b2, W);                                                        \\
+            CG_TAKE(T, U, v3, b3, W + 1);                                                    \\
             m[ox] = mm;                                                                      \\
             best[ox] = base + 2 * (ox) + at;                                                 \\
         } while (0)
