@@ -74,6 +74,12 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_pack_a_icont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_kcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_jcont_narrow_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_kcont_narrow_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_b_jcont_narrow_f64(double *dst, const double *src, Py_ssize_t ld,
+                                    Py_ssize_t kc)
+    void cg_pack_b_kcont_narrow_f64(double *dst, const double *src, Py_ssize_t ld,
+                                    Py_ssize_t kc)
     enum:
         CG_PEAK_CHAINS
         CG_WF  # vector lanes
@@ -160,21 +166,33 @@ cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
         q0 = q * NR
         nr = min(NR, n - q0)
         src = b + q0 * cs
-        if nr == FULL and cs == isz and rs % isz == 0:  # j along memory: row copies
+        if nr == NR and cs == isz and rs % isz == 0:  # j along memory: row copies
             if floating is float:
-                cg_pack_b_jcont_f32(dst, <const float *>src, rs // isz, kc)
+                if NR == FULL:
+                    cg_pack_b_jcont_f32(dst, <const float *>src, rs // isz, kc)
+                else:
+                    cg_pack_b_jcont_narrow_f32(dst, <const float *>src, rs // isz, kc)
             else:
-                cg_pack_b_jcont_f64(dst, <const double *>src, rs // isz, kc)
-        elif nr == FULL and rs == isz and cs % isz == 0:  # k along memory (B transposed)
+                if NR == FULL:
+                    cg_pack_b_jcont_f64(dst, <const double *>src, rs // isz, kc)
+                else:
+                    cg_pack_b_jcont_narrow_f64(dst, <const double *>src, rs // isz, kc)
+        elif nr == NR and rs == isz and cs % isz == 0:  # k along memory (B transposed)
             if floating is float:
-                cg_pack_b_kcont_f32(dst, <const float *>src, cs // isz, kc)
+                if NR == FULL:
+                    cg_pack_b_kcont_f32(dst, <const float *>src, cs // isz, kc)
+                else:
+                    cg_pack_b_kcont_narrow_f32(dst, <const float *>src, cs // isz, kc)
             else:
-                cg_pack_b_kcont_f64(dst, <const double *>src, cs // isz, kc)
-        elif cs == isz:  # a narrow or ragged panel, j along memory: part-row copies
+                if NR == FULL:
+                    cg_pack_b_kcont_f64(dst, <const double *>src, cs // isz, kc)
+                else:
+                    cg_pack_b_kcont_narrow_f64(dst, <const double *>src, cs // isz, kc)
+        elif cs == isz:  # a ragged panel, j along memory: part-row copies
             for k in range(kc):
                 memcpy(&dst[k * NR], src + k * rs, nr * isz)
                 memset(&dst[k * NR + nr], 0, (NR - nr) * isz)
-        elif rs == isz:  # a narrow or ragged panel, k along memory: column by column
+        elif rs == isz:  # a ragged panel, k along memory: column by column
             for k in range(kc):
                 memset(&dst[k * NR + nr], 0, (NR - nr) * isz)
             for c in range(nr):
@@ -455,9 +473,12 @@ cdef inline double _tiles_cost(Py_ssize_t m, Py_ssize_t n, Py_ssize_t MR, Py_ssi
 cdef inline bint _swap(Operands *g, Py_ssize_t MR, Py_ssize_t NR, Py_ssize_t NRN) noexcept nogil:
     """Run C.T = op(B).T @ op(A).T instead (into a scratch array, then copied)? When C's ragged
     tiles waste clearly less that way: few columns and more rows (a small layer's weight
-    gradient, 32 x 9 over 30k positions; a 10-class layer), C of at most 2^18 elements. The bits are the same either way: every element is the same
-    chain of fma(a, b, acc) = fma(b, a, acc) over the same k tree."""
-    return g.k >= 16 and g.m * g.n <= 1 << 18 and \
+    gradient, 32 x 9 over 30k positions; a 10-class layer), C of at most 2^18 elements, and
+    2^15 multiply-adds at least (below, the scratch array and the copy cost more than the tiles
+    save: a 32 x 16 x 16 product took 0.2 us longer transposed, 64 x 16 x 64 0.2 us less). The
+    bits are the same either way: every element is the same chain of fma(a, b, acc) =
+    fma(b, a, acc) over the same k tree."""
+    return g.k >= 16 and g.m * g.n <= 1 << 18 and g.m * g.n * g.k >= 1 << 15 and \
         _tiles_cost(g.n, g.m, MR, NR, NRN) <= 0.8 * _tiles_cost(g.m, g.n, MR, NR, NRN)
 
 
@@ -516,7 +537,7 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     cdef Py_ssize_t nt = cg_threads(num_threads)
     if <double>g.m * <double>g.n * <double>g.k <= serial:
         nt = 1
-    cdef bint split_n = _split_n(g.m, g.n, g.k, nt, MR, NR)
+    cdef bint split_n = nt > 1 and _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
     # B's k blocks for g.nc columns packed at once: CG_PACKED_B bytes of them, but 256 columns
@@ -577,16 +598,15 @@ cdef bint _readable(Py_buffer *v) noexcept:
     return True
 
 
-cdef int _operand(Py_buffer *v, object x, list keep) except -1:
+cdef int _operand(Py_buffer *v, object x) except -1:
     """The buffer of an operand, through a native aligned copy when its floats are byte-swapped,
-    unaligned or at odd strides (numpy handles those; the packing reads whole elements)."""
+    unaligned or at odd strides (numpy handles those; the packing reads whole elements). The
+    buffer holds its exporter (v.obj, a new reference): a copy lives until it is released."""
     PyObject_GetBuffer(x, v, PyBUF_STRIDES | PyBUF_FORMAT)
     if _readable(v) or float_dtype_of(x, v) is None:  # the caller refuses a non-float
         return 0
     PyBuffer_Release(v)
-    copy = native_copy(x)
-    keep.append(copy)
-    PyObject_GetBuffer(copy, v, PyBUF_STRIDES | PyBUF_FORMAT)
+    PyObject_GetBuffer(native_copy(x), v, PyBUF_STRIDES | PyBUF_FORMAT)
     return 0
 
 
@@ -611,7 +631,6 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
     cdef Py_buffer v[3]
     cdef int count = 0, kind
     cdef Operands g
-    cdef list keep = []
     if accumulate:
         if c is None:
             raise ValueError("gemm: accumulate needs an array c to add to")
@@ -622,9 +641,9 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
         np.add(c, product, out=c)
         return c
     try:
-        _operand(&v[0], a, keep)
+        _operand(&v[0], a)
         count = 1
-        _operand(&v[1], b, keep)
+        _operand(&v[1], b)
         count = 2
         kind = kind_of(&v[0])
         if kind == 0 or kind_of(&v[1]) != kind:
@@ -804,11 +823,10 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
     cdef int count = 0, kind
     cdef Operands g
     cdef Py_ssize_t batch, i, sa, sb, sc
-    cdef list keep = []
     try:
-        _operand(&v[0], a, keep)  # byte-swapped or unaligned operands copied, as gemm's
+        _operand(&v[0], a)  # byte-swapped or unaligned operands copied, as gemm's
         count = 1
-        _operand(&v[1], b, keep)
+        _operand(&v[1], b)
         count = 2
         kind = kind_of(&v[0])
         if kind == 0 or kind_of(&v[1]) != kind:

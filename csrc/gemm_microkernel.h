@@ -200,7 +200,7 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
         }                                                                                      \
     } while (0)
 
-#define CG_DEFINE_TRANSPOSES(SFX, T, V, VU, VI, W, MR, NR)                                      \
+#define CG_DEFINE_TRANSPOSES(SFX, T, V, VU, VI, W, MR)                                          \
     static inline void cg_transpose_##SFX(V *v)                                                \
     {                                                                                          \
         if (W > 8) CG_STAGE(V, VI, W, v, 8);                                                   \
@@ -225,7 +225,11 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
             }                                                                                  \
         }                                                                                      \
         return k0;                                                                             \
-    }                                                                                          \
+    }
+CG_DEFINE_TRANSPOSES(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32)
+CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64)
+/* B's kcont blocks for panels NR wide (the full tile's or the narrow one, both whole vectors) */
+#define CG_DEFINE_B_KCONT_BLOCKS(SFX, TSFX, T, V, VU, W, NR)                                    \
     static ptrdiff_t cg_pack_b_kcont_blocks_##SFX(T *__restrict dst, const T *__restrict src,  \
                                                   ptrdiff_t ld, ptrdiff_t kc)                  \
     {                                                                                          \
@@ -235,22 +239,24 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
                 V v[W];                                                                        \
                 CG_UNROLL for (int c = 0; c < W; ++c)                                          \
                     v[c] = *(const VU *)(src + (c0 + c) * ld + k0);                            \
-                cg_transpose_##SFX(v);                                                         \
+                cg_transpose_##TSFX(v);                                                        \
                 CG_UNROLL for (int k = 0; k < W; ++k)                                          \
                     *(VU *)(dst + (k0 + k) * NR + c0) = v[k];                                  \
             }                                                                                  \
         }                                                                                      \
         return k0;                                                                             \
     }
-CG_DEFINE_TRANSPOSES(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32, CG_NR_F32)
-CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR_F64)
+CG_DEFINE_B_KCONT_BLOCKS(f32, f32, float, cg_vf, cg_vf_u, CG_WF, CG_NR_F32)
+CG_DEFINE_B_KCONT_BLOCKS(f64, f64, double, cg_vd, cg_vd_u, CG_WD, CG_NR_F64)
+CG_DEFINE_B_KCONT_BLOCKS(narrow_f32, f32, float, cg_vf, cg_vf_u, CG_WF, CG_NRN_F32)
+CG_DEFINE_B_KCONT_BLOCKS(narrow_f64, f64, double, cg_vd, cg_vd_u, CG_WD, CG_NRN_F64)
 #define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc)                                          \
     cg_pack_##which##_kcont_blocks_##SFX(dst, src, ld, kc)
 #else
 #define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc) 0
 #endif
 
-#define CG_DEFINE_PACK(SFX, T, MR, NR)                                                          \
+#define CG_DEFINE_PACK_A(SFX, T, MR)                                                            \
     static void cg_pack_a_icont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
                                       ptrdiff_t kc)                                            \
     {                                                                                          \
@@ -262,7 +268,10 @@ CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR
     {                                                                                          \
         for (ptrdiff_t k = CG_KCONT_BLOCKS(a, SFX, dst, src, ld, kc); k < kc; ++k)             \
             for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * ld + k];                    \
-    }                                                                                          \
+    }
+/* B's panels NR wide: SFX f32/f64 for the full tile's width, narrow_f32/narrow_f64 for the
+ * narrow tile's (one vector) */
+#define CG_DEFINE_PACK_B(SFX, T, NR)                                                            \
     static void cg_pack_b_jcont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
                                       ptrdiff_t kc)                                            \
     {                                                                                          \
@@ -275,8 +284,12 @@ CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64, CG_NR
         for (ptrdiff_t k = CG_KCONT_BLOCKS(b, SFX, dst, src, ld, kc); k < kc; ++k)             \
             for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[c * ld + k];                    \
     }
-CG_DEFINE_PACK(f32, float, CG_MR_F32, CG_NR_F32)
-CG_DEFINE_PACK(f64, double, CG_MR_F64, CG_NR_F64)
+CG_DEFINE_PACK_A(f32, float, CG_MR_F32)
+CG_DEFINE_PACK_A(f64, double, CG_MR_F64)
+CG_DEFINE_PACK_B(f32, float, CG_NR_F32)
+CG_DEFINE_PACK_B(f64, double, CG_NR_F64)
+CG_DEFINE_PACK_B(narrow_f32, float, CG_NRN_F32)
+CG_DEFINE_PACK_B(narrow_f64, double, CG_NRN_F64)
 
 /* The measured peak of one core (python -m cygrad bench): 12 independent chains of vector
  * multiply-adds acc = acc * x + y held in registers, n links each, no memory traffic. With FMA

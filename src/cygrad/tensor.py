@@ -567,9 +567,11 @@ def _wrap(array, requires_grad=False):
     """A new leaf Tensor around `array` (not copied). The library's constructor."""
     if type(array) is not np.ndarray:
         array = np.asarray(array)
-    t = Tensor.__new__(Tensor)
-    t._data, t._grad, t._rg, t._op, t._parents = array, None, requires_grad, None, ()
-    t._g = t._mark = t._extra = None
+    t = _new(Tensor)
+    t._data = array
+    t._grad = t._op = t._g = t._mark = t._extra = None
+    t._rg = requires_grad
+    t._parents = ()
     t._used = False
     return t
 
@@ -797,9 +799,10 @@ def apply(op_class, *inputs, **params):
         needs = tuple([t._rg for t in inputs]) if grad else ()
     if type(data) is not np.ndarray:  # numpy gives scalars for 0-d results of ufuncs
         data = np.asarray(data)
-    out = Tensor.__new__(Tensor)
-    out._data, out._grad, out._g, out._mark, out._extra, out._used = data, None, None, None, \
-        None, False
+    out = _new(Tensor)  # slots stored one statement each: cheaper than tuple assignments
+    out._data = data
+    out._grad = out._g = out._mark = out._extra = None
+    out._used = False
     if True in needs:
         op.needs = needs
         saves = op.saves
@@ -810,17 +813,33 @@ def apply(op_class, *inputs, **params):
             if op.saves_output:
                 saved.append(data)
             op.lease = ops.Lease(saved)
-        versions = None
-        for t in inputs:
-            t._used = True
-            if t._extra is not None and "history" in t._extra:  # rebased before: remember
-                versions = versions or {}
-                versions[id(t)] = len(t._extra["history"])
-        out._rg, out._op, out._parents = True, op, inputs
-        if versions:
-            out._extra = {"versions": versions}
+        # each input is now used by a graph (an in-place op on it rebases); one rebased before
+        # has a history: remember its length (the usual arities spelled out, as above)
+        if len(inputs) == 3:
+            a._used = b._used = c._used = True
+            extras = a._extra is not None or b._extra is not None or c._extra is not None
+        elif len(inputs) == 2:
+            a._used = b._used = True
+            extras = a._extra is not None or b._extra is not None
+        elif len(inputs) == 1:
+            a._used = True
+            extras = a._extra is not None
+        else:
+            for t in inputs:
+                t._used = True
+            extras = True
+        out._rg = True
+        out._op = op
+        out._parents = inputs
+        if extras:
+            versions = {id(t): len(t._extra["history"]) for t in inputs
+                        if t._extra is not None and "history" in t._extra}
+            if versions:
+                out._extra = {"versions": versions}
     else:
-        out._rg, out._op, out._parents = False, None, ()
+        out._rg = False
+        out._op = None
+        out._parents = ()
     if op.view_of is not None and op.view_of < len(inputs):  # the output shares input's array
         if out._extra is None:
             out._extra = {"base": inputs[op.view_of], "view_op": op}
@@ -914,10 +933,10 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                             and g.dtype is node._data.dtype and g.flags.writeable):
                         g = np.array(g, dtype=node._data.dtype)
                     grad = _new(Tensor)  # the gradient as a leaf Tensor, made inline: a hot path
-                    grad._data, grad._grad, grad._rg, grad._op, grad._parents = g, None, False, \
-                        None, ()
-                    grad._g = grad._mark = grad._extra = None
-                    grad._used = False
+                    grad._data = g
+                    grad._grad = grad._op = grad._g = grad._mark = grad._extra = None
+                    grad._rg = grad._used = False
+                    grad._parents = ()
                     node._grad = grad
                 else:
                     target = _writable(held)

@@ -181,6 +181,12 @@ def use(name):
     _impl_var.set(impl)
 
 
+# The compiled backend, or None. Its kernels check every operand themselves (they cannot
+# trust checks made before they release the GIL), so the hot wrappers below call them without
+# checking first, and restate a refusal in cygrad's words.
+_compiled = _backends.get("cython")
+
+
 def _here():
     """The calling thread's backend module."""
     return _impl_var.get(_impl)
@@ -266,10 +272,15 @@ def _check_float(name, *arrays):
                         "convert one operand first")
 
 
+class NoKernel(ValueError):
+    """The backend in use has no elementwise kernel of that name (the numpy backend has none):
+    the ops catch it and run the op table's math instead."""
+
+
 def _check_activation(name):
     kernels = _impl_var.get(_impl).KERNELS
     if name not in kernels:
-        raise ValueError(f"unknown elementwise kernel {name!r} on the {current()} backend; it "
+        raise NoKernel(f"unknown elementwise kernel {name!r} on the {current()} backend; it "
                          f"has {sorted(kernels)}")
 
 
@@ -296,6 +307,13 @@ def has_kernel(name, array):
 
 def gemm(a, b, trans_a=False, trans_b=False):
     """C := op(A) @ op(B), op(X) = X.T when trans_x. a, b 2-D, one float dtype."""
+    impl = _impl_var.get(_impl)
+    if impl is _compiled:  # the kernel checks its operands itself; its refusals restated
+        try:
+            return impl.gemm(a, b, trans_a, trans_b, _threads_var.get(_kernel_threads))
+        except (TypeError, ValueError):
+            _gemm_refused(a, b, trans_a, trans_b)
+            raise
     try:
         if a.dtype is not b.dtype or a.dtype not in FLOAT_DTYPES or a.ndim != 2 or b.ndim != 2:
             _check_gemm(a, b, trans_a, trans_b)  # raises, unless dtypes are merely equal objects
@@ -306,6 +324,15 @@ def gemm(a, b, trans_a=False, trans_b=False):
         return _impl_var.get(_impl).gemm(a, b, trans_a, trans_b, _threads_var.get(_kernel_threads))
     except ValueError:  # inner sizes that differ (both backends check before computing)
         _check_gemm(a, b, trans_a, trans_b)  # the error in cygrad's words
+        raise
+
+
+def _gemm_refused(a, b, trans_a, trans_b):
+    """Raise gemm's refusal of a, b in cygrad's words, if it has one."""
+    try:
+        _check_gemm(a, b, trans_a, trans_b)
+    except AttributeError:
+        _not_arrays("gemm", a=a, b=b)
         raise
 
 
@@ -380,17 +407,24 @@ def bias_activation(name, z, b, slope=0.01):
     over each row. Z (n, m) writable and C-contiguous (a fresh gemm output), b (m,).
     Bits: Z those of bias_add, Y those of activation_forward(name, Z)."""
     impl = _impl_var.get(_impl)
+    if impl is _compiled:
+        try:
+            return impl.bias_activation(name, z, b, slope, _threads_var.get(_kernel_threads))
+        except (TypeError, ValueError):
+            _bias_activation_refused(name, z, b)
+            raise
+    _bias_activation_refused(name, z, b)
+    return impl.bias_activation(name, z, b, slope, _threads_var.get(_kernel_threads))
+
+
+def _bias_activation_refused(name, z, b):
     try:
-        dtype, zs, bs = z.dtype, z.shape, b.shape
-        if (b.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in impl.KERNELS
-                or len(zs) != 2 or len(bs) != 1 or zs[1] != bs[0]):  # the common case
-            _check_activation(name)
-            _check_float(name, z, b)
-            _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
+        _check_activation(name)  # (NoKernel on the numpy backend: it has none)
+        _check_float(name, z, b)
+        _check_bias("bias_activation", z, b)  # the kernel refuses a read-only or strided z
     except AttributeError:
         _not_arrays("bias_activation", z=z, b=b)
         raise
-    return impl.bias_activation(name, z, b, slope, _threads_var.get(_kernel_threads))
 
 
 def activation_backward_bias(name, grad, saved, slope=0.01):
@@ -398,21 +432,29 @@ def activation_backward_bias(name, grad, saved, slope=0.01):
     activation_backward gives (saved: y for tanh, sigmoid and relu, x for leaky_relu) and
     db = column_sum(dz), both bitwise. grad, saved (n, m)."""
     impl = _impl_var.get(_impl)
+    if impl is _compiled:
+        try:
+            return impl.activation_backward_bias(name, grad, saved, slope,
+                                                 _threads_var.get(_kernel_threads))
+        except (TypeError, ValueError):
+            _backward_bias_refused(name, grad, saved)
+            raise
+    _backward_bias_refused(name, grad, saved)
+    return impl.activation_backward_bias(name, grad, saved, slope,
+                                         _threads_var.get(_kernel_threads))
+
+
+def _backward_bias_refused(name, grad, saved):
     try:
-        dtype, shape = grad.dtype, grad.shape
-        if (saved.dtype is not dtype or dtype not in FLOAT_DTYPES or name not in impl.KERNELS
-                or saved.shape != shape or len(shape) != 2):  # the common case in one test
-            _check_activation(name)
-            _check_float(name, grad, saved)
-            _check_same_shape(name, grad, saved)
-            if grad.ndim != 2:
-                raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
-                                 f"{grad.shape}")
+        _check_activation(name)  # (NoKernel on the numpy backend: it has none)
+        _check_float(name, grad, saved)
+        _check_same_shape(name, grad, saved)
+        if grad.ndim != 2:
+            raise ValueError(f"{name} backward with bias: 2-D gradient expected, got "
+                             f"{grad.shape}")
     except AttributeError:
         _not_arrays(f"{name} backward with bias", grad=grad, saved=saved)
         raise
-    return impl.activation_backward_bias(name, grad, saved, slope,
-                                         _threads_var.get(_kernel_threads))
 
 
 def column_sum(g):
@@ -1010,10 +1052,13 @@ def layer_norm_backward(g, xhat, rstd, w, need_dx=True, need_dw=True, need_db=Tr
 def mse(x, t, reduction):
     """(x - t, the mean (reduction 1) or sum (2) of its squares as a 0-d array): the tree sum,
     the mean divided in double and rounded once. x, t one float dtype and shape, not empty."""
-    _check_float("mse_loss", x, t)
+    if x.dtype is not t.dtype or x.dtype not in FLOAT_DTYPES:
+        _check_float("mse_loss", x, t)
     if x.shape != t.shape or x.size == 0:
         raise ValueError(f"mse_loss: shapes {x.shape} and {t.shape} (one shape, not empty)")
-    return _impl_var.get(_impl).mse(_contiguous(x), _contiguous(t), reduction)
+    if not (x.flags.c_contiguous and t.flags.c_contiguous):
+        x, t = _contiguous(x), _contiguous(t)
+    return _impl_var.get(_impl).mse(x, t, reduction)
 
 
 def _contiguous(a):

@@ -150,15 +150,15 @@ class Sequential(_ModuleSequence):
             plan = (_layout[0], layers._fusion_plan(self._modules.values()))
             self.__dict__["_plan"] = plan  # not a module change itself
         x = input
-        for module, entry, params in plan[1]:
-            if entry is None:
+        for module, op, params in plan[1]:
+            if op is None:
                 x = module(x)
             else:
                 p = module._parameters
-                if entry == "identity":  # Linear.forward, without the call layers
+                if op == "identity":  # Linear.forward, without the call layers
                     x = F.linear(x, p["weight"], p["bias"])
                 else:
-                    x = F._linear_activation(x, p["weight"], p["bias"], entry, params)
+                    x = F._linear_activation(x, p["weight"], p["bias"], op, params)
         return x
 
 

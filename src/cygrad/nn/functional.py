@@ -121,14 +121,14 @@ def linear(x, weight, bias=None):
     return apply(L.Linear, x, weight, bias)
 
 
-def _linear_activation(x, weight, bias, entry, params):
-    """entry's activation of linear(x, weight, bias), as nn.Sequential runs a Linear followed
-    by its activation module: one graph node (ops.layers.LinearActivation) whose kernels add
-    the bias and activate in one pass, and give the activation's and the bias's gradients in
-    one pass back. Falls back to the two ops where there is nothing to fuse."""
+def _linear_activation(x, weight, bias, op, params):
+    """The activation of linear(x, weight, bias), as nn.Sequential runs a Linear followed by
+    its activation module: one graph node (op, an ops.layers.LinearActivation class) whose
+    kernels add the bias and activate in one pass, and give the activation's and the bias's
+    gradients in one pass back. Falls back to the two ops where there is nothing to fuse."""
     _check_linear(x, weight, bias)
     if bias is None or x._data.ndim != 2:
         y = linear(x, weight, bias)
-        return apply(entry.op, y, **params) if params else apply(entry.op, y)
-    return apply(L.linear_activation_op(entry), x, weight, bias, **params)
+        return apply(op.entry.op, y, **params) if params else apply(op.entry.op, y)
+    return apply(op, x, weight, bias, **params)
 

@@ -7,6 +7,7 @@ import numpy as np
 from .. import dtypes
 from ..ops import registry
 from ..ops.elementwise import _bind
+from ..ops.layers import linear_activation_op
 from ..tensor import check_device
 from . import functional as F
 from . import init
@@ -220,10 +221,10 @@ class LogSoftmax(Softmax):
 
 
 def _fusion_plan(modules):
-    """[(module, entry, params)] for nn.Sequential's forward: a Linear fused with the
-    activation module after it (which is then skipped: entry is the activation's op-table
-    entry), a plain Linear alone ("identity"), or (module, None, None) for any other module,
-    run as module(x) (through its hooks)."""
+    """[(module, op, params)] for nn.Sequential's forward: a Linear fused with the activation
+    module after it (which is then skipped: op is the fused op class of the activation's
+    op-table entry, ops.layers.linear_activation_op), a plain Linear alone ("identity"), or
+    (module, None, None) for any other module, run as module(x) (through its hooks)."""
     plan = []
     modules = iter(modules)
     m = next(modules, _END)
@@ -234,7 +235,8 @@ def _fusion_plan(modules):
             plan.append((m, "identity" if _plain(m, Linear) else None, None))
             m = after
         else:
-            plan.append((m, entry, {k: after.__dict__[k] for k in entry.param_names}))
+            plan.append((m, linear_activation_op(entry),
+                         {k: after.__dict__[k] for k in entry.param_names}))
             m = next(modules, _END)
     return plan
 

@@ -196,14 +196,17 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         """Reset every parameter's .grad: to None (default) or to zeros in place."""
+        if set_to_none:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p._grad = None  # (the property's slot, written directly: a hot path)
+            return
         for group in self.param_groups:
             for p in group["params"]:
-                grad = p._grad  # (the property's value, read directly: a hot path)
+                grad = p._grad
                 if grad is None:
                     continue
-                if set_to_none:
-                    p._grad = None
-                elif isinstance(grad, np.ndarray):
+                if isinstance(grad, np.ndarray):
                     grad[...] = 0
                 elif hasattr(grad, "zero_"):
                     grad.zero_()
