@@ -460,27 +460,31 @@ def _backward_bias_refused(name, grad, saved):
 def column_sum(g):
     """s[j] := sum_i g[i, j], by the kernels' fixed tree over i (csrc/sums.h): the bias
     gradient."""
+    impl = _impl_var.get(_impl)
+    if impl is _compiled:
+        try:
+            return impl.column_sum(g, _threads_var.get(_kernel_threads))
+        except (TypeError, ValueError):
+            _matrix_refused("column_sum", g)
+            raise
+    _matrix_refused("column_sum", g)
+    return impl.column_sum(g, _threads_var.get(_kernel_threads))
+
+
+def _matrix_refused(name, g):
     try:
         if g.dtype not in FLOAT_DTYPES:
-            _check_float("column_sum", g)
+            _check_float(name, g)
         if g.ndim != 2:
-            raise ValueError(f"column_sum needs a 2-D array, got shape {g.shape}")
+            raise ValueError(f"{name} needs a 2-D array, got shape {g.shape}")
     except AttributeError:
-        _not_arrays("column_sum", g=g)
+        _not_arrays(name, g=g)
         raise
-    return _impl_var.get(_impl).column_sum(g, _threads_var.get(_kernel_threads))
 
 
 def row_sum(g):
     """s[i] := sum_j g[i, j], by the same tree over j: bitwise column_sum(g.T)."""
-    try:
-        if g.dtype not in FLOAT_DTYPES:
-            _check_float("row_sum", g)
-        if g.ndim != 2:
-            raise ValueError(f"row_sum needs a 2-D array, got shape {g.shape}")
-    except AttributeError:
-        _not_arrays("row_sum", g=g)
-        raise
+    _matrix_refused("row_sum", g)
     return _impl_var.get(_impl).row_sum(g, _threads_var.get(_kernel_threads))
 
 
@@ -880,9 +884,11 @@ def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
         bufs = fresh = None
     else:
         bufs, fresh = _list(bufs), _list(fresh)
-    return _here().sgd_update(_list(params), _list(grads), float(lr), float(momentum),
-                            float(dampening), bool(nesterov), float(weight_decay), bufs, fresh,
-                            bool(maximize))
+    if type(params) is not list or type(grads) is not list:
+        params, grads = _list(params), _list(grads)
+    return _impl_var.get(_impl).sgd_update(params, grads, float(lr), float(momentum),
+                                           float(dampening), bool(nesterov),
+                                           float(weight_decay), bufs, fresh, bool(maximize))
 
 
 def _list(items):
