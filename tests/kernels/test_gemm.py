@@ -270,7 +270,24 @@ def test_transposed_run_is_only_for_ragged_narrow_products():
     assert not gemm_module.swaps(512, 512, 512, np.float32)
     assert not gemm_module.swaps(9, 32, 600, np.float32)  # already the better way round
     assert not gemm_module.swaps(32, 9, 8, np.float32)  # k too short to pay for the copy
+    assert not gemm_module.swaps(32, 16, 16, np.float32)  # too small: the copy costs more
     assert not gemm_module.swaps(40000, 9, 600, np.float32)  # C too big for a scratch copy
+
+
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [3, 16, 23, 40])
+def test_narrow_panels_packed_whole_give_the_same_bits(dtype, ta, tb, k):
+    """Products one vector wide or narrower (16 float32 / 8 float64 columns on AVX-512, 8 / 4 on
+    AVX2) pack B's narrow panel by the full panels' row copies or in-register transposes; the
+    bits are the naive variant's for every column count around the width, every layout."""
+    for n in (1, 4, 7, 8, 9, 15, 16):
+        for m in (8, 32, 33):
+            rng = np.random.default_rng(m * 100 + n + k)
+            a, b = operands(rng, m, n, k, ta, tb, dtype)
+            c = run_gemm(a, b, ta, tb, 1, kernel="naive")
+            assert np.array_equal(c, run_gemm(a, b, ta, tb, 1)), (m, n)
+            assert_close_to_numpy(c, a, b, ta, tb)
 
 
 # ---------------------------------------------------------------- through the backend seam
