@@ -4,7 +4,9 @@
 - a gradient summed over several uses is accumulated in place into a buffer backward owns;
 - an op locks only the arrays its backward reads (and a view's owner with the view);
 - nn.Sequential runs Linear + activation fused (one kernel pass each way) with the same graph
-  nodes and bitwise the same numbers as the two separate calls.
+  nodes and bitwise the same numbers as the two separate calls;
+- a slice's gradient reaches the engine as its window alone (SliceGrad), added into its input's
+  buffer there: the sums of whole zero-padded arrays, bit for bit, in O(window) work.
 """
 
 import numpy as np
@@ -249,3 +251,52 @@ def test_cross_entropy_scalars_have_the_bits_of_the_dtypes_own_arithmetic(dtype)
                 cygrad.backend.log_softmax_nll(logits.numpy(), targets)[1], targets, rows)
             assert loss.numpy().tobytes() == np.asarray(total).tobytes()
             assert logits.grad.numpy().tobytes() == expected.tobytes()
+
+
+def _grads_whole(fn, x):
+    """x's gradient from fn(x).backward() with every gradient whole (a watcher on: the engine's
+    path that hands watchers full arrays)."""
+    from cygrad import _state
+    from cygrad.tensor import Watcher
+    with _state.watching(Watcher()):
+        fn(x).backward()
+    whole, x.grad = x.grad, None
+    return whole
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_slices_add_their_windows_as_the_whole_arrays_would(dtype):
+    rng = np.random.default_rng(0)
+    x = cygrad.tensor(rng.standard_normal((30, 3, 4)).astype(dtype), requires_grad=True)
+
+    def fn(x):
+        steps = x.unbind(0)  # 30 slices, some used twice, overlapping windows, a dense use
+        total = sum((s * float(i % 7 - 3)).sum() for i, s in enumerate(steps))
+        total = total + (x[2:9] * 1.5).sum() + (x[5:12, 1] ** 2).sum() + x[3, 2, 1] * 4.0
+        h = x * 0.5  # an op node reached by slices alone: made whole before its backward
+        return total + h[0].sum() + (h[1:4] * h[1:4]).sum() + (x * x).sum()
+
+    whole = _grads_whole(fn, x)
+    fn(x).backward()
+    assert x.grad.dtype == whole.dtype and np.array_equal(x.grad.numpy(), whole.numpy())
+
+
+def test_slice_gradients_reach_leaves_hooks_and_retained_grads_whole():
+    from cygrad.ops import SliceGrad
+    from cygrad.ops.shape import Slice
+    x = leaf(np.arange(6.0))
+    y = x * 1.0
+    y.retain_grad()
+    seen = []
+    y.register_hook(lambda g: seen.append(g.shape))
+    (y[1] * 2 + y[4:6].sum()).backward()
+    assert seen == [(6,)] and y.grad.tolist() == [0, 2, 0, 0, 1, 1]
+    assert x.grad.tolist() == [0, 2, 0, 0, 1, 1] and type(x.grad._data) is np.ndarray
+    z = leaf([1.0, 2.0, 3.0])
+    z[0].backward()  # a leaf whose only gradient is one slice
+    assert z.grad.tolist() == [1.0, 0.0, 0.0]
+    # what the engine gets: the window, not an array of the input's size
+    op = apply(Slice, leaf(np.zeros((1000, 4))), index=(7,)).grad_fn
+    (part,) = op.engine_backward(np.ones(4))
+    assert type(part) is SliceGrad and part.g.shape == (4,)
+    assert np.array_equal(np.asarray(part), op.backward(np.ones(4))[0])

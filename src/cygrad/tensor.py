@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _state, dtypes, ops
 from .dtypes import as_dtype, get_default_dtype, set_default_dtype  # noqa: F401  (re-exported)
+from .ops import SliceGrad
 
 _local = _state.local
 _FLOAT_NP = (np.dtype(np.float32), np.dtype(np.float64))
@@ -947,7 +948,9 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                                    f"({op.name()} has already freed its saved arrays); call "
                                    "backward(retain_graph=True) the first time to keep them")
             if plain:
-                input_grads = op.backward(g)
+                if type(g) is SliceGrad:  # only slices reached it so far: made whole
+                    g = np.asarray(g)
+                input_grads = op.engine_backward(g)
             else:
                 if capture is not None and id(node) in capture:
                     capture[id(node)] = g
@@ -981,6 +984,8 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
 
 def _node_extras(node, g, capture):
     """Hooks and retain_grad of one node, given the gradient arriving at it."""
+    if type(g) is SliceGrad:
+        g = np.asarray(g)
     hooks = node._extra.get("hooks")
     if hooks:
         for hook in list(hooks.values()):

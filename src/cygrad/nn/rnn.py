@@ -10,9 +10,10 @@ The gates are torch's: LSTM (i, f, g, o), c' = f * c + i * g, h' = o * tanh(c');
 n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (h - n) * z + n; RNN h' = act(W_ih x + b_ih +
 W_hh h + b_hh). Each step projects its own input (x_t @ W_ih.T) and a layer reads the step
 outputs of the layer below as they are, so nothing slices a whole sequence's projection; the only
-per-step slices are of the input sequence (and hx): when the input requires grad, each of those
-slices' backward writes a zero gradient of the input's full size (cygrad has no multi-output
-unbind node), O(L^2 * N * H_in) memory traffic. Dropout between layers draws torch's mask over
+per-step slices are of the input sequence (and hx): when the input requires grad, each slice's
+gradient reaches the engine as its window alone (ops.SliceGrad), added into one buffer of the
+input's size, so backward stays O(L * N * H_in) (it was O(L^2 * N * H_in) with a whole
+zero-padded gradient a slice). Dropout between layers draws torch's mask over
 the (L, N, D * H) layer output, in torch's order, so the same seed drops the same elements.
 
 An LSTM with proj_size > 0 projects each step's h by weight_hr (proj_size, H), no bias, as

@@ -27,6 +27,8 @@ An op says which of the caller's arrays its backward reads: `saves` (input posit
 `view_of` names the input whose array the output is a view of (view, transpose, slicing...).
 """
 
+import numpy as np
+
 from . import registry  # noqa: F401
 from .locks import Lease, PyLease, lock, unlock  # noqa: F401  (re-exported)
 
@@ -64,8 +66,62 @@ class Op:
     def backward(self, g):
         raise NotImplementedError
 
+    # What backward's engine calls (cygrad/tensor.py, when no watcher or capture needs every
+    # gradient whole): `backward`, unless an op declares a cheaper form of its gradient — Slice
+    # hands a SliceGrad (zero outside its window), which the engine adds into its input's
+    # gradient buffer at that window only.
+    engine_backward = backward
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__ and "engine_backward" not in cls.__dict__:
+            cls.engine_backward = cls.__dict__["backward"]
+
     def release(self):
         """Drop the arrays saved for backward; a second backward through this op is an error."""
         state = self.__dict__
         state.clear()  # the lease with the rest: freeing it gives its locks back
         state["released"] = True
+
+
+class SliceGrad:
+    """A gradient that is zero outside x[index], where it is g: Slice's backward as handed to
+    the engine. np.add with it adds g into the other operand's window (in place with out=, else
+    into a copy); np.asarray makes it whole (zeros with g written at index, as Slice.backward).
+    Every element gets the same additions in the same order as with the whole array: only the
+    sign of a zero can differ (0.0 + -0.0 is 0.0)."""
+
+    __slots__ = ("shape", "dtype", "index", "g")
+    base = "window"  # not None: the engine copies it (whole) before keeping it as a .grad
+
+    def __init__(self, shape, dtype, index, g):
+        self.shape, self.dtype, self.index, self.g = shape, dtype, index, g
+
+    def __array__(self, dtype=None, copy=None):
+        dx = np.zeros(self.shape, dtype=self.dtype if dtype is None else dtype)
+        dx[self.index] = self.g
+        return dx
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        if ufunc is not np.add or method != "__call__" or len(inputs) != 2 or kwargs:
+            return NotImplemented
+        a, b = inputs
+        if type(a) is SliceGrad and type(b) is not SliceGrad:
+            a, b = b, a  # the whole operand first (addition commutes, bit for bit)
+        if out is not None:  # a += b, in place: the engine's own buffer
+            if len(out) != 1 or out[0] is not a or type(a) is SliceGrad:
+                return NotImplemented
+            target = a
+        else:  # a new array: a whole, copied (or made whole)
+            target = np.array(a)
+        window = target[b.index]
+        if type(window) is np.ndarray:  # a view: added where it lies
+            np.add(window, b.g, out=window)
+        else:  # one element (every index an integer): numpy gave a scalar
+            target[b.index] = window + b.g
+        return target
+
+    def __add__(self, other):
+        return np.add(self, other)
+
+    __radd__ = __add__
