@@ -209,8 +209,8 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
         CG_STAGE(V, VI, W, v, 1);                                                              \
     }                                                                                          \
     /* k0 += W at a time through registers; returns where the scalar tail starts */            \
-    static ptrdiff_t cg_pack_a_kcont_blocks_##SFX(T *__restrict dst, const T *__restrict src,  \
-                                                  ptrdiff_t ld, ptrdiff_t kc)                  \
+    __attribute__((unused)) static ptrdiff_t cg_pack_a_kcont_blocks_w_##SFX(                   \
+        T *__restrict dst, const T *__restrict src, ptrdiff_t ld, ptrdiff_t kc)                \
     {                                                                                          \
         ptrdiff_t k0 = 0;                                                                      \
         for (; k0 + W <= kc; k0 += W) {                                                        \
@@ -228,6 +228,31 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
     }
 CG_DEFINE_TRANSPOSES(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32)
 CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64)
+#define cg_pack_a_kcont_blocks_f64 cg_pack_a_kcont_blocks_w_f64
+#if CG_MR_F32 * 2 == CG_WF && CG_WF == 16
+/* float32 A panels of half a vector's lanes (AVX-512: 8 rows, 16 lanes): a W x W transpose
+ * would carry W / 2 rows of zeros. Instead each row's lanes are taken in pairs, one float64
+ * lane each, through the 8 x 8 float64 transpose: vector j then holds every row's pair
+ * (k0 + 2j, k0 + 2j + 1), and one permutation puts it as dst rows k0 + 2j and k0 + 2j + 1
+ * (MR floats each), stored at once. Half the shuffles, no zeros; a copy all the same. */
+static ptrdiff_t cg_pack_a_kcont_blocks_f32(float *__restrict dst, const float *__restrict src,
+                                            ptrdiff_t ld, ptrdiff_t kc)
+{
+    const cg_vi split = {0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15};
+    ptrdiff_t k0 = 0;
+    for (; k0 + CG_WF <= kc; k0 += CG_WF) {
+        cg_vd v[CG_WD];
+        CG_UNROLL for (int r = 0; r < CG_MR_F32; ++r)
+            v[r] = (cg_vd)(*(const cg_vf_u *)(src + r * ld + k0));
+        cg_transpose_f64(v);
+        CG_UNROLL for (int j = 0; j < CG_WD; ++j)
+            *(cg_vf_u *)(dst + (k0 + 2 * j) * CG_MR_F32) = __builtin_shuffle((cg_vf)v[j], split);
+    }
+    return k0;
+}
+#else
+#define cg_pack_a_kcont_blocks_f32 cg_pack_a_kcont_blocks_w_f32
+#endif
 /* B's kcont blocks for panels NR wide (the full tile's or the narrow one, both whole vectors) */
 #define CG_DEFINE_B_KCONT_BLOCKS(SFX, TSFX, T, V, VU, W, NR)                                    \
     static ptrdiff_t cg_pack_b_kcont_blocks_##SFX(T *__restrict dst, const T *__restrict src,  \
