@@ -21,9 +21,15 @@ call with inconsistent arguments raises instead of touching memory out of bounds
 
 from cython.parallel cimport prange
 from cython cimport floating
+from libc.string cimport memset
 
 cdef extern from "threads.h" nogil:
     void cg_threads_init()
+
+cdef extern from "rows.h" nogil:
+    void cg_copy_bytes(char *dst, const char *src, Py_ssize_t n)
+    void cg_add_row_f32(float *dst, const float *src, Py_ssize_t n)
+    void cg_add_row_f64(double *dst, const double *src, Py_ssize_t n)
     int cg_threads_for(long long requested, long long work, long long serial_below)
 
 cg_threads_init()
@@ -214,30 +220,44 @@ cdef void _im2col_t_task(const floating *xn, floating *cols_t, Py_ssize_t q, Py_
                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t NP, Py_ssize_t kh, Py_ssize_t kw,
                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                         Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
-    """Row q of cols_t for image n (xn: that image's channel c = q // (kh*kw))."""
-    cdef Py_ssize_t i = (q // kw) % kh, j = q % kw, oy, ox, y, lo, hi, off
+    """Row q of cols_t for image n (xn: that image's channel c = q // (kh*kw)): rows of output
+    positions whose image row lies in the padding are zeros; the others copy a run of that row
+    (rows.h; element by element with a horizontal stride) between the padding's zeros."""
+    cdef Py_ssize_t i = (q // kw) % kh, j = q % kw, oy, ox, lo, hi, ylo, yhi, off
+    cdef Py_ssize_t isz = sizeof(floating), run
     cdef const floating *src
-    cdef floating *dst
+    cdef floating *dst = cols_t + q * NP + n * oh * ow
     _span(pw - j * dw, W, sw, ow, &lo, &hi)
+    _span(ph - i * dh, H, sh, oh, &ylo, &yhi)
     off = j * dw - pw
-    for oy in range(oh):
-        dst = cols_t + q * NP + n * oh * ow + oy * ow
-        y = oy * sh + i * dh - ph
-        if y < 0 or y >= H:
-            for ox in range(ow):
-                dst[ox] = 0
-            continue
-        src = xn + y * W
+    memset(dst, 0, ylo * ow * isz)
+    memset(dst + yhi * ow, 0, (oh - yhi) * ow * isz)
+    if yhi == ylo:
+        return
+    src = xn + (ylo * sh + i * dh - ph) * W
+    dst += ylo * ow
+    if sw == 1 and lo == 0 and hi == ow:  # whole rows of patches: one run each
+        run = ow * isz
+        src += off
+        for oy in range(ylo, yhi):
+            cg_copy_bytes(<char *>dst, <const char *>src, run)
+            dst += ow
+            src += sh * W
+        return
+    for oy in range(ylo, yhi):
         for ox in range(lo):
             dst[ox] = 0
         if sw == 1:
-            for ox in range(lo, hi):
-                dst[ox] = src[ox + off]
+            if hi > lo:
+                cg_copy_bytes(<char *>(dst + lo), <const char *>(src + lo + off),
+                              (hi - lo) * isz)
         else:
             for ox in range(lo, hi):
                 dst[ox] = src[ox * sw + off]
         for ox in range(hi, ow):
             dst[ox] = 0
+        dst += ow
+        src += sh * W
 
 
 def im2col_t(const floating[:, :, :, ::1] x, floating[:, ::1] cols_t, Py_ssize_t kh,
@@ -283,27 +303,30 @@ cdef void _col2im_t_plane(const floating *cols_t, floating *plane, Py_ssize_t c,
                          Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
                          Py_ssize_t ow) noexcept nogil:
     """Plane (n, c) of col2im_t: zeroed, then its contributions in ascending (i, j)."""
-    cdef Py_ssize_t i, j, oy, ox, y, k, lo, hi, off
+    cdef Py_ssize_t i, j, oy, ox, lo, hi, ylo, yhi, off
     cdef const floating *src
     cdef floating *dst
-    for k in range(H * W):
-        plane[k] = 0
+    memset(plane, 0, H * W * sizeof(floating))
     for i in range(kh):
         for j in range(kw):
             _span(pw - j * dw, W, sw, ow, &lo, &hi)
+            _span(ph - i * dh, H, sh, oh, &ylo, &yhi)
             off = j * dw - pw
-            for oy in range(oh):
-                y = oy * sh + i * dh - ph
-                if y < 0 or y >= H:
-                    continue
-                dst = plane + y * W
-                src = cols_t + ((c * kh + i) * kw + j) * NP + n * oh * ow + oy * ow
-                if sw == 1:
-                    for ox in range(lo, hi):
-                        dst[ox + off] = dst[ox + off] + src[ox]
+            if yhi == ylo:
+                continue
+            dst = plane + (ylo * sh + i * dh - ph) * W
+            src = cols_t + ((c * kh + i) * kw + j) * NP + n * oh * ow + ylo * ow
+            for oy in range(ylo, yhi):
+                if sw == 1:  # added as a run (rows.h: one rounding an element, as below)
+                    if floating is float:
+                        cg_add_row_f32(dst + lo + off, src + lo, hi - lo)
+                    else:
+                        cg_add_row_f64(dst + lo + off, src + lo, hi - lo)
                 else:
                     for ox in range(lo, hi):
                         dst[ox * sw + off] = dst[ox * sw + off] + src[ox]
+                dst += sh * W
+                src += ow
 
 
 def col2im_t(const floating[:, ::1] cols_t, floating[:, :, :, ::1] x, Py_ssize_t kh,
