@@ -74,6 +74,14 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_pack_a_icont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_kcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_block_t_f32(const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd,
+                        const float *bias)
+    void cg_block_t_f64(const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd,
+                        const double *bias)
+    void cg_pack_b_rows_f32(float *dst, const float *const *rows, Py_ssize_t off, int skip,
+                            int stop)
+    void cg_pack_b_rows_f64(double *dst, const double *const *rows, Py_ssize_t off, int skip,
+                            int stop)
     void cg_pack_b_jcont_narrow_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_kcont_narrow_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_narrow_f64(double *dst, const double *src, Py_ssize_t ld,
@@ -207,6 +215,198 @@ cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
         dst += kc * NR
 
 
+cdef void _pack_a_patches(floating *dst, const Patches *pt, Py_ssize_t row0, Py_ssize_t pc,
+                          Py_ssize_t m, Py_ssize_t kc) noexcept nogil:
+    """_pack_a of a convolution's patches (Patches): dst[p][k][r] := op(A)[row0 + p*MR + r,
+    pc + k], 0 in the padding and past row m: the values im2col_t writes, copied straight into
+    the panels (no patches array, no second pass over it). A panel whose MR output positions
+    lie in one output row at stride 1 reads MR neighbours of an image row: one run a kernel
+    offset; any other panel goes element by element."""
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    # the geometry in locals: the stores into dst could otherwise alias it (no strict aliasing)
+    cdef Py_ssize_t H = pt.H, W = pt.W, kh = pt.kh, kw = pt.kw, sh = pt.sh, sw = pt.sw
+    cdef Py_ssize_t ph = pt.ph, pw = pt.pw, dh = pt.dh, dw = pt.dw, ow = pt.ow
+    cdef Py_ssize_t KK = kh * kw, HW = H * W
+    cdef const floating *x = <const floating *>pt.x
+    cdef const floating *plane
+    cdef Py_ssize_t p, r0, mr, oy, ox, k, c, i, j, y, xs, xx, r, q, ybase, xbase
+    for p in range(_cdiv(m, MR)):
+        r0 = row0 + p * MR
+        mr = min(MR, m - p * MR)
+        oy = r0 // ow
+        ox = r0 - oy * ow
+        c = pc // KK
+        i = (pc - c * KK) // kw
+        j = pc - c * KK - i * kw
+        if mr == MR and sw == 1 and ox + MR <= ow:
+            ybase = oy * sh - ph
+            xbase = ox - pw
+            plane = x + c * HW
+            y = ybase + i * dh
+            xs = xbase + j * dw
+            for k in range(kc):
+                if <size_t>y < <size_t>H and xs >= 0 and xs + MR <= W:
+                    memcpy(dst + k * MR, plane + y * W + xs, MR * sizeof(floating))
+                else:
+                    for r in range(MR):
+                        xx = xs + r
+                        dst[k * MR + r] = plane[y * W + xx] \
+                            if <size_t>y < <size_t>H and <size_t>xx < <size_t>W else 0
+                j += 1
+                xs += dw
+                if j == kw:
+                    j = 0
+                    xs = xbase
+                    i += 1
+                    y += dh
+                    if i == kh:
+                        i = 0
+                        y = ybase
+                        plane += HW
+        else:
+            for k in range(kc):
+                for r in range(MR):
+                    dst[k * MR + r] = 0
+                    if r < mr:
+                        q = r0 + r
+                        oy = q // ow
+                        y = oy * sh + i * dh - ph
+                        xx = (q - oy * ow) * sw + j * dw - pw
+                        if <size_t>y < <size_t>H and <size_t>xx < <size_t>W:
+                            dst[k * MR + r] = x[c * HW + y * W + xx]
+                j += 1
+                if j == kw:
+                    j = 0
+                    i += 1
+                    if i == kh:
+                        i = 0
+                        c += 1
+        dst += kc * MR
+
+
+cdef inline void _pack_a_of(Operands *g, floating *dst, Py_ssize_t ic, Py_ssize_t pc,
+                            Py_ssize_t mc, Py_ssize_t kc) noexcept nogil:
+    """Rows ic.. and columns pc.. of op(A), packed: from its strides, or from the patches."""
+    if g.pa != NULL:
+        _pack_a_patches(dst, g.pa, g.a_row0 + ic, pc, mc, kc)
+    else:
+        _pack_a(dst, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
+
+
+cdef Py_ssize_t _LIMIT = (1 << 31) - 1  # each geometry number (as csrc/conv.pyx)
+
+cdef extern from *:
+    """
+    /* Ask for n bytes from p on in the caches ahead of use: one request a cache line. */
+    static void cg_prefetch(const void *p, ptrdiff_t n)
+    {
+    #if defined(__GNUC__) || defined(__clang__)
+        for (ptrdiff_t i = 0; i < n; i += 64)
+            __builtin_prefetch((const char *)p + i, 0, 2);
+    #else
+        (void)p, (void)n;
+    #endif
+    }
+    """
+    void cg_prefetch(const void *p, Py_ssize_t n) noexcept nogil
+
+
+cdef void _pack_b_patches(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ssize_t jc,
+                          Py_ssize_t kc, Py_ssize_t n, Py_ssize_t NR) noexcept nogil:
+    """_pack_b of a convolution's patches (op(B)[k, j] = patch j of output position k, the
+    transpose of the A form above): dst[q][k][c] := op(B)[pc + k, jc + q*NR + c], 0 in the
+    padding and past column n; the values im2col_t's columns hold, read from the image. Along
+    an output row at stride 1 the NR patch columns are NR runs of image rows: windows of a
+    vector's W positions are transposed in registers (cg_pack_b_rows), a row's last window
+    shifted back to end with the row (storing only the positions not yet stored); a window
+    reaching into the padding, a ragged panel or another stride go element by element."""
+    cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t WL = CG_WF if floating is float else CG_WD
+    cdef Py_ssize_t H = pt.H, W = pt.W, kh = pt.kh, kw = pt.kw, sh = pt.sh, sw = pt.sw
+    cdef Py_ssize_t ph = pt.ph, pw = pt.pw, dh = pt.dh, dw = pt.dw, ow = pt.ow
+    cdef Py_ssize_t KK = kh * kw, HW = H * W
+    cdef const floating *x = <const floating *>pt.x
+    cdef const floating *rows[64]
+    cdef Py_ssize_t coff[64]
+    cdef Py_ssize_t yoff[64]
+    cdef Py_ssize_t xoff[64]
+    cdef Py_ssize_t q, q0, nr, v, c, i, j, k, kk, pix, oy, ox, run, s, e, w0, y, xa, xx
+    cdef Py_ssize_t ymin, ymax, xmin, xmax, row_oy
+    cdef bint vec = NR == FULL and sw == 1 and ow >= WL and NR <= 64
+    for q in range(_cdiv(n, NR)):
+        q0 = jc + q * NR
+        nr = min(NR, jc + n - q0)
+        ymin = xmin = _LIMIT * 4
+        ymax = xmax = -_LIMIT * 4
+        c = q0 // KK  # column q0 + v is patch (c, i, j): counted up, not divided
+        i = (q0 - c * KK) // kw
+        j = q0 - c * KK - i * kw
+        for v in range(min(nr, 64)):
+            coff[v] = c * HW
+            yoff[v] = i * dh - ph
+            xoff[v] = j * dw - pw
+            ymin, ymax = min(ymin, yoff[v]), max(ymax, yoff[v])
+            xmin, xmax = min(xmin, xoff[v]), max(xmax, xoff[v])
+            j += 1
+            if j == kw:
+                j = 0
+                i += 1
+                if i == kh:
+                    i = 0
+                    c += 1
+        row_oy = -1  # the output row whose image rows `rows` points at
+        k = 0
+        while k < kc:
+            pix = pc + k
+            oy = pix // ow
+            ox = pix - oy * ow
+            run = min(ow - ox, kc - k)  # positions left in this output row and this block
+            s = 0
+            if vec and nr == NR and oy * sh + ymin >= 0 and oy * sh + ymax < H:
+                if row_oy != oy:
+                    for v in range(NR):  # (+ pw: inside the image, as the reads are)
+                        rows[v] = x + coff[v] + (oy * sh + yoff[v]) * W + (xoff[v] + pw)
+                    row_oy = oy
+                while s < run:
+                    # the window [ox + w0, ox + w0 + WL) of this output row: at s, or shifted
+                    # back to end with the run, or (a short run) reaching past it
+                    e = min(s + WL, run)
+                    w0 = e - WL
+                    if ox + w0 < 0:
+                        w0 = s
+                        if ox + w0 + WL > ow:
+                            break
+                    xa = ox + w0
+                    if xa + xmin < 0 or xa + xmax + WL > W:
+                        break
+                    if floating is float:
+                        cg_pack_b_rows_f32(dst + (k + s) * NR, <const float *const *>rows,
+                                           xa - pw, <int>(s - w0), <int>(e - w0))
+                    else:
+                        cg_pack_b_rows_f64(dst + (k + s) * NR, <const double *const *>rows,
+                                           xa - pw, <int>(s - w0), <int>(e - w0))
+                    s = e
+            for kk in range(s, run):  # what the windows did not take: element by element
+                for v in range(NR):
+                    dst[(k + kk) * NR + v] = 0
+                    if v < nr:
+                        y = oy * sh + yoff[v]
+                        xx = (ox + kk) * sw + xoff[v]
+                        if <size_t>y < <size_t>H and <size_t>xx < <size_t>W:
+                            dst[(k + kk) * NR + v] = x[coff[v] + y * W + xx]
+            k += run
+        dst += kc * NR
+
+
+cdef inline void _pack_b_of(Operands *g, floating *dst, Py_ssize_t pc, Py_ssize_t jc,
+                            Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t NR) noexcept nogil:
+    """Rows pc.. and columns jc.. of op(B), packed: from its strides, or from the patches."""
+    if g.pb != NULL:
+        _pack_b_patches(dst, g.pb, pc, g.b_col0 + jc, kc, nc, NR)
+    else:
+        _pack_b(dst, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
+
+
 cdef inline void _kernel(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
                          Py_ssize_t ldc, bint load_c, bint narrow) noexcept nogil:
     """The micro-kernel: an MR x NR tile of C, or MR x NRN with `narrow`. Both run the same
@@ -223,9 +423,20 @@ cdef inline void _kernel(Py_ssize_t kc, const floating *a, const floating *b, fl
             cg_kernel_f64(kc, a, b, c, ldc, load_c)
 
 
+cdef struct Patches:
+    # A convolution's patches as op(A) (conv_image): op(A)[p, q] = x[c, oy*sh + i*dh - ph,
+    # ox*sw + j*dw - pw] (0 outside the image) for the output position p = oy*ow + ox and the
+    # kernel offset q = (c*kh + i)*kw + j; x (C, H, W) C-contiguous
+    const char *x
+    Py_ssize_t H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow
+
+
 cdef struct Operands:
     # op(A)[i, k] at a + i*a_rs + k*a_cs and op(B)[k, j] at b + k*b_rs + j*b_cs (byte strides,
     # any sign); C is (m, n), row i at c + i*ldc elements
+    const Patches *pa  # or, when not NULL, op(A) is these patches (rows from a_row0 on)
+    const Patches *pb  # or op(B) is (op(B)[k, j] = patch j of output position k, from b_col0)
+    Py_ssize_t a_row0, b_col0
     const char *a
     const char *b
     char *c
@@ -253,6 +464,7 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
     g.ldc = c.strides[0] // <Py_ssize_t>sizeof(floating)
     g.nr = CG_NR_F32 if floating is float else CG_NR_F64
     g.a = g.b = g.c = NULL
+    g.pa, g.pb, g.a_row0, g.b_col0 = NULL, NULL, 0, 0
     if g.m > 0 and g.n > 0:
         g.c = <char *>&c[0, 0]
         if g.k > 0:
@@ -355,8 +567,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
         if g.whole_b:
             for pb in range(blocks):
                 pc = pb * KC
-                _pack_b(bbuf + pc * ncr, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs,
-                        min(KC, g.k - pc), nc, NR)
+                _pack_b_of(&g, bbuf + pc * ncr, pc, jc, min(KC, g.k - pc), nc, NR)
             for ib in range(_cdiv(g.m, CG_MC)):
                 ic = ib * CG_MC
                 mc = min(<Py_ssize_t>CG_MC, g.m - ic)
@@ -364,7 +575,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     pc = pb * KC
                     kc = min(KC, g.k - pc)
                     mask = _merges(pb, blocks, &level)
-                    _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
+                    _pack_a_of(&g, abuf, ic, pc, mc, kc)
                     _block(g, abuf, bbuf + pc * ncr, tile, &slots, cblock, ic, mc, kc, nc,
                            mask, level)
         else:
@@ -372,11 +583,11 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                 pc = pb * KC
                 kc = min(KC, g.k - pc)
                 mask = _merges(pb, blocks, &level)
-                _pack_b(bbuf, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
+                _pack_b_of(&g, bbuf, pc, jc, kc, nc, NR)
                 for ib in range(_cdiv(g.m, CG_MC)):
                     ic = ib * CG_MC
                     mc = min(<Py_ssize_t>CG_MC, g.m - ic)
-                    _pack_a(abuf, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
+                    _pack_a_of(&g, abuf, ic, pc, mc, kc)
                     _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level)
 
 
@@ -433,6 +644,7 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
         hi = min(tiles * (t + 1) // nt * NR, g.n)
         g.c += lo * <Py_ssize_t>sizeof(floating)
         g.b += lo * g.b_cs
+        g.b_col0 += lo
         g.n = hi - lo
     else:
         tiles = _cdiv(g.m, MR)
@@ -440,6 +652,7 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
         hi = min(tiles * (t + 1) // nt * MR, g.m)
         g.c += lo * g.ldc * <Py_ssize_t>sizeof(floating)
         g.a += lo * g.a_rs
+        g.a_row0 += lo
         g.m = hi - lo
     if g.m > 0 and g.n > 0:
         _gemm_packed(g, buf, buf + a_size, buf + a_size + b_size, slots)
@@ -486,6 +699,7 @@ def swaps(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, dtype):
     """Whether an (m x k) @ (k x n) product of `dtype` runs as its transpose (see _swap)."""
     cdef Operands g
     g.m, g.n, g.k = m, n, k
+    g.pa = g.pb = NULL
     if np.dtype(dtype) == _F32_DTYPE:
         return _swap(&g, CG_MR_F32, CG_NR_F32, CG_NRN_F32)
     return _swap(&g, CG_MR_F64, CG_NR_F64, CG_NRN_F64)
@@ -503,13 +717,14 @@ cdef int _run(Operands g, floating *tag, int num_threads, double serial) except 
         return 0
     cdef Operands t
     cdef floating *ct
-    if _swap(&g, CG_MR_F32 if floating is float else CG_MR_F64,
+    if g.pa == NULL and g.pb == NULL and _swap(&g, CG_MR_F32 if floating is float else CG_MR_F64,
              CG_NR_F32 if floating is float else CG_NR_F64,
              CG_NRN_F32 if floating is float else CG_NRN_F64):
         ct = <floating *>malloc(g.m * g.n * sizeof(floating))
         if ct == NULL:
             raise MemoryError(f"gemm: cannot allocate {g.m * g.n * sizeof(floating)} bytes for "
                               "a transposed product")
+        t.pa, t.pb, t.a_row0, t.b_col0 = NULL, NULL, 0, 0
         t.a, t.a_rs, t.a_cs = g.b, g.b_cs, g.b_rs
         t.b, t.b_rs, t.b_cs = g.a, g.a_cs, g.a_rs
         t.c, t.ldc, t.m, t.n, t.k = <char *>ct, g.m, g.n, g.m, g.k
@@ -678,6 +893,7 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
         g.a, g.b = <const char *>v[0].buf, <const char *>v[1].buf
         g.c, g.ldc = <char *>v[2].buf, g.n  # C-contiguous: rows n elements apart
+        g.pa, g.pb, g.a_row0, g.b_col0 = NULL, NULL, 0, 0
         if kind == F32:
             _run(g, <float *>NULL, num_threads, <double>serial_macs)
         else:
@@ -702,11 +918,182 @@ cdef int _exec_gemm(cg_instr *ins) except -1:
         g.b_rs, g.b_cs = g.b_cs, g.b_rs
     g.a, g.b = <const char *>ins.p[0], <const char *>ins.p[1]
     g.c, g.ldc = ins.p[2], g.n
+    g.pa, g.pb, g.a_row0, g.b_col0 = NULL, NULL, 0, 0
     if ins.kind == F32:
         _run(g, <float *>NULL, ins.threads, <double>program_serial_macs)
     else:
         _run(g, <double *>NULL, ins.threads, <double>program_serial_macs)
     return 0
+
+
+cdef int _check_geometry(str name, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                         Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                         Py_ssize_t ow) except -1:
+    """Every size and geometry number in [0, 2^31) (so index sums stay far inside 64 bits),
+    the kernel, stride and dilation positive. The packing checks each pixel it reads against
+    the image: any output size is safe."""
+    cdef Py_ssize_t values[13]
+    cdef int t
+    values[:] = [C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow]
+    for t in range(13):
+        if values[t] < 0 or values[t] > _LIMIT:
+            raise ValueError(f"{name}: sizes and geometry must be in [0, {_LIMIT}], got "
+                             f"C, H, W {C, H, W}, kernel {kh, kw}, stride {sh, sw}, padding "
+                             f"{ph, pw}, dilation {dh, dw}, output {oh, ow}")
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or dh < 1 or dw < 1:
+        raise ValueError(f"{name}: kernel {kh, kw}, stride {sh, sw} and dilation {dh, dw} "
+                         "must be positive")
+    return 0
+
+
+cdef inline bint _overlaps(const void *a, Py_ssize_t a_bytes, const void *b,
+                           Py_ssize_t b_bytes) noexcept:
+    return a_bytes > 0 and b_bytes > 0 and <uintptr_t>a < <uintptr_t>b + <uintptr_t>b_bytes \
+        and <uintptr_t>b < <uintptr_t>a + <uintptr_t>a_bytes
+
+
+def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
+               floating[:, ::1] out, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+               Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+               Py_ssize_t oh, Py_ssize_t ow, int num_threads):
+    """conv_image(x, w2, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+
+    One image's convolution: ``out (O, oh*ow) := w2 (O, C*kh*kw) @ im2col_t(x)`` (+ bias[o]
+    when bias has O elements; none when it is empty), x (C, H, W), conv.pyx's geometry. The
+    product runs as its transpose, ``patches @ w2.T`` with the patches packed into gemm's A
+    panels straight from the image (no patches array), then moved into out with the bias: each
+    element is gemm's chain over (c, i, j) ascending (the same products in the same order,
+    a * b = b * a), then one add of the bias: bitwise ``gemm(w2, im2col_t(x))`` followed by
+    add_channel_bias (tests/kernels/test_conv_image.py).
+    """
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = w2.shape[0]
+    cdef Py_ssize_t P, K = C * kh * kw, isz = sizeof(floating), o, o0, q, q0
+    cdef Py_ssize_t WL = CG_WF if floating is float else CG_WD
+    cdef const floating *bp = NULL
+    cdef floating *op
+    _check_geometry("conv_image", C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    P = oh * ow
+    if w2.shape[1] != K:
+        raise ValueError(f"conv_image: weights of shape ({O}, {w2.shape[1]}) for {C} channels "
+                         f"and a {kh}x{kw} kernel ({K} columns)")
+    if out.shape[0] != O or out.shape[1] != P:
+        raise ValueError(f"conv_image: out of shape ({out.shape[0]}, {out.shape[1]}), expected "
+                         f"({O}, {P})")
+    if bias.shape[0] != 0 and bias.shape[0] != O:
+        raise ValueError(f"conv_image: bias of {bias.shape[0]} elements for {O} channels")
+    if O == 0 or P == 0:
+        return
+    cdef const void *outp = &out[0, 0]
+    if _overlaps(outp, O * P * isz, &x[0, 0, 0] if C * H * W > 0 else NULL, C * H * W * isz) \
+            or _overlaps(outp, O * P * isz, &w2[0, 0] if K > 0 else NULL, O * K * isz) \
+            or _overlaps(outp, O * P * isz, &bias[0] if bias.shape[0] > 0 else NULL,
+                         bias.shape[0] * isz):
+        raise ValueError("conv_image: out overlaps an input; it needs memory of its own")
+    cdef Patches pt
+    cdef Operands g
+    pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
+    pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
+    pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
+    if K > 0 and C * H * W == 0:  # no pixels: every patch is padding (zeros)
+        K = 0
+    g.pa, g.pb, g.a_row0, g.b_col0 = &pt, NULL, 0, 0
+    g.a, g.a_rs, g.a_cs = pt.x, 0, 0
+    g.b = <const char *>&w2[0, 0] if K > 0 else NULL
+    g.b_rs, g.b_cs = isz, K * isz  # op(B)[k, o] = w2[o, k]
+    g.m, g.n, g.k = P, O, K
+    cdef floating *rows = <floating *>malloc(P * O * isz)
+    if rows == NULL:
+        raise MemoryError(f"conv_image: cannot allocate {P * O * isz} bytes")
+    g.c, g.ldc = <char *>rows, O
+    cdef bint add = bias.shape[0] != 0
+    if K > 0:  # the image into the caches at once: the packing reads it a channel apart
+        cg_prefetch(pt.x, C * H * W * isz)
+    try:
+        _run(g, rows, num_threads, <double>serial_macs)
+        with nogil:  # out[o, q] = rows[q * O + o] (+ bias[o]): WL x WL blocks, then edges
+            bp = &bias[0] if add else NULL
+            op = &out[0, 0]
+            q0 = 0
+            while q0 + WL <= P:
+                o0 = 0
+                while o0 + WL <= O:
+                    if floating is float:
+                        cg_block_t_f32(rows + q0 * O + o0, O, op + o0 * P + q0, P,
+                                       bp + o0 if add else NULL)
+                    else:
+                        cg_block_t_f64(rows + q0 * O + o0, O, op + o0 * P + q0, P,
+                                       bp + o0 if add else NULL)
+                    o0 += WL
+                q0 += WL
+            for o in range(O):
+                q0 = 0 if o >= O - O % WL else P - P % WL
+                for q in range(q0, P):
+                    op[o * P + q] = rows[q * O + o] + bp[o] if add else rows[q * O + o]
+    finally:
+        free(rows)
+
+
+def conv_image_grad(const floating[:, :, ::1] x, const floating[:, ::1] g,
+                    floating[:, ::1] out, bint accumulate, Py_ssize_t kh, Py_ssize_t kw,
+                    Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                    Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow, int num_threads):
+    """conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+    num_threads)
+
+    One image's weight gradient: ``out (O, C*kh*kw) := g (O, oh*ow) @ im2col_t(x).T`` (with
+    accumulate, ``out + that``: the product, then one add an element, as gemm's accumulate),
+    x (C, H, W). B's panels are packed from the image (_pack_b_patches): no patches array.
+    Bitwise ``gemm(g, im2col_t(x), out, trans_b=True, accumulate=accumulate)``: the same
+    packed values, so the same chains and tree over the output positions.
+    """
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = g.shape[0]
+    cdef Py_ssize_t P = g.shape[1], K = C * kh * kw, isz = sizeof(floating), t
+    _check_geometry("conv_image_grad", C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    if P != oh * ow:
+        raise ValueError(f"conv_image_grad: gradient of shape ({O}, {P}) for {oh}x{ow} output "
+                         "positions")
+    if out.shape[0] != O or out.shape[1] != K:
+        raise ValueError(f"conv_image_grad: out of shape ({out.shape[0]}, {out.shape[1]}), "
+                         f"expected ({O}, {K})")
+    if O == 0 or K == 0:
+        return
+    cdef const void *outp = &out[0, 0]
+    if _overlaps(outp, O * K * isz, &x[0, 0, 0] if C * H * W > 0 else NULL, C * H * W * isz) \
+            or _overlaps(outp, O * K * isz, &g[0, 0] if P > 0 else NULL, O * P * isz):
+        raise ValueError("conv_image_grad: out overlaps an input; it needs memory of its own")
+    cdef Patches pt
+    cdef Operands op
+    pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
+    pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
+    pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
+    op.pa, op.pb, op.a_row0, op.b_col0 = NULL, &pt, 0, 0
+    op.a = <const char *>&g[0, 0] if P > 0 else NULL
+    op.a_rs, op.a_cs = P * isz, isz
+    op.b, op.b_rs, op.b_cs = pt.x, 0, 0
+    op.m, op.n, op.k = O, K, P
+    if C * H * W == 0:  # no pixels: every patch is padding
+        op.k = 0
+    cdef floating *prod = NULL
+    if op.k > 0:  # the image and the gradient into the caches at once (as conv_image)
+        cg_prefetch(pt.x, C * H * W * isz)
+        cg_prefetch(op.a, O * P * isz)
+    if accumulate:
+        prod = <floating *>malloc(O * K * isz)
+        if prod == NULL:
+            raise MemoryError(f"conv_image_grad: cannot allocate {O * K * isz} bytes")
+        op.c = <char *>prod
+    else:
+        op.c = <char *>&out[0, 0]
+    op.ldc = K
+    try:
+        _run(op, <floating *>outp, num_threads, <double>serial_macs)
+        if accumulate:
+            with nogil:
+                for t in range(O * K):
+                    (&out[0, 0])[t] = (&out[0, 0])[t] + prod[t]
+    finally:
+        free(prod)
 
 
 EXEC = {"gemm": exec_capsule(<void *>_exec_gemm)}
@@ -855,6 +1242,7 @@ def batched_product(a, b, bint trans_a, bint trans_b, int num_threads):
         if trans_b:
             g.b_rs, g.b_cs = g.b_cs, g.b_rs
         g.ldc = g.n  # c is new: it overlaps neither operand
+        g.pa, g.pb, g.a_row0, g.b_col0 = NULL, NULL, 0, 0
         sa, sb, sc = v[0].strides[0], v[1].strides[0], g.m * g.n * v[2].itemsize
         for i in range(batch):
             g.a = <const char *>v[0].buf + i * sa

@@ -277,8 +277,61 @@ CG_DEFINE_B_KCONT_BLOCKS(narrow_f32, f32, float, cg_vf, cg_vf_u, CG_WF, CG_NRN_F
 CG_DEFINE_B_KCONT_BLOCKS(narrow_f64, f64, double, cg_vd, cg_vd_u, CG_WD, CG_NRN_F64)
 #define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc)                                          \
     cg_pack_##which##_kcont_blocks_##SFX(dst, src, ld, kc)
+/* One window of a B panel from NR separate runs (a convolution's patches, gemm.pyx): column c's
+ * W consecutive k at rows[c] + off, transposed in registers like the kcont blocks; k rows
+ * skip..stop-1 are stored (dst[(k - skip)*NR + c]: a window shifted back to end with its run
+ * stores only the k the window before has not, one reaching past its run only those in it). */
+#define CG_DEFINE_B_ROWS(SFX, T, V, VU, W, NR)                                                  \
+    static inline void cg_pack_b_rows_##SFX(T *__restrict dst, const T *const *rows,           \
+                                            ptrdiff_t off, int skip, int stop)                 \
+    {                                                                                          \
+        CG_PRAGMA(GCC unroll 1) for (int c0 = 0; c0 < NR; c0 += W) {                           \
+            V v[W];                                                                            \
+            CG_UNROLL for (int c = 0; c < W; ++c) v[c] = *(const VU *)(rows[c0 + c] + off);    \
+            cg_transpose_##SFX(v);                                                             \
+            for (int k = skip; k < stop; ++k)                                                  \
+                *(VU *)(dst + (k - skip) * NR + c0) = v[k];                                    \
+        }                                                                                      \
+    }
+CG_DEFINE_B_ROWS(f32, float, cg_vf, cg_vf_u, CG_WF, CG_NR_F32)
+CG_DEFINE_B_ROWS(f64, double, cg_vd, cg_vd_u, CG_WD, CG_NR_F64)
+/* A W x W block moved across: dst[o*ldd + p] = src[p*lds + o] (+ bias[o] when bias is not
+ * NULL: one add an element), for p, o < W (conv_image's rows into channel planes). */
+#define CG_DEFINE_BLOCK_T(SFX, T, V, VU, W)                                                     \
+    static inline void cg_block_t_##SFX(const T *src, ptrdiff_t lds, T *dst, ptrdiff_t ldd,    \
+                                        const T *bias)                                         \
+    {                                                                                          \
+        V v[W];                                                                                \
+        CG_UNROLL for (int p = 0; p < W; ++p) v[p] = *(const VU *)(src + p * lds);             \
+        cg_transpose_##SFX(v);                                                                 \
+        if (bias)                                                                              \
+            CG_UNROLL for (int o = 0; o < W; ++o) *(VU *)(dst + o * ldd) = v[o] + bias[o];     \
+        else                                                                                   \
+            CG_UNROLL for (int o = 0; o < W; ++o) *(VU *)(dst + o * ldd) = v[o];               \
+    }
+CG_DEFINE_BLOCK_T(f32, float, cg_vf, cg_vf_u, CG_WF)
+CG_DEFINE_BLOCK_T(f64, double, cg_vd, cg_vd_u, CG_WD)
 #else
 #define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc) 0
+#define CG_DEFINE_B_ROWS(SFX, T, W, NR)                                                         \
+    static inline void cg_pack_b_rows_##SFX(T *__restrict dst, const T *const *rows,           \
+                                            ptrdiff_t off, int skip, int stop)                 \
+    {                                                                                          \
+        for (int k = skip; k < stop; ++k)                                                      \
+            for (int c = 0; c < NR; ++c) dst[(k - skip) * NR + c] = rows[c][off + k];          \
+    }
+CG_DEFINE_B_ROWS(f32, float, CG_WF, CG_NR_F32)
+CG_DEFINE_B_ROWS(f64, double, CG_WD, CG_NR_F64)
+#define CG_DEFINE_BLOCK_T(SFX, T, W)                                                            \
+    static inline void cg_block_t_##SFX(const T *src, ptrdiff_t lds, T *dst, ptrdiff_t ldd,    \
+                                        const T *bias)                                         \
+    {                                                                                          \
+        for (int o = 0; o < W; ++o)                                                            \
+            for (int p = 0; p < W; ++p)                                                        \
+                dst[o * ldd + p] = bias ? src[p * lds + o] + bias[o] : src[p * lds + o];       \
+    }
+CG_DEFINE_BLOCK_T(f32, float, CG_WF)
+CG_DEFINE_BLOCK_T(f64, double, CG_WD)
 #endif
 
 #define CG_DEFINE_PACK_A(SFX, T, MR)                                                            \

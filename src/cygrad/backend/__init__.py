@@ -33,7 +33,8 @@ __all__ = [
     "has_kernel", "gemm", "activation_forward", "activation_backward", "bias_add",
     "bias_activation", "activation_backward_bias", "column_sum", "row_sum", "sum", "channel_sum",
     "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
-    "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "max_pool",
+    "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "conv_image",
+    "conv_image_grad", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
@@ -765,6 +766,48 @@ def add_channel_bias(y, b):
     if not y.flags.c_contiguous or not y.flags.writeable:
         raise ValueError("add_channel_bias: y must be a writable C-contiguous array")
     return _current().add_channel_bias(y, b, _threads())
+
+
+def conv_image(x, w2, bias, out, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
+    """One image's convolution into out (O, OH*OW): ``w2 @ im2col_t(x[None])`` (+ bias[o] when
+    bias is not None), x (C, H, W), w2 (O, C*kh*kw); bitwise gemm_into(w2, im2col_t(...)) then
+    add_channel_bias (the cython kernel packs the patches straight from the image). Returns
+    out."""
+    if type(x) is not np.ndarray or type(w2) is not np.ndarray or type(out) is not np.ndarray:
+        _not_arrays("conv_image", x=x, w2=w2, out=out)
+    _check_float("conv_image", x, w2, out, *(() if bias is None else (bias,)))
+    if x.ndim != 3 or w2.ndim != 2:
+        raise ValueError(f"conv_image: expected x (C, H, W) and w2 (O, C*kh*kw), got shapes "
+                         f"{x.shape} and {w2.shape}")
+    geometry = _conv_geometry((1,) + x.shape, kh, kw, stride, padding, dilation, out_size)
+    if w2.shape[1] != x.shape[0] * kh * kw:
+        raise ValueError(f"conv_image: weights of shape {w2.shape} for {x.shape[0]} channels "
+                         f"and a {kh}x{kw} kernel")
+    _check_out("conv_image", out, (w2.shape[0], geometry[-2] * geometry[-1]), x.dtype)
+    if bias is not None and bias.shape != (w2.shape[0],):
+        raise ValueError(f"conv_image: bias of shape {bias.shape} for {w2.shape[0]} channels")
+    return _current().conv_image(x, w2, bias, out, kh, kw, *geometry, _threads())
+
+
+def conv_image_grad(x, g, out, accumulate, kh, kw, stride=1, padding=0, dilation=1,
+                    out_size=None):
+    """One image's weight gradient into out (O, C*kh*kw): ``g @ im2col_t(x[None]).T``, or
+    ``out + that`` with accumulate; x (C, H, W), g (O, OH*OW). Bitwise gemm_into(g,
+    im2col_t(...), out, trans_b=True, accumulate=accumulate) (the cython kernel packs the
+    patches straight from the image). Returns out."""
+    if type(x) is not np.ndarray or type(g) is not np.ndarray or type(out) is not np.ndarray:
+        _not_arrays("conv_image_grad", x=x, g=g, out=out)
+    _check_float("conv_image_grad", x, g, out)
+    if x.ndim != 3 or g.ndim != 2:
+        raise ValueError(f"conv_image_grad: expected x (C, H, W) and g (O, OH*OW), got shapes "
+                         f"{x.shape} and {g.shape}")
+    geometry = _conv_geometry((1,) + x.shape, kh, kw, stride, padding, dilation, out_size)
+    if g.shape[1] != geometry[-2] * geometry[-1]:
+        raise ValueError(f"conv_image_grad: gradient of shape {g.shape} for "
+                         f"{geometry[-2]}x{geometry[-1]} output positions")
+    _check_out("conv_image_grad", out, (g.shape[0], x.shape[0] * kh * kw), x.dtype)
+    return _current().conv_image_grad(x, g, out, bool(accumulate), kh, kw, *geometry,
+                                      _threads())
 
 
 def _check_windows(name, x_shape, windows, steps=(1, 1)):

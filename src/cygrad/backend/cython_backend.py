@@ -168,6 +168,19 @@ def planes_to_images(planes, bias, n, p, num_threads):
     return out
 
 
+def conv_image(x, w2, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    b = _NO_BIAS[x.dtype] if bias is None else _c(bias)
+    _gemm.conv_image(_c(x), _c(w2), b, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                     num_threads)
+    return out
+
+
+def conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    _gemm.conv_image_grad(_c(x), _c(g), out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh,
+                          ow, num_threads)
+    return out
+
+
 def add_channel_bias(y, b, num_threads):
     conv.add_channel_bias(y, _c(b), _threads(y.size, num_threads))
     return y

@@ -186,6 +186,19 @@ def planes_to_images(planes, bias, n, p, num_threads):
     return np.add(images, bias[:, None], order="C")
 
 
+def conv_image(x, w2, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    cols_t = im2col_t(x[None], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+    np.matmul(w2, cols_t, out=out)
+    if bias is not None:
+        out += bias[:, None]
+    return out
+
+
+def conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
+    cols_t = im2col_t(x[None], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+    return gemm_into(g, cols_t, out, False, True, accumulate, num_threads)
+
+
 def add_channel_bias(y, b, num_threads):
     y += b[:, None]
     return y

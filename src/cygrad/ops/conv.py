@@ -57,6 +57,9 @@ class Conv2d(Op):
             y = np.empty((n, o, p), x.dtype)
             for i in range(0, n, m):
                 k = min(m, n - i)
+                if k == 1 and self.groups == 1:  # patches packed from the image (same bits)
+                    B.conv_image(x[i], w2, b, y[i], kh, kw, *geometry)
+                    continue
                 cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                 if k == 1:
                     for rows, ks in self._groups():
@@ -101,7 +104,9 @@ class Conv2d(Op):
                 k = min(m, n - i)
                 gi = g3[i] if k == 1 else \
                     np.ascontiguousarray(g3[i:i + k].transpose(1, 0, 2)).reshape(o, k * p)
-                if needs[1]:
+                if needs[1] and k == 1 and self.groups == 1:  # patches from the image
+                    B.conv_image_grad(x[i], gi, dw, i > 0, kh, kw, *geometry)
+                elif needs[1]:
                     cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                     for rows, ks in groups:
                         B.gemm_into(gi[rows], cols[ks], dw[rows], trans_b=True,

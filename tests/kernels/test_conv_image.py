@@ -1,0 +1,180 @@
+"""gemm.conv_image / conv_image_grad: one image's convolution and weight gradient with the
+patches packed straight from the image into gemm's panels. Each is bitwise the product of the
+im2col_t columns it replaces (the same packed values, so the same chains and tree), for every
+geometry, both dtypes, with and without bias / accumulation, on one and two threads."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cygrad import backend as B
+
+gemm = pytest.importorskip("cygrad._C.gemm", reason="gemm kernels not built")
+
+
+@pytest.fixture(autouse=True)
+def _small_arrays_on_two_threads(parallel_small):
+    """Two threads really split these tests' small products (conftest's parallel_small)."""
+
+
+DTYPES = [np.float32, np.float64]
+GUARD = 12345.0
+
+
+def geometry_of(h, w, kh, kw, sh=1, sw=1, ph=0, pw=0, dh=1, dw=1):
+    oh = (h + 2 * ph - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + 2 * pw - (kw - 1) * dw - 1) // sw + 1
+    return kh, kw, sh, sw, ph, pw, dh, dw, oh, ow
+
+
+def references(x, w2, b, g, start, geo):
+    """(forward, weight gradient) through im2col_t and gemm_into: what the kernels replace."""
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = geo
+    cols = B.im2col_t(x[None], kh, kw, (sh, sw), (ph, pw), (dh, dw), (oh, ow))
+    y = np.empty((1, w2.shape[0], oh * ow), x.dtype)
+    B.gemm_into(w2, cols, y[0])
+    if b is not None:
+        B.add_channel_bias(y, b)
+    grads = []
+    for accumulate in (False, True):
+        dw_ = start.copy()
+        B.gemm_into(g, cols, dw_, trans_b=True, accumulate=accumulate)
+        grads.append(dw_)
+    return y[0], grads
+
+
+def run_kernels(x, w2, b, g, start, geo, threads):
+    """The kernels on guarded outputs (a row of GUARD before and after each)."""
+    o, p, k = w2.shape[0], g.shape[1], w2.shape[1]
+    buf = np.full((o + 2, p), GUARD, x.dtype)
+    out = buf[1:-1]
+    out[...] = np.nan  # every element must be written
+    bias = np.empty(0, x.dtype) if b is None else b
+    gemm.conv_image(x, w2, bias, out, *geo, threads)
+    assert (buf[0] == GUARD).all() and (buf[-1] == GUARD).all(), "wrote out of bounds"
+    grads = []
+    for accumulate in (False, True):
+        gbuf = np.full((o + 2, k), GUARD, x.dtype)
+        gbuf[1:-1] = start
+        gemm.conv_image_grad(x, g, gbuf[1:-1], accumulate, *geo, threads)
+        assert (gbuf[0] == GUARD).all() and (gbuf[-1] == GUARD).all(), "wrote out of bounds"
+        grads.append(gbuf[1:-1].copy())
+    return out.copy(), grads
+
+
+def check_case(c, h, w, o, geo_args, dt, threads, bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    geo = geometry_of(h, w, *geo_args)
+    kh, kw, oh, ow = geo[0], geo[1], geo[8], geo[9]
+    x = rng.standard_normal((c, h, w)).astype(dt)
+    w2 = rng.standard_normal((o, c * kh * kw)).astype(dt)
+    b = rng.standard_normal(o).astype(dt) if bias else None
+    g = rng.standard_normal((o, oh * ow)).astype(dt)
+    start = rng.standard_normal((o, c * kh * kw)).astype(dt)
+    want_y, want_dw = references(x, w2, b, g, start, geo)
+    got_y, got_dw = run_kernels(x, w2, b, g, start, geo, threads)
+    np.testing.assert_array_equal(got_y, want_y)
+    for got, want in zip(got_dw, want_dw):
+        np.testing.assert_array_equal(got, want)
+
+
+@st.composite
+def cases(draw):
+    c, o = draw(st.integers(1, 4)), draw(st.integers(1, 40))
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 40))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kh = draw(st.integers(1, max(1, min(4, (h + 2 * ph - 1) // dh + 1))))
+    kw = draw(st.integers(1, max(1, min(4, (w + 2 * pw - 1) // dw + 1))))
+    return c, h, w, o, (kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=cases(), dt=st.sampled_from(DTYPES), threads=st.sampled_from([1, 2]),
+       bias=st.booleans())
+def test_bitwise_the_im2col_products(case, dt, threads, bias):
+    c, h, w, o, geo_args = case
+    check_case(c, h, w, o, geo_args, dt, threads, bias, seed=h * 41 + w)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("shape", [
+    (32, 26, 26, 64, (3, 3)),        # the mnist CNN's second layer
+    (3, 30, 30, 20, (3, 3, 1, 1, 1, 1)),  # more than one k block of positions (900 > 512)
+    (2, 20, 37, 17, (5, 3, 1, 1, 2, 1)),  # rows of 35 positions: windows wrap and shift
+    (4, 9, 21, 33, (2, 2, 1, 1, 0, 0, 1, 2)),  # dilated columns
+    (2, 17, 17, 16, (3, 3, 2, 2, 1, 1)),  # stride 2: element by element
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_layer_shapes(dt, shape, threads):
+    c, h, w, o, geo_args = shape
+    check_case(c, h, w, o, geo_args, dt, threads)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_every_row_width(dt):
+    """Output rows of 1 to 40 positions: panels of 8 positions inside one row or across two,
+    B windows of one vector's positions full, shifted back or reaching past their run."""
+    for w in range(1, 43):
+        check_case(2, 5, w, 18, (3, 3, 1, 1, 0, 1), dt, 1, seed=w)
+
+
+def test_checks():
+    x = np.zeros((2, 5, 5), np.float32)
+    w2 = np.zeros((3, 18), np.float32)
+    out = np.zeros((3, 9), np.float32)
+    none = np.empty(0, np.float32)
+    geo = (3, 3, 1, 1, 0, 0, 1, 1, 3, 3)
+    gemm.conv_image(x, w2, none, out, *geo, 1)
+    with pytest.raises(ValueError, match="weights of shape"):
+        gemm.conv_image(x, np.zeros((3, 9), np.float32), none, out, *geo, 1)
+    with pytest.raises(ValueError, match="out of shape"):
+        gemm.conv_image(x, w2, none, out[:2], *geo, 1)
+    with pytest.raises(ValueError, match="bias of 2 elements"):
+        gemm.conv_image(x, w2, np.zeros(2, np.float32), out, *geo, 1)
+    with pytest.raises(ValueError, match="must be positive"):
+        gemm.conv_image(x, w2, none, out, 3, 3, 0, 1, 0, 0, 1, 1, 3, 3, 1)
+    with pytest.raises(ValueError, match="must be in"):
+        gemm.conv_image(x, w2, none, out, 3, 3, 1, 1, -1, 0, 1, 1, 3, 3, 1)
+    big = np.zeros(3 * 18 + 100, np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        gemm.conv_image(x, big[:54].reshape(3, 18), none, big[40:67].reshape(3, 9), *geo, 1)
+    g = np.zeros((3, 9), np.float32)
+    dw = np.zeros((3, 18), np.float32)
+    gemm.conv_image_grad(x, g, dw, False, *geo, 1)
+    with pytest.raises(ValueError, match="gradient of shape"):
+        gemm.conv_image_grad(x, np.zeros((3, 4), np.float32), dw, False, *geo, 1)
+    with pytest.raises(ValueError, match="out of shape"):
+        gemm.conv_image_grad(x, g, np.zeros((3, 9), np.float32), False, *geo, 1)
+    with pytest.raises(ValueError, match="overlaps"):
+        gemm.conv_image_grad(x, big[:27].reshape(3, 9), big[20:74].reshape(3, 18), False,
+                             *geo, 1)
+
+
+def test_backend_seam():
+    """cygrad.backend's conv_image / conv_image_grad: checks in cygrad's words, and the numpy
+    backend's twin (BLAS: close, not bitwise) against the kernels."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 8, 9))
+    w2 = rng.standard_normal((4, 27))
+    b = rng.standard_normal(4)
+    g = rng.standard_normal((4, 54))
+    y = B.conv_image(x, w2, b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+    dw = B.conv_image_grad(x, g, np.ones((4, 27)), True, 3, 3, padding=(0, 1))
+    with B.using("numpy"):
+        y_np = B.conv_image(x, w2, b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+        dw_np = B.conv_image_grad(x, g, np.ones((4, 27)), True, 3, 3, padding=(0, 1))
+    np.testing.assert_allclose(y, y_np, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, dw_np, rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        B.conv_image(x.astype(np.float32), w2, b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+    with pytest.raises(ValueError, match="weights of shape"):
+        B.conv_image(x, w2[:, :9], b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+    with pytest.raises(ValueError, match="out must be"):
+        B.conv_image(x, w2, b, np.empty((4, 53)), 3, 3, padding=(0, 1))
+    with pytest.raises(ValueError, match="gradient of shape"):
+        B.conv_image_grad(x, g[:, :5], np.ones((4, 27)), True, 3, 3, padding=(0, 1))
+    with pytest.raises(TypeError):
+        B.conv_image([[1.0]], w2, b, np.empty((4, 54)), 3, 3)
