@@ -74,6 +74,8 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_pack_a_icont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_kcont_f64(double *dst, const double *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_move_nr_f32(float *dst, const float *src)
+    void cg_move_nr_f64(double *dst, const double *src)
     void cg_block_t_f32(const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd,
                         const float *bias)
     void cg_block_t_f64(const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd,
@@ -398,10 +400,49 @@ cdef void _pack_b_patches(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ss
         dst += kc * NR
 
 
+cdef void _pack_b_flat(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ssize_t jc,
+                       Py_ssize_t kc, Py_ssize_t n, Py_ssize_t NR) noexcept nogil:
+    """_pack_b of flat patches (Patches.flat): dst[q][k][c] := x[off(pc + k) + jc + q*NR + c]
+    with off((c*kh + i)*kw + j) = c*HWx + i*dh*Wx + j*dw, 0 past column n: each row of a
+    panel is one run of the padded image."""
+    cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
+    cdef Py_ssize_t kh = pt.kh, kw = pt.kw, dh = pt.dh, dw = pt.dw, Wx = pt.Wx, HWx = pt.HWx
+    cdef Py_ssize_t KK = kh * kw, q, p0, nr, k, c, i, j, off
+    cdef const floating *x = <const floating *>pt.x
+    for q in range(_cdiv(n, NR)):
+        p0 = jc + q * NR
+        nr = min(NR, jc + n - p0)
+        c = pc // KK
+        i = (pc - c * KK) // kw
+        j = pc - c * KK - i * kw
+        off = c * HWx + i * dh * Wx + j * dw + p0
+        for k in range(kc):
+            if nr == FULL:
+                if floating is float:
+                    cg_move_nr_f32(dst + k * NR, x + off)
+                else:
+                    cg_move_nr_f64(dst + k * NR, x + off)
+            else:
+                memcpy(dst + k * NR, x + off, nr * sizeof(floating))
+                memset(dst + k * NR + nr, 0, (NR - nr) * sizeof(floating))
+            j += 1
+            off += dw
+            if j == kw:
+                j = 0
+                off += dh * Wx - kw * dw
+                i += 1
+                if i == kh:
+                    i = 0
+                    off += HWx - kh * dh * Wx
+        dst += kc * NR
+
+
 cdef inline void _pack_b_of(Operands *g, floating *dst, Py_ssize_t pc, Py_ssize_t jc,
                             Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t NR) noexcept nogil:
     """Rows pc.. and columns jc.. of op(B), packed: from its strides, or from the patches."""
-    if g.pb != NULL:
+    if g.pb != NULL and g.pb.flat:
+        _pack_b_flat(dst, g.pb, pc, g.b_col0 + jc, kc, nc, NR)
+    elif g.pb != NULL:
         _pack_b_patches(dst, g.pb, pc, g.b_col0 + jc, kc, nc, NR)
     else:
         _pack_b(dst, g.b + pc * g.b_rs + jc * g.b_cs, g.b_rs, g.b_cs, kc, nc, NR)
@@ -429,6 +470,12 @@ cdef struct Patches:
     # kernel offset q = (c*kh + i)*kw + j; x (C, H, W) C-contiguous
     const char *x
     Py_ssize_t H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow
+    # flat (conv_image at stride 1): x is the image padded to Hx x Wx rows (zeros around it,
+    # slack after it) and op(B)[q, p] = x[c*HWx + p + i*dh*Wx + j*dw] for p = oy*Wx + ox: a
+    # panel's positions are one run of memory for every q (ox >= ow: columns computed and
+    # dropped)
+    bint flat
+    Py_ssize_t Wx, HWx
 
 
 cdef struct Operands:
@@ -953,6 +1000,71 @@ cdef inline bint _overlaps(const void *a, Py_ssize_t a_bytes, const void *b,
         and <uintptr_t>b < <uintptr_t>a + <uintptr_t>a_bytes
 
 
+cdef int _conv_image_flat(const floating[:, :, ::1] x, const floating[:, ::1] w2,
+                          const floating[::1] bias, floating[:, ::1] out, Patches pt,
+                          int num_threads) except -1:
+    """conv_image at stride 1 when the dropped columns cost little: the image copied into a
+    padded buffer of Hx x Wx rows (Wx = ow + (kw-1)*dw: every kernel offset of every output
+    position inside it), so the patches of a run of positions p = oy*Wx + ox are runs of that
+    buffer (Patches.flat); C = w2 @ patches (O, oh*Wx) in channel planes, the columns ox >= ow
+    dropped on the way into out with the bias. Each kept element: the same packed values, the
+    same chain."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = w2.shape[0]
+    cdef Py_ssize_t K = w2.shape[1], oh = pt.oh, ow = pt.ow, isz = sizeof(floating)
+    cdef Py_ssize_t Wx = ow + (pt.kw - 1) * pt.dw, Hx = oh + (pt.kh - 1) * pt.dh
+    cdef Py_ssize_t HWx = Hx * Wx, P2 = oh * Wx, slack = (pt.kw - 1) * pt.dw + 64
+    cdef Py_ssize_t c, yy, y, lo, hi, o, oy, t
+    cdef floating b
+    cdef bint add = bias.shape[0] != 0
+    cdef floating *xp = <floating *>malloc((C * HWx + slack) * isz)
+    cdef floating *plane = <floating *>malloc(O * P2 * isz)
+    cdef floating *row
+    cdef floating *dst
+    cdef Operands g
+    if xp == NULL or plane == NULL:
+        free(xp)
+        free(plane)
+        raise MemoryError(f"conv_image: cannot allocate {(C * HWx + slack + O * P2) * isz} "
+                          "bytes")
+    try:
+        with nogil:  # the padded image: rows of Wx, x's columns at pw.., zeros around them
+            lo = min(pt.pw, Wx)
+            hi = min(pt.pw + W, Wx)
+            for c in range(C):
+                for yy in range(Hx):
+                    row = xp + c * HWx + yy * Wx
+                    y = yy - pt.ph
+                    if y < 0 or y >= H or hi <= lo:
+                        memset(row, 0, Wx * isz)
+                        continue
+                    memset(row, 0, lo * isz)
+                    memcpy(row + lo, &x[c, y, 0], (hi - lo) * isz)
+                    memset(row + hi, 0, (Wx - hi) * isz)
+            memset(xp + C * HWx, 0, slack * isz)
+        pt.x, pt.flat, pt.Wx, pt.HWx = <const char *>xp, True, Wx, HWx
+        g.pa, g.pb, g.a_row0, g.b_col0 = NULL, &pt, 0, 0
+        g.a, g.a_rs, g.a_cs = <const char *>&w2[0, 0], K * isz, isz
+        g.b, g.b_rs, g.b_cs = pt.x, 0, 0
+        g.m, g.n, g.k = O, P2, K
+        g.c, g.ldc = <char *>plane, P2
+        _run(g, plane, num_threads, <double>serial_macs)
+        with nogil:  # the kept columns into out, with the bias
+            for o in range(O):
+                b = bias[o] if add else 0
+                for oy in range(oh):
+                    row = plane + o * P2 + oy * Wx
+                    dst = &out[o, oy * ow]
+                    if add:
+                        for t in range(ow):
+                            dst[t] = row[t] + b
+                    else:
+                        memcpy(dst, row, ow * isz)
+    finally:
+        free(xp)
+        free(plane)
+    return 0
+
+
 def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
                floating[:, ::1] out, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
@@ -960,12 +1072,14 @@ def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const flo
     """conv_image(x, w2, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
 
     One image's convolution: ``out (O, oh*ow) := w2 (O, C*kh*kw) @ im2col_t(x)`` (+ bias[o]
-    when bias has O elements; none when it is empty), x (C, H, W), conv.pyx's geometry. The
-    product runs as its transpose, ``patches @ w2.T`` with the patches packed into gemm's A
-    panels straight from the image (no patches array), then moved into out with the bias: each
-    element is gemm's chain over (c, i, j) ascending (the same products in the same order,
-    a * b = b * a), then one add of the bias: bitwise ``gemm(w2, im2col_t(x))`` followed by
-    add_channel_bias (tests/kernels/test_conv_image.py).
+    when bias has O elements; none when it is empty), x (C, H, W), conv.pyx's geometry. No
+    patches array: at stride 1 (when the columns it computes and drops are at most an eighth
+    of a row) the image is copied into a padded buffer whose runs are the patches
+    (_conv_image_flat); otherwise the product runs as its transpose, ``patches @ w2.T``, the patches packed into
+    gemm's A panels straight from the image (_pack_a_patches), and its rows move into out by
+    register transposes. Either way each element is gemm's chain over (c, i, j) ascending on
+    the same values (a * b = b * a), then one add of the bias: bitwise ``gemm(w2,
+    im2col_t(x))`` followed by add_channel_bias (tests/kernels/test_conv_image.py).
     """
     cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = w2.shape[0]
     cdef Py_ssize_t P, K = C * kh * kw, isz = sizeof(floating), o, o0, q, q0
@@ -995,8 +1109,12 @@ def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const flo
     pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
     pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
     pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
+    pt.flat, pt.Wx, pt.HWx = False, 0, 0
     if K > 0 and C * H * W == 0:  # no pixels: every patch is padding (zeros)
         K = 0
+    if K > 0 and sh == 1 and sw == 1 and (kw - 1) * dw * 8 <= ow + (kw - 1) * dw:
+        _conv_image_flat(x, w2, bias, out, pt, num_threads)
+        return
     g.pa, g.pb, g.a_row0, g.b_col0 = &pt, NULL, 0, 0
     g.a, g.a_rs, g.a_cs = pt.x, 0, 0
     g.b = <const char *>&w2[0, 0] if K > 0 else NULL
@@ -1067,6 +1185,7 @@ def conv_image_grad(const floating[:, :, ::1] x, const floating[:, ::1] g,
     pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
     pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
     pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
+    pt.flat, pt.Wx, pt.HWx = False, 0, 0
     op.pa, op.pb, op.a_row0, op.b_col0 = NULL, &pt, 0, 0
     op.a = <const char *>&g[0, 0] if P > 0 else NULL
     op.a_rs, op.a_cs = P * isz, isz

@@ -1,5 +1,6 @@
 """gemm.conv_image / conv_image_grad: one image's convolution and weight gradient with the
-patches packed straight from the image into gemm's panels. Each is bitwise the product of the
+patches packed straight from the image into gemm's panels (the product at stride 1 through a
+padded copy of the image whose runs are the patches, "flat"; other strides from the image). Each is bitwise the product of the
 im2col_t columns it replaces (the same packed values, so the same chains and tree), for every
 geometry, both dtypes, with and without bias / accumulation, on one and two threads."""
 
@@ -63,9 +64,10 @@ def run_kernels(x, w2, b, g, start, geo, threads):
     return out.copy(), grads
 
 
-def check_case(c, h, w, o, geo_args, dt, threads, bias=True, seed=0):
+def check_case(c, h, w, o, geo_args, dt, threads, bias=True, seed=0, extra=(0, 0)):
     rng = np.random.default_rng(seed)
     geo = geometry_of(h, w, *geo_args)
+    geo = geo[:8] + (geo[8] + extra[0], geo[9] + extra[1])  # an uneven padding after
     kh, kw, oh, ow = geo[0], geo[1], geo[8], geo[9]
     x = rng.standard_normal((c, h, w)).astype(dt)
     w2 = rng.standard_normal((o, c * kh * kw)).astype(dt)
@@ -111,6 +113,15 @@ def test_bitwise_the_im2col_products(case, dt, threads, bias):
 def test_layer_shapes(dt, shape, threads):
     c, h, w, o, geo_args = shape
     check_case(c, h, w, o, geo_args, dt, threads)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("extra", [(0, 1), (1, 0), (1, 1)])
+def test_uneven_padding(dt, extra):
+    """An output a row or column larger than the even padding gives (padding="same" with an
+    even kernel): the extra positions read zeros after the image."""
+    check_case(3, 11, 29, 12, (2, 2, 1, 1, 1, 1), dt, 1, extra=extra)
+    check_case(2, 8, 18, 9, (4, 3, 1, 1, 2, 1, 1, 2), dt, 2, extra=extra)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
