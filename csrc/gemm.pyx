@@ -1065,45 +1065,61 @@ cdef int _conv_image_flat(const floating[:, :, ::1] x, const floating[:, ::1] w2
     return 0
 
 
-def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
-               floating[:, ::1] out, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-               Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-               Py_ssize_t oh, Py_ssize_t ow, int num_threads):
+def conv_image(const floating[:, :, :, ::1] x, const floating[:, ::1] w2,
+               const floating[::1] bias, floating[:, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
+               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+               Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow, int num_threads):
     """conv_image(x, w2, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
 
-    One image's convolution: ``out (O, oh*ow) := w2 (O, C*kh*kw) @ im2col_t(x)`` (+ bias[o]
-    when bias has O elements; none when it is empty), x (C, H, W), conv.pyx's geometry. No
-    patches array: at stride 1 (when the columns it computes and drops are at most an eighth
-    of a row) the image is copied into a padded buffer whose runs are the patches
-    (_conv_image_flat); otherwise the product runs as its transpose, ``patches @ w2.T``, the patches packed into
-    gemm's A panels straight from the image (_pack_a_patches), and its rows move into out by
-    register transposes. Either way each element is gemm's chain over (c, i, j) ascending on
-    the same values (a * b = b * a), then one add of the bias: bitwise ``gemm(w2,
-    im2col_t(x))`` followed by add_channel_bias (tests/kernels/test_conv_image.py).
+    A convolution image by image: ``out[n] (O, oh*ow) := w2 (O, C*kh*kw) @ im2col_t(x[n])``
+    (+ bias[o] when bias has O elements; none when it is empty), x (N, C, H, W), conv.pyx's
+    geometry. No patches array: at stride 1 (when the columns it computes and drops are at
+    most an eighth of a row) each image is copied into a padded buffer whose runs are the
+    patches (_conv_image_flat); otherwise the product runs as its transpose, ``patches @
+    w2.T``, the patches packed into gemm's A panels straight from the image
+    (_pack_a_patches), and its rows move into out by register transposes. Either way each
+    element is gemm's chain over (c, i, j) ascending on the same values (a * b = b * a), then
+    one add of the bias: bitwise ``gemm(w2, im2col_t(x))`` followed by add_channel_bias
+    (tests/kernels/test_conv_image.py), whatever the batch.
     """
-    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = w2.shape[0]
-    cdef Py_ssize_t P, K = C * kh * kw, isz = sizeof(floating), o, o0, q, q0
-    cdef Py_ssize_t WL = CG_WF if floating is float else CG_WD
-    cdef const floating *bp = NULL
-    cdef floating *op
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t O = w2.shape[0], P, K = C * kh * kw, isz = sizeof(floating), n
     _check_geometry("conv_image", C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     P = oh * ow
     if w2.shape[1] != K:
         raise ValueError(f"conv_image: weights of shape ({O}, {w2.shape[1]}) for {C} channels "
                          f"and a {kh}x{kw} kernel ({K} columns)")
-    if out.shape[0] != O or out.shape[1] != P:
-        raise ValueError(f"conv_image: out of shape ({out.shape[0]}, {out.shape[1]}), expected "
-                         f"({O}, {P})")
+    if out.shape[0] != N or out.shape[1] != O or out.shape[2] != P:
+        raise ValueError(f"conv_image: out of shape ({out.shape[0]}, {out.shape[1]}, "
+                         f"{out.shape[2]}), expected ({N}, {O}, {P})")
     if bias.shape[0] != 0 and bias.shape[0] != O:
         raise ValueError(f"conv_image: bias of {bias.shape[0]} elements for {O} channels")
-    if O == 0 or P == 0:
+    if N == 0 or O == 0 or P == 0:
         return
-    cdef const void *outp = &out[0, 0]
-    if _overlaps(outp, O * P * isz, &x[0, 0, 0] if C * H * W > 0 else NULL, C * H * W * isz) \
-            or _overlaps(outp, O * P * isz, &w2[0, 0] if K > 0 else NULL, O * K * isz) \
-            or _overlaps(outp, O * P * isz, &bias[0] if bias.shape[0] > 0 else NULL,
+    cdef const void *outp = &out[0, 0, 0]
+    cdef Py_ssize_t out_bytes = N * O * P * isz
+    if _overlaps(outp, out_bytes, &x[0, 0, 0, 0] if C * H * W > 0 else NULL,
+                 N * C * H * W * isz) \
+            or _overlaps(outp, out_bytes, &w2[0, 0] if K > 0 else NULL, O * K * isz) \
+            or _overlaps(outp, out_bytes, &bias[0] if bias.shape[0] > 0 else NULL,
                          bias.shape[0] * isz):
         raise ValueError("conv_image: out overlaps an input; it needs memory of its own")
+    for n in range(N):
+        _conv_image_one(x[n], w2, bias, out[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                        num_threads)
+
+
+cdef int _conv_image_one(const floating[:, :, ::1] x, const floating[:, ::1] w2,
+                         const floating[::1] bias, floating[:, ::1] out, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                         Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                         Py_ssize_t ow, int num_threads) except -1:
+    """One image of conv_image (checked there)."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = w2.shape[0]
+    cdef Py_ssize_t P = oh * ow, K = C * kh * kw, isz = sizeof(floating), o, o0, q, q0
+    cdef Py_ssize_t WL = CG_WF if floating is float else CG_WD
+    cdef const floating *bp = NULL
+    cdef floating *op
     cdef Patches pt
     cdef Operands g
     pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
@@ -1113,8 +1129,7 @@ def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const flo
     if K > 0 and C * H * W == 0:  # no pixels: every patch is padding (zeros)
         K = 0
     if K > 0 and sh == 1 and sw == 1 and (kw - 1) * dw * 8 <= ow + (kw - 1) * dw:
-        _conv_image_flat(x, w2, bias, out, pt, num_threads)
-        return
+        return _conv_image_flat(x, w2, bias, out, pt, num_threads)
     g.pa, g.pb, g.a_row0, g.b_col0 = &pt, NULL, 0, 0
     g.a, g.a_rs, g.a_cs = pt.x, 0, 0
     g.b = <const char *>&w2[0, 0] if K > 0 else NULL
@@ -1150,36 +1165,57 @@ def conv_image(const floating[:, :, ::1] x, const floating[:, ::1] w2, const flo
                     op[o * P + q] = rows[q * O + o] + bp[o] if add else rows[q * O + o]
     finally:
         free(rows)
+    return 0
 
 
-def conv_image_grad(const floating[:, :, ::1] x, const floating[:, ::1] g,
+def conv_image_grad(const floating[:, :, :, ::1] x, const floating[:, :, ::1] g,
                     floating[:, ::1] out, bint accumulate, Py_ssize_t kh, Py_ssize_t kw,
                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                     Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow, int num_threads):
     """conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
     num_threads)
 
-    One image's weight gradient: ``out (O, C*kh*kw) := g (O, oh*ow) @ im2col_t(x).T`` (with
-    accumulate, ``out + that``: the product, then one add an element, as gemm's accumulate),
-    x (C, H, W). B's panels are packed from the image (_pack_b_patches): no patches array.
-    Bitwise ``gemm(g, im2col_t(x), out, trans_b=True, accumulate=accumulate)``: the same
-    packed values, so the same chains and tree over the output positions.
+    A weight gradient image by image: ``out (O, C*kh*kw) := g[n] (O, oh*ow) @
+    im2col_t(x[n]).T`` for n = 0, then ``out + that`` for each next image (and for the first
+    with accumulate): each product, then one add an element, as gemm's accumulate: a chain
+    over the images of each image's tree. x (N, C, H, W). B's panels are packed from the
+    image (_pack_b_patches): no patches array. Bitwise ``gemm(g[n], im2col_t(x[n]), out,
+    trans_b=True, accumulate=accumulate or n > 0)`` one image after another: the same packed
+    values, so the same chains and tree over the output positions.
     """
-    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = g.shape[0]
-    cdef Py_ssize_t P = g.shape[1], K = C * kh * kw, isz = sizeof(floating), t
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t O = g.shape[1], P = g.shape[2], K = C * kh * kw, isz = sizeof(floating), n
     _check_geometry("conv_image_grad", C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    if P != oh * ow:
-        raise ValueError(f"conv_image_grad: gradient of shape ({O}, {P}) for {oh}x{ow} output "
-                         "positions")
+    if g.shape[0] != N or P != oh * ow:
+        raise ValueError(f"conv_image_grad: gradient of shape ({g.shape[0]}, {O}, {P}) for "
+                         f"{N} images of {oh}x{ow} output positions")
     if out.shape[0] != O or out.shape[1] != K:
         raise ValueError(f"conv_image_grad: out of shape ({out.shape[0]}, {out.shape[1]}), "
                          f"expected ({O}, {K})")
     if O == 0 or K == 0:
         return
     cdef const void *outp = &out[0, 0]
-    if _overlaps(outp, O * K * isz, &x[0, 0, 0] if C * H * W > 0 else NULL, C * H * W * isz) \
-            or _overlaps(outp, O * K * isz, &g[0, 0] if P > 0 else NULL, O * P * isz):
+    if _overlaps(outp, O * K * isz, &x[0, 0, 0, 0] if N * C * H * W > 0 else NULL,
+                 N * C * H * W * isz) \
+            or _overlaps(outp, O * K * isz, &g[0, 0, 0] if N * P > 0 else NULL,
+                         N * O * P * isz):
         raise ValueError("conv_image_grad: out overlaps an input; it needs memory of its own")
+    if N == 0 and not accumulate:
+        out[...] = 0
+    for n in range(N):
+        _conv_image_grad_one(x[n], g[n], out, accumulate or n > 0, kh, kw, sh, sw, ph, pw,
+                             dh, dw, oh, ow, num_threads)
+
+
+cdef int _conv_image_grad_one(const floating[:, :, ::1] x, const floating[:, ::1] g,
+                              floating[:, ::1] out, bint accumulate, Py_ssize_t kh,
+                              Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                              Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                              Py_ssize_t ow, int num_threads) except -1:
+    """One image of conv_image_grad (checked there)."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], O = g.shape[0]
+    cdef Py_ssize_t P = g.shape[1], K = C * kh * kw, isz = sizeof(floating), t
+    cdef const void *outp = &out[0, 0]
     cdef Patches pt
     cdef Operands op
     pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
@@ -1213,6 +1249,7 @@ def conv_image_grad(const floating[:, :, ::1] x, const floating[:, ::1] g,
                     (&out[0, 0])[t] = (&out[0, 0])[t] + prod[t]
     finally:
         free(prod)
+    return 0
 
 
 EXEC = {"gemm": exec_capsule(<void *>_exec_gemm)}

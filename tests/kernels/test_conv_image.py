@@ -1,8 +1,9 @@
-"""gemm.conv_image / conv_image_grad: one image's convolution and weight gradient with the
-patches packed straight from the image into gemm's panels (the product at stride 1 through a
-padded copy of the image whose runs are the patches, "flat"; other strides from the image). Each is bitwise the product of the
-im2col_t columns it replaces (the same packed values, so the same chains and tree), for every
-geometry, both dtypes, with and without bias / accumulation, on one and two threads."""
+"""gemm.conv_image / conv_image_grad: a convolution and its weight gradient image by image,
+the patches packed straight from each image into gemm's panels (the product at stride 1 from a
+padded copy of the image whose runs are the patches, "flat"; other strides from the image).
+Each is bitwise the product of the im2col_t columns it replaces (the same packed values, so
+the same chains and tree), for every geometry, both dtypes, with and without bias /
+accumulation, on one and two threads."""
 
 import numpy as np
 import pytest
@@ -52,13 +53,13 @@ def run_kernels(x, w2, b, g, start, geo, threads):
     out = buf[1:-1]
     out[...] = np.nan  # every element must be written
     bias = np.empty(0, x.dtype) if b is None else b
-    gemm.conv_image(x, w2, bias, out, *geo, threads)
+    gemm.conv_image(x[None], w2, bias, out[None], *geo, threads)
     assert (buf[0] == GUARD).all() and (buf[-1] == GUARD).all(), "wrote out of bounds"
     grads = []
     for accumulate in (False, True):
         gbuf = np.full((o + 2, k), GUARD, x.dtype)
         gbuf[1:-1] = start
-        gemm.conv_image_grad(x, g, gbuf[1:-1], accumulate, *geo, threads)
+        gemm.conv_image_grad(x[None], g[None], gbuf[1:-1], accumulate, *geo, threads)
         assert (gbuf[0] == GUARD).all() and (gbuf[-1] == GUARD).all(), "wrote out of bounds"
         grads.append(gbuf[1:-1].copy())
     return out.copy(), grads
@@ -132,17 +133,41 @@ def test_every_row_width(dt):
         check_case(2, 5, w, 18, (3, 3, 1, 1, 0, 1), dt, 1, seed=w)
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_is_its_images(dt, threads):
+    """Three images in one call: each output image has the bits it has alone; the weight
+    gradient is the chain over the images of each image's product (gemm_into's accumulate)."""
+    rng = np.random.default_rng(9)
+    geo = geometry_of(14, 19, 3, 3, 1, 1, 1, 0)
+    oh, ow = geo[8], geo[9]
+    x = rng.standard_normal((3, 5, 14, 19)).astype(dt)
+    w2 = rng.standard_normal((11, 45)).astype(dt)
+    b = rng.standard_normal(11).astype(dt)
+    g = rng.standard_normal((3, 11, oh * ow)).astype(dt)
+    y = np.empty((3, 11, oh * ow), dt)
+    gemm.conv_image(x, w2, b, y, *geo, threads)
+    dw = np.full((11, 45), np.nan, dt)
+    gemm.conv_image_grad(x, g, dw, False, *geo, threads)
+    want = np.empty((11, 45), dt)
+    for n in range(3):
+        one, grads = references(x[n], w2, b, g[n], want, geo)
+        np.testing.assert_array_equal(y[n], one)
+        want = grads[n > 0]
+    np.testing.assert_array_equal(dw, want)
+
+
 def test_checks():
-    x = np.zeros((2, 5, 5), np.float32)
+    x = np.zeros((1, 2, 5, 5), np.float32)
     w2 = np.zeros((3, 18), np.float32)
-    out = np.zeros((3, 9), np.float32)
+    out = np.zeros((1, 3, 9), np.float32)
     none = np.empty(0, np.float32)
     geo = (3, 3, 1, 1, 0, 0, 1, 1, 3, 3)
     gemm.conv_image(x, w2, none, out, *geo, 1)
     with pytest.raises(ValueError, match="weights of shape"):
         gemm.conv_image(x, np.zeros((3, 9), np.float32), none, out, *geo, 1)
     with pytest.raises(ValueError, match="out of shape"):
-        gemm.conv_image(x, w2, none, out[:2], *geo, 1)
+        gemm.conv_image(x, w2, none, out[:, :2], *geo, 1)
     with pytest.raises(ValueError, match="bias of 2 elements"):
         gemm.conv_image(x, w2, np.zeros(2, np.float32), out, *geo, 1)
     with pytest.raises(ValueError, match="must be positive"):
@@ -151,16 +176,16 @@ def test_checks():
         gemm.conv_image(x, w2, none, out, 3, 3, 1, 1, -1, 0, 1, 1, 3, 3, 1)
     big = np.zeros(3 * 18 + 100, np.float32)
     with pytest.raises(ValueError, match="overlaps"):
-        gemm.conv_image(x, big[:54].reshape(3, 18), none, big[40:67].reshape(3, 9), *geo, 1)
-    g = np.zeros((3, 9), np.float32)
+        gemm.conv_image(x, big[:54].reshape(3, 18), none, big[40:67].reshape(1, 3, 9), *geo, 1)
+    g = np.zeros((1, 3, 9), np.float32)
     dw = np.zeros((3, 18), np.float32)
     gemm.conv_image_grad(x, g, dw, False, *geo, 1)
     with pytest.raises(ValueError, match="gradient of shape"):
-        gemm.conv_image_grad(x, np.zeros((3, 4), np.float32), dw, False, *geo, 1)
+        gemm.conv_image_grad(x, np.zeros((1, 3, 4), np.float32), dw, False, *geo, 1)
     with pytest.raises(ValueError, match="out of shape"):
         gemm.conv_image_grad(x, g, np.zeros((3, 9), np.float32), False, *geo, 1)
     with pytest.raises(ValueError, match="overlaps"):
-        gemm.conv_image_grad(x, big[:27].reshape(3, 9), big[20:74].reshape(3, 18), False,
+        gemm.conv_image_grad(x, big[:27].reshape(1, 3, 9), big[20:74].reshape(3, 18), False,
                              *geo, 1)
 
 
@@ -168,24 +193,24 @@ def test_backend_seam():
     """cygrad.backend's conv_image / conv_image_grad: checks in cygrad's words, and the numpy
     backend's twin (BLAS: close, not bitwise) against the kernels."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((3, 8, 9))
+    x = rng.standard_normal((2, 3, 8, 9))
     w2 = rng.standard_normal((4, 27))
     b = rng.standard_normal(4)
-    g = rng.standard_normal((4, 54))
-    y = B.conv_image(x, w2, b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+    g = rng.standard_normal((2, 4, 54))
+    y = B.conv_image(x, w2, b, np.empty((2, 4, 54)), 3, 3, padding=(0, 1))
     dw = B.conv_image_grad(x, g, np.ones((4, 27)), True, 3, 3, padding=(0, 1))
     with B.using("numpy"):
-        y_np = B.conv_image(x, w2, b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+        y_np = B.conv_image(x, w2, b, np.empty((2, 4, 54)), 3, 3, padding=(0, 1))
         dw_np = B.conv_image_grad(x, g, np.ones((4, 27)), True, 3, 3, padding=(0, 1))
     np.testing.assert_allclose(y, y_np, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dw, dw_np, rtol=1e-12, atol=1e-12)
     with pytest.raises(TypeError, match="mixed dtypes"):
-        B.conv_image(x.astype(np.float32), w2, b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+        B.conv_image(x.astype(np.float32), w2, b, np.empty((2, 4, 54)), 3, 3, padding=(0, 1))
     with pytest.raises(ValueError, match="weights of shape"):
-        B.conv_image(x, w2[:, :9], b, np.empty((4, 54)), 3, 3, padding=(0, 1))
+        B.conv_image(x, w2[:, :9], b, np.empty((2, 4, 54)), 3, 3, padding=(0, 1))
     with pytest.raises(ValueError, match="out must be"):
-        B.conv_image(x, w2, b, np.empty((4, 53)), 3, 3, padding=(0, 1))
+        B.conv_image(x, w2, b, np.empty((2, 4, 53)), 3, 3, padding=(0, 1))
     with pytest.raises(ValueError, match="gradient of shape"):
-        B.conv_image_grad(x, g[:, :5], np.ones((4, 27)), True, 3, 3, padding=(0, 1))
+        B.conv_image_grad(x, g[:, :, :5], np.ones((4, 27)), True, 3, 3, padding=(0, 1))
     with pytest.raises(TypeError):
-        B.conv_image([[1.0]], w2, b, np.empty((4, 54)), 3, 3)
+        B.conv_image([[1.0]], w2, b, np.empty((2, 4, 54)), 3, 3)

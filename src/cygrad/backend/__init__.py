@@ -769,21 +769,22 @@ def add_channel_bias(y, b):
 
 
 def conv_image(x, w2, bias, out, kh, kw, stride=1, padding=0, dilation=1, out_size=None):
-    """One image's convolution into out (O, OH*OW): ``w2 @ im2col_t(x[None])`` (+ bias[o] when
-    bias is not None), x (C, H, W), w2 (O, C*kh*kw); bitwise gemm_into(w2, im2col_t(...)) then
-    add_channel_bias (the cython kernel packs the patches straight from the image). Returns
-    out."""
+    """A convolution image by image into out (N, O, OH*OW): ``out[n] = w2 @ im2col_t(x[n:n+1])``
+    (+ bias[o] when bias is not None), x (N, C, H, W), w2 (O, C*kh*kw); bitwise gemm_into(w2,
+    im2col_t(...)) then add_channel_bias, whatever the batch (the cython kernel packs the
+    patches straight from each image). Returns out."""
     if type(x) is not np.ndarray or type(w2) is not np.ndarray or type(out) is not np.ndarray:
         _not_arrays("conv_image", x=x, w2=w2, out=out)
     _check_float("conv_image", x, w2, out, *(() if bias is None else (bias,)))
-    if x.ndim != 3 or w2.ndim != 2:
-        raise ValueError(f"conv_image: expected x (C, H, W) and w2 (O, C*kh*kw), got shapes "
+    if x.ndim != 4 or w2.ndim != 2:
+        raise ValueError(f"conv_image: expected x (N, C, H, W) and w2 (O, C*kh*kw), got shapes "
                          f"{x.shape} and {w2.shape}")
-    geometry = _conv_geometry((1,) + x.shape, kh, kw, stride, padding, dilation, out_size)
-    if w2.shape[1] != x.shape[0] * kh * kw:
-        raise ValueError(f"conv_image: weights of shape {w2.shape} for {x.shape[0]} channels "
+    geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
+    if w2.shape[1] != x.shape[1] * kh * kw:
+        raise ValueError(f"conv_image: weights of shape {w2.shape} for {x.shape[1]} channels "
                          f"and a {kh}x{kw} kernel")
-    _check_out("conv_image", out, (w2.shape[0], geometry[-2] * geometry[-1]), x.dtype)
+    _check_out("conv_image", out, (x.shape[0], w2.shape[0], geometry[-2] * geometry[-1]),
+               x.dtype)
     if bias is not None and bias.shape != (w2.shape[0],):
         raise ValueError(f"conv_image: bias of shape {bias.shape} for {w2.shape[0]} channels")
     return _current().conv_image(x, w2, bias, out, kh, kw, *geometry, _threads())
@@ -791,21 +792,22 @@ def conv_image(x, w2, bias, out, kh, kw, stride=1, padding=0, dilation=1, out_si
 
 def conv_image_grad(x, g, out, accumulate, kh, kw, stride=1, padding=0, dilation=1,
                     out_size=None):
-    """One image's weight gradient into out (O, C*kh*kw): ``g @ im2col_t(x[None]).T``, or
-    ``out + that`` with accumulate; x (C, H, W), g (O, OH*OW). Bitwise gemm_into(g,
-    im2col_t(...), out, trans_b=True, accumulate=accumulate) (the cython kernel packs the
-    patches straight from the image). Returns out."""
+    """A weight gradient image by image into out (O, C*kh*kw): ``g[n] @ im2col_t(x[n:n+1]).T``
+    added in order of n (the first stored unless accumulate: each added with one rounding);
+    x (N, C, H, W), g (N, O, OH*OW). Bitwise gemm_into(g[n], im2col_t(...), out,
+    trans_b=True, accumulate=accumulate or n > 0) one image after another (the cython kernel
+    packs the patches straight from each image). Returns out."""
     if type(x) is not np.ndarray or type(g) is not np.ndarray or type(out) is not np.ndarray:
         _not_arrays("conv_image_grad", x=x, g=g, out=out)
     _check_float("conv_image_grad", x, g, out)
-    if x.ndim != 3 or g.ndim != 2:
-        raise ValueError(f"conv_image_grad: expected x (C, H, W) and g (O, OH*OW), got shapes "
-                         f"{x.shape} and {g.shape}")
-    geometry = _conv_geometry((1,) + x.shape, kh, kw, stride, padding, dilation, out_size)
-    if g.shape[1] != geometry[-2] * geometry[-1]:
-        raise ValueError(f"conv_image_grad: gradient of shape {g.shape} for "
-                         f"{geometry[-2]}x{geometry[-1]} output positions")
-    _check_out("conv_image_grad", out, (g.shape[0], x.shape[0] * kh * kw), x.dtype)
+    if x.ndim != 4 or g.ndim != 3:
+        raise ValueError(f"conv_image_grad: expected x (N, C, H, W) and g (N, O, OH*OW), got "
+                         f"shapes {x.shape} and {g.shape}")
+    geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
+    if g.shape[0] != x.shape[0] or g.shape[2] != geometry[-2] * geometry[-1]:
+        raise ValueError(f"conv_image_grad: gradient of shape {g.shape} for {x.shape[0]} "
+                         f"images of {geometry[-2]}x{geometry[-1]} output positions")
+    _check_out("conv_image_grad", out, (g.shape[1], x.shape[1] * kh * kw), x.dtype)
     return _current().conv_image_grad(x, g, out, bool(accumulate), kh, kw, *geometry,
                                       _threads())
 

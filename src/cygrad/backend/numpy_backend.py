@@ -187,16 +187,21 @@ def planes_to_images(planes, bias, n, p, num_threads):
 
 
 def conv_image(x, w2, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
-    cols_t = im2col_t(x[None], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
-    np.matmul(w2, cols_t, out=out)
+    n, p = x.shape[0], oh * ow
+    planes = w2 @ im2col_t(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+    out[...] = planes.reshape(w2.shape[0], n, p).transpose(1, 0, 2)
     if bias is not None:
         out += bias[:, None]
     return out
 
 
 def conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads):
-    cols_t = im2col_t(x[None], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
-    return gemm_into(g, cols_t, out, False, True, accumulate, num_threads)
+    for i in range(x.shape[0]):
+        cols_t = im2col_t(x[i:i + 1], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, num_threads)
+        gemm_into(g[i], cols_t, out, False, True, accumulate or i > 0, num_threads)
+    if x.shape[0] == 0 and not accumulate:
+        out[...] = 0
+    return out
 
 
 def add_channel_bias(y, b, num_threads):

@@ -51,15 +51,16 @@ class Conv2d(Op):
         n = x.shape[0]
         p = self.out_size[0] * self.out_size[1]
         geometry = self._geometry()
-        m = self.chunk = images_per_product(n, w2.shape[1] * p * x.itemsize)
-        if m < n:  # chunk by chunk (an image alone writes straight into the output)
+        m = self.chunk = max(1, images_per_product(n, w2.shape[1] * p * x.itemsize))
+        if self.groups == 1:  # image by image, the patches packed from each (same bits)
+            self.cols = None
+            y = np.empty((n, o, p), x.dtype)
+            B.conv_image(x, w2, b, y, kh, kw, *geometry)
+        elif m < n:  # chunk by chunk (an image alone writes straight into the output)
             self.cols = None
             y = np.empty((n, o, p), x.dtype)
             for i in range(0, n, m):
                 k = min(m, n - i)
-                if k == 1 and self.groups == 1:  # patches packed from the image (same bits)
-                    B.conv_image(x[i], w2, b, y[i], kh, kw, *geometry)
-                    continue
                 cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                 if k == 1:
                     for rows, ks in self._groups():
@@ -105,7 +106,7 @@ class Conv2d(Op):
                 gi = g3[i] if k == 1 else \
                     np.ascontiguousarray(g3[i:i + k].transpose(1, 0, 2)).reshape(o, k * p)
                 if needs[1] and k == 1 and self.groups == 1:  # patches from the image
-                    B.conv_image_grad(x[i], gi, dw, i > 0, kh, kw, *geometry)
+                    B.conv_image_grad(x[i:i + 1], g3[i:i + 1], dw, i > 0, kh, kw, *geometry)
                 elif needs[1]:
                     cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                     for rows, ks in groups:
