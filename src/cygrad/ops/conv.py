@@ -13,12 +13,14 @@ from .. import backend as B
 from . import Op
 
 # Bytes of patches (im2col's columns) one product takes at most: a batch whose patches fit
-# makes one wide product (small images would make narrow ones, and a Python loop per image
-# costs more than the arithmetic of a small layer); a larger one runs in chunks of as many
-# images as fit (one image at least), so that the patches stay in cache between im2col and the
-# products. Every path gives the same bits for the output and dx, and dW's elements are exact
-# (the same chain for every filter) on each: a chain over the chunks of each chunk's k tree
-# (tests/nn/test_conv_pool.py runs them all).
+# makes one wide product (small images would make narrow ones), its patches kept for the
+# backward; a larger one runs in chunks of as many images as fit (one image at least), so that
+# the patches stay in cache between im2col and the products. Without groups such a forward
+# goes image by image through backend.conv_image (no patches array: they are packed straight
+# from each image into the product's panels), and a one-image chunk's weight gradient through
+# conv_image_grad. Every path gives the same bits for the output and dx, and dW's elements are
+# exact (the same chain for every filter) on each: a chain over the chunks of each chunk's k
+# tree (tests/nn/test_conv_pool.py runs them all).
 BATCH_BYTES = 1 << 20
 
 
@@ -52,7 +54,7 @@ class Conv2d(Op):
         p = self.out_size[0] * self.out_size[1]
         geometry = self._geometry()
         m = self.chunk = max(1, images_per_product(n, w2.shape[1] * p * x.itemsize))
-        if self.groups == 1:  # image by image, the patches packed from each (same bits)
+        if self.groups == 1 and m < n:  # image by image, the patches packed from each
             self.cols = None
             y = np.empty((n, o, p), x.dtype)
             B.conv_image(x, w2, b, y, kh, kw, *geometry)
