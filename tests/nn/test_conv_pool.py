@@ -281,16 +281,22 @@ def test_a_sample_has_the_same_bits_alone_and_in_a_batch(dtype, size):
         assert np.array_equal(y3, seen[0][0]) and np.array_equal(dx3, seen[0][1])
 
 
-def test_every_path_gives_the_same_bits(monkeypatch):
+@pytest.mark.parametrize("groups, stride", [(2, (1, 2)), (1, (1, 2)), (1, 1)])
+def test_every_path_gives_the_same_bits(monkeypatch, groups, stride):
+    """Chunks of 1 and 3 images and one wide product; without groups the chunked forward runs
+    image by image through conv_image (stride 1: from a padded copy, "flat")."""
     x, w, b = twin_filters(np.float32, 2, 12)
+    if groups == 1:
+        w = np.concatenate([w, w[:, ::-1]], axis=1)  # (O, C, kh, kw): every input channel
     x = np.concatenate([x, x[::-1] * 0.5])  # 2n images: chunks of 1, 3 and all of them
-    patches = 2 * 9 * 10 * 6 * 4  # (C/groups * kh * kw) * P * itemsize of one image
+    sw = stride if isinstance(stride, int) else stride[1]
+    patches = w.shape[1] * 9 * 10 * (12 // sw) * 4  # (C/groups * kh * kw) * P * itemsize
     runs = []
     for limit in (1, 3 * patches, 10**12):  # image by image / 3 images / one wide product
         monkeypatch.setattr(conv_ops, "BATCH_BYTES", limit)
         xt, wt, bt = (cygrad.tensor(a, requires_grad=True) for a in (x, w, b))
-        y = F.conv2d(xt, wt, bt, stride=(1, 2), padding=1, dilation=(2, 1), groups=2)
-        assert y.grad_fn is not None and y.shape[2:] == (10, 6)
+        y = F.conv2d(xt, wt, bt, stride=stride, padding=1, dilation=(2, 1), groups=groups)
+        assert y.grad_fn is not None and y.shape[2:] == (10, 12 // sw)
         (y * cygrad.tensor(rand(y.shape, 6, np.float32))).sum().backward()
         runs.append((y.numpy(), grad(xt), grad(wt), grad(bt)))
     for y2, dx2, dw2, db2 in runs[1:]:
