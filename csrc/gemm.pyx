@@ -43,6 +43,9 @@ ctypedef fused floating:
     float
     double
 
+cdef extern from "rows.h" nogil:
+    void cg_copy_bytes(char *dst, const char *src, Py_ssize_t n)
+
 cdef extern from "gemm_microkernel.h" nogil:
     enum:
         CG_HAS_FMA
@@ -674,6 +677,13 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
     _kernel(kc, a, b, tile, NR, False, narrow)
     if mask:
         _merge(tile, NR, mr, nr, mask, slots, cblock, ldcb, row, col)
+    if not narrow and nr == NR:  # full rows of a full panel: vector moves
+        for i in range(mr):
+            if floating is float:
+                cg_move_nr_f32(&c[i * ldc], &tile[i * NR])
+            else:
+                cg_move_nr_f64(&c[i * ldc], &tile[i * NR])
+        return
     for i in range(mr):  # row copies: a loop over (i, j) ran as scalar code
         memcpy(&c[i * ldc], &tile[i * NR], nr * sizeof(floating))
 
@@ -1037,9 +1047,12 @@ cdef int _conv_image_flat(const floating[:, :, ::1] x, const floating[:, ::1] w2
                     if y < 0 or y >= H or hi <= lo:
                         memset(row, 0, Wx * isz)
                         continue
-                    memset(row, 0, lo * isz)
-                    memcpy(row + lo, &x[c, y, 0], (hi - lo) * isz)
-                    memset(row + hi, 0, (Wx - hi) * isz)
+                    for t in range(lo):
+                        row[t] = 0
+                    cg_copy_bytes(<char *>(row + lo), <const char *>&x[c, y, 0],
+                                  (hi - lo) * isz)
+                    for t in range(hi, Wx):
+                        row[t] = 0
             memset(xp + C * HWx, 0, slack * isz)
         pt.x, pt.flat, pt.Wx, pt.HWx = <const char *>xp, True, Wx, HWx
         g.pa, g.pb, g.a_row0, g.b_col0 = NULL, &pt, 0, 0
@@ -1058,7 +1071,7 @@ cdef int _conv_image_flat(const floating[:, :, ::1] x, const floating[:, ::1] w2
                         for t in range(ow):
                             dst[t] = row[t] + b
                     else:
-                        memcpy(dst, row, ow * isz)
+                        cg_copy_bytes(<char *>dst, <const char *>row, ow * isz)
     finally:
         free(xp)
         free(plane)

@@ -349,12 +349,27 @@ CG_DEFINE_BLOCK_T(f64, double, CG_WD)
     }
 /* B's panels NR wide: SFX f32/f64 for the full tile's width, narrow_f32/narrow_f64 for the
  * narrow tile's (one vector) */
+#if CG_VECTOR
+/* a row of a jcont panel in whole vectors: written as an element loop, gcc calls memcpy for
+ * each row (128 bytes of a float32 panel: the call costs more than the move) */
+#define CG_JCONT_ROW(T, NR, d, s)                                                               \
+    do {                                                                                       \
+        typedef T v_ __attribute__((vector_size(CG_VBYTES), aligned(sizeof(T)), may_alias));   \
+        CG_UNROLL for (int c = 0; c < NR; c += CG_VBYTES / (int)sizeof(T))                      \
+            *(v_ *)((d) + c) = *(const v_ *)((s) + c);                                         \
+    } while (0)
+#else
+#define CG_JCONT_ROW(T, NR, d, s)                                                               \
+    do {                                                                                       \
+        for (int c = 0; c < NR; ++c) (d)[c] = (s)[c];                                          \
+    } while (0)
+#endif
 #define CG_DEFINE_PACK_B(SFX, T, NR)                                                            \
     static void cg_pack_b_jcont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
                                       ptrdiff_t kc)                                            \
     {                                                                                          \
         for (ptrdiff_t k = 0; k < kc; ++k)                                                     \
-            CG_UNROLL for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[k * ld + c];          \
+            CG_JCONT_ROW(T, NR, dst + k * NR, src + k * ld);                                   \
     }                                                                                          \
     static void cg_pack_b_kcont_##SFX(T *__restrict dst, const T *__restrict src, ptrdiff_t ld, \
                                       ptrdiff_t kc)                                            \
