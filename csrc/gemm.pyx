@@ -84,9 +84,13 @@ cdef extern from "gemm_microkernel.h" nogil:
     void cg_block_t_f64(const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd,
                         const double *bias)
     void cg_pack_b_rows_f32(float *dst, const float *const *rows, Py_ssize_t off, int skip,
-                            int stop)
+                            int stop, int keep)
     void cg_pack_b_rows_f64(double *dst, const double *const *rows, Py_ssize_t off, int skip,
-                            int stop)
+                            int stop, int keep)
+    void cg_pack_b_rows_narrow_f32(float *dst, const float *const *rows, Py_ssize_t off,
+                                   int skip, int stop, int keep)
+    void cg_pack_b_rows_narrow_f64(double *dst, const double *const *rows, Py_ssize_t off,
+                                   int skip, int stop, int keep)
     void cg_pack_b_jcont_narrow_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_kcont_narrow_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_narrow_f64(double *dst, const double *src, Py_ssize_t ld,
@@ -337,7 +341,7 @@ cdef void _pack_b_patches(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ss
     cdef Py_ssize_t xoff[64]
     cdef Py_ssize_t q, q0, nr, v, c, i, j, k, kk, pix, oy, ox, run, s, e, w0, y, xa, xx
     cdef Py_ssize_t ymin, ymax, xmin, xmax, row_oy
-    cdef bint vec = NR == FULL and sw == 1 and ow >= WL and NR <= 64
+    cdef bint vec = (NR == FULL or NR == WL) and sw == 1 and ow >= WL and NR <= 64
     for q in range(_cdiv(n, NR)):
         q0 = jc + q * NR
         nr = min(NR, jc + n - q0)
@@ -367,10 +371,12 @@ cdef void _pack_b_patches(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ss
             ox = pix - oy * ow
             run = min(ow - ox, kc - k)  # positions left in this output row and this block
             s = 0
-            if vec and nr == NR and oy * sh + ymin >= 0 and oy * sh + ymax < H:
+            if vec and oy * sh + ymin >= 0 and oy * sh + ymax < H:
                 if row_oy != oy:
-                    for v in range(NR):  # (+ pw: inside the image, as the reads are)
+                    for v in range(nr):  # (+ pw: inside the image, as the reads are)
                         rows[v] = x + coff[v] + (oy * sh + yoff[v]) * W + (xoff[v] + pw)
+                    for v in range(nr, NR):  # a ragged panel's zero columns: read, dropped
+                        rows[v] = rows[0]
                     row_oy = oy
                 while s < run:
                     # the window [ox + w0, ox + w0 + WL) of this output row: at s, or shifted
@@ -384,12 +390,20 @@ cdef void _pack_b_patches(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ss
                     xa = ox + w0
                     if xa + xmin < 0 or xa + xmax + WL > W:
                         break
-                    if floating is float:
+                    if floating is float and NR == FULL:
                         cg_pack_b_rows_f32(dst + (k + s) * NR, <const float *const *>rows,
-                                           xa - pw, <int>(s - w0), <int>(e - w0))
-                    else:
+                                           xa - pw, <int>(s - w0), <int>(e - w0), <int>nr)
+                    elif floating is float:
+                        cg_pack_b_rows_narrow_f32(dst + (k + s) * NR,
+                                                  <const float *const *>rows, xa - pw,
+                                                  <int>(s - w0), <int>(e - w0), <int>nr)
+                    elif NR == FULL:
                         cg_pack_b_rows_f64(dst + (k + s) * NR, <const double *const *>rows,
-                                           xa - pw, <int>(s - w0), <int>(e - w0))
+                                           xa - pw, <int>(s - w0), <int>(e - w0), <int>nr)
+                    else:
+                        cg_pack_b_rows_narrow_f64(dst + (k + s) * NR,
+                                                  <const double *const *>rows, xa - pw,
+                                                  <int>(s - w0), <int>(e - w0), <int>nr)
                     s = e
             for kk in range(s, run):  # what the windows did not take: element by element
                 for v in range(NR):

@@ -280,21 +280,30 @@ CG_DEFINE_B_KCONT_BLOCKS(narrow_f64, f64, double, cg_vd, cg_vd_u, CG_WD, CG_NRN_
 /* One window of a B panel from NR separate runs (a convolution's patches, gemm.pyx): column c's
  * W consecutive k at rows[c] + off, transposed in registers like the kcont blocks; k rows
  * skip..stop-1 are stored (dst[(k - skip)*NR + c]: a window shifted back to end with its run
- * stores only the k the window before has not, one reaching past its run only those in it). */
-#define CG_DEFINE_B_ROWS(SFX, T, V, VU, W, NR)                                                  \
+ * stores only the k the window before has not, one reaching past its run only those in it),
+ * columns keep.. as zeros (a ragged panel: their rows[c] only need to be readable). NR is the
+ * full tile's width or the narrow one's (one vector). */
+#define CG_DEFINE_B_ROWS(SFX, TSFX, T, V, VU, VI, W, NR)                                        \
     static inline void cg_pack_b_rows_##SFX(T *__restrict dst, const T *const *rows,           \
-                                            ptrdiff_t off, int skip, int stop)                 \
+                                            ptrdiff_t off, int skip, int stop, int keep)       \
     {                                                                                          \
         CG_PRAGMA(GCC unroll 1) for (int c0 = 0; c0 < NR; c0 += W) {                           \
             V v[W];                                                                            \
             CG_UNROLL for (int c = 0; c < W; ++c) v[c] = *(const VU *)(rows[c0 + c] + off);    \
-            cg_transpose_##SFX(v);                                                             \
+            cg_transpose_##TSFX(v);                                                            \
+            if (keep < c0 + W) {                                                               \
+                VI m;                                                                          \
+                for (int l = 0; l < W; ++l) m[l] = c0 + l < keep ? -1 : 0;                     \
+                for (int k = skip; k < stop; ++k) v[k] = (V)((VI)v[k] & m);                    \
+            }                                                                                  \
             for (int k = skip; k < stop; ++k)                                                  \
                 *(VU *)(dst + (k - skip) * NR + c0) = v[k];                                    \
         }                                                                                      \
     }
-CG_DEFINE_B_ROWS(f32, float, cg_vf, cg_vf_u, CG_WF, CG_NR_F32)
-CG_DEFINE_B_ROWS(f64, double, cg_vd, cg_vd_u, CG_WD, CG_NR_F64)
+CG_DEFINE_B_ROWS(f32, f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_NR_F32)
+CG_DEFINE_B_ROWS(f64, f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_NR_F64)
+CG_DEFINE_B_ROWS(narrow_f32, f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_NRN_F32)
+CG_DEFINE_B_ROWS(narrow_f64, f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_NRN_F64)
 /* A W x W block moved across: dst[o*ldd + p] = src[p*lds + o] (+ bias[o] when bias is not
  * NULL: one add an element), for p, o < W (conv_image's rows into channel planes). */
 #define CG_DEFINE_BLOCK_T(SFX, T, V, VU, W)                                                     \
@@ -315,13 +324,16 @@ CG_DEFINE_BLOCK_T(f64, double, cg_vd, cg_vd_u, CG_WD)
 #define CG_KCONT_BLOCKS(which, SFX, dst, src, ld, kc) 0
 #define CG_DEFINE_B_ROWS(SFX, T, W, NR)                                                         \
     static inline void cg_pack_b_rows_##SFX(T *__restrict dst, const T *const *rows,           \
-                                            ptrdiff_t off, int skip, int stop)                 \
+                                            ptrdiff_t off, int skip, int stop, int keep)       \
     {                                                                                          \
         for (int k = skip; k < stop; ++k)                                                      \
-            for (int c = 0; c < NR; ++c) dst[(k - skip) * NR + c] = rows[c][off + k];          \
+            for (int c = 0; c < NR; ++c)                                                       \
+                dst[(k - skip) * NR + c] = c < keep ? rows[c][off + k] : 0;                    \
     }
 CG_DEFINE_B_ROWS(f32, float, CG_WF, CG_NR_F32)
 CG_DEFINE_B_ROWS(f64, double, CG_WD, CG_NR_F64)
+CG_DEFINE_B_ROWS(narrow_f32, float, CG_WF, CG_NRN_F32)
+CG_DEFINE_B_ROWS(narrow_f64, double, CG_WD, CG_NRN_F64)
 #define CG_DEFINE_BLOCK_T(SFX, T, W)                                                            \
     static inline void cg_block_t_##SFX(const T *src, ptrdiff_t lds, T *dst, ptrdiff_t ldd,    \
                                         const T *bias)                                         \

@@ -17,10 +17,10 @@ from . import Op
 # backward; a larger one runs in chunks of as many images as fit (one image at least), so that
 # the patches stay in cache between im2col and the products. Without groups such a forward
 # goes image by image through backend.conv_image (no patches array: they are packed straight
-# from each image into the product's panels), and a one-image chunk's weight gradient through
-# conv_image_grad. Every path gives the same bits for the output and dx, and dW's elements are
-# exact (the same chain for every filter) on each: a chain over the chunks of each chunk's k
-# tree (tests/nn/test_conv_pool.py runs them all).
+# from each image into the product's panels), and so does its weight gradient
+# (conv_image_grad). Every path gives the same bits for the output and dx, and dW's elements
+# are exact (the same chain for every filter) on each: a chain over the chunks of each chunk's
+# k tree, or over the images of each image's (tests/nn/test_conv_pool.py runs them all).
 BATCH_BYTES = 1 << 20
 
 
@@ -103,13 +103,21 @@ class Conv2d(Op):
             dx = np.empty(x.shape, x.dtype)
         if self.cols is None:  # chunk by chunk; dW's chains run on across the chunks
             m = self.chunk
+            # without groups dW goes image by image through conv_image_grad (patches from
+            # each image; the chain over the images): with the dx of each chunk of one image
+            # (its g still in cache), else all at once
+            by_image = needs[1] and self.groups == 1
+            if by_image and m > 1:
+                B.conv_image_grad(x, g3, dw, False, kh, kw, *geometry)
             for i in range(0, n, m):
                 k = min(m, n - i)
+                if not needs[0] and not (needs[1] and not by_image):
+                    continue
                 gi = g3[i] if k == 1 else \
                     np.ascontiguousarray(g3[i:i + k].transpose(1, 0, 2)).reshape(o, k * p)
-                if needs[1] and k == 1 and self.groups == 1:  # patches from the image
+                if by_image and m == 1:
                     B.conv_image_grad(x[i:i + 1], g3[i:i + 1], dw, i > 0, kh, kw, *geometry)
-                elif needs[1]:
+                elif needs[1] and not by_image:
                     cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                     for rows, ks in groups:
                         B.gemm_into(gi[rows], cols[ks], dw[rows], trans_b=True,
