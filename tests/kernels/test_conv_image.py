@@ -214,3 +214,40 @@ def test_backend_seam():
         B.conv_image_grad(x, g[:, :, :5], np.ones((4, 27)), True, 3, 3, padding=(0, 1))
     with pytest.raises(TypeError):
         B.conv_image([[1.0]], w2, b, np.empty((2, 4, 54)), 3, 3)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_conv_image_backward_is_its_image_by_image_calls(dt, backend):
+    """backend.conv_image_backward: each image's conv_image_grad (the chain over the images)
+    and col2im_t(w2.T @ g[n]), bitwise the calls it makes one at a time; either gradient
+    skipped when its array is None; checks in cygrad's words."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, 9, 18)).astype(dt)
+    w2 = rng.standard_normal((6, 36)).astype(dt)
+    geo = dict(padding=(1, 0), dilation=(1, 2))
+    g = rng.standard_normal((3, 6, 9 * 14)).astype(dt)
+    with B.using(backend):
+        dw, dx = np.empty((6, 36), dt), np.empty(x.shape, dt)
+        B.conv_image_backward(x, g, w2, dw, dx, 3, 3, **geo)
+        want_dw, want_dx = np.empty((6, 36), dt), np.empty(x.shape, dt)
+        for n in range(3):
+            B.conv_image_grad(x[n:n + 1], g[n:n + 1], want_dw, n > 0, 3, 3, **geo)
+            dcols = np.empty((36, 9 * 14), dt)
+            B.gemm_into(w2, g[n], dcols, trans_a=True)
+            B.col2im_t(dcols, (1,) + x.shape[1:], 3, 3, **geo, out=want_dx[n:n + 1])
+        np.testing.assert_array_equal(dw, want_dw)
+        np.testing.assert_array_equal(dx, want_dx)
+        only_dx = np.empty(x.shape, dt)
+        B.conv_image_backward(x, g, w2, None, only_dx, 3, 3, **geo)
+        np.testing.assert_array_equal(only_dx, want_dx)
+        only_dw = np.empty((6, 36), dt)
+        B.conv_image_backward(x, g, w2, only_dw, None, 3, 3, **geo)
+        np.testing.assert_array_equal(only_dw, want_dw)
+        with pytest.raises(ValueError, match="gradient of shape"):
+            B.conv_image_backward(x, g[:, :, 1:], w2, dw, dx, 3, 3, **geo)
+        with pytest.raises(ValueError, match="out must be"):
+            B.conv_image_backward(x, g, w2, dw, dx[:2], 3, 3, **geo)
+        other = np.float64 if dt == np.float32 else np.float32
+        with pytest.raises(TypeError, match="mixed dtypes"):
+            B.conv_image_backward(x, g, w2.astype(other), dw, dx, 3, 3, **geo)

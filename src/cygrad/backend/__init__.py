@@ -34,7 +34,7 @@ __all__ = [
     "bias_activation", "activation_backward_bias", "column_sum", "row_sum", "sum", "channel_sum",
     "sum_to_shape", "log_softmax_nll", "log_softmax_nll_backward", "im2col", "col2im",
     "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "conv_image",
-    "conv_image_grad", "max_pool",
+    "conv_image_grad", "conv_image_backward", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
@@ -810,6 +810,33 @@ def conv_image_grad(x, g, out, accumulate, kh, kw, stride=1, padding=0, dilation
     _check_out("conv_image_grad", out, (g.shape[1], x.shape[1] * kh * kw), x.dtype)
     return _current().conv_image_grad(x, g, out, bool(accumulate), kh, kw, *geometry,
                                       _threads())
+
+
+def conv_image_backward(x, g, w2, dw, dx, kh, kw, stride=1, padding=0, dilation=1,
+                        out_size=None):
+    """A convolution's gradients image by image, each image's g used while it is in cache: for
+    n = 0, 1, ...: ``dw (+)= g[n] @ im2col_t(x[n:n+1]).T`` (conv_image_grad's chain: stored
+    for n = 0, then added) and ``dx[n] = col2im_t(w2.T @ g[n])``; dw or dx None skips it.
+    x (N, C, H, W), g (N, O, OH*OW), w2 (O, C*kh*kw); dw (O, C*kh*kw) and dx x's shape:
+    writable C-contiguous arrays of x's dtype. Bitwise conv_image_grad, gemm_into and
+    col2im_t one image at a time (the checks made once)."""
+    if type(x) is not np.ndarray or type(g) is not np.ndarray or type(w2) is not np.ndarray:
+        _not_arrays("conv_image_backward", x=x, g=g, w2=w2)
+    _check_float("conv_image_backward", x, g, w2, *(a for a in (dw, dx) if a is not None))
+    if x.ndim != 4 or g.ndim != 3 or w2.ndim != 2:
+        raise ValueError(f"conv_image_backward: expected x (N, C, H, W), g (N, O, OH*OW) and "
+                         f"w2 (O, C*kh*kw), got shapes {x.shape}, {g.shape} and {w2.shape}")
+    geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation, out_size)
+    n, c = x.shape[:2]
+    if g.shape != (n, w2.shape[0], geometry[-2] * geometry[-1]) or w2.shape[1] != c * kh * kw:
+        raise ValueError(f"conv_image_backward: gradient of shape {g.shape} and weights of "
+                         f"shape {w2.shape} for input {x.shape}, a {kh}x{kw} kernel and "
+                         f"{geometry[-2]}x{geometry[-1]} output positions")
+    if dw is not None:
+        _check_out("conv_image_backward", dw, w2.shape, x.dtype)
+    if dx is not None:
+        _check_out("conv_image_backward", dx, x.shape, x.dtype)
+    _current().conv_image_backward(x, g, w2, dw, dx, kh, kw, *geometry, _threads())
 
 
 def _check_windows(name, x_shape, windows, steps=(1, 1)):

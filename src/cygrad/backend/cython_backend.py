@@ -181,6 +181,19 @@ def conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, o
     return out
 
 
+def conv_image_backward(x, g, w2, dw, dx, kh, kw, sh, sw, ph, pw, dh, dwl, oh, ow,
+                        num_threads):
+    x, g, w2 = _c(x), _c(g), _c(w2)
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dwl, oh, ow)
+    dcols = None if dx is None else np.empty((w2.shape[1], oh * ow), x.dtype)
+    for i in range(x.shape[0]):
+        if dw is not None:
+            _gemm.conv_image_grad(x[i:i + 1], g[i:i + 1], dw, i > 0, *geometry, num_threads)
+        if dx is not None:
+            _gemm.gemm(w2, g[i], dcols, True, False, num_threads)
+            conv.col2im_t(dcols, dx[i:i + 1], *geometry, _threads(dcols.size, num_threads))
+
+
 def add_channel_bias(y, b, num_threads):
     conv.add_channel_bias(y, _c(b), _threads(y.size, num_threads))
     return y

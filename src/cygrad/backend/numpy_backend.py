@@ -204,6 +204,16 @@ def conv_image_grad(x, g, out, accumulate, kh, kw, sh, sw, ph, pw, dh, dw, oh, o
     return out
 
 
+def conv_image_backward(x, g, w2, dw, dx, kh, kw, sh, sw, ph, pw, dh, dwl, oh, ow,
+                        num_threads):
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dwl, oh, ow)
+    for i in range(x.shape[0]):
+        if dw is not None:
+            conv_image_grad(x[i:i + 1], g[i:i + 1], dw, i > 0, *geometry, num_threads)
+        if dx is not None:
+            dx[i:i + 1] = col2im_t(w2.T @ g[i], (1,) + x.shape[1:], *geometry, num_threads)
+
+
 def add_channel_bias(y, b, num_threads):
     y += b[:, None]
     return y
