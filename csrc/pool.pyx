@@ -157,20 +157,79 @@ cdef extern from *:
     }
     CG_MAX_2X2(cg_max_2x2_f32, float, uint32_t)
     CG_MAX_2X2(cg_max_2x2_f64, double, uint64_t)
+    /* The same rule on whole vectors of L outputs (gcc's vector extensions; 32-byte vectors:
+       the rows of a CNN's pools are short): each row's L window pairs deinterleaved into
+       their left and right taps, the takes as lane masks, the offsets as int lanes; blocks
+       end at n as above (a block may redo outputs of the one before: the same values). Rows
+       of fewer than L outputs go to the scalar routine. */
+    #if defined(__GNUC__) && !defined(__clang__) && !defined(CG_NO_VECTOR_EXT)
+    #define CG_POOL_VECTORS 1
+    #define CG_MAX_2X2_VEC(NAME, SCALAR, T, I, L)                                            \
+    typedef T NAME##_v __attribute__((vector_size(32)));                                     \
+    typedef T NAME##_u __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));      \
+    typedef I NAME##_i __attribute__((vector_size(32)));                                     \
+    static void NAME(const T *restrict r0, const T *restrict r1, T *restrict m,              \
+                     int64_t *restrict best, int64_t base, int64_t W, Py_ssize_t n)          \
+    {                                                                                        \
+        NAME##_i even, odd;                                                                  \
+        Py_ssize_t ox, l;                                                                    \
+        if (n < L) {                                                                         \
+            SCALAR(r0, r1, m, best, base, W, n);                                             \
+            return;                                                                          \
+        }                                                                                    \
+        for (l = 0; l < L; l++) {                                                            \
+            even[l] = (I)(2 * l);                                                            \
+            odd[l] = (I)(2 * l + 1);                                                         \
+        }                                                                                    \
+        for (ox = 0;; ox += L) {                                                             \
+            if (ox > n - L)                                                                  \
+                ox = n - L;                                                                  \
+            NAME##_v x0 = *(const NAME##_u *)(r0 + 2 * ox);                                  \
+            NAME##_v x1 = *(const NAME##_u *)(r0 + 2 * ox + L);                              \
+            NAME##_v y0 = *(const NAME##_u *)(r1 + 2 * ox);                                  \
+            NAME##_v y1 = *(const NAME##_u *)(r1 + 2 * ox + L);                              \
+            NAME##_v taps[3] = {__builtin_shuffle(x0, x1, odd),                              \
+                                __builtin_shuffle(y0, y1, even),                             \
+                                __builtin_shuffle(y0, y1, odd)};                             \
+            const I offsets[3] = {1, (I)W, (I)W + 1};                                        \
+            NAME##_v mm = __builtin_shuffle(x0, x1, even);                                   \
+            NAME##_i at = even - even;                                                       \
+            for (int t = 0; t < 3; t++) {                                                    \
+                NAME##_i take = (taps[t] > mm) | (taps[t] != taps[t]);                       \
+                mm = (NAME##_v)(((NAME##_i)taps[t] & take) | ((NAME##_i)mm & ~take));        \
+                at = (offsets[t] & take) | (at & ~take);                                     \
+            }                                                                                \
+            *(NAME##_u *)(m + ox) = mm;                                                      \
+            for (l = 0; l < L; l++)                                                          \
+                best[ox + l] = base + 2 * (ox + l) + (int64_t)at[l];                         \
+            if (ox == n - L)                                                                 \
+                break;                                                                       \
+        }                                                                                    \
+    }
+    CG_MAX_2X2_VEC(cg_max_2x2_vec_f32, cg_max_2x2_f32, float, int32_t, 8)
+    CG_MAX_2X2_VEC(cg_max_2x2_vec_f64, cg_max_2x2_f64, double, int64_t, 4)
+    #else
+    #define cg_max_2x2_vec_f32 cg_max_2x2_f32
+    #define cg_max_2x2_vec_f64 cg_max_2x2_f64
+    #endif
     """
     void cg_max_2x2_f32(const float *r0, const float *r1, float *m, int64_t *best, int64_t base,
                         int64_t W, Py_ssize_t n) noexcept nogil
     void cg_max_2x2_f64(const double *r0, const double *r1, double *m, int64_t *best,
                         int64_t base, int64_t W, Py_ssize_t n) noexcept nogil
+    void cg_max_2x2_vec_f32(const float *r0, const float *r1, float *m, int64_t *best,
+                            int64_t base, int64_t W, Py_ssize_t n) noexcept nogil
+    void cg_max_2x2_vec_f64(const double *r0, const double *r1, double *m, int64_t *best,
+                            int64_t base, int64_t W, Py_ssize_t n) noexcept nogil
 
 
 cdef inline void _max_2x2(const floating *r0, floating *m, int64_t *best, int64_t base,
                           Py_ssize_t W, Py_ssize_t n) noexcept nogil:
     """n outputs of 2x2 windows spaced 2 apart (cg_max_2x2 above)."""
     if floating is float:
-        cg_max_2x2_f32(r0, r0 + W, m, best, base, W, n)
+        cg_max_2x2_vec_f32(r0, r0 + W, m, best, base, W, n)
     else:
-        cg_max_2x2_f64(r0, r0 + W, m, best, base, W, n)
+        cg_max_2x2_vec_f64(r0, r0 + W, m, best, base, W, n)
 
 
 cdef inline void _max_run(const floating *plane, floating *m, int64_t *best, Py_ssize_t y0,

@@ -224,3 +224,24 @@ def test_seam_checks():
     with pytest.raises(ValueError, match="do not fit"):
         B.max_pool_backward(np.zeros((2, 2, 2), np.float32), np.zeros((2, 2, 2), np.int32),
                             x.shape)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_2x2_rows_of_every_length(dt):
+    """2x2 windows at stride 2 go through vectors of 8 (float32) / 4 (float64) outputs, a
+    row's last block ending with it: every row length from 1 to 24 outputs, with ties, NaNs
+    and -inf, against the numpy twin bitwise (values and indices)."""
+    import cygrad
+    import cygrad.nn.functional as F
+    from cygrad import backend as B
+
+    rng = np.random.default_rng(0)
+    for w in range(2, 50):
+        a = rng.integers(-3, 3, (2, 3, 6, w)).astype(dt)
+        a[rng.random(a.shape) < 0.1] = np.nan
+        a[rng.random(a.shape) < 0.05] = -np.inf
+        y, i = F.max_pool2d(cygrad.tensor(a), 2, return_indices=True)
+        with B.using("numpy"):
+            y2, i2 = F.max_pool2d(cygrad.tensor(a), 2, return_indices=True)
+        np.testing.assert_array_equal(y.numpy(), y2.numpy())
+        np.testing.assert_array_equal(i.numpy(), i2.numpy())
