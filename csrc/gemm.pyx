@@ -1155,7 +1155,12 @@ cdef int _conv_image_one(const floating[:, :, ::1] x, const floating[:, ::1] w2,
     pt.flat, pt.Wx, pt.HWx = False, 0, 0
     if K > 0 and C * H * W == 0:  # no pixels: every patch is padding (zeros)
         K = 0
-    if K > 0 and sh == 1 and sw == 1 and (kw - 1) * dw * 8 <= ow + (kw - 1) * dw:
+    # flat: at stride 1 when the dropped columns are at most an eighth of a row, and the padded
+    # image (C x Hx x Wx) at most 4x the input and output together (a huge kernel, dilation
+    # or output size given goes the other way: no buffer size can overflow)
+    cdef double hx = <double>oh + <double>(kh - 1) * dh, wx = <double>ow + <double>(kw - 1) * dw
+    if K > 0 and sh == 1 and sw == 1 and (wx - ow) * 8 <= wx \
+            and C * hx * wx <= 4.0 * (<double>C * H * W + <double>O * P) + 4096:
         return _conv_image_flat(x, w2, bias, out, pt, num_threads)
     g.pa, g.pb, g.a_row0, g.b_col0 = &pt, NULL, 0, 0
     g.a, g.a_rs, g.a_cs = pt.x, 0, 0

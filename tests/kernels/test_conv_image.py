@@ -251,3 +251,18 @@ def test_conv_image_backward_is_its_image_by_image_calls(dt, backend):
         other = np.float64 if dt == np.float32 else np.float32
         with pytest.raises(TypeError, match="mixed dtypes"):
             B.conv_image_backward(x, g, w2.astype(other), dw, dx, 3, 3, **geo)
+
+
+def test_a_huge_reach_reads_only_the_image():
+    """A kernel reaching 2^30 rows down (dilation) for a one-row output: no padded buffer of
+    that size (the flat path is refused), the far taps read as zeros, the bits of im2col's."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 6)).astype(np.float32)
+    w2 = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    g = rng.standard_normal((3, 6)).astype(np.float32)
+    geo = (2, 1, 1, 1, 0, 0, 1 << 30, 1, 1, 6)
+    want_y, want_dw = references(x, w2, b, g, np.zeros((3, 4), np.float32), geo)
+    got_y, got_dw = run_kernels(x, w2, b, g, np.zeros((3, 4), np.float32), geo, 1)
+    np.testing.assert_array_equal(got_y, want_y)
+    np.testing.assert_array_equal(got_dw[0], want_dw[0])
