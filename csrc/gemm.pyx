@@ -997,6 +997,19 @@ cdef int _exec_gemm(cg_instr *ins) except -1:
     return 0
 
 
+cdef inline Patches _patches(const char *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                            Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                            Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                            Py_ssize_t ow) noexcept:
+    """The patches of the image at x (not flat)."""
+    cdef Patches pt
+    pt.x = x
+    pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
+    pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
+    pt.flat, pt.Wx, pt.HWx = False, 0, 0
+    return pt
+
+
 cdef int _check_geometry(str name, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
                          Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
                          Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
@@ -1149,10 +1162,8 @@ cdef int _conv_image_one(const floating[:, :, ::1] x, const floating[:, ::1] w2,
     cdef floating *op
     cdef Patches pt
     cdef Operands g
-    pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
-    pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
-    pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
-    pt.flat, pt.Wx, pt.HWx = False, 0, 0
+    pt = _patches(<const char *>&x[0, 0, 0] if C * H * W > 0 else NULL, H, W, kh, kw, sh, sw,
+                  ph, pw, dh, dw, oh, ow)
     if K > 0 and C * H * W == 0:  # no pixels: every patch is padding (zeros)
         K = 0
     # flat: at stride 1 when the dropped columns are at most an eighth of a row, and the padded
@@ -1250,10 +1261,8 @@ cdef int _conv_image_grad_one(const floating[:, :, ::1] x, const floating[:, ::1
     cdef const void *outp = &out[0, 0]
     cdef Patches pt
     cdef Operands op
-    pt.x = <const char *>&x[0, 0, 0] if C * H * W > 0 else NULL
-    pt.H, pt.W, pt.kh, pt.kw, pt.sh, pt.sw = H, W, kh, kw, sh, sw
-    pt.ph, pt.pw, pt.dh, pt.dw, pt.oh, pt.ow = ph, pw, dh, dw, oh, ow
-    pt.flat, pt.Wx, pt.HWx = False, 0, 0
+    pt = _patches(<const char *>&x[0, 0, 0] if C * H * W > 0 else NULL, H, W, kh, kw, sh, sw,
+                  ph, pw, dh, dw, oh, ow)
     op.pa, op.pb, op.a_row0, op.b_col0 = NULL, &pt, 0, 0
     op.a = <const char *>&g[0, 0] if P > 0 else NULL
     op.a_rs, op.a_cs = P * isz, isz

@@ -106,20 +106,18 @@ class Conv2d(Op):
             # without groups dW goes image by image through conv_image_grad (patches from
             # each image; the chain over the images): with each image's dx when chunks hold
             # one image (its g still in cache: conv_image_backward), else all at once
-            by_image = needs[1] and self.groups == 1
-            chunks = range(0, n, m)
+            dw_by_chunks = needs[1] and self.groups != 1
+            chunks = range(0, n, m) if needs[0] or dw_by_chunks else ()
             if self.groups == 1 and m == 1:
                 B.conv_image_backward(x, g3, w2, dw, dx, kh, kw, *geometry)
                 chunks = ()
-            elif by_image:
+            elif needs[1] and not dw_by_chunks:
                 B.conv_image_grad(x, g3, dw, False, kh, kw, *geometry)
             for i in chunks:
                 k = min(m, n - i)
-                if not needs[0] and not (needs[1] and not by_image):
-                    continue
                 gi = g3[i] if k == 1 else \
                     np.ascontiguousarray(g3[i:i + k].transpose(1, 0, 2)).reshape(o, k * p)
-                if needs[1] and not by_image:
+                if dw_by_chunks:
                     cols = B.im2col_t(x[i:i + k], kh, kw, *geometry)
                     for rows, ks in groups:
                         B.gemm_into(gi[rows], cols[ks], dw[rows], trans_b=True,
