@@ -396,29 +396,15 @@ CG_DEFINE_PACK_B(f64, double, CG_NR_F64)
 CG_DEFINE_PACK_B(narrow_f32, float, CG_NRN_F32)
 CG_DEFINE_PACK_B(narrow_f64, double, CG_NRN_F64)
 
-/* One row of a full B panel (NR elements) moved: whole vectors (an element loop became a call to
- * memcpy, which costs more than the move at 128 bytes). */
-#if CG_VECTOR
+/* One row of a full B panel (NR elements) moved as whole vectors (CG_JCONT_ROW). */
 static inline void cg_move_nr_f32(float *__restrict dst, const float *__restrict src)
 {
-    CG_UNROLL for (int c = 0; c < CG_NR_F32; c += CG_WF)
-        *(cg_vf_u *)(dst + c) = *(const cg_vf_u *)(src + c);
+    CG_JCONT_ROW(float, CG_NR_F32, dst, src);
 }
 static inline void cg_move_nr_f64(double *__restrict dst, const double *__restrict src)
 {
-    CG_UNROLL for (int c = 0; c < CG_NR_F64; c += CG_WD)
-        *(cg_vd_u *)(dst + c) = *(const cg_vd_u *)(src + c);
+    CG_JCONT_ROW(double, CG_NR_F64, dst, src);
 }
-#else
-static inline void cg_move_nr_f32(float *__restrict dst, const float *__restrict src)
-{
-    for (int c = 0; c < CG_NR_F32; ++c) dst[c] = src[c];
-}
-static inline void cg_move_nr_f64(double *__restrict dst, const double *__restrict src)
-{
-    for (int c = 0; c < CG_NR_F64; ++c) dst[c] = src[c];
-}
-#endif
 
 /* The measured peak of one core (python -m cygrad bench): 12 independent chains of vector
  * multiply-adds acc = acc * x + y held in registers, n links each, no memory traffic. With FMA
