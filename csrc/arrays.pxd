@@ -116,6 +116,14 @@ cdef inline tuple shape_of(Py_buffer *v):
     return tuple([v.shape[i] for i in range(v.ndim)]) if v.shape != NULL else (elements(v),)
 
 
+cdef inline bint bytes_meet(const void *a, Py_ssize_t a_bytes, const void *b,
+                            Py_ssize_t b_bytes) noexcept nogil:
+    """Whether the byte ranges [a, a + a_bytes) and [b, b + b_bytes) intersect (an empty range
+    meets nothing): the check of a kernel's output against its contiguous inputs."""
+    return a_bytes > 0 and b_bytes > 0 and <size_t>a < <size_t>b + <size_t>b_bytes \
+        and <size_t>b < <size_t>a + <size_t>a_bytes
+
+
 cdef inline bint overlap(Py_buffer *a, Py_buffer *b) noexcept nogil:
     """Whether the memory extents of two buffers intersect (numpy's may_share_memory: exact for
     contiguous buffers, conservative for strided ones). Empty buffers overlap nothing."""

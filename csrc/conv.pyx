@@ -23,14 +23,16 @@ from cython.parallel cimport prange
 from cython cimport floating
 from libc.string cimport memset
 
+from arrays cimport bytes_meet
+
 cdef extern from "threads.h" nogil:
     void cg_threads_init()
+    int cg_threads_for(long long requested, long long work, long long serial_below)
 
 cdef extern from "rows.h" nogil:
     void cg_copy_bytes(char *dst, const char *src, Py_ssize_t n)
     void cg_add_row_f32(float *dst, const float *src, Py_ssize_t n)
     void cg_add_row_f64(double *dst, const double *src, Py_ssize_t n)
-    int cg_threads_for(long long requested, long long work, long long serial_below)
 
 cg_threads_init()
 
@@ -79,9 +81,7 @@ cdef int _apart(const void *a, Py_ssize_t a_items, const void *b, Py_ssize_t b_i
                 Py_ssize_t itemsize, str what) except -1:
     """Two C-contiguous arrays (first element, element count) share no memory: a kernel that
     wrote into its own input would read values it has already overwritten."""
-    cdef size_t pa = <size_t>a, pb = <size_t>b
-    if a_items > 0 and b_items > 0 and pa < pb + b_items * itemsize \
-            and pb < pa + a_items * itemsize:
+    if bytes_meet(a, a_items * itemsize, b, b_items * itemsize):
         raise ValueError(f"{what}: the output overlaps the input")
     return 0
 

@@ -29,8 +29,8 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from arrays cimport (F32, aligned, cg_instr, exec_capsule, cg_threads, cg_threads_init, float_dtype_of, kind_of,
-                     native_copy, overlap, release)
+from arrays cimport (F32, aligned, bytes_meet, cg_instr, exec_capsule, cg_threads,
+                     cg_threads_init, float_dtype_of, kind_of, native_copy, overlap, release)
 
 import numpy as np
 
@@ -1031,12 +1031,6 @@ cdef int _check_geometry(str name, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_
     return 0
 
 
-cdef inline bint _overlaps(const void *a, Py_ssize_t a_bytes, const void *b,
-                           Py_ssize_t b_bytes) noexcept:
-    return a_bytes > 0 and b_bytes > 0 and <uintptr_t>a < <uintptr_t>b + <uintptr_t>b_bytes \
-        and <uintptr_t>b < <uintptr_t>a + <uintptr_t>a_bytes
-
-
 cdef int _conv_image_flat(const floating[:, :, ::1] x, const floating[:, ::1] w2,
                           const floating[::1] bias, floating[:, ::1] out, Patches pt,
                           int num_threads) except -1:
@@ -1138,10 +1132,10 @@ def conv_image(const floating[:, :, :, ::1] x, const floating[:, ::1] w2,
         return
     cdef const void *outp = &out[0, 0, 0]
     cdef Py_ssize_t out_bytes = N * O * P * isz
-    if _overlaps(outp, out_bytes, &x[0, 0, 0, 0] if C * H * W > 0 else NULL,
+    if bytes_meet(outp, out_bytes, &x[0, 0, 0, 0] if C * H * W > 0 else NULL,
                  N * C * H * W * isz) \
-            or _overlaps(outp, out_bytes, &w2[0, 0] if K > 0 else NULL, O * K * isz) \
-            or _overlaps(outp, out_bytes, &bias[0] if bias.shape[0] > 0 else NULL,
+            or bytes_meet(outp, out_bytes, &w2[0, 0] if K > 0 else NULL, O * K * isz) \
+            or bytes_meet(outp, out_bytes, &bias[0] if bias.shape[0] > 0 else NULL,
                          bias.shape[0] * isz):
         raise ValueError("conv_image: out overlaps an input; it needs memory of its own")
     for n in range(N):
@@ -1238,9 +1232,9 @@ def conv_image_grad(const floating[:, :, :, ::1] x, const floating[:, :, ::1] g,
     if O == 0 or K == 0:
         return
     cdef const void *outp = &out[0, 0]
-    if _overlaps(outp, O * K * isz, &x[0, 0, 0, 0] if N * C * H * W > 0 else NULL,
+    if bytes_meet(outp, O * K * isz, &x[0, 0, 0, 0] if N * C * H * W > 0 else NULL,
                  N * C * H * W * isz) \
-            or _overlaps(outp, O * K * isz, &g[0, 0, 0] if N * P > 0 else NULL,
+            or bytes_meet(outp, O * K * isz, &g[0, 0, 0] if N * P > 0 else NULL,
                          N * O * P * isz):
         raise ValueError("conv_image_grad: out overlaps an input; it needs memory of its own")
     if N == 0 and not accumulate:
