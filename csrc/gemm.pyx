@@ -69,6 +69,12 @@ cdef extern from "gemm_microkernel.h" nogil:
                               Py_ssize_t ldc, int load_c)
     void cg_kernel_narrow_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
                               Py_ssize_t ldc, int load_c)
+    void cg_kernel_f32_sum(Py_ssize_t kc, const float *a, const float *b, float *c,
+                           Py_ssize_t ldc, int load_c, int nsrc, const float *const *src,
+                           const Py_ssize_t *ld)
+    void cg_kernel_f64_sum(Py_ssize_t kc, const double *a, const double *b, double *c,
+                           Py_ssize_t ldc, int load_c, int nsrc, const double *const *src,
+                           const Py_ssize_t *ld)
     void cg_pack_a_kcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_a_icont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
@@ -684,9 +690,25 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
     the stored partials of `mask`, into c. A ragged edge tile, or one to merge, runs the same
     micro-kernel on a full scratch tile first."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, n
+    cdef int l
+    cdef const floating *src[64]
+    cdef Py_ssize_t lds[64]
     if mr == MR and nr == NR and mask == 0:
         _kernel(kc, a, b, c, ldc, False, narrow)
+        return
+    if mr == MR and nr == NR and not narrow:  # a full tile to merge: in the kernel's registers
+        n = 0
+        l = 0
+        while mask >> l:
+            if (mask >> l) & 1:
+                src[n] = _slot(slots, l, cblock, ldcb, &lds[n], row, col)
+                n += 1
+            l += 1
+        if floating is float:
+            cg_kernel_f32_sum(kc, a, b, c, ldc, False, <int>n, src, lds)
+        else:
+            cg_kernel_f64_sum(kc, a, b, c, ldc, False, <int>n, src, lds)
         return
     _kernel(kc, a, b, tile, NR, False, narrow)
     if mask:

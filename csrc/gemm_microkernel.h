@@ -125,9 +125,14 @@ typedef long long cg_vl __attribute__((vector_size(CG_VBYTES)));
 typedef float cg_vf_u __attribute__((vector_size(CG_VBYTES), aligned(4), may_alias));
 typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_alias));
 
+/* NAME##_sum: the same tile, then acc := src[l] + acc for l = 0, 1, ..., nsrc-1 (tiles of
+ * stored partials, rows ld[l] elements apart; the last may be c itself) before the store: the
+ * k tree's merges of a full tile without a trip through a scratch tile (the same additions, in
+ * the same order) */
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
-    static inline void NAME(ptrdiff_t kc, const T *__restrict a, const T *__restrict b,       \
-                            T *__restrict c, ptrdiff_t ldc, int load_c)                        \
+    static inline void NAME##_sum(ptrdiff_t kc, const T *__restrict a, const T *__restrict b, \
+                                  T *c, ptrdiff_t ldc, int load_c, int nsrc,                   \
+                                  const T *const *src, const ptrdiff_t *ld)                    \
     {                                                                                          \
         V acc[MR][NV];                                                                         \
         if (load_c) {                                                                          \
@@ -149,9 +154,18 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
                     acc[r][v] += ar * bv[v];                                                   \
             }                                                                                  \
         }                                                                                      \
+        for (int l = 0; l < nsrc; ++l)                                                         \
+            CG_UNROLL for (int r = 0; r < MR; ++r)                                             \
+                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
+                    acc[r][v] = *(const VU *)(src[l] + r * ld[l] + W * v) + acc[r][v];         \
         CG_UNROLL for (int r = 0; r < MR; ++r)                                                 \
             CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
                 *(VU *)(c + r * ldc + W * v) = acc[r][v];                                      \
+    }                                                                                          \
+    static inline void NAME(ptrdiff_t kc, const T *__restrict a, const T *__restrict b,       \
+                            T *__restrict c, ptrdiff_t ldc, int load_c)                        \
+    {                                                                                          \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL);                                   \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
@@ -161,8 +175,9 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
 
 #else /* plain arrays, the same chain per element */
 #define CG_DEFINE_KERNEL(NAME, T, MR, NR)                                                      \
-    static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,         \
-                            int load_c)                                                        \
+    static inline void NAME##_sum(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,   \
+                                  int load_c, int nsrc, const T *const *src,                   \
+                                  const ptrdiff_t *ld)                                         \
     {                                                                                          \
         T acc[MR][NR];                                                                         \
         for (int r = 0; r < MR; ++r)                                                           \
@@ -170,8 +185,16 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
         for (ptrdiff_t k = 0; k < kc; ++k)                                                     \
             for (int r = 0; r < MR; ++r)                                                       \
                 for (int j = 0; j < NR; ++j) acc[r][j] += a[k * MR + r] * b[k * NR + j];       \
+        for (int l = 0; l < nsrc; ++l)                                                         \
+            for (int r = 0; r < MR; ++r)                                                       \
+                for (int j = 0; j < NR; ++j) acc[r][j] = src[l][r * ld[l] + j] + acc[r][j];    \
         for (int r = 0; r < MR; ++r)                                                           \
             for (int j = 0; j < NR; ++j) c[r * ldc + j] = acc[r][j];                           \
+    }                                                                                          \
+    static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,         \
+                            int load_c)                                                        \
+    {                                                                                          \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL);                                   \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
