@@ -71,10 +71,10 @@ cdef extern from "gemm_microkernel.h" nogil:
                               Py_ssize_t ldc, int load_c)
     void cg_kernel_f32_sum(Py_ssize_t kc, const float *a, const float *b, float *c,
                            Py_ssize_t ldc, int load_c, int nsrc, const float *const *src,
-                           const Py_ssize_t *ld)
+                           const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
     void cg_kernel_f64_sum(Py_ssize_t kc, const double *a, const double *b, double *c,
                            Py_ssize_t ldc, int load_c, int nsrc, const double *const *src,
-                           const Py_ssize_t *ld)
+                           const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
     void cg_pack_a_kcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_a_icont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
@@ -114,6 +114,7 @@ cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
     SMALL_DOUBLES = 2048  # packing buffers up to this size live on the stack
     SMALL_BUFFER = SMALL_DOUBLES * 8  # (bytes)
+    AHEAD_BYTES = 1 << 19  # an A of more bytes has its next block prefetched (Ahead)
 
 # True when each link of a chain is a fused multiply-add (this build's target has FMA): the
 # results are then those of every other FMA build, and differ in the last bits from a build
@@ -610,6 +611,28 @@ cdef void _merge(floating *v, Py_ssize_t ldv, Py_ssize_t rows, Py_ssize_t cols,
         l += 1
 
 
+cdef struct Ahead:
+    # The next block of A to pack, brought into the caches by the current block's tiles (a
+    # large A comes from memory): `rows` runs of `bytes` bytes, `stride` bytes apart
+    const char *p
+    Py_ssize_t rows, bytes, stride
+
+
+cdef inline void _ahead_of(const Operands *g, Ahead *h, Py_ssize_t ic, Py_ssize_t pc,
+                           Py_ssize_t KC, Py_ssize_t isz) noexcept nogil:
+    """Point h at the block of A at rows ic.., k pc.. (KC deep, elements of isz bytes): none
+    past the end, for patches, for other strides, or for an A that stays in cache anyway."""
+    cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m - ic), kc = min(KC, g.k - pc)
+    h.rows = 0
+    if g.pa != NULL or mc <= 0 or kc <= 0 or g.m * g.k * isz <= AHEAD_BYTES:
+        return
+    h.p = g.a + ic * g.a_rs + pc * g.a_cs
+    if g.a_cs == isz:  # k along memory: mc runs of kc
+        h.rows, h.bytes, h.stride = mc, kc * isz, g.a_rs
+    elif g.a_rs == isz:  # i along memory: kc runs of mc
+        h.rows, h.bytes, h.stride = kc, mc * isz, g.a_cs
+
+
 cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *tile,
                        Slots slots) noexcept nogil:
     """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
@@ -629,6 +652,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
     cdef floating *cblock
+    cdef Ahead ahead
     for jb in range(_cdiv(g.n, g.nc)):
         jc = jb * g.nc
         nc = min(g.nc, g.n - jc)
@@ -646,8 +670,12 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     kc = min(KC, g.k - pc)
                     mask = _merges(pb, blocks, &level)
                     _pack_a_of(&g, abuf, ic, pc, mc, kc)
+                    if pb + 1 < blocks:  # the block packed next: (ic, the next k block), ...
+                        _ahead_of(&g, &ahead, ic, pc + KC, KC, sizeof(floating))
+                    else:  # ... or (the next rows, the first k block)
+                        _ahead_of(&g, &ahead, ic + CG_MC, 0, KC, sizeof(floating))
                     _block(g, abuf, bbuf + pc * ncr, tile, &slots, cblock, ic, mc, kc, nc,
-                           mask, level)
+                           mask, level, &ahead)
         else:
             for pb in range(blocks):
                 pc = pb * KC
@@ -658,34 +686,50 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     ic = ib * CG_MC
                     mc = min(<Py_ssize_t>CG_MC, g.m - ic)
                     _pack_a_of(&g, abuf, ic, pc, mc, kc)
-                    _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level)
+                    if ic + CG_MC < g.m:  # the block packed next: (the next rows, this k
+                        _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))  # block),
+                    else:  # ... or (the first rows, the next k block)
+                        _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
+                    _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
+                           &ahead)
 
 
 cdef inline void _block(Operands g, const floating *abuf, const floating *bblock,
                         floating *tile, Slots *slots, floating *cblock, Py_ssize_t ic,
                         Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t mask,
-                        int level) noexcept nogil:
+                        int level, const Ahead *ahead) noexcept nogil:
     """One leaf of an mc x nc block of C (rows ic.. of the columns at cblock) from a packed
     MC x KC block of A and KC x nc block of B: its tiles, each merged and stored at `level`."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
     cdef bint narrow = NR != FULL
-    cdef Py_ssize_t rb, cb, ir, jr, ld
+    cdef Py_ssize_t rb, cb, ir, jr, ld, t = 0, npf
+    cdef Py_ssize_t ncb = _cdiv(nc, NR)
     cdef floating *dest
+    cdef const char *pf
+    cdef const char *run
     for rb in range(_cdiv(mc, MR)):
         ir = rb * MR
-        for cb in range(_cdiv(nc, NR)):
+        for cb in range(ncb):
             jr = cb * NR
             dest = _slot(slots, level, cblock, g.ldc, &ld, ic + ir, jr)
+            pf, npf = NULL, 0
+            if t < ahead.rows:  # tile t brings in run t of the next block of A (its lines)
+                run = ahead.p + t * ahead.stride
+                pf = <const char *>(<size_t>run & ~(<size_t>63))
+                npf = _cdiv(run - pf + ahead.bytes, 64)
+            t += 1
             _tile(kc, abuf + ir * kc, bblock + jr * kc, dest, ld, min(MR, mc - ir),
-                  min(NR, nc - jr), mask, slots, cblock, g.ldc, ic + ir, jr, tile, NR, narrow)
+                  min(NR, nc - jr), mask, slots, cblock, g.ldc, ic + ir, jr, tile, NR, narrow,
+                  pf, npf)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
                        Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, Py_ssize_t mask,
                        Slots *slots, floating *cblock, Py_ssize_t ldcb, Py_ssize_t row,
-                       Py_ssize_t col, floating *tile, Py_ssize_t NR, bint narrow) noexcept nogil:
+                       Py_ssize_t col, floating *tile, Py_ssize_t NR, bint narrow,
+                       const char *pf, Py_ssize_t npf) noexcept nogil:
     """One mr x nr tile of a leaf from packed micro-panels a, b (panels NR wide), merged with
     the stored partials of `mask`, into c. A ragged edge tile, or one to merge, runs the same
     micro-kernel on a full scratch tile first."""
@@ -694,10 +738,10 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
     cdef int l
     cdef const floating *src[64]
     cdef Py_ssize_t lds[64]
-    if mr == MR and nr == NR and mask == 0:
+    if mr == MR and nr == NR and mask == 0 and narrow:
         _kernel(kc, a, b, c, ldc, False, narrow)
         return
-    if mr == MR and nr == NR and not narrow:  # a full tile to merge: in the kernel's registers
+    if mr == MR and nr == NR and not narrow:  # a full tile (and its merges): in the registers
         n = 0
         l = 0
         while mask >> l:
@@ -706,9 +750,9 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
                 n += 1
             l += 1
         if floating is float:
-            cg_kernel_f32_sum(kc, a, b, c, ldc, False, <int>n, src, lds)
+            cg_kernel_f32_sum(kc, a, b, c, ldc, False, <int>n, src, lds, pf, npf)
         else:
-            cg_kernel_f64_sum(kc, a, b, c, ldc, False, <int>n, src, lds)
+            cg_kernel_f64_sum(kc, a, b, c, ldc, False, <int>n, src, lds, pf, npf)
         return
     _kernel(kc, a, b, tile, NR, False, narrow)
     if mask:

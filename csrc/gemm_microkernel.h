@@ -132,7 +132,8 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
     static inline void NAME##_sum(ptrdiff_t kc, const T *__restrict a, const T *__restrict b, \
                                   T *c, ptrdiff_t ldc, int load_c, int nsrc,                   \
-                                  const T *const *src, const ptrdiff_t *ld)                    \
+                                  const T *const *src, const ptrdiff_t *ld,                    \
+                                  const char *pf, ptrdiff_t npf)                               \
     {                                                                                          \
         V acc[MR][NV];                                                                         \
         if (load_c) {                                                                          \
@@ -144,7 +145,22 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
                 CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
                     acc[r][v] = (V){0};                                                        \
         }                                                                                      \
-        for (ptrdiff_t k = 0; k < kc; ++k) {                                                   \
+        ptrdiff_t k = 0;                                                                       \
+        for (; npf > 0 && k + W <= kc; npf--) {                                                \
+            __builtin_prefetch(pf, 0, 3);                                                      \
+            pf += 64;                                                                          \
+            for (ptrdiff_t e = k + W; k < e; ++k) {                                            \
+            V bv[NV];                                                                          \
+            CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
+                bv[v] = *(const VU *)(b + k * (W * NV) + W * v);                               \
+            CG_UNROLL for (int r = 0; r < MR; ++r) {                                           \
+                const T ar = a[k * MR + r];                                                    \
+                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
+                    acc[r][v] += ar * bv[v];                                                   \
+            }                                                                                  \
+            }                                                                                  \
+        }                                                                                      \
+        for (; k < kc; ++k) {                                                                  \
             V bv[NV];                                                                          \
             CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
                 bv[v] = *(const VU *)(b + k * (W * NV) + W * v);                               \
@@ -165,7 +181,7 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
     static inline void NAME(ptrdiff_t kc, const T *__restrict a, const T *__restrict b,       \
                             T *__restrict c, ptrdiff_t ldc, int load_c)                        \
     {                                                                                          \
-        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL);                                   \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                                   \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
@@ -177,8 +193,9 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
 #define CG_DEFINE_KERNEL(NAME, T, MR, NR)                                                      \
     static inline void NAME##_sum(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,   \
                                   int load_c, int nsrc, const T *const *src,                   \
-                                  const ptrdiff_t *ld)                                         \
+                                  const ptrdiff_t *ld, const char *pf, ptrdiff_t npf)          \
     {                                                                                          \
+        (void)pf, (void)npf;                                                                   \
         T acc[MR][NR];                                                                         \
         for (int r = 0; r < MR; ++r)                                                           \
             for (int j = 0; j < NR; ++j) acc[r][j] = load_c ? c[r * ldc + j] : (T)0;           \
@@ -194,7 +211,7 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
     static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,         \
                             int load_c)                                                        \
     {                                                                                          \
-        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL);                                   \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                                   \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
