@@ -125,10 +125,23 @@ typedef long long cg_vl __attribute__((vector_size(CG_VBYTES)));
 typedef float cg_vf_u __attribute__((vector_size(CG_VBYTES), aligned(4), may_alias));
 typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_alias));
 
+/* One link of every chain of the tile: acc[r][v] += a[k, r] * b[k, v-th vector] */
+#define CG_KERNEL_STEP(T, V, VU, W, MR, NV, a, b, k, acc)                                      \
+    do {                                                                                       \
+        V bv_[NV];                                                                             \
+        CG_UNROLL for (int v = 0; v < NV; ++v)                                                 \
+            bv_[v] = *(const VU *)((b) + (k) * (W * NV) + W * v);                              \
+        CG_UNROLL for (int r = 0; r < MR; ++r) {                                               \
+            const T ar_ = (a)[(k) * MR + r];                                                   \
+            CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
+                acc[r][v] += ar_ * bv_[v];                                                     \
+        }                                                                                      \
+    } while (0)
 /* NAME##_sum: the same tile, then acc := src[l] + acc for l = 0, 1, ..., nsrc-1 (tiles of
  * stored partials, rows ld[l] elements apart; the last may be c itself) before the store: the
  * k tree's merges of a full tile without a trip through a scratch tile (the same additions, in
- * the same order) */
+ * the same order). Meanwhile it asks for npf cache lines from pf on, one every W links (gemm.pyx
+ * brings the next block of A in this way): a hint, no arithmetic. */
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
     static inline void NAME##_sum(ptrdiff_t kc, const T *__restrict a, const T *__restrict b, \
                                   T *c, ptrdiff_t ldc, int load_c, int nsrc,                   \
@@ -146,30 +159,13 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
                     acc[r][v] = (V){0};                                                        \
         }                                                                                      \
         ptrdiff_t k = 0;                                                                       \
-        for (; npf > 0 && k + W <= kc; npf--) {                                                \
+        for (; npf > 0 && k + W <= kc; --npf, pf += 64) {                                      \
             __builtin_prefetch(pf, 0, 3);                                                      \
-            pf += 64;                                                                          \
-            for (ptrdiff_t e = k + W; k < e; ++k) {                                            \
-            V bv[NV];                                                                          \
-            CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
-                bv[v] = *(const VU *)(b + k * (W * NV) + W * v);                               \
-            CG_UNROLL for (int r = 0; r < MR; ++r) {                                           \
-                const T ar = a[k * MR + r];                                                    \
-                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
-                    acc[r][v] += ar * bv[v];                                                   \
-            }                                                                                  \
-            }                                                                                  \
+            for (const ptrdiff_t e = k + W; k < e; ++k)                                        \
+                CG_KERNEL_STEP(T, V, VU, W, MR, NV, a, b, k, acc);                             \
         }                                                                                      \
-        for (; k < kc; ++k) {                                                                  \
-            V bv[NV];                                                                          \
-            CG_UNROLL for (int v = 0; v < NV; ++v)                                             \
-                bv[v] = *(const VU *)(b + k * (W * NV) + W * v);                               \
-            CG_UNROLL for (int r = 0; r < MR; ++r) {                                           \
-                const T ar = a[k * MR + r];                                                    \
-                CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
-                    acc[r][v] += ar * bv[v];                                                   \
-            }                                                                                  \
-        }                                                                                      \
+        for (; k < kc; ++k)                                                                    \
+            CG_KERNEL_STEP(T, V, VU, W, MR, NV, a, b, k, acc);                                 \
         for (int l = 0; l < nsrc; ++l)                                                         \
             CG_UNROLL for (int r = 0; r < MR; ++r)                                             \
                 CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
@@ -181,7 +177,7 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
     static inline void NAME(ptrdiff_t kc, const T *__restrict a, const T *__restrict b,       \
                             T *__restrict c, ptrdiff_t ldc, int load_c)                        \
     {                                                                                          \
-        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                                   \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                          \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
@@ -211,7 +207,7 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
     static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,         \
                             int load_c)                                                        \
     {                                                                                          \
-        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                                   \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                          \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
