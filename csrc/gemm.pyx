@@ -686,8 +686,9 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     ic = ib * CG_MC
                     mc = min(<Py_ssize_t>CG_MC, g.m - ic)
                     _pack_a_of(&g, abuf, ic, pc, mc, kc)
-                    if ic + CG_MC < g.m:  # the block packed next: (the next rows, this k
-                        _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))  # block),
+                    # the block packed next: (the next rows, this k block), ...
+                    if ic + CG_MC < g.m:
+                        _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))
                     else:  # ... or (the first rows, the next k block)
                         _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
                     _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
@@ -731,8 +732,9 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
                        Py_ssize_t col, floating *tile, Py_ssize_t NR, bint narrow,
                        const char *pf, Py_ssize_t npf) noexcept nogil:
     """One mr x nr tile of a leaf from packed micro-panels a, b (panels NR wide), merged with
-    the stored partials of `mask`, into c. A ragged edge tile, or one to merge, runs the same
-    micro-kernel on a full scratch tile first."""
+    the stored partials of `mask`, into c. A full tile adds them in the micro-kernel's
+    registers (and asks for npf cache lines from pf on meanwhile); a ragged edge tile, or a
+    narrow one to merge, runs the same micro-kernel on a full scratch tile first."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t i, n
     cdef int l
