@@ -274,9 +274,9 @@ class _Snapshot:
         self.optimizers = {opt: (_options(opt), _state_copy(opt)) for opt in plan.optimizers()}
         self.owners = plan.owners
 
-    def _unexplained(self, recorder):
-        """Tensors whose values changed since their copy, with no recorded write into them."""
-        written = _written(recorder)
+    def _unexplained(self, written):
+        """Tensors whose values changed since their copy, with no recorded write into them
+        (written: _written(recorder))."""
         return [t for t, copy in self.values.values()
                 if id(t) not in written and not _same_bits(t._data, copy)]
 
@@ -285,7 +285,7 @@ class _Snapshot:
             recorder.problem(f"fn changes {type(opt).__name__}'s options before its step (an "
                              "lr schedule set inside the compiled step? set it outside: replays "
                              "read the options live)")
-        for t in self._unexplained(recorder):
+        for t in self._unexplained(_written(recorder)):
             recorder.problem(f"a tensor of shape {tuple(t.shape)} was changed in place outside "
                              "any op (numpy writes through .data or ._data?): replay cannot "
                              "repeat it")
@@ -298,7 +298,8 @@ class _Snapshot:
                     self.values[id(p)] = (p, p._data.copy())
 
     def check_end(self, recorder):
-        for t in self._unexplained(recorder):
+        written = _written(recorder)
+        for t in self._unexplained(written):
             recorder.problem(f"a tensor of shape {tuple(t.shape)} was changed in place outside "
                              "any op (numpy writes through .data or ._data?): replay cannot "
                              "repeat it")
@@ -309,7 +310,6 @@ class _Snapshot:
         for e in recorder.events:
             if e[0] == "leaf":
                 last[id(e[1])] = e
-        written = _written(recorder)
         for key, (t, grad, copy) in self.grads_in.items():
             e = last.get(key)
             now = t._grad
@@ -368,11 +368,12 @@ def _bytes(value):
 def _same_bits(a, b):
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.dtype.kind in "fiub" and a.dtype.itemsize in _UINT:
+    if a.nbytes > _SMALL and a.dtype.kind in "fiub" and a.dtype.itemsize in _UINT:
         # the bits compared as unsigned integers, without two copies of a large parameter
         u = _UINT[a.dtype.itemsize]
         return bool(np.array_equal(a.view(u), b.view(u)))
-    return a.tobytes() == b.tobytes()
+    return a.tobytes() == b.tobytes()  # (a small one's copies cost less than array_equal)
 
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_SMALL = 1 << 16  # bytes

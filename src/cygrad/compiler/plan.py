@@ -38,6 +38,7 @@ from .native import Native
 from .updates import update_lines
 
 _MISS = object()  # a replay's guard failed: capture again
+_UNDECIDED = "not decided before the second call verifies the capture"
 
 # Code objects of recent plans' sources: a plan's source names its own namespace's constants
 # (parameters, ops, the guards' shapes), so a capture of the same step on other objects (a fresh
@@ -233,6 +234,8 @@ class Builder:
         self.step_lines = []  # per plan step: its lines
         self.step_native = []  # per plan step: None, or the lines before its kernels (native)
         self.nat = Native()
+        if snapshot is None:  # (a first capture is only compared: no program is built for it,
+            self.nat.fail(_UNDECIDED)  # so its instructions need not be either)
         self.cleared = []  # .grad that fn set to None before backward set it
         self.grad_decided = set()  # refs whose first leaf action decided their .grad check
         self.live_var = {}  # id(tensor) -> (variable of its array read live, that array)
@@ -410,7 +413,7 @@ class Builder:
         if self.snap is not None:  # (a first capture is only compared with the second: it is
             self._generate(result)  # never replayed, so it needs no code)
         else:
-            self.plan.native_why = "not decided before the second call verifies the capture"
+            self.plan.native_why = _UNDECIDED
         self.plan.problems = self.problems
         return self.plan
 
@@ -447,8 +450,10 @@ class Builder:
             lines.extend(direct[0])
             self.lowered[id(op)] = direct[1]
         else:
-            self.ns[o], self.ns[p], self.ns[f] = op, params, op.forward
-            self.ns[f"B{k}"] = op.backward
+            if self.snap is not None:  # (only code reads them: a first capture's plan has none,
+                # nor need it keep its call's ops alive)
+                self.ns[o], self.ns[p], self.ns[f] = op, params, op.forward
+                self.ns[f"B{k}"] = op.backward
             if bound:
                 items = ", ".join(f"{key!r}: {expr}" for key, expr in bound)
                 lines.append(f"{o}.__dict__ = {{**{p}, {items}}}")
@@ -651,14 +656,14 @@ class Builder:
         if nat.ok and self.problems:
             nat.fail("the plan has problems")
         defined = set(nat.defined)
-        others = [line for i, lines in enumerate(self.step_lines) if self.step_native[i] is None
-                  for line in lines] + self.body + [result]
         prefix = [line for i in steps for line in self.step_native[i]]
         if nat.ok and defined & _names(prefix):
             nat.fail("an array read before the kernels is made by them")
         if not nat.ok:
             plan.native_why = nat.why
             return
+        others = [line for i, lines in enumerate(self.step_lines) if self.step_native[i] is None
+                  for line in lines] + self.body + [result]
         try:
             program, bound, outputs = nat.build(_names(others))
         except (ValueError, TypeError, MemoryError) as e:
@@ -943,12 +948,17 @@ def _same_name(x, y, names):
 def _same(x, y, ns_a, ns_b, names=None):
     if x is y:
         return True
+    if type(x) is str and type(y) is str and x == y:  # (most of a signature: names, keys)
+        return True
     if isinstance(x, tuple) and isinstance(y, tuple):
         if len(x) != len(y):
             return False
         if len(x) == 2 and x[0] == "pin" and y[0] == "pin" and isinstance(x[1], str):
             return _same(ns_a[x[1]], ns_b[y[1]], ns_a, ns_b, names)
-        return all(_same(u, v, ns_a, ns_b, names) for u, v in zip(x, y))
+        for u, v in zip(x, y):  # (a loop: all() over a generator costs a frame per item)
+            if u is not v and not _same(u, v, ns_a, ns_b, names):
+                return False
+        return True
     if names is not None and isinstance(x, str) and isinstance(y, str) and x != y:
         same = _same_name(x, y, names)
         if same is not None:

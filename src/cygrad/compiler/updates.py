@@ -3,13 +3,13 @@
 `optimizer.step()` runs the step hooks, takes the update lock, gathers each group's parameters
 with a gradient, looks up their state and calls the backend's fused update (one kernel a
 group). A replay already knows the parameters and their gradients, so for SGD and Adam/AdamW
-the plan writes that backend call out, with the lists spelled out: the same function with the
-same arguments in the same order (`_step_group` of optim/sgd.py and optim/adam.py), so the same
-bits. It takes this path only when nothing else would have happened: no step hook anywhere,
-the parameter groups and their parameter lists still the captured objects, no parameter outside
-the captured ones holding a gradient, and every parameter's state already made (the first step
-makes it, inside optimizer.step()), for an optimizer with one parameter group. Otherwise the
-replay calls optimizer.step() itself.
+the plan writes that backend call out, with the lists made from the captured parameters: the
+same function with the same arguments in the same order (`_step_group` of optim/sgd.py and
+optim/adam.py), so the same bits. It takes this path only when nothing else would have
+happened: no step hook anywhere, the parameter groups and their parameter lists still the
+captured objects, no parameter outside the captured ones holding a gradient, and every
+parameter's state already made (the first step makes it, inside optimizer.step()), for an
+optimizer with one parameter group. Otherwise the replay calls optimizer.step() itself.
 
 SGD's update goes one step further where every parameter is an array the replay reads live and
 every gradient one backward set: its kernel runs as a Program (compiler/native.py,
@@ -50,32 +50,44 @@ def update_lines(builder, opt, name, gathered):
             checks.append(f"any(_p._grad is not None for _p in {builder._const(others, 'L')})")
         refs = [builder._tensor_ref(t) for t in tensors]
         listed = builder._const(list(tensors), "L")
-        arrays = "[" + ", ".join(f"{r}._data" for r in refs) + "]"
-        grads = "[" + ", ".join(f"{r}._grad._data" for r in refs) + "]"
+        each = _each(builder, refs, tensors)
+        arrays = f"[_p._data for _p in {each}]"
+        grads = f"[_p._grad._data for _p in {each}]"
         if kind is SGD:
-            calls += _sgd(name, g, listed, refs, arrays, grads)
+            calls += _sgd(name, g, listed, each, len(refs), arrays, grads)
             head = [f"if {' or '.join(f'({c})' for c in checks)}:", f"    {name}.step()", "else:"]
             momentum = group["momentum"] != 0
             builder.updates.append((len(builder.plan.steps), functools.partial(
-                _native_sgd, head=head, name=name, g=g, listed=listed, refs=refs,
+                _native_sgd, head=head, name=name, g=g, listed=listed, each=each,
                 tensors=tensors, arrays=arrays, grads=grads, momentum=momentum)))
         else:
-            calls += _adam(name, g, listed, refs, arrays, grads)
+            calls += _adam(name, g, listed, each, arrays, grads)
     lines = [f"if {' or '.join(f'({c})' for c in checks)}:", f"    {name}.step()", "else:"]
     lines += [f"    {line}" for line in calls]
     return lines
 
 
-def _sgd(name, g, listed, refs, arrays, grads):
+def _each(builder, refs, tensors):
+    """An expression for the tuple of the tensors (refs: theirs in the plan): the plan's
+    constant when each is one read live (the same objects at every replay: the parameters an
+    update replays always are), else the refs spelled out. The update's lists are made by
+    looping over it: a list spelling out an expression per parameter made the plan's source,
+    and Python's compile() of it, longer."""
+    if all(builder.ns.get(r) is t for r, t in zip(refs, tensors)):
+        return builder._const(tuple(tensors), "L")
+    return f"({', '.join(refs)},)"
+
+
+def _sgd(name, g, listed, each, count, arrays, grads):
     """SGD._step_group's backend call: momentum buffers from the state (none yet: step())."""
-    bufs = "[" + ", ".join(f"_S[{r}]['momentum_buffer']._data" for r in refs) + "]"
+    bufs = f"[_S[_p]['momentum_buffer']._data for _p in {each}]"
     return [f"_m = {g}['momentum']",
             "_bufs = _fresh = None",
             "if _m != 0:",
             f"    _S = {name}.state",
             "    try:",
             f"        _bufs = {bufs}",
-            f"        _fresh = [False] * {len(refs)}",
+            f"        _fresh = [False] * {count}",
             "    except (KeyError, AttributeError, TypeError):",
             "        _bufs = False",
             "if _bufs is False:",
@@ -87,7 +99,7 @@ def _sgd(name, g, listed, refs, arrays, grads):
             f"{g}['maximize']), (1, 7, 8))"]
 
 
-def _native_sgd(builder, head, name, g, listed, refs, tensors, arrays, grads, momentum):
+def _native_sgd(builder, head, name, g, listed, each, tensors, arrays, grads, momentum):
     """The SGD update's lines with its kernels as a Program (compiler/native.py) on the arrays
     the replay already holds (each parameter's array read live, each gradient as backward set
     it), or None. The Program runs when the momentum is as captured (zero or not); a parameter
@@ -106,7 +118,7 @@ def _native_sgd(builder, head, name, g, listed, refs, tensors, arrays, grads, mo
         args += " + tuple(_bufs)"
     scalars = (f"({g}['lr'], _m, {g}['dampening'], {g}['nesterov'], {g}['weight_decay'], "
                f"{g}['maximize'])")
-    lines = _sgd(name, g, listed, refs, arrays, grads)
+    lines = _sgd(name, g, listed, each, len(tensors), arrays, grads)
     run = lines[-1].strip()
     assert run.startswith("_RUN(_SGD") and lines[-2] == "    with _LOCK:"
     lines[-1:] = [f"        if (_m != 0) is {momentum}:",
@@ -119,9 +131,9 @@ def _native_sgd(builder, head, name, g, listed, refs, tensors, arrays, grads, mo
     return head + [f"    {line}" for line in lines]
 
 
-def _adam(name, g, listed, refs, arrays, grads):
+def _adam(name, g, listed, each, arrays, grads):
     """Adam._step_group's backend call (Adam and AdamW); no state yet: step()."""
-    states = "[" + ", ".join(f"_S.get({r})" for r in refs) + "]"
+    states = f"[_S.get(_p) for _p in {each}]"
     return [f"_S = {name}.state",
             f"_ams = {g}['amsgrad']",
             "try:",
