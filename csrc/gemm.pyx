@@ -740,7 +740,7 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
     cdef int l
     cdef const floating *src[64]
     cdef Py_ssize_t lds[64]
-    if mr == MR and nr == NR and mask == 0 and narrow:
+    if mr == MR and nr == NR and mask == 0 and (narrow or npf == 0):  # the plain kernel
         _kernel(kc, a, b, c, ldc, False, narrow)
         return
     if mr == MR and nr == NR and not narrow:  # a full tile (and its merges): in the registers
