@@ -595,20 +595,32 @@ cdef inline floating *_slot(Slots *s, int level, floating *c_block, Py_ssize_t l
     return <floating *>s.plane + level * s.size + row * s.ld + col
 
 
+cdef inline int _stored(Py_ssize_t mask, Slots *s, floating *c_block, Py_ssize_t ldc,
+                        Py_ssize_t row, Py_ssize_t col, const floating **src,
+                        Py_ssize_t *ld) noexcept nogil:
+    """Where element (row, col) lies at every level in mask, lowest first (src[i], rows ld[i]
+    apart): the partials a leaf merges, in the order it adds them. Returns their number."""
+    cdef int l = 0, n = 0
+    while mask >> l:
+        if (mask >> l) & 1:
+            src[n] = _slot(s, l, c_block, ldc, &ld[n], row, col)
+            n += 1
+        l += 1
+    return n
+
+
 cdef void _merge(floating *v, Py_ssize_t ldv, Py_ssize_t rows, Py_ssize_t cols,
                  Py_ssize_t mask, Slots *s, floating *c_block, Py_ssize_t ldc, Py_ssize_t row,
                  Py_ssize_t col) noexcept nogil:
     """v := stored(l) + v for every level l in mask, lowest first (rows x cols at v)."""
-    cdef int l = 0
-    cdef Py_ssize_t i, j, ld
-    cdef const floating *src
-    while mask >> l:
-        if (mask >> l) & 1:
-            src = _slot(s, l, c_block, ldc, &ld, row, col)
-            for i in range(rows):
-                for j in range(cols):
-                    v[i * ldv + j] = src[i * ld + j] + v[i * ldv + j]
-        l += 1
+    cdef const floating *src[64]
+    cdef Py_ssize_t ld[64]
+    cdef int l, n = _stored(mask, s, c_block, ldc, row, col, src, ld)
+    cdef Py_ssize_t i, j
+    for l in range(n):
+        for i in range(rows):
+            for j in range(cols):
+                v[i * ldv + j] = src[l][i * ld[l] + j] + v[i * ldv + j]
 
 
 cdef struct Ahead:
@@ -736,25 +748,19 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
     registers (and asks for npf cache lines from pf on meanwhile); a ragged edge tile, or a
     narrow one to merge, runs the same micro-kernel on a full scratch tile first."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
-    cdef Py_ssize_t i, n
-    cdef int l
+    cdef Py_ssize_t i
+    cdef int n
     cdef const floating *src[64]
     cdef Py_ssize_t lds[64]
     if mr == MR and nr == NR and mask == 0 and (narrow or npf == 0):  # the plain kernel
         _kernel(kc, a, b, c, ldc, False, narrow)
         return
     if mr == MR and nr == NR and not narrow:  # a full tile (and its merges): in the registers
-        n = 0
-        l = 0
-        while mask >> l:
-            if (mask >> l) & 1:
-                src[n] = _slot(slots, l, cblock, ldcb, &lds[n], row, col)
-                n += 1
-            l += 1
+        n = _stored(mask, slots, cblock, ldcb, row, col, src, lds)
         if floating is float:
-            cg_kernel_f32_sum(kc, a, b, c, ldc, False, <int>n, src, lds, pf, npf)
+            cg_kernel_f32_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
         else:
-            cg_kernel_f64_sum(kc, a, b, c, ldc, False, <int>n, src, lds, pf, npf)
+            cg_kernel_f64_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
         return
     _kernel(kc, a, b, tile, NR, False, narrow)
     if mask:
