@@ -26,7 +26,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_STRIDES, Py
                              PyBuffer_Release, PyObject_GetBuffer)
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uintptr_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from arrays cimport (F32, aligned, bytes_meet, cg_instr, exec_capsule, cg_threads,
@@ -42,6 +42,34 @@ cdef object _F32_DTYPE = np.dtype(np.float32), _F64_DTYPE = np.dtype(np.float64)
 ctypedef fused floating:
     float
     double
+
+cdef extern from "queue.h" nogil:
+    ctypedef struct cg_queue:
+        unsigned long long word
+    int cg_steal_hold
+    void cg_count_stolen()
+    long long cg_stolen_count()
+    unsigned long long cg_queue_of(long long n)
+    long long cg_take(cg_queue *q, int back, unsigned keep)
+    void cg_set_done(cg_queue *q)
+    void cg_wait_done(cg_queue *q)
+
+
+def steal_hold(bint on):
+    """Tests: make a threaded product's threads other than 0 start only when thread 0 has done
+    its share and taken what it could of theirs (so that taking units from the back runs).
+    Returns the previous setting. Not for use outside tests."""
+    global cg_steal_hold
+    cdef bint old = cg_steal_hold
+    cg_steal_hold = on
+    return old
+
+
+def units_stolen():
+    """How many units of work (MC rows of a block of columns, every k) threads have taken from
+    another thread's share since the module was loaded (a diagnostic: see _gemm_share)."""
+    return cg_stolen_count()
+
 
 cdef extern from "rows.h" nogil:
     void cg_copy_bytes(char *dst, const char *src, Py_ssize_t n)
@@ -300,7 +328,7 @@ cdef void _pack_a_patches(floating *dst, const Patches *pt, Py_ssize_t row0, Py_
         dst += kc * MR
 
 
-cdef inline void _pack_a_of(Operands *g, floating *dst, Py_ssize_t ic, Py_ssize_t pc,
+cdef inline void _pack_a_of(const Operands *g, floating *dst, Py_ssize_t ic, Py_ssize_t pc,
                             Py_ssize_t mc, Py_ssize_t kc) noexcept nogil:
     """Rows ic.. and columns pc.. of op(A), packed: from its strides, or from the patches."""
     if g.pa != NULL:
@@ -461,7 +489,7 @@ cdef void _pack_b_flat(floating *dst, const Patches *pt, Py_ssize_t pc, Py_ssize
         dst += kc * NR
 
 
-cdef inline void _pack_b_of(Operands *g, floating *dst, Py_ssize_t pc, Py_ssize_t jc,
+cdef inline void _pack_b_of(const Operands *g, floating *dst, Py_ssize_t pc, Py_ssize_t jc,
                             Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t NR) noexcept nogil:
     """Rows pc.. and columns jc.. of op(B), packed: from its strides, or from the patches."""
     if g.pb != NULL and g.pb.flat:
@@ -635,7 +663,7 @@ cdef inline void _ahead_of(const Operands *g, Ahead *h, Py_ssize_t ic, Py_ssize_
     """Point h at the block of A at rows ic.., k pc.. (KC deep, elements of isz bytes): none
     past the end, for patches, for other strides, or for an A that stays in cache anyway."""
     cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m - ic), kc = min(KC, g.k - pc)
-    h.rows = 0
+    h.p, h.rows, h.bytes, h.stride = NULL, 0, 0, 0
     if g.pa != NULL or mc <= 0 or kc <= 0 or g.m * g.k * isz <= AHEAD_BYTES:
         return
     h.p = g.a + ic * g.a_rs + pc * g.a_cs
@@ -660,51 +688,72 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
     """
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
     cdef Py_ssize_t NR = g.nr
-    cdef Py_ssize_t jc, pc, ic, kc, nc, mc, jb, pb, ib, mask, ncr
+    cdef Py_ssize_t jc, pc, ic, kc, nc, mc, jb, pb, ib, mask
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
     cdef floating *cblock
     cdef Ahead ahead
     for jb in range(_cdiv(g.n, g.nc)):
+        if g.whole_b:
+            _pack_b_block(&g, bbuf, jb)
+            for ib in range(_cdiv(g.m, CG_MC)):
+                _unit(&g, abuf, bbuf, tile, &slots, jb, ib)
+            continue
         jc = jb * g.nc
         nc = min(g.nc, g.n - jc)
-        ncr = _round_up(nc, NR)
         cblock = <floating *>g.c + jc
-        if g.whole_b:
-            for pb in range(blocks):
-                pc = pb * KC
-                _pack_b_of(&g, bbuf + pc * ncr, pc, jc, min(KC, g.k - pc), nc, NR)
+        for pb in range(blocks):
+            pc = pb * KC
+            kc = min(KC, g.k - pc)
+            mask = _merges(pb, blocks, &level)
+            _pack_b_of(&g, bbuf, pc, jc, kc, nc, NR)
             for ib in range(_cdiv(g.m, CG_MC)):
                 ic = ib * CG_MC
                 mc = min(<Py_ssize_t>CG_MC, g.m - ic)
-                for pb in range(blocks):
-                    pc = pb * KC
-                    kc = min(KC, g.k - pc)
-                    mask = _merges(pb, blocks, &level)
-                    _pack_a_of(&g, abuf, ic, pc, mc, kc)
-                    if pb + 1 < blocks:  # the block packed next: (ic, the next k block), ...
-                        _ahead_of(&g, &ahead, ic, pc + KC, KC, sizeof(floating))
-                    else:  # ... or (the next rows, the first k block)
-                        _ahead_of(&g, &ahead, ic + CG_MC, 0, KC, sizeof(floating))
-                    _block(g, abuf, bbuf + pc * ncr, tile, &slots, cblock, ic, mc, kc, nc,
-                           mask, level, &ahead)
-        else:
-            for pb in range(blocks):
-                pc = pb * KC
-                kc = min(KC, g.k - pc)
-                mask = _merges(pb, blocks, &level)
-                _pack_b_of(&g, bbuf, pc, jc, kc, nc, NR)
-                for ib in range(_cdiv(g.m, CG_MC)):
-                    ic = ib * CG_MC
-                    mc = min(<Py_ssize_t>CG_MC, g.m - ic)
-                    _pack_a_of(&g, abuf, ic, pc, mc, kc)
-                    # the block packed next: (the next rows, this k block), ...
-                    if ic + CG_MC < g.m:
-                        _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))
-                    else:  # ... or (the first rows, the next k block)
-                        _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
-                    _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
-                           &ahead)
+                _pack_a_of(&g, abuf, ic, pc, mc, kc)
+                # the block packed next: (the next rows, this k block), ...
+                if ic + CG_MC < g.m:
+                    _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))
+                else:  # ... or (the first rows, the next k block)
+                    _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
+                _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
+                       &ahead)
+
+
+cdef inline void _pack_b_block(const Operands *g, floating *bbuf, Py_ssize_t jb) noexcept nogil:
+    """g.whole_b: every k block of the jb-th block of g.nc columns of B, packed into bbuf."""
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    cdef Py_ssize_t jc = jb * g.nc, pc, pb
+    cdef Py_ssize_t nc = min(g.nc, g.n - jc)
+    cdef Py_ssize_t ncr = _round_up(nc, g.nr)
+    for pb in range(_cdiv(g.k, KC)):
+        pc = pb * KC
+        _pack_b_of(g, bbuf + pc * ncr, pc, jc, min(KC, g.k - pc), nc, g.nr)
+
+
+cdef inline void _unit(const Operands *g, floating *abuf, const floating *bbuf, floating *tile,
+                       Slots *slots, Py_ssize_t jb, Py_ssize_t ib) noexcept nogil:
+    """g.whole_b: the MC rows of block ib of C in its jb-th block of g.nc columns, whole (every
+    leaf, in ascending k blocks, and the tree's merges), from that block of B packed in bbuf.
+    A unit of work of its own: its partials are done with when it returns."""
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    cdef Py_ssize_t jc = jb * g.nc, ic = ib * CG_MC, pc, pb, kc, mask
+    cdef Py_ssize_t nc = min(g.nc, g.n - jc), mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+    cdef Py_ssize_t ncr = _round_up(nc, g.nr)
+    cdef Py_ssize_t blocks = _cdiv(g.k, KC)
+    cdef int level
+    cdef Ahead ahead
+    for pb in range(blocks):
+        pc = pb * KC
+        kc = min(KC, g.k - pc)
+        mask = _merges(pb, blocks, &level)
+        _pack_a_of(g, abuf, ic, pc, mc, kc)
+        if pb + 1 < blocks:  # the block packed next: (ic, the next k block), ...
+            _ahead_of(g, &ahead, ic, pc + KC, KC, sizeof(floating))
+        else:  # ... or (the next rows, the first k block)
+            _ahead_of(g, &ahead, ic + CG_MC, 0, KC, sizeof(floating))
+        _block(g[0], abuf, bbuf + pc * ncr, tile, slots, <floating *>g.c + jc, ic, mc, kc, nc,
+               mask, level, &ahead)
 
 
 cdef inline void _block(Operands g, const floating *abuf, const floating *bblock,
@@ -776,18 +825,17 @@ cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floa
         memcpy(&c[i * ldc], &tile[i * NR], nr * sizeof(floating))
 
 
-cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,
-                      Slots slots, Py_ssize_t t, Py_ssize_t nt, bint split_n) noexcept nogil:
-    """Thread t of nt: a contiguous run of whole column tiles of C (split_n) or of row tiles,
-    with its own packing buffers (buf: a_size + b_size + MR*NR elements) and partials."""
-    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+cdef inline Operands _share(Operands g, Py_ssize_t t, Py_ssize_t nt, bint split_n,
+                            Py_ssize_t MR, Py_ssize_t isz) noexcept nogil:
+    """Thread t's share of nt: a contiguous run of whole column tiles of C (split_n) or of row
+    tiles (MR rows each; elements of isz bytes); its g.m or g.n may come out 0."""
     cdef Py_ssize_t NR = g.nr
     cdef Py_ssize_t tiles, lo, hi
     if split_n:
         tiles = _cdiv(g.n, NR)
         lo = min(tiles * t // nt * NR, g.n)
         hi = min(tiles * (t + 1) // nt * NR, g.n)
-        g.c += lo * <Py_ssize_t>sizeof(floating)
+        g.c += lo * isz
         g.b += lo * g.b_cs
         g.b_col0 += lo
         g.n = hi - lo
@@ -795,12 +843,70 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
         tiles = _cdiv(g.m, MR)
         lo = min(tiles * t // nt * MR, g.m)
         hi = min(tiles * (t + 1) // nt * MR, g.m)
-        g.c += lo * g.ldc * <Py_ssize_t>sizeof(floating)
+        g.c += lo * g.ldc * isz
         g.a += lo * g.a_rs
         g.a_row0 += lo
         g.m = hi - lo
-    if g.m > 0 and g.n > 0:
-        _gemm_packed(g, buf, buf + a_size, buf + a_size + b_size, slots)
+    return g
+
+
+cdef inline Py_ssize_t _units(const Operands *g) noexcept nogil:
+    """The units of work (_unit) of a share that can be taken from its queue: its blocks of
+    columns times its blocks of rows (none when B's k blocks go one at a time, or past 2^31)."""
+    if not g.whole_b or g.m <= 0 or g.n <= 0:
+        return 0
+    cdef Py_ssize_t units = _cdiv(g.n, g.nc) * _cdiv(g.m, CG_MC)
+    return units if units < (<Py_ssize_t>1 << 31) else 0
+
+
+cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b_size,
+                      Slots slots, Py_ssize_t t, Py_ssize_t nt, bint split_n,
+                      cg_queue *queues) noexcept nogil:
+    """Thread t of nt: its share of C, with its own packing buffers (buf: a_size + b_size +
+    MR*NR elements) and partials; then, with queues, units of the other shares still waiting.
+
+    A share of units (_unit) is a queue: its thread takes them from the front, in the order
+    the one-thread loop runs them (each block of B packed once); a thread done with its own
+    takes another share's from the back while at least two wait, packing that block of B for
+    itself. A thread the host held up (or started late) is not waited for. Which thread
+    computes a unit changes no bit: every element is the same sequence of operations."""
+    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Operands own = _share(g, t, nt, split_n, MR, sizeof(floating)), other
+    cdef floating *abuf = buf
+    cdef floating *bbuf = buf + a_size
+    cdef floating *tile = buf + a_size + b_size
+    cdef Py_ssize_t units, u, v, held = -1, ib_count
+    if queues == NULL or _units(&own) == 0:
+        if own.m > 0 and own.n > 0:
+            _gemm_packed(own, abuf, bbuf, tile, slots)
+    else:
+        if t > 0 and cg_steal_hold:  # tests: wait until thread 0 is done, stealing included
+            cg_wait_done(&queues[0])
+        ib_count = _cdiv(own.m, CG_MC)
+        u = cg_take(&queues[t], 0, 1)
+        while u >= 0:
+            if u // ib_count != held:
+                held = u // ib_count
+                _pack_b_block(&own, bbuf, held)
+            _unit(&own, abuf, bbuf, tile, &slots, held, u % ib_count)
+            u = cg_take(&queues[t], 0, 1)
+    if queues == NULL:
+        return
+    for v in range(1, nt):  # the other shares, from the back
+        other = _share(g, (t + v) % nt, nt, split_n, MR, sizeof(floating))
+        if _units(&other) == 0:
+            continue
+        ib_count = _cdiv(other.m, CG_MC)
+        held = -1
+        u = cg_take(&queues[(t + v) % nt], 1, 2)
+        while u >= 0:
+            if u // ib_count != held:
+                held = u // ib_count
+                _pack_b_block(&other, bbuf, held)
+            _unit(&other, abuf, bbuf, tile, &slots, held, u % ib_count)
+            cg_count_stolen()
+            u = cg_take(&queues[(t + v) % nt], 1, 2)
+    cg_set_done(&queues[t])
 
 
 cdef bint _split_n(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t nt,
@@ -926,16 +1032,32 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     if mem == NULL:
         raise MemoryError(f"gemm: cannot allocate {need} bytes of packing buffers and partials")
     cdef floating *buf = <floating *>_aligned(mem)
-    cdef Py_ssize_t t, own = step - planes
+    cdef Py_ssize_t t, own = step - planes, units = 0
+    cdef Operands share
+    cdef cg_queue *queues = NULL
+    if nt > 1:  # each share's units, to be taken from the front by its thread, from the back
+        queues = <cg_queue *>calloc(nt, sizeof(cg_queue))  # by the others
+        if queues == NULL:
+            if mem != <char *>small:
+                free(mem)
+            raise MemoryError(f"gemm: cannot allocate the queues of {nt} threads")
+        for t in range(nt):
+            share = _share(g, t, nt, split_n, MR, isz)
+            queues[t].word = cg_queue_of(_units(&share))
+            units += _units(&share)
+        if units == 0:
+            free(queues)
+            queues = NULL
     with nogil:
         if nt == 1:  # no OpenMP region: it costs microseconds on small products
             slots.plane = <char *>(buf + own)
-            _gemm_share(g, buf, a_size, b_size, slots, 0, 1, split_n)
+            _gemm_share(g, buf, a_size, b_size, slots, 0, 1, split_n, NULL)
         else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _gemm_share(g, buf + t * step, a_size, b_size,
                             Slots(<char *>(buf + t * step + own), slots.ld, slots.size, slots.top),
-                            t, nt, split_n)
+                            t, nt, split_n, queues)
+    free(queues)
     if mem != <char *>small:
         free(mem)
     return 0

@@ -266,3 +266,16 @@ def test_a_huge_reach_reads_only_the_image():
     got_y, got_dw = run_kernels(x, w2, b, g, np.zeros((3, 4), np.float32), geo, 1)
     np.testing.assert_array_equal(got_y, want_y)
     np.testing.assert_array_equal(got_dw[0], want_dw[0])
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_units_taken_from_another_thread(dt):
+    """Thread 1 held until thread 0 is done (gemm.steal_hold): thread 0 takes units of thread
+    1's share of the patch products (250 channels: more than one block of rows), the same bits."""
+    old = gemm.steal_hold(True)
+    try:
+        before = gemm.units_stolen()
+        check_case(3, 24, 24, 250, (3, 3, 1, 1, 1, 1), dt, 2)
+        assert gemm.units_stolen() > before
+    finally:
+        gemm.steal_hold(old)

@@ -237,6 +237,31 @@ def test_threads_and_variants_give_the_same_bits(dtype, ta, tb, m, n, k):
         assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
 
 
+@pytest.fixture
+def thread_zero_first():
+    """Threaded products whose threads other than 0 start only when thread 0 is done with its
+    share and with taking the units of theirs that it could (gemm.steal_hold)."""
+    old = gemm_module.steal_hold(True)
+    yield
+    gemm_module.steal_hold(old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
+@pytest.mark.parametrize("m,n,k", [(700, 600, 1100), (1000, 300, 2000), (300, 2100, 40),
+                                   (130, 513, 600)])
+def test_units_taken_from_another_thread_give_the_same_bits(dtype, ta, tb, m, n, k,
+                                                             thread_zero_first):
+    """A thread done with its share takes units (MC rows of a block of columns) from the back
+    of another's: with thread 1 held until thread 0 is done, thread 0 computes most of thread
+    1's share, with its own buffers and partials. The bits are one thread's."""
+    a, b = operands(np.random.default_rng(m + n), m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, 1)
+    before = gemm_module.units_stolen()
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 2))
+    assert gemm_module.units_stolen() > before, "no unit was taken from another share"
+
+
 def swapping_shapes(dtype, k):
     """Four (m, n) whose products run transposed in this build (the choice follows the build's
     tile shape: AVX2, AVX-512 and SSE builds pick different ones), spread over n."""
