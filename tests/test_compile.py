@@ -513,6 +513,47 @@ def test_plan_lists_kernels_with_shapes_and_times():
     assert fn.counts["captures"] == 3
 
 
+def test_kernel_listing_is_the_same_through_c_and_python_profilers(monkeypatch):
+    """The capture names each step's kernels through a C profile function (program.pyx
+    watch_calls) when the kernels are built, else through sys.setprofile: the same list."""
+    from cygrad.compiler import capture
+
+    def kernels():
+        model, opt, step, batches = tiny_mlp()()
+        fn = cygrad.compile(step)
+        for _ in range(3):
+            fn(*batches[0])
+        return [(s.kind, s.name, s.kernels) for s in fn.plan.steps]
+
+    if capture._watch_calls is None:
+        pytest.skip("the kernels (and their C profile function) are not built")
+    through_c = kernels()
+    monkeypatch.setattr(capture, "_watch_calls", None)
+    assert kernels() == through_c
+    assert sum(len(k) for _, _, k in through_c) >= 10
+
+
+def test_watch_calls_reports_the_watched_modules_calls_only():
+    program = pytest.importorskip("cygrad._C.program")
+    import sys
+
+    from cygrad import backend
+
+    seen = []
+    x = np.ones((3, 4), np.float32)
+    program.watch_calls(lambda frame: seen.append(frame.f_code.co_name), vars(backend))
+    try:
+        assert sys.getprofile() is not None
+        backend.gemm(x, x, False, True)
+        np.add(x, x)
+    finally:
+        program.watch_calls(None)
+    assert sys.getprofile() is None
+    assert "gemm" in seen and set(seen) <= set(vars(backend))  # numpy's calls not reported
+    with pytest.raises(TypeError, match="module_globals"):
+        program.watch_calls(print)
+
+
 # ---------------------------------------------------------------------- the native tier
 
 @pytest.mark.parametrize("make", [tiny_mlp(), mnist_mlp("tensor"), mnist_mlp("numpy"),

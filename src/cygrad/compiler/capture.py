@@ -37,6 +37,10 @@ from ..optim import optimizer as _optimizer
 from ..tensor import Watcher, _parents_of
 
 _BACKEND_GLOBALS = vars(_backend)
+try:  # the C profile function that reports the backend's calls (else sys.setprofile's)
+    from .._C.program import watch_calls as _watch_calls
+except ImportError:  # pragma: no cover - kernels not built
+    _watch_calls = None
 _KERNELS = frozenset(_backend.__all__) - {"use", "current", "using", "available",
                                           "set_num_threads", "get_num_threads", "has_kernel"}
 _OPTIONS_SKIP = ("params", "param_names")
@@ -129,7 +133,7 @@ class Recorder(Watcher):
         self._flush()
         self._pending[id(op)] = (dict(op.__dict__), [t._data for t in inputs])
         if self._profile:
-            sys.setprofile(self._kernel_call)  # (on only while an op or an update runs: a
+            self._watch()  # (on only while an op or an update runs: a
             # profiler on through the whole step made the second capture 2-3x the eager step)
 
     def forward(self, op, inputs, out):
@@ -156,7 +160,7 @@ class Recorder(Watcher):
             seed = (g.shape, g.dtype, bool((g == 1).all()))
         self.events.append(("before", node, seed))
         if self._profile:
-            sys.setprofile(self._kernel_call)
+            self._watch()
 
     def step(self, node, g, input_grads):
         if self._suspended:
@@ -226,7 +230,7 @@ class Recorder(Watcher):
                          "any op: replay cannot repeat it")
         self._suspended += 1
         if self._profile and self._suspended == 1:
-            sys.setprofile(self._kernel_call)
+            self._watch()
 
     def _post_step(self, opt, args, kwargs):
         if not self._mine():
@@ -246,13 +250,24 @@ class Recorder(Watcher):
 
     # ------------------------------------------------------------------ kernels
 
+    def _watch(self):
+        """Report the backend's calls to _kernel_frame from now on (until sys.setprofile(None)):
+        through the C profile function when the kernels are built."""
+        if _watch_calls is not None:
+            _watch_calls(self._kernel_frame, _BACKEND_GLOBALS)
+        else:
+            sys.setprofile(self._kernel_call)
+
     def _kernel_call(self, frame, event, arg):
-        if event != "call" or frame.f_globals is not _BACKEND_GLOBALS:
-            return
-        name = frame.f_code.co_name
+        if event == "call" and frame.f_globals is _BACKEND_GLOBALS:
+            self._kernel_frame(frame)
+
+    def _kernel_frame(self, frame):
+        """A call of a function of cygrad.backend: listed when it is a kernel."""
+        code = frame.f_code
+        name = code.co_name
         if name not in _KERNELS:
             return
-        code = frame.f_code
         values = frame.f_locals
         shapes = [_describe(values.get(v)) for v in code.co_varnames[:code.co_argcount]]
         self.kernels.setdefault(len(self.events), []).append(

@@ -22,7 +22,9 @@ Where each variable comes from:
 `print(plan.source)` shows the function; `print(plan)` the steps for people.
 """
 
+import collections
 import gc
+import itertools
 import operator
 import re
 import time
@@ -36,6 +38,8 @@ from ..tensor import Tensor, _new, _writable
 from .direct import lower
 from .native import Native
 from .updates import update_lines
+
+_consume = collections.deque(maxlen=0).extend  # runs an iterator to its end
 
 _MISS = object()  # a replay's guard failed: capture again
 _UNDECIDED = "not decided before the second call verifies the capture"
@@ -227,6 +231,7 @@ class Builder:
         self.gvar = {}  # id(tensor) -> the variable of its gradient while backward runs
         self.op_index = {}
         self.lowered = {}  # id(op) -> its backward as lines (an op replayed as its kernels)
+        self.resets = []  # the ops whose state each replay starts afresh as a copy of params
         self.keep = []
         self.inputs = []  # (variable, array) of the arguments
         self.count = 0
@@ -457,8 +462,9 @@ class Builder:
             if bound:
                 items = ", ".join(f"{key!r}: {expr}" for key, expr in bound)
                 lines.append(f"{o}.__dict__ = {{**{p}, {items}}}")
-            else:
-                lines.append(f"{o}.__dict__ = {p}.copy()")
+            else:  # O.__dict__ = P.copy(), for all such ops at once before the first step
+                self.resets.append((op, params))  # (one line, not one per op: Python's
+                # compile() of the source is ~10 us a line, a GPT step's ops ~250 lines)
             lines.append(f"{var} = {f}({', '.join(args)})")
             if out_array.ndim == 0:  # (numpy gives a scalar for a 0-d result; apply() too
                 # makes it an array: only 0-d outputs can be anything else)
@@ -808,6 +814,11 @@ class Builder:
             else:
                 checks.append(f"if {ref}._grad is not {self._const(obj, 'H')}: return _MISS")
         head = self._argument_guards() + self.head + self._live_lines() + checks
+        if self.resets:  # each op's state afresh (its forward writes to it, backward reads it)
+            self.ns.update(_RO=tuple(op for op, _ in self.resets), _consume=_consume,
+                           _RP=tuple(params for _, params in self.resets), _setattr=setattr,
+                           _repeat=itertools.repeat, _dcopy=dict.copy, _map=map)
+            head.append("_consume(_map(_setattr, _RO, _repeat('__dict__'), _map(_dcopy, _RP)))")
         self._native(result)
         self._native_updates()
 
