@@ -790,6 +790,29 @@ def test_the_captured_steps_arrays_are_freed():
     assert len(seen) == 2 and all(r() is None for r in seen)
 
 
+def test_a_replay_lets_each_ops_saved_arrays_go_after_its_backward():
+    """As eager's backward releases what an op saved once its gradient is computed, a replay
+    sets each op's state back to its parameters after the op's last backward call (the
+    arrays its forward saved are not held until the next call)."""
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 1))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+
+    fn = cygrad.compile(step)
+    for _ in range(4):
+        fn(cygrad.randn(4, 3))
+    ns = fn.plan.ns
+    released = [k[2:] for k in ns if k.startswith("BR")]
+    assert len(released) >= 3  # LayerNorm, GELU, pow, mean at least
+    for k in released:
+        assert ns[f"O{k}"].__dict__ is ns[f"P{k}"], type(ns[f"O{k}"]).__name__
+
+
 def test_train_mode_set_inside_the_step():
     """model.train() inside the step changes the modules' layout count at every call: the
     plan checks it after its capture, so replays follow."""
