@@ -533,6 +533,43 @@ def test_kernel_listing_is_the_same_through_c_and_python_profilers(monkeypatch):
     assert sum(len(k) for _, _, k in through_c) >= 10
 
 
+def test_repeated_calls_copy_their_kernel_listing(monkeypatch):
+    """Two identical blocks: the second block's ops (and backward steps) are called like the
+    first's, so their kernels are copied from the first's listing rather than profiled again;
+    the listing is the one profiling every call gives."""
+    from cygrad.compiler import capture
+
+    def listing():
+        cygrad.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.GELU(),
+                              nn.Linear(8, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 1))
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+
+        fn = cygrad.compile(step)
+        for _ in range(3):
+            fn(cygrad.randn(5, 4))
+        return [(s.kind, s.name, s.shapes, s.kernels) for s in fn.plan.steps]
+
+    copied = []
+    start = capture.Recorder._start_listing
+
+    def spy(self, key):
+        start(self, key)
+        copied.append(self._open[0] == "copy")
+
+    monkeypatch.setattr(capture.Recorder, "_start_listing", spy)
+    cached = listing()
+    assert sum(copied) >= 4  # LayerNorm, GELU and their backward steps, at least
+    monkeypatch.setattr(capture, "_call_key", lambda *args: None)
+    assert listing() == cached
+    assert any(k for _, name, _, k in cached if "LayerNorm" in name)
+
+
 def test_watch_calls_reports_the_watched_modules_calls_only():
     program = pytest.importorskip("cygrad._C.program")
     import sys

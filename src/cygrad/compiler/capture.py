@@ -78,6 +78,12 @@ class Recorder(Watcher):
         self._checks = checks
         self._snap = None
         self._profile = kernels
+        # the kernel listing of an op, or of its backward, whose call looks the same as one
+        # listed before (op type, its arrays' shapes, dtypes and strides, its simple
+        # parameters: a model's repeated heads and blocks) is copied, not profiled again
+        self._listed = {}  # key -> the kernels listed
+        self._key_of = {}  # id(op) -> the key of its forward call (None: not comparable)
+        self._open = None  # ("copy" | "fill", key) while an op or backward step runs
         self._handles = []
         self.stepped = {}  # optimizer -> options after its step (checked again at the end)
 
@@ -131,16 +137,18 @@ class Recorder(Watcher):
         if self._suspended:
             return
         self._flush()
-        self._pending[id(op)] = (dict(op.__dict__), [t._data for t in inputs])
-        if self._profile:
-            self._watch()  # (on only while an op or an update runs: a
-            # profiler on through the whole step made the second capture 2-3x the eager step)
+        params, arrays = self._pending[id(op)] = (dict(op.__dict__), [t._data for t in inputs])
+        if self._profile:  # (on only while an op or an update runs: a profiler on through
+            # the whole step made the second capture 2-3x the eager step)
+            key = self._key_of[id(op)] = _call_key(type(op), arrays, params)
+            self._start_listing(key)
 
     def forward(self, op, inputs, out):
         if self._suspended:
             return
         if self._profile:
             sys.setprofile(None)
+            self._end_listing()
         params, arrays = self._pending.pop(id(op))
         if "needs" in op.__dict__:
             params["needs"] = op.needs
@@ -160,13 +168,15 @@ class Recorder(Watcher):
             seed = (g.shape, g.dtype, bool((g == 1).all()))
         self.events.append(("before", node, seed))
         if self._profile:
-            self._watch()
+            key = self._key_of.get(id(node._op))
+            self._start_listing(None if key is None else (key, _layout(g)))
 
     def step(self, node, g, input_grads):
         if self._suspended:
             return
         if self._profile:
             sys.setprofile(None)
+            self._end_listing()
         parents = tuple(_parents_of(node))
         for parent, pg in zip(parents, input_grads):
             if pg is not None and parent._rg:
@@ -249,6 +259,29 @@ class Recorder(Watcher):
             self._snap.after_step(opt)
 
     # ------------------------------------------------------------------ kernels
+
+    def _start_listing(self, key):
+        """An op or a backward step starts (its kernels go to event len(self.events)): copy
+        the listing of an earlier call with the same key, else list its calls."""
+        if self._open is not None:  # (one inside another: list everything from now on)
+            self._listed = None
+        if key is not None and self._listed is not None and key in self._listed:
+            self._open = ("copy", key)
+            return
+        self._open = ("fill", key)
+        self._watch()
+
+    def _end_listing(self):
+        mode, key = self._open
+        self._open = None
+        if key is None or self._listed is None:
+            return
+        index = len(self.events)
+        if mode == "copy":
+            if self._listed[key]:
+                self.kernels[index] = list(self._listed[key])
+        else:
+            self._listed[key] = tuple(self.kernels.get(index, ()))
 
     def _watch(self):
         """Report the backend's calls to _kernel_frame from now on (until sys.setprofile(None)):
@@ -356,6 +389,37 @@ def _written(recorder):
         snap = recorder._snap
         out.update(key for key, (t, _) in snap.values.items() if id(t._data) in params)
     return out
+
+
+_SIMPLE = (bool, int, float, str, slice, type(None))
+
+
+def _layout(array):
+    """(shape, dtype, strides) of an array, or None: not one."""
+    if not isinstance(array, np.ndarray):
+        return None
+    return array.shape, array.dtype.str, array.strides
+
+
+def _call_key(cls, arrays, params):
+    """What decides the kernels an op calls: its type, its arrays' layouts and its parameters,
+    when each is an array or a simple value (else None: the call is listed on its own)."""
+    parts = [cls]
+    for a in arrays:
+        layout = _layout(a)
+        if layout is None:
+            return None
+        parts.append(layout)
+    for key, v in params.items():
+        if type(v) in _SIMPLE:
+            parts.append((key, v))
+        elif type(v) is tuple and all(type(x) in _SIMPLE for x in v):
+            parts.append((key, v))
+        elif isinstance(v, np.ndarray):
+            parts.append((key, _layout(v)))
+        else:
+            return None
+    return tuple(parts)
 
 
 def _meta(array):
