@@ -87,6 +87,7 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_KC_F64
         CG_MC
         CG_NC
+        CG_NSUB
         CG_PACKED_B
         CG_PACKED_B_MAX
     void cg_kernel_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
@@ -716,8 +717,8 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                     _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))
                 else:  # ... or (the first rows, the next k block)
                     _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
-                _block(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
-                       &ahead)
+                _blocks(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
+                        &ahead)
 
 
 cdef inline void _pack_b_block(const Operands *g, floating *bbuf, Py_ssize_t jb) noexcept nogil:
@@ -752,28 +753,47 @@ cdef inline void _unit(const Operands *g, floating *abuf, const floating *bbuf, 
             _ahead_of(g, &ahead, ic, pc + KC, KC, sizeof(floating))
         else:  # ... or (the next rows, the first k block)
             _ahead_of(g, &ahead, ic + CG_MC, 0, KC, sizeof(floating))
-        _block(g[0], abuf, bbuf + pc * ncr, tile, slots, <floating *>g.c + jc, ic, mc, kc, nc,
-               mask, level, &ahead)
+        _blocks(g[0], abuf, bbuf + pc * ncr, tile, slots, <floating *>g.c + jc, ic, mc, kc,
+                nc, mask, level, &ahead)
+
+
+cdef inline void _blocks(Operands g, const floating *abuf, const floating *bblock,
+                         floating *tile, Slots *slots, floating *cblock, Py_ssize_t ic,
+                         Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t mask,
+                         int level, const Ahead *ahead) noexcept nogil:
+    """One leaf of an mc x nc block of C (rows ic.. of the columns at cblock) from a packed
+    MC x KC block of A and KC x nc block of B, CG_NSUB columns at a time: those columns'
+    part of B stays in L2 while every micro-panel of A passes (a KC x nc block of B, 1 MiB
+    and more, did not: it came from L3 for each micro-panel)."""
+    cdef Ahead none
+    cdef Py_ssize_t j0 = 0, NSUB = CG_NSUB
+    none.p, none.rows, none.bytes, none.stride = NULL, 0, 0, 0
+    while j0 < nc:
+        _block(g, abuf, bblock, tile, slots, cblock, ic, mc, kc, nc, mask, level,
+               ahead if j0 == 0 else &none, j0, min(j0 + NSUB, nc))
+        j0 += NSUB
 
 
 cdef inline void _block(Operands g, const floating *abuf, const floating *bblock,
                         floating *tile, Slots *slots, floating *cblock, Py_ssize_t ic,
                         Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t mask,
-                        int level, const Ahead *ahead) noexcept nogil:
-    """One leaf of an mc x nc block of C (rows ic.. of the columns at cblock) from a packed
-    MC x KC block of A and KC x nc block of B: its tiles, each merged and stored at `level`."""
+                        int level, const Ahead *ahead, Py_ssize_t j0,
+                        Py_ssize_t j1) noexcept nogil:
+    """Columns j0..j1 (j0 a multiple of the panel width) of one leaf of an mc x nc block of C
+    (rows ic.. of the columns at cblock) from a packed MC x KC block of A and KC x nc block
+    of B: its tiles, each merged and stored at `level`."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
     cdef bint narrow = NR != FULL
     cdef Py_ssize_t rb, cb, ir, jr, ld, t = 0, npf
-    cdef Py_ssize_t ncb = _cdiv(nc, NR)
+    cdef Py_ssize_t ncb = _cdiv(j1, NR)
     cdef floating *dest
     cdef const char *pf
     cdef const char *run
     for rb in range(_cdiv(mc, MR)):
         ir = rb * MR
-        for cb in range(ncb):
+        for cb in range(j0 // NR, ncb):
             jr = cb * NR
             dest = _slot(slots, level, cblock, g.ldc, &ld, ic + ir, jr)
             pf, npf = NULL, 0

@@ -103,6 +103,12 @@
 #ifndef CG_NC
 #define CG_NC 2048
 #endif
+/* A leaf of a block of columns runs CG_NSUB of them at a time (a multiple of every panel
+ * width): their KC x NSUB part of packed B (512 KiB) stays in L2 while the A micro-panels
+ * pass, however many columns were packed at once. */
+#ifndef CG_NSUB
+#define CG_NSUB 256
+#endif
 /* Bytes of B packed at once: every k block of a block of columns, fewer than CG_NC columns
  * when k is long (but 256 at least). 2048^3 on Zen 5 (1 MiB L2), medians of 5 alternating
  * rounds against OpenBLAS, one / two threads: float64 2 MiB 1.03 / 1.02, 4 MiB 1.05 / 0.98,
