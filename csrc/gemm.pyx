@@ -47,7 +47,7 @@ cdef extern from "queue.h" nogil:
     ctypedef struct cg_queue:
         unsigned long long word
     int cg_steal_hold
-    void cg_count_stolen()
+    void cg_count_stolen(long long n)
     long long cg_stolen_count()
     unsigned long long cg_queue_of(long long n)
     long long cg_take(cg_queue *q, int back, unsigned keep)
@@ -892,41 +892,39 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
     computes a unit changes no bit: every element is the same sequence of operations."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Operands own = _share(g, t, nt, split_n, MR, sizeof(floating)), other
-    cdef floating *abuf = buf
-    cdef floating *bbuf = buf + a_size
-    cdef floating *tile = buf + a_size + b_size
-    cdef Py_ssize_t units, u, v, held = -1, ib_count
+    cdef Py_ssize_t v
     if queues == NULL or _units(&own) == 0:
         if own.m > 0 and own.n > 0:
-            _gemm_packed(own, abuf, bbuf, tile, slots)
+            _gemm_packed(own, buf, buf + a_size, buf + a_size + b_size, slots)
     else:
         if t > 0 and cg_steal_hold:  # tests: wait until thread 0 is done, stealing included
             cg_wait_done(&queues[0])
-        ib_count = _cdiv(own.m, CG_MC)
-        u = cg_take(&queues[t], 0, 1)
-        while u >= 0:
-            if u // ib_count != held:
-                held = u // ib_count
-                _pack_b_block(&own, bbuf, held)
-            _unit(&own, abuf, bbuf, tile, &slots, held, u % ib_count)
-            u = cg_take(&queues[t], 0, 1)
+        _drain(&own, &queues[t], False, buf, a_size, b_size, &slots)
     if queues == NULL:
         return
     for v in range(1, nt):  # the other shares, from the back
         other = _share(g, (t + v) % nt, nt, split_n, MR, sizeof(floating))
-        if _units(&other) == 0:
-            continue
-        ib_count = _cdiv(other.m, CG_MC)
-        held = -1
-        u = cg_take(&queues[(t + v) % nt], 1, 2)
-        while u >= 0:
-            if u // ib_count != held:
-                held = u // ib_count
-                _pack_b_block(&other, bbuf, held)
-            _unit(&other, abuf, bbuf, tile, &slots, held, u % ib_count)
-            cg_count_stolen()
-            u = cg_take(&queues[(t + v) % nt], 1, 2)
+        if _units(&other) > 0:
+            cg_count_stolen(_drain(&other, &queues[(t + v) % nt], True, buf, a_size, b_size,
+                                   &slots))
     cg_set_done(&queues[t])
+
+
+cdef Py_ssize_t _drain(const Operands *share, cg_queue *queue, bint back, floating *buf,
+                       Py_ssize_t a_size, Py_ssize_t b_size, Slots *slots) noexcept nogil:
+    """Run the units of `share` taken from its queue (its own thread: from the front; another:
+    from the back while at least two wait), packing each block of B once for this thread's
+    run of them. Returns how many it ran."""
+    cdef Py_ssize_t ib_count = _cdiv(share.m, CG_MC), held = -1, done = 0
+    cdef long long u = cg_take(queue, back, 2 if back else 1)
+    while u >= 0:
+        if u // ib_count != held:
+            held = u // ib_count
+            _pack_b_block(share, buf + a_size, held)
+        _unit(share, buf, buf + a_size, buf + a_size + b_size, slots, held, u % ib_count)
+        done += 1
+        u = cg_take(queue, back, 2 if back else 1)
+    return done
 
 
 cdef bint _split_n(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t nt,

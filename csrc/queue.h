@@ -37,7 +37,7 @@ static int cg_cas64(unsigned long long *p, unsigned long long *old, unsigned lon
 #define CG_LOAD64(p) ((unsigned long long)_InterlockedOr64((volatile long long *)(p), 0))
 #define CG_LOAD32(p) _InterlockedOr((volatile long *)(p), 0)
 #define CG_STORE32(p, v) _InterlockedExchange((volatile long *)(p), (v))
-#define CG_INC64(p) _InterlockedIncrement64((volatile long long *)(p))
+#define CG_ADD64(p, n) _InterlockedExchangeAdd64((volatile long long *)(p), (n))
 #else
 static int cg_cas64(unsigned long long *p, unsigned long long *old, unsigned long long next)
 {
@@ -46,7 +46,7 @@ static int cg_cas64(unsigned long long *p, unsigned long long *old, unsigned lon
 #define CG_LOAD64(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define CG_LOAD32(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define CG_STORE32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define CG_INC64(p) __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
+#define CG_ADD64(p, n) __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
 #endif
 
 /* A queue of n units (front 0). */
@@ -70,7 +70,7 @@ static inline long long cg_take(cg_queue *q, int back, unsigned keep)
 
 static inline void cg_set_done(cg_queue *q) { CG_STORE32(&q->done, 1); }
 
-static inline void cg_count_stolen(void) { CG_INC64(&cg_stolen); }
+static inline void cg_count_stolen(long long n) { CG_ADD64(&cg_stolen, n); }
 
 static inline long long cg_stolen_count(void)
 {
