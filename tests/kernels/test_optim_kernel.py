@@ -118,6 +118,61 @@ def test_adam_is_the_numpy_twin_bitwise(shapes, dtype, lr, beta1, beta2, eps, we
     assert all(s == 3 and s.dtype == step_dtype for s in cython[5])
 
 
+# ---------------------------------------------------------------------- threads
+
+def _parameters(rng, sizes, dtype, count):
+    return [[(rng.standard_normal(n) * (0.1 if c >= 2 else 1.0)).astype(dtype) for n in sizes]
+            for c in range(count)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 700), min_size=1, max_size=4), dtype=DTYPES,
+       threads=st.integers(2, 5), momentum=st.sampled_from([0.0, 0.9]), seed=st.integers(0, 99))
+def test_sgd_split_over_threads_has_one_threads_bits(sizes, dtype, threads, momentum, seed):
+    # every parameter is split (serial_below 0) into runs of whole 64-element blocks, one a
+    # thread: sizes below, at and across the block and run boundaries
+    from cygrad._C import optim
+
+    arrays = _parameters(np.random.default_rng(seed), sizes, dtype, 3)
+    results = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optim, "serial_below", 0)
+        for nt in (1, threads):
+            params, grads, bufs = [[a.copy() for a in column] for column in arrays]
+            for step in range(2):
+                assert optim.sgd(params, grads, 0.1, momentum, 0.1, False, 0.01,
+                                 bufs if momentum else None, [step == 0] * len(sizes), False,
+                                 nt) == ([], [])
+            results.append(params + bufs)
+    assert [a.tobytes() for a in results[0]] == [a.tobytes() for a in results[1]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 700), min_size=1, max_size=4), dtype=DTYPES,
+       threads=st.integers(2, 5), decoupled=st.booleans(), amsgrad=st.booleans(),
+       seed=st.integers(0, 99))
+def test_adam_split_over_threads_has_one_threads_bits(sizes, dtype, threads, decoupled, amsgrad,
+                                                      seed):
+    from cygrad._C import optim
+
+    arrays = _parameters(np.random.default_rng(seed), sizes, dtype, 5)
+    for column in arrays[3:]:
+        for a in column:
+            np.abs(a, out=a)
+    results = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optim, "serial_below", 0)
+        for nt in (1, threads):
+            params, grads, m, v, vmax = [[a.copy() for a in column] for column in arrays]
+            steps = steps_for(sizes, np.float32)
+            for _ in range(2):
+                assert optim.adam(params, grads, m, v, vmax if amsgrad else None, steps, 0.01,
+                                  0.9, 0.999, 1e-8, 0.1, decoupled, amsgrad, False,
+                                  nt) == ([], [])
+            results.append(params + m + v + (vmax if amsgrad else []))
+    assert [a.tobytes() for a in results[0]] == [a.tobytes() for a in results[1]]
+
+
 def test_adam_bias_corrections_are_pythons():
     # the kernel forms lr / (1 - beta1**t) and (1 - beta2**t) ** 0.5 in C: Python's bits
     p, g = np.array([0.5]), np.array([0.25])

@@ -198,14 +198,18 @@ def test_instructions_are_checked_when_added():
     assert len(p) == 0 and [s[0] for s in p.slots] == ["bound", "output"]
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("momentum, dampening, nesterov, weight_decay, maximize", [
     (0.0, 0.0, False, 0.0, False), (0.0, 0.0, False, 0.01, True), (0.9, 0.0, False, 0.0, False),
     (0.9, 0.1, False, 0.01, False), (0.9, 0.0, True, 0.0, True)])
 def test_sgd_instruction_is_the_entry_points_bits(momentum, dampening, nesterov, weight_decay,
-                                                  maximize, dtype):
+                                                  maximize, threads, dtype, monkeypatch):
+    # threaded from any size here: each thread updates its own run of a parameter; the bits are
+    # the one-thread entry point's
     from cygrad._C import optim
 
-    shapes = [(3, 5), (40,), (1,)]
+    monkeypatch.setattr(optim, "program_serial_below", 0)
+    shapes = [(3, 5), (7, 41), (1,)]
     params = [_rng(i, *s, dtype=dtype) for i, s in enumerate(shapes)]
     grads = [_rng(10 + i, *s, dtype=dtype) for i, s in enumerate(shapes)]
     bufs = [_rng(20 + i, *s, dtype=dtype) for i, s in enumerate(shapes)]
@@ -214,7 +218,7 @@ def test_sgd_instruction_is_the_entry_points_bits(momentum, dampening, nesterov,
     sg = [p.slot(s, dtype, "bound") for s in shapes]
     sb = [p.slot(s, dtype, "bound", True) if momentum else -1 for s in shapes]
     for s, a, g, b in zip(shapes, sp, sg, sb):
-        p.add("sgd", optim.EXEC["sgd"], dtype, 1, 0, [a, g, b], [int(np.prod(s))], 0.0,
+        p.add("sgd", optim.EXEC["sgd"], dtype, threads, 0, [a, g, b], [int(np.prod(s))], 0.0,
               (0, 2) if momentum else (0,))
     mine = [a.copy() for a in params + bufs]
     for _ in range(3):  # three steps: the buffers' update too

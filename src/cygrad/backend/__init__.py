@@ -960,7 +960,8 @@ def sgd_update(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False,
         params, grads = _list(params), _list(grads)
     return _impl_var.get(_impl).sgd_update(params, grads, float(lr), float(momentum),
                                            float(dampening), bool(nesterov),
-                                           float(weight_decay), bufs, fresh, bool(maximize))
+                                           float(weight_decay), bufs, fresh, bool(maximize),
+                                           _threads_var.get(_kernel_threads))
 
 
 def _list(items):
@@ -983,7 +984,7 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, e
                                      max_exp_avg_sqs if amsgrad else None, steps),
                              float(lr), float(beta1), float(beta2), float(eps),
                              float(weight_decay), bool(decoupled), bool(amsgrad),
-                             bool(maximize))
+                             bool(maximize), _threads_var.get(_kernel_threads))
 
 
 def rmsprop_update(params, grads, square_avgs, steps, lr, alpha, eps, weight_decay=0.0,

@@ -241,9 +241,9 @@ def _refused(refused, strided, again):
 
 
 def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh,
-               maximize):
+               maximize, num_threads=1):
     strided, refused = optim.sgd(params, grads, lr, momentum, dampening, nesterov,
-                                 weight_decay, bufs, fresh, maximize)
+                                 weight_decay, bufs, fresh, maximize, num_threads)
     if strided:
         pick = _pick(strided)
         again = numpy_backend.sgd_update(pick(params), pick(grads), lr, momentum, dampening,
@@ -254,10 +254,10 @@ def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, b
 
 
 def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
-                eps, weight_decay, decoupled, amsgrad, maximize):
+                eps, weight_decay, decoupled, amsgrad, maximize, num_threads=1):
     strided, refused = optim.adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
                                   lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad,
-                                  maximize)
+                                  maximize, num_threads)
     if strided:
         pick = _pick(strided)
         again = numpy_backend.adam_update(

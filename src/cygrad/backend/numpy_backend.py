@@ -341,7 +341,7 @@ def _lerp_(start, end, weight):
 
 
 def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, bufs, fresh,
-               maximize):
+               maximize, num_threads=1):
     """SGD (torch's `_single_tensor_sgd`) for each parameter; a fresh momentum buffer takes the
     gradient itself (after weight decay):
 
@@ -373,7 +373,7 @@ def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, b
 
 
 def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
-                eps, weight_decay, decoupled, amsgrad, maximize):
+                eps, weight_decay, decoupled, amsgrad, maximize, num_threads=1):
     """Adam / AdamW (torch's `_single_tensor_adam`) for each parameter:
 
         t = step + 1                                 (the counter, advanced in place)

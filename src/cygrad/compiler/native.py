@@ -337,10 +337,11 @@ def sgd_program(pairs, momentum):
                 or not all(x.flags.c_contiguous and x.flags.aligned for x in (a, g)):
             return None
     program = program_module.Program()
+    nt = B._threads_var.get(B._kernel_threads)
     params = [program.slot(a.shape, a.dtype, "bound", True) for a, _ in pairs]
     grads = [program.slot(g.shape, g.dtype, "bound") for _, g in pairs]
     bufs = [program.slot(a.shape, a.dtype, "bound", True) if momentum else -1 for a, _ in pairs]
     for (a, _), p, g, b in zip(pairs, params, grads, bufs):
-        program.add("sgd", ex["sgd"], a.dtype, 1, 0, [p, g, b], [a.size], 0.0,
+        program.add("sgd", ex["sgd"], a.dtype, nt, 0, [p, g, b], [a.size], 0.0,
                     (0, 2) if momentum else (0,))
     return program
