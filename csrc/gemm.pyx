@@ -32,6 +32,8 @@ from libc.string cimport memcpy, memset
 from arrays cimport (F32, aligned, bytes_meet, cg_instr, exec_capsule, cg_threads,
                      cg_threads_init, float_dtype_of, kind_of, native_copy, overlap, release)
 
+import os
+
 import numpy as np
 
 cg_threads_init()
@@ -88,8 +90,9 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_MC
         CG_NC
         CG_NSUB
-        CG_PACKED_B
+        CG_PACKED_B_FIXED
         CG_PACKED_B_MAX
+        CG_PF_B
     void cg_kernel_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
                        Py_ssize_t ldc, int load_c)
     void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
@@ -152,6 +155,39 @@ fused_multiply_add = bool(CG_HAS_FMA)
 
 # The k blocks: the leaves of each element's tree (float32, float64).
 k_block = {"float32": CG_KC_F32, "float64": CG_KC_F64}
+
+
+def _l2_bytes():
+    """The L2 cache of a core in bytes, as Linux reports it (0 where it does not)."""
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(root)):
+            with open(f"{root}/{index}/level") as f:
+                if f.read().strip() != "2":
+                    continue
+            with open(f"{root}/{index}/size") as f:
+                size = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+            return int(size.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+# Bytes of B's k blocks packed at once (gemm_microkernel.h, CG_PACKED_B): twice a core's L2,
+# between 1 and 8 MiB, or 2 MiB when its size is not known; fixed by -DCG_PACKED_B=.
+# Performance only: which columns are packed together changes no operation of any element.
+cdef Py_ssize_t _packed_b = CG_PACKED_B_FIXED if CG_PACKED_B_FIXED > 0 else \
+    min(max(2 * _l2_bytes(), 1 << 20), 8 << 20) if _l2_bytes() > 0 else 2 << 20
+
+
+def blocking():
+    """This build's tile shapes and cache blocking (performance only, except k_block, which
+    sets each element's tree): rows x columns of a tile per dtype, the k, row and column
+    blocks, B's packing budget in bytes and the micro-kernel's prefetch distance."""
+    return {"tile": {"float32": (CG_MR_F32, CG_NR_F32), "float64": (CG_MR_F64, CG_NR_F64)},
+            "k_block": dict(k_block), "mc": CG_MC, "nc": CG_NC, "nsub": CG_NSUB,
+            "packed_b": _packed_b, "prefetch_b": CG_PF_B}
 
 # `gemm` runs products of at most this many multiply-adds (~200^3, ~150 us) on one thread,
 # whatever num_threads says: under cygrad's passive OpenMP wait a parallel region costs ~50-200 us
@@ -1024,12 +1060,12 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     cdef bint split_n = nt > 1 and _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
-    # B's k blocks for g.nc columns packed at once: CG_PACKED_B bytes of them, but 256 columns
+    # B's k blocks for g.nc columns packed at once: _packed_b bytes of them, but 256 columns
     # at least (A is packed again for every block of columns), unless 256 columns (or all of
     # them) would take more than CG_PACKED_B_MAX bytes: then one k block at a time, CG_NC wide
     cdef Py_ssize_t isz = sizeof(floating)
     g.whole_b = g.k * _round_up(min(g.n, <Py_ssize_t>256), NR) * isz <= CG_PACKED_B_MAX
-    g.nc = min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(CG_PACKED_B // (g.k * isz)) // NR * NR)) \
+    g.nc = min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(_packed_b // (g.k * isz)) // NR * NR)) \
         if g.whole_b else CG_NC
     # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, else KC x nc) and a
     # scratch tile, each rounded to 16 elements so that all three stay 64-byte aligned; then

@@ -53,17 +53,36 @@
 /* Vector width and tile shape (MR rows x NV vectors) per target: the accumulators use half of
  * the vector registers or more, the rest hold a row of b and a broadcast element of a. */
 #if defined(__AVX512F__)
-#define CG_VBYTES 64 /* 32 zmm: 8 x 32 float32 / 8 x 16 float64, 16 accumulators */
+/* 32 zmm: 8 x 32 float32 / 8 x 16 float64, 16 accumulators. 14 rows (28 accumulators, 4.6
+ * bytes of b streamed from L2 a multiply-add instead of 8) ran 2.5-3.5% faster at 512^3-2048^3
+ * on a 2 MiB-L2 Xeon (2026-12-03, with the prefetch below) but 2-16% slower with 64 or 128
+ * rows (ragged tiles: a dense layer's batch), so the tile stays 8 rows. */
+#define CG_VBYTES 64
 #define CG_MR_DEFAULT 8
 #define CG_NV_DEFAULT 2
+#define CG_PF_B_DEFAULT 16
 #elif defined(__AVX__)
 #define CG_VBYTES 32 /* 16 ymm: 6 x 16 / 6 x 8, 12 accumulators */
 #define CG_MR_DEFAULT 6
 #define CG_NV_DEFAULT 2
+#define CG_PF_B_DEFAULT 16
 #else
 #define CG_VBYTES 16 /* SSE2 or NEON: 4 x 8 / 4 x 4, 8 accumulators */
 #define CG_MR_DEFAULT 4
 #define CG_NV_DEFAULT 2
+#endif
+/* The micro-kernel asks for the rows of its B micro-panel CG_PF_B links ahead (0: no hint;
+ * set on x86 with AVX, the targets it was measured on). The panel (KC x NR) is larger than L1
+ * and streams from L2 for every A micro-panel; the hardware's prefetchers alone left the
+ * kernel waiting on it. On the Xeon above, 2048^3 with 16: AVX-512 float32 +5%, float64 +4%
+ * (8 and 32 within 1% of 16; 64^3 float32 -4%, 128^3 and the dense layer's products +0-4%);
+ * the default AVX2 build float32 +5% (512^3 +6%), float64 +3% (512^3 +4%). A hint: no
+ * arithmetic. */
+#ifndef CG_PF_B_DEFAULT
+#define CG_PF_B_DEFAULT 0
+#endif
+#ifndef CG_PF_B
+#define CG_PF_B CG_PF_B_DEFAULT
 #endif
 #define CG_WF (CG_VBYTES / 4) /* lanes */
 #define CG_WD (CG_VBYTES / 8)
@@ -110,12 +129,17 @@
 #define CG_NSUB 256
 #endif
 /* Bytes of B packed at once: every k block of a block of columns, fewer than CG_NC columns
- * when k is long (but 256 at least). 2048^3 on Zen 5 (1 MiB L2), medians of 5 alternating
- * rounds against OpenBLAS, one / two threads: float64 2 MiB 1.03 / 1.02, 4 MiB 1.05 / 0.98,
- * 8 MiB 0.97 / 0.81; float32 2 MiB 0.94 / 0.94, 4 MiB 0.92 / 0.97, 8 MiB 0.92 / 0.71 (B's k
- * blocks one at a time, with the partials of all of C in memory: float64 0.82 / 0.79). */
-#ifndef CG_PACKED_B
-#define CG_PACKED_B (2 << 20)
+ * when k is long (but 256 at least). gemm.pyx sets it at import to twice the L2 of a core
+ * (between 1 and 8 MiB; 2 MiB when the size is not known) unless CG_PACKED_B is defined.
+ * 2048^3 on Zen 5 (1 MiB L2), medians of 5 alternating rounds against OpenBLAS, one / two
+ * threads: float64 2 MiB 1.03 / 1.02, 4 MiB 1.05 / 0.98, 8 MiB 0.97 / 0.81; float32 2 MiB
+ * 0.94 / 0.94, 4 MiB 0.92 / 0.97, 8 MiB 0.92 / 0.71 (B's k blocks one at a time, with the
+ * partials of all of C in memory: float64 0.82 / 0.79). On the Xeon above (2 MiB L2), 4 MiB
+ * against 2: float32 2048^3 2.2% faster at one thread, 1.5% at two; float64 0.2% / 1.1%. */
+#ifdef CG_PACKED_B
+#define CG_PACKED_B_FIXED (CG_PACKED_B)
+#else
+#define CG_PACKED_B_FIXED 0
 #endif
 /* ... and when even 256 columns of them would take more than this (a very long k), B is packed
  * one k block at a time (KC x NC) with the k blocks outermost, as before: memory stays bounded */
@@ -135,6 +159,10 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
 #define CG_KERNEL_STEP(T, V, VU, W, MR, NV, a, b, k, acc)                                      \
     do {                                                                                       \
         V bv_[NV];                                                                             \
+        if (CG_PF_B) {                                                                         \
+            CG_UNROLL for (int q = 0; q < (int)(W * NV * sizeof(T)); q += 64)                  \
+                __builtin_prefetch((const char *)((b) + ((k) + CG_PF_B) * (W * NV)) + q, 0, 3); \
+        }                                                                                      \
         CG_UNROLL for (int v = 0; v < NV; ++v)                                                 \
             bv_[v] = *(const VU *)((b) + (k) * (W * NV) + W * v);                              \
         CG_UNROLL for (int r = 0; r < MR; ++r) {                                               \

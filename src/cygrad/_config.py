@@ -71,7 +71,17 @@ def _config():
                      "threads": backend.get_num_threads(),
                      "compiled_kernels_error": _error(getattr(backend, "_cython_error", None))},
         "numpy": {"version": np.__version__, "blas": blas()},
+        "gemm": _gemm_blocking(),
     }
+
+
+def _gemm_blocking():
+    """The gemm kernel's tiles and blocking (gemm.blocking()), or None without the kernel."""
+    try:
+        from ._C import gemm
+    except ImportError:
+        return None
+    return gemm.blocking()
 
 
 def _error(exc):
@@ -80,6 +90,15 @@ def _error(exc):
 
 def _yes(value):
     return {True: "yes", False: "no", None: "unknown"}[value]
+
+
+def _render_gemm(g):
+    if not g:
+        return []
+    tiles = " / ".join(f"{r}x{c}" for r, c in g["tile"].values())
+    return [f"  gemm:         tiles {tiles} (float32 / float64), k blocks "
+            f"{' / '.join(str(k) for k in g['k_block'].values())}, B packed "
+            f"{g['packed_b'] >> 10} KiB at a time, prefetch {g['prefetch_b']} links ahead"]
 
 
 def _render(config):
@@ -102,6 +121,7 @@ def _render(config):
                False: " (each product and sum rounded apart: other last digits than FMA builds)",
                None: ""}[b["fma"]],
             f"  vector width: {b['vector_bits']} bits",
+            *_render_gemm(config.get("gemm")),
             f"  debug info:   {_yes(b['debug_info'])}; bounds checks: {_yes(b['boundscheck'])}",
             f"  Cython {b['cython']}, for Python {b['python']} on {b['platform']}; kernels: "
             f"{', '.join(b['kernels'])}",

@@ -360,3 +360,14 @@ def test_fma_peak_rejects_bad_arguments():
         gemm_module.fma_peak(np.int64, 10)
     with pytest.raises(ValueError, match="n must be >= 0"):
         gemm_module.fma_peak(np.float32, -1)
+
+
+def test_blocking_reports_this_builds_tiles_and_a_packing_budget_from_the_l2():
+    b = gemm_module.blocking()
+    assert b["k_block"] == gemm_module.k_block  # the leaves of every element's tree
+    for dtype, (rows, cols) in b["tile"].items():
+        assert b["mc"] % rows == 0 and b["nsub"] % cols == 0, dtype
+    l2 = gemm_module._l2_bytes()
+    want = min(max(2 * l2, 1 << 20), 8 << 20) if l2 > 0 else 2 << 20
+    assert b["packed_b"] == want
+    assert b["prefetch_b"] >= 0
