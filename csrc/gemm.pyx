@@ -174,11 +174,12 @@ def _l2_bytes():
     return 0
 
 
-# Bytes of B's k blocks packed at once (gemm_microkernel.h, CG_PACKED_B): twice a core's L2,
-# between 1 and 8 MiB, or 2 MiB when its size is not known; fixed by -DCG_PACKED_B=.
-# Performance only: which columns are packed together changes no operation of any element.
+# Bytes of B's k blocks packed at once (gemm_microkernel.h, CG_PACKED_B), shared out between
+# a product's threads (each packs its own): four times a core's L2, between 2 and 16 MiB, or 4
+# MiB when its size is not known; fixed by -DCG_PACKED_B=. Performance only: which columns
+# are packed together changes no operation of any element.
 cdef Py_ssize_t _packed_b = CG_PACKED_B_FIXED if CG_PACKED_B_FIXED > 0 else \
-    min(max(2 * _l2_bytes(), 1 << 20), 8 << 20) if _l2_bytes() > 0 else 2 << 20
+    min(max(4 * _l2_bytes(), 2 << 20), 16 << 20) if _l2_bytes() > 0 else 4 << 20
 
 
 def blocking():
@@ -1060,12 +1061,12 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     cdef bint split_n = nt > 1 and _split_n(g.m, g.n, g.k, nt, MR, NR)
     nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
-    # B's k blocks for g.nc columns packed at once: _packed_b bytes of them, but 256 columns
+    # B's k blocks for g.nc columns packed at once: _packed_b / nt bytes of them, but 256 columns
     # at least (A is packed again for every block of columns), unless 256 columns (or all of
     # them) would take more than CG_PACKED_B_MAX bytes: then one k block at a time, CG_NC wide
     cdef Py_ssize_t isz = sizeof(floating)
     g.whole_b = g.k * _round_up(min(g.n, <Py_ssize_t>256), NR) * isz <= CG_PACKED_B_MAX
-    g.nc = min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(_packed_b // (g.k * isz)) // NR * NR)) \
+    g.nc = min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(_packed_b // nt // (g.k * isz)) // NR * NR)) \
         if g.whole_b else CG_NC
     # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, else KC x nc) and a
     # scratch tile, each rounded to 16 elements so that all three stay 64-byte aligned; then

@@ -129,13 +129,16 @@
 #define CG_NSUB 256
 #endif
 /* Bytes of B packed at once: every k block of a block of columns, fewer than CG_NC columns
- * when k is long (but 256 at least). gemm.pyx sets it at import to twice the L2 of a core
- * (between 1 and 8 MiB; 2 MiB when the size is not known) unless CG_PACKED_B is defined.
+ * when k is long (but 256 at least). gemm.pyx sets it at import to four times the L2 of a
+ * core (between 2 and 16 MiB; 4 MiB when the size is not known) unless CG_PACKED_B is defined,
+ * and a threaded product's threads share it (each packs its own block of B).
  * 2048^3 on Zen 5 (1 MiB L2), medians of 5 alternating rounds against OpenBLAS, one / two
  * threads: float64 2 MiB 1.03 / 1.02, 4 MiB 1.05 / 0.98, 8 MiB 0.97 / 0.81; float32 2 MiB
  * 0.94 / 0.94, 4 MiB 0.92 / 0.97, 8 MiB 0.92 / 0.71 (B's k blocks one at a time, with the
- * partials of all of C in memory: float64 0.82 / 0.79). On the Xeon above (2 MiB L2), 4 MiB
- * against 2: float32 2048^3 2.2% faster at one thread, 1.5% at two; float64 0.2% / 1.1%. */
+ * partials of all of C in memory: float64 0.82 / 0.79). On a 2 MiB-L2 Xeon (2026-12-03),
+ * paired against 4 MiB a thread: 8 MiB at one thread, 2048^3 float64 +4.6%, float32 +2.2%,
+ * 1024^3 float64 +1.4%; 16 MiB -9% / -17%; 8 MiB a thread at two threads -3% / -17% (each
+ * thread packs its own B: the reason for sharing the budget out); 2 MiB -0.2-2.2%. */
 #ifdef CG_PACKED_B
 #define CG_PACKED_B_FIXED (CG_PACKED_B)
 #else

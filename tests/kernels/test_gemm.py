@@ -368,6 +368,6 @@ def test_blocking_reports_this_builds_tiles_and_a_packing_budget_from_the_l2():
     for dtype, (rows, cols) in b["tile"].items():
         assert b["mc"] % rows == 0 and b["nsub"] % cols == 0, dtype
     l2 = gemm_module._l2_bytes()
-    want = min(max(2 * l2, 1 << 20), 8 << 20) if l2 > 0 else 2 << 20
+    want = min(max(4 * l2, 2 << 20), 16 << 20) if l2 > 0 else 4 << 20
     assert b["packed_b"] == want
     assert b["prefetch_b"] >= 0
