@@ -178,8 +178,14 @@ def _l2_bytes():
 # a product's threads (each packs its own): four times a core's L2, between 2 and 16 MiB, or 4
 # MiB when its size is not known; fixed by -DCG_PACKED_B=. Performance only: which columns
 # are packed together changes no operation of any element.
-cdef Py_ssize_t _packed_b = CG_PACKED_B_FIXED if CG_PACKED_B_FIXED > 0 else \
-    min(max(4 * _l2_bytes(), 2 << 20), 16 << 20) if _l2_bytes() > 0 else 4 << 20
+def _packing_budget():
+    cdef Py_ssize_t l2 = _l2_bytes()
+    if CG_PACKED_B_FIXED > 0:
+        return CG_PACKED_B_FIXED
+    return min(max(4 * l2, 2 << 20), 16 << 20) if l2 > 0 else 4 << 20
+
+
+cdef Py_ssize_t _packed_b = _packing_budget()
 
 
 def blocking():
@@ -1066,7 +1072,8 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     # them) would take more than CG_PACKED_B_MAX bytes: then one k block at a time, CG_NC wide
     cdef Py_ssize_t isz = sizeof(floating)
     g.whole_b = g.k * _round_up(min(g.n, <Py_ssize_t>256), NR) * isz <= CG_PACKED_B_MAX
-    g.nc = min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(_packed_b // nt // (g.k * isz)) // NR * NR)) \
+    g.nc = min(<Py_ssize_t>CG_NC,
+               max(256, <Py_ssize_t>(_packed_b // nt // (g.k * isz)) // NR * NR)) \
         if g.whole_b else CG_NC
     # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, else KC x nc) and a
     # scratch tile, each rounded to 16 elements so that all three stay 64-byte aligned; then
