@@ -883,6 +883,30 @@ def test_gradient_zeroed_through_numpy_runs_eagerly():
     _warns(cygrad.compile(zeroed_by_hand), batches[0], calls=4, match="changed in place")
 
 
+@pytest.mark.parametrize("what", ["parameter", "gradient"])
+def test_a_large_array_changed_through_numpy_runs_eagerly(what):
+    """Arrays over 64 KiB are kept by the checking capture as a CRC of their bytes, not a
+    copy: one element changed outside any op, in a 256 x 128 weight after the update or in its
+    gradient before backward adds into it, is still found."""
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 4))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = cygrad.randn(8, 128)
+    y = cygrad.randn(8, 4)
+    weight = model[0].weight
+    assert weight._data.nbytes > 1 << 16
+
+    def nudged(x, y):
+        if what == "gradient" and weight.grad is not None:
+            weight.grad._data[3, 5] = 0.0  # (gradients accumulate: no zero_grad)
+        F.mse_loss(model(x), y).backward()
+        opt.step()
+        if what == "parameter":
+            weight._data[7, 9] += 1.0
+
+    _warns(cygrad.compile(nudged), (x, y), calls=4, match="changed in place")
+
+
 def test_targets_the_capture_did_not_see_raise_at_replay():
     """cross_entropy chose its fused kernel on the captured targets; a replay given an
     out-of-range target raises before any update (the kernel checks), and the step's eager

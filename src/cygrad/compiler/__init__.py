@@ -42,7 +42,9 @@ raises CompileError instead, after the call that found it has completed eagerly)
 - two captures that differ (see above); an in-place op on a tensor in the autograd graph; a
   tensor hook or retain_grad(); a module backward hook; `optimizer.step(closure)`; a graph made
   before the call; options changed inside fn (a scheduler's step); state changed in place
-  outside any op (numpy writes through `.data`), when the second capture can see it;
+  outside any op (numpy writes through `.data`), when the second capture can see it (it
+  compares arrays over 64 KiB by a CRC-32 of their bytes: a change escapes with
+  probability 2^-32);
 - while any Watcher is active in the thread (a SymmetryMonitor until its detach(), whatever
   model it watches; cygrad.trace; the split autopsy's recorder) or anomaly detection is on,
   calls run eagerly, so the watcher sees every op: a monitored compiled step records exactly
