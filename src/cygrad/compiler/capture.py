@@ -315,8 +315,8 @@ class _Snapshot:
     capture checks that only recorded steps changed them."""
 
     def __init__(self, plan):
-        self.values = {}  # id(t) -> (t, copy of its values: at entry, or after its update)
-        self.grads_in = {}  # id(t) -> (t, its .grad at entry, a copy of that grad's values)
+        self.values = {}  # id(t) -> (t, its values kept: at entry, or after its update)
+        self.grads_in = {}  # id(t) -> (t, its .grad at entry, that grad's values kept)
         for t in plan.live_tensors():
             self.values[id(t)] = (t, _kept(t._data))
             grad = t._grad
@@ -325,10 +325,10 @@ class _Snapshot:
         self.owners = plan.owners
 
     def _unexplained(self, written):
-        """Tensors whose values changed since their copy, with no recorded write into them
+        """Tensors whose values changed since they were kept, with no recorded write into them
         (written: _written(recorder))."""
-        return [t for t, copy in self.values.values()
-                if id(t) not in written and not _same_bits(t._data, copy)]
+        return [t for t, kept in self.values.values()
+                if id(t) not in written and not _same_bits(t._data, kept)]
 
     def check_before_step(self, recorder, opt):
         if opt in self.optimizers and _options(opt) != self.optimizers[opt][0]:
@@ -360,7 +360,7 @@ class _Snapshot:
         for e in recorder.events:
             if e[0] == "leaf":
                 last[id(e[1])] = e
-        for key, (t, grad, copy) in self.grads_in.items():
+        for key, (t, grad, kept) in self.grads_in.items():
             e = last.get(key)
             now = t._grad
             if e is not None:  # backward made this .grad: nothing else may touch it, but fn
@@ -375,7 +375,7 @@ class _Snapshot:
             elif now is not None and now is not grad:
                 recorder.problem("fn set a .grad outside backward: replay cannot repeat it")
             elif now is not None and id(now) not in written and \
-                    not _same_bits(now._data, copy):
+                    not _same_bits(now._data, kept):
                 recorder.problem("a .grad was changed in place outside any op: replay cannot "
                                  "repeat it")
 
