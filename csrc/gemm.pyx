@@ -623,9 +623,11 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
 #   tree    sums.h's tree over the N = ceil(k / KC) leaves (a binary counter: leaf t is merged
 #           with the stored partial of level l for every trailing one bit l of t, stored + leaf,
 #           and stored at the next level; the last leaf merges every stored level, lowest first).
-# Partials of level l < D live in scratch planes of C's shape (per thread share, one KC x NC
-# block of columns at a time), level D = bit length of N-1 minus 1 in C itself: a product with
-# k <= 2*KC needs no scratch at all, and k <= KC is the plain chain.
+# Partials of level l < D live in scratch planes (a thread's own), level D = bit length of N-1
+# minus 1 in C itself: a product with k <= 2*KC needs no scratch at all, and k <= KC is the
+# plain chain. A plane holds one block of columns of the rows in progress: the MC rows of the
+# unit a thread runs when B's k blocks are packed at once (a unit ends with its partials merged:
+# the next one reuses the plane, which stays in L2), else the thread's whole share.
 
 cdef inline int _top(Py_ssize_t blocks) noexcept nogil:
     """D: the highest level a partial is stored at (C itself); -1 for one block."""
@@ -650,11 +652,12 @@ cdef inline Py_ssize_t _merges(Py_ssize_t pb, Py_ssize_t blocks, int *level) noe
 
 
 cdef struct Slots:
-    # the stored partials: level l < top at plane + l*size (rows ld elements apart), level top
-    # (and the final sum) in C
+    # the stored partials: level l < top at plane + l*size (rows ld elements apart; row r of C
+    # at plane row r % rows), level top (and the final sum) in C
     char *plane
     Py_ssize_t ld, size
     int top
+    Py_ssize_t rows
 
 
 cdef inline floating *_slot(Slots *s, int level, floating *c_block, Py_ssize_t ldc,
@@ -664,7 +667,7 @@ cdef inline floating *_slot(Slots *s, int level, floating *c_block, Py_ssize_t l
         ld[0] = ldc
         return c_block + row * ldc + col
     ld[0] = s.ld
-    return <floating *>s.plane + level * s.size + row * s.ld + col
+    return <floating *>s.plane + level * s.size + (row % s.rows) * s.ld + col
 
 
 cdef inline int _stored(Py_ssize_t mask, Slots *s, floating *c_block, Py_ssize_t ldc,
@@ -1085,7 +1088,12 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     cdef Slots slots
     slots.top = _top(_cdiv(g.k, KC))
     slots.ld = min(g.nc, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)
-    slots.size = _round_up((g.m if split_n else _cdiv(_cdiv(g.m, MR), nt) * MR) * slots.ld, 16)
+    # a thread's planes hold the partials of its whole share (B's k blocks outermost), or of
+    # the MC rows of the unit it runs (whole_b: a unit is done with its partials when it ends)
+    slots.rows = g.m if split_n else _cdiv(_cdiv(g.m, MR), nt) * MR
+    if g.whole_b:
+        slots.rows = min(slots.rows, <Py_ssize_t>CG_MC)
+    slots.size = _round_up(slots.rows * slots.ld, 16)
     cdef Py_ssize_t planes = max(slots.top, 0) * slots.size
     cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16) + planes
     cdef double small[SMALL_DOUBLES]  # a small product packs on the stack
@@ -1117,7 +1125,8 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
         else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _gemm_share(g, buf + t * step, a_size, b_size,
-                            Slots(<char *>(buf + t * step + own), slots.ld, slots.size, slots.top),
+                            Slots(<char *>(buf + t * step + own), slots.ld, slots.size, slots.top,
+                                  slots.rows),
                             t, nt, split_n, queues)
     free(queues)
     if mem != <char *>small:
@@ -1622,7 +1631,7 @@ cdef int _reference(Operands g, Py_ssize_t MB, Py_ssize_t KB, Py_ssize_t NB, flo
             j0 = 0
             while j0 < g.n:
                 _rows(g, blk * MB, min(MB, g.m - blk * MB), j0, min(nb, g.n - j0), KB,
-                      mem + t * per, Slots(<char *>(mem + t * per + size), nb, size, top))
+                      mem + t * per, Slots(<char *>(mem + t * per + size), nb, size, top, MB))
                 j0 = j0 + nb
     free(mem)
     return 0

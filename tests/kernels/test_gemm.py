@@ -104,7 +104,8 @@ def test_larger_shapes_many_tiles_and_k_blocks(m, n, k, ta, tb, dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (3, 260, 16500), (2, 16, 270000)])
+@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (250, 70, 1300), (3, 260, 16500),
+                                   (2, 16, 270000)])
 def test_both_orders_of_the_k_blocks(dtype, m, n, k):
     """B's k blocks packed at once for blocks of 256+ columns (a block of rows through all its
     k blocks), or, when that would not fit CG_PACKED_B_MAX (16 MiB: k x 256 x 4 bytes past
