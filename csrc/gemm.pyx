@@ -83,6 +83,8 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_NR_F32
         CG_MR_F64
         CG_NR_F64
+        CG_MR_WIDE_F32  # the wide tile's rows (as many columns)
+        CG_MR_WIDE_F64
         CG_NRN_F32  # narrow tiles: one vector wide
         CG_NRN_F64
         CG_KC_F32  # cache blocking: performance only
@@ -97,6 +99,22 @@ cdef extern from "gemm_microkernel.h" nogil:
                        Py_ssize_t ldc, int load_c)
     void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
                        Py_ssize_t ldc, int load_c)
+    void cg_kernel_wide_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
+                            Py_ssize_t ldc, int load_c)
+    void cg_kernel_wide_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
+                            Py_ssize_t ldc, int load_c)
+    void cg_kernel_wide_f32_sum(Py_ssize_t kc, const float *a, const float *b, float *c,
+                                Py_ssize_t ldc, int load_c, int nsrc, const float *const *src,
+                                const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
+    void cg_kernel_wide_f64_sum(Py_ssize_t kc, const double *a, const double *b, double *c,
+                                Py_ssize_t ldc, int load_c, int nsrc, const double *const *src,
+                                const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
+    void cg_pack_a_kcont_wide_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_a_icont_wide_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
+    void cg_pack_a_kcont_wide_f64(double *dst, const double *src, Py_ssize_t ld,
+                                  Py_ssize_t kc)
+    void cg_pack_a_icont_wide_f64(double *dst, const double *src, Py_ssize_t ld,
+                                  Py_ssize_t kc)
     void cg_kernel_narrow_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
                               Py_ssize_t ldc, int load_c)
     void cg_kernel_narrow_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
@@ -190,9 +208,12 @@ cdef Py_ssize_t _packed_b = _packing_budget()
 
 def blocking():
     """This build's tile shapes and cache blocking (performance only, except k_block, which
-    sets each element's tree): rows x columns of a tile per dtype, the k, row and column
+    sets each element's tree): rows x columns of a tile per dtype (and of the wide tile, for
+    products with many rows: the same where the build has none), the k, row and column
     blocks, B's packing budget in bytes and the micro-kernel's prefetch distance."""
     return {"tile": {"float32": (CG_MR_F32, CG_NR_F32), "float64": (CG_MR_F64, CG_NR_F64)},
+            "wide": {"float32": (CG_MR_WIDE_F32, CG_NR_F32),
+                     "float64": (CG_MR_WIDE_F64, CG_NR_F64)},
             "k_block": dict(k_block), "mc": CG_MC, "nc": CG_NC, "nsub": CG_NSUB,
             "packed_b": _packed_b, "prefetch_b": CG_PF_B}
 
@@ -221,9 +242,14 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t x, Py_ssize_t m) noexcept nogil:
 
 
 cdef void _pack_a(floating *dst, const char *a, Py_ssize_t rs, Py_ssize_t cs,
-                  Py_ssize_t m, Py_ssize_t kc) noexcept nogil:
-    """dst[p][k][r] := op(A)[p*MR + r, k] (op(A)[i, k] at a + i*rs + k*cs), 0 past row m."""
-    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+                  Py_ssize_t m, Py_ssize_t kc, bint wide) noexcept nogil:
+    """dst[p][k][r] := op(A)[p*MR + r, k] (op(A)[i, k] at a + i*rs + k*cs), 0 past row m;
+    MR the wide tile's rows with `wide`."""
+    cdef Py_ssize_t MR
+    if wide:
+        MR = CG_MR_WIDE_F32 if floating is float else CG_MR_WIDE_F64
+    else:
+        MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t isz = sizeof(floating)
     cdef Py_ssize_t p, p0, r, k, mr
     cdef const char *src
@@ -233,14 +259,26 @@ cdef void _pack_a(floating *dst, const char *a, Py_ssize_t rs, Py_ssize_t cs,
         src = a + p0 * rs
         if mr == MR and cs == isz and rs % isz == 0:  # k along memory: transposed in registers
             if floating is float:
-                cg_pack_a_kcont_f32(dst, <const float *>src, rs // isz, kc)
+                if wide:
+                    cg_pack_a_kcont_wide_f32(dst, <const float *>src, rs // isz, kc)
+                else:
+                    cg_pack_a_kcont_f32(dst, <const float *>src, rs // isz, kc)
             else:
-                cg_pack_a_kcont_f64(dst, <const double *>src, rs // isz, kc)
+                if wide:
+                    cg_pack_a_kcont_wide_f64(dst, <const double *>src, rs // isz, kc)
+                else:
+                    cg_pack_a_kcont_f64(dst, <const double *>src, rs // isz, kc)
         elif mr == MR and rs == isz and cs % isz == 0:  # i along memory (A transposed)
             if floating is float:
-                cg_pack_a_icont_f32(dst, <const float *>src, cs // isz, kc)
+                if wide:
+                    cg_pack_a_icont_wide_f32(dst, <const float *>src, cs // isz, kc)
+                else:
+                    cg_pack_a_icont_f32(dst, <const float *>src, cs // isz, kc)
             else:
-                cg_pack_a_icont_f64(dst, <const double *>src, cs // isz, kc)
+                if wide:
+                    cg_pack_a_icont_wide_f64(dst, <const double *>src, cs // isz, kc)
+                else:
+                    cg_pack_a_icont_f64(dst, <const double *>src, cs // isz, kc)
         else:  # any strides, or the ragged last panel: element by element, zero-padded
             for k in range(kc):
                 for r in range(mr):
@@ -378,7 +416,7 @@ cdef inline void _pack_a_of(const Operands *g, floating *dst, Py_ssize_t ic, Py_
     if g.pa != NULL:
         _pack_a_patches(dst, g.pa, g.a_row0 + ic, pc, mc, kc)
     else:
-        _pack_a(dst, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc)
+        _pack_a(dst, g.a + ic * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs, mc, kc, g.mr != g.mr0)
 
 
 cdef Py_ssize_t _LIMIT = (1 << 31) - 1  # each geometry number (as csrc/conv.pyx)
@@ -545,16 +583,20 @@ cdef inline void _pack_b_of(const Operands *g, floating *dst, Py_ssize_t pc, Py_
 
 
 cdef inline void _kernel(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
-                         Py_ssize_t ldc, bint load_c, bint narrow) noexcept nogil:
-    """The micro-kernel: an MR x NR tile of C, or MR x NRN with `narrow`. Both run the same
-    multiply-add chain per element."""
+                         Py_ssize_t ldc, bint load_c, bint narrow, bint wide) noexcept nogil:
+    """The micro-kernel: an MR x NR tile of C, or MR x NRN with `narrow`, or the wide tile's
+    rows x NR with `wide`. All run the same multiply-add chain per element."""
     if floating is float:
-        if narrow:
+        if wide:
+            cg_kernel_wide_f32(kc, a, b, c, ldc, load_c)
+        elif narrow:
             cg_kernel_narrow_f32(kc, a, b, c, ldc, load_c)
         else:
             cg_kernel_f32(kc, a, b, c, ldc, load_c)
     else:
-        if narrow:
+        if wide:
+            cg_kernel_wide_f64(kc, a, b, c, ldc, load_c)
+        elif narrow:
             cg_kernel_narrow_f64(kc, a, b, c, ldc, load_c)
         else:
             cg_kernel_f64(kc, a, b, c, ldc, load_c)
@@ -585,6 +627,9 @@ cdef struct Operands:
     char *c
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
     Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
+    Py_ssize_t mr  # the rows of A's panels and C's tiles: MR, or the wide tile's (_wide)
+    Py_ssize_t mr0  # MR
+    Py_ssize_t mc  # the rows of a block of A: CG_MC rounded down to a multiple of mr
     Py_ssize_t nc  # the columns of C a pass takes: CG_NC, fewer when B's k blocks would not fit
     bint whole_b  # B's k blocks packed at once for those columns (else one k block at a time)
 
@@ -709,7 +754,7 @@ cdef inline void _ahead_of(const Operands *g, Ahead *h, Py_ssize_t ic, Py_ssize_
                            Py_ssize_t KC, Py_ssize_t isz) noexcept nogil:
     """Point h at the block of A at rows ic.., k pc.. (KC deep, elements of isz bytes): none
     past the end, for patches, for other strides, or for an A that stays in cache anyway."""
-    cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m - ic), kc = min(KC, g.k - pc)
+    cdef Py_ssize_t mc = min(g.mc, g.m - ic), kc = min(KC, g.k - pc)
     h.p, h.rows, h.bytes, h.stride = NULL, 0, 0, 0
     if g.pa != NULL or mc <= 0 or kc <= 0 or g.m * g.k * isz <= AHEAD_BYTES:
         return
@@ -743,7 +788,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
     for jb in range(_cdiv(g.n, g.nc)):
         if g.whole_b:
             _pack_b_block(&g, bbuf, jb)
-            for ib in range(_cdiv(g.m, CG_MC)):
+            for ib in range(_cdiv(g.m, g.mc)):
                 _unit(&g, abuf, bbuf, tile, &slots, jb, ib)
             continue
         jc = jb * g.nc
@@ -754,13 +799,13 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
             kc = min(KC, g.k - pc)
             mask = _merges(pb, blocks, &level)
             _pack_b_of(&g, bbuf, pc, jc, kc, nc, NR)
-            for ib in range(_cdiv(g.m, CG_MC)):
-                ic = ib * CG_MC
-                mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+            for ib in range(_cdiv(g.m, g.mc)):
+                ic = ib * g.mc
+                mc = min(g.mc, g.m - ic)
                 _pack_a_of(&g, abuf, ic, pc, mc, kc)
                 # the block packed next: (the next rows, this k block), ...
-                if ic + CG_MC < g.m:
-                    _ahead_of(&g, &ahead, ic + CG_MC, pc, KC, sizeof(floating))
+                if ic + g.mc < g.m:
+                    _ahead_of(&g, &ahead, ic + g.mc, pc, KC, sizeof(floating))
                 else:  # ... or (the first rows, the next k block)
                     _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
                 _blocks(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
@@ -784,8 +829,8 @@ cdef inline void _unit(const Operands *g, floating *abuf, const floating *bbuf, 
     leaf, in ascending k blocks, and the tree's merges), from that block of B packed in bbuf.
     A unit of work of its own: its partials are done with when it returns."""
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
-    cdef Py_ssize_t jc = jb * g.nc, ic = ib * CG_MC, pc, pb, kc, mask
-    cdef Py_ssize_t nc = min(g.nc, g.n - jc), mc = min(<Py_ssize_t>CG_MC, g.m - ic)
+    cdef Py_ssize_t jc = jb * g.nc, ic = ib * g.mc, pc, pb, kc, mask
+    cdef Py_ssize_t nc = min(g.nc, g.n - jc), mc = min(g.mc, g.m - ic)
     cdef Py_ssize_t ncr = _round_up(nc, g.nr)
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
@@ -798,7 +843,7 @@ cdef inline void _unit(const Operands *g, floating *abuf, const floating *bbuf, 
         if pb + 1 < blocks:  # the block packed next: (ic, the next k block), ...
             _ahead_of(g, &ahead, ic, pc + KC, KC, sizeof(floating))
         else:  # ... or (the next rows, the first k block)
-            _ahead_of(g, &ahead, ic + CG_MC, 0, KC, sizeof(floating))
+            _ahead_of(g, &ahead, ic + g.mc, 0, KC, sizeof(floating))
         _blocks(g[0], abuf, bbuf + pc * ncr, tile, slots, <floating *>g.c + jc, ic, mc, kc,
                 nc, mask, level, &ahead)
 
@@ -828,7 +873,7 @@ cdef inline void _block(Operands g, const floating *abuf, const floating *bblock
     """Columns j0..j1 (j0 a multiple of the panel width) of one leaf of an mc x nc block of C
     (rows ic.. of the columns at cblock) from a packed MC x KC block of A and KC x nc block
     of B: its tiles, each merged and stored at `level`."""
-    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t MR = g.mr
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
     cdef bint narrow = NR != FULL
@@ -849,35 +894,43 @@ cdef inline void _block(Operands g, const floating *abuf, const floating *bblock
                 npf = _cdiv(run - pf + ahead.bytes, 64)
             t += 1
             _tile(kc, abuf + ir * kc, bblock + jr * kc, dest, ld, min(MR, mc - ir),
-                  min(NR, nc - jr), mask, slots, cblock, g.ldc, ic + ir, jr, tile, NR, narrow,
-                  pf, npf)
+                  min(NR, nc - jr), mask, slots, cblock, g.ldc, ic + ir, jr, tile, MR, NR,
+                  narrow, pf, npf)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
                        Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, Py_ssize_t mask,
                        Slots *slots, floating *cblock, Py_ssize_t ldcb, Py_ssize_t row,
-                       Py_ssize_t col, floating *tile, Py_ssize_t NR, bint narrow,
-                       const char *pf, Py_ssize_t npf) noexcept nogil:
+                       Py_ssize_t col, floating *tile, Py_ssize_t MR, Py_ssize_t NR,
+                       bint narrow, const char *pf, Py_ssize_t npf) noexcept nogil:
     """One mr x nr tile of a leaf from packed micro-panels a, b (panels NR wide), merged with
     the stored partials of `mask`, into c. A full tile adds them in the micro-kernel's
     registers (and asks for npf cache lines from pf on meanwhile); a ragged edge tile, or a
-    narrow one to merge, runs the same micro-kernel on a full scratch tile first."""
-    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    narrow one to merge, runs the same micro-kernel on a full scratch tile first. MR: the
+    tile's rows (MR, or the wide tile's)."""
+    cdef Py_ssize_t MR0 = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef bint wide = MR != MR0
     cdef Py_ssize_t i
     cdef int n
     cdef const floating *src[64]
     cdef Py_ssize_t lds[64]
     if mr == MR and nr == NR and mask == 0 and (narrow or npf == 0):  # the plain kernel
-        _kernel(kc, a, b, c, ldc, False, narrow)
+        _kernel(kc, a, b, c, ldc, False, narrow, wide)
         return
     if mr == MR and nr == NR and not narrow:  # a full tile (and its merges): in the registers
         n = _stored(mask, slots, cblock, ldcb, row, col, src, lds)
         if floating is float:
-            cg_kernel_f32_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+            if wide:
+                cg_kernel_wide_f32_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+            else:
+                cg_kernel_f32_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
         else:
-            cg_kernel_f64_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+            if wide:
+                cg_kernel_wide_f64_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+            else:
+                cg_kernel_f64_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
         return
-    _kernel(kc, a, b, tile, NR, False, narrow)
+    _kernel(kc, a, b, tile, NR, False, narrow, wide)
     if mask:
         _merge(tile, NR, mr, nr, mask, slots, cblock, ldcb, row, col)
     if not narrow and nr == NR:  # full rows of a full panel: vector moves
@@ -921,7 +974,7 @@ cdef inline Py_ssize_t _units(const Operands *g) noexcept nogil:
     columns times its blocks of rows (none when B's k blocks go one at a time, or past 2^31)."""
     if not g.whole_b or g.m <= 0 or g.n <= 0:
         return 0
-    cdef Py_ssize_t units = _cdiv(g.n, g.nc) * _cdiv(g.m, CG_MC)
+    cdef Py_ssize_t units = _cdiv(g.n, g.nc) * _cdiv(g.m, g.mc)
     return units if units < (<Py_ssize_t>1 << 31) else 0
 
 
@@ -936,7 +989,7 @@ cdef void _gemm_share(Operands g, floating *buf, Py_ssize_t a_size, Py_ssize_t b
     takes another share's from the back while at least two wait, packing that block of B for
     itself. A thread the host held up (or started late) is not waited for. Which thread
     computes a unit changes no bit: every element is the same sequence of operations."""
-    cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
+    cdef Py_ssize_t MR = g.mr
     cdef Operands own = _share(g, t, nt, split_n, MR, sizeof(floating)), other
     cdef Py_ssize_t v
     if queues == NULL or _units(&own) == 0:
@@ -961,7 +1014,7 @@ cdef Py_ssize_t _drain(const Operands *share, cg_queue *queue, bint back, floati
     """Run the units of `share` taken from its queue (its own thread: from the front; another:
     from the back while at least two wait), packing each block of B once for this thread's
     run of them. Returns how many it ran."""
-    cdef Py_ssize_t ib_count = _cdiv(share.m, CG_MC), held = -1, done = 0
+    cdef Py_ssize_t ib_count = _cdiv(share.m, share.mc), held = -1, done = 0
     cdef long long u = cg_take(queue, back, 2 if back else 1)
     while u >= 0:
         if u // ib_count != held:
@@ -996,6 +1049,35 @@ cdef inline double _tiles_cost(Py_ssize_t m, Py_ssize_t n, Py_ssize_t MR, Py_ssi
     if n <= NRN:
         return 1.7 * <double>_round_up(m, MR) * <double>NRN
     return <double>_round_up(m, MR) * <double>_round_up(n, NR)
+
+
+cdef int _wide_mode = -1  # use_wide_tiles: -1 automatic, 0 never, 1 always (where there is one)
+
+
+def use_wide_tiles(mode):
+    """Force the wide tile (CG_MR_WIDE_*) on (True) or off (False) for every product that can
+    take it, or back to the automatic choice (None, _wide_rows); returns the setting before.
+    For tests and measurements: the tile's shape changes no bit of any product."""
+    global _wide_mode
+    before = None if _wide_mode < 0 else bool(_wide_mode)
+    _wide_mode = -1 if mode is None else int(bool(mode))
+    return before
+
+
+cdef inline bint _wide_rows(Py_ssize_t m, Py_ssize_t MR, Py_ssize_t WR, Py_ssize_t n,
+                            Py_ssize_t k) noexcept nogil:
+    """Run a product's tiles WR rows high (the wide tile: more accumulators, fewer loads of B
+    a multiply-add) instead of MR? Where the build has one (WR > MR: AVX-512), for a product
+    of 2^24 multiply-adds or more (~256^3) whose rows padded to WR take at most 3% more than
+    padded to MR: the wide tile ran 2.3-3.5% faster (512^3-2048^3, one thread) and 6-8% at
+    two threads (2048^3 float64), but 2% slower at 256^3 (266 padded rows) and up to 16% with
+    64-128 rows (Xeon, 2026-12-03)."""
+    if WR == MR or _wide_mode == 0:
+        return False
+    if _wide_mode == 1:
+        return True
+    return <double>m * <double>n * <double>k >= <double>(1 << 24) and \
+        <double>_round_up(m, WR) <= 1.03 * <double>_round_up(m, MR)
 
 
 cdef inline bint _swap(Operands *g, Py_ssize_t MR, Py_ssize_t NR, Py_ssize_t NRN) noexcept nogil:
@@ -1064,6 +1146,12 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     if g.n <= NRN:  # a narrow product (a small layer): one-vector tiles, no padding to NR
         NR = NRN
     g.nr = NR
+    g.mr0 = MR
+    cdef Py_ssize_t WR = CG_MR_WIDE_F32 if floating is float else CG_MR_WIDE_F64
+    if NR != NRN and g.pa == NULL and _wide_rows(g.m, MR, WR, g.n, g.k):
+        MR = WR
+    g.mr = MR
+    g.mc = CG_MC // MR * MR
     cdef Py_ssize_t nt = cg_threads(num_threads)
     if <double>g.m * <double>g.n * <double>g.k <= serial:
         nt = 1
@@ -1081,7 +1169,7 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, else KC x nc) and a
     # scratch tile, each rounded to 16 elements so that all three stay 64-byte aligned; then
     # its planes of partials
-    cdef Py_ssize_t mc = min(<Py_ssize_t>CG_MC, g.m), kc = min(KC, g.k)
+    cdef Py_ssize_t mc = min(g.mc, g.m), kc = min(KC, g.k)
     cdef Py_ssize_t nc = min(g.nc, g.n)
     cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
     cdef Py_ssize_t b_size = _round_up((g.k if g.whole_b else kc) * _round_up(nc, NR), 16)
@@ -1092,7 +1180,7 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     # the MC rows of the unit it runs (whole_b: a unit is done with its partials when it ends)
     slots.rows = g.m if split_n else _cdiv(_cdiv(g.m, MR), nt) * MR
     if g.whole_b:
-        slots.rows = min(slots.rows, <Py_ssize_t>CG_MC)
+        slots.rows = min(slots.rows, g.mc)
     slots.size = _round_up(slots.rows * slots.ld, 16)
     cdef Py_ssize_t planes = max(slots.top, 0) * slots.size
     cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16) + planes

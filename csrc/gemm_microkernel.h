@@ -101,6 +101,24 @@
 #endif
 #define CG_NR_F32 (CG_WF * CG_NV_F32)
 #define CG_NR_F64 (CG_WD * CG_NV_F64)
+/* The wide tile: as many columns, more rows, for products with many rows (gemm.pyx _wide):
+ * with AVX-512's 32 registers, 14 x 32 / 14 x 16 (28 accumulators; 2.3-3.5% faster than 8 rows
+ * at 512^3-2048^3 on a Xeon, 2026-12-03, and 6-8% at two threads, but slower where 14-row
+ * panels pad many rows: 64-256). Elsewhere (16 registers) the same as the tile above. */
+#ifndef CG_MR_WIDE_F32
+#if CG_VBYTES == 64
+#define CG_MR_WIDE_F32 14
+#else
+#define CG_MR_WIDE_F32 CG_MR_F32
+#endif
+#endif
+#ifndef CG_MR_WIDE_F64
+#if CG_VBYTES == 64
+#define CG_MR_WIDE_F64 14
+#else
+#define CG_MR_WIDE_F64 CG_MR_F64
+#endif
+#endif
 /* Narrow tiles, one vector wide: a product with at most this many columns packs B in panels
  * of this width and runs the narrow kernel, instead of padding every row of C to NR. */
 #define CG_NRN_F32 CG_WF
@@ -218,6 +236,8 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
+CG_DEFINE_KERNEL(cg_kernel_wide_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_WIDE_F32, CG_NV_F32)
+CG_DEFINE_KERNEL(cg_kernel_wide_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_WIDE_F64, CG_NV_F64)
 /* one vector wide, for products with at most CG_NRN_* columns (a narrow layer) */
 CG_DEFINE_KERNEL(cg_kernel_narrow_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, 1)
 CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, 1)
@@ -248,6 +268,8 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
+CG_DEFINE_KERNEL(cg_kernel_wide_f32, float, CG_MR_WIDE_F32, CG_NR_F32)
+CG_DEFINE_KERNEL(cg_kernel_wide_f64, double, CG_MR_WIDE_F64, CG_NR_F64)
 CG_DEFINE_KERNEL(cg_kernel_narrow_f32, float, CG_MR_F32, CG_NRN_F32)
 CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
 #endif
@@ -273,16 +295,18 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
         }                                                                                      \
     } while (0)
 
-#define CG_DEFINE_TRANSPOSES(SFX, T, V, VU, VI, W, MR)                                          \
+#define CG_DEFINE_TRANSPOSES(SFX, T, V, VU, VI, W)                                              \
     static inline void cg_transpose_##SFX(V *v)                                                \
     {                                                                                          \
         if (W > 8) CG_STAGE(V, VI, W, v, 8);                                                   \
         if (W > 4) CG_STAGE(V, VI, W, v, 4);                                                   \
         if (W > 2) CG_STAGE(V, VI, W, v, 2);                                                   \
         CG_STAGE(V, VI, W, v, 1);                                                              \
-    }                                                                                          \
-    /* k0 += W at a time through registers; returns where the scalar tail starts */            \
-    __attribute__((unused)) static ptrdiff_t cg_pack_a_kcont_blocks_w_##SFX(                   \
+    }
+/* A panels of MR rows: k0 += W at a time through registers; returns where the scalar tail
+ * starts */
+#define CG_DEFINE_A_KCONT_BLOCKS(NAME, TSFX, T, V, VU, W, MR)                                   \
+    __attribute__((unused)) static ptrdiff_t NAME(                                             \
         T *__restrict dst, const T *__restrict src, ptrdiff_t ld, ptrdiff_t kc)                \
     {                                                                                          \
         ptrdiff_t k0 = 0;                                                                      \
@@ -291,7 +315,7 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
                 V v[W];                                                                        \
                 CG_UNROLL for (int r = 0; r < W; ++r)                                          \
                     v[r] = r0 + r < MR ? (V) * (const VU *)(src + (r0 + r) * ld + k0) : (V){0}; \
-                cg_transpose_##SFX(v);                                                         \
+                cg_transpose_##TSFX(v);                                                        \
                 const int rows = MR - r0 < W ? MR - r0 : W;                                    \
                 CG_UNROLL for (int k = 0; k < W; ++k)                                          \
                     __builtin_memcpy(dst + (k0 + k) * MR + r0, &v[k], rows * sizeof(T));       \
@@ -299,8 +323,16 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, CG_MR_F64, CG_NRN_F64)
         }                                                                                      \
         return k0;                                                                             \
     }
-CG_DEFINE_TRANSPOSES(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF, CG_MR_F32)
-CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD, CG_MR_F64)
+CG_DEFINE_TRANSPOSES(f32, float, cg_vf, cg_vf_u, cg_vi, CG_WF)
+CG_DEFINE_TRANSPOSES(f64, double, cg_vd, cg_vd_u, cg_vl, CG_WD)
+CG_DEFINE_A_KCONT_BLOCKS(cg_pack_a_kcont_blocks_w_f32, f32, float, cg_vf, cg_vf_u, CG_WF,
+                         CG_MR_F32)
+CG_DEFINE_A_KCONT_BLOCKS(cg_pack_a_kcont_blocks_w_f64, f64, double, cg_vd, cg_vd_u, CG_WD,
+                         CG_MR_F64)
+CG_DEFINE_A_KCONT_BLOCKS(cg_pack_a_kcont_blocks_wide_f32, f32, float, cg_vf, cg_vf_u, CG_WF,
+                         CG_MR_WIDE_F32)
+CG_DEFINE_A_KCONT_BLOCKS(cg_pack_a_kcont_blocks_wide_f64, f64, double, cg_vd, cg_vd_u, CG_WD,
+                         CG_MR_WIDE_F64)
 #define cg_pack_a_kcont_blocks_f64 cg_pack_a_kcont_blocks_w_f64
 #if CG_MR_F32 * 2 == CG_WF && CG_WF == 16
 /* float32 A panels of half a vector's lanes (AVX-512: 8 rows, 16 lanes): a W x W transpose
@@ -464,6 +496,8 @@ CG_DEFINE_BLOCK_T(f64, double, CG_WD)
     }
 CG_DEFINE_PACK_A(f32, float, CG_MR_F32)
 CG_DEFINE_PACK_A(f64, double, CG_MR_F64)
+CG_DEFINE_PACK_A(wide_f32, float, CG_MR_WIDE_F32)
+CG_DEFINE_PACK_A(wide_f64, double, CG_MR_WIDE_F64)
 CG_DEFINE_PACK_B(f32, float, CG_NR_F32)
 CG_DEFINE_PACK_B(f64, double, CG_NR_F64)
 CG_DEFINE_PACK_B(narrow_f32, float, CG_NRN_F32)

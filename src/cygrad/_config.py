@@ -96,7 +96,10 @@ def _render_gemm(g):
     if not g:
         return []
     tiles = " / ".join(f"{r}x{c}" for r, c in g["tile"].values())
-    return [f"  gemm:         tiles {tiles} (float32 / float64), k blocks "
+    wide = ""
+    if g.get("wide") and g["wide"] != g["tile"]:
+        wide = ", " + " / ".join(f"{r}x{c}" for r, c in g["wide"].values()) + " for many rows"
+    return [f"  gemm:         tiles {tiles} (float32 / float64){wide}, k blocks "
             f"{' / '.join(str(k) for k in g['k_block'].values())}, B packed "
             f"{g['packed_b'] >> 10} KiB at a time, prefetch {g['prefetch_b']} links ahead"]
 

@@ -118,6 +118,42 @@ def test_both_orders_of_the_k_blocks(dtype, m, n, k):
     assert np.array_equal(c, run_gemm(a, b, False, False, 1, kernel="naive"))
 
 
+@pytest.fixture
+def wide_tiles():
+    """Run the test's products with the wide tile (where this build has one), then restore."""
+    before = gemm_module.use_wide_tiles(True)
+    yield gemm_module.blocking()["wide"]
+    gemm_module.use_wide_tiles(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ta,tb", TRANSPOSES)
+@pytest.mark.parametrize("m,n,k", [(14, 32, 5), (29, 50, 600), (131, 70, 1300),
+                                   (250, 33, 2100), (3, 17, 40)])
+def test_the_wide_tile_gives_the_same_bits(wide_tiles, dtype, threads, ta, tb, m, n, k):
+    """The wide tile (14 rows on AVX-512: products with many rows) runs every element's chain
+    and tree as the narrower tile does: the naive chain's bits, with ragged rows (29, 131,
+    250: not multiples of 14 or 8), ragged columns, several leaves, blocks of 112 rows and
+    both splits between threads; forced on here, whatever the product's size."""
+    a, b = operands(np.random.default_rng(m + n + k), m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, threads)
+    assert_close_to_numpy(c, a, b, ta, tb)
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
+    gemm_module.use_wide_tiles(False)
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, threads))
+
+
+def test_use_wide_tiles_returns_the_setting_before():
+    before = gemm_module.use_wide_tiles(True)
+    try:
+        assert gemm_module.use_wide_tiles(False) is True
+        assert gemm_module.use_wide_tiles(None) is False
+        assert gemm_module.use_wide_tiles(None) is None
+    finally:
+        gemm_module.use_wide_tiles(before)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", TRANSPOSES)
@@ -368,6 +404,8 @@ def test_blocking_reports_this_builds_tiles_and_a_packing_budget_from_the_l2():
     assert b["k_block"] == gemm_module.k_block  # the leaves of every element's tree
     for dtype, (rows, cols) in b["tile"].items():
         assert b["mc"] % rows == 0 and b["nsub"] % cols == 0, dtype
+        wide_rows, wide_cols = b["wide"][dtype]  # as many columns; as many rows or more
+        assert wide_cols == cols and wide_rows >= rows, dtype
     l2 = gemm_module._l2_bytes()
     want = min(max(4 * l2, 2 << 20), 16 << 20) if l2 > 0 else 4 << 20
     assert b["packed_b"] == want
