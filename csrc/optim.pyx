@@ -477,9 +477,29 @@ cdef void _rmsprop(floating *p, const floating *g, floating *sq, floating *ga, f
                    False, False, centered, near, use_momentum)
 
 
+cdef void _rmsprop_split(floating *p, const floating *g, floating *sq, floating *ga,
+                         floating *buf, Py_ssize_t n, floating lr, floating alpha,
+                         floating rest, floating eps, floating decay, floating momentum,
+                         bint maximize, bint use_decay, bint centered, bint use_momentum,
+                         int num_threads) noexcept nogil:
+    """_rmsprop over n elements, in num_threads contiguous runs when that is more than one."""
+    cdef Py_ssize_t t, lo, chunk
+    if num_threads <= 1:
+        _rmsprop(p, g, sq, ga, buf, n, lr, alpha, rest, eps, decay, momentum, maximize,
+                 use_decay, centered, use_momentum)
+        return
+    chunk = _chunk(n, num_threads)
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        lo = t * chunk
+        if lo < n:
+            _rmsprop(p + lo, g + lo, sq + lo, (ga + lo) if ga != NULL else ga,
+                     (buf + lo) if buf != NULL else buf, min(chunk, n - lo), lr, alpha, rest,
+                     eps, decay, momentum, maximize, use_decay, centered, use_momentum)
+
+
 def rmsprop(list params, list grads, list square_avgs, list grad_avgs, list momentum_buffers,
             list steps, double lr, double alpha, double eps, double weight_decay,
-            double momentum, bint centered, bint maximize):
+            double momentum, bint centered, bint maximize, int num_threads=1):
     """RMSprop (numpy_backend.rmsprop_update) for each parameter of the lists: its gradient,
     its square average (written), grad_avgs only when centered, momentum_buffers only with
     momentum > 0, its step counter (advanced)."""
@@ -517,20 +537,23 @@ def rmsprop(list params, list grads, list square_avgs, list grad_avgs, list mome
             stepped = True
             _advance(&s)
             k = kind_of(&v[0])
+            threads = _threads(elements(&v[0]), num_threads, serial_below)
             with nogil:
                 if k == F32:
-                    _rmsprop(<float *>v[0].buf, <const float *>v[1].buf, <float *>v[2].buf,
-                             <float *>v[ga_at].buf if centered else NULL,
-                             <float *>v[buf_at].buf if use_momentum else NULL,
-                             elements(&v[0]), <float>lr, <float>alpha, <float>(1 - alpha),
-                             <float>eps, <float>weight_decay, <float>momentum, maximize,
-                             use_decay, centered, use_momentum)
+                    _rmsprop_split(<float *>v[0].buf, <const float *>v[1].buf,
+                                   <float *>v[2].buf, <float *>v[ga_at].buf if centered else NULL,
+                                   <float *>v[buf_at].buf if use_momentum else NULL,
+                                   elements(&v[0]), <float>lr, <float>alpha, <float>(1 - alpha),
+                                   <float>eps, <float>weight_decay, <float>momentum, maximize,
+                                   use_decay, centered, use_momentum, threads)
                 else:
-                    _rmsprop(<double *>v[0].buf, <const double *>v[1].buf, <double *>v[2].buf,
-                             <double *>v[ga_at].buf if centered else NULL,
-                             <double *>v[buf_at].buf if use_momentum else NULL,
-                             elements(&v[0]), lr, alpha, 1 - alpha, eps, weight_decay,
-                             momentum, maximize, use_decay, centered, use_momentum)
+                    _rmsprop_split(<double *>v[0].buf, <const double *>v[1].buf,
+                                   <double *>v[2].buf,
+                                   <double *>v[ga_at].buf if centered else NULL,
+                                   <double *>v[buf_at].buf if use_momentum else NULL,
+                                   elements(&v[0]), lr, alpha, 1 - alpha, eps, weight_decay,
+                                   momentum, maximize, use_decay, centered, use_momentum,
+                                   threads)
         finally:
             release(v, count)
             if stepped:
@@ -569,8 +592,24 @@ cdef void _adagrad(floating *p, const floating *g, floating *sums, Py_ssize_t n,
         _adagrad_loop(p, g, sums, n, clr, eps, decay, False, False)
 
 
+cdef void _adagrad_split(floating *p, const floating *g, floating *sums, Py_ssize_t n,
+                         floating clr, floating eps, floating decay, bint maximize,
+                         bint use_decay, int num_threads) noexcept nogil:
+    """_adagrad over n elements, in num_threads contiguous runs when that is more than one."""
+    cdef Py_ssize_t t, lo, chunk
+    if num_threads <= 1:
+        _adagrad(p, g, sums, n, clr, eps, decay, maximize, use_decay)
+        return
+    chunk = _chunk(n, num_threads)
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        lo = t * chunk
+        if lo < n:
+            _adagrad(p + lo, g + lo, sums + lo, min(chunk, n - lo), clr, eps, decay, maximize,
+                     use_decay)
+
+
 def adagrad(list params, list grads, list state_sums, list steps, double lr, double lr_decay,
-            double weight_decay, double eps, bint maximize):
+            double weight_decay, double eps, bint maximize, int num_threads=1):
     """Adagrad (numpy_backend.adagrad_update) for each parameter of the lists: its gradient,
     its sum of squares (written), its step counter (advanced); clr = lr / (1 + (t - 1) *
     lr_decay) in double from the step t."""
@@ -604,14 +643,16 @@ def adagrad(list params, list grads, list state_sums, list steps, double lr, dou
             t = _advance(&s)
             clr = lr / (1 + (t - 1) * lr_decay)
             k = kind_of(&v[0])
+            threads = _threads(elements(&v[0]), num_threads, serial_below)
             with nogil:
                 if k == F32:
-                    _adagrad(<float *>v[0].buf, <const float *>v[1].buf, <float *>v[2].buf,
-                             elements(&v[0]), <float>clr, <float>eps, <float>weight_decay,
-                             maximize, use_decay)
+                    _adagrad_split(<float *>v[0].buf, <const float *>v[1].buf,
+                                   <float *>v[2].buf, elements(&v[0]), <float>clr, <float>eps,
+                                   <float>weight_decay, maximize, use_decay, threads)
                 else:
-                    _adagrad(<double *>v[0].buf, <const double *>v[1].buf, <double *>v[2].buf,
-                             elements(&v[0]), clr, eps, weight_decay, maximize, use_decay)
+                    _adagrad_split(<double *>v[0].buf, <const double *>v[1].buf,
+                                   <double *>v[2].buf, elements(&v[0]), clr, eps, weight_decay,
+                                   maximize, use_decay, threads)
         finally:
             release(v, count)
             if stepped:
@@ -659,8 +700,25 @@ cdef void _adadelta(floating *p, const floating *g, floating *sq, floating *acc,
         _adadelta_loop(p, g, sq, acc, n, lr, rho, rest, eps, decay, False, False)
 
 
+cdef void _adadelta_split(floating *p, const floating *g, floating *sq, floating *acc,
+                          Py_ssize_t n, floating lr, floating rho, floating rest, floating eps,
+                          floating decay, bint maximize, bint use_decay,
+                          int num_threads) noexcept nogil:
+    """_adadelta over n elements, in num_threads contiguous runs when that is more than one."""
+    cdef Py_ssize_t t, lo, chunk
+    if num_threads <= 1:
+        _adadelta(p, g, sq, acc, n, lr, rho, rest, eps, decay, maximize, use_decay)
+        return
+    chunk = _chunk(n, num_threads)
+    for t in prange(num_threads, num_threads=num_threads, schedule="static"):
+        lo = t * chunk
+        if lo < n:
+            _adadelta(p + lo, g + lo, sq + lo, acc + lo, min(chunk, n - lo), lr, rho, rest,
+                      eps, decay, maximize, use_decay)
+
+
 def adadelta(list params, list grads, list square_avgs, list acc_deltas, list steps, double lr,
-             double rho, double eps, double weight_decay, bint maximize):
+             double rho, double eps, double weight_decay, bint maximize, int num_threads=1):
     """Adadelta (numpy_backend.adadelta_update) for each parameter of the lists: its
     gradient, its averages of squared gradients and updates (written), its step counter
     (advanced)."""
@@ -694,16 +752,18 @@ def adadelta(list params, list grads, list square_avgs, list acc_deltas, list st
             stepped = True
             _advance(&s)
             k = kind_of(&v[0])
+            threads = _threads(elements(&v[0]), num_threads, serial_below)
             with nogil:
                 if k == F32:
-                    _adadelta(<float *>v[0].buf, <const float *>v[1].buf, <float *>v[2].buf,
-                              <float *>v[3].buf, elements(&v[0]), <float>lr, <float>rho,
-                              <float>(1 - rho), <float>eps, <float>weight_decay, maximize,
-                              use_decay)
+                    _adadelta_split(<float *>v[0].buf, <const float *>v[1].buf,
+                                    <float *>v[2].buf, <float *>v[3].buf, elements(&v[0]),
+                                    <float>lr, <float>rho, <float>(1 - rho), <float>eps,
+                                    <float>weight_decay, maximize, use_decay, threads)
                 else:
-                    _adadelta(<double *>v[0].buf, <const double *>v[1].buf,
-                              <double *>v[2].buf, <double *>v[3].buf, elements(&v[0]), lr, rho,
-                              1 - rho, eps, weight_decay, maximize, use_decay)
+                    _adadelta_split(<double *>v[0].buf, <const double *>v[1].buf,
+                                    <double *>v[2].buf, <double *>v[3].buf, elements(&v[0]), lr,
+                                    rho, 1 - rho, eps, weight_decay, maximize, use_decay,
+                                    threads)
         finally:
             release(v, count)
             if stepped:

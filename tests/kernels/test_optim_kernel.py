@@ -173,6 +173,42 @@ def test_adam_split_over_threads_has_one_threads_bits(sizes, dtype, threads, dec
     assert [a.tobytes() for a in results[0]] == [a.tobytes() for a in results[1]]
 
 
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(0, 700), min_size=1, max_size=4), dtype=DTYPES,
+       threads=st.integers(2, 5), centered=st.booleans(), momentum=st.sampled_from([0.0, 0.9]),
+       which=st.sampled_from(["rmsprop", "adagrad", "adadelta"]), seed=st.integers(0, 99))
+def test_other_optimisers_split_over_threads_have_one_threads_bits(sizes, dtype, threads,
+                                                                   centered, momentum, which,
+                                                                   seed):
+    # RMSprop (centred or not, with momentum or not), Adagrad and Adadelta split as SGD does
+    from cygrad._C import optim
+
+    arrays = _parameters(np.random.default_rng(seed), sizes, dtype, 5)
+    for column in arrays[2:]:
+        for a in column:
+            np.abs(a, out=a)
+    results = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optim, "serial_below", 0)
+        for nt in (1, threads):
+            params, grads, s1, s2, s3 = [[a.copy() for a in column] for column in arrays]
+            steps = steps_for(sizes, np.float32)
+            for _ in range(2):
+                if which == "rmsprop":
+                    out = optim.rmsprop(params, grads, s1, s2 if centered else None,
+                                        s3 if momentum else None, steps, 0.01, 0.99, 1e-8, 0.1,
+                                        momentum, centered, False, nt)
+                elif which == "adagrad":
+                    out = optim.adagrad(params, grads, s1, steps, 0.01, 0.1, 0.1, 1e-10, False,
+                                        nt)
+                else:
+                    out = optim.adadelta(params, grads, s1, s2, steps, 1.0, 0.9, 1e-6, 0.1,
+                                         False, nt)
+                assert out == ([], [])
+            results.append(params + s1 + s2 + s3)
+    assert [a.tobytes() for a in results[0]] == [a.tobytes() for a in results[1]]
+
+
 def test_adam_bias_corrections_are_pythons():
     # the kernel forms lr / (1 - beta1**t) and (1 - beta2**t) ** 0.5 in C: Python's bits
     p, g = np.array([0.5]), np.array([0.25])

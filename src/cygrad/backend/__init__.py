@@ -998,7 +998,8 @@ def rmsprop_update(params, grads, square_avgs, steps, lr, alpha, eps, weight_dec
                                         grad_avgs if centered else None,
                                         momentum_buffers if momentum > 0 else None, steps),
                                 float(lr), float(alpha), float(eps), float(weight_decay),
-                                float(momentum), bool(centered), bool(maximize))
+                                float(momentum), bool(centered), bool(maximize),
+                                _threads_var.get(_kernel_threads))
 
 
 def adagrad_update(params, grads, state_sums, steps, lr, lr_decay=0.0, weight_decay=0.0,
@@ -1006,7 +1007,7 @@ def adagrad_update(params, grads, state_sums, steps, lr, lr_decay=0.0, weight_de
     """Adagrad (dense gradients)."""
     return _here().adagrad_update(*_lists(params, grads, state_sums, steps), float(lr),
                                 float(lr_decay), float(weight_decay), float(eps),
-                                bool(maximize))
+                                bool(maximize), _threads_var.get(_kernel_threads))
 
 
 def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
@@ -1014,7 +1015,7 @@ def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
     """Adadelta."""
     return _here().adadelta_update(*_lists(params, grads, square_avgs, acc_deltas, steps),
                                  float(lr), float(rho), float(eps), float(weight_decay),
-                                 bool(maximize))
+                                 bool(maximize), _threads_var.get(_kernel_threads))
 
 
 # ---------------------------------------------------------------- the transformer layers

@@ -269,10 +269,10 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr
 
 
 def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, steps, lr, alpha,
-                   eps, weight_decay, momentum, centered, maximize):
+                   eps, weight_decay, momentum, centered, maximize, num_threads=1):
     strided, refused = optim.rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers,
                                      steps, lr, alpha, eps, weight_decay, momentum, centered,
-                                     maximize)
+                                     maximize, num_threads)
     if strided:
         pick = _pick(strided)
         again = numpy_backend.rmsprop_update(
@@ -283,9 +283,10 @@ def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, step
     return refused
 
 
-def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay, eps, maximize):
+def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay, eps, maximize,
+                   num_threads=1):
     strided, refused = optim.adagrad(params, grads, state_sums, steps, lr, lr_decay,
-                                     weight_decay, eps, maximize)
+                                     weight_decay, eps, maximize, num_threads)
     if strided:
         pick = _pick(strided)
         again = numpy_backend.adagrad_update(pick(params), pick(grads), pick(state_sums),
@@ -296,9 +297,9 @@ def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay,
 
 
 def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,
-                    maximize):
+                    maximize, num_threads=1):
     strided, refused = optim.adadelta(params, grads, square_avgs, acc_deltas, steps, lr, rho,
-                                      eps, weight_decay, maximize)
+                                      eps, weight_decay, maximize, num_threads)
     if strided:
         pick = _pick(strided)
         again = numpy_backend.adadelta_update(pick(params), pick(grads), pick(square_avgs),

@@ -413,7 +413,7 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr
 
 
 def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, steps, lr, alpha,
-                   eps, weight_decay, momentum, centered, maximize):
+                   eps, weight_decay, momentum, centered, maximize, num_threads=1):
     """RMSprop (torch's `_single_tensor_rmsprop`) for each parameter:
 
         g = -grad if maximize else grad;  g = g + weight_decay * p   (weight_decay != 0)
@@ -453,7 +453,8 @@ def rmsprop_update(params, grads, square_avgs, grad_avgs, momentum_buffers, step
     return refused
 
 
-def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay, eps, maximize):
+def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay, eps, maximize,
+                   num_threads=1):
     """Adagrad (torch's `_single_tensor_adagrad`, dense gradients) for each parameter:
 
         t = step + 1;  g = -grad if maximize else grad;  g = g + weight_decay * p
@@ -480,7 +481,7 @@ def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay,
 
 
 def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,
-                    maximize):
+                    maximize, num_threads=1):
     """Adadelta (torch's `_single_tensor_adadelta`) for each parameter:
 
         g = -grad if maximize else grad;  g = g + weight_decay * p   (weight_decay != 0)
