@@ -627,7 +627,7 @@ cdef struct Operands:
     char *c
     Py_ssize_t a_rs, a_cs, b_rs, b_cs, ldc, m, n, k
     Py_ssize_t nr  # the width of B's panels and C's tiles: NR, or NRN for a narrow product
-    Py_ssize_t mr  # the rows of A's panels and C's tiles: MR, or the wide tile's (_wide)
+    Py_ssize_t mr  # the rows of A's panels and C's tiles: MR, or the wide tile's (_wide_rows)
     Py_ssize_t mr0  # MR
     Py_ssize_t mc  # the rows of a block of A: CG_MC rounded down to a multiple of mr
     Py_ssize_t nc  # the columns of C a pass takes: CG_NC, fewer when B's k blocks would not fit
@@ -1069,9 +1069,9 @@ cdef inline bint _wide_rows(Py_ssize_t m, Py_ssize_t MR, Py_ssize_t WR, Py_ssize
     """Run a product's tiles WR rows high (the wide tile: more accumulators, fewer loads of B
     a multiply-add) instead of MR? Where the build has one (WR > MR: AVX-512), for a product
     of 2^24 multiply-adds or more (~256^3) whose rows padded to WR take at most 3% more than
-    padded to MR: the wide tile ran 2.3-3.5% faster (512^3-2048^3, one thread) and 6-8% at
-    two threads (2048^3 float64), but 2% slower at 256^3 (266 padded rows) and up to 16% with
-    64-128 rows (Xeon, 2026-12-03)."""
+    padded to MR: so chosen, 512^3-2048^3 ran 2.5-3.4% faster in float64 and 0.7-2.6% in
+    float32 at one thread, 2-9% at two; always 14 rows, 2% slower at 256^3 (266 padded rows)
+    and up to 16% with 64-128 rows (Xeon, 2026-12-03)."""
     if WR == MR or _wide_mode == 0:
         return False
     if _wide_mode == 1:

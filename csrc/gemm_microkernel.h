@@ -101,10 +101,11 @@
 #endif
 #define CG_NR_F32 (CG_WF * CG_NV_F32)
 #define CG_NR_F64 (CG_WD * CG_NV_F64)
-/* The wide tile: as many columns, more rows, for products with many rows (gemm.pyx _wide):
- * with AVX-512's 32 registers, 14 x 32 / 14 x 16 (28 accumulators; 2.3-3.5% faster than 8 rows
- * at 512^3-2048^3 on a Xeon, 2026-12-03, and 6-8% at two threads, but slower where 14-row
- * panels pad many rows: 64-256). Elsewhere (16 registers) the same as the tile above. */
+/* The wide tile: as many columns, more rows, for products with many rows (gemm.pyx
+ * _wide_rows): with AVX-512's 32 registers, 14 x 32 / 14 x 16 (28 accumulators, fewer loads a
+ * multiply-add; 0.7-3.4% faster than 8 rows at 512^3-2048^3 on a Xeon, 2026-12-03, 2-9% at two
+ * threads, but slower where 14-row panels pad many rows: 64-256). Elsewhere (16 registers)
+ * the same as the tile above. */
 #ifndef CG_MR_WIDE_F32
 #if CG_VBYTES == 64
 #define CG_MR_WIDE_F32 14
