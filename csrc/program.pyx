@@ -13,7 +13,9 @@ of its operands, its sizes) and a table of slots, each an array:
               the slot was made writable (an optimizer's parameters), or ValueError.
 
 A run may also pass up to 8 numbers (an optimizer's options, read afresh each step): every
-instruction sees them (program.h's `s`).
+instruction sees them (program.h's `s`), and a float64 array `times` that receives each
+instruction's duration in seconds (a monotonic clock read before and after it: what a compiled
+step's plan shows per kernel).
 
 run() holds the GIL from the first kernel to the last (a kernel may release it inside, as its
 eager entry point does: the gemm), keeps a buffer of every bound and output array for the
@@ -30,6 +32,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cpython.ref cimport PyObject
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free, realloc
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from arrays cimport CG_EXEC_CAPSULE, cg_instr
 
@@ -207,10 +210,18 @@ cdef class Program:
         return [(roles[self.kinds[i]], self.shapes[i], self.dtypes[i])
                 for i in range(self.n_slots)]
 
-    def run(self, tuple args, tuple scalars=()):
+    def run(self, tuple args, tuple scalars=(), times=None):
         """Run every instruction, the bound slots given by args (in the order they were made)
         and `scalars` (up to 8 numbers) as their `s`; returns the output slots' arrays, in the
-        order they were made."""
+        order they were made. `times`: a writable float64 array of len(self) elements or
+        more, which gets each instruction's duration in seconds."""
+        cdef double[::1] spent = None
+        cdef timespec t0, t1
+        if times is not None:
+            spent = times
+            if spent.shape[0] < self.n_ins:
+                raise ValueError(f"program: times holds {spent.shape[0]} durations, "
+                                 f"{self.n_ins} instructions")
         if self.busy:
             raise RuntimeError("this compiled step is running in another thread: a captured "
                                "step replays in one thread at a time")
@@ -258,8 +269,15 @@ cdef class Program:
                 ins = &self.ins[i]
                 for j in range(6):
                     ins.p[j] = self.ptr[ins.slot[j]] if ins.slot[j] >= 0 else NULL
-            for i in range(self.n_ins):
-                (<cg_exec>self.ins[i].run)(&self.ins[i])
+            if spent is None:
+                for i in range(self.n_ins):
+                    (<cg_exec>self.ins[i].run)(&self.ins[i])
+            else:
+                for i in range(self.n_ins):
+                    clock_gettime(CLOCK_MONOTONIC, &t0)
+                    (<cg_exec>self.ins[i].run)(&self.ins[i])
+                    clock_gettime(CLOCK_MONOTONIC, &t1)
+                    spent[i] = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec)
             return tuple([self.arrays[s] for s in self.outputs])
         finally:
             for i in range(count):

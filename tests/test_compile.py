@@ -1,6 +1,7 @@
 """cygrad.compile: a replayed step gives eager's bits, its guards capture again, and what it
 cannot replay runs eagerly with a warning (or raises with fullgraph=True)."""
 
+import re
 import warnings
 
 import numpy as np
@@ -511,6 +512,32 @@ def test_plan_lists_kernels_with_shapes_and_times():
     fn.reset()
     fn(*batches[0])
     assert fn.counts["captures"] == 3
+
+
+def test_a_native_plan_times_each_instruction_of_its_program():
+    """The native program runs forward and backward in one call: its plan lists, under each
+    step, the instructions it runs, each timed in C (the step's time is theirs, not the whole
+    program's on its first step)."""
+    if "cython" not in cygrad.backend.available():
+        pytest.skip("the native tier runs the cython kernels")
+    model, opt, step, batches = mnist_mlp("tensor")()
+    fn = cygrad.compile(step)
+    for _ in range(9):  # timed: the 2nd, 4th and 8th replays
+        fn(*batches[0])
+    plan = fn.plan
+    assert plan.native is not None, plan.native_why
+    native = [s for s in plan.steps if s.native]
+    assert sum(len(s.native) for s in native) == len(plan.native)
+    assert [label.split("(")[0] for s in native for label, _ in s.native] == plan.native.names
+    for s in native:
+        assert all(t is not None and t > 0 for _, t in s.native)
+        assert s.time >= sum(t for _, t in s.native) * (1 - 1e-9)
+    assert sum(s.time for s in native) <= min(plan.call_times)
+    first = native[0]
+    assert first.native[0][0] == "gemm(16x64, 32x64)"
+    text = str(plan)
+    assert re.search(r"\d+\.\d µs    gemm\(16x64, 32x64\)", text)
+    assert re.search(r"\d+\.\d µs    cross_entropy\(16x10, 16\)", text)
 
 
 def test_kernel_listing_is_the_same_through_c_and_python_profilers(monkeypatch):

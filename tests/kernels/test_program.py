@@ -4,6 +4,8 @@ Each exec function must give its eager entry point's bits on the same operands (
 step's bitwise promise rests on it), at any size and thread count; a Program must check what
 each run binds and never write into an array someone else holds."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -179,6 +181,34 @@ def test_an_output_held_outside_is_never_written_again():
     del third, view
     (fourth,) = p.run((a, b))
     assert id(fourth) == kept  # nothing held it: the same array again
+
+
+def test_a_run_times_each_instruction_without_changing_a_bit():
+    p = program.Program()
+    a, b = p.slot((200, 300), np.float64, "bound"), p.slot((300, 100), np.float64, "bound")
+    c = p.slot((200, 100), np.float64, "internal")
+    d = p.slot((200, 100), np.float64, "output")
+    p.add("gemm", gemm.EXEC["gemm"], np.float64, 1, 0, [a, b, c], [200, 100, 300, 300, 100],
+          0.0, (2,))
+    p.add("bias_add", elementwise.EXEC["bias_add"], np.float64, 1, 0,
+          [c, p.slot((100,), np.float64, "bound"), d], [200, 100], 0.0, (2,))
+    args = (_rng(1, 200, 300, dtype=np.float64), _rng(2, 300, 100, dtype=np.float64),
+            _rng(3, 100, dtype=np.float64))
+    times = np.full(3, -1.0)
+    start = time.perf_counter()
+    (timed,) = p.run(args, (), times)
+    wall = time.perf_counter() - start
+    assert timed.tobytes() == p.run(args)[0].tobytes()
+    assert 0 < times[0] < wall and 0 < times[1] < wall and times[0] + times[1] < wall
+    assert times[2] == -1.0  # beyond the instructions: untouched
+    with pytest.raises(ValueError, match="times holds 1 durations, 2 instructions"):
+        p.run(args, (), np.zeros(1))
+    with pytest.raises(ValueError):  # float64, writable
+        p.run(args, (), np.zeros(2, np.float32))
+    frozen = np.zeros(2)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError):
+        p.run(args, (), frozen)
 
 
 def test_instructions_are_checked_when_added():

@@ -20,6 +20,8 @@ instructions (dense layers, mse_loss, cross_entropy: compiler/native.py), those 
 as one call into C (csrc/program.pyx: the kernels' own C functions on arrays made once; an
 array handed out, a .grad or the loss, is reused only when nothing holds it any more);
 `plan.native` is that program, or None with `plan.native_why` naming what kept it in Python.
+Printed, a native step lists the program's instructions it runs, each timed in C (the timed
+replays pass the program an array for the durations).
 
 What is guarded (checked at every call; a change captures again, twice):
 - the arguments' structure, and per tensor (or numpy array) argument its shape, dtype, strides

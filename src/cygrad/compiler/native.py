@@ -264,6 +264,19 @@ class Native:
 
     # ---------------------------------------------------------------- the program
 
+    def labels(self):
+        """Each instruction for people, as the plan lists a step's kernels: its kernel and
+        the shapes of the operands it reads ("gemm(64x784, 256x784)"): those it does not
+        write, and those it writes in place (an earlier instruction used them)."""
+        out, used = [], set()
+        for kernel, _, _, _, operands, _, _, writes in self.calls:
+            reads = [v for i, v in enumerate(operands)
+                     if v not in (-1, None) and (i not in writes or v in used)]
+            out.append(f"{kernel}(" + ", ".join("x".join(map(str, self.meta[v][0])) or "()"
+                                                for v in reads) + ")")
+            used.update(v for v in operands if v not in (-1, None))
+        return out
+
     def build(self, outputs):
         """The Program, with `outputs` (defined vars read by the lines around it) as its output
         slots; returns (program, bound vars in run()'s order, output vars in its order)."""

@@ -96,11 +96,12 @@ class Step:
     """One line of the plan, for people: what it does, on which shapes, with which kernels.
     shapes: a text, or (inputs, outputs), each a tuple of shapes, written out when shown."""
 
-    __slots__ = ("kind", "name", "_shapes", "kernels", "time")
+    __slots__ = ("kind", "name", "_shapes", "kernels", "time", "native")
 
     def __init__(self, kind, name, shapes="", kernels=()):
         self.kind, self.name, self._shapes, self.kernels = kind, name, shapes, list(kernels)
         self.time = None
+        self.native = []  # the native program's instructions it runs, as [label, time]
 
     @property
     def shapes(self):
@@ -133,6 +134,7 @@ class Plan:
         self.status = "captured"
         self.native = None  # the Program running forward and backward (compiler/native.py)
         self.native_why = None  # or why there is none
+        self.native_index = {}  # plan step -> the indices of the program's instructions it runs
 
     def live_tensors(self):
         seen, out = set(), []
@@ -174,8 +176,15 @@ class Plan:
         return out
 
     def _times(self, stamps, total):
+        spent = self.ns.get("_PT")  # the native program's instructions, each timed in C
         for i, step in enumerate(self.steps):
             dt = stamps[i + 1] - stamps[i]
+            if step.native:  # its instructions' time (the program's whole run is stamped
+                # around the first native step)
+                dt = 0.0
+                for entry, j in zip(step.native, self.native_index[i]):
+                    dt += spent[j]
+                    entry[1] = spent[j] if entry[1] is None else min(entry[1], spent[j])
             step.time = dt if step.time is None else min(step.time, dt)
         self.call_times.append(total)
 
@@ -194,7 +203,10 @@ class Plan:
         for i, s in enumerate(self.steps):
             t = "" if s.time is None else f"{s.time * 1e6:7.1f} µs"
             lines.append(f"{i:>4}  {s.name:<{width}}  {t:>9}  {s.shapes}")
-            for name, shapes in s.kernels:
+            for label, spent in s.native:  # what the native program runs, each timed
+                t = "" if spent is None else f"{spent * 1e6:7.1f} µs"
+                lines.append(f"{'':>4}  {'':<{width}}  {t:>9}    {label}")
+            for name, shapes in () if s.native else s.kernels:
                 args = ", ".join(x if isinstance(x, str) else
                                  ("x".join(map(str, x)) if x else "()") for x in shapes)
                 lines.append(f"{'':>4}  {'':<{width}}  {'':>9}    {name}({args})")
@@ -238,6 +250,8 @@ class Builder:
         self.problems = []
         self.step_lines = []  # per plan step: its lines
         self.step_native = []  # per plan step: None, or the lines before its kernels (native)
+        self.step_calls = []  # per plan step: the native instructions recorded up to its end
+        self.native_call = None  # the line calling the program (timed in the timed replay)
         self.nat = Native()
         if snapshot is None:  # (a first capture is only compared: no program is built for it,
             self.nat.fail(_UNDECIDED)  # so its instructions need not be either)
@@ -426,6 +440,7 @@ class Builder:
         self.plan.steps.append(Step(kind, name, shapes, self.rec.kernels.get(event, ())))
         self.step_lines.append(lines)
         self.step_native.append(native)
+        self.step_calls.append(len(self.nat.calls))
         if native is None and kind not in ("grad",):
             self.nat.boundary(len(self.step_lines) - 1)
 
@@ -683,10 +698,16 @@ class Builder:
         # the .grad fn's zero_grad dropped, dropped first (as eager): their arrays, held by
         # nothing else, are the program's outputs again (csrc/program.pyx)
         prefix = prefix + [f"{ref}._grad = None" for ref in self.cleared]
+        labels = nat.labels()
         for n, i in enumerate(steps):
             self.step_lines[i] = prefix + run if n == 0 else []
             self.plan.steps[i].name += " [native]"
+            first = self.step_calls[i - 1] if i else 0
+            plan.native_index[i] = list(range(first, self.step_calls[i]))
+            plan.steps[i].native = [[labels[j], None] for j in plan.native_index[i]]
         plan.native = program
+        self.native_call = call
+        self.ns["_PT"] = np.zeros(len(program))
         # A gradient eager copied into .grad (backward keeps a copy when something else may
         # hold its array: the count of references decides, and it differs between Python
         # versions) is the program's own output here, never written while held: handed out.
@@ -830,6 +851,10 @@ class Builder:
             if timed:
                 out.append("    _T[0] = _clock()")
             for i, lines in enumerate(self.step_lines):
+                if timed and self.native_call is not None:  # each instruction timed
+                    lines = [line.replace(self.native_call,
+                                          self.native_call[:-1] + ", (), _PT)")
+                             for line in lines]
                 out += [f"    {line}" for line in lines]
                 if timed:
                     out.append(f"    _T[{i + 1}] = _clock()")
