@@ -89,34 +89,81 @@ cdef void _forward_row(const floating *x, Py_ssize_t t, floating *logp, floating
     loss[0] = -logp[t]
 
 
-cdef void _backward_row(const floating *logp, Py_ssize_t t, floating g, floating *dx,
+cdef enum:
+    GROUP = 1024  # exponentials of a group of short rows computed at once (elements)
+
+
+cdef void _forward_rows(const floating *x, const Py_ssize_t *t, floating *logp,
+                        floating *losses, Py_ssize_t i0, Py_ssize_t i1,
                         Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t j
-    _exp(logp, dx, c)
-    for j in range(c):
-        dx[j] = g * (dx[j] - (1 if j == t else 0))
+    """Rows i0..i1-1. Rows shorter than a block of exponentials (a classifier's 10 classes)
+    go through exp a group at a time (rows' shifted logits side by side), not each padded to
+    a block of its own: exp is elementwise, each row's sum still adds its own in ascending j,
+    so the bits are _forward_row's."""
+    cdef floating e[GROUP]
+    cdef floating m, total, lse
+    cdef Py_ssize_t i, j, q, r, rows = GROUP // c if c > 0 else 0
+    if c >= CG_BLOCK or c <= 0:  # (no row has 0 classes: every target fails its check)
+        for i in range(i0, i1):
+            _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
+        return
+    i = i0
+    while i < i1:
+        r = min(rows, i1 - i)
+        for q in range(i, i + r):
+            m = x[q * c]
+            for j in range(1, c):
+                if x[q * c + j] > m:
+                    m = x[q * c + j]
+            for j in range(c):
+                logp[q * c + j] = x[q * c + j] - m
+        _exp(logp + i * c, e, r * c)
+        for q in range(i, i + r):
+            total = 0
+            for j in range(c):
+                total = total + e[(q - i) * c + j]
+            lse = _log(total)
+            for j in range(c):
+                logp[q * c + j] = logp[q * c + j] - lse
+            losses[q] = -logp[q * c + t[q]]
+        i += r
+
+
+cdef void _backward_rows(const floating *logp, const Py_ssize_t *t, const floating *g,
+                         floating *dx, Py_ssize_t i0, Py_ssize_t i1,
+                         Py_ssize_t c) noexcept nogil:
+    """Rows i0..i1-1: dx := exp(logp) for all of them at once (elementwise), then each row's
+    g * (p - onehot)."""
+    cdef Py_ssize_t i, j
+    _exp(logp + i0 * c, dx + i0 * c, (i1 - i0) * c)
+    for i in range(i0, i1):
+        for j in range(c):
+            dx[i * c + j] = g[i] * (dx[i * c + j] - (1 if j == t[i] else 0))
+
+
+cdef inline Py_ssize_t _group_rows(Py_ssize_t c) noexcept nogil:
+    """Rows a thread takes at a time: a group of short rows, else one."""
+    return GROUP // c if 0 < c < CG_BLOCK else 1
 
 
 cdef void _forward(const floating *x, const Py_ssize_t *t, floating *logp, floating *losses,
                    Py_ssize_t n, Py_ssize_t c, int num_threads) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, rows = _group_rows(c)
     if num_threads <= 1 or n * c < _serial_below:  # no OpenMP region for small batches
-        for i in range(n):
-            _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
+        _forward_rows(x, t, logp, losses, 0, n, c)
     else:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
-            _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
+        for i in prange((n + rows - 1) // rows, num_threads=num_threads, schedule="static"):
+            _forward_rows(x, t, logp, losses, i * rows, min(n, (i + 1) * rows), c)
 
 
 cdef void _backward(const floating *logp, const Py_ssize_t *t, const floating *g,
                     floating *dx, Py_ssize_t n, Py_ssize_t c, int num_threads) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, rows = _group_rows(c)
     if num_threads <= 1 or n * c < _serial_below:
-        for i in range(n):
-            _backward_row(logp + i * c, t[i], g[i], dx + i * c, c)
+        _backward_rows(logp, t, g, dx, 0, n, c)
     else:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
-            _backward_row(logp + i * c, t[i], g[i], dx + i * c, c)
+        for i in prange((n + rows - 1) // rows, num_threads=num_threads, schedule="static"):
+            _backward_rows(logp, t, g, dx, i * rows, min(n, (i + 1) * rows), c)
 
 
 cdef enum:

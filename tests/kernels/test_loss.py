@@ -49,6 +49,26 @@ def test_rows_are_batch_and_thread_invariant(dtype):
     assert np.array_equal(alone[1], one[1][100:101])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n, c", [(300, 1), (260, 10), (40, 63), (3, 64), (5, 65), (2, 700)])
+def test_each_row_has_its_bits_alone_whatever_group_it_is_computed_in(n, c, threads, dtype):
+    """Short rows go through exp a group at a time (up to 1024 exponentials side by side):
+    each row, forward and backward, is still bitwise the row computed alone."""
+    rng = np.random.default_rng(n + c)
+    logits = (rng.standard_normal((n, c)) * 4).astype(dtype)
+    targets = rng.integers(0, c, n)
+    g = rng.uniform(0.1, 1, n).astype(dtype)
+
+    def run(rows):
+        losses, logp = B.log_softmax_nll(logits[rows], targets[rows])
+        return losses, logp, B.log_softmax_nll_backward(logp, targets[rows], g[rows])
+    whole = on_threads(lambda: run(slice(None)), threads)
+    for i in sorted({0, 1, n // 3, n - 1}):
+        alone = on_threads(lambda i=i: run(slice(i, i + 1)), 1)
+        for got, one in zip(whole, alone):
+            assert got[i:i + 1].tobytes() == one.tobytes(), (i, c)
+
+
 def test_identical_logit_columns_get_identical_gradients(dtype):
     # Two output units with the same logits and neither the target: bitwise equal gradients.
     logits = np.random.default_rng(0).standard_normal((33, 1)).astype(dtype)
