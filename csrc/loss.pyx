@@ -96,14 +96,14 @@ cdef enum:
 cdef void _forward_rows(const floating *x, const Py_ssize_t *t, floating *logp,
                         floating *losses, Py_ssize_t i0, Py_ssize_t i1,
                         Py_ssize_t c) noexcept nogil:
-    """Rows i0..i1-1. Rows shorter than a block of exponentials (a classifier's 10 classes)
-    go through exp a group at a time (rows' shifted logits side by side), not each padded to
-    a block of its own: exp is elementwise, each row's sum still adds its own in ascending j,
-    so the bits are _forward_row's."""
+    """Rows i0..i1-1. Rows of up to GROUP classes (a classifier's 10, a character model's
+    65) go through exp a group at a time (rows' shifted logits side by side), not each padded
+    to whole blocks of its own: exp is elementwise, each row's sum still adds its own in
+    ascending j, so the bits are _forward_row's."""
     cdef floating e[GROUP]
     cdef floating m, total, lse
     cdef Py_ssize_t i, j, q, r, rows = GROUP // c if c > 0 else 0
-    if c >= CG_BLOCK or c <= 0:  # (no row has 0 classes: every target fails its check)
+    if c > GROUP or c <= 0:  # (no row has 0 classes: every target fails its check)
         for i in range(i0, i1):
             _forward_row(x + i * c, t[i], logp + i * c, losses + i, c)
         return
@@ -142,8 +142,8 @@ cdef void _backward_rows(const floating *logp, const Py_ssize_t *t, const floati
 
 
 cdef inline Py_ssize_t _group_rows(Py_ssize_t c) noexcept nogil:
-    """Rows a thread takes at a time: a group of short rows, else one."""
-    return GROUP // c if 0 < c < CG_BLOCK else 1
+    """Rows a thread takes at a time: a group of rows of up to GROUP classes, else one."""
+    return GROUP // c if 0 < c <= GROUP else 1
 
 
 cdef void _forward(const floating *x, const Py_ssize_t *t, floating *logp, floating *losses,

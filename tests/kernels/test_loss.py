@@ -50,7 +50,8 @@ def test_rows_are_batch_and_thread_invariant(dtype):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("n, c", [(300, 1), (260, 10), (40, 63), (3, 64), (5, 65), (2, 700)])
+@pytest.mark.parametrize("n, c", [(300, 1), (260, 10), (40, 63), (3, 64), (5, 65), (2, 700),
+                                  (2, 1500)])
 def test_each_row_has_its_bits_alone_whatever_group_it_is_computed_in(n, c, threads, dtype):
     """Short rows go through exp a group at a time (up to 1024 exponentials side by side):
     each row, forward and backward, is still bitwise the row computed alone."""
