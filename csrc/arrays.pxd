@@ -183,9 +183,17 @@ cdef extern from "program.h":
         Py_ssize_t n[6]
         double x
         const double *s
+        void *pair
+        int with_next
     const char *CG_EXEC_CAPSULE
+    const char *CG_EXEC_PAIR_CAPSULE
 
 
 cdef inline object exec_capsule(void *fn):
     """An exec function, for a family's EXEC dict."""
     return PyCapsule_New(fn, CG_EXEC_CAPSULE, NULL)
+
+
+cdef inline object exec_pair_capsule(void *fn):
+    """A pair exec function (two independent instructions at once), for EXEC_PAIR."""
+    return PyCapsule_New(fn, CG_EXEC_PAIR_CAPSULE, NULL)

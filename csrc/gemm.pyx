@@ -29,8 +29,9 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from arrays cimport (F32, aligned, bytes_meet, cg_instr, exec_capsule, cg_threads,
-                     cg_threads_init, float_dtype_of, kind_of, native_copy, overlap, release)
+from arrays cimport (F32, aligned, bytes_meet, cg_instr, cg_threads, cg_threads_init,
+                     exec_capsule, exec_pair_capsule, float_dtype_of, kind_of, native_copy,
+                     overlap, release)
 
 import os
 
@@ -1137,12 +1138,12 @@ cdef int _run(Operands g, floating *tag, int num_threads, double serial) except 
     return _run_direct(g, tag, num_threads, serial)
 
 
-cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) except -1:
-    """_run's product as it is laid out (m, n, k > 0)."""
+cdef inline void _tiles_of(Operands *g, floating *tag) noexcept nogil:
+    """The tile (g.mr x g.nr, g.mr0 the plain tile's rows) and row block (g.mc) of a product
+    laid out as it is (m, n, k > 0; tag only picks the dtype)."""
     cdef Py_ssize_t MR = CG_MR_F32 if floating is float else CG_MR_F64
     cdef Py_ssize_t NR = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NRN = CG_NRN_F32 if floating is float else CG_NRN_F64
-    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
     if g.n <= NRN:  # a narrow product (a small layer): one-vector tiles, no padding to NR
         NR = NRN
     g.nr = NR
@@ -1152,12 +1153,17 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
         MR = WR
     g.mr = MR
     g.mc = CG_MC // MR * MR
-    cdef Py_ssize_t nt = cg_threads(num_threads)
-    if <double>g.m * <double>g.n * <double>g.k <= serial:
-        nt = 1
-    cdef bint split_n = nt > 1 and _split_n(g.m, g.n, g.k, nt, MR, NR)
-    nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
 
+
+cdef inline Py_ssize_t _buffers_of(Operands *g, floating *tag, Py_ssize_t nt, bint split_n,
+                                   Py_ssize_t *a_size, Py_ssize_t *b_size,
+                                   Slots *slots) noexcept nogil:
+    """The blocks of columns (g.nc, g.whole_b) and each of nt threads' buffers for a product
+    _tiles_of has laid out: a_size, b_size and the planes of partials (slots); returns the
+    elements a thread's buffer takes (a multiple of 16: buffers one after another stay
+    64-byte aligned), its planes last."""
+    cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
+    cdef Py_ssize_t MR = g.mr, NR = g.nr
     # B's k blocks for g.nc columns packed at once: _packed_b / nt bytes of them, but 256 columns
     # at least (A is packed again for every block of columns), unless 256 columns (or all of
     # them) would take more than CG_PACKED_B_MAX bytes: then one k block at a time, CG_NC wide
@@ -1171,9 +1177,8 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     # its planes of partials
     cdef Py_ssize_t mc = min(g.mc, g.m), kc = min(KC, g.k)
     cdef Py_ssize_t nc = min(g.nc, g.n)
-    cdef Py_ssize_t a_size = _round_up(_round_up(mc, MR) * kc, 16)
-    cdef Py_ssize_t b_size = _round_up((g.k if g.whole_b else kc) * _round_up(nc, NR), 16)
-    cdef Slots slots
+    a_size[0] = _round_up(_round_up(mc, MR) * kc, 16)
+    b_size[0] = _round_up((g.k if g.whole_b else kc) * _round_up(nc, NR), 16)
     slots.top = _top(_cdiv(g.k, KC))
     slots.ld = min(g.nc, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)
     # a thread's planes hold the partials of its whole share (B's k blocks outermost), or of
@@ -1182,8 +1187,51 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
     if g.whole_b:
         slots.rows = min(slots.rows, g.mc)
     slots.size = _round_up(slots.rows * slots.ld, 16)
+    return _round_up(a_size[0] + b_size[0] + MR * NR, 16) + max(slots.top, 0) * slots.size
+
+
+cdef int _run_pair(Operands g1, Operands g2, floating *tag) except -1:
+    """Two independent products (m, n, k > 0, neither _swap's), each whole on a thread of its
+    own, at once: a compiled step's layer gradients (dX = g @ W beside dW = g.T @ x), where two
+    halves of each, one after the other, lost more to the threads' start and join than they
+    gained. Each is the one-thread loop of _run_direct: its bits."""
+    cdef Py_ssize_t a1, b1, a2, b2
+    cdef Slots s1, s2
+    _tiles_of(&g1, tag)
+    _tiles_of(&g2, tag)
+    cdef Py_ssize_t step1 = _buffers_of(&g1, tag, 1, False, &a1, &b1, &s1)
+    cdef Py_ssize_t step2 = _buffers_of(&g2, tag, 1, False, &a2, &b2, &s2)
+    cdef size_t need = (step1 + step2) * sizeof(floating) + ALIGN
+    cdef char *mem = <char *>malloc(need)
+    if mem == NULL:
+        raise MemoryError(f"gemm: cannot allocate {need} bytes of packing buffers and partials")
+    cdef floating *buf = <floating *>_aligned(mem)
+    s1.plane = <char *>(buf + step1 - max(s1.top, 0) * s1.size)
+    s2.plane = <char *>(buf + step1 + step2 - max(s2.top, 0) * s2.size)
+    cdef Py_ssize_t t
+    with nogil:
+        for t in prange(2, num_threads=2, schedule="static", chunksize=1):
+            if t == 0:
+                _gemm_share(g1, buf, a1, b1, s1, 0, 1, False, NULL)
+            else:
+                _gemm_share(g2, buf + step1, a2, b2, s2, 0, 1, False, NULL)
+    free(mem)
+    return 0
+
+
+cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) except -1:
+    """_run's product as it is laid out (m, n, k > 0)."""
+    _tiles_of(&g, tag)
+    cdef Py_ssize_t MR = g.mr, NR = g.nr
+    cdef Py_ssize_t nt = cg_threads(num_threads)
+    if <double>g.m * <double>g.n * <double>g.k <= serial:
+        nt = 1
+    cdef bint split_n = nt > 1 and _split_n(g.m, g.n, g.k, nt, MR, NR)
+    nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
+    cdef Py_ssize_t a_size, b_size
+    cdef Slots slots
+    cdef Py_ssize_t step = _buffers_of(&g, tag, nt, split_n, &a_size, &b_size, &slots)
     cdef Py_ssize_t planes = max(slots.top, 0) * slots.size
-    cdef Py_ssize_t step = _round_up(a_size + b_size + MR * NR, 16) + planes
     cdef double small[SMALL_DOUBLES]  # a small product packs on the stack
     cdef size_t need = nt * step * sizeof(floating) + ALIGN
     cdef char *mem = <char *>small if need <= SMALL_BUFFER else <char *>malloc(need)
@@ -1200,7 +1248,7 @@ cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) 
                 free(mem)
             raise MemoryError(f"gemm: cannot allocate the queues of {nt} threads")
         for t in range(nt):
-            share = _share(g, t, nt, split_n, MR, isz)
+            share = _share(g, t, nt, split_n, MR, sizeof(floating))
             queues[t].word = cg_queue_of(_units(&share))
             units += _units(&share)
         if units == 0:
@@ -1329,10 +1377,10 @@ cpdef gemm(a, b, c, bint trans_a, bint trans_b, int num_threads, bint accumulate
     return c
 
 
-cdef int _exec_gemm(cg_instr *ins) except -1:
-    """A replayed `gemm` (program.h): p = a, b, c, C-contiguous; n = m, n, k, a's columns, b's
-    columns; code bit 0 trans_a, bit 1 trans_b. The operands the entry point would build from
-    the same arrays, then the same _run: eager's bits."""
+cdef inline Operands _instr_operands(const cg_instr *ins) noexcept nogil:
+    """A `gemm` instruction's product: p = a, b, c, C-contiguous; n = m, n, k, a's columns,
+    b's columns; code bit 0 trans_a, bit 1 trans_b (the operands the entry point would build
+    from the same arrays)."""
     cdef Operands g
     cdef Py_ssize_t size = 4 if ins.kind == F32 else 8
     g.m, g.n, g.k = ins.n[0], ins.n[1], ins.n[2]
@@ -1345,10 +1393,42 @@ cdef int _exec_gemm(cg_instr *ins) except -1:
     g.a, g.b = <const char *>ins.p[0], <const char *>ins.p[1]
     g.c, g.ldc = ins.p[2], g.n
     g.pa, g.pb, g.a_row0, g.b_col0 = NULL, NULL, 0, 0
+    return g
+
+
+cdef int _exec_gemm(cg_instr *ins) except -1:
+    """A replayed `gemm` (program.h): _instr_operands, then the entry point's _run: eager's
+    bits."""
+    cdef Operands g = _instr_operands(ins)
     if ins.kind == F32:
         _run(g, <float *>NULL, ins.threads, <double>program_serial_macs)
     else:
         _run(g, <double *>NULL, ins.threads, <double>program_serial_macs)
+    return 0
+
+
+cdef bint _pairs(Operands *g, int kind) noexcept nogil:
+    """A product _run_pair can take: not empty, not run as its transpose."""
+    if g.m == 0 or g.n == 0 or g.k == 0:
+        return False
+    if kind == F32:
+        return not _swap(g, CG_MR_F32, CG_NR_F32, CG_NRN_F32)
+    return not _swap(g, CG_MR_F64, CG_NR_F64, CG_NRN_F64)
+
+
+cdef int _exec_gemm_pair(cg_instr *first, cg_instr *second) except -1:
+    """Two independent `gemm` instructions of one dtype (program.pyx checks that neither reads
+    or writes what the other writes) at once, each whole on a thread of its own (_run_pair);
+    one after the other, as _exec_gemm, when either is empty or runs as its transpose."""
+    cdef Operands g1 = _instr_operands(first), g2 = _instr_operands(second)
+    if first.kind != second.kind or not (_pairs(&g1, first.kind) and _pairs(&g2, first.kind)) \
+            or cg_threads(2) < 2:
+        _exec_gemm(first)
+        _exec_gemm(second)
+    elif first.kind == F32:
+        _run_pair(g1, g2, <float *>NULL)
+    else:
+        _run_pair(g1, g2, <double *>NULL)
     return 0
 
 
@@ -1643,6 +1723,8 @@ cdef int _conv_image_grad_one(const floating[:, :, ::1] x, const floating[:, ::1
 
 
 EXEC = {"gemm": exec_capsule(<void *>_exec_gemm)}
+# instructions that may run two at once, each on a thread of its own (program.h's pair form)
+EXEC_PAIR = {"gemm": exec_pair_capsule(<void *>_exec_gemm_pair)}
 
 
 # ---------------------------------------------------------------- reference variants

@@ -9,6 +9,11 @@
  *
  * The exec functions run with the GIL held (a program holds it from its first kernel to its
  * last), return 0, or -1 with a Python exception set.
+ *
+ * A family may also export pair exec functions (capsules named CG_EXEC_PAIR_CAPSULE, dict
+ * `EXEC_PAIR`): two instructions of that kernel that neither read nor write what the other
+ * writes, run at once, each on a thread of its own (a layer's two gradient products). A
+ * program marks the first of such a pair `with_next` (program.pyx checks the independence).
  */
 #ifndef CYGRAD_PROGRAM_H
 #define CYGRAD_PROGRAM_H
@@ -16,9 +21,11 @@
 #define CG_OPERANDS 6
 #define CG_SIZES 6
 #define CG_EXEC_CAPSULE "cygrad.exec"
+#define CG_EXEC_PAIR_CAPSULE "cygrad.exec_pair"
 
 typedef struct cg_instr cg_instr;
 typedef int (*cg_exec)(cg_instr *);
+typedef int (*cg_exec_pair)(cg_instr *, cg_instr *);
 
 struct cg_instr {
     cg_exec run;
@@ -30,6 +37,8 @@ struct cg_instr {
     Py_ssize_t n[CG_SIZES];     /* sizes, per kernel */
     double x;                   /* a parameter: an activation's slope */
     const double *s;            /* the scalars of this run (an optimizer's lr, ...) */
+    cg_exec_pair pair;          /* the kernel's pair exec function, or NULL */
+    int with_next;              /* run at once with the next instruction, through pair */
 };
 
 #endif

@@ -34,7 +34,7 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free, realloc
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from arrays cimport CG_EXEC_CAPSULE, cg_instr
+from arrays cimport CG_EXEC_CAPSULE, CG_EXEC_PAIR_CAPSULE, cg_instr
 
 import numpy as np
 
@@ -42,6 +42,7 @@ cdef extern from "Python.h":
     Py_ssize_t _refcount "Py_REFCNT"(PyObject *o)
 
 ctypedef int (*cg_exec)(cg_instr *) except -1
+ctypedef int (*cg_exec_pair)(cg_instr *, cg_instr *) except -1
 
 cdef enum:
     INTERNAL = 0
@@ -85,6 +86,7 @@ cdef class Program:
     cdef bint busy
     cdef public list names  # per instruction: its kernel's name (for people)
     cdef list capsules
+    cdef list written  # per instruction: the slots it writes
 
     def __cinit__(self):
         self.ins = NULL
@@ -94,6 +96,7 @@ cdef class Program:
         self.n_ins = self.n_slots = self.n_bound = 0
         self.arrays, self.shapes, self.dtypes = [], [], []
         self.bound, self.outputs, self.names, self.capsules = [], [], [], []
+        self.written = []
         self.busy = False
 
     def __dealloc__(self):
@@ -165,12 +168,15 @@ cdef class Program:
         return i
 
     def add(self, name, capsule, dtype, int threads, int code, slots, sizes, double x,
-            writes):
+            writes, pair=None):
         """Append an instruction: the exec function in `capsule` (a family's EXEC entry), its
         operands' slots (-1: none), sizes, parameter; `writes`: the operands it writes, which
-        must be internal or output slots of the instruction's dtype."""
+        must be internal or output slots of the instruction's dtype; `pair`: the kernel's pair
+        exec function (EXEC_PAIR), which lets pair() run it at once with another."""
         if not PyCapsule_IsValid(capsule, CG_EXEC_CAPSULE):
             raise TypeError(f"{name}: not an exec capsule")
+        if pair is not None and not PyCapsule_IsValid(pair, CG_EXEC_PAIR_CAPSULE):
+            raise TypeError(f"{name}: not a pair exec capsule")
         slots, sizes = list(slots), list(sizes)
         if len(slots) > 6 or len(sizes) > 6:
             raise ValueError(f"{name}: at most 6 operands and 6 sizes")
@@ -192,13 +198,40 @@ cdef class Program:
         ins.kind = _KINDS[np.dtype(dtype)]
         ins.threads, ins.code, ins.x = threads, code, x
         ins.s = self.scalars
+        ins.pair = NULL if pair is None else \
+            <cg_exec_pair>PyCapsule_GetPointer(pair, CG_EXEC_PAIR_CAPSULE)
+        ins.with_next = 0
         for i in range(6):
             ins.slot[i] = slots[i] if i < len(slots) else -1
             ins.p[i] = NULL
             ins.n[i] = sizes[i] if i < len(sizes) else 0
         self.n_ins += 1
         self.names.append(name)
-        self.capsules.append(capsule)
+        self.capsules.append((capsule, pair))
+        self.written.append({slots[w] for w in writes})
+
+    def pair(self, Py_ssize_t i):
+        """Run instruction i and i + 1 at once from now on, each on a thread of its own,
+        through their kernel's pair exec function: both must have the same one, be in no
+        other pair, and neither may read or write a slot the other writes."""
+        if not 0 <= i < self.n_ins - 1:
+            raise ValueError(f"program: no instructions {i} and {i + 1} to pair")
+        cdef cg_instr *a = &self.ins[i]
+        cdef cg_instr *b = &self.ins[i + 1]
+        if a.pair == NULL or a.pair != b.pair:
+            raise ValueError(f"program: instructions {i} and {i + 1} have no pair form in common")
+        if a.with_next or b.with_next or (i > 0 and self.ins[i - 1].with_next):
+            raise ValueError(f"program: instruction {i} or {i + 1} is paired already")
+        used_a = {a.slot[j] for j in range(6) if a.slot[j] >= 0}
+        used_b = {b.slot[j] for j in range(6) if b.slot[j] >= 0}
+        if self.written[i] & used_b or self.written[i + 1] & used_a:
+            raise ValueError(f"program: instructions {i} and {i + 1} depend on each other")
+        a.with_next = 1
+
+    @property
+    def paired(self):
+        """Per instruction: whether it runs at once with the one before (pair())."""
+        return [i > 0 and self.ins[i - 1].with_next == 1 for i in range(self.n_ins)]
 
     def __len__(self):
         return self.n_ins
@@ -269,15 +302,21 @@ cdef class Program:
                 ins = &self.ins[i]
                 for j in range(6):
                     ins.p[j] = self.ptr[ins.slot[j]] if ins.slot[j] >= 0 else NULL
-            if spent is None:
-                for i in range(self.n_ins):
-                    (<cg_exec>self.ins[i].run)(&self.ins[i])
-            else:
-                for i in range(self.n_ins):
+            i = 0
+            while i < self.n_ins:  # (a pair's time is its first instruction's, the second 0)
+                ins = &self.ins[i]
+                if spent is not None:
                     clock_gettime(CLOCK_MONOTONIC, &t0)
-                    (<cg_exec>self.ins[i].run)(&self.ins[i])
+                if ins.with_next:
+                    (<cg_exec_pair>ins.pair)(ins, ins + 1)
+                else:
+                    (<cg_exec>ins.run)(ins)
+                if spent is not None:
                     clock_gettime(CLOCK_MONOTONIC, &t1)
                     spent[i] = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec)
+                    if ins.with_next:
+                        spent[i + 1] = 0.0
+                i += 2 if ins.with_next else 1
             return tuple([self.arrays[s] for s in self.outputs])
         finally:
             for i in range(count):

@@ -530,7 +530,7 @@ def test_a_native_plan_times_each_instruction_of_its_program():
     assert sum(len(s.native) for s in native) == len(plan.native)
     assert [label.split("(")[0] for s in native for label, _ in s.native] == plan.native.names
     for s in native:
-        assert all(t is not None and t > 0 for _, t in s.native)
+        assert all(t is not None and (t > 0 or label.startswith("‖")) for label, t in s.native)
         assert s.time >= sum(t for _, t in s.native) * (1 - 1e-9)
     assert sum(s.time for s in native) <= min(plan.call_times)
     first = native[0]
@@ -635,6 +635,27 @@ def test_dense_steps_replay_as_one_program_with_eagers_bits(make):
     assert "_PRG.run((" in plan.source
     if isinstance(plan.opts[0], optim.SGD):  # its update a program too
         assert "SGD.step() [native]" in str(plan) and ".run((v" in plan.source
+
+
+def test_a_layers_two_gradient_products_run_at_once_with_eagers_bits(monkeypatch):
+    """At two threads a dense layer's dX = g @ W and dW = g.T @ x (independent, the same
+    multiply-adds) run at once, a thread each (native.PAIR_MACS lowered: the test's layers
+    are small); the parameters stay bitwise eager's."""
+    if "cython" not in cygrad.backend.available():
+        pytest.skip("the native tier runs the cython kernels")
+    from cygrad.compiler import native
+    monkeypatch.setattr(native, "PAIR_MACS", 1)
+    cygrad.set_num_threads(2)
+    step = _same_as_eager(mnist_mlp("tensor"), steps=7)
+    plan = step.plan
+    paired = plan.native.paired
+    assert sum(paired) == 2  # the two hidden layers' (the first layer has no dX)
+    assert all(plan.native.names[i] == plan.native.names[i - 1] == "gemm"
+               for i, p in enumerate(paired) if p)
+    assert "‖ gemm(" in str(plan)
+    cygrad.set_num_threads(1)
+    step = _same_as_eager(mnist_mlp("tensor"), steps=4)
+    assert not any(step.plan.native.paired)  # one thread: nothing to pair
 
 
 def test_steps_without_instructions_say_why_and_replay_in_python(backend):

@@ -211,6 +211,68 @@ def test_a_run_times_each_instruction_without_changing_a_bit():
         p.run(args, (), frozen)
 
 
+def _two_products(shapes, dtype, pair=True):
+    """A program of two gemm instructions (each ((m, k), (k, n)) with its transposes code),
+    paired or not; returns (program, bound arrays)."""
+    p = program.Program()
+    args = []
+    for i, ((m, n, k), code) in enumerate(shapes):
+        a = _rng(10 + i, *((k, m) if code & 1 else (m, k)), dtype=dtype)
+        b = _rng(20 + i, *((n, k) if code & 2 else (k, n)), dtype=dtype)
+        sa, sb = p.slot(a.shape, dtype, "bound"), p.slot(b.shape, dtype, "bound")
+        c = p.slot((m, n), dtype, "output")
+        p.add("gemm", gemm.EXEC["gemm"], dtype, 2, code, [sa, sb, c],
+              [m, n, k, a.shape[1], b.shape[1]], 0.0, (2,), gemm.EXEC_PAIR["gemm"])
+        args += [a, b]
+    if pair:
+        p.pair(0)
+    return p, tuple(args)
+
+
+@pytest.mark.parametrize("shapes", [
+    [((64, 256, 128), 0), ((128, 256, 64), 1)],  # a layer's dX and dW (the MNIST step's)
+    [((300, 70, 600), 2), ((33, 517, 9), 3)],    # ragged, long k (the tree's merges), wide
+    [((5, 3, 40), 0), ((0, 4, 4), 0)],           # an empty one: one after the other
+    [((70, 2, 100), 0), ((16, 40, 16), 1)],      # one run as its transpose (few columns)
+])
+def test_a_pair_of_products_has_each_products_bits(shapes, dtype):
+    paired, args = _two_products(shapes, dtype)
+    assert paired.paired == [False, True]
+    alone, _ = _two_products(shapes, dtype, pair=False)
+    times = np.zeros(2)
+    got = paired.run(args, (), times)
+    for (c, want), i in zip(zip(got, alone.run(args)), (0, 2)):
+        a, b, code = args[i], args[i + 1], shapes[i // 2][1]
+        expected = gemm.product(a, b, bool(code & 1), bool(code & 2), 1)
+        assert c.tobytes() == want.tobytes() == expected.tobytes()
+    assert times[0] > 0 and times[1] == 0  # the pair's time is its first instruction's
+
+
+def test_only_independent_instructions_of_one_pair_form_pair():
+    p, _ = _two_products([((8, 8, 8), 0), ((8, 8, 8), 0)], np.float32, pair=False)
+    with pytest.raises(ValueError, match="no instructions 1 and 2 to pair"):
+        p.pair(1)
+    p.pair(0)
+    with pytest.raises(ValueError, match="paired already"):
+        p.pair(0)
+    q = program.Program()  # the second reads what the first writes
+    a = q.slot((8, 8), np.float32, "bound")
+    c = q.slot((8, 8), np.float32, "internal")
+    d = q.slot((8, 8), np.float32, "output")
+    for x, y in ((a, c), (c, d)):
+        q.add("gemm", gemm.EXEC["gemm"], np.float32, 2, 0, [a, x, y], [8, 8, 8, 8, 8], 0.0,
+              (2,), gemm.EXEC_PAIR["gemm"])
+    with pytest.raises(ValueError, match="depend on each other"):
+        q.pair(0)
+    q.add("column_sum", reduce.EXEC["column_sum"], np.float32, 2, 0, [d, -1], [8, 8], 0.0, ())
+    with pytest.raises(ValueError, match="no pair form in common"):
+        q.pair(1)
+    with pytest.raises(TypeError, match="not a pair exec capsule"):
+        q.add("gemm", gemm.EXEC["gemm"], np.float32, 2, 0, [a, a, d], [8, 8, 8, 8, 8], 0.0,
+              (2,), gemm.EXEC["gemm"])
+    assert q.paired == [False, False, False]
+
+
 def test_instructions_are_checked_when_added():
     p = program.Program()
     a = p.slot((2, 2), np.float32, "bound")

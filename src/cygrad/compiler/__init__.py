@@ -21,7 +21,8 @@ as one call into C (csrc/program.pyx: the kernels' own C functions on arrays mad
 array handed out, a .grad or the loss, is reused only when nothing holds it any more);
 `plan.native` is that program, or None with `plan.native_why` naming what kept it in Python.
 Printed, a native step lists the program's instructions it runs, each timed in C (the timed
-replays pass the program an array for the durations).
+replays pass the program an array for the durations). At two threads or more a dense layer's
+two gradient products run at once, a thread each (compiler/native.py `_pairs`; marked `‖`).
 
 What is guarded (checked at every call; a change captures again, twice):
 - the arguments' structure, and per tensor (or numpy array) argument its shape, dtype, strides

@@ -23,6 +23,9 @@ from ..ops.layers import Linear, LinearActivation
 from ..ops.losses import MSE, CrossEntropy
 
 _REDUCTION = {"mean": 1, "sum": 2}
+# Two independent products of at least this many multiply-adds each run at once, a thread each
+# (Native._pairs): the MNIST-size step's 64x128 @ 128x256 and 128x64 @ 64x256 (2.1M each).
+PAIR_MACS = 1 << 18
 
 
 def _families():
@@ -36,7 +39,7 @@ def _families():
     ex = {}
     for family in (gemm, elementwise, reduce, loss, optim):
         ex.update(family.EXEC)
-    return program, ex, elementwise
+    return program, ex, elementwise, dict(getattr(gemm, "EXEC_PAIR", {}))
 
 
 class Native:
@@ -46,7 +49,7 @@ class Native:
         families = _families()
         self.why = None if families is not None else "the cython backend is not in use"
         if families is not None:
-            self.program_module, self.exec, self.elementwise = families
+            self.program_module, self.exec, self.elementwise, self.pair_exec = families
         self.calls = []  # (kernel, dtype, threads, code, operand vars, sizes, x, writes)
         self.meta = {}  # var -> (shape, dtype) of every array it names
         self.defined = []  # vars the program writes, in order
@@ -294,8 +297,30 @@ class Native:
                                          for v in operands], sizes)
             program.add(kernel, self.exec[kernel], dtype, threads, code,
                         [-1 if v == -1 or v is None else slots[v] for v in operands], sizes, x,
-                        writes)
+                        writes, self.pair_exec.get(kernel))
+        i = 0
+        while i + 1 < len(self.calls):
+            if self._pairs(self.calls[i], self.calls[i + 1]):
+                program.pair(i)
+                i += 1
+            i += 1
         return program, list(self.bound), outputs
+
+    def _pairs(self, first, second):
+        """Run two adjacent products at once, each whole on a thread of its own (a layer's
+        dX = g @ W and dW = g.T @ x: the same multiply-adds)? When they are independent, the
+        step has two threads or more, and each has PAIR_MACS multiply-adds or more, neither
+        more than twice the other's: two halves of each, one product after the other, lost
+        more to the threads' start and join (measured below)."""
+        if first[0] != "gemm" or second[0] != "gemm" or first[1] != second[1] \
+                or min(first[2], second[2]) < 2 or "gemm" not in self.pair_exec:
+            return False
+        macs = [s[5][0] * s[5][1] * s[5][2] for s in (first, second)]
+        if min(macs) < PAIR_MACS or 2 * min(macs) < max(macs):
+            return False
+        reads = [set(s[4]) - {-1, None} for s in (first, second)]
+        writes = [{s[4][w] for w in s[7]} for s in (first, second)]
+        return not (writes[0] & reads[1] or writes[1] & reads[0])
 
 
 def _check(kernel, dtype, code, operands, sizes):
@@ -344,7 +369,7 @@ def sgd_program(pairs, momentum):
     families = _families()
     if families is None:
         return None
-    program_module, ex, _ = families
+    program_module, ex, _, _ = families
     for a, g in pairs:
         if a.dtype not in (np.float32, np.float64) or g.dtype != a.dtype or g.shape != a.shape \
                 or not all(x.flags.c_contiguous and x.flags.aligned for x in (a, g)):

@@ -204,7 +204,7 @@ class Plan:
             t = "" if s.time is None else f"{s.time * 1e6:7.1f} µs"
             lines.append(f"{i:>4}  {s.name:<{width}}  {t:>9}  {s.shapes}")
             for label, spent in s.native:  # what the native program runs, each timed
-                t = "" if spent is None else f"{spent * 1e6:7.1f} µs"
+                t = "" if spent is None or label.startswith("‖") else f"{spent * 1e6:7.1f} µs"
                 lines.append(f"{'':>4}  {'':<{width}}  {t:>9}    {label}")
             for name, shapes in () if s.native else s.kernels:
                 args = ", ".join(x if isinstance(x, str) else
@@ -699,6 +699,9 @@ class Builder:
         # nothing else, are the program's outputs again (csrc/program.pyx)
         prefix = prefix + [f"{ref}._grad = None" for ref in self.cleared]
         labels = nat.labels()
+        for j, with_previous in enumerate(program.paired):  # run at once with the one above
+            if with_previous:  # (whose time is the pair's)
+                labels[j] = "‖ " + labels[j]
         for n, i in enumerate(steps):
             self.step_lines[i] = prefix + run if n == 0 else []
             self.plan.steps[i].name += " [native]"
