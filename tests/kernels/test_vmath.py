@@ -75,6 +75,25 @@ def test_exp_in_the_loss_is_within_an_ulp(dtype):
     assert ulps(e[:, 1:], ref, dtype).max() <= 1.0
 
 
+def test_exp_underflows_to_the_correctly_rounded_subnormal_or_zero(dtype):
+    """Far below the normal range exp goes through subnormal results to +0 (below the cut,
+    -104 / -746, without computing: e^-inf, a masked attention logit, is +0 at once)."""
+    cut = -104.0 if dtype == np.float32 else -746.0
+    tiny = np.finfo(dtype).smallest_subnormal
+    lowest = np.log(float(np.finfo(dtype).tiny))  # e^lowest: the smallest normal
+    logp = np.array([0.0, lowest + 1, lowest - 3, cut + 1, cut, np.nextafter(cut, -np.inf),
+                     -1e30, -np.inf], dtype)
+    with B.using("cython"):
+        dx = B.log_softmax_nll_backward(logp[None, :], np.array([0]), np.ones(1, dtype))[0]
+    e = dx[1:]  # exp(logp): column 0 is the target's, exp - 1
+    mpmath.mp.prec = 113
+    ref = np.array([float(mpmath.exp(mpmath.mpf(float(v)))) for v in logp[1:4]])
+    assert ulps(e[:1], ref[:1], dtype).max() <= 1.0
+    assert 0 < e[1] < np.finfo(dtype).tiny and 0 < e[2] and abs(e[1] - ref[1]) <= tiny
+    assert abs(e[2] - ref[2]) <= tiny
+    assert e[3:].tobytes() == np.zeros(4, dtype).tobytes()  # +0, never -0
+
+
 @pytest.mark.parametrize("name", ["tanh", "sigmoid"])
 def test_special_values(name, dtype):
     tiny = np.finfo(dtype).smallest_subnormal
