@@ -643,18 +643,28 @@ class Softmax(Op):
         if x.size == 0:
             self.y = x.copy()
             return self.y
-        m = x.max(axis=self.dim, keepdims=True)
-        if self._rows(x) and np.isfinite(m).all():
+        if self._rows(x) and self._regular(x):
             # along the last dimension the exact row kernel (the sum in ascending order); rows
             # with a NaN, +inf or nothing but -inf keep numpy's path (torch's NaNs)
             self.y = B.softmax_rows(x)
             return self.y
+        m = x.max(axis=self.dim, keepdims=True)
         e = np.exp(x - m)
         self.y = e / e.sum(axis=self.dim, keepdims=True)
         return self.y
 
     def _rows(self, x):
         return self.dim == x.ndim - 1 and x.dtype in B.FLOAT_DTYPES
+
+    @staticmethod
+    def _regular(x):
+        """Every row's maximum finite (no NaN, no +inf, no row of only -inf)? The whole array's
+        maximum and the first column answer it in two vector passes when the first column
+        is finite (an attention's causal mask never hides the first key); numpy's maximum
+        along short rows took 53 us for 16 x 32 x 32, twice the softmax kernel's time."""
+        if not np.isfinite(x.max()):  # a NaN or +inf somewhere
+            return False
+        return bool(np.isfinite(x[..., 0]).all() or np.isfinite(x.max(axis=-1)).all())
 
     def backward(self, g):
         y = self.y
