@@ -311,7 +311,7 @@ class Native:
         dX = g @ W and dW = g.T @ x: the same multiply-adds)? When they are independent, the
         step has two threads or more, and each has PAIR_MACS multiply-adds or more, neither
         more than twice the other's: two halves of each, one product after the other, lost
-        more to the threads' start and join (measured below)."""
+        more to the threads' start and join (csrc/README.md: 29.2 + 26.4 -> 36.7 µs)."""
         if first[0] != "gemm" or second[0] != "gemm" or first[1] != second[1] \
                 or min(first[2], second[2]) < 2 or "gemm" not in self.pair_exec:
             return False
