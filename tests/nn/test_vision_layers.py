@@ -1,8 +1,8 @@
 """nn.functional's pixel_shuffle, pixel_unshuffle, interpolate (nearest, nearest-exact, linear,
-bilinear, trilinear, area), unfold, fold and the vision modules (PixelShuffle, Upsample..., the
-padding layers, Fold, Unfold) against PyTorch (values, dtypes, shapes, gradients, exception types;
-tests/ops/torchdiff.py), gradchecked in float64; an image alone gives the same bits as inside
-its batch.
+bilinear, bicubic, trilinear, area), unfold, fold and the vision modules (PixelShuffle,
+Upsample..., the padding layers, Fold, Unfold) against PyTorch (values, dtypes, shapes,
+gradients, exception types; tests/ops/torchdiff.py), gradchecked in float64; an image alone
+gives the same bits as inside its batch.
 """
 
 import pathlib
@@ -115,6 +115,34 @@ def test_interpolate_2d(dtype, mode, align, size, scale):
 
 
 @pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("size,scale", [((3, 4), None), ((10, 14), None), ((5, 7), None),
+                                        ((1, 9), None), (None, 2), (None, (1.5, 0.6)),
+                                        (None, (0.5, 3.0))])
+def test_interpolate_bicubic(dtype, align, size, scale):
+    """torch's cubic convolution (A = -0.75) with the border repeated: shapes, values within
+    rounding, gradients (gradcheck in float64), from upsampling and downsampling."""
+    x = values((2, 3, 5, 7), dtype)
+    diff(lambda m, t: m.nn.functional.interpolate(t, size, scale, "bicubic", align), x,
+         gradcheck=dtype == F64)
+
+
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("shape,size", [((1, 2, 1, 1), (3, 2)), ((1, 1, 4, 1), (1, 3)),
+                                        ((2, 1, 3, 5), (3, 5))])
+def test_interpolate_bicubic_edges(shape, size, align):
+    """One-pixel inputs and outputs, and a size kept (the identity)."""
+    diff(lambda m, t: m.nn.functional.interpolate(t, size, None, "bicubic", align),
+         values(shape), gradcheck=True)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5), (1, 2, 3, 4, 5)])
+def test_interpolate_bicubic_needs_4d(shape):
+    """torch's NotImplementedError naming the modes, for 3-D and 5-D input."""
+    diff(lambda m, t: m.nn.functional.interpolate(t, 4, None, "bicubic"), values(shape))
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
 @pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
 @pytest.mark.parametrize("size,scale", [((3, 7, 11), None), (None, (1.5, 0.7, 2.0)),
                                         (None, 2), (4, None)])
@@ -174,14 +202,13 @@ def test_interpolate_scale_factor_tensor_is_a_type_error():
     diff(lambda m, t: m.nn.functional.interpolate(t, scale_factor=m.tensor(2.0)), x)
 
 
-@pytest.mark.parametrize("mode", ["bicubic", "area"])
-def test_interpolate_unbuilt_modes_name_themselves(mode):
-    x = cygrad.tensor(values((1, 2, 4, 4, 4) if mode == "area" else (1, 2, 4, 4)))
-    with pytest.raises(NotImplementedError, match=mode):
-        cygrad.nn.functional.interpolate(x, size=3, mode=mode)
-    with pytest.raises(NotImplementedError, match="antialias"):
-        cygrad.nn.functional.interpolate(x[0] if mode == "area" else x, size=3,
-                                         mode="bilinear", antialias=True)
+def test_interpolate_unbuilt_modes_name_themselves():
+    x = cygrad.tensor(values((1, 2, 4, 4, 4)))
+    with pytest.raises(NotImplementedError, match="area"):
+        cygrad.nn.functional.interpolate(x, size=3, mode="area")
+    for mode in ("bilinear", "bicubic"):
+        with pytest.raises(NotImplementedError, match="antialias"):
+            cygrad.nn.functional.interpolate(x[0], size=3, mode=mode, antialias=True)
 
 
 def test_interpolate_deprecated_aliases():
@@ -317,6 +344,8 @@ LAYERS = [
     lambda F: (lambda t: F.interpolate(t, size=(5, 9), mode="nearest-exact")),
     lambda F: (lambda t: F.interpolate(t, scale_factor=(1.3, 2.2), mode="bilinear")),
     lambda F: (lambda t: F.interpolate(t, size=(7, 3), mode="bilinear", align_corners=True)),
+    lambda F: (lambda t: F.interpolate(t, scale_factor=(1.3, 0.6), mode="bicubic")),
+    lambda F: (lambda t: F.interpolate(t, size=(9, 11), mode="bicubic", align_corners=True)),
     lambda F: (lambda t: F.unfold(t, (3, 2), padding=1, stride=(1, 2))),
     lambda F: (lambda t: F.fold(F.unfold(t, 3, padding=1), (4, 6), 3, padding=1)),
     lambda F: (lambda t: F.pad(t, (1, 2, 2, 1), mode="reflect")),

@@ -124,6 +124,33 @@ def _linear_weights(in_size, out_size, align_corners, scale, ft):
     return i0, i1, (ft(1) - lambda1).astype(ft), lambda1
 
 
+def _cubic_weights(in_size, out_size, align_corners, scale, ft):
+    """torch's cubic indices and weights (UpSample.h: area_pixel_compute_source_index with
+    cubic=True, guard_index_and_lambda, get_cubic_upsample_coefficients with A = -0.75), in ft
+    arithmetic: four (index, weight) pairs per output position, the indices clamped to the
+    input (its border repeats)."""
+    i = np.arange(out_size, dtype=np.int64)
+    if align_corners:
+        ratio = ft(in_size - 1) / ft(out_size - 1) if out_size > 1 else ft(0)
+        real = (ratio * i.astype(ft)).astype(ft)
+    else:  # (unclamped below 0: cubic)
+        ratio = _scale_value(scale, in_size, out_size, ft)
+        real = (ratio * (i.astype(ft) + ft(0.5)) - ft(0.5)).astype(ft)
+    i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
+    t = np.minimum(np.maximum(real - i0.astype(ft), ft(0)), ft(1)).astype(ft)
+    a = ft(-0.75)
+
+    def near(x):  # cubic_convolution1: |x| <= 1
+        return ((a + ft(2)) * x - (a + ft(3))) * x * x + ft(1)
+
+    def far(x):  # cubic_convolution2: 1 < |x| < 2
+        return ((a * x - ft(5) * a) * x + ft(8) * a) * x - ft(4) * a
+
+    u = (ft(1) - t).astype(ft)
+    weights = [far((t + ft(1)).astype(ft)), near(t), near(u), far((u + ft(1)).astype(ft))]
+    return [(np.clip(i0 - 1 + j, 0, in_size - 1), w.astype(ft)) for j, w in enumerate(weights)]
+
+
 def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) or (
         isinstance(v, Tensor) and v.dim() == 0 and not v.is_floating_point())
@@ -141,8 +168,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """Resample the spatial dims (all but the first two) of input to `size` or by
     `scale_factor`. Modes 'nearest' and 'nearest-exact' (3-D, 4-D, 5-D input), 'linear' (3-D),
     'bilinear' (4-D) and 'trilinear' (5-D), with torch's source indices and weights, and 'area'
-    (3-D, 4-D: adaptive average pooling, as torch); 'bicubic', 'area' on 5-D input and
-    antialias raise NotImplementedError."""
+    (3-D, 4-D: adaptive average pooling, as torch) and 'bicubic' (4-D: torch's cubic
+    convolution, A = -0.75, the border repeated); 'area' on 5-D input and antialias raise
+    NotImplementedError."""
     _tensor(input, "input", "interpolate")
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
@@ -198,21 +226,19 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if antialias:
         raise NotImplementedError("cygrad does not implement interpolate(antialias=True)")
     supported = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,),
-                 "bilinear": (4,), "trilinear": (5,), "area": (3, 4)}
+                 "bilinear": (4,), "bicubic": (4,), "trilinear": (5,), "area": (3, 4)}
     if mode in ("linear", "bilinear", "trilinear") and input.dim() in (3, 4, 5) and \
             input.dim() not in {"linear": (3,), "bilinear": (4,), "trilinear": (5,)}[mode]:
         need = {"linear": 3, "bilinear": 4, "trilinear": 5}[mode]
         raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D "
                                   f"input")
     if mode not in supported:
-        if input.dim() in (3, 4, 5) and mode in ("bicubic", "lanczos"):
-            raise NotImplementedError(f"cygrad does not implement interpolate(mode={mode!r})")
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
                                   f"(got {input.dim()}D) for the modes: nearest | linear | "
                                   f"bilinear | bicubic | trilinear | area | nearest-exact (got "
                                   f"{mode}); cygrad implements interpolate(mode=...) for "
-                                  f"nearest, nearest-exact, linear, bilinear, trilinear and "
-                                  f"area")
+                                  f"nearest, nearest-exact, linear, bilinear, bicubic, "
+                                  f"trilinear and area")
     if mode == "area" and input.dim() == 5:
         raise NotImplementedError("cygrad does not implement interpolate(mode='area') on 5-D "
                                   "input (adaptive_avg_pool3d)")
@@ -256,11 +282,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     ft = input._data.dtype.type
     x = input
     for d in range(dim - 1, -1, -1):  # the last dim first: torch's innermost sum
-        i0, i1, l0, l1 = _linear_weights(in_sizes[d], output_size[d], align_corners,
-                                         scales[d], ft)
+        if mode == "bicubic":
+            taps = _cubic_weights(in_sizes[d], output_size[d], align_corners, scales[d], ft)
+        else:
+            i0, i1, l0, l1 = _linear_weights(in_sizes[d], output_size[d], align_corners,
+                                             scales[d], ft)
+            taps = [(i0, l0), (i1, l1)]
         shape = (-1,) + (1,) * (dim - 1 - d)
-        w0, w1 = _wrap(l0.reshape(shape)), _wrap(l1.reshape(shape))
-        x = x.index_select(d + 2, _wrap(i0)) * w0 + x.index_select(d + 2, _wrap(i1)) * w1
+        y = None
+        for idx, w in taps:  # sum_j x[idx_j] * w_j, in j order
+            term = x.index_select(d + 2, _wrap(idx)) * _wrap(w.reshape(shape))
+            y = term if y is None else y + term
+        x = y
     return x
 
 
