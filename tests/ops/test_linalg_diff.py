@@ -1,6 +1,7 @@
 """Products against PyTorch (tests/ops/torchdiff.py): matmul over every pairing of 1-D, 2-D
-and batched operands with broadcasting, mm, bmm, mv, dot, inner, outer/ger, einsum's common
-forms; shape and dtype mismatches raise torch's exception types; gradients and gradcheck."""
+and batched operands with broadcasting, mm, bmm, mv, dot, inner, outer/ger, einsum (both
+forms, '...', diagonals, broadcasting, n operands); shape and dtype mismatches raise torch's
+exception types; gradients and gradcheck."""
 
 import numpy as np
 import pytest
@@ -90,6 +91,70 @@ def test_einsum(equation, sa, sb, dtype):
         except RuntimeError:
             return
         run_gradcheck(lambda m, *ts: m.einsum(equation, *ts), arrays)
+
+
+EINSUMS_N = [
+    ("...ij,...jk->...ik", [(2, 3, 4), (4, 5)]), ("...ij,...jk", [(5, 2, 3, 4), (2, 4, 5)]),
+    ("i...->...", [(3, 4, 5)]), ("...", [(2, 3)]), ("..., ...", [(2, 3), (3,)]),
+    ("ab...,b->a...", [(2, 3, 4), (3,)]), ("ij->j...", [(2, 3)]),
+    ("...i,...i", [(2, 1, 3), (4, 3)]), ("...i,...->...", [(3, 4), (5, 3)]),
+    ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("iji->j", [(3, 2, 3)]), ("ii,i->i", [(3, 3), (3,)]),
+    ("i,i->i", [(3,), (1,)]), ("ij,jk", [(2, 1), (3, 4)]), ("Aa,aB->AB", [(2, 3), (3, 4)]),
+    ("abc,cd,de->abe", [(2, 3, 4), (4, 5), (5, 6)]), ("i,j,k", [(2,), (3,), (4,)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]), ("i,i,i->", [(4,), (4,), (4,)]),
+    ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]), (" i j , j k -> i k ", [(2, 3), (3, 4)]),
+    # torch's errors
+    ("ii->", [(3, 4)]), ("ij,ij->", [(2, 3), (3, 2)]), ("iij", [(2, 3, 4)]), ("i->ii", [(3,)]),
+    ("a.b", [(2, 3)]), ("...a...", [(2, 3)]), ("i,j", [(2,)]), ("i", [(2,), (3,)]),
+    ("ij->k", [(2, 3)]), ("i1", [(2, 2)]), ("ij", [(2,)]), ("...ij", [(2,)]),
+    ("ij->i..", [(2, 3)])]
+
+
+@pytest.mark.parametrize("equation,shapes", EINSUMS_N)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_einsum_ellipsis_diagonals_broadcast_and_n_operands(equation, shapes, dtype):
+    """'...' (right-aligned broadcast), repeated subscripts (diagonals), size-1 dimensions,
+    three operands, the implicit output, spaces; torch's error for each malformed equation."""
+    arrays = [values(s, dtype, i) for i, s in enumerate(shapes)]
+    diff(lambda m, *ts: m.einsum(equation, *ts), *arrays)
+    if dtype == np.float64:
+        try:
+            import torch
+            torch.einsum(equation, *[torch.from_numpy(a) for a in arrays])
+        except RuntimeError:
+            return
+        except ImportError:
+            pass
+        run_gradcheck(lambda m, *ts: m.einsum(equation, *ts), arrays)
+
+
+@pytest.mark.parametrize("equation,shapes,batched", [
+    ("...ij,jk->...ik", [(5, 3, 4), (4, 6)], 0),
+    ("bij,bjk,bk->bi", [(4, 2, 3), (4, 3, 5), (4, 5)], None),
+    ("bii,bi->bi", [(4, 3, 3), (4, 3)], None)])
+def test_einsum_a_sample_alone_gives_its_bits_in_the_batch(equation, shapes, batched):
+    """Each output element is the same chain of multiply-adds whether its sample is computed
+    alone or inside the batch (the leading dim; every operand's with batched=None)."""
+    import cygrad
+    arrays = [values(s, np.float32, i) for i, s in enumerate(shapes)]
+    whole = cygrad.einsum(equation, *[cygrad.tensor(a) for a in arrays]).numpy()
+    for i in (0, 2):
+        part = [a[i:i + 1] if batched is None or j == batched else a
+                for j, a in enumerate(arrays)]
+        alone = cygrad.einsum(equation, *[cygrad.tensor(a) for a in part]).numpy()
+        assert np.array_equal(alone[0], whole[i])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_einsum_sublist_format(dtype):
+    """torch.einsum(op0, [0, 1], op1, [1, 2], [0, 2]) and with Ellipsis; a subscript out of
+    [0, 52) or too few arguments: torch's ValueError."""
+    a, b = values((2, 3), dtype, 1), values((3, 4), dtype, 2)
+    diff(lambda m, x, y: m.einsum(x, [0, 1], y, [1, 2], [0, 2]), a, b)
+    diff(lambda m, x, y: m.einsum(x, [Ellipsis, 1], y, [1, 2]), a, b)
+    diff(lambda m, x, y: m.einsum(x, [Ellipsis, 27], y, [27, 51], [51, Ellipsis]), a, b)
+    diff(lambda m, x: m.einsum(x, [0, 52]), a)
+    diff(lambda m, x: m.einsum(x), a)
 
 
 @pytest.mark.parametrize("sa,sb", [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)),

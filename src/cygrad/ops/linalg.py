@@ -219,83 +219,204 @@ def outer(input, vec2):
     return input.reshape(-1, 1) * vec2.reshape(1, -1)
 
 
-@export("einsum")
-def einsum(equation, *operands):
-    """Einstein summation for one or two operands, as products and sums of the exact kernels
-    (operands may also come as one list). Repeated indices within an operand (diagonals) are
-    not supported."""
+_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # torch's label order
+
+
+def _sublist(arg):
+    """A sublist-format subscript list ([0, 1], Ellipsis, ...) as equation text."""
+    text = ""
+    for n in arg:
+        if n is Ellipsis:
+            text += "..."
+        elif isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 52:
+            text += _LABELS[n]
+        else:
+            raise ValueError("einsum(): subscript in subscript list is not within the valid "
+                             "range [0, 52)")
+    return text
+
+
+def _einsum_args(args):
+    """(equation, operands) from torch.einsum's two forms: (equation, *operands) (or one
+    list of operands), and (op0, sublist0, op1, sublist1, ..., [output sublist])."""
+    if len(args) < 2:
+        raise ValueError("einsum(): must specify the equation string and at least one operand, "
+                         "or at least one operand and its subscripts list")
+    if isinstance(args[0], Tensor):
+        output = args[-1] if len(args) % 2 else None  # (an odd count: the output list last)
+        pairs = args[:-1] if len(args) % 2 else args
+        operands, subs = list(pairs[0::2]), list(pairs[1::2])
+        if len(subs) != len(operands) or not all(isinstance(t, Tensor) for t in operands):
+            raise TypeError("einsum(): the sublist format takes tensors and subscript lists "
+                            "in turn, then optionally the output's list")
+        equation = ",".join(_sublist(x) for x in subs)
+        if output is not None:
+            equation += "->" + _sublist(output)
+        return equation, operands
+    equation, operands = args[0], list(args[1:])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): argument 'equation' must be str, not "
+                        f"{type(equation).__name__}")
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
-    eq = equation.replace(" ", "")
-    if "..." in eq:
-        raise NotImplementedError("einsum with '...' is not supported")
-    if "->" in eq:
-        inputs, output = eq.split("->")
-    else:
-        inputs = eq
-        letters = inputs.replace(",", "")
-        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    specs = inputs.split(",")
-    for c in output:
-        if c not in inputs:
-            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation "
-                               f"for any input operand")
-        if output.count(c) > 1:
-            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the "
-                               f"output")
-    if len(specs) != len(operands):
-        raise RuntimeError(f"einsum(): {len(specs)} operand subscripts for {len(operands)} "
-                           "operands")
-    for spec, t in zip(specs, operands):
-        if len(set(spec)) != len(spec):
-            raise NotImplementedError(f"einsum(): repeated index in '{spec}' (a diagonal) is not "
-                                      "supported")
-        if len(spec) != t._data.ndim:
-            raise RuntimeError(f"einsum(): the number of subscripts in the equation "
-                               f"({len(spec)}) does not match the number of dimensions "
-                               f"({t._data.ndim}) for operand {specs.index(spec)}")
-    if len(operands) == 1:
-        (spec,), (x,) = specs, operands
-        summed = tuple(i for i, c in enumerate(spec) if c not in output)
-        if summed:
-            x = x.sum(summed)
-            spec = "".join(c for c in spec if c in output)
-        return x.permute(*[spec.index(c) for c in output]) if output else x
-    if len(operands) != 2:
-        raise NotImplementedError("einsum() supports one or two operands")
-    (sa, sb), (a, b) = specs, operands
-    # sum away indices that appear in one operand only and not in the output
-    for which in (0, 1):
-        spec, other = (sa, sb) if which == 0 else (sb, sa)
-        lone = tuple(i for i, c in enumerate(spec) if c not in other and c not in output)
+        operands = list(operands[0])
+    for i, t in enumerate(operands):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"einsum(): argument 'operands' must be tuple of Tensors, not "
+                            f"{type(t).__name__} (operand {i})")
+    return equation, operands
+
+
+def _einsum_side(text, offset, where):
+    """A side of the equation as labels (0-51) with None for an ellipsis; spaces ignored."""
+    labels, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == ".":
+            if None in labels:
+                raise RuntimeError(f"einsum(): found '.' for {where} for which an ellipsis was "
+                                   "already found" if where != "output" else
+                                   "einsum(): found '.' for output but an ellipsis (...) was "
+                                   "already found")
+            if text[i:i + 3] != "...":
+                raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any "
+                                   "ellipsis" + (" (...)" if where == "output" else ""))
+            labels.append(None)
+            i += 3
+            continue
+        if c != " ":
+            if c not in _LABELS:
+                raise RuntimeError(f"einsum(): invalid subscript given at index {offset + i} in "
+                                   "the equation string, subscripts must be in [a-zA-Z]")
+            labels.append(_LABELS.index(c))
+        i += 1
+    return labels
+
+
+def _contract(a, la, b, lb, keep):
+    """The product of two operands with labels la, lb (each label once per operand, equal
+    sizes): labels in `keep` stay (those in both are batch dims), the others are summed; the
+    result's labels are batch + a's own + b's own. One batched exact gemm."""
+    for which in (0, 1):  # sum away what appears in one operand only and is not kept
+        t, lt, other = (a, la, lb) if which == 0 else (b, lb, la)
+        lone = tuple(i for i, c in enumerate(lt) if c not in other and c not in keep)
         if lone:
-            t = (a, b)[which].sum(lone)
-            spec = "".join(c for c in spec if c in other or c in output)
-            if which == 0:
-                a, sa = t, spec
-            else:
-                b, sb = t, spec
-    batch = [c for c in sa if c in sb and c in output]
-    contracted = [c for c in sa if c in sb and c not in output]
-    left = [c for c in sa if c not in sb]
-    right = [c for c in sb if c not in sa]
-    size = {c: a._data.shape[i] for i, c in enumerate(sa)}
-    size.update({c: b._data.shape[i] for i, c in enumerate(sb)})
-    for c in sa:
-        if c in sb and a._data.shape[sa.index(c)] != b._data.shape[sb.index(c)]:
-            raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes for "
-                               f"subscript '{c}'")
-    prod = 1
+            t, lt = t.sum(lone), [c for c in lt if c in other or c in keep]
+            a, la = (t, lt) if which == 0 else (a, la)
+            b, lb = (t, lt) if which == 1 else (b, lb)
+    batch = [c for c in la if c in lb and c in keep]
+    contracted = [c for c in la if c in lb and c not in keep]
+    left = [c for c in la if c not in lb]
+    right = [c for c in lb if c not in la]
+    size = dict(zip(la, a._data.shape))
+    size.update(zip(lb, b._data.shape))
     nb, nl, nc, nr = ([size[c] for c in group] for group in (batch, left, contracted, right))
-    for s in nc:
-        prod *= s
-    a3 = a.permute(*[sa.index(c) for c in batch + left + contracted]).reshape(
-        int(np.prod(nb)), int(np.prod(nl)), prod)
-    b3 = b.permute(*[sb.index(c) for c in batch + contracted + right]).reshape(
-        int(np.prod(nb)), prod, int(np.prod(nr)))
-    result = matmul(a3, b3).reshape(tuple(nb + nl + nr))
-    order = batch + left + right
-    return result.permute(*[order.index(c) for c in output]) if output else result
+    a3 = a.permute(*[la.index(c) for c in batch + left + contracted]).reshape(
+        math.prod(nb), math.prod(nl), math.prod(nc))
+    b3 = b.permute(*[lb.index(c) for c in batch + contracted + right]).reshape(
+        math.prod(nb), math.prod(nc), math.prod(nr))
+    return matmul(a3, b3).reshape(tuple(nb + nl + nr)), batch + left + right
+
+
+@export("einsum")
+def einsum(*args):
+    """torch.einsum: Einstein summation over any number of operands, in either of torch's
+    forms, with '...' (broadcast, right-aligned, as torch), repeated subscripts within an
+    operand (its diagonal), size-1 dimensions broadcast, and the implicit output (the
+    ellipsis dims, then the subscripts seen once, A-Z before a-z). Operands are contracted
+    left to right (torch's order without opt_einsum), each pair as one batched exact gemm, so
+    each output element is a fixed chain of multiply-adds; a single operand is summed and
+    permuted."""
+    equation, operands = _einsum_args(args)
+    arrow = equation.find("->")
+    lhs = equation if arrow < 0 else equation[:arrow]
+    parts = lhs.split(",")
+    if len(parts) > len(operands):
+        raise RuntimeError("einsum(): fewer operands were provided than specified in the "
+                           "equation")
+    if len(parts) < len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the "
+                           "equation")
+    specs, offset = [], 0
+    for i, part in enumerate(parts):
+        specs.append(_einsum_side(part, offset, f"operand {i}"))
+        offset += len(part) + 1
+    ell = 0  # the ellipsis' dims: the most any operand's covers
+    for i, (spec, t) in enumerate(zip(specs, operands)):
+        named, ndim = len(spec) - (None in spec), t._data.ndim
+        if None in spec:
+            if named > ndim:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({named})"
+                                   f" is more than the number of dimensions ({ndim}) for operand"
+                                   f" {i}")
+            ell = max(ell, ndim - named)
+        elif named != ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({named}) "
+                               f"does not match the number of dimensions ({ndim}) for operand "
+                               f"{i} and no ellipsis was given")
+    # labels per dim: an ellipsis' dims are 52 + j, right-aligned to the widest
+    full = []
+    for spec, t in zip(specs, operands):
+        labels = []
+        for c in spec:
+            if c is None:
+                k = t._data.ndim - (len(spec) - 1)
+                labels += [52 + ell - k + j for j in range(k)]
+            else:
+                labels.append(c)
+        full.append(labels)
+    counts = {}
+    for labels in full:
+        for c in labels:
+            counts[c] = counts.get(c, 0) + 1
+    if arrow < 0:
+        out = list(range(52, 52 + ell)) + sorted(c for c in counts if c < 52 and
+                                                 counts[c] == 1)
+    else:
+        out = []
+        for c in _einsum_side(equation[arrow + 2:], arrow + 2, "output"):
+            if c is None:
+                out += list(range(52, 52 + ell))
+                continue
+            if c in out or c not in counts:
+                raise RuntimeError(f"einsum(): output subscript {_LABELS[c]} " + (
+                    "appears more than once in the output" if c in out else
+                    "does not appear in the equation for any input operand"))
+            out.append(c)
+    # repeated subscripts within an operand: its diagonal; sizes: equal, or 1 (broadcast)
+    size = {}
+    for i, (labels, t) in enumerate(zip(full, operands)):
+        for c in list(dict.fromkeys(labels)):
+            where = [d for d, x in enumerate(labels) if x == c]
+            while len(where) > 1:
+                d0, d1 = where[0], where[1]
+                n0, n1 = t._data.shape[d0], t._data.shape[d1]
+                if n0 != n1:
+                    raise RuntimeError(f"einsum(): subscript {_LABELS[c]} is repeated for "
+                                       f"operand {i} but the sizes don't match, {n1} != {n0}")
+                t = t.diagonal(0, d0, d1)  # (the diagonal becomes the last dim)
+                labels = [x for d, x in enumerate(labels) if d not in (d0, d1)] + [c]
+                where = [d for d, x in enumerate(labels) if x == c]
+        full[i], operands[i] = labels, t
+        for c, n in zip(labels, t._data.shape):
+            if size.get(c, 1) != 1 and n != 1 and n != size[c]:
+                name = _LABELS[c] if c < 52 else "..."
+                raise RuntimeError(f"einsum(): subscript {name} has size {n} for operand {i} "
+                                   f"which does not broadcast with previously seen size "
+                                   f"{size[c]}")
+            if n != 1 or c not in size:
+                size[c] = n
+    for i, (labels, t) in enumerate(zip(full, operands)):  # size-1 dims broadcast
+        shape = tuple(size[c] for c in labels)
+        if shape != t._data.shape:
+            operands[i] = t.expand(*shape)
+    x, lx = operands[0], full[0]
+    for i in range(1, len(operands)):
+        keep = set(out).union(*full[i + 1:])
+        x, lx = _contract(x, lx, operands[i], full[i], keep)
+    summed = tuple(d for d, c in enumerate(lx) if c not in out)
+    if summed:
+        x, lx = x.sum(summed), [c for c in lx if c in out]
+    return x.permute(*[lx.index(c) for c in out]) if out else x
 
 
 # ---------------------------------------------------------------------- composites
