@@ -135,6 +135,40 @@ def test_unique_bincount_histc(args):
         diff(lambda m, t: t.sum(*args), x.astype(np.float32))
 
 
+UNIQUE_ARRAYS = [
+    np.array([[1, 2], [0, 5], [1, 2], [0, 1]]),
+    np.array([[1.5, -0.0], [1.5, 0.0], [np.nan, 1], [np.nan, 1]], np.float32),
+    np.random.default_rng(0).integers(0, 2, (5, 3, 4)),
+    np.array([[True, False], [True, False], [False, False]]),
+    np.zeros((0, 3), np.float32), np.zeros((2, 0), np.float32), np.array(3.0),
+    np.array([3.0, np.nan, 1.0, np.nan])]
+
+
+@pytest.mark.parametrize("index", range(len(UNIQUE_ARRAYS)))
+@pytest.mark.parametrize("dim", [None, 0, 1, -1, 2])
+def test_unique_dim(index, dim):
+    """torch.unique with dim (unique_dim): slices sorted lexicographically, NaN slices distinct,
+    -0.0 equal to 0.0, `sorted` without effect, empty dims, a 0-d tensor's IndexError; without
+    dim each NaN distinct."""
+    x = UNIQUE_ARRAYS[index]
+    diff(lambda m, t: m.unique(t, dim=dim), x, grad=False)
+    diff(lambda m, t: t.unique(dim=dim, return_inverse=True, return_counts=True), x, grad=False)
+    diff(lambda m, t: m.unique(t, sorted=False, return_inverse=True, dim=dim), x, grad=False)
+
+
+@pytest.mark.parametrize("dim", [None, 0])
+def test_unique_has_no_derivative_as_torch(dim):
+    """A float input's unique values require a gradient (torch marks them) and a backward
+    through them raises torch's NotImplementedError naming the kernel."""
+    import cygrad
+    x = cygrad.tensor([[1.0, 2.0], [1.0, 2.0], [0.5, 3.0]], requires_grad=True)
+    u = cygrad.unique(x, dim=dim)
+    assert u.requires_grad and not cygrad.unique(x.detach(), dim=dim).requires_grad
+    kernel = "_unique2" if dim is None else "unique_dim"
+    with pytest.raises(NotImplementedError, match=f"derivative for '{kernel}'"):
+        u.sum().backward()
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_histogram(dtype):
     x = np.array([0.5, 1.0, 2.5, 2.5, 3.75, -1.0], dtype)

@@ -816,17 +816,62 @@ def median(input, dim=None, keepdim=False):
     return values_indices["median"](values, indices)
 
 
+class Unique(Op):
+    """torch.unique's values, already computed (`values`): torch has no derivative for them
+    but marks them as requiring a gradient when the input does, so a backward through them
+    raises its NotImplementedError (named after its kernel) instead of passing nothing."""
+
+    rule = "none: torch's derivative is not implemented (backward raises)"
+
+    def forward(self, x):
+        return self.values
+
+    def backward(self, g):
+        raise NotImplementedError(f"the derivative for '{self.kernel}' is not implemented.")
+
+
 @export("unique", method=True)
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values (sorted; each NaN distinct, as torch), or with `dim` the distinct
+    slices along dim, sorted lexicographically (torch's unique_dim: `sorted` has no effect
+    there; slices with a NaN are all distinct, -0.0 equals 0.0); inverse indices and counts on
+    request, int64."""
     if dim is not None:
-        raise NotImplementedError("unique(dim=...) is not supported")
-    values, inverse, counts = np.unique(input._data, return_inverse=True, return_counts=True)
-    out = [_wrap(values)]
+        if input._data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        values, inverse, counts = _unique_dim(input._data, _dim(dim, input._data.ndim))
+    else:
+        values, inverse, counts = np.unique(input._data, return_inverse=True,
+                                            return_counts=True, equal_nan=False)  # (as torch)
+        inverse = inverse.reshape(input._data.shape)
+    kernel = "_unique2" if dim is None else "unique_dim"
+    out = [apply(Unique, input, values=values, kernel=kernel) if input._data.dtype.kind == "f"
+           else _wrap(values)]
     if return_inverse:
-        out.append(_wrap(inverse.reshape(input._data.shape).astype(np.int64)))
+        out.append(_wrap(inverse.astype(np.int64)))
     if return_counts:
         out.append(_wrap(counts.astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def _unique_dim(x, d):
+    """(distinct slices along d in lexicographic order, each slice's group, group sizes)."""
+    n = x.shape[d]
+    if x.size == 0 and n != 0:
+        raise RuntimeError("There are 0 sized dimensions, and they aren't selected, so unique "
+                           "cannot be applied")
+    rows = np.moveaxis(x, d, 0).reshape(n, x.size // n if n else 0)
+    order = np.lexsort(rows.T[::-1]) if rows.shape[1] else np.arange(n)  # stable, by column 0
+    ranked = rows[order]
+    new = np.ones(n, dtype=bool)  # a slice starting a group: differs from the one before it
+    if n > 1:
+        new[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    group = np.cumsum(new) - 1
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = group
+    counts = np.diff(np.append(np.flatnonzero(new), n)).astype(np.int64)
+    picked = np.moveaxis(x, d, 0)[order[new]]
+    return np.ascontiguousarray(np.moveaxis(picked, 0, d)), inverse, counts
 
 
 @export("bincount", method=True)
