@@ -12,23 +12,24 @@ from . import _state, backend, dtypes
 
 # The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
 from .ops import (
+    decompositions,
     elementwise,
     factories,
     layers,
-    linalg,
     losses,
     random_ops,  # noqa: F401  (rand, randn, ..., the in-place random fills)
     reduction,
     registry,
     shape,
 )
+from .ops import linalg as _products  # noqa: F401  (matmul, einsum...: cygrad.linalg is torch's)
 from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops of your own)
 
 registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
-from . import autograd, backends, compiler, cuda, data, interop, nn, optim, random, viz  # noqa: E402  # noqa: E402, I001
+from . import autograd, backends, compiler, cuda, data, interop, linalg, nn, optim, random, viz  # noqa: E402, I001, E501
 from ._config import show_config  # noqa: E402
 from ._format import set_printoptions  # noqa: E402
 from .autograd import (  # noqa: E402  # noqa: E402

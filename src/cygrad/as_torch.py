@@ -32,6 +32,7 @@ ALIASES = {
     "torch.cuda": "cygrad.cuda",
     "torch.backends": "cygrad.backends",
     "torch.random": "cygrad.random",
+    "torch.linalg": "cygrad.linalg",
 }
 
 

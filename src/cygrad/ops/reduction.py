@@ -617,8 +617,11 @@ def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
 def _norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p in ("fro", None):
         p = 2
-    if p == "nuc":
-        raise NotImplementedError("the nuclear norm is not supported")
+    if p == "nuc":  # a matrix norm (torch.norm hands it to linalg.matrix_norm)
+        from ..linalg import matrix_norm
+
+        return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim,
+                           dtype=dtype)
     if not input.is_floating_point():
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
                            f"input. Got {dtypes.SCALAR_NAMES[input.dtype.name]}")

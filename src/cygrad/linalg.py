@@ -1,0 +1,332 @@
+"""torch.linalg: norms, products and matrix functions under torch's names, signatures and
+defaults.
+
+Norms and products are made of cygrad's ops (the exact kernels; their gradients are those
+ops'); the matrix functions (det, slogdet, inv, solve, cholesky, eigh, eigvalsh, svdvals and
+what is built on them) run LAPACK through numpy (cygrad/ops/decompositions.py, with torch's
+gradients). A torch.linalg function cygrad lacks raises NotImplementedError naming it.
+"""
+
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from .ops import registry
+from .ops.decompositions import (
+    Cholesky,
+    Constant,
+    EighValues,
+    EighVectors,
+    Inv,
+    LinAlgError,
+    LogAbsDet,
+    Solve,
+    SvdVals,
+    _floating,
+    _square,
+)
+from .ops.decompositions import det as _det
+from .ops.linalg import matmul
+from .ops.reduction import _norm
+from .tensor import Tensor, apply
+
+__all__ = ["LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
+           "matmul", "matrix_norm", "matrix_power", "multi_dot", "norm", "slogdet", "solve",
+           "svdvals", "vecdot", "vector_norm"]
+
+slogdet_result = namedtuple("linalg_slogdet", ["sign", "logabsdet"])  # torch.return_types'
+eigh_result = namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
+
+_MISSING = ("cholesky_ex", "cond", "eig", "eigvals", "householder_product", "inv_ex",
+            "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor",
+            "lu_factor_ex", "lu_solve", "matrix_exp", "matrix_rank", "pinv", "qr", "solve_ex",
+            "solve_triangular", "svd", "tensorinv", "tensorsolve", "vander")
+
+
+def __getattr__(name):
+    if name in _MISSING:
+        raise NotImplementedError(f"cygrad does not implement torch.linalg.{name}")
+    raise AttributeError(f"module 'cygrad.linalg' has no attribute '{name}'")
+
+
+def _out(result, out):
+    return result if out is None else out._write(result)
+
+
+# ---------------------------------------------------------------------- norms
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
+    """The ord-norm of x's elements over dim (all of them by default): sum(|x|^ord)^(1/ord);
+    inf / -inf the largest / smallest |x|, 0 the count of nonzeros."""
+    if isinstance(ord, (str, bool)) or not isinstance(ord, (int, float)):
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, "
+                        f"not {type(ord).__name__}")
+    return _out(_norm(x, ord, dim, keepdim, dtype), out)
+
+
+def _matrix_dims(A, dim, where):
+    if len(dim) != 2:
+        raise RuntimeError(f"{where}: dim must be a 2-tuple. Got {' '.join(map(str, dim))}")
+    nd = A._data.ndim
+    if nd < 2:
+        raise RuntimeError(f"{where}: The input tensor A must have at least 2 dimensions.")
+    d0, d1 = (d + nd if d < 0 else d for d in dim)
+    if not (0 <= d0 < nd and 0 <= d1 < nd):
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}]"
+                         f", but got {dim[0] if not 0 <= d0 < nd else dim[1]})")
+    if d0 == d1:
+        raise RuntimeError(f"{where}: dims must be different. Got ({dim[0]}, {dim[1]})")
+    return d0, d1
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
+    """The matrix norm over the two dims: 'fro' (default), 'nuc' (the sum of the singular
+    values), inf / -inf (the largest / smallest row sum of |A|), 1 / -1 (column sums), 2 / -2
+    (the largest / smallest singular value)."""
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.matrix_norm(): argument 'A' must be Tensor, not "
+                        f"{type(A).__name__}")
+    _floating(A, "linalg.matrix_norm")
+    d0, d1 = _matrix_dims(A, tuple(dim), "linalg.matrix_norm")
+    x = A if dtype is None else A.type(dtype)
+    if ord == "fro":
+        return _out(_norm(x, 2, (d0, d1), keepdim, None), out)
+    if ord in ("nuc", 2, -2):
+        moved = x.movedim((d0, d1), (-2, -1))
+        s = svdvals(moved)
+        r = s.sum(-1) if ord == "nuc" else (s.amax(-1) if ord == 2 else s.amin(-1))
+        if keepdim:
+            for d in sorted((d0, d1)):
+                r = r.unsqueeze(d)
+        return _out(r, out)
+    if ord in (1, -1, math.inf, -math.inf):
+        summed, picked = (d0, d1) if abs(ord) == 1 else (d1, d0)
+        sums = x.abs().sum(summed, keepdim=True)
+        r = sums.amax(picked, keepdim=True) if ord > 0 else sums.amin(picked, keepdim=True)
+        return _out(r if keepdim else r.squeeze((d0, d1)), out)
+    raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+
+
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):
+    """vector_norm or matrix_norm, as torch.linalg.norm decides: an int dim (or ord and dim
+    None: A flattened) is a vector norm, a 2-tuple dim (or ord given and A 2-D) a matrix
+    norm."""
+    if isinstance(dim, int) or (dim is not None and len(dim) == 1):
+        return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype, out=out)
+    if dim is None and ord is None:
+        return vector_norm(A, 2, None, keepdim, dtype=dtype, out=out)
+    if dim is None:
+        nd = A._data.ndim
+        if nd == 1:
+            return vector_norm(A, ord, None, keepdim, dtype=dtype, out=out)
+        if nd != 2:
+            raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input "
+                               f"must be 1D or 2D. Got {nd}D.")
+        dim = (-2, -1)
+    if isinstance(ord, str) or len(dim) == 2:
+        return matrix_norm(A, "fro" if ord is None else ord, dim, keepdim, dtype=dtype,
+                           out=out)
+    return vector_norm(A, ord, dim, keepdim, dtype=dtype, out=out)
+
+
+# ---------------------------------------------------------------------- products
+
+def vecdot(x, y, *, dim=-1, out=None):
+    """sum(x * y) over dim, with broadcasting (real tensors: no conjugate)."""
+    return _out((x * y).sum(dim), out)
+
+
+def multi_dot(tensors, *, out=None):
+    """The product of the matrices in order, in the order of multiplications that needs the
+    fewest multiply-adds (torch's); the first may be 1-D (a row), the last 1-D (a column)."""
+    tensors = list(tensors)
+    if len(tensors) < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(tensors)}")
+    for i, t in enumerate(tensors):
+        nd = t._data.ndim
+        if (i in (0, len(tensors) - 1) and nd not in (1, 2)) or \
+                (0 < i < len(tensors) - 1 and nd != 2):
+            which = "first" if i == 0 else ("last" if i == len(tensors) - 1 else None)
+            raise RuntimeError(f"multi_dot(): the {which} tensor must be 1D or 2D but got {nd}D"
+                               if which else f"multi_dot(): tensor {i} must be 2D but got "
+                               f"{nd}D")
+    first_1d, last_1d = tensors[0]._data.ndim == 1, tensors[-1]._data.ndim == 1
+    if first_1d:
+        tensors[0] = tensors[0].unsqueeze(0)
+    if last_1d:
+        tensors[-1] = tensors[-1].unsqueeze(1)
+    for i in range(len(tensors) - 1):
+        if tensors[i]._data.shape[1] != tensors[i + 1]._data.shape[0]:
+            a, b = tensors[i]._data.shape, tensors[i + 1]._data.shape
+            raise RuntimeError(f"multi_dot(): tensors {i} and {i + 1} with shapes ({a[0]}, "
+                               f"{a[1]}) and ({b[0]}, {b[1]}) cannot be multiplied")
+    dims = [t._data.shape[0] for t in tensors] + [tensors[-1]._data.shape[1]]
+    n = len(tensors)
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = math.inf
+            for k in range(i, j):
+                c = cost[i][k] + cost[k + 1][j] + dims[i] * dims[k + 1] * dims[j + 1]
+                if c < cost[i][j]:
+                    cost[i][j], split[i][j] = c, k
+
+    def chain(i, j):
+        if i == j:
+            return tensors[i]
+        k = split[i][j]
+        return matmul(chain(i, k), chain(k + 1, j))
+
+    result = chain(0, n - 1)
+    if first_1d:
+        result = result.squeeze(0)
+    if last_1d:
+        result = result.squeeze(-1)
+    return _out(result, out)
+
+
+def matrix_power(A, n, *, out=None):
+    """A to the integer power n by repeated squaring (n = 0: the identity; n < 0: inv(A)
+    to -n)."""
+    _square(A, "linalg.matrix_power")
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"linalg_matrix_power(): argument 'n' must be int, not "
+                        f"{type(n).__name__}")
+    if n == 0:
+        eye = np.broadcast_to(np.eye(A._data.shape[-1], dtype=A._data.dtype), A._data.shape)
+        return _out(apply(Constant, A, value=eye.copy(), zeros=True), out)
+    base = inv(A) if n < 0 else A
+    n = abs(n)
+    result = None
+    while n:
+        if n & 1:
+            result = base if result is None else matmul(result, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return _out(result, out)
+
+
+def cross(input, other, *, dim=-1, out=None):
+    """The cross product of 3-vectors along dim (broadcasting the other dims)."""
+    x, y = registry.FUNCTIONS["broadcast_tensors"](input, other)
+    nd = x._data.ndim
+    d = dim + nd if dim < 0 else dim
+    if not 0 <= d < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
+                         f"{nd - 1}], but got {dim})")
+    if x._data.shape[d] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
+                           f"{input._data.shape[d] if input._data.ndim == nd else 3} and "
+                           f"{other._data.shape[d] if other._data.ndim == nd else 3}")
+    a = [x.select(d, i) for i in range(3)]
+    b = [y.select(d, i) for i in range(3)]
+    parts = [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    return _out(registry.FUNCTIONS["stack"](parts, d), out)
+
+
+def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+    """A's diagonals over the last two dims (torch.diagonal with linalg's defaults)."""
+    return A.diagonal(offset, dim1, dim2)
+
+
+# ---------------------------------------------------------------------- matrix functions
+
+def det(A, *, out=None):
+    """The determinant of each square matrix of A (..., n, n)."""
+    return _out(_det(A), out)
+
+
+def slogdet(A, *, out=None):
+    """(sign, log|det|) of each square matrix (sign 0 and -inf for a singular one)."""
+    _square(A, "linalg.slogdet")
+    sign = np.sign(np.linalg.det(A._data)).astype(A._data.dtype)
+    result = slogdet_result(apply(Constant, A, value=sign), apply(LogAbsDet, A))
+    if out is not None:
+        out[0]._write(result.sign)
+        out[1]._write(result.logabsdet)
+        return slogdet_result(*out)
+    return result
+
+
+def inv(A, *, out=None):
+    """The inverse of each square matrix (LinAlgError for a singular one)."""
+    _square(A, "linalg.inv")
+    return _out(apply(Inv, A), out)
+
+
+def solve(A, B, *, left=True, out=None):
+    """X with A X = B (left) or X A = B; B (..., n, k) or, as torch decides, a vector
+    (..., n) when B is 1-D or B's shape is A's without the last dim; batch dims broadcast."""
+    _square(A, "linalg.solve")
+    if not isinstance(B, Tensor):
+        raise TypeError(f"linalg.solve(): argument 'B' (position 2) must be Tensor, not "
+                        f"{type(B).__name__}")
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found "
+                           f"A of type {_name(A)} and B of type {_name(B)} instead")
+    if not left:
+        return _out(solve(A.mT, B.mT).mT, out)
+    vector = B._data.ndim == 1 or (B._data.ndim == A._data.ndim - 1
+                                   and B._data.shape == A._data.shape[:-1])
+    b = B.unsqueeze(-1) if vector else B
+    n = A._data.shape[-1]
+    if b._data.shape[-2] != n:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX "
+                           f"= B ({A._data.shape[-2]}x{n} and {b._data.shape[-2]}x"
+                           f"{b._data.shape[-1]})")
+    x = apply(Solve, A, b)
+    return _out(x.squeeze(-1) if vector else x, out)
+
+
+def _name(t):
+    return {"float32": "float", "float64": "double"}.get(t._data.dtype.name, t._data.dtype.name)
+
+
+def cholesky(A, *, upper=False, out=None):
+    """L with A = L L^T (lower; upper=True: L^T), for symmetric positive-definite A."""
+    _square(A, "linalg.cholesky")
+    low = apply(Cholesky, A)
+    return _out(low.mT if upper else low, out)
+
+
+def _uplo(UPLO, where):
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"{where}: Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    return UPLO
+
+
+def eigvalsh(A, UPLO="L", *, out=None):
+    """The eigenvalues of symmetric A (read from its lower or upper triangle), ascending."""
+    _square(A, "linalg.eigvalsh")
+    w, v = np.linalg.eigh(A._data, UPLO=_uplo(UPLO, "linalg.eigvalsh"))
+    return _out(apply(EighValues, A, w=w, v=v), out)
+
+
+def eigh(A, UPLO="L", *, out=None):
+    """(eigenvalues ascending, eigenvectors as columns) of symmetric A. Each eigenvector's
+    sign is LAPACK's: torch's may differ by a sign (so may its gradient's parts that depend on
+    it); a loss invariant to the signs gets torch's gradient."""
+    _square(A, "linalg.eigh")
+    w, v = np.linalg.eigh(A._data, UPLO=_uplo(UPLO, "linalg.eigh"))
+    result = eigh_result(apply(EighValues, A, w=w, v=v), apply(EighVectors, A, w=w, v=v))
+    if out is not None:
+        out[0]._write(result.eigenvalues)
+        out[1]._write(result.eigenvectors)
+        return eigh_result(*out)
+    return result
+
+
+def svdvals(A, *, driver=None, out=None):
+    """The singular values of each matrix of A (..., m, n), descending (driver: CUDA only in
+    torch; ignored)."""
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.svdvals(): argument 'A' (position 1) must be Tensor, not "
+                        f"{type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.svd: The input tensor A must have at least 2 dimensions.")
+    _floating(A, "linalg.svd")
+    return _out(apply(SvdVals, A), out)
