@@ -2,9 +2,10 @@
 defaults.
 
 Norms and products are made of cygrad's ops (the exact kernels; their gradients are those
-ops'); the matrix functions (det, slogdet, inv, solve, cholesky, eigh, eigvalsh, svdvals and
-what is built on them) run LAPACK through numpy (cygrad/ops/decompositions.py, with torch's
-gradients). A torch.linalg function cygrad lacks raises NotImplementedError naming it.
+ops'); the matrix functions (det, slogdet, inv, solve, solve_triangular, cholesky, qr, eigh,
+eigvalsh, svd, svdvals, pinv and what is built on them) run LAPACK through numpy
+(cygrad/ops/decompositions.py, with torch's gradients). A torch.linalg function cygrad lacks
+raises NotImplementedError naming it.
 """
 
 import math
@@ -21,7 +22,12 @@ from .ops.decompositions import (
     Inv,
     LinAlgError,
     LogAbsDet,
+    NoDerivative,
+    Pinv,
+    Qr,
     Solve,
+    SolveTriangular,
+    Svd,
     SvdVals,
     _floating,
     _square,
@@ -29,19 +35,21 @@ from .ops.decompositions import (
 from .ops.decompositions import det as _det
 from .ops.linalg import matmul
 from .ops.reduction import _norm
-from .tensor import Tensor, apply
+from .tensor import Tensor, _wrap, apply
 
-__all__ = ["LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
-           "matmul", "matrix_norm", "matrix_power", "multi_dot", "norm", "slogdet", "solve",
-           "svdvals", "vecdot", "vector_norm"]
+__all__ = ["LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh",
+           "inv", "matmul", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm",
+           "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vecdot",
+           "vector_norm"]
 
 slogdet_result = namedtuple("linalg_slogdet", ["sign", "logabsdet"])  # torch.return_types'
 eigh_result = namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
+svd_result = namedtuple("linalg_svd", ["U", "S", "Vh"])
+qr_result = namedtuple("linalg_qr", ["Q", "R"])
 
-_MISSING = ("cholesky_ex", "cond", "eig", "eigvals", "householder_product", "inv_ex",
-            "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor",
-            "lu_factor_ex", "lu_solve", "matrix_exp", "matrix_rank", "pinv", "qr", "solve_ex",
-            "solve_triangular", "svd", "tensorinv", "tensorsolve", "vander")
+_MISSING = ("cholesky_ex", "eig", "eigvals", "householder_product", "inv_ex", "ldl_factor",
+            "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor", "lu_factor_ex",
+            "lu_solve", "matrix_exp", "solve_ex", "tensorinv", "tensorsolve", "vander")
 
 
 def __getattr__(name):
@@ -330,3 +338,152 @@ def svdvals(A, *, driver=None, out=None):
         raise RuntimeError("linalg.svd: The input tensor A must have at least 2 dimensions.")
     _floating(A, "linalg.svd")
     return _out(apply(SvdVals, A), out)
+
+
+def _tuple_out(result, out, kind):
+    if out is None:
+        return result
+    for o, r in zip(out, result):
+        o._write(r)
+    return kind(*out)
+
+
+def svd(A, full_matrices=True, *, driver=None, out=None):
+    """(U, S, Vh) with A = U diag(S) Vh, S descending; full_matrices: U (m, m) and Vh (n, n),
+    else (m, k) and (k, n), k = min(m, n). Gradients as torch's: through the first k columns
+    of U and rows of Vh only, finite where the singular values are distinct; each singular
+    vector's sign is LAPACK's (torch's may differ: a loss that does not see the signs gets
+    torch's gradient)."""
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.svd(): argument 'A' (position 1) must be Tensor, not "
+                        f"{type(A).__name__}")
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.svd: The input tensor A must have at least 2 dimensions.")
+    _floating(A, "linalg.svd")
+    a = A._data
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    u, s, vh = np.linalg.svd(a, full_matrices=bool(full_matrices))
+    packed = apply(Svd, A, u=np.ascontiguousarray(u[..., :, :k]), s=s,
+                   vh=np.ascontiguousarray(vh[..., :k, :]))
+    U, S, Vh = packed[..., :m, :], packed[..., m, :], packed[..., m + 1:, :].mT
+    cat = registry.FUNCTIONS["cat"]
+    if full_matrices and m > k:  # the columns beyond k: no gradient (torch ignores theirs)
+        U = cat([U, _wrap(np.ascontiguousarray(u[..., :, k:]))], -1)
+    if full_matrices and n > k:
+        Vh = cat([Vh, _wrap(np.ascontiguousarray(vh[..., k:, :]))], -2)
+    return _tuple_out(svd_result(U, S, Vh), out, svd_result)
+
+
+def qr(A, mode="reduced", *, out=None):
+    """(Q, R) with A = QR, Q's columns orthonormal, R upper triangular (LAPACK's signs, as
+    torch's); mode 'reduced' (k = min(m, n) columns), 'complete' (Q square) or 'r' (R alone:
+    Q empty). No gradient through mode 'r', nor 'complete' with more rows than columns
+    (torch's RuntimeError)."""
+    if not isinstance(A, Tensor):
+        raise TypeError(f"linalg.qr(): argument 'A' (position 1) must be Tensor, not "
+                        f"{type(A).__name__}")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
+                           f"'reduced' (default), 'r', or 'complete'")
+    if A._data.ndim < 2:
+        raise RuntimeError("linalg.qr: The input tensor A must have at least 2 dimensions.")
+    _floating(A, "linalg.qr")
+    m, n = A._data.shape[-2:]
+    k = min(m, n)
+    if mode == "reduced" or (mode == "complete" and m <= n):
+        packed = apply(Qr, A)
+        result = qr_result(packed[..., :m, :k], packed[..., m:, :n])
+    elif mode == "r":
+        r = np.linalg.qr(A._data, mode="r")
+        message = ("The derivative of linalg.qr depends on Q, which is not computed when "
+                   "mode='r'. Please use linalg.qr(A, mode='reduced') if you are going to "
+                   "differentiate through linalg.qr.")
+        result = qr_result(*(apply(NoDerivative, A, value=v, error=RuntimeError,
+                                   message=message) for v in (np.zeros(0, A._data.dtype), r)))
+    else:
+        q, r = np.linalg.qr(A._data, mode="complete")
+        message = ("The QR decomposition is not differentiable when mode='complete' and "
+                   "nrows > ncols.")
+        result = qr_result(*(apply(NoDerivative, A, value=v, error=RuntimeError,
+                                   message=message) for v in (q, r)))
+    return _tuple_out(result, out, qr_result)
+
+
+def _tolerance(s, shape, atol, rtol, dtype):
+    """torch's threshold on singular values: max(atol, rtol * s_max); rtol's default eps *
+    max(m, n) when neither is given, 0 when atol alone is."""
+    if rtol is None:
+        rtol = 0.0 if atol is not None and _positive(atol) else \
+            float(np.finfo(dtype).eps) * max(shape[-2:])
+    a = 0.0 if atol is None else (atol._data if isinstance(atol, Tensor) else atol)
+    r = rtol._data if isinstance(rtol, Tensor) else rtol
+    top = s.max(-1) if s.shape[-1] else np.zeros(s.shape[:-1], s.dtype)
+    return np.maximum(a, r * top)
+
+
+def _positive(x):
+    return np.any(np.asarray(x._data if isinstance(x, Tensor) else x) > 0)
+
+
+def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    """The number of singular values (eigenvalues' magnitudes with hermitian) above torch's
+    tolerance, int64."""
+    _floating(A, "linalg.matrix_rank")
+    a = A._data
+    s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+    tol = _tolerance(s, a.shape, atol, rtol, a.dtype)
+    return _out(_wrap((s > np.asarray(tol)[..., None]).sum(-1).astype(np.int64)), out)
+
+
+def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    """The pseudoinverse: V diag(1/s) U^T over the singular values above torch's tolerance
+    (hermitian: V diag(1/w) V^T from eigh, over |w|); torch's gradient (constant rank)."""
+    _floating(A, "linalg.pinv")
+    a = A._data
+    if hermitian:
+        w, v = np.linalg.eigh(a)
+        keep = np.abs(w) > np.asarray(_tolerance(np.abs(w), a.shape, atol, rtol,
+                                                 a.dtype))[..., None]
+        with np.errstate(divide="ignore"):
+            inv_w = np.where(keep, 1 / w, 0).astype(a.dtype)
+        value = (v * inv_w[..., None, :]) @ np.swapaxes(v, -1, -2)
+    else:
+        u, s, vh = np.linalg.svd(a, full_matrices=False)
+        keep = s > np.asarray(_tolerance(s, a.shape, atol, rtol, a.dtype))[..., None]
+        with np.errstate(divide="ignore"):
+            inv_s = np.where(keep, 1 / s, 0).astype(a.dtype)
+        value = (np.swapaxes(vh, -1, -2) * inv_s[..., None, :]) @ np.swapaxes(u, -1, -2)
+    return _out(apply(Pinv, A, value=np.ascontiguousarray(value, a.dtype)), out)
+
+
+def cond(A, p=None, *, out=None):
+    """The condition number: s_max / s_min for p None or 2 (-2: the inverse ratio), else
+    matrix_norm(A, p) * matrix_norm(inv(A), p) (square A)."""
+    if p in (None, 2, -2):
+        s = svdvals(A)
+        r = s.amax(-1) / s.amin(-1) if p != -2 else s.amin(-1) / s.amax(-1)
+        return _out(r, out)
+    _square(A, "linalg.cond")
+    return _out(matrix_norm(A, p) * matrix_norm(inv(A), p), out)
+
+
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+    """X with T X = B (left) or X T = B, T the upper or lower triangle of A (its diagonal
+    taken as ones with unitriangular); batch dims broadcast."""
+    _square(A, "linalg.solve_triangular")
+    if not isinstance(B, Tensor) or B._data.ndim < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 "
+                           "dimensions.")
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"linalg.solve_triangular: Expected A and B to have the same dtype,"
+                           f" but found A of type {_name(A)} and B of type {_name(B)} instead")
+    if not left:
+        return _out(solve_triangular(A.mT, B.mT, upper=not upper,
+                                     unitriangular=unitriangular).mT, out)
+    if B._data.shape[-2] != A._data.shape[-1]:
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the "
+                           f"equation AX = B ({A._data.shape[-2]}x{A._data.shape[-1]} and "
+                           f"{B._data.shape[-2]}x{B._data.shape[-1]})")
+    return _out(apply(SolveTriangular, A, B, upper=bool(upper), unit=bool(unitriangular)),
+                out)

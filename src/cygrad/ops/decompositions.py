@@ -1,8 +1,9 @@
-"""Matrix functions through LAPACK (numpy.linalg): det, slogdet, inv, solve, cholesky, eigh,
-eigvalsh, svdvals, each with torch's gradient. Inputs are (..., n, n) (svdvals: (..., m, n))
-float32 or float64 stacks; numpy loops over the stack, one LAPACK call a matrix, so a matrix
-gets the same result at any position in any batch. These do not run cygrad's exact kernels:
-LAPACK's blocked algorithms order their sums by size (README: departures).
+"""Matrix functions through LAPACK (numpy.linalg): det, slogdet, inv, solve, solve_triangular,
+cholesky, qr, eigh, eigvalsh, svd, svdvals, pinv, each with torch's gradient. Inputs are
+(..., n, n) (qr, svd, pinv: (..., m, n)) float32 or float64 stacks; numpy loops over the
+stack, one LAPACK call a matrix, so a matrix gets the same result at any position in any
+batch. These do not run cygrad's exact kernels: LAPACK's blocked algorithms order their sums
+by size (README: departures).
 
 The backward rules are torch's (FunctionsManual.cpp), for real inputs.
 """
@@ -273,3 +274,155 @@ def matrix_power(input, n):
     from ..linalg import matrix_power as _matrix_power
 
     return _matrix_power(input, n)
+
+
+# ---------------------------------------------------------------------- svd, qr
+
+def _inv_gaps(s2):
+    """F_ij = 1 / (s2_j - s2_i) off the diagonal, 0 on it (s2: (..., k))."""
+    gaps = s2[..., None, :] - s2[..., :, None]
+    idx = np.arange(s2.shape[-1])
+    gaps[..., idx, idx] = 1
+    with np.errstate(divide="ignore"):
+        f = 1 / gaps
+    f[..., idx, idx] = 0
+    return f
+
+
+class Svd(Op):
+    """(U, S, Vh) = svd(A), thin (k = min(m, n)): one op, its output U, S and Vh side by side
+    in one array (..., m + 1 + n, k) that linalg.svd splits, so that backward sees the three
+    gradients together."""
+
+    rule = "dA = U [(F o (U.T gU - gU.T U)) S + diag(gS) + S (F o (V.T gV - gV.T V))] V.T " \
+           "+ (I - U U.T) gU S^-1 V.T + U S^-1 gV.T (I - V V.T),  F_ij = 1/(s_j^2 - s_i^2)"
+
+    def forward(self, a):  # (u, s, vh: numpy's svd, thin, computed by the caller)
+        return np.concatenate([self.u, self.s[..., None, :], _mT(self.vh)], axis=-2)
+
+    def backward(self, g):
+        u, s, v = self.u, self.s, _mT(self.vh)
+        m, k = u.shape[-2], s.shape[-1]
+        gu, gs, gv = g[..., :m, :], g[..., m, :], g[..., m + 1:, :]
+        idx = np.arange(k)
+        inner = np.zeros(s.shape + (k,), s.dtype)
+        inner[..., idx, idx] = gs
+        with_u, with_v = bool(np.any(gu)), bool(np.any(gv))  # (terms of a zero gradient
+        utgu, vtgv = _mT(u) @ gu, _mT(v) @ gv  # are left out: F is inf at a repeated value)
+        if with_u or with_v:
+            f = _inv_gaps(s * s)
+            if with_u:
+                inner = inner + f * (utgu - _mT(utgu)) * s[..., None, :]
+            if with_v:
+                inner = inner + s[..., :, None] * (f * (vtgv - _mT(vtgv)))
+        ga = u @ inner @ _mT(v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_s = 1 / s
+        if m > k and with_u:  # the part of gU outside U's span
+            ga = ga + ((gu - u @ utgu) * inv_s[..., None, :]) @ _mT(v)
+        if v.shape[-2] > k and with_v:
+            ga = ga + (u * inv_s[..., None, :]) @ _mT(gv - v @ vtgv)
+        return (ga,)
+
+
+class Qr(Op):
+    """(Q, R) = qr(A), reduced: Q (..., m, k) and R (..., k, n) side by side in one array
+    (..., m + k, max(k, n)) that linalg.qr splits (Q's columns padded), k = min(m, n)"""
+
+    rule = "m >= n: M = R gR.T - gQ.T Q;  dA = (gQ + Q copyltu(M)) R^-T;  m < n: A = [X | Y], " \
+           "dY = Q gR_Y, dX from the square case with gQ + Y gR_Y.T"
+
+    def forward(self, a):
+        q, r = np.linalg.qr(a, mode="reduced")
+        self.q, self.r = q, r
+        m, k, n = q.shape[-2], q.shape[-1], r.shape[-1]
+        width = max(k, n)
+        out = np.zeros(a.shape[:-2] + (m + k, width), a.dtype)
+        out[..., :m, :k] = q
+        out[..., m:, :n] = r
+        return out
+
+    @staticmethod
+    def _square(q, r, gq, gr):
+        """gA for A = QR with R square (..., k, k)."""
+        mm = r @ _mT(gr) - _mT(gq) @ q
+        low = np.tril(mm, -1)
+        sym = low + _mT(low) + np.tril(np.triu(mm))  # copyltu: the lower triangle mirrored
+        b = gq + q @ sym
+        return _mT(np.linalg.solve(r, _mT(b)))  # b R^-T
+
+    def backward(self, g):
+        q, r = self.q, self.r
+        m, k, n = q.shape[-2], q.shape[-1], r.shape[-1]
+        gq, gr = g[..., :m, :k], g[..., m:, :n]
+        if m >= n:
+            return (self._square(q, r, gq, gr),)
+        # A = [X | Y], R = [Rx | Ry]: X = Q Rx, Y = Q Ry (torch's linalg_qr_backward)
+        y = q @ r[..., :, m:]
+        gx = self._square(q, r[..., :, :m], gq + y @ _mT(gr[..., :, m:]), gr[..., :, :m])
+        return (np.concatenate([gx, q @ gr[..., :, m:]], axis=-1),)
+
+
+class NoDerivative(Op):
+    """`value`, computed by the caller, whose derivative torch does not have: marked as
+    requiring a gradient (as torch's), backward raises `error` with torch's `message`."""
+
+    rule = "none: backward raises (torch's)"
+
+    def forward(self, a):
+        return self.value
+
+    def backward(self, g):
+        raise self.error(self.message)
+
+
+class SolveTriangular(Op):
+    """X = solve_triangular(A, B): T X = B, T A's upper or lower triangle (its diagonal ones
+    with `unit`)"""
+
+    rule = "dB = solve(T.T, g);  dA = -dB @ X.T on T's triangle (off its diagonal with unit)"
+    saves_output = True
+
+    def _mask(self, a):
+        t = np.triu(a) if self.upper else np.tril(a)
+        if self.unit:
+            idx = np.arange(a.shape[-1])
+            t[..., idx, idx] = 1
+        return t
+
+    def forward(self, a, b):
+        self.t = self._mask(a)
+        self.shapes = (a.shape, b.shape)
+        try:
+            self.x = np.linalg.solve(self.t, b)
+        except np.linalg.LinAlgError:
+            raise _singular("linalg.solve_triangular") from None
+        return self.x
+
+    def backward(self, g):
+        gb = np.linalg.solve(_mT(self.t), g)
+        ga = -(gb @ _mT(self.x))
+        ga = np.triu(ga, 1 if self.unit else 0) if self.upper else \
+            np.tril(ga, -1 if self.unit else 0)
+        return _reduce_to(ga, self.shapes[0]), _reduce_to(gb, self.shapes[1])
+
+
+class Pinv(Op):
+    """P = pinv(A) (`value`, computed by the caller from the SVD or eigh above the
+    tolerance)"""
+
+    rule = "dA = -P.T g P.T + (I - A P) g.T P P.T + P.T P g.T (I - P A)  (constant rank; " \
+           "torch's)"
+    saves = (0,)
+
+    def forward(self, a):
+        self.a = a
+        return self.value
+
+    def backward(self, g):
+        a, p = self.a, self.value
+        pt, gt = _mT(p), _mT(g)
+        m, n = a.shape[-2], a.shape[-1]
+        left = np.eye(m, dtype=a.dtype) - a @ p
+        right = np.eye(n, dtype=a.dtype) - p @ a
+        return (-(pt @ g @ pt) + left @ gt @ p @ pt + pt @ p @ gt @ right,)
