@@ -285,6 +285,47 @@ def test_solve_triangular(dtype, upper, left, unit):
     diff(lambda m, x, y: m.linalg.solve_triangular(x[0], y, upper=upper, left=left), a, b)
 
 
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_matrix_exp_vander_tensorinv_tensorsolve(dtype):
+    a = values((2, 4, 4), dtype, 1) * 1.5
+    diff(lambda m, t: m.linalg.matrix_exp(t), a, gradcheck=dtype == F64)
+    diff(lambda m, t: m.linalg.matrix_exp(t), values((3, 3), dtype, 2) * 8)  # squarings
+    diff(lambda m, t: m.linalg.matrix_exp(t), np.zeros((0, 0), dtype))
+    x = values((2, 3), dtype, 3)
+    for n in (None, 2, 4, 1):
+        diff(lambda m, t, n=n: m.linalg.vander(t, N=n), x, gradcheck=dtype == F64 and n != 1)
+    t6 = values((6, 2, 3), dtype, 4) + np.eye(6, dtype=dtype).reshape(6, 2, 3)
+    diff(lambda m, t: m.linalg.tensorinv(t, ind=1), t6, gradcheck=dtype == F64)
+    diff(lambda m, t: m.linalg.tensorinv(t, ind=2), values((2, 3, 4), dtype))
+    a3 = values((2, 3, 6), dtype, 5) + np.eye(6, dtype=dtype).reshape(2, 3, 6)
+    diff(lambda m, t, y: m.linalg.tensorsolve(t, y), a3, values((2, 3), dtype, 6),
+         gradcheck=dtype == F64)
+    diff(lambda m, t, y: m.linalg.tensorsolve(t, y, dims=(0,)), np.moveaxis(a3, 2, 0),
+         values((2, 3), dtype, 6))
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("driver", [None, "gels", "gelsy", "gelsd", "gelss"])
+@pytest.mark.parametrize("sa,sb", [((2, 5, 3), (2, 5, 4)), ((5, 3), (5,)), ((3, 3), (3, 2)),
+                                   ((2, 3, 5), (2, 3, 2)), ((2, 5, 3), (5, 3))])
+def test_lstsq(dtype, driver, sa, sb):
+    """solution, residuals, rank and singular values as torch's driver gives them (empty
+    where it has none); the solution's gradient as torch's (pinv's)."""
+    full = sa[-2] >= sa[-1] or driver not in ("gels",)  # (gels needs full rank: wide A has)
+    diff(lambda m, x, y: m.linalg.lstsq(x, y, driver=driver), values(sa, dtype, 1),
+         values(sb, dtype, 2), grad=full, gradcheck=dtype == F64 and driver is None)
+
+
+def test_lstsq_rank_deficient_and_errors():
+    a = values((5, 3), F64, 1)
+    a[:, 2] = a[:, 0] + a[:, 1]
+    b = values((5, 2), F64, 2)
+    diff(lambda m, x, y: m.linalg.lstsq(x, y, driver="gelsd"), a, b, grad=False)
+    diff(lambda m, x, y: m.linalg.lstsq(x, y), a, b[:, 0].reshape(1, 1, 5))
+    diff(lambda m, x, y: m.linalg.lstsq(x, y, driver="qr"), a, b)
+    diff(lambda m, x, y: m.linalg.lstsq(x, y), a, values((4, 2)))
+
+
 @pytest.mark.parametrize("fn", [lambda L, t: L.det(t), lambda L, t: L.inv(t),
                                 lambda L, t: L.solve(t, t[..., 0]), lambda L, t: L.svdvals(t),
                                 lambda L, t: L.eigvalsh(t @ t.mT),
@@ -309,7 +350,7 @@ def test_torch_level_names():
 
 
 def test_missing_functions_name_themselves():
-    for name in ("lstsq", "eig", "matrix_exp", "lu_factor"):
+    for name in ("eig", "eigvals", "lu_factor", "householder_product"):
         with pytest.raises(NotImplementedError, match=f"linalg.{name}"):
             getattr(cygrad.linalg, name)
     with pytest.raises(AttributeError):

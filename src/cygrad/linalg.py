@@ -22,6 +22,7 @@ from .ops.decompositions import (
     Inv,
     LinAlgError,
     LogAbsDet,
+    MatrixExp,
     NoDerivative,
     Pinv,
     Qr,
@@ -38,18 +39,19 @@ from .ops.reduction import _norm
 from .tensor import Tensor, _wrap, apply
 
 __all__ = ["LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh",
-           "inv", "matmul", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm",
-           "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vecdot",
-           "vector_norm"]
+           "inv", "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank",
+           "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
+           "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot", "vector_norm"]
 
 slogdet_result = namedtuple("linalg_slogdet", ["sign", "logabsdet"])  # torch.return_types'
 eigh_result = namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
 svd_result = namedtuple("linalg_svd", ["U", "S", "Vh"])
 qr_result = namedtuple("linalg_qr", ["Q", "R"])
+lstsq_result = namedtuple("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
 
 _MISSING = ("cholesky_ex", "eig", "eigvals", "householder_product", "inv_ex", "ldl_factor",
-            "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor", "lu_factor_ex",
-            "lu_solve", "matrix_exp", "solve_ex", "tensorinv", "tensorsolve", "vander")
+            "ldl_factor_ex", "ldl_solve", "lu", "lu_factor", "lu_factor_ex", "lu_solve",
+            "solve_ex")
 
 
 def __getattr__(name):
@@ -487,3 +489,96 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
                            f"{B._data.shape[-2]}x{B._data.shape[-1]})")
     return _out(apply(SolveTriangular, A, B, upper=bool(upper), unit=bool(unitriangular)),
                 out)
+
+
+def matrix_exp(A):
+    """exp(A) of each square matrix (scaling and squaring, the [13/13] Pade approximant, in
+    float64); its gradient by the block-triangular trick."""
+    _square(A, "linalg.matrix_exp")
+    return apply(MatrixExp, A)
+
+
+def vander(x, *, N=None):
+    """The Vandermonde matrix of x (..., n): columns x^0, x^1, ..., x^(N-1) (N = n by
+    default), increasing powers as torch's (not numpy's)."""
+    count = (x._data.shape[-1] if x._data.ndim else 1) if N is None else N
+    if count <= 1:
+        raise RuntimeError("N must be greater than 1.")
+    cols = [registry.FUNCTIONS["ones_like"](x)]
+    for _ in range(1, count):
+        cols.append(cols[-1] * x)
+    return registry.FUNCTIONS["stack"](cols, -1)
+
+
+def tensorinv(A, ind=2, *, out=None):
+    """The inverse of A as a map from its first `ind` dims to the rest: inv of A reshaped
+    to (prod(shape[:ind]), prod(shape[ind:])), shaped shape[ind:] + shape[:ind]."""
+    if ind <= 0:
+        raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
+    shape = tuple(A._data.shape)
+    rows, cols = math.prod(shape[:ind]), math.prod(shape[ind:])
+    if rows != cols:
+        raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[ind:]) "
+                           f"== prod(self.shape[:ind]), but got {cols} != {rows}")
+    return _out(inv(A.reshape(rows, cols)).reshape(shape[ind:] + shape[:ind]), out)
+
+
+def tensorsolve(A, B, dims=None, *, out=None):
+    """X with tensordot(A, X, X.ndim) = B: A's dims in `dims` moved last first, then A seen
+    as a (B.numel(), rest) square matrix."""
+    if dims is not None:
+        moved = [d % A._data.ndim for d in dims]
+        A = A.movedim(moved, list(range(A._data.ndim - len(moved), A._data.ndim)))
+    rest = tuple(A._data.shape[B._data.ndim:])
+    rows, cols = B._data.size, math.prod(rest)
+    if rows != cols:
+        raise RuntimeError(f"Expected self to satisfy the requirement "
+                           f"prod(self.shape[other.ndim:]) == prod(self.shape[:other.ndim]), "
+                           f"but got {cols} != {rows}")
+    return _out(solve(A.reshape(rows, cols), B.reshape(rows)).reshape(rest), out)
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """The least-squares solution X of A X = B (the minimum-norm one for a rank-deficient A:
+    pinv(A) B, singular values below rcond * s_max, rcond by default eps * max(m, n)), with
+    the extras torch's driver returns: residuals (||A X - B||^2 per column: gels, and gelsd /
+    gelss when m > n and every matrix has full rank; empty otherwise), rank (gelsy, the CPU
+    default, gelsd, gelss) and singular values (gelsd, gelss). Its gradient is torch's (that of
+    pinv(A) B); the values agree with LAPACK's solvers to rounding."""
+    drivers = (None, "gels", "gelsy", "gelsd", "gelss")
+    if driver not in drivers:
+        raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, "
+                           "gelsy, gelsd, gelss)")
+    for name, t in (("self", A), ("b", B)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"linalg_lstsq(): argument '{name}' must be Tensor, not "
+                            f"{type(t).__name__}")
+    if not (A._data.ndim >= B._data.ndim and A._data.ndim - B._data.ndim <= 1):
+        raise RuntimeError("torch.linalg.lstsq: input.dim() must be greater or equal to "
+                           "other.dim() and (input.dim() - other.dim()) <= 1")
+    if A._data.ndim < 2:
+        raise RuntimeError("torch.linalg.lstsq: input must have at least 2 dimensions.")
+    _floating(A, "linalg.lstsq")
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same "
+                           f"dtype, but got input's dtype {_name(A)} and other's dtype "
+                           f"{_name(B)}")
+    vector = A._data.ndim == B._data.ndim + 1
+    b = B.unsqueeze(-1) if vector else B
+    m, n = A._data.shape[-2:]
+    if b._data.shape[-2] != m:
+        raise RuntimeError(f"torch.linalg.lstsq: input.size(-2) should match other.size(-2)"
+                           f" (got {m} and {b._data.shape[-2]})")
+    rtol = rcond if rcond is not None and rcond > 0 else None
+    x = matmul(pinv(A, rtol=rtol), b)
+    a = A._data
+    s = np.linalg.svd(a, compute_uv=False)
+    ranks = (s > np.asarray(_tolerance(s, a.shape, None, rtol, a.dtype))[..., None]).sum(-1)
+    chosen = driver or "gelsy"
+    empty = apply(Constant, A, value=np.zeros(0, a.dtype))  # (marked as torch's)
+    rank = _wrap(ranks.astype(np.int64)) if chosen != "gels" else _wrap(np.zeros(0, np.int64))
+    values = _wrap(s if chosen in ("gelsd", "gelss") else np.zeros(0, a.dtype))
+    residuals = empty
+    if m > n and (chosen == "gels" or (chosen in ("gelsd", "gelss") and np.all(ranks == n))):
+        residuals = (matmul(A, x) - b).pow(2).sum(-2)
+    return lstsq_result(x.squeeze(-1) if vector else x, residuals, rank, values)
