@@ -1,8 +1,8 @@
 """nn.functional's pixel_shuffle, pixel_unshuffle, interpolate (nearest, nearest-exact, linear,
-bilinear, bicubic, trilinear, area), unfold, fold and the vision modules (PixelShuffle,
-Upsample..., the padding layers, Fold, Unfold) against PyTorch (values, dtypes, shapes,
-gradients, exception types; tests/ops/torchdiff.py), gradchecked in float64; an image alone
-gives the same bits as inside its batch.
+bilinear, bicubic, trilinear, area; antialias), adaptive_avg_pool3d, unfold, fold and the vision
+modules (PixelShuffle, Upsample..., AdaptiveAvgPool3d, the padding layers, Fold, Unfold) against
+PyTorch (values, dtypes, shapes, gradients, exception types; tests/ops/torchdiff.py),
+gradchecked in float64; an image alone gives the same bits as inside its batch.
 """
 
 import pathlib
@@ -202,13 +202,44 @@ def test_interpolate_scale_factor_tensor_is_a_type_error():
     diff(lambda m, t: m.nn.functional.interpolate(t, scale_factor=m.tensor(2.0)), x)
 
 
-def test_interpolate_unbuilt_modes_name_themselves():
-    x = cygrad.tensor(values((1, 2, 4, 4, 4)))
-    with pytest.raises(NotImplementedError, match="area"):
-        cygrad.nn.functional.interpolate(x, size=3, mode="area")
-    for mode in ("bilinear", "bicubic"):
-        with pytest.raises(NotImplementedError, match="antialias"):
-            cygrad.nn.functional.interpolate(x[0], size=3, mode=mode, antialias=True)
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("shape,size", [((2, 3, 5, 6, 7), (2, None, 3)), ((3, 5, 6, 7), 3),
+                                        ((2, 3, 5, 6, 7), (5, 6, 7)), ((1, 2, 4, 4, 4), 1),
+                                        ((2, 3, 5, 6, 7), (7, 9, 2))])
+def test_adaptive_avg_pool3d_and_area_on_volumes(dtype, shape, size):
+    """F.adaptive_avg_pool3d, nn.AdaptiveAvgPool3d and interpolate(mode='area') on 5-D input:
+    torch's windows (floor to ceil), values to rounding, gradients, gradcheck."""
+    x = values(shape, dtype, 4)
+    diff(lambda m, t: m.nn.functional.adaptive_avg_pool3d(t, size), x, gradcheck=dtype == F64)
+    diff(lambda m, t: m.nn.AdaptiveAvgPool3d(size)(t), x)
+    if len(shape) == 5 and None not in (size if isinstance(size, tuple) else ()):
+        diff(lambda m, t: m.nn.functional.interpolate(t, size, mode="area"), x)
+    assert repr(cygrad.nn.AdaptiveAvgPool3d(size)) == f"AdaptiveAvgPool3d(output_size={size})"
+
+
+def test_adaptive_avg_pool3d_errors():
+    diff(lambda m, t: m.nn.functional.adaptive_avg_pool3d(t, 2), values((3, 5, 6)))
+    diff(lambda m, t: m.nn.functional.adaptive_avg_pool3d(t, 2), values((2, 0, 5, 6, 7)))
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size,scale,align", [((3, 4), None, False), ((2, 3), None, True),
+                                              ((10, 14), None, False), (None, (0.4, 0.3), False),
+                                              ((1, 1), None, False), ((9, 5), None, True)])
+def test_interpolate_antialias(dtype, mode, size, scale, align):
+    """antialias=True: torch's filters widened by the downsampling scale (the triangle,
+    Keys' cubic with a = -0.5), normalised per output; values, gradients, gradcheck."""
+    x = values((2, 3, 11, 13), dtype, 3)
+    diff(lambda m, t: m.nn.functional.interpolate(t, size, scale, mode, align, antialias=True),
+         x, gradcheck=dtype == F64)
+
+
+def test_interpolate_antialias_needs_4d_and_an_interpolating_mode():
+    diff(lambda m, t: m.nn.functional.interpolate(t, 3, mode="bilinear", antialias=True),
+         values((2, 3, 5)))
+    diff(lambda m, t: m.nn.functional.interpolate(t, 3, mode="nearest", antialias=True),
+         values((2, 3, 5, 5)))
 
 
 def test_interpolate_deprecated_aliases():
@@ -346,6 +377,9 @@ LAYERS = [
     lambda F: (lambda t: F.interpolate(t, size=(7, 3), mode="bilinear", align_corners=True)),
     lambda F: (lambda t: F.interpolate(t, scale_factor=(1.3, 0.6), mode="bicubic")),
     lambda F: (lambda t: F.interpolate(t, size=(9, 11), mode="bicubic", align_corners=True)),
+    lambda F: (lambda t: F.interpolate(t, size=(2, 3), mode="bilinear", antialias=True)),
+    lambda F: (lambda t: F.adaptive_avg_pool3d(t.unsqueeze(1), (2, 3, 4))),
+    lambda F: (lambda t: F.interpolate(t, scale_factor=0.6, mode="bicubic", antialias=True)),
     lambda F: (lambda t: F.unfold(t, (3, 2), padding=1, stride=(1, 2))),
     lambda F: (lambda t: F.fold(F.unfold(t, 3, padding=1), (4, 6), 3, padding=1)),
     lambda F: (lambda t: F.pad(t, (1, 2, 2, 1), mode="reflect")),

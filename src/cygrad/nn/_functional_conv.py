@@ -349,6 +349,32 @@ def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
 
 
+def adaptive_avg_pool3d(input, output_size):
+    """Mean over adaptive windows of each volume of x (N, C, D, H, W) or (C, D, H, W):
+    output (OD, OH, OW) from output_size, an int or a triple (None keeps that size). Each
+    window's mean is the mean over its depth window of adaptive_avg_pool2d's plane means (the
+    same windows, equal weights: torch's value to rounding)."""
+    _check_tensor(input, "input", "adaptive_avg_pool3d")
+    if input.ndim not in (4, 5) or 0 in input.shape[-4:]:
+        raise RuntimeError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got "
+                           f"{list(input.shape)}")
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (
+        (output_size,) * 3)
+    if len(sizes) != 3:
+        raise ValueError(f"adaptive_avg_pool3d: output_size must be an int or a tuple of 3, "
+                         f"got {output_size!r}")
+    d, h, w = input.shape[-3:]
+    od, oh, ow = (n if s is None else s for s, n in zip(sizes, (d, h, w)))
+    if not all(_is_int(s) for s in (od, oh, ow)):
+        raise TypeError(f"adaptive_avg_pool3d(): output_size must hold ints (or None), got "
+                        f"{output_size!r}")
+    lead = input.shape[:-3]
+    planes = adaptive_avg_pool2d(input.reshape(-1, h, w), (oh, ow))  # (L*D, OH, OW)
+    columns = planes.reshape(-1, d, oh * ow).transpose(1, 2)  # (L, OH*OW, D)
+    pooled = adaptive_avg_pool1d(columns, od)  # (L, OH*OW, OD)
+    return pooled.transpose(1, 2).reshape(lead + (od, oh, ow))
+
+
 def _adaptive_avg(x, output_size, dims, fn):
     spatial, rows, cols, out = _adaptive(x, output_size, dims, fn)
     return apply(C.AdaptiveAvgPool2d, x, windows=(rows[0], rows[1], cols[0], cols[1]),

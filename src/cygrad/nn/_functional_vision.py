@@ -151,6 +151,40 @@ def _cubic_weights(in_size, out_size, align_corners, scale, ft):
     return [(np.clip(i0 - 1 + j, 0, in_size - 1), w.astype(ft)) for j, w in enumerate(weights)]
 
 
+def _aa_weights(in_size, out_size, align_corners, scale, ft, mode):
+    """torch's antialiased taps (UpSampleKernel.cpp, _compute_indices_min_size_weights_aa):
+    a filter as wide as the scale when downsampling (the triangle for bilinear, Keys' cubic
+    with a = -0.5 for bicubic), its weights normalised per output position; as (index,
+    weight) pairs, a weight 0 past each position's own taps."""
+    if align_corners:
+        s = ft(in_size - 1) / ft(out_size - 1) if out_size > 1 else ft(0)
+    else:
+        s = _scale_value(scale, in_size, out_size, ft)
+    half = 1.0 if mode == "bilinear" else 2.0  # interp_size / 2
+    support = ft(half * s) if s >= 1.0 else ft(half)
+    invscale = ft(1.0 / s) if s >= 1.0 else ft(1)
+    taps = int(math.ceil(support)) * 2 + 1
+    i = np.arange(out_size)
+    center = (np.float64(s) * (i + 0.5)).astype(ft)
+    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)
+    xsize = np.clip(np.minimum((center + support + 0.5).astype(np.int64), in_size) - xmin, 0,
+                    taps)
+    j = np.arange(taps)[:, None]
+    x = np.abs(((j + xmin - center).astype(ft) + 0.5) * invscale).astype(ft)
+    if mode == "bilinear":
+        w = np.where(x < 1, ft(1) - x, ft(0))
+    else:
+        a = ft(-0.5)
+        w = np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                     np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, ft(0)))
+    w = np.where(j < xsize, w, ft(0)).astype(ft)
+    total = np.zeros(out_size, ft)
+    for row in w:  # (torch sums its weights in order)
+        total = (total + row).astype(ft)
+    w = np.where(total != 0, w / np.where(total != 0, total, ft(1)), w).astype(ft)
+    return [(np.minimum(xmin + k, in_size - 1), w[k]) for k in range(taps)]
+
+
 def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) or (
         isinstance(v, Tensor) and v.dim() == 0 and not v.is_floating_point())
@@ -168,9 +202,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """Resample the spatial dims (all but the first two) of input to `size` or by
     `scale_factor`. Modes 'nearest' and 'nearest-exact' (3-D, 4-D, 5-D input), 'linear' (3-D),
     'bilinear' (4-D) and 'trilinear' (5-D), with torch's source indices and weights, and 'area'
-    (3-D, 4-D: adaptive average pooling, as torch) and 'bicubic' (4-D: torch's cubic
-    convolution, A = -0.75, the border repeated); 'area' on 5-D input and antialias raise
-    NotImplementedError."""
+    (3-D, 4-D, 5-D: adaptive average pooling, as torch) and 'bicubic' (4-D: torch's cubic
+    convolution, A = -0.75, the border repeated); antialias=True (bilinear, bicubic: torch's
+    filters widened by the downsampling scale)."""
     _tensor(input, "input", "interpolate")
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
@@ -223,10 +257,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if antialias and not (mode in ("bilinear", "bicubic") and input.dim() == 4):
         raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes and "
                          "requires a 4-D tensor as input")
-    if antialias:
-        raise NotImplementedError("cygrad does not implement interpolate(antialias=True)")
     supported = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,),
-                 "bilinear": (4,), "bicubic": (4,), "trilinear": (5,), "area": (3, 4)}
+                 "bilinear": (4,), "bicubic": (4,), "trilinear": (5,), "area": (3, 4, 5)}
     if mode in ("linear", "bilinear", "trilinear") and input.dim() in (3, 4, 5) and \
             input.dim() not in {"linear": (3,), "bilinear": (4,), "trilinear": (5,)}[mode]:
         need = {"linear": 3, "bilinear": 4, "trilinear": 5}[mode]
@@ -239,9 +271,6 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                                   f"{mode}); cygrad implements interpolate(mode=...) for "
                                   f"nearest, nearest-exact, linear, bilinear, bicubic, "
                                   f"trilinear and area")
-    if mode == "area" and input.dim() == 5:
-        raise NotImplementedError("cygrad does not implement interpolate(mode='area') on 5-D "
-                                  "input (adaptive_avg_pool3d)")
     if input.dim() not in supported[mode]:
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
                                   f"(got {input.dim()}D) for the modes: nearest | linear | "
@@ -263,9 +292,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     name = dtypes.SCALAR_NAMES[input.dtype.name]
     scales = scale_factors or [None] * dim
     if mode == "area":  # torch: adaptive average pooling to the output size
-        from ._functional_conv import adaptive_avg_pool1d, adaptive_avg_pool2d
+        from . import _functional_conv as conv
 
-        pool = adaptive_avg_pool1d if dim == 1 else adaptive_avg_pool2d
+        pool = (conv.adaptive_avg_pool1d, conv.adaptive_avg_pool2d,
+                conv.adaptive_avg_pool3d)[dim - 1]
         return pool(input, output_size[0] if dim == 1 else tuple(output_size))
     if mode in _NEAREST:
         if not (input.is_floating_point() or input.dtype.name == "uint8"):
@@ -282,7 +312,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     ft = input._data.dtype.type
     x = input
     for d in range(dim - 1, -1, -1):  # the last dim first: torch's innermost sum
-        if mode == "bicubic":
+        if antialias:
+            taps = _aa_weights(in_sizes[d], output_size[d], align_corners, scales[d], ft, mode)
+        elif mode == "bicubic":
             taps = _cubic_weights(in_sizes[d], output_size[d], align_corners, scales[d], ft)
         else:
             i0, i1, l0, l1 = _linear_weights(in_sizes[d], output_size[d], align_corners,

@@ -13,6 +13,7 @@ from ..tensor import Tensor, apply
 from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-exported)
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
     adaptive_max_pool1d,
     adaptive_max_pool2d,
     avg_pool1d,
@@ -38,7 +39,8 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
 
 __all__ = [
     "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
     *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_extra_all, *_vision_all,
     "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
     "multi_head_attention_forward",
