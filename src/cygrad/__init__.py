@@ -14,6 +14,7 @@ from . import _state, backend, dtypes
 from .ops import (
     decompositions,
     elementwise,
+    extras,
     factories,
     layers,
     losses,

@@ -36,6 +36,12 @@ KNOWN = {
     "Tensor.expand": "expand's internal `implicit` flag is not taken",
     "cygrad.save": "save(obj, path): a path, no pickle_module / protocol arguments",
     "cygrad.load": "load(path): a path, no map_location / pickle_module / weights_only / mmap",
+    "cygrad.hsplit": "torch's documented hsplit(input, indices_or_sections): its schema "
+                     "overloads name the second argument indices / sections",
+    "cygrad.vsplit": "as hsplit",
+    "cygrad.dsplit": "as hsplit",
+    "cygrad.isin": "torch's documented isin(elements, test_elements): its scalar overloads "
+                   "say element / test_element",
 }
 
 

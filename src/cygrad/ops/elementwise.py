@@ -320,6 +320,15 @@ unary("erf", lambda x: _erf(x), lambda g, x, y: g * (_t(g, 2 / math.sqrt(math.pi
       "dx = g * 2/sqrt(pi) * exp(-x**2)")
 unary("sinc", np.sinc, lambda g, x, y: g * _sinc_slope(x, y),
       "dx = g * (cos(pi x) - y) / x  (0 at x = 0)", saves="xy")
+unary("erfc", lambda x: _erfc(x), lambda g, x, y: g * (_t(g, -2 / math.sqrt(math.pi)) *
+      np.exp(-(x * x))), "dx = -g * 2/sqrt(pi) * exp(-x**2)")
+unary("deg2rad", lambda x: x * _t(x, math.pi / 180), lambda g, x, y: g * _t(g, math.pi / 180),
+      "dx = g * pi / 180", saves="")
+unary("rad2deg", lambda x: x * _t(x, 180 / math.pi), lambda g, x, y: g * _t(g, 180 / math.pi),
+      "dx = g * 180 / pi", saves="")
+unary("logit", lambda x, eps: _logit(x, eps), lambda g, x, y, eps: _logit_grad(g, x, eps),
+      "dx = g / (x (1 - x)) (0 outside [eps, 1 - eps] when eps is given)",
+      params=(("eps", None),), domain=(0.1, 0.9))
 unary("sign", lambda x: _sign(x), _zeros, "dx = 0", saves="", ints="keep", bools="keep")
 unary("sgn", lambda x: _sign(x), _zeros, "dx = 0", saves="", ints="keep", bools="keep")
 unary("floor", np.floor, _zeros, "dx = 0", saves="", ints="keep")
@@ -350,6 +359,31 @@ def _round(x, decimals):
 
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _erfc(x):
+    """erfc elementwise (math.erfc in double, rounded once: accurate where 1 - erf is not)."""
+    return _ERFC(x.astype(np.float64)).astype(x.dtype)
+
+
+def _logit(x, eps):
+    """log(x / (1 - x)), x clamped to [eps, 1 - eps] first when eps is given (torch.logit)."""
+    if eps is not None:
+        x = np.clip(x, _t(x, eps), _t(x, 1 - eps)).astype(x.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x / (1 - x))
+
+
+def _logit_grad(g, x, eps):
+    """torch's logit_backward: g / (x (1 - x)); with eps, 0 outside [eps, 1 - eps]."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = g / (x * (1 - x))
+    if eps is None:
+        return d
+    return np.where((x < eps) | (x > 1 - eps), _z(g), d)
 
 
 def _erf(x):
@@ -412,8 +446,9 @@ class Binary:
     rule: str
     saves: str = "ab"  # what backward reads: any of "a", "b", "z"
     result: str = "promote"  # "promote": torch's result_type; "float": integers divide into
-    #                          the default float dtype; "bool": a comparison; "integral":
-    #                          bitwise, bool and integer operands only
+    #                          the default float dtype; "floating": float result types only
+    #                          (NotImplementedError otherwise, as torch); "bool": a comparison;
+    #                          "integral": bitwise, bool and integer operands only
     aliases: tuple = ()
     dunders: tuple = ()  # (operator, reflected operator)
     domain: tuple = (-2.0, 2.0)
@@ -523,7 +558,8 @@ def _binary(entry, a, b):
     return _binary_general(entry, a, b)
 
 
-_SCALAR_FAST = ("promote", "float")  # results where a float tensor with a number keeps its dtype
+# results where a float tensor with a number keeps its dtype
+_SCALAR_FAST = ("promote", "float", "floating")
 
 
 def _binary_general(entry, a, b):
@@ -547,6 +583,9 @@ def _binary_general(entry, a, b):
         common = dtypes.get_default_dtype()
     elif entry.result == "integral" and common.is_floating_point:
         raise RuntimeError(f"\"{entry.name}_cpu\" not implemented for '{common.name}'")
+    elif entry.result == "floating" and not common.is_floating_point:
+        raise NotImplementedError(f"\"{entry.name}_cpu\" not implemented for "
+                                  f"'{dtypes.SCALAR_NAMES[common.name]}'")
     a, b = _as(a, common), _as(b, common)
     if a._data.shape != b._data.shape:
         _check_broadcast(a._data.shape, b._data.shape)
@@ -666,6 +705,24 @@ def _no_derivative(g, a, b, z):
     raise RuntimeError("the derivative for 'floor_divide' is not implemented.")
 
 
+def _copysign_grad(g, a, z):
+    """torch's copysign_tensor_self_backward: g * z / a, 0 where a = 0."""
+    zero = a == 0
+    return np.where(zero, _z(g), g * (z / np.where(zero, np.ones_like(a), a)))
+
+
+def _xlogy(a, b):
+    """a * log(b), 0 where a = 0 (unless b is NaN), as torch.xlogy."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a * np.log(b)
+    return np.where((a == 0) & ~np.isnan(b), np.zeros_like(out), out)
+
+
+def _xlogy_grad(g, a, b):
+    """torch: xlogy(g, b), 0 where a = 0 and b <= 0."""
+    return np.where((a == 0) & (b <= 0), _z(g), _xlogy(g, b)).astype(g.dtype)
+
+
 def _tie_half(g, a, b, win):
     """maximum/minimum: the winner gets g, a tie splits it in halves (torch's rule)."""
     return np.where(a == b, g / 2, np.where(win, g, _z(g)))
@@ -707,6 +764,29 @@ binary("atan2", np.arctan2, lambda g, a, b, z: g * b * (1 / (a * a + b * b)),
        lambda g, a, b, z: g * -a * (1 / (a * a + b * b)),
        "da = g * b / (a**2 + b**2);  db = -g * a / (a**2 + b**2)", result="float",
        aliases=("arctan2",), scalars=False)
+binary("hypot", np.hypot, lambda g, a, b, z: g * (a / z), lambda g, a, b, z: g * (b / z),
+       "da = g * a / z;  db = g * b / z", saves="abz", scalars=False, domain=(0.5, 2.0),
+       result="floating")
+binary("logaddexp", np.logaddexp, lambda g, a, b, z: g / (1 + np.exp(b - a)),
+       lambda g, a, b, z: g / (1 + np.exp(a - b)),
+       "da = g / (1 + exp(b - a));  db = g / (1 + exp(a - b))", scalars=False,
+       result="floating")
+binary("logaddexp2", np.logaddexp2, lambda g, a, b, z: g / (1 + np.exp2(b - a)),
+       lambda g, a, b, z: g / (1 + np.exp2(a - b)),
+       "da = g / (1 + 2**(b - a));  db = g / (1 + 2**(a - b))", scalars=False,
+       result="floating")
+binary("copysign", np.copysign, lambda g, a, b, z: _copysign_grad(g, a, z),
+       lambda g, a, b, z: np.zeros_like(g), "da = g * z / a (0 where a = 0);  db = 0",
+       saves="az", result="float", domain=(0.5, 2.0))
+binary("fmax", np.fmax, lambda g, a, b, z: np.where((a >= b) | np.isnan(b), g, _z(g)),
+       lambda g, a, b, z: np.where((a >= b) | np.isnan(b), _z(g), g),
+       "the larger operand (a at a tie, the one not NaN) gets g", scalars=False)
+binary("fmin", np.fmin, lambda g, a, b, z: np.where((a <= b) | np.isnan(b), g, _z(g)),
+       lambda g, a, b, z: np.where((a <= b) | np.isnan(b), _z(g), g),
+       "the smaller operand (a at a tie, the one not NaN) gets g", scalars=False)
+binary("xlogy", lambda a, b: _xlogy(a, b), lambda g, a, b, z: _xlogy_grad(g, a, b),
+       lambda g, a, b, z: g * a / b, "da = xlogy(g, b) (0 where a = 0 and b <= 0);  db = g a / b",
+       result="float", domain=(0.5, 2.0))
 binary("fmod", _integer_division(np.fmod, "fmod"), lambda g, a, b, z: g,
        lambda g, a, b, z: -g * np.trunc(a / b), "da = g;  db = -g * trunc(a / b)",
        domain=(0.5, 2.0))
