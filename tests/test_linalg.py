@@ -349,8 +349,43 @@ def test_torch_level_names():
     diff(lambda m, t: m.inverse(t), a)
 
 
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_ex_forms(dtype):
+    """cholesky_ex, inv_ex, solve_ex: the results and gradients of the matrices that
+    succeed as the plain functions' (torch's), info as torch's (0, or LAPACK's index: the
+    leading minor that is not positive-definite, the first zero pivot of the LU), torch's
+    LinAlgError with check_errors=True; a failed matrix's result is NaN (torch's is
+    undefined)."""
+    torch = need_torch()
+    good = spd((2, 3, 3), dtype, 1)
+    diff(lambda m, t: m.linalg.cholesky_ex(t), good, gradcheck=False)
+    diff(lambda m, t: m.linalg.inv_ex(t), good)
+    diff(lambda m, t: m.linalg.solve_ex(t, t[..., 0]), good)
+    diff(lambda m, t: m.linalg.cholesky_ex(t, upper=True).L, good)
+    bad = np.array([[[1.0, 2.0], [2.0, 4.0]], [[2.0, 0.0], [0.0, 3.0]],
+                    [[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [1.0, 0.0]]], dtype)
+    for name, args in (("cholesky_ex", ()), ("inv_ex", ()), ("solve_ex", (bad[..., 0],))):
+        t = getattr(torch.linalg, name)(torch.tensor(bad), *map(torch.tensor, args))
+        c = getattr(cygrad.linalg, name)(cygrad.tensor(bad), *map(cygrad.tensor, args))
+        assert c.info.numpy().tolist() == t.info.numpy().tolist()
+        assert c.info.dtype == cygrad.int32 and type(c).__name__ == type(t).__name__
+        ok = t.info.numpy() == 0
+        np.testing.assert_allclose(c[0].numpy()[ok], t[0].numpy()[ok], rtol=1e-5, atol=1e-6)
+        assert np.isnan(c[0].numpy()[~ok]).all()
+        for m in (torch, cygrad):
+            with pytest.raises(RuntimeError, match="Batch element 0"):
+                getattr(m.linalg, name)(m.tensor(bad), *map(m.tensor, args), check_errors=True)
+    assert cygrad.linalg.cholesky_ex(cygrad.tensor(
+        np.array([[4.0, 2, 1], [2, 1, 3], [1, 3, 2]], dtype))).info.item() == 2
+    x = cygrad.tensor(bad, requires_grad=True)
+    cygrad.linalg.inv_ex(x).inverse[1:3].sum().backward()  # the good matrices' gradient
+    want = torch.tensor(bad[1:3], requires_grad=True)
+    torch.linalg.inv(want).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy()[1:3], want.grad.numpy(), rtol=1e-5)
+
+
 def test_missing_functions_name_themselves():
-    for name in ("eig", "eigvals", "lu_factor", "householder_product"):
+    for name in ("eig", "eigvals", "lu_factor", "householder_product", "ldl_factor"):
         with pytest.raises(NotImplementedError, match=f"linalg.{name}"):
             getattr(cygrad.linalg, name)
     with pytest.raises(AttributeError):

@@ -38,20 +38,23 @@ from .ops.linalg import matmul
 from .ops.reduction import _norm
 from .tensor import Tensor, _wrap, apply
 
-__all__ = ["LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh",
-           "inv", "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank",
-           "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
-           "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot", "vector_norm"]
+__all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh",
+           "eigvalsh", "inv", "inv_ex", "lstsq", "matmul", "matrix_exp", "matrix_norm",
+           "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve",
+           "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv", "tensorsolve", "vander",
+           "vecdot", "vector_norm"]
 
 slogdet_result = namedtuple("linalg_slogdet", ["sign", "logabsdet"])  # torch.return_types'
 eigh_result = namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
 svd_result = namedtuple("linalg_svd", ["U", "S", "Vh"])
 qr_result = namedtuple("linalg_qr", ["Q", "R"])
 lstsq_result = namedtuple("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
+cholesky_ex_result = namedtuple("linalg_cholesky_ex", ["L", "info"])
+inv_ex_result = namedtuple("linalg_inv_ex", ["inverse", "info"])
+solve_ex_result = namedtuple("linalg_solve_ex", ["result", "info"])
 
-_MISSING = ("cholesky_ex", "eig", "eigvals", "householder_product", "inv_ex", "ldl_factor",
-            "ldl_factor_ex", "ldl_solve", "lu", "lu_factor", "lu_factor_ex", "lu_solve",
-            "solve_ex")
+_MISSING = ("eig", "eigvals", "householder_product", "ldl_factor", "ldl_factor_ex",
+            "ldl_solve", "lu", "lu_factor", "lu_factor_ex", "lu_solve")
 
 
 def __getattr__(name):
@@ -582,3 +585,91 @@ def lstsq(A, B, rcond=None, *, driver=None):
     if m > n and (chosen == "gels" or (chosen in ("gelsd", "gelss") and np.all(ranks == n))):
         residuals = (matmul(A, x) - b).pow(2).sum(-2)
     return lstsq_result(x.squeeze(-1) if vector else x, residuals, rank, values)
+
+
+# ---------------------------------------------------------------------- the _ex forms
+# torch's info: 0 for a matrix that succeeded, else LAPACK's (potrf: the order of the first
+# leading minor that is not positive-definite; getrf: the first zero pivot of the LU with
+# partial pivoting, 1-based). A failed matrix's result is undefined in torch (LAPACK's
+# partial work); here it is NaN.
+
+def _pivot_info(a):
+    """The first zero pivot (1-based) of a's LU with partial pivoting, or 0."""
+    a = np.array(a, np.float64)
+    n = a.shape[0]
+    for k in range(n):
+        p = k + int(np.argmax(np.abs(a[k:, k])))
+        if a[p, k] == 0:
+            return k + 1
+        a[[k, p]] = a[[p, k]]
+        a[k + 1:, k] /= a[k, k]
+        a[k + 1:, k + 1:] -= np.outer(a[k + 1:, k], a[k, k + 1:])
+    return 0
+
+
+def _minor_info(a):
+    """The order of a's first leading minor that is not positive-definite, or 0."""
+    for k in range(1, a.shape[0] + 1):
+        try:
+            np.linalg.cholesky(a[:k, :k])
+        except np.linalg.LinAlgError:
+            return k
+    return 0
+
+
+def _infos(a, check):
+    """check (_pivot_info or _minor_info) on each matrix of a, as int32 of a's batch shape;
+    numpy's own factorization first (one call for the stack: nothing more when it succeeds)."""
+    try:
+        (np.linalg.cholesky if check is _minor_info else np.linalg.inv)(a)
+        return np.zeros(a.shape[:-2], np.int32)
+    except np.linalg.LinAlgError:
+        flat = a.reshape((-1,) + a.shape[-2:])
+        return np.array([check(m) for m in flat], np.int32).reshape(a.shape[:-2])
+
+
+def _ex(A, info, run, where, message, check_errors):
+    """run(A') on A with its failed matrices replaced by the identity, those results NaN."""
+    if check_errors and np.any(info):
+        first = int(np.flatnonzero(info.reshape(-1))[0])
+        batch = f"(Batch element {first}): " if A._data.ndim > 2 else ""
+        raise LinAlgError(f"{where}: {batch}{message.format(int(info.reshape(-1)[first]))}")
+    bad = info != 0
+    if not np.any(bad):
+        return run(A)
+    eye = np.broadcast_to(np.eye(A._data.shape[-1], dtype=A._data.dtype), A._data.shape)
+    mask = _wrap(np.broadcast_to(bad[..., None, None], A._data.shape).copy())
+    result = run(registry.FUNCTIONS["where"](mask, _wrap(eye.copy()), A))
+    nan = _wrap(np.array(np.nan, A._data.dtype))
+    shaped = bad.reshape(bad.shape + (1,) * (result.dim() - bad.ndim))
+    return registry.FUNCTIONS["where"](_wrap(shaped), nan, result)
+
+
+def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
+    """(L, info): cholesky without raising; info as torch's (module notes above)."""
+    _square(A, "linalg.cholesky_ex")
+    a = A._data if not upper else np.swapaxes(A._data, -1, -2)
+    info = _infos(np.tril(a) + np.swapaxes(np.tril(a, -1), -1, -2), _minor_info)
+    low = _ex(A, info, lambda x: cholesky(x, upper=upper), "linalg.cholesky_ex",
+              "The factorization could not be completed because the input is not "
+              "positive-definite (the leading minor of order {} is not positive-definite).",
+              check_errors)
+    return _tuple_out(cholesky_ex_result(low, _wrap(info)), out, cholesky_ex_result)
+
+
+def inv_ex(A, *, check_errors=False, out=None):
+    """(inverse, info): inv without raising; info as torch's (module notes above)."""
+    _square(A, "linalg.inv_ex")
+    info = _infos(A._data, _pivot_info)
+    y = _ex(A, info, inv, "linalg.inv_ex", "The diagonal element {} is zero, the inversion "
+            "could not be completed because the input matrix is singular.", check_errors)
+    return _tuple_out(inv_ex_result(y, _wrap(info)), out, inv_ex_result)
+
+
+def solve_ex(A, B, *, left=True, check_errors=False, out=None):
+    """(result, info): solve without raising; info as torch's (module notes above)."""
+    _square(A, "linalg.solve_ex")
+    info = _infos(A._data, _pivot_info)
+    x = _ex(A, info, lambda a: solve(a, B, left=left), "linalg.solve_ex",
+            "The solver failed because the input matrix is singular.", check_errors)
+    return _tuple_out(solve_ex_result(x, _wrap(info)), out, solve_ex_result)
