@@ -34,6 +34,7 @@ from .ops.decompositions import (
     _square,
 )
 from .ops.decompositions import det as _det
+from .ops.extras import powers
 from .ops.linalg import matmul
 from .ops.reduction import _norm
 from .tensor import Tensor, _wrap, apply
@@ -507,10 +508,7 @@ def vander(x, *, N=None):
     count = (x._data.shape[-1] if x._data.ndim else 1) if N is None else N
     if count <= 1:
         raise RuntimeError("N must be greater than 1.")
-    cols = [registry.FUNCTIONS["ones_like"](x)]
-    for _ in range(1, count):
-        cols.append(cols[-1] * x)
-    return registry.FUNCTIONS["stack"](cols, -1)
+    return powers(x, count)
 
 
 def tensorinv(A, ind=2, *, out=None):

@@ -124,6 +124,18 @@ def _linear_weights(in_size, out_size, align_corners, scale, ft):
     return i0, i1, (ft(1) - lambda1).astype(ft), lambda1
 
 
+def _cubic_near(x, a):
+    """UpSample.h's cubic_convolution1 (|x| <= 1), in x's dtype."""
+    one = x.dtype.type(1)
+    return ((a + 2 * one) * x - (a + 3 * one)) * x * x + one
+
+
+def _cubic_far(x, a):
+    """UpSample.h's cubic_convolution2 (1 < |x| < 2), in x's dtype."""
+    one = x.dtype.type(1)
+    return ((a * x - 5 * one * a) * x + 8 * one * a) * x - 4 * one * a
+
+
 def _cubic_weights(in_size, out_size, align_corners, scale, ft):
     """torch's cubic indices and weights (UpSample.h: area_pixel_compute_source_index with
     cubic=True, guard_index_and_lambda, get_cubic_upsample_coefficients with A = -0.75), in ft
@@ -139,15 +151,9 @@ def _cubic_weights(in_size, out_size, align_corners, scale, ft):
     i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
     t = np.minimum(np.maximum(real - i0.astype(ft), ft(0)), ft(1)).astype(ft)
     a = ft(-0.75)
-
-    def near(x):  # cubic_convolution1: |x| <= 1
-        return ((a + ft(2)) * x - (a + ft(3))) * x * x + ft(1)
-
-    def far(x):  # cubic_convolution2: 1 < |x| < 2
-        return ((a * x - ft(5) * a) * x + ft(8) * a) * x - ft(4) * a
-
     u = (ft(1) - t).astype(ft)
-    weights = [far((t + ft(1)).astype(ft)), near(t), near(u), far((u + ft(1)).astype(ft))]
+    weights = [_cubic_far((t + ft(1)).astype(ft), a), _cubic_near(t, a), _cubic_near(u, a),
+               _cubic_far((u + ft(1)).astype(ft), a)]
     return [(np.clip(i0 - 1 + j, 0, in_size - 1), w.astype(ft)) for j, w in enumerate(weights)]
 
 
@@ -173,10 +179,9 @@ def _aa_weights(in_size, out_size, align_corners, scale, ft, mode):
     x = np.abs(((j + xmin - center).astype(ft) + 0.5) * invscale).astype(ft)
     if mode == "bilinear":
         w = np.where(x < 1, ft(1) - x, ft(0))
-    else:
+    else:  # Keys' cubic with a = -0.5 (torch's antialias filter)
         a = ft(-0.5)
-        w = np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
-                     np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, ft(0)))
+        w = np.where(x < 1, _cubic_near(x, a), np.where(x < 2, _cubic_far(x, a), ft(0)))
     w = np.where(j < xsize, w, ft(0)).astype(ft)
     total = np.zeros(out_size, ft)
     for row in w:  # (torch sums its weights in order)

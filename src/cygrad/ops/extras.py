@@ -454,10 +454,15 @@ def vander(x, N=None, increasing=False):
     if count == 0:
         return _wrap(np.zeros((x.shape[0], 0), x._data.dtype if x.is_floating_point()
                               else np.int64))
+    result = powers(x, count)
+    return result if increasing else result.flip(-1)
+
+
+def powers(x, count):
+    """x^0, x^1, ..., x^(count-1) along a new last dim (each a product with the one before:
+    torch's order); count >= 1."""
     cols = [_f("ones_like")(x)]
     for _ in range(1, count):
         cols.append(cols[-1] * x)
-    if not increasing:
-        cols = cols[::-1]
-    return _f("stack")(cols, 1)
+    return _f("stack")(cols, -1)
 

@@ -16,6 +16,7 @@ from .. import backend as B
 from .. import dtypes
 from ..tensor import Tensor, _dim, _local, _wrap, apply
 from . import Op, registry
+from .decompositions import NoDerivative
 from .registry import export
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -819,20 +820,6 @@ def median(input, dim=None, keepdim=False):
     return values_indices["median"](values, indices)
 
 
-class Unique(Op):
-    """torch.unique's values, already computed (`values`): torch has no derivative for them
-    but marks them as requiring a gradient when the input does, so a backward through them
-    raises its NotImplementedError (named after its kernel) instead of passing nothing."""
-
-    rule = "none: torch's derivative is not implemented (backward raises)"
-
-    def forward(self, x):
-        return self.values
-
-    def backward(self, g):
-        raise NotImplementedError(f"the derivative for '{self.kernel}' is not implemented.")
-
-
 @export("unique", method=True)
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     """The distinct values (sorted; each NaN distinct, as torch), or with `dim` the distinct
@@ -848,8 +835,10 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
                                             return_counts=True, equal_nan=False)  # (as torch)
         inverse = inverse.reshape(input._data.shape)
     kernel = "_unique2" if dim is None else "unique_dim"
-    out = [apply(Unique, input, values=values, kernel=kernel) if input._data.dtype.kind == "f"
-           else _wrap(values)]
+    # a float input's values: marked as torch marks them, backward raising as torch's does
+    out = [apply(NoDerivative, input, value=values, error=NotImplementedError,
+                 message=f"the derivative for '{kernel}' is not implemented.")
+           if input._data.dtype.kind == "f" else _wrap(values)]
     if return_inverse:
         out.append(_wrap(inverse.astype(np.int64)))
     if return_counts:
