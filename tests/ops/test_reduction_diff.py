@@ -170,6 +170,29 @@ def test_unique_has_no_derivative_as_torch(dim):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumprod_cummax_cummin(dtype, dim):
+    """cumprod (its gradient with zeros: before a row's first zero, at it, after it), cummax
+    and cummin (a later tie or NaN takes the index; the gradient goes to that element); torch's
+    values, indices, gradients; gradcheck."""
+    x = np.array([[2.0, 0.0, 3.0, 0.0, 4.0], [1.0, 2.0, -3.0, 4.0, 0.5],
+                  [0.0, 1.5, 2.0, -1.0, 3.0], [2.0, 3.0, 3.0, 1.0, 3.0]], dtype)
+    diff(lambda m, t: m.cumprod(t, dim), x, gradcheck=dtype == np.float64)
+    diff(lambda m, t: t.cumprod(dim, dtype=m.float64), x)
+    for fn in ("cummax", "cummin"):  # (ties: torch's gradient, not gradcheckable there)
+        diff(lambda m, t, fn=fn: getattr(m, fn)(t, dim), x)
+        diff(lambda m, t, fn=fn: getattr(m, fn)(t, dim), values((4, 5), dtype, 3),
+             gradcheck=dtype == np.float64)
+    nan = x.copy()
+    nan[1, 2] = nan[3, 0] = np.nan
+    for fn in ("cummax", "cummin"):
+        diff(lambda m, t, fn=fn: getattr(t, fn)(dim), nan, grad=False)
+    diff(lambda m, t: m.cumprod(t, 0), np.array([1, 2, 3, -2]))
+    diff(lambda m, t: m.cummax(t, 0), np.array([1, 3, 2, 3]))
+    diff(lambda m, t: m.cummax(t, 0), np.array(2.5, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_histogram(dtype):
     x = np.array([0.5, 1.0, 2.5, 2.5, 3.75, -1.0], dtype)
     diff(lambda m, t: m.histogram(t, 4), x, grad=False)

@@ -549,16 +549,97 @@ class CumSum(Op):
         return (np.flip(np.cumsum(np.flip(g, self.dim), axis=self.dim), self.dim).copy(),)
 
 
-@export("cumsum", method=True)
-def cumsum(input, dim, *, dtype=None):
+def _scan(input, dim, dtype, op_class, numpy_scan):
+    """cumsum / cumprod: in dtype (integers in int64 by default, with no gradient), a 0-d
+    input copied."""
     target = _out_dtype(input, dtype)
     x = input if input._data.dtype == target.numpy else input.type(target)
     d = _dim(dim, x._data.ndim)
     if x._data.ndim == 0:
         return x.clone()
     if not target.is_floating_point:
-        return _wrap(np.cumsum(x._data, axis=d, dtype=target.numpy))
-    return apply(CumSum, x, dim=d)
+        return _wrap(numpy_scan(x._data, axis=d, dtype=target.numpy))
+    return apply(op_class, x, dim=d)
+
+
+@export("cumsum", method=True)
+def cumsum(input, dim, *, dtype=None):
+    """Running sums along dim (integers add in int64, as torch.cumsum)."""
+    return _scan(input, dim, dtype, CumSum, np.cumsum)
+
+
+class CumProd(Op):
+    """y = running products of x along dim (in index order, one rounding a step: torch's)"""
+
+    rule = "dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k  (reverse_cumsum(g y) / x " \
+           "before a row's first zero; at it, the products of the rest; 0 after)"
+    saves, saves_output = (0,), True
+
+    def forward(self, x):
+        self.x = x
+        self.y = np.cumprod(x, axis=self.dim, dtype=x.dtype)
+        return self.y
+
+    def backward(self, g):
+        d, x, y = self.dim, np.moveaxis(self.x, self.dim, -1), np.moveaxis(self.y, self.dim, -1)
+        g = np.moveaxis(g, d, -1)
+        n = x.shape[-1]
+        zero = x == 0
+        first = np.where(zero.any(-1), zero.argmax(-1), n)[..., None]  # a row's first zero
+        pos = np.arange(n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            before = np.flip(np.cumsum(np.flip(g * y, -1), -1), -1) / x
+        # at the first zero z: prod_{k < z} x_k * sum_{j >= z} g_j prod_{z < k <= j} x_k
+        head = np.take_along_axis(np.concatenate([np.ones_like(y[..., :1]), y], -1),
+                                  np.minimum(first, n), -1)  # prod_{k < z} x_k
+        after = np.where(pos > first, x, x.dtype.type(1))  # x past z, 1 up to it
+        tail = np.cumprod(np.where(pos >= first, after, x.dtype.type(1)), -1)
+        at = head * np.flip(np.cumsum(np.flip(np.where(pos >= first, g * tail, 0), -1), -1),
+                            -1)
+        dx = np.where(pos < first, before, np.where(pos == first, at, x.dtype.type(0)))
+        return (np.ascontiguousarray(np.moveaxis(dx.astype(x.dtype), -1, d)),)
+
+
+@export("cumprod", method=True)
+def cumprod(input, dim, *, dtype=None):
+    """Running products along dim (integers multiply in int64, as torch.cumprod)."""
+    return _scan(input, dim, dtype, CumProd, np.cumprod)
+
+
+cummax_result = namedtuple("cummax", ["values", "indices"])
+cummin_result = namedtuple("cummin", ["values", "indices"])
+
+
+def _running(input, dim, bigger):
+    """(values, indices) of the running maximum (bigger) or minimum along dim, torch's way: a
+    later equal element, or a NaN, takes the index over; the values gathered from input, so
+    the gradient goes to the element each index names."""
+    nd = max(input._data.ndim, 1)
+    d = _dim(dim, nd)
+    x = input._data.reshape(1) if input._data.ndim == 0 else input._data
+    y = (np.maximum if bigger else np.minimum).accumulate(x, axis=d)
+    shape = [1] * x.ndim
+    shape[d] = x.shape[d]
+    pos = np.arange(x.shape[d]).reshape(shape)
+    takes = (x == y) | np.isnan(x)
+    idx = np.maximum.accumulate(np.where(takes, pos, 0), axis=d).astype(np.int64)
+    src = input if input._data.ndim else input.reshape(1)
+    values = src.gather(d, _wrap(idx)) if src._data.dtype.kind == "f" else _wrap(y)
+    if input._data.ndim == 0:
+        return values.reshape(()), _wrap(idx.reshape(()))
+    return values, _wrap(idx)
+
+
+@export("cummax", method=True)
+def cummax(input, dim):
+    """(values, indices): the running maximum along dim and where it was taken."""
+    return cummax_result(*_running(input, dim, True))
+
+
+@export("cummin", method=True)
+def cummin(input, dim):
+    """(values, indices): the running minimum along dim and where it was taken."""
+    return cummin_result(*_running(input, dim, False))
 
 
 class Norm(Op):
