@@ -259,11 +259,7 @@ def slogdet(A, *, out=None):
     _square(A, "linalg.slogdet")
     sign = np.sign(np.linalg.det(A._data)).astype(A._data.dtype)
     result = slogdet_result(apply(Constant, A, value=sign), apply(LogAbsDet, A))
-    if out is not None:
-        out[0]._write(result.sign)
-        out[1]._write(result.logabsdet)
-        return slogdet_result(*out)
-    return result
+    return _tuple_out(result, out, slogdet_result)
 
 
 def inv(A, *, out=None):
@@ -327,11 +323,7 @@ def eigh(A, UPLO="L", *, out=None):
     _square(A, "linalg.eigh")
     w, v = np.linalg.eigh(A._data, UPLO=_uplo(UPLO, "linalg.eigh"))
     result = eigh_result(apply(EighValues, A, w=w, v=v), apply(EighVectors, A, w=w, v=v))
-    if out is not None:
-        out[0]._write(result.eigenvalues)
-        out[1]._write(result.eigenvectors)
-        return eigh_result(*out)
-    return result
+    return _tuple_out(result, out, eigh_result)
 
 
 def svdvals(A, *, driver=None, out=None):
