@@ -166,6 +166,7 @@ cdef enum:
     SMALL_DOUBLES = 2048  # packing buffers up to this size live on the stack
     SMALL_BUFFER = SMALL_DOUBLES * 8  # (bytes)
     AHEAD_BYTES = 1 << 19  # an A of more bytes has its next block prefetched (Ahead)
+    B_ROWS = 16  # _pack_b: rows of B copied into every full panel before the next rows
 
 # True when each link of a chain is a fused multiply-add (this build's target has FMA): the
 # results are then those of every other FMA build, and differ in the last bits from a build
@@ -295,24 +296,37 @@ cdef void _pack_b(floating *dst, const char *b, Py_ssize_t rs, Py_ssize_t cs,
     NR the panel width, the full tile's or the narrow one."""
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t isz = sizeof(floating)
-    cdef Py_ssize_t q, q0, c, k, nr
+    cdef Py_ssize_t q, q0, c, k, nr, k0, kb, full = 0
     cdef const char *src
-    for q in range(_cdiv(n, NR)):
+    cdef floating *d
+    # j along memory: row copies, B_ROWS rows into every full panel before the next rows (one
+    # panel at a time walked down B two cache lines a row, a miss every row: 2048^3 float64
+    # spent 2.2% of its time packing B that way, 1.4% this way)
+    if cs == isz and rs % isz == 0:
+        full = n // NR
+        k0 = 0
+        while k0 < kc:
+            kb = min(<Py_ssize_t>B_ROWS, kc - k0)
+            for q in range(full):
+                d = dst + q * kc * NR + k0 * NR
+                src = b + q * NR * isz + k0 * rs
+                if floating is float:
+                    if NR == FULL:
+                        cg_pack_b_jcont_f32(d, <const float *>src, rs // isz, kb)
+                    else:
+                        cg_pack_b_jcont_narrow_f32(d, <const float *>src, rs // isz, kb)
+                else:
+                    if NR == FULL:
+                        cg_pack_b_jcont_f64(d, <const double *>src, rs // isz, kb)
+                    else:
+                        cg_pack_b_jcont_narrow_f64(d, <const double *>src, rs // isz, kb)
+            k0 += kb
+        dst += full * kc * NR
+    for q in range(full, _cdiv(n, NR)):  # the rest (all of them when j is not along memory)
         q0 = q * NR
         nr = min(NR, n - q0)
         src = b + q0 * cs
-        if nr == NR and cs == isz and rs % isz == 0:  # j along memory: row copies
-            if floating is float:
-                if NR == FULL:
-                    cg_pack_b_jcont_f32(dst, <const float *>src, rs // isz, kc)
-                else:
-                    cg_pack_b_jcont_narrow_f32(dst, <const float *>src, rs // isz, kc)
-            else:
-                if NR == FULL:
-                    cg_pack_b_jcont_f64(dst, <const double *>src, rs // isz, kc)
-                else:
-                    cg_pack_b_jcont_narrow_f64(dst, <const double *>src, rs // isz, kc)
-        elif nr == NR and rs == isz and cs % isz == 0:  # k along memory (B transposed)
+        if nr == NR and rs == isz and cs % isz == 0:  # k along memory (B transposed)
             if floating is float:
                 if NR == FULL:
                     cg_pack_b_kcont_f32(dst, <const float *>src, cs // isz, kc)
