@@ -109,6 +109,8 @@ class Optimizer:
     """Base class: param_groups, per-parameter state, state dicts and hooks. A subclass
     validates its options in `_validate(options)` and updates one group in `_step_group`."""
 
+    _state_shaped = True  # each state array has its parameter's shape (load_state_dict checks)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
@@ -351,7 +353,7 @@ class Optimizer:
         state = defaultdict(dict)
         for key, value in state_dict["state"].items():
             if key in id_map:
-                state[id_map[key]] = _cast(id_map[key], value, key)
+                state[id_map[key]] = _cast(id_map[key], value, key, self._state_shaped)
             else:
                 state[key] = value
         for group, saved in zip(groups, saved_groups, strict=True):
@@ -435,14 +437,14 @@ def _zeros_like(a):
     return _wrap(np.zeros_like(a))
 
 
-def _cast(param, value, key=None):
+def _cast(param, value, key=None, shaped=True):
     """A loaded state value for param: arrays and Tensors become Tensors of param's dtype
-    (shared when they already are), except "step", which keeps its own; dicts and lists
-    recursively; anything else as it is."""
+    (shared when they already are; of param's shape when `shaped`), except "step", which
+    keeps its own; dicts and lists recursively; anything else as it is."""
     if isinstance(value, (Tensor, np.ndarray, np.generic)):
         array = _array(value)
         if key != "step":
-            if array.shape != param._data.shape:
+            if shaped and array.shape != param._data.shape:
                 raise ValueError(f"state {key!r} has shape {array.shape}, its parameter "
                                  f"{param._data.shape}")
             if array.dtype != param._data.dtype:
@@ -453,9 +455,9 @@ def _cast(param, value, key=None):
             return value
         return _wrap(np.array(array) if not isinstance(array, np.ndarray) else array)
     if isinstance(value, dict):
-        return {k: _cast(param, v, k) for k, v in value.items()}
+        return {k: _cast(param, v, k, shaped) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_cast(param, v) for v in value)
+        return type(value)(_cast(param, v, None, shaped) for v in value)
     return value
 
 
