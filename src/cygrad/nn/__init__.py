@@ -14,7 +14,7 @@ from .activation import (
 )
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .conv import Conv1d, Conv2d
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .layers import (
     ACTIVATIONS,
     AlphaDropout,
@@ -104,7 +104,8 @@ def tied_parameters(model):
 from . import utils  # noqa: E402, F401  (torch.nn.utils)
 
 __all__ = [
-    "Module", "Parameter", "Buffer", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
+    "Module", "Parameter", "Buffer", "Linear", "Conv1d", "Conv2d", "ConvTranspose1d",
+    "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
     "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity", "Sequential", "ModuleList",

@@ -70,6 +70,112 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """The transpose of conv1d (its gradient with respect to its input): input
+    (N, C_in, L) or (C_in, L), weight (C_in, C_out/groups, k), bias (C_out,) -> (N, C_out,
+    L_out), L_out = (L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 1, "conv_transpose1d")
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """The transpose of conv2d (its gradient with respect to its input, the "deconvolution"
+    of DCGAN's generator): input (N, C_in, H, W) or (C_in, H, W), weight
+    (C_in, C_out/groups, kh, kw), bias (C_out,) -> (N, C_out, OH, OW),
+    OH = (H - 1)*stride[0] - 2*padding[0] + dilation[0]*(kh - 1) + output_padding[0] + 1.
+
+    Computed as conv2d of the input with stride - 1 zeros between its elements, padded by
+    dilation*(k - 1) - padding (output_padding more after), with the kernel flipped and its
+    two channel axes swapped within each group: each output is one exact chain over
+    (input channel, kernel row, kernel column), the zeros adding exact zeros, so identical
+    filters give identical outputs. Departure from torch (speed only): a strided one does
+    stride^2 times the multiply-adds of a direct kernel."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 2, "conv_transpose2d")
+
+
+def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, dims,
+                    fn):
+    from ..ops.shape import stack
+    from ._functional_loss import pad as _pad
+
+    _check_tensor(x, "input", fn)
+    _check_tensor(weight, "weight", fn)
+    if bias is not None:
+        _check_tensor(bias, "bias", fn)
+    _check_dtype(fn, x, ("weight", weight), ("bias", bias))
+    if x.ndim not in (dims + 1, dims + 2):
+        raise RuntimeError(f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
+                           f"{fn}, but got input of size: {list(x.shape)}")
+    if weight.ndim != dims + 2:
+        raise RuntimeError(f"{fn}: weight must be {dims + 2}-D (C_in, C_out/groups, "
+                           f"{'k' if dims == 1 else 'kh, kw'}), got shape {list(weight.shape)}")
+    if not _is_int(groups):
+        raise TypeError(f"{fn}(): groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise RuntimeError("non-positive groups is not supported")
+    stride = _ints(stride, dims, "stride", fn)
+    padding = _ints(padding, dims, "padding", fn)
+    output_padding = _ints(output_padding, dims, "output_padding", fn)
+    dilation = _ints(dilation, dims, "dilation", fn)
+    if min(stride) < 1:
+        raise RuntimeError("non-positive stride is not supported")
+    if min(dilation) < 1:
+        raise RuntimeError("non-positive dilation is not supported")
+    if min(padding) < 0:
+        raise RuntimeError("negative padding is not supported")
+    if min(output_padding) < 0:
+        raise RuntimeError("negative output_padding is not supported")
+    if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, "
+                           f"but got output_padding={list(output_padding)}, "
+                           f"stride={list(stride)}, dilation={list(dilation)}")
+    batched = x.ndim == dims + 2
+    if not batched:
+        x = x.unsqueeze(0)
+    c, spatial = x.shape[1], x.shape[2:]
+    c_in, c_out_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    if c_in != c:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {c_in} channels, but got {c} "
+                           "channels instead")
+    if c_in % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by "
+                           f"{groups} at dimension 0, but got weight of size "
+                           f"{list(weight.shape)} instead")
+    c_out = c_out_g * groups
+    if bias is not None and bias.shape != (c_out,):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"bias to be 1-dimensional with {c_out} elements, but got bias of "
+                           f"size {list(bias.shape)} instead")
+    if min(kernel) < 1 or c_out < 1:
+        raise RuntimeError(f"{fn}: weight of size {list(weight.shape)} has an empty dimension")
+    out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
+                zip(spatial, stride, padding, dilation, kernel, output_padding))
+    if min(out) < 1:
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). "
+                           f"Calculated output size per channel: ({' x '.join(map(str, out))})."
+                           " Output size is too small")
+    z = x
+    for i, s in enumerate(stride):  # s - 1 zeros after each element, none after the last
+        if s > 1:
+            axis, n = 2 + i, z.shape[2 + i]
+            z = stack([z] + [z.new_zeros(z.shape)] * (s - 1), axis + 1)
+            z = z.reshape(z.shape[:axis] + (n * s,) + z.shape[axis + 2:])
+            z = z.narrow(axis, 0, (n - 1) * s + 1)
+    sides = []
+    for d, k, p, op in reversed(list(zip(dilation, kernel, padding, output_padding))):
+        sides += [d * (k - 1) - p, d * (k - 1) - p + op]  # (negative: a crop)
+    if any(sides):
+        z = _pad(z, sides)
+    w = weight.reshape((groups, c_in // groups, c_out_g) + kernel).transpose(1, 2)
+    w = w.reshape((c_out, c_in // groups) + kernel).flip(tuple(range(2, 2 + dims)))
+    y = _conv(z, w, bias, 1, 0, dilation, groups, dims, fn)
+    return y if batched else y.squeeze(0)
+
+
 def _plain(v):
     """An int, a string or a tuple of ints (a geometry argument a cache key can stand for)."""
     t = type(v)

@@ -20,6 +20,8 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
     avg_pool2d,
     conv1d,
     conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
     max_pool1d,
     max_pool2d,
 )
@@ -38,7 +40,8 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
     batch_norm, embedding, layer_norm, multi_head_attention_forward, scaled_dot_product_attention)
 
 __all__ = [
-    "linear", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
+    "linear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+    "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d",
     *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_extra_all, *_vision_all,
