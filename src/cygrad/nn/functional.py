@@ -31,6 +31,8 @@ from ._functional_extra import *  # noqa: F403  (celu, glu, prelu, group_norm, r
 from ._functional_extra import __all__ as _extra_all
 from ._functional_loss import *  # noqa: F403  (losses, one_hot, pad, normalize...)
 from ._functional_loss import __all__ as _loss_all
+from ._functional_margin import *  # noqa: F403  (margin, embedding and likelihood losses)
+from ._functional_margin import __all__ as _margin_all
 from ._functional_vision import *  # noqa: F403  (pixel_shuffle, interpolate, fold...)
 from ._functional_vision import __all__ as _vision_all
 
@@ -44,7 +46,7 @@ __all__ = [
     "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d",
-    *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_extra_all, *_vision_all,
+    *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_margin_all, *_extra_all, *_vision_all,
     "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
     "multi_head_attention_forward",
 ]
