@@ -12,7 +12,7 @@ from .activation import (
     Tanhshrink,
     Threshold,
 )
-from .batchnorm import BatchNorm1d, BatchNorm2d
+from .batchnorm import BatchNorm1d, BatchNorm2d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .layers import (
@@ -125,7 +125,8 @@ __all__ = [
     "MultiMarginLoss", "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss", "functional",
     "init", "tied_parameters",
     *ACTIVATIONS,
-    "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "MultiheadAttention",
+    "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d",
+    "InstanceNorm3d", "MultiheadAttention",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
     "GroupNorm", "RMSNorm", "CELU", "GLU", "Softmin", "PReLU", "Threshold", "Tanhshrink",
     "Hardshrink", "Softshrink",

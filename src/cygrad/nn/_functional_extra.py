@@ -4,14 +4,15 @@ softshrink, group_norm, rms_norm. Their gradients are those ops' gradients, and 
 bits: a statistic is an exact sum, the same tree for every output.
 """
 
+import math
 import numbers
 
-from .. import dtypes
+from .. import autograd, dtypes
 from ..ops import registry
 from ..tensor import Tensor
 
 __all__ = ["celu", "glu", "softmin", "prelu", "threshold", "tanhshrink", "hardshrink",
-           "softshrink", "group_norm", "rms_norm"]
+           "softshrink", "group_norm", "rms_norm", "instance_norm"]
 
 
 def _f(name):
@@ -139,6 +140,41 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         y = y + bias.reshape(affine)
     return y
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Per sample and channel: (x - mean) / sqrt(var + eps) over the spatial dims (var
+    biased), * weight + bias per channel. As torch's: batch_norm of the input seen as one
+    sample of N*C channels; running_mean / running_var (C,), when given and use_input_stats,
+    become the mean over the samples of their momentum updates (var unbiased), in place;
+    without use_input_stats they normalise instead of the input's statistics."""
+    from ._functional_transformer import batch_norm
+
+    _tensor(input, "input", "instance_norm")
+    if input.dim() < 3:
+        raise ValueError(f"instance_norm expects an input of at least 3 dims (N, C, ...), got "
+                         f"shape {tuple(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    if use_input_stats and math.prod(input.shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"{list(input.shape)}")
+    rm, rv = running_mean, running_var
+    for name, t in (("running_mean", rm), ("running_var", rv), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise RuntimeError(f"{name} should contain {c} elements not {t.numel()}")
+    rm_n = None if rm is None else rm.detach().repeat(n)  # one copy a sample (torch's)
+    rv_n = None if rv is None else rv.detach().repeat(n)
+    y = batch_norm(input.reshape((1, n * c) + tuple(input.shape[2:])), rm_n, rv_n,
+                   None if weight is None else weight.repeat(n),
+                   None if bias is None else bias.repeat(n), use_input_stats, momentum, eps)
+    if use_input_stats:
+        with autograd.no_grad():
+            for kept, copies in ((rm, rm_n), (rv, rv_n)):
+                if kept is not None:
+                    kept.copy_(copies.reshape(n, c).mean(0))
+    return y.reshape(input.shape)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):

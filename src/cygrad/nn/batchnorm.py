@@ -1,10 +1,14 @@
 """nn.BatchNorm1d and nn.BatchNorm2d, with torch's arguments, buffers, train/eval behaviour and
-repr: running_mean, running_var and num_batches_tracked are buffers."""
+repr: running_mean, running_var and num_batches_tracked are buffers. Also nn.InstanceNorm1d,
+2d and 3d (torch's _InstanceNorm: the same buffers, other defaults)."""
+
+import warnings
 
 import numpy as np
 
 from ..tensor import _wrap, check_device
 from . import init
+from ._functional_extra import instance_norm
 from ._functional_transformer import batch_norm
 from .layers import _dtype
 from .module import Module, Parameter
@@ -97,3 +101,55 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.dim() != 4:
             raise ValueError(f"expected 4D input (got {input.dim()}D input)")
+
+
+class _InstanceNorm(_BatchNorm):
+    """Per sample and channel over the spatial dims (F.instance_norm); torch's defaults: no
+    affine parameters, no running statistics. An unbatched input is one sample."""
+
+    _spatial = 1
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype)
+
+    def _check_input_dim(self, input):
+        d = self._spatial
+        if input.dim() not in (d + 1, d + 2):
+            raise ValueError(f"expected {d + 1}D or {d + 2}D input (got {input.dim()}D input)")
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        unbatched = input.dim() == self._spatial + 1
+        feature_dim = 0 if unbatched else 1
+        if input.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"expected input's size at dim={feature_dim} to match "
+                                 f"num_features ({self.num_features}), but got: "
+                                 f"{input.shape[feature_dim]}.")
+            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You "
+                          "can silence this warning by not passing in num_features, which is "
+                          "not used because affine=False", stacklevel=2)
+        x = input.unsqueeze(0) if unbatched else input
+        b, p = self._buffers, self._parameters
+        y = instance_norm(x, b["running_mean"], b["running_var"], p["weight"], p["bias"],
+                          self.training or not self.track_running_stats,
+                          0.0 if self.momentum is None else self.momentum, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or (C, L) input."""
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or (C, H, W) input (fast neural style's)."""
+
+    _spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or (C, D, H, W) input."""
+
+    _spatial = 3
