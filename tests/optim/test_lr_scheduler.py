@@ -253,3 +253,54 @@ def test_cosine_annealing_reaches_eta_min_at_t_max():
         opt.step()
         sched.step()
     assert math.isclose(sched.get_last_lr()[0], 0.25, rel_tol=1e-12)
+
+
+# ---------------------------------------------------------------------- CyclicLR
+
+def _cyclic_sequence(lib, opt_name, opt_kw, sched_kw, steps=25):
+    params = [lib.zeros(2, requires_grad=True)]
+    opt = getattr(lib.optim, opt_name)(params, lr=0.1, **opt_kw)
+    sched = lib.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, **sched_kw)
+    seq = [(opt.param_groups[0]["lr"], opt.param_groups[0].get("momentum"),
+            opt.param_groups[0].get("betas"))]
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        g = opt.param_groups[0]
+        seq.append((g["lr"], g.get("momentum"), g.get("betas")))
+    return seq, sched
+
+
+def _halving(x):
+    return 0.5 ** x
+
+
+@pytest.mark.parametrize("sched_kw", [
+    {"step_size_up": 4},
+    {"mode": "triangular2", "step_size_up": 3, "step_size_down": 5},
+    {"mode": "exp_range", "gamma": 0.97, "step_size_up": 4},
+    {"scale_fn": _halving, "scale_mode": "iterations", "step_size_up": 2},
+    {"step_size_up": 4, "cycle_momentum": False},
+], ids=str)
+@pytest.mark.parametrize("opt_name,opt_kw", [("SGD", {"momentum": 0.9}), ("Adam", {})])
+def test_cyclic_lr_matches_torch_bit_for_bit(sched_kw, opt_name, opt_kw):
+    torch = pytest.importorskip("torch")
+    ours, _ = _cyclic_sequence(cygrad, opt_name, opt_kw, sched_kw)
+    theirs, _ = _cyclic_sequence(torch, opt_name, opt_kw, sched_kw)
+    assert ours == theirs
+
+
+def test_cyclic_lr_shape_state_dict_and_errors():
+    seq, sched = _cyclic_sequence(cygrad, "SGD", {"momentum": 0.9}, {"step_size_up": 4}, 8)
+    lrs = [s[0] for s in seq]
+    assert lrs[0] == 0.01 and lrs[4] == pytest.approx(0.1) and lrs[8] == pytest.approx(0.01)
+    assert all(a < b for a, b in zip(lrs[:4], lrs[1:5]))  # up for 4 steps, then down
+    assert [s[1] for s in seq][4] == pytest.approx(0.8)  # momentum the other way
+    state = sched.state_dict()
+    assert "optimizer" not in state and state["_scale_fn_custom"] is None
+    params = [cygrad.zeros(2, requires_grad=True)]
+    with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+        cygrad.optim.lr_scheduler.CyclicLR(cygrad.optim.SGD(params, lr=0.1, momentum=0.9),
+                                           0.01, 0.1, mode="sawtooth")
+    with pytest.raises(ValueError, match="must support momentum or beta1"):
+        cygrad.optim.lr_scheduler.CyclicLR(cygrad.optim.Adagrad(params, lr=0.1), 0.01, 0.1)

@@ -18,6 +18,7 @@ from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .layers import (
     ACTIVATIONS,
     AlphaDropout,
+    Bilinear,
     Dropout,
     Dropout1d,
     Dropout2d,
@@ -113,7 +114,7 @@ def tied_parameters(model):
 from . import utils  # noqa: E402, F401  (torch.nn.utils)
 
 __all__ = [
-    "Module", "Parameter", "Buffer", "Linear", "Conv1d", "Conv2d", "ConvTranspose1d",
+    "Module", "Parameter", "Buffer", "Linear", "Bilinear", "Conv1d", "Conv2d", "ConvTranspose1d",
     "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",

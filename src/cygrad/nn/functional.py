@@ -42,7 +42,7 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
     batch_norm, embedding, layer_norm, multi_head_attention_forward, scaled_dot_product_attention)
 
 __all__ = [
-    "linear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
+    "linear", "bilinear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
     "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d",
@@ -126,6 +126,40 @@ def linear(x, weight, bias=None):
     if bias is None:
         return apply(L.Linear, x, weight)
     return apply(L.Linear, x, weight, bias)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., o] = sum_ij input1[..., i] weight[o, i, j] input2[..., j] + bias[o]; input1
+    (..., in1), input2 (..., in2) with the same leading dims, weight (out, in1, in2). Per
+    output: input1 @ weight[o] (one exact chain over i for each j), times input2, summed over
+    j by the exact tree: identical weight[o] give identical outputs."""
+    for name, t in (("input1", input1), ("input2", input2), ("weight", weight)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"bilinear(): argument '{name}' must be Tensor, not "
+                            f"{type(t).__name__}")
+    if input1.shape[:-1] != input2.shape[:-1]:
+        raise RuntimeError(f"bilinear(): input batch dimensions do not match: got "
+                           f"{list(input1.shape[:-1])} and {list(input2.shape[:-1])}")
+    if weight.ndim != 3:
+        raise RuntimeError(f"bilinear(): weight must be 3-D (out, in1, in2), got "
+                           f"{list(weight.shape)}")
+    out, in1, in2 = weight.shape
+    if input1.shape[-1] != in1:
+        raise RuntimeError(f"bilinear(): input1 size does not match weight size: got "
+                           f"{input1.shape[-1]} but expected {in1}")
+    if input2.shape[-1] != in2:
+        raise RuntimeError(f"bilinear(): input2 size does not match weight size: got "
+                           f"{input2.shape[-1]} but expected {in2}")
+    if bias is not None and tuple(bias.shape) != (out,):
+        raise RuntimeError(f"bilinear(): bias size does not match weight size: got "
+                           f"{list(bias.shape)} but expected [{out}]")
+    lead = tuple(input1.shape[:-1])
+    x1, x2 = input1.reshape(-1, in1), input2.reshape(-1, in2)
+    w = weight.permute(1, 0, 2).reshape(in1, out * in2)
+    y = ((x1 @ w).reshape(-1, out, in2) * x2.unsqueeze(1)).sum(-1)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(lead + (out,))
 
 
 def _linear_activation(x, weight, bias, op, params):

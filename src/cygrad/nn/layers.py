@@ -57,6 +57,38 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+class Bilinear(Module):
+    """y = x1^T W x2 + b per output (F.bilinear); x1 (..., in1), x2 (..., in2) -> (..., out).
+    W (out, in1, in2) and b (out,) ~ U(-k, k), k = 1/sqrt(in1_features), as torch."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None,
+                 dtype=None):
+        super().__init__()
+        check_device(device)
+        self.in1_features = F._size(in1_features, "Bilinear: in1_features", 0)
+        self.in2_features = F._size(in2_features, "Bilinear: in2_features", 0)
+        self.out_features = F._size(out_features, "Bilinear: out_features", 0)
+        dtype = _dtype(dtype)
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_features, dtype=dtype))
+                                if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.weight.shape[1]) if self.weight.shape[1] > 0 else 0
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        p = self._parameters
+        return F.bilinear(input1, input2, p["weight"], p["bias"])
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
 class Flatten(Module):
     """Merge dimensions start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default
     (input.flatten(start_dim, end_dim): IndexError for a dim out of range)."""
