@@ -12,6 +12,7 @@ from . import _state, backend, dtypes
 
 # The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
 from .ops import (
+    compat,
     decompositions,
     elementwise,
     extras,
@@ -32,6 +33,12 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
 
 from . import autograd, backends, compiler, cuda, data, interop, linalg, nn, optim, random, viz  # noqa: E402, I001, E501
 from ._config import show_config  # noqa: E402
+
+# nn.functional functions torch also has at its top level, under the same signature
+for _name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "cosine_similarity",
+              "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "bilinear"):
+    globals()[_name] = getattr(nn.functional, _name)
+del _name
 from ._format import set_printoptions  # noqa: E402
 from .autograd import (  # noqa: E402  # noqa: E402
     detect_anomaly,

@@ -260,6 +260,17 @@ class Tensor:
     is_cuda = False
     is_mps = False
     is_sparse = False
+    is_cpu = True
+
+    @property
+    def itemsize(self):
+        """Bytes an element."""
+        return self._data.itemsize
+
+    @property
+    def nbytes(self):
+        """Bytes of the elements (numel * itemsize)."""
+        return self._data.nbytes
     is_quantized = False
     is_meta = False
 

@@ -19,6 +19,7 @@ that entry.
     linalg.py       matmul bmm einsum
     decompositions.py  det inv solve cholesky qr eigh svd pinv (LAPACK; torch.linalg's)
     extras.py       cov take block_diag searchsorted trapezoid ... (made of the ops above)
+    compat.py       in-place forms, quantile, unfold, heaviside ..., torch's process settings
     factories.py    zeros ones full arange linspace eye ...
     layers.py       linear dropout embedding norms attention
     conv.py         conv1d conv2d, max/avg/adaptive pools (1-D and 2-D)

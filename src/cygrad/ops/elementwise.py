@@ -250,6 +250,12 @@ unary("acos", np.arccos, lambda g, x, y: g * -(1 / np.sqrt(1 - x * x)),
       "dx = -g / sqrt(1 - x**2)", domain=(-0.9, 0.9), aliases=("arccos",))
 unary("atan", np.arctan, lambda g, x, y: g / (x * x + 1), "dx = g / (1 + x**2)",
       aliases=("arctan",))
+unary("asinh", np.arcsinh, lambda g, x, y: g / np.sqrt(x * x + 1), "dx = g / sqrt(x**2 + 1)",
+      aliases=("arcsinh",))
+unary("acosh", np.arccosh, lambda g, x, y: g / np.sqrt(x * x - 1), "dx = g / sqrt(x**2 - 1)",
+      domain=(1.2, 3.0), aliases=("arccosh",))
+unary("atanh", np.arctanh, lambda g, x, y: g / (1 - x * x), "dx = g / (1 - x**2)",
+      domain=(-0.9, 0.9), aliases=("arctanh",))
 unary("sinh", np.sinh, lambda g, x, y: g * np.cosh(x), "dx = g cosh(x)")
 unary("cosh", np.cosh, lambda g, x, y: g * np.sinh(x), "dx = g sinh(x)")
 unary("tanh", np.tanh, lambda g, x, y: g * (1 - y * y), "dx = g * (1 - y**2)", saves="y",

@@ -323,7 +323,7 @@ def expand_as(self, other):
     return expand(self, other._data.shape)
 
 
-@export("broadcast_to")
+@export("broadcast_to", method=True)
 def broadcast_to(input, size):
     return expand(input, size)
 
@@ -1479,14 +1479,14 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     return x
 
 
-@export("fliplr")
+@export("fliplr", method=True)
 def fliplr(input):
     if input._data.ndim < 2:
         raise RuntimeError("Input must be >= 2-d.")
     return flip(input, 1)
 
 
-@export("flipud")
+@export("flipud", method=True)
 def flipud(input):
     if input._data.ndim < 1:
         raise RuntimeError("Input must be >= 1-d.")

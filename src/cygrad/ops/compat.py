@@ -1,0 +1,373 @@
+"""torch names a program reaches for that are other ops under another form: in-place forms
+(addcdiv_, addcmul_, lerp_, cumsum_, cumprod_, nan_to_num_, logical_not_, bitwise_not_),
+small helpers (positive, float_power, heaviside, sum_to_size,
+split_with_sizes, Tensor.unfold, logcumsumexp, quantile, nanquantile, unravel_index,
+scalar_tensor), predicates (is_same_size, is_signed, is_nonzero, isreal), the nn.functional
+functions torch also has at the top level, and the process settings torch programs set
+(deterministic algorithms, float32 matmul precision, default device). Gradients are those of
+the ops they are made of."""
+
+import math
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import Tensor, _wrap
+from . import registry
+from .registry import export
+
+
+def _f(name):
+    return registry.FUNCTIONS[name]
+
+
+def _inplace(name):
+    """self = name(self, ...): the op's result written into self (its graph, its version)."""
+    def inplace(self, *args, **kwargs):
+        return self._write(_f(name)(self._inplace_input(), *args, **kwargs))
+
+    inplace.__name__ = inplace.__qualname__ = name + "_"
+    inplace.__doc__ = f"In place: self = {name}(self, ...)."
+    return inplace
+
+
+for _name in ("addcdiv", "addcmul", "lerp", "cumsum", "cumprod", "nan_to_num", "logical_not",
+              "bitwise_not"):
+    registry.METHODS[_name + "_"] = _inplace(_name)
+
+
+# ---------------------------------------------------------------------- shape helpers
+
+@export("positive", method=True)
+def positive(input):
+    """input itself (torch's unary plus); bool input raises as torch's."""
+    if input.dtype == dtypes.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+@export("sum_to_size", function=False, method=True)
+def sum_to_size(self, *size):
+    """self summed down to `size` (which it must expand to): the gradient of an expand."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    shape = tuple(self.shape)
+    if len(size) > len(shape) or any(s not in (1, d) for s, d in
+                                     zip(size, shape[len(shape) - len(size):])):
+        raise RuntimeError(f"size {{{', '.join(map(str, size))}}} is not expandable to size "
+                           f"{{{', '.join(map(str, shape))}}}.")
+    lead = len(shape) - len(size)
+    out = self.sum(tuple(range(lead))) if lead else self
+    dims = tuple(i for i, s in enumerate(size) if s == 1 and out.shape[i] != 1)
+    return out.sum(dims, keepdim=True) if dims else out
+
+
+@export("split_with_sizes", method=True)
+def split_with_sizes(input, split_sizes, dim=0):
+    """input.split(split_sizes, dim), the sizes summing to that dim's length."""
+    split_sizes = [int(s) for s in split_sizes]
+    length = input.shape[dim]
+    if sum(split_sizes) != length:
+        raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {length} "
+                           f"(input tensor's size at dimension {dim}), but got "
+                           f"split_sizes={split_sizes}")
+    return input.split(split_sizes, dim)
+
+
+@export("unfold", function=False, method=True)
+def unfold(self, dimension, size, step):
+    """Every window of `size` elements along `dimension`, `step` apart, as a new last dim:
+    shape (..., (n - size) // step + 1, ..., size). A copy here (torch: a view)."""
+    d = dimension + self.dim() if dimension < 0 else dimension
+    n = self.shape[d] if self.dim() else 1
+    if not 0 <= d < max(self.dim(), 1):
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-max(self.dim(), 1)}, {max(self.dim(), 1) - 1}], but got "
+                         f"{dimension})")
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if self.dim() == 0:
+        return self.reshape(1)
+    count = (n - size) // step + 1
+    starts = np.arange(count) * step
+    index = _wrap((starts[:, None] + np.arange(size)[None, :]).reshape(-1))
+    windows = self.index_select(d, index)  # (..., count * size, ...)
+    shape = tuple(self.shape)
+    windows = windows.reshape(shape[:d] + (count, size) + shape[d + 1:])
+    return windows.movedim(d + 1, -1)
+
+
+# ---------------------------------------------------------------------- arithmetic
+
+@export("float_power", method=True)
+def float_power(input, exponent):
+    """input ** exponent in float64 (torch's: both promoted to double first)."""
+    base = input.double() if isinstance(input, Tensor) else input
+    power = exponent.double() if isinstance(exponent, Tensor) else float(exponent)
+    if not isinstance(base, Tensor):
+        return _wrap(np.asarray(float(base), np.float64)) ** power
+    return base ** power
+
+
+registry.METHODS["float_power_"] = lambda self, exponent: _float_power_inplace(self, exponent)
+
+
+def _float_power_inplace(self, exponent):
+    if self.dtype != dtypes.float64:
+        raise RuntimeError(f"the base given to float_power_ has dtype "
+                           f"{dtypes.SCALAR_NAMES[self.dtype.name]} but the operation's "
+                           "result requires dtype Double")
+    return self._write(float_power(self._inplace_input(), exponent))
+
+
+@export("heaviside", method=True)
+def heaviside(input, values):
+    """0 where input < 0, values where input == 0, 1 where input > 0 (no gradient, as torch's
+    is not implemented)."""
+    if not isinstance(values, Tensor):
+        raise TypeError(f"heaviside(): argument 'values' must be Tensor, not "
+                        f"{type(values).__name__}")
+    if input.dtype != values.dtype:
+        raise RuntimeError(f"heaviside is not yet implemented for tensors with different "
+                           f"dtypes, got {input.dtype} and {values.dtype}")
+    x, v = np.broadcast_arrays(input._data, values._data)
+    out = np.where(x == 0, v, (x > 0).astype(x.dtype))
+    return _wrap(np.ascontiguousarray(out.astype(x.dtype)))
+
+
+@export("logcumsumexp", method=True)
+def logcumsumexp(input, dim):
+    """log(cumsum(exp(input))) along dim, stably: each output the logaddexp of the one before
+    and the next input (a scan, one op a step: no overflow, no underflow to -inf; -inf inputs
+    stay -inf, their gradient NaN as torch's)."""
+    if input.dim() == 0:
+        return input * 1
+    d = dim + input.dim() if dim < 0 else dim
+    if input.shape[d] == 0:
+        return input * 1
+    parts = input.unbind(d)
+    outs = [parts[0]]
+    for part in parts[1:]:
+        outs.append(_f("logaddexp")(outs[-1], part))
+    return _f("stack")(outs, d)
+
+
+# ---------------------------------------------------------------------- statistics
+
+_QUANTILE_MODES = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+@export("quantile", method=True)
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """The q-th quantiles of input (flattened when dim is None) along dim, torch's five
+    interpolations between the sorted values at floor and ceil of q * (n - 1); NaN where the
+    slice holds a NaN. q a float or a 1-D tensor (its values then lead the result's shape)."""
+    return _quantile(input, q, dim, keepdim, interpolation, "quantile", False)
+
+
+@export("nanquantile", method=True)
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """quantile ignoring NaNs (NaN only where a slice is all NaN)."""
+    return _quantile(input, q, dim, keepdim, interpolation, "nanquantile", True)
+
+
+def _quantile(input, q, dim, keepdim, interpolation, where, ignore_nan):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{where}(): argument 'input' must be Tensor, not "
+                        f"{type(input).__name__}")
+    if not input.is_floating_point():
+        raise RuntimeError(f"{where}() input tensor must be either float or double dtype")
+    if interpolation not in _QUANTILE_MODES:
+        raise RuntimeError(f"{where}() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest. Got {interpolation}")
+    scalar_q = not isinstance(q, Tensor)
+    qs = np.asarray([float(q)] if scalar_q else q._data, np.float64).reshape(-1)
+    if not scalar_q and q.dim() > 1:
+        raise RuntimeError(f"{where}() q must be a scalar or 1D tensor")
+    if not scalar_q and q.dtype != input.dtype:
+        raise RuntimeError(f"{where}() q tensor must be same dtype as the input tensor")
+    if ((qs < 0) | (qs > 1)).any():
+        raise RuntimeError(f"{where}() q values must be in the range [0, 1]")
+    if input.numel() == 0:
+        raise RuntimeError(f"{where}() input tensor must be non-empty")
+    x = input.reshape(-1) if dim is None else input
+    d = 0 if dim is None else (dim + x.dim() if dim < 0 else dim)
+    x = x.movedim(d, -1) if x.dim() else x.reshape(1)
+    values = x.sort(-1).values  # NaN sorts last
+    n = values.shape[-1]
+    nan = x.detach().isnan()
+    count = (~nan).sum(-1, keepdim=True)._data if ignore_nan else None
+    outs = []
+    for qv in qs:
+        if ignore_nan:  # positions within each slice's non-NaN values
+            pos = qv * np.maximum(count - 1, 0).astype(np.float64)
+        else:
+            pos = np.full(values.shape[:-1] + (1,), qv * (n - 1))
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(np.ceil(pos).astype(np.int64), n - 1)
+        frac = pos - lo
+        vlo = values.gather(-1, _wrap(lo))
+        vhi = values.gather(-1, _wrap(hi))
+        if interpolation == "lower":
+            out = vlo
+        elif interpolation == "higher":
+            out = vhi
+        elif interpolation == "midpoint":
+            out = vlo + (vhi - vlo) * 0.5
+        elif interpolation == "nearest":
+            pick = np.round(pos).astype(np.int64)  # (half to even, as torch's round)
+            out = values.gather(-1, _wrap(np.minimum(pick, n - 1)))
+        else:
+            out = vlo + (vhi - vlo) * _wrap(frac.astype(input._data.dtype))
+        if ignore_nan:
+            out = out.masked_fill(_wrap(count == 0), float("nan"))
+        else:
+            out = out.masked_fill(nan.any(-1, keepdim=True), float("nan"))
+        out = out.squeeze(-1)
+        if keepdim:
+            out = (out.reshape((1,) * input.dim()) if dim is None else out.unsqueeze(d))
+        outs.append(out)
+    if scalar_q:
+        return outs[0]
+    return _f("stack")(outs, 0)
+
+
+# ---------------------------------------------------------------------- predicates
+
+@export("is_same_size", method=True)
+def is_same_size(input, other):
+    """Whether the two tensors have the same shape."""
+    return tuple(input.shape) == tuple(other.shape)
+
+
+@export("is_signed", method=True)
+def is_signed(input):
+    """Whether input's dtype has a sign (every dtype but bool and uint8)."""
+    return input.dtype not in (dtypes.bool_, dtypes.uint8)
+
+
+@export("is_nonzero", method=True)
+def is_nonzero(input):
+    """bool of a one-element tensor (torch's errors otherwise)."""
+    if input.numel() == 0:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+    if input.numel() > 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return bool(input._data.reshape(-1)[0] != 0)
+
+
+@export("isreal", method=True)
+def isreal(input):
+    """True everywhere: cygrad has no complex dtypes."""
+    return _wrap(np.ones(input._data.shape, np.bool_))
+
+
+def _get_device(self):
+    """-1: a CPU tensor (torch's answer for one)."""
+    return -1
+
+
+registry.METHODS["get_device"] = _get_device
+
+
+# ---------------------------------------------------------------------- creation and indices
+
+@export("scalar_tensor")
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=None):
+    """A 0-d tensor holding s, of the default float dtype unless dtype is given."""
+    return _f("tensor")(s, dtype=dtype if dtype is not None else dtypes.get_default_dtype())
+
+
+@export("unravel_index")
+def unravel_index(indices, shape):
+    """The coordinates of flat indices in a tensor of `shape`: a tuple of int64 tensors, one a
+    dim, each of indices' shape (negative indices count from the end, as torch's)."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s)
+                                                                            for s in shape)
+    if isinstance(indices, Tensor):
+        if indices.is_floating_point() or indices.dtype == dtypes.bool_:
+            raise TypeError("expected 'indices' to be integer dtype, but got "
+                            f"{dtypes.SCALAR_NAMES[indices.dtype.name]}")
+        flat = indices._data.astype(np.int64)
+    else:
+        flat = np.asarray(indices, np.int64)
+    if any(s < 0 for s in shape):
+        raise ValueError("'shape' cannot have negative values, but got "
+                         f"{tuple(shape)}")
+    total = math.prod(shape)
+    if flat.size and ((flat >= total).any() or (flat < -total).any()):
+        raise RuntimeError(f"'indices' must be in range [-{total}, {total - 1}]")
+    flat = np.where(flat < 0, flat + total, flat)
+    coords = np.unravel_index(flat, shape) if shape else ()
+    return tuple(_wrap(np.ascontiguousarray(np.asarray(c, np.int64))) for c in coords)
+
+
+# ---------------------------------------------------------------------- process settings
+
+_DETERMINISTIC = {"on": False, "warn_only": False}
+_MATMUL_PRECISION = {"value": "highest"}
+
+
+@export("use_deterministic_algorithms")
+def use_deterministic_algorithms(mode, *, warn_only=False):
+    """Recorded, as torch records it: every cygrad kernel is deterministic whatever this says
+    (each output element one fixed sequence of operations, at any thread count)."""
+    if not isinstance(mode, bool):
+        raise RuntimeError(f"use_deterministic_algorithms expects a bool, but got "
+                           f"{type(mode).__name__}")
+    _DETERMINISTIC["on"], _DETERMINISTIC["warn_only"] = mode, bool(warn_only)
+
+
+@export("are_deterministic_algorithms_enabled")
+def are_deterministic_algorithms_enabled():
+    return _DETERMINISTIC["on"]
+
+
+@export("is_deterministic_algorithms_warn_only_enabled")
+def is_deterministic_algorithms_warn_only_enabled():
+    return _DETERMINISTIC["warn_only"]
+
+
+@export("set_float32_matmul_precision")
+def set_float32_matmul_precision(precision):
+    """Recorded ("highest", "high" or "medium"); cygrad's float32 products always compute in
+    float32 with one fixed chain per element (no TF32 or bfloat16 shortcuts to allow)."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision value: {precision!r}; expected one of "
+                           "'highest', 'high', 'medium'")
+    _MATMUL_PRECISION["value"] = precision
+
+
+@export("get_float32_matmul_precision")
+def get_float32_matmul_precision():
+    return _MATMUL_PRECISION["value"]
+
+
+@export("get_default_device")
+def get_default_device():
+    """The CPU: the only device cygrad has."""
+    from ..tensor import device
+
+    return device("cpu")
+
+
+@export("set_default_device")
+def set_default_device(device):
+    """Only the CPU (or None) is accepted: cygrad runs on the CPU alone."""
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise RuntimeError(f"cygrad runs on the CPU only, got device={device!r}")
+
+
+@export("typename")
+def typename(obj):
+    """torch.typename: 'torch.FloatTensor'-style names for tensors (cygrad's dtypes), the
+    qualified class name for anything else."""
+    if isinstance(obj, Tensor):
+        return {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
+                "int64": "torch.LongTensor", "int32": "torch.IntTensor",
+                "int16": "torch.ShortTensor", "int8": "torch.CharTensor",
+                "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}[obj.dtype.name]
+    module = getattr(type(obj), "__module__", "")
+    name = type(obj).__qualname__
+    return name if module in ("builtins", "__builtin__", None) else f"{module}.{name}"

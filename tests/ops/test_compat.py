@@ -1,0 +1,212 @@
+"""ops/compat.py: torch's in-place forms, helpers, predicates and process settings, against
+torch (skipped without it), with gradcheck for the differentiable ones."""
+
+import numpy as np
+import pytest
+
+import cygrad
+import cygrad.nn.functional as F
+
+
+def _x(shape=(3, 7), seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("dim,size,step", [(1, 3, 2), (0, 2, 1), (-1, 7, 3), (1, 1, 4)])
+def test_unfold_matches_torch(dim, size, step):
+    torch = _torch()
+    x = _x()
+    c, t = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    cy, ty = c.unfold(dim, size, step), t.unfold(dim, size, step)
+    assert tuple(cy.shape) == tuple(ty.shape)
+    assert np.array_equal(cy.numpy(), ty.detach().numpy())
+    g = _x(tuple(ty.shape), 1)
+    (cy * cygrad.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "lower", "higher", "midpoint", "nearest"])
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (None, True), (1, False), (0, True),
+                                         (-1, True)])
+def test_quantile_matches_torch(interpolation, dim, keepdim):
+    torch = _torch()
+    x = _x((4, 9))
+    for q in (0.3, 1.0, [0.0, 0.25, 0.5, 0.9]):
+        cq = cygrad.tensor(q, dtype=cygrad.float64) if isinstance(q, list) else q
+        tq = torch.tensor(q, dtype=torch.float64) if isinstance(q, list) else q
+        c, t = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        cy = cygrad.quantile(c, cq, dim, keepdim, interpolation=interpolation)
+        ty = torch.quantile(t, tq, dim, keepdim, interpolation=interpolation)
+        assert tuple(cy.shape) == tuple(ty.shape)
+        np.testing.assert_allclose(cy.numpy(), ty.detach().numpy(), rtol=1e-13, atol=1e-15)
+        cy.sum().backward()
+        ty.sum().backward()
+        np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_quantiles_with_nan_match_torch():
+    torch = _torch()
+    x = _x((4, 6))
+    x[0, 2] = np.nan
+    x[2] = np.nan
+    for fn in ("quantile", "nanquantile"):
+        for dim in (None, 1, 0):
+            got = getattr(cygrad, fn)(cygrad.tensor(x), 0.4, dim=dim).numpy()
+            want = getattr(torch, fn)(torch.tensor(x), 0.4, dim=dim).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True)
+    with pytest.raises(RuntimeError, match=r"q values must be in the range \[0, 1\]"):
+        cygrad.quantile(cygrad.tensor(x), 1.5)
+    with pytest.raises(RuntimeError, match="same dtype as the input"):
+        cygrad.quantile(cygrad.tensor(x), cygrad.tensor([0.5], dtype=cygrad.float32))
+    with pytest.raises(RuntimeError, match="interpolation must be one of"):
+        cygrad.quantile(cygrad.tensor(x), 0.5, interpolation="cubic")
+
+
+def test_logcumsumexp_and_sum_to_size_match_torch():
+    torch = _torch()
+    x = _x((3, 6))
+    x[1, :2] = -np.inf
+    x[2, 3] = 800.0  # no overflow
+    c, t = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    cy, ty = cygrad.logcumsumexp(c, 1), torch.logcumsumexp(t, 1)
+    np.testing.assert_allclose(cy.numpy(), ty.detach().numpy(), rtol=1e-14)
+    cy.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-300)
+    y = _x((2, 3, 4), 3)
+    for size in ((3, 1), (1, 4), (1, 1, 1), (2, 3, 4), (4,)):
+        np.testing.assert_allclose(cygrad.tensor(y).sum_to_size(size).numpy(),
+                                   torch.tensor(y).sum_to_size(size).numpy(), rtol=1e-14)
+    with pytest.raises(RuntimeError, match="is not expandable"):
+        cygrad.tensor(y).sum_to_size(2, 4)
+
+
+def test_gradcheck():
+    t = lambda a: cygrad.tensor(a, requires_grad=True)  # noqa: E731
+    assert cygrad.gradcheck(lambda x: x.unfold(1, 3, 2), t(_x((2, 7), 4)))
+    q = cygrad.tensor([0.2, 0.7], dtype=cygrad.float64)
+    assert cygrad.gradcheck(lambda x: cygrad.quantile(x, q, 1), t(_x()))
+    assert cygrad.gradcheck(lambda x: cygrad.logcumsumexp(x, 0), t(_x((4, 3), 5)))
+    assert cygrad.gradcheck(lambda x: x.sum_to_size(3, 1), t(_x((2, 3, 4), 6)))
+
+
+@pytest.mark.parametrize("name,args,kwargs", [
+    ("addcdiv_", (np.full((3, 4), 2.0), np.full((3, 4), 4.0)), {"value": 0.5}),
+    ("addcmul_", (np.full((3, 4), 2.0), np.full((3, 4), 3.0)), {"value": -1.5}),
+    ("lerp_", (np.zeros((3, 4)), 0.25), {}),
+    ("cumsum_", (1,), {}),
+    ("cumprod_", (0,), {}),
+    ("nan_to_num_", (), {"nan": 7.0}),
+])
+def test_inplace_forms_match_torch(name, args, kwargs):
+    torch = _torch()
+    x = _x((3, 4), 7)
+    x[0, 0] = np.nan if name == "nan_to_num_" else x[0, 0]
+    c, t = cygrad.tensor(x), torch.tensor(x)
+    cargs = [cygrad.tensor(a) if isinstance(a, np.ndarray) else a for a in args]
+    targs = [torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args]
+    assert getattr(c, name)(*cargs, **kwargs) is c
+    getattr(t, name)(*targs, **kwargs)
+    np.testing.assert_allclose(c.numpy(), t.numpy(), rtol=1e-15)
+
+
+def test_inplace_forms_record_the_graph():
+    a = cygrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * 1
+    b.addcmul_(a, a, value=2.0)  # b = a + 2 a^2
+    b.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), 1 + 4 * np.array([1.0, 2.0, 3.0]))
+    m = cygrad.tensor([True, False])
+    m.logical_not_()
+    assert m.tolist() == [False, True]
+    i = cygrad.tensor([1, 6])
+    i.bitwise_not_()
+    assert i.tolist() == [-2, -7]
+
+
+def test_helpers_match_torch():
+    torch = _torch()
+    x = _x((3, 4), 8)
+    c, t = cygrad.tensor(x), torch.tensor(x)
+    assert np.array_equal(cygrad.fliplr(c).numpy(), torch.fliplr(t).numpy())
+    assert np.array_equal(c.flipud().numpy(), t.flipud().numpy())
+    assert np.array_equal(cygrad.broadcast_to(c[0], (2, 4)).numpy(),
+                          torch.broadcast_to(t[0], (2, 4)).numpy())
+    assert cygrad.positive(c) is c
+    with pytest.raises(RuntimeError, match="bool tensor is not supported"):
+        cygrad.positive(cygrad.tensor([True]))
+    ints = cygrad.tensor([2, 3])
+    assert cygrad.float_power(ints, 2).dtype == cygrad.float64
+    np.testing.assert_allclose(cygrad.float_power(ints, 0.5).numpy(),
+                               torch.float_power(torch.tensor([2, 3]), 0.5).numpy(), rtol=1e-15)
+    h = np.array([-1.0, 0.0, 2.0, 0.0])
+    np.testing.assert_array_equal(
+        cygrad.heaviside(cygrad.tensor(h), cygrad.tensor([0.5], dtype=cygrad.float64)).numpy(),
+        torch.heaviside(torch.tensor(h), torch.tensor([0.5], dtype=torch.float64)).numpy())
+    parts = cygrad.split_with_sizes(c, [1, 3], 1)
+    assert [tuple(p.shape) for p in parts] == [(3, 1), (3, 3)]
+    with pytest.raises(RuntimeError, match="sum exactly to 4"):
+        c.split_with_sizes([1, 2], 1)
+    got = cygrad.unravel_index(cygrad.tensor([4, 10, -1]), (3, 4))
+    want = torch.unravel_index(torch.tensor([4, 10, -1]), (3, 4))
+    assert [g.tolist() for g in got] == [w.tolist() for w in want]
+    assert cygrad.scalar_tensor(3).dtype == cygrad.get_default_dtype()
+    assert cygrad.typename(c) == torch.typename(t) == "torch.DoubleTensor"
+    assert (c.itemsize, c.nbytes, c.is_cpu, c.get_device()) == (8, 96, True, -1)
+
+
+def test_predicates():
+    x = cygrad.zeros(2, 3)
+    assert cygrad.is_same_size(x, cygrad.ones(2, 3)) and not x.is_same_size(cygrad.ones(3, 2))
+    assert x.is_signed() and not cygrad.tensor([1], dtype=cygrad.uint8).is_signed()
+    assert cygrad.tensor([2.0]).is_nonzero() and not cygrad.tensor(0).is_nonzero()
+    with pytest.raises(RuntimeError, match="more than one value is ambiguous"):
+        x.is_nonzero()
+    assert cygrad.isreal(x).all()
+
+
+def test_process_settings():
+    assert not cygrad.are_deterministic_algorithms_enabled()
+    cygrad.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert cygrad.are_deterministic_algorithms_enabled()
+        assert cygrad.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        cygrad.use_deterministic_algorithms(False)
+    cygrad.set_float32_matmul_precision("high")
+    try:
+        assert cygrad.get_float32_matmul_precision() == "high"
+    finally:
+        cygrad.set_float32_matmul_precision("highest")
+    with pytest.raises(RuntimeError, match="Invalid precision"):
+        cygrad.set_float32_matmul_precision("low")
+    assert str(cygrad.get_default_device()) == "cpu"
+    cygrad.set_default_device("cpu")
+    with pytest.raises(RuntimeError, match="CPU only"):
+        cygrad.set_default_device("cuda")
+
+
+def test_top_level_functional_aliases():
+    for name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
+                 "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
+                 "bilinear"):
+        assert getattr(cygrad, name) is getattr(F, name)
+
+
+def test_inverse_hyperbolics_match_torch():
+    torch = _torch()
+    x = np.array([1.1, 1.5, 2.0, 7.0])
+    for name, a in (("asinh", x - 3), ("acosh", x), ("atanh", (x - 3) / 5)):
+        for alias in (name, "arc" + name[1:]):
+            c = cygrad.tensor(a, requires_grad=True)
+            t = torch.tensor(a, requires_grad=True)
+            cy, ty = getattr(cygrad, alias)(c), getattr(torch, alias)(t)
+            np.testing.assert_allclose(cy.numpy(), ty.detach().numpy(), rtol=1e-15)
+            cy.sum().backward()
+            ty.sum().backward()
+            np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-14)
