@@ -7,6 +7,8 @@ from .activation import (
     Hardshrink,
     MultiheadAttention,
     PReLU,
+    RReLU,
+    Softmax2d,
     Softmin,
     Softshrink,
     Tanhshrink,
@@ -54,7 +56,7 @@ from .losses import (
     TripletMarginLoss,
 )
 from .module import Buffer, Module, Parameter
-from .normalization import GroupNorm, LayerNorm, RMSNorm
+from .normalization import GroupNorm, LayerNorm, LocalResponseNorm, RMSNorm
 from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -63,6 +65,8 @@ from .pooling import (
     AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
+    LPPool1d,
+    LPPool2d,
     MaxPool1d,
     MaxPool2d,
 )
@@ -129,7 +133,8 @@ __all__ = [
     "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d",
     "InstanceNorm3d", "MultiheadAttention",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
-    "GroupNorm", "RMSNorm", "CELU", "GLU", "Softmin", "PReLU", "Threshold", "Tanhshrink",
+    "GroupNorm", "RMSNorm", "LocalResponseNorm", "LPPool1d", "LPPool2d", "RReLU", "Softmax2d",
+    "CELU", "GLU", "Softmin", "PReLU", "Threshold", "Tanhshrink",
     "Hardshrink", "Softshrink",
     "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
     "TransformerDecoderLayer",

@@ -7,6 +7,7 @@ from ..tensor import check_device
 from . import _functional_extra as F
 from . import init
 from . import init as _init
+from ._functional_more import rrelu
 from ._functional_transformer import multi_head_attention_forward
 from .layers import Linear, _dtype
 from .module import Module, Parameter
@@ -204,3 +205,28 @@ class Hardshrink(Module):
 class Softshrink(Hardshrink):
     def forward(self, input):
         return F.softshrink(input, self.lambd)
+
+
+class RReLU(Module):
+    """The randomized leaky ReLU (F.rrelu): slopes drawn from U(lower, upper) while training,
+    their mean in eval."""
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input):
+        return rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}{', inplace=True' if self.inplace else ''}"
+
+
+class Softmax2d(Module):
+    """softmax over the channels (dim -3) of (N, C, H, W) or (C, H, W) input."""
+
+    def forward(self, input):
+        if input.dim() not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D "
+                             "instead")
+        return input.softmax(-3)

@@ -33,6 +33,8 @@ from ._functional_loss import *  # noqa: F403  (losses, one_hot, pad, normalize.
 from ._functional_loss import __all__ as _loss_all
 from ._functional_margin import *  # noqa: F403  (margin, embedding and likelihood losses)
 from ._functional_margin import __all__ as _margin_all
+from ._functional_more import *  # noqa: F403  (local_response_norm, lp_pool, pdist, rrelu...)
+from ._functional_more import __all__ as _more_all
 from ._functional_vision import *  # noqa: F403  (pixel_shuffle, interpolate, fold...)
 from ._functional_vision import __all__ as _vision_all
 
@@ -46,7 +48,8 @@ __all__ = [
     "max_pool2d", "avg_pool1d", "avg_pool2d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d",
-    *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_margin_all, *_extra_all, *_vision_all,
+    *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_margin_all, *_more_all, *_extra_all,
+    *_vision_all,
     "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
     "multi_head_attention_forward",
 ]

@@ -7,6 +7,7 @@ import numpy as np
 from ..tensor import check_device
 from . import init
 from ._functional_extra import group_norm, rms_norm
+from ._functional_more import local_response_norm
 from ._functional_transformer import layer_norm
 from .layers import _dtype
 from .module import Module, Parameter
@@ -120,3 +121,18 @@ class RMSNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}")
+
+
+class LocalResponseNorm(Module):
+    """F.local_response_norm(input, size, alpha, beta, k): each channel divided by its
+    neighbourhood's energy (AlexNet)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
