@@ -36,7 +36,8 @@ __all__ = [
     "im2col_t", "col2im_t", "planes_to_images", "gemm_into", "add_channel_bias", "conv_image",
     "conv_image_grad", "conv_image_backward", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
-    "rmsprop_update", "adagrad_update", "adadelta_update",
+    "rmsprop_update", "adagrad_update", "adadelta_update", "adamax_update", "nadam_update",
+    "radam_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
     "layer_norm", "layer_norm_backward", "mse",
 ]
@@ -1017,6 +1018,33 @@ def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps,
                                  float(lr), float(rho), float(eps), float(weight_decay),
                                  bool(maximize), _threads_var.get(_kernel_threads))
 
+
+
+def adamax_update(params, grads, exp_avgs, exp_infs, steps, lr, beta1, beta2, eps,
+                  weight_decay=0.0, maximize=False):
+    """Adamax."""
+    return _here().adamax_update(*_lists(params, grads, exp_avgs, exp_infs, steps), float(lr),
+                                 float(beta1), float(beta2), float(eps), float(weight_decay),
+                                 bool(maximize), _threads_var.get(_kernel_threads))
+
+
+def nadam_update(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, lr, beta1, beta2,
+                 eps, weight_decay=0.0, momentum_decay=4e-3, decoupled=False, maximize=False):
+    """NAdam (mu_products: each parameter's 0-d product of the momentum schedule)."""
+    return _here().nadam_update(*_lists(params, grads, exp_avgs, exp_avg_sqs, mu_products,
+                                        steps), float(lr), float(beta1), float(beta2),
+                                float(eps), float(weight_decay), float(momentum_decay),
+                                bool(decoupled), bool(maximize),
+                                _threads_var.get(_kernel_threads))
+
+
+def radam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                 weight_decay=0.0, decoupled=False, maximize=False):
+    """RAdam."""
+    return _here().radam_update(*_lists(params, grads, exp_avgs, exp_avg_sqs, steps),
+                                float(lr), float(beta1), float(beta2), float(eps),
+                                float(weight_decay), bool(decoupled), bool(maximize),
+                                _threads_var.get(_kernel_threads))
 
 # ---------------------------------------------------------------- the transformer layers
 # (batched products, the embedding's scatter-add and the attention softmax: csrc/gemm.pyx's

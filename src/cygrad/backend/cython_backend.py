@@ -296,6 +296,13 @@ def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay,
     return refused
 
 
+# Adamax, NAdam and RAdam have no native kernel yet: their numpy twins run (elementwise,
+# each element the same operations wherever it lies)
+adamax_update = numpy_backend.adamax_update
+nadam_update = numpy_backend.nadam_update
+radam_update = numpy_backend.radam_update
+
+
 def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,
                     maximize, num_threads=1):
     strided, refused = optim.adadelta(params, grads, square_avgs, acc_deltas, steps, lr, rho,

@@ -372,6 +372,38 @@ def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, b
     return refused
 
 
+def _adam_steps(params, grads, steps, maximize, weight_decay, lr=0.0, decoupled=False):
+    """(refused, steps): torch's prologue shared by the Adam family's single-tensor updates,
+    for each claimable parameter in turn: its counter advanced (t = step + 1), g = -grad when
+    maximize, then p = p * (1 - lr * weight_decay) (decoupled) or g = g + weight_decay * p.
+    Yields (i, p, g, dt, t)."""
+    targets, refused = _claim(params)
+
+    def each():
+        for i, p in enumerate(targets):
+            if p is None:
+                continue
+            g, dt = grads[i], p.dtype.type
+            t = _count(steps[i])
+            if maximize:
+                g = -g
+            if weight_decay != 0:
+                if decoupled:
+                    p *= dt(1 - lr * weight_decay)
+                else:
+                    g = g + dt(weight_decay) * p
+            yield i, p, g, dt, t
+
+    return refused, each()
+
+
+def _adam_moments(m, v, g, dt, beta1, beta2):
+    """m = lerp(m, g, 1 - beta1);  v = v * beta2 + (1 - beta2) * g * g  (in place)."""
+    _lerp_(m, g, 1 - beta1)
+    v *= dt(beta2)
+    v += dt(1 - beta2) * g * g
+
+
 def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2,
                 eps, weight_decay, decoupled, amsgrad, maximize, num_threads=1):
     """Adam / AdamW (torch's `_single_tensor_adam`) for each parameter:
@@ -387,22 +419,10 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr
     The bias corrections are Python floats (double), as torch forms them; sqrt(1 - beta2**t) is
     `(1 - beta2**t) ** 0.5`.
     """
-    targets, refused = _claim(params)
-    for i, p in enumerate(targets):
-        if p is None:
-            continue
-        g, m, v, dt = grads[i], exp_avgs[i], exp_avg_sqs[i], p.dtype.type
-        t = _count(steps[i])
-        if maximize:
-            g = -g
-        if weight_decay != 0:
-            if decoupled:
-                p *= dt(1 - lr * weight_decay)
-            else:
-                g = g + dt(weight_decay) * p
-        _lerp_(m, g, 1 - beta1)
-        v *= dt(beta2)
-        v += dt(1 - beta2) * g * g
+    refused, each = _adam_steps(params, grads, steps, maximize, weight_decay, lr, decoupled)
+    for i, p, g, dt, t in each:
+        m, v = exp_avgs[i], exp_avg_sqs[i]
+        _adam_moments(m, v, g, dt, beta1, beta2)
         step_size = lr / (1 - beta1 ** t)
         correction = (1 - beta2 ** t) ** 0.5
         if amsgrad:
@@ -477,6 +497,84 @@ def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay,
         std = np.sqrt(s)
         std += dt(eps)
         p -= dt(clr) * g / std
+    return refused
+
+
+def adamax_update(params, grads, exp_avgs, exp_infs, steps, lr, beta1, beta2, eps,
+                  weight_decay, maximize, num_threads=1):
+    """Adamax (torch's `_single_tensor_adamax`) for each parameter:
+
+        t = step + 1;  g = -grad if maximize else grad;  g = g + weight_decay * p
+        m = lerp(m, g, 1 - beta1)
+        u = maximum(u * beta2, |g| + eps)
+        p = p - (lr / (1 - beta1**t)) * m / u       (the rate a Python float)
+    """
+    refused, each = _adam_steps(params, grads, steps, maximize, weight_decay)
+    for i, p, g, dt, t in each:
+        m, u = exp_avgs[i], exp_infs[i]
+        _lerp_(m, g, 1 - beta1)
+        u *= dt(beta2)
+        np.maximum(u, np.abs(g) + dt(eps), out=u)
+        p -= dt(lr / (1 - beta1 ** t)) * m / u
+    return refused
+
+
+def nadam_update(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, lr, beta1, beta2,
+                 eps, weight_decay, momentum_decay, decoupled, maximize, num_threads=1):
+    """NAdam (torch's `_single_tensor_nadam`) for each parameter:
+
+        t = step + 1;  g = -grad if maximize else grad
+        p = p * (1 - lr * weight_decay) (decoupled)  or  g = g + weight_decay * p
+        mu_t = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay)), mu_{t+1} likewise
+        prod = prod * mu_t                      (a 0-d state of the step counter's dtype)
+        m = lerp(m, g, 1 - beta1);  v = v * beta2 + (1 - beta2) * g * g
+        d = sqrt(v / (1 - beta2**t)) + eps
+        p = p + (-lr (1 - mu_t) / (1 - prod)) * g / d
+        p = p + (-lr mu_{t+1} / (1 - prod mu_{t+1})) * m / d
+    """
+    refused, each = _adam_steps(params, grads, steps, maximize, weight_decay, lr, decoupled)
+    for i, p, g, dt, t in each:
+        m, v = exp_avgs[i], exp_avg_sqs[i]
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (t * momentum_decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * momentum_decay)))
+        mu_products[i] *= mu
+        prod = float(mu_products[i])
+        _adam_moments(m, v, g, dt, beta1, beta2)
+        denom = np.sqrt(v / dt(1 - beta2 ** t))
+        denom += dt(eps)
+        p += dt(-lr * (1.0 - mu) / (1.0 - prod)) * g / denom
+        p += dt((-lr * mu_next) / (1.0 - prod * mu_next)) * m / denom
+    return refused
+
+
+def radam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                 weight_decay, decoupled, maximize, num_threads=1):
+    """RAdam (torch's `_single_tensor_radam`) for each parameter:
+
+        t = step + 1;  g = -grad if maximize else grad
+        p = p * (1 - lr * weight_decay) (decoupled)  or  g = g + weight_decay * p
+        m = lerp(m, g, 1 - beta1);  v = v * beta2 + (1 - beta2) * g * g
+        rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2**t / (1 - beta2**t)
+        p = p - m / (1 - beta1**t) * lr * (sqrt(1 - beta2**t) / (sqrt(v) + eps)) * rect
+            with rect = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+            when rho_t > 5, else  p = p - m / (1 - beta1**t) * lr
+    """
+    refused, each = _adam_steps(params, grads, steps, maximize, weight_decay, lr, decoupled)
+    for i, p, g, dt, t in each:
+        m, v = exp_avgs[i], exp_avg_sqs[i]
+        _adam_moments(m, v, g, dt, beta1, beta2)
+        bc2 = 1 - beta2 ** t
+        corrected = m / dt(1 - beta1 ** t)
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * t * (beta2 ** t) / bc2
+        if rho_t > 5.0:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                    / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            root = np.sqrt(v)
+            root += dt(eps)
+            p -= corrected * dt(lr) * (dt(bc2 ** 0.5) / root) * dt(rect)
+        else:
+            p -= corrected * dt(lr)
     return refused
 
 

@@ -1,6 +1,7 @@
 """cygrad.optim: torch.optim's optimisers and learning-rate schedulers.
 
     SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta      (cygrad.optim.<name>)
+    Adamax, NAdam, RAdam                               (Adam's variants: numpy twins, no kernel yet)
     LBFGS                                              (step(closure): quasi-Newton)
     lr_scheduler.StepLR, CosineAnnealingLR, ...        (cygrad.optim.lr_scheduler)
 
@@ -13,10 +14,11 @@ from . import lr_scheduler
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adam_family import Adamax, NAdam, RAdam
 from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS",
-           "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
+           "NAdam", "RAdam", "LBFGS", "lr_scheduler"]

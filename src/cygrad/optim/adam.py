@@ -10,12 +10,33 @@ from .optimizer import (
     _check_lr,
     _invalid,
     _real,
+    _restore_flags,
     _step_counter,
-    _steps_as_tensors,
     _zeros_like,
 )
 
 __all__ = ["Adam", "AdamW"]
+
+
+def _validate_adam(o):
+    """Adam's option checks (torch's messages), shared by its variants (adam_family.py)."""
+    _check_lr(o)
+    _real(o, "eps", "weight_decay")
+    betas = o["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {betas!r}")
+    if any(isinstance(b, Tensor) for b in betas):
+        raise TypeError("betas must be Python floats: cygrad's optimisers do not take "
+                        "Tensor hyperparameters")
+    if not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas):
+        raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {betas!r}")
+    _invalid(0.0 <= o["eps"], f"Invalid epsilon value: {o['eps']}")
+    _invalid(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+    _invalid(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+    _invalid(0.0 <= o["weight_decay"], f"Invalid weight_decay value: {o['weight_decay']}")
+    _invalid(isinstance(betas[0], float) and isinstance(betas[1], float),
+             "betas must be either both floats or both Tensors")
+    _check_flags(o)
 
 
 class Adam(Optimizer):
@@ -47,35 +68,14 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, o):
-        _check_lr(o)
-        _real(o, "eps", "weight_decay")
-        betas = o["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {betas!r}")
-        if any(isinstance(b, Tensor) for b in betas):
-            raise TypeError("betas must be Python floats: cygrad's optimisers do not take "
-                            "Tensor hyperparameters")
-        if not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas):
-            raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {betas!r}")
-        _invalid(0.0 <= o["eps"], f"Invalid epsilon value: {o['eps']}")
-        _invalid(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
-        _invalid(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-        _invalid(0.0 <= o["weight_decay"], f"Invalid weight_decay value: {o['weight_decay']}")
-        _invalid(isinstance(betas[0], float) and isinstance(betas[1], float),
-                 "betas must be either both floats or both Tensors")
-        _check_flags(o)
+        _validate_adam(o)
+
+    _flags = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+              "differentiable": False, "decoupled_weight_decay": False, "fused": None}
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("fused", None)
-        _steps_as_tensors(self)
+        _restore_flags(self, self._flags)
 
     def _step_group(self, group):
         tensors, params, grads = self._gather(group)

@@ -439,12 +439,13 @@ def _zeros_like(a):
 
 def _cast(param, value, key=None, shaped=True):
     """A loaded state value for param: arrays and Tensors become Tensors of param's dtype
-    (shared when they already are; of param's shape when `shaped`), except "step", which
-    keeps its own; dicts and lists recursively; anything else as it is."""
+    (shared when they already are; of param's shape when `shaped`, unless 0-d: a scalar of
+    the parameter's, as NAdam's mu_product), except "step", which keeps its own; dicts and
+    lists recursively; anything else as it is."""
     if isinstance(value, (Tensor, np.ndarray, np.generic)):
         array = _array(value)
         if key != "step":
-            if shaped and array.shape != param._data.shape:
+            if shaped and array.ndim and array.shape != param._data.shape:
                 raise ValueError(f"state {key!r} has shape {array.shape}, its parameter "
                                  f"{param._data.shape}")
             if array.dtype != param._data.dtype:
@@ -459,6 +460,15 @@ def _cast(param, value, key=None, shaped=True):
     if isinstance(value, (list, tuple)):
         return type(value)(_cast(param, v, None, shaped) for v in value)
     return value
+
+
+def _restore_flags(optimizer, flags):
+    """After __setstate__ (an older checkpoint): each group's missing flags get their
+    defaults, and numeric step counters become Tensors."""
+    for group in optimizer.param_groups:
+        for key, value in flags.items():
+            group.setdefault(key, value)
+    _steps_as_tensors(optimizer)
 
 
 def _steps_as_tensors(optimizer):
