@@ -176,6 +176,123 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
     return y if batched else y.squeeze(0)
 
 
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D cross-correlation: input (N, C_in, D, H, W) or (C_in, D, H, W), weight
+    (C_out, C_in/groups, kd, kh, kw), bias (C_out,) -> (N, C_out, OD, OH, OW) (conv2d's sizes
+    on each axis; padding an int, a triple, "valid" or "same").
+
+    Computed as one conv2d a kernel depth (the input's depth slices it meets, for every output
+    depth, as one batch), added in ascending kernel depth: each output is the same sequence of
+    operations (per kernel depth one exact chain over (channel, row, column)), so identical
+    filters give identical outputs and a sample has its bits alone or in a batch."""
+    from ._functional_loss import pad as _pad
+
+    fn = "conv3d"
+    _check_tensor(input, "input", fn)
+    _check_tensor(weight, "weight", fn)
+    if bias is not None:
+        _check_tensor(bias, "bias", fn)
+    _check_dtype(fn, input, ("weight", weight), ("bias", bias))
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"Expected 4D (unbatched) or 5D (batched) input to conv3d, but got "
+                           f"input of size: {list(input.shape)}")
+    if weight.ndim != 5:
+        raise RuntimeError(f"conv3d: weight must be 5-D (C_out, C_in/groups, kd, kh, kw), got "
+                           f"shape {list(weight.shape)}")
+    batched = input.ndim == 5
+    x = input if batched else input.unsqueeze(0)
+    n, c, depth = x.shape[0], x.shape[1], x.shape[2]
+    o, kernel = weight.shape[0], tuple(weight.shape[2:])
+    if not _is_int(groups) or groups < 1:
+        raise RuntimeError("non-positive groups is not supported")
+    if weight.shape[1] * groups != c:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                           f"expected input{list(x.shape)} to have {weight.shape[1] * groups} "
+                           f"channels, but got {c} channels instead")
+    stride = _ints(stride, 3, "stride", fn)
+    dilation = _ints(dilation, 3, "dilation", fn)
+    if min(stride) < 1:
+        raise RuntimeError("non-positive stride is not supported")
+    if min(dilation) < 1:
+        raise RuntimeError("non-positive dilation is not supported")
+    before, total = _conv_padding(padding, 3, stride, dilation, kernel, fn)
+    sides = []
+    for b, t in reversed(list(zip(before, total))):
+        sides += [b, t - b]
+    if any(sides):
+        x = _pad(x, sides)
+    depth = x.shape[2]
+    extent = dilation[0] * (kernel[0] - 1) + 1
+    if depth < extent:
+        raise RuntimeError(f"Calculated padded input size per channel: ({depth} x "
+                           f"{x.shape[3]} x {x.shape[4]}). Kernel size: ({extent} x ...). "
+                           "Kernel size can't be greater than actual input size")
+    od = (depth - extent) // stride[0] + 1
+    y = None
+    for z in range(kernel[0]):  # the kernel's depths, in order
+        start = z * dilation[0]
+        planes = x[:, :, start:start + (od - 1) * stride[0] + 1:stride[0]]
+        planes = planes.permute(0, 2, 1, 3, 4).reshape((n * od, c) + tuple(x.shape[3:]))
+        part = _conv(planes, weight[:, :, z], None, stride[1:], 0, dilation[1:], groups, 2,
+                     fn)
+        y = part if y is None else y + part
+    y = y.reshape((n, od, o) + tuple(y.shape[2:])).permute(0, 2, 1, 3, 4)
+    if bias is not None:
+        y = y + bias.reshape(o, 1, 1, 1)
+    return y if batched else y.squeeze(0)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Maximum over kernel_size boxes of each volume of x (N, C, D, H, W) or (C, D, H, W)
+    (max_pool2d's rules on each axis): max_pool2d over each depth slice, then the maximum over
+    the depth windows (a box's maximum is that of its slices' maxima: the same value).
+    return_indices is not built yet (NotImplementedError)."""
+    return _pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool3d",
+                   return_indices=return_indices)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over kernel_size boxes of each volume (avg_pool2d's rules on each axis): the mean of
+    each depth slice's windows, then the mean over the depth windows (a box's count is the
+    product of its axes' counts). Two divisions where torch divides once: the same value to
+    rounding."""
+    return _pool3d(input, kernel_size, stride, padding, 1, ceil_mode, "avg_pool3d",
+                   count_include_pad=count_include_pad, divisor_override=divisor_override)
+
+
+def _pool3d(x, kernel_size, stride, padding, dilation, ceil_mode, fn, return_indices=False,
+            count_include_pad=True, divisor_override=None):
+    spatial = _pool_input(x, 3, fn)
+    kernel, stride, padding, dilation = _pool_args(fn, 3, kernel_size, stride, padding,
+                                                   dilation)
+    if return_indices:
+        raise NotImplementedError("max_pool3d(return_indices=True) is not implemented in "
+                                  "cygrad yet")
+    out = tuple(C.pool_out_size(*a, bool(ceil_mode))
+                for a in zip(spatial, kernel, stride, padding, dilation))
+    if min(out) < 1:
+        raise RuntimeError(f"{fn}: Given input size: ({'x'.join(map(str, x.shape[-4:]))}). "
+                           f"Calculated output size: ({x.shape[-4]}x{'x'.join(map(str, out))})."
+                           " Output size is too small")
+    lead = tuple(x.shape[:-3])
+    planes = x.reshape((-1, 1) + tuple(spatial[1:]))
+    if fn == "max_pool3d":
+        planes = max_pool2d(planes, kernel[1:], stride[1:], padding[1:], dilation[1:],
+                            ceil_mode)
+    else:
+        planes = avg_pool2d(planes, kernel[1:], stride[1:], padding[1:], ceil_mode,
+                            count_include_pad, 1 if divisor_override else None)
+    rows = planes.reshape((-1, spatial[0], out[1] * out[2])).transpose(1, 2)
+    if fn == "max_pool3d":
+        rows = max_pool1d(rows, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    else:
+        rows = _avg_pool(rows, kernel[0], stride[0], padding[0], ceil_mode, count_include_pad,
+                         divisor_override, 1, fn)  # (the override divides the box's sum once)
+    return rows.transpose(1, 2).reshape(lead + out)
+
+
 def _plain(v):
     """An int, a string or a tuple of ints (a geometry argument a cache key can stand for)."""
     t = type(v)

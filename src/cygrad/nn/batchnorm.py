@@ -103,6 +103,14 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"expected 4D input (got {input.dim()}D input)")
 
 
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W) input over C channels."""
+
+    def _check_input_dim(self, input):
+        if input.dim() != 5:
+            raise ValueError(f"expected 5D input (got {input.dim()}D input)")
+
 class _InstanceNorm(_BatchNorm):
     """Per sample and channel over the spatial dims (F.instance_norm); torch's defaults: no
     affine parameters, no running statistics. An unbatched input is one sample."""

@@ -1,4 +1,4 @@
-"""Convolution layers (torch.nn.modules.conv): Conv1d, Conv2d, ConvTranspose1d and
+"""Convolution layers (torch.nn.modules.conv): Conv1d, Conv2d, Conv3d, ConvTranspose1d and
 ConvTranspose2d, with PyTorch's constructor arguments, attributes, weight layout, default
 initialisation and repr."""
 
@@ -12,7 +12,7 @@ from . import init
 from .layers import _dtype
 from .module import Module, Parameter
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d"]
 
 _PADDING_MODES = {"zeros", "reflect", "replicate", "circular"}
 
@@ -133,6 +133,18 @@ class Conv2d(_ConvNd):
         return F.conv2d(input, p["weight"], p["bias"], self.stride, self.padding,
                         self.dilation, self.groups)
 
+
+
+class Conv3d(_ConvNd):
+    """Cross-correlation of x (N, C_in, D, H, W) or (C_in, D, H, W) with weight
+    (C_out, C_in/groups, kd, kh, kw) -> (N, C_out, OD, OH, OW); F.conv3d has the sizes."""
+
+    _dims = 3
+
+    def forward(self, input):
+        p = self._parameters
+        return F.conv3d(input, p["weight"], p["bias"], self.stride, self.padding,
+                        self.dilation, self.groups)
 
 class _ConvTransposeNd(_ConvNd):
     """Shared by ConvTranspose1d and ConvTranspose2d: torch's argument order and

@@ -18,12 +18,15 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
     adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
+    avg_pool3d,
     conv1d,
     conv2d,
+    conv3d,
     conv_transpose1d,
     conv_transpose2d,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
 )
 from ._functional_dropout import *  # noqa: F403  (dropout, dropout2d, alpha_dropout...)
 from ._functional_dropout import __all__ as _dropout_all
@@ -44,8 +47,8 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
     batch_norm, embedding, layer_norm, multi_head_attention_forward, scaled_dot_product_attention)
 
 __all__ = [
-    "linear", "bilinear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d",
-    "max_pool2d", "avg_pool1d", "avg_pool2d",
+    "linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d",
     *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_margin_all, *_more_all, *_extra_all,

@@ -1,4 +1,4 @@
-"""Pooling layers (torch.nn.modules.pooling): MaxPool1d/2d, AvgPool1d/2d, LPPool1d/2d,
+"""Pooling layers (torch.nn.modules.pooling): MaxPool1d/2d/3d, AvgPool1d/2d/3d, LPPool1d/2d,
 AdaptiveAvgPool1d/2d/3d, AdaptiveMaxPool1d/2d, with PyTorch's arguments, attributes and repr.
 
 Departure from PyTorch: geometry it rejects at the first forward (a kernel, stride or dilation
@@ -9,7 +9,8 @@ from . import _functional_conv as FC
 from . import functional as F
 from .module import Module
 
-__all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "LPPool1d", "LPPool2d",
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+           "LPPool1d", "LPPool2d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
            "AdaptiveMaxPool2d"]
 
@@ -51,6 +52,17 @@ class MaxPool2d(_MaxPoolNd):
                             ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
 
+class MaxPool3d(_MaxPoolNd):
+    """Maximum over kernel_size boxes of each volume of x (N, C, D, H, W) or (C, D, H, W);
+    F.max_pool3d (return_indices not built yet)."""
+
+    _dims = 3
+
+    def forward(self, input):
+        return F.max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
 class AvgPool1d(Module):
     """Mean over windows of x (N, C, L) or (C, L); F.avg_pool1d."""
 
@@ -76,6 +88,8 @@ class AvgPool2d(Module):
     """Mean over kernel_size windows of each plane of x (N, C, H, W) or (C, H, W), moved by
     stride (default: kernel_size); F.avg_pool2d has the rest."""
 
+    _dims = 2
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__()
@@ -83,7 +97,7 @@ class AvgPool2d(Module):
         self.stride = stride if (stride is not None) else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
-        FC._pool_args("AvgPool2d", 2, kernel_size, self.stride, padding, 1)
+        FC._pool_args(type(self).__name__, self._dims, kernel_size, self.stride, padding, 1)
 
     def forward(self, input):
         return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -92,6 +106,17 @@ class AvgPool2d(Module):
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
+
+
+class AvgPool3d(AvgPool2d):
+    """Mean over kernel_size boxes of each volume of x (N, C, D, H, W) or (C, D, H, W);
+    F.avg_pool3d."""
+
+    _dims = 3
+
+    def forward(self, input):
+        return F.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
 
 class _AdaptivePoolNd(Module):
     def __init__(self, output_size):
