@@ -9,12 +9,15 @@ and restores what that thread had before.
 
 import functools
 
+from . import _function as function  # noqa: F401  (torch.autograd.function)
 from . import _state
+from ._function import Function, FunctionCtx, once_differentiable
 from .tensor import AnomalyWatcher, Tensor, _backward, _tensor_list
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled", "detect_anomaly", "set_detect_anomaly",
-           "is_anomaly_enabled", "grad", "backward"]
+           "is_anomaly_enabled", "grad", "backward", "Function", "FunctionCtx",
+           "once_differentiable", "Variable"]
 
 
 class _Mode:
@@ -253,3 +256,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         grad_tensors = [grad_tensors]
     only = None if inputs is None else _tensor_list(inputs, "inputs")
     _backward(tensors, list(grad_tensors), bool(retain_graph), only=only)
+
+
+def Variable(data, requires_grad=False, volatile=False):  # noqa: N802  (torch's legacy name)
+    """torch's legacy wrapper: a tensor on data's values, requiring grad as asked (Variable and
+    Tensor have been one type since torch 0.4)."""
+    if not isinstance(data, Tensor):
+        raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+    return data.detach().requires_grad_(bool(requires_grad))
