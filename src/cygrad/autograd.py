@@ -9,6 +9,7 @@ and restores what that thread had before.
 
 import functools
 
+from . import _autograd_functional as functional  # noqa: F401  (torch.autograd.functional)
 from . import _function as function  # noqa: F401  (torch.autograd.function)
 from . import _state
 from ._function import Function, FunctionCtx, once_differentiable
