@@ -1,6 +1,7 @@
-"""The 3-D family: F.conv3d, max_pool3d, avg_pool3d and nn.Conv3d, MaxPool3d, AvgPool3d,
-BatchNorm3d: values and gradients against torch (skipped without it), gradcheck, identical
-filters and a sample alone keeping their bits, reprs and errors."""
+"""The 3-D family: F.conv3d, conv_transpose3d, max_pool3d, avg_pool3d and nn.Conv3d,
+ConvTranspose3d, MaxPool3d, AvgPool3d, BatchNorm3d: values and gradients against torch
+(skipped without it), gradcheck, identical filters and a sample alone keeping their bits, reprs
+and errors."""
 
 import numpy as np
 import pytest
@@ -109,3 +110,26 @@ def test_modules():
         F.max_pool3d(cygrad.zeros(1, 1, 4, 4, 4), 2, return_indices=True)
     with pytest.raises(RuntimeError, match="Output size is too small"):
         F.max_pool3d(cygrad.zeros(1, 1, 1, 4, 4), 2)
+
+
+@pytest.mark.parametrize("case", [(4, 6, 3, 2, 1, 1, 2, 1),
+                                  (2, 3, (2, 3, 2), (2, 1, 2), (0, 1, 1), (1, 0, 1), 1, 1),
+                                  (2, 2, 2, 1, 0, 0, 1, 2)], ids=str)
+def test_conv_transpose3d_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    cin, cout, k, s, p, op, g, d = case
+    kk = (k,) * 3 if isinstance(k, int) else k
+    arrays = (_x((2, cin, 3, 4, 3), 12), _x((cin, cout // g) + kk, 13), _x(cout, 14))
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    cs = [cygrad.tensor(a, requires_grad=True) for a in arrays]
+    ty = torch.nn.functional.conv_transpose3d(*ts, s, p, op, g, d)
+    cy = F.conv_transpose3d(*cs, s, p, op, g, d)
+    np.testing.assert_allclose(cy.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    gy = _x(tuple(ty.shape), 15)
+    (ty * torch.tensor(gy)).sum().backward()
+    (cy * cygrad.tensor(gy)).sum().backward()
+    for c, t in zip(cs, ts, strict=True):
+        np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-11, atol=1e-11)
+    m, tm = nn.ConvTranspose3d(cin, cout, k, s, p, op, g, True, d), \
+        torch.nn.ConvTranspose3d(cin, cout, k, s, p, op, g, True, d)
+    assert repr(m) == repr(tm) and tuple(m.weight.shape) == tuple(tm.weight.shape)

@@ -96,6 +96,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            dilation, 2, "conv_transpose2d")
 
 
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """The transpose of conv3d: input (N, C_in, D, H, W) or (C_in, D, H, W), weight
+    (C_in, C_out/groups, kd, kh, kw) -> (N, C_out, OD, OH, OW), each size as
+    conv_transpose2d's; computed as conv_transpose2d is, with conv3d."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 3, "conv_transpose3d")
+
+
 def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, dims,
                     fn):
     from ..ops.shape import stack
@@ -172,7 +181,10 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
         z = _pad(z, sides)
     w = weight.reshape((groups, c_in // groups, c_out_g) + kernel).transpose(1, 2)
     w = w.reshape((c_out, c_in // groups) + kernel).flip(tuple(range(2, 2 + dims)))
-    y = _conv(z, w, bias, 1, 0, dilation, groups, dims, fn)
+    if dims == 3:
+        y = conv3d(z, w, bias, 1, 0, dilation, groups)
+    else:
+        y = _conv(z, w, bias, 1, 0, dilation, groups, dims, fn)
     return y if batched else y.squeeze(0)
 
 

@@ -12,7 +12,8 @@ from . import init
 from .layers import _dtype
 from .module import Module, Parameter
 
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d"]
 
 _PADDING_MODES = {"zeros", "reflect", "replicate", "circular"}
 
@@ -207,5 +208,18 @@ class ConvTranspose2d(_ConvTransposeNd):
     def forward(self, input, output_size=None):
         p = self._parameters
         return F.conv_transpose2d(input, p["weight"], p["bias"], self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups,
+                                  self.dilation)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """The transpose of Conv3d: x (N, C_in, D, H, W) or (C_in, D, H, W), weight
+    (C_in, C_out/groups, kd, kh, kw) -> (N, C_out, OD, OH, OW); F.conv_transpose3d."""
+
+    _dims = 3
+
+    def forward(self, input, output_size=None):
+        p = self._parameters
+        return F.conv_transpose3d(input, p["weight"], p["bias"], self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups,
                                   self.dilation)

@@ -24,6 +24,7 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
     conv3d,
     conv_transpose1d,
     conv_transpose2d,
+    conv_transpose3d,
     max_pool1d,
     max_pool2d,
     max_pool3d,
@@ -48,6 +49,7 @@ from ._functional_transformer import (  # noqa: E402, I001  (the transformer lay
 
 __all__ = [
     "linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
     "adaptive_max_pool2d",
