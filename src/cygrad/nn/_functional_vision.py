@@ -17,10 +17,11 @@ import numpy as np
 
 from .. import dtypes
 from ..ops import fold as _fold
+from ..ops.shape import where as _where
 from ..tensor import Tensor, _wrap, apply
 
 __all__ = ["pixel_shuffle", "pixel_unshuffle", "interpolate", "upsample", "upsample_nearest",
-           "upsample_bilinear", "unfold", "fold"]
+           "upsample_bilinear", "unfold", "fold", "affine_grid", "grid_sample"]
 
 
 def _tensor(t, name, where, position=1):
@@ -453,3 +454,155 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
               y_shape=(n, ck // (k[0] * k[1])) + size)
     return y if input.dim() == 3 else y.squeeze(0)
 
+
+
+# ---------------------------------------------------------------------- spatial transformers
+
+def _align(align_corners, where):
+    if align_corners is None:
+        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
+                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
+                      "the old behavior is desired. See the documentation of grid_sample for "
+                      "details.", stacklevel=3)
+        return False
+    return bool(align_corners)
+
+
+def _base_coords(steps, align_corners, dtype):
+    """torch's linspace_from_neg_one: -1..1 in `steps` points (the pixel centres when not
+    align_corners: scaled by (steps - 1) / steps); 0 for one step."""
+    if steps <= 1:
+        return np.zeros(max(steps, 0), dtype)
+    points = np.linspace(-1.0, 1.0, steps).astype(dtype)
+    if not align_corners:
+        points = points * dtype.type((steps - 1) / steps)
+    return points
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid of 2-D affine transforms theta (N, 2, 3) for an output of size
+    (N, C, H, W): (N, H, W, 2), each point theta @ (x, y, 1) for the output pixel's
+    normalised coordinates (x along W, y along H, in [-1, 1]). 5-D sizes (3-D transforms)
+    are not built yet."""
+    _tensor(theta, "theta", "affine_grid")
+    align_corners = _align(align_corners, "affine_grid")
+    size = tuple(int(s) for s in size)
+    if len(size) == 5:
+        raise NotImplementedError("affine_grid for volumes (a 5-D size, 3-D transforms) is not "
+                                  "implemented in cygrad yet")
+    if len(size) != 4:
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D "
+                                  f"affine transforms, respectively. Got size {list(size)}.")
+    if not theta.is_floating_point():
+        raise ValueError(f"Expected theta to have floating point type, but got "
+                         f"{theta.dtype}")
+    n, _, h, w = size
+    if theta.dim() != 3 or tuple(theta.shape[1:]) != (2, 3):
+        raise ValueError(f"Expected a batch of 2D affine matrices of shape Nx2x3 for size "
+                         f"{list(size)}. Got {list(theta.shape)}.")
+    if min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {list(size)}")
+    if align_corners and min(size[2:]) == 1:
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size "
+                      "grids when align_corners=True. This is not an intended use case of "
+                      "affine_grid. See the documentation of affine_grid for details.",
+                      stacklevel=2)
+    dtype = theta._data.dtype
+    xs, ys = _base_coords(w, align_corners, dtype), _base_coords(h, align_corners, dtype)
+    base = np.empty((h, w, 3), dtype)
+    base[..., 0] = xs[None, :]
+    base[..., 1] = ys[:, None]
+    base[..., 2] = 1
+    base = _wrap(np.ascontiguousarray(np.broadcast_to(base.reshape(1, h * w, 3),
+                                                      (n, h * w, 3))))
+    return (base @ theta.transpose(1, 2)).reshape(n, h, w, 2)
+
+
+def _unnormalize(coord, size, align_corners):
+    if align_corners:
+        return (coord + 1) / 2 * (size - 1)
+    return ((coord + 1) * size - 1) / 2
+
+
+def _reflect(coord, twice_low, twice_high):
+    """torch's reflect_coordinates: coord folded into [low, high] by reflections."""
+    if twice_low == twice_high:
+        return coord * 0
+    low, span = twice_low / 2, (twice_high - twice_low) / 2
+    coord = (coord - low).abs()
+    extra = coord.fmod(span)
+    flips = (coord.detach() / span).floor()
+    return _where(flips.fmod(2) == 0, extra + low, span - extra + low)
+
+
+def _source_index(coord, size, padding_mode, align_corners):
+    coord = _unnormalize(coord, size, align_corners)
+    if padding_mode == "border":
+        coord = coord.clamp(0, size - 1)
+    elif padding_mode == "reflection":
+        if align_corners:
+            coord = _reflect(coord, 0, 2 * (size - 1))
+        else:
+            coord = _reflect(coord, -1, 2 * size - 1)
+        coord = coord.clamp(0, size - 1)
+    return coord
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+    """input (N, C, H, W) sampled at grid (N, H_out, W_out, 2) (x, y normalised to [-1, 1]):
+    (N, C, H_out, W_out). mode "bilinear" (the four neighbours, weighted; gradients for input
+    and grid) or "nearest" (half to even; no gradient for grid, as torch's); padding_mode
+    "zeros", "border" or "reflection", as torch's. Each output is the same sequence of
+    operations (the corners in torch's order: nw, ne, sw, se). 5-D input and mode "bicubic"
+    are not built yet."""
+    _tensor(input, "input", "grid_sample")
+    _tensor(grid, "grid", "grid_sample", 2)
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', "
+                         f"'nearest' or 'bicubic', but got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
+                         f"'border', or 'reflection', but got: '{padding_mode}'")
+    align_corners = _align(align_corners, "grid_sample")
+    if input.dim() == 5 or mode == "bicubic":
+        what = "5-D input" if input.dim() == 5 else "mode=bicubic"
+        raise NotImplementedError(f"grid_sample with {what} is not implemented in cygrad yet")
+    if input.dim() != 4 or grid.dim() != 4 or grid.shape[-1] != 2 or \
+            grid.shape[0] != input.shape[0]:
+        raise RuntimeError(f"grid_sample(): expected 4D input (N, C, H, W) and grid "
+                           f"(N, H_out, W_out, 2) with the same N, but got input of shape "
+                           f"{list(input.shape)} and grid of shape {list(grid.shape)}")
+    if input.dtype != grid.dtype:
+        raise RuntimeError(f"grid_sample(): expected input and grid to have same dtype, but "
+                           f"input has {input.dtype} and grid has {grid.dtype}")
+    n, c, h, w = input.shape
+    ho, wo = grid.shape[1], grid.shape[2]
+    ix = _source_index(grid[..., 0], w, padding_mode, align_corners)
+    iy = _source_index(grid[..., 1], h, padding_mode, align_corners)
+    flat = input.reshape(n, c, h * w)
+
+    def corner(x, y):
+        """input at integer (x, y) (arrays (N, H_out, W_out)), 0 outside the image."""
+        inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+        index = np.where(inside, y * w + x, 0).astype(np.int64).reshape(n, 1, ho * wo)
+        values = flat.gather(2, _wrap(np.ascontiguousarray(np.broadcast_to(
+            index, (n, c, ho * wo)))))
+        mask = _wrap(inside.reshape(n, 1, ho * wo))
+        return values.masked_fill(~mask, 0).reshape(n, c, ho, wo)
+
+    if mode == "nearest":
+        x = np.round(ix._data).astype(np.int64)  # nearbyint: half to even
+        y = np.round(iy._data).astype(np.int64)
+        return corner(x, y)
+    x0 = ix.detach().floor()
+    y0 = iy.detach().floor()
+    x1, y1 = x0 + 1, y0 + 1
+    nw = (x1 - ix) * (y1 - iy)
+    ne = (ix - x0) * (y1 - iy)
+    sw = (x1 - ix) * (iy - y0)
+    se = (ix - x0) * (iy - y0)
+    xa, ya = x0._data.astype(np.int64), y0._data.astype(np.int64)
+    out = corner(xa, ya) * nw.unsqueeze(1)
+    out = out + corner(xa + 1, ya) * ne.unsqueeze(1)
+    out = out + corner(xa, ya + 1) * sw.unsqueeze(1)
+    return out + corner(xa + 1, ya + 1) * se.unsqueeze(1)
