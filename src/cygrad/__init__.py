@@ -31,7 +31,7 @@ registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
-from . import autograd, backends, compiler, cuda, data, interop, linalg, nn, optim, random, viz  # noqa: E402, I001, E501
+from . import autograd, backends, compiler, cuda, data, distributions, interop, linalg, nn, optim, random, viz  # noqa: E402, I001, E501
 from ._config import show_config  # noqa: E402
 
 # nn.functional functions torch also has at its top level, under the same signature
