@@ -89,6 +89,11 @@ class Distribution:
     def perplexity(self):
         return self.entropy().exp()
 
+    def _support(self, values, expand):
+        """enumerate_support: the values along a new first dim, over the batch shape."""
+        values = values.reshape((-1,) + (1,) * len(self.batch_shape))
+        return values.expand((-1,) + tuple(self.batch_shape)) if expand else values
+
     def _check(self, ok, message):
         if self._validate_args and not ok:
             raise ValueError(message)
@@ -111,15 +116,34 @@ class Distribution:
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
-class Categorical(Distribution):
-    """One of K categories (the last dim of probs or logits), probabilities normalised."""
+class _ProbsOrLogits(Distribution):
+    """A distribution given by probs or by logits (exactly one): the other made when first
+    asked for (`_to_probs`, `_to_logits`)."""
 
-    has_enumerate_support = True
     _params = ("probs", "logits")
+    has_enumerate_support = True
 
-    def __init__(self, probs=None, logits=None, validate_args=None):
+    @staticmethod
+    def _one_of(probs, logits):
         if (probs is None) == (logits is None):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+
+    def __getattr__(self, name):
+        if name == "probs":
+            self.probs = self._to_probs(self.logits)
+            return self.probs
+        if name == "logits":
+            eps = dtypes.finfo(self.probs.dtype).eps
+            self.logits = self._to_logits(self.probs.clamp(eps, 1 - eps))
+            return self.logits
+        raise AttributeError(name)
+
+
+class Categorical(_ProbsOrLogits):
+    """One of K categories (the last dim of probs or logits), probabilities normalised."""
+
+    def __init__(self, probs=None, logits=None, validate_args=None):
+        self._one_of(probs, logits)
         if probs is not None:
             if probs.dim() < 1:
                 raise ValueError("`probs` parameter must be at least one-dimensional.")
@@ -136,15 +160,13 @@ class Categorical(Distribution):
             self._check(bool((probs._data >= 0).all()),
                         "Expected parameter probs to be non-negative")
 
-    def __getattr__(self, name):  # the other parametrisation, made when first asked for
-        if name == "probs":
-            self.probs = self.logits.softmax(-1)
-            return self.probs
-        if name == "logits":
-            eps = dtypes.finfo(self.probs.dtype).eps
-            self.logits = self.probs.clamp(eps, 1 - eps).log()
-            return self.logits
-        raise AttributeError(name)
+    @staticmethod
+    def _to_probs(logits):
+        return logits.softmax(-1)
+
+    @staticmethod
+    def _to_logits(probs):
+        return probs.log()
 
     @property
     def param_shape(self):
@@ -182,10 +204,7 @@ class Categorical(Distribution):
         return -(logits * self.probs).sum(-1)
 
     def enumerate_support(self, expand=True):
-        values = _f("arange")(self._num_events).reshape((-1,) + (1,) * len(self.batch_shape))
-        if expand:
-            values = values.expand((-1,) + tuple(self.batch_shape))
-        return values
+        return self._support(_f("arange")(self._num_events), expand)
 
 
 class Normal(Distribution):
@@ -242,15 +261,11 @@ class Normal(Distribution):
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
 
 
-class Bernoulli(Distribution):
+class Bernoulli(_ProbsOrLogits):
     """A 0/1 variable with P(1) = probs (or sigmoid(logits))."""
 
-    has_enumerate_support = True
-    _params = ("probs", "logits")
-
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        self._one_of(probs, logits)
         if probs is not None:
             (self.probs,) = _broadcast_all(probs)
             param = self.probs
@@ -262,16 +277,13 @@ class Bernoulli(Distribution):
             self._check(bool(((self.probs._data >= 0) & (self.probs._data <= 1)).all()),
                         "Expected parameter probs to be in [0, 1]")
 
-    def __getattr__(self, name):
-        if name == "probs":
-            self.probs = self.logits.sigmoid()
-            return self.probs
-        if name == "logits":
-            eps = dtypes.finfo(self.probs.dtype).eps
-            p = self.probs.clamp(eps, 1 - eps)
-            self.logits = p.log() - (-p).log1p()
-            return self.logits
-        raise AttributeError(name)
+    @staticmethod
+    def _to_probs(logits):
+        return logits.sigmoid()
+
+    @staticmethod
+    def _to_logits(probs):
+        return probs.log() - (-probs).log1p()
 
     @property
     def mean(self):
@@ -300,11 +312,7 @@ class Bernoulli(Distribution):
         return F.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
 
     def enumerate_support(self, expand=True):
-        values = _f("arange")(2, dtype=self.probs.dtype).reshape(
-            (-1,) + (1,) * len(self.batch_shape))
-        if expand:
-            values = values.expand((-1,) + tuple(self.batch_shape))
-        return values
+        return self._support(_f("arange")(2, dtype=self.probs.dtype), expand)
 
 
 class Uniform(Distribution):

@@ -115,24 +115,10 @@ def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, di
     if bias is not None:
         _check_tensor(bias, "bias", fn)
     _check_dtype(fn, x, ("weight", weight), ("bias", bias))
-    if x.ndim not in (dims + 1, dims + 2):
-        raise RuntimeError(f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
-                           f"{fn}, but got input of size: {list(x.shape)}")
-    if weight.ndim != dims + 2:
-        raise RuntimeError(f"{fn}: weight must be {dims + 2}-D (C_in, C_out/groups, "
-                           f"{'k' if dims == 1 else 'kh, kw'}), got shape {list(weight.shape)}")
-    if not _is_int(groups):
-        raise TypeError(f"{fn}(): groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise RuntimeError("non-positive groups is not supported")
-    stride = _ints(stride, dims, "stride", fn)
+    _check_conv_shapes(x, weight, groups, dims, fn, "C_in, C_out/groups")
+    stride, dilation = _strides(stride, dilation, dims, fn)
     padding = _ints(padding, dims, "padding", fn)
     output_padding = _ints(output_padding, dims, "output_padding", fn)
-    dilation = _ints(dilation, dims, "dilation", fn)
-    if min(stride) < 1:
-        raise RuntimeError("non-positive stride is not supported")
-    if min(dilation) < 1:
-        raise RuntimeError("non-positive dilation is not supported")
     if min(padding) < 0:
         raise RuntimeError("negative padding is not supported")
     if min(output_padding) < 0:
@@ -205,28 +191,16 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is not None:
         _check_tensor(bias, "bias", fn)
     _check_dtype(fn, input, ("weight", weight), ("bias", bias))
-    if input.ndim not in (4, 5):
-        raise RuntimeError(f"Expected 4D (unbatched) or 5D (batched) input to conv3d, but got "
-                           f"input of size: {list(input.shape)}")
-    if weight.ndim != 5:
-        raise RuntimeError(f"conv3d: weight must be 5-D (C_out, C_in/groups, kd, kh, kw), got "
-                           f"shape {list(weight.shape)}")
+    _check_conv_shapes(input, weight, groups, 3, fn)
     batched = input.ndim == 5
     x = input if batched else input.unsqueeze(0)
     n, c, depth = x.shape[0], x.shape[1], x.shape[2]
     o, kernel = weight.shape[0], tuple(weight.shape[2:])
-    if not _is_int(groups) or groups < 1:
-        raise RuntimeError("non-positive groups is not supported")
     if weight.shape[1] * groups != c:
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
                            f"expected input{list(x.shape)} to have {weight.shape[1] * groups} "
                            f"channels, but got {c} channels instead")
-    stride = _ints(stride, 3, "stride", fn)
-    dilation = _ints(dilation, 3, "dilation", fn)
-    if min(stride) < 1:
-        raise RuntimeError("non-positive stride is not supported")
-    if min(dilation) < 1:
-        raise RuntimeError("non-positive dilation is not supported")
+    stride, dilation = _strides(stride, dilation, 3, fn)
     before, total = _conv_padding(padding, 3, stride, dilation, kernel, fn)
     sides = []
     for b, t in reversed(list(zip(before, total))):
@@ -339,19 +313,36 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, dims, fn):
                                                groups, dims, fn))
 
 
-def _conv_geometry(x, weight, bias, stride, padding, dilation, groups, dims, fn):
-    """The Conv2d op's parameters for these shapes and arguments, every check made (torch's
-    errors)."""
+def _check_conv_shapes(x, weight, groups, dims, fn, layout="C_out, C_in/groups"):
+    """torch's checks of a convolution's input and weight ranks and of groups."""
     if x.ndim not in (dims + 1, dims + 2):
         raise RuntimeError(f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
                            f"{fn}, but got input of size: {list(x.shape)}")
     if weight.ndim != dims + 2:
-        raise RuntimeError(f"{fn}: weight must be {dims + 2}-D (C_out, C_in/groups, "
-                           f"{'k' if dims == 1 else 'kh, kw'}), got shape {list(weight.shape)}")
+        kernel = ("k", "kh, kw", "kd, kh, kw")[dims - 1]
+        raise RuntimeError(f"{fn}: weight must be {dims + 2}-D ({layout}, {kernel}), got shape "
+                           f"{list(weight.shape)}")
     if not _is_int(groups):
         raise TypeError(f"{fn}(): groups must be an int, got {groups!r}")
     if groups < 1:
         raise RuntimeError("non-positive groups is not supported")
+
+
+def _strides(stride, dilation, dims, fn):
+    """stride and dilation as tuples of dims ints, torch's checks made."""
+    stride = _ints(stride, dims, "stride", fn)
+    dilation = _ints(dilation, dims, "dilation", fn)
+    if min(stride) < 1:
+        raise RuntimeError("non-positive stride is not supported")
+    if min(dilation) < 1:
+        raise RuntimeError("non-positive dilation is not supported")
+    return stride, dilation
+
+
+def _conv_geometry(x, weight, bias, stride, padding, dilation, groups, dims, fn):
+    """The Conv2d op's parameters for these shapes and arguments, every check made (torch's
+    errors)."""
+    _check_conv_shapes(x, weight, groups, dims, fn)
     batched = x.ndim == dims + 2
     n, c = (x.shape[:2] if batched else (1, x.shape[0]))
     spatial = x.shape[-dims:]
@@ -371,12 +362,7 @@ def _conv_geometry(x, weight, bias, stride, padding, dilation, groups, dims, fn)
     if min(kernel) < 1:
         raise RuntimeError(f"{fn}: kernel size must be positive, got weight of size "
                            f"{list(weight.shape)}")
-    stride = _ints(stride, dims, "stride", fn)
-    dilation = _ints(dilation, dims, "dilation", fn)
-    if min(stride) < 1:
-        raise RuntimeError("non-positive stride is not supported")
-    if min(dilation) < 1:
-        raise RuntimeError("non-positive dilation is not supported")
+    stride, dilation = _strides(stride, dilation, dims, fn)
     extent = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel))
     before, padding = _conv_padding(padding, dims, stride, dilation, kernel, fn)
     padded = tuple(s + p for s, p in zip(spatial, padding))  # padding: the total per axis
