@@ -80,7 +80,7 @@ from .pooling import (
     MaxPool3d,
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 from .transformer import (
     Transformer,
     TransformerDecoder,
@@ -140,8 +140,8 @@ __all__ = [
     "MultiMarginLoss", "TripletMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss", "functional",
     "init", "tied_parameters",
     *ACTIVATIONS,
-    "Embedding", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d",
-    "InstanceNorm3d", "MultiheadAttention",
+    "Embedding", "EmbeddingBag", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "MultiheadAttention",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
     "GroupNorm", "RMSNorm", "LocalResponseNorm", "LPPool1d", "LPPool2d", "RReLU", "Softmax2d",
     "CELU", "GLU", "Softmin", "PReLU", "Threshold", "Tanhshrink",

@@ -1,5 +1,5 @@
 """More of torch.nn.functional, made of cygrad's ops as torch's Python code makes them:
-local_response_norm, lp_pool1d, lp_pool2d, gumbel_softmax, pdist and rrelu."""
+local_response_norm, lp_pool1d, lp_pool2d, gumbel_softmax, pdist, rrelu and embedding_bag."""
 
 import numpy as np
 
@@ -8,7 +8,7 @@ from ..ops.shape import where
 from ..tensor import Tensor, _wrap
 
 __all__ = ["local_response_norm", "lp_pool1d", "lp_pool2d", "gumbel_softmax", "pdist", "rrelu",
-           "rrelu_"]
+           "rrelu_", "embedding_bag"]
 
 
 def _F():
@@ -106,3 +106,72 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
 def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
     """rrelu in place."""
     return rrelu(input, lower, upper, training, inplace=True)
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None):
+    """Sums, means or maxima of bags of embeddings: input 1-D with offsets (bag b is
+    input[offsets[b]:offsets[b + 1]]) or 2-D (each row a bag). -> (bags, embedding_dim);
+    an empty bag gives zeros, padding_idx entries are left out of their bags (and of a mean's
+    count), per_sample_weights scale each entry (mode "sum" only). Each bag's sum runs over its
+    entries in order (an exact scatter-add), so identical bags give identical outputs."""
+    from ..ops.shape import index_add
+    from ._functional_transformer import embedding
+
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, but got {mode}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. "
+                                  f"per_sample_weights is only supported for mode='sum' (got "
+                                  f"mode='{mode}'). Please open a feature request on GitHub.")
+    if input.dim() == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated "
+                             "is a mini-batch of fixed length sequences. However, found "
+                             f"offsets of type {type(offsets).__name__}")
+        bags, length = input.shape
+        starts = np.arange(bags, dtype=np.int64) * length
+        flat = input.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape(-1)
+    elif input.dim() == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if offsets.dim() != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+        starts = offsets._data.astype(np.int64)
+        if include_last_offset:
+            starts = starts[:-1]
+        flat = input
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                         f"{input.dim()}")
+    n, count = flat.shape[0], len(starts)
+    if count and (starts[0] != 0 or (np.diff(starts) < 0).any() or starts[-1] > n):
+        raise RuntimeError(f"embedding_bag: offsets must start at 0, not decrease and stay "
+                           f"within the input's {n} entries, got {starts.tolist()}")
+    rows = embedding(flat, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
+    bag = np.searchsorted(starts, np.arange(n), side="right") - 1
+    keep = np.ones(n, bool) if padding_idx is None else \
+        flat._data != (padding_idx if padding_idx >= 0 else weight.shape[0] + padding_idx)
+    d = weight.shape[1]
+    if mode == "max":
+        data = np.where(keep[:, None], rows._data, -np.inf)
+        pick = np.zeros((count, d), np.int64)
+        empty = np.ones(count, bool)
+        for b in range(count):
+            members = np.nonzero((bag == b) & keep)[0]
+            if members.size:
+                empty[b] = False
+                pick[b] = members[np.argmax(data[members], axis=0)]
+        out = rows.gather(0, _wrap(pick)) if n else weight.new_zeros((count, d))
+        return out.masked_fill(_wrap(empty[:, None]), 0.0)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights.unsqueeze(1)
+    index = _wrap(bag[keep].astype(np.int64))
+    total = index_add(weight.new_zeros((count, d)), 0, index, rows[_wrap(keep)])
+    if mode == "sum":
+        return total
+    sizes = np.bincount(bag[keep], minlength=count).astype(weight._data.dtype)
+    return total / _wrap(np.maximum(sizes, 1).reshape(-1, 1))

@@ -1,9 +1,11 @@
-"""nn.Embedding: a lookup table of embedding vectors, with torch's arguments, init and repr."""
+"""nn.Embedding and nn.EmbeddingBag: a lookup table of embedding vectors (and its bags), with
+torch's arguments, init and repr."""
 
 import numpy as np
 
 from ..tensor import Tensor, check_device
 from . import init
+from ._functional_more import embedding_bag
 from ._functional_transformer import embedding
 from .layers import _dtype
 from .module import Module, Parameter
@@ -87,3 +89,34 @@ class Embedding(Module):
         return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
                    padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
                    scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+class EmbeddingBag(Embedding):
+    """Sums, means or maxima of bags of embeddings (F.embedding_bag): forward(input,
+    offsets=None, per_sample_weights=None) -> (bags, embedding_dim). The table and its init
+    are Embedding's (the text-classification tutorial's layer)."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
+                 include_last_offset=False, padding_idx=None, device=None, dtype=None):
+        super().__init__(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                         scale_grad_by_freq, sparse, _weight, device=device, dtype=dtype)
+        self.mode, self.include_last_offset = mode, include_last_offset
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                             self.scale_grad_by_freq, self.mode, self.sparse,
+                             per_sample_weights, self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        s += f", mode={self.mode!r}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
