@@ -352,3 +352,29 @@ def test_a_truncated_file_leaves_no_file_open(tmp_path):
                           env={**__import__("os").environ, "PYTHONPATH": src})
     assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr
     assert "ResourceWarning" not in proc.stderr
+
+
+def test_file_objects_and_torchs_keyword_arguments(tmp_path):
+    """torch.save(obj, f) / torch.load(f, map_location=..., weights_only=...) as programs
+    write them: binary file objects as well as paths, the CPU as map_location."""
+    model = cygrad.nn.Linear(3, 2)
+    buf = io.BytesIO()
+    cygrad.save(model.state_dict(), buf)
+    buf.seek(0)
+    loaded = cygrad.load(buf, map_location="cpu", weights_only=True)
+    assert np.array_equal(loaded["weight"], model.weight.numpy())
+    path = tmp_path / "model.pt"
+    with open(path, "wb") as f:
+        cygrad.save({"epoch": 3, "w": model.weight}, f)
+    with open(path, "rb") as f:
+        assert cygrad.load(f)["epoch"] == 3
+    assert cygrad.load(path, map_location=cygrad.device("cpu"))["epoch"] == 3
+    assert cygrad.load(path, map_location=lambda storage, loc: storage)["epoch"] == 3
+    with pytest.raises(RuntimeError, match="CPU only"):
+        cygrad.load(path, map_location="cuda:0")
+    with pytest.raises(TypeError, match="save its state_dict"):
+        cygrad.save(model, io.BytesIO())
+    with pytest.raises(NotImplementedError, match="mmap"):
+        cygrad.load(path, mmap=True)
+    with pytest.raises(ValueError, match="BytesIO: not a readable"):
+        cygrad.load(io.BytesIO(b"not a zip"))

@@ -36,22 +36,30 @@ _FORMAT = "cygrad-checkpoint"
 _VERSION = 1
 
 
-def save(obj, path):
-    """Write obj (nested dicts/lists/tuples of arrays, Tensors, numbers, str, bool, None) to path.
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False):
+    """Write obj (nested dicts/lists/tuples of arrays, Tensors, numbers, str, bool, None) to f,
+    a path or a binary file object (torch's signature; the pickle arguments are accepted and
+    unused: nothing is pickled).
 
-    The file is written exactly at path (no ".npz" is appended, unlike np.savez), through a
-    temporary file in the same folder that replaces path only once complete, so a crash never
-    leaves a half-written checkpoint. Tensors are saved as their data; load returns arrays.
-    Raises TypeError for anything else (sets, objects, object arrays, non-str/int dict keys).
+    A path is written exactly (no ".npz" is appended, unlike np.savez), through a temporary
+    file in the same folder that replaces it only once complete, so a crash never leaves a
+    half-written checkpoint. Tensors are saved as their data; load returns arrays. Raises
+    TypeError for anything else (sets, objects such as a whole Module: save its state_dict(),
+    object arrays, non-str/int dict keys).
     """
+    path = f
     arrays = {}
     root = _encode(obj, arrays, active=set())
     header = {"format": _FORMAT, "version": _VERSION, "root": root}
     try:
         text = json.dumps(header, allow_nan=True, ensure_ascii=False)
     except ValueError as err:  # an int beyond Python's int-to-str digit limit
-        raise ValueError(f"{os.fspath(path)}: cannot write the structure: {err}") from None
+        raise ValueError(f"{_name(path)}: cannot write the structure: {err}") from None
     entries = {_STRUCTURE: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
+    if hasattr(path, "write"):  # a file object: written where it stands
+        np.savez(path, allow_pickle=False, **entries)
+        return
     path = os.fspath(path)
     tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
@@ -64,31 +72,62 @@ def save(obj, path):
         raise
 
 
-def load(path):
-    """The structure saved at path, with numpy arrays where arrays or Tensors were saved.
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
+         **pickle_load_args):
+    """The structure saved in f (a path or a binary file object), with numpy arrays where
+    arrays or Tensors were saved. torch's signature: map_location may name the CPU (or be
+    None), weights_only is what cygrad always does (data only, nothing unpickled), mmap and the
+    pickle arguments are accepted unset.
 
     A plain .npz without cygrad's structure entry loads as a flat dict {name: array}.
-    Raises ValueError (naming path, and the entry where one is at fault) for a truncated,
+    Raises ValueError (naming the file, and the entry where one is at fault) for a truncated,
     corrupt or unsafe file. Memory stays bounded by what the file can hold: only the entries
     the structure refers to are read, and each entry's declared size is checked against its
     zip record and the file's size before anything is allocated.
     """
-    path = os.fspath(path)
-    with open(path, "rb") as f:  # closed on every way out (a truncated file included)
-        try:
-            archive = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-            f.seek(0)
-            if f.read(6) == b"\x93NUMPY":
-                raise ValueError(f"{path}: holds a single .npy array, not a cygrad checkpoint "
-                                 "(.npz)") from None
-            raise ValueError(f"{path}: not a readable cygrad/npz file (truncated or corrupt?): "
-                             f"{err}") from err
-        with archive:
-            entries = _Entries(archive, path, os.fstat(f.fileno()).st_size)
-            if _STRUCTURE not in entries.names:
-                return {name: entries[name] for name in entries.names}
-            return _decode_file(entries, path)
+    if map_location is not None and not callable(map_location) and \
+            str(map_location).split(":")[0] != "cpu" and not isinstance(map_location, dict):
+        raise RuntimeError(f"cygrad runs on the CPU only, got map_location={map_location!r}")
+    if mmap:
+        raise NotImplementedError("load(mmap=True) is not supported: cygrad reads the arrays")
+    if pickle_module is not None or pickle_load_args:
+        raise TypeError("cygrad.load unpickles nothing: pickle_module and pickle arguments "
+                        "are not taken")
+    if hasattr(f, "read"):
+        start = f.tell()
+        size = f.seek(0, 2)
+        f.seek(start)
+        return _load_from(f, _name(f), size)
+    path = os.fspath(f)
+    with open(path, "rb") as file:  # closed on every way out (a truncated file included)
+        return _load_from(file, path, os.fstat(file.fileno()).st_size)
+
+
+def _name(f):
+    """A file's name for messages: its path, or the file object's name or type."""
+    if hasattr(f, "write") or hasattr(f, "read"):
+        return str(getattr(f, "name", type(f).__name__))
+    return os.fspath(f)
+
+
+def _load_from(f, path, size):
+    """load's reading, from an open binary file f of `size` bytes (path names it)."""
+    try:
+        archive = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        f.seek(0)
+        if f.read(6) == b"\x93NUMPY":
+            raise ValueError(f"{path}: holds a single .npy array, not a cygrad checkpoint "
+                             "(.npz)") from None
+        raise ValueError(f"{path}: not a readable cygrad/npz file (truncated or corrupt?): "
+                         f"{err}") from err
+    with archive:
+        entries = _Entries(archive, path, size)
+        if _STRUCTURE not in entries.names:
+            return {name: entries[name] for name in entries.names}
+        return _decode_file(entries, path)
+
+
 # ---------------------------------------------------------------------- writing
 
 def _encode(obj, arrays, active):
@@ -108,7 +147,9 @@ def _encode(obj, arrays, active):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if not isinstance(obj, (dict, list, tuple)):
-        raise TypeError(f"cannot save an object of type {type(obj).__name__}; cygrad.save "
+        hint = (" (torch pickles a whole module or optimizer; cygrad pickles nothing: save its "
+                "state_dict() and load it into a new one)" if hasattr(obj, "state_dict") else "")
+        raise TypeError(f"cannot save an object of type {type(obj).__name__}{hint}; cygrad.save "
                         "takes dicts, lists, tuples, arrays, Tensors, numbers, str, bool, None")
     if id(obj) in active:
         raise ValueError("cannot save a structure that contains itself")

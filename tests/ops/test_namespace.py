@@ -34,8 +34,6 @@ KNOWN = {
     "Tensor.mm": "mm(mat2, out_dtype) (CUDA only in torch) is not offered",
     "Tensor.bmm": "bmm(mat2, out_dtype) (CUDA only in torch) is not offered",
     "Tensor.expand": "expand's internal `implicit` flag is not taken",
-    "cygrad.save": "save(obj, path): a path, no pickle_module / protocol arguments",
-    "cygrad.load": "load(path): a path, no map_location / pickle_module / weights_only / mmap",
     "cygrad.hsplit": "torch's documented hsplit(input, indices_or_sections): its schema "
                      "overloads name the second argument indices / sections",
     "cygrad.vsplit": "as hsplit",
