@@ -33,6 +33,16 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
 
 from . import autograd, backends, compiler, cuda, data, distributions, interop, linalg, nn, optim, random, viz  # noqa: E402, I001, E501
 from ._config import show_config  # noqa: E402
+from ._legacy import (  # noqa: E402  (torch's typed tensor classes)
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
 
 # nn.functional functions torch also has at its top level, under the same signature
 for _name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "cosine_similarity",

@@ -458,6 +458,8 @@ class Tensor:
             return f"cygrad.{_LEGACY_NAMES[self.dtype]}"
         if isinstance(dtype, str) and dtype.endswith("Tensor"):
             dtype = {v: k for k, v in _LEGACY_NAMES.items()}[dtype.rsplit(".", 1)[-1]]
+        elif isinstance(dtype, type) and isinstance(getattr(dtype, "dtype", None), dtypes.dtype):
+            dtype = dtype.dtype  # a legacy class (cygrad.FloatTensor ...)
         target = as_dtype(dtype)
         if target.numpy == self._data.dtype:
             return self
