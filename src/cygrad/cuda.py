@@ -36,3 +36,26 @@ def current_device():
 
 def get_device_name(device=None):
     raise RuntimeError("cygrad runs on the CPU only: there is no CUDA device")
+
+
+def is_bf16_supported(including_emulation=True):
+    return False
+
+
+class amp:  # noqa: N801  (torch.cuda.amp: its deprecated autocast and GradScaler)
+    """torch.cuda.amp.autocast / GradScaler: cygrad.amp's (the scaler disables itself, as
+    torch's does without CUDA)."""
+
+    @staticmethod
+    def autocast(enabled=True, dtype=None, cache_enabled=True):
+        from .amp import autocast
+
+        return autocast("cuda", dtype, enabled, cache_enabled)
+
+    @staticmethod
+    def GradScaler(init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,  # noqa: N802
+                   growth_interval=2000, enabled=True):
+        from .amp import GradScaler
+
+        return GradScaler("cuda", init_scale, growth_factor, backoff_factor, growth_interval,
+                          enabled)

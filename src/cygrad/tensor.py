@@ -448,6 +448,13 @@ class Tensor:
     def cpu(self, memory_format=None):
         return self
 
+    def pin_memory(self, device=None):
+        """self: there is no device to pin memory for."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
+
     def cuda(self, device=None, non_blocking=False, memory_format=None):
         raise RuntimeError("cygrad runs on the CPU only: .cuda() is not available")
 
