@@ -1,6 +1,6 @@
-"""cygrad.utils: data loading (`cygrad.utils.data`) and hook handles (`cygrad.utils.hooks`),
-as torch.utils."""
+"""cygrad.utils: data loading (`cygrad.utils.data`), hook handles (`cygrad.utils.hooks`) and
+activation checkpointing's entry points (`cygrad.utils.checkpoint`), as torch.utils."""
 
-from . import data, hooks
+from . import checkpoint, data, hooks
 
-__all__ = ["data", "hooks"]
+__all__ = ["checkpoint", "data", "hooks"]
