@@ -210,3 +210,32 @@ def test_inverse_hyperbolics_match_torch():
             cy.sum().backward()
             ty.sum().backward()
             np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-14)
+
+
+def test_mode_nanmedian_index_fill_copy_match_torch():
+    torch = _torch()
+    x = np.array([[1, 2, 2, 3, 3, 1, 0], [5, 5, 4, 4, 9, 9, 9]])
+    for dim, keepdim in ((1, False), (0, True), (-1, True)):
+        ours, theirs = cygrad.mode(cygrad.tensor(x), dim, keepdim), \
+            torch.mode(torch.tensor(x), dim, keepdim)
+        assert ours.values.tolist() == theirs.values.tolist()
+        assert ours.indices.tolist() == theirs.indices.tolist()
+    y = np.array([[1.0, np.nan, 3.0, 2.0], [4.0, 1.0, np.nan, np.nan], [5.0, 3.0, 2.0, 7.0]])
+    ours, theirs = cygrad.nanmedian(cygrad.tensor(y), 1), torch.nanmedian(torch.tensor(y), 1)
+    assert ours.values.tolist() == theirs.values.tolist()
+    assert ours.indices.tolist() == theirs.indices.tolist()
+    assert float(cygrad.nanmedian(cygrad.tensor(y))) == float(torch.nanmedian(torch.tensor(y)))
+    z = _x((3, 4), 20)
+    src = _x((3, 2), 21)
+    c, t = cygrad.tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+    cs, ts = cygrad.tensor(src, requires_grad=True), torch.tensor(src, requires_grad=True)
+    cy = cygrad.index_copy(c, 1, cygrad.tensor([3, 0]), cs).index_fill(0, cygrad.tensor([1]), 2.0)
+    ty = torch.index_copy(t, 1, torch.tensor([3, 0]), ts).index_fill(0, torch.tensor([1]), 2.0)
+    assert np.array_equal(cy.numpy(), ty.detach().numpy())
+    g = _x((3, 4), 22)
+    (cy * cygrad.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    assert np.array_equal(c.grad.numpy(), t.grad.numpy())
+    assert np.array_equal(cs.grad.numpy(), ts.grad.numpy())
+    m = cygrad.tensor(z)
+    assert m.index_fill_(0, cygrad.tensor([1]), 0.0) is m and m.numpy()[1].sum() == 0

@@ -371,3 +371,89 @@ def typename(obj):
     module = getattr(type(obj), "__module__", "")
     name = type(obj).__qualname__
     return name if module in ("builtins", "__builtin__", None) else f"{module}.{name}"
+
+
+# ---------------------------------------------------------------------- index fills, mode
+
+def _index_mask(input, dim, index, where):
+    """A bool array of input's shape: True at the index positions along dim."""
+    d = dim + input.dim() if dim < 0 else dim
+    idx = np.asarray(index._data if isinstance(index, Tensor) else index, np.int64).reshape(-1)
+    n = input.shape[d] if input.dim() else 1
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"{where}(): index out of range for dimension {d} of size {n}")
+    mask = np.zeros(n, bool)
+    mask[idx] = True
+    shape = [1] * max(input.dim(), 1)
+    shape[d] = n
+    return np.broadcast_to(mask.reshape(shape), tuple(input.shape)), d, idx
+
+
+@export("index_fill", method=True)
+def index_fill(input, dim, index, value):
+    """input with the slices at `index` along dim set to value (no gradient reaches them)."""
+    mask, _, _ = _index_mask(input, dim, index, "index_fill")
+    return input.masked_fill(_wrap(np.ascontiguousarray(mask)), value)
+
+
+@export("index_copy", method=True)
+def index_copy(input, dim, index, source):
+    """input with its slices at `index` along dim replaced by source's (in index order):
+    gradients reach input outside them and source."""
+    mask, d, idx = _index_mask(input, dim, index, "index_copy")
+    cleared = input.masked_fill(_wrap(np.ascontiguousarray(mask)), 0)
+    return cleared.index_add(d, _wrap(idx), source)
+
+
+for _name in ("index_fill", "index_copy"):
+    registry.METHODS[_name + "_"] = _inplace(_name)
+
+
+@export("mode", method=True)
+def mode(input, dim=-1, keepdim=False):
+    """The most frequent value along dim (the smallest of those tied) and the index of its
+    last occurrence, as torch's: (values, indices)."""
+    from .reduction import values_indices
+
+    x = input if input.dim() else input.reshape(1)
+    d = dim + x.dim() if dim < 0 else dim
+    moved = np.moveaxis(x._data, d, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    picks = np.empty(rows.shape[0], np.int64)
+    for r, row in enumerate(rows):
+        values, counts = np.unique(row, return_counts=True)  # sorted: ties take the smallest
+        best = values[np.argmax(counts)]
+        picks[r] = np.nonzero(row == best)[0][-1]
+    index = _wrap(picks.reshape(moved.shape[:-1] + (1,)))
+    index = index.movedim(-1, d)
+    out = x.gather(d, index)
+    if not keepdim:
+        out, index = out.squeeze(d), index.squeeze(d)
+    if input.dim() == 0:
+        out, index = out.reshape(()), index.reshape(())
+    return values_indices["mode"](out, index)
+
+
+@export("nanmedian", method=True)
+def nanmedian(input, dim=None, keepdim=False):
+    """The lower median ignoring NaN (NaN where a slice has nothing else); with dim, torch's
+    (values, indices)."""
+    from .reduction import values_indices
+
+    if dim is None:
+        flat = input.reshape(-1)
+        count = int((~np.isnan(flat._data)).sum()) if flat.is_floating_point() else \
+            flat.numel()
+        s = flat.sort().values
+        return s[(count - 1) // 2 if count else max(flat.numel() - 1, 0) // 2]
+    x = input if input.dim() else input.reshape(1)
+    d = dim + x.dim() if dim < 0 else dim
+    s = x.sort(d)
+    n = x.shape[d]
+    counts = (~np.isnan(x._data)).sum(d, keepdims=True) if x.is_floating_point() else \
+        np.full(tuple(1 if i == d else k for i, k in enumerate(x.shape)), n)
+    k = np.where(counts > 0, (counts - 1) // 2, (n - 1) // 2).astype(np.int64)
+    values, indices = s.values.gather(d, _wrap(k)), s.indices.gather(d, _wrap(k))
+    if not keepdim:
+        values, indices = values.squeeze(d), indices.squeeze(d)
+    return values_indices["nanmedian"](values, indices)

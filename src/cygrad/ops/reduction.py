@@ -23,7 +23,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 values_indices = {name: namedtuple(name, ["values", "indices"])
                   for name in ("max", "min", "sort", "topk", "kthvalue", "median", "mode",
-                               "cummax", "cummin", "aminmax")}
+                               "cummax", "cummin", "aminmax", "nanmedian")}
 
 
 def _axes(dim, ndim):
