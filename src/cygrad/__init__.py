@@ -31,7 +31,7 @@ registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 
-from . import amp, autograd, backends, compiler, cuda, data, distributions, interop, jit, linalg, nn, optim, random, testing, viz  # noqa: E402, I001, E501
+from . import amp, autograd, backends, compiler, cuda, data, distributions, interop, jit, linalg, nn, optim, random, special, testing, viz  # noqa: E402, I001, E501
 from .amp import autocast  # noqa: E402
 from ._config import show_config  # noqa: E402
 from ._legacy import (  # noqa: E402  (torch's typed tensor classes)
