@@ -239,3 +239,21 @@ def test_mode_nanmedian_index_fill_copy_match_torch():
     assert np.array_equal(cs.grad.numpy(), ts.grad.numpy())
     m = cygrad.tensor(z)
     assert m.index_fill_(0, cygrad.tensor([1]), 0.0) is m and m.numpy()[1].sum() == 0
+
+
+def test_inplace_view_ops():
+    torch = _torch()
+    c, t = cygrad.ones(2, 3), torch.ones(2, 3)
+    for name, args in (("t_", ()), ("unsqueeze_", (0,)), ("transpose_", (0, 2)),
+                       ("squeeze_", ()), ("swapdims_", (0, 1)), ("swapaxes_", (1, 0))):
+        assert getattr(c, name)(*args) is c
+        getattr(t, name)(*args)
+        assert tuple(c.shape) == tuple(t.shape)
+    base = cygrad.arange(6).reshape(2, 3)
+    row = base[0]
+    row.unsqueeze_(0)
+    assert tuple(row.shape) == (1, 3) and tuple(base.shape) == (2, 3)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        cygrad.ones(2, requires_grad=True).unsqueeze_(0)
+    with pytest.raises(NotImplementedError, match="out-of-place unsqueeze"):
+        (cygrad.ones(2, requires_grad=True) * 2).unsqueeze_(0)

@@ -457,3 +457,29 @@ def nanmedian(input, dim=None, keepdim=False):
     if not keepdim:
         values, indices = values.squeeze(d), indices.squeeze(d)
     return values_indices["nanmedian"](values, indices)
+
+
+# ---------------------------------------------------------------------- in-place view ops
+
+def _inplace_view(name):
+    """self = self.name(...), changing self's shape in place (its memory stays): torch's
+    unsqueeze_, squeeze_, t_, transpose_, swapaxes_, swapdims_."""
+    def method(self, *args, **kwargs):
+        from ..tensor import _local
+
+        if self._op is not None:  # a graph's output: its node expects its shape
+            raise NotImplementedError(f"{name}_ on a tensor in a graph is not supported in "
+                                      f"cygrad: use the out-of-place {name}")
+        if _local.grad_enabled and self._rg:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
+        self._data = getattr(self, name)(*args, **kwargs)._data
+        return self
+
+    method.__name__ = method.__qualname__ = name + "_"
+    method.__doc__ = f"In place: self becomes self.{name}(...) (a view of the same memory)."
+    return method
+
+
+for _name in ("unsqueeze", "squeeze", "t", "transpose", "swapaxes", "swapdims"):
+    registry.METHODS[_name + "_"] = _inplace_view(_name)
