@@ -1,12 +1,13 @@
 """torch.special: the functions cygrad has, under torch.special's names (expit, logit, erf,
 erfc, exp2, expm1, log1p, logsumexp, softmax, log_softmax, round, sinc, xlogy, xlog1py, entr,
-ndtr, log_ndtr). The rest of torch.special (gammaln, digamma, erfinv, the Bessel and zeta
-functions ...) is not built: asking for one raises AttributeError naming it."""
+ndtr, log_ndtr, gammaln, digamma, psi). The rest of torch.special (erfinv, polygamma, the
+Bessel and zeta functions ...) is not built: asking for one raises AttributeError naming it."""
 
 import math
 
 __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp", "softmax",
-           "log_softmax", "round", "sinc", "xlogy", "xlog1py", "entr", "ndtr", "log_ndtr"]
+           "log_softmax", "round", "sinc", "xlogy", "xlog1py", "entr", "ndtr", "log_ndtr",
+           "gammaln", "digamma", "psi"]
 
 
 def _f(name):
@@ -93,6 +94,18 @@ def ndtr(input):
 def log_ndtr(input):
     """log of the standard normal CDF, through erfc (accurate far into the left tail)."""
     return (0.5 * (-input * (1 / math.sqrt(2))).erfc()).log()
+
+
+def gammaln(input):
+    """log|Gamma(x)| (torch.lgamma)."""
+    return _f("lgamma")(input)
+
+
+def digamma(input):
+    return _f("digamma")(input)
+
+
+psi = digamma
 
 
 def __getattr__(name):

@@ -328,6 +328,10 @@ unary("sinc", np.sinc, lambda g, x, y: g * _sinc_slope(x, y),
       "dx = g * (cos(pi x) - y) / x  (0 at x = 0)", saves="xy")
 unary("erfc", lambda x: _erfc(x), lambda g, x, y: g * (_t(g, -2 / math.sqrt(math.pi)) *
       np.exp(-(x * x))), "dx = -g * 2/sqrt(pi) * exp(-x**2)")
+unary("lgamma", lambda x: _lgamma(x), lambda g, x, y: g * _polygamma01(x, 0),
+      "dx = g * digamma(x)", domain=(0.3, 4.0))
+unary("digamma", lambda x: _polygamma01(x, 0), lambda g, x, y: g * _polygamma01(x, 1),
+      "dx = g * polygamma(1, x)", domain=(0.3, 4.0))
 unary("deg2rad", lambda x: x * _t(x, math.pi / 180), lambda g, x, y: g * _t(g, math.pi / 180),
       "dx = g * pi / 180", saves="")
 unary("rad2deg", lambda x: x * _t(x, 180 / math.pi), lambda g, x, y: g * _t(g, 180 / math.pi),
@@ -373,6 +377,65 @@ _ERFC = np.frompyfunc(math.erfc, 1, 1)
 def _erfc(x):
     """erfc elementwise (math.erfc in double, rounded once: accurate where 1 - erf is not)."""
     return _ERFC(x.astype(np.float64)).astype(x.dtype)
+
+
+def _lgamma_at(v):
+    """math.lgamma, with torch's inf at the poles (0 and the negative integers)."""
+    try:
+        return math.lgamma(v)
+    except ValueError:
+        return math.inf
+
+
+_LGAMMA = np.frompyfunc(_lgamma_at, 1, 1)
+
+
+def _lgamma(x):
+    """log|Gamma(x)| elementwise (math.lgamma in double, rounded once)."""
+    return _LGAMMA(x.astype(np.float64)).astype(np.float64).astype(x.dtype)
+
+
+# the asymptotic series' coefficients: digamma's B_2k / 2k and trigamma's B_2k
+_PSI_SERIES = (1 / 12, -1 / 120, 1 / 252, -1 / 240, 1 / 132, -691 / 32760, 1 / 12)
+_PSI1_SERIES = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)
+
+
+def _shifted(x, deriv):
+    """digamma (deriv 0) or trigamma (deriv 1) for x >= 1 in double: the recurrence up to
+    x >= 10, then the asymptotic series (within a few ulps)."""
+    acc = np.zeros_like(x)
+    x = x.copy()
+    small = x < 10
+    while small.any():
+        acc = np.where(small, acc - (1 / x if deriv == 0 else -1 / (x * x)), acc)
+        x = np.where(small, x + 1, x)
+        small = x < 10
+    inv2 = 1 / (x * x)
+    if deriv == 0:
+        series = sum(c * inv2 ** (k + 1) for k, c in enumerate(_PSI_SERIES))
+        return acc + np.log(x) - 0.5 / x - series
+    series = sum(c * inv2 ** k / x for k, c in enumerate(_PSI1_SERIES, start=1))
+    return acc + 1 / x + 0.5 * inv2 + series
+
+
+def _polygamma01(x, deriv):
+    """digamma or trigamma elementwise, computed in double and rounded once: the reflection
+    formula below 1 (psi(x) = psi(1 - x) - pi / tan(pi x); psi1(x) = pi^2 / sin^2(pi x) -
+    psi1(1 - x)); torch's values at the poles (digamma: -inf at 0, NaN at the negative
+    integers; trigamma: inf)."""
+    v = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        low = v < 1
+        mirrored = np.where(low, 1 - v, v)
+        out = _shifted(mirrored, deriv)
+        if deriv == 0:
+            out = np.where(low, out - np.pi / np.tan(np.pi * v), out)
+            out = np.where(v == 0, -np.inf, out)
+            out = np.where((v < 0) & (v == np.floor(v)), np.nan, out)
+        else:
+            out = np.where(low, (np.pi / np.sin(np.pi * v)) ** 2 - out, out)
+            out = np.where((v <= 0) & (v == np.floor(v)), np.inf, out)
+    return out.astype(x.dtype)
 
 
 def _logit(x, eps):
