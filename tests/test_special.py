@@ -12,7 +12,7 @@ CASES = [("expit", (X,)), ("erf", (X,)), ("erfc", (X,)), ("exp2", (X,)), ("expm1
          ("log1p", (X + 4,)), ("ndtr", (X,)), ("log_ndtr", (X,)), ("sinc", (X,)),
          ("entr", (np.array([0.5, 2.0, 0.1]),)), ("logit", (np.array([0.2, 0.7]),)),
          ("xlogy", (X, X + 4)), ("xlog1py", (X, np.array([0.5, 1.0, -0.5, 2.0, 0.1]))),
-         ("gammaln", (X + 3.5,))]
+         ("gammaln", (X + 3.5,)), ("erfinv", (X / 3.5,))]
 
 
 @pytest.mark.parametrize("name,args", CASES, ids=[c[0] for c in CASES])
@@ -39,6 +39,29 @@ def test_reductions_and_edges():
                                torch.special.logsumexp(torch.tensor(x), 1).numpy(), rtol=1e-14)
     e = np.array([-1.0, 0.0])
     assert special.entr(cygrad.tensor(e)).tolist() == torch.special.entr(torch.tensor(e)).tolist()
-    with pytest.raises(AttributeError, match="torch.special.erfinv"):
-        _ = special.erfinv
+    with pytest.raises(AttributeError, match="torch.special.zeta"):
+        _ = special.zeta
     assert special.psi is special.digamma
+
+
+def test_erfinv_inverts_erf_and_serves_timms_trunc_normal():
+    import math
+
+    x = np.linspace(-2.5, 2.5, 201)  # (beyond, erf's rounding hides x: dx/dy = e^(x^2) ...)
+    y = np.array([math.erf(v) for v in x])
+    back = cygrad.erfinv(cygrad.tensor(y)).numpy()
+    np.testing.assert_allclose(back, x, rtol=0, atol=1e-13)
+    assert cygrad.erfinv(cygrad.tensor([0.5], dtype=cygrad.float64)).item() == 0.4769362762044699
+    assert cygrad.erfinv(cygrad.tensor([1.0, -1.0, 1.5])).tolist()[:2] == [math.inf, -math.inf]
+    assert math.isnan(cygrad.erfinv(cygrad.tensor([1.5])).item())
+    # timm's trunc_normal_: uniform on [2 cdf(a) - 1, 2 cdf(b) - 1], then erfinv_, scale, shift
+    cygrad.manual_seed(0)
+    t = cygrad.empty(20000, dtype=cygrad.float64)
+    lo, hi = math.erf(-2 / math.sqrt(2)), math.erf(2 / math.sqrt(2))
+    t.uniform_(lo, hi)
+    t.erfinv_()
+    t.mul_(0.02 * math.sqrt(2.0))
+    t.clamp_(min=-0.04, max=0.04)
+    values = t.numpy()
+    assert values.min() >= -0.04 and values.max() <= 0.04
+    assert abs(values.std() - 0.02 * 0.8796) < 5e-4  # a normal truncated at 2 sigma

@@ -1,13 +1,13 @@
 """torch.special: the functions cygrad has, under torch.special's names (expit, logit, erf,
 erfc, exp2, expm1, log1p, logsumexp, softmax, log_softmax, round, sinc, xlogy, xlog1py, entr,
-ndtr, log_ndtr, gammaln, digamma, psi). The rest of torch.special (erfinv, polygamma, the
+ndtr, log_ndtr, gammaln, digamma, psi, erfinv). The rest of torch.special (polygamma, the
 Bessel and zeta functions ...) is not built: asking for one raises AttributeError naming it."""
 
 import math
 
 __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp", "softmax",
            "log_softmax", "round", "sinc", "xlogy", "xlog1py", "entr", "ndtr", "log_ndtr",
-           "gammaln", "digamma", "psi"]
+           "gammaln", "digamma", "psi", "erfinv"]
 
 
 def _f(name):
@@ -106,6 +106,10 @@ def digamma(input):
 
 
 psi = digamma
+
+
+def erfinv(input):
+    return _f("erfinv")(input)
 
 
 def __getattr__(name):

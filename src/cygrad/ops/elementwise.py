@@ -328,6 +328,8 @@ unary("sinc", np.sinc, lambda g, x, y: g * _sinc_slope(x, y),
       "dx = g * (cos(pi x) - y) / x  (0 at x = 0)", saves="xy")
 unary("erfc", lambda x: _erfc(x), lambda g, x, y: g * (_t(g, -2 / math.sqrt(math.pi)) *
       np.exp(-(x * x))), "dx = -g * 2/sqrt(pi) * exp(-x**2)")
+unary("erfinv", lambda x: _erfinv(x), lambda g, x, y: g * (_t(g, math.sqrt(math.pi) / 2) *
+      np.exp(y * y)), "dx = g * sqrt(pi)/2 * exp(y**2)", saves="y", domain=(-0.9, 0.9))
 unary("lgamma", lambda x: _lgamma(x), lambda g, x, y: g * _polygamma01(x, 0),
       "dx = g * digamma(x)", domain=(0.3, 4.0))
 unary("digamma", lambda x: _polygamma01(x, 0), lambda g, x, y: g * _polygamma01(x, 1),
@@ -377,6 +379,38 @@ _ERFC = np.frompyfunc(math.erfc, 1, 1)
 def _erfc(x):
     """erfc elementwise (math.erfc in double, rounded once: accurate where 1 - erf is not)."""
     return _ERFC(x.astype(np.float64)).astype(x.dtype)
+
+
+def _erfinv(y):
+    """The inverse of erf elementwise, in double and rounded once: Giles' single-precision
+    approximation of erfinv(|y|), then Newton steps on math.erf (|y| <= 1/2) or on
+    log(math.erfc) (beyond: against log(1 - |y|), 1 - |y| exact there), the sign restored;
+    +-inf at +-1, NaN beyond."""
+    v = y.astype(np.float64)
+    with np.errstate(all="ignore"):
+        w = -np.log((1 - v) * (1 + v))
+        central = w < 5
+        t = np.where(central, w - 2.5, np.sqrt(w) - 3)
+        cs = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+              -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+        ct = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+              -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+        pa, pb = np.full_like(v, cs[0]), np.full_like(v, ct[0])
+        for a, b in zip(cs[1:], ct[1:]):
+            pa, pb = pa * t + a, pb * t + b
+        a = np.abs(v)
+        x = np.where(central, pa, pb) * a
+        inside, tail = a < 1, a > 0.5
+        for _ in range(6):  # on erf near 0; near +-1 on log erfc against log(1 - |y|), exact
+            slope = 2 / math.sqrt(math.pi) * np.exp(-x * x)
+            c = _ERFC(x).astype(np.float64)
+            step = np.where(tail, (np.log(1 - a) - np.log(c)) * c / slope,
+                            (_ERF(x).astype(np.float64) - a) / slope)
+            x = np.where(inside & np.isfinite(step), x - step, x)
+        x = np.copysign(x, v)
+        x = np.where(v == 1, np.inf, np.where(v == -1, -np.inf, x))
+        x = np.where(np.abs(v) > 1, np.nan, x)
+    return x.astype(y.dtype)
 
 
 def _lgamma_at(v):
