@@ -257,3 +257,14 @@ def test_inplace_view_ops():
         cygrad.ones(2, requires_grad=True).unsqueeze_(0)
     with pytest.raises(NotImplementedError, match="out-of-place unsqueeze"):
         (cygrad.ones(2, requires_grad=True) * 2).unsqueeze_(0)
+
+
+def test_unfold_dimension_errors_match_torch():
+    torch = _torch()
+    for dim in (2, -3):
+        with pytest.raises(IndexError) as ours:
+            cygrad.ones(2, 3).unfold(dim, 1, 1)
+        with pytest.raises(IndexError) as theirs:
+            torch.ones(2, 3).unfold(dim, 1, 1)
+        assert str(ours.value) == str(theirs.value)
+    assert cygrad.tensor(5.0).unfold(0, 1, 1).tolist() == [5.0]

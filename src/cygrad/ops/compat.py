@@ -77,12 +77,12 @@ def split_with_sizes(input, split_sizes, dim=0):
 def unfold(self, dimension, size, step):
     """Every window of `size` elements along `dimension`, `step` apart, as a new last dim:
     shape (..., (n - size) // step + 1, ..., size). A copy here (torch: a view)."""
-    d = dimension + self.dim() if dimension < 0 else dimension
-    n = self.shape[d] if self.dim() else 1
+    d = dimension + max(self.dim(), 1) if dimension < 0 else dimension
     if not 0 <= d < max(self.dim(), 1):
         raise IndexError(f"Dimension out of range (expected to be in range of "
                          f"[{-max(self.dim(), 1)}, {max(self.dim(), 1) - 1}], but got "
                          f"{dimension})")
+    n = self.shape[d] if self.dim() else 1
     if size > n:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
     if step <= 0:
