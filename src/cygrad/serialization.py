@@ -48,19 +48,18 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
     TypeError for anything else (sets, objects such as a whole Module: save its state_dict(),
     object arrays, non-str/int dict keys).
     """
-    path = f
     arrays = {}
     root = _encode(obj, arrays, active=set())
     header = {"format": _FORMAT, "version": _VERSION, "root": root}
     try:
         text = json.dumps(header, allow_nan=True, ensure_ascii=False)
     except ValueError as err:  # an int beyond Python's int-to-str digit limit
-        raise ValueError(f"{_name(path)}: cannot write the structure: {err}") from None
+        raise ValueError(f"{_name(f)}: cannot write the structure: {err}") from None
     entries = {_STRUCTURE: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
-    if hasattr(path, "write"):  # a file object: written where it stands
-        np.savez(path, allow_pickle=False, **entries)
+    if hasattr(f, "write"):  # a file object: written where it stands
+        np.savez(f, allow_pickle=False, **entries)
         return
-    path = os.fspath(path)
+    path = os.fspath(f)
     tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         with open(tmp, "xb") as f:
@@ -93,7 +92,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     if pickle_module is not None or pickle_load_args:
         raise TypeError("cygrad.load unpickles nothing: pickle_module and pickle arguments "
                         "are not taken")
-    if hasattr(f, "read"):
+    if hasattr(f, "read"):  # (a zip is read from its end record: the file's size bounds it)
         start = f.tell()
         size = f.seek(0, 2)
         f.seek(start)
