@@ -47,7 +47,8 @@ from ._legacy import (  # noqa: E402  (torch's typed tensor classes)
 
 # nn.functional functions torch also has at its top level, under the same signature
 for _name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "cosine_similarity",
-              "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "bilinear"):
+              "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "bilinear",
+              "channel_shuffle"):
     globals()[_name] = getattr(nn.functional, _name)
 del _name
 from ._format import set_printoptions  # noqa: E402

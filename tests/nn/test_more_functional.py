@@ -115,3 +115,36 @@ def test_softmax2d_and_errors():
     assert repr(nn.LPPool1d(2, 3)) == \
         "LPPool1d(norm_type=2, kernel_size=3, stride=None, ceil_mode=False)"
     assert tuple(nn.LPPool2d(2, 2)(cygrad.ones(1, 1, 4, 4)).shape) == (1, 1, 2, 2)
+
+
+def test_channel_shuffle_and_max_unpool_match_torch():
+    torch = pytest.importorskip("torch")
+    x = _x((2, 6, 3, 2), 30)
+    for groups in (1, 2, 3):
+        np.testing.assert_array_equal(
+            F.channel_shuffle(cygrad.tensor(x), groups).numpy(),
+            torch.nn.functional.channel_shuffle(torch.tensor(x), groups).numpy())
+    assert repr(nn.ChannelShuffle(3)) == repr(torch.nn.ChannelShuffle(3))
+    with pytest.raises(RuntimeError, match="divisible by groups"):
+        F.channel_shuffle(cygrad.tensor(x), 4)
+    a = _x((2, 3, 5, 6), 31)
+    tp, ti = torch.nn.functional.max_pool2d(torch.tensor(a, requires_grad=True), 2,
+                                            return_indices=True)
+    c = cygrad.tensor(a, requires_grad=True)
+    cp, ci = F.max_pool2d(c, 2, return_indices=True)
+    for size in (None, (5, 6), [2, 3, 5, 7]):
+        want = torch.nn.functional.max_unpool2d(tp, ti, 2, output_size=size)
+        got = F.max_unpool2d(cp, ci, 2, output_size=size)
+        np.testing.assert_array_equal(got.numpy(), want.detach().numpy())
+    g = _x((2, 3, 4, 6), 32)
+    (nn.MaxUnpool2d(2)(cp, ci) * cygrad.tensor(g)).sum().backward()
+    tx = torch.tensor(a, requires_grad=True)
+    tpool, tidx = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
+    (torch.nn.functional.max_unpool2d(tpool, tidx, 2) * torch.tensor(g)).sum().backward()
+    np.testing.assert_array_equal(c.grad.numpy(), tx.grad.numpy())
+    assert repr(nn.MaxUnpool2d(2)) == repr(torch.nn.MaxUnpool2d(2))
+    b = _x((2, 3, 9), 33)
+    tp1, ti1 = torch.nn.functional.max_pool1d(torch.tensor(b), 3, return_indices=True)
+    cp1, ci1 = F.max_pool1d(cygrad.tensor(b), 3, return_indices=True)
+    np.testing.assert_array_equal(nn.MaxUnpool1d(3)(cp1, ci1).numpy(),
+                                  torch.nn.MaxUnpool1d(3)(tp1, ti1).numpy())

@@ -268,3 +268,27 @@ def test_unfold_dimension_errors_match_torch():
             torch.ones(2, 3).unfold(dim, 1, 1)
         assert str(ours.value) == str(theirs.value)
     assert cygrad.tensor(5.0).unfold(0, 1, 1).tolist() == [5.0]
+
+
+def test_integer_and_float_bit_functions_match_torch():
+    torch = _torch()
+    a, b = np.array([12, -8, 0, 7, 45]), np.array([18, 6, 0, -21, 10])
+    for name in ("gcd", "lcm"):
+        assert getattr(cygrad, name)(cygrad.tensor(a), cygrad.tensor(b)).tolist() == \
+            getattr(torch, name)(torch.tensor(a), torch.tensor(b)).tolist()
+    with pytest.raises(RuntimeError, match="not implemented for 'Float'"):
+        cygrad.gcd(cygrad.ones(2), cygrad.ones(2))
+    x = np.array([3.0, 0.0, -0.75, 1e-300, 6.5e8])
+    ours, theirs = cygrad.frexp(cygrad.tensor(x)), torch.frexp(torch.tensor(x))
+    assert ours.mantissa.tolist() == theirs.mantissa.tolist()
+    assert ours.exponent.tolist() == theirs.exponent.tolist()
+    assert ours.exponent.dtype == cygrad.int32
+    e = np.array([3, -2, 0, 10, 1])
+    c = cygrad.tensor(x, requires_grad=True)
+    y = cygrad.ldexp(c, cygrad.tensor(e))
+    assert y.tolist() == torch.ldexp(torch.tensor(x), torch.tensor(e)).tolist()
+    y.sum().backward()
+    assert c.grad.tolist() == (2.0 ** e).tolist()
+    d = np.array([1.0, -1.0, 0.0])
+    assert cygrad.nextafter(cygrad.tensor(d), cygrad.tensor([2.0, -2.0, -1.0])).tolist() == \
+        torch.nextafter(torch.tensor(d), torch.tensor([2.0, -2.0, -1.0])).tolist()

@@ -4,6 +4,7 @@ from . import functional, init
 from .activation import (
     CELU,
     GLU,
+    ChannelShuffle,
     Hardshrink,
     MultiheadAttention,
     PReLU,
@@ -78,6 +79,8 @@ from .pooling import (
     MaxPool1d,
     MaxPool2d,
     MaxPool3d,
+    MaxUnpool1d,
+    MaxUnpool2d,
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding, EmbeddingBag
@@ -129,7 +132,7 @@ from . import utils  # noqa: E402, F401  (torch.nn.utils)
 __all__ = [
     "Module", "Parameter", "Buffer", "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d",
     "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d",
-    "MaxPool3d", "AvgPool3d", "BatchNorm3d",
+    "MaxPool3d", "AvgPool3d", "BatchNorm3d", "MaxUnpool1d", "MaxUnpool2d", "ChannelShuffle",
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
     "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity", "Sequential", "ModuleList",

@@ -8,7 +8,7 @@ from ..ops.shape import where
 from ..tensor import Tensor, _wrap
 
 __all__ = ["local_response_norm", "lp_pool1d", "lp_pool2d", "gumbel_softmax", "pdist", "rrelu",
-           "rrelu_", "embedding_bag"]
+           "rrelu_", "embedding_bag", "channel_shuffle", "max_unpool1d", "max_unpool2d"]
 
 
 def _F():
@@ -175,3 +175,69 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         return total
     sizes = np.bincount(bag[keep], minlength=count).astype(weight._data.dtype)
     return total / _wrap(np.maximum(sizes, 1).reshape(-1, 1))
+
+
+def channel_shuffle(input, groups):
+    """ShuffleNet's channel shuffle: the channels (dim 1) seen as (groups, C / groups), that
+    transposed: (N, C, *) -> (N, C, *), channel g * (C / groups) + i moved to i * groups + g."""
+    if input.dim() < 3:
+        raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but "
+                           f"got input with sizes {list(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of "
+                           f"groups:{groups}")
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels "
+                           f"and {groups} groups.")
+    rest = tuple(input.shape[2:])
+    return input.reshape((n, groups, c // groups) + rest).transpose(1, 2).reshape(
+        (n, c) + rest)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """max_pool1d(return_indices=True)'s inverse: each value put back at its index in a zero
+    (N, C, L_out), L_out = (L - 1) * stride - 2 * padding + kernel_size or output_size."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1,
+                       "max_unpool1d")
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """max_pool2d(return_indices=True)'s inverse: each value put back at its index (y * W + x)
+    in a zero (N, C, H_out, W_out); gradients go back to the values."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
+                       "max_unpool2d")
+
+
+def _max_unpool(x, indices, kernel_size, stride, padding, output_size, dims, fn):
+    from ..ops.shape import scatter
+    from ._functional_conv import _ints
+
+    kernel = _ints(kernel_size, dims, "kernel_size", fn)
+    stride = kernel if stride is None else _ints(stride, dims, "stride", fn)
+    padding = _ints(padding, dims, "padding", fn)
+    if tuple(x.shape) != tuple(indices.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(x.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    if x.dim() not in (dims + 1, dims + 2):
+        raise RuntimeError(f"{fn}: expected a {dims + 1}D or {dims + 2}D input, got "
+                           f"{list(x.shape)}")
+    spatial = tuple(x.shape[-dims:])
+    size = tuple((s - 1) * st - 2 * p + k for s, st, p, k in zip(spatial, stride, padding, kernel))
+    if output_size is not None:
+        wanted = tuple(int(v) for v in output_size)[-dims:]
+        if len(wanted) != dims:
+            raise ValueError(f"output_size should be a sequence containing {dims} or "
+                             f"{dims + 2} elements, but it has a length of "
+                             f"'{len(output_size)}'")
+        size = wanted
+    lead = tuple(x.shape[:-dims])
+    total = int(np.prod(size))
+    idx = indices._data.reshape(lead + (-1,))
+    if idx.size and (idx.min() < 0 or idx.max() >= total):
+        raise RuntimeError(f"Found an invalid max index: {int(idx.max())} (output volumes are "
+                           f"of size {'x'.join(map(str, size))}")
+    flat = x.reshape(lead + (-1,))
+    out = scatter(x.new_zeros(lead + (total,)), -1, _wrap(idx.astype(np.int64)), flat)
+    return out.reshape(lead + size)

@@ -7,7 +7,7 @@ from ..tensor import check_device
 from . import _functional_extra as F
 from . import init
 from . import init as _init
-from ._functional_more import rrelu
+from ._functional_more import channel_shuffle, rrelu
 from ._functional_transformer import multi_head_attention_forward
 from .layers import Linear, _dtype
 from .module import Module, Parameter
@@ -230,3 +230,17 @@ class Softmax2d(Module):
             raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D "
                              "instead")
         return input.softmax(-3)
+
+
+class ChannelShuffle(Module):
+    """F.channel_shuffle(input, groups) (ShuffleNet)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input):
+        return channel_shuffle(input, self.groups)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"

@@ -483,3 +483,61 @@ def _inplace_view(name):
 
 for _name in ("unsqueeze", "squeeze", "t", "transpose", "swapaxes", "swapdims"):
     registry.METHODS[_name + "_"] = _inplace_view(_name)
+
+
+# ---------------------------------------------------------------------- integer and float bits
+
+def _int_pair(input, other, where):
+    for t in (input, other):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}(): arguments must be Tensors, got {type(t).__name__}")
+        if t.is_floating_point() or t.dtype == dtypes.bool_:
+            raise RuntimeError(f"\"{where}_cpu\" not implemented for "
+                               f"'{dtypes.SCALAR_NAMES[t.dtype.name]}'")
+    return np.broadcast_arrays(input._data, other._data)
+
+
+@export("gcd", method=True)
+def gcd(input, other):
+    """The greatest common divisor, elementwise (integers; gcd(0, 0) = 0)."""
+    a, b = _int_pair(input, other, "gcd")
+    return _wrap(np.ascontiguousarray(np.gcd(a, b)))
+
+
+@export("lcm", method=True)
+def lcm(input, other):
+    """The least common multiple, elementwise (integers; non-negative)."""
+    a, b = _int_pair(input, other, "lcm")
+    return _wrap(np.ascontiguousarray(np.abs(np.lcm(a, b))))
+
+
+@export("frexp", method=True)
+def frexp(input):
+    """(mantissa, exponent) with input = mantissa * 2**exponent, |mantissa| in [0.5, 1)
+    (0 for 0); the exponent int32, as torch's."""
+    from collections import namedtuple
+
+    if not input.is_floating_point():
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    m, e = np.frexp(input._data)
+    pair = namedtuple("frexp", ["mantissa", "exponent"])
+    return pair(_wrap(np.ascontiguousarray(m)), _wrap(np.ascontiguousarray(e.astype(np.int32))))
+
+
+@export("ldexp", method=True)
+def ldexp(input, other):
+    """input * 2**other (a float result; gradient to input)."""
+    scale = (other.type(dtypes.float64) if isinstance(other, Tensor) else float(other))
+    x = input if input.is_floating_point() else input.type(dtypes.get_default_dtype())
+    return x * _f("exp2")(scale).type(x.dtype) if isinstance(scale, Tensor) else x * 2.0 ** scale
+
+
+@export("nextafter", method=True)
+def nextafter(input, other):
+    """The next floating-point value after input towards other (no gradient)."""
+    a, b = np.broadcast_arrays(input._data, other._data)
+    return _wrap(np.ascontiguousarray(np.nextafter(a, b)))
+
+
+for _name in ("gcd", "lcm", "ldexp"):
+    registry.METHODS[_name + "_"] = _inplace(_name)
