@@ -67,3 +67,20 @@ def test_errors():
         F.bilinear(x2, x2, w)
     with pytest.raises(RuntimeError, match="bias size does not match"):
         F.bilinear(x1, x2, w, b[:3])
+
+
+def test_lazy_linear_sizes_itself_at_the_first_call():
+    torch = pytest.importorskip("torch")
+    m, t = nn.LazyLinear(4), torch.nn.LazyLinear(4)
+    assert repr(m) == repr(t)
+    weight = m.weight
+    opt = cygrad.optim.SGD(m.parameters(), lr=0.1)  # (made before the first call)
+    y = m(cygrad.ones(2, 3))
+    t(torch.ones(2, 3))
+    assert type(m) is nn.Linear and repr(m) == repr(t)
+    assert m.weight is weight and tuple(m.weight.shape) == (4, 3)
+    assert np.abs(m.weight.numpy()).max() <= 1 / np.sqrt(3)
+    before = m.weight.numpy().copy()
+    y.sum().backward()
+    opt.step()
+    assert not np.array_equal(before, m.weight.numpy())

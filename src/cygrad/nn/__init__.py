@@ -36,6 +36,7 @@ from .layers import (
     FeatureAlphaDropout,
     Flatten,
     Identity,
+    LazyLinear,
     Linear,
     LogSoftmax,
     Softmax,
@@ -130,7 +131,8 @@ def tied_parameters(model):
 from . import utils  # noqa: E402, F401  (torch.nn.utils)
 
 __all__ = [
-    "Module", "Parameter", "Buffer", "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d",
+    "Module", "Parameter", "Buffer", "Linear", "LazyLinear", "Bilinear", "Conv1d", "Conv2d",
+    "Conv3d",
     "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d",
     "MaxPool3d", "AvgPool3d", "BatchNorm3d", "MaxUnpool1d", "MaxUnpool2d", "ChannelShuffle",
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",

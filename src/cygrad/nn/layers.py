@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops import registry
 from ..ops.elementwise import _bind
 from ..ops.layers import linear_activation_op
-from ..tensor import check_device
+from ..tensor import _wrap, check_device
 from . import functional as F
 from . import init
 from ._functional_dropout import _check_probability
@@ -55,6 +55,41 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class LazyLinear(Linear):
+    """Linear whose in_features is read from its first input (torch.nn.LazyLinear): until
+    then weight is (out_features, 0) and bias uninitialised; the first forward sizes them in
+    place (the same Parameter objects), initialises them as Linear's and turns the module into
+    a Linear."""
+
+    cls_to_become = Linear
+
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
+        Module.__init__(self)
+        check_device(device)
+        self.in_features = 0
+        self.out_features = F._size(out_features, "LazyLinear: out_features", 0)
+        dtype = _dtype(dtype)
+        self.weight = Parameter(np.empty((out_features, 0), dtype=dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_features, dtype=dtype))
+                                if bias else None)
+
+    def has_uninitialized_params(self):
+        return True
+
+    def reset_parameters(self):
+        if self.in_features:
+            Linear.reset_parameters(self)
+
+    def forward(self, x):
+        self.in_features = int(x.shape[-1])
+        weight = self._parameters["weight"]
+        weight.data = _wrap(np.empty((self.out_features, self.in_features),
+                                     dtype=weight._data.dtype))
+        Linear.reset_parameters(self)
+        self.__class__ = self.cls_to_become
+        return Linear.forward(self, x)
 
 
 class Bilinear(Module):
