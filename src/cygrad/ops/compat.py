@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..tensor import Tensor, _wrap
+from ..tensor import _LEGACY_NAMES, Tensor, _wrap
 from . import registry
 from .registry import export
 
@@ -110,15 +110,15 @@ def float_power(input, exponent):
     return base ** power
 
 
-registry.METHODS["float_power_"] = lambda self, exponent: _float_power_inplace(self, exponent)
-
-
 def _float_power_inplace(self, exponent):
     if self.dtype != dtypes.float64:
         raise RuntimeError(f"the base given to float_power_ has dtype "
                            f"{dtypes.SCALAR_NAMES[self.dtype.name]} but the operation's "
                            "result requires dtype Double")
     return self._write(float_power(self._inplace_input(), exponent))
+
+
+registry.METHODS["float_power_"] = _float_power_inplace
 
 
 @export("heaviside", method=True)
@@ -364,10 +364,7 @@ def typename(obj):
     """torch.typename: 'torch.FloatTensor'-style names for tensors (cygrad's dtypes), the
     qualified class name for anything else."""
     if isinstance(obj, Tensor):
-        return {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
-                "int64": "torch.LongTensor", "int32": "torch.IntTensor",
-                "int16": "torch.ShortTensor", "int8": "torch.CharTensor",
-                "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}[obj.dtype.name]
+        return f"torch.{_LEGACY_NAMES[obj.dtype]}"  # (the names Tensor.type() gives)
     module = getattr(type(obj), "__module__", "")
     name = type(obj).__qualname__
     return name if module in ("builtins", "__builtin__", None) else f"{module}.{name}"
