@@ -30,6 +30,7 @@ from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops o
 registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
+_weight_norm = registry.FUNCTIONS["_weight_norm"]  # torch's one private name programs call
 
 from . import amp, autograd, backends, compiler, cuda, data, distributions, interop, jit, linalg, nn, optim, random, special, testing, viz  # noqa: E402, I001, E501
 from .amp import autocast  # noqa: E402

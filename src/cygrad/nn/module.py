@@ -7,7 +7,13 @@ pre-hooks, `forward` and the forward hooks, and sets up the backward hooks (nn/_
 
 Departures from torch, on purpose: `load_state_dict` also takes numpy arrays (what
 `cygrad.load` returns); only the CPU exists (`cuda()` raises), and there is no float16
-(`half()` raises); global hooks and state-dict hooks are not offered.
+(`half()` raises); global hooks are not offered.
+
+A tensor can be computed instead of stored (nn.utils.parametrize, weight_norm): its name leaves
+the module's table for a property or a plain attribute, and the table becomes a
+`_ComputedTable`, where `table[name]` (what the layers' forwards read, faster than the
+attribute) returns the computed tensor while iteration, `in` and len still see only what is
+stored: named_parameters() and state_dict() list what torch's do.
 """
 
 import warnings
@@ -86,6 +92,31 @@ def _changed():
     _layout[0] += 1
 
 
+class _ComputedTable(OrderedDict):
+    """A module's parameter or buffer table once some of its names are computed (see the
+    module docstring): table[name] of a computed name reads the module's attribute; every
+    other use of the table sees only the entries stored in it."""
+
+    def __init__(self, entries, owner):
+        super().__init__(entries)
+        self.owner = owner
+        self.computed = set()
+
+    def __missing__(self, name):
+        if name in self.computed:
+            return getattr(self.owner, name)
+        raise KeyError(name)
+
+    def __reduce__(self):  # copy and pickle as the table it is
+        return (_computed_table, (list(self.items()), self.owner, sorted(self.computed)))
+
+
+def _computed_table(entries, owner, computed):
+    table = _ComputedTable(entries, owner)
+    table.computed.update(computed)
+    return table
+
+
 def _typename(value):
     if isinstance(value, Tensor):
         return "cygrad." + value.type().rsplit(".", 1)[-1]
@@ -122,7 +153,9 @@ class Module:
         for table in ("_parameters", "_buffers", "_modules", "_forward_pre_hooks",
                       "_forward_pre_hooks_with_kwargs", "_forward_hooks",
                       "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-                      "_backward_pre_hooks", "_backward_hooks"):
+                      "_backward_pre_hooks", "_backward_hooks", "_state_dict_hooks",
+                      "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+                      "_load_state_dict_post_hooks"):
             state[table] = OrderedDict()
         state["_non_persistent_buffers_set"] = set()
         _changed()
@@ -222,6 +255,21 @@ class Module:
                 state[table].pop(name, None)
         if keep != "_buffers":
             state["_non_persistent_buffers_set"].discard(name)
+
+    def _set_computed(self, name, table, computed):
+        """Mark `name` as computed (read through the attribute by table[name]: see the module
+        docstring) in `table` ("_parameters" or "_buffers"), or no longer."""
+        state = self.__dict__
+        entries = state[table]
+        if computed:
+            if not isinstance(entries, _ComputedTable):
+                entries = state[table] = _ComputedTable(entries, self)
+            entries.computed.add(name)
+        elif isinstance(entries, _ComputedTable):
+            entries.computed.discard(name)
+            if not entries.computed:  # a plain table again (the faster lookups)
+                state[table] = OrderedDict(entries)
+        _changed()
 
     def __getattr__(self, name):  # only called when normal lookup fails
         state = self.__dict__
@@ -364,6 +412,49 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
 
+
+    def _hook_table(self, table):
+        """One of the state-dict hook tables (a module unpickled from before they existed gets
+        it empty)."""
+        state = self.__dict__
+        if table not in state:
+            state[table] = OrderedDict()
+        return state[table]
+
+    def _add_state_hook(self, table, hook, public=False):
+        entries = self._hook_table(table)
+        handle = RemovableHandle(entries)
+        entries[handle.id] = (hook, public)
+        return handle
+
+    def register_state_dict_pre_hook(self, hook):
+        """hook(module, prefix, keep_vars), run before state_dict() saves this module."""
+        return self._add_state_hook("_state_dict_pre_hooks", hook, True)
+
+    def register_state_dict_post_hook(self, hook):
+        """hook(module, state_dict, prefix, local_metadata) -> None, run after state_dict()
+        has saved this module and its children (it may change state_dict in place)."""
+        return self._add_state_hook("_state_dict_hooks", hook, True)
+
+    def _register_state_dict_hook(self, hook):
+        """As register_state_dict_post_hook, but the hook may return a new state dict."""
+        return self._add_state_hook("_state_dict_hooks", hook)
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs), run before this module loads its entries of state_dict
+        (it may change state_dict in place: rename or convert entries)."""
+        return self._add_state_hook("_load_state_dict_pre_hooks", hook, True)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module=False):
+        """As register_load_state_dict_pre_hook, the module passed first only with
+        with_module."""
+        return self._add_state_hook("_load_state_dict_pre_hooks", hook, with_module)
+
+    def register_load_state_dict_post_hook(self, hook):
+        """hook(module, incompatible_keys) -> None, run after load_state_dict() has loaded this
+        module and its children; it may change incompatible_keys' lists in place."""
+        return self._add_state_hook("_load_state_dict_post_hooks", hook)
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """(name, module) for this module and every submodule, depth first in registration
         order; a module reached by several paths comes once unless remove_duplicate=False."""
@@ -582,17 +673,37 @@ class Module:
             keep_vars = args[2] if len(args) > 2 and keep_vars is False else keep_vars
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        local_metadata = {"version": self._version}
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
+        for hook, _ in self._hook_table("_state_dict_pre_hooks").values():
+            hook(self, prefix, keep_vars)
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=f"{prefix}{name}.",
                                   keep_vars=keep_vars)
+        for hook, public in self._hook_table("_state_dict_hooks").values():
+            result = hook(self, destination, prefix, local_metadata)
+            if public and result is not None:
+                raise RuntimeError("state_dict post-hook must return None")
+            if result is not None:
+                destination = result
         return destination
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         """Copy this module's own entries of state_dict (keys prefix + name) into its
-        parameters and persistent buffers; note missing and unexpected keys and errors."""
+        parameters and persistent buffers; note missing and unexpected keys and errors. The
+        load-state-dict pre-hooks run first."""
+        for hook, with_module in self._hook_table("_load_state_dict_pre_hooks").values():
+            if with_module:
+                hook(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                     unexpected_keys, error_msgs)
+            else:
+                hook(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                     error_msgs)
         local = {k: v for k, v in self._parameters.items() if v is not None}
         local.update((k, v) for k, v in self._buffers.items()
                      if v is not None and k not in self._non_persistent_buffers_set)
@@ -671,6 +782,13 @@ class Module:
                     child_prefix = f"{prefix}{name}."
                     load(child, {k: v for k, v in local_state.items()
                                  if k.startswith(child_prefix)}, child_prefix)
+            keys = _IncompatibleKeys(missing, unexpected)
+            for hook, _ in module._hook_table("_load_state_dict_post_hooks").values():
+                if hook(module, keys) is not None:
+                    raise AssertionError(
+                        "Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                        "expected to return new values, if incompatible_keys need to be "
+                        "modified, it should be done inplace.")
 
         load(self, OrderedDict(state_dict), "")
         if strict:

@@ -538,3 +538,31 @@ def nextafter(input, other):
 
 for _name in ("gcd", "lcm", "ldexp"):
     registry.METHODS[_name + "_"] = _inplace(_name)
+
+
+# ---------------------------------------------------------------------- weight normalisation
+
+@export("norm_except_dim")
+def norm_except_dim(v, pow=2, dim=0):
+    """The pow-norm of v over every dimension but dim, shaped to broadcast against v (size 1
+    elsewhere); dim=-1: the norm of the whole tensor, 0-d (torch's meaning of -1 here, not the
+    last dimension). What weight_norm divides by."""
+    if dim == -1:
+        return v.norm(pow)
+    if dim < 0 or dim >= v.ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [-1, {v.ndim - 1}]"
+                         f", but got {dim})")
+    if dim == 0:
+        shape = (v.shape[0],) + (1,) * (v.ndim - 1)
+        return v.contiguous().view(v.shape[0], -1).norm(pow, 1).view(shape)
+    if dim == v.ndim - 1:
+        shape = (1,) * (v.ndim - 1) + (v.shape[-1],)
+        return v.contiguous().view(-1, v.shape[-1]).norm(pow, 0).view(shape)
+    return norm_except_dim(v.transpose(0, dim), pow, 0).transpose(0, dim)
+
+
+@export("_weight_norm")
+def _weight_norm(v, g, dim=0):
+    """v * (g / norm_except_dim(v, 2, dim)): weight normalisation's weight (Salimans and
+    Kingma, 2016), a direction v scaled to norm g along dim (-1: the whole tensor)."""
+    return v * (g / norm_except_dim(v, 2, dim))

@@ -370,7 +370,7 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
 
 # ---------------------------------------------------------------------- products
 
-@export("vdot")
+@export("vdot", method=True)
 def vdot(input, other):
     """The dot product of two 1-D tensors (real: no conjugate)."""
     return _f("dot")(input, other)

@@ -1,7 +1,8 @@
-"""cygrad.nn.utils: gradient clipping, parameter/vector conversion and packed sequences
-(torch.nn.utils, torch.nn.utils.rnn)."""
+"""cygrad.nn.utils: gradient clipping, parameter/vector conversion, packed sequences,
+parametrizations (weight_norm, spectral_norm and the hook-based forms before them) and
+batch-norm folding (torch.nn.utils, torch.nn.utils.rnn, .parametrize, .parametrizations)."""
 
-from . import rnn
+from . import parametrizations, parametrize, rnn
 from .clip_grad import (
     clip_grad_norm,
     clip_grad_norm_,
@@ -10,6 +11,17 @@ from .clip_grad import (
     get_total_norm,
 )
 from .convert_parameters import parameters_to_vector, vector_to_parameters
+from .fusion import (
+    fuse_conv_bn_eval,
+    fuse_conv_bn_weights,
+    fuse_linear_bn_eval,
+    fuse_linear_bn_weights,
+    skip_init,
+)
+from .weight_norm import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm
 
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
-           "get_total_norm", "parameters_to_vector", "vector_to_parameters", "rnn"]
+           "get_total_norm", "parameters_to_vector", "vector_to_parameters", "rnn",
+           "parametrize", "parametrizations", "weight_norm", "remove_weight_norm",
+           "spectral_norm", "remove_spectral_norm", "fuse_conv_bn_eval", "fuse_conv_bn_weights",
+           "fuse_linear_bn_eval", "fuse_linear_bn_weights", "skip_init"]
