@@ -106,10 +106,10 @@ cdef extern from "gemm_microkernel.h" nogil:
                             Py_ssize_t ldc, int load_c)
     void cg_kernel_wide_f32_sum(Py_ssize_t kc, const float *a, const float *b, float *c,
                                 Py_ssize_t ldc, int load_c, int nsrc, const float *const *src,
-                                const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
+                                const Py_ssize_t *ld)
     void cg_kernel_wide_f64_sum(Py_ssize_t kc, const double *a, const double *b, double *c,
                                 Py_ssize_t ldc, int load_c, int nsrc, const double *const *src,
-                                const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
+                                const Py_ssize_t *ld)
     void cg_pack_a_kcont_wide_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_a_icont_wide_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_a_kcont_wide_f64(double *dst, const double *src, Py_ssize_t ld,
@@ -122,10 +122,10 @@ cdef extern from "gemm_microkernel.h" nogil:
                               Py_ssize_t ldc, int load_c)
     void cg_kernel_f32_sum(Py_ssize_t kc, const float *a, const float *b, float *c,
                            Py_ssize_t ldc, int load_c, int nsrc, const float *const *src,
-                           const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
+                           const Py_ssize_t *ld)
     void cg_kernel_f64_sum(Py_ssize_t kc, const double *a, const double *b, double *c,
                            Py_ssize_t ldc, int load_c, int nsrc, const double *const *src,
-                           const Py_ssize_t *ld, const char *pf, Py_ssize_t npf)
+                           const Py_ssize_t *ld)
     void cg_pack_a_kcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_a_icont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
     void cg_pack_b_jcont_f32(float *dst, const float *src, Py_ssize_t ld, Py_ssize_t kc)
@@ -165,7 +165,6 @@ cdef enum:
     ALIGN = 64  # packing buffers start on a cache line
     SMALL_DOUBLES = 2048  # packing buffers up to this size live on the stack
     SMALL_BUFFER = SMALL_DOUBLES * 8  # (bytes)
-    AHEAD_BYTES = 1 << 19  # an A of more bytes has its next block prefetched (Ahead)
     B_ROWS = 16  # _pack_b: rows of B copied into every full panel before the next rows
 
 # True when each link of a chain is a fused multiply-add (this build's target has FMA): the
@@ -758,28 +757,6 @@ cdef void _merge(floating *v, Py_ssize_t ldv, Py_ssize_t rows, Py_ssize_t cols,
                 v[i * ldv + j] = src[l][i * ld[l] + j] + v[i * ldv + j]
 
 
-cdef struct Ahead:
-    # The next block of A to pack, brought into the caches by the current block's tiles (a
-    # large A comes from memory): `rows` runs of `bytes` bytes, `stride` bytes apart
-    const char *p
-    Py_ssize_t rows, bytes, stride
-
-
-cdef inline void _ahead_of(const Operands *g, Ahead *h, Py_ssize_t ic, Py_ssize_t pc,
-                           Py_ssize_t KC, Py_ssize_t isz) noexcept nogil:
-    """Point h at the block of A at rows ic.., k pc.. (KC deep, elements of isz bytes): none
-    past the end, for patches, for other strides, or for an A that stays in cache anyway."""
-    cdef Py_ssize_t mc = min(g.mc, g.m - ic), kc = min(KC, g.k - pc)
-    h.p, h.rows, h.bytes, h.stride = NULL, 0, 0, 0
-    if g.pa != NULL or mc <= 0 or kc <= 0 or g.m * g.k * isz <= AHEAD_BYTES:
-        return
-    h.p = g.a + ic * g.a_rs + pc * g.a_cs
-    if g.a_cs == isz:  # k along memory: mc runs of kc
-        h.rows, h.bytes, h.stride = mc, kc * isz, g.a_rs
-    elif g.a_rs == isz:  # i along memory: kc runs of mc
-        h.rows, h.bytes, h.stride = kc, mc * isz, g.a_cs
-
-
 cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *tile,
                        Slots slots) noexcept nogil:
     """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
@@ -799,7 +776,6 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
     cdef floating *cblock
-    cdef Ahead ahead
     for jb in range(_cdiv(g.n, g.nc)):
         if g.whole_b:
             _pack_b_block(&g, bbuf, jb)
@@ -818,13 +794,7 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                 ic = ib * g.mc
                 mc = min(g.mc, g.m - ic)
                 _pack_a_of(&g, abuf, ic, pc, mc, kc)
-                # the block packed next: (the next rows, this k block), ...
-                if ic + g.mc < g.m:
-                    _ahead_of(&g, &ahead, ic + g.mc, pc, KC, sizeof(floating))
-                else:  # ... or (the first rows, the next k block)
-                    _ahead_of(&g, &ahead, 0, pc + KC, KC, sizeof(floating))
-                _blocks(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level,
-                        &ahead)
+                _blocks(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level)
 
 
 cdef inline void _pack_b_block(const Operands *g, floating *bbuf, Py_ssize_t jb) noexcept nogil:
@@ -849,42 +819,34 @@ cdef inline void _unit(const Operands *g, floating *abuf, const floating *bbuf, 
     cdef Py_ssize_t ncr = _round_up(nc, g.nr)
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
-    cdef Ahead ahead
     for pb in range(blocks):
         pc = pb * KC
         kc = min(KC, g.k - pc)
         mask = _merges(pb, blocks, &level)
         _pack_a_of(g, abuf, ic, pc, mc, kc)
-        if pb + 1 < blocks:  # the block packed next: (ic, the next k block), ...
-            _ahead_of(g, &ahead, ic, pc + KC, KC, sizeof(floating))
-        else:  # ... or (the next rows, the first k block)
-            _ahead_of(g, &ahead, ic + g.mc, 0, KC, sizeof(floating))
         _blocks(g[0], abuf, bbuf + pc * ncr, tile, slots, <floating *>g.c + jc, ic, mc, kc,
-                nc, mask, level, &ahead)
+                nc, mask, level)
 
 
 cdef inline void _blocks(Operands g, const floating *abuf, const floating *bblock,
                          floating *tile, Slots *slots, floating *cblock, Py_ssize_t ic,
                          Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t mask,
-                         int level, const Ahead *ahead) noexcept nogil:
+                         int level) noexcept nogil:
     """One leaf of an mc x nc block of C (rows ic.. of the columns at cblock) from a packed
     MC x KC block of A and KC x nc block of B, CG_NSUB columns at a time: those columns'
     part of B stays in L2 while every micro-panel of A passes (a KC x nc block of B, 1 MiB
     and more, did not: it came from L3 for each micro-panel)."""
-    cdef Ahead none
     cdef Py_ssize_t j0 = 0, NSUB = CG_NSUB
-    none.p, none.rows, none.bytes, none.stride = NULL, 0, 0, 0
     while j0 < nc:
-        _block(g, abuf, bblock, tile, slots, cblock, ic, mc, kc, nc, mask, level,
-               ahead if j0 == 0 else &none, j0, min(j0 + NSUB, nc))
+        _block(g, abuf, bblock, tile, slots, cblock, ic, mc, kc, nc, mask, level, j0,
+               min(j0 + NSUB, nc))
         j0 += NSUB
 
 
 cdef inline void _block(Operands g, const floating *abuf, const floating *bblock,
                         floating *tile, Slots *slots, floating *cblock, Py_ssize_t ic,
                         Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t nc, Py_ssize_t mask,
-                        int level, const Ahead *ahead, Py_ssize_t j0,
-                        Py_ssize_t j1) noexcept nogil:
+                        int level, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Columns j0..j1 (j0 a multiple of the panel width) of one leaf of an mc x nc block of C
     (rows ic.. of the columns at cblock) from a packed MC x KC block of A and KC x nc block
     of B: its tiles, each merged and stored at `level`."""
@@ -892,58 +854,49 @@ cdef inline void _block(Operands g, const floating *abuf, const floating *bblock
     cdef Py_ssize_t FULL = CG_NR_F32 if floating is float else CG_NR_F64
     cdef Py_ssize_t NR = g.nr
     cdef bint narrow = NR != FULL
-    cdef Py_ssize_t rb, cb, ir, jr, ld, t = 0, npf
+    cdef Py_ssize_t rb, cb, ir, jr, ld
     cdef Py_ssize_t ncb = _cdiv(j1, NR)
     cdef floating *dest
-    cdef const char *pf
-    cdef const char *run
     for rb in range(_cdiv(mc, MR)):
         ir = rb * MR
         for cb in range(j0 // NR, ncb):
             jr = cb * NR
             dest = _slot(slots, level, cblock, g.ldc, &ld, ic + ir, jr)
-            pf, npf = NULL, 0
-            if t < ahead.rows:  # tile t brings in run t of the next block of A (its lines)
-                run = ahead.p + t * ahead.stride
-                pf = <const char *>(<size_t>run & ~(<size_t>63))
-                npf = _cdiv(run - pf + ahead.bytes, 64)
-            t += 1
             _tile(kc, abuf + ir * kc, bblock + jr * kc, dest, ld, min(MR, mc - ir),
                   min(NR, nc - jr), mask, slots, cblock, g.ldc, ic + ir, jr, tile, MR, NR,
-                  narrow, pf, npf)
+                  narrow)
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating *a, const floating *b, floating *c,
                        Py_ssize_t ldc, Py_ssize_t mr, Py_ssize_t nr, Py_ssize_t mask,
                        Slots *slots, floating *cblock, Py_ssize_t ldcb, Py_ssize_t row,
                        Py_ssize_t col, floating *tile, Py_ssize_t MR, Py_ssize_t NR,
-                       bint narrow, const char *pf, Py_ssize_t npf) noexcept nogil:
+                       bint narrow) noexcept nogil:
     """One mr x nr tile of a leaf from packed micro-panels a, b (panels NR wide), merged with
     the stored partials of `mask`, into c. A full tile adds them in the micro-kernel's
-    registers (and asks for npf cache lines from pf on meanwhile); a ragged edge tile, or a
-    narrow one to merge, runs the same micro-kernel on a full scratch tile first. MR: the
-    tile's rows (MR, or the wide tile's)."""
+    registers; a ragged edge tile, or a narrow one to merge, runs the same micro-kernel on a
+    full scratch tile first. MR: the tile's rows (MR, or the wide tile's)."""
     cdef Py_ssize_t MR0 = CG_MR_F32 if floating is float else CG_MR_F64
     cdef bint wide = MR != MR0
     cdef Py_ssize_t i
     cdef int n
     cdef const floating *src[64]
     cdef Py_ssize_t lds[64]
-    if mr == MR and nr == NR and mask == 0 and (narrow or npf == 0):  # the plain kernel
+    if mr == MR and nr == NR and mask == 0:  # the plain kernel
         _kernel(kc, a, b, c, ldc, False, narrow, wide)
         return
     if mr == MR and nr == NR and not narrow:  # a full tile (and its merges): in the registers
         n = _stored(mask, slots, cblock, ldcb, row, col, src, lds)
         if floating is float:
             if wide:
-                cg_kernel_wide_f32_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+                cg_kernel_wide_f32_sum(kc, a, b, c, ldc, False, n, src, lds)
             else:
-                cg_kernel_f32_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+                cg_kernel_f32_sum(kc, a, b, c, ldc, False, n, src, lds)
         else:
             if wide:
-                cg_kernel_wide_f64_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+                cg_kernel_wide_f64_sum(kc, a, b, c, ldc, False, n, src, lds)
             else:
-                cg_kernel_f64_sum(kc, a, b, c, ldc, False, n, src, lds, pf, npf)
+                cg_kernel_f64_sum(kc, a, b, c, ldc, False, n, src, lds)
         return
     _kernel(kc, a, b, tile, NR, False, narrow, wide)
     if mask:

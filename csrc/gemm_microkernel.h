@@ -196,13 +196,11 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
 /* NAME##_sum: the same tile, then acc := src[l] + acc for l = 0, 1, ..., nsrc-1 (tiles of
  * stored partials, rows ld[l] elements apart; the last may be c itself) before the store: the
  * k tree's merges of a full tile without a trip through a scratch tile (the same additions, in
- * the same order). Meanwhile it asks for npf cache lines from pf on, one every W links (gemm.pyx
- * brings the next block of A in this way): a hint, no arithmetic. */
+ * the same order). */
 #define CG_DEFINE_KERNEL(NAME, T, V, VU, W, MR, NV)                                           \
     static inline void NAME##_sum(ptrdiff_t kc, const T *__restrict a, const T *__restrict b, \
                                   T *c, ptrdiff_t ldc, int load_c, int nsrc,                   \
-                                  const T *const *src, const ptrdiff_t *ld,                    \
-                                  const char *pf, ptrdiff_t npf)                               \
+                                  const T *const *src, const ptrdiff_t *ld)                    \
     {                                                                                          \
         V acc[MR][NV];                                                                         \
         if (load_c) {                                                                          \
@@ -214,13 +212,7 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
                 CG_UNROLL for (int v = 0; v < NV; ++v)                                         \
                     acc[r][v] = (V){0};                                                        \
         }                                                                                      \
-        ptrdiff_t k = 0;                                                                       \
-        for (; npf > 0 && k + W <= kc; --npf, pf += 64) {                                      \
-            __builtin_prefetch(pf, 0, 3);                                                      \
-            for (const ptrdiff_t e = k + W; k < e; ++k)                                        \
-                CG_KERNEL_STEP(T, V, VU, W, MR, NV, a, b, k, acc);                             \
-        }                                                                                      \
-        for (; k < kc; ++k)                                                                    \
+        for (ptrdiff_t k = 0; k < kc; ++k)                                                     \
             CG_KERNEL_STEP(T, V, VU, W, MR, NV, a, b, k, acc);                                 \
         for (int l = 0; l < nsrc; ++l)                                                         \
             CG_UNROLL for (int r = 0; r < MR; ++r)                                             \
@@ -233,7 +225,7 @@ typedef double cg_vd_u __attribute__((vector_size(CG_VBYTES), aligned(8), may_al
     static inline void NAME(ptrdiff_t kc, const T *__restrict a, const T *__restrict b,       \
                             T *__restrict c, ptrdiff_t ldc, int load_c)                        \
     {                                                                                          \
-        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                          \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL);                                   \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, cg_vf, cg_vf_u, CG_WF, CG_MR_F32, CG_NV_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64, CG_NV_F64)
@@ -247,9 +239,8 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
 #define CG_DEFINE_KERNEL(NAME, T, MR, NR)                                                      \
     static inline void NAME##_sum(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,   \
                                   int load_c, int nsrc, const T *const *src,                   \
-                                  const ptrdiff_t *ld, const char *pf, ptrdiff_t npf)          \
+                                  const ptrdiff_t *ld)                                         \
     {                                                                                          \
-        (void)pf, (void)npf;                                                                   \
         T acc[MR][NR];                                                                         \
         for (int r = 0; r < MR; ++r)                                                           \
             for (int j = 0; j < NR; ++j) acc[r][j] = load_c ? c[r * ldc + j] : (T)0;           \
@@ -265,7 +256,7 @@ CG_DEFINE_KERNEL(cg_kernel_narrow_f64, double, cg_vd, cg_vd_u, CG_WD, CG_MR_F64,
     static inline void NAME(ptrdiff_t kc, const T *a, const T *b, T *c, ptrdiff_t ldc,         \
                             int load_c)                                                        \
     {                                                                                          \
-        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL, NULL, 0);                          \
+        NAME##_sum(kc, a, b, c, ldc, load_c, 0, NULL, NULL);                                   \
     }
 CG_DEFINE_KERNEL(cg_kernel_f32, float, CG_MR_F32, CG_NR_F32)
 CG_DEFINE_KERNEL(cg_kernel_f64, double, CG_MR_F64, CG_NR_F64)
