@@ -916,7 +916,7 @@ def _scattered_grad(op, g):
     return dsrc
 
 
-def _scatter(op, input, dim, index, src, where):
+def _scatter(op, input, dim, index, src, where, **params):
     idx = _long_index(index, where)
     d = _dim(dim, input._data.ndim)
     if not isinstance(src, Tensor):
@@ -941,14 +941,128 @@ def _scatter(op, input, dim, index, src, where):
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
-    return apply(op, input, src, index=idx, dim=d, src_shape=src._data.shape)
+    return apply(op, input, src, index=idx, dim=d, src_shape=src._data.shape, **params)
+
+
+_REDUCERS = {"sum": np.add, "prod": np.multiply, "mean": np.add, "amax": np.maximum,
+             "amin": np.minimum}
+
+
+def _identity(reduce, dtype):
+    """The value a position starts from when self is not included."""
+    if reduce in ("sum", "mean"):
+        return 0
+    if reduce == "prod":
+        return 1
+    if dtype.kind == "f":
+        return -np.inf if reduce == "amax" else np.inf
+    if dtype.kind == "b":
+        return reduce == "amin"
+    info = np.iinfo(dtype)
+    return info.min if reduce == "amax" else info.max
+
+
+def _scatter_reduced(x, src, index, dim, reduce, include_self):
+    """x with src's values reduced into it at index along dim: each position of x, from its
+    own value (include_self) or the reduction's identity, then the values scattered to it in
+    index order (sum, prod, amax, amin; mean: the sum over the count, floored for integers).
+    Also returns the count of values scattered to each position."""
+    where = _along(index, dim)
+    values = _leading(src, index.shape)
+    y = x.copy()
+    if not include_self:
+        y[where] = _identity(reduce, y.dtype)
+    _REDUCERS[reduce].at(y, where, values)
+    count = np.zeros(x.shape, np.int64)
+    np.add.at(count, where, 1)
+    if reduce == "mean":
+        n = np.maximum(count + (1 if include_self else 0), 1)
+        if y.dtype.kind == "f":
+            y = y / n.astype(y.dtype)
+        else:
+            y = np.floor_divide(y, n).astype(y.dtype)
+    return y, count
+
+
+class ScatterReduce(Op):
+    """y = x with src reduced into it at index along dim (sum, prod, mean, amax, amin; each
+    position in index order, from x's value when include_self)"""
+
+    rule = ("sum: dx = g, dsrc = g gathered;  mean: g / n;  prod: dx = g y / x, dsrc = "
+            "g y / src (a lone zero: the product of the others);  amax/amin: g shared evenly "
+            "by the values equal to y;  dx = 0 where written when not include_self")
+
+    def forward(self, x, src):
+        self.x, self.src = x, src
+        y, self.count = _scatter_reduced(x, src, self.index, self.dim, self.reduce,
+                                         self.include_self)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        reduce, where = self.reduce, _along(self.index, self.dim)
+        x, y = self.x, self.y
+        src = _leading(self.src, self.index.shape)
+        if reduce == "sum":
+            dx, dsrc = g, g[where]
+        elif reduce == "mean":
+            n = np.maximum(self.count + (1 if self.include_self else 0), 1).astype(g.dtype)
+            dx = g / n
+            dsrc = dx[where]
+        elif reduce == "prod":
+            masked = np.where(x == 0, 1, x).astype(x.dtype)
+            others, _ = _scatter_reduced(masked, self.src, self.index, self.dim, "prod",
+                                         self.include_self)
+            dx = g * others / masked
+            zero = src == 0
+            zeros = np.zeros(x.shape, np.int64)
+            np.add.at(zeros, where, zero.astype(np.int64))
+            lone = zero & (zeros[where] == 1)
+            lone_src = self.src.copy()
+            lone_src[tuple(slice(0, k) for k in self.index.shape)] = np.where(lone, 1, src)
+            rest, _ = _scatter_reduced(x, lone_src, self.index, self.dim, "prod",
+                                       self.include_self)
+            dsrc = np.where(lone, (g * rest)[where], (g * y)[where] / np.where(zero, 1, src))
+        else:
+            value = y[where]
+            self_is = (x == y).astype(g.dtype)
+            src_is = (src == value).astype(g.dtype)
+            n = self_is.copy()
+            np.add.at(n, where, src_is)
+            share = g / n
+            dx = self_is * share
+            dsrc = src_is * share[where]
+        if not self.include_self:
+            dx = dx.copy()
+            dx[where] = 0
+        full = np.zeros(self.src.shape, g.dtype)
+        full[tuple(slice(0, k) for k in self.index.shape)] = dsrc
+        return dx, full if self.needs[1] else None
+
+
+@export("scatter_reduce", method=True)
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    """input with src reduced into it at index along dim: reduce "sum", "prod", "mean",
+    "amax" or "amin", each position from its own value (include_self) or only from what is
+    scattered to it, in index order."""
+    if reduce not in _REDUCERS:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got "
+                           f"{reduce}")
+    return _scatter(ScatterReduce, input, dim, index, src, "scatter_reduce", reduce=reduce,
+                    include_self=bool(include_self))
 
 
 @export("scatter", method=True)
 def scatter(input, dim, index, src=None, value=None, *, reduce=None):
-    if reduce is not None:
-        raise NotImplementedError("scatter(reduce=...) is not supported; use scatter_add")
-    return _scatter(Scatter, input, dim, index, value if src is None else src, "scatter")
+    """input with src (or value) written at index along dim; reduce="add" or "multiply":
+    added or multiplied in instead (scatter_reduce's "sum" and "prod")."""
+    source = value if src is None else src
+    if reduce is None:
+        return _scatter(Scatter, input, dim, index, source, "scatter")
+    if reduce not in ("add", "multiply"):
+        raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce}")
+    return _scatter(ScatterReduce, input, dim, index, source, "scatter",
+                    reduce="sum" if reduce == "add" else "prod", include_self=True)
 
 
 @export("scatter_add", method=True)
@@ -960,6 +1074,9 @@ registry.METHODS["scatter_"] = lambda self, dim, index, src=None, value=None, re
     self._write(scatter(self._inplace_input(), dim, index, src, value, reduce=reduce))
 registry.METHODS["scatter_add_"] = lambda self, dim, index, src: \
     self._write(scatter_add(self._inplace_input(), dim, index, src))
+registry.METHODS["scatter_reduce_"] = lambda self, dim, index, src, reduce, *, \
+    include_self=True: self._write(scatter_reduce(self._inplace_input(), dim, index, src, reduce,
+                                                  include_self=include_self))
 
 
 @export("index_add", method=True)
@@ -988,6 +1105,37 @@ def index_add(input, dim, index, source, *, alpha=1):
 
 registry.METHODS["index_add_"] = lambda self, dim, index, source, *, alpha=1: \
     self._write(index_add(self._inplace_input(), dim, index, source, alpha=alpha))
+
+
+@export("index_reduce", method=True)
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):
+    """input with source's slices reduced into it at index along dim (reduce "prod", "mean",
+    "amax" or "amin"; scatter_reduce's rules, each slice in index order)."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or "
+                           f"amin but got {reduce}.")
+    idx = _long_index(index, "index_reduce", int32=True)
+    d = _dim(dim, input._data.ndim)
+    if source._data.dtype != input._data.dtype:
+        raise RuntimeError(f"index_reduce_(): self ({_name(input)}) and source "
+                           f"({_name(source)}) must have the same scalar type")
+    if idx.ndim > 1:
+        raise IndexError("index_reduce_(): Index is supposed to be a vector")
+    expected = input._data.shape[:d] + (idx.size,) + input._data.shape[d + 1:]
+    if source._data.shape != expected and input._data.ndim:
+        raise RuntimeError(f"index_reduce_(): source of shape {list(source.shape)} does not "
+                           f"match self of shape {list(input.shape)} with {idx.size} indices "
+                           f"along dim {d} (expected {list(expected)})")
+    shape = [1] * source._data.ndim
+    shape[d] = idx.size
+    full = np.broadcast_to(idx.reshape(shape), source._data.shape)
+    return _scatter(ScatterReduce, input, d, _wrap(np.ascontiguousarray(full)), source,
+                    "index_reduce", reduce=reduce, include_self=bool(include_self))
+
+
+registry.METHODS["index_reduce_"] = lambda self, dim, index, source, reduce, *, \
+    include_self=True: self._write(index_reduce(self._inplace_input(), dim, index, source,
+                                                reduce, include_self=include_self))
 
 
 class Where(Op):

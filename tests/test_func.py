@@ -1,0 +1,95 @@
+"""cygrad.func.functional_call (and nn.utils.stateless.functional_call): outputs and gradients
+against torch (skipped without it), the module's own tensors untouched and put back, tied
+weights, buffers, strict mode's errors, and the transforms cygrad lacks raising."""
+
+import numpy as np
+import pytest
+
+import cygrad
+from cygrad import nn
+from cygrad.func import functional_call
+
+
+def _mlp(lib):
+    lib.manual_seed(0)
+    return lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.Tanh(), lib.nn.Linear(4, 2)).double()
+
+
+def test_matches_torch_values_and_gradients():
+    torch = pytest.importorskip("torch")
+    m, tm = _mlp(cygrad), _mlp(torch)
+    rng = np.random.default_rng(0)
+    new = {k: rng.standard_normal(tuple(v.shape)) for k, v in tm.named_parameters()}
+    x = rng.standard_normal((5, 3))
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in new.items()}
+    cp = {k: cygrad.tensor(v, requires_grad=True) for k, v in new.items()}
+    ty = torch.func.functional_call(tm, tp, (torch.tensor(x),))
+    cy = functional_call(m, cp, cygrad.tensor(x))
+    np.testing.assert_allclose(cy.numpy(), ty.detach().numpy(), rtol=1e-13)
+    (ty ** 2).sum().backward()
+    (cy ** 2).sum().backward()
+    for k in new:
+        np.testing.assert_allclose(cp[k].grad.numpy(), tp[k].grad.numpy(), rtol=1e-12,
+                                   err_msg=k)
+    assert all(p.grad is None for p in m.parameters())  # the module's own: untouched
+    own = dict(m.named_parameters())
+    assert all(isinstance(p, nn.Parameter) for p in own.values())
+    np.testing.assert_allclose(m(cygrad.tensor(x)).numpy(),
+                               tm(torch.tensor(x)).detach().numpy(), rtol=1e-13)
+
+
+def test_partial_dicts_kwargs_and_buffers():
+    m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).double()
+    w = cygrad.zeros(2, 2, dtype=cygrad.float64)
+    x = cygrad.tensor(np.arange(8.0).reshape(4, 2))
+    out = functional_call(m, ({"0.weight": w}, {"1.running_mean": cygrad.ones(2).double()}),
+                          args=x)
+    np.testing.assert_allclose(out.numpy(), 0.0, atol=1e-6)  # every row the bias alone
+    mean = cygrad.zeros(2).double()
+    m.eval()
+    out = functional_call(m, {"1.running_mean": mean}, x)
+    np.testing.assert_allclose(out.numpy(), m(x).numpy())
+    with pytest.raises(ValueError, match="appeared in multiple dictionaries"):
+        functional_call(m, ({"0.bias": w[0]}, {"0.bias": w[1]}), x)
+
+
+def test_tied_weights_and_strict():
+    torch = pytest.importorskip("torch")
+    for lib in (cygrad, torch):
+        emb, out = lib.nn.Embedding(5, 3), lib.nn.Linear(3, 5, bias=False)
+        out.weight = emb.weight
+        model = lib.nn.Sequential(emb, out)
+        w = lib.zeros(5, 3)
+        y = lib.func.functional_call(model, {"0.weight": w}, (lib.tensor([1, 2]),))
+        assert float(y.detach().abs().sum()) == 0.0  # the tied copy replaced too
+        y = lib.func.functional_call(model, {"0.weight": w}, (lib.tensor([1, 2]),),
+                                     tie_weights=False)
+        assert float(y.detach().abs().sum()) == 0.0  # zero embeddings through the old output layer
+        with pytest.raises(ValueError, match="which are tied"):
+            lib.func.functional_call(model, {"0.weight": w, "1.weight": lib.ones(5, 3)},
+                                     (lib.tensor([1]),))
+        with pytest.raises(RuntimeError, match=r"Unexpected key\(s\): 'nope'.*\n.*Missing"):
+            lib.func.functional_call(lib.nn.Linear(2, 2), {"nope": w, "weight": w},
+                                     (lib.zeros(1, 2),), strict=True)
+
+
+def test_put_back_after_an_error_and_older_name():
+    m = nn.Linear(2, 2)
+    own = m.weight
+
+    def fail(module, inputs):
+        raise ValueError("boom")
+
+    handle = m.register_forward_pre_hook(fail)
+    with pytest.raises(ValueError, match="boom"):
+        functional_call(m, {"weight": cygrad.zeros(2, 2)}, cygrad.zeros(1, 2))
+    handle.remove()
+    assert m.weight is own and isinstance(m._parameters["weight"], nn.Parameter)
+    with pytest.warns(FutureWarning, match="torch.func.functional_call"):
+        y = nn.utils.stateless.functional_call(m, {"bias": cygrad.ones(2)}, cygrad.zeros(1, 2))
+    np.testing.assert_array_equal(y.numpy(), [[1.0, 1.0]])
+
+
+def test_transforms_not_offered_raise():
+    with pytest.raises(AttributeError, match="does not implement torch.func.vmap"):
+        _ = cygrad.func.vmap
