@@ -4,8 +4,10 @@ small helpers (positive, float_power, heaviside, sum_to_size,
 split_with_sizes, Tensor.unfold, logcumsumexp, quantile, nanquantile, unravel_index,
 scalar_tensor), predicates (is_same_size, is_signed, is_nonzero, isreal), the nn.functional
 functions torch also has at the top level, and the process settings torch programs set
-(deterministic algorithms, float32 matmul precision, default device). Gradients are those of
-the ops they are made of."""
+(deterministic algorithms, float32 matmul precision, default device), the writes of one
+tensor into another (fill_diagonal_, masked_scatter, select/slice/diagonal_scatter), cross,
+addr and weight normalisation's norm_except_dim. Gradients are those of the ops they are made
+of."""
 
 import math
 
@@ -566,3 +568,148 @@ def _weight_norm(v, g, dim=0):
     """v * (g / norm_except_dim(v, 2, dim)): weight normalisation's weight (Salimans and
     Kingma, 2016), a direction v scaled to norm g along dim (-1: the whole tensor)."""
     return v * (g / norm_except_dim(v, 2, dim))
+
+
+# ---------------------------------------------------------------------- scatter-like writes
+
+@export("cross", method=True)
+def cross(input, other, dim=None):
+    """The cross product of 3-vectors along dim; dim=None: the first dimension of size 3 (with
+    torch's deprecation warning), else as linalg.cross."""
+    from .. import linalg
+
+    if dim is None:
+        import warnings
+
+        shape = registry.FUNCTIONS["broadcast_shapes"](input.shape, other.shape)
+        sizes = [d for d, n in enumerate(shape) if n == 3]
+        if not sizes:
+            raise RuntimeError(f"no dimension of size 3 in input (shapes {list(input.shape)} "
+                               f"and {list(other.shape)})")
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\n"
+                      "Please either pass the dim explicitly or simply use torch.linalg.cross."
+                      "\nThe default value of dim will change to agree with that of "
+                      "linalg.cross in a future release.", UserWarning, stacklevel=2)
+        dim = sizes[0]
+    return linalg.cross(input, other, dim=dim)
+
+
+@export("addr", method=True)
+def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    """beta * input + alpha * outer(vec1, vec2) (beta=0: input not read, its NaNs dropped)."""
+    if vec1.ndim != 1 or vec2.ndim != 1:
+        raise RuntimeError(f"addr: Expected 1-D argument vec1, but got {vec1.ndim}-D"
+                           if vec1.ndim != 1 else
+                           f"addr: Expected 1-D argument vec2, but got {vec2.ndim}-D")
+    product = _f("outer")(vec1, vec2)
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:  # input's shape and a zero gradient, its values (NaNs too) not read
+        keep = _wrap(np.ones(tuple(product.shape), bool))
+        return _f("where")(keep, product, input)
+    return (input if beta == 1 else input * beta) + product
+
+
+registry.METHODS["addr_"] = lambda self, vec1, vec2, *, beta=1, alpha=1: \
+    self._write(addr(self._inplace_input(), vec1, vec2, beta=beta, alpha=alpha))
+
+
+def _diagonal_mask(shape, wrap):
+    """The positions fill_diagonal_ writes: (i, i, ..., i), and with wrap a tall matrix's
+    diagonal again from row width + 1 on, every width + 1 elements."""
+    if len(shape) < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if len(shape) > 2 and any(n != shape[0] for n in shape[1:]):
+        raise RuntimeError("all dimensions of input must be of equal length")
+    mask = np.zeros(shape, bool)
+    size = min(shape[0], shape[1])
+    mask[(np.arange(size),) * len(shape)] = True
+    h, w = shape[0], shape[1]
+    if wrap and len(shape) == 2 and h > w + 1:
+        step = w + 1
+        flat = mask.reshape(-1)
+        count = (h * w + step - 1) // step - size
+        flat[step * w + step * np.arange(count)] = True
+    return mask
+
+
+def _fill_diagonal_(self, fill_value, wrap=False):
+    """Write fill_value on the main diagonal, in place (see _diagonal_mask)."""
+    mask = _wrap(_diagonal_mask(tuple(self.shape), wrap))
+    return self._write(_f("masked_fill")(self._inplace_input(), mask, fill_value))
+
+
+registry.METHODS["fill_diagonal_"] = _fill_diagonal_
+
+
+@export("masked_scatter", method=True)
+def masked_scatter(input, mask, source):
+    """input with source's elements, in order, written where mask (broadcast to input) is
+    True."""
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with "
+                           f"dtype {dtypes.SCALAR_NAMES.get(m.dtype.name, m.dtype.name)}")
+    if source.dtype != input.dtype:
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but "
+                           f"got {input.dtype} and {source.dtype}")
+    shape = np.broadcast_shapes(m.shape, tuple(input.shape))
+    m = np.broadcast_to(m, shape)
+    count = int(m.sum())
+    if count > source.numel():
+        raise RuntimeError("masked_scatter: Number of elements of source < number of ones in "
+                           "mask")
+    x = input.expand(*shape) if tuple(input.shape) != shape else input
+    values = source.reshape(-1)[:count]
+    return _f("index_put")(x, (_wrap(np.ascontiguousarray(m)),), values)
+
+
+registry.METHODS["masked_scatter_"] = lambda self, mask, source: \
+    self._write(masked_scatter(self._inplace_input(), mask, source))
+
+
+def _embedded(input, src, where, name, view):
+    """input with src written at `where` (an index tuple), src checked against the view of
+    input it replaces."""
+    if tuple(src.shape) != tuple(view.shape):
+        raise RuntimeError(f"{name}: expected src to have a size equal to the slice of self. "
+                           f"src size = {list(src.shape)}, slice size = {list(view.shape)}")
+    if src.dtype != input.dtype:
+        src = src.to(input.dtype)
+    out = input.clone()
+    out[where] = src
+    return out
+
+
+@export("select_scatter", method=True)
+def select_scatter(input, src, dim, index):
+    """input with src written at index along dim (the slice input.select(dim, index))."""
+    d = dim + input.ndim if dim < 0 else dim
+    view = input.select(d, index)
+    where = (slice(None),) * d + (index,)
+    return _embedded(input, src, where, "select_scatter", view)
+
+
+@export("slice_scatter", method=True)
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    """input with src written over input[..., start:end:step, ...] (along dim)."""
+    d = dim + input.ndim if dim < 0 else dim
+    where = (slice(None),) * d + (slice(start, end, step),)
+    return _embedded(input, src, where, "slice_scatter", input[where])
+
+
+@export("diagonal_scatter", method=True)
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """input with src written over its diagonal input.diagonal(offset, dim1, dim2)."""
+    view = input.diagonal(offset, dim1, dim2)
+    if tuple(src.shape) != tuple(view.shape):
+        raise RuntimeError(f"diagonal_scatter: expected src to have a size equal to the slice "
+                           f"of self. src size = {list(src.shape)}, slice size = "
+                           f"{list(view.shape)}")
+    nd = input.ndim
+    d1, d2 = dim1 % nd, dim2 % nd
+    positions = np.moveaxis(np.indices(tuple(input.shape)), 0, -1)
+    diag = np.diagonal(positions, offset, d1, d2)  # (..., n, nd): the positions in src's order
+    diag = np.moveaxis(diag, -2, -1)
+    index = tuple(_wrap(np.ascontiguousarray(diag[..., k])) for k in range(nd))
+    return _f("index_put")(input.clone(), index, src.to(input.dtype))
