@@ -42,6 +42,20 @@ from .layers import (
     Softmax,
     Unflatten,
 )
+from .lazy import (
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyConv1d,
+    LazyConv2d,
+    LazyConv3d,
+    LazyConvTranspose1d,
+    LazyConvTranspose2d,
+    LazyConvTranspose3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
+)
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -132,7 +146,9 @@ from . import utils  # noqa: E402, F401  (torch.nn.utils)
 
 __all__ = [
     "Module", "Parameter", "Buffer", "Linear", "LazyLinear", "Bilinear", "Conv1d", "Conv2d",
-    "Conv3d",
+    "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d",
+    "LazyConvTranspose2d", "LazyConvTranspose3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+    "LazyBatchNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d",
     "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d",
     "MaxPool3d", "AvgPool3d", "BatchNorm3d", "MaxUnpool1d", "MaxUnpool2d", "ChannelShuffle",
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
