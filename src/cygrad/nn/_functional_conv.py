@@ -617,3 +617,25 @@ def _adaptive_max(x, output_size, return_indices, dims, fn):
     spatial, rows, cols, out = _adaptive(x, output_size, dims, fn)
     return _apply_max(C.AdaptiveMaxPool2d, x, dims, spatial, rows, cols, (1, 1), out,
                       return_indices)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    """max_pool1d(..., return_indices=True): (values, indices)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    """max_pool2d(..., return_indices=True): (values, indices)."""
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True):
+    """adaptive_max_pool1d(..., return_indices=True): (values, indices)."""
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=True):
+    """adaptive_max_pool2d(..., return_indices=True): (values, indices)."""
+    return adaptive_max_pool2d(input, output_size, True)

@@ -211,3 +211,61 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return _reduced(loss, reduction)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Per sample, sum over its target classes j (target's entries up to the first -1) and
+    the other classes c of max(0, 1 - (x[j] - x[c])), over the number of classes. Reduced
+    over the samples."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _input(input, "multilabel_margin_loss")
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if input.ndim > 2 or tuple(t.shape) != tuple(input.shape) or (
+            input.ndim == 1 and input.shape[0] == 0):
+        raise RuntimeError(f"inconsistent target size: {list(t.shape)} for input of size: "
+                           f"{list(input.shape)}")
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"multilabel_margin_loss: expected target of dtype long, got "
+                           f"{t.dtype}")
+    x = input if input.ndim == 2 else input.unsqueeze(0)
+    t = t.reshape(x.shape)
+    n, c = x.shape
+    if t.size and (t.min() < -1 or t.max() >= c):
+        raise RuntimeError(f"multilabel_margin_loss: target values must be in [-1, {c}), got "
+                           f"{int(t.min()) if t.min() < -1 else int(t.max())}")
+    valid = np.cumprod(t >= 0, axis=1).astype(bool)  # the targets before the first -1
+    labels = np.where(valid, t, 0)
+    is_target = np.zeros((n, c), bool)
+    rows = np.broadcast_to(np.arange(n)[:, None], labels.shape)
+    is_target[rows[valid], labels[valid]] = True
+    x_target = x.gather(1, _wrap(labels.astype(np.int64)))  # (n, c): x at each target slot
+    pairs = (1 - x_target.unsqueeze(2) + x.unsqueeze(1)).clamp_min(0)  # (n, j, c)
+    mask = valid[:, :, None] & ~is_target[:, None, :]
+    loss = pairs.masked_fill(_wrap(~mask), 0).sum((1, 2)) / c
+    if input.ndim == 1 and reduction == "none":
+        loss = loss.squeeze(0)
+    return _reduced(loss, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)) for a distance d of your
+    own (default F.pairwise_distance); with swap, d(anchor, negative) is replaced by
+    d(positive, negative) where that is smaller. Reduced."""
+    _check_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: expected margin to be greater "
+                         f"than 0, got {margin} instead")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have "
+                           f"the same number of dimensions, but got: anchor {anchor.ndim}D, "
+                           f"positive {positive.ndim}D, and negative {negative.ndim}D inputs")
+    distance = pairwise_distance if distance_function is None else distance_function
+    d_pos = distance(anchor, positive)
+    d_neg = distance(anchor, negative)
+    if swap:
+        d_neg = d_neg.minimum(distance(positive, negative))
+    return _reduced((margin + d_pos - d_neg).clamp_min(0), reduction)
+
+
+__all__ += ["multilabel_margin_loss", "triplet_margin_with_distance_loss"]

@@ -15,7 +15,9 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
     adaptive_avg_pool2d,
     adaptive_avg_pool3d,
     adaptive_max_pool1d,
+    adaptive_max_pool1d_with_indices,
     adaptive_max_pool2d,
+    adaptive_max_pool2d_with_indices,
     avg_pool1d,
     avg_pool2d,
     avg_pool3d,
@@ -26,9 +28,12 @@ from ._functional_conv import (  # noqa: F401  (convolution and pooling, re-expo
     conv_transpose2d,
     conv_transpose3d,
     max_pool1d,
+    max_pool1d_with_indices,
     max_pool2d,
+    max_pool2d_with_indices,
     max_pool3d,
 )
+from ._functional_ctc import ctc_loss  # noqa: F401
 from ._functional_dropout import *  # noqa: F403  (dropout, dropout2d, alpha_dropout...)
 from ._functional_dropout import __all__ as _dropout_all
 from ._functional_extra import *  # noqa: F403  (celu, glu, prelu, group_norm, rms_norm...)
@@ -52,8 +57,10 @@ __all__ = [
     "conv_transpose3d",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-    "adaptive_max_pool2d",
+    "adaptive_max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
     *registry.FUNCTIONAL, *_dropout_all, *_loss_all, *_margin_all, *_more_all, *_extra_all,
+    "ctc_loss",
     *_vision_all,
     "embedding", "layer_norm", "batch_norm", "scaled_dot_product_attention",
     "multi_head_attention_forward",

@@ -713,3 +713,89 @@ def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
     diag = np.moveaxis(diag, -2, -1)
     index = tuple(_wrap(np.ascontiguousarray(diag[..., k])) for k in range(nd))
     return _f("index_put")(input.clone(), index, src.to(input.dtype))
+
+
+# ---------------------------------------------------------------------- more torch names
+
+@export("unique_consecutive", method=True)
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    """input with each run of equal consecutive values (or slices along dim) kept once, in
+    order; the inverse indices and the runs' lengths (int64) on request."""
+    x = input._data
+    if dim is None:
+        flat = x.reshape(-1)
+        new = np.ones(flat.size, bool)
+        if flat.size > 1:
+            new[1:] = flat[1:] != flat[:-1]
+        values = flat[new]
+        group = np.cumsum(new) - 1
+        inverse = group.reshape(x.shape)
+    else:
+        d = dim + x.ndim if dim < 0 else dim
+        if not 0 <= d < max(x.ndim, 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-x.ndim}, {x.ndim - 1}], but got {dim})")
+        rows = np.moveaxis(x, d, 0)
+        n = rows.shape[0]
+        new = np.ones(n, bool)
+        if n > 1:
+            new[1:] = np.any((rows[1:] != rows[:-1]).reshape(n - 1, -1), axis=1)
+        values = np.ascontiguousarray(np.moveaxis(rows[new], 0, d))
+        inverse = np.cumsum(new) - 1
+    counts = np.diff(np.append(np.flatnonzero(new), new.size))
+    out = [_wrap(np.ascontiguousarray(values))]
+    if return_inverse:
+        out.append(_wrap(np.ascontiguousarray(inverse.astype(np.int64))))
+    if return_counts:
+        out.append(_wrap(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@export("renorm", method=True)
+def renorm(input, p, dim, maxnorm):
+    """input with each slice along dim whose p-norm exceeds maxnorm scaled down to norm
+    maxnorm (by maxnorm / (norm + 1e-7), torch's); the others unchanged."""
+    if not input.is_floating_point():
+        raise RuntimeError("renorm: input needs to be floating point")
+    if p <= 0:
+        raise RuntimeError(f"renorm: non-positive-norm not supported (got p={p})")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    d = dim + input.ndim if dim < 0 else dim
+    others = tuple(k for k in range(input.ndim) if k != d)
+    norm = input.norm(p, others, True)
+    over = norm > maxnorm
+    factor = _f("where")(over, maxnorm / (norm + 1e-7), _f("ones_like")(norm))
+    return input * factor
+
+
+registry.METHODS["renorm_"] = lambda self, p, dim, maxnorm: \
+    self._write(renorm(self._inplace_input(), p, dim, maxnorm))
+
+
+@export("put", method=True)
+def put(input, index, source, accumulate=False):
+    """input with source's values written (or, with accumulate, added in index order) at the
+    flat indices of index (negative from the end)."""
+    n = input.numel()
+    idx = (index._data if isinstance(index, Tensor) else np.asarray(index)).astype(np.int64)
+    if idx.size != source.numel():
+        raise RuntimeError(f"put_(): Expected source and index to have the same number of "
+                           f"elements, but got source.numel() = {source.numel()}, "
+                           f"index.numel() = {idx.size}")
+    bad = (idx >= n) | (idx < -n)
+    if np.any(bad):
+        raise IndexError(f"out of range: tried to access index {int(idx[bad][0])} on a tensor "
+                         f"of {n} elements.")
+    flat_idx = _wrap(np.ascontiguousarray(np.where(idx < 0, idx + n, idx).reshape(-1)))
+    flat = input.reshape(-1)
+    values = source.reshape(-1).to(input.dtype)
+    if accumulate:
+        out = _f("index_add")(flat, 0, flat_idx, values)
+    else:
+        out = _f("index_put")(flat, (flat_idx,), values)
+    return out.reshape(tuple(input.shape))
+
+
+registry.METHODS["put_"] = lambda self, index, source, accumulate=False: \
+    self._write(put(self._inplace_input(), index, source, accumulate))
