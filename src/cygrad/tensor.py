@@ -226,6 +226,21 @@ class Tensor:
         hooks[handle.id] = hook
         return handle
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs after backward has added this leaf's gradient into its .grad (an
+        optimizer step fused into backward, torch's pattern); what it returns is ignored.
+        Returns a handle whose remove() unregisters it."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self._op is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        hooks = _extras(self).setdefault("post_hooks", {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Add d(self)/d(leaf) into .grad of every leaf that requires grad (or only of
         `inputs`). gradient defaults to 1 for a one-element tensor. Each op frees the arrays
@@ -962,6 +977,9 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 else:
                     target = _writable(held)
                     target += g
+                if node._extra is not None and node._extra.get("post_hooks"):
+                    for hook in list(node._extra["post_hooks"].values()):
+                        hook(node)
                 continue
             if op.released:
                 raise RuntimeError(f"Trying to backward through the graph a second time "

@@ -221,7 +221,8 @@ class Recorder(Watcher):
 
     def _hooks(self, node):
         extra = node._extra
-        if extra is not None and (extra.get("hooks") or extra.get("retain")):
+        if extra is not None and (extra.get("hooks") or extra.get("retain")
+                                  or extra.get("post_hooks")):
             self.problem("a tensor hook or retain_grad() in the graph: replay cannot run "
                          "Python in backward")
 
