@@ -218,10 +218,14 @@ class Tensor:
     def register_hook(self, hook):
         """hook(grad) runs when backward computes this tensor's gradient; a Tensor it returns
         replaces the gradient. Returns a handle whose remove() unregisters it."""
+        return self._add_hook("hooks", hook)
+
+    def _add_hook(self, kind, hook):
+        """hook into this tensor's table `kind` ("hooks", "post_hooks"): its handle."""
         if not self._rg:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require "
                                "gradient")
-        hooks = _extras(self).setdefault("hooks", {})
+        hooks = _extras(self).setdefault(kind, {})
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
         return handle
@@ -230,16 +234,10 @@ class Tensor:
         """hook(tensor) runs after backward has added this leaf's gradient into its .grad (an
         optimizer step fused into backward, torch's pattern); what it returns is ignored.
         Returns a handle whose remove() unregisters it."""
-        if not self._rg:
-            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
-                               "gradient")
-        if self._op is not None:
+        if self._rg and self._op is not None:
             raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
                                "tensors")
-        hooks = _extras(self).setdefault("post_hooks", {})
-        handle = RemovableHandle(hooks)
-        hooks[handle.id] = hook
-        return handle
+        return self._add_hook("post_hooks", hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Add d(self)/d(leaf) into .grad of every leaf that requires grad (or only of

@@ -1082,25 +1082,31 @@ registry.METHODS["scatter_reduce_"] = lambda self, dim, index, src, reduce, *, \
 @export("index_add", method=True)
 def index_add(input, dim, index, source, *, alpha=1):
     """input with alpha * source's slices added at index along dim (in index order)."""
-    idx = _long_index(index, "index_add", int32=True)
+    d, full = _index_along(input, dim, index, source, "index_add")
+    if alpha != 1:
+        source = source * alpha
+    return _scatter(ScatterAdd, input, d, full, source, "index_add")
+
+
+def _index_along(input, dim, index, source, name):
+    """index_add's and index_reduce's checks; (dim, index as a scatter's: index[i] at every
+    position of source's slice i along dim)."""
+    idx = _long_index(index, name, int32=True)
     d = _dim(dim, input._data.ndim)
     if source._data.dtype != input._data.dtype:
-        raise RuntimeError(f"index_add_(): self ({_name(input)}) and source ({_name(source)}) "
+        raise RuntimeError(f"{name}_(): self ({_name(input)}) and source ({_name(source)}) "
                            "must have the same scalar type")
     if idx.ndim > 1:
-        raise IndexError("index_add_(): Index is supposed to be a vector")
+        raise IndexError(f"{name}_(): Index is supposed to be a vector")
     expected = input._data.shape[:d] + (idx.size,) + input._data.shape[d + 1:]
     if source._data.shape != expected and input._data.ndim:
-        raise RuntimeError(f"index_add_(): source of shape {list(source.shape)} does not match "
+        raise RuntimeError(f"{name}_(): source of shape {list(source.shape)} does not match "
                            f"self of shape {list(input.shape)} with {idx.size} indices along "
                            f"dim {d} (expected {list(expected)})")
     shape = [1] * source._data.ndim
     shape[d] = idx.size
     full = np.broadcast_to(idx.reshape(shape), source._data.shape)
-    if alpha != 1:
-        source = source * alpha
-    return _scatter(ScatterAdd, input, d, _wrap(np.ascontiguousarray(full)), source,
-                    "index_add")
+    return d, _wrap(np.ascontiguousarray(full))
 
 
 registry.METHODS["index_add_"] = lambda self, dim, index, source, *, alpha=1: \
@@ -1114,23 +1120,9 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):
     if reduce not in ("prod", "mean", "amax", "amin"):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or "
                            f"amin but got {reduce}.")
-    idx = _long_index(index, "index_reduce", int32=True)
-    d = _dim(dim, input._data.ndim)
-    if source._data.dtype != input._data.dtype:
-        raise RuntimeError(f"index_reduce_(): self ({_name(input)}) and source "
-                           f"({_name(source)}) must have the same scalar type")
-    if idx.ndim > 1:
-        raise IndexError("index_reduce_(): Index is supposed to be a vector")
-    expected = input._data.shape[:d] + (idx.size,) + input._data.shape[d + 1:]
-    if source._data.shape != expected and input._data.ndim:
-        raise RuntimeError(f"index_reduce_(): source of shape {list(source.shape)} does not "
-                           f"match self of shape {list(input.shape)} with {idx.size} indices "
-                           f"along dim {d} (expected {list(expected)})")
-    shape = [1] * source._data.ndim
-    shape[d] = idx.size
-    full = np.broadcast_to(idx.reshape(shape), source._data.shape)
-    return _scatter(ScatterReduce, input, d, _wrap(np.ascontiguousarray(full)), source,
-                    "index_reduce", reduce=reduce, include_self=bool(include_self))
+    d, full = _index_along(input, dim, index, source, "index_reduce")
+    return _scatter(ScatterReduce, input, d, full, source, "index_reduce", reduce=reduce,
+                    include_self=bool(include_self))
 
 
 registry.METHODS["index_reduce_"] = lambda self, dim, index, source, reduce, *, \

@@ -72,14 +72,20 @@ def weight_norm(module, name="weight", dim=0):
     return module
 
 
-def remove_weight_norm(module, name="weight"):
-    """Undo weight_norm: module.<name> a parameter again, holding the current weight."""
+def _remove(module, kind, name, what):
+    """Undo the pre-hook of `kind` for `name`: its remove(), then the hook unregistered."""
     for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+            return
+    raise ValueError(f"{what} of '{name}' not found in {module}")
+
+
+def remove_weight_norm(module, name="weight"):
+    """Undo weight_norm: module.<name> a parameter again, holding the current weight."""
+    _remove(module, WeightNorm, name, "weight_norm")
+    return module
 
 
 class SpectralNorm:
@@ -199,13 +205,7 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
 
 def remove_spectral_norm(module, name="weight"):
     """Undo spectral_norm: module.<name> a parameter again, holding the current weight."""
-    for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            break
-    else:
-        raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    _remove(module, SpectralNorm, name, "spectral_norm")
     for table, kind in (("_state_dict_hooks", _SpectralNormStateDictHook),
                         ("_load_state_dict_pre_hooks", _SpectralNormLoadHook)):
         hooks = module._hook_table(table)
