@@ -596,6 +596,32 @@ def adaptive_avg_pool3d(input, output_size):
     return pooled.transpose(1, 2).reshape(lead + (od, oh, ow))
 
 
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Maximum over adaptive windows of each volume (adaptive_avg_pool3d's windows): the
+    maximum over the depth window of adaptive_max_pool2d's plane maxima (exactly torch's
+    values; a gradient goes to the first maximum in (depth, row, column) order, torch's).
+    return_indices is not built yet (NotImplementedError)."""
+    _check_tensor(input, "input", "adaptive_max_pool3d")
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool3d(return_indices=True) is not implemented "
+                                  "in cygrad")
+    if input.ndim not in (4, 5) or 0 in input.shape[-4:]:
+        raise RuntimeError(f"adaptive_max_pool3d(): Expected 4D or 5D tensor, but got "
+                           f"{list(input.shape)}")
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (
+        (output_size,) * 3)
+    if len(sizes) != 3:
+        raise ValueError(f"adaptive_max_pool3d: output_size must be an int or a tuple of 3, "
+                         f"got {output_size!r}")
+    d, h, w = input.shape[-3:]
+    od, oh, ow = (n if s is None else s for s, n in zip(sizes, (d, h, w)))
+    lead = input.shape[:-3]
+    planes = adaptive_max_pool2d(input.reshape(-1, h, w), (oh, ow))  # (L*D, OH, OW)
+    columns = planes.reshape(-1, d, oh * ow).transpose(1, 2)  # (L, OH*OW, D)
+    pooled = adaptive_max_pool1d(columns, od)  # (L, OH*OW, OD)
+    return pooled.transpose(1, 2).reshape(lead + (od, oh, ow))
+
+
 def _adaptive_avg(x, output_size, dims, fn):
     spatial, rows, cols, out = _adaptive(x, output_size, dims, fn)
     return apply(C.AdaptiveAvgPool2d, x, windows=(rows[0], rows[1], cols[0], cols[1]),

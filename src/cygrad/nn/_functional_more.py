@@ -7,8 +7,9 @@ from .. import autograd
 from ..ops.shape import where
 from ..tensor import Tensor, _wrap
 
-__all__ = ["local_response_norm", "lp_pool1d", "lp_pool2d", "gumbel_softmax", "pdist", "rrelu",
-           "rrelu_", "embedding_bag", "channel_shuffle", "max_unpool1d", "max_unpool2d"]
+__all__ = ["local_response_norm", "lp_pool1d", "lp_pool2d", "lp_pool3d", "gumbel_softmax",
+           "pdist", "rrelu", "rrelu_", "embedding_bag", "channel_shuffle", "max_unpool1d",
+           "max_unpool2d", "max_unpool3d"]
 
 
 def _F():
@@ -49,6 +50,15 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     out = F.avg_pool2d(input ** norm_type, kernel_size, stride if stride is not None else
                        kernel_size, 0, ceil_mode)
     return (out.sign() * F.relu(out.abs()) * (kw * kh)) ** (1.0 / norm_type)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """lp_pool1d over 3-D windows (kernel_size an int or a triple)."""
+    F = _F()
+    kd, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, int) else kernel_size
+    out = F.avg_pool3d(input ** norm_type, kernel_size, stride if stride is not None else
+                       kernel_size, 0, ceil_mode)
+    return (out.sign() * F.relu(out.abs()) * (kd * kh * kw)) ** (1.0 / norm_type)
 
 
 def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
@@ -207,6 +217,13 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     in a zero (N, C, H_out, W_out); gradients go back to the values."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
                        "max_unpool2d")
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """max_unpool2d over volumes: each value put back at its index ((z * H + y) * W + x) in a
+    zero (N, C, D_out, H_out, W_out)."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3,
+                       "max_unpool3d")
 
 
 def _max_unpool(x, indices, kernel_size, stride, padding, output_size, dims, fn):
