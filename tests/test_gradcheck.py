@@ -34,3 +34,29 @@ def test_catches_a_wrong_gradient_and_names_the_input():
 def test_checks_float32_inputs_in_float64():
     x = cygrad.tensor(np.array([0.3, -0.7], np.float32), requires_grad=True)
     assert cygrad.gradcheck(lambda t: t.sigmoid() * t, x)
+
+
+def test_torch_autograd_gradcheck_form():
+    """cygrad.autograd.gradcheck(func, inputs, ...) as torch.autograd.gradcheck: a tuple or one
+    tensor, True when right, GradcheckError (a RuntimeError) or False when wrong."""
+    x = cygrad.tensor(np.linspace(0.1, 1.0, 5), requires_grad=True)
+    y = cygrad.tensor(np.linspace(-1.0, 1.0, 5), requires_grad=True)
+    assert cygrad.autograd.gradcheck(lambda a, b: (a * b).sin(), (x, y))
+    assert cygrad.autograd.gradcheck(lambda a: a.exp(), x, eps=1e-6, atol=1e-5)
+
+    class Wrong(cygrad.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * a
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # should be 2 a g
+
+    with pytest.raises(RuntimeError):
+        cygrad.autograd.gradcheck(Wrong.apply, (x,))
+    assert cygrad.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False
+    with pytest.raises(NotImplementedError, match="forward-mode"):
+        cygrad.autograd.gradcheck(lambda a: a, (x,), check_forward_ad=True)
+    with pytest.raises(NotImplementedError, match="first derivatives only"):
+        cygrad.autograd.gradgradcheck(lambda a: a, (x,))

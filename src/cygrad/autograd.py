@@ -18,7 +18,7 @@ from .tensor import AnomalyWatcher, Tensor, _backward, _tensor_list
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled", "detect_anomaly", "set_detect_anomaly",
            "is_anomaly_enabled", "grad", "backward", "Function", "FunctionCtx",
-           "once_differentiable", "Variable"]
+           "once_differentiable", "Variable", "gradcheck", "gradgradcheck"]
 
 
 class _Mode:
@@ -257,6 +257,38 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         grad_tensors = [grad_tensors]
     only = None if inputs is None else _tensor_list(inputs, "inputs")
     _backward(tensors, list(grad_tensors), bool(retain_graph), only=only)
+
+
+def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
+              nondet_tol=0.0, check_undefined_grad=True, check_grad_dtypes=False,
+              check_batched_grad=False, check_batched_forward_grad=False,
+              check_forward_ad=False, check_backward_ad=True, fast_mode=False, masked=None):
+    """torch.autograd.gradcheck: func's gradients with respect to the inputs that require
+    grad against central differences (cygrad.gradcheck: the inputs copied to float64 first,
+    every output element checked). True, or GradcheckError (False without raise_exception).
+    The forward-mode and batched checks are not offered (NotImplementedError)."""
+    from .gradcheck import GradcheckError
+    from .gradcheck import gradcheck as check
+
+    if check_batched_grad or check_batched_forward_grad or check_forward_ad:
+        raise NotImplementedError("gradcheck: cygrad has no forward-mode AD or vmap: "
+                                  "check_forward_ad, check_batched_grad and "
+                                  "check_batched_forward_grad are not supported")
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if not check_backward_ad:
+        return True
+    try:
+        return check(func, *inputs, eps=eps, atol=atol, rtol=rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+
+
+def gradgradcheck(func, inputs, *args, **kwargs):
+    """torch.autograd.gradgradcheck: second derivatives, which cygrad does not compute."""
+    raise NotImplementedError("cygrad computes first derivatives only: gradgradcheck is not "
+                              "supported")
 
 
 def Variable(data, requires_grad=False, volatile=False):  # noqa: N802  (torch's legacy name)

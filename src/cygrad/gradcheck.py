@@ -7,8 +7,9 @@ from .ops.factories import tensor
 from .tensor import Tensor, _wrap
 
 
-class GradcheckError(AssertionError):
-    """The analytic and numerical gradients disagree."""
+class GradcheckError(AssertionError, RuntimeError):
+    """The analytic and numerical gradients disagree (a RuntimeError too, as torch's
+    torch.autograd.gradcheck.GradcheckError)."""
 
 
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
