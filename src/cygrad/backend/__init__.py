@@ -37,7 +37,7 @@ __all__ = [
     "conv_image_grad", "conv_image_backward", "max_pool",
     "max_pool_backward", "avg_pool", "avg_pool_backward", "sgd_update", "adam_update",
     "rmsprop_update", "adagrad_update", "adadelta_update", "adamax_update", "nadam_update",
-    "radam_update",
+    "radam_update", "rprop_update", "asgd_update",
     "batched_gemm", "embedding_backward", "softmax_rows", "softmax_rows_backward", "dropout",
     "layer_norm", "layer_norm_backward", "mse",
 ]
@@ -1027,6 +1027,23 @@ def adamax_update(params, grads, exp_avgs, exp_infs, steps, lr, beta1, beta2, ep
                                  float(beta1), float(beta2), float(eps), float(weight_decay),
                                  bool(maximize), _threads_var.get(_kernel_threads))
 
+
+
+def rprop_update(params, grads, prevs, step_sizes, steps, etaminus, etaplus, step_size_min,
+                 step_size_max, maximize=False):
+    """Rprop."""
+    return _here().rprop_update(*_lists(params, grads, prevs, step_sizes, steps),
+                                float(etaminus), float(etaplus), float(step_size_min),
+                                float(step_size_max), bool(maximize),
+                                _threads_var.get(_kernel_threads))
+
+
+def asgd_update(params, grads, axs, etas, mus, steps, lr, lambd, alpha, t0, weight_decay=0.0,
+                maximize=False):
+    """ASGD (etas, mus: each parameter's 0-d states)."""
+    return _here().asgd_update(*_lists(params, grads, axs, etas, mus, steps), float(lr),
+                               float(lambd), float(alpha), float(t0), float(weight_decay),
+                               bool(maximize), _threads_var.get(_kernel_threads))
 
 def nadam_update(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, lr, beta1, beta2,
                  eps, weight_decay=0.0, momentum_decay=4e-3, decoupled=False, maximize=False):

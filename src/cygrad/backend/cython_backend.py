@@ -301,6 +301,8 @@ def adagrad_update(params, grads, state_sums, steps, lr, lr_decay, weight_decay,
 adamax_update = numpy_backend.adamax_update
 nadam_update = numpy_backend.nadam_update
 radam_update = numpy_backend.radam_update
+rprop_update = numpy_backend.rprop_update
+asgd_update = numpy_backend.asgd_update
 
 
 def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,

@@ -578,6 +578,67 @@ def radam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, 
     return refused
 
 
+
+def rprop_update(params, grads, prevs, step_sizes, steps, etaminus, etaplus, step_size_min,
+                 step_size_max, maximize, num_threads=1):
+    """Rprop (torch's `_single_tensor_rprop`) for each parameter, elementwise:
+
+        g = -grad if maximize else grad;  step += 1
+        f = etaplus where g * prev > 0, etaminus where < 0, else 1
+        size = clamp(size * f, step_size_min, step_size_max)
+        g = 0 where f == etaminus;  p = p - sign(g) * size;  prev = g
+    """
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, dt = grads[i], p.dtype.type
+        if maximize:
+            g = -g
+        _count(steps[i])
+        prev, size = prevs[i], step_sizes[i]
+        s = np.sign(g * prev)
+        factor = np.where(s > 0, dt(etaplus), np.where(s < 0, dt(etaminus), dt(1)))
+        size *= factor
+        np.clip(size, dt(step_size_min), dt(step_size_max), out=size)
+        g = np.where(factor == dt(etaminus), dt(0), g)
+        p -= np.sign(g) * size
+        prev[...] = g
+    return refused
+
+
+def asgd_update(params, grads, axs, etas, mus, steps, lr, lambd, alpha, t0, weight_decay,
+                maximize, num_threads=1):
+    """ASGD (torch's `_single_tensor_asgd`) for each parameter:
+
+        g = -grad if maximize else grad;  step += 1;  g = g + weight_decay * p
+        p = p * (1 - lambd * eta);  p = p - eta * g      (eta: the 0-d state, as a number)
+        ax = ax + (p - ax) * mu   (ax = p while mu is 1)
+        eta = lr / (1 + lambd * lr * step) ** alpha;  mu = 1 / max(1, step - t0)
+    eta and mu are 0-d states of the scalar dtype (float32 unless the default is float64):
+    each new value is rounded to it, as torch stores them."""
+    targets, refused = _claim(params)
+    for i, p in enumerate(targets):
+        if p is None:
+            continue
+        g, dt = grads[i], p.dtype.type
+        if maximize:
+            g = -g
+        step = _count(steps[i])
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * p
+        eta = float(etas[i])
+        p *= dt(1 - lambd * eta)
+        p += dt(-eta) * g
+        ax, mu = axs[i], float(mus[i])
+        if mu != 1:
+            ax += (p - ax) * dt(mu)
+        else:
+            ax[...] = p
+        etas[i][...] = lr / ((1 + lambd * lr * step) ** alpha)
+        mus[i][...] = 1 / max(1, step - t0)
+    return refused
+
 def adadelta_update(params, grads, square_avgs, acc_deltas, steps, lr, rho, eps, weight_decay,
                     maximize, num_threads=1):
     """Adadelta (torch's `_single_tensor_adadelta`) for each parameter:

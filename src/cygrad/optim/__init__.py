@@ -2,6 +2,7 @@
 
     SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta      (cygrad.optim.<name>)
     Adamax, NAdam, RAdam                               (Adam's variants: numpy twins, no kernel yet)
+    Rprop, ASGD                                        (numpy twins, no kernel yet)
     LBFGS                                              (step(closure): quasi-Newton)
     lr_scheduler.StepLR, CosineAnnealingLR, ...        (cygrad.optim.lr_scheduler)
 
@@ -18,7 +19,8 @@ from .adam_family import Adamax, NAdam, RAdam
 from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
+from .rprop_asgd import ASGD, Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
-           "NAdam", "RAdam", "LBFGS", "lr_scheduler"]
+           "NAdam", "RAdam", "Rprop", "ASGD", "LBFGS", "lr_scheduler"]

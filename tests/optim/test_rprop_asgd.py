@@ -1,0 +1,94 @@
+"""optim.Rprop and ASGD: parameters and state after 20 steps against torch's (skipped without
+it) for their options in both dtypes, state layout and dtypes, state_dict round trips, tied
+units kept bitwise identical on both backends, torch's checks."""
+
+import copy
+
+import numpy as np
+import pytest
+
+import cygrad
+
+CASES = [
+    ("Rprop", {}),
+    ("Rprop", {"etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
+    ("ASGD", {}),
+    ("ASGD", {"t0": 5, "lambd": 0.01, "alpha": 0.5, "weight_decay": 0.1}),
+    ("ASGD", {"t0": 3, "maximize": True}),
+]
+STATE = {"Rprop": ["step", "prev", "step_size"], "ASGD": ["step", "eta", "mu", "ax"]}
+
+
+def _run(lib, name, kw, dtype, steps=20, seed=0):
+    r = np.random.default_rng(seed)
+    w = lib.tensor(r.standard_normal((5, 3)), dtype=dtype, requires_grad=True)
+    opt = getattr(lib.optim, name)([w], lr=0.05, **kw)
+    for _ in range(steps):
+        g = r.standard_normal((5, 3))
+        g[0, 0] = 0.0  # a zero gradient: Rprop's sign 0
+        w.grad = lib.tensor(g, dtype=dtype)
+        opt.step()
+    return w, opt
+
+
+@pytest.mark.parametrize("name,kw", CASES, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matches_torch(name, kw, dtype):
+    torch = pytest.importorskip("torch")
+    ours, opt = _run(cygrad, name, kw, getattr(cygrad, dtype))
+    theirs, topt = _run(torch, name, kw, getattr(torch, dtype))
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=tol, atol=tol)
+    state, tstate = opt.state[ours], topt.state[theirs]
+    assert list(state) == list(tstate) == STATE[name]
+    for key in STATE[name]:
+        np.testing.assert_allclose(state[key].numpy(), tstate[key].numpy(), rtol=tol,
+                                   atol=tol)
+        assert str(state[key].dtype).split(".")[-1] == str(tstate[key].dtype).split(".")[-1]
+
+
+@pytest.mark.parametrize("name,kw", CASES[::2], ids=str)
+def test_state_dict_round_trip(name, kw):
+    w, opt = _run(cygrad, name, kw, cygrad.float32, steps=6)
+    saved = copy.deepcopy(opt.state_dict())
+    snapshot = w.numpy().copy()
+    g = np.random.default_rng(9).standard_normal((5, 3)).astype(np.float32)
+    w.grad = cygrad.tensor(g)
+    opt.step()
+    w2 = cygrad.tensor(snapshot, requires_grad=True)
+    opt2 = getattr(cygrad.optim, name)([w2], lr=0.05, **kw)
+    opt2.load_state_dict(saved)
+    w2.grad = cygrad.tensor(g)
+    opt2.step()
+    assert np.array_equal(w2.numpy(), w.numpy())
+
+
+@pytest.mark.parametrize("name,kw", CASES[1::2], ids=str)
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_tied_units_stay_bitwise_identical(name, kw, backend):
+    r = np.random.default_rng(1)
+    w0 = r.standard_normal((4, 6)).astype(np.float32)
+    w0[2] = w0[0]
+    with cygrad.backend.using(backend):
+        w = cygrad.tensor(w0, requires_grad=True)
+        opt = getattr(cygrad.optim, name)([w], lr=0.01, **kw)
+        for _ in range(15):
+            g = r.standard_normal((4, 6)).astype(np.float32)
+            g[2] = g[0]
+            w.grad = cygrad.tensor(g)
+            opt.step()
+    assert np.array_equal(w.numpy()[0], w.numpy()[2])
+    assert not np.array_equal(w.numpy()[0], w0[0])
+
+
+def test_checks():
+    w = [cygrad.zeros(2, requires_grad=True)]
+    for cls in (cygrad.optim.Rprop, cygrad.optim.ASGD):
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            cls(w, lr=-1)
+    with pytest.raises(ValueError, match="Invalid eta values: 1.1, 1.2"):
+        cygrad.optim.Rprop(w, etas=(1.1, 1.2))
+    with pytest.raises(ValueError, match="Invalid weight_decay value"):
+        cygrad.optim.ASGD(w, weight_decay=-0.1)
+    assert cygrad.optim.Rprop(w).defaults["step_sizes"] == (1e-6, 50)
+    assert cygrad.optim.ASGD(w).defaults["t0"] == 1e6
