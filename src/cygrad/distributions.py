@@ -210,8 +210,9 @@ class Categorical(_ProbsOrLogits):
         return self._support(_f("arange")(self._num_events), expand)
 
 
-class Normal(Distribution):
-    """The Gaussian N(loc, scale**2), loc and scale broadcast to the batch shape."""
+class _LocScale(Distribution):
+    """A location-scale family: loc and scale (positive) broadcast to the batch shape; the
+    mean and the mode are loc."""
 
     has_rsample = True
     _params = ("loc", "scale")
@@ -229,6 +230,10 @@ class Normal(Distribution):
     @property
     def mode(self):
         return self.loc
+
+
+class Normal(_LocScale):
+    """The Gaussian N(loc, scale**2), loc and scale broadcast to the batch shape."""
 
     @property
     def stddev(self):
@@ -408,25 +413,8 @@ class Exponential(Distribution):
         return 1.0 - self.rate.log()
 
 
-class Laplace(Distribution):
+class Laplace(_LocScale):
     """The Laplace distribution: density exp(-|x - loc| / scale) / (2 scale)."""
-
-    has_rsample = True
-    _params = ("loc", "scale")
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, Size(), validate_args)
-        self._check(bool((self.scale._data > 0).all()),
-                    "Expected parameter scale to be positive")
-
-    @property
-    def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def variance(self):

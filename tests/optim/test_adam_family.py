@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+from optim_steps import assert_matches, assert_state_dict_round_trip, run_steps
 
 import cygrad
 
@@ -25,48 +26,21 @@ STATE = {"Adamax": ["step", "exp_avg", "exp_inf"],
 
 
 def _run(lib, name, kw, dtype, steps=20, seed=0):
-    r = np.random.default_rng(seed)
-    w = lib.tensor(r.standard_normal((5, 3)), dtype=dtype, requires_grad=True)
-    opt = getattr(lib.optim, name)([w], lr=0.05, **kw)
-    for _ in range(steps):
-        w.grad = lib.tensor(r.standard_normal((5, 3)), dtype=dtype)
-        opt.step()
-    return w, opt
+    return run_steps(lib, name, kw, dtype, steps, seed)
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=str)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_matches_torch(name, kw, dtype):
     torch = pytest.importorskip("torch")
-    ours, opt = _run(cygrad, name, kw, getattr(cygrad, dtype))
-    theirs, topt = _run(torch, name, kw, getattr(torch, dtype))
-    tol = 1e-6 if dtype == "float32" else 1e-14
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=tol, atol=tol)
-    state, tstate = opt.state[ours], topt.state[theirs]
-    assert list(state) == list(tstate) == STATE[name]
-    for key in STATE[name]:
-        np.testing.assert_allclose(state[key].numpy(), tstate[key].numpy(), rtol=tol,
-                                   atol=tol)
-        assert str(state[key].dtype).split(".")[-1] == str(tstate[key].dtype).split(".")[-1]
+    assert_matches(torch, cygrad, name, kw, dtype, STATE[name])
 
 
 @pytest.mark.parametrize("name,kw", CASES[::2], ids=str)
 def test_state_dict_round_trip(name, kw):
-    """float32 parameters (the step counter's dtype too): the loaded run goes on bit for bit.
-    (Loaded state takes the parameter's dtype, as torch's: a float64 parameter's NAdam
+    """(Loaded state takes the parameter's dtype, as torch's: a float64 parameter's NAdam
     mu_product becomes float64, and its next steps move in the last bits, as torch's do.)"""
-    w, opt = _run(cygrad, name, kw, cygrad.float32, steps=6)
-    saved = copy.deepcopy(opt.state_dict())
-    snapshot = w.numpy().copy()
-    g = np.random.default_rng(9).standard_normal((5, 3)).astype(np.float32)
-    w.grad = cygrad.tensor(g)
-    opt.step()
-    w2 = cygrad.tensor(snapshot, requires_grad=True)
-    opt2 = getattr(cygrad.optim, name)([w2], lr=0.05, **kw)
-    opt2.load_state_dict(saved)
-    w2.grad = cygrad.tensor(g)
-    opt2.step()
-    assert np.array_equal(w2.numpy(), w.numpy())
+    assert_state_dict_round_trip(cygrad, name, kw)
     if name == "NAdam":
         w64, opt64 = _run(cygrad, name, kw, cygrad.float64, steps=2)
         opt64.load_state_dict(copy.deepcopy(opt64.state_dict()))

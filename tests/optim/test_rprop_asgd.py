@@ -2,10 +2,10 @@
 it) for their options in both dtypes, state layout and dtypes, state_dict round trips, tied
 units kept bitwise identical on both backends, torch's checks."""
 
-import copy
 
 import numpy as np
 import pytest
+from optim_steps import assert_matches, assert_state_dict_round_trip, run_steps
 
 import cygrad
 
@@ -20,47 +20,19 @@ STATE = {"Rprop": ["step", "prev", "step_size"], "ASGD": ["step", "eta", "mu", "
 
 
 def _run(lib, name, kw, dtype, steps=20, seed=0):
-    r = np.random.default_rng(seed)
-    w = lib.tensor(r.standard_normal((5, 3)), dtype=dtype, requires_grad=True)
-    opt = getattr(lib.optim, name)([w], lr=0.05, **kw)
-    for _ in range(steps):
-        g = r.standard_normal((5, 3))
-        g[0, 0] = 0.0  # a zero gradient: Rprop's sign 0
-        w.grad = lib.tensor(g, dtype=dtype)
-        opt.step()
-    return w, opt
+    return run_steps(lib, name, kw, dtype, steps, seed, zero_first=True)  # Rprop's sign 0
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=str)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_matches_torch(name, kw, dtype):
     torch = pytest.importorskip("torch")
-    ours, opt = _run(cygrad, name, kw, getattr(cygrad, dtype))
-    theirs, topt = _run(torch, name, kw, getattr(torch, dtype))
-    tol = 1e-6 if dtype == "float32" else 1e-14
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=tol, atol=tol)
-    state, tstate = opt.state[ours], topt.state[theirs]
-    assert list(state) == list(tstate) == STATE[name]
-    for key in STATE[name]:
-        np.testing.assert_allclose(state[key].numpy(), tstate[key].numpy(), rtol=tol,
-                                   atol=tol)
-        assert str(state[key].dtype).split(".")[-1] == str(tstate[key].dtype).split(".")[-1]
+    assert_matches(torch, cygrad, name, kw, dtype, STATE[name], zero_first=True)
 
 
 @pytest.mark.parametrize("name,kw", CASES[::2], ids=str)
 def test_state_dict_round_trip(name, kw):
-    w, opt = _run(cygrad, name, kw, cygrad.float32, steps=6)
-    saved = copy.deepcopy(opt.state_dict())
-    snapshot = w.numpy().copy()
-    g = np.random.default_rng(9).standard_normal((5, 3)).astype(np.float32)
-    w.grad = cygrad.tensor(g)
-    opt.step()
-    w2 = cygrad.tensor(snapshot, requires_grad=True)
-    opt2 = getattr(cygrad.optim, name)([w2], lr=0.05, **kw)
-    opt2.load_state_dict(saved)
-    w2.grad = cygrad.tensor(g)
-    opt2.step()
-    assert np.array_equal(w2.numpy(), w.numpy())
+    assert_state_dict_round_trip(cygrad, name, kw, zero_first=True)
 
 
 @pytest.mark.parametrize("name,kw", CASES[1::2], ids=str)

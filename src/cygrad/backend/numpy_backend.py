@@ -373,10 +373,10 @@ def sgd_update(params, grads, lr, momentum, dampening, nesterov, weight_decay, b
 
 
 def _adam_steps(params, grads, steps, maximize, weight_decay, lr=0.0, decoupled=False):
-    """(refused, steps): torch's prologue shared by the Adam family's single-tensor updates,
-    for each claimable parameter in turn: its counter advanced (t = step + 1), g = -grad when
-    maximize, then p = p * (1 - lr * weight_decay) (decoupled) or g = g + weight_decay * p.
-    Yields (i, p, g, dt, t)."""
+    """(refused, steps): torch's prologue shared by the single-tensor updates of the Adam
+    family, Rprop and ASGD, for each claimable parameter in turn: its counter advanced
+    (t = step + 1), g = -grad when maximize, then p = p * (1 - lr * weight_decay) (decoupled)
+    or g = g + weight_decay * p. Yields (i, p, g, dt, t)."""
     targets, refused = _claim(params)
 
     def each():
@@ -588,14 +588,8 @@ def rprop_update(params, grads, prevs, step_sizes, steps, etaminus, etaplus, ste
         size = clamp(size * f, step_size_min, step_size_max)
         g = 0 where f == etaminus;  p = p - sign(g) * size;  prev = g
     """
-    targets, refused = _claim(params)
-    for i, p in enumerate(targets):
-        if p is None:
-            continue
-        g, dt = grads[i], p.dtype.type
-        if maximize:
-            g = -g
-        _count(steps[i])
+    refused, each = _adam_steps(params, grads, steps, maximize, 0)
+    for i, p, g, dt, _ in each:
         prev, size = prevs[i], step_sizes[i]
         s = np.sign(g * prev)
         factor = np.where(s > 0, dt(etaplus), np.where(s < 0, dt(etaminus), dt(1)))
@@ -617,16 +611,8 @@ def asgd_update(params, grads, axs, etas, mus, steps, lr, lambd, alpha, t0, weig
         eta = lr / (1 + lambd * lr * step) ** alpha;  mu = 1 / max(1, step - t0)
     eta and mu are 0-d states of the scalar dtype (float32 unless the default is float64):
     each new value is rounded to it, as torch stores them."""
-    targets, refused = _claim(params)
-    for i, p in enumerate(targets):
-        if p is None:
-            continue
-        g, dt = grads[i], p.dtype.type
-        if maximize:
-            g = -g
-        step = _count(steps[i])
-        if weight_decay != 0:
-            g = g + dt(weight_decay) * p
+    refused, each = _adam_steps(params, grads, steps, maximize, weight_decay)
+    for i, p, g, dt, step in each:
         eta = float(etas[i])
         p *= dt(1 - lambd * eta)
         p += dt(-eta) * g

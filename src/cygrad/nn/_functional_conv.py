@@ -575,24 +575,29 @@ def adaptive_avg_pool3d(input, output_size):
     output (OD, OH, OW) from output_size, an int or a triple (None keeps that size). Each
     window's mean is the mean over its depth window of adaptive_avg_pool2d's plane means (the
     same windows, equal weights: torch's value to rounding)."""
-    _check_tensor(input, "input", "adaptive_avg_pool3d")
+    return _adaptive3d(input, output_size, "adaptive_avg_pool3d", adaptive_avg_pool2d,
+                       adaptive_avg_pool1d)
+
+
+def _adaptive3d(input, output_size, fn, pool2d, pool1d):
+    """An adaptive 3-D pool as pool2d over each depth slice's plane, then pool1d over depth
+    (adaptive windows are separable)."""
+    _check_tensor(input, "input", fn)
     if input.ndim not in (4, 5) or 0 in input.shape[-4:]:
-        raise RuntimeError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got "
-                           f"{list(input.shape)}")
+        raise RuntimeError(f"{fn}(): Expected 4D or 5D tensor, but got {list(input.shape)}")
     sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (
         (output_size,) * 3)
     if len(sizes) != 3:
-        raise ValueError(f"adaptive_avg_pool3d: output_size must be an int or a tuple of 3, "
-                         f"got {output_size!r}")
+        raise ValueError(f"{fn}: output_size must be an int or a tuple of 3, got "
+                         f"{output_size!r}")
     d, h, w = input.shape[-3:]
     od, oh, ow = (n if s is None else s for s, n in zip(sizes, (d, h, w)))
     if not all(_is_int(s) for s in (od, oh, ow)):
-        raise TypeError(f"adaptive_avg_pool3d(): output_size must hold ints (or None), got "
-                        f"{output_size!r}")
+        raise TypeError(f"{fn}(): output_size must hold ints (or None), got {output_size!r}")
     lead = input.shape[:-3]
-    planes = adaptive_avg_pool2d(input.reshape(-1, h, w), (oh, ow))  # (L*D, OH, OW)
+    planes = pool2d(input.reshape(-1, h, w), (oh, ow))  # (L*D, OH, OW)
     columns = planes.reshape(-1, d, oh * ow).transpose(1, 2)  # (L, OH*OW, D)
-    pooled = adaptive_avg_pool1d(columns, od)  # (L, OH*OW, OD)
+    pooled = pool1d(columns, od)  # (L, OH*OW, OD)
     return pooled.transpose(1, 2).reshape(lead + (od, oh, ow))
 
 
@@ -601,25 +606,11 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
     maximum over the depth window of adaptive_max_pool2d's plane maxima (exactly torch's
     values; a gradient goes to the first maximum in (depth, row, column) order, torch's).
     return_indices is not built yet (NotImplementedError)."""
-    _check_tensor(input, "input", "adaptive_max_pool3d")
     if return_indices:
         raise NotImplementedError("adaptive_max_pool3d(return_indices=True) is not implemented "
                                   "in cygrad")
-    if input.ndim not in (4, 5) or 0 in input.shape[-4:]:
-        raise RuntimeError(f"adaptive_max_pool3d(): Expected 4D or 5D tensor, but got "
-                           f"{list(input.shape)}")
-    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (
-        (output_size,) * 3)
-    if len(sizes) != 3:
-        raise ValueError(f"adaptive_max_pool3d: output_size must be an int or a tuple of 3, "
-                         f"got {output_size!r}")
-    d, h, w = input.shape[-3:]
-    od, oh, ow = (n if s is None else s for s, n in zip(sizes, (d, h, w)))
-    lead = input.shape[:-3]
-    planes = adaptive_max_pool2d(input.reshape(-1, h, w), (oh, ow))  # (L*D, OH, OW)
-    columns = planes.reshape(-1, d, oh * ow).transpose(1, 2)  # (L, OH*OW, D)
-    pooled = adaptive_max_pool1d(columns, od)  # (L, OH*OW, OD)
-    return pooled.transpose(1, 2).reshape(lead + (od, oh, ow))
+    return _adaptive3d(input, output_size, "adaptive_max_pool3d", adaptive_max_pool2d,
+                       adaptive_max_pool1d)
 
 
 def _adaptive_avg(x, output_size, dims, fn):
