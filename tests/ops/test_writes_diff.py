@@ -74,6 +74,8 @@ def test_addr_cross_and_masked_scatter_match_torch():
     src = _r(12, 7)
     _same(torch, lambda t, s: t.masked_scatter(torch.tensor(mask), s),
           lambda t, s: t.masked_scatter(cygrad.tensor(mask), s), x, src)
+    _same(torch, lambda t, s: t[0].masked_scatter(torch.tensor(mask), s),  # self broadcast
+          lambda t, s: t[0].masked_scatter(cygrad.tensor(mask), s), x, src)
     row = mask[1]  # broadcast over the rows
     _same(torch, lambda t, s: t.masked_scatter(torch.tensor(row), s),
           lambda t, s: t.masked_scatter(cygrad.tensor(row), s), x, src)

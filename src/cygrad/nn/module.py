@@ -410,9 +410,6 @@ class Module:
         need none)."""
         return self._add_hook("_backward_hooks", hook, prepend)
 
-    # ------------------------------------------------------------------ traversal
-
-
     def _hook_table(self, table):
         """One of the state-dict hook tables (a module unpickled from before they existed gets
         it empty)."""
@@ -455,6 +452,9 @@ class Module:
         """hook(module, incompatible_keys) -> None, run after load_state_dict() has loaded this
         module and its children; it may change incompatible_keys' lists in place."""
         return self._add_state_hook("_load_state_dict_post_hooks", hook)
+
+    # ------------------------------------------------------------------ traversal
+
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """(name, module) for this module and every submodule, depth first in registration
         order; a module reached by several paths comes once unless remove_duplicate=False."""

@@ -659,7 +659,7 @@ def masked_scatter(input, mask, source):
     if count > source.numel():
         raise RuntimeError("masked_scatter: Number of elements of source < number of ones in "
                            "mask")
-    x = input.expand(*shape) if tuple(input.shape) != shape else input
+    x = input.expand(*shape) if tuple(input.shape) != shape else input  # (torch's too)
     values = source.reshape(-1)[:count]
     return _f("index_put")(x, (_wrap(np.ascontiguousarray(m)),), values)
 
