@@ -33,6 +33,23 @@ ALIASES = {
     "torch.backends": "cygrad.backends",
     "torch.random": "cygrad.random",
     "torch.linalg": "cygrad.linalg",
+    "torch.special": "cygrad.special",
+    "torch.distributions": "cygrad.distributions",
+    "torch.func": "cygrad.func",
+    "torch.amp": "cygrad.amp",
+    "torch.cuda.amp": "cygrad.cuda:amp",
+    "torch.jit": "cygrad.jit",
+    "torch.testing": "cygrad.testing",
+    "torch.utils.checkpoint": "cygrad.utils.checkpoint",
+    "torch.utils.hooks": "cygrad.utils.hooks",
+    "torch.autograd.functional": "cygrad._autograd_functional",
+    "torch.autograd.function": "cygrad._function",
+    "torch.nn.utils.rnn": "cygrad.nn.utils.rnn",
+    "torch.nn.utils.clip_grad": "cygrad.nn.utils.clip_grad",
+    "torch.nn.utils.parametrize": "cygrad.nn.utils.parametrize",
+    "torch.nn.utils.parametrizations": "cygrad.nn.utils.parametrizations",
+    "torch.nn.utils.stateless": "cygrad.nn.utils.stateless",
+    "torch.nn.utils.fusion": "cygrad.nn.utils.fusion",
 }
 
 
@@ -49,10 +66,17 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if target is None:
             raise ImportError(f"cygrad has no counterpart of the module {spec.name!r} (it offers "
                               f"{', '.join(sorted(ALIASES))})", name=spec.name)
+        path, _, attribute = target.partition(":")  # "module:attribute": a namespace in it
         try:
-            module = importlib.import_module(target)
+            module = importlib.import_module(path)
         except ImportError as err:
             raise ImportError(f"{spec.name} -> {target}: {err}", name=spec.name) from err
+        if attribute:
+            module = _namespace(spec.name, getattr(module, attribute))
+        if not hasattr(module, "__path__") and any(n.startswith(spec.name + ".")
+                                                   for n in ALIASES):
+            module.__path__ = []  # a module with aliased children (torch.cuda.amp, torch.
+            # autograd.functional): importable as a package, its children through ALIASES
         self._specs[id(module)] = module.__spec__  # importlib writes the alias's spec over it
         return module
 
@@ -62,6 +86,18 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def __init__(self):
         self._specs = {}
+
+
+def _namespace(name, holder):
+    """A module object holding the public attributes of `holder` (a class used as a
+    namespace, as cygrad.cuda.amp)."""
+    import types
+
+    module = types.ModuleType(name, holder.__doc__)
+    for key in dir(holder):
+        if not key.startswith("_"):
+            setattr(module, key, getattr(holder, key))
+    return module
 
 
 def install():

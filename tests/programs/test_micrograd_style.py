@@ -66,3 +66,40 @@ def test_a_missing_torch_module_is_named():
                           "cygrad.as_torch.install(); import torch.distributed"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "torch.distributed" in out.stderr
+
+
+def test_every_alias_imports_and_a_program_using_them_matches_torch():
+    """Each torch module name cygrad answers imports; a program importing from several of them
+    (torch.func, torch.distributions, torch.nn.utils.parametrizations, torch.cuda.amp) prints
+    torch's numbers."""
+    from cygrad.as_torch import ALIASES
+
+    names = " ".join(ALIASES)
+    code = ("import importlib\n"
+            f"for name in {names!r}.split():\n"
+            "    importlib.import_module(name)\n"
+            f"print('all', len({names!r}.split()))\n")
+    assert run(code, on_cygrad=True) == [f"all {len(ALIASES)}"]
+    program = """
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+from torch.nn.utils.parametrizations import weight_norm
+from torch.distributions import Normal, kl_divergence
+from torch.cuda.amp import GradScaler
+m = weight_norm(nn.Linear(3, 2).double())
+with torch.no_grad():
+    for i, p in enumerate(m.parameters()):
+        p.copy_(torch.arange(p.numel(), dtype=torch.float64).reshape(p.shape) * 0.1 + i)
+x = torch.arange(12, dtype=torch.float64).reshape(4, 3) / 7
+print(repr(float(m(x).sum())))
+print(repr(float(functional_call(m, {k: v * 2 for k, v in m.named_parameters()}, (x,)).sum())))
+print(repr(float(kl_divergence(Normal(torch.zeros(2, dtype=torch.float64), 1.0),
+                               Normal(torch.ones(2, dtype=torch.float64), 2.0)).sum())))
+print(GradScaler.__name__)
+"""
+    pytest.importorskip("torch")
+    ours, theirs = run(program, on_cygrad=True), run(program, on_cygrad=False)
+    assert ours[-1] == theirs[-1] == "GradScaler"
+    for a, b in zip(ours[:-1], theirs[:-1], strict=True):
+        assert abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
