@@ -50,6 +50,7 @@ ALIASES = {
     "torch.nn.utils.parametrizations": "cygrad.nn.utils.parametrizations",
     "torch.nn.utils.stateless": "cygrad.nn.utils.stateless",
     "torch.nn.utils.fusion": "cygrad.nn.utils.fusion",
+    "torch.nn.parallel": "cygrad.nn.parallel",
 }
 
 

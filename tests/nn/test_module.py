@@ -698,3 +698,21 @@ def test_repr_matches_torch_for_shared_layers(torch):
                                  torch.nn.LeakyReLU(0.2), torch.nn.Dropout(0.1, inplace=True),
                                  torch.nn.Unflatten(1, (1, 3)), torch.nn.Identity(3))
     assert repr(ours) == repr(theirs)
+
+
+def test_data_parallel_is_torchs_without_cuda():
+    """nn.DataParallel on a machine without CUDA, as torch's there: the module called as it
+    is, state dict keys under "module.", device_ids empty, torch's repr."""
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.DataParallel(torch.nn.Linear(2, 3).double(), device_ids=[0])
+    ours = nn.DataParallel(nn.Linear(2, 3).double(), device_ids=[0])
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["module.weight",
+                                                                   "module.bias"]
+    assert ours.device_ids == theirs.device_ids == []
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.arange(4.0).reshape(2, 2)
+    np.testing.assert_allclose(ours(cygrad.tensor(x)).detach().numpy(),
+                               theirs(torch.tensor(x)).detach().numpy())
+    with pytest.raises(NotImplementedError, match="DistributedDataParallel"):
+        nn.parallel.DistributedDataParallel(ours)

@@ -148,7 +148,8 @@ def tied_parameters(model):
     return {group[0]: group for group in names.values() if len(group) > 1}
 
 
-from . import utils  # noqa: E402, F401  (torch.nn.utils)
+from . import parallel, utils  # noqa: E402, F401  (torch.nn.parallel, torch.nn.utils)
+from .parallel import DataParallel  # noqa: E402
 
 __all__ = [
     "Module", "Parameter", "Buffer", "Linear", "LazyLinear", "Bilinear", "Conv1d", "Conv2d",
@@ -167,7 +168,7 @@ __all__ = [
     "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "CosineEmbeddingLoss",
     "MultiMarginLoss", "TripletMarginLoss", "MultiLabelMarginLoss",
     "TripletMarginWithDistanceLoss", "CTCLoss", "PoissonNLLLoss", "GaussianNLLLoss", "functional",
-    "init", "tied_parameters",
+    "init", "tied_parameters", "DataParallel", "parallel",
     *ACTIVATIONS,
     "Embedding", "EmbeddingBag", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d",
     "InstanceNorm2d", "InstanceNorm3d", "MultiheadAttention",
