@@ -611,3 +611,13 @@ def test_other_devices_are_refused():
         nn.GRU(3, 4, device="cuda")
     with pytest.raises(RuntimeError, match="CPU only"):
         nn.GRUCell(3, 4, device="cuda")
+
+
+def test_base_classes_are_torchs():
+    """nn.RNNBase and nn.RNNCellBase: the bases an init loop checks with isinstance."""
+    torch = pytest.importorskip("torch")
+    for lib in (cygrad.nn, torch.nn):
+        assert isinstance(lib.LSTM(2, 3), lib.RNNBase) and isinstance(lib.GRU(2, 3),
+                                                                      lib.RNNBase)
+        assert isinstance(lib.GRUCell(2, 3), lib.RNNCellBase)
+        assert not isinstance(lib.LSTMCell(2, 3), lib.RNNBase)

@@ -103,7 +103,7 @@ from .pooling import (
     MaxUnpool2d,
     MaxUnpool3d,
 )
-from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding, EmbeddingBag
 from .transformer import (
     Transformer,
@@ -172,7 +172,7 @@ __all__ = [
     *ACTIVATIONS,
     "Embedding", "EmbeddingBag", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d",
     "InstanceNorm2d", "InstanceNorm3d", "MultiheadAttention",
-    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase",
     "GroupNorm", "RMSNorm", "LocalResponseNorm", "LPPool1d", "LPPool2d", "RReLU", "Softmax2d",
     "CELU", "GLU", "Softmin", "PReLU", "Threshold", "Tanhshrink",
     "Hardshrink", "Softshrink",
