@@ -51,7 +51,7 @@ class _Lazy:
 
 
 class _LazyConv(_Lazy):
-    def _start(self, out_channels, dtype):
+    def _start(self):
         """After the full layer's __init__ (run with in_channels = groups): in_channels 0 and
         the weight empty, as torch's before the first call."""
         self.in_channels = 0
@@ -80,7 +80,7 @@ def _conv(name, base):
         self.__dict__["_pending"] = True
         base.__init__(self, groups, out_channels, kernel_size, stride, padding, dilation,
                       groups, bias, padding_mode, device, dtype)
-        self._start(out_channels, dtype)
+        self._start()
 
     doc = (f"{base.__name__} whose in_channels is read from its first input "
            f"(torch.nn.{name}); see the module docstring.")
@@ -95,7 +95,7 @@ def _conv_transpose(name, base):
         self.__dict__["_pending"] = True
         base.__init__(self, groups, out_channels, kernel_size, stride, padding, output_padding,
                       groups, bias, dilation, padding_mode, device, dtype)
-        self._start(out_channels, dtype)
+        self._start()
 
     doc = (f"{base.__name__} whose in_channels is read from its first input "
            f"(torch.nn.{name}); see the module docstring.")
