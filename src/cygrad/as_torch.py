@@ -30,6 +30,7 @@ ALIASES = {
     "torch.utils.data": "cygrad.utils.data",
     "torch.autograd": "cygrad.autograd",
     "torch.cuda": "cygrad.cuda",
+    "torch.accelerator": "cygrad.accelerator",
     "torch.backends": "cygrad.backends",
     "torch.random": "cygrad.random",
     "torch.linalg": "cygrad.linalg",

@@ -29,7 +29,8 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "add_safe_globals", "clear_safe_globals", "get_safe_globals",
+           "get_unsafe_globals_in_checkpoint", "safe_globals"]
 
 _STRUCTURE = "__cygrad__"
 _FORMAT = "cygrad-checkpoint"
@@ -100,6 +101,46 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     path = os.fspath(f)
     with open(path, "rb") as file:  # closed on every way out (a truncated file included)
         return _load_from(file, path, os.fstat(file.fileno()).st_size)
+
+
+# torch.load(weights_only=True) unpickles only allowlisted globals; programs allowlist theirs
+# (a class saved in a checkpoint) with these. cygrad's files hold no pickled globals at all, so
+# the list is kept, as torch keeps it, and never consulted.
+_safe_globals = []
+
+
+def add_safe_globals(safe_globals):
+    """Allowlist globals for weights_only loading (kept; cygrad's files never need them)."""
+    _safe_globals.extend(safe_globals)
+
+
+def clear_safe_globals():
+    _safe_globals.clear()
+
+
+def get_safe_globals():
+    return list(_safe_globals)
+
+
+class safe_globals:  # noqa: N801  (torch's name)
+    """`with safe_globals([...]):` the globals allowlisted inside the block only."""
+
+    def __init__(self, safe_globals):
+        self.safe_globals = list(safe_globals)
+
+    def __enter__(self):
+        self._before = len(_safe_globals)
+        _safe_globals.extend(self.safe_globals)
+
+    def __exit__(self, *exc):
+        del _safe_globals[self._before:]
+
+
+def get_unsafe_globals_in_checkpoint(f):
+    """The globals a weights_only load of f would refuse: none in a file cygrad can read
+    (nothing in it is pickled); a file it cannot read raises load's ValueError."""
+    load(f)
+    return []
 
 
 def _name(f):

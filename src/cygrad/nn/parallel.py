@@ -4,7 +4,7 @@ case): the wrapped module called as it is, held as `module` (state dict keys und
 
 from .module import Module
 
-__all__ = ["DataParallel", "DistributedDataParallel"]
+__all__ = ["DataParallel", "DistributedDataParallel", "data_parallel"]
 
 
 class DataParallel(Module):
@@ -18,6 +18,13 @@ class DataParallel(Module):
 
     def forward(self, *inputs, **kwargs):
         return self.module(*inputs, **kwargs)
+
+
+def data_parallel(module, inputs, device_ids=None, output_device=None, dim=0,
+                  module_kwargs=None):
+    """torch.nn.parallel.data_parallel: it needs an accelerator, and raises torch's
+    RuntimeError without one (a program calls it only when it has GPUs)."""
+    raise RuntimeError("device type could not be determined")
 
 
 class DistributedDataParallel(Module):
