@@ -32,7 +32,7 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 _weight_norm = registry.FUNCTIONS["_weight_norm"]  # torch's one private name programs call
 
-from . import accelerator, amp, autograd, backends, compiler, cuda, data, distributions, func, interop, jit, linalg, nn, optim, random, special, testing, viz  # noqa: E402, I001, E501
+from . import accelerator, amp, autograd, backends, compiler, cuda, data, distributions, func, interop, jit, linalg, nn, onnx, optim, random, special, testing, viz  # noqa: E402, I001, E501
 from .amp import autocast  # noqa: E402
 from ._config import show_config  # noqa: E402
 from ._legacy import (  # noqa: E402  (torch's typed tensor classes)

@@ -22,7 +22,7 @@ ALIASES = {
     "torch.nn.functional": "cygrad.nn.functional",
     "torch.nn.init": "cygrad.nn.init",
     "torch.nn.utils": "cygrad.nn.utils",
-    "torch.nn.modules": "cygrad.nn",
+    "torch.nn.modules": "cygrad.nn.modules",
     "torch.nn.parameter": "cygrad.nn",
     "torch.optim": "cygrad.optim",
     "torch.optim.lr_scheduler": "cygrad.optim.lr_scheduler",
@@ -32,6 +32,12 @@ ALIASES = {
     "torch.cuda": "cygrad.cuda",
     "torch.accelerator": "cygrad.accelerator",
     "torch.backends": "cygrad.backends",
+    "torch.backends.cudnn": "cygrad.backends:cudnn",
+    "torch.backends.cuda": "cygrad.backends:cuda",
+    "torch.backends.mps": "cygrad.backends:mps",
+    "torch.backends.mkldnn": "cygrad.backends:mkldnn",
+    "torch.backends.openmp": "cygrad.backends:openmp",
+    "torch.backends.cpu": "cygrad.backends:cpu",
     "torch.random": "cygrad.random",
     "torch.linalg": "cygrad.linalg",
     "torch.special": "cygrad.special",
@@ -40,6 +46,7 @@ ALIASES = {
     "torch.amp": "cygrad.amp",
     "torch.cuda.amp": "cygrad.cuda:amp",
     "torch.jit": "cygrad.jit",
+    "torch.onnx": "cygrad.onnx",
     "torch.testing": "cygrad.testing",
     "torch.utils.checkpoint": "cygrad.utils.checkpoint",
     "torch.utils.hooks": "cygrad.utils.hooks",
@@ -53,6 +60,10 @@ ALIASES = {
     "torch.nn.utils.fusion": "cygrad.nn.utils.fusion",
     "torch.nn.parallel": "cygrad.nn.parallel",
 }
+ALIASES.update({f"torch.nn.modules.{name}": f"cygrad.nn.modules.{name}" for name in (
+    "activation", "batchnorm", "channelshuffle", "container", "conv", "distance", "dropout",
+    "flatten", "fold", "instancenorm", "linear", "loss", "module", "normalization", "padding",
+    "pixelshuffle", "pooling", "rnn", "sparse", "transformer", "upsampling", "utils")})
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

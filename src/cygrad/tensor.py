@@ -274,6 +274,31 @@ class Tensor:
     is_mps = False
     is_sparse = False
     is_cpu = True
+    # the other devices and layouts torch's tensors answer about (a program tests e.g. is_xpu)
+    is_xpu = is_xla = is_ipu = is_mtia = is_maia = is_vulkan = is_mkldnn = False
+    is_sparse_csr = is_nested = False
+
+    def is_conj(self):
+        return False  # no lazily conjugated views: no complex dtypes
+
+    def is_neg(self):
+        return False
+
+    def is_distributed(self):
+        return False
+
+    def is_shared(self):
+        return False
+
+    def is_coalesced(self):
+        raise RuntimeError("is_coalesced expected sparse coordinate tensor layout but got "
+                           "Strided")
+
+    def is_set_to(self, tensor):
+        """Whether both are views of the same elements: the same memory, shape and strides."""
+        a, b = self._data, tensor._data
+        return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and \
+            a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
 
     @property
     def itemsize(self):

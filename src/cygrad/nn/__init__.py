@@ -148,7 +148,7 @@ def tied_parameters(model):
     return {group[0]: group for group in names.values() if len(group) > 1}
 
 
-from . import parallel, utils  # noqa: E402, F401  (torch.nn.parallel, torch.nn.utils)
+from . import modules, parallel, utils  # noqa: E402, F401  (torch.nn.modules, .parallel, .utils)
 from .parallel import DataParallel  # noqa: E402
 
 __all__ = [

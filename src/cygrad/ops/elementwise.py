@@ -98,8 +98,23 @@ def _sinc_slope(x, y):
     return np.where(zero, np.zeros_like(x), (np.cos(_t(x, math.pi) * x) - y) / safe)
 
 
-def unary(name, forward, grad, rule, **spec):
-    """Declare an elementwise op: the entry, its op class and its frontends."""
+def _quiet(f):
+    """f with numpy's floating-point warnings off (torch gives inf and NaN silently)."""
+    if f is None:
+        return None
+
+    def quiet(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return f(*args, **kwargs)
+
+    return quiet
+
+
+def unary(name, forward, grad, rule, quiet=False, **spec):
+    """Declare an elementwise op: the entry, its op class and its frontends. quiet: an op whose
+    numpy twin can warn (a pole, a domain's edge, an overflow) runs with the warnings off."""
+    if quiet:
+        forward, grad = _quiet(forward), _quiet(grad)
     entry = Unary(name, forward, grad, rule, **spec)
     object.__setattr__(entry, "param_names", tuple(p for p, _ in entry.params))
     differentiable = grad is not None
@@ -222,42 +237,43 @@ unary("abs", np.abs, lambda g, x, y: g * np.sign(x), "dx = g * sign(x)", ints="k
       domain=(0.1, 2.0), aliases=("absolute",))
 unary("neg", np.negative, lambda g, x, y: -g, "dx = -g", saves="", ints="keep",
       aliases=("negative",))
-unary("exp", np.exp, lambda g, x, y: g * y, "dx = g * y", saves="y")
+unary("exp", np.exp, lambda g, x, y: g * y, "dx = g * y", saves="y", quiet=True)
 unary("exp2", np.exp2, lambda g, x, y: g * (y * _t(g, math.log(2.0))), "dx = g * y * ln 2",
-      saves="y")
-unary("expm1", np.expm1, lambda g, x, y: g * (y + 1), "dx = g * (y + 1)", saves="y")
-unary("log", np.log, lambda g, x, y: g / x, "dx = g / x", domain=(0.1, 3.0))
+      saves="y", quiet=True)
+unary("expm1", np.expm1, lambda g, x, y: g * (y + 1), "dx = g * (y + 1)", saves="y", quiet=True)
+unary("log", np.log, lambda g, x, y: g / x, "dx = g / x", domain=(0.1, 3.0), quiet=True)
 unary("log2", np.log2, lambda g, x, y: g / (x * _t(x, 0.6931471805599453)),
-      "dx = g / (x ln 2)", domain=(0.1, 3.0))
+      "dx = g / (x ln 2)", domain=(0.1, 3.0), quiet=True)
 unary("log10", np.log10, lambda g, x, y: g / (x * _t(x, 2.302585092994046)),
-      "dx = g / (x ln 10)", domain=(0.1, 3.0))
-unary("log1p", np.log1p, lambda g, x, y: g / (x + 1), "dx = g / (x + 1)", domain=(-0.5, 3.0))
+      "dx = g / (x ln 10)", domain=(0.1, 3.0), quiet=True)
+unary("log1p", np.log1p, lambda g, x, y: g / (x + 1), "dx = g / (x + 1)", domain=(-0.5, 3.0),
+      quiet=True)
 unary("sqrt", np.sqrt, lambda g, x, y: g / (2 * y), "dx = g / (2 y)", saves="y",
-      domain=(0.1, 3.0))
+      domain=(0.1, 3.0), quiet=True)
 unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: _t(g, -0.5) * g * (y * y * y),
-      "dx = -g y**3 / 2", saves="y", domain=(0.1, 3.0))
+      "dx = -g y**3 / 2", saves="y", domain=(0.1, 3.0), quiet=True)
 unary("reciprocal", lambda x: 1 / x, lambda g, x, y: -g * (y * y), "dx = -g y**2", saves="y",
-      domain=(0.5, 3.0))
+      domain=(0.5, 3.0), quiet=True)
 unary("square", np.square, lambda g, x, y: g * (2 * x), "dx = g * 2x", ints="keep",
       bools="int64")
 unary("sin", np.sin, lambda g, x, y: g * np.cos(x), "dx = g cos(x)")
 unary("cos", np.cos, lambda g, x, y: g * -np.sin(x), "dx = -g sin(x)")
 unary("tan", np.tan, lambda g, x, y: g * (1 + y * y), "dx = g (1 + y**2)", saves="y",
-      domain=(-1.2, 1.2))
+      domain=(-1.2, 1.2), quiet=True)
 unary("asin", np.arcsin, lambda g, x, y: g / np.sqrt(1 - x * x), "dx = g / sqrt(1 - x**2)",
-      domain=(-0.9, 0.9), aliases=("arcsin",))
+      domain=(-0.9, 0.9), aliases=("arcsin",), quiet=True)
 unary("acos", np.arccos, lambda g, x, y: g * -(1 / np.sqrt(1 - x * x)),
-      "dx = -g / sqrt(1 - x**2)", domain=(-0.9, 0.9), aliases=("arccos",))
+      "dx = -g / sqrt(1 - x**2)", domain=(-0.9, 0.9), aliases=("arccos",), quiet=True)
 unary("atan", np.arctan, lambda g, x, y: g / (x * x + 1), "dx = g / (1 + x**2)",
       aliases=("arctan",))
 unary("asinh", np.arcsinh, lambda g, x, y: g / np.sqrt(x * x + 1), "dx = g / sqrt(x**2 + 1)",
       aliases=("arcsinh",))
 unary("acosh", np.arccosh, lambda g, x, y: g / np.sqrt(x * x - 1), "dx = g / sqrt(x**2 - 1)",
-      domain=(1.2, 3.0), aliases=("arccosh",))
+      domain=(1.2, 3.0), aliases=("arccosh",), quiet=True)
 unary("atanh", np.arctanh, lambda g, x, y: g / (1 - x * x), "dx = g / (1 - x**2)",
-      domain=(-0.9, 0.9), aliases=("arctanh",))
-unary("sinh", np.sinh, lambda g, x, y: g * np.cosh(x), "dx = g cosh(x)")
-unary("cosh", np.cosh, lambda g, x, y: g * np.sinh(x), "dx = g sinh(x)")
+      domain=(-0.9, 0.9), aliases=("arctanh",), quiet=True)
+unary("sinh", np.sinh, lambda g, x, y: g * np.cosh(x), "dx = g cosh(x)", quiet=True)
+unary("cosh", np.cosh, lambda g, x, y: g * np.sinh(x), "dx = g sinh(x)", quiet=True)
 unary("tanh", np.tanh, lambda g, x, y: g * (1 - y * y), "dx = g * (1 - y**2)", saves="y",
       kernel="tanh", fusable=True, module="Tanh", functional=True, health="saturating")
 unary("sigmoid", lambda x: 1 / (1 + np.exp(-x)), lambda g, x, y: g * (1 - y) * y,

@@ -180,17 +180,29 @@ def _size(size, where):
     return tuple(shape)
 
 
+def _size_of(args, size, where):
+    """A factory's shape from its positional sizes or its size= keyword (torch takes either)."""
+    if size is not None:
+        if args:
+            raise TypeError(f"{where}() got multiple values for argument 'size'")
+        args = (size,)
+    elif not args:
+        raise TypeError(f'{where}() missing 1 required positional arguments: "size"')
+    return _size(args, where)
+
+
 def _dtype_or_default(dtype):
     return dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
 
 
 def _filled(name, value):
-    def factory(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
-                pin_memory=False, memory_format=None):
+    def factory(*args, size=None, out=None, dtype=None, layout=None, device=None,
+                requires_grad=False, pin_memory=False, memory_format=None):
         check_device(device)
         d = _dtype_or_default(dtype)
-        array = np.full(_size(size, name), value, dtype=d.numpy) if value is not None else \
-            np.empty(_size(size, name), dtype=d.numpy)
+        shape = _size_of(args, size, name)
+        array = np.full(shape, value, dtype=d.numpy) if value is not None else \
+            np.empty(shape, dtype=d.numpy)
         if out is not None:
             out._write(_wrap(array))
             return out

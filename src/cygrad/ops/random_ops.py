@@ -16,7 +16,7 @@ import numpy as np
 from .. import random
 from ..tensor import Tensor, _local, _wrap, check_device
 from . import registry
-from .factories import _dtype_or_default, _finish, _size
+from .factories import _dtype_or_default, _finish, _size, _size_of
 from .registry import export
 
 
@@ -42,20 +42,20 @@ def _args(args, kwargs, names, where):
 # ---------------------------------------------------------------------- factories
 
 @export("rand")
-def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+def rand(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False, pin_memory=False):
     """U[0, 1) samples of the given size (the default float dtype unless given)."""
     check_device(device)
-    array = np.empty(_size(size, "rand"), _dtype_or_default(dtype).numpy)
+    array = np.empty(_size_of(args, size, "rand"), _dtype_or_default(dtype).numpy)
     return _result(random.uniform_(array, 0.0, 1.0, generator), out, requires_grad)
 
 
 @export("randn")
-def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+def randn(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False, pin_memory=False):
     """N(0, 1) samples of the given size (the default float dtype unless given)."""
     check_device(device)
-    array = np.empty(_size(size, "randn"), _dtype_or_default(dtype).numpy)
+    array = np.empty(_size_of(args, size, "randn"), _dtype_or_default(dtype).numpy)
     return _result(random.normal_(array, 0.0, 1.0, generator), out, requires_grad)
 
 
