@@ -8,7 +8,7 @@ cygrad.data (the small task generators: spirals, ...) is a different module and 
 """
 
 from .collate import collate, default_collate, default_convert
-from .dataloader import DataLoader, get_worker_info
+from .dataloader import DataLoader, WorkerInfo, get_worker_info
 from .dataset import (
     ChainDataset,
     ConcatDataset,
@@ -31,4 +31,5 @@ from .sampler import (
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset",
            "ChainDataset", "Subset", "random_split", "Sampler", "SequentialSampler",
            "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler",
-           "DataLoader", "default_collate", "default_convert", "collate", "get_worker_info"]
+           "DataLoader", "default_collate", "default_convert", "collate", "get_worker_info",
+           "WorkerInfo"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import random as _random
 
-__all__ = ["draw_seed", "new_generator", "randint", "randperm", "check_generator"]
+__all__ = ["draw_seed", "new_generator", "randint", "randperm", "check_generator", "default"]
 
 _TORCH_LIKE = hasattr(_random, "randperm") and hasattr(_random, "draw_seed")
 
@@ -23,6 +23,11 @@ def check_generator(generator):
     kind = getattr(_random, "Generator", None) if _TORCH_LIKE else np.random.Generator
     if kind is not None and not isinstance(generator, kind):
         raise TypeError(f"generator must be a cygrad.Generator, got {type(generator).__name__}")
+
+
+def default():
+    """The calling thread's generator (what `cygrad.manual_seed` and unseeded draws use)."""
+    return _random.generator()
 
 
 def draw_seed(generator=None):

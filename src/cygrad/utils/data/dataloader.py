@@ -4,28 +4,126 @@ sampler's order, collated into tensors.
     loader = DataLoader(TensorDataset(X, y), batch_size=64, shuffle=True)
     for xb, yb in loader: ...
 
-Loading runs in the calling process: num_workers must be 0 (cygrad raises for more, rather
-than pretend). pin_memory, pin_memory_device and in_order are accepted and change nothing on
-the CPU. As torch's, each pass (each `iter(loader)`) first draws a base seed from the loader's
-generator (or the default one), then the random sampler draws its own seed: with cygrad.random
-being torch's generator, a seed gives torch's batches and leaves the default generator where
-torch leaves it.
+Loading runs in the calling process. With num_workers > 0 the workers are emulated there, one
+after another, with torch's semantics: batch i is fetched by worker i % num_workers (an
+iterable dataset: each worker iterates its own copy, their batches taken in turn), inside the
+worker's own random state seeded as torch seeds a worker process (the default generator and
+Python's `random` with base_seed + id, numpy's global generator with torch's hash of the
+two), worker_init_fn(id) runs in it first and get_worker_info() describes it; persistent
+workers keep their state between passes. So random transforms in a dataset draw what torch's
+workers draw, and the calling process's generators are left as torch leaves them. What differs:
+no parallel loading, and each worker holds a shallow copy of the dataset (torch's hold whole
+copies: what a worker_init_fn sets on `get_worker_info().dataset` stays in that worker either
+way, but a change made inside an array the dataset holds is seen by every worker here).
+pin_memory, pin_memory_device, timeout, prefetch_factor and in_order are accepted and change
+nothing. As torch's, each pass (each `iter(loader)`) first draws a base seed from the loader's
+generator (or the default one; persistent workers: the first pass only), then the random
+sampler draws its own seed: with cygrad.random being torch's generator, a seed gives torch's
+batches and leaves the default generator where torch leaves it.
 """
 
+import copy
 import math
+import random
+import threading
 import warnings
+
+import numpy as np
 
 from . import _random
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
-__all__ = ["DataLoader", "get_worker_info"]
+__all__ = ["DataLoader", "get_worker_info", "WorkerInfo"]
+
+_in_worker = threading.local()  # the WorkerInfo of the worker being emulated on this thread
 
 
 def get_worker_info():
-    """None: cygrad loads data in the calling process (torch returns None there too)."""
-    return None
+    """The WorkerInfo of the DataLoader worker running the caller (a dataset's __getitem__ or
+    __iter__, a worker_init_fn), else None (the calling process, as torch's main process)."""
+    return getattr(_in_worker, "info", None)
+
+
+class WorkerInfo:
+    """torch.utils.data.WorkerInfo: id, num_workers, seed and dataset of a worker (read-only)."""
+
+    def __init__(self, **kwargs):
+        for k, v in kwargs.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "_keys", tuple(kwargs))
+
+    def __setattr__(self, key, val):
+        raise RuntimeError(f"Cannot assign attributes to {type(self).__name__} objects")
+
+    def __repr__(self):
+        items = ", ".join(f"{k}={getattr(self, k)}" for k in self._keys)
+        return f"{type(self).__name__}({items})"
+
+
+def _generate_state(base_seed, worker_id):
+    """The seed torch gives numpy's global generator in a worker (a hash of the base seed and
+    the worker id, as torch.utils.data._utils.worker._generate_state)."""
+    mask = 0xFFFFFFFF
+    hash_a = [0x43B0D7E5]
+
+    def hash_(value):
+        value = (value ^ hash_a[0]) & mask
+        hash_a[0] = (hash_a[0] * 0x931E8875) & mask
+        value = (value * hash_a[0]) & mask
+        return (value ^ (value >> 16)) & mask
+
+    def mix(x, y):
+        result = (((0xCA01F9DD * x) & mask) - ((0x4973F715 * y) & mask)) & mask
+        return (result ^ (result >> 16)) & mask
+
+    pool = [hash_(e) for e in (worker_id, base_seed & mask, base_seed >> 32, 0)]
+    for i_src in range(4):
+        for i_dst in range(4):
+            if i_src != i_dst:
+                pool[i_dst] = mix(pool[i_dst], hash_(pool[i_src]))
+    hash_b, state = 0x8B51F9DD, []
+    for value in pool:
+        value = (value ^ hash_b) & mask
+        hash_b = (hash_b * 0x58F38DED) & mask
+        value = (value * hash_b) & mask
+        state.append((value ^ (value >> 16)) & mask)
+    return state
+
+
+class _Worker:
+    """One emulated worker: its WorkerInfo and its random states (cygrad's generator, Python's
+    `random`, numpy's global generator), swapped in while it fetches."""
+
+    def __init__(self, loader, worker_id, base_seed):
+        seed = base_seed + worker_id
+        self.dataset = copy.copy(loader.dataset)  # the worker's own (torch's: a whole copy)
+        self.info = WorkerInfo(id=worker_id, num_workers=loader.num_workers, seed=seed,
+                               dataset=self.dataset)
+        self._states = (_random.new_generator(seed).get_state(), random.Random(seed).getstate(),
+                        np.random.RandomState(_generate_state(base_seed, worker_id)).get_state())
+        self.dataset_iter, self.ended, self.active = None, False, True
+        if loader.worker_init_fn is not None:
+            self.run(loader.worker_init_fn, worker_id)
+
+    def run(self, fn, *args):
+        """fn(*args) as this worker: its random states and get_worker_info() in effect."""
+        g = _random.default()
+        outer = (g.get_state(), random.getstate(), np.random.get_state())
+        before = getattr(_in_worker, "info", None)
+        g.set_state(self._states[0])
+        random.setstate(self._states[1])
+        np.random.set_state(self._states[2])
+        _in_worker.info = self.info
+        try:
+            return fn(*args)
+        finally:
+            self._states = (g.get_state(), random.getstate(), np.random.get_state())
+            g.set_state(outer[0])
+            random.setstate(outer[1])
+            np.random.set_state(outer[2])
+            _in_worker.info = before
 
 
 class _InfiniteConstantSampler:
@@ -60,11 +158,6 @@ class DataLoader:
         if multiprocessing_context is not None and num_workers == 0:
             raise ValueError("multiprocessing_context can only be used with multi-process "
                              "loading (num_workers > 0), but got num_workers=0")
-        if num_workers > 0:
-            raise NotImplementedError(
-                f"num_workers={num_workers}: cygrad's DataLoader loads in the calling process "
-                "only; use num_workers=0 (the batches are the same; only the loading "
-                "overlaps less with training)")
         _random.check_generator(generator)
         self.dataset = dataset
         self.num_workers = num_workers
@@ -75,6 +168,7 @@ class DataLoader:
         self.worker_init_fn = worker_init_fn
         self.multiprocessing_context = multiprocessing_context
         self.in_order = in_order
+        self._workers = None  # persistent workers, once made
 
         if isinstance(dataset, IterableDataset):
             self._iterable = True
@@ -141,6 +235,19 @@ class DataLoader:
     def __iter__(self):
         return _LoaderIter(self)
 
+    def _workers_for_pass(self):
+        """The workers of a new pass (None without workers): new ones seeded from a base seed
+        drawn now, or the persistent ones of the passes before (no draw, as torch)."""
+        if self.num_workers == 0 or self._workers is None or not self.persistent_workers:
+            base_seed = _random.draw_seed(self.generator)
+            if self.num_workers == 0:
+                return None
+            workers = [_Worker(self, w, base_seed) for w in range(self.num_workers)]
+            if self.persistent_workers:
+                object.__setattr__(self, "_workers", workers)
+            return workers
+        return self._workers
+
     def __len__(self):
         if self._iterable:
             length = len(self.dataset)
@@ -169,10 +276,16 @@ class _LoaderIter:
         self._sampler_iter = iter(self._index_sampler)
         # torch draws the workers' base seed here, workers or not: the same draws keep the
         # default generator in step with torch's
-        self._base_seed = _random.draw_seed(loader.generator)
+        self._workers = loader._workers_for_pass()
         self._num_yielded = 0
-        self._dataset_iter = iter(self._dataset) if self._iterable else None
-        self._ended = False
+        self._dataset_iter = iter(self._dataset) if self._iterable and not self._workers \
+            else None
+        self.ended = False  # the dataset's iterator is exhausted (without workers)
+        self._turn = 0  # the worker whose turn it is (an iterable dataset's)
+        for worker in self._workers or ():
+            worker.active = True
+            if self._iterable:  # each worker's own pass over its copy of the dataset
+                worker.dataset_iter, worker.ended = worker.run(iter, worker.dataset), False
 
     def __iter__(self):
         return self
@@ -182,7 +295,13 @@ class _LoaderIter:
 
     def __next__(self):
         index = next(self._sampler_iter)
-        data = self._fetch_iterable(index) if self._iterable else self._fetch(index)
+        if self._workers and self._iterable:
+            data = self._fetch_from_workers(index)
+        elif self._workers:
+            worker = self._workers[self._num_yielded % len(self._workers)]
+            data = worker.run(self._fetch, index, worker.dataset)
+        else:
+            data = self._fetch_iterable(index) if self._iterable else self._fetch(index)
         self._num_yielded += 1
         asked = self._loader._length_asked
         if self._iterable and asked is not None and self._num_yielded > asked:
@@ -191,26 +310,44 @@ class _LoaderIter:
                           "samples have been fetched. ", stacklevel=2)
         return data
 
-    def _fetch(self, index):
-        dataset = self._dataset
+    def _fetch(self, index, dataset=None):
+        dataset = self._dataset if dataset is None else dataset
         if not self._auto_collation:
             return self._collate_fn(dataset[index])
         if callable(getattr(dataset, "__getitems__", None)):
             return self._collate_fn(dataset.__getitems__(index))
         return self._collate_fn([dataset[i] for i in index])
 
-    def _fetch_iterable(self, index):
-        if self._ended:
+    def _fetch_iterable(self, index, worker=None):
+        """The next batch of an iterable dataset (from `worker`'s own iterator with workers)."""
+        source = worker if worker is not None else self
+        dataset_iter = source.dataset_iter if worker is not None else self._dataset_iter
+        if source.ended:
             raise StopIteration
         if not self._auto_collation:
-            return self._collate_fn(next(self._dataset_iter))
+            return self._collate_fn(next(dataset_iter))
         data = []
         for _ in index:
             try:
-                data.append(next(self._dataset_iter))
+                data.append(next(dataset_iter))
             except StopIteration:
-                self._ended = True
+                source.ended = True
                 break
         if not data or (self._drop_last and len(data) < len(index)):
             raise StopIteration
         return self._collate_fn(data)
+
+    def _fetch_from_workers(self, index):
+        """An iterable dataset's next batch with workers: from each active worker in turn; a
+        worker whose copy is exhausted drops out, and the pass ends when none is left."""
+        workers = self._workers
+        for _ in range(len(workers)):
+            worker = workers[self._turn]
+            self._turn = (self._turn + 1) % len(workers)
+            if not worker.active:
+                continue
+            try:
+                return worker.run(self._fetch_iterable, index, worker)
+            except StopIteration:
+                worker.active = False
+        raise StopIteration
