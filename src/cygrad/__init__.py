@@ -115,3 +115,23 @@ def __getattr__(name):
                              "and float64 (and holds integers and bools)")
     raise AttributeError(f"module 'cygrad' has no attribute '{name}': cygrad does not implement "
                          f"torch.{name}")
+
+
+def _named_where_reached():
+    """The op table's frontends are made inside factories (their __qualname__ says so) or live
+    in a module that does not hold them under their name: each is named after where a program
+    reaches it (cygrad.relu, cygrad.nn.functional.gelu ...), so that pickle finds it (a whole
+    TransformerEncoderLayer holds F.relu as its activation; torch.save pickles it)."""
+    import sys
+    import types
+
+    for module in (sys.modules[__name__], nn.functional, special, linalg):
+        for name, value in list(vars(module).items()):
+            if name.startswith("_") or not isinstance(value, types.FunctionType):
+                continue
+            home = sys.modules.get(value.__module__)
+            if "." in value.__qualname__ or getattr(home, value.__qualname__, None) is not value:
+                value.__module__, value.__qualname__ = module.__name__, name
+
+
+_named_where_reached()

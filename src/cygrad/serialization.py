@@ -1,4 +1,6 @@
-"""Save and load nested checkpoints (state dicts, optimizer state, counters) as safe .npz files.
+"""Save and load checkpoints (torch.save / torch.load): state dicts, optimizer state and counters
+as plain .npz data; any other object pickled, and unpickled only under torch's weights_only
+rules.
 
     cygrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, path)
     checkpoint = cygrad.load(path)
@@ -9,18 +11,29 @@ A file is a zip of .npy entries, readable by `np.load` alone:
 
 In the JSON, Python None, bools, ints, floats and strings are stored as themselves; containers
 and arrays as one-key objects: {"dict": [[key, value], ...]}, {"list": [...]}, {"tuple": [...]},
-{"array": "a0"} and {"scalar": "a1"} (a numpy scalar, kept as a 0-d entry so its dtype survives).
+{"array": "a0"} and {"scalar": "a1"} (a numpy scalar, kept as a 0-d entry so its dtype
+survives), and a Tensor as {"tensor": "a2"} (with "requires_grad": true for a leaf that
+requires grad, "parameter": true for a Parameter): it comes back a Tensor, as torch's does.
 Dict keys may be str or int, so an optimizer's state dict keeps its integer keys.
 
-Why it is safe: entries are read with `np.load(..., allow_pickle=False)`, so no byte of a file
-is ever unpickled; an entry holding an object array is refused with a ValueError. Arrays come
-back bitwise (dtype, shape and bytes), floats in the JSON are written with repr, which
-round-trips exactly (NaN and infinities included).
+What the data format cannot hold (a whole Module or optimizer, sets, namedtuples, objects of a
+program's own classes) is pickled, as torch pickles everything, into one uint8 entry with the
+root {"pickle": "p0"}. load unpickles it only as torch's weights_only loading does (the default):
+a global (class or function) is resolved only if it is on the default allowlist (cygrad's
+tensors through a checked rebuild, numpy's arrays, OrderedDict, Python's plain types) or was
+allowlisted with add_safe_globals / safe_globals; weights_only=False trusts the file.
+
+Why the data format is safe: entries are read with `np.load(..., allow_pickle=False)`, so no
+byte of such a file is unpickled; an entry holding an object array is refused with a
+ValueError. Arrays come back bitwise (dtype, shape and bytes), floats in the JSON are written
+with repr, which round-trips exactly (NaN and infinities included).
 """
 
+import collections
 import json
 import math
 import os
+import pickle
 import secrets
 import zipfile
 import zlib
@@ -34,23 +47,32 @@ __all__ = ["save", "load", "add_safe_globals", "clear_safe_globals", "get_safe_g
 
 _STRUCTURE = "__cygrad__"
 _FORMAT = "cygrad-checkpoint"
-_VERSION = 1
+_VERSION = 2  # 2: Tensors come back as Tensors ({"tensor": ...}); objects pickled ({"pickle"})
+_READS = (1, 2)
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
          _disable_byteorder_record=False):
-    """Write obj (nested dicts/lists/tuples of arrays, Tensors, numbers, str, bool, None) to f,
-    a path or a binary file object (torch's signature; the pickle arguments are accepted and
-    unused: nothing is pickled).
+    """Write obj to f, a path or a binary file object (torch's signature).
+
+    Nested dicts (str or int keys), lists and tuples of Tensors, arrays, numbers, str, bool and
+    None are written as data (module docstring): nothing pickled, readable by np.load, and
+    Tensors (and Parameters, with requires_grad) come back as they were. Anything else (a whole
+    Module or optimizer, a set, an object of your own) is pickled, as torch pickles it
+    (pickle_module's dumps when given, protocol pickle_protocol or 3 at least) into the same
+    kind of file; load unpickles it only under torch's weights_only rules (see load).
 
     A path is written exactly (no ".npz" is appended, unlike np.savez), through a temporary
     file in the same folder that replaces it only once complete, so a crash never leaves a
-    half-written checkpoint. Tensors are saved as their data; load returns arrays. Raises
-    TypeError for anything else (sets, objects such as a whole Module: save its state_dict(),
-    object arrays, non-str/int dict keys).
+    half-written checkpoint.
     """
     arrays = {}
-    root = _encode(obj, arrays, active=set())
+    try:
+        root = _encode(obj, arrays, active=set())
+    except _Unstructured:
+        dumps = (pickle_module or pickle).dumps
+        arrays = {"p0": np.frombuffer(dumps(obj, protocol=max(pickle_protocol, 3)), np.uint8)}
+        root = {"pickle": "p0"}
     header = {"format": _FORMAT, "version": _VERSION, "root": root}
     try:
         text = json.dumps(header, allow_nan=True, ensure_ascii=False)
@@ -72,12 +94,22 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
         raise
 
 
+class _Unstructured(Exception):
+    """_encode met something the data format does not hold: save pickles obj instead."""
+
+
 def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
          **pickle_load_args):
-    """The structure saved in f (a path or a binary file object), with numpy arrays where
-    arrays or Tensors were saved. torch's signature: map_location may name the CPU (or be
-    None), weights_only is what cygrad always does (data only, nothing unpickled), mmap and the
-    pickle arguments are accepted unset.
+    """The object saved in f (a path or a binary file object); torch's signature.
+
+    Data saved as data comes back as it was (Tensors as Tensors, arrays as arrays). A pickled
+    object (save's fallback) is unpickled under torch's rules: with weights_only (the default
+    unless a pickle_module is given, as torch 2.6 on) only allowlisted globals are resolved:
+    cygrad's tensors, parameters and dtypes, numpy's arrays, OrderedDict and Python's set
+    types, and what add_safe_globals / safe_globals allowlisted (a whole module's classes);
+    anything else raises pickle.UnpicklingError naming it. weights_only=False unpickles
+    anything: only for files you trust, as with torch. map_location may name the CPU (or be
+    None); mmap is refused.
 
     A plain .npz without cygrad's structure entry loads as a flat dict {name: array}.
     Raises ValueError (naming the file, and the entry where one is at fault) for a truncated,
@@ -90,27 +122,29 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
         raise RuntimeError(f"cygrad runs on the CPU only, got map_location={map_location!r}")
     if mmap:
         raise NotImplementedError("load(mmap=True) is not supported: cygrad reads the arrays")
-    if pickle_module is not None or pickle_load_args:
-        raise TypeError("cygrad.load unpickles nothing: pickle_module and pickle arguments "
-                        "are not taken")
+    if weights_only is None:
+        weights_only = pickle_module is None
+    if weights_only and pickle_module is not None:
+        raise RuntimeError("Can not safely load weights when explicit pickle_module is "
+                           "specified")
+    trust = None if weights_only else (pickle_module or pickle, pickle_load_args)
     if hasattr(f, "read"):  # (a zip is read from its end record: the file's size bounds it)
         start = f.tell()
         size = f.seek(0, 2)
         f.seek(start)
-        return _load_from(f, _name(f), size)
+        return _load_from(f, _name(f), size, trust)
     path = os.fspath(f)
     with open(path, "rb") as file:  # closed on every way out (a truncated file included)
-        return _load_from(file, path, os.fstat(file.fileno()).st_size)
+        return _load_from(file, path, os.fstat(file.fileno()).st_size, trust)
 
 
 # torch.load(weights_only=True) unpickles only allowlisted globals; programs allowlist theirs
-# (a class saved in a checkpoint) with these. cygrad's files hold no pickled globals at all, so
-# the list is kept, as torch keeps it, and never consulted.
+# (the classes of a whole saved module) with these, per thread as torch's context manager.
 _safe_globals = []
 
 
 def add_safe_globals(safe_globals):
-    """Allowlist globals for weights_only loading (kept; cygrad's files never need them)."""
+    """Allowlist globals (classes, functions) for weights_only loading."""
     _safe_globals.extend(safe_globals)
 
 
@@ -137,10 +171,144 @@ class safe_globals:  # noqa: N801  (torch's name)
 
 
 def get_unsafe_globals_in_checkpoint(f):
-    """The globals a weights_only load of f would refuse: none in a file cygrad can read
-    (nothing in it is pickled); a file it cannot read raises load's ValueError."""
-    load(f)
-    return []
+    """The globals ("module.name") of f's pickle that weights_only loading would refuse: none
+    in a file saved as data (a file cygrad cannot read raises load's ValueError)."""
+    found = []
+    trust = ("scan", found)
+    if hasattr(f, "read"):
+        start = f.tell()
+        size = f.seek(0, 2)
+        f.seek(start)
+        _load_from(f, _name(f), size, trust)
+    else:
+        with open(os.fspath(f), "rb") as file:
+            _load_from(file, os.fspath(f), os.fstat(file.fileno()).st_size, trust)
+    return found
+
+
+# ---------------------------------------------------------------------- pickled objects
+
+def _default_globals():
+    """What weights_only loading resolves without being told: cygrad's tensors (through their
+    checked rebuild), parameters, dtypes and devices, numpy's arrays and dtypes, OrderedDict and
+    Python's plain types (torch's default allowlist, with numpy's arrays as cygrad's storage)."""
+    import builtins
+
+    from . import dtypes
+    from .nn import module
+    from .tensor import Size, Tensor, device
+
+    allowed = {
+        ("cygrad.tensor", "_rebuild"): _checked_rebuild,
+        ("cygrad.tensor", "Tensor"): Tensor,
+        ("cygrad.tensor", "Size"): Size,
+        ("cygrad.tensor", "device"): device,
+        ("cygrad.dtypes", "as_dtype"): dtypes.as_dtype,
+        ("cygrad.nn.module", "Parameter"): module.Parameter,
+        ("cygrad.nn.module", "_computed_table"): module._computed_table,
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("collections", "Counter"): collections.Counter,
+        ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy._core.multiarray", "scalar"): np._core.multiarray.scalar,
+    }
+    for name in ("set", "frozenset", "slice", "complex", "bytearray", "range"):
+        allowed[("builtins", name)] = getattr(builtins, name)
+    for code in "?bBhHiIlLqQefdgFDG":
+        dtype_class = type(np.dtype(code))
+        allowed[("numpy.dtypes", dtype_class.__name__)] = dtype_class
+    for name in dir(dtypes):  # cygrad's dtype class and its instances (float32 ...)
+        value = getattr(dtypes, name)
+        if getattr(value if isinstance(value, type) else type(value), "__module__",
+                   None) == "cygrad.dtypes":
+            allowed[("cygrad.dtypes", name)] = value
+    return allowed
+
+
+def _checked_rebuild(array, requires_grad, cls):
+    """cygrad.tensor._rebuild for weights_only loading: a Tensor (or subclass) of a plain array."""
+    from .tensor import Tensor, _rebuild
+
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)) or \
+            not isinstance(array, np.ndarray) or array.dtype.hasobject or \
+            not isinstance(requires_grad, bool):
+        raise pickle.UnpicklingError("Weights only load failed: a tensor with a bad payload")
+    return _rebuild(array, requires_grad, cls)
+
+
+def _global_name(obj):
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+class _WeightsUnpickler(pickle.Unpickler):
+    """Resolves only allowlisted globals (torch's weights_only unpickler's rule)."""
+
+    def __init__(self, file, allowed, scan=None):
+        super().__init__(file)
+        self._allowed = allowed
+        self._scan = scan
+        self._user = {(getattr(g, "__module__", None), getattr(g, "__qualname__", None)): g
+                      for g in _safe_globals}
+
+    def find_class(self, module, name):
+        if (module, name) in self._allowed:
+            return self._allowed[(module, name)]
+        if (module, name) in self._user:
+            return self._user[(module, name)]
+        if self._scan is not None:
+            self._scan.append(f"{module}.{name}")
+            return _Placeholder
+        raise pickle.UnpicklingError(
+            "Weights only load failed. This file can still be loaded, to do so you have two "
+            "options, do those steps only if you trust the source of the checkpoint.\n\t(1) "
+            "Re-running `torch.load` with `weights_only` set to `False` will likely succeed, "
+            "but it can result in arbitrary code execution. Do it only if you got the file "
+            "from a trusted source.\n\t(2) Alternatively, to load with `weights_only=True` "
+            "please check the recommended steps in the following error message.\n\t"
+            f"WeightsUnpickler error: Unsupported global: GLOBAL {module}.{name} was not an "
+            "allowed global by default. Please use `torch.serialization.add_safe_globals"
+            f"([{name}])` or the `torch.serialization.safe_globals([{name}])` context manager "
+            "to allowlist this global if you trust this class/function.")
+
+
+class _Placeholder:
+    """What a scan (get_unsafe_globals_in_checkpoint) resolves a refused global to."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+
+def _unpickle(raw, path, trust):
+    """The object pickled in entry `raw` (1-d uint8) under trust: None (weights_only), a
+    (pickle module, load arguments) pair (anything), or ("scan", list) (collect refused
+    globals)."""
+    import io
+
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{path}: pickle entry has dtype {raw.dtype} and shape {raw.shape}")
+    data = raw.tobytes()
+    if trust is None or trust[0] == "scan":
+        unpickler = _WeightsUnpickler(io.BytesIO(data), _default_globals(),
+                                      None if trust is None else trust[1])
+        try:
+            return unpickler.load()
+        except pickle.UnpicklingError:
+            raise
+        except Exception as err:
+            if trust is not None:
+                return None
+            raise pickle.UnpicklingError(f"Weights only load failed: {type(err).__name__}: "
+                                         f"{err}") from err
+    module, arguments = trust
+    return module.loads(data, **arguments)
 
 
 def _name(f):
@@ -150,7 +318,7 @@ def _name(f):
     return os.fspath(f)
 
 
-def _load_from(f, path, size):
+def _load_from(f, path, size, trust=None):
     """load's reading, from an open binary file f of `size` bytes (path names it)."""
     try:
         archive = zipfile.ZipFile(f)
@@ -165,7 +333,7 @@ def _load_from(f, path, size):
         entries = _Entries(archive, path, size)
         if _STRUCTURE not in entries.names:
             return {name: entries[name] for name in entries.names}
-        return _decode_file(entries, path)
+        return _decode_file(entries, path, trust)
 
 
 # ---------------------------------------------------------------------- writing
@@ -175,22 +343,27 @@ def _encode(obj, arrays, active):
     if len(active) > _MAX_DEPTH:
         raise ValueError(f"cannot save containers nested deeper than {_MAX_DEPTH} levels")
     if isinstance(obj, Tensor):
-        obj = obj._data
+        name = f"a{len(arrays)}"
+        arrays[name] = obj._data
+        node = {"tensor": name}
+        if obj.requires_grad and obj.grad_fn is None:
+            node["requires_grad"] = True
+        if type(obj).__name__ == "Parameter" and type(obj).__module__ == "cygrad.nn.module":
+            node["parameter"] = True
+        elif type(obj) is not Tensor:
+            raise _Unstructured(obj)
+        return node
     # Before Python's types: np.float64 is a float subclass, yet must come back as np.float64.
     if isinstance(obj, (np.ndarray, np.generic)):
         if obj.dtype.hasobject:
-            raise TypeError(f"cannot save an array of dtype {obj.dtype}: object arrays would "
-                            "need pickle, which cygrad files never contain")
+            raise _Unstructured(obj)
         name = f"a{len(arrays)}"
         arrays[name] = np.asarray(obj)
         return {"array" if isinstance(obj, np.ndarray) else "scalar": name}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    if not isinstance(obj, (dict, list, tuple)):
-        hint = (" (torch pickles a whole module or optimizer; cygrad pickles nothing: save its "
-                "state_dict() and load it into a new one)" if hasattr(obj, "state_dict") else "")
-        raise TypeError(f"cannot save an object of type {type(obj).__name__}{hint}; cygrad.save "
-                        "takes dicts, lists, tuples, arrays, Tensors, numbers, str, bool, None")
+    if type(obj) not in (dict, list, tuple, collections.OrderedDict):
+        raise _Unstructured(obj)  # pickled instead (a namedtuple keeps its type there)
     if id(obj) in active:
         raise ValueError("cannot save a structure that contains itself")
     active.add(id(obj))
@@ -198,8 +371,7 @@ def _encode(obj, arrays, active):
         items = []
         for key, value in obj.items():
             if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise TypeError(f"cannot save dict key {key!r} of type {type(key).__name__}; "
-                                "keys must be str or int")
+                raise _Unstructured(key)
             items.append([key, _encode(value, arrays, active)])
         node = {"dict": items}
     else:
@@ -293,7 +465,7 @@ class _Entries:
         return array
 
 
-def _decode_file(entries, path):
+def _decode_file(entries, path, trust=None):
     raw = entries[_STRUCTURE]
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ValueError(f"{path}: structure entry has dtype {raw.dtype} and shape {raw.shape}, "
@@ -306,11 +478,14 @@ def _decode_file(entries, path):
                          f"{type(err).__name__}: {str(err)[:200]}") from None
     if not isinstance(header, dict) or header.get("format") != _FORMAT:
         raise ValueError(f"{path}: not a cygrad checkpoint (unknown structure header)")
-    if header.get("version") != _VERSION:
+    if header.get("version") not in _READS:
         raise ValueError(f"{path}: checkpoint format version {header.get('version')!r} is not "
-                         f"supported (this cygrad reads version {_VERSION})")
+                         f"supported (this cygrad reads versions {_READS})")
+    root = header.get("root")
+    if isinstance(root, dict) and set(root) == {"pickle"}:
+        return _unpickle(entries[root["pickle"]], path, trust)
     try:
-        return _decode(header["root"], entries, 0)
+        return _decode(root, entries, 0)
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"{path}: malformed structure entry: {err!r}") from err
     except ValueError as err:
@@ -319,14 +494,36 @@ def _decode_file(entries, path):
         raise ValueError(f"{path}: malformed structure entry: {err}") from err
 
 
+def _tensor_node(node, entries):
+    """A {"tensor": name, "requires_grad": bool, "parameter": bool} node: the Tensor."""
+    from .tensor import _rebuild
+
+    name = node["tensor"]
+    if not isinstance(name, str) or name == _STRUCTURE or \
+            not set(node) <= {"tensor", "requires_grad", "parameter"}:
+        raise ValueError(f"bad tensor node {str(node)[:100]}")
+    requires_grad = node.get("requires_grad", False) is True
+    if node.get("parameter", False) is True:
+        from .nn.module import Parameter
+
+        return _rebuild(entries[name], requires_grad, Parameter)
+    from .tensor import Tensor
+
+    return _rebuild(entries[name], requires_grad, Tensor)
+
+
 def _decode(node, entries, depth):
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
     if depth > _MAX_DEPTH:
         raise ValueError(f"containers nested deeper than {_MAX_DEPTH} levels")
+    if isinstance(node, dict) and "tensor" in node:
+        return _tensor_node(node, entries)
     if not isinstance(node, dict) or len(node) != 1:
         raise ValueError(f"unexpected node {str(node)[:100]}")
     (kind, value), = node.items()
+    if kind == "tensor":
+        return _tensor_node(node, entries)
     if kind in ("array", "scalar"):
         if not isinstance(value, str) or value == _STRUCTURE:
             raise ValueError(f"bad array name {str(value)[:100]}")
