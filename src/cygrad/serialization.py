@@ -139,7 +139,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
 
 
 # torch.load(weights_only=True) unpickles only allowlisted globals; programs allowlist theirs
-# (the classes of a whole saved module) with these, per thread as torch's context manager.
+# (the classes of a whole saved module) with these.
 _safe_globals = []
 
 
