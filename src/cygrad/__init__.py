@@ -32,7 +32,7 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 _weight_norm = registry.FUNCTIONS["_weight_norm"]  # torch's one private name programs call
 
-from . import accelerator, amp, autograd, backends, compiler, cuda, data, distributions, func, interop, jit, linalg, nn, onnx, optim, random, special, testing, viz  # noqa: E402, I001, E501
+from . import accelerator, amp, autograd, backends, compiler, cuda, data, distributions, func, interop, jit, linalg, nn, onnx, optim, random, sparse, special, testing, viz  # noqa: E402, I001, E501
 from .amp import autocast  # noqa: E402
 from ._config import show_config  # noqa: E402
 from ._legacy import (  # noqa: E402  (torch's typed tensor classes)
@@ -91,7 +91,9 @@ float, double, long, int, short = dtypes.float32, dtypes.float64, dtypes.int64, 
     dtypes.int16  # noqa: A001
 cfloat = cdouble = half = float16 = bfloat16 = None  # named so that using one says why
 del cfloat, cdouble, half, float16, bfloat16
-strided = "strided"  # the only layout
+strided = "strided"  # the dense layout
+from .sparse import sparse_coo, sparse_coo_tensor, spmm  # noqa: E402, I001
+
 contiguous_format = preserve_format = "contiguous_format"
 
 

@@ -41,6 +41,7 @@ ALIASES = {
     "torch.random": "cygrad.random",
     "torch.linalg": "cygrad.linalg",
     "torch.special": "cygrad.special",
+    "torch.sparse": "cygrad.sparse",
     "torch.distributions": "cygrad.distributions",
     "torch.func": "cygrad.func",
     "torch.amp": "cygrad.amp",

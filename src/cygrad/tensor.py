@@ -290,6 +290,20 @@ class Tensor:
     def is_shared(self):
         return False
 
+    def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
+        """A sparse COO tensor of this (1-D or 2-D) tensor's nonzeros (cygrad/sparse.py); the
+        other layouts, blocks and dense dims are not built (NotImplementedError)."""
+        from .sparse import sparse_coo, to_sparse
+
+        if layout not in (None, sparse_coo) or blocksize is not None or dense_dim:
+            raise NotImplementedError(f"to_sparse(layout={layout!r}, blocksize={blocksize!r}, "
+                                      f"dense_dim={dense_dim!r}): cygrad builds COO tensors "
+                                      "without dense dims only")
+        return to_sparse(self, sparse_dim)
+
+    def to_sparse_coo(self):
+        return self.to_sparse()
+
     def is_coalesced(self):
         raise RuntimeError("is_coalesced expected sparse coordinate tensor layout but got "
                            "Strided")

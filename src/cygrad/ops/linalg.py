@@ -70,6 +70,11 @@ def _batched(a, batch, count):
     return a.reshape((count,) + a.shape[-2:])
 
 
+def _is_sparse(x):
+    """A sparse COO tensor (cygrad/sparse.py): mm and matmul hand it to sparse.mm."""
+    return type(x).__name__ == "SparseTensor" and type(x).__module__ == "cygrad.sparse"
+
+
 def _check_pair(a, b, where):
     for name, t in (("input", a), ("other", b)):
         if not isinstance(t, Tensor):
@@ -101,6 +106,10 @@ def _product(a, b):
 def matmul(input, other, *, out=None):
     """input @ other: 1-D operands become a row (left) or a column (right), removed after;
     batch dims broadcast."""
+    if _is_sparse(input) or _is_sparse(other):
+        from .. import sparse
+
+        return sparse.mm(input, other)
     _check_pair(input, other, "matmul")
     a, b = input, other
     if a._data.ndim == 0 or b._data.ndim == 0:
@@ -129,6 +138,10 @@ Tensor.__rmatmul__ = lambda self, other: matmul(_wrap(np.asarray(other)), self) 
 
 @export("mm", method=True)
 def mm(input, mat2):
+    if _is_sparse(input) or _is_sparse(mat2):
+        from .. import sparse
+
+        return sparse.mm(input, mat2)
     _check_pair(input, mat2, "mm")
     if input._data.ndim != 2 or mat2._data.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {input._data.ndim}-D and "
