@@ -55,3 +55,16 @@ def check_op(fn, reference, *shapes, torch_fn=None, positive=False, low=-2.0, hi
         tout.sum().backward()
         for x, t in zip(xs, ts):
             np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def run_program(program, on_cygrad, *python_args):
+    """A program's printed lines, run in a fresh interpreter: with `import torch` giving
+    cygrad (on_cygrad, as `python -m cygrad run`) or torch itself."""
+    import subprocess
+    import sys
+
+    code = ("import cygrad.as_torch; cygrad.as_torch.install()\n" if on_cygrad else "") + program
+    out = subprocess.run([sys.executable, *python_args, "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()

@@ -3,8 +3,6 @@ word_language_model): factories' size= keyword, `import torch.backends.cudnn`, T
 and the other device/layout questions, torch.onnx, torch.nn.modules' layout, and log(0)
 without numpy's warning. Each against torch where it is installed."""
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -13,14 +11,11 @@ import pytest
 import cygrad
 import cygrad.nn as nn
 from cygrad.nn import modules
+from helpers import run_program
 
 
 def run(program, on_cygrad):
-    code = ("import cygrad.as_torch; cygrad.as_torch.install()\n" if on_cygrad else "") + program
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.splitlines()
+    return run_program(program, on_cygrad)
 
 
 @pytest.mark.parametrize("name", ["zeros", "ones", "empty", "rand", "randn"])

@@ -3,14 +3,13 @@ sparse @ dense and dense @ sparse with the dense operand's gradient (gradcheck i
 the exactness of a row's chain, and a graph-convolution program (pytorch/examples' gcn) that
 prints torch's losses."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import cygrad
 from cygrad.gradcheck import gradcheck
+from helpers import run_program
 
 INDICES = [[0, 1, 1, 2, 0], [1, 0, 2, 2, 1]]  # (0, 1) twice: a duplicate
 
@@ -180,11 +179,7 @@ for step in range(4):
 
 
 def run(program, on_cygrad):
-    code = ("import cygrad.as_torch; cygrad.as_torch.install()\n" if on_cygrad else "") + program
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [float(line) for line in out.stdout.split()]
+    return [float(line) for line in run_program(program, on_cygrad, "-W", "ignore")]
 
 
 def test_gcn_program_prints_torchs_losses():

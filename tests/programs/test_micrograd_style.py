@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+from helpers import run_program
+
 PROGRAM = textwrap.dedent("""
     import torch
 
@@ -40,11 +42,7 @@ PROGRAM = textwrap.dedent("""
 
 
 def run(program, on_cygrad):
-    code = ("import cygrad.as_torch; cygrad.as_torch.install()\n" if on_cygrad else "") + program
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.splitlines()
+    return run_program(program, on_cygrad)
 
 
 def test_runs_unedited_on_cygrad():
