@@ -79,14 +79,16 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
     except ValueError as err:  # an int beyond Python's int-to-str digit limit
         raise ValueError(f"{_name(f)}: cannot write the structure: {err}") from None
     entries = {_STRUCTURE: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
+    # (every entry is a plain array; numpy 2.0's savez would store an allow_pickle= argument as
+    # one more entry)
     if hasattr(f, "write"):  # a file object: written where it stands
-        np.savez(f, allow_pickle=False, **entries)
+        np.savez(f, **entries)
         return
     path = os.fspath(f)
     tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         with open(tmp, "xb") as f:
-            np.savez(f, allow_pickle=False, **entries)
+            np.savez(f, **entries)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
