@@ -97,9 +97,9 @@ def test_sequential_fusion_keeps_graph_and_bits(act, dtype):
     targets = [0, 1, 2, 0, 1, 2]
 
     fused = model(x)
-    assert fused.grad_fn.name() == "Linear"
+    assert fused.grad_fn.kind() == "Linear"
     hidden = fused._parents[0]  # the first Linear and its activation: one explicit node
-    assert hidden.grad_fn.name() in ("LinearTanh", "LinearSigmoid", "LinearRelu",
+    assert hidden.grad_fn.kind() in ("LinearTanh", "LinearSigmoid", "LinearRelu",
                                      "LinearLeakyRelu")
     assert [p is q for p, q in zip(hidden._parents, (x, model[0].weight, model[0].bias))] \
         == [True, True, True]

@@ -91,7 +91,7 @@ class _Recorded(Op):
 
     @classmethod
     def name(cls):
-        return cls.__name__ + "Backward"
+        return cls.kind() + "Backward"  # torch names a Function's node so
 
     def forward(self, *arrays):
         return self.flat

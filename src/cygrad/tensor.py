@@ -179,8 +179,12 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        """The op that made this tensor (None for a leaf): `grad_fn.name()`, its `rule`."""
-        return self._op
+        """The op that made this tensor (None for a leaf): `grad_fn.name()`, its `rule`,
+        `next_functions`."""
+        op = self._op
+        if op is not None:
+            op.__dict__["_inputs"] = self._parents  # for next_functions
+        return op
 
     @property
     def data(self):
@@ -1020,7 +1024,7 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 continue
             if op.released:
                 raise RuntimeError(f"Trying to backward through the graph a second time "
-                                   f"({op.name()} has already freed its saved arrays); call "
+                                   f"({op.kind()} has already freed its saved arrays); call "
                                    "backward(retain_graph=True) the first time to keep them")
             if plain:
                 if type(g) is SliceGrad:  # only slices reached it so far: made whole
@@ -1132,7 +1136,7 @@ def _check_unchanged(op):
     saw."""
     for array, seen in op.__dict__.get("snapshots", ()):
         if array.tobytes() != seen:
-            raise RuntimeError(f"{op.name()}: an array its backward reads (shape "
+            raise RuntimeError(f"{op.kind()}: an array its backward reads (shape "
                                f"{array.shape}) was changed in place after the forward, through "
                                "a view made before the graph saved it (numpy cannot lock such a "
                                "view)")
@@ -1141,7 +1145,7 @@ def _check_unchanged(op):
 def _check_finite(op, what, array):
     if array is not None and array.dtype in _FLOAT_NP and not np.isfinite(array).all():
         bad = "NaN" if np.isnan(array).any() else "Inf"
-        raise FloatingPointError(f"{op.name()} produced {bad} in its {what} "
+        raise FloatingPointError(f"{op.kind()} produced {bad} in its {what} "
                                  f"(shape {np.shape(array)}); rule: {op.rule}")
 
 

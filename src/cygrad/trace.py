@@ -72,7 +72,7 @@ class Trace(Watcher):
 
     def step(self, node, g, input_grads):
         index = len(self.steps) + 1
-        record = {"index": index, "kind": "op", "node": self.label(node), "op": node._op.name(),
+        record = {"index": index, "kind": "op", "node": self.label(node), "op": node._op.kind(),
                   "rule": node._op.rule, "shape": node.shape, "grad": np.array(g),
                   "contributions": self._arrivals(node, g), "inputs": []}
         for parent, pg in zip(node._parents, input_grads):

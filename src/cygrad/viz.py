@@ -121,8 +121,8 @@ def _node_attributes(t, is_output, known, groups, shown):
     rows = []
     if t._op is not None:
         classes.append("op")
-        rows.append(f"<b>{_esc(t._op.name())}</b>")
-        tooltip = f"{t._op.name()}: {t._op.rule}" if t._op.rule else t._op.name()
+        rows.append(f"<b>{_esc(t._op.kind())}</b>")
+        tooltip = f"{t._op.kind()}: {t._op.rule}" if t._op.rule else t._op.kind()
         attributes = {"shape": "box", "style": "rounded"}
     else:
         classes.append("param" if is_param else "leaf")

@@ -56,12 +56,33 @@ class Op:
         self.__dict__.update(params)
 
     @classmethod
-    def name(cls):
-        """The op's name, as torch's grad_fn.name()."""
+    def kind(cls):
+        """The op's own short name ("Add", "Linear"): what traces, plans and explanations say."""
         return cls.__name__
 
+    @classmethod
+    def name(cls):
+        """torch's grad_fn.name(): "AddBackward0"."""
+        return cls.kind() + "Backward0"
+
     def __repr__(self):
-        return f"<{type(self).__name__}Backward>"
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    @property
+    def next_functions(self):
+        """torch's grad_fn.next_functions: for each input, (its grad_fn, 0), (an
+        AccumulateGrad of it, 0) for a leaf that requires grad, or (None, 0)."""
+        inputs = self.__dict__.get("_inputs")
+        if inputs is None:
+            raise RuntimeError("next_functions: reach this node as a tensor's grad_fn")
+        out = []
+        for t in inputs:
+            if t._op is not None:
+                t._op.__dict__["_inputs"] = t._parents  # so that the walk goes on
+                out.append((t._op, 0))
+            else:
+                out.append((AccumulateGrad(t) if t._rg else None, 0))
+        return tuple(out)
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -85,6 +106,23 @@ class Op:
         state = self.__dict__
         state.clear()  # the lease with the rest: freeing it gives its locks back
         state["released"] = True
+
+
+class AccumulateGrad:
+    """The node of a leaf that requires grad in next_functions (torch's AccumulateGrad):
+    `variable` is the leaf."""
+
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    @staticmethod
+    def name():
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
 
 
 class SliceGrad:

@@ -125,7 +125,9 @@ def unary(name, forward, grad, rule, quiet=False, **spec):
     object.__setattr__(entry, "op", op)
     defaults = dict(entry.params)
 
-    def function(input, *args, **kwargs):
+    def function(input, *args, out=None, **kwargs):
+        if out is not None:
+            return out._write(function(input, *args, **kwargs))
         params = _bind(entry, defaults, args, kwargs)
         x = _input(input, entry)
         if not differentiable:
@@ -611,10 +613,11 @@ def binary(name, forward, grad_a, grad_b, rule, **spec):
         "saves_output": "z" in entry.saves, "__module__": __name__})
     object.__setattr__(entry, "op", op)
 
-    def function(input, other):
-        return _binary(entry, input, other)
+    def function(input, other, *, out=None):
+        result = _binary(entry, input, other)
+        return result if out is None else out._write(result)
 
-    function.__doc__ = f"{name}(input, other): elementwise with broadcasting, as " \
+    function.__doc__ = f"{name}(input, other, *, out=None): elementwise with broadcasting, as " \
                        f"torch.{name}. Backward: {rule}."
     object.__setattr__(entry, "function", function)
 
@@ -863,9 +866,10 @@ binary("pow", _pow, _pow_grad_a, _pow_grad_b,
 
 
 @registry.export("pow", method=True)
-def _pow_function(input, exponent):
+def _pow_function(input, exponent, *, out=None):
     """pow(input, exponent): torch names the second argument exponent."""
-    return _binary(registry.ENTRIES["pow"], input, exponent)
+    result = _binary(registry.ENTRIES["pow"], input, exponent)
+    return result if out is None else out._write(result)
 
 
 @registry.export("pow_", method=True, function=False)

@@ -59,7 +59,7 @@ class Event:
 
     def describe(self, role=None):
         where = f" of layer {self.module}" if self.module else ""
-        return f"{self.phase}{where} ({self.op.name()}{_clause(self.op.rule, role)})"
+        return f"{self.phase}{where} ({self.op.kind()}{_clause(self.op.rule, role)})"
 
 
 def _clause(rule, role):
@@ -255,7 +255,7 @@ class OpRecorder(Watcher):
                 position = max(a.position, b.position)
                 if best is not None and position >= best[0]:
                     break
-                if a.op.name() != b.op.name() or len(a.arrays) != len(b.arrays):
+                if a.op.kind() != b.op.kind() or len(a.arrays) != len(b.arrays):
                     break
                 for p, q, role in zip(a.arrays, b.arrays, a.roles):
                     p, q = _resolve(p), _resolve(q)
@@ -317,7 +317,7 @@ def _unit_view(array, role, tag, layer, width, reader, unit_modules, channels_fi
 
 def _finding(event, role, pair, distance, noun="units"):
     plural = "s" if distance != 1 else ""
-    return {"op": event.op.name(), "phase": event.phase, "module": event.module,
+    return {"op": event.op.kind(), "phase": event.phase, "module": event.module,
             "rule": event.op.rule, "position": event.position, "ulps": distance,
             "units": pair, "array": role,
             "text": f"{event.describe(role)}: {noun} {pair[0]} and {pair[1]} first differ here "
@@ -349,11 +349,11 @@ def first_divergence(step, a, b):
         runs.append((recorder.events, _leaves(result)))
     (first, end_a), (second, end_b) = runs
     for x, y in zip(first, second):
-        if x.op.name() != y.op.name() or x.phase != y.phase or len(x.arrays) != len(y.arrays):
-            return Divergence(op=f"{x.op.name()} / {y.op.name()}", phase=x.phase,
+        if x.op.kind() != y.op.kind() or x.phase != y.phase or len(x.arrays) != len(y.arrays):
+            return Divergence(op=f"{x.op.kind()} / {y.op.kind()}", phase=x.phase,
                               position=x.position, module=x.module, elements=None,
                               max_ulps=None, text=f"the runs took different paths at op "
-                              f"{x.position}: {x.op.name()} ({x.phase}) against {y.op.name()}")
+                              f"{x.position}: {x.op.kind()} ({x.phase}) against {y.op.kind()}")
         for p, q in zip(x.arrays, y.arrays):
             if p is None or q is None or np.array_equal(p, q, equal_nan=p.dtype.kind == "f"):
                 continue
@@ -376,7 +376,7 @@ def _divergence(event, p, q):
     elements = int(np.count_nonzero(~((p == q) | (np.isnan(p) & np.isnan(q))))) \
         if p.dtype.kind == "f" else int(np.count_nonzero(p != q))
     distance = ulps(p, q) if p.dtype.kind == "f" and p.shape == q.shape else None
-    return Divergence(op=event.op.name(), phase=event.phase, position=event.position,
+    return Divergence(op=event.op.kind(), phase=event.phase, position=event.position,
                       module=event.module, rule=event.op.rule, elements=elements,
                       max_ulps=distance,
                       text=f"op {event.position}, {event.describe()}: {elements} element(s) "
