@@ -64,3 +64,18 @@ def test_unary_functions_take_out(name):
     out = cygrad.empty(2)
     assert getattr(cygrad, name)(a, out=out) is out
     assert np.array_equal(out.numpy(), getattr(cygrad, name)(a).numpy())
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "add_", "sub_"])
+def test_the_deprecated_alpha_first_overload(name):
+    """x.add_(-lr, p.grad) (old tutorials): torch's deprecated overload, warned once."""
+    import cygrad.ops.elementwise as elementwise
+
+    elementwise._WARNED_OVERLOADS.discard(name)
+    x = cygrad.tensor([1.0, 2.0])
+    with pytest.warns(UserWarning, match=f"This overload of {name} is deprecated"):
+        got = getattr(x.clone(), name)(-0.5, cygrad.tensor([2.0, 4.0]))
+    want = getattr(x.clone(), name)(cygrad.tensor([2.0, 4.0]), alpha=-0.5)
+    assert np.array_equal(got.numpy(), want.numpy())
+    with pytest.raises(TypeError):
+        getattr(x.clone(), name)(cygrad.tensor([2.0, 4.0]), 1.0, 2.0)

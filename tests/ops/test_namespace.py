@@ -23,12 +23,6 @@ IGNORED_KEYWORDS = {"out", "layout", "device", "pin_memory", "memory_format"}
 # name -> why its signature departs from torch's (each still checked to depart: a fixed one
 # must leave this list)
 KNOWN = {
-    "cygrad.add": "the deprecated add(input, alpha, other) overload is not offered",
-    "cygrad.sub": "the deprecated sub(input, alpha, other) overload is not offered",
-    "cygrad.subtract": "the deprecated subtract(input, alpha, other) overload is not offered",
-    "Tensor.add": "the deprecated add(alpha, other) overload is not offered",
-    "Tensor.sub": "the deprecated sub(alpha, other) overload is not offered",
-    "Tensor.subtract": "the deprecated subtract(alpha, other) overload is not offered",
     "cygrad.mm": "mm(input, mat2, out_dtype) (CUDA only in torch) is not offered",
     "cygrad.bmm": "bmm(input, mat2, out_dtype) (CUDA only in torch) is not offered",
     "Tensor.mm": "mm(mat2, out_dtype) (CUDA only in torch) is not offered",

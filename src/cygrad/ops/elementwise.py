@@ -17,6 +17,8 @@ own), and its test domain in the entry.
 """
 
 import math
+import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1074,16 +1076,37 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
     return input + value * (tensor1 / tensor2)
 
 
+_WARNED_OVERLOADS = set()
+
+
+def _legacy_alpha(name, other, rest, alpha):
+    """torch's deprecated overload name(Number alpha, Tensor other): (other, alpha), warned
+    once a process as torch warns."""
+    if not rest:
+        return other, alpha
+    if len(rest) > 1 or not isinstance(other, numbers.Number) or not isinstance(rest[0], Tensor):
+        raise TypeError(f"{name}() takes (Tensor other, *, Number alpha=1), got "
+                        f"{len(rest) + 2} positional arguments")
+    if name not in _WARNED_OVERLOADS:
+        _WARNED_OVERLOADS.add(name)
+        warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number alpha, Tensor "
+                      f"other)\nConsider using one of the following signatures instead:\n\t"
+                      f"{name}(Tensor other, *, Number alpha = 1)", UserWarning, stacklevel=3)
+    return rest[0], other
+
+
 @registry.export("add", method=True)
-def add(input, other, *, alpha=1, out=None):
+def add(input, other, *rest, alpha=1, out=None):
     """input + alpha * other (broadcast; dtypes promote)."""
+    other, alpha = _legacy_alpha("add", other, rest, alpha)
     result = _binary(registry.ENTRIES["add"], input, other if alpha == 1 else other * alpha)
     return out._write(result) if out is not None else result
 
 
 @registry.export("sub", "subtract", method=True, methods=("subtract",))
-def sub(input, other, *, alpha=1, out=None):
+def sub(input, other, *rest, alpha=1, out=None):
     """input - alpha * other (broadcast; dtypes promote)."""
+    other, alpha = _legacy_alpha("sub", other, rest, alpha)
     result = _binary(registry.ENTRIES["sub"], input, other if alpha == 1 else other * alpha)
     return out._write(result) if out is not None else result
 
@@ -1104,14 +1127,15 @@ def div(input, other, *, rounding_mode=None, out=None):
     return out._write(result) if out is not None else result
 
 
-def _inplace_alpha(fn):
-    def inplace(self, other, *, alpha=1):
+def _inplace_alpha(fn, name):
+    def inplace(self, other, *rest, alpha=1):
+        other, alpha = _legacy_alpha(name, other, rest, alpha)
         return self._write(fn(self._inplace_input(), other, alpha=alpha))
     return inplace
 
 
-registry.METHODS["add_"] = _inplace_alpha(add)
-registry.METHODS["sub_"] = registry.METHODS["subtract_"] = _inplace_alpha(sub)
+registry.METHODS["add_"] = _inplace_alpha(add, "add_")
+registry.METHODS["sub_"] = registry.METHODS["subtract_"] = _inplace_alpha(sub, "sub_")
 registry.METHODS["div_"] = registry.METHODS["divide_"] = registry.METHODS["true_divide_"] = \
     lambda self, other, *, rounding_mode=None: self._write(
         div(self._inplace_input(), other, rounding_mode=rounding_mode))
