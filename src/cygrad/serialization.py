@@ -113,7 +113,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     anything: only for files you trust, as with torch. map_location may name the CPU (or be
     None); mmap is refused.
 
-    A plain .npz without cygrad's structure entry loads as a flat dict {name: array}.
+    A plain .npz without cygrad's structure entry loads as a flat dict {name: array}; a
+    checkpoint torch.save wrote loads when it holds data (cygrad/_torch_format.py).
     Raises ValueError (naming the file, and the entry where one is at fault) for a truncated,
     corrupt or unsafe file. Memory stays bounded by what the file can hold: only the entries
     the structure refers to are read, and each entry's declared size is checked against its
@@ -333,6 +334,11 @@ def _load_from(f, path, size, trust=None):
                          f"{err}") from err
     with archive:
         entries = _Entries(archive, path, size)
+        if _STRUCTURE not in entries.names and any(n.endswith("/data.pkl")
+                                                   for n in archive.namelist()):
+            from . import _torch_format  # a checkpoint torch.save wrote
+
+            return _torch_format.load(archive, path, size, trust)
         if _STRUCTURE not in entries.names:
             return {name: entries[name] for name in entries.names}
         return _decode_file(entries, path, trust)
