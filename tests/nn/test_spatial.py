@@ -125,3 +125,26 @@ def test_the_tutorials_spatial_transformer_trains_in_step_with_torch():
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-9, atol=1e-11,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_has_torchs_bits(dtype, align_corners):
+    """The spatial-transformer tutorial: a grid point one ulp off lands on the other side of a
+    pixel and grid_sample's gradient jumps, so training drifts from torch's. torch's linspace
+    (rounded once a point), its (steps - 1) / steps scaling and a fused chain over (x, y, 1)
+    give its bits (on a build whose products are fused multiply-adds, as torch's here)."""
+    torch = pytest.importorskip("torch")
+    try:
+        from cygrad._C import gemm
+    except ImportError:
+        pytest.skip("the numpy backend's product rounds each multiply")
+    if not gemm.fused_multiply_add or cygrad.backend.current() != "cython":
+        pytest.skip("a build without fused multiply-adds rounds each product")
+    rng = np.random.default_rng(3)
+    theta = (np.eye(2, 3) + 0.1 * rng.standard_normal((3, 2, 3))).astype(dtype)
+    for size in [(3, 1, 28, 28), (3, 2, 7, 13), (3, 1, 1, 5), (3, 1, 64, 33)]:
+        ours = F.affine_grid(cygrad.tensor(theta), size, align_corners=align_corners)
+        theirs = torch.nn.functional.affine_grid(torch.tensor(theta), size,
+                                                 align_corners=align_corners)
+        assert ours.numpy().tobytes() == theirs.numpy().tobytes(), size

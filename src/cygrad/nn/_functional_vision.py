@@ -469,13 +469,23 @@ def _align(align_corners, where):
 
 
 def _base_coords(steps, align_corners, dtype):
-    """torch's linspace_from_neg_one: -1..1 in `steps` points (the pixel centres when not
-    align_corners: scaled by (steps - 1) / steps); 0 for one step."""
+    """torch's linspace_from_neg_one, bit for bit: linspace(-1, 1, steps) as torch computes it
+    (step = 2 / (steps - 1) in the dtype; point i = -1 + step * i rounded once for the first
+    half, 1 - step * (steps - 1 - i) for the rest), then, for pixel centres (not
+    align_corners), times (steps - 1) and divided by steps, each rounded; 0 for one step."""
+    from fractions import Fraction
+
     if steps <= 1:
         return np.zeros(max(steps, 0), dtype)
-    points = np.linspace(-1.0, 1.0, steps).astype(dtype)
+    kind = np.dtype(dtype).type
+    step = kind(kind(2.0) / kind(steps - 1))
+    exact = Fraction(float(step))
+    half = steps // 2
+    points = np.array([float(-1 + exact * i) if i < half else
+                       float(1 - exact * (steps - 1 - i)) for i in range(steps)])
+    points = points.astype(dtype)  # one rounding: the float64 value is exact for float32
     if not align_corners:
-        points = points * dtype.type((steps - 1) / steps)
+        points = (points * kind(steps - 1)) / kind(steps)
     return points
 
 
