@@ -3,6 +3,8 @@ word_language_model): factories' size= keyword, `import torch.backends.cudnn`, T
 and the other device/layout questions, torch.onnx, torch.nn.modules' layout, and log(0)
 without numpy's warning. Each against torch where it is installed."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -140,3 +142,18 @@ def test_log_of_zero_backward_is_silent():
         warnings.simplefilter("error")
         cygrad.log(x).sum().backward()
     assert np.isinf(x.grad.numpy()).all()
+
+
+def test_cygrad_run_imports_the_programs_own_modules(tmp_path):
+    """word_language_model's main.py imports its data.py and model.py: `python -m cygrad run
+    path/main.py` from another folder finds them, as `python path/main.py` does."""
+    folder = tmp_path / "program"
+    folder.mkdir()
+    (folder / "model_part.py").write_text("WIDTH = 7\n")
+    (folder / "main.py").write_text("import os\nimport model_part\nimport torch\n"
+                                    "print(model_part.WIDTH, os.path.isabs(__file__), "
+                                    "torch.__name__)\n")
+    out = subprocess.run([sys.executable, "-m", "cygrad", "run", "program/main.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["7", "True", "cygrad"]

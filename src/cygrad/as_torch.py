@@ -12,6 +12,7 @@ ImportError naming it. It is the same as swapping the import lines by hand
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import runpy
 import sys
 
@@ -123,7 +124,13 @@ def install():
 
 
 def run(path, argv=()):
-    """Run the program at `path` as __main__ with `import torch` giving cygrad."""
+    """Run the program at `path` as __main__ with `import torch` giving cygrad, as `python
+    path` runs it: its folder first on sys.path (its sibling modules import), __file__ the
+    absolute path, sys.argv[0] the path as given."""
     install()
+    full = os.path.abspath(path)
     sys.argv = [path, *argv]
-    runpy.run_path(path, run_name="__main__")
+    folder = os.path.dirname(full)
+    if not sys.path or sys.path[0] != folder:
+        sys.path.insert(0, folder)
+    runpy.run_path(full, run_name="__main__")
