@@ -241,10 +241,6 @@ def _checked_rebuild(array, requires_grad, cls):
     return _rebuild(array, requires_grad, cls)
 
 
-def _global_name(obj):
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
 class _WeightsUnpickler(pickle.Unpickler):
     """Resolves only allowlisted globals (torch's weights_only unpickler's rule)."""
 

@@ -106,7 +106,8 @@ def _product(a, b):
 def matmul(input, other, *, out=None):
     """input @ other: 1-D operands become a row (left) or a column (right), removed after;
     batch dims broadcast."""
-    if _is_sparse(input) or _is_sparse(other):
+    if (type(input) is not Tensor or type(other) is not Tensor) and \
+            (_is_sparse(input) or _is_sparse(other)):  # (the dense case pays two type checks)
         from .. import sparse
 
         return sparse.mm(input, other)
@@ -138,7 +139,8 @@ Tensor.__rmatmul__ = lambda self, other: matmul(_wrap(np.asarray(other)), self) 
 
 @export("mm", method=True)
 def mm(input, mat2):
-    if _is_sparse(input) or _is_sparse(mat2):
+    if (type(input) is not Tensor or type(mat2) is not Tensor) and \
+            (_is_sparse(input) or _is_sparse(mat2)):
         from .. import sparse
 
         return sparse.mm(input, mat2)
