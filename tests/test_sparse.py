@@ -188,3 +188,20 @@ def test_gcn_program_prints_torchs_losses():
     pytest.importorskip("torch")
     theirs = run(GCN, on_cygrad=False)
     np.testing.assert_allclose(ours, theirs, rtol=2e-6)
+
+
+@pytest.mark.parametrize("columns", [None, 3])
+def test_a_product_row_is_the_documented_chain(columns):
+    """out[r] = (((0 + v0 * d[c0]) + v1 * d[c1]) + ...) over row r's nonzeros in column order,
+    bit for bit (a vector or a matrix on the right)."""
+    rng = np.random.default_rng(4)
+    n = 40
+    s = cygrad.sparse_coo_tensor(rng.integers(0, n, (2, 300)), rng.standard_normal(300),
+                                 (n, n)).coalesce()
+    assert s.dtype == cygrad.float64  # a float64 array's dtype kept, as torch.tensor keeps it
+    d = rng.standard_normal(n if columns is None else (n, columns))
+    want = np.zeros(d.shape)
+    (rows, cols), values = s.indices().numpy(), s.values().numpy()
+    for r, c, v in zip(rows, cols, values):
+        want[r] = want[r] + v * d[c]
+    assert (s @ cygrad.tensor(d)).numpy().tobytes() == want.tobytes()

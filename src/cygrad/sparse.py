@@ -285,9 +285,12 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None,
     if ind.dtype.kind not in "iu" and ind.size:
         raise RuntimeError(f"indices must be an int64 tensor, got {ind.dtype}")
     ind = ind.astype(np.int64).reshape(ind.shape if ind.ndim == 2 else (-1, 0))
-    val = values._data if isinstance(values, Tensor) else np.asarray(
-        values, dtype=None if np.asarray(values).dtype.kind in "iub" else
-        dtypes.get_default_dtype().numpy)
+    if isinstance(values, Tensor):
+        val = values._data
+    else:  # as torch.tensor(values) infers its dtype
+        from .ops.factories import tensor
+
+        val = tensor(values)._data
     if dtype is not None:
         val = val.astype(dtypes.as_dtype(dtype).numpy)
     if val.ndim != 1:
