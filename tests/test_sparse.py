@@ -68,6 +68,12 @@ def test_as_torchs():
             assert a.is_coalesced() == b.is_coalesced()
             assert np.array_equal(a.to_dense().numpy(), b.to_dense().numpy())
         assert ours.sum().item() == theirs.sum().item()
+    for values in ([1, 2], [True, False]):  # a number's promotion, as a Tensor's
+        ours = cygrad.sparse_coo_tensor([[0, 1], [1, 0]], cygrad.tensor(values), (2, 2))
+        theirs = torch.sparse_coo_tensor([[0, 1], [1, 0]], torch.tensor(values), (2, 2))
+        for a, b in ((ours * 1.5, theirs * 1.5), (ours * 2, theirs * 2), (ours / 2, theirs / 2)):
+            assert a.dtype.name == str(b.dtype).split(".")[1]
+            assert a.to_dense().tolist() == b.to_dense().tolist()
     dense = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]], np.float32)
     ours, theirs = cygrad.tensor(dense).to_sparse(), torch.tensor(dense).to_sparse()
     assert repr(ours).replace("cygrad.", "torch.") == repr(theirs)

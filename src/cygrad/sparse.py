@@ -174,20 +174,16 @@ class SparseTensor:
         return self._with(-self._val)
 
     def __mul__(self, other):
-        if isinstance(other, numbers.Number) and not isinstance(other, bool):
-            return self._with(self._val * np.asarray(other).astype(self._val.dtype)
-                              if self._val.dtype.kind == "f" or isinstance(other, int)
-                              else self._val * other)
+        if isinstance(other, numbers.Number):  # the values times it, promoted as a Tensor's
+            return self._with((_wrap(self._val) * other)._data)
         raise TypeError("a sparse tensor multiplies a number here; call to_dense() for "
                         f"elementwise products with {type(other).__name__}")
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        if isinstance(other, numbers.Number) and not isinstance(other, bool):
-            values = self._val if self._val.dtype.kind == "f" else \
-                self._val.astype(dtypes.get_default_dtype().numpy)
-            return self._with(values / values.dtype.type(other))
+        if isinstance(other, numbers.Number):
+            return self._with((_wrap(self._val) / other)._data)
         raise TypeError("a sparse tensor divides by a number here; call to_dense() first")
 
     def __add__(self, other):
