@@ -96,6 +96,7 @@ cdef extern from "gemm_microkernel.h" nogil:
         CG_PACKED_B_FIXED
         CG_PACKED_B_MAX
         CG_PF_B
+    int cg_wide_pays()
     void cg_kernel_f32(Py_ssize_t kc, const float *a, const float *b, float *c,
                        Py_ssize_t ldc, int load_c)
     void cg_kernel_f64(Py_ssize_t kc, const double *a, const double *b, double *c,
@@ -211,10 +212,12 @@ def blocking():
     """This build's tile shapes and cache blocking (performance only, except k_block, which
     sets each element's tree): rows x columns of a tile per dtype (and of the wide tile, for
     products with many rows: the same where the build has none), the k, row and column
-    blocks, B's packing budget in bytes and the micro-kernel's prefetch distance."""
+    blocks, B's packing budget in bytes and the micro-kernel's prefetch distance; wide_auto:
+    whether products the wide tile suits take it on this CPU (use_wide_tiles overrides)."""
     return {"tile": {"float32": (CG_MR_F32, CG_NR_F32), "float64": (CG_MR_F64, CG_NR_F64)},
             "wide": {"float32": (CG_MR_WIDE_F32, CG_NR_F32),
                      "float64": (CG_MR_WIDE_F64, CG_NR_F64)},
+            "wide_auto": bool(_wide_pays and CG_MR_WIDE_F64 != CG_MR_F64),
             "k_block": dict(k_block), "mc": CG_MC, "nc": CG_NC, "nsub": CG_NSUB,
             "packed_b": _packed_b, "prefetch_b": CG_PF_B}
 
@@ -1020,6 +1023,7 @@ cdef inline double _tiles_cost(Py_ssize_t m, Py_ssize_t n, Py_ssize_t MR, Py_ssi
 
 
 cdef int _wide_mode = -1  # use_wide_tiles: -1 automatic, 0 never, 1 always (where there is one)
+cdef bint _wide_pays = cg_wide_pays()  # the automatic choice may take it on this CPU
 
 
 def use_wide_tiles(mode):
@@ -1039,11 +1043,14 @@ cdef inline bint _wide_rows(Py_ssize_t m, Py_ssize_t MR, Py_ssize_t WR, Py_ssize
     of 2^24 multiply-adds or more (~256^3) whose rows padded to WR take at most 3% more than
     padded to MR: so chosen, 512^3-2048^3 ran 2.5-3.4% faster in float64 and 0.7-2.6% in
     float32 at one thread, 2-9% at two; always 14 rows, 2% slower at 256^3 (266 padded rows)
-    and up to 16% with 64-128 rows (Xeon, 2026-12-03)."""
+    and up to 16% with 64-128 rows (Xeon, 2026-12-03). Never on a CPU where it does not pay
+    (cg_wide_pays: AMD's)."""
     if WR == MR or _wide_mode == 0:
         return False
     if _wide_mode == 1:
         return True
+    if not _wide_pays:
+        return False
     return <double>m * <double>n * <double>k >= <double>(1 << 24) and \
         <double>_round_up(m, WR) <= 1.03 * <double>_round_up(m, MR)
 

@@ -120,6 +120,22 @@
 #define CG_MR_WIDE_F64 CG_MR_F64
 #endif
 #endif
+/* Whether the automatic choice (gemm.pyx _wide_rows) may take the wide tile on the CPU running
+ * it: not on AMD's, whose AVX-512 core (Zen 4) ran the 8-row tile 2-3% faster at 512^3-2048^3,
+ * both dtypes, one and two threads (2026-12-04, paired in one process), and whose Zen 5 runs
+ * (1.02-1.05 of OpenBLAS at 2048^3) were all 8-row ones. Performance only: the tile's shape
+ * changes no bit of any product. */
+static int cg_wide_pays(void)
+{
+#if CG_VBYTES == 64 && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return !__builtin_cpu_is("amd");
+#else
+    return CG_VBYTES == 64;
+#endif
+}
+
 /* Narrow tiles, one vector wide: a product with at most this many columns packs B in panels
  * of this width and runs the narrow kernel, instead of padding every row of C to NR. */
 #define CG_NRN_F32 CG_WF
