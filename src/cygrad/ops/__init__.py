@@ -51,6 +51,10 @@ class Op:
     needs = ()
     released = False
     lease = None
+    # torch's name for the node (grad_fn.name()) where it is not kind() + "Backward0": set per
+    # class, or per call where torch's node depends on the call (a parameter `node`, or set
+    # by forward); kept when the op is released, as torch's grad_fn keeps its name
+    node = None
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -60,10 +64,10 @@ class Op:
         """The op's own short name ("Add", "Linear"): what traces, plans and explanations say."""
         return cls.__name__
 
-    @classmethod
-    def name(cls):
-        """torch's grad_fn.name(): "AddBackward0"."""
-        return cls.kind() + "Backward0"
+    def name(self):
+        """torch's grad_fn.name() for the node this op made: "AddBackward0", "AddmmBackward0"
+        for a Linear with a bias on rows..."""
+        return self.node or type(self).kind() + "Backward0"
 
     def __repr__(self):
         return f"<{self.name()} object at {id(self):#x}>"
@@ -104,8 +108,11 @@ class Op:
     def release(self):
         """Drop the arrays saved for backward; a second backward through this op is an error."""
         state = self.__dict__
+        node = state.get("node")
         state.clear()  # the lease with the rest: freeing it gives its locks back
         state["released"] = True
+        if node is not None:
+            state["node"] = node
 
 
 class AccumulateGrad:

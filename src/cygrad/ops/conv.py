@@ -38,6 +38,7 @@ class Conv2d(Op):
     columns, cols (C*kh*kw, P) per image or (C*kh*kw, N*P) for the batch, group g's outputs are
     W_g @ cols_g, one exact product per group.
     """
+    node = "ConvolutionBackward0"  # torch's grad_fn name
 
     rule = "dW = g @ cols.T;  db = g summed;  dx = col2im(W.T @ g)  (per group)"
     saves = (0, 1)
@@ -188,6 +189,7 @@ class MaxPool2d(Op):
     (None, or a list the forward appends its index array to: F.max_pool2d's return_indices).
     x is read as its (P, H, W) planes.
     """
+    node = "MaxPool2DWithIndicesBackward0"  # torch's grad_fn name
 
     rule = "dx = g added at each window's maximum, outputs in ascending order"
 
@@ -206,10 +208,12 @@ class MaxPool2d(Op):
 
 class MaxPool1d(MaxPool2d):
     """max_pool2d on (N*C, 1, L) planes"""
+    node = "SqueezeBackward1"  # torch's grad_fn name
 
 
 class AdaptiveMaxPool2d(MaxPool2d):
     """max_pool2d over adaptive windows"""
+    node = "AdaptiveMaxPool2DBackward0"  # torch's grad_fn name
 
 
 class AvgPool2d(Op):
@@ -218,6 +222,7 @@ class AvgPool2d(Op):
     Params: windows (hs, he, ws, we), counts (hc, wc) (with or without the padding, as
     count_include_pad says), divisor_override (0: none), plane (H, W), y_shape.
     """
+    node = "AvgPool2DBackward0"  # torch's grad_fn name
 
     rule = "dx = g / divisor added over each window, outputs in ascending order"
 
@@ -237,7 +242,9 @@ class AvgPool2d(Op):
 
 class AvgPool1d(AvgPool2d):
     """avg_pool2d on (N*C, 1, L) planes"""
+    node = "SqueezeBackward1"  # torch's grad_fn name
 
 
 class AdaptiveAvgPool2d(AvgPool2d):
     """avg_pool2d over adaptive windows, each divided by its own size"""
+    node = "AdaptiveAvgPool2DBackward0"  # torch's grad_fn name

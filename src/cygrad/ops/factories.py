@@ -408,6 +408,7 @@ def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
 
 class Cast(Op):
     """y = x converted to another dtype"""
+    node = "ToCopyBackward0"  # torch's grad_fn name
 
     rule = "dx = g converted back to x's dtype"
 

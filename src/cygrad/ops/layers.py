@@ -8,6 +8,13 @@ from .. import backend as B
 from .. import random
 from . import Op
 
+# torch's grad_fn of F.linear by (rows, one vector, bias): addmm / mm on rows, a view (or
+# unsafe view, squeeze) of the product otherwise
+_LINEAR_NODES = {(True, False, True): "AddmmBackward0", (True, False, False): "MmBackward0",
+                 (False, True, True): "ViewBackward0", (False, True, False): "SqueezeBackward4",
+                 (False, False, True): "ViewBackward0",
+                 (False, False, False): "UnsafeViewBackward0"}
+
 
 class Linear(Op):
     """y = x @ W.T + b, x (..., in), W (out, in), b (out,) or absent"""
@@ -18,6 +25,7 @@ class Linear(Op):
 
     def forward(self, x, w, b=None):
         self.w = w
+        self.node = _LINEAR_NODES[x.ndim == 2, x.ndim == 1, b is not None]
         if x.ndim == 2:
             self.x = x
         else:  # a batch of sequences: the rows of every sample as one batch of rows
@@ -100,6 +108,7 @@ _FUSED = {}
 
 class Dropout(Op):
     """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p), drawn from cygrad's generator"""
+    node = "MulBackward0"  # torch's grad_fn name
 
     rule = "dx = g * mask / (1 - p)"
 

@@ -85,8 +85,9 @@ def _check_pair(a, b, where):
                            f"!= {b.dtype.name}")
 
 
-def _product(a, b):
-    """a @ b for operands of at least 2 dims (after matmul's 1-D promotion)."""
+def _product(a, b, node=None):
+    """a @ b for operands of at least 2 dims (after matmul's 1-D promotion); node: torch's
+    grad_fn name (mm's on two matrices, else matmul's unsafe view of a batched product)."""
     sa, sb = a._data.shape, b._data.shape
     if sa[-1] != sb[-2]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
@@ -99,7 +100,15 @@ def _product(a, b):
                            f"{list(sb)}") from None
     if a._data.dtype.kind not in "f":  # integers: numpy's product is exact anyway
         return _wrap(np.matmul(a._data, b._data))
-    return apply(MatMul, a, b)
+    if node is None:
+        node = "MmBackward0" if len(sa) == 2 and len(sb) == 2 else "UnsafeViewBackward0"
+    return apply(MatMul, a, b, node=node)
+
+
+# torch's grad_fn of matmul with a vector operand (by the operands' dims): dot, mv, a squeezed
+# mm, else (a batch) an unsafe view (cygrad's last node there is the squeeze of the product of
+# a row or column: named so)
+_VECTOR_NODES = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4"}
 
 
 @export("matmul", method=True)
@@ -126,6 +135,9 @@ def matmul(input, other, *, out=None):
     result = _product(a, b)
     for d in sorted(squeeze):
         result = result.squeeze(d)
+    if squeeze and result._op is not None:  # torch's dot, mv, squeezed mm or batched view
+        result._op.node = _VECTOR_NODES.get((input._data.ndim, other._data.ndim),
+                                            "UnsafeViewBackward0")
     if out is not None:
         return out._write(result)
     return result
@@ -161,7 +173,7 @@ def bmm(input, mat2):
     if input._data.shape[0] != mat2._data.shape[0]:
         raise RuntimeError(f"batch1 and batch2 must have same number of batches, got "
                            f"{input._data.shape[0]} and {mat2._data.shape[0]}")
-    return _product(input, mat2)
+    return _product(input, mat2, "BmmBackward0")
 
 
 @export("mv", method=True)

@@ -55,6 +55,7 @@ def _row_gradients(g, n, dtype, reduction):
 
 class MSE(Op):
     """loss = (x - t)**2 per element, then reduced; x and t of one shape and dtype"""
+    node = "MseLossBackward0"  # torch's grad_fn name
 
     rule = "dx = g * 2 * (x - t);  dt = -dx  (divided by the count for the mean)"
 
@@ -87,6 +88,7 @@ class MSE(Op):
 
 class CrossEntropy(Op):
     """loss_i = -log_softmax(x_i)[t_i], fused in one kernel; x (N, C), t (N,) class indices"""
+    node = "NllLossBackward0"  # torch's grad_fn name
 
     rule = "dx_i = g_i * (softmax(x_i) - onehot(t_i))"
 
@@ -103,6 +105,7 @@ class CrossEntropy(Op):
 class NLL(Op):
     """loss_i = -w_i * x[i, t_i] for x (M, C) (log-probabilities), w_i = weight[t_i], 0 for a
     row whose target is ignore_index; the mean divides by the sum of the w_i"""
+    node = "NllLossBackward0"  # torch's grad_fn name
 
     rule = "dx[i, t_i] = -w_i * g_i  (g / sum(w) for the mean), 0 elsewhere"
 

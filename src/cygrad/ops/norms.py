@@ -20,6 +20,7 @@ from .reduction import float_sum
 
 class LayerNorm(Op):
     """y = (x - mean) / sqrt(var + eps) * w + b over the last `dims` dimensions (var biased)"""
+    node = "NativeLayerNormBackward0"  # torch's grad_fn name
 
     rule = ("dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), gw = g * w;  "
             "dw = sum over rows of g * xhat;  db = sum over rows of g")
@@ -60,6 +61,7 @@ class BatchNorm(Op):
     """y = (x - mean_c) / sqrt(var_c + eps) * w_c + b_c, per channel c = dim 1 of x (N, C, ...):
     the batch's statistics (training: var biased; running stats updated with var unbiased) or
     the running ones (eval)"""
+    node = "NativeBatchNormBackward0"  # torch's grad_fn name
 
     rule = ("training: dx = w rstd (g - mean(g) - xhat * mean(g * xhat)) per channel;  "
             "eval: dx = g * w * rstd;  dw = sum of g * xhat;  db = sum of g")

@@ -103,7 +103,8 @@ def reduce_sum(input, dim=None, keepdim=False, *, dtype=None, **aliases):
     target = _out_dtype(input, dtype)
     if target.is_floating_point:
         x = input if input._data.dtype == target.numpy else input.type(target)
-        return apply(Sum, x, axes=axes, keepdim=keepdim)
+        return apply(Sum, x, axes=axes, keepdim=keepdim,
+                     node="SumBackward0" if dim is None else "SumBackward1")
     return _wrap(np.asarray(input._data.sum(axis=axes, keepdims=keepdim, dtype=target.numpy)))
 
 
@@ -135,7 +136,8 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, **aliases):
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {target.name.capitalize()}")
     x = input if input._data.dtype == target.numpy else input.type(target)
-    return apply(Mean, x, axes=_axes(dim, input._data.ndim), keepdim=keepdim)
+    return apply(Mean, x, axes=_axes(dim, input._data.ndim), keepdim=keepdim,
+                 node="MeanBackward0" if dim is None else "MeanBackward1")
 
 
 class NanToZero(Op):
@@ -283,6 +285,9 @@ _argmin = _nan_arg(np.argmin, np.nanargmin)
 
 
 def _extreme(name, fn, argfn, pairwise):
+    # torch's grad_fn: max() is MaxBackward1, max(dim) MaxBackward0 (min alike)
+    whole, along = f"{name.capitalize()}Backward1", f"{name.capitalize()}Backward0"
+
     def reduce(input, dim=None, keepdim=False, *, out=None, **aliases):
         if isinstance(dim, Tensor):  # max(input, other): the elementwise maximum
             return pairwise(input, dim)
@@ -293,7 +298,7 @@ def _extreme(name, fn, argfn, pairwise):
                     raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
                                        "input.numel() == 0.")
                 return _wrap(np.asarray(fn(input._data)))
-            return apply(AllReduce, input, fn=fn)
+            return apply(AllReduce, input, fn=fn, node=whole)
         d = _dim(dim, input._data.ndim)
         x = input if input._data.ndim else input.reshape(1)
         if x._data.shape[d] == 0:
@@ -306,7 +311,7 @@ def _extreme(name, fn, argfn, pairwise):
             if input._data.ndim == 0:
                 values, idx = values.reshape(()), idx.reshape(())
             return values_indices[name](_wrap(values), _wrap(idx.astype(np.int64)))
-        values = apply(DimReduce, x, argfn=argfn, dim=d, keepdim=keepdim)
+        values = apply(DimReduce, x, argfn=argfn, dim=d, keepdim=keepdim, node=along)
         idx = values._op.idx if values._op is not None else argfn(x._data, axis=d, keepdims=True)
         idx = idx if keepdim else np.squeeze(idx, d)
         if input._data.ndim == 0:
@@ -365,7 +370,8 @@ def _amax(name, fn):
                                      f"size.")
         if not input.is_floating_point():
             return _wrap(np.asarray(fn(input._data, axis=axes, keepdims=keepdim)))
-        return apply(AmaxReduce, input, fn=fn, axes=axes, keepdim=keepdim, label=name)
+        return apply(AmaxReduce, input, fn=fn, axes=axes, keepdim=keepdim, label=name,
+                     node=f"{name.capitalize()}Backward0")
 
     return export(name, method=True)(reduce)
 
@@ -478,6 +484,7 @@ def _var_args(dim, unbiased, correction, keepdim, where):
 
 def _var(std):
     name = "std" if std else "var"
+    node = "StdBackward0" if std else "VarBackward0"
 
     def reduce(input, dim=None, unbiased=None, keepdim=False, *, correction=None, **aliases):
         dim, keepdim = _dim_args(dim, keepdim, aliases, name)
@@ -486,7 +493,7 @@ def _var(std):
             raise RuntimeError(f"{name}(): input dtype should be floating point, got "
                                f"{input.dtype.name}")
         return apply(Var, input, axes=_axes(dim, input._data.ndim), correction=correction,
-                     keepdim=keepdim, std=std)
+                     keepdim=keepdim, std=std, node=node)
 
     reduce.__doc__ = f"{name}(input, dim=None, unbiased=True, keepdim=False, *, correction=1):" \
                      f" the {'standard deviation' if std else 'variance'} over dim with " \
@@ -539,6 +546,7 @@ def logsumexp(input, dim, keepdim=False):
 
 class CumSum(Op):
     """y = running sums of x along dim (in index order)"""
+    node = "CumsumBackward0"  # torch's grad_fn name
 
     rule = "dx = running sums of g from the end"
 
@@ -644,6 +652,7 @@ def cummin(input, dim):
 
 class Norm(Op):
     """y = the p-norm over dims: (sum |x|**p)**(1/p); p = inf: max |x|"""
+    node = "LinalgVectorNormBackward0"  # torch's grad_fn name
 
     rule = "dx = g * x |x|**(p-2) / y**(p-1)  (p = 2: g * x / y; 0 where y = 0)"
     saves, saves_output = (0,), True

@@ -79,10 +79,15 @@ class Reshape(Op):
 
     rule = "dx = g.reshape(x.shape)"
     view_of = 0
+    node = "ViewBackward0"  # torch's reshape of a tensor a view can give (squeeze... pass theirs)
 
     def forward(self, x):
         self.in_shape = x.shape
-        return x.reshape(self.shape)
+        y = x.reshape(self.shape)
+        base = y.base
+        if base is not x and base is not x.base:  # numpy copied (no view has these strides):
+            self.node = "UnsafeViewBackward0"  # torch's reshape then clones and views
+        return y
 
     def backward(self, g):
         return (g.reshape(self.in_shape),)
@@ -187,7 +192,7 @@ def transpose(input, dim0, dim1):
         return apply(Reshape, input, shape=input._data.shape)
     dims = list(range(ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
-    return apply(Permute, input, dims=tuple(dims))
+    return apply(Permute, input, dims=tuple(dims), node="TransposeBackward0")
 
 
 @export("swapaxes", method=True)
@@ -202,7 +207,9 @@ def t(input):
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                            f"{input._data.ndim}D")
-    return transpose(input, 0, -1)
+    if input._data.ndim < 2:
+        return transpose(input, 0, -1)
+    return apply(Permute, input, dims=(1, 0), node="TBackward0")
 
 
 def _T(self):
@@ -253,6 +260,11 @@ def movedim(input, source, destination):
     return apply(Permute, input, dims=tuple(order))
 
 
+# torch's grad_fn of squeeze: every size-1 dim, one dim, several
+_SQUEEZE_NODES = {type(None): "SqueezeBackward0", int: "SqueezeBackward1",
+                  tuple: "SqueezeBackward2", list: "SqueezeBackward2"}
+
+
 @export("squeeze", method=True)
 def squeeze(input, dim=None):
     """Remove size-1 dims (all of them, or those named by dim; others are left alone)."""
@@ -261,7 +273,8 @@ def squeeze(input, dim=None):
         dims = {i for i, s in enumerate(shape) if s == 1}
     else:
         dims = {d for d in _dims(dim, len(shape)) if shape and shape[d] == 1}
-    return apply(Reshape, input, shape=tuple(s for i, s in enumerate(shape) if i not in dims))
+    return apply(Reshape, input, shape=tuple(s for i, s in enumerate(shape) if i not in dims),
+                 node=_SQUEEZE_NODES.get(type(dim), "SqueezeBackward1"))
 
 
 @export("unsqueeze", method=True)
@@ -269,7 +282,7 @@ def unsqueeze(input, dim):
     """A size-1 dim inserted at dim (in [-ndim - 1, ndim])."""
     shape = input._data.shape
     d = _dim(dim, len(shape) + 1)
-    return apply(Reshape, input, shape=shape[:d] + (1,) + shape[d:])
+    return apply(Reshape, input, shape=shape[:d] + (1,) + shape[d:], node="UnsqueezeBackward0")
 
 
 class Expand(Op):
@@ -474,16 +487,31 @@ def _index(index):
     return tuple(out), basic
 
 
+def _basic_node(items):
+    """torch's grad_fn of x[items] (basic indexing): that of the last index it applies, a
+    select (an integer), an unsqueeze (None) or a slice; a full slice and ... apply none."""
+    for i in reversed(items):
+        if i is None:
+            return "UnsqueezeBackward0"
+        if isinstance(i, slice):
+            if i != slice(None):
+                return "SliceBackward0"
+        elif i is not Ellipsis:
+            return "SelectBackward0"
+    return "SliceBackward0"
+
+
 def getitem(self, index):
     index, basic = _index(index)
     if isinstance(index, slice) and index == slice(None):
         return apply(Slice, self, index=index)
     if basic:
-        for i in (index if isinstance(index, tuple) else (index,)):
+        items = index if isinstance(index, tuple) else (index,)
+        for i in items:
             if isinstance(i, slice) and i.step is not None and i.step <= 0:
                 raise ValueError("step must be greater than zero")
-        return apply(Slice, self, index=index)
-    return apply(Gather, self, index=index)
+        return apply(Slice, self, index=index, node=_basic_node(items))
+    return apply(Gather, self, index=index, node="IndexBackward0")
 
 
 class IndexPut(Op):
@@ -600,14 +628,15 @@ def select(input, dim, index):
     if not -size <= i < size:
         raise IndexError(f"select(): index {i} out of range for tensor of size "
                          f"{list(input.shape)} at dimension {d}")
-    return apply(Slice, input, index=(slice(None),) * d + (i,))
+    return apply(Slice, input, index=(slice(None),) * d + (i,), node="SelectBackward0")
 
 
 @export("unbind", method=True)
 def unbind(input, dim=0):
     """The slices along dim, as a tuple of views."""
     d = _dim(dim, input._data.ndim)
-    return tuple(select(input, d, i) for i in range(input._data.shape[d]))
+    return tuple(apply(Slice, input, index=(slice(None),) * d + (i,), node="UnbindBackward0")
+                 for i in range(input._data.shape[d]))
 
 
 @export("split")
@@ -616,7 +645,9 @@ def split(tensor, split_size_or_sections, dim=0):
     of the listed sizes."""
     d = _dim(dim, tensor._data.ndim)
     size = tensor._data.shape[d]
+    node = "SplitWithSizesBackward0"
     if isinstance(split_size_or_sections, (int, np.integer)):
+        node = "SplitBackward0"
         step = int(split_size_or_sections)
         if step <= 0 and size:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
@@ -630,7 +661,8 @@ def split(tensor, split_size_or_sections, dim=0):
                                f"{sizes}")
     pieces, start = [], 0
     for s in sizes:
-        pieces.append(narrow(tensor, d, start, s))
+        pieces.append(apply(Slice, tensor, index=(slice(None),) * d + (slice(start, start + s),),
+                            node=node))
         start += s
     return tuple(pieces)
 
@@ -740,7 +772,11 @@ def cat(tensors, dim=0, *, out=None):
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                    f"Expected size {ref.shape[k]} but got size {s[k]} for "
                                    f"tensor number {i} in the list.")
-    result = apply(Cat, *tensors, dim=d)
+    return _joined(tensors, d, out, "CatBackward0")
+
+
+def _joined(tensors, d, out, node):
+    result = apply(Cat, *tensors, dim=d, node=node)
     if out is not None:
         return out._write(result)
     return result
@@ -756,7 +792,7 @@ def stack(tensors, dim=0, *, out=None):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(shape)} at entry 0 and {list(t.shape)} at entry {i}")
     d = _dim(dim, len(shape) + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d, out=out)
+    return _joined([unsqueeze(t, d) for t in tensors], d, out, "StackBackward0")
 
 
 @export("hstack")
