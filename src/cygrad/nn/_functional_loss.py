@@ -49,10 +49,15 @@ def _check_reduction(reduction):
 
 
 def _reduced(loss, reduction):
-    """loss reduced as asked: its exact sum, its mean (nan for nothing), or itself."""
+    """loss reduced as asked: its exact sum, its mean (nan for nothing), or itself. Where
+    torch's loss is one node, reduction included (BCE, Huber...), the reduction takes its name."""
     if reduction == "none":
         return loss
-    return loss.sum() if reduction == "sum" else loss.mean()
+    out = loss.sum() if reduction == "sum" else loss.mean()
+    node = getattr(loss._op, "reduced_node", None)
+    if node is not None and out._op is not None:
+        out._op.node = node
+    return out
 
 
 def _input(x, where):

@@ -577,6 +577,9 @@ class Binary:
     domain: tuple = (-2.0, 2.0)
     scalars: bool = True  # `other` may be a Python number (torch.atan2, maximum... refuse one)
     bools: bool = True  # bool tensors allowed (torch refuses them in sub)
+    # torch's grad_fn names where they are not the op's (Camel name + "Backward0"): of two
+    # tensors, of a tensor and a number, of a number and a tensor (pow: PowBackward1, 0, 2)
+    nodes: tuple = (None, None, None)
 
 
 class BinaryOp(Op):
@@ -612,7 +615,7 @@ def binary(name, forward, grad_a, grad_b, rule, **spec):
     op = type(_camel(name), (BinaryOp,), {
         "entry": entry, "rule": rule, "__doc__": f"z = {name}(a, b); {rule}",
         "saves": tuple(i for i, k in enumerate("ab") if k in entry.saves),
-        "saves_output": "z" in entry.saves, "__module__": __name__})
+        "saves_output": "z" in entry.saves, "__module__": __name__, "node": entry.nodes[0]})
     object.__setattr__(entry, "op", op)
 
     def function(input, other, *, out=None):
@@ -675,11 +678,24 @@ def _binary(entry, a, b):
                 return apply(entry.op, a, b)
         elif (type(b) is float or type(b) is int) and da.dtype in _FLOATS and entry.scalars \
                 and entry.result in _SCALAR_FAST:
-            return apply(entry.op, a, _wrap(np.asarray(b, da.dtype)))
+            out = apply(entry.op, a, _wrap(np.asarray(b, da.dtype)))
+            if entry.nodes[1] is not None and out._op is not None:  # (no call: a hot path)
+                out._op.node = entry.nodes[1]
+            return out
     elif (type(a) is float or type(a) is int) and isinstance(b, Tensor) and entry.scalars \
             and entry.result in _SCALAR_FAST and b._data.dtype in _FLOATS:
-        return apply(entry.op, _wrap(np.asarray(a, b._data.dtype)), b)
+        out = apply(entry.op, _wrap(np.asarray(a, b._data.dtype)), b)
+        if entry.nodes[2] is not None and out._op is not None:
+            out._op.node = entry.nodes[2]
+        return out
     return _binary_general(entry, a, b)
+
+
+def _named(out, node):
+    """out, its node named as torch names the call's (node None: the op's own name)."""
+    if node is not None and out._op is not None:
+        out._op.node = node
+    return out
 
 
 # results where a float tensor with a number keeps its dtype
@@ -855,7 +871,8 @@ def _tie_half(g, a, b, win):
 binary("add", np.add, lambda g, a, b, z: g, lambda g, a, b, z: g, "da = g;  db = g",
        saves="", dunders=("__add__", "__radd__"))
 binary("sub", np.subtract, lambda g, a, b, z: g, lambda g, a, b, z: -g, "da = g;  db = -g",
-       saves="", dunders=("__sub__", "__rsub__"), aliases=("subtract",), bools=False)
+       saves="", dunders=("__sub__", "__rsub__"), aliases=("subtract",), bools=False,
+       nodes=(None, None, "RsubBackward1"))
 binary("mul", np.multiply, lambda g, a, b, z: g * b, lambda g, a, b, z: g * a,
        "da = g * b;  db = g * a", dunders=("__mul__", "__rmul__"), aliases=("multiply",))
 binary("div", _fdiv, lambda g, a, b, z: g / b, lambda g, a, b, z: -g * ((a / b) / b),
@@ -864,7 +881,8 @@ binary("div", _fdiv, lambda g, a, b, z: g / b, lambda g, a, b, z: -g * ((a / b) 
        domain=(0.5, 2.0))
 binary("pow", _pow, _pow_grad_a, _pow_grad_b,
        "da = g * b * a**(b - 1) (0 where b == 0);  db = g * z * log(a)",
-       saves="abz", dunders=("__pow__", "__rpow__"), domain=(0.5, 2.0))
+       saves="abz", dunders=("__pow__", "__rpow__"), domain=(0.5, 2.0),
+       nodes=("PowBackward1", "PowBackward0", "PowBackward2"))
 
 
 @registry.export("pow", method=True)
@@ -951,6 +969,7 @@ binary("bitwise_xor", np.bitwise_xor, None, None, "no gradient", saves="", resul
 
 class Clamp(Op):
     """y = min(max(x, min), max) with min and max numbers (None: no bound)"""
+    node = "ClampBackward1"  # torch's (clamp_min / clamp_max: their own, set per call)
 
     rule = "dx = g where min <= x <= max, else 0"
     saves = (0,)
@@ -998,8 +1017,10 @@ def _clamp_(self, min=None, max=None):
 
 
 registry.METHODS["clamp_"] = registry.METHODS["clip_"] = _clamp_
-registry.export("clamp_min", method=True)(lambda input, min: clamp(input, min=min))
-registry.export("clamp_max", method=True)(lambda input, max: clamp(input, max=max))
+registry.export("clamp_min", method=True)(
+    lambda input, min: _named(clamp(input, min=min), "ClampMinBackward0"))
+registry.export("clamp_max", method=True)(
+    lambda input, max: _named(clamp(input, max=max), "ClampMaxBackward0"))
 registry.METHODS["clamp_min_"] = lambda self, min: _clamp_(self, min=min)
 registry.METHODS["clamp_max_"] = lambda self, max: _clamp_(self, max=max)
 

@@ -8,12 +8,10 @@ from .. import backend as B
 from .. import random
 from . import Op
 
-# torch's grad_fn of F.linear by (rows, one vector, bias): addmm / mm on rows, a view (or
-# unsafe view, squeeze) of the product otherwise
-_LINEAR_NODES = {(True, False, True): "AddmmBackward0", (True, False, False): "MmBackward0",
-                 (False, True, True): "ViewBackward0", (False, True, False): "SqueezeBackward4",
-                 (False, False, True): "ViewBackward0",
-                 (False, False, False): "UnsafeViewBackward0"}
+# torch's grad_fn of F.linear of one vector or of sequences (by: a vector, a bias): a squeeze or
+# (unsafe) view of the product (of rows: addmm, or mm without a bias)
+_LINEAR_NODES = {(True, True): "ViewBackward0", (True, False): "SqueezeBackward4",
+                 (False, True): "ViewBackward0", (False, False): "UnsafeViewBackward0"}
 
 
 class Linear(Op):
@@ -22,13 +20,16 @@ class Linear(Op):
     rule = "dx = g @ W;  dW = g.T @ x;  db = g summed over rows"
     saves = (0, 1)
     in_shape = None  # x's shape when it is not 2-D (backward reshapes dx to it)
+    node = "AddmmBackward0"  # torch's, for rows and a bias (forward names the other cases)
 
     def forward(self, x, w, b=None):
         self.w = w
-        self.node = _LINEAR_NODES[x.ndim == 2, x.ndim == 1, b is not None]
         if x.ndim == 2:
             self.x = x
+            if b is None:
+                self.node = "MmBackward0"
         else:  # a batch of sequences: the rows of every sample as one batch of rows
+            self.node = _LINEAR_NODES[x.ndim == 1, b is not None]
             self.in_shape = x.shape
             self.x = x.reshape(-1, w.shape[1])
         y = B.gemm(self.x, w, False, True)

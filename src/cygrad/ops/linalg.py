@@ -19,11 +19,14 @@ class MatMul(Op):
 
     rule = "dA = g @ B.T;  dB = A.T @ g  (summed over broadcast batch dims)"
     saves = (0, 1)
+    node = "MmBackward0"  # torch's grad_fn of two matrices (forward names a batch's)
 
     def forward(self, a, b):
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2:
             return B.gemm(a, b)
+        if self.node == "MmBackward0":  # torch's matmul of a batch: a bmm, then an unsafe
+            self.node = "UnsafeViewBackward0"  # view (bmm's own name is given by bmm)
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         batch = a.shape[:-2]
         if batch != b.shape[:-2]:
@@ -87,7 +90,7 @@ def _check_pair(a, b, where):
 
 def _product(a, b, node=None):
     """a @ b for operands of at least 2 dims (after matmul's 1-D promotion); node: torch's
-    grad_fn name (mm's on two matrices, else matmul's unsafe view of a batched product)."""
+    grad_fn name where it is not MatMul's own (bmm's)."""
     sa, sb = a._data.shape, b._data.shape
     if sa[-1] != sb[-2]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
@@ -100,8 +103,8 @@ def _product(a, b, node=None):
                            f"{list(sb)}") from None
     if a._data.dtype.kind not in "f":  # integers: numpy's product is exact anyway
         return _wrap(np.matmul(a._data, b._data))
-    if node is None:
-        node = "MmBackward0" if len(sa) == 2 and len(sb) == 2 else "UnsafeViewBackward0"
+    if node is None:  # (MatMul names itself: mm's node, or matmul's view of a batch)
+        return apply(MatMul, a, b)
     return apply(MatMul, a, b, node=node)
 
 

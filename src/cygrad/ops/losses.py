@@ -171,6 +171,7 @@ class L1(_Elementwise):
 
 class SmoothL1(_Elementwise):
     """loss = 0.5 * z**2 / beta where z = |x - t| < beta, else z - 0.5 * beta"""
+    node = reduced_node = "SmoothL1LossBackward0"  # torch's, reduced or not
 
     rule = "dx = g * clamp((x - t) / beta, -1, 1);  dt = -dx"
 
@@ -189,6 +190,7 @@ class SmoothL1(_Elementwise):
 
 class Huber(_Elementwise):
     """loss = 0.5 * z**2 where z = |x - t| < delta, else delta * (z - 0.5 * delta)"""
+    node = reduced_node = "HuberLossBackward0"  # torch's, reduced or not
 
     rule = "dx = g * clamp(x - t, -delta, delta);  dt = -dx"
 
@@ -227,6 +229,7 @@ class KLDiv(_Elementwise):
 
 class BCE(_Elementwise):
     """loss = -w * (t * log(x) + (1 - t) * log(1 - x)), each log at least -100; x in [0, 1]"""
+    node = reduced_node = "BinaryCrossEntropyBackward0"  # torch's, reduced or not
 
     rule = "dx = g * w * (x - t) / max(x * (1 - x), 1e-12);  dt = g * w * (log(1 - x) - log x)"
 
@@ -254,6 +257,7 @@ class BCEWithLogits(_Elementwise):
     """loss = w * ((1 - t) * x + lw * softplus(-x)), lw = 1 + (pos_weight - 1) * t (1 without
     pos_weight), softplus(-x) = max(-x, 0) + log(1 + exp(-|x|)): the stable form of
     BCE(sigmoid(x), t). At x = +inf with t = 0 the loss is inf, as torch's."""
+    node = reduced_node = "BinaryCrossEntropyWithLogitsBackward0"  # torch's, reduced or not
 
     rule = "dx = g * w * (lw * sigmoid(x) - pos_weight * t);  dt = g * w * ((pos_weight - 1) * " \
            "softplus(-x) - x)"

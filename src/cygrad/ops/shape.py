@@ -487,30 +487,26 @@ def _index(index):
     return tuple(out), basic
 
 
-def _basic_node(items):
-    """torch's grad_fn of x[items] (basic indexing): that of the last index it applies, a
-    select (an integer), an unsqueeze (None) or a slice; a full slice and ... apply none."""
-    for i in reversed(items):
-        if i is None:
-            return "UnsqueezeBackward0"
-        if isinstance(i, slice):
-            if i != slice(None):
-                return "SliceBackward0"
-        elif i is not Ellipsis:
-            return "SelectBackward0"
-    return "SliceBackward0"
+_ALL = slice(None)
 
 
 def getitem(self, index):
     index, basic = _index(index)
     if isinstance(index, slice) and index == slice(None):
         return apply(Slice, self, index=index)
-    if basic:
-        items = index if isinstance(index, tuple) else (index,)
-        for i in items:
-            if isinstance(i, slice) and i.step is not None and i.step <= 0:
-                raise ValueError("step must be greater than zero")
-        return apply(Slice, self, index=index, node=_basic_node(items))
+    if basic:  # torch's grad_fn: that of the last index it applies (a full slice and ...
+        node = "SliceBackward0"  # apply none): a select, an unsqueeze or a slice
+        for i in (index if isinstance(index, tuple) else (index,)):
+            if isinstance(i, slice):
+                if i.step is not None and i.step <= 0:
+                    raise ValueError("step must be greater than zero")
+                if i != _ALL:
+                    node = "SliceBackward0"
+            elif i is None:
+                node = "UnsqueezeBackward0"
+            elif i is not Ellipsis:
+                node = "SelectBackward0"
+        return apply(Slice, self, index=index, node=node)
     return apply(Gather, self, index=index, node="IndexBackward0")
 
 
