@@ -32,7 +32,7 @@ globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
 _weight_norm = registry.FUNCTIONS["_weight_norm"]  # torch's one private name programs call
 
-from . import accelerator, amp, autograd, backends, compiler, cuda, data, distributions, func, interop, jit, linalg, nn, onnx, optim, random, sparse, special, testing, viz  # noqa: E402, I001, E501
+from . import accelerator, amp, autograd, backends, compiler, cuda, data, distributed, distributions, func, interop, jit, linalg, nn, onnx, optim, random, sparse, special, testing, viz  # noqa: E402, I001, E501
 from .amp import autocast  # noqa: E402
 from ._config import show_config  # noqa: E402
 from ._legacy import (  # noqa: E402  (torch's typed tensor classes)
@@ -112,9 +112,9 @@ def is_storage(obj):
 
 def __getattr__(name):
     """A torch name cygrad does not offer: say so plainly."""
-    if name in ("float16", "half", "bfloat16", "complex64", "complex128", "cfloat", "cdouble"):
-        raise AttributeError(f"cygrad does not support the dtype {name}: it computes in float32 "
-                             "and float64 (and holds integers and bools)")
+    unsupported = dtypes.UNSUPPORTED.get(name)
+    if unsupported is not None:  # a name a program may hold (nanoGPT's dtype table); making a
+        return unsupported  # tensor of it raises TypeError naming it
     raise AttributeError(f"module 'cygrad' has no attribute '{name}': cygrad does not implement "
                          f"torch.{name}")
 

@@ -49,6 +49,7 @@ ALIASES = {
     "torch.cuda.amp": "cygrad.cuda:amp",
     "torch.jit": "cygrad.jit",
     "torch.onnx": "cygrad.onnx",
+    "torch.distributed": "cygrad.distributed",
     "torch.testing": "cygrad.testing",
     "torch.utils.checkpoint": "cygrad.utils.checkpoint",
     "torch.utils.hooks": "cygrad.utils.hooks",

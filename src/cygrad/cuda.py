@@ -1,6 +1,8 @@
 """cygrad.cuda, as torch.cuda answers on a machine without a GPU: cygrad computes on the CPU.
 Programs that ask `cygrad.cuda.is_available()` take their CPU path."""
 
+import warnings
+
 
 def is_available():
     return False
@@ -50,6 +52,9 @@ class amp:  # noqa: N801  (torch.cuda.amp: its deprecated autocast and GradScale
     def autocast(enabled=True, dtype=None, cache_enabled=True):
         from .amp import autocast
 
+        warnings.warn("`torch.cuda.amp.autocast(args...)` is deprecated. Please use "
+                      "`torch.amp.autocast('cuda', args...)` instead.", FutureWarning,
+                      stacklevel=2)
         return autocast("cuda", dtype, enabled, cache_enabled)
 
     @staticmethod
@@ -57,5 +62,8 @@ class amp:  # noqa: N801  (torch.cuda.amp: its deprecated autocast and GradScale
                    growth_interval=2000, enabled=True):
         from .amp import GradScaler
 
+        warnings.warn("`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use "
+                      "`torch.amp.GradScaler('cuda', args...)` instead.", FutureWarning,
+                      stacklevel=2)
         return GradScaler("cuda", init_scale, growth_factor, backoff_factor, growth_interval,
                           enabled)

@@ -94,6 +94,42 @@ _UNSUPPORTED = ("float16", "half", "bfloat16", "complex64", "complex128", "cfloa
                 "uint16", "uint32", "uint64", "float8")
 
 
+class unsupported_dtype:
+    """A torch dtype cygrad cannot hold (float16, bfloat16, complex...): a program may name it
+    (nanoGPT builds {'float32': torch.float32, 'bfloat16': torch.bfloat16, ...} and picks
+    float32), compare with it and print it; making or converting a tensor to it raises
+    TypeError naming it (as_dtype)."""
+
+    __slots__ = ("name", "is_floating_point", "is_complex", "itemsize")
+
+    def __init__(self, name, itemsize, complex_=False):
+        self.name = name
+        self.is_floating_point = not complex_
+        self.is_complex = complex_
+        self.itemsize = itemsize
+
+    is_signed = True
+
+    def __repr__(self):
+        return f"cygrad.{self.name}"
+
+    def __reduce__(self):  # pickled by name: unpickled as the same object
+        return _unsupported, (self.name,)
+
+
+def _unsupported(name):
+    return UNSUPPORTED[name]
+
+
+float16 = unsupported_dtype("float16", 2)
+bfloat16 = unsupported_dtype("bfloat16", 2)
+complex64 = unsupported_dtype("complex64", 8, True)
+complex128 = unsupported_dtype("complex128", 16, True)
+# torch's names of them, as cygrad's attributes (cygrad.half is cygrad.float16, as in torch)
+UNSUPPORTED = {"float16": float16, "half": float16, "bfloat16": bfloat16, "complex64": complex64,
+               "cfloat": complex64, "complex128": complex128, "cdouble": complex128}
+
+
 def of_array(array):
     """The cygrad dtype of a numpy array (TypeError for element types cygrad lacks)."""
     d = _BY_NUMPY.get(array.dtype)
@@ -108,6 +144,9 @@ def as_dtype(value):
     or a Python type (float -> the default float dtype, int -> int64, bool -> bool)."""
     if isinstance(value, dtype):
         return value
+    if isinstance(value, unsupported_dtype):
+        raise TypeError(f"cygrad does not support dtype {value.name}; it supports "
+                        f"{', '.join(x.name for x in ALL)}")
     if value is float:
         return get_default_dtype()
     if value is int:

@@ -484,8 +484,9 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 target = a.dtype
-            elif isinstance(a, dtypes.dtype) or (isinstance(a, type) and a in (float, int, bool)):
-                target = a
+            elif isinstance(a, (dtypes.dtype, dtypes.unsupported_dtype)) or \
+                    (isinstance(a, type) and a in (float, int, bool)):
+                target = a  # (an unsupported one: type() raises naming it)
             elif isinstance(a, (str, device)):
                 try:
                     target = as_dtype(a) if not isinstance(a, device) else target

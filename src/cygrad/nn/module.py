@@ -841,7 +841,7 @@ def _to_args(args, kwargs):
             where = a
         elif isinstance(a, bool):
             continue  # non_blocking given positionally
-        elif isinstance(a, (dtypes.dtype, type, np.dtype)):
+        elif isinstance(a, (dtypes.dtype, dtypes.unsupported_dtype, type, np.dtype)):
             dtype = a
         else:
             raise TypeError(f"to() received an invalid combination of arguments: {a!r}")
