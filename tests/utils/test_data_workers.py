@@ -161,3 +161,33 @@ def test_worker_init_fn_configures_each_workers_own_dataset():
     theirs = [int(x) for x in torch.utils.data.DataLoader(
         TorchRange(3, 10), num_workers=2, worker_init_fn=torch_shard, batch_size=None)]
     assert got == theirs
+
+
+def _warned_worker_counts(lib, cpus):
+    """How often, and with which counts, a loader of more workers than `cpus` warns: at
+    construction and at each pass that starts workers (a persistent loader's first only)."""
+    import warnings
+
+    ds = lib.utils.data.TensorDataset(lib.arange(8.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loader = lib.utils.data.DataLoader(ds, batch_size=2, num_workers=cpus + 2)
+        for _ in range(2):
+            list(loader)
+        kept = lib.utils.data.DataLoader(ds, batch_size=2, num_workers=cpus + 2,
+                                         persistent_workers=True)
+        for _ in range(2):
+            list(kept)
+        list(lib.utils.data.DataLoader(ds, batch_size=2, num_workers=cpus))
+    return [str(w.message) for w in caught if "worker processes in total" in str(w.message)]
+
+
+def test_more_workers_than_cpus_warns_as_torch():
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ours = _warned_worker_counts(cygrad, cpus)
+    assert len(ours) == 5 and f"create {cpus + 2} worker processes" in ours[0]
+    assert f"suggested max number of worker in current system is {cpus}" in ours[0]
+    torch = pytest.importorskip("torch")
+    assert ours == _warned_worker_counts(torch, cpus)

@@ -24,6 +24,7 @@ batches and leaves the default generator where torch leaves it.
 
 import copy
 import math
+import os
 import random
 import threading
 import warnings
@@ -215,6 +216,28 @@ class DataLoader:
         self.persistent_workers = persistent_workers
         self._length_asked = None  # len() of an iterable dataset, to warn when it overruns
         self._initialized = True
+        self._check_worker_number()
+
+    def _check_worker_number(self):
+        """torch's warning when more workers are asked for than the process has CPUs (given at
+        construction and for each pass that starts workers, as torch's)."""
+        if not self.num_workers:
+            return
+        cpuset_checked = hasattr(os, "sched_getaffinity")
+        suggest = len(os.sched_getaffinity(0)) if cpuset_checked else os.cpu_count()
+        if suggest is not None and self.num_workers <= suggest:
+            return
+        if suggest is None:
+            told = ("DataLoader is not able to compute a suggested max number of worker in "
+                    "current system.")
+        else:
+            told = (f"Our suggested max number of worker in current system is {suggest}"
+                    f"{'' if cpuset_checked else ' (`cpuset` is not taken into account)'}, "
+                    "which is smaller than what this DataLoader is going to create.")
+        warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in "
+                      f"total. {told} Please be aware that excessive worker creation might get "
+                      "DataLoader running slow or even freeze, lower the worker number to avoid "
+                      "potential slowness/freeze if necessary.", stacklevel=3)
 
     def __setattr__(self, name, value):
         if getattr(self, "_initialized", False) and name in (
@@ -233,6 +256,8 @@ class DataLoader:
         return self.batch_sampler if self._auto_collation else self.sampler
 
     def __iter__(self):
+        if self.num_workers and (not self.persistent_workers or self._workers is None):
+            self._check_worker_number()
         return _LoaderIter(self)
 
     def _workers_for_pass(self):
