@@ -236,7 +236,7 @@ def test_decorator_forms_and_results():
 
     @cygrad.compile(fullgraph=True)
     def forward(x):
-        return model(x).sum()
+        return model(x).sum().detach()  # (a result of a graph would run eagerly: below)
 
     for _ in range(4):
         values, weight = step(x)
@@ -245,6 +245,36 @@ def test_decorator_forms_and_results():
         assert np.array_equal(forward(x)._data, expected.sum()._data)
     assert step.counts["replays"] == 2 and not values["loss"].requires_grad
     assert values["out"].shape == (5, 2)
+
+
+def test_a_result_in_a_graph_runs_eagerly():
+    """A forward whose result backward goes through later (outside fn): a replay could not
+    give it its graph, so fn runs eagerly, said once (fullgraph: CompileError), and the
+    gradients are eager ones; torch.compile(module) is such a module, called eagerly."""
+    cygrad.manual_seed(0)
+    model = nn.Linear(3, 2)
+    x = cygrad.randn(4, 3)
+    fn = cygrad.compile(lambda x: model(x).relu())
+    with pytest.warns(CompileWarning, match="tensor of an autograd graph"):
+        outs = [fn(x) for _ in range(4)]
+    for out in outs:
+        model.zero_grad()
+        out.sum().backward()
+        assert out.grad_fn.name() == "ReluBackward0" and model.weight.grad is not None
+    assert fn.counts["replays"] == 0
+    with pytest.raises(cygrad.compiler.CompileError, match="tensor of an autograd graph"):
+        cygrad.compile(lambda x: model(x), fullgraph=True)(x)
+    compiled = cygrad.compile(model)
+    assert compiled._orig_mod is model and compiled.in_features == 3
+    assert list(compiled.state_dict()) == ["_orig_mod.weight", "_orig_mod.bias"]
+    compiled.eval()
+    assert not model.training
+    for _ in range(4):
+        model.zero_grad()
+        compiled(x).sum().backward()
+        assert np.array_equal(model.weight.grad.numpy(), np.broadcast_to(x.numpy().sum(0),
+                                                                          (2, 3)))
+    assert model.compile() is None
 
 
 def test_inference_under_no_grad():
@@ -275,7 +305,7 @@ def test_new_shape_captures_again_and_old_plans_stay():
 def test_dtype_and_grad_mode_are_guarded():
     cygrad.manual_seed(0)
     model = nn.Linear(3, 1).double()
-    fn = cygrad.compile(lambda x: model(x).sum())
+    fn = cygrad.compile(lambda x: model(x).sum().detach())
     x64 = cygrad.randn(4, 3, dtype=cygrad.float64)
     for _ in range(3):
         fn(x64)
@@ -290,7 +320,7 @@ def test_dtype_and_grad_mode_are_guarded():
 def test_eval_mode_and_replaced_parameters_capture_again():
     cygrad.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
-    fn = cygrad.compile(lambda x: model(x))
+    fn = cygrad.compile(lambda x: model(x).detach())
     x = cygrad.ones(2, 4)
     for _ in range(3):
         fn(x)
@@ -305,7 +335,7 @@ def test_eval_mode_and_replaced_parameters_capture_again():
 def test_parameter_data_replaced_in_place_is_read_live():
     cygrad.manual_seed(0)
     model = nn.Linear(3, 2)
-    fn = cygrad.compile(lambda x: model(x))
+    fn = cygrad.compile(lambda x: model(x).detach())
     x = cygrad.randn(4, 3)
     for _ in range(3):
         fn(x)
@@ -320,7 +350,7 @@ def test_parameter_data_replaced_in_place_is_read_live():
 def test_live_tensor_guards_other_shape_or_requires_grad_capture_again():
     cygrad.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
-    fn = cygrad.compile(lambda x: model(x).sum())
+    fn = cygrad.compile(lambda x: model(x).sum().detach())
     x = cygrad.randn(5, 3)
     for _ in range(3):
         fn(x)
@@ -394,7 +424,7 @@ def test_tensor_made_from_a_numpy_argument_inside_the_step():
     cygrad.manual_seed(0)
     model = nn.Linear(3, 1)
     def step(x):
-        return model(cygrad.tensor(x, dtype=cygrad.float32)).sum()
+        return model(cygrad.tensor(x, dtype=cygrad.float32)).sum().detach()
 
     fn = cygrad.compile(step)
     rng = np.random.default_rng(0)
@@ -443,7 +473,7 @@ def test_a_branch_on_python_state_is_caught_by_the_second_capture():
 
     def step(x):
         calls.append(1)
-        return model(x) * 2 if len(calls) % 2 else model(x) * 3
+        return (model(x) * 2 if len(calls) % 2 else model(x) * 3).detach()
 
     fn = cygrad.compile(step)
     _warns(fn, (cygrad.randn(2, 3),), calls=4, match="two calls recorded different steps")
@@ -768,7 +798,7 @@ def test_batchnorm_buffers_loaded_or_replaced_between_calls():
 def test_keyword_and_number_arguments_are_guarded():
     cygrad.manual_seed(0)
     model = nn.Linear(3, 2)
-    fn = cygrad.compile(lambda x, *, scale=1.0: model(x) * scale)
+    fn = cygrad.compile(lambda x, *, scale=1.0: (model(x) * scale).detach())
     x = cygrad.randn(4, 3)
     for scale in (2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 2.0):
         assert np.array_equal(fn(x, scale=scale)._data, (model(x) * scale)._data)

@@ -78,6 +78,7 @@ from .. import _state
 from .. import backend as _backend
 from .. import random as _random
 from ..nn import module as _module
+from ..nn.module import Module as _Module
 from ..tensor import Tensor
 from .capture import Recorder
 from .plan import _MISS, Builder, clear_code_cache, compare
@@ -112,9 +113,48 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend=None, mode=Non
     def wrap(f):
         if disable:
             return f
+        if isinstance(f, _Module):
+            return OptimizedModule(f)
         return CompiledStep(f, fullgraph=fullgraph, profile=profile)
 
     return wrap if model is None else wrap(model)
+
+
+def _in_a_graph(out, depth=0):
+    """Whether fn's result holds a tensor of a graph backward has not run through yet (a
+    step's loss, returned after its backward, has run: its op is released)."""
+    if isinstance(out, Tensor):
+        return out._op is not None and not out._op.released
+    if depth < 4 and isinstance(out, (tuple, list)):
+        return any(_in_a_graph(v, depth + 1) for v in out)
+    if depth < 4 and isinstance(out, dict):
+        return any(_in_a_graph(v, depth + 1) for v in out.values())
+    return False
+
+
+class OptimizedModule(_Module):
+    """torch.compile(module)'s result: a module holding the original as `_orig_mod` (its
+    state dict's keys under "_orig_mod.", as torch's), called as it, its other attributes
+    (methods, config) read from it. cygrad.compile captures whole training steps (forward,
+    loss, backward, optimizer step): a module's forward alone runs eagerly here, so its
+    outputs take part in autograd as any module's (a replayed forward would hand back tensors
+    without the graph the caller's backward needs)."""
+
+    def __init__(self, mod):
+        super().__init__()
+        self._orig_mod = mod
+
+    def forward(self, *args, **kwargs):
+        return self._orig_mod(*args, **kwargs)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            modules = self.__dict__.get("_modules")
+            if modules is None or "_orig_mod" not in modules:
+                raise
+            return getattr(modules["_orig_mod"], name)
 
 
 class _Entry:
@@ -245,6 +285,10 @@ class CompiledStep:
             out = self.fn(*args, **kwargs)
         self.counts["captures"] += 1
         reason = "; ".join(recorder.problems) or None
+        if reason is None and _in_a_graph(out):
+            reason = ("fn returns a tensor of an autograd graph (a forward whose backward runs "
+                      "outside fn): a replay would return it without its graph; compile the "
+                      "whole step, backward included")
         plan = None
         if reason is None:
             builder = Builder(recorder, leaves, recorder._snap)

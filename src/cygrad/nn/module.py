@@ -271,6 +271,11 @@ class Module:
                 state[table] = OrderedDict(entries)
         _changed()
 
+    def compile(self, *args, **kwargs):
+        """torch's Module.compile (this module's calls compiled in place): cygrad.compile
+        captures whole training steps, so a module's own calls stay as they are (eager)."""
+        return None
+
     def __getattr__(self, name):  # only called when normal lookup fails
         state = self.__dict__
         for table in ("_parameters", "_buffers", "_modules"):
