@@ -136,6 +136,12 @@ NODES = {
                (2,)),
     "max_pool2d": (lambda L, x: L.nn.functional.max_pool2d(x, 2), (1, 1, 4, 4)),
     "avg_pool2d": (lambda L, x: L.nn.functional.avg_pool2d(x, 2), (1, 1, 4, 4)),
+    "scaled_dot_product_attention": (
+        lambda L, q, k, v: L.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+        (1, 2, 4, 3), (1, 2, 4, 3), (1, 2, 4, 3)),
+    "scaled_dot_product_attention, 3-D": (
+        lambda L, q, k, v: L.nn.functional.scaled_dot_product_attention(q, k, v),
+        (2, 4, 3), (2, 4, 3), (2, 4, 3)),
     "max_pool1d": (lambda L, x: L.nn.functional.max_pool1d(x, 2), (1, 2, 4)),
 }
 

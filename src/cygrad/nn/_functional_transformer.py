@@ -225,7 +225,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                f"got {attn_mask.dtype}")
     params = dict(scale=scale, causal=bool(is_causal), bool_mask=bool_mask, batch=batch)
     extra = () if float_mask is None else (float_mask,)
-    if p == 0:
+    if p == 0:  # torch's grad_fn: its CPU flash kernel's on 4-D operands, else a view of bmm's
+        params["node"] = "ScaledDotProductFlashAttentionForCpuBackward0" if q.ndim == 4 else \
+            "UnsafeViewBackward0"
         return apply(A.Attention, query, key, value, *extra, **params)
     weights = apply(A.AttentionWeights, query, key, *extra, **params)
     if p == 1:  # every weight dropped: zeros, and zero gradients, as torch
