@@ -77,3 +77,21 @@ def test_cuda_amp_warns_as_torchs(name):
             getattr(lib.cuda.amp, name)(enabled=False)
         seen[lib.__name__] = [str(w.message) for w in caught if w.category is FutureWarning]
     assert seen["cygrad"] == seen["torch"] and len(seen["torch"]) == 1
+
+
+FINFO = """
+import torch
+for d in [torch.float16, torch.half, torch.bfloat16, torch.complex64, torch.cdouble,
+          torch.float32, torch.float64]:
+    f = torch.finfo(d)
+    print(f, f.bits, repr(f.eps), repr(f.max), repr(f.min), repr(f.tiny), f.resolution, f.dtype)
+"""
+
+
+def test_finfo_of_every_float_dtype_as_torchs():
+    """Models take mask values from torch.finfo(dtype).min, whatever dtype they name: the
+    limits (and the printed resolution, 1e-06 for float32) are torch's."""
+    pytest.importorskip("torch")
+    assert run_program(FINFO, True) == run_program(FINFO, False)
+    assert cygrad.finfo(cygrad.bfloat16).max == (2 - 2 ** -7) * 2.0 ** 127
+    assert cygrad.finfo(cygrad.float32).resolution == 1e-06

@@ -241,14 +241,30 @@ class finfo:
     """torch.finfo: machine limits of a float dtype (bits, eps, max, min, tiny, resolution)."""
 
     def __init__(self, type=None):
+        if isinstance(type, unsupported_dtype):  # limits of dtypes cygrad only names, as
+            self._of_unsupported(type)  # torch's (models take a mask value from them)
+            return
         d = get_default_dtype() if type is None else as_dtype(type)
         if not d.is_floating_point:
             raise TypeError(f"finfo takes a floating-point dtype, got {d}")
-        info = np.finfo(d.numpy)
-        self.dtype, self.bits = d.name, info.bits
+        self._of(np.finfo(d.numpy), d.name)
+
+    def _of(self, info, name):
+        self.dtype, self.bits = name, info.bits
         self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
         self.tiny = self.smallest_normal = float(info.tiny)
-        self.resolution = float(info.resolution)
+        self.resolution = 10.0 ** -int(info.precision)  # (torch's: a Python float, 1e-06)
+
+    def _of_unsupported(self, d):
+        if d is bfloat16:  # 8 exponent bits, 7 stored fraction bits (numpy has no bfloat16)
+            self.dtype, self.bits, self.eps, self.resolution = "bfloat16", 16, 2.0 ** -7, 0.01
+            self.max = (2.0 - 2.0 ** -7) * 2.0 ** 127
+            self.min, self.tiny = -self.max, 2.0 ** -126
+            self.smallest_normal = self.tiny
+            return
+        half = {"float16": (np.float16, "float16"), "complex64": (np.float32, "float32"),
+                "complex128": (np.float64, "float64")}[d.name]  # complex: its parts' limits
+        self._of(np.finfo(half[0]), half[1])
 
     def __repr__(self):
         return (f"finfo(resolution={self.resolution}, min={self.min:g}, max={self.max:g}, "
