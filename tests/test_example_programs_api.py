@@ -119,7 +119,7 @@ print(torch.zeros(size=(2, 3)).shape, torch.zeros(1).is_xpu)
     except ImportError:
         return
     theirs = run(program, on_cygrad=False)
-    assert [line.replace("torch.", "cygrad.") for line in theirs] == ours
+    assert theirs == ours  # run as torch, shapes print as torch.Size
 
 
 @pytest.mark.parametrize("expr", ["cygrad.log(cygrad.zeros(2))", "cygrad.log(-cygrad.ones(2))",

@@ -27,6 +27,8 @@ from .ops import (
 from .ops import linalg as _products  # noqa: F401  (matmul, einsum...: cygrad.linalg is torch's)
 from .tensor import Size, Tensor, apply, device  # noqa: F401  (apply: for ops of your own)
 
+Tensor.__module__ = Size.__module__ = __name__  # <class 'cygrad.Tensor'>, as torch.Tensor prints
+
 registry.install(Tensor)
 globals().update({name: fn for name, fn in registry.FUNCTIONS.items()
                   if not name.startswith("_")})
@@ -119,6 +121,42 @@ def __getattr__(name):
                          f"torch.{name}")
 
 
+# torch's top-level in-place forms: torch.sin_(x) is x.sin_(), torch.selu_(x) F.selu_(x)
+_INPLACE_METHODS = (
+    "abs_", "acos_", "acosh_", "arccos_", "arccosh_", "arcsin_", "arcsinh_", "arctan_",
+    "arctanh_", "asin_", "asinh_", "atan_", "atanh_", "ceil_", "clamp_", "clamp_max_",
+    "clamp_min_", "clip_", "cos_", "cosh_", "deg2rad_", "detach_", "erf_", "erfc_", "exp2_",
+    "exp_", "expm1_", "fill_", "fix_", "floor_", "frac_", "gcd_", "index_put_", "lcm_", "ldexp_",
+    "log10_", "log1p_", "log2_", "log_", "logit_", "nan_to_num_", "neg_", "negative_",
+    "rad2deg_", "reciprocal_", "relu_", "round_", "rsqrt_", "sigmoid_", "sin_", "sinc_",
+    "sinh_", "sqrt_", "square_", "tan_", "tanh_", "trunc_", "xlogy_", "zero_")
+
+
+def _inplace_function(name):
+    import inspect
+
+    method = getattr(Tensor, name)
+
+    def function(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"torch.{name}(input, ...): input.{name}(...), in place."
+    try:
+        sig = inspect.signature(method)
+        first, *rest = sig.parameters.values()
+        function.__signature__ = sig.replace(parameters=[first.replace(name="input"), *rest])
+    except (TypeError, ValueError):  # a method without a readable signature: (input, ...)
+        pass
+    return function
+
+
+for _name in _INPLACE_METHODS:
+    globals()[_name] = _inplace_function(_name)
+selu_, rrelu_ = nn.functional.selu_, nn.functional.rrelu_
+del _name
+
+
 def _named_where_reached():
     """The op table's frontends are made inside factories (their __qualname__ says so) or live
     in a module that does not hold them under their name: each is named after where a program
@@ -137,3 +175,5 @@ def _named_where_reached():
 
 
 _named_where_reached()
+
+from . import functional  # noqa: E402 (torch.functional: made of the functions above)

@@ -25,7 +25,7 @@ class _LegacyType(type):
         return isinstance(obj, Tensor) and obj.dtype == cls.dtype
 
     def __repr__(cls):
-        return f"<class 'cygrad.{cls.__name__}'>"
+        return f"<class '{dtypes.display_name}.{cls.__name__}'>"
 
 
 def _new(cls, *args, device=None):

@@ -21,6 +21,7 @@ ALIASES = {
     "torch": "cygrad",
     "torch.nn": "cygrad.nn",
     "torch.nn.functional": "cygrad.nn.functional",
+    "torch.functional": "cygrad.functional",
     "torch.nn.init": "cygrad.nn.init",
     "torch.nn.utils": "cygrad.nn.utils",
     "torch.nn.modules": "cygrad.nn.modules",
@@ -123,7 +124,11 @@ def _namespace(name, holder):
 
 
 def install():
-    """From now on, `import torch` (and its submodules) gives cygrad."""
+    """From now on, `import torch` (and its submodules) gives cygrad, and cygrad's reprs name
+    torch (torch.Size, torch.float32, x.type() == 'torch.FloatTensor'), as the program expects."""
+    from . import dtypes
+
+    dtypes.display_name = "torch"
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         for name in [n for n in sys.modules if n == "torch" or n.startswith("torch.")]:
             del sys.modules[name]  # a real torch imported earlier would shadow the aliases

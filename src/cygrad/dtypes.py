@@ -21,6 +21,11 @@ import numpy as np
 
 from . import _state
 
+# The module name reprs print (cygrad.float32, cygrad.Size([2]), x.type() == 'cygrad.FloatTensor'):
+# as_torch.install() sets it to "torch", so a torch program run unedited prints and compares
+# torch's names.
+display_name = "cygrad"
+
 __all__ = ["dtype", "float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool_",
            "promote_types", "result_type", "as_dtype", "get_default_dtype",
            "set_default_dtype", "can_cast", "finfo", "iinfo"]
@@ -42,7 +47,7 @@ class dtype:
     is_complex = False
 
     def __repr__(self):
-        return f"cygrad.{self.name}"
+        return f"{display_name}.{self.name}"
 
     def __eq__(self, other):
         """Equal to itself, and (a convenience for numpy code) to the numpy dtype it wraps."""
@@ -111,7 +116,7 @@ class unsupported_dtype:
     is_signed = True
 
     def __repr__(self):
-        return f"cygrad.{self.name}"
+        return f"{display_name}.{self.name}"
 
     def __reduce__(self):  # pickled by name: unpickled as the same object
         return _unsupported, (self.name,)

@@ -9,10 +9,10 @@ raises NotImplementedError naming it.
 """
 
 import math
-from collections import namedtuple
 
 import numpy as np
 
+from ._return_types import return_type
 from .ops import registry
 from .ops.decompositions import (
     Cholesky,
@@ -45,14 +45,14 @@ __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "di
            "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv", "tensorsolve", "vander",
            "vecdot", "vector_norm"]
 
-slogdet_result = namedtuple("linalg_slogdet", ["sign", "logabsdet"])  # torch.return_types'
-eigh_result = namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
-svd_result = namedtuple("linalg_svd", ["U", "S", "Vh"])
-qr_result = namedtuple("linalg_qr", ["Q", "R"])
-lstsq_result = namedtuple("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
-cholesky_ex_result = namedtuple("linalg_cholesky_ex", ["L", "info"])
-inv_ex_result = namedtuple("linalg_inv_ex", ["inverse", "info"])
-solve_ex_result = namedtuple("linalg_solve_ex", ["result", "info"])
+slogdet_result = return_type("linalg_slogdet", ["sign", "logabsdet"])  # torch.return_types'
+eigh_result = return_type("linalg_eigh", ["eigenvalues", "eigenvectors"])
+svd_result = return_type("linalg_svd", ["U", "S", "Vh"])
+qr_result = return_type("linalg_qr", ["Q", "R"])
+lstsq_result = return_type("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
+cholesky_ex_result = return_type("linalg_cholesky_ex", ["L", "info"])
+inv_ex_result = return_type("linalg_inv_ex", ["inverse", "info"])
+solve_ex_result = return_type("linalg_solve_ex", ["result", "info"])
 
 _MISSING = ("eig", "eigvals", "householder_product", "ldl_factor", "ldl_factor_ex",
             "ldl_solve", "lu", "lu_factor", "lu_factor_ex", "lu_solve")

@@ -209,6 +209,9 @@ def _default_globals():
         ("cygrad.dtypes", "as_dtype"): dtypes.as_dtype,
         ("cygrad.nn.module", "Parameter"): module.Parameter,
         ("cygrad.nn.module", "_computed_table"): module._computed_table,
+        ("cygrad", "Tensor"): Tensor,  # where the classes say they live (older files: above)
+        ("cygrad", "Size"): Size,
+        ("cygrad.nn", "Parameter"): module.Parameter,
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("collections", "Counter"): collections.Counter,
         ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
@@ -228,6 +231,12 @@ def _default_globals():
                    None) == "cygrad.dtypes":
             allowed[("cygrad.dtypes", name)] = value
     return allowed
+
+
+def _parameter_class():
+    from .nn.module import Parameter
+
+    return Parameter
 
 
 def _checked_rebuild(array, requires_grad, cls):
@@ -352,7 +361,7 @@ def _encode(obj, arrays, active):
         node = {"tensor": name}
         if obj.requires_grad and obj.grad_fn is None:
             node["requires_grad"] = True
-        if type(obj).__name__ == "Parameter" and type(obj).__module__ == "cygrad.nn.module":
+        if type(obj) is _parameter_class():
             node["parameter"] = True
         elif type(obj) is not Tensor:
             raise _Unstructured(obj)

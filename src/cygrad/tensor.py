@@ -33,7 +33,7 @@ class Size(tuple):
     __slots__ = ()
 
     def __repr__(self):
-        return f"cygrad.Size({list(self)})"
+        return f"{dtypes.display_name}.Size({list(self)})"
 
     def __getitem__(self, index):
         item = tuple.__getitem__(self, index)
@@ -159,8 +159,8 @@ class Tensor:
     def grad(self, value):
         if value is not None:
             if not isinstance(value, Tensor):
-                raise TypeError(f"assigned grad expected to be a Tensor or None but got "
-                                f"{type(value).__name__}")
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
+                                f"of type {type(value).__name__}")
             if value._data.shape != self._data.shape:
                 raise RuntimeError(f"assigned grad has data of a different size: "
                                    f"{tuple(value.shape)} for a tensor of {tuple(self.shape)}")
@@ -519,7 +519,7 @@ class Tensor:
         """With no argument, the type's name ('cygrad.FloatTensor'); else the tensor converted
         to that dtype."""
         if dtype is None:
-            return f"cygrad.{_LEGACY_NAMES[self.dtype]}"
+            return f"{dtypes.display_name}.{_LEGACY_NAMES[self.dtype]}"
         if isinstance(dtype, str) and dtype.endswith("Tensor"):
             dtype = {v: k for k, v in _LEGACY_NAMES.items()}[dtype.rsplit(".", 1)[-1]]
         elif isinstance(dtype, type) and isinstance(getattr(dtype, "dtype", None), dtypes.dtype):
@@ -1027,6 +1027,9 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 raise RuntimeError(f"Trying to backward through the graph a second time "
                                    f"({op.kind()} has already freed its saved arrays); call "
                                    "backward(retain_graph=True) the first time to keep them")
+            node_hooks = op.__dict__.get("_node_hooks")  # grad_fn.register_(pre)hook's
+            if node_hooks is not None:
+                g = _run_node_hooks(op, node_hooks["pre"], None, g)
             if plain:
                 if type(g) is SliceGrad:  # only slices reached it so far: made whole
                     g = np.asarray(g)
@@ -1041,6 +1044,8 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 if watch is not None:
                     for w in watch:
                         w.step(node, g, input_grads)
+            if node_hooks is not None:
+                input_grads = _run_node_hooks(op, node_hooks["post"], input_grads, g)
             if not retain_graph:  # free what it saved now: the rest of backward has room
                 op.release()
             for parent, pg in zip(_parents_of(node) if _stale_possible else node._parents,
@@ -1060,6 +1065,33 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
         for node in order:  # leave no gradient behind on the nodes
             node._g = None
         raise
+
+
+def _run_node_hooks(op, hooks, input_grads, g):
+    """A node's hooks as torch runs them: pre-hooks (input_grads None) fn(grad_outputs) ->
+    new grad_outputs; hooks fn(grad_inputs, grad_outputs) -> new grad_inputs. Returns g or
+    input_grads, replaced where a hook returned something."""
+    if not hooks:
+        return g if input_grads is None else input_grads
+    outs = (_wrap(np.asarray(g)),)
+    ins = None if input_grads is None else \
+        tuple(None if x is None else _wrap(np.asarray(x)) for x in input_grads)
+    for fn in list(hooks.values()):
+        r = fn(outs) if ins is None else fn(ins, outs)
+        if r is None:
+            continue
+        r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+        want = len(outs) if ins is None else len(ins)
+        if len(r) != want:
+            raise RuntimeError(f"hook '{getattr(fn, '__name__', fn)}' has returned an incorrect "
+                               f"number of values (got {len(r)}, but expected {want})")
+        if ins is None:
+            outs = r
+        else:
+            ins = r
+    if ins is None:
+        return outs[0]._data
+    return tuple(None if t is None else t._data for t in ins)
 
 
 def _node_extras(node, g, capture):

@@ -137,6 +137,7 @@ from .vision import (
     ZeroPad3d,
 )
 
+Parameter.__module__ = __name__  # <class 'cygrad.nn.Parameter'> (torch: torch.nn.parameter's)
 globals().update(ACTIVATIONS)  # nn.Tanh, nn.ReLU, nn.GELU ...: made from the op table
 
 

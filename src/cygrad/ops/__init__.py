@@ -88,6 +88,18 @@ class Op:
                 out.append((AccumulateGrad(t) if t._rg else None, 0))
         return tuple(out)
 
+    def register_hook(self, fn):
+        """torch's Node.register_hook: fn(grad_inputs, grad_outputs) -> None or new
+        grad_inputs, run when this node's backward has made the gradients of its inputs (a
+        tuple in next_functions order, None where an input needs none) from grad_outputs.
+        Returns a handle whose remove() unregisters it."""
+        return _node_hook(self, "post", fn)
+
+    def register_prehook(self, fn):
+        """torch's Node.register_prehook: fn(grad_outputs) -> None or new grad_outputs, run
+        before this node's backward."""
+        return _node_hook(self, "pre", fn)
+
     def forward(self, *arrays):
         raise NotImplementedError
 
@@ -113,6 +125,17 @@ class Op:
         state["released"] = True
         if node is not None:
             state["node"] = node
+
+
+def _node_hook(op, kind, fn):
+    from collections import OrderedDict
+
+    from ..utils.hooks import RemovableHandle
+
+    hooks = op.__dict__.setdefault("_node_hooks", {"pre": OrderedDict(), "post": OrderedDict()})
+    handle = RemovableHandle(hooks[kind])
+    hooks[kind][handle.id] = fn
+    return handle
 
 
 class AccumulateGrad:

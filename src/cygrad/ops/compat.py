@@ -514,12 +514,12 @@ def lcm(input, other):
 def frexp(input):
     """(mantissa, exponent) with input = mantissa * 2**exponent, |mantissa| in [0.5, 1)
     (0 for 0); the exponent int32, as torch's."""
-    from collections import namedtuple
+    from .._return_types import return_type
 
     if not input.is_floating_point():
         raise RuntimeError("torch.frexp() only supports floating-point dtypes")
     m, e = np.frexp(input._data)
-    pair = namedtuple("frexp", ["mantissa", "exponent"])
+    pair = return_type("frexp", ["mantissa", "exponent"])
     return pair(_wrap(np.ascontiguousarray(m)), _wrap(np.ascontiguousarray(e.astype(np.int32))))
 
 

@@ -8,10 +8,9 @@ by size (README: departures).
 The backward rules are torch's (FunctionsManual.cpp), for real inputs.
 """
 
-from collections import namedtuple
-
 import numpy as np
 
+from .._return_types import return_type
 from ..tensor import Tensor, _wrap, apply
 from . import Op, registry
 from .registry import export
@@ -115,7 +114,7 @@ def det(input):
     return apply(Det, input)
 
 
-_slogdet_result = namedtuple("slogdet", ["sign", "logabsdet"])
+_slogdet_result = return_type("slogdet", ["sign", "logabsdet"])
 
 
 @export("slogdet", method=True)

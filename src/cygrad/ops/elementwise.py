@@ -642,10 +642,12 @@ def binary(name, forward, grad_a, grad_b, rule, **spec):
                 return NotImplemented  # Python then says which types it could not combine
             return _binary(entry, self, other)
 
-        def reflected_operator(self, other):
+        commutes = forward_name in ("__add__", "__mul__")  # torch: __radd__ is __add__, the
+
+        def reflected_operator(self, other):  # tensor first (its graph's next_functions order)
             if not _is_operand(other):
                 return NotImplemented
-            return _binary(entry, other, self)
+            return _binary(entry, self, other) if commutes else _binary(entry, other, self)
 
         def inplace_operator(self, other):
             if not _is_operand(other):

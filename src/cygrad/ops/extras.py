@@ -7,10 +7,10 @@ gradient), products (vdot, chain_matmul) and torch's older names for linalg func
 """
 
 import itertools
-from collections import namedtuple
 
 import numpy as np
 
+from .._return_types import return_type
 from ..tensor import Tensor, _dim, _wrap
 from . import registry
 from .registry import export
@@ -228,7 +228,7 @@ def corrcoef(input):
     return (c / std.unsqueeze(1) / std.unsqueeze(0)).clamp(-1, 1)
 
 
-aminmax_result = namedtuple("aminmax", ["min", "max"])
+aminmax_result = return_type("aminmax", ["min", "max"])
 
 
 @export("aminmax", method=True)
@@ -252,7 +252,7 @@ def msort(input):
     return input.sort(0).values
 
 
-kthvalue_result = namedtuple("kthvalue", ["values", "indices"])
+kthvalue_result = return_type("kthvalue", ["values", "indices"])
 
 
 @export("kthvalue", method=True)
@@ -404,8 +404,8 @@ def cholesky(input, upper=False):
     return _cholesky(input, upper=upper)
 
 
-svd_result = namedtuple("svd", ["U", "S", "V"])
-qr_result = namedtuple("qr", ["Q", "R"])
+svd_result = return_type("svd", ["U", "S", "V"])
+qr_result = return_type("qr", ["Q", "R"])
 
 
 @export("svd", method=True)

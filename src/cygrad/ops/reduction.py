@@ -7,13 +7,11 @@ any, all and the index reductions are exact by nature. torch's `axis=`/`keepdims
 are accepted where torch accepts them.
 """
 
-import types
-from collections import namedtuple
-
 import numpy as np
 
 from .. import backend as B
 from .. import dtypes
+from .._return_types import return_type, return_types
 from ..tensor import Tensor, _dim, _local, _wrap, apply
 from . import Op, registry
 from .decompositions import NoDerivative
@@ -21,9 +19,9 @@ from .registry import export
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
-values_indices = {name: namedtuple(name, ["values", "indices"])
+values_indices = {name: return_type(name, ["values", "indices"])
                   for name in ("max", "min", "sort", "topk", "kthvalue", "median", "mode",
-                               "cummax", "cummin", "aminmax", "nanmedian")}
+                               "cummax", "cummin", "nanmedian")}
 
 
 def _axes(dim, ndim):
@@ -614,8 +612,8 @@ def cumprod(input, dim, *, dtype=None):
     return _scan(input, dim, dtype, CumProd, np.cumprod)
 
 
-cummax_result = namedtuple("cummax", ["values", "indices"])
-cummin_result = namedtuple("cummin", ["values", "indices"])
+cummax_result = return_type("cummax", ["values", "indices"])
+cummin_result = return_type("cummin", ["values", "indices"])
 
 
 def _running(input, dim, bigger):
@@ -971,7 +969,7 @@ def histc(input, bins=100, min=0, max=0):
     return _wrap(counts.astype(x.dtype))
 
 
-histogram_result = namedtuple("histogram", ["hist", "bin_edges"])
+histogram_result = return_type("histogram", ["hist", "bin_edges"])
 
 
 @export("histogram", method=True)
@@ -984,10 +982,5 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):
                             _wrap(edges.astype(input._data.dtype)))
 
 
-return_types = types.ModuleType("cygrad.return_types", "The (values, indices) result types, as "
-                                "torch.return_types: cygrad.return_types.max ...")
-for _name, _type in values_indices.items():
-    setattr(return_types, _name, _type)
-return_types.histogram = histogram_result
 registry.FUNCTIONS["return_types"] = return_types
 _ = _local, Tensor
