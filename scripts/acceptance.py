@@ -86,8 +86,9 @@ def prepare(path, steps):
     that raises prints its exception's type (lecture notebooks have exploratory cells that fail
     under torch too; cygrad must fail them alike) and the next cell runs."""
     cells = [shorten(c, steps) for c in cells_of(path)]
-    if path.suffix != ".ipynb":
-        return PRELUDE + cells[0]
+    if path.suffix != ".ipynb":  # `from __future__` lines must stay first: above the prelude
+        future = re.compile(r"^from __future__ import [^\n]*\n?", re.M)
+        return "".join(future.findall(cells[0])) + PRELUDE + future.sub("", cells[0])
     runs = [f"__cell__({i}, {displayed(c)!r})" for i, c in enumerate(cells)]
     return PRELUDE + CELLS + "\n".join(runs) + "\n"
 

@@ -195,3 +195,26 @@ def test_type_names_and_the_grad_setters_message():
             torch.ones(2, requires_grad=True).grad = 1.5
         assert str(info.value) == str(theirs.value)
     assert "of type float" in str(info.value)
+
+
+VERSION = """
+import torch, torch.version, torch.multiprocessing as mp
+print(torch.version.cuda, torch.version.hip, torch.version.debug, torch.cuda.is_available())
+mp.set_sharing_strategy('file_system')
+print(mp.get_sharing_strategy(), sorted(mp.get_all_sharing_strategies()), mp.cpu_count() > 0)
+from torch.utils.data.distributed import DistributedSampler
+print(list(DistributedSampler(list(range(5)), num_replicas=2, rank=0, seed=1)))
+"""
+
+
+def test_version_multiprocessing_and_distributed_sampler_modules_as_torchs():
+    ours = run_program(VERSION, True)
+    assert ours[0] == "None None False False"
+    if torch is not None:
+        assert ours == run_program(VERSION, False)
+    import cygrad.multiprocessing as mp
+
+    with pytest.raises(NotImplementedError, match="torch.multiprocessing.spawn"):
+        mp.spawn(print)
+    with pytest.raises(AssertionError, match="not a sharing strategy"):
+        mp.set_sharing_strategy("shared")

@@ -176,4 +176,6 @@ def _named_where_reached():
 
 _named_where_reached()
 
-from . import functional  # noqa: E402 (torch.functional: made of the functions above)
+# torch.functional (made of the functions above), torch.multiprocessing, torch.profiler,
+# torch.version
+from . import functional, multiprocessing, profiler, version  # noqa: E402, F401

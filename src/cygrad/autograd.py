@@ -11,7 +11,7 @@ import functools
 
 from . import _autograd_functional as functional  # noqa: F401  (torch.autograd.functional)
 from . import _function as function  # noqa: F401  (torch.autograd.function)
-from . import _state
+from . import _state, profiler  # noqa: F401  (profiler: torch.autograd.profiler)
 from ._function import Function, FunctionCtx, once_differentiable
 from .tensor import AnomalyWatcher, Tensor, _backward, _tensor_list
 
