@@ -8,7 +8,14 @@ PyTorch's API: `import cygrad as torch` runs PyTorch programs that use what cygr
     x.grad
 """
 
+import warnings as _warnings
+
 from . import _state, backend, dtypes
+
+# numpy's floating-point warnings (overflow, invalid value...) raised by cygrad's own array
+# code: torch computes inf and nan silently. Only warnings attributed to cygrad's modules.
+_warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero|underflow) "
+                         r"encountered in", RuntimeWarning, r"cygrad(\.|$)")
 
 # The op table: importing these registers every op (cygrad/ops/__init__.py has the layout).
 from .ops import (

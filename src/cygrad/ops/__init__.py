@@ -79,6 +79,9 @@ class Op:
         inputs = self.__dict__.get("_inputs")
         if inputs is None:
             raise RuntimeError("next_functions: reach this node as a tensor's grad_fn")
+        keep = _ONE_EDGE.get(self.name())
+        if keep is not None and len(inputs) == 2:  # torch's node takes the number (or the
+            inputs = (inputs[keep],)  # mask) as an argument, not an input: no edge for it
         out = []
         for t in inputs:
             if t._op is not None:
@@ -136,6 +139,11 @@ def _node_hook(op, kind, fn):
     handle = RemovableHandle(hooks[kind])
     hooks[kind][handle.id] = fn
     return handle
+
+
+# torch's nodes of one tensor input where cygrad's op has two, and which of the two it is:
+# 2 - b (rsub.Scalar), b ** 2 (pow.Tensor_Scalar), 2 ** b (pow.Scalar), masked_fill's mask
+_ONE_EDGE = {"RsubBackward1": 1, "PowBackward0": 0, "PowBackward2": 1, "MaskedFillBackward0": 0}
 
 
 class AccumulateGrad:

@@ -643,10 +643,13 @@ def binary(name, forward, grad_a, grad_b, rule, **spec):
             return _binary(entry, self, other)
 
         commutes = forward_name in ("__add__", "__mul__")  # torch: __radd__ is __add__, the
+        divides = forward_name == "__truediv__"
 
         def reflected_operator(self, other):  # tensor first (its graph's next_functions order)
             if not _is_operand(other):
                 return NotImplemented
+            if divides and not isinstance(other, (Tensor, np.ndarray)):  # torch's __rdiv__:
+                return registry.METHODS["reciprocal"](self) * other  # 1/x, then times the number
             return _binary(entry, self, other) if commutes else _binary(entry, other, self)
 
         def inplace_operator(self, other):
