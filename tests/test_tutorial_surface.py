@@ -258,3 +258,23 @@ def test_inf_and_nan_arithmetic_is_silent_as_torchs_and_numpys_own_warnings_stay
     assert ours[1:] == ["0", "['RuntimeWarning']"]
     if torch is not None:
         assert ours == run_program(SILENT, False)
+
+
+def test_apply_and_map_run_python_on_each_element_in_place():
+    for lib in [cygrad] + ([torch] if torch is not None else []):
+        x = lib.tensor([1.0, 2.0, 3.0])
+        assert x.apply_(lambda v: v * 2) is x and x.tolist() == [2.0, 4.0, 6.0]
+        y = lib.tensor([1, 2])
+        assert y.apply_(lambda v: v + 0.7).tolist() == [1, 2]  # the dtype's cast truncates
+        z = lib.tensor([[1.0, 2.0], [3.0, 4.0]])
+        z.map_(lib.tensor([10.0, 20.0]), lambda a, b: a + b)
+        assert z.tolist() == [[11.0, 22.0], [13.0, 24.0]]
+        v = lib.zeros(2, 3)
+        v[0].apply_(lambda e: 5)  # a view: its base changes
+        assert v.tolist() == [[5.0] * 3, [0.0] * 3]
+        with pytest.raises(RuntimeError, match=r"Can't call apply_\(\) on Variable that"):
+            lib.ones(2, requires_grad=True).apply_(lambda e: e)
+        with pytest.raises(TypeError, match="must be real number, not str"):
+            lib.ones(2).apply_(lambda e: "a")
+        with pytest.raises(RuntimeError, match="expanded size"):
+            lib.ones(2).map_(lib.ones(3), lambda a, b: a)

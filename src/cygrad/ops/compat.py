@@ -799,3 +799,42 @@ def put(input, index, source, accumulate=False):
 
 registry.METHODS["put_"] = lambda self, index, source, accumulate=False: \
     self._write(put(self._inplace_input(), index, source, accumulate))
+
+
+def _real(value):
+    if isinstance(value, str) or not hasattr(value, "__float__"):
+        raise TypeError(f"must be real number, not {type(value).__name__}")
+    return float(value)
+
+
+def _python_elements(self, name, fn, args):
+    """torch's apply_ / map_: fn on each element (as a Python number), written back in place
+    in self's dtype (an integer dtype truncates, as torch's cast does)."""
+    if self.requires_grad:
+        raise RuntimeError(f"Can't call {name}() on Variable that requires grad. Use "
+                           f"var.detach().{name}() instead.")
+    kind = self._data.dtype.kind
+    cast = bool if kind == "b" else int if kind in "iu" else _real
+    values = [cast(fn(*vs)) for vs in zip(*[a.ravel().tolist() for a in args])]
+    self._write(_wrap(np.asarray(values, dtype=self._data.dtype).reshape(self._data.shape)))
+    return self
+
+
+@export("apply_", method=True, function=False)
+def apply_(self, callable):
+    """Each element replaced by callable(element), in place: one Python call an element (CPU
+    tensors, slow, as in torch)."""
+    return _python_elements(self, "apply_", callable, [self._data])
+
+
+@export("map_", method=True, function=False)
+def map_(self, tensor, callable):
+    """Each element replaced by callable(element, tensor's element), tensor broadcast to self's
+    shape, in place."""
+    try:
+        other = np.broadcast_to(tensor._data, self._data.shape)
+    except ValueError:
+        raise RuntimeError(f"The expanded size of the tensor ({list(self._data.shape)}) must "
+                           f"match the existing size ({list(tensor._data.shape)}): map_ expands "
+                           "tensor to self's shape") from None
+    return _python_elements(self, "map_", callable, [self._data, other])
