@@ -62,6 +62,7 @@ ALIASES = {
     "torch.testing": "cygrad.testing",
     "torch.utils.checkpoint": "cygrad.utils.checkpoint",
     "torch.utils.hooks": "cygrad.utils.hooks",
+    "torch.utils.benchmark": "cygrad.utils.benchmark",
     "torch.utils.tensorboard": "cygrad.utils.tensorboard",
     "torch.utils.tensorboard.writer": "cygrad.utils.tensorboard.writer",
     "torch.utils.tensorboard.summary": "cygrad.utils.tensorboard.summary",

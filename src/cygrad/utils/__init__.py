@@ -1,6 +1,8 @@
-"""cygrad.utils: data loading (`cygrad.utils.data`), hook handles (`cygrad.utils.hooks`) and
-activation checkpointing's entry points (`cygrad.utils.checkpoint`), as torch.utils."""
+"""cygrad.utils: data loading (`cygrad.utils.data`), hook handles (`cygrad.utils.hooks`),
+activation checkpointing's entry points (`cygrad.utils.checkpoint`) and timing
+(`cygrad.utils.benchmark`), as torch.utils; `cygrad.utils.tensorboard` with the tensorboard
+package."""
 
-from . import checkpoint, data, hooks
+from . import benchmark, checkpoint, data, hooks
 
-__all__ = ["checkpoint", "data", "hooks"]
+__all__ = ["benchmark", "checkpoint", "data", "hooks"]
