@@ -278,3 +278,41 @@ def test_apply_and_map_run_python_on_each_element_in_place():
             lib.ones(2).apply_(lambda e: "a")
         with pytest.raises(RuntimeError, match="expanded size"):
             lib.ones(2).map_(lib.ones(3), lambda a, b: a)
+
+
+def test_a_deprecation_warning_points_at_the_programs_line():
+    """torch.cross without dim warns as torch's, at the caller's line (cygrad's frames
+    between, its dim-alias wrapper among them, are skipped)."""
+    v1, v2 = cygrad.tensor([1.0, 0, 0]), cygrad.tensor([0.0, 1, 0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = __import__("inspect").currentframe().f_lineno + 1
+        cygrad.cross(v2, v1)
+        v2.cross(v1)
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, line), (__file__, line + 1)]
+    assert "Using torch.cross without specifying the dim arg is deprecated" in \
+        str(caught[0].message)
+
+
+def test_a_compiled_step_with_a_node_hook_runs_eagerly_and_calls_it():
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    calls = []
+    model[0].register_backward_hook(lambda m, gi, go: calls.append(len(gi)))
+    opt = cygrad.optim.SGD(model.parameters(), lr=0.1)
+    x, y = cygrad.randn(5, 3), cygrad.randn(5, 1)
+
+    @cygrad.compile
+    def step():
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(4):
+            step()
+    assert len(calls) == 4  # every call ran the hook: none was replayed without it
+    assert any("grad_fn hook" in str(w.message) for w in caught)

@@ -72,3 +72,14 @@ class watching:
         current = tuple(w for w in (local.watch or ()) if w is not self.watcher)
         local.watch = current or None
         return False
+
+
+def live_watchers():
+    """The calling thread's watchers, less those whose owner is gone (Watcher.gone(): a
+    symmetry monitor that was dropped without detach()), which are taken out first."""
+    current = local.watch
+    if current is not None:
+        kept = tuple(w for w in current if not w.gone())
+        if len(kept) != len(current):
+            local.watch = current = kept or None
+    return current

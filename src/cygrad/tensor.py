@@ -1143,6 +1143,10 @@ class Watcher:
     def leaf(self, node, g):
         """backward is about to add g into the leaf node's .grad."""
 
+    def gone(self):
+        """Whether what this watcher reports to no longer exists (it can be taken out)."""
+        return False
+
 
 class AnomalyWatcher(Watcher):
     """detect_anomaly: NaN and Inf in forward outputs and backward gradients raise

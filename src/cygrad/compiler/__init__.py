@@ -43,7 +43,8 @@ raises CompileError instead, after the call that found it has completed eagerly)
 - Python reading a tensor's values while capturing: `.item()`, `bool()`, `float()`, `int()`,
   `.tolist()`, `.numpy()`, `np.asarray(t)`, printing — a branch on data may follow;
 - two captures that differ (see above); an in-place op on a tensor in the autograd graph; a
-  tensor hook or retain_grad(); a module backward hook; `optimizer.step(closure)`; a graph made
+  tensor hook or retain_grad(); a module backward hook (full, or the deprecated one: a grad_fn
+  hook, as grad_fn.register_hook); `optimizer.step(closure)`; a graph made
   before the call; options changed inside fn (a scheduler's step); state changed in place
   outside any op (numpy writes through `.data`), when the second capture can see it (it
   compares arrays over 64 KiB by a CRC-32 of their bytes: a change escapes with
@@ -201,7 +202,8 @@ class CompiledStep:
 
     def __call__(self, *args, **kwargs):
         local = _state.local
-        if local.watch is not None or local.anomaly:  # watchers see every op: run eagerly
+        if (local.watch is not None and _state.live_watchers() is not None) or local.anomaly:
+            # watchers see every op: run eagerly
             self.counts["eager"] += 1
             return self.fn(*args, **kwargs)
         leaves = args if not kwargs else args + tuple(kwargs.values())

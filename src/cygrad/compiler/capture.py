@@ -225,6 +225,11 @@ class Recorder(Watcher):
                                   or extra.get("post_hooks")):
             self.problem("a tensor hook or retain_grad() in the graph: replay cannot run "
                          "Python in backward")
+        hooks = None if node._op is None else node._op.__dict__.get("_node_hooks")
+        if hooks is not None and (hooks["pre"] or hooks["post"]):
+            self.problem("a grad_fn hook in the graph (grad_fn.register_hook / register_prehook, "
+                         "a module's register_backward_hook): replay cannot run Python in "
+                         "backward")
 
     # ------------------------------------------------------------------ optimizers
 

@@ -579,17 +579,17 @@ def cross(input, other, dim=None):
     from .. import linalg
 
     if dim is None:
-        import warnings
+        from .._warn import warn
 
         shape = registry.FUNCTIONS["broadcast_shapes"](input.shape, other.shape)
         sizes = [d for d, n in enumerate(shape) if n == 3]
         if not sizes:
             raise RuntimeError(f"no dimension of size 3 in input (shapes {list(input.shape)} "
                                f"and {list(other.shape)})")
-        warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\n"
-                      "Please either pass the dim explicitly or simply use torch.linalg.cross."
-                      "\nThe default value of dim will change to agree with that of "
-                      "linalg.cross in a future release.", UserWarning, stacklevel=2)
+        warn("Using torch.cross without specifying the dim arg is deprecated.\n"
+             "Please either pass the dim explicitly or simply use torch.linalg.cross.\n"
+             "The default value of dim will change to agree with that of linalg.cross in a "
+             "future release.")
         dim = sizes[0]
     return linalg.cross(input, other, dim=dim)
 

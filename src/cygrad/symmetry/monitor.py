@@ -134,18 +134,17 @@ class _WeakWatcher(Watcher):
             _state.local.watch = remaining or None
         return target
 
+    def gone(self):
+        return self.ref() is None
+
     def forward(self, op, inputs, out):
-        if not self.on:
-            return
-        target = self._target()
-        if target is not None:
+        target = self._target()  # (also when off: a dropped monitor's watcher leaves)
+        if target is not None and self.on:
             target.forward(op, inputs, out)
 
     def step(self, node, g, input_grads):
-        if not self.on:
-            return
         target = self._target()
-        if target is not None:
+        if target is not None and self.on:
             target.step(node, g, input_grads)
 
 
