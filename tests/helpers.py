@@ -68,3 +68,19 @@ def run_program(program, on_cygrad, *python_args):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
+
+
+def compiled_mse_step(model, opt, x, y):
+    """A cygrad.compile'd training step of model on (x, y): MSE loss, backward, opt.step();
+    returns the loss (detached)."""
+    import cygrad
+
+    @cygrad.compile
+    def step():
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step

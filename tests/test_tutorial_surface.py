@@ -11,7 +11,7 @@ import pytest
 
 import cygrad
 import cygrad.nn as nn
-from helpers import run_program
+from helpers import compiled_mse_step, run_program
 
 try:
     import torch
@@ -301,15 +301,7 @@ def test_a_compiled_step_with_a_node_hook_runs_eagerly_and_calls_it():
     model[0].register_backward_hook(lambda m, gi, go: calls.append(len(gi)))
     opt = cygrad.optim.SGD(model.parameters(), lr=0.1)
     x, y = cygrad.randn(5, 3), cygrad.randn(5, 1)
-
-    @cygrad.compile
-    def step():
-        opt.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
+    step = compiled_mse_step(model, opt, x, y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(4):

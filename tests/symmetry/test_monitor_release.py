@@ -8,18 +8,7 @@ import cygrad
 import cygrad.nn as nn
 from cygrad import _state
 from cygrad.symmetry import SymmetryMonitor
-
-
-def _step_of(model, opt, x, y):
-    @cygrad.compile
-    def step():
-        opt.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    return step
+from helpers import compiled_mse_step
 
 
 def test_a_dropped_monitor_stops_watching():
@@ -30,7 +19,7 @@ def test_a_dropped_monitor_stops_watching():
     monitor = SymmetryMonitor(model)
     assert _state.local.watch is not None
     monitor._watcher.on = False  # as between steps in which nothing can split
-    step = _step_of(model, opt, x, y)
+    step = compiled_mse_step(model, opt, x, y)
     step()
     assert step.counts["eager"] == 1  # a live monitor sees every op: eagerly
     del monitor
