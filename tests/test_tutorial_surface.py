@@ -308,3 +308,14 @@ def test_a_compiled_step_with_a_node_hook_runs_eagerly_and_calls_it():
             step()
     assert len(calls) == 4  # every call ran the hook: none was replayed without it
     assert any("grad_fn hook" in str(w.message) for w in caught)
+
+
+def test_a_legacy_hook_on_a_module_returning_no_tensor_is_a_clear_error():
+    class Named(nn.Module):
+        def forward(self, x):
+            return "done"
+
+    m = Named()
+    m.register_backward_hook(lambda *a: None)
+    with pytest.raises(TypeError, match="the output holds no tensor to hook"):
+        m(cygrad.ones(2, requires_grad=True))

@@ -141,12 +141,16 @@ def _check_name(name, what, table, module):
 def _legacy_backward_hooks(module, hooks, args, result):
     """register_backward_hook's hooks on the node that made the result (torch's
     non-full hooks), with torch's FutureWarnings where that node is not the whole module."""
-    var = result
+    var = result  # torch's walk to the first tensor: dict values, else the first element
     while not isinstance(var, Tensor):
         if isinstance(var, dict):
-            var = next(v for v in var.values() if isinstance(v, Tensor))
-        else:
+            var = next((v for v in var.values() if isinstance(v, Tensor)), None)
+        elif isinstance(var, (list, tuple)) and var:
             var = var[0]
+        else:  # (torch's walk fails here, or loops for ever on a string)
+            raise TypeError(f"{type(module).__name__}.register_backward_hook: the output holds "
+                            f"no tensor to hook (found {type(var).__name__} in "
+                            f"{type(result).__name__})")
     grad_fn = var.grad_fn
     if grad_fn is None:
         return
