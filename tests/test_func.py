@@ -90,6 +90,83 @@ def test_put_back_after_an_error_and_older_name():
     np.testing.assert_array_equal(y.numpy(), [[1.0, 1.0]])
 
 
-def test_transforms_not_offered_raise():
+def test_vmap_not_offered_raises():
     with pytest.raises(AttributeError, match="does not implement torch.func.vmap"):
         _ = cygrad.func.vmap
+
+
+# ---------------------------------------------------------------------- the transforms
+
+def _transforms(lib, X, W, V, U):
+    """Every transform's results on one problem (nested ones included)."""
+    fn, T = lib.func, lib.tensor
+
+    def f(x):
+        return (x.sin() * x.exp()).sum()
+
+    def g(w, x):
+        return (w @ x).tanh()
+
+    out = [fn.grad(f)(T(X)), fn.grad(lambda x: fn.grad(f)(x).sum())(T(X))]
+    out += list(fn.grad(lambda w, x: g(w, x).sum(), argnums=(0, 1))(T(W), T(X)))
+    out.append(fn.grad(lambda p, x: (p["w"] @ x).sum() ** 2)({"w": T(W)}, T(X))["w"])
+    out += list(fn.grad(lambda x: (f(x), x * 2), has_aux=True)(T(X)))
+    out += list(fn.grad_and_value(f)(T(X)))
+    value, vjp_fn = fn.vjp(g, T(W), T(X))
+    out += [value, *vjp_fn(T(U))]
+    out += [fn.jacrev(g)(T(W), T(X)), fn.jacrev(g, argnums=1)(T(W), T(X)),
+            fn.jacfwd(g, argnums=1)(T(W), T(X)), fn.hessian(f)(T(X))]
+    out += list(fn.jvp(lambda x: g(T(W), x), (T(X),), (T(V),)))
+    return out
+
+
+def test_function_transforms_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    args = (rng.standard_normal(3), rng.standard_normal((2, 3)), rng.standard_normal(3),
+            rng.standard_normal(2))
+    ours, theirs = _transforms(cygrad, *args), _transforms(torch, *args)
+    for a, b in zip(ours, theirs, strict=True):
+        assert tuple(a.shape) == tuple(b.shape)
+        assert a.requires_grad == b.requires_grad
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_function_transforms_against_finite_differences():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(4)
+
+    def f(t):
+        return (t.tanh() ** 3).sum() * t[0]
+
+    def numeric_grad(fun, a, eps=1e-6):
+        return np.array([(fun(a + eps * e) - fun(a - eps * e)) / (2 * eps) for e in np.eye(a.size)])
+
+    value = lambda a: f(cygrad.tensor(a)).item()  # noqa: E731
+    np.testing.assert_allclose(cygrad.func.grad(f)(cygrad.tensor(x)).numpy(),
+                               numeric_grad(value, x), rtol=1e-7, atol=1e-9)
+    first = lambda a: cygrad.func.grad(f)(cygrad.tensor(a)).numpy()  # noqa: E731
+    hess = np.stack([(first(x + 1e-6 * e) - first(x - 1e-6 * e)) / 2e-6 for e in np.eye(4)])
+    np.testing.assert_allclose(cygrad.func.hessian(f)(cygrad.tensor(x)).numpy(), hess,
+                               rtol=1e-6, atol=1e-8)
+    with pytest.raises(RuntimeError, match="scalar Tensor"):
+        cygrad.func.grad(lambda t: t * 2)(cygrad.tensor(x))
+    with pytest.raises(RuntimeError, match="argnums"):
+        cygrad.func.grad(f, argnums=3)(cygrad.tensor(x))
+
+
+def test_grad_of_functional_call_matches_autograd():
+    """The torch.func idiom: grad of a loss over a dict of parameters (functional_call)."""
+    cygrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x, y = cygrad.randn(5, 3), cygrad.randn(5, 1)
+
+    def loss(p):
+        return ((functional_call(model, p, (x,)) - y) ** 2).mean()
+
+    grads = cygrad.func.grad(loss)(params)
+    ((model(x) - y) ** 2).mean().backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(grads[name].numpy(), p.grad.numpy())
+        assert not grads[name].requires_grad

@@ -58,5 +58,22 @@ def test_torch_autograd_gradcheck_form():
     assert cygrad.autograd.gradcheck(Wrong.apply, (x,), raise_exception=False) is False
     with pytest.raises(NotImplementedError, match="forward-mode"):
         cygrad.autograd.gradcheck(lambda a: a, (x,), check_forward_ad=True)
-    with pytest.raises(NotImplementedError, match="first derivatives only"):
-        cygrad.autograd.gradgradcheck(lambda a: a, (x,))
+    assert cygrad.autograd.gradgradcheck(lambda a, b: (a * b).sin() * a, (x, y))
+
+    class WrongSecond(cygrad.autograd.Function):  # right first derivative, detached second
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a * a * a
+
+        @staticmethod
+        def backward(ctx, g):
+            (a,) = ctx.saved_tensors
+            return g * 3 * a.detach() * a.detach()  # should be g * 3 * a * a
+
+    assert cygrad.autograd.gradcheck(WrongSecond.apply, (x,))
+    with pytest.raises(cygrad.GradcheckError, match="input 0"):
+        cygrad.autograd.gradgradcheck(WrongSecond.apply, (x,))
+    assert cygrad.autograd.gradgradcheck(WrongSecond.apply, (x,), raise_exception=False) is False
+    with pytest.raises(NotImplementedError, match="check_fwd_over_rev"):
+        cygrad.autograd.gradgradcheck(lambda a: a, (x,), check_fwd_over_rev=True)

@@ -28,8 +28,11 @@ outputs, and those passed to ctx.mark_non_differentiable, come back as plain ten
 output without a gradient reaches backward as zeros (ctx.set_materialize_grads(False) is
 accepted and changes nothing). Saved tensors are the arrays they had when saved, kept
 read-only while the graph lives (an in-place write later goes to a copy: the backward sees the
-saved values). First derivatives only, as everywhere in cygrad; ctx.mark_dirty (in-place
-custom functions) raises.
+saved values). Under backward(create_graph=True) the backward runs in grad mode and
+ctx.saved_tensors gives the saved tensors themselves (a saved output: the result the caller
+got), so a backward written in tensor ops differentiates again (torch's rule);
+@once_differentiable makes its gradients raise if differentiated again. ctx.mark_dirty
+(in-place custom functions) raises.
 """
 
 import numpy as np
@@ -50,6 +53,8 @@ class FunctionCtx:
         self._to_save = ()
         self._saved = None
         self._non_differentiable = set()
+        self._graph = False
+        self._originals = ()
 
     def save_for_backward(self, *tensors):
         for i, t in enumerate(tensors):
@@ -66,6 +71,8 @@ class FunctionCtx:
     def saved_tensors(self):
         if self._saved is None:  # forward has not ended: the tensors as given
             return tuple(self._to_save)
+        if self._graph:  # backward with create_graph=True: the tensors with their graphs
+            return self._originals
         return tuple(None if a is None else _wrap(a) for a in self._saved)
 
     def mark_non_differentiable(self, *tensors):
@@ -82,6 +89,7 @@ class FunctionCtx:
         """Forward is over: hold the saved arrays, read-only while the graph lives."""
         self._saved = tuple(None if t is None else t._data for t in self._to_save)
         self._lease = Lease([a for a in self._saved if a is not None])
+        self._originals = tuple(self._to_save)  # (an output is replaced by its result: _record)
         self._to_save = ()
 
 
@@ -131,6 +139,41 @@ class _Recorded(Op):
                                        f"{i} - got {list(gi.shape)} but expected shape "
                                        f"compatible with {list(shape)}") from None
             result.append(np.asarray(gi._data, dtype=dtype).reshape(shape))
+        return tuple(result)
+
+    def vjp(self, g, inputs, output):
+        """The derivative of this node's gradients (ops/higher.py): the Function's backward
+        run in grad mode on Tensors (saved tensors with their graphs), as torch runs it; a
+        backward marked @once_differentiable raises (torch's error)."""
+        name = type(self).__name__ + "Backward"
+        if getattr(self.function.backward, "_once_differentiable", False):
+            from .ops.higher import OnceDifferentiable
+
+            raise OnceDifferentiable(f"trying to differentiate twice a function that was "
+                                     f"marked with @once_differentiable ({name})")
+        flat = g.reshape(-1)
+        grads = self.fill([flat[a:b].reshape(shape) for a, b, shape in self.parts])
+        ctx = self.ctx
+        ctx._graph = True
+        token = _state.swap("grad_enabled", True)
+        try:
+            out = self.function.backward(ctx, *grads)
+        finally:
+            _state.restore("grad_enabled", token)
+            ctx._graph = False
+        if not isinstance(out, tuple):
+            out = (out,)
+        if len(out) != self.nargs:
+            raise RuntimeError(f"function {name} returned an incorrect number of gradients "
+                               f"(expected {self.nargs}, got {len(out)})")
+        result = []
+        for i, shape, _ in self.inputs:
+            gi = out[i]
+            if gi is not None and not isinstance(gi, Tensor):
+                gi = _wrap(np.asarray(gi))
+            if gi is not None and tuple(gi.shape) != shape:
+                gi = gi.sum_to_size(shape) if shape else gi.sum()
+            result.append(gi)
         return tuple(result)
 
     def release(self):
@@ -236,10 +279,20 @@ def _record(cls, ctx, args, output):
                  inputs=[(i, tuple(args[i].shape), args[i]._data.dtype) for i in positions])
     views = [node] if len(floats) == 1 else [node[a:b].reshape(shape) for a, b, shape in parts]
     results = [views[k] if k is not None else o for k, o in zip(kinds, outputs)]
+    # a saved output is, for a backward with create_graph=True, the result the caller got
+    ctx._originals = tuple(views[slot[id(t)]] if t is not None and id(t) in slot else t
+                           for t in ctx._originals)
     return results[0] if single else tuple(results)
 
 
 def once_differentiable(fn):
-    """torch's decorator for a backward that is not itself differentiable: cygrad computes
-    first derivatives only, so it changes nothing."""
-    return fn
+    """torch's decorator for a backward that is not itself differentiable: its gradients,
+    made under create_graph=True, raise if backward reaches them (torch's error)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        return fn(ctx, *args)
+
+    wrapper._once_differentiable = True
+    return wrapper

@@ -13,7 +13,7 @@ from . import _autograd_functional as functional  # noqa: F401  (torch.autograd.
 from . import _function as function  # noqa: F401  (torch.autograd.function)
 from . import _state, profiler  # noqa: F401  (profiler: torch.autograd.profiler)
 from ._function import Function, FunctionCtx, once_differentiable
-from .tensor import AnomalyWatcher, Tensor, _backward, _tensor_list
+from .tensor import AnomalyWatcher, Tensor, _backward, _backward_graph, _tensor_list
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled", "detect_anomaly", "set_detect_anomaly",
@@ -208,9 +208,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """The gradients of outputs with respect to inputs, returned as a tuple (nothing is
     accumulated into .grad). An input that outputs do not depend on raises unless
     allow_unused=True (then its gradient is None, or zeros with materialize_grads=True)."""
-    if create_graph:
-        raise NotImplementedError("cygrad computes first derivatives only: "
-                                  "grad(create_graph=True) is not supported")
     if is_grads_batched:
         raise NotImplementedError("grad(is_grads_batched=True) is not supported")
     outputs = _tensor_list(outputs, "outputs")
@@ -224,7 +221,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     capture = {id(t): None for t in inputs}
-    _backward(outputs, list(grad_outputs), bool(retain_graph), capture=capture)
+    if create_graph:  # gradients with a graph (retain_graph defaults to create_graph)
+        _backward_graph(outputs, list(grad_outputs), retain_graph is not False,
+                        capture=capture)
+    else:
+        _backward(outputs, list(grad_outputs), bool(retain_graph), capture=capture)
     import numpy as np
 
     from .tensor import _wrap
@@ -241,6 +242,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                    "used in the graph. Set allow_unused=True if this is the "
                                    "desired behavior.")
             result.append(None)
+        elif create_graph:
+            result.append(g if g._data.dtype == t._data.dtype else g.to(t.dtype))
         else:
             result.append(_wrap(np.array(g, dtype=t._data.dtype)))
     return tuple(result) if not single or len(result) != 1 else tuple(result)
@@ -248,14 +251,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate the gradients of tensors (with grad_tensors) into the leaves' .grad."""
-    if create_graph:
-        raise NotImplementedError("cygrad computes first derivatives only")
     tensors = _tensor_list(tensors, "tensors")
     if grad_tensors is None:
         grad_tensors = [None] * len(tensors)
     elif isinstance(grad_tensors, Tensor):
         grad_tensors = [grad_tensors]
     only = None if inputs is None else _tensor_list(inputs, "inputs")
+    if create_graph:
+        _backward_graph(tensors, list(grad_tensors), retain_graph is not False, only=only)
+        return
     _backward(tensors, list(grad_tensors), bool(retain_graph), only=only)
 
 
@@ -285,10 +289,30 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         return False
 
 
-def gradgradcheck(func, inputs, *args, **kwargs):
-    """torch.autograd.gradgradcheck: second derivatives, which cygrad does not compute."""
-    raise NotImplementedError("cygrad computes first derivatives only: gradgradcheck is not "
-                              "supported")
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  gen_non_contig_grad_outputs=False, raise_exception=True, nondet_tol=0.0,
+                  check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
+                  check_fwd_over_rev=False, check_rev_over_rev=True, fast_mode=False,
+                  masked=False):
+    """torch.autograd.gradgradcheck: func's second derivatives (backward with
+    create_graph=True) against central differences of its first (cygrad.gradcheck's
+    gradgradcheck: inputs and grad_outputs copied to float64). True, or GradcheckError (False
+    without raise_exception). Forward-over-reverse and batched checks are not offered."""
+    from .gradcheck import GradcheckError
+    from .gradcheck import gradgradcheck as check
+
+    if check_batched_grad or check_fwd_over_rev:
+        raise NotImplementedError("gradgradcheck: cygrad has no forward-mode AD or vmap: "
+                                  "check_fwd_over_rev and check_batched_grad are not supported")
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if not check_rev_over_rev:
+        return True
+    try:
+        return check(func, *inputs, grad_outputs=grad_outputs, eps=eps, atol=atol, rtol=rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
 
 
 def Variable(data, requires_grad=False, volatile=False):  # noqa: N802  (torch's legacy name)

@@ -51,3 +51,42 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                 f"finite differences expected {numeric[where]!r}, backward gave "
                 f"{analytic[where]!r} ({int(bad.sum())} of {bad.size} elements differ)")
     return True
+
+
+def gradgradcheck(fn, *inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check second derivatives: gradcheck of the map (inputs, v) -> v . d fn(inputs) / d inputs
+    (backward with create_graph=True), as torch.autograd.gradgradcheck. v is grad_outputs (one
+    tensor per output of fn), else fixed random values; it requires grad too, so the check
+    covers the derivative with respect to it as well."""
+    from .autograd import grad
+
+    xs = [tensor(x._data, dtype=np.float64, requires_grad=x.requires_grad)
+          if isinstance(x, Tensor) and x.is_floating_point() else x for x in inputs]
+    wanted = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    outs = fn(*xs)
+    single = isinstance(outs, Tensor)
+    outs = (outs,) if single else tuple(outs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        vs = [tensor(rng.standard_normal(o.shape), requires_grad=True) for o in outs]
+    else:
+        given = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
+        vs = [tensor(v._data, dtype=np.float64, requires_grad=v.requires_grad) for v in given]
+    count = len(xs)
+
+    def first_derivatives(*args):
+        from . import cat, zeros_like
+        from .autograd import enable_grad
+
+        xs_, vs_ = list(args[:count]), list(args[count:])
+        with enable_grad():  # (gradcheck's finite differences run under no_grad)
+            o = fn(*xs_)
+            o = (o,) if isinstance(o, Tensor) else tuple(o)
+            keep = [k for k, t in enumerate(o) if t.requires_grad]
+            gs = grad([o[k] for k in keep], [xs_[i] for i in wanted], [vs_[k] for k in keep],
+                      create_graph=True, allow_unused=True)
+
+        return cat([(zeros_like(xs_[i]) if d is None else d).reshape(-1)
+                    for i, d in zip(wanted, gs)])
+
+    return gradcheck(first_derivatives, *xs, *vs, eps=eps, atol=atol, rtol=rtol, seed=seed)

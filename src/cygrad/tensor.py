@@ -14,6 +14,7 @@ installs each op's method here (`ops.registry.install`).
 import math
 import numbers
 import sys
+import warnings
 
 import numpy as np
 
@@ -248,10 +249,10 @@ class Tensor:
         `inputs`). gradient defaults to 1 for a one-element tensor. Each op frees the arrays
         it saved as backward passes it, so a second backward raises unless
         retain_graph=True."""
-        if create_graph:
-            raise NotImplementedError("cygrad computes first derivatives only: "
-                                      "backward(create_graph=True) is not supported")
         only = None if inputs is None else _tensor_list(inputs, "inputs")
+        if create_graph:  # gradients with a graph of their own (retain_graph defaults to it)
+            _backward_graph([self], [gradient], retain_graph is not False, only=only)
+            return
         _backward([self], [gradient], bool(retain_graph), only=only)
 
     # ------------------------------------------------------------------ array facts
@@ -975,7 +976,7 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
         if root._g is None:
             root._g = g
         else:
-            root._g = root._g + g
+            root._g = np.array(root._g + g)  # (an array even when 0-d: added into later)
             summed.add(id(root))
     only_ids = None if only is None else {id(t) for t in only}
     watch = _local.watch
@@ -1058,7 +1059,10 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 elif id(parent) in summed:  # a buffer of our own: add in place
                     held += pg
                 else:
-                    parent._g = held + pg
+                    held = held + pg
+                    if type(held) is not np.ndarray:  # 0-d: numpy gave a scalar, which
+                        held = np.array(held)  # `+=` would rebind, not add into
+                    parent._g = held
                     summed.add(id(parent))
             input_grads = pg = held = None  # keep no reference: leaves adopt g alone
     except BaseException:
@@ -1066,6 +1070,157 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
             node._g = None
         raise
 
+
+
+_CYCLE_WARNED = []  # torch warns once a process about .grad with a graph
+
+
+def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
+    """backward with create_graph=True: as _backward, but every gradient is a Tensor made by
+    recorded ops (each node's `vjp`, cygrad/ops/higher.py), so the gradients have a graph of
+    their own and can be differentiated again. Grad mode is on throughout (torch's). Leaves'
+    .grad are those Tensors (added out of place to a .grad already there); with `capture`,
+    the gradients of those tensors are stored there instead. Watchers see each step as in
+    _backward (arrays), and the ops the vjps record as forward ops."""
+    from .ops.higher import vjp_of
+
+    pending = {}
+    for root, grad in zip(roots, grads, strict=True):
+        if not root._rg:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn")
+        if grad is None:
+            if root._data.size != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                                   f"(got an output of shape {tuple(root.shape)}); pass a "
+                                   "gradient of that shape")
+            g = _wrap(np.ones(root._data.shape, root._data.dtype))
+        else:
+            g = grad if isinstance(grad, Tensor) else _wrap(np.asarray(grad))
+            if g._data.shape != root._data.shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output has a shape of "
+                                   f"{tuple(g.shape)} and output has a shape of "
+                                   f"{tuple(root.shape)}")
+            if g._data.dtype != root._data.dtype:
+                g = g.to(root.dtype)
+        held = pending.get(id(root))
+        pending[id(root)] = g if held is None else held + g
+    order = _topological_order(list(roots))
+    if capture is not None:  # only the nodes from which a captured tensor is reached
+        reach = set(capture)
+        for node in order:  # inputs come first
+            if id(node) not in reach and any(id(p) in reach for p in _parents_of(node)):
+                reach.add(id(node))
+        order = [node for node in order if id(node) in reach]
+    only_ids = None if only is None else {id(t) for t in only}
+    watch = _local.watch
+    if watch is not None:
+        for w in watch:
+            w.graph_backward()
+    token = _state.swap("grad_enabled", True)
+    try:
+        for node in reversed(order):
+            g = pending.pop(id(node), None)
+            if g is None:
+                continue
+            op = node._op
+            if node._extra is not None:
+                g = _graph_extras(node, g, capture)
+            if op is None:  # a leaf
+                if watch is not None:
+                    for w in watch:
+                        w.leaf(node, g._data)
+                if capture is not None:
+                    if id(node) in capture:
+                        held = capture[id(node)]
+                        capture[id(node)] = g if held is None else held + g
+                    continue
+                if only_ids is not None and id(node) not in only_ids:
+                    continue
+                if g._rg and not _CYCLE_WARNED:
+                    _CYCLE_WARNED.append(True)
+                    warnings.warn(
+                        "Using backward() with create_graph=True will create a reference cycle "
+                        "between the parameter and its gradient which can cause a memory leak. "
+                        "We recommend using autograd.grad when creating the graph to avoid this."
+                        " If you have to use this function, make sure to reset the .grad fields "
+                        "of your parameters to None after use to break the cycle and avoid the "
+                        "leak.", UserWarning, stacklevel=3)
+                node._grad = g if node._grad is None else node._grad + g
+                if node._extra is not None and node._extra.get("post_hooks"):
+                    for hook in list(node._extra["post_hooks"].values()):
+                        hook(node)
+                continue
+            if capture is not None and id(node) in capture:  # a tensor autograd.grad asks for
+                capture[id(node)] = g
+                if not any(id(p) in reach for p in _parents_of(node)):
+                    continue
+            if op.released:
+                raise RuntimeError(f"Trying to backward through the graph a second time "
+                                   f"({op.kind()} has already freed its saved arrays); call "
+                                   "backward(retain_graph=True) the first time to keep them")
+            node_hooks = op.__dict__.get("_node_hooks")
+            if node_hooks is not None:
+                g = _graph_node_hooks(node_hooks["pre"], None, g)
+            if watch is not None:
+                for w in watch:
+                    w.before(node, g._data)
+            parents = _parents_of(node)
+            input_grads = vjp_of(op, g, parents, node)
+            if watch is not None:
+                for w in watch:
+                    w.step(node, g._data, [None if t is None else t._data for t in input_grads])
+            if node_hooks is not None:
+                input_grads = _graph_node_hooks(node_hooks["post"], input_grads, g)
+            for parent, pg in zip(parents, input_grads):
+                if pg is None or not parent._rg:
+                    continue
+                held = pending.get(id(parent))
+                pending[id(parent)] = pg if held is None else held + pg
+    finally:
+        _state.restore("grad_enabled", token)
+    if not retain_graph:
+        for node in order:
+            if node._op is not None:
+                node._op.release()
+
+
+def _graph_node_hooks(hooks, input_grads, g):
+    """_run_node_hooks with Tensors (backward with create_graph=True)."""
+    if not hooks:
+        return g if input_grads is None else input_grads
+    outs, ins = (g,), None if input_grads is None else tuple(input_grads)
+    for fn in list(hooks.values()):
+        r = fn(outs) if ins is None else fn(ins, outs)
+        if r is None:
+            continue
+        r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+        want = len(outs) if ins is None else len(ins)
+        if len(r) != want:
+            raise RuntimeError(f"hook '{getattr(fn, '__name__', fn)}' has returned an incorrect "
+                               f"number of values (got {len(r)}, but expected {want})")
+        if ins is None:
+            outs = r
+        else:
+            ins = r
+    return outs[0] if ins is None else ins
+
+
+def _graph_extras(node, g, capture):
+    """_node_extras with Tensors: tensor hooks see the gradient with its graph; retain_grad
+    keeps it."""
+    hooks = node._extra.get("hooks")
+    if hooks:
+        for hook in list(hooks.values()):
+            out = hook(g)
+            if out is not None:
+                if not isinstance(out, Tensor) or out._data.shape != g._data.shape:
+                    raise RuntimeError(f"a hook returned {out!r}: it must return None or a "
+                                       f"Tensor of shape {tuple(g.shape)}")
+                g = out
+    if node._extra.get("retain") and node._op is not None and capture is None:
+        node._grad = g if node._grad is None else node._grad + g
+    return g
 
 def _run_node_hooks(op, hooks, input_grads, g):
     """A node's hooks as torch runs them: pre-hooks (input_grads None) fn(grad_outputs) ->
@@ -1146,6 +1301,10 @@ class Watcher:
     def gone(self):
         """Whether what this watcher reports to no longer exists (it can be taken out)."""
         return False
+
+    def graph_backward(self):
+        """A backward with create_graph=True starts: its steps come as before/step/leaf (the
+        arrays of its Tensors), and the ops computing them as forward ops."""
 
 
 class AnomalyWatcher(Watcher):

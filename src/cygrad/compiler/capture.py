@@ -212,6 +212,12 @@ class Recorder(Watcher):
             return
         self.events.append(("write", tensor, before, tensor._data, src))
 
+    def graph_backward(self):
+        if self._suspended:
+            return
+        self.problem("backward(create_graph=True) (or autograd.grad(create_graph=True)): "
+                     "replay runs first derivatives only")
+
     def read(self, tensor, how):
         if self._suspended:
             return

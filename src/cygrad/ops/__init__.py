@@ -27,6 +27,8 @@ that entry.
 
 An op says which of the caller's arrays its backward reads: `saves` (input positions) and
 `saves_output`; `apply` locks those arrays read-only while the graph lives (ops/locks.py).
+For derivatives of derivatives (backward with create_graph=True) an op is `linear`, has a
+`select`, a `vjp` or a `decompose`, or is an elementwise entry (higher.py says how each works).
 `view_of` names the input whose array the output is a view of (view, transpose, slicing...).
 """
 
@@ -48,6 +50,10 @@ class Op:
     saves = ()  # positions of the inputs whose arrays backward reads
     saves_output = False  # backward reads the output array
     view_of = None  # position of the input whose array the output views
+    # backward reads none of the inputs and forward is linear in its one input: backward
+    # with create_graph=True differentiates it through the pair (ops/higher.py); an op that
+    # is not linear may define vjp(g, inputs, output) (Tensors) or decompose(*inputs)
+    linear = False
     needs = ()
     released = False
     lease = None

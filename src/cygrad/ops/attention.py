@@ -83,6 +83,23 @@ class AttentionWeights(Op):
 
     mask_input = 2
 
+    def decompose(self, q, k, *mask):
+        """P as recorded ops (backward with create_graph=True differentiates this: a row
+        with nothing to attend to has NaN derivatives here, zero weights in forward)."""
+        from .higher import const, where_const
+
+        s = (q @ k.transpose(-1, -2)) * self.scale
+        if mask:
+            s = s + mask[0]
+        keep = self.bool_mask
+        if self.causal:
+            rows, cols = s.shape[-2:]
+            tri = np.tril(np.ones((rows, cols), bool))
+            keep = tri if keep is None else keep & tri
+        if keep is not None:
+            s = where_const(keep, s, const(np.asarray(-np.inf, s._data.dtype)))
+        return s.softmax(-1)
+
 
 class Attention(AttentionWeights):
     """y = softmax(scale * q @ k^T + mask) @ v"""
@@ -92,6 +109,9 @@ class Attention(AttentionWeights):
     saves = (0, 1, 2)
     saves_output = False
     mask_input = 3
+
+    def decompose(self, q, k, v, *mask):
+        return AttentionWeights.decompose(self, q, k, *mask) @ v
 
     def forward(self, q, k, v, *mask):
         self._weights(q, k, mask[0] if mask else None)

@@ -43,6 +43,24 @@ class Conv2d(Op):
     rule = "dW = g @ cols.T;  db = g summed;  dx = col2im(W.T @ g)  (per group)"
     saves = (0, 1)
 
+    def decompose(self, x, w, b=None):
+        """The convolution as recorded ops, unfold then one product per group (backward with
+        create_graph=True differentiates this: ops/higher.py)."""
+        from ..tensor import apply
+        from .fold import Unfold
+        from .shape import cat
+
+        o, cg, kh, kw = self.w4
+        cols = apply(Unfold, x.reshape(self.x4), kernel=(kh, kw), stride=self.stride,
+                     padding=self.padding, dilation=self.dilation, out_size=self.out_size)
+        w2 = w.reshape(o, cg * kh * kw)
+        og, k = o // self.groups, cg * kh * kw
+        parts = [w2[i * og:(i + 1) * og] @ cols[:, i * k:(i + 1) * k] for i in range(self.groups)]
+        y = parts[0] if self.groups == 1 else cat(parts, 1)
+        if b is not None:
+            y = y + b.reshape(1, o, 1)
+        return y.reshape(self.y_shape)
+
     def _geometry(self):
         return self.stride, self.padding, self.dilation, self.out_size
 
@@ -205,6 +223,12 @@ class MaxPool2d(Op):
         dx = B.max_pool_backward(g.reshape(idx.shape), idx, (idx.shape[0],) + self.plane)
         return (dx.reshape(self.x_shape),)
 
+    def select(self, gg):
+        """gg at each window's maximum (the transpose of backward: ops/higher.py)."""
+        idx = self.idx.reshape(self.idx.shape[0], -1)
+        flat = np.ascontiguousarray(gg).reshape(idx.shape[0], -1)
+        return np.take_along_axis(flat, idx, axis=1).reshape(self.y_shape)
+
 
 class MaxPool1d(MaxPool2d):
     """max_pool2d on (N*C, 1, L) planes"""
@@ -225,6 +249,7 @@ class AvgPool2d(Op):
     node = "AvgPool2DBackward0"  # torch's grad_fn name
 
     rule = "dx = g / divisor added over each window, outputs in ascending order"
+    linear = True
 
     def forward(self, x):
         self.x_shape = x.shape

@@ -26,7 +26,7 @@ import numpy as np
 from .. import backend as B
 from .. import dtypes
 from ..tensor import Tensor, _local, _wrap, apply, apply_unrecorded
-from . import Op, registry
+from . import Op, higher, registry
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -88,6 +88,12 @@ class UnaryOp(Op):
         extra = {k: v for k, v in params.items() if k in e.param_names}
         return (e.grad(g, x, y, **extra),)
 
+    def vjp(self, g, inputs, output):
+        """backward(create_graph=True): the entry's own formula, on Tensors (ops/higher.py)."""
+        e = self.entry
+        extra = {k: v for k, v in self.__dict__.items() if k in e.param_names}
+        return (higher.traced(e.grad, g, inputs[0], output, name=self.name(), **extra),)
+
 
 def _camel(name):
     return "".join(part.capitalize() for part in name.split("_"))
@@ -122,6 +128,7 @@ def unary(name, forward, grad, rule, quiet=False, **spec):
     differentiable = grad is not None
     op = type(_camel(name), (UnaryOp,), {
         "entry": entry, "rule": rule, "__doc__": f"y = {name}(x); {rule}",
+        "zero_grad": grad is _zeros,  # a step function: its gradient a constant 0
         "saves": (0,) if "x" in entry.saves else (),
         "saves_output": "y" in entry.saves, "__module__": __name__})
     object.__setattr__(entry, "op", op)
@@ -609,6 +616,19 @@ class BinaryOp(Op):
             db = B.sum_to_shape(e.grad_b(g, a, b, z), self.shapes[1])
         return da, db
 
+    def vjp(self, g, inputs, output):
+        """backward(create_graph=True): the entry's own formulas, on Tensors (ops/higher.py)."""
+        e, needs = self.entry, self.needs
+        a, b = inputs
+        grads = []
+        for i, formula in enumerate((e.grad_a, e.grad_b)):
+            if not needs[i] or formula is None:
+                grads.append(None)
+                continue
+            d = higher.traced(formula, g, a, b, output, name=self.name())
+            grads.append(higher.sum_to(d, self.shapes[i]))
+        return tuple(grads)
+
 
 def binary(name, forward, grad_a, grad_b, rule, **spec):
     entry = Binary(name, forward, grad_a, grad_b, rule, **spec)
@@ -995,6 +1015,14 @@ class Clamp(Op):
         if self.max is not None:
             keep = keep & (x <= self.max)
         return (np.where(keep, g, _z(g)),)
+
+    def vjp(self, g, inputs, output):
+        x, keep = self.x, True
+        if self.min is not None:
+            keep = keep & (x >= self.min)
+        if self.max is not None:
+            keep = keep & (x <= self.max)
+        return (higher.where_const(keep, g),)
 
 
 @registry.export("clamp", "clip", method=True, methods=("clip",))

@@ -411,6 +411,7 @@ class Cast(Op):
     node = "ToCopyBackward0"  # torch's grad_fn name
 
     rule = "dx = g converted back to x's dtype"
+    linear = True
 
     def forward(self, x):
         self.source = x.dtype
@@ -432,6 +433,7 @@ class Clone(Op):
     """y = a copy of x"""
 
     rule = "dx = g"
+    linear = True
 
     def forward(self, x):
         return np.array(x, order="K" if self.order == "K" else "C")

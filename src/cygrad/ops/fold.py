@@ -30,6 +30,7 @@ class Unfold(Op):
     """
 
     rule = "dx = col2im(g): g added back at each block's pixels, kernel offsets in order"
+    linear = True
 
     def _geometry(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,

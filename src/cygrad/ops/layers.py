@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import random
-from . import Op
+from . import Op, higher
 
 # torch's grad_fn of F.linear of one vector or of sequences (by: a vector, a bias): a squeeze or
 # (unsafe) view of the product (of rows: addmm, or mm without a bias)
@@ -48,6 +48,9 @@ class Linear(Op):
         if len(needs) == 2:
             return dx, dw
         return dx, dw, (B.column_sum(g) if needs[2] else None)
+
+    def vjp(self, g, inputs, output):
+        return _linear_vjp(self.needs, g, *inputs)
 
 
 class LinearActivation(Op):
@@ -91,6 +94,25 @@ class LinearActivation(Op):
         dw = B.gemm(dz, self.x, True, False) if needs[1] else None
         return dx, dw, (db if needs[2] else None)
 
+    def vjp(self, g, inputs, output):
+        from ..nn.functional import linear
+
+        e = self.entry
+        z = linear(*inputs)  # the pre-activation again, recorded
+        extra = {k: v for k, v in self.__dict__.items() if k in e.param_names}
+        dz = higher.traced(e.grad, g, z, output, name=self.name(), **extra)
+        return _linear_vjp(self.needs, dz, *inputs)
+
+
+def _linear_vjp(needs, g, x, w, b=None):
+    """Linear's gradients as recorded ops (backward with create_graph=True)."""
+    rows = g.reshape(-1, w.shape[0])
+    dx = (rows @ w).reshape(x.shape) if needs[0] else None
+    dw = rows.t() @ x.reshape(-1, w.shape[1]) if needs[1] else None
+    if len(needs) == 2:
+        return dx, dw
+    return dx, dw, (rows.sum(0) if needs[2] else None)
+
 
 def linear_activation_op(entry):
     """The fused Linear + activation op class of a fusable elementwise entry."""
@@ -128,3 +150,6 @@ class Dropout(Op):
 
     def backward(self, g):
         return (g * self.scale,)
+
+    def vjp(self, g, inputs, output):
+        return (g * higher.const(self.scale),)

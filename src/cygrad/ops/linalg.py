@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import backend as B
 from ..tensor import Tensor, _wrap, apply
-from . import Op, registry
+from . import Op, higher, registry
 from .registry import export
 
 
@@ -62,6 +62,12 @@ class MatMul(Op):
         if needs[1]:
             db = B.batched_gemm(a3, g3, True, False)
             db = B.sum_to_shape(db.reshape(batch + (k, m)), b.shape)
+        return da, db
+
+    def vjp(self, g, inputs, output):
+        a, b = inputs
+        da = higher.sum_to(g @ b.transpose(-1, -2), a.shape) if self.needs[0] else None
+        db = higher.sum_to(a.transpose(-1, -2) @ g, b.shape) if self.needs[1] else None
         return da, db
 
 

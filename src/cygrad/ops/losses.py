@@ -10,7 +10,7 @@ identical rows get identical losses and gradients. The mean of nothing is nan, a
 import numpy as np
 
 from .. import backend as B
-from . import Op
+from . import Op, higher
 from .reduction import float_sum
 
 
@@ -85,6 +85,12 @@ class MSE(Op):
         dx = scale * diff
         return (dx if self.needs[0] else None), (-dx if self.needs[1] else None)
 
+    def vjp(self, g, inputs, output):
+        x, t = inputs
+        scale = g * 2 if self.reduction != "mean" else g * 2 / max(x._data.size, 1)
+        dx = (x - t) * scale
+        return (dx if self.needs[0] else None), (-dx if self.needs[1] else None)
+
 
 class CrossEntropy(Op):
     """loss_i = -log_softmax(x_i)[t_i], fused in one kernel; x (N, C), t (N,) class indices"""
@@ -101,6 +107,15 @@ class CrossEntropy(Op):
         rows = _row_gradients(g, n, dtype, self.reduction)
         return (B.log_softmax_nll_backward(self.logp, self.targets, rows),)
 
+    def vjp(self, g, inputs, output):
+        (x,) = inputs
+        n, c = self.logp.shape
+        onehot = np.zeros((n, c), self.logp.dtype)
+        onehot[np.arange(n), self.targets] = 1
+        rows = g.reshape(n, 1) if self.reduction == "none" else \
+            (g / max(n, 1) if self.reduction == "mean" else g)
+        return ((x.softmax(1) - higher.const(onehot)) * rows,)
+
 
 class NLL(Op):
     """loss_i = -w_i * x[i, t_i] for x (M, C) (log-probabilities), w_i = weight[t_i], 0 for a
@@ -108,6 +123,7 @@ class NLL(Op):
     node = "NllLossBackward0"  # torch's grad_fn name
 
     rule = "dx[i, t_i] = -w_i * g_i  (g / sum(w) for the mean), 0 elsewhere"
+    linear = True
 
     def forward(self, x):
         rows = np.arange(x.shape[0])
@@ -153,6 +169,11 @@ class _Elementwise(Op):
 
     def backward(self, g):
         dx, dt = self.grads(g, self.x, self.t)
+        return (dx if self.needs[0] else None), (dt if self.needs[1] else None)
+
+    def vjp(self, g, inputs, output):
+        """backward(create_graph=True): the class's own formulas, on Tensors (ops/higher.py)."""
+        dx, dt = higher.traced(self.grads, g, *inputs, name=self.name())
         return (dx if self.needs[0] else None), (dt if self.needs[1] else None)
 
 

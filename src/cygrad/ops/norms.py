@@ -50,6 +50,19 @@ class LayerNorm(Op):
             grads.append(None if db is None else db.reshape(self.b_shape))
         return tuple(grads)
 
+    def decompose(self, x, *affine):
+        """The op as recorded ops (backward with create_graph=True differentiates this)."""
+        dims = tuple(range(x.ndim - self.dims, x.ndim))
+        mean = x.mean(dims, keepdim=True)
+        centered = x - mean
+        var = (centered * centered).mean(dims, keepdim=True)
+        y = centered * (var + self.eps).rsqrt()
+        if self.has_w:
+            y = y * affine[0]
+        if self.has_b:
+            y = y + affine[-1]
+        return y
+
 
 def _channels(x):
     """Axes summed over for a channel (all but 1), and a shape broadcasting (C,) against x."""
@@ -117,3 +130,20 @@ class BatchNorm(Op):
         if self.has_b:
             grads.append(sum_g if needs[-1] else None)
         return tuple(grads)
+
+    def decompose(self, x, *affine):
+        """The op as recorded ops (backward with create_graph=True differentiates this); in
+        eval mode x - x.detach() carries the derivative, the saved xhat the value."""
+        axes, cshape = self.axes, self.cshape
+        if self.use_batch:
+            d = x - x.mean(axes, keepdim=True)
+            y = d * ((d * d).mean(axes, keepdim=True) + self.eps).rsqrt()
+        else:
+            from .higher import const
+
+            y = (x - x.detach()) * const(self.rstd) + const(self.xhat)
+        if self.has_w:
+            y = y * affine[0].reshape(cshape)
+        if self.has_b:
+            y = y + affine[-1].reshape(cshape)
+        return y

@@ -13,7 +13,7 @@ from .. import backend as B
 from .. import dtypes
 from .._return_types import return_type, return_types
 from ..tensor import Tensor, _dim, _local, _wrap, apply
-from . import Op, registry
+from . import Op, higher, registry
 from .decompositions import NoDerivative
 from .registry import export
 
@@ -78,6 +78,7 @@ class Sum(Op):
     """y = x summed over dims"""
 
     rule = "dx = g broadcast to x.shape"
+    linear = True
 
     def forward(self, x):
         self.shape = x.shape
@@ -110,6 +111,7 @@ class Mean(Op):
     """y = x averaged over dims"""
 
     rule = "dx = g / n broadcast to x.shape (n = elements averaged)"
+    linear = True
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
@@ -244,6 +246,14 @@ class AllReduce(Op):
         count = x.dtype.type(np.count_nonzero(mask))
         return (np.where(mask, g / count, x.dtype.type(0)),)
 
+    def select(self, gg):
+        """The transpose of backward (ops/higher.py): gg's maxima averaged."""
+        x, y = self.x, self.y
+        mask = (x == y) | (np.isnan(x) & np.isnan(y))
+        count = x.dtype.type(np.count_nonzero(mask))
+        total = float_sum(np.where(mask, gg, x.dtype.type(0)), tuple(range(x.ndim)))
+        return np.asarray(total / count, x.dtype)
+
 
 class DimReduce(Op):
     """(values, indices) = max (or min) along dim; the gradient goes to the index picked"""
@@ -262,6 +272,11 @@ class DimReduce(Op):
         g = g if self.keepdim else np.expand_dims(g, self.dim)
         np.put_along_axis(dx, self.idx, g, axis=self.dim)
         return (dx,)
+
+    def select(self, gg):
+        """gg at the indices forward picked (the transpose of backward: ops/higher.py)."""
+        values = np.take_along_axis(gg, self.idx, axis=self.dim)
+        return values if self.keepdim else np.squeeze(values, self.dim)
 
 
 def _nan_arg(argfn, nanfn):
@@ -351,6 +366,13 @@ class AmaxReduce(Op):
         count = float_sum(mask, self.axes).reshape(self.y.shape)
         g = g if self.keepdim else np.expand_dims(g, self.axes)
         return ((g / count) * mask,)
+
+    def select(self, gg):
+        """The transpose of backward (ops/higher.py): gg's maxima along dims, averaged."""
+        mask = (self.x == self.y).astype(self.x.dtype)
+        count = float_sum(mask, self.axes).reshape(self.y.shape)
+        y = float_sum(gg * mask, self.axes).reshape(self.y.shape) / count
+        return y if self.keepdim else np.squeeze(y, self.axes)
 
 
 def _amax(name, fn):
@@ -467,6 +489,12 @@ class Var(Op):
             self.n - self.correction > 0 else x.dtype.type(np.inf)
         return (scale * g * (x - self.mean.astype(x.dtype)),)
 
+    def decompose(self, x):
+        """The op as recorded ops (backward with create_graph=True differentiates this)."""
+        d = x - x.mean(self.axes, keepdim=True)
+        y = (d * d).sum(self.axes, keepdim=self.keepdim) / max(self.n - self.correction, 0)
+        return y.sqrt() if self.std else y
+
 
 def _var_args(dim, unbiased, correction, keepdim, where):
     """torch's two overloads: var(input, dim, unbiased, keepdim) and
@@ -535,6 +563,10 @@ class LogSumExp(Op):
         g = g if self.keepdim else np.expand_dims(g, self.axes)
         return (g * np.exp(self.x - self.y),)
 
+    def vjp(self, g, inputs, output):
+        keep = self.y.shape
+        return (g.reshape(keep) * (inputs[0] - output.reshape(keep)).exp(),)
+
 
 @export("logsumexp", method=True)
 def logsumexp(input, dim, keepdim=False):
@@ -547,6 +579,7 @@ class CumSum(Op):
     node = "CumsumBackward0"  # torch's grad_fn name
 
     rule = "dx = running sums of g from the end"
+    linear = True
 
     def forward(self, x):
         return np.cumsum(x, axis=self.dim, dtype=x.dtype)
@@ -693,6 +726,18 @@ class Norm(Op):
             scale = np.where(y == 0, zero, g / y ** x.dtype.type(p - 1))
             return (x * np.abs(x) ** x.dtype.type(p - 2) * scale,)
 
+    def vjp(self, g, inputs, output):
+        (x,), p = inputs, self.p
+        if p not in (1, 2):
+            higher.unsupported(self, f"the {p:g}-norm")
+        keep = self.y.shape
+        g = g.reshape(keep)
+        if p == 1:
+            return (x.sign() * g,)
+        y = output.reshape(keep)
+        safe = higher.where_const(self.y == 0, registry.FUNCTIONS["ones_like"](y), y)  # not 0
+        return (x * higher.where_const(self.y != 0, g / safe),)
+
 
 @export("norm")
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
@@ -764,6 +809,9 @@ class Softmax(Op):
             return (B.softmax_rows_backward(y, g),)
         return (y * (g - (g * y).sum(axis=self.dim, keepdims=True)),)
 
+    def vjp(self, g, inputs, output):
+        return (output * (g - (g * output).sum(self.dim, keepdim=True)),)
+
 
 class LogSoftmax(Op):
     """y = x - max - log(sum(exp(x - max))) along dim"""
@@ -781,6 +829,9 @@ class LogSoftmax(Op):
 
     def backward(self, g):
         return (g - np.exp(self.y) * g.sum(axis=self.dim, keepdims=True),)
+
+    def vjp(self, g, inputs, output):
+        return (g - output.exp() * g.sum(self.dim, keepdim=True),)
 
 
 def _softmax_dim(input, dim, where):
@@ -818,6 +869,7 @@ class TakeAlong(Op):
     """y = x picked along dim by indices (sort, topk): the gradient goes back to them"""
 
     rule = "dx = g scattered to the picked indices"
+    linear = True
 
     def forward(self, x):
         self.shape = x.shape

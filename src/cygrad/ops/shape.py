@@ -15,7 +15,7 @@ import numpy as np
 from .. import backend as B
 from .. import dtypes
 from ..tensor import Size, Tensor, _dim, _local, _wrap, apply
-from . import Op, SliceGrad, registry
+from . import Op, SliceGrad, higher, registry
 from .factories import scalar_as
 from .registry import export
 
@@ -79,6 +79,7 @@ class Reshape(Op):
 
     rule = "dx = g.reshape(x.shape)"
     view_of = 0
+    linear = True
     node = "ViewBackward0"  # torch's reshape of a tensor a view can give (squeeze... pass theirs)
 
     def forward(self, x):
@@ -163,6 +164,7 @@ class Permute(Op):
 
     rule = "dx = g.permute(inverse dims)"
     view_of = 0
+    linear = True
 
     def forward(self, x):
         return x.transpose(self.dims)
@@ -290,6 +292,7 @@ class Expand(Op):
 
     rule = "dx = g summed over the broadcast dims"
     view_of = 0
+    linear = True
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -345,6 +348,7 @@ class Repeat(Op):
     """y = x tiled `repeats` times along each dim (torch.Tensor.repeat, numpy's tile)"""
 
     rule = "dx = g summed over the copies"
+    linear = True
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -380,6 +384,7 @@ class Slice(Op):
 
     rule = "dx = zeros with g written at index"
     view_of = 0
+    linear = True
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
@@ -727,6 +732,16 @@ class Cat(Op):
             start += size
         return tuple(grads)
 
+    def vjp(self, g, inputs, output):
+        grads, start = [], 0
+        for x, size, need, skip in zip(inputs, self.sizes, self.needs, self.skipped):
+            if not need or skip:
+                grads.append(None if not need else registry.FUNCTIONS["zeros_like"](x))
+            else:
+                grads.append(g[(slice(None),) * self.dim + (slice(start, start + size),)])
+            start += size
+        return tuple(grads)
+
 
 def _tensors(tensors, where):
     if isinstance(tensors, Tensor):
@@ -816,6 +831,7 @@ class GatherDim(Op):
     """y[i][j] = x[index[i][j]][j] (dim 0; likewise for any dim): torch.gather"""
 
     rule = "dx = zeros with g added at index along dim (in index order)"
+    linear = True
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
@@ -878,6 +894,7 @@ class IndexSelect(Op):
     """y = x taken at index along dim"""
 
     rule = "dx = zeros with g added at index along dim (in index order)"
+    linear = True
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
@@ -1179,6 +1196,13 @@ class Where(Op):
             if self.needs[1] else None
         return dx, do
 
+    def vjp(self, g, inputs, output):
+        dx = higher.sum_to(higher.where_const(self.condition, g), self.shapes[0]) \
+            if self.needs[0] else None
+        do = higher.sum_to(higher.where_const(~np.asarray(self.condition), g), self.shapes[1]) \
+            if self.needs[1] else None
+        return dx, do
+
 
 @export("where")
 def where(condition, input=None, other=None, *, out=None):
@@ -1285,6 +1309,7 @@ class Tri(Op):
     """y = the lower (tril) or upper (triu) triangle of x's last two dims"""
 
     rule = "dx = the same triangle of g"
+    linear = True
 
     def forward(self, x):
         return self.fn(x, self.diagonal)
@@ -1317,6 +1342,7 @@ class Flip(Op):
     """y = x reversed along dims"""
 
     rule = "dx = g reversed along dims"
+    linear = True
 
     def forward(self, x):
         return np.flip(x, self.dims).copy()
@@ -1335,6 +1361,7 @@ class Roll(Op):
     """y = x rolled by shifts along dims"""
 
     rule = "dx = g rolled back"
+    linear = True
 
     def forward(self, x):
         return np.roll(x, self.shifts, self.dims)
@@ -1369,6 +1396,7 @@ class Diagonal(Op):
     """y = the diagonal of x's dims dim1, dim2 (offset) as the last dim: a view"""
 
     rule = "dx = zeros with g on the diagonal"
+    linear = True
     view_of = 0
 
     def forward(self, x):

@@ -27,6 +27,17 @@ class Embedding(Op):
         return (B.embedding_backward(np.ascontiguousarray(g).reshape(-1, d), self.flat, self.num,
                                      self.padding_idx, self.scale_grad_by_freq),)
 
+    def select(self, gg):
+        """The transpose of backward (ops/higher.py): gg's rows at the indices, 0 at the
+        padding index, divided by each index's count with scale_grad_by_freq."""
+        out = np.take(gg, self.indices, axis=0)
+        if self.padding_idx >= 0:
+            out[self.indices == self.padding_idx] = 0
+        if self.scale_grad_by_freq:
+            counts = np.bincount(self.flat, minlength=self.num).astype(gg.dtype)
+            out /= counts[self.indices][..., None]
+        return out
+
 
 def renorm_rows(w, indices, max_norm, norm_type):
     """W[k] *= max_norm / (norm + 1e-7) in place for each distinct k in indices whose row's
