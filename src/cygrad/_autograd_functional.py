@@ -44,21 +44,26 @@ def _post(x, create_graph):
     return x if create_graph or x is None else x.detach()
 
 
-def _vectors(v, outputs, fn):
-    """v as a tuple matching outputs (None allowed for a single one-element output)."""
+def _vectors(v, against, fn, inputs=False):
+    """v as a tuple matching `against` (the outputs, or with inputs=True the inputs); None
+    allowed for a single one-element tensor."""
     if v is None:
-        if len(outputs) != 1 or outputs[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the user-provided function "
-                               "returns a single Tensor with a single element.")
+        if len(against) != 1 or against[0].numel() != 1:
+            raise RuntimeError("The vector v can only be None if the input to the user-provided "
+                               "function is a single Tensor with a single element." if inputs
+                               else "The vector v can only be None if the user-provided "
+                               "function returns a single Tensor with a single element.")
         return (None,)
     _, vs = _as_tuple(v, "v", fn)
-    if len(vs) != len(outputs):
-        raise RuntimeError(f"v is a tuple of invalid length: should be {len(outputs)} but "
+    if len(vs) != len(against):
+        raise RuntimeError(f"v is a tuple of invalid length: should be {len(against)} but "
                            f"got {len(vs)}.")
-    for o, w in zip(outputs, vs):
+    for k, (o, w) in enumerate(zip(against, vs)):
         if tuple(o.shape) != tuple(w.shape):
-            raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
-                               f"{w.shape} and output[0] has a shape of {o.shape}.")
+            raise RuntimeError(f"Mismatch in shape: v[{k}] has a shape of {w.shape} and the "
+                               f"input has a shape of {o.shape}." if inputs else
+                               f"Mismatch in shape: grad_output[{k}] has a shape of {w.shape} "
+                               f"and output[{k}] has a shape of {o.shape}.")
     return vs
 
 
@@ -185,20 +190,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 
     single_in, inputs = _as_tuple(inputs, "inputs", "jvp")
     inputs = _grad_inputs(inputs, create_graph)
-    if v is None:
-        if len(inputs) != 1 or inputs[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the input to the user-provided "
-                               "function is a single Tensor with a single element.")
-        vs = (None,)
-    else:
-        _, vs = _as_tuple(v, "v", "jvp")
-        if len(vs) != len(inputs):
-            raise RuntimeError(f"v is a tuple of invalid length: should be {len(inputs)} but "
-                               f"got {len(vs)}.")
-        for t, w in zip(inputs, vs):
-            if tuple(t.shape) != tuple(w.shape):
-                raise RuntimeError(f"Mismatch in shape: v has a shape of {w.shape} and the "
-                                   f"input has a shape of {t.shape}.")
+    vs = _vectors(v, inputs, "jvp", inputs=True)
     out, single_out, outputs = _run(func, inputs, "jvp")
     with autograd.enable_grad():
         us = tuple(_wrap(np.zeros_like(o._data)).requires_grad_(True) for o in outputs)
@@ -260,16 +252,7 @@ def _second(func, inputs, v, create_graph, strict, fn):
 
     single_in, inputs = _as_tuple(inputs, "inputs", fn)
     inputs = _grad_inputs(inputs, create_graph)
-    if v is None:
-        if len(inputs) != 1 or inputs[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the input to the user-provided "
-                               "function is a single Tensor with a single element.")
-        vs = (None,)
-    else:
-        _, vs = _as_tuple(v, "v", fn)
-        if len(vs) != len(inputs):
-            raise RuntimeError(f"v is a tuple of invalid length: should be {len(inputs)} but "
-                               f"got {len(vs)}.")
+    vs = _vectors(v, inputs, fn, inputs=True)
     out, single_out, outputs = _run(func, inputs, fn)
     if len(outputs) != 1 or outputs[0].numel() != 1:
         raise RuntimeError(f"The function given to {fn} should return a single Tensor with a "

@@ -108,20 +108,46 @@ class _Recorded(Op):
         g = np.asarray(g).reshape(-1)
         grads = [_wrap(np.ascontiguousarray(g[a:b]).reshape(shape))
                  for a, b, shape in self.parts]
-        grads = self.fill(grads)
-        token = _state.swap("grad_enabled", False)
+        result = self._run_backward(self.fill(grads), graph=False)
+        return tuple(None if gi is None else np.asarray(gi._data, dtype=dtype).reshape(shape)
+                     for gi, (_, shape, dtype) in zip(result, self.inputs))
+
+    def vjp(self, g, inputs, output):
+        """The derivative of this node's gradients (ops/higher.py): the Function's backward
+        run in grad mode on Tensors (saved tensors with their graphs), as torch runs it; a
+        backward marked @once_differentiable raises (torch's error)."""
+        if getattr(self.function.backward, "_once_differentiable", False):
+            from .ops.higher import OnceDifferentiable
+
+            raise OnceDifferentiable(f"trying to differentiate twice a function that was "
+                                     f"marked with @once_differentiable ({self._name()})")
+        flat = g.reshape(-1)
+        return tuple(self._run_backward(
+            self.fill([flat[a:b].reshape(shape) for a, b, shape in self.parts]), graph=True))
+
+    def _name(self):
+        return type(self).__name__ + "Backward"
+
+    def _run_backward(self, grads, graph):
+        """The Function's backward on grads (Tensors), one gradient (a Tensor of the input's
+        shape, broadcast ones summed) or None per tensor input: in grad mode with the saved
+        tensors' graphs (graph: backward with create_graph=True), else without."""
+        ctx = self.ctx
+        ctx._graph = graph
+        token = _state.swap("grad_enabled", graph)
         try:
-            out = self.function.backward(self.ctx, *grads)
+            out = self.function.backward(ctx, *grads)
         finally:
             _state.restore("grad_enabled", token)
+            ctx._graph = False
         if not isinstance(out, tuple):
             out = (out,)
-        name = type(self).__name__ + "Backward"
+        name = self._name()
         if len(out) != self.nargs:
             raise RuntimeError(f"function {name} returned an incorrect number of gradients "
                                f"(expected {self.nargs}, got {len(out)})")
         result = []
-        for i, shape, dtype in self.inputs:
+        for i, shape, _ in self.inputs:
             gi = out[i]
             if gi is None:
                 result.append(None)
@@ -130,7 +156,6 @@ class _Recorded(Op):
                 gi = _wrap(np.asarray(gi))
             if tuple(gi.shape) != shape:
                 try:
-                    np.broadcast_shapes(shape, tuple(gi.shape))
                     if np.broadcast_shapes(shape, tuple(gi.shape)) != tuple(gi.shape):
                         raise ValueError
                     gi = gi.sum_to_size(shape) if shape else gi.sum()
@@ -138,43 +163,8 @@ class _Recorded(Op):
                     raise RuntimeError(f"Function {name} returned an invalid gradient at index "
                                        f"{i} - got {list(gi.shape)} but expected shape "
                                        f"compatible with {list(shape)}") from None
-            result.append(np.asarray(gi._data, dtype=dtype).reshape(shape))
-        return tuple(result)
-
-    def vjp(self, g, inputs, output):
-        """The derivative of this node's gradients (ops/higher.py): the Function's backward
-        run in grad mode on Tensors (saved tensors with their graphs), as torch runs it; a
-        backward marked @once_differentiable raises (torch's error)."""
-        name = type(self).__name__ + "Backward"
-        if getattr(self.function.backward, "_once_differentiable", False):
-            from .ops.higher import OnceDifferentiable
-
-            raise OnceDifferentiable(f"trying to differentiate twice a function that was "
-                                     f"marked with @once_differentiable ({name})")
-        flat = g.reshape(-1)
-        grads = self.fill([flat[a:b].reshape(shape) for a, b, shape in self.parts])
-        ctx = self.ctx
-        ctx._graph = True
-        token = _state.swap("grad_enabled", True)
-        try:
-            out = self.function.backward(ctx, *grads)
-        finally:
-            _state.restore("grad_enabled", token)
-            ctx._graph = False
-        if not isinstance(out, tuple):
-            out = (out,)
-        if len(out) != self.nargs:
-            raise RuntimeError(f"function {name} returned an incorrect number of gradients "
-                               f"(expected {self.nargs}, got {len(out)})")
-        result = []
-        for i, shape, _ in self.inputs:
-            gi = out[i]
-            if gi is not None and not isinstance(gi, Tensor):
-                gi = _wrap(np.asarray(gi))
-            if gi is not None and tuple(gi.shape) != shape:
-                gi = gi.sum_to_size(shape) if shape else gi.sum()
             result.append(gi)
-        return tuple(result)
+        return result
 
     def release(self):
         ctx = self.__dict__.get("ctx")

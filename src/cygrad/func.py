@@ -10,7 +10,12 @@ nothing; a transform of a function that does not use an argument gives zeros for
 too). A transform's result carries a graph only when its differentiated arguments did (as
 torch's, outside any transform)."""
 
+import numpy as np
+
+from .autograd import enable_grad
+from .autograd import grad as autograd_grad
 from .nn.utils.stateless import _functional_call as functional_call
+from .tensor import Tensor, _wrap
 
 __all__ = ["functional_call", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
            "hessian"]
@@ -26,8 +31,6 @@ def __getattr__(name):
 def _flatten(tree):
     """(leaves, rebuild): the tensors of a pytree (dict, list, tuple, or one tensor) in
     order, and a function making the same structure from new leaves."""
-    from .tensor import Tensor
-
     if isinstance(tree, Tensor):
         return [tree], lambda leaves: leaves[0]
     if isinstance(tree, dict):
@@ -99,15 +102,32 @@ def _finish(tree, keep):
 
 def _gradients(output, leaves):
     """d output / d leaves (zeros for an unused leaf), with a graph."""
-    import numpy as np
-
-    from .autograd import grad as autograd_grad
-    from .tensor import _wrap
-
     if not output.requires_grad:
         return [_wrap(np.zeros_like(t._data)) for t in leaves]
     got = autograd_grad(output, leaves, create_graph=True, allow_unused=True)
     return [_wrap(np.zeros_like(t._data)) if g is None else g for g, t in zip(got, leaves)]
+
+
+def _regroup(leaves, values):
+    """values (one per prepared leaf, in order) as one tree per argnum."""
+    trees, start = [], 0
+    for made, rebuild in leaves:
+        trees.append(rebuild(values[start:start + len(made)]))
+        start += len(made)
+    return trees
+
+
+def _call(func, args, kwargs, has_aux, name):
+    """func's output and aux (None without has_aux), in grad mode."""
+
+    with enable_grad():
+        out = func(*args, **kwargs)
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(f"{name}(f)(*args): output of function f should be a tuple: "
+                           "(output, aux) if has_aux is True")
+    return out
 
 
 # ---------------------------------------------------------------------- transforms
@@ -116,34 +136,21 @@ def grad_and_value(func, argnums=0, has_aux=False):
     """torch.func.grad_and_value: a function returning (the gradient of func's one-element
     output with respect to the arguments at argnums, func's output); with has_aux func
     returns (output, aux) and the result is (gradient, (output, aux))."""
-    from .autograd import enable_grad
 
     def wrapper(*args, **kwargs):
         single, nums = _argnums(argnums, len(args))
         args, leaves, outer = _prepared(args, nums)
+        out, aux = _call(func, args, kwargs, has_aux, "grad_and_value")
+        if not isinstance(out, Tensor):
+            raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
+                               f"Tensor, got {type(out)}")
+        if out.numel() != 1:
+            raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
+                               f"scalar Tensor, got tensor with {out.dim()} dims. Maybe you "
+                               "wanted to use the vjp or jacrev APIs instead?")
         with enable_grad():
-            out = func(*args, **kwargs)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError("grad_and_value(f)(*args): output of function f should "
-                                       "be a tuple: (output, aux) if has_aux is True")
-                out, aux = out
-            from .tensor import Tensor
-
-            if not isinstance(out, Tensor):
-                raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
-                                   f"Tensor, got {type(out)}")
-            if out.numel() != 1:
-                raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
-                                   f"scalar Tensor, got tensor with {out.dim()} dims. Maybe you "
-                                   "wanted to use the vjp or jacrev APIs instead?")
-            everything = [t for made, _ in leaves for t in made]
-            grads = _gradients(out, everything)
-        trees, start = [], 0
-        for made, rebuild in leaves:
-            trees.append(rebuild(grads[start:start + len(made)]))
-            start += len(made)
+            grads = _gradients(out, [t for made, _ in leaves for t in made])
+        trees = _regroup(leaves, grads)
         g = _finish(trees[0] if single else tuple(trees), outer)
         value = out if outer else out.detach()
         return (g, (value, _finish(aux, outer))) if has_aux else (g, value)
@@ -166,24 +173,14 @@ def grad(func, argnums=0, has_aux=False):
 def vjp(func, *primals, has_aux=False):
     """torch.func.vjp: (func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) gives the
     vector-Jacobian product for each primal (a tuple)."""
-    from .autograd import enable_grad
-    from .autograd import grad as autograd_grad
 
     nums = tuple(range(len(primals)))
     args, leaves, outer = _prepared(primals, nums)
-    with enable_grad():
-        out = func(*args)
-    aux = None
-    if has_aux:
-        out, aux = out
+    out, aux = _call(func, args, {}, has_aux, "vjp")
     out_flat, _ = _flatten(out)
     everything = [t for made, _ in leaves for t in made]
 
     def vjp_fn(cotangents, retain_graph=True, create_graph=None):
-        import numpy as np
-
-        from .tensor import _wrap
-
         cots, _ = _flatten(cotangents)
         if len(cots) != len(out_flat):
             raise RuntimeError(f"Expected pytree structure of cotangents to be the same as "
@@ -196,10 +193,7 @@ def vjp(func, *primals, has_aux=False):
                 [None] * len(everything)
         got = [_wrap(np.zeros_like(t._data)) if g is None else g
                for g, t in zip(got, everything)]
-        trees, start = [], 0
-        for made, rebuild in leaves:
-            trees.append(rebuild(got[start:start + len(made)]))
-            start += len(made)
+        trees = _regroup(leaves, got)
         keep = outer or any(c.requires_grad for c in cots)
         return tuple(_finish(t, keep) for t in trees)
 
@@ -211,18 +205,14 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
     """torch.func.jacrev: the Jacobian of func with respect to the arguments at argnums, by
     one reverse pass per output element: output.shape + input.shape (tuples for several
     argnums or outputs). Nests: jacrev(jacrev(f))."""
-    from .autograd import enable_grad
 
     def wrapper(*args, **kwargs):
         from . import stack
 
         single, nums = _argnums(argnums, len(args))
         args, leaves, outer = _prepared(args, nums)
+        out, aux = _call(func, args, kwargs, has_aux, "jacrev")
         with enable_grad():
-            out = func(*args, **kwargs)
-            aux = None
-            if has_aux:
-                out, aux = out
             outs, rebuild_out = _flatten(out)
             everything = [t for made, _ in leaves for t in made]
             per_out = []
@@ -234,13 +224,8 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
                     column = [r[j] for r in rows]
                     m = stack(column) if column else t.new_zeros((0,) + tuple(t.shape))
                     mats.append(m.reshape(tuple(o.shape) + tuple(t.shape)))
-                trees, start = [], 0
-                for made, rebuild in leaves:
-                    trees.append(rebuild(mats[start:start + len(made)]))
-                    start += len(made)
+                trees = _regroup(leaves, mats)
                 per_out.append(trees[0] if single else tuple(trees))
-        from .tensor import Tensor
-
         result = _finish(per_out[0] if isinstance(out, Tensor) else rebuild_out(per_out), outer)
         return (result, _finish(aux, outer)) if has_aux else result
 
@@ -250,12 +235,6 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
 def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     """torch.func.jvp: (func(*primals), the Jacobian-vector product with tangents), by the
     double-vjp trick (the same values forward mode gives, in reverse mode)."""
-    import numpy as np
-
-    from .autograd import enable_grad
-    from .autograd import grad as autograd_grad
-    from .tensor import _wrap
-
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be "
                            "tuples")
@@ -266,11 +245,8 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     args, leaves, outer = _prepared(primals, nums)
     everything = [t for made, _ in leaves for t in made]
     tans = [t for tree in tangents for t in _flatten(tree)[0]]
+    out, aux = _call(func, args, {}, has_aux, "jvp")
     with enable_grad():
-        out = func(*args)
-        aux = None
-        if has_aux:
-            out, aux = out
         outs, rebuild_out = _flatten(out)
         us = [_wrap(np.zeros_like(o._data)).requires_grad_(True) for o in outs]
         live = [(o, u) for o, u in zip(outs, us) if o.requires_grad]

@@ -1186,7 +1186,8 @@ def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
 
 
 def _graph_node_hooks(hooks, input_grads, g):
-    """_run_node_hooks with Tensors (backward with create_graph=True)."""
+    """_run_node_hooks with Tensors (backward with create_graph=True, and _run_node_hooks's
+    own work)."""
     if not hooks:
         return g if input_grads is None else input_grads
     outs, ins = (g,), None if input_grads is None else tuple(input_grads)
@@ -1222,31 +1223,19 @@ def _graph_extras(node, g, capture):
         node._grad = g if node._grad is None else node._grad + g
     return g
 
+
 def _run_node_hooks(op, hooks, input_grads, g):
     """A node's hooks as torch runs them: pre-hooks (input_grads None) fn(grad_outputs) ->
     new grad_outputs; hooks fn(grad_inputs, grad_outputs) -> new grad_inputs. Returns g or
-    input_grads, replaced where a hook returned something."""
+    input_grads (arrays), replaced where a hook returned something."""
     if not hooks:
         return g if input_grads is None else input_grads
-    outs = (_wrap(np.asarray(g)),)
     ins = None if input_grads is None else \
         tuple(None if x is None else _wrap(np.asarray(x)) for x in input_grads)
-    for fn in list(hooks.values()):
-        r = fn(outs) if ins is None else fn(ins, outs)
-        if r is None:
-            continue
-        r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
-        want = len(outs) if ins is None else len(ins)
-        if len(r) != want:
-            raise RuntimeError(f"hook '{getattr(fn, '__name__', fn)}' has returned an incorrect "
-                               f"number of values (got {len(r)}, but expected {want})")
-        if ins is None:
-            outs = r
-        else:
-            ins = r
+    out = _graph_node_hooks(hooks, ins, _wrap(np.asarray(g)))
     if ins is None:
-        return outs[0]._data
-    return tuple(None if t is None else t._data for t in ins)
+        return out._data
+    return tuple(None if t is None else t._data for t in out)
 
 
 def _node_extras(node, g, capture):
