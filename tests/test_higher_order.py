@@ -397,3 +397,40 @@ def test_tied_units_stay_tied_under_a_gradient_penalty(threads):
             assert not np.array_equal(w[1], w1[1].astype(w.dtype))  # it did train
     finally:
         cygrad.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("make", ["cnn", "gru", "lstm", "encoder", "hooked"])
+def test_layers_differentiate_twice(make):
+    """Whole nn layers (convolution, batch norm, pooling, recurrent cells, a transformer
+    encoder layer, a module with a full backward hook) against central differences."""
+    cygrad.manual_seed(1)
+    if make == "cnn":
+        net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
+                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 1))
+        shape = (2, 1, 4, 4)
+    elif make == "gru":
+        gru = nn.GRU(2, 3, batch_first=True)
+        net = lambda t: gru(t)[0]  # noqa: E731
+        shape = (2, 3, 2)
+    elif make == "lstm":
+        lstm = nn.LSTM(2, 3, batch_first=True)
+        net = lambda t: lstm(t)[0]  # noqa: E731
+        shape = (2, 3, 2)
+    elif make == "encoder":
+        net = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True)
+        shape = (2, 3, 4)
+    else:
+        net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        seen = []
+        net[0].register_full_backward_hook(lambda m, gi, go: seen.append(len(gi)))
+        shape = (3, 3)
+    if isinstance(net, nn.Module):
+        net = net.double()
+    else:
+        for m in (locals().get("gru"), locals().get("lstm")):
+            if m is not None:
+                m.double()
+    x = cygrad.tensor(np.random.default_rng(2).standard_normal(shape), requires_grad=True)
+    assert cygrad.autograd.gradgradcheck(net, (x,), atol=1e-4)
+    if make == "hooked":
+        assert seen  # the hook ran in the backward passes

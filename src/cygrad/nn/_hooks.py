@@ -55,6 +55,17 @@ class BackwardHookFunction(Op):
             start += n
         return self.callback(grads)
 
+    def vjp(self, g, inputs, output):
+        """Backward with create_graph=True (ops/higher.py): the hooks ran in backward, which
+        gave the values; the derivative is the identity's (a hook that replaced a gradient
+        replaced its value only)."""
+        grads, start = [], 0
+        for shape in self.shapes:
+            n = math.prod(shape)
+            grads.append(g[start:start + n].reshape(shape))
+            start += n
+        return tuple(grads)
+
 
 class BackwardHookView(BackwardHookFunction):
     """y = x (a view of it); backward passes g through `callback`"""
@@ -67,6 +78,9 @@ class BackwardHookView(BackwardHookFunction):
 
     def backward(self, g):
         return self.callback([g])
+
+    def vjp(self, g, inputs, output):
+        return (g,)
 
 
 class BackwardHook:
