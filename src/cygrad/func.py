@@ -5,10 +5,15 @@ create_graph=True (cygrad/ops/higher.py), so they nest: `grad(grad(f))`, `jacrev
 torch's double-vjp trick: the values forward mode gives, computed in reverse mode). Arguments
 and outputs may be tensors or pytrees of them (dicts, lists, tuples), as torch's.
 
-Departures: there is no vmap (naming it raises), so `chunk_size` and `randomness` change
-nothing; a transform of a function that does not use an argument gives zeros for it (torch's
-too). A transform's result carries a graph only when its differentiated arguments did (as
-torch's, outside any transform)."""
+`vmap` runs the function once per sample (the mapped dims' slices) and stacks the results:
+torch's values, each sample's bits exactly those of the function called on it alone (no
+batching rule changes an operation), and no batched speed-up; `in_dims`, `out_dims`, nesting,
+`randomness` ("error" raises when the function draws from the generator, "same" gives every
+sample the same draws, "different" its own) as torch's; `chunk_size` changes nothing.
+
+A transform of a function that does not use an argument gives zeros for it (torch's too). A
+transform's result carries a graph only when its differentiated arguments did (as torch's,
+outside any transform)."""
 
 import numpy as np
 
@@ -18,10 +23,10 @@ from .nn.utils.stateless import _functional_call as functional_call
 from .tensor import Tensor, _wrap
 
 __all__ = ["functional_call", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
-           "hessian"]
+           "hessian", "vmap"]
 
 
-def __getattr__(name):
+def __getattr__(name):  # torch.func's other names (linearize, stack_module_state, ...)
     raise AttributeError(f"module 'cygrad.func' has no attribute '{name}': cygrad does not "
                          f"implement torch.func.{name}")
 
@@ -271,3 +276,138 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
 def hessian(func, argnums=0):
     """torch.func.hessian: jacfwd(jacrev(func)) as torch, here jacrev of jacrev."""
     return jacfwd(jacrev(func, argnums), argnums)
+
+
+# ---------------------------------------------------------------------- vmap
+
+def _dims_of(arg, dims, where):
+    """The mapped dim (or None) of each tensor leaf of arg, from in_dims' entry dims (an int
+    or None for the whole argument, or a pytree matching it)."""
+    if dims is None or isinstance(dims, int):
+        leaves, rebuild = _flatten_leaves(arg)
+        return leaves, rebuild, [dims if isinstance(t, Tensor) else None for t in leaves]
+    leaves, rebuild = _flatten_leaves(arg)
+    flat_dims, _ = _flatten_leaves(dims)
+    if len(flat_dims) != len(leaves):
+        raise ValueError(f"vmap({where}, in_dims={dims}, ...)(<inputs>): in_dims is not "
+                         "compatible with the structure of `inputs`.")
+    return leaves, rebuild, flat_dims
+
+
+def _flatten_leaves(tree):
+    """Like _flatten, for any leaves (numbers, None: vmap passes them through)."""
+    if isinstance(tree, dict):
+        keys = list(tree)
+        parts = [_flatten_leaves(tree[k]) for k in keys]
+    elif isinstance(tree, (list, tuple)):
+        keys = None
+        parts = [_flatten_leaves(v) for v in tree]
+    else:
+        return [tree], lambda leaves: leaves[0]
+    sizes = [len(p[0]) for p in parts]
+
+    def rebuild(new):
+        out, start = [], 0
+        for (_, make), n in zip(parts, sizes):
+            out.append(make(new[start:start + n]))
+            start += n
+        if keys is not None:
+            return dict(zip(keys, out))
+        return tuple(out) if isinstance(tree, tuple) else out
+
+    return [t for p in parts for t in p[0]], rebuild
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
+    """torch.func.vmap: func mapped over dim in_dims of its inputs, the results stacked along
+    out_dims (see the module docstring: one call per sample)."""
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or "
+                           f"'same'. Got {randomness}")
+    name = getattr(func, "__name__", repr(func))
+
+    def wrapped(*args, **kwargs):
+        from . import random as _random
+        from . import stack
+
+        if isinstance(in_dims, (list, tuple)) and not isinstance(in_dims, int):
+            if len(in_dims) != len(args):
+                raise ValueError(f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): in_dims is "
+                                 f"not compatible with the structure of `inputs`. in_dims has "
+                                 f"structure of length {len(in_dims)} but inputs has {len(args)}")
+            per_arg = list(in_dims)
+        elif in_dims is None or isinstance(in_dims, int):
+            per_arg = [in_dims] * len(args)
+        else:
+            raise ValueError(f"vmap({name}, in_dims={in_dims}, ...): expected `in_dims` to be int "
+                             f"or a (potentially nested) tuple matching the structure of inputs, "
+                             f"got: {type(in_dims)}.")
+        split, sizes = [], []
+        for arg, dims in zip(args, per_arg):
+            leaves, rebuild, dims = _dims_of(arg, dims, name)
+            fixed = []
+            for t, d in zip(leaves, dims):
+                if d is None:
+                    fixed.append(None)
+                    continue
+                if not isinstance(t, Tensor):
+                    raise ValueError(f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): Got "
+                                     f"in_dim={d} for an input but the input is of type "
+                                     f"{type(t)}. We cannot vmap over non-Tensor arguments, "
+                                     "please use None as the respective in_dim")
+                if not -t.dim() <= d < max(t.dim(), 1) or t.dim() == 0:
+                    raise ValueError(f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): Got "
+                                     f"in_dim={d} for some input, but that input is a Tensor of "
+                                     f"dimensionality {t.dim()} so expected in_dim to satisfy "
+                                     f"-{t.dim()} <= in_dim < {t.dim()}.")
+                fixed.append(d % t.dim())
+                sizes.append(t.shape[d % t.dim()])
+            split.append((leaves, rebuild, fixed))
+        if not sizes:
+            raise ValueError(f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): at least one "
+                             "input must be a Tensor mapped over (got in_dims None for all)")
+        if len(set(sizes)) > 1:
+            raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped "
+                             f"dimension, got sizes {sizes} for the mapped dimension")
+        n = sizes[0]
+        state = _random.get_rng_state()
+        results = []
+        for b in range(n):
+            if randomness == "same":
+                _random.set_rng_state(state)
+            before = _random.get_rng_state() if randomness == "error" else None
+            sample = [rebuild([t if d is None else t.select(d, b) for t, d in zip(leaves, dims)])
+                      for leaves, rebuild, dims in split]
+            out = func(*sample, **kwargs)
+            if before is not None and not _same_state(before, _random.get_rng_state()):
+                raise RuntimeError("vmap: called random operation while in randomness error "
+                                   "mode. Please either use the 'same' or 'different' "
+                                   "randomness flags on vmap or perform the randomness "
+                                   "operation out of vmap")
+            results.append(out)
+        outs = [_flatten_leaves(r) for r in results]
+        leaves0, rebuild_out = outs[0]
+        dims = _flatten_leaves(out_dims)[0] if isinstance(out_dims, (tuple, list)) \
+            else [out_dims] * len(leaves0)
+        if len(dims) != len(leaves0):
+            raise ValueError(f"vmap({name}, ..., out_dims={out_dims})(<inputs>): out_dims is not "
+                             "compatible with the structure of `outputs`.")
+        stacked = []
+        for k, d in enumerate(dims):
+            column = [o[0][k] for o in outs]
+            if not all(isinstance(c, Tensor) for c in column):
+                bad = next(c for c in column if not isinstance(c, Tensor))
+                raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got "
+                                 f"type {type(bad)}. Did you mean to set out_dims= to None for "
+                                 "output?")
+            if d is None:
+                stacked.append(column[0])
+                continue
+            stacked.append(stack(column, dim=d if d >= 0 else d + column[0].dim() + 1))
+        return rebuild_out(stacked)
+
+    return wrapped
+
+
+def _same_state(a, b):
+    return a.shape == b.shape and bool((a == b).all())
