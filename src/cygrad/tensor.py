@@ -11,6 +11,7 @@ as `sum`, `view`, `tanh` and the operators — is derived from the op table (cyg
 installs each op's method here (`ops.registry.install`).
 """
 
+import copy
 import math
 import numbers
 import sys
@@ -1166,6 +1167,11 @@ def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
                 for w in watch:
                     w.before(node, g._data)
             parents = _parents_of(node)
+            if capture is not None:  # only the gradients a captured tensor is reached by
+                needs = tuple(n and id(p) in reach for n, p in zip(op.needs, parents))
+                if needs != op.needs:
+                    op = copy.copy(op)
+                    op.needs = needs
             input_grads = vjp_of(op, g, parents, node)
             if watch is not None:
                 for w in watch:
