@@ -434,3 +434,19 @@ def test_layers_differentiate_twice(make):
     assert cygrad.autograd.gradgradcheck(net, (x,), atol=1e-4)
     if make == "hooked":
         assert seen  # the hook ran in the backward passes
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_autograd_grad_runs_only_the_paths_to_its_inputs(create_graph):
+    """As torch: a hook on a tensor that only leads to other leaves does not run, and the
+    gradients are those of a full backward."""
+    x = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    w = cygrad.tensor([0.5, 0.1], requires_grad=True)
+    e = w.exp()
+    seen = []
+    e.register_hook(lambda g: seen.append(1))
+    (g,) = cygrad.autograd.grad((e * x).sum(), x, create_graph=create_graph)
+    assert seen == []
+    np.testing.assert_array_equal(g.detach().numpy(), np.exp([0.5, 0.1]).astype(np.float32))
+    (e * x).sum().backward()
+    assert seen == [1]

@@ -983,13 +983,14 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
     watch = _local.watch
     # the usual backward: no watcher, no capture (autograd.grad), every leaf: one test a node
     plain = watch is None and capture is None and only_ids is None
+    reach = None if capture is None else _reaching(order, capture)
     try:
         for node in reversed(order):
             g, node._g = node._g, None
             op = node._op
             if g is None:  # no gradient reached it (its consumers sent None)
-                if op is not None and not retain_graph:
-                    op.release()
+                if op is not None and not retain_graph and (reach is None or id(node) in reach):
+                    op.release()  # (autograd.grad leaves what it did not run, as torch)
                 continue
             if node._extra is not None:
                 g = _node_extras(node, g, capture)
@@ -1042,7 +1043,7 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
                 if watch is not None:
                     for w in watch:
                         w.before(node, g)
-                input_grads = op.backward(g)
+                input_grads = (op if reach is None else _narrowed(op, node, reach)).backward(g)
                 if watch is not None:
                     for w in watch:
                         w.step(node, g, input_grads)
@@ -1108,10 +1109,7 @@ def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
         pending[id(root)] = g if held is None else held + g
     order = _topological_order(list(roots))
     if capture is not None:  # only the nodes from which a captured tensor is reached
-        reach = set(capture)
-        for node in order:  # inputs come first
-            if id(node) not in reach and any(id(p) in reach for p in _parents_of(node)):
-                reach.add(id(node))
+        reach = _reaching(order, capture)
         order = [node for node in order if id(node) in reach]
     only_ids = None if only is None else {id(t) for t in only}
     watch = _local.watch
@@ -1167,11 +1165,8 @@ def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
                 for w in watch:
                     w.before(node, g._data)
             parents = _parents_of(node)
-            if capture is not None:  # only the gradients a captured tensor is reached by
-                needs = tuple(n and id(p) in reach for n, p in zip(op.needs, parents))
-                if needs != op.needs:
-                    op = copy.copy(op)
-                    op.needs = needs
+            if capture is not None:
+                op = _narrowed(op, node, reach)
             input_grads = vjp_of(op, g, parents, node)
             if watch is not None:
                 for w in watch:
@@ -1189,6 +1184,27 @@ def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
         for node in order:
             if node._op is not None:
                 node._op.release()
+
+
+def _reaching(order, capture):
+    """The ids of the nodes of `order` (inputs first) from which a tensor of capture (ids) is
+    reached: autograd.grad computes gradients along these only."""
+    reach = set(capture)
+    for node in order:
+        if id(node) not in reach and any(id(p) in reach for p in _parents_of(node)):
+            reach.add(id(node))
+    return reach
+
+
+def _narrowed(op, node, reach):
+    """node's op asking only for the gradients of inputs in reach (a copy, when that is fewer
+    than it records: the graph keeps its own)."""
+    needs = tuple(n and id(p) in reach for n, p in zip(op.needs, _parents_of(node)))
+    if needs == op.needs:
+        return op
+    op = copy.copy(op)
+    op.needs = needs
+    return op
 
 
 def _graph_node_hooks(hooks, input_grads, g):
