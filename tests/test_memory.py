@@ -146,3 +146,19 @@ def test_no_growth_over_long_training():
           f"(peak {(peak - start) / 2**20:.2f} MB above the start)")
     assert np.isfinite(loss.item())
     assert growth < 5 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB over {LEAK_STEPS} steps"
+
+
+def test_a_detached_result_does_not_keep_the_graph_alive():
+    """`keep.append(loss.detach())` must not hold the loss's graph (torch's does not): the
+    tensor it was detached from dies with its last reference (no cycle collection needed)."""
+    x = cygrad.randn(50, 50, requires_grad=True)
+    y = x.tanh().exp()
+    alive = weakref.ref(y)
+    kept, data = y.detach(), y.data
+    gc.disable()
+    try:
+        del y
+        assert alive() is None
+    finally:
+        gc.enable()
+    assert kept.shape == data.shape == (50, 50)

@@ -16,6 +16,7 @@ import math
 import numbers
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -664,9 +665,10 @@ def _rebuild(array, requires_grad, cls):
 
 def _shared(t):
     """A leaf sharing t's array (.data, .detach()): copy-on-write under a live graph carries
-    over to t."""
+    over to t while t lives (a weak reference: a detached result must not keep t's graph
+    alive, as torch's does not)."""
     out = _wrap(t._data)
-    out._extra = {"owner": t}
+    out._extra = {"owner": weakref.ref(t)}
     return out
 
 
@@ -704,10 +706,13 @@ def _writable(t):
                            "read-only view (an expand()ed tensor, or a view of an array a live "
                            "graph saved for backward)")
     t._data = copy = array.copy()
-    owner = _extra(t, "owner")
-    while owner is not None and owner._data is array:
+    link = _extra(t, "owner")
+    while link is not None:
+        owner = link()
+        if owner is None or owner._data is not array:
+            break
         owner._data = copy
-        owner = _extra(owner, "owner")
+        link = _extra(owner, "owner")
     return copy
 
 
