@@ -18,7 +18,17 @@ from cygrad.ops import registry
 
 # ---------------------------------------------------------------------- against torch
 
+def _setitem(L, F, a, b):
+    w = a.clone()
+    w[1:3] = b.exp()
+    return (w ** 2).sum() * a[0]
+
+
 CASES = {
+    "index_put": (lambda L, F, a, b: ((a * a).index_put((L.tensor([0, 2]),), b * b) ** 2).sum()
+                  + ((a * 1.0).index_put((L.tensor([1, 1]),), b.sum() * b, accumulate=True)
+                     ** 3).sum(), [(4,), (2,)]),
+    "setitem": (_setitem, [(4,), (2,)]),
     "poly": (lambda L, F, x: (x ** 3).sum(), [(4, 3)]),
     "tanh sin exp": (lambda L, F, x: (x.tanh() * x.sin()).exp().sum(), [(4, 3)]),
     "mlp mse": (lambda L, F, x, w1, b1, w2: F.mse_loss(

@@ -557,6 +557,22 @@ class IndexPut(Op):
             dv = B.sum_to_shape(np.ascontiguousarray(picked), self.v_shape)
         return dx, dv
 
+    def vjp(self, g, inputs, output):
+        dx = dv = None
+        if self.needs[0]:
+            dx = g
+            if not self.accumulate:
+                keep = np.ones(g.shape, bool)
+                keep[self.index] = False
+                dx = higher.where_const(keep, g)
+        if self.needs[1]:
+            picked = g[self.index]
+            lead = len(self.v_shape) - picked.ndim
+            if lead > 0:
+                picked = picked.reshape((1,) * lead + tuple(picked.shape))
+            dv = higher.sum_to(picked, self.v_shape)
+        return dx, dv
+
 
 def setitem(self, index, value):
     """self[index] = value, in place (value: a number or a tensor broadcast to the slots)."""
