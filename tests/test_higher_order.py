@@ -460,3 +460,18 @@ def test_autograd_grad_runs_only_the_paths_to_its_inputs(create_graph):
     np.testing.assert_array_equal(g.detach().numpy(), np.exp([0.5, 0.1]).astype(np.float32))
     (e * x).sum().backward()
     assert seen == [1]
+
+
+def test_backward_passes_again_through_nodes_that_save_nothing():
+    """As torch: a node that saved no tensor (add, a dtype cast, a view, a sum) is not freed by
+    backward, so a later backward through it works without retain_graph; one that saved
+    something still raises."""
+    w = cygrad.tensor([1.0, 2.0], requires_grad=True)
+    x = (w + 1).double().reshape(2, 1).sum(1)
+    for k in (1, 2):
+        (x * 3).sum().backward()
+        assert w.grad.tolist() == [3.0 * k, 3.0 * k]
+    y = w.exp()
+    (y * 3).sum().backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        (y * 3).sum().backward()

@@ -125,7 +125,7 @@ def _in_a_graph(out, depth=0):
     """Whether fn's result holds a tensor of a graph backward has not run through yet (a
     step's loss, returned after its backward, has run: its op is released)."""
     if isinstance(out, Tensor):
-        return out._op is not None and not out._op.released
+        return out._op is not None and not out._op.passed
     if depth < 4 and isinstance(out, (tuple, list)):
         return any(_in_a_graph(v, depth + 1) for v in out)
     if depth < 4 and isinstance(out, dict):

@@ -54,6 +54,10 @@ class Op:
     # with create_graph=True differentiates it through the pair (ops/higher.py); an op that
     # is not linear may define vjp(g, inputs, output) (Tensors) or decompose(*inputs)
     linear = False
+    # backward needs no array of the forward's, only shapes and parameters: release keeps
+    # them, so backward may pass again without retain_graph (torch's nodes that save no
+    # tensor: add, view, sum, a dtype cast...)
+    saves_nothing = False
     needs = ()
     released = False
     lease = None
@@ -126,8 +130,17 @@ class Op:
         if "backward" in cls.__dict__ and "engine_backward" not in cls.__dict__:
             cls.engine_backward = cls.__dict__["backward"]
 
+    @property
+    def passed(self):
+        """Whether a backward that did not retain the graph has passed this op."""
+        return self.released or self.__dict__.get("_passed", False)
+
     def release(self):
-        """Drop the arrays saved for backward; a second backward through this op is an error."""
+        """Drop the arrays saved for backward; a second backward through this op is an error
+        (unless it saves nothing: then there is nothing to drop)."""
+        if self.saves_nothing:
+            self.__dict__["_passed"] = True
+            return
         state = self.__dict__
         node = state.get("node")
         state.clear()  # the lease with the rest: freeing it gives its locks back

@@ -130,7 +130,8 @@ def unary(name, forward, grad, rule, quiet=False, **spec):
         "entry": entry, "rule": rule, "__doc__": f"y = {name}(x); {rule}",
         "zero_grad": grad is _zeros,  # a step function: its gradient a constant 0
         "saves": (0,) if "x" in entry.saves else (),
-        "saves_output": "y" in entry.saves, "__module__": __name__})
+        "saves_output": "y" in entry.saves, "__module__": __name__,
+        "saves_nothing": not entry.saves})
     object.__setattr__(entry, "op", op)
     defaults = dict(entry.params)
 
@@ -635,7 +636,8 @@ def binary(name, forward, grad_a, grad_b, rule, **spec):
     op = type(_camel(name), (BinaryOp,), {
         "entry": entry, "rule": rule, "__doc__": f"z = {name}(a, b); {rule}",
         "saves": tuple(i for i, k in enumerate("ab") if k in entry.saves),
-        "saves_output": "z" in entry.saves, "__module__": __name__, "node": entry.nodes[0]})
+        "saves_output": "z" in entry.saves, "__module__": __name__, "node": entry.nodes[0],
+        "saves_nothing": not entry.saves})
     object.__setattr__(entry, "op", op)
 
     def function(input, other, *, out=None):

@@ -412,6 +412,7 @@ class Cast(Op):
 
     rule = "dx = g converted back to x's dtype"
     linear = True
+    saves_nothing = True
 
     def forward(self, x):
         self.source = x.dtype
@@ -434,6 +435,7 @@ class Clone(Op):
 
     rule = "dx = g"
     linear = True
+    saves_nothing = True
 
     def forward(self, x):
         return np.array(x, order="K" if self.order == "K" else "C")

@@ -80,6 +80,7 @@ class Reshape(Op):
     rule = "dx = g.reshape(x.shape)"
     view_of = 0
     linear = True
+    saves_nothing = True
     node = "ViewBackward0"  # torch's reshape of a tensor a view can give (squeeze... pass theirs)
 
     def forward(self, x):
@@ -165,6 +166,7 @@ class Permute(Op):
     rule = "dx = g.permute(inverse dims)"
     view_of = 0
     linear = True
+    saves_nothing = True
 
     def forward(self, x):
         return x.transpose(self.dims)
@@ -293,6 +295,7 @@ class Expand(Op):
     rule = "dx = g summed over the broadcast dims"
     view_of = 0
     linear = True
+    saves_nothing = True
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -385,6 +388,7 @@ class Slice(Op):
     rule = "dx = zeros with g written at index"
     view_of = 0
     linear = True
+    saves_nothing = True
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
@@ -728,6 +732,7 @@ class Cat(Op):
     """y = the inputs joined along dim (1-D empty inputs skipped, as torch.cat skips them)"""
 
     rule = "dx_i = the slice of g that came from x_i"
+    saves_nothing = True
 
     def forward(self, *xs):
         self.skipped = [x.shape == (0,) for x in xs]
