@@ -33,17 +33,18 @@ def __getattr__(name):  # torch.func's other names (linearize, stack_module_stat
 
 # ---------------------------------------------------------------------- pytrees
 
-def _flatten(tree):
-    """(leaves, rebuild): the tensors of a pytree (dict, list, tuple, or one tensor) in
-    order, and a function making the same structure from new leaves."""
-    if isinstance(tree, Tensor):
-        return [tree], lambda leaves: leaves[0]
+def _flatten(tree, tensors=True):
+    """(leaves, rebuild): the leaves of a pytree (dict, list, tuple, or one leaf) in order,
+    and a function making the same structure from new leaves. Leaves must be tensors unless
+    tensors=False (vmap passes numbers and None through)."""
     if isinstance(tree, dict):
         keys = list(tree)
-        parts = [_flatten(tree[k]) for k in keys]
+        parts = [_flatten(tree[k], tensors) for k in keys]
     elif isinstance(tree, (list, tuple)):
         keys = None
-        parts = [_flatten(v) for v in tree]
+        parts = [_flatten(v, tensors) for v in tree]
+    elif isinstance(tree, Tensor) or not tensors:
+        return [tree], lambda leaves: leaves[0]
     else:
         raise ValueError(f"Expected pytree of Tensors, got a leaf of type "
                          f"{type(tree).__name__}")
@@ -284,38 +285,14 @@ def _dims_of(arg, dims, where):
     """The mapped dim (or None) of each tensor leaf of arg, from in_dims' entry dims (an int
     or None for the whole argument, or a pytree matching it)."""
     if dims is None or isinstance(dims, int):
-        leaves, rebuild = _flatten_leaves(arg)
+        leaves, rebuild = _flatten(arg, False)
         return leaves, rebuild, [dims if isinstance(t, Tensor) else None for t in leaves]
-    leaves, rebuild = _flatten_leaves(arg)
-    flat_dims, _ = _flatten_leaves(dims)
+    leaves, rebuild = _flatten(arg, False)
+    flat_dims, _ = _flatten(dims, False)
     if len(flat_dims) != len(leaves):
         raise ValueError(f"vmap({where}, in_dims={dims}, ...)(<inputs>): in_dims is not "
                          "compatible with the structure of `inputs`.")
     return leaves, rebuild, flat_dims
-
-
-def _flatten_leaves(tree):
-    """Like _flatten, for any leaves (numbers, None: vmap passes them through)."""
-    if isinstance(tree, dict):
-        keys = list(tree)
-        parts = [_flatten_leaves(tree[k]) for k in keys]
-    elif isinstance(tree, (list, tuple)):
-        keys = None
-        parts = [_flatten_leaves(v) for v in tree]
-    else:
-        return [tree], lambda leaves: leaves[0]
-    sizes = [len(p[0]) for p in parts]
-
-    def rebuild(new):
-        out, start = [], 0
-        for (_, make), n in zip(parts, sizes):
-            out.append(make(new[start:start + n]))
-            start += n
-        if keys is not None:
-            return dict(zip(keys, out))
-        return tuple(out) if isinstance(tree, tuple) else out
-
-    return [t for p in parts for t in p[0]], rebuild
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
@@ -385,9 +362,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
                                    "randomness flags on vmap or perform the randomness "
                                    "operation out of vmap")
             results.append(out)
-        outs = [_flatten_leaves(r) for r in results]
+        outs = [_flatten(r, False) for r in results]
         leaves0, rebuild_out = outs[0]
-        dims = _flatten_leaves(out_dims)[0] if isinstance(out_dims, (tuple, list)) \
+        dims = _flatten(out_dims, False)[0] if isinstance(out_dims, (tuple, list)) \
             else [out_dims] * len(leaves0)
         if len(dims) != len(leaves0):
             raise ValueError(f"vmap({name}, ..., out_dims={out_dims})(<inputs>): out_dims is not "

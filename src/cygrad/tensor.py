@@ -950,6 +950,23 @@ def apply_unrecorded(op_class, *inputs, **params):
 
 # ---------------------------------------------------------------------- backward
 
+def _check_seed(root, grad):
+    """backward's errors for a root and the gradient given for it (None: implicit 1)."""
+    if not root._rg:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                           "grad_fn")
+    if grad is None:
+        if root._data.size != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                               f"(got an output of shape {tuple(root.shape)}); pass a "
+                               "gradient of that shape")
+        return
+    shape = grad._data.shape if isinstance(grad, Tensor) else np.shape(grad)
+    if shape != root._data.shape:
+        raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {tuple(shape)} and "
+                           f"output has a shape of {tuple(root.shape)}")
+
+
 def _backward(roots, grads, retain_graph, only=None, capture=None):
     """Backpropagate from roots (with their output gradients) through the recorded graph.
 
@@ -958,23 +975,13 @@ def _backward(roots, grads, retain_graph, only=None, capture=None):
     no .grad changes (autograd.grad)."""
     seeds = []
     for root, grad in zip(roots, grads, strict=True):
-        if not root._rg:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
-                               "grad_fn")
+        _check_seed(root, grad)
         if grad is None:
-            if root._data.size != 1:
-                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
-                                   f"(got an output of shape {tuple(root.shape)}); pass a "
-                                   "gradient of that shape")
             g = np.empty(root._data.shape, root._data.dtype)
             g.fill(1)
         else:
-            g = grad._data if isinstance(grad, Tensor) else np.asarray(grad)
-            if g.shape != root._data.shape:
-                raise RuntimeError(f"Mismatch in shape: grad_output has a shape of "
-                                   f"{tuple(g.shape)} and output has a shape of "
-                                   f"{tuple(root.shape)}")
-            g = np.array(g, dtype=root._data.dtype)
+            g = np.array(grad._data if isinstance(grad, Tensor) else grad,
+                         dtype=root._data.dtype)
         seeds.append((root, g))
     order = _topological_order([r for r, _ in seeds])
     summed = set()  # ids of nodes whose gradient is a sum this loop allocated
@@ -1093,21 +1100,11 @@ def _backward_graph(roots, grads, retain_graph=True, only=None, capture=None):
 
     pending = {}
     for root, grad in zip(roots, grads, strict=True):
-        if not root._rg:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
-                               "grad_fn")
+        _check_seed(root, grad)
         if grad is None:
-            if root._data.size != 1:
-                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
-                                   f"(got an output of shape {tuple(root.shape)}); pass a "
-                                   "gradient of that shape")
             g = _wrap(np.ones(root._data.shape, root._data.dtype))
         else:
             g = grad if isinstance(grad, Tensor) else _wrap(np.asarray(grad))
-            if g._data.shape != root._data.shape:
-                raise RuntimeError(f"Mismatch in shape: grad_output has a shape of "
-                                   f"{tuple(g.shape)} and output has a shape of "
-                                   f"{tuple(root.shape)}")
             if g._data.dtype != root._data.dtype:
                 g = g.to(root.dtype)
         held = pending.get(id(root))
