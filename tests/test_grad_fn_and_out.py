@@ -143,7 +143,27 @@ NODES = {
         lambda L, q, k, v: L.nn.functional.scaled_dot_product_attention(q, k, v),
         (2, 4, 3), (2, 4, 3), (2, 4, 3)),
     "max_pool1d": (lambda L, x: L.nn.functional.max_pool1d(x, 2), (1, 2, 4)),
+    "x[1:3] = 5": (lambda L, x: _written(x, lambda a: a.__setitem__(slice(1, 3), 5.0)), (4, 3)),
+    "x[0] = y[1]": (lambda L, x, y: _written(x, lambda a: a.__setitem__(0, y[1])), (4, 3),
+                    (4, 3)),
+    "x[1][2] = 7": (lambda L, x: _written(x, lambda a: a[1].__setitem__(2, 7.0)), (4, 3)),
+    "x[1, 1:].add_(y)": (lambda L, x, y: _written(x, lambda a: a[1, 1:].add_(y)), (4, 3), (2,)),
+    "x[:, 0].mul_(3)": (lambda L, x: _written(x, lambda a: a[:, 0].mul_(3)), (4, 3)),
+    "x[[0, 2]] = y": (lambda L, x, y: _written(x, lambda a: a.__setitem__(L.tensor([0, 2]), y)),
+                      (4, 3), (3,)),
+    "x[mask] = 1": (lambda L, x: _written(x, lambda a: a.__setitem__(
+        L.tensor([True, False, True, False]), 1.0)), (4, 3)),
+    "index_put_": (lambda L, x, y: _written(x, lambda a: a.index_put_((L.tensor([1]),), y)),
+                   (4, 3), (3,)),
 }
+
+
+def _written(x, write):
+    """A tensor made from x (so not a leaf), written in place by write: torch names the node
+    after how it was written (CopySlices through basic indexing, IndexPutBackward0 else)."""
+    a = x * 2
+    write(a)
+    return a
 
 
 def _node(lib, case):

@@ -137,7 +137,7 @@ def tensor_repr(t, prefix="tensor("):
             suffixes.append(f"dtype={d}")
         body = array_str(a, indent)
     if t._op is not None:
-        suffixes.append(f"grad_fn=<{t._op.name()}>")
+        suffixes.append(f"grad_fn=<{t._op.shown()}>")
     elif t._rg:
         suffixes.append("requires_grad=True")
     out = [prefix + body]

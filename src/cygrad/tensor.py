@@ -790,6 +790,9 @@ def _read(t, how):
         w.read(t, how)
 
 
+COPY_SLICES = "torch::autograd::CopySlices"  # torch's node for a write through basic indexing
+
+
 def _write_view(view, result):
     """An in-place op on a view made by basic indexing, recorded: as torch's CopySlices, the
     base takes the write into its own history (base = index_put(base, index, result)), then
@@ -801,7 +804,7 @@ def _write_view(view, result):
     view._op, view._parents, view._rg = result._op, result._parents, True
     _move_versions(result, view)
     view._data = result._data
-    base._write(apply(IndexPut, base._inplace_input(), view, index=op.index))
+    base._write(apply(IndexPut, base._inplace_input(), view, index=op.index, node=COPY_SLICES))
     view._data = base._data[op.index]
     return view
 

@@ -79,8 +79,13 @@ class Op:
         for a Linear with a bias on rows..."""
         return self.node or type(self).kind() + "Backward0"
 
+    def shown(self):
+        """The node as torch's reprs show it: its class's name (name() without a namespace:
+        "CopySlices" for "torch::autograd::CopySlices")."""
+        return self.name().rpartition("::")[2]
+
     def __repr__(self):
-        return f"<{self.name()} object at {id(self):#x}>"
+        return f"<{self.shown()} object at {id(self):#x}>"
 
     @property
     def next_functions(self):

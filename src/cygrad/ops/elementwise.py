@@ -484,7 +484,12 @@ def _polygamma01(x, deriv):
     """digamma or trigamma elementwise, computed in double and rounded once: the reflection
     formula below 1 (psi(x) = psi(1 - x) - pi / tan(pi x); psi1(x) = pi^2 / sin^2(pi x) -
     psi1(1 - x)); torch's values at the poles (digamma: -inf at 0, NaN at the negative
-    integers; trigamma: inf)."""
+    integers; trigamma: inf). On a traced tensor (lgamma's gradient differentiated again)
+    digamma is the table's own op."""
+    if isinstance(x, higher.Traced):
+        if deriv == 0:
+            return higher.call("digamma", x)
+        raise NotImplementedError("trigamma (polygamma(1, x))")
     v = x.astype(np.float64)
     with np.errstate(all="ignore"):
         low = v < 1

@@ -17,7 +17,7 @@ computed with recorded ops (`vjp_of`). The formula comes from what the op alread
 - `vjp` written by hand with Tensor ops, beside the op's backward (matmul, linear, softmax,
   cross_entropy, mse_loss, norm, cat, where...), or `decompose` (the op as a composition of
   recorded ops, differentiated through: layer_norm, batch_norm, convolution, attention,
-  var/std).
+  var/std, prod, cumprod).
 - anything else: its gradient comes with a node that raises NotImplementedError naming the
   op if backward reaches it (torch raises where a double backward is missing).
 
@@ -294,6 +294,12 @@ def _ufuncs():
         table[elementwise._ERFC] = f["erfc"]
         _UFUNCS = table
     return _UFUNCS
+
+
+def call(name, *args):
+    """cygrad's function `name` on a formula's operands (Traced or not), recorded: for a
+    formula's helper that numpy's protocols do not reach (lgamma's digamma)."""
+    return _traced(registry.FUNCTIONS[name](*[_plain(a) for a in args]))
 
 
 def _where(condition, x=None, y=None):

@@ -212,6 +212,29 @@ class Prod(Op):
         others = (left * right).reshape(x.shape)
         return (g * others,)
 
+    def decompose(self, x):
+        """The product as a tree of recorded multiplications (backward with create_graph=True
+        differentiates this: no division, so zeros need no case)."""
+        t, ax = (x.reshape(-1), 0) if self.axis is None else (x, self.axis)
+        t = _product_tree(t, ax)
+        if self.axis is None:
+            return t.reshape(())
+        return t if self.keepdim else t.squeeze(ax)
+
+
+def _product_tree(t, ax):
+    """The product of t along ax (kept, length 1) as a tree of recorded multiplications:
+    halves multiplied pairwise until one element is left."""
+    n = t.shape[ax]
+    if n == 0:
+        return t.sum(ax, keepdim=True) * 0 + 1
+    while n > 1:
+        h = n // 2
+        p = t.narrow(ax, 0, h) * t.narrow(ax, h, h)
+        t = p if n % 2 == 0 else registry.FUNCTIONS["cat"]([p, t.narrow(ax, 2 * h, 1)], ax)
+        n = t.shape[ax]
+    return t
+
 
 @export("prod", method=True)
 def prod(input, dim=None, keepdim=False, *, dtype=None):
@@ -639,6 +662,16 @@ class CumProd(Op):
                             -1)
         dx = np.where(pos < first, before, np.where(pos == first, at, x.dtype.type(0)))
         return (np.ascontiguousarray(np.moveaxis(dx.astype(x.dtype), -1, d)),)
+
+    def decompose(self, x):
+        """The running products as recorded multiplications, a scan of log2(n) steps (each
+        element times the one `s` before it, s = 1, 2, 4...): what backward with
+        create_graph=True differentiates."""
+        cat, d, n, s = registry.FUNCTIONS["cat"], self.dim, x.shape[self.dim], 1
+        while s < n:
+            x = cat([x.narrow(d, 0, s), x.narrow(d, s, n - s) * x.narrow(d, 0, n - s)], d)
+            s *= 2
+        return x
 
 
 @export("cumprod", method=True)

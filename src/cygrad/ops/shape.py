@@ -580,7 +580,7 @@ class IndexPut(Op):
 
 def setitem(self, index, value):
     """self[index] = value, in place (value: a number or a tensor broadcast to the slots)."""
-    np_index, _ = _index(index)
+    np_index, basic = _index(index)
     if not isinstance(value, Tensor):
         value = _wrap(np.asarray(scalar_as(value, self._data.dtype)))
     elif value._data.dtype != self._data.dtype:
@@ -599,7 +599,10 @@ def setitem(self, index, value):
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
                                f"cannot be broadcast to indexing result ({err})") from None
         return
-    self._write(apply(IndexPut, self._inplace_input(), value, index=np_index))
+    from ..tensor import COPY_SLICES
+
+    self._write(apply(IndexPut, self._inplace_input(), value, index=np_index,
+                      node=COPY_SLICES if basic else None))
 
 
 Tensor.__getitem__ = getitem
