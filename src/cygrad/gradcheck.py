@@ -34,14 +34,13 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             continue
         analytic = x.grad._data if x.grad is not None else np.zeros_like(x._data)
         numeric = np.zeros_like(x._data)
-        flat = x._data.reshape(-1)  # a view: writing it perturbs x
-        for i in range(flat.size):
-            original = flat[i]
-            flat[i] = original + eps
+        for i in range(x._data.size):
+            original = x._data.reshape(-1)[i]
+            _put(x, i, original + eps)
             plus = objective()
-            flat[i] = original - eps
+            _put(x, i, original - eps)
             minus = objective()
-            flat[i] = original
+            _put(x, i, original)
             numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
         bad = ~np.isclose(analytic, numeric, atol=atol, rtol=rtol)
         if bad.any():
@@ -51,6 +50,12 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                 f"finite differences expected {numeric[where]!r}, backward gave "
                 f"{analytic[where]!r} ({int(bad.sum())} of {bad.size} elements differ)")
     return True
+
+
+def _put(x, i, value):
+    """x's element i (row-major) set to value, in x's own array (a graph still alive may
+    have locked the array it saved: the write then goes to a copy that x takes)."""
+    x._writable_data().reshape(-1)[i] = value
 
 
 def gradgradcheck(fn, *inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):

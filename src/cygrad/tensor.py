@@ -600,7 +600,7 @@ class Tensor:
                 _keep_versions(self, stand_in)
             stand_in._used = True
             _rebase(self, stand_in)
-        if _slice_view(self) is not None:
+        if _written_through(self) is not None:
             return _write_view(self, result)
         target = _writable(self)
         np.copyto(target, result._data)
@@ -720,10 +720,6 @@ def _check_rebase(t):
     if t._op is None and t._rg:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation (wrap it in `with cygrad.no_grad():`)")
-    if _extra(t, "base") is not None and not _slice_view(t):
-        raise RuntimeError("cygrad cannot record an in-place operation on a view of a tensor "
-                           "that requires grad (torch rewrites the base's history; cygrad does "
-                           "not): use an out-of-place operation, e.g. x = x.index_put(...)")
 
 
 # True once an in-place op has rebased a tensor other ops had taken as an input: from then on
@@ -779,10 +775,13 @@ def _move_versions(result, t):
         t._extra.pop("versions", None)
 
 
-def _slice_view(t):
-    """The Slice op that made view t (basic indexing of its base), or None."""
+def _written_through(t):
+    """The view op that made t when a write into t reaches its base's array (basic indexing,
+    view, reshape without a copy, transpose, permute, diagonal...), else None."""
     op = _extra(t, "view_op")
-    return op if op is not None and type(op).__name__ == "Slice" else None
+    if op is None or not np.may_share_memory(t._data, t._extra["base"]._data):
+        return None  # (a reshape that copied: torch's is no view either)
+    return op
 
 
 def _read(t, how):
@@ -794,18 +793,39 @@ COPY_SLICES = "torch::autograd::CopySlices"  # torch's node for a write through 
 
 
 def _write_view(view, result):
-    """An in-place op on a view made by basic indexing, recorded: as torch's CopySlices, the
-    base takes the write into its own history (base = index_put(base, index, result)), then
-    the view, re-made from the base's array, takes result's history."""
-    from .ops.shape import IndexPut
+    """An in-place op on a view, recorded as torch records it: the base takes the write into
+    its own history (CopySlices: base = index_put(base, where the view's elements sit,
+    result)), then the view is re-made from the new base (the same view op, recorded again).
+    A view of a view writes its base the same way, and so on down (base._write). (The
+    base's new history holds the view's old one, which took the base: a reference cycle,
+    freed by Python's cyclic collector, not when the last name goes.)"""
+    from .ops.shape import IndexPut, Reshape
 
-    base, op = view._extra["base"], _slice_view(view)
-    # the view takes result's place in the graph (one node for the op), then goes into base
-    view._op, view._parents, view._rg = result._op, result._parents, True
-    _move_versions(result, view)
-    view._data = result._data
-    base._write(apply(IndexPut, base._inplace_input(), view, index=op.index, node=COPY_SLICES))
-    view._data = base._data[op.index]
+    base, op = view._extra["base"], view._extra["view_op"]
+    slicing = type(op).__name__ == "Slice"
+    if not slicing:  # where each of the view's elements sits in its base (row-major)
+        index = copy.copy(op).forward(np.arange(base._data.size).reshape(base._data.shape))
+        if np.unique(index).size < index.size:
+            raise RuntimeError("unsupported operation: more than one element of the written-to "
+                               "tensor refers to a single memory location. Please clone() the "
+                               "tensor before performing the operation.")
+    view._data = result._data  # (what the base's write reads, until the view is re-made)
+    source = base._inplace_input()
+    if slicing:
+        written = apply(IndexPut, source, result, index=op.index, node=COPY_SLICES)
+    else:
+        flat = apply(IndexPut, apply(Reshape, source, shape=(-1,)),
+                     apply(Reshape, result, shape=(-1,)), index=(index.reshape(-1),))
+        written = apply(Reshape, flat, shape=base._data.shape, node=COPY_SLICES)
+    base._write(written)
+    params = {k: v for k, v in op.__dict__.items() if not k.startswith("_")}
+    params.pop("needs", None)
+    params["node"] = "AsStridedBackward0"  # torch's view of a written base
+    remade = apply(type(op), base, **params)
+    view._data, view._op, view._parents, view._rg = \
+        remade._data, remade._op, remade._parents, remade._rg
+    view._extra["view_op"] = remade._extra["view_op"]
+    _move_versions(remade, view)
     return view
 
 

@@ -138,6 +138,12 @@ def unary(name, forward, grad, rule, quiet=False, **spec):
     def function(input, *args, out=None, **kwargs):
         if out is not None:
             return out._write(function(input, *args, **kwargs))
+        if name in _TAKES_INPLACE and (kwargs or len(args) > len(entry.param_names)):
+            if len(args) > len(entry.param_names):  # F.leaky_relu(x, 0.2, True)
+                kwargs["inplace"], args = args[len(entry.param_names)], \
+                    args[:len(entry.param_names)]
+            if kwargs.pop("inplace", False):  # F.relu(x, inplace=True) writes x, as torch's
+                return inplace(input, *args, **kwargs)
         params = _bind(entry, defaults, args, kwargs)
         x = _input(input, entry)
         if not differentiable:
@@ -173,6 +179,9 @@ def unary(name, forward, grad, rule, quiet=False, **spec):
 
 
 _FUNCTIONAL_INPLACE = ("relu", "leaky_relu", "elu", "hardtanh", "selu")  # F.relu_ ...
+# the entries whose nn.functional form takes `inplace` in torch (F.relu(x, inplace=True))
+_TAKES_INPLACE = {"relu", "relu6", "leaky_relu", "hardtanh", "elu", "selu", "celu", "silu",
+                  "mish", "hardsigmoid", "hardswish"}
 
 
 def _plain(op_class, x, params):
@@ -196,8 +205,6 @@ def _bind(entry, defaults, args, kwargs):
     params = dict(defaults)
     params.update(zip(names, args))
     for k, v in kwargs.items():
-        if k == "inplace":  # the functional form's flag: the result is the same
-            continue
         if k not in defaults:
             raise TypeError(f"{entry.name}() got an unexpected keyword argument '{k}'")
         params[k] = v
