@@ -3,6 +3,7 @@ word_language_model): factories' size= keyword, `import torch.backends.cudnn`, T
 and the other device/layout questions, torch.onnx, torch.nn.modules' layout, and log(0)
 without numpy's warning. Each against torch where it is installed."""
 
+import multiprocessing
 import subprocess
 import sys
 import warnings
@@ -157,3 +158,25 @@ def test_cygrad_run_imports_the_programs_own_modules(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["7", "True", "cygrad"]
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_cygrad_run_child_processes_import_cygrad_as_torch(tmp_path, method):
+    """A process that multiprocessing starts by spawn or forkserver is a fresh interpreter:
+    its `import torch` gives cygrad too (before: the real torch, or ModuleNotFoundError), and
+    a state dict sent to it loads there."""
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    (tmp_path / "main.py").write_text(
+        "import multiprocessing as mp\nimport torch\nimport torch.nn as nn\n\n"
+        "def work(q, state):\n    m = nn.Linear(3, 2)\n    m.load_state_dict(state)\n"
+        "    q.put((torch.__name__, m(torch.ones(1, 3)).detach().tolist()))\n\n"
+        "if __name__ == '__main__':\n    torch.manual_seed(0)\n    model = nn.Linear(3, 2)\n"
+        f"    ctx = mp.get_context({method!r})\n    q = ctx.Queue()\n"
+        "    p = ctx.Process(target=work, args=(q, model.state_dict()))\n    p.start()\n"
+        "    name, out = q.get(timeout=60)\n    p.join()\n"
+        "    print(name, out == model(torch.ones(1, 3)).detach().tolist(), p.exitcode)\n")
+    out = subprocess.run([sys.executable, "-m", "cygrad", "run", "main.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cygrad", "True", "0"]

@@ -220,6 +220,13 @@ def test_version_multiprocessing_and_distributed_sampler_modules_as_torchs():
         mp.spawn(print)
     with pytest.raises(AssertionError, match="not a sharing strategy"):
         mp.set_sharing_strategy("shared")
+    # pytorch/examples' mnist_hogwild: model.share_memory() says what is missing (it read as
+    # an AttributeError of the program's own Net)
+    with pytest.raises(NotImplementedError, match="nn.Module.share_memory: its tensors"):
+        cygrad.nn.Linear(2, 2).share_memory()
+    with pytest.raises(NotImplementedError, match="Tensor.share_memory_"):
+        cygrad.ones(2).share_memory_()
+    assert not cygrad.ones(2).is_shared()
 
 
 def test_a_number_over_a_tensor_is_torchs_reciprocal_times_the_number():

@@ -146,6 +146,9 @@ def run(path, argv=()):
     path` runs it: its folder first on sys.path (its sibling modules import), __file__ the
     absolute path, sys.argv[0] the path as given."""
     install()
+    spawned = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_spawn")
+    if spawned not in sys.path:  # processes started by spawn / forkserver take this path:
+        sys.path.insert(0, spawned)  # their `import torch` finds cygrad's there (_spawn/torch)
     full = os.path.abspath(path)
     sys.argv = [path, *argv]
     folder = os.path.dirname(full)

@@ -2,9 +2,11 @@
 ones training scripts make before their DataLoaders start).
 
 cygrad's tensors are not moved to shared memory (`Tensor.share_memory_` and
-`Module.share_memory` are not offered: a process training a model shared that way would train
-a copy), and `spawn` / `start_processes` are not built (the processes they start would not see
-`import torch` as cygrad under `python -m cygrad run`): both raise, naming themselves."""
+`Module.share_memory` raise NotImplementedError: a process training a model shared that way
+would train a copy), and `spawn` / `start_processes` are not built (they mostly start
+DistributedDataParallel workers, not built either): both raise, naming themselves. Processes
+that Python's multiprocessing starts from a program under `python -m cygrad run` import cygrad
+as torch, whatever the start method (fork, spawn, forkserver: see cygrad/_spawn)."""
 
 import multiprocessing
 import sys

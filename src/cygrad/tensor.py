@@ -297,6 +297,9 @@ class Tensor:
     def is_shared(self):
         return False
 
+    def share_memory_(self):
+        raise NotImplementedError(_NO_SHARED_MEMORY.format("Tensor.share_memory_"))
+
     def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
         """A sparse COO tensor of this (1-D or 2-D) tensor's nonzeros (cygrad/sparse.py); the
         other layouts, blocks and dense dims are not built (NotImplementedError)."""
@@ -789,6 +792,9 @@ def _read(t, how):
         w.read(t, how)
 
 
+_NO_SHARED_MEMORY = ("cygrad does not implement {}: its tensors are not put in shared memory, "
+                     "so another process would train a copy (torch.multiprocessing's Hogwild "
+                     "pattern); see cygrad.multiprocessing")
 COPY_SLICES = "torch::autograd::CopySlices"  # torch's node for a write through basic indexing
 
 

@@ -706,6 +706,11 @@ class Module:
     def cpu(self):
         return self
 
+    def share_memory(self):
+        from ..tensor import _NO_SHARED_MEMORY
+
+        raise NotImplementedError(_NO_SHARED_MEMORY.format("nn.Module.share_memory"))
+
     def cuda(self, device=None):
         raise RuntimeError("cygrad runs on the CPU only: .cuda() is not available "
                            "(cygrad.cuda.is_available() is False)")
