@@ -90,3 +90,27 @@ def test_as_torch():
     with pytest.raises(RuntimeError) as ours:
         nn.parallel.data_parallel(nn.Linear(2, 2), cygrad.ones(1, 2), [0, 1])
     assert str(ours.value) == str(theirs.value)
+
+
+def test_cuda_module_answers_as_torch_without_cuda():
+    """A CPU-only torch: synchronize / current_device / get_device_name raise AssertionError
+    (llm.c's and nanoGPT's CUDA-only lines fail the same way), the memory counters are 0."""
+    import collections
+
+    import cygrad
+
+    for name in ("synchronize", "current_device", "get_device_name"):
+        with pytest.raises(AssertionError, match="not compiled with CUDA"):
+            getattr(cygrad.cuda, name)()
+    for name in ("memory_allocated", "max_memory_allocated", "memory_reserved",
+                 "max_memory_reserved"):
+        assert getattr(cygrad.cuda, name)() == 0
+    assert cygrad.cuda.memory_stats() == collections.OrderedDict()
+    with pytest.raises(AttributeError):
+        cygrad.cuda.reset_peak_memory_stats()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        for name in ("synchronize", "current_device", "get_device_name"):
+            with pytest.raises(AssertionError):
+                getattr(torch.cuda, name)()
+        assert torch.cuda.max_memory_allocated() == cygrad.cuda.max_memory_allocated()

@@ -277,3 +277,26 @@ def test_bias_add_into_an_out_that_overlaps_x_gives_numpys_result(backend, dtype
     cygrad.backend.bias_add(z, z[3], out=z)  # b is a row of out: read before it changes
     assert np.array_equal(z, np.arange(30, dtype=dtype).reshape(6, 5)
                           + np.arange(15, 20, dtype=dtype))
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"OMP_NUM_THREADS": "1"}, 1), ({"OMP_NUM_THREADS": "3,2"}, 3),
+    ({"OMP_NUM_THREADS": "9999"}, None),
+    ({"OMP_NUM_THREADS": "1", "CYGRAD_NUM_THREADS": "2"}, 2),
+    ({"OMP_NUM_THREADS": "junk"}, None), ({}, None)])
+def test_default_threads_follow_omp_num_threads_as_torchs(env, expected):
+    """torch's intra-op threads are OpenMP's: OMP_NUM_THREADS=1 python train.py runs it on one
+    thread; cygrad's default follows it (before: every core, whatever OMP_NUM_THREADS said)."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_NUM_THREADS", "CYGRAD_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", "import cygrad; print(cygrad.get_num_threads())"],
+                         env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cores = os.cpu_count()
+    if "CYGRAD_NUM_THREADS" not in env and expected:
+        expected = min(expected, cores)  # torch takes at most one a core from OMP_NUM_THREADS
+    assert int(out.stdout) == (expected or cores)

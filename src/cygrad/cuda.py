@@ -24,8 +24,13 @@ def manual_seed_all(seed):
     """Accepted and ignored."""
 
 
+def _not_compiled():
+    """torch's error (its type too) where a build without CUDA is asked for a device."""
+    raise AssertionError("Torch not compiled with CUDA enabled (cygrad runs on the CPU only)")
+
+
 def synchronize(device=None):
-    """Nothing to wait for."""
+    _not_compiled()
 
 
 def empty_cache():
@@ -33,11 +38,40 @@ def empty_cache():
 
 
 def current_device():
-    raise RuntimeError("cygrad runs on the CPU only: there is no CUDA device")
+    _not_compiled()
 
 
 def get_device_name(device=None):
-    raise RuntimeError("cygrad runs on the CPU only: there is no CUDA device")
+    _not_compiled()
+
+
+def memory_stats(device=None):
+    """torch's answer without CUDA: no statistics (an empty OrderedDict)."""
+    import collections
+
+    return collections.OrderedDict()
+
+
+def memory_allocated(device=None):
+    return 0
+
+
+def max_memory_allocated(device=None):
+    return 0
+
+
+def memory_reserved(device=None):
+    return 0
+
+
+def max_memory_reserved(device=None):
+    return 0
+
+
+def reset_peak_memory_stats(device=None):
+    raise AttributeError("torch.cuda.reset_peak_memory_stats: there are no CUDA memory "
+                         "statistics to reset (cygrad runs on the CPU only; torch without CUDA "
+                         "raises AttributeError too)")
 
 
 def is_bf16_supported(including_emulation=True):

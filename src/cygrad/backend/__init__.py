@@ -117,8 +117,19 @@ def _cpus():
 # GNU OpenMP crash. At least 2, so that the parallel paths run (and are tested) on one CPU.
 _THREAD_CAP = min(max(2, _cpus()), 1024)
 
-# Like PyTorch: every core by default; CYGRAD_NUM_THREADS overrides.
-_num_threads = max(1, int(os.environ.get("CYGRAD_NUM_THREADS") or os.cpu_count() or 1))
+def _threads_from_environment():
+    """Like PyTorch: OMP_NUM_THREADS (torch's intra-op threads are OpenMP's: its first number)
+    if set to a positive count, at most one a core as torch takes it, else every core;
+    CYGRAD_NUM_THREADS overrides both."""
+    cores = os.cpu_count() or 1
+    for name, cap in (("CYGRAD_NUM_THREADS", None), ("OMP_NUM_THREADS", cores)):
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return min(int(value), cap or int(value))
+    return cores
+
+
+_num_threads = _threads_from_environment()
 _kernel_threads = min(_num_threads, _THREAD_CAP)  # what the kernels are handed
 
 # A thread's own choices, when it made one (unset: the process defaults above). Reading them is
