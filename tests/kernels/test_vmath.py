@@ -142,3 +142,46 @@ def test_thread_count_and_gradients_are_exact(name, dtype):
     ref = g * (1 - one * one) if name == "tanh" else g * (1 - one) * one
     np.testing.assert_allclose(d1, ref, rtol=1e-6 if dtype == np.float32 else 1e-14,
                                atol=1e-7 if dtype == np.float32 else 1e-16)
+
+
+def _gelu_reference(x):
+    """x / 2 * erfc(-x / sqrt 2) in 40 digits (no cancellation for negative x)."""
+    mpmath.mp.dps = 40
+    return np.array([float(mpmath.mpf(float(v)) / 2 * mpmath.erfc(-mpmath.mpf(float(v))
+                                                                  / mpmath.sqrt(2)))
+                     for v in x])
+
+
+def test_float32_exact_gelu_rounds_correctly_even_where_one_plus_erf_cancels():
+    """float32 GELU (approximate='none', nanoGPT's nn.GELU()) runs vmath's 1 + erf: vectorised
+    (libm's erf was a call an element: 15x torch's time) and without the cancellation of
+    1 + erf(x / sqrt 2) below x = -5 (libm's result was off by up to 1.7e7 ulp there)."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.normal(0, 3, 3000), np.linspace(-20, 8, 1500)]).astype(np.float32)
+    y = B.activation_forward("gelu", x, "none")
+    ref = _gelu_reference(x)
+    assert ulps(y, ref, np.float32).max() <= 0.5001
+    g = np.ones_like(x)
+    dx = B.activation_backward("gelu", g, x, "none")  # gelu saves its input
+    mpmath.mp.dps = 40
+    dref = np.array([float(mpmath.erfc(-mpmath.mpf(float(v)) / mpmath.sqrt(2)) / 2
+                           + mpmath.mpf(float(v)) * mpmath.npdf(mpmath.mpf(float(v))))
+                     for v in x])
+    assert ulps(dx, dref, np.float32).max() <= 0.5001
+
+
+def test_float32_exact_gelu_special_values_and_bits_at_any_position():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 30.0, -30.0], np.float32)
+    y = B.activation_forward("gelu", x, "none")
+    assert y[0] == 0 and y[2] == np.inf and np.isnan(y[3]) and np.isnan(y[4])
+    assert y[7] == 30.0 and y[8] == 0.0
+    for size in (1, 63, 64, 65, 1000):
+        for value in (-7.5, -1.0, -0.999, 0.3, 2.0):
+            z = np.full(size, value, np.float32)
+            out = B.activation_forward("gelu", z, "none")
+            assert np.array_equal(out, np.full(size, out[0]))
+    big = np.random.default_rng(2).normal(0, 4, 100_003).astype(np.float32)
+    one = on_threads(lambda: B.activation_forward("gelu", big, "none"), 1)
+    two = on_threads(lambda: B.activation_forward("gelu", big, "none"), 2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(B.activation_forward("gelu", big[17:], "none"), one[17:])
