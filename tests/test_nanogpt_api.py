@@ -30,6 +30,17 @@ try:
     destroy_process_group()
 except AssertionError as e:
     print("destroy AssertionError", e)
+# llm.c's train_gpt2.py: imported at the top, used only under torchrun or with --compile
+import torch._inductor.config as config
+from torch.distributed.optim import ZeroRedundancyOptimizer
+print(hasattr(config, "coordinate_descent_tuning"), config.coordinate_descent_tuning,
+      config.triton.unique_kernel_names)
+config.coordinate_descent_tuning = True
+print(config.coordinate_descent_tuning, torch.cuda.max_memory_allocated() // 1024 // 1024)
+try:
+    ZeroRedundancyOptimizer([torch.zeros(1, requires_grad=True)], torch.optim.AdamW)
+except ValueError as e:
+    print("ZeroRedundancyOptimizer ValueError", e)
 """
 
 

@@ -64,3 +64,14 @@ class ReduceOp:
     """The reduction names collectives take (there are no collectives to take them)."""
 
     SUM, AVG, PRODUCT, MIN, MAX = "sum", "avg", "product", "min", "max"
+
+
+class optim:  # noqa: N801  (torch.distributed.optim, a namespace: as_torch makes it a module)
+    """torch.distributed.optim: its names import (llm.c's train_gpt2.py imports
+    ZeroRedundancyOptimizer at the top and builds it only under torchrun); building one raises
+    torch's ValueError for a program that never initialised a process group (cygrad has none
+    to shard the optimizer's state over)."""
+
+    class ZeroRedundancyOptimizer:
+        def __init__(self, *args, **kwargs):
+            raise ValueError(_NOT_INITIALIZED)

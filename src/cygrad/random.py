@@ -96,6 +96,10 @@ class Generator:
         return "cpu"
 
     def __repr__(self):
+        from . import dtypes
+
+        if dtypes.display_name == "torch":  # under python -m cygrad run: torch's repr
+            return f"<torch._C.Generator object at {id(self):#x}>"
         return f"<cygrad.Generator (mt19937) initial_seed={self._seed}>"
 
     def __reduce__(self):  # pickle and deepcopy carry the state bytes
