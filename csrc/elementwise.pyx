@@ -62,6 +62,10 @@ cdef extern from "vmath.h" nogil:
     void cg_gelu_tanh_grad_block_f64(const double *, const double *, double *)
     void cg_silu_grad_block_f32(const float *, const float *, float *)
     void cg_silu_grad_block_f64(const double *, const double *, double *)
+    void cg_erf_block_f32(const float *, float *)
+    void cg_erf_block_f64(const double *, double *)
+    void cg_erf_grad_block_f32(const float *, const float *, float *)
+    void cg_erf_grad_block_f64(const double *, const double *, double *)
 
 cdef extern from "sums.h" nogil:
     enum:
@@ -78,13 +82,14 @@ cdef extern from "sums.h" nogil:
 
 # The kernels by name (the op table, cygrad/ops/elementwise.py, names the kernel each op runs),
 # and their codes.
-KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu", "gelu", "silu")
+KERNELS = ("tanh", "sigmoid", "relu", "leaky_relu", "gelu", "silu", "erf")
 DEF TANH = 0
 DEF SIGMOID = 1
 DEF RELU = 2
 DEF LEAKY_RELU = 3
 DEF GELU = 4  # the parameter picks the form: 0 erf, 1 tanh (torch's approximate="tanh")
 DEF SILU = 5
+DEF ERF = 6  # torch.erf (its backward reads x)
 
 # Columns per parallel chunk of a column sum: a whole number of blocks.
 DEF COLUMN_CHUNK = 256
@@ -148,6 +153,12 @@ cdef void _backward(int kind, const floating *g, const floating *saved, floating
 
 cdef void _forward_gelu_silu(int kind, const floating *x, floating *y, Py_ssize_t n,
                              floating s) noexcept nogil:
+    if kind == ERF:
+        if floating is float:
+            cg_map1_f32(cg_erf_block_f32, x, y, n)
+        else:
+            cg_map1_f64(cg_erf_block_f64, x, y, n)
+        return
     if floating is float:
         cg_map1_f32(cg_silu_block_f32 if kind == SILU else
                     (cg_gelu_tanh_block_f32 if s != 0 else cg_gelu_block_f32), x, y, n)
@@ -159,6 +170,12 @@ cdef void _forward_gelu_silu(int kind, const floating *x, floating *y, Py_ssize_
 cdef void _backward_gelu_silu(int kind, const floating *g, const floating *x, floating *dx,
                               Py_ssize_t n, floating s) noexcept nogil:
     """dx from g and the input x."""
+    if kind == ERF:
+        if floating is float:
+            cg_map2_f32(cg_erf_grad_block_f32, g, x, dx, n)
+        else:
+            cg_map2_f64(cg_erf_grad_block_f64, g, x, dx, n)
+        return
     if floating is float:
         cg_map2_f32(cg_silu_grad_block_f32 if kind == SILU else
                     (cg_gelu_tanh_grad_block_f32 if s != 0 else cg_gelu_grad_block_f32),
@@ -350,6 +367,8 @@ cdef int _code(object name) except -1:
         return GELU
     if name == "silu":
         return SILU
+    if name == "erf":
+        return ERF
     raise ValueError(f"unknown activation {name!r}")
 
 

@@ -345,6 +345,7 @@ CG_MAP2(cg_map2_f64, double, cg_binary_f64)
 #define CG_SQRT_2_PI 0.79788456080286535588   /* sqrt(2 / pi) */
 #define CG_INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
 #define CG_KAPPA 0.044715
+#define CG_2_SQRTPI 1.12837916709551257390 /* 2 / sqrt(pi) */
 
 static inline double cg_sigmoid_d(double x)
 {
@@ -358,39 +359,66 @@ static inline double cg_gelu_d(double x) { return x * 0.5 * (1.0 + erf(x * CG_SQ
  * cancellation of 1 + erf(y) for negative y: |y| < 1, 1 +- |y| P(y^2) (P: degree 9, relative
  * error 2e-14 against mpmath); |y| >= 1, erfc(|y|) = exp(-y^2) Q(u), u = (s - 20/51) / (14/51),
  * s = 1 / (1 + |y| / 2) (Q: degree 14, fitted on |y| in [1, 15]), taken as such for y < 0 and
- * from 2 for y > 0. Relative error <= 1.8e-13 on [-14, 14] (measured); float32 GELU results
- * round correctly (0.49999 ulp in 200k normal(0, 4) samples; libm's erf in 1 + erf(y) was off
- * by up to 1.7e7 ulp below -5, where it cancels). Coefficients fitted for cygrad by weighted
- * least squares on Chebyshev nodes (scripts in the benchmarks README). Both halves are always
- * computed (no branch on the value); float64 keeps libm's erf (these 1e-13 are not its ulp). */
+ * from 2 for y > 0 (Q's relative error 1.6e-13). float32 GELU and erf results round
+ * correctly in the tests (tests/kernels/test_vmath.py: at most 0.5001 ulp against mpmath;
+ * libm's erf in 1 + erf(y) was off by up to 1.7e7 ulp below -5, where it cancels).
+ * Coefficients fitted for cygrad by weighted least squares on Chebyshev nodes
+ * (scripts/fit_erf.py prints them and their errors). Both halves are always computed (no
+ * branch on the value); float64 keeps libm's erf (these 1e-13 are not its ulp). */
 static const double cg_erf_small[10] = {
     -1.043935516855278e-07, 1.5292895987268221e-06, -1.4792485653691512e-05,
     0.00012046001671094133, -0.0008547918287737224, 0.0052239666526149465,
     -0.02686616894399163, 0.11283791657493636, -0.3761263890276825, 1.1283791670954924
 };
 static const double cg_erfc_large[15] = {
-    -1.8814181419166466e-10, -4.136293195026409e-09, 7.275875578429377e-09,
-    5.678289018445469e-08, -1.69468963725663e-07, -6.260517483603074e-07,
-    3.1469320186249343e-06, 9.110647834722803e-06, -5.807674635360255e-05,
-    -0.000250184660265639, 0.0009412982193412116, 0.012038261842154785, 0.0579519766429205,
-    0.18323037045904553, 0.17371840860543314
+    -1.8818807390693493e-10, -4.136452673292605e-09, 7.275945692358559e-09,
+    5.678333307618685e-08, -1.69468917960105e-07, -6.260521841679574e-07,
+    3.146931871895719e-06, 9.11064800311149e-06, -5.807674625274238e-05,
+    -0.0002501846602755935, 0.0009412982193162302, 0.012038261842147444, 0.057951976642921274,
+    0.18323037045904686, 0.17371840860543347
 };
 
-static inline double cg_erf1p_f64(double y)
+/* The two halves for z = |y| >= 0: *small = erf(z) (its formula for z < 1) and *large =
+ * erfc(z) (for z >= 1); a NaN z gives NaN in *large. */
+static inline void cg_erf_halves(double z, double *small, double *large)
 {
-    double z = cg_abs_f64(y), t = z * z;
+    double t = z * z;
     double p = cg_erf_small[0];
     for (int i = 1; i < 10; i++)
         p = p * t + cg_erf_small[i];
-    double a = z * p;
     double u = (1.0 / (1.0 + 0.5 * z)) * (51.0 / 14.0) - (10.0 / 7.0);
     double q = cg_erfc_large[0];
     for (int i = 1; i < 15; i++)
         q = q * u + cg_erfc_large[i];
-    double e = cg_expneg_f64(-t) * q;
+    *small = z * p;
+    *large = cg_expneg_f64(-t) * q;
+}
+
+static inline double cg_erf1p_f64(double y)
+{
+    double z = cg_abs_f64(y), a, e;
+    cg_erf_halves(z, &a, &e);
     double small = y < 0.0 ? 1.0 - a : 1.0 + a;
     double large = y < 0.0 ? e : 2.0 - e;
     return z < 1.0 ? small : large; /* a NaN takes the large side: NaN from expneg */
+}
+
+/* erf(y) in double for float32 results, from the same two halves (no subtraction from 1
+ * below |y| = 1, where erf is small). */
+static inline double cg_erf_f32_d(double y)
+{
+    double z = cg_abs_f64(y), a, e;
+    cg_erf_halves(z, &a, &e);
+    double r = z < 1.0 ? a : 1.0 - e;        /* NaN: the right side */
+    return y < 0.0 ? -r : (y > 0.0 ? r : y); /* +-0 and NaN as they come */
+}
+
+static inline double cg_erf_d(double y) { return erf(y); }
+
+/* d erf / dy = 2 / sqrt(pi) exp(-y^2) */
+static inline double cg_erf_grad_d(double g, double y)
+{
+    return g * (CG_2_SQRTPI * cg_expneg_f64(-(y * y)));
 }
 
 static inline double cg_gelu_f32_d(double x) { return x * 0.5 * cg_erf1p_f64(x * CG_SQRT1_2); }
@@ -457,6 +485,10 @@ CG_UNARY_BLOCK_D(cg_gelu_block_f32, float, cg_gelu_f32_d)
 CG_UNARY_BLOCK_D(cg_gelu_block_f64, double, cg_gelu_d)
 CG_UNARY_BLOCK_D(cg_gelu_tanh_block_f32, float, cg_gelu_tanh_d)
 CG_UNARY_BLOCK_D(cg_gelu_tanh_block_f64, double, cg_gelu_tanh_d)
+CG_UNARY_BLOCK_D(cg_erf_block_f32, float, cg_erf_f32_d)
+CG_UNARY_BLOCK_D(cg_erf_block_f64, double, cg_erf_d)
+CG_BINARY_BLOCK_D(cg_erf_grad_block_f32, float, cg_erf_grad_d)
+CG_BINARY_BLOCK_D(cg_erf_grad_block_f64, double, cg_erf_grad_d)
 CG_UNARY_BLOCK_D(cg_silu_block_f32, float, cg_silu_d)
 CG_UNARY_BLOCK_D(cg_silu_block_f64, double, cg_silu_d)
 CG_BINARY_BLOCK_D(cg_gelu_grad_block_f32, float, cg_gelu_grad_f32_d)

@@ -185,3 +185,31 @@ def test_float32_exact_gelu_special_values_and_bits_at_any_position():
     two = on_threads(lambda: B.activation_forward("gelu", big, "none"), 2)
     assert np.array_equal(one, two)
     assert np.array_equal(B.activation_forward("gelu", big[17:], "none"), one[17:])
+
+
+def test_float32_erf_kernel_rounds_correctly_and_keeps_bits():
+    """torch.erf on float32: vmath's two halves, vectorised (was math.erf a call an element
+    through np.frompyfunc: 70x torch's time); float64 stays libm's erf."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(0, 2, 3000), np.linspace(-6, 6, 1201),
+                        [1e-30, -1e-30, 1e-6, 0.99999994, 1.0]]).astype(np.float32)
+    y = B.activation_forward("erf", x, 0.0)
+    mpmath.mp.dps = 40
+    ref = np.array([float(mpmath.erf(mpmath.mpf(float(v)))) for v in x])
+    assert ulps(y, ref, np.float32).max() <= 0.5001
+    dref = np.array([float(2 / mpmath.sqrt(mpmath.pi) * mpmath.exp(-mpmath.mpf(float(v)) ** 2))
+                     for v in x])
+    dx = B.activation_backward("erf", np.ones_like(x), x, 0.0)
+    assert ulps(dx, dref, np.float32).max() <= 0.5001
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], np.float32)
+    out = B.activation_forward("erf", special, 0.0)
+    assert out[0] == 0 and not np.signbit(out[0]) and out[1] == 0 and np.signbit(out[1])
+    assert out[2] == 1 and out[3] == -1 and np.isnan(out[4])
+    big = rng.normal(0, 2, 100_003).astype(np.float32)
+    one = on_threads(lambda: B.activation_forward("erf", big, 0.0), 1)
+    assert np.array_equal(one, on_threads(lambda: B.activation_forward("erf", big, 0.0), 2))
+    assert np.array_equal(B.activation_forward("erf", big[5:], 0.0), one[5:])
+    x64 = rng.normal(0, 2, 1000)
+    import math
+
+    assert np.array_equal(B.activation_forward("erf", x64, 0.0), [math.erf(v) for v in x64])

@@ -358,7 +358,7 @@ unary("hardswish", lambda x: x * (np.clip(x + 3, 0, 6) / 6),
       ints="error")
 unary("erf", lambda x: _erf(x), lambda g, x, y: g * (_t(g, 2 / math.sqrt(math.pi)) *
                                                   np.exp(-(x * x))),
-      "dx = g * 2/sqrt(pi) * exp(-x**2)")
+      "dx = g * 2/sqrt(pi) * exp(-x**2)", kernel="erf")
 unary("sinc", np.sinc, lambda g, x, y: g * _sinc_slope(x, y),
       "dx = g * (cos(pi x) - y) / x  (0 at x = 0)", saves="xy")
 unary("erfc", lambda x: _erfc(x), lambda g, x, y: g * (_t(g, -2 / math.sqrt(math.pi)) *
