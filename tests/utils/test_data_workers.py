@@ -191,3 +191,18 @@ def test_more_workers_than_cpus_warns_as_torch():
     assert f"suggested max number of worker in current system is {cpus}" in ours[0]
     torch = pytest.importorskip("torch")
     assert ours == _warned_worker_counts(torch, cpus)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_iterator_classes_have_torchs_names(workers):
+    """They show in programs' errors ('_SingleProcessDataLoaderIter' object has no attribute
+    'next': an old tutorial's it.next())."""
+    import cygrad
+    from cygrad.utils.data import DataLoader, TensorDataset
+
+    it = iter(DataLoader(TensorDataset(cygrad.arange(4.0)), batch_size=2, num_workers=workers))
+    torch = pytest.importorskip("torch")
+    theirs = iter(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(4.0)),
+                                              batch_size=2, num_workers=workers))
+    assert type(it).__name__ == type(theirs).__name__
+    assert [b[0].tolist() for b in it] == [b[0].tolist() for b in theirs]

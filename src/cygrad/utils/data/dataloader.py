@@ -258,7 +258,9 @@ class DataLoader:
     def __iter__(self):
         if self.num_workers and (not self.persistent_workers or self._workers is None):
             self._check_worker_number()
-        return _LoaderIter(self)
+        if self.num_workers == 0:
+            return _SingleProcessDataLoaderIter(self)
+        return _MultiProcessingDataLoaderIter(self)
 
     def _workers_for_pass(self):
         """The workers of a new pass (None without workers): new ones seeded from a base seed
@@ -284,8 +286,8 @@ class DataLoader:
         return len(self._index_sampler)
 
 
-class _LoaderIter:
-    """One pass over a DataLoader."""
+class _BaseDataLoaderIter:
+    """One pass over a DataLoader (torch's class names: they show in programs' errors)."""
 
     def __init__(self, loader):
         if loader.pin_memory:
@@ -376,3 +378,12 @@ class _LoaderIter:
             except StopIteration:
                 worker.active = False
         raise StopIteration
+
+
+class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
+    """A pass without workers."""
+
+
+class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
+    """A pass with workers (emulated in this process: see _Worker)."""
+
