@@ -308,6 +308,36 @@ def test_every_path_gives_the_same_bits(monkeypatch, groups, stride):
         np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-4)
 
 
+def test_small_maps_run_in_chunks_with_the_same_bits(monkeypatch):
+    """A ResNet's last stages (a few output positions an image, many channels): never image by
+    image (a thin product an image re-read the weights each time: 32x torch's time at 1x1),
+    but in chunks of images up to SMALL_MAP_BYTES of patches, each one wide product; y, dx and
+    db have the bits of every other path, dW is exact (tied filters stay tied)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 6, 2, 2)).astype(np.float32)
+    w = rng.standard_normal((4, 6, 3, 3)).astype(np.float32)
+    w[2] = w[0]  # tied filters
+    b = rng.standard_normal(4).astype(np.float32)
+    g = rng.standard_normal((7, 4, 2, 2)).astype(np.float32)
+    g[:, 2] = g[:, 0]  # (their outputs are tied: so are the gradients they get)
+    patches = 6 * 9 * 4 * 4
+    runs = []
+    for limit in (1, 3 * patches, 10**12):  # chunks of 1 image / 3 images / the batch
+        monkeypatch.setattr(conv_ops, "SMALL_MAP_BYTES", limit)
+        monkeypatch.setattr(conv_ops, "BATCH_BYTES", 1)  # (it would have been image by image)
+        xt, wt, bt = (cygrad.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(xt, wt, bt, padding=1)
+        assert not y.grad_fn.by_image
+        (y * cygrad.tensor(g)).sum().backward()
+        runs.append((y.numpy(), grad(xt), grad(wt), grad(bt)))
+        assert np.array_equal(grad(wt)[0], grad(wt)[2])
+    for y2, dx2, dw2, db2 in runs[1:]:
+        y1, dx1, dw1, db1 = runs[0]
+        for a, b_ in ((y1, y2), (dx1, dx2), (db1, db2)):
+            assert np.array_equal(a, b_)
+        np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_identical_channels_pool_identically(dtype):
     x = rand((3, 4, 9, 9), 7, dtype, ties=True)

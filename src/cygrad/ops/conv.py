@@ -22,11 +22,20 @@ from . import Op
 # are exact (the same chain for every filter) on each: a chain over the chunks of each chunk's
 # k tree, or over the images of each image's (tests/nn/test_conv_pool.py runs them all).
 BATCH_BYTES = 1 << 20
+# Below this many output positions an image's product is too thin to run alone (a ResNet's
+# last stages: 1x1 to 7x7 maps of 256-512 channels, where image by image re-read the weights
+# for every image: 32x torch's time at 1x1): such convolutions take their images in chunks of
+# patches up to SMALL_MAP_BYTES, each chunk one wide product, and their weight gradient a chain
+# over the chunks.
+IMAGE_POSITIONS = 64
+SMALL_MAP_BYTES = 16 << 20
 
 
-def images_per_product(n, patch_bytes):
-    """Images whose patches one product takes: all n, or a chunk of them (at least one)."""
-    return n if n * patch_bytes <= BATCH_BYTES else max(1, BATCH_BYTES // max(patch_bytes, 1))
+def images_per_product(n, patch_bytes, positions=IMAGE_POSITIONS):
+    """Images whose patches one product takes: all n, or a chunk of them (at least one);
+    `positions` (output positions per image) below IMAGE_POSITIONS allow SMALL_MAP_BYTES."""
+    budget = BATCH_BYTES if positions >= IMAGE_POSITIONS else max(BATCH_BYTES, SMALL_MAP_BYTES)
+    return n if n * patch_bytes <= budget else max(1, budget // max(patch_bytes, 1))
 
 
 class Conv2d(Op):
@@ -72,8 +81,9 @@ class Conv2d(Op):
         n = x.shape[0]
         p = self.out_size[0] * self.out_size[1]
         geometry = self._geometry()
-        m = self.chunk = max(1, images_per_product(n, w2.shape[1] * p * x.itemsize))
-        if self.groups == 1 and m < n:  # image by image, the patches packed from each
+        m = self.chunk = max(1, images_per_product(n, w2.shape[1] * p * x.itemsize, p))
+        self.by_image = self.groups == 1 and m < n and p >= IMAGE_POSITIONS
+        if self.by_image:  # image by image, the patches packed from each
             self.cols = None
             y = np.empty((n, o, p), x.dtype)
             B.conv_image(x, w2, b, y, kh, kw, *geometry)
@@ -125,9 +135,9 @@ class Conv2d(Op):
             # without groups dW goes image by image through conv_image_grad (patches from
             # each image; the chain over the images): with each image's dx when chunks hold
             # one image (its g still in cache: conv_image_backward), else all at once
-            dw_by_chunks = needs[1] and self.groups != 1
+            dw_by_chunks = needs[1] and not self.by_image
             chunks = range(0, n, m) if needs[0] or dw_by_chunks else ()
-            if self.groups == 1 and m == 1:
+            if self.by_image and m == 1:
                 B.conv_image_backward(x, g3, w2, dw, dx, kh, kw, *geometry)
                 chunks = ()
             elif needs[1] and not dw_by_chunks:
