@@ -621,3 +621,23 @@ def test_base_classes_are_torchs():
                                                                       lib.RNNBase)
         assert isinstance(lib.GRUCell(2, 3), lib.RNNCellBase)
         assert not isinstance(lib.LSTMCell(2, 3), lib.RNNBase)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_a_layer_projects_its_inputs_at_once_with_the_bits_of_its_cell(mode):
+    """The layer multiplies every step's input by W_ih in one product (torch's layers do
+    too); each output has the bits of the cell run step by step (an element's chain does not
+    depend on the rows beside it)."""
+    cygrad.manual_seed(0)
+    layer = getattr(cygrad.nn, mode)(5, 7)
+    cell = getattr(cygrad.nn, mode + "Cell")(5, 7)
+    with cygrad.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(layer, name + "_l0"))
+    x = cygrad.tensor(np.random.default_rng(2).normal(size=(6, 3, 5)).astype(np.float32))
+    y, _ = layer(x)
+    state = None
+    for t in range(6):
+        state = cell(x[t], state)
+        h = state[0] if mode == "LSTM" else state
+        assert np.array_equal(y[t].detach().numpy(), h.detach().numpy())

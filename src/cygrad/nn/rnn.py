@@ -67,29 +67,47 @@ def _uniform_init(module, hidden_size):
 
 # ---------------------------------------------------------------------- one step
 
-def _rnn_tanh_step(x, h, w_ih, w_hh, b_ih, b_hh):
-    return (F.linear(h, w_hh, b_hh) + F.linear(x, w_ih, b_ih)).tanh()
+# Each step from its input's projection xp = F.linear(x, w_ih, b_ih): a layer over a whole
+# sequence projects every step's input in one product (the same bits as step by step: an
+# element's chain does not depend on the rows beside it), as torch's layers do; the cells and
+# packed sequences project step by step (the *_step forms).
+
+def _rnn_tanh_from(xp, h, w_hh, b_hh):
+    return (F.linear(h, w_hh, b_hh) + xp).tanh()
 
 
-def _rnn_relu_step(x, h, w_ih, w_hh, b_ih, b_hh):
-    return (F.linear(h, w_hh, b_hh) + F.linear(x, w_ih, b_ih)).relu()
+def _rnn_relu_from(xp, h, w_hh, b_hh):
+    return (F.linear(h, w_hh, b_hh) + xp).relu()
 
 
-def _lstm_step(x, state, w_ih, w_hh, b_ih, b_hh, w_hr=None):
+def _lstm_from(xp, state, w_hh, b_hh, w_hr=None):
     h, c = state
-    i, f, g, o = (F.linear(h, w_hh, b_hh) + F.linear(x, w_ih, b_ih)).chunk(4, 1)
+    i, f, g, o = (F.linear(h, w_hh, b_hh) + xp).chunk(4, 1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h = o.sigmoid() * c.tanh()
     return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
-def _gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
-    i_r, i_z, i_n = F.linear(x, w_ih, b_ih).chunk(3, 1)
+def _gru_from(xp, h, w_hh, b_hh):
+    i_r, i_z, i_n = xp.chunk(3, 1)
     h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, 1)
     r = (h_r + i_r).sigmoid()
     z = (h_z + i_z).sigmoid()
     n = (i_n + h_n * r).tanh()
     return (h - n) * z + n
+
+
+def _stepper(from_projection):
+    def step(x, state, w_ih, w_hh, b_ih, b_hh, *rest):
+        return from_projection(F.linear(x, w_ih, b_ih), state, w_hh, b_hh, *rest)
+
+    return step
+
+
+_FROM = {"RNN_TANH": _rnn_tanh_from, "RNN_RELU": _rnn_relu_from, "LSTM": _lstm_from,
+         "GRU": _gru_from}
+_rnn_tanh_step, _rnn_relu_step, _lstm_step, _gru_step = (
+    _stepper(_FROM[mode]) for mode in ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"))
 
 
 _STEPS = {"RNN_TANH": _rnn_tanh_step, "RNN_RELU": _rnn_relu_step, "LSTM": _lstm_step,
@@ -293,7 +311,7 @@ class RNNBase(Module):
                 if s.dtype != input.dtype:
                     raise RuntimeError(f"{type(self).__name__}: hx has dtype {s.dtype} but "
                                        f"input has dtype {input.dtype}; they must match")
-        step = _STEPS[self.mode]
+        step, from_projection = _STEPS[self.mode], _FROM[self.mode]
         lstm = self.mode == "LSTM"
         used = 5 if self.proj_size > 0 else 4  # [w_ih, w_hh, b_ih, b_hh(, w_hr)]
         directions = 2 if self.bidirectional else 1
@@ -301,6 +319,10 @@ class RNNBase(Module):
         finals = []
         for layer, names in enumerate(self._layer_names()):
             outputs = []
+            sequence = None  # the layer's input, (L, N, features), for the projections
+            if sizes is None:
+                sequence = stack(steps, 0) if layer else \
+                    (input.transpose(0, 1) if self.batch_first else input)
             for direction in range(directions):
                 weights = [p[name] if name else None for name in names[direction][:used]]
                 state = initial[layer * directions + direction]
@@ -311,8 +333,9 @@ class RNNBase(Module):
                     finals.append(state)
                     continue
                 hs = []
-                for x in (steps if direction == 0 else reversed(steps)):
-                    state = step(x, state, *weights)
+                projections = F.linear(sequence, weights[0], weights[2]).unbind(0)
+                for xp in (projections if direction == 0 else reversed(projections)):
+                    state = from_projection(xp, state, weights[1], weights[3], *weights[4:])
                     hs.append(state[0] if lstm else state)
                 if direction == 1:
                     hs.reverse()
