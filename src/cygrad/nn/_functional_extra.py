@@ -31,7 +31,10 @@ def celu(input, alpha=1.0, inplace=False):
     _tensor(input, "input", "celu")
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    negative = (input.clamp(max=0) / alpha).expm1() * alpha
+    if alpha > 0:  # torch's: elu of x / alpha (the gradient from x: exp(x / alpha), no
+        negative = registry.FUNCTIONAL["elu"](input / alpha, alpha)  # far below 0)
+    else:
+        negative = (input.clamp(max=0) / alpha).expm1() * alpha
     out = _f("where")(input > 0, input, negative)
     return input.copy_(out) if inplace else out
 

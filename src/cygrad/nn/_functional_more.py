@@ -3,7 +3,7 @@ local_response_norm, lp_pool1d, lp_pool2d, gumbel_softmax, pdist, rrelu and embe
 
 import numpy as np
 
-from .. import autograd
+from .. import autograd, dtypes
 from ..ops.shape import where
 from ..tensor import Tensor, _wrap
 
@@ -98,16 +98,23 @@ def pdist(input, p=2):
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
-    """x where x >= 0, a * x below: a ~ U(lower, upper) per element when training (cygrad's
-    generator), (lower + upper) / 2 otherwise."""
+    """x where x > 0, a * x from 0 down (torch's: the gradient at 0 is a): when training
+    a ~ U(lower, upper) drawn for each such element in memory order, one double each from the
+    generator as torch's kernel draws them (rounded to the input's dtype); (lower + upper) / 2
+    otherwise."""
     if not isinstance(input, Tensor):
         raise TypeError(f"rrelu(): argument 'input' must be Tensor, not {type(input).__name__}")
     if training:
         with autograd.no_grad():
-            slope = input.detach().new_empty(tuple(input.shape)).uniform_(lower, upper)
-        out = where(input >= 0, input, input * slope)
+            low = (input.detach() <= 0).numpy().reshape(-1)
+            draws = input.new_empty((int(low.sum()),), dtype=dtypes.float64).uniform_(
+                lower, upper)
+            slope = np.ones(low.shape, input._data.dtype)
+            slope[low] = draws.numpy()
+            slope = _wrap(slope.reshape(input._data.shape))
+        out = where(input > 0, input, input * slope)
     else:
-        out = where(input >= 0, input, input * ((lower + upper) / 2))
+        out = where(input > 0, input, input * ((lower + upper) / 2))
     if inplace:
         return input.copy_(out)
     return out

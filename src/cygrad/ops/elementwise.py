@@ -353,9 +353,9 @@ unary("hardsigmoid", lambda x: np.clip(x + 3, 0, 6) / _t(x, 6),
       "dx = g / 6 on (-3, 3)",
       module="Hardsigmoid", functional=True, exposed="functional", ints="error")
 unary("hardswish", lambda x: x * (np.clip(x + 3, 0, 6) / 6),
-      lambda g, x, y: np.where(x < -3, _z(g), np.where(x <= 3, g * ((x / 3) + 0.5), g)),
-      "dx = g * (x/3 + 1/2) on [-3, 3]", module="Hardswish", functional=True, exposed="functional",
-      ints="error")
+      lambda g, x, y: np.where(x <= -3, _z(g), np.where(x < 3, g * ((x / 3) + 0.5), g)),
+      "dx = g * (x/3 + 1/2) on (-3, 3) (0 from -3 down, g from 3 up: torch's)",
+      module="Hardswish", functional=True, exposed="functional", ints="error")
 unary("erf", lambda x: _erf(x), lambda g, x, y: g * (_t(g, 2 / math.sqrt(math.pi)) *
                                                   np.exp(-(x * x))),
       "dx = g * 2/sqrt(pi) * exp(-x**2)", kernel="erf")
