@@ -808,14 +808,14 @@ def _write_view(view, result):
     from .ops.shape import IndexPut, Reshape
 
     base, op = view._extra["base"], view._extra["view_op"]
-    slicing = type(op).__name__ == "Slice"
+    kind = type(op).__name__
+    if kind == "Expand":  # the one view whose elements can share a place in the base
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+    slicing = kind == "Slice"
     if not slicing:  # where each of the view's elements sits in its base (row-major)
         index = copy.copy(op).forward(np.arange(base._data.size).reshape(base._data.shape))
-        if np.unique(index).size < index.size:
-            raise RuntimeError("unsupported operation: more than one element of the written-to "
-                               "tensor refers to a single memory location. Please clone() the "
-                               "tensor before performing the operation.")
-    view._data = result._data  # (what the base's write reads, until the view is re-made)
     source = base._inplace_input()
     if slicing:
         written = apply(IndexPut, source, result, index=op.index, node=COPY_SLICES)
