@@ -167,6 +167,7 @@ cdef enum:
     SMALL_DOUBLES = 2048  # packing buffers up to this size live on the stack
     SMALL_BUFFER = SMALL_DOUBLES * 8  # (bytes)
     B_ROWS = 16  # _pack_b: rows of B copied into every full panel before the next rows
+    CUT_UNITS = 1024  # k is cut in two parts only for products of this many blocks of rows
 
 # True when each link of a chain is a fused multiply-add (this build's target has FMA): the
 # results are then those of every other FMA build, and differ in the last bits from a build
@@ -649,6 +650,8 @@ cdef struct Operands:
     Py_ssize_t mc  # the rows of a block of A: CG_MC rounded down to a multiple of mr
     Py_ssize_t nc  # the columns of C a pass takes: CG_NC, fewer when B's k blocks would not fit
     bint whole_b  # B's k blocks packed at once for those columns (else one k block at a time)
+    Py_ssize_t blocks  # the k blocks (the leaves of each element's tree)
+    Py_ssize_t cut  # whole_b: the leaves of the first part of k (blocks: k is not cut)
 
 
 cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
@@ -690,6 +693,12 @@ cdef Operands _operands(const floating[:, :] a, const floating[:, :] b, floating
 # plain chain. A plane holds one block of columns of the rows in progress: the MC rows of the
 # unit a thread runs when B's k blocks are packed at once (a unit ends with its partials merged:
 # the next one reuses the plane, which stays in L2), else the thread's whole share.
+# A long k may run in two parts (g.cut, use_k_cut): the first group of 2^D leaves, then the
+# rest. Each part's k blocks of B are packed for twice the columns the whole k's would be, so A
+# (packed again for every block of columns) is packed half as often; part 0 ends with its sum
+# in C (level D), part 1's last leaf adds it as it would have anyway. At the cut every level
+# below D is empty (the binary counter stands at 2^D), so the same leaves are added in the
+# same order: the bits do not depend on it.
 
 cdef inline int _top(Py_ssize_t blocks) noexcept nogil:
     """D: the highest level a partial is stored at (C itself); -1 for one block."""
@@ -764,7 +773,8 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                        Slots slots) noexcept nogil:
     """C := op(A) @ op(B) on one thread, through packed panels and the micro-kernel.
 
-    For each block of g.nc columns, every k block of B is packed once (k x nc: g.whole_b);
+    For each block of g.nc columns, every k block of B is packed once (k x nc: g.whole_b;
+    or those of each part of a cut k, part 0 for every block of rows before part 1);
     then for each MC x KC block of A, in ascending k blocks, one A micro-panel stays in L1
     while that k block's B micro-panels stream past it. Each k block is a leaf of the tree
     above, and the leaves of MC rows are done before the next rows start, so the stored
@@ -777,13 +787,14 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
     cdef Py_ssize_t NR = g.nr
     cdef Py_ssize_t jc, pc, ic, kc, nc, mc, jb, pb, ib, mask
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
-    cdef int level
+    cdef int level, part
     cdef floating *cblock
     for jb in range(_cdiv(g.n, g.nc)):
         if g.whole_b:
-            _pack_b_block(&g, bbuf, jb)
-            for ib in range(_cdiv(g.m, g.mc)):
-                _unit(&g, abuf, bbuf, tile, &slots, jb, ib)
+            for part in range(1 if g.cut == blocks else 2):
+                _pack_b_block(&g, bbuf, jb, part)
+                for ib in range(_cdiv(g.m, g.mc)):
+                    _unit(&g, abuf, bbuf, tile, &slots, jb, ib, part)
             continue
         jc = jb * g.nc
         nc = min(g.nc, g.n - jc)
@@ -800,35 +811,47 @@ cdef void _gemm_packed(Operands g, floating *abuf, floating *bbuf, floating *til
                 _blocks(g, abuf, bbuf, tile, &slots, cblock, ic, mc, kc, nc, mask, level)
 
 
-cdef inline void _pack_b_block(const Operands *g, floating *bbuf, Py_ssize_t jb) noexcept nogil:
-    """g.whole_b: every k block of the jb-th block of g.nc columns of B, packed into bbuf."""
+cdef inline void _part(const Operands *g, int part, Py_ssize_t *pb0,
+                       Py_ssize_t *pb1) noexcept nogil:
+    """The leaves pb0 <= pb < pb1 of part 0 or 1 of k (g.whole_b; g.cut)."""
+    pb0[0] = 0 if part == 0 else g.cut
+    pb1[0] = g.cut if part == 0 else g.blocks
+
+
+cdef inline void _pack_b_block(const Operands *g, floating *bbuf, Py_ssize_t jb,
+                               int part) noexcept nogil:
+    """g.whole_b: every k block of a part of k (_part) of the jb-th block of g.nc columns of
+    B, packed into bbuf."""
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
-    cdef Py_ssize_t jc = jb * g.nc, pc, pb
+    cdef Py_ssize_t jc = jb * g.nc, pc, pb, pb0, pb1
     cdef Py_ssize_t nc = min(g.nc, g.n - jc)
     cdef Py_ssize_t ncr = _round_up(nc, g.nr)
-    for pb in range(_cdiv(g.k, KC)):
+    _part(g, part, &pb0, &pb1)
+    for pb in range(pb0, pb1):
         pc = pb * KC
-        _pack_b_of(g, bbuf + pc * ncr, pc, jc, min(KC, g.k - pc), nc, g.nr)
+        _pack_b_of(g, bbuf + (pc - pb0 * KC) * ncr, pc, jc, min(KC, g.k - pc), nc, g.nr)
 
 
 cdef inline void _unit(const Operands *g, floating *abuf, const floating *bbuf, floating *tile,
-                       Slots *slots, Py_ssize_t jb, Py_ssize_t ib) noexcept nogil:
-    """g.whole_b: the MC rows of block ib of C in its jb-th block of g.nc columns, whole (every
-    leaf, in ascending k blocks, and the tree's merges), from that block of B packed in bbuf.
-    A unit of work of its own: its partials are done with when it returns."""
+                       Slots *slots, Py_ssize_t jb, Py_ssize_t ib, int part) noexcept nogil:
+    """g.whole_b: the MC rows of block ib of C in its jb-th block of g.nc columns, every leaf
+    of a part of k (_part: in ascending k blocks, and the tree's merges), from that part's
+    block of B packed in bbuf. A unit of work of its own: its partials are done with when it
+    returns (part 0 of a cut k leaves its sum in C, where part 1's last leaf adds it)."""
     cdef Py_ssize_t KC = CG_KC_F32 if floating is float else CG_KC_F64
-    cdef Py_ssize_t jc = jb * g.nc, ic = ib * g.mc, pc, pb, kc, mask
+    cdef Py_ssize_t jc = jb * g.nc, ic = ib * g.mc, pc, pb, kc, mask, pb0, pb1
     cdef Py_ssize_t nc = min(g.nc, g.n - jc), mc = min(g.mc, g.m - ic)
     cdef Py_ssize_t ncr = _round_up(nc, g.nr)
     cdef Py_ssize_t blocks = _cdiv(g.k, KC)
     cdef int level
-    for pb in range(blocks):
+    _part(g, part, &pb0, &pb1)
+    for pb in range(pb0, pb1):
         pc = pb * KC
         kc = min(KC, g.k - pc)
         mask = _merges(pb, blocks, &level)
         _pack_a_of(g, abuf, ic, pc, mc, kc)
-        _blocks(g[0], abuf, bbuf + pc * ncr, tile, slots, <floating *>g.c + jc, ic, mc, kc,
-                nc, mask, level)
+        _blocks(g[0], abuf, bbuf + (pc - pb0 * KC) * ncr, tile, slots, <floating *>g.c + jc, ic,
+                mc, kc, nc, mask, level)
 
 
 cdef inline void _blocks(Operands g, const floating *abuf, const floating *bblock,
@@ -984,17 +1007,41 @@ cdef Py_ssize_t _drain(const Operands *share, cg_queue *queue, bint back, floati
                        Py_ssize_t a_size, Py_ssize_t b_size, Slots *slots) noexcept nogil:
     """Run the units of `share` taken from its queue (its own thread: from the front; another:
     from the back while at least two wait), packing each block of B once for this thread's
-    run of them. Returns how many it ran."""
-    cdef Py_ssize_t ib_count = _cdiv(share.m, share.mc), held = -1, done = 0
+    run of them. Returns how many it ran. With k cut in two parts (g.cut), a unit is both
+    parts of its rows: the thread that takes it runs part 0 at once and part 1 after the last
+    unit it takes in the same block of columns (one packing of each part's B), so part 1
+    always follows part 0 of the same rows on the same thread."""
+    cdef Py_ssize_t ib_count = _cdiv(share.m, share.mc), held = -1, done = 0, taken = 0
+    cdef bint cut = share.cut < share.blocks
+    cdef int rows[CUT_UNITS]  # cut: the blocks of rows taken in the held block of columns
     cdef long long u = cg_take(queue, back, 2 if back else 1)
     while u >= 0:
         if u // ib_count != held:
+            if cut and held >= 0:
+                _second_parts(share, buf, a_size, b_size, slots, held, rows, taken)
             held = u // ib_count
-            _pack_b_block(share, buf + a_size, held)
-        _unit(share, buf, buf + a_size, buf + a_size + b_size, slots, held, u % ib_count)
+            taken = 0
+            _pack_b_block(share, buf + a_size, held, 0)
+        if cut:
+            rows[taken] = <int>(u % ib_count)
+            taken += 1
+        _unit(share, buf, buf + a_size, buf + a_size + b_size, slots, held, u % ib_count, 0)
         done += 1
         u = cg_take(queue, back, 2 if back else 1)
+    if cut and held >= 0:
+        _second_parts(share, buf, a_size, b_size, slots, held, rows, taken)
     return done
+
+
+cdef inline void _second_parts(const Operands *share, floating *buf, Py_ssize_t a_size,
+                               Py_ssize_t b_size, Slots *slots, Py_ssize_t jb, const int *rows,
+                               Py_ssize_t count) noexcept nogil:
+    """_drain: part 1 of k of the units whose part 0 this thread has run in block jb of columns
+    (their blocks of rows)."""
+    cdef Py_ssize_t i
+    _pack_b_block(share, buf + a_size, jb, 1)
+    for i in range(count):
+        _unit(share, buf, buf + a_size, buf + a_size + b_size, slots, jb, rows[i], 1)
 
 
 cdef bint _split_n(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t nt,
@@ -1143,18 +1190,33 @@ cdef inline Py_ssize_t _buffers_of(Operands *g, floating *tag, Py_ssize_t nt, bi
     # them) would take more than CG_PACKED_B_MAX bytes: then one k block at a time, CG_NC wide
     cdef Py_ssize_t isz = sizeof(floating)
     g.whole_b = g.k * _round_up(min(g.n, <Py_ssize_t>256), NR) * isz <= CG_PACKED_B_MAX
-    g.nc = min(<Py_ssize_t>CG_NC,
-               max(256, <Py_ssize_t>(_packed_b // nt // (g.k * isz)) // NR * NR)) \
-        if g.whole_b else CG_NC
-    # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, else KC x nc) and a
-    # scratch tile, each rounded to 16 elements so that all three stay 64-byte aligned; then
-    # its planes of partials
+    g.nc = _columns(g.k, nt, NR, isz) if g.whole_b else CG_NC
+    cdef Py_ssize_t blocks = _cdiv(g.k, KC), cut, nc_cut
+    cdef Py_ssize_t n_share = _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n
+    # k cut in two parts (the k tree above) when 256 columns of the whole k's B take a thread's
+    # budget or more and its columns make 4 blocks or more: each part's B then packs the
+    # columns that fill what the whole k's took. 2048^3 float64 (8 leaves: 4 + 4; 512 columns
+    # instead of 256) 1.5-2% faster at one thread and at two, 512 x 2048 x 2048 2%, float32
+    # 2048 x 2048 x 4096 1.6%; 1024^3 float64 at two threads (2 blocks of columns to 1) 1%
+    # slower: part 0's sums go out to memory and come back (benchmarks/README.md).
+    g.cut = g.blocks = blocks
+    if g.whole_b and blocks >= 2 and _cut_mode != 0 and _cdiv(g.m, g.mc) <= CUT_UNITS:
+        cut = (<Py_ssize_t>1) << _top(blocks)
+        nc_cut = min(<Py_ssize_t>CG_NC, max(_packed_b // nt, g.k * g.nc * isz) // (cut * KC * isz)
+                     // NR * NR)
+        if _cut_mode == 1 or (g.k * 256 * isz >= _packed_b // nt and
+                              _cdiv(n_share, g.nc) >= 4 and
+                              _cdiv(n_share, nc_cut) < _cdiv(n_share, g.nc)):
+            g.cut, g.nc = cut, max(nc_cut, NR)
+    # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, or a part's, else
+    # KC x nc) and a scratch tile, each rounded to 16 elements so that all three stay 64-byte
+    # aligned; then its planes of partials
     cdef Py_ssize_t mc = min(g.mc, g.m), kc = min(KC, g.k)
     cdef Py_ssize_t nc = min(g.nc, g.n)
     a_size[0] = _round_up(_round_up(mc, MR) * kc, 16)
-    b_size[0] = _round_up((g.k if g.whole_b else kc) * _round_up(nc, NR), 16)
-    slots.top = _top(_cdiv(g.k, KC))
-    slots.ld = min(g.nc, _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n)
+    b_size[0] = _round_up((min(g.k, g.cut * KC) if g.whole_b else kc) * _round_up(nc, NR), 16)
+    slots.top = _top(blocks)
+    slots.ld = min(g.nc, n_share)
     # a thread's planes hold the partials of its whole share (B's k blocks outermost), or of
     # the MC rows of the unit it runs (whole_b: a unit is done with its partials when it ends)
     slots.rows = g.m if split_n else _cdiv(_cdiv(g.m, MR), nt) * MR
@@ -1162,6 +1224,26 @@ cdef inline Py_ssize_t _buffers_of(Operands *g, floating *tag, Py_ssize_t nt, bi
         slots.rows = min(slots.rows, g.mc)
     slots.size = _round_up(slots.rows * slots.ld, 16)
     return _round_up(a_size[0] + b_size[0] + MR * NR, 16) + max(slots.top, 0) * slots.size
+
+
+cdef inline Py_ssize_t _columns(Py_ssize_t k, Py_ssize_t nt, Py_ssize_t NR,
+                               Py_ssize_t isz) noexcept nogil:
+    """The columns of B whose k rows (packed) fit a thread's share of the budget: a multiple
+    of NR, 256 at least, CG_NC at most."""
+    return min(<Py_ssize_t>CG_NC, max(256, <Py_ssize_t>(_packed_b // nt // (k * isz)) // NR * NR))
+
+
+cdef int _cut_mode = -1  # use_k_cut: -1 automatic, 0 never, 1 wherever it can
+
+
+def use_k_cut(mode):
+    """Cut k in two parts (the tree's first group of leaves, then the rest) wherever a product
+    can (True), never (False), or where it pays (None: the automatic choice); returns the
+    setting before. For tests and measurements: which parts run when changes no bit."""
+    global _cut_mode
+    before = None if _cut_mode < 0 else bool(_cut_mode)
+    _cut_mode = -1 if mode is None else int(bool(mode))
+    return before
 
 
 cdef int _run_pair(Operands g1, Operands g2, floating *tag) except -1:
@@ -1193,15 +1275,45 @@ cdef int _run_pair(Operands g1, Operands g2, floating *tag) except -1:
     return 0
 
 
+cdef inline Py_ssize_t _threads_of(const Operands *g, int num_threads, double serial,
+                                   bint *split_n) noexcept nogil:
+    """The threads a product _tiles_of has laid out runs on, and whether they split its
+    columns (split_n) or its rows."""
+    cdef Py_ssize_t nt = cg_threads(num_threads)
+    if <double>g.m * <double>g.n * <double>g.k <= serial:
+        nt = 1
+    split_n[0] = nt > 1 and _split_n(g.m, g.n, g.k, nt, g.mr, g.nr)
+    return min(nt, _cdiv(g.n, g.nr) if split_n[0] else _cdiv(g.m, g.mr))
+
+
+def cut_leaves(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, dtype, int num_threads):
+    """The leaves of the first part of k when an (m x k) @ (k x n) product of `dtype` on
+    num_threads runs with k cut in two (use_k_cut), else 0."""
+    cdef Operands g
+    cdef bint split_n
+    cdef Py_ssize_t nt, a_size, b_size
+    cdef Slots slots
+    g.m, g.n, g.k = m, n, k
+    g.pa = g.pb = NULL
+    if m <= 0 or n <= 0 or k <= 0:
+        return 0
+    if np.dtype(dtype) == _F32_DTYPE:
+        _tiles_of(&g, <float *>NULL)
+        nt = _threads_of(&g, num_threads, <double>serial_macs, &split_n)
+        _buffers_of(&g, <float *>NULL, nt, split_n, &a_size, &b_size, &slots)
+    else:
+        _tiles_of(&g, <double *>NULL)
+        nt = _threads_of(&g, num_threads, <double>serial_macs, &split_n)
+        _buffers_of(&g, <double *>NULL, nt, split_n, &a_size, &b_size, &slots)
+    return g.cut if g.whole_b and g.cut < g.blocks else 0
+
+
 cdef int _run_direct(Operands g, floating *tag, int num_threads, double serial) except -1:
     """_run's product as it is laid out (m, n, k > 0)."""
     _tiles_of(&g, tag)
     cdef Py_ssize_t MR = g.mr, NR = g.nr
-    cdef Py_ssize_t nt = cg_threads(num_threads)
-    if <double>g.m * <double>g.n * <double>g.k <= serial:
-        nt = 1
-    cdef bint split_n = nt > 1 and _split_n(g.m, g.n, g.k, nt, MR, NR)
-    nt = min(nt, _cdiv(g.n, NR) if split_n else _cdiv(g.m, MR))
+    cdef bint split_n
+    cdef Py_ssize_t nt = _threads_of(&g, num_threads, serial, &split_n)
     cdef Py_ssize_t a_size, b_size
     cdef Slots slots
     cdef Py_ssize_t step = _buffers_of(&g, tag, nt, split_n, &a_size, &b_size, &slots)

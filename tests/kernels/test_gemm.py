@@ -324,6 +324,78 @@ def test_units_taken_from_another_thread_give_the_same_bits(dtype, ta, tb, m, n,
     assert gemm_module.units_stolen() > before, "no unit was taken from another share"
 
 
+@pytest.fixture
+def k_cut():
+    """Run the test's products with k cut in two parts wherever it can be, then restore."""
+    before = gemm_module.use_k_cut(True)
+    yield
+    gemm_module.use_k_cut(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (False, True)])
+@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (250, 70, 1300), (29, 600, 1100),
+                                   (300, 2100, 600), (17, 40, 513), (200, 300, 5 * 512 + 3)])
+def test_k_cut_in_two_parts_gives_the_same_bits(k_cut, dtype, threads, ta, tb, m, n, k):
+    """k cut in two parts (the tree's first group of 2^D leaves, its sum left in C, then the
+    rest, whose last leaf adds it): the naive chain's bits and the uncut run's, with 2, 3, 5,
+    6 and 11 leaves, ragged rows and columns, one to three threads (columns or rows split)."""
+    assert gemm_module.cut_leaves(m, n, k, dtype, 1) > 0, "the product was not cut"
+    a, b = operands(np.random.default_rng(m + n + k), m, n, k, ta, tb, dtype)
+    c = run_gemm(a, b, ta, tb, threads)
+    assert_close_to_numpy(c, a, b, ta, tb)
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
+    gemm_module.use_k_cut(False)
+    assert gemm_module.cut_leaves(m, n, k, dtype, 1) == 0
+    assert np.array_equal(c, run_gemm(a, b, ta, tb, threads))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(700, 600, 1100), (1000, 300, 2000), (130, 1300, 1536)])
+def test_units_of_a_cut_k_taken_from_another_thread(k_cut, thread_zero_first, dtype, m, n, k):
+    """A thread taking another's units runs both parts of each (part 1 after the last unit it
+    took in that block of columns): with thread 1 held until thread 0 is done, thread 0 runs
+    most of thread 1's share; the bits are one thread's."""
+    a, b = operands(np.random.default_rng(m + k), m, n, k, False, False, dtype)
+    before = gemm_module.units_stolen()
+    c = run_gemm(a, b, False, False, 2)
+    assert gemm_module.units_stolen() > before, "no unit was taken from another share"
+    gemm_module.use_k_cut(False)
+    assert np.array_equal(c, run_gemm(a, b, False, False, 1))
+
+
+def test_the_automatic_choice_cuts_k_where_b_fills_the_budget():
+    """Automatic: k is cut when 256 columns of the whole k's packed B take a thread's share
+    of the budget (blocking()["packed_b"]) and the columns make 4 blocks or more; then the
+    first part is the first 2^D of the N leaves (N/2 for a power of two)."""
+    budget, kc = gemm_module.blocking()["packed_b"], gemm_module.k_block["float64"]
+    k = max(2048, budget // (256 * 8))
+    k = 1 << (k - 1).bit_length()  # a power of two: N leaves, the first part N / 2
+    before = gemm_module.use_k_cut(None)
+    try:
+        assert gemm_module.cut_leaves(512, 4096, k, np.float64, 1) == k // kc // 2
+        assert gemm_module.cut_leaves(512, 4096, k + kc, np.float64, 1) == k // kc
+        assert gemm_module.cut_leaves(256, 256, k, np.float64, 1) == 0  # one block of columns
+        assert gemm_module.cut_leaves(512, 4096, kc, np.float64, 1) == 0  # one leaf
+        small = max(kc, budget // (512 * 8) // kc * kc)  # 512 columns of it fit the budget
+        assert gemm_module.cut_leaves(512, 4096, small, np.float64, 1) == 0
+        gemm_module.use_k_cut(False)
+        assert gemm_module.cut_leaves(512, 4096, k, np.float64, 1) == 0
+    finally:
+        gemm_module.use_k_cut(before)
+
+
+def test_use_k_cut_returns_the_setting_before():
+    before = gemm_module.use_k_cut(True)
+    try:
+        assert gemm_module.use_k_cut(False) is True
+        assert gemm_module.use_k_cut(None) is False
+        assert gemm_module.use_k_cut(None) is None
+    finally:
+        gemm_module.use_k_cut(before)
+
+
 def swapping_shapes(dtype, k):
     """Four (m, n) whose products run transposed in this build (the choice follows the build's
     tile shape: AVX2, AVX-512 and SSE builds pick different ones), spread over n."""
