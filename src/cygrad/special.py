@@ -1,13 +1,14 @@
 """torch.special: the functions cygrad has, under torch.special's names (expit, logit, erf,
 erfc, exp2, expm1, log1p, logsumexp, softmax, log_softmax, round, sinc, xlogy, xlog1py, entr,
-ndtr, log_ndtr, gammaln, digamma, psi, erfinv). The rest of torch.special (polygamma, the
-Bessel and zeta functions ...) is not built: asking for one raises AttributeError naming it."""
+ndtr, log_ndtr, gammaln, digamma, psi, polygamma, multigammaln, erfinv). The rest of
+torch.special (the Bessel and zeta functions ...) is not built: asking for one raises
+AttributeError naming it."""
 
 import math
 
 __all__ = ["expit", "logit", "erf", "erfc", "exp2", "expm1", "log1p", "logsumexp", "softmax",
            "log_softmax", "round", "sinc", "xlogy", "xlog1py", "entr", "ndtr", "log_ndtr",
-           "gammaln", "digamma", "psi", "erfinv"]
+           "gammaln", "digamma", "psi", "polygamma", "multigammaln", "erfinv"]
 
 
 def _f(name):
@@ -106,6 +107,16 @@ def digamma(input):
 
 
 psi = digamma
+
+
+def polygamma(n, input):
+    """The n-th derivative of digamma (torch.polygamma)."""
+    return _f("polygamma")(n, input)
+
+
+def multigammaln(input, p):
+    """The multivariate log-gamma of dimension p (torch.mvlgamma)."""
+    return _f("mvlgamma")(input, p)
 
 
 def erfinv(input):

@@ -370,6 +370,14 @@ class Tensor:
     def data_ptr(self):
         return self._data.ctypes.data
 
+    def storage_offset(self):
+        """Where the tensor starts in the memory it shares with the tensors it is a view of
+        (the first array of its chain of numpy bases), in elements: torch's storage offset."""
+        root = self._data
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        return (self._data.ctypes.data - root.ctypes.data) // self._data.itemsize
+
     def numpy(self, force=False):
         """The tensor's own array (shared, not copied). Unlike torch, this works on tensors
         that require grad too: writing into the array is not recorded."""

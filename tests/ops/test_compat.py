@@ -115,6 +115,74 @@ def test_inplace_forms_match_torch(name, args, kwargs):
     np.testing.assert_allclose(c.numpy(), t.numpy(), rtol=1e-15)
 
 
+@pytest.mark.parametrize("name,self_shape,shapes,kwargs", [
+    ("addmm_", (3, 4), [(3, 5), (5, 4)], {"beta": 0.5, "alpha": 2.0}),
+    ("addmv_", (3,), [(3, 5), (5,)], {"alpha": -1.0}),
+    ("addbmm_", (3, 4), [(2, 3, 5), (2, 5, 4)], {}),
+    ("baddbmm_", (2, 3, 4), [(2, 3, 5), (2, 5, 4)], {"beta": 0.0}),
+])
+def test_product_inplace_forms_match_torch(name, self_shape, shapes, kwargs):
+    """self.addmm_(m1, m2) ...: the product written into self, its gradients through the
+    graph to self's old value and both operands, as torch's; torch.addmv_ too."""
+    torch = _torch()
+    arrays = [_x(s, i + 20) for i, s in enumerate([self_shape] + shapes)]
+    cs = [cygrad.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    c0, t0 = cs[0] * 1, ts[0] * 1
+    assert getattr(c0, name)(*cs[1:], **kwargs) is c0
+    getattr(t0, name)(*ts[1:], **kwargs)
+    np.testing.assert_allclose(c0.detach().numpy(), t0.detach().numpy(), rtol=1e-13)
+    g = _x(self_shape, 30)
+    (c0 * cygrad.tensor(g)).sum().backward()
+    (t0 * torch.tensor(g)).sum().backward()
+    for c, t in zip(cs, ts):
+        np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-13, atol=1e-14)
+    if name == "addmv_":
+        c, t = cygrad.tensor(arrays[0]), torch.tensor(arrays[0])
+        assert cygrad.addmv_(c, cygrad.tensor(arrays[1]), cygrad.tensor(arrays[2])) is c
+        torch.addmv_(t, torch.tensor(arrays[1]), torch.tensor(arrays[2]))
+        np.testing.assert_allclose(c.numpy(), t.numpy(), rtol=1e-13)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 5])
+def test_mvlgamma_matches_torch(p):
+    """torch.mvlgamma / Tensor.mvlgamma(_) / torch.special.multigammaln: values and gradient,
+    integer input in the default dtype, values at and below (p - 1) / 2."""
+    torch = _torch()
+    x = np.random.default_rng(p).uniform(p / 2, p / 2 + 4, (3, 4))
+    c, t = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    cy, ty = cygrad.mvlgamma(c, p), torch.mvlgamma(t, p)
+    np.testing.assert_allclose(cy.detach().numpy(), ty.detach().numpy(), rtol=1e-14)
+    cy.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(c.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    assert cygrad.gradcheck(lambda z: z.mvlgamma(p), cygrad.tensor(x, requires_grad=True))
+    np.testing.assert_allclose(cygrad.special.multigammaln(cygrad.tensor(x), p).numpy(),
+                               ty.detach().numpy(), rtol=1e-14)
+    y = cygrad.tensor(x)
+    assert y.mvlgamma_(p) is y
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-14)
+    ints = [[p + 1, p + 2]]
+    ci, ti = cygrad.mvlgamma(cygrad.tensor(ints), p), torch.mvlgamma(torch.tensor(ints), p)
+    assert ci.dtype.name == str(ti.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(ci.numpy(), ti.numpy(), rtol=1e-6)
+    low = np.array([(p - 1) / 2, (p - 1) / 2 - 0.3, -0.7])  # torch 2 checks no domain
+    np.testing.assert_allclose(cygrad.mvlgamma(cygrad.tensor(low), p).numpy(),
+                               torch.mvlgamma(torch.tensor(low), p).numpy(), rtol=1e-14)
+
+
+def test_storage_offset_as_torch():
+    """Where a view starts in the memory of the tensor it was taken from, in elements."""
+    torch = _torch()
+    c, t = cygrad.arange(60.0).reshape(3, 4, 5), torch.arange(60.0).reshape(3, 4, 5)
+    views = [lambda z: z, lambda z: z[1:], lambda z: z[2, 1:, 3:], lambda z: z.transpose(0, 2)[1:],
+             lambda z: z.reshape(-1)[7:], lambda z: z[:, 2], lambda z: z.unsqueeze(0)[:, 1:],
+             lambda z: z[1].t()[2:], lambda z: z.select(2, 4), lambda z: z.narrow(1, 2, 2)]
+    for view in views:
+        assert view(c).storage_offset() == view(t).storage_offset()
+    assert cygrad.zeros(3).storage_offset() == 0
+
+
 def test_inplace_forms_record_the_graph():
     a = cygrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
     b = a * 1

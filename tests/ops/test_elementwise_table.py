@@ -34,6 +34,9 @@ def sample(e, shape, dtype, seed=0):
 def torch_fn(torch, e):
     if e.exposed == "functional":
         return getattr(torch.nn.functional, e.name)
+    if e.leading:  # torch.polygamma(n, input): the entry's defaults first
+        defaults = dict(e.params)
+        return lambda x: getattr(torch, e.name)(*[defaults[p] for p in e.leading], x)
     return getattr(torch, e.name)
 
 
@@ -54,14 +57,17 @@ def test_unary_matches_torch(name, dtype):
     ty.backward(torch.tensor(g))
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-6, atol=2e-6)
     assert y.dtype == cygrad.dtypes.as_dtype(str(ty.dtype).removeprefix("torch."))
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(),
+                               **FORWARD_TOL.get((name, dtype), tol))
     np.testing.assert_allclose(cx.grad.numpy(), tx.grad.numpy(force=True),
                                **GRAD_TOL.get((name, dtype), tol))
 
 
-# torch's trigamma (digamma's gradient) is 1e-10 to 5e-10 off in float64 (measured against
-# mpmath at 0.5-10: cygrad's within 6e-16); test_polygamma_identities checks cygrad's exactly
+# torch's trigamma (digamma's gradient, polygamma(1, x): the table tests polygamma at its
+# default n = 1) is 1e-10 to 5e-10 off in float64 (measured against mpmath at 0.5-10:
+# cygrad's within 6e-16); test_polygamma_identities checks cygrad's exactly
 GRAD_TOL = {("digamma", np.float64): dict(rtol=1e-9, atol=1e-12)}
+FORWARD_TOL = {("polygamma", np.float64): dict(rtol=1e-9, atol=1e-12)}
 
 
 def test_polygamma_identities():
@@ -88,6 +94,83 @@ def test_polygamma_identities():
     n = np.arange(1.0, 20.0)
     np.testing.assert_allclose(cygrad.lgamma(cygrad.tensor(n)).numpy(),
                                [math.log(math.factorial(int(k) - 1)) for k in n], atol=1e-13)
+
+
+POLYGAMMA_X = [0.3, 0.5, 1.0, 2.7, 9.5, 15.0, 33.3, 100.0, -0.5, -1.7, -3.25, 1e-3]
+
+
+@pytest.mark.parametrize("n", range(7))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_polygamma_orders_match_torch(n, dtype):
+    """torch.polygamma(n, x) and its gradient polygamma(n + 1, x) for n = 0..6, negative
+    non-integers included; torch's poles (non-positive integers) give its infinities. Away from
+    n = 1 torch's float64 values are within 1e-15 (its trigamma, n = 1, within 5e-10)."""
+    torch = pytest.importorskip("torch")
+    x = np.array(POLYGAMMA_X + [0.0, -2.0], dtype)
+    cx = cygrad.tensor(x, requires_grad=True)
+    y = cygrad.polygamma(n, cx)
+    y.backward(cygrad.ones_like(y))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.polygamma(n, tx)
+    ty.backward(torch.ones_like(ty))
+    finite = slice(0, len(POLYGAMMA_X))
+    rtol = 2e-6 if dtype == np.float32 else (1e-9 if n == 1 else 2e-14)
+    np.testing.assert_allclose(y.numpy()[finite], ty.detach().numpy()[finite], rtol=rtol)
+    grad_rtol = 2e-6 if dtype == np.float32 else (1e-9 if n == 0 else 2e-14)
+    np.testing.assert_allclose(cx.grad.numpy()[finite], tx.grad.numpy()[finite],
+                               rtol=grad_rtol)
+    if n != 1:  # at the poles (torch's trigamma at -2: 1.6e32, not inf)
+        np.testing.assert_array_equal(y.numpy()[-2:], ty.detach().numpy()[-2:])
+
+
+def test_polygamma_values_and_recurrence():
+    """polygamma(2, 1) = -2 zeta(3), polygamma(3, 1) = pi^4 / 15, polygamma(4, 1/2) =
+    -24 * 31 zeta(5); the recurrence psi_n(x + 1) = psi_n(x) + (-1)^n n! / x^(n+1)."""
+    import math
+
+    zeta3, zeta5 = 1.2020569031595942, 1.0369277551433699
+    one = cygrad.tensor([1.0], dtype=cygrad.float64)
+    np.testing.assert_allclose(cygrad.polygamma(2, one).numpy(), [-2 * zeta3], rtol=1e-15)
+    np.testing.assert_allclose(cygrad.polygamma(3, one).numpy(), [math.pi ** 4 / 15],
+                               rtol=1e-15)
+    np.testing.assert_allclose(cygrad.polygamma(4, one / 2).numpy(), [-24 * 31 * zeta5],
+                               rtol=1e-15)
+    x = np.array([0.37, 2.5, 8.9, 11.2, -0.6, 40.0])
+    for n in range(2, 9):
+        here = cygrad.polygamma(n, cygrad.tensor(x)).numpy()
+        after = cygrad.polygamma(n, cygrad.tensor(x + 1)).numpy()
+        step = (-1) ** n * math.factorial(n) / x ** (n + 1)
+        # each side within an ulp or two of its magnitude: the sum cancels at small x
+        bound = 1e-14 * (np.abs(here) + np.abs(step))
+        assert np.all(np.abs(after - (here + step)) <= bound), (n, after - (here + step))
+
+
+def test_polygamma_forms_and_errors_as_torch():
+    """torch.polygamma(n, input), input.polygamma(n), input.polygamma_(n),
+    torch.special.polygamma; n must be a non-negative int."""
+    x = cygrad.tensor([0.5, 1.5, 3.0], dtype=cygrad.float64)
+    want = cygrad.polygamma(2, x).numpy()
+    assert np.array_equal(x.polygamma(2).numpy(), want)
+    assert np.array_equal(cygrad.polygamma(n=2, input=x).numpy(), want)
+    assert np.array_equal(cygrad.special.polygamma(2, x).numpy(), want)
+    assert np.array_equal(cygrad.polygamma(0, x).numpy(), cygrad.digamma(x).numpy())
+    ints = cygrad.polygamma(3, cygrad.tensor([1, 2, 3]))
+    assert ints.dtype == cygrad.float32
+    y = x.clone()
+    assert y.polygamma_(2) is y and np.array_equal(y.numpy(), want)
+    with pytest.raises(RuntimeError, match="does not support negative n"):
+        cygrad.polygamma(-1, x)
+    with pytest.raises(TypeError, match="must be int"):
+        cygrad.polygamma(2.0, x)
+    with pytest.raises(TypeError, match="must be Tensor"):
+        cygrad.polygamma(2, 0.5)
+
+
+@pytest.mark.parametrize("n", [0, 2, 3])
+def test_polygamma_gradcheck_and_gradgradcheck(n):
+    x = cygrad.tensor(np.array([0.4, 1.3, 2.2, 5.7, -0.3]), requires_grad=True)
+    assert cygrad.gradcheck(lambda t: cygrad.polygamma(n, t), x)
+    assert cygrad.autograd.gradgradcheck(lambda t: cygrad.polygamma(n, t), (x,), atol=1e-4)
 
 
 @pytest.mark.parametrize("name", UNARY)

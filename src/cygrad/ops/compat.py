@@ -34,8 +34,26 @@ def _inplace(name):
 
 
 for _name in ("addcdiv", "addcmul", "lerp", "cumsum", "cumprod", "nan_to_num", "logical_not",
-              "bitwise_not"):
+              "bitwise_not", "addmm", "addmv", "addbmm", "baddbmm", "mvlgamma"):
     registry.METHODS[_name + "_"] = _inplace(_name)
+registry.FUNCTIONS["addmv_"] = registry.METHODS["addmv_"]  # torch.addmv_(input, mat, vec)
+
+
+@export("mvlgamma", method=True)
+def mvlgamma(input, p):
+    """The multivariate log-gamma of dimension p: sum_{i < p} lgamma(x - i / 2) +
+    p (p - 1) / 4 log(pi), as torch's: the terms from x - (p - 1) / 2 up to x along a new last
+    dimension, summed. As torch 2's, no domain check: at or below (p - 1) / 2 the terms' lgamma
+    gives what it gives (inf at the poles)."""
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+        raise TypeError(f"mvlgamma(): argument 'p' must be int, not {type(p).__name__}")
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    if not input.is_floating_point():
+        input = input.type(dtypes.get_default_dtype())
+    steps = _f("arange")(-(p - 1) / 2, 0.5, 0.5, dtype=input.dtype)
+    terms = input.unsqueeze(-1) + steps
+    return terms.lgamma().sum(-1) + p * (p - 1) / 4 * math.log(math.pi)
 
 
 # ---------------------------------------------------------------------- shape helpers

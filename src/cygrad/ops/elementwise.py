@@ -54,6 +54,7 @@ class Unary:
     exposed: str = "torch"  # where torch has it: "torch" (torch.f, Tensor.f and Tensor.f_),
     #                         "function" (torch.f, no method), "functional" (F.f only)
     aliases: tuple = ()
+    leading: tuple = ()  # params torch's function takes before the input (polygamma's n)
     domain: tuple = (-2.0, 2.0)  # where the tests draw inputs (away from kinks and poles)
     health: str = None  # what the symmetry monitor measures after it: "saturating" or "dead"
     extra: dict = field(default_factory=dict)
@@ -163,9 +164,13 @@ def unary(name, forward, grad, rule, quiet=False, **spec):
     object.__setattr__(entry, "function", function)
     object.__setattr__(entry, "inplace", inplace)
     as_method = entry.exposed == "torch"
-    registry.export(name, *entry.aliases, method=as_method, methods=entry.aliases if as_method
-                    else (), function=entry.exposed != "functional",
-                    functional=entry.functional)(function)
+    if entry.leading:  # torch.polygamma(n, input), but input.polygamma(n)
+        registry.export(name, method=as_method, function=False)(function)
+        registry.export(name)(_leading_first(entry, function))
+    else:
+        registry.export(name, *entry.aliases, method=as_method, methods=entry.aliases
+                        if as_method else (), function=entry.exposed != "functional",
+                        functional=entry.functional)(function)
     if as_method:
         registry.export(name + "_", method=True, function=False)(inplace)
         for alias in entry.aliases:
@@ -188,6 +193,27 @@ def _plain(op_class, x, params):
     op = op_class.__new__(op_class)
     op.__dict__ = dict(params)
     return op.forward(x)
+
+
+def _leading_first(entry, function):
+    """torch's function form of an entry with leading parameters: fn(n, input, ...)."""
+    count = len(entry.leading)
+
+    def leading_first(*args, out=None, **kwargs):
+        values = list(args[:count])
+        for p in entry.leading[len(values):]:
+            if p not in kwargs:
+                raise TypeError(f"{entry.name}() missing required argument '{p}'")
+            values.append(kwargs.pop(p))
+        rest = args[count:]
+        if not rest and "input" not in kwargs:
+            raise TypeError(f"{entry.name}() missing required argument 'input'")
+        x = rest[0] if rest else kwargs.pop("input")
+        return function(x, *values, *rest[1:], out=out, **kwargs)
+
+    leading_first.__doc__ = f"{entry.name}({', '.join(entry.leading)}, input): as " \
+                            f"torch.{entry.name}; {function.__doc__}"
+    return leading_first
 
 
 def _signature(entry):
@@ -369,6 +395,9 @@ unary("lgamma", lambda x: _lgamma(x), lambda g, x, y: g * _polygamma01(x, 0),
       "dx = g * digamma(x)", domain=(0.3, 4.0))
 unary("digamma", lambda x: _polygamma01(x, 0), lambda g, x, y: g * _polygamma01(x, 1),
       "dx = g * polygamma(1, x)", domain=(0.3, 4.0))
+unary("polygamma", lambda x, n: _polygamma(x, n), lambda g, x, y, n: g * _polygamma(x, n + 1),
+      "dx = g * polygamma(n + 1, x)", params=(("n", 1),), leading=("n",), domain=(0.3, 4.0),
+      extra={"check": lambda p: _polygamma_order(p["n"])})
 unary("deg2rad", lambda x: x * _t(x, math.pi / 180), lambda g, x, y: g * _t(g, math.pi / 180),
       "dx = g * pi / 180", saves="")
 unary("rad2deg", lambda x: x * _t(x, 180 / math.pi), lambda g, x, y: g * _t(g, 180 / math.pi),
@@ -494,9 +523,7 @@ def _polygamma01(x, deriv):
     integers; trigamma: inf). On a traced tensor (lgamma's gradient differentiated again)
     digamma is the table's own op."""
     if isinstance(x, higher.Traced):
-        if deriv == 0:
-            return higher.call("digamma", x)
-        raise NotImplementedError("trigamma (polygamma(1, x))")
+        return higher.call("digamma", x) if deriv == 0 else higher.call("polygamma", 1, x)
     v = x.astype(np.float64)
     with np.errstate(all="ignore"):
         low = v < 1
@@ -509,6 +536,57 @@ def _polygamma01(x, deriv):
         else:
             out = np.where(low, (np.pi / np.sin(np.pi * v)) ** 2 - out, out)
             out = np.where((v <= 0) & (v == np.floor(v)), np.inf, out)
+    return out.astype(x.dtype)
+
+
+def _polygamma_order(n):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"polygamma(): argument 'n' must be int, not {type(n).__name__}")
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+
+
+# Bernoulli numbers B_2k / (2k)! for Euler-Maclaurin's tail of the Hurwitz zeta function
+_ZETA_TAIL = tuple(float(b) / math.factorial(2 * k) for k, b in enumerate(
+    (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510,
+     43867 / 798, -174611 / 330, 854513 / 138, -236364091 / 2730), start=1))
+
+
+def _hurwitz_zeta(s, q):
+    """zeta(s, q) = sum_{i >= 0} (q + i)^-s for an integer s >= 2, elementwise in double: the
+    terms up to q + i >= s + 10 summed, then Euler-Maclaurin's tail (12 terms: under an ulp of
+    double there). Poles (q a non-positive integer): inf."""
+    total = np.zeros_like(q)
+    w = q.copy()
+    near = w < s + 10
+    while near.any():
+        total = np.where(near, total + np.power(w, -float(s)), total)
+        w = np.where(near, w + 1, w)
+        near = w < s + 10
+    power = np.power(w, -float(s))
+    tail = w * power / (s - 1) + 0.5 * power
+    rising, inv = float(s), 1 / w
+    term = power * inv
+    for k, c in enumerate(_ZETA_TAIL):
+        tail = tail + c * rising * term
+        rising *= (s + 2 * k + 1) * (s + 2 * k + 2)
+        term = term * inv * inv
+    out = total + tail
+    return np.where((q <= 0) & (q == np.floor(q)), np.inf, out)
+
+
+def _polygamma(x, n):
+    """The n-th derivative of digamma elementwise, in double and rounded once: digamma and
+    trigamma as their ops compute them, else (-1)^(n+1) n! zeta(n + 1, x). On a traced tensor
+    (its gradient differentiated again) the op itself."""
+    if isinstance(x, higher.Traced):
+        return higher.call("polygamma", n, x)
+    if n <= 1:
+        return _polygamma01(x, n)
+    v = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        factorial = float(math.factorial(n)) if n <= 170 else math.inf
+        out = (1.0 if n % 2 else -1.0) * factorial * _hurwitz_zeta(n + 1, v)
     return out.astype(x.dtype)
 
 
