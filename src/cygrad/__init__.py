@@ -56,9 +56,10 @@ from ._legacy import (  # noqa: E402  (torch's typed tensor classes)
 )
 
 # nn.functional functions torch also has at its top level, under the same signature
-for _name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "cosine_similarity",
-              "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "bilinear",
-              "channel_shuffle"):
+for _name in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "cosine_similarity", "pairwise_distance", "pixel_shuffle",
+              "pixel_unshuffle", "bilinear", "channel_shuffle", "adaptive_avg_pool1d",
+              "avg_pool1d", "pdist", "hardshrink", "prelu", "rms_norm"):
     globals()[_name] = getattr(nn.functional, _name)
 del _name
 from ._format import set_printoptions  # noqa: E402

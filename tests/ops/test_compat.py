@@ -260,9 +260,10 @@ def test_process_settings():
 
 
 def test_top_level_functional_aliases():
-    for name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
-                 "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
-                 "bilinear"):
+    for name in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                 "conv_transpose3d", "cosine_similarity", "pairwise_distance", "pixel_shuffle",
+                 "pixel_unshuffle", "bilinear", "adaptive_avg_pool1d", "avg_pool1d", "pdist",
+                 "hardshrink", "prelu", "rms_norm"):
         assert getattr(cygrad, name) is getattr(F, name)
 
 
@@ -360,3 +361,148 @@ def test_integer_and_float_bit_functions_match_torch():
     d = np.array([1.0, -1.0, 0.0])
     assert cygrad.nextafter(cygrad.tensor(d), cygrad.tensor([2.0, -2.0, -1.0])).tolist() == \
         torch.nextafter(torch.tensor(d), torch.tensor([2.0, -2.0, -1.0])).tolist()
+
+
+def _pair(torch, shape, seed, positive=False, requires_grad=True):
+    x = _x(shape, seed)
+    x = np.abs(x) + 0.1 if positive else x
+    return (cygrad.tensor(x, requires_grad=requires_grad),
+            torch.tensor(x, requires_grad=requires_grad))
+
+
+def _aten_cases(torch):
+    """(name, cygrad arguments, torch arguments) for torch's top-level functions that take
+    ATen's signatures; tensors made alike from the same numbers."""
+    x, tx = _pair(torch, (4, 6, 5), 1)
+    w, tw = _pair(torch, (6,), 2)
+    b, tb = _pair(torch, (6,), 3)
+    rm, trm = _pair(torch, (6,), 4, requires_grad=False)
+    rv, trv = _pair(torch, (6,), 5, positive=True, requires_grad=False)
+    p, tp = _pair(torch, (4, 6), 6)
+    t01 = (np.random.default_rng(7).random((4, 6)) > 0.5).astype(float)
+    y, ty = cygrad.tensor(t01), torch.tensor(t01)
+    pos, tpos = _pair(torch, (6,), 8, positive=True, requires_grad=False)
+    sign = np.where(np.random.default_rng(9).random(4) > 0.5, 1.0, -1.0)
+    s, ts = cygrad.tensor(sign), torch.tensor(sign)
+    a1, ta1 = _pair(torch, (4,), 10)
+    a2, ta2 = _pair(torch, (4,), 11)
+    v1, tv1 = _pair(torch, (4, 6), 12)
+    v2, tv2 = _pair(torch, (4, 6), 13)
+    table, ttable = _pair(torch, (10, 6), 14)
+    idx = np.array([[1, 4, 0], [9, 4, 2]])
+    i, ti = cygrad.tensor(idx), torch.tensor(idx)
+    logp = np.log(np.random.default_rng(15).dirichlet(np.ones(6), 4))
+    lp, tlp = cygrad.tensor(logp, requires_grad=True), torch.tensor(logp, requires_grad=True)
+    prob = np.random.default_rng(16).dirichlet(np.ones(6), 4)
+    q, tq = cygrad.tensor(prob), torch.tensor(prob)
+    counts = np.random.default_rng(17).poisson(2.0, (4, 6)).astype(float)
+    k, tk = cygrad.tensor(counts), torch.tensor(counts)
+    return [
+        ("batch_norm", (x, w, b, rm, rv, False, 0.1, 1e-5, True),
+         (tx, tw, tb, trm, trv, False, 0.1, 1e-5, True)),
+        ("batch_norm", (x, w, b, None, None, True, 0.1, 1e-5, True),
+         (tx, tw, tb, None, None, True, 0.1, 1e-5, True)),
+        ("instance_norm", (x, w, b, None, None, True, 0.1, 1e-5, True),
+         (tx, tw, tb, None, None, True, 0.1, 1e-5, True)),
+        ("layer_norm", (x, (5,), None, None, 1e-5, True), (tx, (5,), None, None, 1e-5, True)),
+        ("group_norm", (x, 3, w, b, 1e-5, True), (tx, 3, tw, tb, 1e-5, True)),
+        ("embedding", (table, i), (ttable, ti)),
+        ("embedding", (table, i, 4), (ttable, ti, 4)),
+        ("dropout", (x, 0.3, False), (tx, 0.3, False)),
+        ("alpha_dropout", (x, 0.3, False), (tx, 0.3, False)),
+        ("celu", (x, 0.5), (tx, 0.5)),  # (torch's backward rounds 1 / alpha to float32)
+        ("rrelu", (x, 0.1, 0.3, False), (tx, 0.1, 0.3, False)),
+        ("max_pool1d", (x, 2), (tx, 2)),
+        ("max_pool2d", (x.unsqueeze(0), 2, 1, 1), (tx.unsqueeze(0), 2, 1, 1)),
+        ("max_pool3d", (x.unsqueeze(0), 2), (tx.unsqueeze(0), 2)),
+        ("adaptive_max_pool1d", (x, 3), (tx, 3)),
+        ("constant_pad_nd", (x, (1, 2), 0.5), (tx, (1, 2), 0.5)),
+        ("binary_cross_entropy_with_logits", (p, y, None, pos, 2), (tp, ty, None, tpos, 2)),
+        ("binary_cross_entropy_with_logits", (p, y), (tp, ty)),  # reduction 0 (torch's)
+        ("kl_div", (lp, q), (tlp, tq)),
+        ("hinge_embedding_loss", (p, y * 2 - 1), (tp, ty * 2 - 1)),
+        ("cosine_embedding_loss", (v1, v2, s), (tv1, tv2, ts)),
+        ("margin_ranking_loss", (a1, a2, s), (ta1, ta2, ts)),
+        ("binary_cross_entropy_with_logits", (p, y, None, None, 1), (tp, ty, None, None, 1)),
+        ("kl_div", (lp, q, 0), (tlp, tq, 0)),
+        ("kl_div", (lp, q.log()), {"reduction": 2, "log_target": True},
+         (tlp, tq.log()), {"reduction": 2, "log_target": True}),
+        ("poisson_nll_loss", (p, k, True, False, 1e-8, 1), (tp, tk, True, False, 1e-8, 1)),
+        ("poisson_nll_loss", (p.exp(), k, False, True, 1e-8, 0),
+         (tp.exp(), tk, False, True, 1e-8, 0)),
+        ("cosine_embedding_loss", (v1, v2, s, 0.2, 1), (tv1, tv2, ts, 0.2, 1)),
+        ("margin_ranking_loss", (a1, a2, s, 0.1, 2), (ta1, ta2, ts, 0.1, 2)),
+        ("hinge_embedding_loss", (p, y * 2 - 1, 0.5, 0), (tp, ty * 2 - 1, 0.5, 0)),
+        ("rsub", (p, v1), {"alpha": 2.5}, (tp, tv1), {"alpha": 2.5}),
+        ("rsub", (p, 3.0, 2.0), (tp, 3.0, 2.0)),
+        ("detach", (p,), (tp,)),
+        ("conv3d", (x.reshape(1, 4, 6, 5, 1), cygrad.ones(2, 4, 2, 2, 1, dtype=cygrad.float64)),
+         (tx.reshape(1, 4, 6, 5, 1), torch.ones(2, 4, 2, 2, 1, dtype=torch.float64))),
+        ("avg_pool1d", (x, 3, 2, 1), (tx, 3, 2, 1)),
+        ("pdist", (v1,), (tv1,)),
+        ("hardshrink", (x, 0.4), (tx, 0.4)),
+        ("prelu", (x, w), (tx, tw)),
+        ("rms_norm", (x, (5,), None, 1e-6), (tx, (5,), None, 1e-6)),
+    ]
+
+
+def _outputs(result):
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+def test_aten_signatures_match_torch():
+    """torch.batch_norm(input, weight, bias, running_mean, running_var, ...), torch.embedding(
+    weight, indices), reductions as 0/1/2 ...: values and gradients as torch's, every case
+    through its own call."""
+    torch = _torch()
+    for case in _aten_cases(torch):
+        name, cargs, targs = case[0], case[1], case[-2] if len(case) == 5 else case[2]
+        ckw, tkw = (case[2], case[4]) if len(case) == 5 else ({}, {})
+        cout = _outputs(getattr(cygrad, name)(*cargs, **ckw))
+        tout = _outputs(getattr(torch, name)(*targs, **tkw))
+        assert len(cout) == len(tout), name
+        for c, t in zip(cout, tout):
+            assert tuple(c.shape) == tuple(t.shape), name
+            np.testing.assert_allclose(c.detach().numpy(), t.detach().numpy(), rtol=1e-12,
+                                       atol=1e-12, err_msg=name)
+        c, t = cout[0], tout[0]
+        if t.requires_grad and t.dtype.is_floating_point:
+            g = _x(tuple(t.shape), 40)
+            cins = [a for a in cargs if isinstance(a, cygrad.Tensor) and a.requires_grad]
+            tins = [a for a in targs if isinstance(a, torch.Tensor) and a.requires_grad]
+            cg = cygrad.autograd.grad((c * cygrad.tensor(g)).sum(), cins, allow_unused=True)
+            tg = torch.autograd.grad((t * torch.tensor(g)).sum(), tins, allow_unused=True)
+            for a, bgrad in zip(cg, tg):
+                assert (a is None) == (bgrad is None), name
+                if a is not None:
+                    np.testing.assert_allclose(a.numpy(), bgrad.numpy(), rtol=1e-10,
+                                               atol=1e-12, err_msg=name)
+
+
+def test_aten_forms_in_place_and_errors():
+    """torch.dropout_ / alpha_dropout_ / celu_ / rrelu_ write their input; a reduction outside
+    0-2 and rrelu's generator raise; the training dropouts draw as nn.functional's."""
+    torch = _torch()
+    x = _x((3, 4), 50)
+    c, t = cygrad.tensor(x), torch.tensor(x)
+    assert cygrad.celu_(c, 0.5) is c
+    torch.celu_(t, 0.5)
+    np.testing.assert_allclose(c.numpy(), t.numpy(), rtol=1e-15)
+    c = cygrad.tensor(x)
+    assert cygrad.dropout_(c, 0.0, True) is c and np.array_equal(c.numpy(), x)
+    assert cygrad.alpha_dropout_(c, 0.0, False) is c
+    assert cygrad.rrelu_(c, 0.1, 0.2) is c
+    np.testing.assert_allclose(c.numpy(), np.where(x >= 0, x, x * 0.15), rtol=1e-15)
+    cygrad.manual_seed(3)
+    a = cygrad.dropout(cygrad.tensor(x), 0.4, True)
+    cygrad.manual_seed(3)
+    assert np.array_equal(a.numpy(), F.dropout(cygrad.tensor(x), 0.4, True).numpy())
+    with pytest.raises(RuntimeError, match="not a valid value for reduction"):
+        cygrad.kl_div(cygrad.tensor(x), cygrad.tensor(x), 3)
+    with pytest.raises(TypeError, match="keyword-only"):
+        cygrad.rsub(cygrad.tensor(x), cygrad.tensor(x), 2.0)
+    with pytest.raises(NotImplementedError, match="generator"):
+        cygrad.rrelu(cygrad.tensor(x), generator=cygrad.Generator())
+    assert cygrad.tensor(x).hardshrink(0.3).tolist() == F.hardshrink(cygrad.tensor(x), 0.3).tolist()
+    w = cygrad.tensor([0.25])
+    assert cygrad.tensor(x).prelu(w).tolist() == F.prelu(cygrad.tensor(x), w).tolist()

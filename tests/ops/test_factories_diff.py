@@ -167,3 +167,29 @@ def test_copy_(i, dtypes):
     a = np.arange(6.0).reshape(2, 3).astype(dtypes[0]) - 2
     b = np.linspace(-1, 1, 6).reshape(2, 3).astype(dtypes[1]) * 3
     diff(COPIES[i], a, b)
+
+
+def test_legacy_new_as_torch():
+    """x.new(*sizes) / x.new(size) an uninitialised tensor of x's dtype, x.new(sequence) the
+    values in x's dtype, x.new(tensor) the tensor's memory, x.new() empty; as torch's."""
+    torch = pytest.importorskip("torch")
+    for dtype in ("float64", "float32", "int32"):
+        c = cygrad.zeros(2, dtype=getattr(cygrad, dtype))
+        t = torch.zeros(2, dtype=getattr(torch, dtype))
+        for args in [(2, 3), (cygrad.Size([4, 1]),), (), (3,)]:
+            targs = [torch.Size(a) if isinstance(a, cygrad.Size) else a for a in args]
+            cn, tn = c.new(*args), t.new(*targs)
+            assert tuple(cn.shape) == tuple(tn.shape) and cn.dtype.name == dtype
+            assert not cn.requires_grad
+        for data in ([1.5, 2.0, -3.0], (2, 3), [[1, 2], [3, 4]]):
+            cn, tn = c.new(data), t.new(data)
+            assert cn.dtype.name == dtype
+            np.testing.assert_array_equal(cn.numpy(), tn.numpy())
+    base = cygrad.ones(3, dtype=cygrad.float64)
+    alias = cygrad.zeros(1, dtype=cygrad.float64).new(base)
+    alias[1] = 7.0
+    assert base.tolist() == [1.0, 7.0, 1.0]
+    with pytest.raises(TypeError, match="dtype"):
+        cygrad.zeros(1, dtype=cygrad.float64).new(cygrad.ones(2))
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        cygrad.zeros(1).new(-1)

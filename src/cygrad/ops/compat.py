@@ -856,3 +856,192 @@ def map_(self, tensor, callable):
                            f"match the existing size ({list(tensor._data.shape)}): map_ expands "
                            "tensor to self's shape") from None
     return _python_elements(self, "map_", callable, [self._data, other])
+
+
+# ---------------------------------------------------------------------- aten's signatures
+# nn.functional functions torch also has at its top level under ATen's own signatures
+# (torch.batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps,
+# cudnn_enabled), reductions as ints 0/1/2 for none/mean/sum, ...): each the F function's
+# computation, its arguments put in F's places. (Those whose two signatures agree are F's
+# functions themselves: cygrad/__init__.py.) A reduction left out is 0, none, as torch 2.13's
+# Python bindings give (ATen's schemas say Mean; torch.kl_div(x, y) returns every element).
+
+def _F(name):
+    from ..nn import functional
+
+    return getattr(functional, name)
+
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduction(value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not 0 <= value < 3:
+        raise RuntimeError(f"{value!r} is not a valid value for reduction: 0 (none), 1 (mean) "
+                           "or 2 (sum)")
+    return _REDUCTIONS[value]
+
+
+@export("batch_norm")
+def batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps,
+               cudnn_enabled):
+    return _F("batch_norm")(input, running_mean, running_var, weight, bias, training, momentum,
+                            eps)
+
+
+@export("instance_norm")
+def instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum,
+                  eps, cudnn_enabled):
+    return _F("instance_norm")(input, running_mean, running_var, weight, bias, use_input_stats,
+                               momentum, eps)
+
+
+@export("layer_norm")
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
+    return _F("layer_norm")(input, normalized_shape, weight, bias, eps)
+
+
+@export("group_norm")
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, cudnn_enabled=True):
+    return _F("group_norm")(input, num_groups, weight, bias, eps)
+
+
+@export("embedding")
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """torch.embedding(weight, indices): the table first; padding_idx -1 for none."""
+    return _F("embedding")(indices, weight, None if padding_idx == -1 else padding_idx,
+                           scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+def _dropout(name, fn_name):
+    def dropout(input, p, train):
+        return _F(fn_name)(input, p, train)
+
+    def dropout_(input, p, train):
+        return _F(fn_name)(input, p, train, inplace=True)
+
+    export(name)(dropout)
+    export(name + "_")(dropout_)
+
+
+_dropout("dropout", "dropout")
+_dropout("alpha_dropout", "alpha_dropout")
+
+
+@export("celu")
+def celu(input, alpha=1.0):
+    return _F("celu")(input, alpha)
+
+
+@export("celu_")
+def celu_(input, alpha=1.0):
+    return _F("celu")(input, alpha, inplace=True)
+
+
+@export("rrelu")
+def rrelu(input, lower=0.125, upper=1.0 / 3.0, training=False, generator=None):
+    _no_generator(generator, "rrelu")
+    return _F("rrelu")(input, lower, upper, training)
+
+
+@export("rrelu_")
+def rrelu_(input, lower=0.125, upper=1.0 / 3.0, training=False, generator=None):
+    _no_generator(generator, "rrelu_")
+    return _F("rrelu")(input, lower, upper, training, inplace=True)
+
+
+def _no_generator(generator, name):
+    if generator is not None:
+        raise NotImplementedError(f"torch.{name}(generator=...) is not built in cygrad: its "
+                                  "slopes come from the default generator (seed it with "
+                                  "manual_seed)")
+
+
+def _max_pool(dims):
+    def max_pool(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+        return _F(f"max_pool{dims}d")(input, kernel_size, stride if stride != () and stride
+                                      != [] else None, padding, dilation, ceil_mode)
+
+    export(f"max_pool{dims}d")(max_pool)
+
+
+for _dims in (1, 2, 3):
+    _max_pool(_dims)
+
+
+@export("adaptive_max_pool1d")
+def adaptive_max_pool1d(input, output_size):
+    """(values, indices), as torch's top-level form always returns."""
+    return _F("adaptive_max_pool1d")(input, output_size, return_indices=True)
+
+
+@export("constant_pad_nd")
+def constant_pad_nd(input, pad, value=0):
+    return _F("pad")(input, pad, value=value)
+
+
+@export("binary_cross_entropy_with_logits")
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction=0):
+    return _F("binary_cross_entropy_with_logits")(input, target, weight,
+                                                  reduction=_reduction(reduction),
+                                                  pos_weight=pos_weight)
+
+
+@export("kl_div")
+def kl_div(input, target, reduction=0, *, log_target=False):
+    return _F("kl_div")(input, target, reduction=_reduction(reduction), log_target=log_target)
+
+
+@export("poisson_nll_loss")
+def poisson_nll_loss(input, target, log_input, full, eps, reduction):
+    return _F("poisson_nll_loss")(input, target, log_input, full, eps=eps,
+                                  reduction=_reduction(reduction))
+
+
+@export("cosine_embedding_loss")
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction=0):
+    return _F("cosine_embedding_loss")(input1, input2, target, margin,
+                                       reduction=_reduction(reduction))
+
+
+@export("margin_ranking_loss")
+def margin_ranking_loss(input1, input2, target, margin=0.0, reduction=0):
+    return _F("margin_ranking_loss")(input1, input2, target, margin,
+                                     reduction=_reduction(reduction))
+
+
+@export("hinge_embedding_loss")
+def hinge_embedding_loss(input, target, margin=1.0, reduction=0):
+    return _F("hinge_embedding_loss")(input, target, margin, reduction=_reduction(reduction))
+
+
+@export("detach")
+def detach(input):
+    return input.detach()
+
+
+@export("rsub")
+def rsub(input, other, *args, alpha=1):
+    """other - alpha * input (torch.sub with its operands swapped); alpha positional only
+    when other is a number, as torch's overloads."""
+    if args:
+        if isinstance(other, Tensor) or len(args) > 1:
+            raise TypeError("rsub() received an invalid combination of arguments: alpha is "
+                            "keyword-only when other is a Tensor (rsub(input, other, *, "
+                            "alpha=1) or rsub(input, number, alpha=1))")
+        alpha = args[0]
+    return _f("sub")(other, input, alpha=alpha)
+
+
+def _prelu_method(self, weight):
+    return _F("prelu")(self, weight)
+
+
+def _hardshrink_method(self, lambd=0.5):
+    return _F("hardshrink")(self, lambd)
+
+
+for _name, _method in (("prelu", _prelu_method), ("hardshrink", _hardshrink_method)):
+    _method.__name__ = _method.__qualname__ = _name
+    registry.METHODS[_name] = _method

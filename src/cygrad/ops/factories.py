@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .. import dtypes
-from ..tensor import Tensor, _local, _wrap, apply, check_device
+from ..tensor import Size, Tensor, _local, _wrap, apply, check_device
 from . import Op, registry
 from .registry import export
 
@@ -282,6 +282,24 @@ def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=F
     d = self.dtype if dtype is None else dtypes.as_dtype(dtype)
     return _finish(np.full(_size((size,), "new_full"), scalar_as(fill_value, d.numpy),
                            d.numpy), requires_grad)
+
+
+@export("new", method=True, function=False)
+def new(self, *args, device=None):
+    """The legacy constructor, as torch's: x.new(2, 3) or x.new(size) an uninitialised tensor
+    of x's dtype; x.new(sequence) one of those values in x's dtype; x.new(tensor) that tensor's
+    memory (its dtype must be x's); x.new() an empty one."""
+    check_device(device)
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        other = args[0]
+        if other.dtype != self.dtype:
+            raise TypeError(f"expected dtype {self.dtype} (x.new(tensor) shares the tensor's "
+                            f"memory), got {other.dtype}")
+        return _finish(other._data, False)
+    if len(args) == 1 and isinstance(args[0], (list, tuple, np.ndarray)) \
+            and not isinstance(args[0], Size):
+        return tensor(args[0], dtype=self.dtype)
+    return _finish(np.empty(_size(args, "new") if args else (0,), self.dtype.numpy), False)
 
 
 @export("new_tensor", method=True, function=False)
