@@ -822,7 +822,9 @@ def _write_view(view, result):
                            "tensor refers to a single memory location. Please clone() the "
                            "tensor before performing the operation.")
     slicing = kind == "Slice"
-    if not slicing:  # where each of the view's elements sits in its base (row-major)
+    if kind == "AsStrided":  # (its places are in memory, not in an array of the base's shape)
+        index = op.positions_in(base)
+    elif not slicing:  # where each of the view's elements sits in its base (row-major)
         index = copy.copy(op).forward(np.arange(base._data.size).reshape(base._data.shape))
     source = base._inplace_input()
     if slicing:

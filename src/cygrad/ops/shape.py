@@ -1739,3 +1739,111 @@ def rot90(input, k=1, dims=(0, 1)):
     if k == 3:
         return flip(input, a).transpose(a, b)
     return input.clone()
+
+
+# ---------------------------------------------------------------------- as_strided
+
+def _storage(a):
+    """The memory `a` is a view of, as one contiguous 1-D array (the first array of its chain
+    of numpy bases, flattened), and where a's first element sits in it (in elements)."""
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.c_contiguous:
+        raise NotImplementedError("as_strided on a tensor whose memory is a non-contiguous "
+                                  "numpy array: cygrad has no storage of it to index")
+    flat = root.reshape(-1)
+    return flat, (a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) \
+        // a.itemsize
+
+
+def _positions(shape, strides, offset):
+    """The storage index of every element of a (shape, strides in elements, offset) view."""
+    pos = np.full(shape, offset, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(shape, strides)):
+        pos += (np.arange(n, dtype=np.int64) * s).reshape((n,) + (1,) * (len(shape) - d - 1))
+    return pos
+
+
+class AsStrided(Op):
+    """y[i] = the element of x's memory at offset + sum_d i_d * stride_d: a view"""
+
+    rule = ("dx = g added into a zero copy of x's memory where y sits (in y's order), divided "
+            "by how many of x's elements share each place, read at x's")
+    view_of = 0
+    linear = True
+    saves_nothing = True
+
+    def forward(self, x):
+        flat, start = _storage(x)
+        size, stride, offset = self.size, self.stride, self.offset
+        if offset is None:
+            offset = start
+        item = x.itemsize
+        if any(n == 0 for n in size):
+            need = offset
+        else:
+            need = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
+        if need > flat.size:
+            raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
+                               f"offset {offset}, and itemsize {item} requiring a storage size "
+                               f"of {need * item} are out of bounds for storage of size "
+                               f"{flat.size * item}")
+        self.x_geometry = (x.shape, tuple(s // item for s in x.strides), start)
+        self.y_geometry = (size, stride, offset)
+        self.storage_size, self.dtype = flat.size, x.dtype
+        return np.lib.stride_tricks.as_strided(flat[offset:], size,
+                                               tuple(s * item for s in stride))
+
+    def backward(self, g):
+        memory = np.zeros(self.storage_size, dtype=self.dtype)
+        np.add.at(memory, _positions(*self.y_geometry), g)  # in y's order: fixed
+        x_pos = _positions(*self.x_geometry)
+        count = np.bincount(x_pos.reshape(-1), minlength=self.storage_size)
+        if count.max(initial=0) > 1:  # x's elements overlap (an expand): torch's share each
+            np.divide(memory, count, out=memory, where=count > 1)
+        return (memory[x_pos],)
+
+    def positions_in(self, base):
+        """Where each of the view's elements sits among base's (row-major indices), for a
+        write through the view (tensor._write_view); raises where two share one or one lies
+        outside base."""
+        x_pos = _positions(*self.x_geometry).reshape(-1)
+        y_pos = _positions(*self.y_geometry)
+        order = np.argsort(x_pos, kind="stable")
+        found = np.searchsorted(x_pos[order], y_pos)
+        inside = (found < x_pos.size) & (x_pos[order][np.minimum(found, x_pos.size - 1)]
+                                         == y_pos)
+        if not inside.all():
+            raise RuntimeError("a write through an as_strided view reaching memory outside the "
+                               "tensor it was taken from is not supported in cygrad")
+        if np.unique(y_pos).size != y_pos.size or np.unique(x_pos).size != x_pos.size:
+            raise RuntimeError("unsupported operation: more than one element of the written-to "
+                               "tensor refers to a single memory location. Please clone() the "
+                               "tensor before performing the operation.")
+        return order[found]
+
+
+@export("as_strided", method=True)
+def as_strided(input, size, stride, storage_offset=None):
+    """A view of input's memory with the given sizes and strides (in elements), from
+    storage_offset (input's own when None), as torch.as_strided: overlapping windows and
+    all. Its gradient adds every window's share back where it came from."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"as_strided(): argument 'input' must be Tensor, not "
+                        f"{type(input).__name__}")
+    size, stride = tuple(operator.index(n) for n in size), tuple(operator.index(s)
+                                                                  for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape: sizes {list(size)}, "
+                           f"strides {list(stride)}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got "
+                           f"strides: {list(stride)}")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"as_strided: negative size in {list(size)}")
+    if storage_offset is not None:
+        storage_offset = operator.index(storage_offset)
+        if storage_offset < 0:
+            raise RuntimeError(f"Tensor: invalid storage offset {storage_offset}")
+    return apply(AsStrided, input, size=size, stride=stride, offset=storage_offset)
