@@ -74,6 +74,7 @@ ALIASES = {
     "torch.nn.utils.rnn": "cygrad.nn.utils.rnn",
     "torch.nn.utils.clip_grad": "cygrad.nn.utils.clip_grad",
     "torch.nn.utils.parametrize": "cygrad.nn.utils.parametrize",
+    "torch.nn.utils.prune": "cygrad.nn.utils.prune",
     "torch.nn.utils.parametrizations": "cygrad.nn.utils.parametrizations",
     "torch.nn.utils.stateless": "cygrad.nn.utils.stateless",
     "torch.nn.utils.fusion": "cygrad.nn.utils.fusion",

@@ -9,8 +9,8 @@ Departures from torch, on purpose: `load_state_dict` also takes numpy arrays (wh
 `cygrad.load` returns); only the CPU exists (`cuda()` raises), and there is no float16
 (`half()` raises); global hooks are not offered.
 
-A tensor can be computed instead of stored (nn.utils.parametrize, weight_norm): its name leaves
-the module's table for a property or a plain attribute, and the table becomes a
+A tensor can be computed instead of stored (nn.utils.parametrize, weight_norm, prune): its
+name leaves the module's table for a property or a plain attribute, and the table becomes a
 `_ComputedTable`, where `table[name]` (what the layers' forwards read, faster than the
 attribute) returns the computed tensor while iteration, `in` and len still see only what is
 stored: named_parameters() and state_dict() list what torch's do.

@@ -1,8 +1,9 @@
 """cygrad.nn.utils: gradient clipping, parameter/vector conversion, packed sequences,
-parametrizations (weight_norm, spectral_norm and the hook-based forms before them) and
-batch-norm folding (torch.nn.utils, torch.nn.utils.rnn, .parametrize, .parametrizations)."""
+parametrizations (weight_norm, spectral_norm and the hook-based forms before them),
+batch-norm folding and pruning (torch.nn.utils, torch.nn.utils.rnn, .parametrize,
+.parametrizations, .prune)."""
 
-from . import parametrizations, parametrize, rnn, stateless
+from . import parametrizations, parametrize, prune, rnn, stateless
 from .clip_grad import (
     clip_grad_norm,
     clip_grad_norm_,
@@ -21,7 +22,7 @@ from .fusion import (
 from .weight_norm import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm
 
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
-           "get_total_norm", "parameters_to_vector", "vector_to_parameters", "rnn",
+           "get_total_norm", "parameters_to_vector", "vector_to_parameters", "rnn", "prune",
            "parametrize", "parametrizations", "stateless", "weight_norm", "remove_weight_norm",
            "spectral_norm", "remove_spectral_norm", "fuse_conv_bn_eval", "fuse_conv_bn_weights",
            "fuse_linear_bn_eval", "fuse_linear_bn_weights", "skip_init"]
