@@ -144,14 +144,16 @@ def test_the_wide_tile_gives_the_same_bits(wide_tiles, dtype, threads, ta, tb, m
     assert np.array_equal(c, run_gemm(a, b, ta, tb, threads))
 
 
-def test_use_wide_tiles_returns_the_setting_before():
-    before = gemm_module.use_wide_tiles(True)
+@pytest.mark.parametrize("setting", ["use_wide_tiles", "use_k_cut"])
+def test_settings_return_the_setting_before(setting):
+    use = getattr(gemm_module, setting)
+    before = use(True)
     try:
-        assert gemm_module.use_wide_tiles(False) is True
-        assert gemm_module.use_wide_tiles(None) is False
-        assert gemm_module.use_wide_tiles(None) is None
+        assert use(False) is True
+        assert use(None) is False
+        assert use(None) is None
     finally:
-        gemm_module.use_wide_tiles(before)
+        use(before)
 
 
 def _cpu_vendor():
@@ -382,16 +384,6 @@ def test_the_automatic_choice_cuts_k_where_b_fills_the_budget():
         assert gemm_module.cut_leaves(512, 4096, small, np.float64, 1) == 0
         gemm_module.use_k_cut(False)
         assert gemm_module.cut_leaves(512, 4096, k, np.float64, 1) == 0
-    finally:
-        gemm_module.use_k_cut(before)
-
-
-def test_use_k_cut_returns_the_setting_before():
-    before = gemm_module.use_k_cut(True)
-    try:
-        assert gemm_module.use_k_cut(False) is True
-        assert gemm_module.use_k_cut(None) is False
-        assert gemm_module.use_k_cut(None) is None
     finally:
         gemm_module.use_k_cut(before)
 

@@ -226,8 +226,8 @@ class Identity(BasePruningMethod):
         return super().apply(module, name)
 
 
-class RandomUnstructured(BasePruningMethod):
-    """Prunes `amount` entries drawn at random (the k largest of a rand_like)."""
+class _Unstructured(BasePruningMethod):
+    """Prunes `amount` entries: the first `count` by `_order` (their positions in t)."""
 
     PRUNING_TYPE = "unstructured"
 
@@ -239,31 +239,26 @@ class RandomUnstructured(BasePruningMethod):
         count = _count(self.amount, t.nelement())
         mask = default_mask.clone()
         if count:
-            chosen = cygrad.topk(cygrad.rand_like(t).view(-1), k=count).indices
-            mask.view(-1)[chosen] = 0
+            mask.view(-1)[self._order(t, count)] = 0
         return mask
+
+
+class RandomUnstructured(_Unstructured):
+    """Prunes `amount` entries drawn at random (the k largest of a rand_like)."""
+
+    def _order(self, t, count):
+        return cygrad.topk(cygrad.rand_like(t).view(-1), k=count).indices
 
     @classmethod
     def apply(cls, module, name, amount):
         return super().apply(module, name, amount=amount)
 
 
-class L1Unstructured(BasePruningMethod):
+class L1Unstructured(_Unstructured):
     """Prunes the `amount` entries of smallest absolute value."""
 
-    PRUNING_TYPE = "unstructured"
-
-    def __init__(self, amount):
-        _check_amount(amount)
-        self.amount = amount
-
-    def compute_mask(self, t, default_mask):
-        count = _count(self.amount, t.nelement())
-        mask = default_mask.clone()
-        if count:
-            chosen = cygrad.topk(cygrad.abs(t).view(-1), k=count, largest=False).indices
-            mask.view(-1)[chosen] = 0
-        return mask
+    def _order(self, t, count):
+        return cygrad.topk(cygrad.abs(t).view(-1), k=count, largest=False).indices
 
     @classmethod
     def apply(cls, module, name, amount, importance_scores=None):
