@@ -506,3 +506,22 @@ def test_aten_forms_in_place_and_errors():
     assert cygrad.tensor(x).hardshrink(0.3).tolist() == F.hardshrink(cygrad.tensor(x), 0.3).tolist()
     w = cygrad.tensor([0.25])
     assert cygrad.tensor(x).prelu(w).tolist() == F.prelu(cygrad.tensor(x), w).tolist()
+
+
+@pytest.mark.parametrize("name,args", [("unsafe_chunk", (3, 1)), ("unsafe_split", (2, 0)),
+                                       ("unsafe_split_with_sizes", ([1, 3, 3], 1))])
+def test_unsafe_splits_match_torch(name, args):
+    """torch.unsafe_chunk / unsafe_split / unsafe_split_with_sizes and their methods: the
+    pieces and their gradients of chunk / split / split_with_sizes."""
+    torch = _torch()
+    x = _x((4, 7), 60)
+    c, t = cygrad.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    cs, ts = getattr(cygrad, name)(c, *args), getattr(torch, name)(t, *args)
+    assert len(cs) == len(ts)
+    for i, (a, b) in enumerate(zip(cs, ts)):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+        (a * (i + 1)).sum().backward(retain_graph=True)
+        (b * (i + 1)).sum().backward(retain_graph=True)
+    assert np.array_equal(c.grad.numpy(), t.grad.numpy())
+    assert [p.tolist() for p in getattr(c.detach(), name)(*args)] == \
+        [p.tolist() for p in cs]

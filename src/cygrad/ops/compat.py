@@ -1034,6 +1034,23 @@ def rsub(input, other, *args, alpha=1):
     return _f("sub")(other, input, alpha=alpha)
 
 
+def _unsafe(name, safe):
+    """torch.unsafe_<split>: <split> without torch's ban on writing into one of its outputs
+    in place. Here the safe form allows that already (the write goes into the input's graph,
+    CopySlices), so the two are one function; torch's unsafe form leaves the input's graph
+    unaware of such a write instead."""
+    def unsafe(input, *args, **kwargs):
+        return _f(safe)(input, *args, **kwargs)
+
+    unsafe.__doc__ = f"torch.{name}: {safe} (its outputs may be written in place)."
+    export(name, method=True)(unsafe)
+
+
+for _name, _safe in (("unsafe_chunk", "chunk"), ("unsafe_split", "split"),
+                     ("unsafe_split_with_sizes", "split_with_sizes")):
+    _unsafe(_name, _safe)
+
+
 def _prelu_method(self, weight):
     return _F("prelu")(self, weight)
 
