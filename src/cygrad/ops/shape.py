@@ -1749,10 +1749,10 @@ def _storage(a):
     root = a
     while isinstance(root.base, np.ndarray):
         root = root.base
-    if not root.flags.c_contiguous:
+    if not root.flags.c_contiguous or root.nbytes % a.itemsize:
         raise NotImplementedError("as_strided on a tensor whose memory is a non-contiguous "
                                   "numpy array: cygrad has no storage of it to index")
-    flat = root.reshape(-1)
+    flat = root.reshape(-1).view(a.dtype)  # (a view of another dtype's memory: a's elements)
     return flat, (a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) \
         // a.itemsize
 
