@@ -136,3 +136,13 @@ def test_windows_keep_tied_columns_tied_bitwise():
     assert one.tobytes() == two.tobytes()
     assert one[:, 0].tobytes() == one[:, 1].tobytes()
     assert grad(col[:, None].copy(), 1)[:, 0].tobytes() == one[:, 0].tobytes()
+
+
+def test_memory_of_another_dtype_as_torch():
+    """A tensor made from a numpy view of another dtype's array: as_strided counts in the
+    tensor's own elements, as torch.from_numpy's does."""
+    torch = _torch()
+    for array in (np.arange(6.0).view(np.int64), np.arange(6.0).view(np.float32)[3:]):
+        c, t = cygrad.from_numpy(array), torch.from_numpy(array)
+        assert c.storage_offset() == t.storage_offset()
+        assert c.as_strided((2,), (2,), 1).tolist() == t.as_strided((2,), (2,), 1).tolist()
