@@ -372,10 +372,8 @@ class Tensor:
 
     def storage_offset(self):
         """Where the tensor starts in the memory it shares with the tensors it is a view of
-        (the first array of its chain of numpy bases), in elements: torch's storage offset."""
-        root = self._data
-        while isinstance(root.base, np.ndarray):
-            root = root.base
+        (_storage_root), in elements: torch's storage offset."""
+        root = _storage_root(self._data)
         return (self._data.ctypes.data - root.ctypes.data) // self._data.itemsize
 
     def numpy(self, force=False):
@@ -804,6 +802,23 @@ _NO_SHARED_MEMORY = ("cygrad does not implement {}: its tensors are not put in s
                      "so another process would train a copy (torch.multiprocessing's Hogwild "
                      "pattern); see cygrad.multiprocessing")
 COPY_SLICES = "torch::autograd::CopySlices"  # torch's node for a write through basic indexing
+
+
+def _own_storage(array):
+    """A numpy array a tensor is made of, sharing its memory (from_numpy, as_tensor): torch's
+    storage of that tensor starts at it, not at the array owning the memory it views. So a
+    view is wrapped in an array whose base is a memoryview of it: numpy's chain of bases, and
+    so _storage_root, stops there."""
+    return array if array.base is None else np.asarray(memoryview(array))
+
+
+def _storage_root(array):
+    """The array whose memory is the storage of a tensor with this array: up numpy's chain of
+    bases to the first array (_own_storage's wrapper for a tensor made of a numpy view)."""
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return root
 
 
 def _write_view(view, result):

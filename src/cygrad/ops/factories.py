@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .. import dtypes
-from ..tensor import Size, Tensor, _local, _wrap, apply, check_device
+from ..tensor import Size, Tensor, _local, _own_storage, _wrap, apply, check_device
 from . import Op, registry
 from .registry import export
 
@@ -149,7 +149,7 @@ def as_tensor(data, dtype=None, device=None, *, copy=None, requires_grad=False):
     if isinstance(data, np.ndarray) and not copy:
         d = dtypes.of_array(data) if dtype is None else dtypes.as_dtype(dtype)
         if d.numpy == data.dtype:
-            return _finish(data, requires_grad)
+            return _finish(_own_storage(data), requires_grad)
         return _finish(data.astype(d.numpy), requires_grad)
     return tensor(data, dtype=dtype, requires_grad=requires_grad)
 
@@ -160,7 +160,7 @@ def from_numpy(ndarray):
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     dtypes.of_array(ndarray)
-    return _wrap(ndarray)
+    return _wrap(_own_storage(ndarray))
 
 
 def _size(size, where):

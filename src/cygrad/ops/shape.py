@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import dtypes
-from ..tensor import Size, Tensor, _dim, _local, _wrap, apply
+from ..tensor import Size, Tensor, _dim, _local, _storage_root, _wrap, apply
 from . import Op, SliceGrad, higher, registry
 from .factories import scalar_as
 from .registry import export
@@ -1744,11 +1744,9 @@ def rot90(input, k=1, dims=(0, 1)):
 # ---------------------------------------------------------------------- as_strided
 
 def _storage(a):
-    """The memory `a` is a view of, as one contiguous 1-D array (the first array of its chain
-    of numpy bases, flattened), and where a's first element sits in it (in elements)."""
-    root = a
-    while isinstance(root.base, np.ndarray):
-        root = root.base
+    """The memory `a` is a view of, as one contiguous 1-D array (tensor._storage_root,
+    flattened), and where a's first element sits in it (in elements)."""
+    root = _storage_root(a)
     if not root.flags.c_contiguous or root.nbytes % a.itemsize:
         raise NotImplementedError("as_strided on a tensor whose memory is a non-contiguous "
                                   "numpy array: cygrad has no storage of it to index")
