@@ -281,13 +281,16 @@ def test_units_taken_from_another_thread(dt):
         gemm.steal_hold(old)
 
 
+@pytest.mark.parametrize("setting", ["use_k_cut", "use_deep_tiles"])
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("c,h,w,o", [(64, 10, 12, 20), (3, 30, 31, 24)])
-def test_k_cut_in_two_parts_gives_the_same_bits(dt, threads, c, h, w, o):
-    """Products of patches with k cut in two parts wherever it can be (gemm.use_k_cut): the
-    forward's k is 64 channels x 3 x 3 = 576 (2 or 3 leaves), the weight gradient's the 930
-    positions; the bits of the uncut run and of the im2col products."""
+def test_k_cut_and_deep_tiles_give_the_same_bits(setting, dt, threads, c, h, w, o):
+    """Products of patches with k cut in two parts (gemm.use_k_cut), or with deep tiles
+    (use_deep_tiles), wherever they can be: the forward's k is 64 channels x 3 x 3 = 576 (2
+    or 3 leaves), the weight gradient's the 930 positions; the bits of the run without and
+    of the im2col products."""
+    use = getattr(gemm, setting)
     rng = np.random.default_rng(c + h)
     geo = geometry_of(h, w, 3, 3, 1, 1, 1, 1)
     oh, ow = geo[8], geo[9]
@@ -296,14 +299,14 @@ def test_k_cut_in_two_parts_gives_the_same_bits(dt, threads, c, h, w, o):
     b = rng.standard_normal(o).astype(dt)
     g = rng.standard_normal((o, oh * ow)).astype(dt)
     start = rng.standard_normal((o, c * 9)).astype(dt)
-    uncut = gemm.use_k_cut(False)
+    before = use(False)
     try:
         want_y, want_dw = run_kernels(x, w2, b, g, start, geo, threads)
-        gemm.use_k_cut(True)
+        use(True)
         got_y, got_dw = run_kernels(x, w2, b, g, start, geo, threads)
         ref_y, ref_dw = references(x, w2, b, g, start, geo)
     finally:
-        gemm.use_k_cut(uncut)
+        use(before)
     np.testing.assert_array_equal(got_y, want_y)
     np.testing.assert_array_equal(got_y, ref_y)
     for got, want, ref in zip(got_dw, want_dw, ref_dw):

@@ -144,7 +144,7 @@ def test_the_wide_tile_gives_the_same_bits(wide_tiles, dtype, threads, ta, tb, m
     assert np.array_equal(c, run_gemm(a, b, ta, tb, threads))
 
 
-@pytest.mark.parametrize("setting", ["use_wide_tiles", "use_k_cut"])
+@pytest.mark.parametrize("setting", ["use_wide_tiles", "use_k_cut", "use_deep_tiles"])
 def test_settings_return_the_setting_before(setting):
     use = getattr(gemm_module, setting)
     before = use(True)
@@ -386,6 +386,79 @@ def test_the_automatic_choice_cuts_k_where_b_fills_the_budget():
         assert gemm_module.cut_leaves(512, 4096, k, np.float64, 1) == 0
     finally:
         gemm_module.use_k_cut(before)
+
+
+@pytest.fixture
+def deep_tiles():
+    """Run the test's products with deep tiles wherever they can be, then restore."""
+    before = gemm_module.use_deep_tiles(True)
+    yield
+    gemm_module.use_deep_tiles(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (False, True)])
+@pytest.mark.parametrize("cut", [False, True])
+@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (250, 70, 1300), (29, 600, 1100),
+                                   (300, 2100, 600), (17, 40, 513), (200, 300, 5 * 512 + 3),
+                                   (45, 5, 900)])
+def test_deep_tiles_give_the_same_bits(deep_tiles, dtype, threads, ta, tb, cut, m, n, k):
+    """Deep tiles (each tile runs every leaf of its part back to back, the lower levels'
+    partials one tile each): the naive chain's bits and those of leaf after leaf, with 2, 3,
+    5, 6 and 11 leaves, k cut in two parts or not, ragged rows and columns, a narrow product
+    (5 columns), one to three threads (columns or rows split)."""
+    uncut = gemm_module.use_k_cut(cut)
+    try:
+        assert gemm_module.deep_tiles(m, n, k, dtype, 1), "no deep tiles"
+        assert (gemm_module.cut_leaves(m, n, k, dtype, 1) > 0) == cut
+        a, b = operands(np.random.default_rng(m + n + k), m, n, k, ta, tb, dtype)
+        c = run_gemm(a, b, ta, tb, threads)
+        assert_close_to_numpy(c, a, b, ta, tb)
+        assert np.array_equal(c, run_gemm(a, b, ta, tb, 1, kernel="naive"))
+        gemm_module.use_deep_tiles(False)
+        assert not gemm_module.deep_tiles(m, n, k, dtype, 1)
+        assert np.array_equal(c, run_gemm(a, b, ta, tb, threads))
+    finally:
+        gemm_module.use_k_cut(uncut)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(700, 600, 1100), (130, 1300, 1536)])
+def test_deep_units_taken_from_another_thread(deep_tiles, k_cut, thread_zero_first, dtype,
+                                              m, n, k):
+    """Units with deep tiles run by a thread that took them from another's share (both parts
+    of a cut k): the bits of one thread leaf after leaf."""
+    a, b = operands(np.random.default_rng(m + k), m, n, k, False, False, dtype)
+    before = gemm_module.units_stolen()
+    c = run_gemm(a, b, False, False, 2)
+    assert gemm_module.units_stolen() > before, "no unit was taken from another share"
+    gemm_module.use_deep_tiles(False)
+    gemm_module.use_k_cut(False)
+    assert np.array_equal(c, run_gemm(a, b, False, False, 1))
+
+
+def test_the_automatic_choice_takes_deep_tiles_where_k_is_cut():
+    """Automatic: deep tiles where k is cut in two parts (their measured gain: the product of
+    a long k with many columns), not elsewhere; never with use_deep_tiles(False)."""
+    budget, kc = gemm_module.blocking()["packed_b"], gemm_module.k_block["float64"]
+    k = max(2048, budget // (256 * 8))
+    k = 1 << (k - 1).bit_length()
+    before = gemm_module.use_deep_tiles(None)
+    cut = gemm_module.use_k_cut(None)
+    try:
+        assert gemm_module.cut_leaves(512, 4096, k, np.float64, 1) > 0
+        assert gemm_module.deep_tiles(512, 4096, k, np.float64, 1)
+        assert not gemm_module.deep_tiles(256, 256, k, np.float64, 1)  # not cut
+        assert not gemm_module.deep_tiles(512, 4096, kc, np.float64, 1)  # one leaf
+        gemm_module.use_k_cut(False)
+        assert not gemm_module.deep_tiles(512, 4096, k, np.float64, 1)
+        gemm_module.use_k_cut(None)
+        gemm_module.use_deep_tiles(False)
+        assert not gemm_module.deep_tiles(512, 4096, k, np.float64, 1)
+    finally:
+        gemm_module.use_deep_tiles(before)
+        gemm_module.use_k_cut(cut)
 
 
 def swapping_shapes(dtype, k):
