@@ -326,19 +326,29 @@ def test_units_taken_from_another_thread_give_the_same_bits(dtype, ta, tb, m, n,
     assert gemm_module.units_stolen() > before, "no unit was taken from another share"
 
 
+def _forced(setting):
+    """Run the test's products with gemm's `setting` on wherever it can be, then restore."""
+    use = getattr(gemm_module, setting)
+    before = use(True)
+    yield
+    use(before)
+
+
 @pytest.fixture
 def k_cut():
-    """Run the test's products with k cut in two parts wherever it can be, then restore."""
-    before = gemm_module.use_k_cut(True)
-    yield
-    gemm_module.use_k_cut(before)
+    """k cut in two parts wherever it can be."""
+    yield from _forced("use_k_cut")
+
+
+# products of 2, 3, 5, 6 and 11 leaves (float32 or float64), ragged rows and columns
+LEAVES_SHAPES = [(130, 300, 3000), (250, 70, 1300), (29, 600, 1100), (300, 2100, 600),
+                 (17, 40, 513), (200, 300, 5 * 512 + 3)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (False, True)])
-@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (250, 70, 1300), (29, 600, 1100),
-                                   (300, 2100, 600), (17, 40, 513), (200, 300, 5 * 512 + 3)])
+@pytest.mark.parametrize("m,n,k", LEAVES_SHAPES)
 def test_k_cut_in_two_parts_gives_the_same_bits(k_cut, dtype, threads, ta, tb, m, n, k):
     """k cut in two parts (the tree's first group of 2^D leaves, its sum left in C, then the
     rest, whose last leaf adds it): the naive chain's bits and the uncut run's, with 2, 3, 5,
@@ -390,19 +400,15 @@ def test_the_automatic_choice_cuts_k_where_b_fills_the_budget():
 
 @pytest.fixture
 def deep_tiles():
-    """Run the test's products with deep tiles wherever they can be, then restore."""
-    before = gemm_module.use_deep_tiles(True)
-    yield
-    gemm_module.use_deep_tiles(before)
+    """Deep tiles wherever they can be."""
+    yield from _forced("use_deep_tiles")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (False, True)])
 @pytest.mark.parametrize("cut", [False, True])
-@pytest.mark.parametrize("m,n,k", [(130, 300, 3000), (250, 70, 1300), (29, 600, 1100),
-                                   (300, 2100, 600), (17, 40, 513), (200, 300, 5 * 512 + 3),
-                                   (45, 5, 900)])
+@pytest.mark.parametrize("m,n,k", LEAVES_SHAPES + [(45, 5, 900)])
 def test_deep_tiles_give_the_same_bits(deep_tiles, dtype, threads, ta, tb, cut, m, n, k):
     """Deep tiles (each tile runs every leaf of its part back to back, the lower levels'
     partials one tile each): the naive chain's bits and those of leaf after leaf, with 2, 3,
