@@ -1402,6 +1402,7 @@ cdef Operands _layout(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, dtype, int num_t
     g.m, g.n, g.k = m, n, k
     g.pa = g.pb = NULL
     g.whole_b = g.deep = False
+    g.cut = g.blocks = 0
     if m <= 0 or n <= 0 or k <= 0:
         return g
     if np.dtype(dtype) == _F32_DTYPE:

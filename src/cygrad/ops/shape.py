@@ -7,6 +7,7 @@ a reshape, or a scatter-add whose contributions are summed in the index order (a
 the same bits for any thread count).
 """
 
+import math
 import numbers
 import operator
 
@@ -1820,6 +1821,44 @@ class AsStrided(Op):
                                "tensor refers to a single memory location. Please clone() the "
                                "tensor before performing the operation.")
         return order[found]
+
+
+@export("resize_", method=True, function=False)
+def resize_(self, *size, memory_format=None):
+    """torch's resize_: the same tensor with another shape, its memory read in C order from
+    its storage offset (the strides it had are dropped, unless the shape is the one it
+    has); a larger shape than its storage holds gets a larger storage, the old elements kept
+    and the new ones uninitialized. Departure: a storage that grows is new memory, which
+    views taken before the resize do not see (torch's views share the grown storage)."""
+    if memory_format is not None and memory_format != "contiguous_format":
+        raise NotImplementedError(f"resize_(): memory_format={memory_format} is not supported "
+                                  "(cygrad tensors are C-ordered)")
+    shape = _shape_args(size, "resize_")
+    if any(n < 0 for n in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension "
+                           f"{min(shape)}: {list(shape)}")
+    if self.requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    a = self._data
+    if shape == a.shape:
+        return self
+    numel = math.prod(shape)
+    flat, start = _storage(a)
+    if start + numel > flat.size:  # torch's storage grows: old elements kept, the rest new
+        grown = np.empty(start + numel, dtype=a.dtype)
+        grown[:flat.size] = flat
+        flat = grown
+    self._data = flat[start:][:numel].reshape(shape)  # ([start:start] would drop the offset)
+    if self._extra is not None:  # no longer the view op's result: writes go to its memory
+        self._extra.pop("base", None)
+        self._extra.pop("view_op", None)
+    return self
+
+
+@export("resize_as_", method=True, function=False)
+def resize_as_(self, the_template, *, memory_format=None):
+    """torch's resize_as_: resize_(the_template.shape)."""
+    return resize_(self, tuple(the_template.shape), memory_format=memory_format)
 
 
 @export("as_strided", method=True)
