@@ -1270,18 +1270,20 @@ cdef inline Py_ssize_t _buffers_of(Operands *g, floating *tag, Py_ssize_t nt, bi
     cdef Py_ssize_t blocks = _cdiv(g.k, KC), cut, nc_cut
     cdef Py_ssize_t n_share = _cdiv(_cdiv(g.n, NR), nt) * NR if split_n else g.n
     # k cut in two parts (the k tree above) when 256 columns of the whole k's B take a thread's
-    # budget or more and its columns make 4 blocks or more: each part's B then packs the
-    # columns that fill what the whole k's took. 2048^3 float64 (8 leaves: 4 + 4; 512 columns
-    # instead of 256) 1.5-2% faster at one thread and at two, 512 x 2048 x 2048 2%, float32
-    # 2048 x 2048 x 4096 1.6%; 1024^3 float64 at two threads (2 blocks of columns to 1) 1%
-    # slower: part 0's sums go out to memory and come back (benchmarks/README.md).
+    # budget or more and the cut leaves fewer blocks of columns: each part's B then packs the
+    # columns that fill what the whole k's took, and the tiles run deep (_unit_deep). 2048^3
+    # float64 (8 leaves: 4 + 4; 512 columns instead of 256) 1.5-2% faster at one thread and at
+    # two, 512 x 2048 x 2048 2%, float32 2048 x 2048 x 4096 1.6%, then deep tiles 2-3% more.
+    # Until deep tiles it took 4 blocks of columns or more: with 2 (1024^3 float64 at two
+    # threads) part 0's sums going out to memory and back lost 1%; with deep tiles 1024^3 at two
+    # threads, 2048 x 512 x 2048 and 1024 x 768 x 2048 at one are 1.7-2.4% faster cut, 512 x
+    # 512 x 4096 3.6% (benchmarks/README.md).
     g.cut = g.blocks = blocks
     if g.whole_b and blocks >= 2 and _cut_mode != 0 and _cdiv(g.m, g.mc) <= CUT_UNITS:
         cut = (<Py_ssize_t>1) << _top(blocks)
         nc_cut = min(<Py_ssize_t>CG_NC, max(_packed_b // nt, g.k * g.nc * isz) // (cut * KC * isz)
                      // NR * NR)
         if _cut_mode == 1 or (g.k * 256 * isz >= _packed_b // nt and
-                              _cdiv(n_share, g.nc) >= 4 and
                               _cdiv(n_share, nc_cut) < _cdiv(n_share, g.nc)):
             g.cut, g.nc = cut, max(nc_cut, NR)
     # per thread: an MC x KC block of A, the packed B (whole_b: k x nc, or a part's, else

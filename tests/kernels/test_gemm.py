@@ -379,8 +379,9 @@ def test_units_of_a_cut_k_taken_from_another_thread(k_cut, thread_zero_first, dt
 
 def test_the_automatic_choice_cuts_k_where_b_fills_the_budget():
     """Automatic: k is cut when 256 columns of the whole k's packed B take a thread's share
-    of the budget (blocking()["packed_b"]) and the columns make 4 blocks or more; then the
-    first part is the first 2^D of the N leaves (N/2 for a power of two)."""
+    of the budget (blocking()["packed_b"]) and the cut leaves fewer blocks of columns (two
+    instead of four, one instead of two: with deep tiles both pay); then the first part is
+    the first 2^D of the N leaves (N/2 for a power of two)."""
     budget, kc = gemm_module.blocking()["packed_b"], gemm_module.k_block["float64"]
     k = max(2048, budget // (256 * 8))
     k = 1 << (k - 1).bit_length()  # a power of two: N leaves, the first part N / 2
@@ -389,6 +390,7 @@ def test_the_automatic_choice_cuts_k_where_b_fills_the_budget():
         assert gemm_module.cut_leaves(512, 4096, k, np.float64, 1) == k // kc // 2
         assert gemm_module.cut_leaves(512, 4096, k + kc, np.float64, 1) == k // kc
         assert gemm_module.cut_leaves(256, 256, k, np.float64, 1) == 0  # one block of columns
+        assert gemm_module.cut_leaves(512, 512, k, np.float64, 1) == k // kc // 2  # 2 to 1
         assert gemm_module.cut_leaves(512, 4096, kc, np.float64, 1) == 0  # one leaf
         small = max(kc, budget // (512 * 8) // kc * kc)  # 512 columns of it fit the budget
         assert gemm_module.cut_leaves(512, 4096, small, np.float64, 1) == 0
